@@ -1,0 +1,33 @@
+# Petrel — the two commands (see README.md):
+#   make run    set up this host and start an all-in-one cloud (controller + node)
+#   make test   the whole test suite against the real services
+#   make stop   stop what `make run` started
+SHELL := /bin/bash
+SWIFT ?= swift
+
+.PHONY: run stop test build services guest-image sample-config status
+
+services:
+	@bash Packaging/host-services.sh
+
+# One build of everything (programs and tests) so `swift test` never rebuilds.
+build: services
+	$(SWIFT) build --build-tests
+
+guest-image: services
+	@Packaging/guest-image/build.sh >/dev/null
+
+test: build guest-image
+	$(SWIFT) test --skip-build
+
+run: build
+	@bash Packaging/all-in-one.sh start
+
+stop:
+	@bash Packaging/all-in-one.sh stop
+
+status:
+	@bash Packaging/all-in-one.sh status
+
+sample-config: build
+	.build/debug/petrel-controller sample-config > etc/petrel.conf.sample

@@ -1,0 +1,81 @@
+// swift-tools-version:6.2
+// Petrel: an OpenStack-compatible cloud for KVM/QEMU hosts.
+// `ls Sources` reads like the architecture (see ../shared/DESIGN.md):
+//   C*            system libraries, each imported by exactly one driver
+//   *Driver       one module per outside system (libvirt, netlink + netns, RabbitMQ, LVM, iptables, processes)
+//   PetrelCore    configuration, logging, metrics bootstrap, errors shared by both programs
+//   PetrelHTTP    what every HTTP listener serves (/metrics, /healthcheck)
+//   petrel-controller, petrel-node   the two programs
+import PackageDescription
+
+let package = Package(
+    name: "petrel",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "petrel-controller", targets: ["petrel-controller"]),
+        .executable(name: "petrel-node", targets: ["petrel-node"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    ],
+    targets: [
+        // MARK: C libraries (Debian -dev packages)
+        .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
+        .systemLibrary(name: "CNetlink", pkgConfig: "libnl-route-3.0", providers: [.apt(["libnl-route-3-dev"])]),
+        .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
+        .systemLibrary(name: "CLVM", providers: [.apt(["liblvm2-dev"])]),
+
+        // MARK: shared core
+        .target(name: "PetrelCore", dependencies: [
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+
+        // MARK: drivers
+        .target(name: "LibvirtDriver", dependencies: ["CLibvirt", "PetrelCore"]),
+        .target(name: "NetlinkDriver", dependencies: ["CNetlink", "PetrelCore"]),
+        .target(name: "RabbitMQDriver", dependencies: ["CRabbitMQ", "PetrelCore"]),
+        .target(name: "LVMDriver", dependencies: ["CLVM", "PetrelCore"]),
+        .target(name: "IptablesDriver", dependencies: ["ProcessDriver", "PetrelCore"]),
+        .target(name: "ProcessDriver", dependencies: ["NetlinkDriver", "PetrelCore"]),
+
+        // MARK: HTTP listeners
+        // What every listener of both programs serves: /metrics, /healthcheck, error bodies.
+        .target(name: "PetrelHTTP", dependencies: [
+            "PetrelCore",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
+
+        // MARK: programs
+        .executableTarget(name: "petrel-controller", dependencies: [
+            "PetrelCore", "PetrelHTTP",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        .executableTarget(name: "petrel-node", dependencies: [
+            "PetrelCore", "PetrelHTTP", "LibvirtDriver",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+
+        // MARK: tests
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "PetrelCoreTests", dependencies: ["PetrelCore", "TestSupport"]),
+        .testTarget(name: "LibvirtDriverTests", dependencies: ["LibvirtDriver", "TestSupport"]),
+        .testTarget(name: "NetlinkDriverTests", dependencies: ["NetlinkDriver", "TestSupport"]),
+        .testTarget(name: "RabbitMQDriverTests", dependencies: ["RabbitMQDriver", "TestSupport"]),
+        .testTarget(name: "LVMDriverTests", dependencies: ["LVMDriver", "ProcessDriver", "TestSupport"]),
+        .testTarget(name: "IptablesDriverTests", dependencies: ["IptablesDriver", "TestSupport"]),
+        .testTarget(name: "ProcessDriverTests", dependencies: ["ProcessDriver", "NetlinkDriver", "TestSupport"]),
+        .testTarget(name: "GuestImageTests", dependencies: ["LibvirtDriver", "ProcessDriver", "TestSupport"]),
+        .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "PetrelCore", "TestSupport"]),
+    ]
+)

@@ -1,0 +1,194 @@
+import CLVM
+import Foundation
+import PetrelCore
+
+/// A failed LVM command, with what LVM printed as its error.
+public struct LVMError: Error, CustomStringConvertible, Sendable {
+    public let command: String
+    public let code: Int32
+    public let messages: [String]
+    public var description: String {
+        "lvm \(command) failed (\(LVM.describe(code))): \(messages.isEmpty ? "no message" : messages.joined(separator: "; "))"
+    }
+}
+
+public struct VolumeGroupInfo: Sendable, Equatable {
+    public let name: String
+    public let sizeBytes: UInt64
+    public let freeBytes: UInt64
+    public let logicalVolumeCount: Int
+}
+
+public struct LogicalVolumeInfo: Sendable, Equatable {
+    public let name: String
+    public let volumeGroup: String
+    public let sizeBytes: UInt64
+    /// LVM's attribute string, e.g. "-wi-a-----" (5th character 'a' when active).
+    public let attributes: String
+    public var isActive: Bool {
+        let chars = Array(attributes)
+        return chars.count > 4 && chars[4] == "a"
+    }
+}
+
+/// What a create or resize did. Where the kernel has no device-mapper, LVM can change
+/// its metadata but not activate volumes: `activated` is then false and `note` says so.
+public struct LVMChange: Sendable, Equatable {
+    public let volume: LogicalVolumeInfo
+    public let activated: Bool
+    public let note: String?
+}
+
+/// LVM through liblvm2cmd, in this process. liblvm2cmd is not thread-safe: commands
+/// run one at a time. Reports come back as JSON (`--reportformat json`).
+public final class LVM: @unchecked Sendable {
+    public static let shared = LVM()
+
+    private let lock = NSLock()
+    private var handle: UnsafeMutableRawPointer?
+
+    /// Whether the kernel offers device-mapper, i.e. whether LVs can be activated.
+    public let deviceMapperAvailable: Bool
+
+    private init() {
+        deviceMapperAvailable = FileManager.default.fileExists(atPath: "/dev/mapper/control")
+            && ((try? String(contentsOfFile: "/proc/misc", encoding: .utf8))?.contains("device-mapper") ?? false)
+    }
+
+    static let unavailableNote = "device-mapper is not available in this kernel: the volume exists in LVM metadata but is not activated"
+
+    /// Runs one LVM command line (e.g. `vgs --reportformat json`) and returns what it printed.
+    public func run(_ arguments: [String]) throws -> [String] {
+        for argument in arguments where argument.isEmpty || argument.contains(where: { $0.isWhitespace || $0 == "\"" || $0 == "'" }) {
+            throw LVMError(command: arguments.first ?? "", code: 3, messages: ["argument '\(argument)' is empty or contains spaces or quotes"])
+        }
+        let commandLine = arguments.joined(separator: " ")
+        lock.lock()
+        defer { lock.unlock() }
+        // LVM sets the process umask to 0077 for its own files; the rest of the process
+        // (instance directories qemu must read, for one) keeps the umask it had.
+        let umaskBefore = umask(0o022)
+        defer { umask(umaskBefore) }
+        umask(umaskBefore)
+        if handle == nil {
+            lvm2_log_fn(lvmLogCallback)
+            handle = lvm2_init()
+            guard handle != nil else { throw LVMError(command: commandLine, code: 4, messages: ["lvm2_init failed"]) }
+            lvm2_log_level(handle, 4)
+        }
+        LVMCapture.lines = []
+        let rc = lvm2_run(handle, commandLine)
+        let lines = LVMCapture.lines
+        LVMCapture.lines = []
+        guard rc == 1 else {
+            throw LVMError(command: commandLine, code: rc, messages: lines.filter { $0.level <= 3 }.map(\.text))
+        }
+        return lines.filter { $0.level == 4 }.map(\.text)
+    }
+
+    /// Runs a reporting command and decodes its JSON report's first list under `key`.
+    func report(_ arguments: [String], key: String) throws -> [[String: String]] {
+        let lines = try run(arguments + ["--reportformat", "json", "--units", "b", "--nosuffix"])
+        guard let start = lines.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces) == "{" }) else { return [] }
+        let json = lines[start...].joined(separator: "\n")
+        struct Report: Decodable { let report: [[String: [[String: String]]]] }
+        let decoded = try JSONDecoder().decode(Report.self, from: Data(json.utf8))
+        return decoded.report.first?[key] ?? []
+    }
+
+    public func volumeGroups() throws -> [VolumeGroupInfo] {
+        try report(["vgs", "-o", "vg_name,vg_size,vg_free,lv_count"], key: "vg").map {
+            VolumeGroupInfo(name: $0["vg_name"] ?? "", sizeBytes: UInt64($0["vg_size"] ?? "") ?? 0,
+                            freeBytes: UInt64($0["vg_free"] ?? "") ?? 0, logicalVolumeCount: Int($0["lv_count"] ?? "") ?? 0)
+        }
+    }
+
+    public func logicalVolumes(in volumeGroup: String) throws -> [LogicalVolumeInfo] {
+        try checkName(volumeGroup)
+        return try report(["lvs", "-o", "lv_name,vg_name,lv_size,lv_attr", volumeGroup], key: "lv").map {
+            LogicalVolumeInfo(name: $0["lv_name"] ?? "", volumeGroup: $0["vg_name"] ?? "",
+                              sizeBytes: UInt64($0["lv_size"] ?? "") ?? 0, attributes: $0["lv_attr"] ?? "")
+        }
+    }
+
+    public func logicalVolume(_ name: String, in volumeGroup: String) throws -> LogicalVolumeInfo? {
+        try logicalVolumes(in: volumeGroup).first { $0.name == name }
+    }
+
+    public func createPhysicalVolume(_ device: String) throws { _ = try run(["pvcreate", "-y", device]) }
+    public func removePhysicalVolume(_ device: String) throws { _ = try run(["pvremove", "-y", device]) }
+
+    public func createVolumeGroup(_ name: String, devices: [String]) throws {
+        try checkName(name)
+        _ = try run(["vgcreate", name] + devices)
+    }
+
+    public func removeVolumeGroup(_ name: String) throws {
+        try checkName(name)
+        _ = try run(["vgremove", "-y", name] + noDriverFlags)
+    }
+
+    /// Creates a logical volume of `sizeBytes` (rounded up to whole extents by LVM).
+    public func createLogicalVolume(_ name: String, in volumeGroup: String, sizeBytes: UInt64) throws -> LVMChange {
+        try checkName(name)
+        try checkName(volumeGroup)
+        let activation = deviceMapperAvailable ? ["-ay"] : ["-an", "-Zn"] + noDriverFlags
+        _ = try run(["lvcreate", "-y", "-n", name, "-L", "\(sizeBytes)b"] + activation + [volumeGroup])
+        return try change(name, volumeGroup)
+    }
+
+    /// Grows a logical volume to `sizeBytes`.
+    public func extendLogicalVolume(_ name: String, in volumeGroup: String, toBytes sizeBytes: UInt64) throws -> LVMChange {
+        try checkName(name)
+        try checkName(volumeGroup)
+        _ = try run(["lvextend", "-L", "\(sizeBytes)b"] + noDriverFlags + ["\(volumeGroup)/\(name)"])
+        return try change(name, volumeGroup)
+    }
+
+    /// Removes a logical volume; removing one that does not exist is not an error.
+    public func removeLogicalVolume(_ name: String, in volumeGroup: String) throws {
+        try checkName(name)
+        try checkName(volumeGroup)
+        guard try logicalVolume(name, in: volumeGroup) != nil else { return }
+        _ = try run(["lvremove", "-y"] + noDriverFlags + ["\(volumeGroup)/\(name)"])
+    }
+
+    private var noDriverFlags: [String] { deviceMapperAvailable ? [] : ["--driverloaded", "n"] }
+
+    private func change(_ name: String, _ volumeGroup: String) throws -> LVMChange {
+        guard let volume = try logicalVolume(name, in: volumeGroup) else {
+            throw LVMError(command: "lvs", code: 5, messages: ["\(volumeGroup)/\(name) not found after the change"])
+        }
+        return LVMChange(volume: volume, activated: volume.isActive, note: deviceMapperAvailable ? nil : Self.unavailableNote)
+    }
+
+    /// LVM's own rule for VG and LV names.
+    private func checkName(_ name: String) throws {
+        let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+_.-")
+        guard !name.isEmpty, name.count <= 127, !name.hasPrefix("-"), name != ".", name != "..",
+              name.unicodeScalars.allSatisfy({ allowed.contains($0) }) else {
+            throw LVMError(command: "", code: 3, messages: ["invalid LVM name '\(name)' (letters, digits, + _ . - only)"])
+        }
+    }
+
+    static func describe(_ code: Int32) -> String {
+        switch code {
+        case 2: return "no such command"
+        case 3: return "invalid parameters"
+        case 4: return "initialisation failed"
+        case 5: return "processing failed"
+        default: return "code \(code)"
+        }
+    }
+}
+
+/// liblvm2cmd reports through a C callback with no context pointer: it writes here, and
+/// `LVM.run` (which holds the lock) reads it.
+enum LVMCapture {
+    nonisolated(unsafe) static var lines: [(level: Int32, text: String)] = []
+}
+
+private let lvmLogCallback: lvm2_log_fn_t = { level, _, _, _, message in
+    guard let message, level <= 4 else { return }
+    LVMCapture.lines.append((level, String(cString: message)))
+}

@@ -1,0 +1,299 @@
+import Foundation
+
+/// A configuration problem, reported with where it came from (file and line, or the
+/// environment variable) so an operator can fix it at once.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public let origin: String
+    public let message: String
+    public var description: String { "\(origin): \(message)" }
+}
+
+public struct HostPort: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host:port` or `[v6]:port`.
+    public init?(parsing text: String) {
+        var host: Substring
+        var portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":") else { return nil }
+            portText = rest.dropFirst()
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+            if host.contains(":") { return nil }
+        }
+        guard !host.isEmpty, let port = Int(portText), (1...65535).contains(port) else { return nil }
+        self.host = String(host)
+        self.port = port
+    }
+}
+
+/// One broker of `transport_url`.
+public struct BrokerAddress: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    public var user: String
+    public var password: String
+}
+
+public struct TransportURL: Sendable, Equatable {
+    public var brokers: [BrokerAddress]
+    public var virtualHost: String
+
+    /// `rabbit://user:pass@host:port[,user:pass@host:port...]/vhost`. Credentials and port
+    /// default to guest/guest and 5672; an empty vhost means `/`.
+    public init?(parsing text: String) {
+        guard text.hasPrefix("rabbit://") else { return nil }
+        let rest = text.dropFirst("rabbit://".count)
+        let hostsPart: Substring
+        let vhostPart: Substring
+        if let slash = rest.firstIndex(of: "/") {
+            hostsPart = rest[..<slash]
+            vhostPart = rest[rest.index(after: slash)...]
+        } else {
+            hostsPart = rest
+            vhostPart = ""
+        }
+        var brokers: [BrokerAddress] = []
+        for entry in hostsPart.split(separator: ",", omittingEmptySubsequences: false) {
+            var user = "guest", password = "guest"
+            var location = entry
+            if let at = entry.lastIndex(of: "@") {
+                let credentials = entry[..<at]
+                location = entry[entry.index(after: at)...]
+                if let colon = credentials.firstIndex(of: ":") {
+                    user = String(credentials[..<colon]).removingPercentEncoding ?? String(credentials[..<colon])
+                    let pw = credentials[credentials.index(after: colon)...]
+                    password = String(pw).removingPercentEncoding ?? String(pw)
+                } else {
+                    user = String(credentials)
+                }
+            }
+            let hostPort: HostPort
+            if let parsed = HostPort(parsing: String(location)) {
+                hostPort = parsed
+            } else if !location.isEmpty, !location.contains(":") || location.hasPrefix("[") && location.hasSuffix("]") {
+                hostPort = HostPort(host: String(location.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))), port: 5672)
+            } else {
+                return nil
+            }
+            brokers.append(BrokerAddress(host: hostPort.host, port: hostPort.port, user: user, password: password))
+        }
+        guard !brokers.isEmpty else { return nil }
+        self.brokers = brokers
+        let vhost = String(vhostPart).removingPercentEncoding ?? String(vhostPart)
+        self.virtualHost = vhost.isEmpty ? "/" : vhost
+    }
+}
+
+public enum DatabaseURL: Sendable, Equatable {
+    case sqlite(path: String)
+    case postgresql(url: String)
+
+    public init?(parsing text: String) {
+        if text.hasPrefix("sqlite:///") {
+            let path = String(text.dropFirst("sqlite:///".count))
+            guard path.hasPrefix("/"), path.count > 1 else { return nil }
+            self = .sqlite(path: path)
+        } else if text.hasPrefix("postgresql://") || text.hasPrefix("postgres://") {
+            guard let url = URL(string: text), url.host != nil else { return nil }
+            self = .postgresql(url: text)
+        } else {
+            return nil
+        }
+    }
+}
+
+/// The validated configuration of either program.
+public struct PetrelConfig: Sendable {
+    public var host: String
+    public var transportURL: TransportURL
+    public var statePath: String
+    public var logFormat: LogFormat
+    public var debug: Bool
+    public var databaseConnection: DatabaseURL
+    public var apiListen: HostPort
+    public var publicURL: String
+    public var libvirtURI: String
+    public var virtType: String
+    public var nodeMetricsListen: HostPort
+
+    public static let defaultPath = "/etc/petrel/petrel.conf"
+
+    /// Reads `path` (a missing file is an error only when `mustExist`), applies
+    /// `PETREL_<SECTION>_<KEY>` overrides from `environment`, and validates every value.
+    public static func load(path: String?, mustExist: Bool, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> PetrelConfig {
+        var values: [String: (value: String, origin: String)] = [:]
+        if let path {
+            if FileManager.default.fileExists(atPath: path) {
+                guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+                    throw ConfigError(origin: path, message: "cannot read the file (permissions, or not UTF-8 text)")
+                }
+                for entry in try INIFile.parse(text, file: path) {
+                    guard ConfigSchema.sections.contains(entry.section) else {
+                        throw ConfigError(origin: "\(path):\(entry.sectionLine)", message: "unknown section [\(entry.section)] (known: \(ConfigSchema.sections.joined(separator: ", ")))")
+                    }
+                    guard ConfigSchema.option(section: entry.section, key: entry.key) != nil else {
+                        let known = ConfigSchema.options.filter { $0.section == entry.section }.map(\.key)
+                        throw ConfigError(origin: "\(path):\(entry.line)", message: "unknown key '\(entry.key)' in [\(entry.section)] (known: \(known.joined(separator: ", ")))")
+                    }
+                    let id = "\(entry.section).\(entry.key)"
+                    if let previous = values[id] {
+                        throw ConfigError(origin: "\(path):\(entry.line)", message: "'\(entry.key)' in [\(entry.section)] is already set at \(previous.origin)")
+                    }
+                    values[id] = (entry.value, "\(path):\(entry.line)")
+                }
+            } else if mustExist {
+                throw ConfigError(origin: path, message: "configuration file does not exist")
+            }
+        }
+        // Environment overrides, and refusal of misspelt PETREL_<SECTION>_* variables.
+        let known = Set(ConfigSchema.options.map(\.environmentName))
+        for (name, value) in environment where name.hasPrefix("PETREL_") {
+            if known.contains(name) {
+                let option = ConfigSchema.options.first { $0.environmentName == name }!
+                values["\(option.section).\(option.key)"] = (value, "environment variable \(name)")
+            } else if ConfigSchema.sections.contains(where: { name.hasPrefix("PETREL_\($0.uppercased())_") }) {
+                throw ConfigError(origin: "environment variable \(name)", message: "no such configuration key")
+            }
+        }
+        return try PetrelConfig(values: values)
+    }
+
+    private init(values: [String: (value: String, origin: String)]) throws {
+        func raw(_ section: String, _ key: String) throws -> (value: String, origin: String)? {
+            let option = ConfigSchema.option(section: section, key: key)!
+            if let given = values["\(section).\(key)"] {
+                try Self.validate(given.value, as: option, origin: given.origin)
+                return given
+            }
+            return option.defaultValue.map { ($0, "default of [\(section)] \(key)") }
+        }
+        func string(_ section: String, _ key: String) throws -> String? { try raw(section, key)?.value }
+
+        host = try string("DEFAULT", "host") ?? Self.machineHostName()
+        transportURL = TransportURL(parsing: try string("DEFAULT", "transport_url")!)!
+        statePath = try string("DEFAULT", "state_path")!
+        logFormat = LogFormat(rawValue: try string("DEFAULT", "log_format")!)!
+        debug = Self.boolean(try string("DEFAULT", "debug")!)!
+        databaseConnection = DatabaseURL(parsing: try string("database", "connection")!)!
+        apiListen = HostPort(parsing: try string("api", "listen")!)!
+        libvirtURI = try string("libvirt", "uri")!
+        virtType = try string("libvirt", "virt_type")!
+        nodeMetricsListen = HostPort(parsing: try string("node", "metrics_listen")!)!
+        if let url = try string("api", "public_url") {
+            publicURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+        } else {
+            let wildcard = ["0.0.0.0", "::", "*"].contains(apiListen.host)
+            let reachable = HostPort(host: wildcard ? host : apiListen.host, port: apiListen.port)
+            publicURL = "http://\(reachable)"
+        }
+    }
+
+    static func validate(_ value: String, as option: ConfigOption, origin: String) throws {
+        func fail(_ why: String) -> ConfigError {
+            ConfigError(origin: origin, message: "[\(option.section)] \(option.key) = '\(value)': \(why)")
+        }
+        switch option.kind {
+        case .string:
+            if value.isEmpty { throw fail("must not be empty") }
+        case .hostname:
+            let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._"))
+            if value.isEmpty || value.count > 253 || value.unicodeScalars.contains(where: { !allowed.contains($0) }) {
+                throw fail("not a valid host name (letters, digits, '-', '.', '_')")
+            }
+        case .transportURL:
+            if TransportURL(parsing: value) == nil { throw fail("expected rabbit://user:pass@host:port/vhost (several hosts separated by commas)") }
+        case .databaseURL:
+            if DatabaseURL(parsing: value) == nil { throw fail("expected sqlite:////absolute/path.db or postgresql://user:pass@host:port/dbname") }
+        case .hostPort:
+            if HostPort(parsing: value) == nil { throw fail("expected host:port with a port in 1...65535 ([addr]:port for IPv6)") }
+        case .httpURL:
+            guard let url = URL(string: value), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                throw fail("expected an http:// or https:// URL")
+            }
+        case .choice(let allowed):
+            if !allowed.contains(value) { throw fail("must be one of: \(allowed.joined(separator: ", "))") }
+        case .integer(let range):
+            guard let number = Int(value), range.contains(number) else {
+                throw fail("expected an integer in \(range.lowerBound)...\(range.upperBound)")
+            }
+        case .boolean:
+            if boolean(value) == nil { throw fail("expected true or false") }
+        case .absolutePath:
+            if !value.hasPrefix("/") { throw fail("expected an absolute path") }
+        }
+    }
+
+    static func boolean(_ text: String) -> Bool? {
+        switch text.lowercased() {
+        case "true", "yes", "on", "1": return true
+        case "false", "no", "off", "0": return false
+        default: return nil
+        }
+    }
+
+    static func machineHostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "localhost" }
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty ? "localhost" : name
+    }
+}
+
+/// A minimal INI reader in the shape oslo.config accepts: `[section]`, `key = value`
+/// (or `key: value`), comments starting with `#` or `;` on their own line.
+enum INIFile {
+    struct Entry {
+        var section: String
+        var key: String
+        var value: String
+        var line: Int
+        /// Line of the `[section]` header this entry sits under.
+        var sectionLine: Int
+    }
+
+    static func parse(_ text: String, file: String) throws -> [Entry] {
+        var entries: [Entry] = []
+        var section: String?
+        var sectionLine = 0
+        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let lineNumber = index + 1
+            let line = rawLine.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\r"))
+            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
+            if line.hasPrefix("[") {
+                guard line.hasSuffix("]"), line.count > 2 else {
+                    throw ConfigError(origin: "\(file):\(lineNumber)", message: "malformed section header '\(line)'")
+                }
+                section = String(line.dropFirst().dropLast()).trimmingCharacters(in: .whitespaces)
+                sectionLine = lineNumber
+                continue
+            }
+            guard let separator = line.firstIndex(where: { $0 == "=" || $0 == ":" }) else {
+                throw ConfigError(origin: "\(file):\(lineNumber)", message: "expected 'key = value', found '\(line)'")
+            }
+            guard let current = section else {
+                throw ConfigError(origin: "\(file):\(lineNumber)", message: "'\(line)' appears before any [section]")
+            }
+            let key = line[..<separator].trimmingCharacters(in: .whitespaces)
+            let value = line[line.index(after: separator)...].trimmingCharacters(in: .whitespaces)
+            guard !key.isEmpty else {
+                throw ConfigError(origin: "\(file):\(lineNumber)", message: "missing key before '\(line[separator])'")
+            }
+            entries.append(Entry(section: current, key: key, value: value, line: lineNumber, sectionLine: sectionLine))
+        }
+        return entries
+    }
+}

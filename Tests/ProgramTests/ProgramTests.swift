@@ -1,0 +1,94 @@
+import Foundation
+import PetrelCore
+import ProcessDriver
+import TestSupport
+import Testing
+
+/// The two programs as an operator runs them: flags, configuration errors, listeners,
+/// logs and a graceful stop on SIGTERM.
+@Suite struct ProgramTests {
+    func program(_ name: String) throws -> String {
+        let path = Repository.binDirectory.appendingPathComponent(name).path
+        try Requirement.require(FileManager.default.isExecutableFile(atPath: path), "\(path) is not built (make test builds it)")
+        return path
+    }
+
+    func writeConfig(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-\(UUID().uuidString).conf").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func freePort() -> Int { Int.random(in: 20_000...45_000) }
+
+    @Test(arguments: ["petrel-controller", "petrel-node"])
+    func helpAndVersion(name: String) throws {
+        let binary = try program(name)
+        let version = try Command.check(binary, ["--version"])
+        #expect(version.trimmingCharacters(in: .whitespacesAndNewlines) == PetrelVersion.current)
+        let help = try Command.check(binary, ["--help"])
+        #expect(help.contains("USAGE"))
+        // The controller's options sit on its commands (serve, sample-config).
+        let serveHelp = name == "petrel-node" ? help : try Command.check(binary, ["serve", "--help"])
+        #expect(serveHelp.contains("--config"), "\(serveHelp)")
+    }
+
+    @Test(arguments: ["petrel-controller", "petrel-node"])
+    func badConfigurationStopsWithFileAndLine(name: String) throws {
+        let binary = try program(name)
+        let config = try writeConfig("[api]\nlisten = 127.0.0.1:5000\nlistn = oops\n")
+        let result = try Command.run(binary, ["--config", config])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("\(config):3") && result.stderr.contains("unknown key 'listn'"), "\(result.stderr)")
+        let missing = try Command.run(binary, ["--config", "/nonexistent/petrel.conf"])
+        #expect(missing.status != 0 && missing.stderr.contains("/nonexistent/petrel.conf"))
+    }
+
+    @Test func sampleConfigIsTheCommittedOne() throws {
+        let printed = try Command.check(try program("petrel-controller"), ["sample-config"])
+        let committed = try String(contentsOf: Repository.root.appendingPathComponent("etc/petrel.conf.sample"), encoding: .utf8)
+        #expect(printed == committed)
+    }
+
+    @Test func controllerServesMetricsAndStopsOnSIGTERM() async throws {
+        let port = freePort()
+        let config = try writeConfig("[DEFAULT]\nlog_format = json\n[api]\nlisten = 127.0.0.1:\(port)\n")
+        let child = try ChildProcess(name: "controller", executable: try program("petrel-controller"),
+                                     arguments: ["--config", config], logger: .init(label: "test"))
+        try child.start()
+        defer { child.signal(SIGKILL) }
+        let up = await eventually { (try? Command.run("curl", ["-sf", "http://127.0.0.1:\(port)/healthcheck"]))?.stdout == "OK" }
+        #expect(up, "\(child.recentOutput)")
+        // Prometheus text, including the HTTP request metrics of the calls just made.
+        let metrics = try Command.check("curl", ["-sf", "-D", "-", "http://127.0.0.1:\(port)/metrics"])
+        #expect(metrics.lowercased().contains("content-type: text/plain; version=0.0.4"))
+        #expect(metrics.contains("hb_requests"), "\(metrics)")
+        // Logs are JSON lines.
+        let lines = child.recentOutput
+        #expect(!lines.isEmpty)
+        for line in lines { #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil, "not JSON: \(line)") }
+        child.signal(SIGTERM)
+        let stopped = await withTaskGroup(of: ChildProcess.Termination?.self) { group in
+            group.addTask { await child.wait() }
+            group.addTask { try? await Task.sleep(for: .seconds(10)); return nil }
+            let first = await group.next()!
+            group.cancelAll()
+            return first
+        }
+        #expect(stopped == .exited(0))
+    }
+
+    @Test func nodeServesMetricsLocallyAndStopsOnSIGTERM() async throws {
+        let port = freePort()
+        let config = try writeConfig("[libvirt]\nuri = test:///default\n[node]\nmetrics_listen = 127.0.0.1:\(port)\n")
+        let child = try ChildProcess(name: "node", executable: try program("petrel-node"),
+                                     arguments: ["--config", config], logger: .init(label: "test"))
+        try child.start()
+        defer { child.signal(SIGKILL) }
+        let up = await eventually { (try? Command.run("curl", ["-sf", "http://127.0.0.1:\(port)/metrics"]))?.status == 0 }
+        #expect(up, "\(child.recentOutput)")
+        #expect(child.recentOutput.contains { $0.contains("starting") && $0.contains("hypervisor=TEST") })
+        child.signal(SIGTERM)
+        #expect(await child.wait() == .exited(0))
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+
+/// Tests that need root or a running service call `require`. On a developer's laptop a
+/// missing requirement skips the test with the reason; under CI (`CI=true`) it fails it.
+public enum Requirement {
+    public static var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+
+    public struct Missing: Error, CustomStringConvertible {
+        public let reason: String
+        public var description: String { "required for this test under CI=true: \(reason)" }
+    }
+
+    public static func require(_ condition: Bool, _ reason: String) throws {
+        guard !condition else { return }
+        if isCI { throw Missing(reason: reason) }
+        try Test.cancel("skipped: \(reason)")
+    }
+
+    public static func root() throws {
+        try require(geteuid() == 0, "must run as root")
+    }
+
+    public static func tool(_ name: String) throws {
+        let found = ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin"].contains {
+            FileManager.default.isExecutableFile(atPath: "\($0)/\(name)")
+        }
+        try require(found, "\(name) is not installed (run Packaging/host-services.sh)")
+    }
+
+    /// libvirtd answers on its socket.
+    public static func libvirtd() throws {
+        try require(FileManager.default.fileExists(atPath: "/var/run/libvirt/libvirt-sock") && canConnect(unixPath: "/var/run/libvirt/libvirt-sock"),
+                    "libvirtd is not running (run Packaging/host-services.sh)")
+    }
+
+    /// RabbitMQ listens on 127.0.0.1:5672.
+    public static func rabbitmq() throws {
+        try require(canConnect(port: 5672), "RabbitMQ is not listening on 127.0.0.1:5672 (run Packaging/host-services.sh)")
+    }
+
+    public static func canConnect(port: UInt16) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    public static func canConnect(unixPath: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            let bytes = Array(unixPath.utf8.prefix(raw.count - 1))
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
+        }
+    }
+}
+
+/// Names for things tests create in shared places (links, namespaces, chains, queues,
+/// domains): a recognisable prefix plus randomness, short enough for interface names.
+public enum TestNames {
+    public static func unique(_ prefix: String = "pt") -> String {
+        prefix + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+    }
+}
+
+/// The repository's top directory (for etc/, Packaging/ and the built programs).
+public enum Repository {
+    public static let root: URL = {
+        var url = URL(fileURLWithPath: #filePath)
+        while url.path != "/" {
+            url.deleteLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
+        }
+        fatalError("Package.swift not found above \(#filePath)")
+    }()
+
+    /// Where `swift build` put the programs (`PETREL_TEST_BIN_DIR` overrides).
+    public static var binDirectory: URL {
+        if let dir = ProcessInfo.processInfo.environment["PETREL_TEST_BIN_DIR"] { return URL(fileURLWithPath: dir) }
+        return root.appendingPathComponent(".build/debug")
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+public func eventually(timeout: Duration = .seconds(10), every interval: Duration = .milliseconds(50),
+                       _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: interval)
+    }
+    return try await condition()
+}
