@@ -19,6 +19,7 @@ guest-image: services
 
 test: build guest-image
 	$(SWIFT) test --skip-build
+	@bash Packaging/test-leftovers.sh
 
 run: build
 	@bash Packaging/all-in-one.sh start
