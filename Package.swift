@@ -3,6 +3,7 @@
 // `ls Sources` reads like the architecture (see ../shared/DESIGN.md):
 //   C*            system libraries, each imported by exactly one driver
 //   *Driver       one module per outside system (libvirt, netlink + netns, RabbitMQ, LVM, iptables, processes)
+//   Contracts     the messages controller and nodes exchange;  RPC  call/cast/fanout over RabbitMQ
 //   PetrelCore    configuration, logging, metrics bootstrap, errors shared by both programs
 //   PetrelHTTP    what every HTTP listener serves (/metrics, /healthcheck)
 //   petrel-controller, petrel-node   the two programs
@@ -14,6 +15,7 @@ let package = Package(
     products: [
         .executable(name: "petrel-controller", targets: ["petrel-controller"]),
         .executable(name: "petrel-node", targets: ["petrel-node"]),
+        .executable(name: "petrel-bench-rpc", targets: ["petrel-bench-rpc"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -47,6 +49,15 @@ let package = Package(
         .target(name: "IptablesDriver", dependencies: ["ProcessDriver", "PetrelCore"]),
         .target(name: "ProcessDriver", dependencies: ["NetlinkDriver", "PetrelCore"]),
 
+        // MARK: controller ↔ node
+        // The Codable messages that cross the wire; the only thing both sides share with RPC.
+        .target(name: "Contracts"),
+        // call / cast / fanout over RabbitMQ, with reconnection.
+        .target(name: "RPC", dependencies: [
+            "Contracts", "RabbitMQDriver", "PetrelCore",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
         // MARK: HTTP listeners
         // What every listener of both programs serves: /metrics, /healthcheck, error bodies.
         .target(name: "PetrelHTTP", dependencies: [
@@ -66,6 +77,12 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
 
+        // MARK: benchmarks (print figures; run with -c release)
+        .executableTarget(name: "petrel-bench-rpc", dependencies: [
+            "RPC", "Contracts", "RabbitMQDriver", "PetrelCore",
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Benchmarks/RPCBenchmark"),
+
         // MARK: tests
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "PetrelCoreTests", dependencies: ["PetrelCore", "TestSupport"]),
@@ -76,6 +93,7 @@ let package = Package(
         .testTarget(name: "IptablesDriverTests", dependencies: ["IptablesDriver", "TestSupport"]),
         .testTarget(name: "ProcessDriverTests", dependencies: ["ProcessDriver", "NetlinkDriver", "TestSupport"]),
         .testTarget(name: "GuestImageTests", dependencies: ["LibvirtDriver", "ProcessDriver", "TestSupport"]),
+        .testTarget(name: "RPCTests", dependencies: ["RPC", "Contracts", "RabbitMQDriver", "ProcessDriver", "TestSupport"]),
         .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "PetrelCore", "TestSupport"]),
     ]
 )

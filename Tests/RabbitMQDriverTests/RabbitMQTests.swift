@@ -36,7 +36,8 @@ func connect() async throws -> AMQPConnection {
 }
 
 @Suite struct RabbitMQTests {
-    @Test func topicPublishConsumeAck() async throws {
+    @Test func topicPublishConsumeAck() async throws { try await BrokerUse.shared.withShared { try await topicPublishConsumeAck_() } }
+    func topicPublishConsumeAck_() async throws {
         let connection = try await connect()
         let topology = Topology(connection)
         do {
@@ -65,7 +66,8 @@ func connect() async throws -> AMQPConnection {
         await topology.tearDown()
     }
 
-    @Test func fanoutReachesEveryQueue() async throws {
+    @Test func fanoutReachesEveryQueue() async throws { try await BrokerUse.shared.withShared { try await fanoutReachesEveryQueue_() } }
+    func fanoutReachesEveryQueue_() async throws {
         let connection = try await connect()
         let topology = Topology(connection)
         do {
@@ -90,7 +92,8 @@ func connect() async throws -> AMQPConnection {
         await topology.tearDown()
     }
 
-    @Test func manyConfirmedPublishesInFlight() async throws {
+    @Test func manyConfirmedPublishesInFlight() async throws { try await BrokerUse.shared.withShared { try await manyConfirmedPublishesInFlight_() } }
+    func manyConfirmedPublishesInFlight_() async throws {
         let connection = try await connect()
         let topology = Topology(connection)
         do {
@@ -115,7 +118,8 @@ func connect() async throws -> AMQPConnection {
         await topology.tearDown()
     }
 
-    @Test func unacknowledgedMessagesAreRedelivered() async throws {
+    @Test func unacknowledgedMessagesAreRedelivered() async throws { try await BrokerUse.shared.withShared { try await unacknowledgedMessagesAreRedelivered_() } }
+    func unacknowledgedMessagesAreRedelivered_() async throws {
         let first = try await connect()
         let topology = Topology(first)
         let queue = try await topology.queue(durable: true)
@@ -137,7 +141,8 @@ func connect() async throws -> AMQPConnection {
         await topology.tearDown()
     }
 
-    @Test func channelErrorsLeaveTheConnectionUsable() async throws {
+    @Test func channelErrorsLeaveTheConnectionUsable() async throws { try await BrokerUse.shared.withShared { try await channelErrorsLeaveTheConnectionUsable_() } }
+    func channelErrorsLeaveTheConnectionUsable_() async throws {
         let connection = try await connect()
         let topology = Topology(connection)
         let queue = try await topology.queue(durable: false)
@@ -163,7 +168,8 @@ func connect() async throws -> AMQPConnection {
         await topology.tearDown()
     }
 
-    @Test func connectionFailuresAreClear() async throws {
+    @Test func connectionFailuresAreClear() async throws { try await BrokerUse.shared.withShared { try await connectionFailuresAreClear_() } }
+    func connectionFailuresAreClear_() async throws {
         try Requirement.rabbitmq()
         do {
             _ = try await AMQPConnection.connect(ConnectionOptions(user: "guest", password: "wrong-password"))

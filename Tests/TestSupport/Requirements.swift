@@ -105,3 +105,53 @@ public func eventually(timeout: Duration = .seconds(10), every interval: Duratio
     }
     return try await condition()
 }
+
+/// Tests that use RabbitMQ hold this shared; a test that takes the broker away holds it
+/// exclusively, so the outage it causes never hits a test running beside it.
+public actor BrokerUse {
+    public static let shared = BrokerUse()
+    private var readers = 0
+    private var writer = false
+    private var waiting: [(exclusive: Bool, continuation: CheckedContinuation<Void, Never>)] = []
+
+    public func withShared<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        await acquire(exclusive: false)
+        do {
+            let result = try await body()
+            release(exclusive: false)
+            return result
+        } catch {
+            release(exclusive: false)
+            throw error
+        }
+    }
+
+    public func withExclusive<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        await acquire(exclusive: true)
+        do {
+            let result = try await body()
+            release(exclusive: true)
+            return result
+        } catch {
+            release(exclusive: true)
+            throw error
+        }
+    }
+
+    private func acquire(exclusive: Bool) async {
+        if waiting.isEmpty && !writer && (!exclusive || readers == 0) {
+            if exclusive { writer = true } else { readers += 1 }
+            return
+        }
+        await withCheckedContinuation { waiting.append((exclusive, $0)) }
+    }
+
+    private func release(exclusive: Bool) {
+        if exclusive { writer = false } else { readers -= 1 }
+        while let next = waiting.first, !writer, !next.exclusive || readers == 0 {
+            waiting.removeFirst()
+            if next.exclusive { writer = true } else { readers += 1 }
+            next.continuation.resume()
+        }
+    }
+}
