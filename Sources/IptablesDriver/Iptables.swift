@@ -56,25 +56,25 @@ public struct Iptables: Sendable {
     private var restore: String { family == .ipv4 ? "iptables-restore" : "ip6tables-restore" }
 
     /// Makes `table` hold exactly `desired` among Petrel's chains and jumps.
-    public func apply(_ desired: OwnedRules, table: String = "filter") throws {
+    public func apply(_ desired: OwnedRules, table: String = "filter") async throws {
         for chain in desired.chains.keys where !chain.hasPrefix(prefix) || chain.count > 28 {
             throw IptablesError(message: "chain '\(chain)' must start with '\(prefix)' and be at most 28 characters")
         }
         for jump in desired.jumps where jump.from.hasPrefix(prefix) {
             throw IptablesError(message: "jumps come from built-in chains, not '\(jump.from)'")
         }
-        let current = try read(table: table)
-        try Command.check(restore, ["--noflush", "--wait"], input: Self.transaction(from: current, to: desired, table: table))
+        let current = try await read(table: table)
+        try await Command.check(restore, ["--noflush", "--wait"], input: Self.transaction(from: current, to: desired, table: table))
     }
 
     /// Removes every Petrel chain and jump from `table`.
-    public func removeAll(table: String = "filter") throws {
-        try apply(OwnedRules(), table: table)
+    public func removeAll(table: String = "filter") async throws {
+        try await apply(OwnedRules(), table: table)
     }
 
     /// Petrel's chains and jumps as the kernel has them now.
-    public func read(table: String = "filter") throws -> OwnedRules {
-        let dump = try Command.check(save, ["-t", table])
+    public func read(table: String = "filter") async throws -> OwnedRules {
+        let dump = try await Command.check(save, ["-t", table])
         return parse(dump)
     }
 

@@ -22,12 +22,15 @@ public struct CommandResult: Sendable {
 public enum Command {
     /// Runs `executable` with `arguments`, feeding `input` on standard input, optionally
     /// inside a network namespace, and returns its exit status and output.
+    ///
+    /// The caller's task is suspended, not blocked, while the command runs: the child's
+    /// output is read and its exit awaited on threads of their own.
     public static func run(_ executable: String, _ arguments: [String], input: String? = nil,
-                           namespace: NetworkNamespace? = nil) throws -> CommandResult {
+                           namespace: NetworkNamespace? = nil) async throws -> CommandResult {
         let child = try Spawned.start(try resolve(executable), arguments, environment: nil, namespace: namespace,
                                       withStdin: input != nil)
         if let input, let fd = child.stdin {
-            // Write from a thread of its own: a child that prints a lot before reading
+            // Written from a thread of its own: a child that prints a lot before reading
             // must not deadlock against us.
             let writer = Thread {
                 let bytes = Array(input.utf8)
@@ -42,31 +45,33 @@ public enum Command {
             }
             writer.start()
         }
-        // Drain both pipes at once so neither fills up and blocks the child.
-        let errorData = DataBox()
-        let errorDone = DispatchSemaphore(value: 0)
-        let reader = Thread {
-            errorData.data = Spawned.readAll(child.stderr)
-            errorDone.signal()
-        }
-        reader.start()
-        let outputData = Spawned.readAll(child.stdout)
-        errorDone.wait()
+        // Both pipes are drained at once so neither fills up and blocks the child.
+        async let output = readToEnd(child.stdout)
+        async let errors = readToEnd(child.stderr)
+        let (outputData, errorData) = await (output, errors)
+        let raw = await withCheckedContinuation { continuation in child.onExit { continuation.resume(returning: $0) } }
         let status: Int32
-        switch Spawned.termination(child.waitBlocking()) {
+        switch Spawned.termination(raw) {
         case .exited(let code): status = code
         case .signalled(let signal): status = 128 + signal
         }
         return CommandResult(status: status,
                              stdout: String(decoding: outputData, as: UTF8.self),
-                             stderr: String(decoding: errorData.data, as: UTF8.self))
+                             stderr: String(decoding: errorData, as: UTF8.self))
+    }
+
+    private static func readToEnd(_ fd: Int32) async -> Data {
+        await withCheckedContinuation { continuation in
+            let reader = Thread { continuation.resume(returning: Spawned.readAll(fd)) }
+            reader.start()
+        }
     }
 
     /// Like `run`, but a non-zero exit status throws `CommandError`; returns standard output.
     @discardableResult
     public static func check(_ executable: String, _ arguments: [String], input: String? = nil,
-                             namespace: NetworkNamespace? = nil) throws -> String {
-        let result = try run(executable, arguments, input: input, namespace: namespace)
+                             namespace: NetworkNamespace? = nil) async throws -> String {
+        let result = try await run(executable, arguments, input: input, namespace: namespace)
         guard result.status == 0 else {
             throw CommandError(command: [executable] + arguments, status: result.status, stderr: result.stderr)
         }
@@ -86,7 +91,4 @@ public enum Command {
 
 }
 
-final class DataBox: @unchecked Sendable {
-    var data = Data()
-}
 

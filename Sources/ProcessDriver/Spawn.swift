@@ -114,18 +114,6 @@ final class Spawned: @unchecked Sendable {
         return status != nil
     }
 
-    /// Blocks until the child ends; returns the raw wait status.
-    func waitBlocking() -> Int32 {
-        let done = DispatchSemaphore(value: 0)
-        let box = StatusBox()
-        onExit { status in
-            box.status = status
-            done.signal()
-        }
-        done.wait()
-        return box.status
-    }
-
     /// Reads `fd` to its end and closes it.
     static func readAll(_ fd: Int32) -> Data {
         var data = Data()
@@ -151,6 +139,3 @@ final class Spawned: @unchecked Sendable {
 @_silgen_name("pipe2")
 private func pipeCloseOnExec(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32
 
-private final class StatusBox: @unchecked Sendable {
-    var status: Int32 = 0
-}

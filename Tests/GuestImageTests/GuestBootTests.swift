@@ -14,12 +14,12 @@ struct Guest {
     var disk: URL { directory.appendingPathComponent("disk.qcow2") }
     var console: URL { directory.appendingPathComponent("console.log") }
 
-    init() throws {
+    init() async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(name)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let base = try Command.check(Repository.root.appendingPathComponent("Packaging/guest-image/build.sh").path, [])
+        let base = try await Command.check(Repository.root.appendingPathComponent("Packaging/guest-image/build.sh").path, [])
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        try Command.check("qemu-img", ["create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", disk.path])
+        try await Command.check("qemu-img", ["create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", disk.path])
     }
 
     func xml(bridge: String? = nil) -> String {
@@ -58,7 +58,7 @@ struct Guest {
         try Requirement.root()
         try Requirement.libvirtd()
         let connection = try LibvirtConnection(uri: "qemu:///system")
-        let guest = try Guest()
+        let guest = try await Guest()
         defer { guest.remove(from: connection) }
         let started = ContinuousClock.now
         try connection.define(xml: guest.xml()).start()
@@ -80,7 +80,7 @@ struct Guest {
         let logger = Logger(label: "guest-test")
         let connection = try LibvirtConnection(uri: "qemu:///system")
         let netlink = try Netlink()
-        let guest = try Guest()
+        let guest = try await Guest()
         let tag = TestNames.unique("pt")
         let bridge = tag + "b", outside = tag + "o", inside = tag + "i"
         let subnet = "10.252.\(Int.random(in: 1...250))"
@@ -134,8 +134,8 @@ struct Guest {
         let address = try #require(console.split(whereSeparator: \.isNewline).first { $0.hasPrefix("PETREL-GUEST-IP=") }?
             .dropFirst("PETREL-GUEST-IP=".count).trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(address.hasPrefix("\(subnet)."), "console:\n\(console)")
-        try Command.check("ping", ["-c", "2", "-W", "5", address], namespace: namespace)
-        let page = try Command.check("curl", ["-s", "--max-time", "10", "http://\(address)/"], namespace: namespace)
+        try await Command.check("ping", ["-c", "2", "-W", "5", address], namespace: namespace)
+        let page = try await Command.check("curl", ["-s", "--max-time", "10", "http://\(address)/"], namespace: namespace)
         #expect(page.trimmingCharacters(in: .whitespacesAndNewlines) == "guest-\(tag)")
     }
 }

@@ -9,7 +9,7 @@ import Testing
     let prefix = TestNames.unique("pt") + "-"
 
     @Test(arguments: [Iptables.Family.ipv4, .ipv6])
-    func applyReadBackAndRemove(family: Iptables.Family) throws {
+    func applyReadBackAndRemove(family: Iptables.Family) async throws {
         try Requirement.root()
         try Requirement.tool(family == .ipv4 ? "iptables-restore" : "ip6tables-restore")
         let tables = Iptables(family: family, prefix: prefix)
@@ -17,20 +17,16 @@ import Testing
         let cli = family == .ipv4 ? "iptables" : "ip6tables"
         // Something that is not ours, which every apply must leave alone.
         let foreign = "X" + prefix.dropLast()
-        try Command.check(cli, ["-w", "-N", foreign])
-        try Command.check(cli, ["-w", "-A", foreign, "-j", "RETURN"])
-        defer {
-            try? tables.removeAll()
-            _ = try? Command.run(cli, ["-w", "-F", foreign])
-            _ = try? Command.run(cli, ["-w", "-X", foreign])
-        }
+        try await Command.check(cli, ["-w", "-N", foreign])
+        try await Command.check(cli, ["-w", "-A", foreign, "-j", "RETURN"])
+        try await withCleanup {
 
         let input = prefix + "INPUT", ssh = prefix + "ssh", old = prefix + "old"
         let first = OwnedRules(chains: [input: ["-p tcp -j \(ssh)", "-j \(old)"], ssh: ["-p tcp -m tcp --dport 22 -j ACCEPT"],
                                         old: ["-j RETURN"]],
                                jumps: [Jump(from: "INPUT", to: input)])
-        try tables.apply(first)
-        let read = try tables.read()
+        try await tables.apply(first)
+        let read = try await tables.read()
         #expect(read.chains[ssh] == ["-p tcp -m tcp --dport 22 -j ACCEPT"])
         #expect(read.chains[input] == ["-p tcp -j \(ssh)", "-j \(old)"])
         #expect(read.jumps == [Jump(from: "INPUT", to: input)])
@@ -38,23 +34,28 @@ import Testing
         // Change: drop a chain, change rules, move the jump. Applying twice changes nothing more.
         let second = OwnedRules(chains: [input: ["-p tcp -j \(ssh)"], ssh: ["-p tcp -m tcp --dport 2222 -j ACCEPT"]],
                                 jumps: [Jump(from: "FORWARD", to: input)])
-        try tables.apply(second)
-        try tables.apply(second)
-        #expect(try tables.read() == second)
-        let dump = try Command.check(save, ["-t", "filter"])
+        try await tables.apply(second)
+        try await tables.apply(second)
+        #expect(try await tables.read() == second)
+        let dump = try await Command.check(save, ["-t", "filter"])
         #expect(!dump.contains(old) && !dump.contains("-A INPUT -j \(input)"))
         #expect(dump.contains("-A \(foreign) -j RETURN"), "a chain without the prefix was touched")
 
         // A bad rule fails the whole transaction, and nothing changes.
-        #expect(throws: CommandError.self) {
-            try tables.apply(OwnedRules(chains: [input: ["-p nosuchproto -j ACCEPT"]], jumps: []))
+        await #expect(throws: CommandError.self) {
+            try await tables.apply(OwnedRules(chains: [input: ["-p nosuchproto -j ACCEPT"]], jumps: []))
         }
-        #expect(try tables.read() == second)
-        #expect(throws: IptablesError.self) { try tables.apply(OwnedRules(chains: ["INPUT": []])) }
+        #expect(try await tables.read() == second)
+        await #expect(throws: IptablesError.self) { try await tables.apply(OwnedRules(chains: ["INPUT": []])) }
 
-        try tables.removeAll()
-        #expect(try tables.read() == OwnedRules())
-        #expect(try Command.check(save, ["-t", "filter"]).contains("-A \(foreign) -j RETURN"))
+        try await tables.removeAll()
+        #expect(try await tables.read() == OwnedRules())
+        #expect(try await Command.check(save, ["-t", "filter"]).contains("-A \(foreign) -j RETURN"))
+        } cleanup: {
+            try? await tables.removeAll()
+            _ = try? await Command.run(cli, ["-w", "-F", foreign])
+            _ = try? await Command.run(cli, ["-w", "-X", foreign])
+        }
     }
 
     @Test func transactionText() {

@@ -5,24 +5,18 @@ import TestSupport
 import Testing
 
 @Suite(.serialized) struct LVMTests {
-    @Test func volumeGroupOnALoopDevice() throws {
+    @Test func volumeGroupOnALoopDevice() async throws {
         try Requirement.root()
         try Requirement.tool("losetup")
         let image = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-lvm-\(UUID().uuidString).img").path
         #expect(FileManager.default.createFile(atPath: image, contents: nil))
-        try Command.check("truncate", ["-s", "64M", image])
-        let device = try Command.check("losetup", ["--find", "--show", image]).trimmingCharacters(in: .whitespacesAndNewlines)
+        try await Command.check("truncate", ["-s", "64M", image])
+        let device = try await Command.check("losetup", ["--find", "--show", image]).trimmingCharacters(in: .whitespacesAndNewlines)
         let lvm = LVM.shared
         let umaskBefore = umask(0o022)
         umask(umaskBefore)
         let group = TestNames.unique("petrel-test-")
-        defer {
-            try? lvm.removeVolumeGroup(group)
-            try? lvm.removePhysicalVolume(device)
-            _ = try? Command.run("losetup", ["-d", device])
-            try? FileManager.default.removeItem(atPath: image)
-        }
-
+        try await withCleanup {
         try lvm.createPhysicalVolume(device)
         try lvm.createVolumeGroup(group, devices: [device])
         let vg = try #require(try lvm.volumeGroups().first { $0.name == group })
@@ -61,5 +55,11 @@ import Testing
         let current = umask(0o022)
         umask(current)
         #expect(current == umaskBefore)
+        } cleanup: {
+            try? lvm.removeVolumeGroup(group)
+            try? lvm.removePhysicalVolume(device)
+            _ = try? await Command.run("losetup", ["-d", device])
+            try? FileManager.default.removeItem(atPath: image)
+        }
     }
 }

@@ -8,16 +8,16 @@ import Testing
 @Suite struct ProcessTests {
     let logger = Logger(label: "petrel-test")
 
-    @Test func commandsReturnOutputAndStatus() throws {
-        let result = try Command.run("sh", ["-c", "cat; echo out; echo err >&2; exit 3"], input: "in\n")
+    @Test func commandsReturnOutputAndStatus() async throws {
+        let result = try await Command.run("sh", ["-c", "cat; echo out; echo err >&2; exit 3"], input: "in\n")
         #expect(result.status == 3 && result.stdout == "in\nout\n" && result.stderr == "err\n")
         do {
-            try Command.check("sh", ["-c", "echo broken >&2; exit 2"])
+            try await Command.check("sh", ["-c", "echo broken >&2; exit 2"])
             Issue.record("non-zero status not reported")
         } catch let error as CommandError {
             #expect(error.status == 2 && error.stderr == "broken\n")
         }
-        #expect(throws: CommandError.self) { try Command.run("petrel-no-such-tool", []) }
+        await #expect(throws: CommandError.self) { try await Command.run("petrel-no-such-tool", []) }
     }
 
     @Test func childOutputIsCapturedAndItStopsOnSignal() async throws {
@@ -53,7 +53,7 @@ import Testing
         stat("/proc/self/ns/net", &own)
         #expect(own.st_ino != info.st_ino, "this test process must stay outside")
         // A command run inside sees only the namespace's loopback.
-        let links = try Command.check("ip", ["-o", "link"], namespace: namespace)
+        let links = try await Command.check("ip", ["-o", "link"], namespace: namespace)
         #expect(links.contains("lo:") && links.split(separator: "\n").count == 1)
         #expect(await child.stop() == .signalled(SIGTERM))
     }

@@ -22,30 +22,30 @@ import Testing
     func freePort() -> Int { Int.random(in: 20_000...45_000) }
 
     @Test(arguments: ["petrel-controller", "petrel-node"])
-    func helpAndVersion(name: String) throws {
+    func helpAndVersion(name: String) async throws {
         let binary = try program(name)
-        let version = try Command.check(binary, ["--version"])
+        let version = try await Command.check(binary, ["--version"])
         #expect(version.trimmingCharacters(in: .whitespacesAndNewlines) == PetrelVersion.current)
-        let help = try Command.check(binary, ["--help"])
+        let help = try await Command.check(binary, ["--help"])
         #expect(help.contains("USAGE"))
         // The controller's options sit on its commands (serve, sample-config).
-        let serveHelp = name == "petrel-node" ? help : try Command.check(binary, ["serve", "--help"])
+        let serveHelp = name == "petrel-node" ? help : try await Command.check(binary, ["serve", "--help"])
         #expect(serveHelp.contains("--config"), "\(serveHelp)")
     }
 
     @Test(arguments: ["petrel-controller", "petrel-node"])
-    func badConfigurationStopsWithFileAndLine(name: String) throws {
+    func badConfigurationStopsWithFileAndLine(name: String) async throws {
         let binary = try program(name)
         let config = try writeConfig("[api]\nlisten = 127.0.0.1:5000\nlistn = oops\n")
-        let result = try Command.run(binary, ["--config", config])
+        let result = try await Command.run(binary, ["--config", config])
         #expect(result.status != 0)
         #expect(result.stderr.contains("\(config):3") && result.stderr.contains("unknown key 'listn'"), "\(result.stderr)")
-        let missing = try Command.run(binary, ["--config", "/nonexistent/petrel.conf"])
+        let missing = try await Command.run(binary, ["--config", "/nonexistent/petrel.conf"])
         #expect(missing.status != 0 && missing.stderr.contains("/nonexistent/petrel.conf"))
     }
 
-    @Test func sampleConfigIsTheCommittedOne() throws {
-        let printed = try Command.check(try program("petrel-controller"), ["sample-config"])
+    @Test func sampleConfigIsTheCommittedOne() async throws {
+        let printed = try await Command.check(try program("petrel-controller"), ["sample-config"])
         let committed = try String(contentsOf: Repository.root.appendingPathComponent("etc/petrel.conf.sample"), encoding: .utf8)
         #expect(printed == committed)
     }
@@ -57,10 +57,10 @@ import Testing
                                      arguments: ["--config", config], logger: .init(label: "test"))
         try child.start()
         defer { child.signal(SIGKILL) }
-        let up = await eventually { (try? Command.run("curl", ["-sf", "http://127.0.0.1:\(port)/healthcheck"]))?.stdout == "OK" }
+        let up = await eventually { (try? await Command.run("curl", ["-sf", "http://127.0.0.1:\(port)/healthcheck"]))?.stdout == "OK" }
         #expect(up, "\(child.recentOutput)")
         // Prometheus text, including the HTTP request metrics of the calls just made.
-        let metrics = try Command.check("curl", ["-sf", "-D", "-", "http://127.0.0.1:\(port)/metrics"])
+        let metrics = try await Command.check("curl", ["-sf", "-D", "-", "http://127.0.0.1:\(port)/metrics"])
         #expect(metrics.lowercased().contains("content-type: text/plain; version=0.0.4"))
         #expect(metrics.contains("hb_requests"), "\(metrics)")
         // Logs are JSON lines.
@@ -85,7 +85,7 @@ import Testing
                                      arguments: ["--config", config], logger: .init(label: "test"))
         try child.start()
         defer { child.signal(SIGKILL) }
-        let up = await eventually { (try? Command.run("curl", ["-sf", "http://127.0.0.1:\(port)/metrics"]))?.status == 0 }
+        let up = await eventually { (try? await Command.run("curl", ["-sf", "http://127.0.0.1:\(port)/metrics"]))?.status == 0 }
         #expect(up, "\(child.recentOutput)")
         #expect(child.recentOutput.contains { $0.contains("starting") && $0.contains("hypervisor=TEST") })
         child.signal(SIGTERM)

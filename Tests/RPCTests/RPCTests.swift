@@ -209,9 +209,9 @@ final class Cloud: @unchecked Sendable {
                 }
             }
             try await Task.sleep(for: .seconds(1))
-            try Command.check("rabbitmqctl", ["-q", "stop_app"])
+            try await Command.check("rabbitmqctl", ["-q", "stop_app"])
             try await Task.sleep(for: .seconds(1))
-            try Command.check("rabbitmqctl", ["-q", "start_app"])
+            try await Command.check("rabbitmqctl", ["-q", "start_app"])
             await sender.value
             let sent = Set(await confirmed.values)
             #expect(sent.count == 300, "every cast was eventually confirmed (retried across the outage)")

@@ -115,27 +115,17 @@ public actor BrokerUse {
     private var waiting: [(exclusive: Bool, continuation: CheckedContinuation<Void, Never>)] = []
 
     public func withShared<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
-        await acquire(exclusive: false)
-        do {
-            let result = try await body()
-            release(exclusive: false)
-            return result
-        } catch {
-            release(exclusive: false)
-            throw error
-        }
+        try await holding(exclusive: false, body)
     }
 
     public func withExclusive<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
-        await acquire(exclusive: true)
-        do {
-            let result = try await body()
-            release(exclusive: true)
-            return result
-        } catch {
-            release(exclusive: true)
-            throw error
-        }
+        try await holding(exclusive: true, body)
+    }
+
+    private func holding<T: Sendable>(exclusive: Bool, _ body: @Sendable () async throws -> T) async throws -> T {
+        await acquire(exclusive: exclusive)
+        defer { release(exclusive: exclusive) }
+        return try await body()
     }
 
     private func acquire(exclusive: Bool) async {
@@ -153,5 +143,17 @@ public actor BrokerUse {
             if next.exclusive { writer = true } else { readers += 1 }
             next.continuation.resume()
         }
+    }
+}
+
+/// Runs `body`, then `cleanup` whether or not it threw (an async `defer`).
+public func withCleanup<T>(_ body: () async throws -> T, cleanup: () async -> Void) async throws -> T {
+    do {
+        let result = try await body()
+        await cleanup()
+        return result
+    } catch {
+        await cleanup()
+        throw error
     }
 }
