@@ -4,6 +4,7 @@
 //   C*            system libraries, each imported by exactly one driver
 //   *Driver       one module per outside system (libvirt, netlink + netns, RabbitMQ, LVM, iptables, processes)
 //   Contracts     the messages controller and nodes exchange;  RPC  call/cast/fanout over RabbitMQ
+//   Store         the controller's SQL schema and migrations (SQLite | PostgreSQL)
 //   PetrelCore    configuration, logging, metrics bootstrap, errors shared by both programs
 //   PetrelHTTP    what every HTTP listener serves (/metrics, /healthcheck)
 //   petrel-controller, petrel-node   the two programs
@@ -24,6 +25,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/sql-kit", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/sqlite-kit", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/postgres-kit", from: "2.17.0"),
     ],
     targets: [
         // MARK: C libraries (Debian -dev packages)
@@ -58,6 +62,15 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // MARK: controller store
+        // SQL schema, migrations and queries; SQLite by default, PostgreSQL for several controllers.
+        .target(name: "Store", dependencies: [
+            "PetrelCore",
+            .product(name: "SQLKit", package: "sql-kit"),
+            .product(name: "SQLiteKit", package: "sqlite-kit"),
+            .product(name: "PostgresKit", package: "postgres-kit"),
+        ]),
+
         // MARK: HTTP listeners
         // What every listener of both programs serves: /metrics, /healthcheck, error bodies.
         .target(name: "PetrelHTTP", dependencies: [
@@ -67,7 +80,7 @@ let package = Package(
 
         // MARK: programs
         .executableTarget(name: "petrel-controller", dependencies: [
-            "PetrelCore", "PetrelHTTP",
+            "PetrelCore", "PetrelHTTP", "Store",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -93,6 +106,8 @@ let package = Package(
         .testTarget(name: "IptablesDriverTests", dependencies: ["IptablesDriver", "TestSupport"]),
         .testTarget(name: "ProcessDriverTests", dependencies: ["ProcessDriver", "NetlinkDriver", "TestSupport"]),
         .testTarget(name: "GuestImageTests", dependencies: ["LibvirtDriver", "ProcessDriver", "TestSupport"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "PetrelCore", "ProcessDriver", "TestSupport",
+                                                       .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "RPCTests", dependencies: ["RPC", "Contracts", "RabbitMQDriver", "ProcessDriver", "TestSupport"]),
         .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "PetrelCore", "TestSupport"]),
     ]

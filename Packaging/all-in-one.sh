@@ -77,6 +77,7 @@ case "${1:-start}" in
   start)
     mkdir -p "$run" "$logs" /var/lib/petrel
     write_config
+    "$bin/petrel-controller" --config "$config" db-sync >&2 || die "db-sync failed"
     start_one controller "$bin/petrel-controller"
     start_one node "$bin/petrel-node"
     listen=$(sed -n 's/^listen *= *//p' "$config" | head -1); port=${listen##*:}

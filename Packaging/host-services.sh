@@ -138,6 +138,12 @@ start_postgres() {
   log "postgresql up"
 }
 
+# The role Petrel's tests (and a development controller) use: it may create databases.
+ensure_postgres_role() {
+  su postgres -c "psql -qAtc \"SELECT 1 FROM pg_roles WHERE rolname = 'petrel'\"" | grep -q 1 \
+    || su postgres -c "psql -qc \"CREATE ROLE petrel LOGIN PASSWORD 'petrel' CREATEDB\"" >/dev/null
+}
+
 status() {
   local rc=0
   libvirt_up && echo "libvirtd: up" || { echo "libvirtd: down"; rc=1; }
@@ -155,6 +161,7 @@ start_all() {
   start_rabbitmq
   start_ovs
   start_postgres
+  ensure_postgres_role
 }
 
 case "${1:-all}" in

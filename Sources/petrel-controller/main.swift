@@ -1,6 +1,8 @@
 import ArgumentParser
+import Logging
 import PetrelCore
 import PetrelHTTP
+import Store
 
 @main
 struct PetrelController: AsyncParsableCommand {
@@ -8,25 +10,74 @@ struct PetrelController: AsyncParsableCommand {
         commandName: "petrel-controller",
         abstract: "Petrel's controller: identity, catalog, scheduler and the OpenStack APIs.",
         version: PetrelVersion.current,
-        subcommands: [Serve.self, SampleConfig.self],
+        subcommands: [Serve.self, DBSync.self, SampleConfig.self],
         defaultSubcommand: Serve.self)
+
+    @OptionGroup var options: ConfigFileOptions
+}
+
+/// Opens the configured database, or ends the program with a clear message.
+func openDatabase(_ config: PetrelConfig, logger: Logger) throws -> Database {
+    do {
+        return try Database(config.databaseConnection, logger: logger)
+    } catch {
+        logger.critical("\(error)")
+        throw ExitCode.failure
+    }
 }
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Serve the HTTP APIs on [api] listen until SIGTERM.")
+        abstract: "Serve the HTTP APIs on [api] listen until SIGTERM (the default command).")
 
-    @OptionGroup var options: ConfigFileOptions
+    @ParentCommand var controller: PetrelController
 
     func run() async throws {
-        let config = try options.load()
+        let config = try controller.options.load()
         let logger = PetrelProgram.prepare("petrel-controller", config: config)
+        let database = try openDatabase(config, logger: logger)
+        do {
+            try await Migrator().requireCurrent(database)
+        } catch {
+            logger.critical("\(error)")
+            await database.shutdown()
+            throw ExitCode.failure
+        }
         let api = PetrelHTTPListener.application(router: PetrelHTTPListener.observabilityRouter(),
                                                  address: config.apiListen, serverName: "petrel-controller",
                                                  logger: logger)
         logger.info("starting", metadata: ["listen": "\(config.apiListen)", "public_url": "\(config.publicURL)",
-                                            "version": "\(PetrelVersion.current)"])
+                                            "database": "\(database.backend.rawValue)", "version": "\(PetrelVersion.current)"])
         try await PetrelProgram.run([api], logger: logger)
+        await database.shutdown()
+    }
+}
+
+struct DBSync: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "db-sync",
+        abstract: "Create or upgrade the database schema ([database] connection). Safe to repeat.")
+
+    @ParentCommand var controller: PetrelController
+
+    func run() async throws {
+        let config = try controller.options.load()
+        let logger = PetrelProgram.prepare("petrel-controller", config: config)
+        let database = try openDatabase(config, logger: logger)
+        let migrator = Migrator()
+        do {
+            let before = try await migrator.currentVersion(database)
+            if before > migrator.latest { throw StoreError.newerThanThisProgram(current: before, latest: migrator.latest) }
+            let applied = try await migrator.migrate(database)
+            print(applied.isEmpty
+                  ? "database schema is current (version \(migrator.latest))"
+                  : "database schema migrated from version \(before) to \(migrator.latest)")
+            await database.shutdown()
+        } catch {
+            logger.critical("db-sync failed: \(error)")
+            await database.shutdown()
+            throw ExitCode.failure
+        }
     }
 }
 

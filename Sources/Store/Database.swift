@@ -1,0 +1,111 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PetrelCore
+import PostgresKit
+import SQLiteKit
+import SQLKit
+
+public enum StoreError: Error, CustomStringConvertible, Equatable {
+    /// The database has no schema yet, or an older one: `db-sync` brings it up to date.
+    case notMigrated(current: Int, latest: Int)
+    /// The database was migrated by a newer Petrel than this one.
+    case newerThanThisProgram(current: Int, latest: Int)
+    case cannotOpen(String)
+
+    public var description: String {
+        switch self {
+        case .notMigrated(let current, let latest):
+            return current == 0
+                ? "the database has no Petrel schema; run `petrel-controller --config <file> db-sync` first"
+                : "the database schema is at version \(current), this controller needs \(latest); run `petrel-controller --config <file> db-sync`"
+        case .newerThanThisProgram(let current, let latest):
+            return "the database schema is at version \(current), newer than this controller knows (\(latest)); upgrade this controller"
+        case .cannotOpen(let why):
+            return "cannot open the database: \(why)"
+        }
+    }
+}
+
+/// The controller's SQL database: SQLite (one file, the default) or PostgreSQL (for
+/// several controllers). The same SQLKit code runs on both.
+/// (`@unchecked`: AsyncKit's pool is internally locked but not annotated Sendable.)
+public final class Database: @unchecked Sendable {
+    public enum Backend: String, Sendable { case sqlite, postgresql }
+
+    public let backend: Backend
+    private let sqlite: EventLoopGroupConnectionPool<SQLiteConnectionSource>?
+    private let postgres: EventLoopGroupConnectionPool<PostgresConnectionSource>?
+    private let logger: Logger
+
+    public init(_ url: DatabaseURL, logger: Logger) throws {
+        self.logger = logger
+        switch url {
+        case .sqlite(let path):
+            let directory = (path as NSString).deletingLastPathComponent
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw StoreError.cannotOpen("\(directory): \(error.localizedDescription)")
+            }
+            backend = .sqlite
+            sqlite = EventLoopGroupConnectionPool(
+                source: SQLiteConnectionSource(configuration: .init(storage: .file(path: path), enableForeignKeys: true)),
+                maxConnectionsPerEventLoop: 1, pruneInterval: nil, logger: logger, on: MultiThreadedEventLoopGroup.singleton)
+            postgres = nil
+        case .postgresql(let text):
+            let configuration: SQLPostgresConfiguration
+            do {
+                configuration = try SQLPostgresConfiguration(url: text)
+            } catch {
+                throw StoreError.cannotOpen("\(error)")
+            }
+            backend = .postgresql
+            postgres = EventLoopGroupConnectionPool(source: PostgresConnectionSource(sqlConfiguration: configuration),
+                                                    maxConnectionsPerEventLoop: 4, pruneInterval: nil, logger: logger,
+                                                    on: MultiThreadedEventLoopGroup.singleton)
+            sqlite = nil
+        }
+    }
+
+    /// Runs `body` on one connection of the pool.
+    public func withConnection<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        if let sqlite {
+            return try await sqlite.withConnection { connection in
+                connection.eventLoop.makeFutureWithTask {
+                    let database = connection.sql()
+                    // Wait for a writer in another connection instead of failing at once.
+                    try await database.raw("PRAGMA busy_timeout = 5000").run()
+                    return try await body(database)
+                }
+            }.get()
+        }
+        return try await postgres!.withConnection { connection in
+            connection.eventLoop.makeFutureWithTask { try await body(connection.sql()) }
+        }.get()
+    }
+
+    /// Runs `body` in one transaction: committed if it returns, rolled back if it throws.
+    /// On SQLite the transaction takes the write lock at once (`BEGIN IMMEDIATE`), so two
+    /// writers queue instead of failing halfway.
+    public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        let begin = backend == .sqlite ? "BEGIN IMMEDIATE" : "BEGIN"
+        return try await withConnection { database in
+            try await database.raw(SQLQueryString(begin)).run()
+            do {
+                let result = try await body(database)
+                try await database.raw("COMMIT").run()
+                return result
+            } catch {
+                try? await database.raw("ROLLBACK").run()
+                throw error
+            }
+        }
+    }
+
+    public func shutdown() async {
+        try? await sqlite?.shutdownAsync()
+        try? await postgres?.shutdownAsync()
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import SQLKit
+
+/// One step of the schema. Statements are plain SQL that both SQLite and PostgreSQL
+/// accept (ids are text UUIDs, times are Unix milliseconds in BIGINT).
+public struct Migration: Sendable {
+    public let version: Int
+    public let name: String
+    public let statements: [String]
+}
+
+/// Applies migrations in order, each in its own transaction, recording them in
+/// `petrel_schema`. Running it again applies nothing; two controllers running it at once
+/// are serialized (SQLite's write lock, PostgreSQL's advisory lock).
+public struct Migrator: Sendable {
+    public let migrations: [Migration]
+
+    public init(_ migrations: [Migration] = Schema.migrations) {
+        self.migrations = migrations
+    }
+
+    public var latest: Int { migrations.map(\.version).max() ?? 0 }
+
+    /// The version the database is at (0 for an empty database).
+    public func currentVersion(_ database: Database) async throws -> Int {
+        let backend = database.backend
+        return try await database.withConnection { sql in
+            let exists: SQLQueryString = backend == .sqlite
+                ? "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'petrel_schema'"
+                : "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_name = 'petrel_schema' AND table_schema = current_schema()"
+            guard let row = try await sql.raw(exists).first(), try row.decode(column: "n", as: Int.self) > 0 else { return 0 }
+            let version = try await sql.raw("SELECT MAX(version) AS v FROM petrel_schema").first()
+            return try version?.decode(column: "v", as: Int?.self) ?? 0
+        }
+    }
+
+    /// Applies every migration the database lacks; returns the versions applied.
+    @discardableResult
+    public func migrate(_ database: Database) async throws -> [Int] {
+        var applied: [Int] = []
+        for migration in migrations.sorted(by: { $0.version < $1.version }) {
+            let backend = database.backend
+            let didApply = try await database.transaction { sql in
+                // Serialize concurrent db-syncs before touching the catalog (PostgreSQL's
+                // CREATE TABLE IF NOT EXISTS is not safe against a concurrent twin).
+                if backend == .postgresql { try await sql.raw("SELECT pg_advisory_xact_lock(7304185)").run() }
+                try await sql.raw("""
+                    CREATE TABLE IF NOT EXISTS petrel_schema (
+                        version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)
+                    """).run()
+                let present = try await sql.raw("SELECT COUNT(*) AS n FROM petrel_schema WHERE version = \(bind: migration.version)").first()
+                if let present, try present.decode(column: "n", as: Int.self) > 0 { return false }
+                for statement in migration.statements { try await sql.raw(SQLQueryString(statement)).run() }
+                let now = Int64(Date().timeIntervalSince1970 * 1000)
+                try await sql.raw("INSERT INTO petrel_schema (version, name, applied_at) VALUES (\(bind: migration.version), \(bind: migration.name), \(bind: now))").run()
+                return true
+            }
+            if didApply { applied.append(migration.version) }
+        }
+        return applied
+    }
+
+    /// Throws unless the database is exactly at this program's schema version.
+    public func requireCurrent(_ database: Database) async throws {
+        let current = try await currentVersion(database)
+        if current < latest { throw StoreError.notMigrated(current: current, latest: latest) }
+        if current > latest { throw StoreError.newerThanThisProgram(current: current, latest: latest) }
+    }
+}
+
+/// Petrel's schema, oldest first. Never edit a released migration: add a new one.
+public enum Schema {
+    public static let migrations: [Migration] = [
+        Migration(version: 1, name: "services and hypervisors", statements: [
+            """
+            CREATE TABLE services (
+                id TEXT PRIMARY KEY,
+                host TEXT NOT NULL,
+                service_binary TEXT NOT NULL,
+                topic TEXT NOT NULL,
+                disabled BOOLEAN NOT NULL DEFAULT FALSE,
+                disabled_reason TEXT,
+                forced_down BOOLEAN NOT NULL DEFAULT FALSE,
+                version TEXT NOT NULL,
+                report_count BIGINT NOT NULL DEFAULT 0,
+                last_seen_at BIGINT,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                UNIQUE (host, service_binary)
+            )
+            """,
+            """
+            CREATE TABLE hypervisors (
+                id TEXT PRIMARY KEY,
+                host TEXT NOT NULL UNIQUE,
+                hypervisor_type TEXT NOT NULL,
+                hypervisor_version BIGINT NOT NULL,
+                cpu_model TEXT NOT NULL,
+                vcpus INTEGER NOT NULL,
+                memory_mb BIGINT NOT NULL,
+                local_gb BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )
+            """,
+        ]),
+    ]
+}

@@ -1,0 +1,121 @@
+import Foundation
+import Logging
+import PetrelCore
+import ProcessDriver
+import SQLKit
+import Store
+import TestSupport
+import Testing
+
+/// A throw-away database on each backend.
+enum Backend: String, CaseIterable, Sendable {
+    case sqlite, postgresql
+
+    /// Creates an empty database and returns its URL and a way to remove it.
+    func makeDatabase() async throws -> (DatabaseURL, @Sendable () async -> Void) {
+        switch self {
+        case .sqlite:
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-\(UUID().uuidString).db").path
+            return (.sqlite(path: path), {
+                for suffix in ["", "-wal", "-shm", "-journal"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+            })
+        case .postgresql:
+            try Requirement.root()
+            try Requirement.require(Requirement.canConnect(port: 5432), "PostgreSQL is not listening on 127.0.0.1:5432 (run Packaging/host-services.sh)")
+            let name = "petrel_test_" + TestNames.unique("").lowercased()
+            try await Command.check("su", ["postgres", "-c", "createdb -O petrel \(name)"])
+            return (.postgresql(url: "postgresql://petrel:petrel@127.0.0.1:5432/\(name)"), {
+                _ = try? await Command.run("su", ["postgres", "-c", "dropdb --if-exists --force \(name)"])
+            })
+        }
+    }
+}
+
+struct Explosion: Error {}
+
+@Suite struct StoreTests {
+    let logger = Logger(label: "store-test")
+
+    @Test(arguments: Backend.allCases)
+    func migrationsAreVersionedAndIdempotent(backend: Backend) async throws {
+        let (url, drop) = try await backend.makeDatabase()
+        let database = try Database(url, logger: logger)
+        try await withCleanup {
+            let migrator = Migrator()
+            #expect(try await migrator.currentVersion(database) == 0)
+            await #expect(throws: StoreError.notMigrated(current: 0, latest: migrator.latest)) {
+                try await migrator.requireCurrent(database)
+            }
+            // Two controllers syncing at once: each migration applies exactly once.
+            let other = try Database(url, logger: logger)
+            let applied = try await withCleanup {
+                async let first = migrator.migrate(database)
+                async let second = migrator.migrate(other)
+                return try await first + second
+            } cleanup: {
+                await other.shutdown()
+            }
+            #expect(applied.sorted() == migrator.migrations.map(\.version).sorted())
+            #expect(try await migrator.currentVersion(database) == migrator.latest)
+            try await migrator.requireCurrent(database)
+            #expect(try await migrator.migrate(database).isEmpty)
+
+            // The schema is usable: a service row round-trips, and (host, binary) is unique.
+            try await database.withConnection { sql in
+                try await sql.raw("""
+                    INSERT INTO services (id, host, service_binary, topic, version, created_at, updated_at)
+                    VALUES ('s1', 'node-1', 'nova-compute', 'compute', '0.1.0', 1, 1)
+                    """).run()
+                let row = try await sql.raw("SELECT host, disabled, report_count FROM services WHERE id = 's1'").first()
+                #expect(try row?.decode(column: "host", as: String.self) == "node-1")
+                #expect(try row?.decode(column: "disabled", as: Bool.self) == false)
+                #expect(try row?.decode(column: "report_count", as: Int.self) == 0)
+            }
+            await #expect(throws: (any Error).self) {
+                try await database.withConnection { sql in
+                    try await sql.raw("""
+                        INSERT INTO services (id, host, service_binary, topic, version, created_at, updated_at)
+                        VALUES ('s2', 'node-1', 'nova-compute', 'compute', '0.1.0', 1, 1)
+                        """).run()
+                }
+            }
+
+            // A database from a newer Petrel is refused, not touched.
+            try await database.withConnection { sql in
+                try await sql.raw("INSERT INTO petrel_schema (version, name, applied_at) VALUES (999, 'future', 0)").run()
+            }
+            await #expect(throws: StoreError.newerThanThisProgram(current: 999, latest: migrator.latest)) {
+                try await migrator.requireCurrent(database)
+            }
+        } cleanup: {
+            await database.shutdown()
+            await drop()
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func transactionsCommitOrRollBack(backend: Backend) async throws {
+        let (url, drop) = try await backend.makeDatabase()
+        let database = try Database(url, logger: logger)
+        try await withCleanup {
+            try await Migrator().migrate(database)
+            let insert: SQLQueryString = """
+                INSERT INTO hypervisors (id, host, hypervisor_type, hypervisor_version, cpu_model, vcpus, memory_mb, local_gb, updated_at)
+                VALUES ('h1', 'node-1', 'QEMU', 7002000, 'x86_64', 2, 4096, 40, 1)
+                """
+            await #expect(throws: Explosion.self) {
+                try await database.transaction { sql in
+                    try await sql.raw(insert).run()
+                    throw Explosion()
+                }
+            }
+            let count: SQLQueryString = "SELECT COUNT(*) AS n FROM hypervisors"
+            #expect(try await database.withConnection { try await $0.raw(count).first()?.decode(column: "n", as: Int.self) } == 0)
+            try await database.transaction { sql in try await sql.raw(insert).run() }
+            #expect(try await database.withConnection { try await $0.raw(count).first()?.decode(column: "n", as: Int.self) } == 1)
+        } cleanup: {
+            await database.shutdown()
+            await drop()
+        }
+    }
+}
