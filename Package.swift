@@ -65,7 +65,7 @@ let package = Package(
         // MARK: controller store
         // SQL schema, migrations and queries; SQLite by default, PostgreSQL for several controllers.
         .target(name: "Store", dependencies: [
-            "PetrelCore",
+            "PetrelCore", "Contracts",
             .product(name: "SQLKit", package: "sql-kit"),
             .product(name: "SQLiteKit", package: "sqlite-kit"),
             .product(name: "PostgresKit", package: "postgres-kit"),
@@ -80,12 +80,12 @@ let package = Package(
 
         // MARK: programs
         .executableTarget(name: "petrel-controller", dependencies: [
-            "PetrelCore", "PetrelHTTP", "Store",
+            "PetrelCore", "PetrelHTTP", "Store", "RPC", "Contracts",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "petrel-node", dependencies: [
-            "PetrelCore", "PetrelHTTP", "LibvirtDriver",
+            "PetrelCore", "PetrelHTTP", "LibvirtDriver", "RPC", "Contracts",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -109,6 +109,6 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", "PetrelCore", "ProcessDriver", "TestSupport",
                                                        .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "RPCTests", dependencies: ["RPC", "Contracts", "RabbitMQDriver", "ProcessDriver", "TestSupport"]),
-        .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "PetrelCore", "TestSupport"]),
+        .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "PetrelCore", "Store", "TestSupport"]),
     ]
 )

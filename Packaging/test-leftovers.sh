@@ -12,7 +12,7 @@ add "domains" "$(virsh -c qemu:///system list --all --name 2>/dev/null | grep '^
 add "loop devices" "$(losetup -a | grep 'petrel-lvm-')"
 add "volume groups" "$(vgs --noheadings -o vg_name 2>/dev/null | tr -d ' ' | grep '^petrel-test-')"
 add "postgresql databases" "$(su postgres -c "psql -qAtc 'SELECT datname FROM pg_database'" 2>/dev/null | grep '^petrel_test_')"
-add "rabbitmq" "$(rabbitmqctl -q list_queues name 2>/dev/null | grep '^petrel-test-'; rabbitmqctl -q list_exchanges name 2>/dev/null | grep '^petrel-test-')"
+add "rabbitmq" "$(rabbitmqctl -q list_vhosts name 2>/dev/null | grep '^petrel-test-'; rabbitmqctl -q list_queues name 2>/dev/null | grep '^petrel-test-'; rabbitmqctl -q list_exchanges name 2>/dev/null | grep '^petrel-test-')"
 if ((${#left[@]})); then
   echo "test-leftovers: the tests left these behind:" >&2
   printf '  %s\n' "${left[@]}" >&2

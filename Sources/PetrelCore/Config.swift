@@ -121,6 +121,8 @@ public struct PetrelConfig: Sendable {
     public var host: String
     public var transportURL: TransportURL
     public var statePath: String
+    public var reportInterval: Int
+    public var serviceDownTime: Int
     public var logFormat: LogFormat
     public var debug: Bool
     public var databaseConnection: DatabaseURL
@@ -186,6 +188,8 @@ public struct PetrelConfig: Sendable {
         host = try string("DEFAULT", "host") ?? Self.machineHostName()
         transportURL = TransportURL(parsing: try string("DEFAULT", "transport_url")!)!
         statePath = try string("DEFAULT", "state_path")!
+        reportInterval = Int(try string("DEFAULT", "report_interval")!)!
+        serviceDownTime = Int(try string("DEFAULT", "service_down_time")!)!
         logFormat = LogFormat(rawValue: try string("DEFAULT", "log_format")!)!
         debug = Self.boolean(try string("DEFAULT", "debug")!)!
         databaseConnection = DatabaseURL(parsing: try string("database", "connection")!)!

@@ -1,7 +1,10 @@
 import ArgumentParser
+import Contracts
 import Logging
 import PetrelCore
 import PetrelHTTP
+import RPC
+import ServiceLifecycle
 import Store
 
 @main
@@ -48,8 +51,28 @@ struct Serve: AsyncParsableCommand {
                                                  logger: logger)
         logger.info("starting", metadata: ["listen": "\(config.apiListen)", "public_url": "\(config.publicURL)",
                                             "database": "\(database.backend.rawValue)", "version": "\(PetrelVersion.current)"])
-        try await PetrelProgram.run([api], logger: logger)
+        // Node reports arrive over RabbitMQ; the controller keeps serving HTTP while the
+        // broker is away, and the RPC server reconnects by itself.
+        let link = BrokerLink(transport: config.transportURL, name: "controller", logger: logger)
+        let reports = RPCServer(link: link, topic: ReportState.topic, host: config.host, logger: logger)
+        let services = ServiceStore(database)
+        reports.register(ReportState.self) { report, context in
+            try await services.record(report)
+            logger.debug("node report", metadata: ["node": "\(report.host)", "request_id": "\(context.requestID)"])
+            return Nothing()
+        }
+        try await PetrelProgram.run([api, RPCService(server: reports)], logger: logger)
+        await link.close()
         await database.shutdown()
+    }
+}
+
+/// Runs an RPC server until graceful shutdown.
+struct RPCService: Service {
+    let server: RPCServer
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown { await server.run() }
     }
 }
 

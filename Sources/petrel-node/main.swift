@@ -1,9 +1,11 @@
 import ArgumentParser
+import Contracts
 import Foundation
 import LibvirtDriver
 import Logging
 import PetrelCore
 import PetrelHTTP
+import RPC
 import ServiceLifecycle
 
 @main
@@ -34,7 +36,59 @@ struct PetrelNode: AsyncParsableCommand {
         let metrics = PetrelHTTPListener.application(router: PetrelHTTPListener.observabilityRouter(),
                                                      address: config.nodeMetricsListen, serverName: "petrel-node",
                                                      logger: logger)
-        try await PetrelProgram.run([metrics, DomainEventLog(connection: hypervisor, logger: logger)], logger: logger)
+        let link = BrokerLink(transport: config.transportURL, name: "node", logger: logger)
+        let reporter = StateReporter(client: RPCClient(link: link, logger: logger), hypervisor: hypervisor, config: config,
+                                     logger: logger)
+        try await PetrelProgram.run([metrics, DomainEventLog(connection: hypervisor, logger: logger), reporter], logger: logger)
+        await link.close()
+    }
+}
+
+/// Tells the controller, at start and every `report_interval`, which services this host
+/// runs and what its hypervisor offers. A report that cannot be delivered (broker away) is
+/// logged and the next one tries again.
+struct StateReporter: Service {
+    let client: RPCClient
+    let hypervisor: LibvirtConnection
+    let config: PetrelConfig
+    let logger: Logger
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await client.cast(ReportState.self, try report(), topic: ReportState.topic,
+                                          patience: .seconds(config.reportInterval))
+                } catch is CancellationError {
+                    return
+                } catch {
+                    logger.warning("state report not delivered", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: .seconds(config.reportInterval))
+            }
+        }
+    }
+
+    func report() throws -> ReportState.Arguments {
+        let host = try hypervisor.hostInfo()
+        return ReportState.Arguments(
+            host: config.host, version: PetrelVersion.current,
+            services: [ServiceReport(binary: "nova-compute", topic: "compute")],
+            hypervisor: HypervisorReport(type: host.hypervisorType, version: Int(host.hypervisorVersion), cpuModel: host.cpuModel,
+                                         vcpus: host.cpus, memoryMB: Int(host.memoryKiB / 1024),
+                                         localGB: Self.localGigabytes(config.statePath)))
+    }
+
+    /// Size of the file system holding the instances (the nearest existing directory of
+    /// `state_path`), in GiB.
+    static func localGigabytes(_ path: String) -> Int {
+        var directory = path
+        while !FileManager.default.fileExists(atPath: directory), directory != "/" {
+            directory = (directory as NSString).deletingLastPathComponent
+        }
+        var info = statvfs()
+        guard statvfs(directory, &info) == 0 else { return 0 }
+        return Int(UInt64(info.f_blocks) * UInt64(info.f_frsize) / (1 << 30))
     }
 }
 

@@ -1,8 +1,28 @@
 import Foundation
+import Logging
 import PetrelCore
 import ProcessDriver
+import Store
 import TestSupport
 import Testing
+
+/// A RabbitMQ virtual host of its own, so the programs' queues never meet anyone else's;
+/// deleting it removes them all.
+func withPrivateVirtualHost<T: Sendable>(_ body: @escaping @Sendable (String) async throws -> T) async throws -> T {
+    try await BrokerUse.shared.withShared { try await inPrivateVirtualHost(body) }
+}
+
+private func inPrivateVirtualHost<T: Sendable>(_ body: @Sendable (String) async throws -> T) async throws -> T {
+    try Requirement.rabbitmq()
+    let vhost = TestNames.unique("petrel-test-")
+    try await Command.check("rabbitmqctl", ["-q", "add_vhost", vhost])
+    try await Command.check("rabbitmqctl", ["-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"])
+    return try await withCleanup {
+        try await body("rabbit://guest:guest@127.0.0.1:5672/\(vhost)")
+    } cleanup: {
+        _ = try? await Command.run("rabbitmqctl", ["-q", "delete_vhost", vhost])
+    }
+}
 
 /// The two programs as an operator runs them: flags, configuration errors, listeners,
 /// logs and a graceful stop on SIGTERM.
@@ -68,8 +88,12 @@ import Testing
     }
 
     @Test func controllerServesMetricsAndStopsOnSIGTERM() async throws {
+        try await withPrivateVirtualHost { transport in try await controllerServesMetricsAndStopsOnSIGTERM(transport) }
+    }
+
+    func controllerServesMetricsAndStopsOnSIGTERM(_ transport: String) async throws {
         let port = freePort()
-        let (config, database) = try controllerConfig(port: port, extra: "log_format = json")
+        let (config, database) = try controllerConfig(port: port, extra: "log_format = json\ntransport_url = \(transport)")
         defer { try? FileManager.default.removeItem(atPath: database) }
         try await Command.check(try program("petrel-controller"), ["--config", config, "db-sync"])
         let child = try ChildProcess(name: "controller", executable: try program("petrel-controller"),
@@ -98,8 +122,12 @@ import Testing
     }
 
     @Test func nodeServesMetricsLocallyAndStopsOnSIGTERM() async throws {
+        try await withPrivateVirtualHost { transport in try await nodeServesMetricsLocallyAndStopsOnSIGTERM(transport) }
+    }
+
+    func nodeServesMetricsLocallyAndStopsOnSIGTERM(_ transport: String) async throws {
         let port = freePort()
-        let config = try writeConfig("[libvirt]\nuri = test:///default\n[node]\nmetrics_listen = 127.0.0.1:\(port)\n")
+        let config = try writeConfig("[DEFAULT]\ntransport_url = \(transport)\n[libvirt]\nuri = test:///default\n[node]\nmetrics_listen = 127.0.0.1:\(port)\n")
         let child = try ChildProcess(name: "node", executable: try program("petrel-node"),
                                      arguments: ["--config", config], logger: .init(label: "test"))
         try child.start()
@@ -109,5 +137,54 @@ import Testing
         #expect(child.recentOutput.contains { $0.contains("starting") && $0.contains("hypervisor=TEST") })
         child.signal(SIGTERM)
         #expect(await child.wait() == .exited(0))
+    }
+
+    /// A node reports itself over RabbitMQ and the controller records it: services and
+    /// hypervisor resources in the database, the report count growing every interval.
+    @Test func nodeReportsReachTheControllerDatabase() async throws {
+        try await withPrivateVirtualHost { transport in
+            let (controllerConfig, databasePath) = try controllerConfig(port: freePort(), extra: "transport_url = \(transport)")
+            defer { try? FileManager.default.removeItem(atPath: databasePath) }
+            try await Command.check(try program("petrel-controller"), ["--config", controllerConfig, "db-sync"])
+            let nodeName = TestNames.unique("node-")
+            let nodeConfig = try writeConfig("""
+                [DEFAULT]
+                host = \(nodeName)
+                transport_url = \(transport)
+                report_interval = 1
+                [libvirt]
+                uri = test:///default
+                [node]
+                metrics_listen = 127.0.0.1:\(freePort())
+                """)
+            let logger = Logger(label: "test")
+            let controller = try ChildProcess(name: "controller", executable: try program("petrel-controller"),
+                                              arguments: ["--config", controllerConfig], logger: logger)
+            let node = try ChildProcess(name: "node", executable: try program("petrel-node"), arguments: ["--config", nodeConfig],
+                                        logger: logger)
+            try controller.start()
+            try node.start()
+            let database = try Database(.sqlite(path: databasePath), logger: logger)
+            try await withCleanup {
+                let store = ServiceStore(database)
+                let reported = await eventually(timeout: .seconds(20), every: .milliseconds(200)) {
+                    (try? await store.services().first { $0.host == nodeName }?.reportCount ?? 0) ?? 0 >= 2
+                }
+                #expect(reported, "controller: \(controller.recentOutput.suffix(5))\nnode: \(node.recentOutput.suffix(5))")
+                let service = try #require(try await store.services().first { $0.host == nodeName })
+                #expect(service.binary == "nova-compute" && service.topic == "compute" && !service.disabled)
+                #expect(service.version == PetrelVersion.current && service.lastSeenAt != nil)
+                let hypervisor = try #require(try await store.hypervisor(host: nodeName))
+                #expect(hypervisor.type == "TEST" && hypervisor.vcpus > 0 && hypervisor.memoryMB > 0 && hypervisor.localGB > 0)
+                node.signal(SIGTERM)
+                controller.signal(SIGTERM)
+                #expect(await node.wait() == .exited(0))
+                #expect(await controller.wait() == .exited(0))
+            } cleanup: {
+                node.signal(SIGKILL)
+                controller.signal(SIGKILL)
+                await database.shutdown()
+            }
+        }
     }
 }

@@ -1,0 +1,54 @@
+/// What a node says about itself at start and every `report_interval`: the services it
+/// runs and what its hypervisor offers. Cast to the controller; safe to repeat.
+public struct ReportState: RPCMethod {
+    public struct Arguments: Codable, Sendable, Equatable {
+        public var host: String
+        public var version: String
+        public var services: [ServiceReport]
+        public var hypervisor: HypervisorReport?
+
+        public init(host: String, version: String, services: [ServiceReport], hypervisor: HypervisorReport?) {
+            self.host = host
+            self.version = version
+            self.services = services
+            self.hypervisor = hypervisor
+        }
+    }
+
+    public typealias Result = Nothing
+    public static let name = "report_state"
+    public static let version = RPCVersion(1, 0)
+    /// The topic the controllers serve node reports on.
+    public static let topic = "conductor"
+}
+
+public struct ServiceReport: Codable, Sendable, Equatable {
+    /// OpenStack's name for the service (`nova-compute`, …), as the clients show it.
+    public var binary: String
+    /// The RPC topic the service listens on (`compute`, …).
+    public var topic: String
+
+    public init(binary: String, topic: String) {
+        self.binary = binary
+        self.topic = topic
+    }
+}
+
+public struct HypervisorReport: Codable, Sendable, Equatable {
+    public var type: String
+    /// libvirt's encoding: major * 1,000,000 + minor * 1,000 + release.
+    public var version: Int
+    public var cpuModel: String
+    public var vcpus: Int
+    public var memoryMB: Int
+    public var localGB: Int
+
+    public init(type: String, version: Int, cpuModel: String, vcpus: Int, memoryMB: Int, localGB: Int) {
+        self.type = type
+        self.version = version
+        self.cpuModel = cpuModel
+        self.vcpus = vcpus
+        self.memoryMB = memoryMB
+        self.localGB = localGB
+    }
+}
