@@ -4,6 +4,7 @@
 //   C*            system libraries, each imported by exactly one driver
 //   *Driver       one module per outside system (libvirt, netlink + netns, RabbitMQ, LVM, iptables, processes)
 //   Contracts     the messages controller and nodes exchange;  RPC  call/cast/fanout over RabbitMQ
+//   Identity      Keystone's logic (Fernet tokens, key repository, …)
 //   Store         the controller's SQL schema and migrations (SQLite | PostgreSQL)
 //   PetrelCore    configuration, logging, metrics bootstrap, errors shared by both programs
 //   PetrelHTTP    what every HTTP listener serves (/metrics, /healthcheck)
@@ -25,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/vapor/sql-kit", from: "3.36.0"),
         .package(url: "https://github.com/vapor/sqlite-kit", from: "4.5.2"),
         .package(url: "https://github.com/vapor/postgres-kit", from: "2.17.0"),
@@ -71,6 +73,14 @@ let package = Package(
             .product(name: "PostgresKit", package: "postgres-kit"),
         ]),
 
+        // MARK: controller services
+        // Keystone's logic: Fernet tokens and their key repository (more to come).
+        .target(name: "Identity", dependencies: [
+            "PetrelCore",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+        ]),
+
         // MARK: HTTP listeners
         // What every listener of both programs serves: /metrics, /healthcheck, error bodies.
         .target(name: "PetrelHTTP", dependencies: [
@@ -80,7 +90,7 @@ let package = Package(
 
         // MARK: programs
         .executableTarget(name: "petrel-controller", dependencies: [
-            "PetrelCore", "PetrelHTTP", "Store", "RPC", "Contracts",
+            "PetrelCore", "PetrelHTTP", "Store", "RPC", "Contracts", "Identity",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -106,6 +116,7 @@ let package = Package(
         .testTarget(name: "IptablesDriverTests", dependencies: ["IptablesDriver", "TestSupport"]),
         .testTarget(name: "ProcessDriverTests", dependencies: ["ProcessDriver", "NetlinkDriver", "TestSupport"]),
         .testTarget(name: "GuestImageTests", dependencies: ["LibvirtDriver", "ProcessDriver", "TestSupport"]),
+        .testTarget(name: "IdentityTests", dependencies: ["Identity", "ProcessDriver", "TestSupport"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "PetrelCore", "ProcessDriver", "TestSupport",
                                                        .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "RPCTests", dependencies: ["RPC", "Contracts", "RabbitMQDriver", "ProcessDriver", "TestSupport"]),

@@ -6,6 +6,11 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
     public let origin: String
     public let message: String
     public var description: String { "\(origin): \(message)" }
+
+    public init(origin: String, message: String) {
+        self.origin = origin
+        self.message = message
+    }
 }
 
 public struct HostPort: Sendable, Equatable, CustomStringConvertible {
@@ -128,6 +133,9 @@ public struct PetrelConfig: Sendable {
     public var databaseConnection: DatabaseURL
     public var apiListen: HostPort
     public var publicURL: String
+    public var tokenExpiration: Int
+    public var tokenKeyRepository: String
+    public var tokenMaxActiveKeys: Int
     public var libvirtURI: String
     public var virtType: String
     public var nodeMetricsListen: HostPort
@@ -194,6 +202,9 @@ public struct PetrelConfig: Sendable {
         debug = Self.boolean(try string("DEFAULT", "debug")!)!
         databaseConnection = DatabaseURL(parsing: try string("database", "connection")!)!
         apiListen = HostPort(parsing: try string("api", "listen")!)!
+        tokenExpiration = Int(try string("token", "expiration")!)!
+        tokenKeyRepository = try string("token", "key_repository")!
+        tokenMaxActiveKeys = Int(try string("token", "max_active_keys")!)!
         libvirtURI = try string("libvirt", "uri")!
         virtType = try string("libvirt", "virt_type")!
         nodeMetricsListen = HostPort(parsing: try string("node", "metrics_listen")!)!

@@ -40,7 +40,7 @@ public struct ConfigOption: Sendable {
 }
 
 public enum ConfigSchema {
-    public static let sections = ["DEFAULT", "database", "api", "libvirt", "node"]
+    public static let sections = ["DEFAULT", "database", "api", "token", "libvirt", "node"]
 
     public static let options: [ConfigOption] = [
         .init("DEFAULT", "host", .hostname, default: nil,
@@ -63,6 +63,12 @@ public enum ConfigSchema {
               help: "Address the controller's single HTTP listener binds (every API is served under its own path prefix, and /metrics)."),
         .init("api", "public_url", .httpURL, default: nil,
               help: "Base URL clients reach the controller at; the service catalog advertises every endpoint under it. Defaults to http://<host>:<port of listen>."),
+        .init("token", "expiration", .integer(60...604_800), default: "3600",
+              help: "Seconds a token stays valid after it is issued."),
+        .init("token", "key_repository", .absolutePath, default: "/etc/petrel/fernet-keys",
+              help: "Directory of the Fernet keys that sign and validate tokens (`petrel-controller token-keys setup|rotate`). Every controller needs the same keys."),
+        .init("token", "max_active_keys", .integer(2...100), default: "3",
+              help: "Keys kept by a rotation: the staged key, the primary, and the newest secondaries."),
         .init("libvirt", "uri", .string, default: "qemu:///system",
               help: "libvirt connection URI of this hypervisor host (test:///default for a simulated one)."),
         .init("libvirt", "virt_type", .choice(["kvm", "qemu"]), default: "kvm",

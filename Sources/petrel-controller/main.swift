@@ -1,5 +1,6 @@
 import ArgumentParser
 import Contracts
+import Identity
 import Logging
 import PetrelCore
 import PetrelHTTP
@@ -13,7 +14,7 @@ struct PetrelController: AsyncParsableCommand {
         commandName: "petrel-controller",
         abstract: "Petrel's controller: identity, catalog, scheduler and the OpenStack APIs.",
         version: PetrelVersion.current,
-        subcommands: [Serve.self, DBSync.self, SampleConfig.self],
+        subcommands: [Serve.self, DBSync.self, TokenKeys.self, SampleConfig.self],
         defaultSubcommand: Serve.self)
 
     @OptionGroup var options: ConfigFileOptions
@@ -100,6 +101,39 @@ struct DBSync: AsyncParsableCommand {
             logger.critical("db-sync failed: \(error)")
             await database.shutdown()
             throw ExitCode.failure
+        }
+    }
+}
+
+struct TokenKeys: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token-keys",
+        abstract: "Set up or rotate the Fernet key repository ([token] key_repository).",
+        discussion: """
+            setup   create the repository with a staged and a primary key (nothing if keys exist)
+            rotate  promote the staged key to primary, stage a new one, drop the oldest beyond
+                    [token] max_active_keys. Copy the repository to every controller afterwards.
+            """)
+
+    enum Action: String, ExpressibleByArgument, CaseIterable {
+        case setup, rotate
+    }
+
+    @ParentCommand var controller: PetrelController
+    @Argument(help: "setup or rotate") var action: Action
+
+    func run() throws {
+        let config = try controller.options.load()
+        let repository = FernetKeyRepository(directory: config.tokenKeyRepository, maxActiveKeys: config.tokenMaxActiveKeys)
+        do {
+            switch action {
+            case .setup: try repository.setup()
+            case .rotate: try repository.rotate()
+            }
+            let keys = try repository.indices().sorted()
+            print("\(config.tokenKeyRepository): keys \(keys.map(String.init).joined(separator: ", ")) (primary \(keys.max() ?? 0), staged 0)")
+        } catch {
+            throw ValidationError("token-keys \(action.rawValue): \(error)")
         }
     }
 }

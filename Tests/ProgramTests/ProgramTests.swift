@@ -187,4 +187,16 @@ private func inPrivateVirtualHost<T: Sendable>(_ body: @Sendable (String) async 
             }
         }
     }
+
+    @Test func tokenKeysSetupAndRotate() async throws {
+        let binary = try program("petrel-controller")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-keys-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = try writeConfig("[token]\nkey_repository = \(directory)\nmax_active_keys = 3\n")
+        #expect(try await Command.check(binary, ["--config", config, "token-keys", "setup"]).contains("keys 0, 1 (primary 1"))
+        #expect(try await Command.check(binary, ["--config", config, "token-keys", "rotate"]).contains("keys 0, 1, 2 (primary 2"))
+        #expect(try await Command.check(binary, ["--config", config, "token-keys", "rotate"]).contains("keys 0, 2, 3 (primary 3"))
+        let wrong = try await Command.run(binary, ["--config", config, "token-keys", "spin"])
+        #expect(wrong.status != 0)
+    }
 }
