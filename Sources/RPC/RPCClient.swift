@@ -40,7 +40,7 @@ public final class RPCClient: @unchecked Sendable {
     let link: BrokerLink
     let logger: Logger
     private let lock = NSLock()
-    private var pending: [String: CheckedContinuation<[UInt8], any Error>] = [:]
+    private var pending: [String: (continuation: CheckedContinuation<[UInt8], any Error>, timer: Task<Void, Never>?)] = [:]
     private var replyQueue: String?
     private var replyWaiters: [CheckedContinuation<String, Never>] = []
     private var replyLoop: Task<Void, Never>?
@@ -67,7 +67,10 @@ public final class RPCClient: @unchecked Sendable {
         pending.removeAll()
         lock.unlock()
         loop?.cancel()
-        for (_, continuation) in waiting { continuation.resume(throwing: CancellationError()) }
+        for (_, entry) in waiting {
+            entry.timer?.cancel()
+            entry.continuation.resume(throwing: CancellationError())
+        }
     }
 
     /// Calls `method` on whoever serves `topic` and waits for the result.
@@ -79,10 +82,10 @@ public final class RPCClient: @unchecked Sendable {
         let body = try encoder.encode(RPCRequest(method: M.name, version: M.version, messageID: id, replyTo: replyTo,
                                                  context: context, args: arguments))
         let reply: [UInt8] = try await withCheckedThrowingContinuation { continuation in
-            lock.lock()
-            pending[id] = continuation
-            lock.unlock()
-            Task {
+            lock.withLock { pending[id] = (continuation, nil) }
+            // Publishes, then stands guard over the deadline; cancelled as soon as the reply is in.
+            let deadline = ContinuousClock.now + timeout
+            let timer = Task {
                 do {
                     let connection = try await link.connection(patience: timeout)
                     try await connection.publish(exchange: RPCTopology.exchange, routingKey: topic, body: Array(body),
@@ -96,9 +99,19 @@ public final class RPCClient: @unchecked Sendable {
                     // The broker may be away: the reply deadline below still applies.
                     logger.warning("RPC publish failed", metadata: ["method": "\(M.name)", "topic": "\(topic)", "error": "\(error)"])
                 }
-                try? await Task.sleep(for: timeout)
+                do {
+                    try await Task.sleep(until: deadline)
+                } catch {
+                    return  // the reply arrived
+                }
                 self.finish(id, with: .failure(RPCError.timeout(method: M.name, topic: topic, after: timeout)))
             }
+            let stillPending = lock.withLock {
+                guard pending[id] != nil else { return false }
+                pending[id]?.timer = timer
+                return true
+            }
+            if !stillPending { timer.cancel() }
         }
         let header = try JSONDecoder().decode(RPCReplyHeader.self, from: Data(reply))
         if let error = header.error { throw RPCError.remote(error) }
@@ -157,11 +170,13 @@ public final class RPCClient: @unchecked Sendable {
     }
 
     private func finish(_ id: String, with result: Result<[UInt8], any Error>) {
-        lock.lock()
-        let continuation = pending.removeValue(forKey: id)
-        lock.unlock()
-        continuation?.resume(with: result)
+        let entry = lock.withLock { pending.removeValue(forKey: id) }
+        entry?.timer?.cancel()
+        entry?.continuation.resume(with: result)
     }
+
+    /// Calls waiting for their reply (for tests and metrics).
+    var callsInFlight: Int { lock.withLock { pending.count } }
 
     private func currentReplyQueue() async -> String {
         await withCheckedContinuation { continuation in

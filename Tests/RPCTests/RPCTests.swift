@@ -184,6 +184,7 @@ final class Cloud: @unchecked Sendable {
                 }
                 try await group.waitForAll()
             }
+            #expect(cloud.client.callsInFlight == 0, "every answered call released its deadline")
             await cloud.tearDown()
         }
     }
