@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
         .package(url: "https://github.com/vapor/sql-kit", from: "3.36.0"),
         .package(url: "https://github.com/vapor/sqlite-kit", from: "4.5.2"),
         .package(url: "https://github.com/vapor/postgres-kit", from: "2.17.0"),
@@ -75,12 +76,14 @@ let package = Package(
         ]),
 
         // MARK: controller services
-        // Keystone's logic: Fernet tokens and their key repository, the policy engine (more to come).
+        // Keystone's logic: Fernet tokens and their key repository, the policy engine,
+        // password hashing and lockout (more to come).
         .target(name: "Identity", dependencies: [
             "PetrelCore",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
             .product(name: "Yams", package: "Yams"),
+            .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
         ]),
 
         // MARK: HTTP listeners

@@ -136,6 +136,9 @@ public struct PetrelConfig: Sendable {
     public var tokenExpiration: Int
     public var tokenKeyRepository: String
     public var tokenMaxActiveKeys: Int
+    public var passwordHashRounds: Int
+    public var lockoutFailureAttempts: Int
+    public var lockoutDuration: Int
     public var libvirtURI: String
     public var virtType: String
     public var nodeMetricsListen: HostPort
@@ -205,6 +208,9 @@ public struct PetrelConfig: Sendable {
         tokenExpiration = Int(try string("token", "expiration")!)!
         tokenKeyRepository = try string("token", "key_repository")!
         tokenMaxActiveKeys = Int(try string("token", "max_active_keys")!)!
+        passwordHashRounds = Int(try string("identity", "password_hash_rounds")!)!
+        lockoutFailureAttempts = Int(try string("security_compliance", "lockout_failure_attempts")!)!
+        lockoutDuration = Int(try string("security_compliance", "lockout_duration")!)!
         libvirtURI = try string("libvirt", "uri")!
         virtType = try string("libvirt", "virt_type")!
         nodeMetricsListen = HostPort(parsing: try string("node", "metrics_listen")!)!

@@ -40,7 +40,7 @@ public struct ConfigOption: Sendable {
 }
 
 public enum ConfigSchema {
-    public static let sections = ["DEFAULT", "database", "api", "token", "libvirt", "node"]
+    public static let sections = ["DEFAULT", "database", "api", "token", "identity", "security_compliance", "libvirt", "node"]
 
     public static let options: [ConfigOption] = [
         .init("DEFAULT", "host", .hostname, default: nil,
@@ -69,6 +69,12 @@ public enum ConfigSchema {
               help: "Directory of the Fernet keys that sign and validate tokens (`petrel-controller token-keys setup|rotate`). Every controller needs the same keys."),
         .init("token", "max_active_keys", .integer(2...100), default: "3",
               help: "Keys kept by a rotation: the staged key, the primary, and the newest secondaries."),
+        .init("identity", "password_hash_rounds", .integer(4...31), default: "12",
+              help: "bcrypt cost of stored passwords (Keystone's default, 12, takes ~0.25 s per hash here)."),
+        .init("security_compliance", "lockout_failure_attempts", .integer(0...1000), default: "0",
+              help: "Wrong passwords in a row after which a user is locked out; 0 turns lockout off."),
+        .init("security_compliance", "lockout_duration", .integer(1...31_536_000), default: "1800",
+              help: "Seconds a locked-out user stays locked out."),
         .init("libvirt", "uri", .string, default: "qemu:///system",
               help: "libvirt connection URI of this hypervisor host (test:///default for a simulated one)."),
         .init("libvirt", "virt_type", .choice(["kvm", "qemu"]), default: "kvm",

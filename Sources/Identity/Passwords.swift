@@ -1,0 +1,62 @@
+import Foundation
+import HummingbirdBcrypt
+import PetrelCore
+
+/// Password hashing as Keystone does it: bcrypt, cost from configuration (default 12).
+/// Hashing and verifying take a noticeable time on purpose (~0.25 s at cost 12), so they
+/// run on a thread of their own instead of holding one of the few cooperative threads.
+public enum PasswordHasher {
+    public static func hash(_ password: String, cost: Int) async -> String {
+        await offPool { Bcrypt.hash(password, cost: UInt8(clamping: cost)) }
+    }
+
+    public static func verify(_ password: String, against hash: String) async -> Bool {
+        await offPool { Bcrypt.verify(password, hash: hash) }
+    }
+
+    private static func offPool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            let thread = Thread { continuation.resume(returning: work()) }
+            thread.name = "bcrypt"
+            thread.start()
+        }
+    }
+}
+
+/// `[security_compliance]` lockout: after `failureAttempts` wrong passwords in a row a user
+/// is locked out for `duration`; a success resets the count. `failureAttempts == 0` turns
+/// lockout off (Keystone's default).
+public struct LockoutPolicy: Sendable, Equatable {
+    public let failureAttempts: Int
+    public let duration: TimeInterval
+
+    public init(failureAttempts: Int, duration: TimeInterval) {
+        self.failureAttempts = failureAttempts
+        self.duration = duration
+    }
+
+    /// A user's record of recent failures, as stored with the user.
+    public struct State: Sendable, Equatable {
+        public var failures: Int
+        public var lastFailure: Date?
+
+        public init(failures: Int = 0, lastFailure: Date? = nil) {
+            self.failures = failures
+            self.lastFailure = lastFailure
+        }
+    }
+
+    /// Whether the user is locked out at `now` (then the password is not even checked).
+    public func isLocked(_ state: State, now: Date = Date()) -> Bool {
+        guard failureAttempts > 0, state.failures >= failureAttempts, let last = state.lastFailure else { return false }
+        return now < last.addingTimeInterval(duration)
+    }
+
+    public func afterFailure(_ state: State, now: Date = Date()) -> State {
+        // Once a lockout has expired, counting starts again.
+        let expired = failureAttempts > 0 && state.failures >= failureAttempts && !isLocked(state, now: now)
+        return State(failures: (expired ? 0 : state.failures) + 1, lastFailure: now)
+    }
+
+    public func afterSuccess(_ state: State) -> State { State() }
+}
