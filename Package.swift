@@ -79,7 +79,8 @@ let package = Package(
         // Keystone's logic: Fernet tokens and their key repository, the policy engine,
         // password hashing and lockout (more to come).
         .target(name: "Identity", dependencies: [
-            "PetrelCore",
+            "PetrelCore", "Store",
+            .product(name: "SQLKit", package: "sql-kit"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
             .product(name: "Yams", package: "Yams"),
@@ -112,7 +113,7 @@ let package = Package(
         ], path: "Benchmarks/RPCBenchmark"),
 
         // MARK: tests
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["PetrelCore", "ProcessDriver"], path: "Tests/TestSupport"),
         .testTarget(name: "PetrelCoreTests", dependencies: ["PetrelCore", "TestSupport"]),
         .testTarget(name: "LibvirtDriverTests", dependencies: ["LibvirtDriver", "TestSupport"]),
         .testTarget(name: "NetlinkDriverTests", dependencies: ["NetlinkDriver", "TestSupport"]),
@@ -121,7 +122,8 @@ let package = Package(
         .testTarget(name: "IptablesDriverTests", dependencies: ["IptablesDriver", "TestSupport"]),
         .testTarget(name: "ProcessDriverTests", dependencies: ["ProcessDriver", "NetlinkDriver", "TestSupport"]),
         .testTarget(name: "GuestImageTests", dependencies: ["LibvirtDriver", "ProcessDriver", "TestSupport"]),
-        .testTarget(name: "IdentityTests", dependencies: ["Identity", "ProcessDriver", "TestSupport"]),
+        .testTarget(name: "IdentityTests", dependencies: ["Identity", "Store", "PetrelCore", "ProcessDriver", "TestSupport",
+                                                          .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "PetrelCore", "ProcessDriver", "TestSupport",
                                                        .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "RPCTests", dependencies: ["RPC", "Contracts", "RabbitMQDriver", "ProcessDriver", "TestSupport"]),

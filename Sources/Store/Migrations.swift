@@ -103,5 +103,73 @@ public enum Schema {
             )
             """,
         ]),
+        Migration(version: 2, name: "identity", statements: [
+            """
+            CREATE TABLE domains (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, description TEXT NOT NULL DEFAULT '',
+                enabled BOOLEAN NOT NULL DEFAULT TRUE, extra TEXT NOT NULL DEFAULT '{}', created_at BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE projects (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, domain_id TEXT NOT NULL REFERENCES domains(id),
+                parent_id TEXT REFERENCES projects(id), description TEXT NOT NULL DEFAULT '',
+                enabled BOOLEAN NOT NULL DEFAULT TRUE, extra TEXT NOT NULL DEFAULT '{}', created_at BIGINT NOT NULL,
+                UNIQUE (domain_id, name))
+            """,
+            """
+            CREATE TABLE users (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, domain_id TEXT NOT NULL REFERENCES domains(id),
+                password_hash TEXT, enabled BOOLEAN NOT NULL DEFAULT TRUE, default_project_id TEXT,
+                description TEXT NOT NULL DEFAULT '', email TEXT, extra TEXT NOT NULL DEFAULT '{}',
+                failed_auth_count INTEGER NOT NULL DEFAULT 0, last_failed_auth_at BIGINT, password_changed_at BIGINT,
+                created_at BIGINT NOT NULL, UNIQUE (domain_id, name))
+            """,
+            """
+            CREATE TABLE groups (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, domain_id TEXT NOT NULL REFERENCES domains(id),
+                description TEXT NOT NULL DEFAULT '', created_at BIGINT NOT NULL, UNIQUE (domain_id, name))
+            """,
+            """
+            CREATE TABLE group_members (
+                group_id TEXT NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+                user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                PRIMARY KEY (group_id, user_id))
+            """,
+            // domain_id '' marks a global role (NULLs would not be unique).
+            """
+            CREATE TABLE roles (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, domain_id TEXT NOT NULL DEFAULT '',
+                description TEXT NOT NULL DEFAULT '', created_at BIGINT NOT NULL, UNIQUE (domain_id, name))
+            """,
+            """
+            CREATE TABLE implied_roles (
+                prior_role_id TEXT NOT NULL REFERENCES roles(id) ON DELETE CASCADE,
+                implied_role_id TEXT NOT NULL REFERENCES roles(id) ON DELETE CASCADE,
+                PRIMARY KEY (prior_role_id, implied_role_id))
+            """,
+            // actor_type: user | group; target_type: project | domain | system ('all').
+            """
+            CREATE TABLE role_assignments (
+                actor_type TEXT NOT NULL, actor_id TEXT NOT NULL, target_type TEXT NOT NULL, target_id TEXT NOT NULL,
+                role_id TEXT NOT NULL REFERENCES roles(id) ON DELETE CASCADE, inherited BOOLEAN NOT NULL DEFAULT FALSE,
+                PRIMARY KEY (actor_type, actor_id, target_type, target_id, role_id))
+            """,
+            """
+            CREATE TABLE regions (
+                id TEXT PRIMARY KEY, description TEXT NOT NULL DEFAULT '', parent_region_id TEXT REFERENCES regions(id),
+                created_at BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE catalog_services (
+                id TEXT PRIMARY KEY, type TEXT NOT NULL, name TEXT NOT NULL DEFAULT '', description TEXT NOT NULL DEFAULT '',
+                enabled BOOLEAN NOT NULL DEFAULT TRUE, created_at BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE endpoints (
+                id TEXT PRIMARY KEY, service_id TEXT NOT NULL REFERENCES catalog_services(id) ON DELETE CASCADE,
+                interface TEXT NOT NULL, url TEXT NOT NULL, region_id TEXT REFERENCES regions(id),
+                enabled BOOLEAN NOT NULL DEFAULT TRUE, created_at BIGINT NOT NULL)
+            """,
+        ]),
     ]
 }

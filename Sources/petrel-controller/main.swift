@@ -14,7 +14,7 @@ struct PetrelController: AsyncParsableCommand {
         commandName: "petrel-controller",
         abstract: "Petrel's controller: identity, catalog, scheduler and the OpenStack APIs.",
         version: PetrelVersion.current,
-        subcommands: [Serve.self, DBSync.self, TokenKeys.self, SampleConfig.self],
+        subcommands: [Serve.self, DBSync.self, BootstrapCommand.self, TokenKeys.self, SampleConfig.self],
         defaultSubcommand: Serve.self)
 
     @OptionGroup var options: ConfigFileOptions
@@ -99,6 +99,40 @@ struct DBSync: AsyncParsableCommand {
             await database.shutdown()
         } catch {
             logger.critical("db-sync failed: \(error)")
+            await database.shutdown()
+            throw ExitCode.failure
+        }
+    }
+}
+
+struct BootstrapCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bootstrap",
+        abstract: "Create the Default domain, the admin project and user, the roles and the catalog. Safe to repeat.")
+
+    @ParentCommand var controller: PetrelController
+    @Option(help: "Password of the admin user (used only when the user is created).") var adminPassword: String
+    @Option(help: "Name of the admin user.") var adminUser = "admin"
+    @Option(help: "Name of the admin project.") var adminProject = "admin"
+    @Option(help: "Region of the endpoints.") var region = "RegionOne"
+    @Option(help: "Base URL of the endpoints (default: [api] public_url).") var publicURL: String?
+
+    func run() async throws {
+        let config = try controller.options.load()
+        let logger = PetrelProgram.prepare("petrel-controller", config: config)
+        let database = try openDatabase(config, logger: logger)
+        do {
+            try await Migrator().requireCurrent(database)
+            var bootstrap = Bootstrap(adminPassword: adminPassword, publicURL: publicURL ?? config.publicURL)
+            bootstrap.adminUser = adminUser
+            bootstrap.adminProject = adminProject
+            bootstrap.region = region
+            bootstrap.passwordCost = config.passwordHashRounds
+            let created = try await bootstrap.run(on: database)
+            print(created.isEmpty ? "bootstrap: everything already existed" : "bootstrap created: " + created.joined(separator: ", "))
+            await database.shutdown()
+        } catch {
+            logger.critical("bootstrap failed: \(error)")
             await database.shutdown()
             throw ExitCode.failure
         }

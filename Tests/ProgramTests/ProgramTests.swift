@@ -85,6 +85,12 @@ private func inPrivateVirtualHost<T: Sendable>(_ body: @Sendable (String) async 
         #expect(first.contains("migrated from version 0"))
         let second = try await Command.check(binary, ["--config", config, "db-sync"])
         #expect(second.contains("is current"))
+        let boot = try await Command.check(binary, ["--config", config, "bootstrap", "--admin-password", "pw"])
+        #expect(boot.contains("user admin") && boot.contains("public endpoint of identity"), "\(boot)")
+        let again = try await Command.check(binary, ["--config", config, "bootstrap", "--admin-password", "pw"])
+        #expect(again.contains("everything already existed"))
+        let missing = try await Command.run(binary, ["--config", config, "bootstrap"])
+        #expect(missing.status != 0 && missing.stderr.contains("--admin-password"))
     }
 
     @Test func controllerServesMetricsAndStopsOnSIGTERM() async throws {

@@ -7,37 +7,13 @@ import Store
 import TestSupport
 import Testing
 
-/// A throw-away database on each backend.
-enum Backend: String, CaseIterable, Sendable {
-    case sqlite, postgresql
-
-    /// Creates an empty database and returns its URL and a way to remove it.
-    func makeDatabase() async throws -> (DatabaseURL, @Sendable () async -> Void) {
-        switch self {
-        case .sqlite:
-            let path = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-\(UUID().uuidString).db").path
-            return (.sqlite(path: path), {
-                for suffix in ["", "-wal", "-shm", "-journal"] { try? FileManager.default.removeItem(atPath: path + suffix) }
-            })
-        case .postgresql:
-            try Requirement.root()
-            try Requirement.require(Requirement.canConnect(port: 5432), "PostgreSQL is not listening on 127.0.0.1:5432 (run Packaging/host-services.sh)")
-            let name = "petrel_test_" + TestNames.unique("").lowercased()
-            try await Command.check("su", ["postgres", "-c", "createdb -O petrel \(name)"])
-            return (.postgresql(url: "postgresql://petrel:petrel@127.0.0.1:5432/\(name)"), {
-                _ = try? await Command.run("su", ["postgres", "-c", "dropdb --if-exists --force \(name)"])
-            })
-        }
-    }
-}
-
 struct Explosion: Error {}
 
 @Suite struct StoreTests {
     let logger = Logger(label: "store-test")
 
-    @Test(arguments: Backend.allCases)
-    func migrationsAreVersionedAndIdempotent(backend: Backend) async throws {
+    @Test(arguments: TestDatabase.allCases)
+    func migrationsAreVersionedAndIdempotent(backend: TestDatabase) async throws {
         let (url, drop) = try await backend.makeDatabase()
         let database = try Database(url, logger: logger)
         try await withCleanup {
@@ -93,8 +69,8 @@ struct Explosion: Error {}
         }
     }
 
-    @Test(arguments: Backend.allCases)
-    func transactionsCommitOrRollBack(backend: Backend) async throws {
+    @Test(arguments: TestDatabase.allCases)
+    func transactionsCommitOrRollBack(backend: TestDatabase) async throws {
         let (url, drop) = try await backend.makeDatabase()
         let database = try Database(url, logger: logger)
         try await withCleanup {

@@ -1,4 +1,6 @@
 import Foundation
+import PetrelCore
+import ProcessDriver
 import Testing
 
 /// Tests that need root or a running service call `require`. On a developer's laptop a
@@ -157,3 +159,28 @@ public func withCleanup<T>(_ body: () async throws -> T, cleanup: () async -> Vo
         throw error
     }
 }
+
+/// A throw-away database on each backend.
+public enum TestDatabase: String, CaseIterable, Sendable {
+    case sqlite, postgresql
+
+    /// Creates an empty database and returns its URL and a way to remove it.
+    public func makeDatabase() async throws -> (DatabaseURL, @Sendable () async -> Void) {
+        switch self {
+        case .sqlite:
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-\(UUID().uuidString).db").path
+            return (.sqlite(path: path), {
+                for suffix in ["", "-wal", "-shm", "-journal"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+            })
+        case .postgresql:
+            try Requirement.root()
+            try Requirement.require(Requirement.canConnect(port: 5432), "PostgreSQL is not listening on 127.0.0.1:5432 (run Packaging/host-services.sh)")
+            let name = "petrel_test_" + TestNames.unique("").lowercased()
+            try await Command.check("su", ["postgres", "-c", "createdb -O petrel \(name)"])
+            return (.postgresql(url: "postgresql://petrel:petrel@127.0.0.1:5432/\(name)"), {
+                _ = try? await Command.run("su", ["postgres", "-c", "dropdb --if-exists --force \(name)"])
+            })
+        }
+    }
+}
+
