@@ -20,12 +20,23 @@ struct PetrelController: AsyncParsableCommand {
     @OptionGroup var options: ConfigFileOptions
 }
 
-/// Opens the configured database, or ends the program with a clear message.
-func openDatabase(_ config: PetrelConfig, logger: Logger) throws -> Database {
+/// Opens the configured database, runs `body` with it and closes it. A failure ends the
+/// program with "<what> failed: <reason>" in the log.
+func withDatabase(_ config: PetrelConfig, logger: Logger, _ what: String,
+                  _ body: (Database) async throws -> Void) async throws {
+    let database: Database
     do {
-        return try Database(config.databaseConnection, logger: logger)
+        database = try Database(config.databaseConnection, logger: logger)
     } catch {
-        logger.critical("\(error)")
+        logger.critical("\(what) failed: \(error)")
+        throw ExitCode.failure
+    }
+    do {
+        try await body(database)
+        await database.shutdown()
+    } catch {
+        logger.critical("\(what) failed: \(error)")
+        await database.shutdown()
         throw ExitCode.failure
     }
 }
@@ -39,14 +50,13 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let config = try controller.options.load()
         let logger = PetrelProgram.prepare("petrel-controller", config: config)
-        let database = try openDatabase(config, logger: logger)
-        do {
+        try await withDatabase(config, logger: logger, "serve") { database in
             try await Migrator().requireCurrent(database)
-        } catch {
-            logger.critical("\(error)")
-            await database.shutdown()
-            throw ExitCode.failure
+            try await serve(config, database: database, logger: logger)
         }
+    }
+
+    func serve(_ config: PetrelConfig, database: Database, logger: Logger) async throws {
         let api = PetrelHTTPListener.application(router: PetrelHTTPListener.observabilityRouter(),
                                                  address: config.apiListen, serverName: "petrel-controller",
                                                  logger: logger)
@@ -64,7 +74,6 @@ struct Serve: AsyncParsableCommand {
         }
         try await PetrelProgram.run([api, RPCService(server: reports)], logger: logger)
         await link.close()
-        await database.shutdown()
     }
 }
 
@@ -87,20 +96,14 @@ struct DBSync: AsyncParsableCommand {
     func run() async throws {
         let config = try controller.options.load()
         let logger = PetrelProgram.prepare("petrel-controller", config: config)
-        let database = try openDatabase(config, logger: logger)
-        let migrator = Migrator()
-        do {
+        try await withDatabase(config, logger: logger, "db-sync") { database in
+            let migrator = Migrator()
             let before = try await migrator.currentVersion(database)
             if before > migrator.latest { throw StoreError.newerThanThisProgram(current: before, latest: migrator.latest) }
             let applied = try await migrator.migrate(database)
             print(applied.isEmpty
                   ? "database schema is current (version \(migrator.latest))"
                   : "database schema migrated from version \(before) to \(migrator.latest)")
-            await database.shutdown()
-        } catch {
-            logger.critical("db-sync failed: \(error)")
-            await database.shutdown()
-            throw ExitCode.failure
         }
     }
 }
@@ -120,8 +123,7 @@ struct BootstrapCommand: AsyncParsableCommand {
     func run() async throws {
         let config = try controller.options.load()
         let logger = PetrelProgram.prepare("petrel-controller", config: config)
-        let database = try openDatabase(config, logger: logger)
-        do {
+        try await withDatabase(config, logger: logger, "bootstrap") { database in
             try await Migrator().requireCurrent(database)
             var bootstrap = Bootstrap(adminPassword: adminPassword, publicURL: publicURL ?? config.publicURL)
             bootstrap.adminUser = adminUser
@@ -130,11 +132,6 @@ struct BootstrapCommand: AsyncParsableCommand {
             bootstrap.passwordCost = config.passwordHashRounds
             let created = try await bootstrap.run(on: database)
             print(created.isEmpty ? "bootstrap: everything already existed" : "bootstrap created: " + created.joined(separator: ", "))
-            await database.shutdown()
-        } catch {
-            logger.critical("bootstrap failed: \(error)")
-            await database.shutdown()
-            throw ExitCode.failure
         }
     }
 }
