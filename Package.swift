@@ -69,7 +69,7 @@ let package = Package(
         // MARK: controller store
         // SQL schema, migrations and queries; SQLite by default, PostgreSQL for several controllers.
         .target(name: "Store", dependencies: [
-            "PetrelCore", "Contracts",
+            "PetrelCore",
             .product(name: "SQLKit", package: "sql-kit"),
             .product(name: "SQLiteKit", package: "sqlite-kit"),
             .product(name: "PostgresKit", package: "postgres-kit"),

@@ -68,7 +68,12 @@ struct Serve: AsyncParsableCommand {
         let reports = RPCServer(link: link, topic: ReportState.topic, host: config.host, logger: logger)
         let services = ServiceStore(database)
         reports.register(ReportState.self) { report, context in
-            try await services.record(report)
+            try await services.record(
+                host: report.host, version: report.version, services: report.services.map { ($0.binary, $0.topic) },
+                hypervisor: report.hypervisor.map {
+                    HypervisorRecord(type: $0.type, version: $0.version, cpuModel: $0.cpuModel, vcpus: $0.vcpus,
+                                     memoryMB: $0.memoryMB, localGB: $0.localGB)
+                })
             logger.debug("node report", metadata: ["node": "\(report.host)", "request_id": "\(context.requestID)"])
             return Nothing()
         }
