@@ -78,9 +78,7 @@ public final class RPCClient: @unchecked Sendable {
                                    context: RequestContext = RequestContext(), timeout: Duration = .seconds(60)) async throws -> M.Result {
         start()
         let replyTo = await currentReplyQueue()
-        let id = UUID().uuidString.lowercased()
-        let body = try encoder.encode(RPCRequest(method: M.name, version: M.version, messageID: id, replyTo: replyTo,
-                                                 context: context, args: arguments))
+        let (id, body) = try request(M.self, arguments, replyTo: replyTo, context: context)
         let reply: [UInt8] = try await withCheckedThrowingContinuation { continuation in
             lock.withLock { pending[id] = (continuation, nil) }
             // Publishes, then stands guard over the deadline; cancelled as soon as the reply is in.
@@ -88,7 +86,7 @@ public final class RPCClient: @unchecked Sendable {
             let timer = Task {
                 do {
                     let connection = try await link.connection(patience: timeout)
-                    try await connection.publish(exchange: RPCTopology.exchange, routingKey: topic, body: Array(body),
+                    try await connection.publish(exchange: RPCTopology.exchange, routingKey: topic, body: body,
                                                  properties: MessageProperties(messageID: id, correlationID: id, replyTo: replyTo,
                                                                                expirationMilliseconds: Self.milliseconds(timeout)),
                                                  mandatory: true)
@@ -128,26 +126,33 @@ public final class RPCClient: @unchecked Sendable {
     /// Sends `method` to `topic` without waiting for a result. The message is persistent
     /// and confirmed by the broker before this returns; across a broker outage it is
     /// retried until `patience` runs out (receivers are idempotent, so a repeat is safe).
+    /// A topic no queue takes fails with `noReceiver` instead of vanishing.
     public func cast<M: RPCMethod>(_ method: M.Type, _ arguments: M.Arguments, topic: String,
                                    context: RequestContext = RequestContext(), patience: Duration = .seconds(60)) async throws {
-        let id = UUID().uuidString.lowercased()
-        let body = Array(try encoder.encode(RPCRequest(method: M.name, version: M.version, messageID: id, replyTo: nil,
-                                                       context: context, args: arguments)))
-        try await publishReliably(exchange: RPCTopology.exchange, key: topic, body: body, id: id, patience: patience,
-                                  describe: "cast \(M.name) to \(topic)")
+        let (id, body) = try request(M.self, arguments, replyTo: nil, context: context)
+        try await publishReliably(exchange: RPCTopology.exchange, key: topic, body: body, id: id, mandatory: true,
+                                  patience: patience, describe: "cast \(M.name) to \(topic)")
     }
 
-    /// Broadcasts `method` to every listener of `topic` (e.g. every L2 agent).
+    /// Broadcasts `method` to every listener of `topic` (e.g. every L2 agent); with no
+    /// listener at all, there is nobody to tell and nothing fails.
     public func fanout<M: RPCMethod>(_ method: M.Type, _ arguments: M.Arguments, topic: String,
                                      context: RequestContext = RequestContext(), patience: Duration = .seconds(60)) async throws {
-        let id = UUID().uuidString.lowercased()
-        let body = Array(try encoder.encode(RPCRequest(method: M.name, version: M.version, messageID: id, replyTo: nil,
-                                                       context: context, args: arguments)))
-        try await publishReliably(exchange: RPCTopology.fanoutExchange(topic), key: "", body: body, id: id, patience: patience,
-                                  describe: "fanout \(M.name) to \(topic)", declareFanout: topic)
+        let (id, body) = try request(M.self, arguments, replyTo: nil, context: context)
+        try await publishReliably(exchange: RPCTopology.fanoutExchange(topic), key: "", body: body, id: id, mandatory: false,
+                                  patience: patience, describe: "fanout \(M.name) to \(topic)", declareFanout: topic)
     }
 
-    private func publishReliably(exchange: String, key: String, body: [UInt8], id: String, patience: Duration,
+    /// A new message id and the encoded request envelope.
+    private func request<M: RPCMethod>(_ method: M.Type, _ arguments: M.Arguments, replyTo: String?,
+                                       context: RequestContext) throws -> (id: String, body: [UInt8]) {
+        let id = UUID().uuidString.lowercased()
+        let body = try encoder.encode(RPCRequest(method: M.name, version: M.version, messageID: id, replyTo: replyTo,
+                                                 context: context, args: arguments))
+        return (id, Array(body))
+    }
+
+    private func publishReliably(exchange: String, key: String, body: [UInt8], id: String, mandatory: Bool, patience: Duration,
                                  describe: String, declareFanout: String? = nil) async throws {
         let deadline = ContinuousClock.now + patience
         while true {
@@ -157,16 +162,22 @@ public final class RPCClient: @unchecked Sendable {
                     try await connection.declareExchange(RPCTopology.fanoutExchange(topic), type: .fanout)
                 }
                 try await connection.publish(exchange: exchange, routingKey: key, body: body,
-                                             properties: MessageProperties(persistent: true, messageID: id))
+                                             properties: MessageProperties(persistent: true, messageID: id), mandatory: mandatory)
                 return
-            } catch let error as AMQPError where ContinuousClock.now < deadline && (error.isConnectionFatal || {
-                if case .channelClosed = error { return false }
-                return true
-            }()) {
+            } catch AMQPError.unroutable {
+                throw RPCError.noReceiver(topic: key)
+            } catch let error as AMQPError where ContinuousClock.now < deadline && Self.isTransient(error) {
                 logger.warning("RPC \(describe) not confirmed; retrying", metadata: ["error": "\(error)"])
                 try await Task.sleep(for: .milliseconds(100))
             }
         }
+    }
+
+    /// Broker outages and nacks pass; a channel error (missing exchange, refused access) will
+    /// not get better by repeating the same publish.
+    private static func isTransient(_ error: AMQPError) -> Bool {
+        if case .channelClosed = error { return false }
+        return true
     }
 
     private func finish(_ id: String, with result: Result<[UInt8], any Error>) {

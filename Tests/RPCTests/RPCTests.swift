@@ -126,6 +126,10 @@ final class Cloud: @unchecked Sendable {
                 await #expect(throws: RPCError.noReceiver(topic: "\(cloud.topic).nowhere")) {
                     try await cloud.client.call(Echo.self, .init(text: "x"), topic: "\(cloud.topic).nowhere")
                 }
+                // A cast nobody can take is an error too, not a silently dropped message.
+                await #expect(throws: RPCError.noReceiver(topic: "\(cloud.topic).nowhere")) {
+                    try await cloud.client.cast(Record.self, .init(value: 1), topic: "\(cloud.topic).nowhere")
+                }
             } catch {
                 await cloud.tearDown()
                 throw error
