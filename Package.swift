@@ -4,7 +4,8 @@
 //   C*            system libraries, each imported by exactly one driver
 //   *Driver       one module per outside system (libvirt, netlink + netns, RabbitMQ, LVM, iptables, processes)
 //   Contracts     the messages controller and nodes exchange;  RPC  call/cast/fanout over RabbitMQ
-//   Identity      Keystone's logic (Fernet tokens, key repository, …)
+//   Identity      Keystone's logic (tokens, revocation, roles, policy, passwords)
+//   IdentityAPI   the Keystone v3 HTTP API, and authentication + policy for every API
 //   Store         the controller's SQL schema and migrations (SQLite | PostgreSQL)
 //   PetrelCore    configuration, logging, metrics bootstrap, errors shared by both programs
 //   PetrelHTTP    what every HTTP listener serves (/metrics, /healthcheck)
@@ -87,6 +88,14 @@ let package = Package(
             .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
         ]),
 
+        // MARK: APIs (the only modules besides PetrelHTTP that know the HTTP framework)
+        // Keystone v3: discovery, tokens, catalog, identity resources; authentication and
+        // policy enforcement for every other API.
+        .target(name: "IdentityAPI", dependencies: [
+            "Identity", "Store", "PetrelHTTP",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
+
         // MARK: HTTP listeners
         // What every listener of both programs serves: /metrics, /healthcheck, error bodies.
         .target(name: "PetrelHTTP", dependencies: [
@@ -96,7 +105,7 @@ let package = Package(
 
         // MARK: programs
         .executableTarget(name: "petrel-controller", dependencies: [
-            "PetrelCore", "PetrelHTTP", "Store", "RPC", "Contracts", "Identity",
+            "PetrelCore", "PetrelHTTP", "Store", "RPC", "Contracts", "Identity", "IdentityAPI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),

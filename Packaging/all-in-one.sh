@@ -5,6 +5,8 @@
 #
 # State:  /var/lib/petrel      Logs: /var/log/petrel/{controller,node}.log
 # Config: /etc/petrel/petrel.conf (written once; edit it freely afterwards)
+# Admin:  /etc/petrel/admin-password (generated once); clouds.yaml entry `petrel` in
+#         ~/.config/openstack/clouds.yaml (admin, project-scoped), rewritten on every start
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin="$top/.build/debug"
@@ -32,6 +34,9 @@ connection = sqlite:////var/lib/petrel/petrel.db
 [api]
 listen = 0.0.0.0:5000
 public_url = http://127.0.0.1:5000
+
+[token]
+key_repository = /etc/petrel/fernet-keys
 
 [libvirt]
 uri = qemu:///system
@@ -62,6 +67,31 @@ wait_http() { # wait_http NAME URL
   die "$1 did not answer on $2 within 10 s; see $logs/$1.log"
 }
 
+# The `petrel` entry of the standard clouds.yaml, merged with any other clouds there.
+write_clouds_yaml() { # write_clouds_yaml PUBLIC_URL PASSWORD
+  local venv=$1 url=$2 password=$3 file=${XDG_CONFIG_HOME:-$HOME/.config}/openstack/clouds.yaml
+  mkdir -p "$(dirname "$file")"
+  "$venv/bin/python" - "$file" "$url" "$password" <<'PY'
+import os, sys, yaml
+path, url, password = sys.argv[1:]
+document = {}
+if os.path.exists(path):
+    with open(path) as f:
+        document = yaml.safe_load(f) or {}
+document.setdefault("clouds", {})["petrel"] = {
+    "auth": {"auth_url": url + "/v3", "username": "admin", "password": password, "project_name": "admin",
+             "user_domain_name": "Default", "project_domain_name": "Default"},
+    "region_name": "RegionOne", "identity_api_version": 3, "interface": "public",
+}
+old = os.umask(0o077)
+with open(path + ".tmp", "w") as f:
+    yaml.safe_dump(document, f, default_flow_style=False, sort_keys=False)
+os.umask(old)
+os.replace(path + ".tmp", path)
+PY
+  log "clouds.yaml: cloud 'petrel' in $file"
+}
+
 stop_one() {
   local name=$1 pid i
   running "$name" || { rm -f "$run/$name.pid"; return 0; }
@@ -78,14 +108,24 @@ case "${1:-start}" in
     mkdir -p "$run" "$logs" /var/lib/petrel
     write_config
     "$bin/petrel-controller" --config "$config" db-sync >&2 || die "db-sync failed"
+    "$bin/petrel-controller" --config "$config" token-keys setup >&2 || die "token-keys setup failed"
+    password_file=/etc/petrel/admin-password
+    if [ ! -s "$password_file" ]; then
+      (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$password_file")
+    fi
+    "$bin/petrel-controller" --config "$config" bootstrap --admin-password "$(cat "$password_file")" >&2 || die "bootstrap failed"
+    venv=$(bash "$top/Packaging/openstack-client.sh") || die "cannot install the openstack client"
     start_one controller "$bin/petrel-controller"
     start_one node "$bin/petrel-node"
     listen=$(sed -n 's/^listen *= *//p' "$config" | head -1); port=${listen##*:}
     metrics=$(sed -n 's/^metrics_listen *= *//p' "$config" | head -1)
     wait_http controller "http://127.0.0.1:$port/healthcheck"
     wait_http node "http://$metrics/metrics"
+    public_url=$(sed -n 's/^public_url *= *//p' "$config" | head -1)
+    write_clouds_yaml "$venv" "${public_url:-http://127.0.0.1:$port}" "$(cat "$password_file")"
     log "petrel-controller: http://127.0.0.1:$port (metrics at /metrics)  log: $logs/controller.log"
     log "petrel-node:       http://$metrics/metrics  log: $logs/node.log"
+    log "try: openstack --os-cloud petrel token issue"
     ;;
   stop)
     stop_one node

@@ -102,6 +102,13 @@ public struct Policy: Sendable {
             guard let referenced = rules[name] else { return false }
             return evaluate(referenced, credentials, target, depth: depth + 1)
         case .match(let attribute, let value):
+            // oslo.policy's forms with a constant on the left: `'manager':%(target.role.name)s`
+            // compares the constant with the target, `None:%(target.x)s` holds when the target has no value.
+            if case .target(let path) = value, let constant = Self.constant(attribute) {
+                return constant == nil ? target[path] == nil : target[path] == constant
+            }
+            // `domain_id:None` holds when the credentials have no such attribute.
+            if case .literal("None") = value { return credentials.attributes[attribute] == nil }
             guard let have = credentials.attributes[attribute] else { return false }
             switch value {
             case .literal(let literal): return have.lowercased() == literal.lowercased()
@@ -113,6 +120,16 @@ public struct Policy: Sendable {
         case .all(let rules): return rules.allSatisfy { evaluate($0, credentials, target, depth: depth + 1) }
         case .any(let rules): return rules.contains { evaluate($0, credentials, target, depth: depth + 1) }
         }
+    }
+
+    /// A constant on the left of a check: a quoted string, or `None` (nil inside). Nil outside
+    /// means the left side is a credential attribute.
+    private static func constant(_ attribute: String) -> String?? {
+        if attribute == "None" { return .some(nil) }
+        for quote in ["'", "\""] where attribute.count >= 2 && attribute.hasPrefix(quote) && attribute.hasSuffix(quote) {
+            return .some(String(attribute.dropFirst().dropLast()))
+        }
+        return nil
     }
 
     // MARK: parsing
@@ -204,5 +221,40 @@ public struct Policy: Sendable {
             }
             return .match(attribute: kind, value: .literal(value.trimmingCharacters(in: CharacterSet(charactersIn: "'\""))))
         }
+    }
+}
+
+/// One documented rule: its name, its default check string, what it guards and the API
+/// operations it applies to (for `etc/policy.yaml.sample`).
+public struct PolicyDefault: Sendable {
+    public let name: String
+    public let check: String
+    public let description: String
+    /// "METHOD /path" strings; empty for a base rule that others refer to.
+    public let operations: [String]
+
+    public init(_ name: String, _ check: String, _ description: String, _ operations: [String] = []) {
+        self.name = name
+        self.check = check
+        self.description = description
+        self.operations = operations
+    }
+}
+
+extension Policy {
+    public init(defaults: [PolicyDefault]) throws {
+        try self.init(defaults: defaults.map { ($0.name, $0.check) })
+    }
+
+    /// A commented YAML file listing every rule with its default, as `oslopolicy-sample-generator` writes.
+    public static func sampleFile(_ defaults: [PolicyDefault]) -> String {
+        var out = "# Petrel policy file. Every rule is listed with its built-in default (commented out).\n"
+        out += "# Uncomment and change a rule to override it; rules not in the file keep their default.\n"
+        for rule in defaults {
+            out += "\n# \(rule.description)\n"
+            for operation in rule.operations { out += "# \(operation)\n" }
+            out += "#\"\(rule.name)\": \"\(rule.check)\"\n"
+        }
+        return out
     }
 }

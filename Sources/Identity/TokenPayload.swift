@@ -32,13 +32,17 @@ public struct TokenPayload: Sendable, Equatable {
     public var methods: Methods
     public var scope: Scope
     public var expiresAt: Date
+    /// When the token was issued, to the millisecond (Fernet's own timestamp has whole seconds,
+    /// too coarse to tell a token issued just after a revocation from one issued just before).
+    public var issuedAt: Date
     /// This token's audit id first, then the audit id of the token it was made from (if any).
     public var auditIDs: [String]
     public var applicationCredentialID: String?
 
     public init(userID: String, methods: Methods, scope: Scope, expiresAt: Date, auditIDs: [String],
-                applicationCredentialID: String? = nil) {
+                applicationCredentialID: String? = nil, issuedAt: Date = Date()) {
         self.userID = userID
+        self.issuedAt = Date(timeIntervalSince1970: (issuedAt.timeIntervalSince1970 * 1000).rounded(.down) / 1000)
         self.methods = methods
         self.scope = scope
         self.expiresAt = expiresAt
@@ -53,7 +57,7 @@ public struct TokenPayload: Sendable, Equatable {
         return String(Base64URL.encode(bytes).prefix { $0 != "=" })
     }
 
-    static let formatVersion: UInt8 = 1
+    static let formatVersion: UInt8 = 2
 
     /// A compact binary form (ids that are 32 hex digits take 16 bytes), so tokens stay short.
     public func encoded() -> [UInt8] {
@@ -67,6 +71,8 @@ public struct TokenPayload: Sendable, Equatable {
         Self.appendID(userID, to: &out)
         let milliseconds = UInt64(max(0, expiresAt.timeIntervalSince1970 * 1000))
         withUnsafeBytes(of: milliseconds.bigEndian) { out.append(contentsOf: $0) }
+        let issued = UInt64(max(0, issuedAt.timeIntervalSince1970 * 1000))
+        withUnsafeBytes(of: issued.bigEndian) { out.append(contentsOf: $0) }
         out.append(UInt8(min(auditIDs.count, 255)))
         for auditID in auditIDs.prefix(255) { Self.appendString(auditID, to: &out) }
         if let applicationCredentialID {
@@ -92,6 +98,8 @@ public struct TokenPayload: Sendable, Equatable {
         userID = try reader.id()
         let milliseconds = try reader.take(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         expiresAt = Date(timeIntervalSince1970: TimeInterval(milliseconds) / 1000)
+        let issued = try reader.take(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        issuedAt = Date(timeIntervalSince1970: TimeInterval(issued) / 1000)
         auditIDs = try (0..<Int(try reader.byte())).map { _ in try reader.string() }
         applicationCredentialID = try reader.byte() == 1 ? try reader.id() : nil
         guard reader.atEnd else { throw FernetError.malformedToken }
@@ -157,8 +165,8 @@ public struct TokenSealer: Sendable {
 
     public init(keys: FernetKeyRepository.Keys) { self.keys = keys }
 
-    public func seal(_ payload: TokenPayload, issuedAt: Date = Date()) throws -> String {
-        try Fernet.encrypt(payload.encoded(), key: keys.primary, at: issuedAt)
+    public func seal(_ payload: TokenPayload) throws -> String {
+        try Fernet.encrypt(payload.encoded(), key: keys.primary, at: payload.issuedAt)
     }
 
     /// The payload of a token that verifies with any key and has not expired.

@@ -133,6 +133,8 @@ public struct PetrelConfig: Sendable {
     public var databaseConnection: DatabaseURL
     public var apiListen: HostPort
     public var publicURL: String
+    public var maxRequestBodySize: Int
+    public var policyFile: String
     public var tokenExpiration: Int
     public var tokenKeyRepository: String
     public var tokenMaxActiveKeys: Int
@@ -205,6 +207,8 @@ public struct PetrelConfig: Sendable {
         debug = Self.boolean(try string("DEFAULT", "debug")!)!
         databaseConnection = DatabaseURL(parsing: try string("database", "connection")!)!
         apiListen = HostPort(parsing: try string("api", "listen")!)!
+        maxRequestBodySize = Int(try string("api", "max_request_body_size")!)!
+        policyFile = try string("oslo_policy", "policy_file")!
         tokenExpiration = Int(try string("token", "expiration")!)!
         tokenKeyRepository = try string("token", "key_repository")!
         tokenMaxActiveKeys = Int(try string("token", "max_active_keys")!)!

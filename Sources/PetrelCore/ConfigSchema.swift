@@ -40,7 +40,7 @@ public struct ConfigOption: Sendable {
 }
 
 public enum ConfigSchema {
-    public static let sections = ["DEFAULT", "database", "api", "token", "identity", "security_compliance", "libvirt", "node"]
+    public static let sections = ["DEFAULT", "database", "api", "token", "identity", "security_compliance", "oslo_policy", "libvirt", "node"]
 
     public static let options: [ConfigOption] = [
         .init("DEFAULT", "host", .hostname, default: nil,
@@ -63,6 +63,8 @@ public enum ConfigSchema {
               help: "Address the controller's single HTTP listener binds (every API is served under its own path prefix, and /metrics)."),
         .init("api", "public_url", .httpURL, default: nil,
               help: "Base URL clients reach the controller at; the service catalog advertises every endpoint under it. Defaults to http://<host>:<port of listen>."),
+        .init("api", "max_request_body_size", .integer(1024...104_857_600), default: "114688",
+              help: "Largest request body (bytes) the APIs accept; larger ones are refused with 413 (Keystone's default)."),
         .init("token", "expiration", .integer(60...604_800), default: "3600",
               help: "Seconds a token stays valid after it is issued."),
         .init("token", "key_repository", .absolutePath, default: "/etc/petrel/fernet-keys",
@@ -75,6 +77,8 @@ public enum ConfigSchema {
               help: "Wrong passwords in a row after which a user is locked out; 0 turns lockout off."),
         .init("security_compliance", "lockout_duration", .integer(1...31_536_000), default: "1800",
               help: "Seconds a locked-out user stays locked out."),
+        .init("oslo_policy", "policy_file", .absolutePath, default: "/etc/petrel/policy.yaml",
+              help: "YAML file overriding policy rules one by one (see etc/policy.yaml.sample); a missing file means the built-in defaults."),
         .init("libvirt", "uri", .string, default: "qemu:///system",
               help: "libvirt connection URI of this hypervisor host (test:///default for a simulated one)."),
         .init("libvirt", "virt_type", .choice(["kvm", "qemu"]), default: "kvm",

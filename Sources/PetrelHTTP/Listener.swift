@@ -6,8 +6,8 @@ import PetrelCore
 /// Builds the HTTP listeners of both programs. Every listener answers `/metrics`
 /// (Prometheus text) and `/healthcheck` (oslo.middleware's plain "OK").
 public enum PetrelHTTPListener {
-    public static func observabilityRouter() -> Router<BasicRequestContext> {
-        let router = Router()
+    public static func observabilityRouter(options: RouterOptions = []) -> Router<BasicRequestContext> {
+        let router = Router(options: options)
         router.add(middleware: MetricsMiddleware())
         router.get("/metrics") { _, _ in
             Response(status: .ok,

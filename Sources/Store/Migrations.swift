@@ -171,5 +171,28 @@ public enum Schema {
                 enabled BOOLEAN NOT NULL DEFAULT TRUE, created_at BIGINT NOT NULL)
             """,
         ]),
+        Migration(version: 3, name: "token revocation and application credentials", statements: [
+            // A token matches an event when every non-NULL field of the event matches it and it was
+            // issued at or before issued_before (Unix milliseconds).
+            """
+            CREATE TABLE revocation_events (
+                id TEXT PRIMARY KEY, user_id TEXT, project_id TEXT, domain_id TEXT, audit_id TEXT,
+                application_credential_id TEXT, issued_before BIGINT NOT NULL, created_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX revocation_events_created_at ON revocation_events (created_at)",
+            """
+            CREATE TABLE application_credentials (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                project_id TEXT NOT NULL, secret_hash TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
+                expires_at BIGINT, unrestricted BOOLEAN NOT NULL DEFAULT FALSE, created_at BIGINT NOT NULL,
+                UNIQUE (user_id, name))
+            """,
+            """
+            CREATE TABLE application_credential_roles (
+                application_credential_id TEXT NOT NULL REFERENCES application_credentials(id) ON DELETE CASCADE,
+                role_id TEXT NOT NULL REFERENCES roles(id) ON DELETE CASCADE,
+                PRIMARY KEY (application_credential_id, role_id))
+            """,
+        ]),
     ]
 }

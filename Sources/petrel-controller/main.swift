@@ -1,6 +1,8 @@
 import ArgumentParser
 import Contracts
+import Foundation
 import Identity
+import IdentityAPI
 import Logging
 import PetrelCore
 import PetrelHTTP
@@ -14,7 +16,7 @@ struct PetrelController: AsyncParsableCommand {
         commandName: "petrel-controller",
         abstract: "Petrel's controller: identity, catalog, scheduler and the OpenStack APIs.",
         version: PetrelVersion.current,
-        subcommands: [Serve.self, DBSync.self, BootstrapCommand.self, TokenKeys.self, SampleConfig.self],
+        subcommands: [Serve.self, DBSync.self, BootstrapCommand.self, TokenKeys.self, SampleConfig.self, SamplePolicy.self],
         defaultSubcommand: Serve.self)
 
     @OptionGroup var options: ConfigFileOptions
@@ -57,8 +59,11 @@ struct Serve: AsyncParsableCommand {
     }
 
     func serve(_ config: PetrelConfig, database: Database, logger: Logger) async throws {
-        let api = PetrelHTTPListener.application(router: PetrelHTTPListener.observabilityRouter(),
-                                                 address: config.apiListen, serverName: "petrel-controller",
+        let identity = try makeIdentity(config, database: database, logger: logger)
+        try await identity.service.refreshRevocations()
+        let router = PetrelHTTPListener.observabilityRouter(options: .autoGenerateHeadEndpoints)
+        identity.register(on: router)
+        let api = PetrelHTTPListener.application(router: router, address: config.apiListen, serverName: "petrel-controller",
                                                  logger: logger)
         logger.info("starting", metadata: ["listen": "\(config.apiListen)", "public_url": "\(config.publicURL)",
                                             "database": "\(database.backend.rawValue)", "version": "\(PetrelVersion.current)"])
@@ -77,8 +82,41 @@ struct Serve: AsyncParsableCommand {
             logger.debug("node report", metadata: ["node": "\(report.host)", "request_id": "\(context.requestID)"])
             return Nothing()
         }
-        try await PetrelProgram.run([api, RPCService(server: reports)], logger: logger)
+        try await PetrelProgram.run([api, RPCService(server: reports), BackgroundTask { await identity.service.runRefresh() }],
+                                    logger: logger)
         await link.close()
+    }
+}
+
+/// The identity service and its API from the configuration: the Fernet keys must exist, and
+/// a policy file (if present) overrides the built-in rules.
+func makeIdentity(_ config: PetrelConfig, database: Database, logger: Logger) throws -> KeystoneAPI {
+    var options = IdentityOptions(keyRepository: config.tokenKeyRepository)
+    options.tokenExpiration = TimeInterval(config.tokenExpiration)
+    options.maxActiveKeys = config.tokenMaxActiveKeys
+    options.passwordCost = config.passwordHashRounds
+    options.lockout = LockoutPolicy(failureAttempts: config.lockoutFailureAttempts, duration: TimeInterval(config.lockoutDuration))
+    let service: IdentityService
+    do {
+        service = try IdentityService(database: database, options: options, logger: logger)
+    } catch {
+        throw ValidationError("cannot load the Fernet keys in \(config.tokenKeyRepository): \(error); run `petrel-controller --config <file> token-keys setup`")
+    }
+    var policy = try Policy(defaults: KeystonePolicy.defaults)
+    if let data = FileManager.default.contents(atPath: config.policyFile) {
+        try policy.override(yaml: String(decoding: data, as: UTF8.self), file: config.policyFile)
+        logger.info("policy overrides loaded", metadata: ["file": "\(config.policyFile)"])
+    }
+    return KeystoneAPI(service: service, policy: policy, publicURL: config.publicURL, maxBodySize: config.maxRequestBodySize,
+                       logger: logger)
+}
+
+/// Runs a long-lived task until graceful shutdown.
+struct BackgroundTask: Service {
+    let body: @Sendable () async -> Void
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown { await body() }
     }
 }
 
@@ -181,5 +219,15 @@ struct SampleConfig: ParsableCommand {
 
     func run() {
         print(ConfigSchema.sampleFile(), terminator: "")
+    }
+}
+
+struct SamplePolicy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sample-policy",
+        abstract: "Print a sample policy file listing every rule with its default.")
+
+    func run() {
+        print(Policy.sampleFile(KeystonePolicy.defaults), terminator: "")
     }
 }

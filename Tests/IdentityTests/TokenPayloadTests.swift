@@ -26,22 +26,23 @@ import Testing
         let now = Date()
         let payload = TokenPayload(userID: user, methods: [.password], scope: .project(project),
                                    expiresAt: Date(timeIntervalSince1970: (now.timeIntervalSince1970 + 3600).rounded()),
-                                   auditIDs: [TokenPayload.newAuditID()])
-        let token = try live.seal(payload, issuedAt: now)
+                                   auditIDs: [TokenPayload.newAuditID()], issuedAt: now)
+        let token = try live.seal(payload)
         #expect(token.count < 200, "a project-scoped token is \(token.count) characters")
         #expect(try live.open(token, now: now).payload == payload)
         #expect(throws: FernetError.expired) { try live.open(token, now: now.addingTimeInterval(3602)) }
         #expect(throws: FernetError.badSignature) {
             try TokenSealer(keys: .init(primary: FernetKey.generate(), all: [FernetKey.generate()])).open(token)
         }
-        #expect(throws: FernetError.malformedToken) { try TokenPayload(decoding: [1, 0, 9]) }
+        #expect(throws: FernetError.malformedToken) { try TokenPayload(decoding: [2, 0, 9]) }
+        #expect(throws: FernetError.unsupportedVersion) { try TokenPayload(decoding: [1, 0, 0]) }
         #expect(TokenPayload.newAuditID().count == 22)
     }
 
     @Test func arbitraryBytesNeverCrashTheDecoder() {
         for length in 0..<200 {
             let bytes = (0..<length).map { _ in UInt8.random(in: 0...255) }
-            _ = try? TokenPayload(decoding: [1] + bytes)
+            _ = try? TokenPayload(decoding: [2] + bytes)
         }
     }
 }

@@ -1,0 +1,586 @@
+import Foundation
+import Logging
+import SQLKit
+import Store
+import Synchronization
+
+/// Settings of the identity service, from `[token]`, `[identity]`, `[security_compliance]`, `[api]`.
+public struct IdentityOptions: Sendable {
+    public var tokenExpiration: TimeInterval = 3600
+    public var keyRepository: String
+    public var maxActiveKeys = 3
+    public var passwordCost = 12
+    public var lockout = LockoutPolicy(failureAttempts: 0, duration: 1800)
+    /// How long a validated token's resolved contents are reused before the database is read
+    /// again; changes made through this controller invalidate them at once.
+    public var validationCacheLifetime: TimeInterval = 60
+    /// How often revocation events written by other controllers (and rotated keys) are picked up.
+    public var refreshInterval: TimeInterval = 2
+
+    public init(keyRepository: String) { self.keyRepository = keyRepository }
+}
+
+/// How a caller identifies a domain, user or project in a request.
+public enum DomainReference: Sendable, Equatable {
+    case id(String)
+    case name(String)
+}
+
+public enum UserReference: Sendable, Equatable {
+    case id(String)
+    case name(String, domain: DomainReference)
+}
+
+public enum ProjectReference: Sendable, Equatable {
+    case id(String)
+    case name(String, domain: DomainReference)
+}
+
+public enum ApplicationCredentialReference: Sendable, Equatable {
+    case id(String)
+    case name(String, user: UserReference)
+}
+
+/// A `POST /v3/auth/tokens` request, parsed.
+public struct AuthRequest: Sendable {
+    public enum Method: Sendable {
+        case password(UserReference, password: String)
+        case token(String)
+        case applicationCredential(ApplicationCredentialReference, secret: String)
+    }
+
+    public enum ScopeRequest: Sendable, Equatable {
+        /// No scope given: the user's default project if they have a role there, else unscoped.
+        case unspecified
+        case unscoped
+        case project(ProjectReference)
+        case domain(DomainReference)
+        case system
+    }
+
+    public var method: Method
+    public var scope: ScopeRequest
+
+    public init(method: Method, scope: ScopeRequest) {
+        self.method = method
+        self.scope = scope
+    }
+}
+
+/// A valid token, resolved: everything the token body shows and policy checks need.
+public struct TokenInfo: Sendable {
+    public struct Named: Sendable, Equatable {
+        public let id: String
+        public let name: String
+    }
+
+    public struct Project: Sendable {
+        public let id: String
+        public let name: String
+        public let domain: Named
+    }
+
+    public struct ApplicationCredential: Sendable {
+        public let id: String
+        public let name: String
+        public let restricted: Bool
+    }
+
+    public let payload: TokenPayload
+    public let user: Named
+    public let userDomain: Named
+    public let project: Project?
+    public let domain: Named?
+    public var system: Bool { payload.scope == .system }
+    public let roles: [Named]
+    public let applicationCredential: ApplicationCredential?
+
+    public var issuedAt: Date { payload.issuedAt }
+    public var expiresAt: Date { payload.expiresAt }
+
+    /// oslo.policy's credentials of this token.
+    public var credentials: PolicyCredentials {
+        var attributes = ["user_id": user.id, "token.user_id": user.id, "token.user.domain.id": userDomain.id]
+        if let project {
+            attributes["project_id"] = project.id
+            attributes["token.project.id"] = project.id
+            attributes["token.project.domain.id"] = project.domain.id
+        }
+        if let domain {
+            attributes["domain_id"] = domain.id
+            attributes["token.domain.id"] = domain.id
+        }
+        if system { attributes["system_scope"] = "all" }
+        return PolicyCredentials(roles: Set(roles.map { $0.name.lowercased() }), attributes: attributes)
+    }
+}
+
+/// One service of the catalog with its enabled endpoints.
+public struct CatalogEntry: Sendable {
+    public let id: String
+    public let type: String
+    public let name: String
+    public let endpoints: [EndpointRow]
+}
+
+/// Keystone's logic: authentication, Fernet tokens, revocation, effective roles, the catalog,
+/// and the identity resources (in the extension files). Validating a valid token reads only
+/// memory: resolved tokens and revocation events are cached and refreshed in the background.
+public final class IdentityService: Sendable {
+    public let database: Database
+    public let options: IdentityOptions
+    let logger: Logger
+    let keyRepository: FernetKeyRepository
+
+    struct Cached: Sendable {
+        let info: TokenInfo
+        let until: Date
+        let generation: UInt64
+    }
+
+    struct State: Sendable {
+        var sealer: TokenSealer
+        var tokens: [String: Cached] = [:]
+        /// Bumped by every change to identity data: older cache entries are stale.
+        var generation: UInt64 = 0
+        var revocations: [String: RevocationEventRow] = [:]
+        var catalog: [CatalogEntry]?
+        var lastEventSeen: Int64 = 0
+        var lastKeyLoad = Date()
+    }
+
+    let state: Mutex<State>
+    static let maxCachedTokens = 50_000
+
+    public init(database: Database, options: IdentityOptions, logger: Logger) throws {
+        self.database = database
+        self.options = options
+        self.logger = logger
+        keyRepository = FernetKeyRepository(directory: options.keyRepository, maxActiveKeys: options.maxActiveKeys)
+        let keys = try keyRepository.load()
+        state = Mutex(State(sealer: TokenSealer(keys: keys)))
+    }
+
+    static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+    static func newID() -> String { UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "") }
+
+    // MARK: cache and background refresh
+
+    /// Forgets every resolved token and the catalog: identity data changed.
+    func invalidate() {
+        state.withLock { state in
+            state.generation &+= 1
+            state.tokens.removeAll(keepingCapacity: true)
+            state.catalog = nil
+        }
+    }
+
+    /// Loads every live revocation event (at start), then keeps loading new ones and reloads the
+    /// key repository every `refreshInterval` until cancelled.
+    public func runRefresh() async {
+        while !Task.isCancelled {
+            do {
+                try await refreshRevocations()
+                try reloadKeysIfDue()
+            } catch {
+                logger.warning("identity refresh failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: .seconds(options.refreshInterval))
+        }
+    }
+
+    /// Reads revocation events created since the last read (with an overlap for clock skew
+    /// between controllers) and drops those older than any token could be.
+    public func refreshRevocations() async throws {
+        let since = state.withLock { $0.lastEventSeen } - 60_000
+        let events = try await database.withConnection { sql in
+            try await IdentityTables.revocationEvents.all(sql, where: [.atLeast("created_at", since)])
+        }
+        let oldest = Self.now() - Int64(options.tokenExpiration * 1000) - 60_000
+        state.withLock { state in
+            var added = false
+            for event in events where state.revocations[event.id] == nil {
+                state.revocations[event.id] = event
+                state.lastEventSeen = max(state.lastEventSeen, event.createdAt)
+                added = true
+            }
+            state.revocations = state.revocations.filter { $0.value.issuedBefore >= oldest }
+            if added { state.tokens.removeAll(keepingCapacity: true) }
+        }
+    }
+
+    func reloadKeysIfDue(force: Bool = false) throws {
+        let due = state.withLock { force || Date().timeIntervalSince($0.lastKeyLoad) > 30 }
+        guard due else { return }
+        let keys = try keyRepository.load()
+        state.withLock { state in
+            state.sealer = TokenSealer(keys: keys)
+            state.lastKeyLoad = Date()
+        }
+    }
+
+    /// Records a revocation in the database and in this controller's memory.
+    func revoke(_ event: RevocationEventRow, on sql: any SQLDatabase) async throws {
+        try await IdentityTables.revocationEvents.insert(sql, event)
+        state.withLock { state in
+            state.revocations[event.id] = event
+            state.tokens.removeAll(keepingCapacity: true)
+            state.generation &+= 1
+        }
+    }
+
+    func revocationEvent(userID: String? = nil, projectID: String? = nil, domainID: String? = nil,
+                         auditID: String? = nil, applicationCredentialID: String? = nil) -> RevocationEventRow {
+        let now = Self.now()
+        return RevocationEventRow(userID: userID, projectID: projectID, domainID: domainID, auditID: auditID,
+                                  applicationCredentialID: applicationCredentialID, issuedBefore: now, createdAt: now)
+    }
+
+    static func isRevoked(_ info: TokenInfo, by events: Dictionary<String, RevocationEventRow>.Values) -> Bool {
+        let issued = Int64(info.issuedAt.timeIntervalSince1970 * 1000)
+        for event in events where issued <= event.issuedBefore {
+            if let user = event.userID, user != info.user.id { continue }
+            if let project = event.projectID, project != info.project?.id { continue }
+            if let domain = event.domainID,
+               domain != info.domain?.id && domain != info.project?.domain.id && domain != info.userDomain.id { continue }
+            if let audit = event.auditID, !info.payload.auditIDs.contains(audit) { continue }
+            if let credential = event.applicationCredentialID, credential != info.applicationCredential?.id { continue }
+            return true
+        }
+        return false
+    }
+
+    // MARK: tokens
+
+    /// Validates a token: its signature with any key of the repository, its expiry, that it
+    /// was not revoked and that its user, scope and roles still stand.
+    /// Throws `.notFound(kind: "token")` when it is not valid.
+    public func validate(_ token: String) async throws -> TokenInfo {
+        let now = Date()
+        let (sealer, cached) = state.withLock { state -> (TokenSealer, Cached?) in
+            (state.sealer, state.tokens[token])
+        }
+        if let cached, cached.until > now, cached.info.expiresAt > now {
+            let revoked = state.withLock { Self.isRevoked(cached.info, by: $0.revocations.values) }
+            if revoked { throw IdentityError.notFound(kind: "token", id: Self.shortened(token)) }
+            return cached.info
+        }
+        let payload: TokenPayload
+        do {
+            payload = try sealer.open(token, now: now).payload
+        } catch FernetError.badSignature {
+            // The repository may have been rotated since it was read.
+            try? reloadKeysIfDue(force: true)
+            guard let opened = try? state.withLock({ $0.sealer }).open(token, now: now) else {
+                throw IdentityError.notFound(kind: "token", id: Self.shortened(token))
+            }
+            payload = opened.payload
+        } catch {
+            throw IdentityError.notFound(kind: "token", id: Self.shortened(token))
+        }
+        let generation = state.withLock { $0.generation }
+        let info: TokenInfo
+        do {
+            info = try await resolve(payload)
+        } catch IdentityError.unauthorized, IdentityError.notFound {
+            throw IdentityError.notFound(kind: "token", id: Self.shortened(token))
+        }
+        let revoked = state.withLock { state -> Bool in
+            if Self.isRevoked(info, by: state.revocations.values) { return true }
+            if state.generation == generation {
+                if state.tokens.count >= Self.maxCachedTokens { state.tokens.removeAll(keepingCapacity: true) }
+                state.tokens[token] = Cached(info: info, until: now.addingTimeInterval(options.validationCacheLifetime),
+                                             generation: generation)
+            }
+            return false
+        }
+        if revoked { throw IdentityError.notFound(kind: "token", id: Self.shortened(token)) }
+        return info
+    }
+
+    static func shortened(_ token: String) -> String { token.count > 16 ? String(token.prefix(8)) + "…" : token }
+
+    /// Revokes one token (by its audit id). Throws `.notFound` if it is not valid.
+    public func revoke(token: String) async throws {
+        let info = try await validate(token)
+        let event = revocationEvent(auditID: info.payload.auditIDs.first)
+        try await database.withConnection { sql in try await self.revoke(event, on: sql) }
+    }
+
+    /// Resolves a payload against the database: the user must exist and be enabled, the scope
+    /// must exist and be enabled, and a scoped token must still carry at least one role.
+    func resolve(_ payload: TokenPayload) async throws -> TokenInfo {
+        try await database.withConnection { sql in
+            let (user, userDomain) = try await self.enabledUser(sql, id: payload.userID)
+            var project: TokenInfo.Project?
+            var domain: TokenInfo.Named?
+            var roles: [RoleRow] = []
+            var credential: TokenInfo.ApplicationCredential?
+            switch payload.scope {
+            case .unscoped: break
+            case .project(let id):
+                let (row, projectDomain) = try await self.enabledProject(sql, id: id)
+                project = TokenInfo.Project(id: row.id, name: row.name, domain: .init(id: projectDomain.id, name: projectDomain.name))
+                roles = try await self.effectiveRoles(sql, userID: user.id, targetType: "project", targetID: row.id)
+            case .domain(let id):
+                guard let row = try await IdentityTables.domains.get(sql, id: id), row.enabled else {
+                    throw IdentityError.unauthorized("The domain \(id) is not enabled or does not exist.")
+                }
+                domain = .init(id: row.id, name: row.name)
+                roles = try await self.effectiveRoles(sql, userID: user.id, targetType: "domain", targetID: row.id)
+            case .system:
+                roles = try await self.effectiveRoles(sql, userID: user.id, targetType: "system", targetID: "all")
+            }
+            if let credentialID = payload.applicationCredentialID {
+                guard let row = try await IdentityTables.applicationCredentials.get(sql, id: credentialID) else {
+                    throw IdentityError.unauthorized("The application credential \(credentialID) no longer exists.")
+                }
+                let granted = Set(try await IdentityTables.applicationCredentialRoles
+                    .all(sql, where: [.equals("application_credential_id", row.id)]).map(\.roleID))
+                let grantedWithImplied = try await self.expandImplied(sql, roleIDs: granted)
+                roles = roles.filter { grantedWithImplied.contains($0.id) }
+                credential = .init(id: row.id, name: row.name, restricted: !row.unrestricted)
+            }
+            if payload.scope != .unscoped && roles.isEmpty {
+                throw IdentityError.unauthorized("The user \(user.id) has no role on the requested scope.")
+            }
+            return TokenInfo(payload: payload, user: .init(id: user.id, name: user.name),
+                             userDomain: .init(id: userDomain.id, name: userDomain.name), project: project, domain: domain,
+                             roles: roles.map { .init(id: $0.id, name: $0.name) }, applicationCredential: credential)
+        }
+    }
+
+    func enabledUser(_ sql: any SQLDatabase, id: String) async throws -> (UserRow, DomainRow) {
+        guard let user = try await IdentityTables.users.get(sql, id: id), user.enabled,
+              let domain = try await IdentityTables.domains.get(sql, id: user.domainID), domain.enabled else {
+            throw IdentityError.unauthorized("The user \(id) is disabled or does not exist.")
+        }
+        return (user, domain)
+    }
+
+    func enabledProject(_ sql: any SQLDatabase, id: String) async throws -> (ProjectRow, DomainRow) {
+        guard let project = try await IdentityTables.projects.get(sql, id: id), project.enabled,
+              let domain = try await IdentityTables.domains.get(sql, id: project.domainID), domain.enabled else {
+            throw IdentityError.unauthorized("The project \(id) is disabled or does not exist.")
+        }
+        return (project, domain)
+    }
+
+    // MARK: authentication
+
+    /// `POST /v3/auth/tokens`: authenticates, resolves the scope and issues a token.
+    public func issue(_ request: AuthRequest) async throws -> (token: String, info: TokenInfo) {
+        let now = Date()
+        var methods: TokenPayload.Methods
+        var userID: String
+        var expiresAt = now.addingTimeInterval(options.tokenExpiration)
+        var auditIDs = [TokenPayload.newAuditID()]
+        var scope = request.scope
+        var credentialID: String?
+
+        switch request.method {
+        case .password(let reference, let password):
+            userID = try await checkPassword(reference, password)
+            methods = .password
+        case .token(let token):
+            let original: TokenInfo
+            do {
+                original = try await validate(token)
+            } catch {
+                throw IdentityError.authenticationRequired
+            }
+            if original.applicationCredential != nil {
+                throw IdentityError.forbidden("A token created from an application credential cannot be rescoped.")
+            }
+            userID = original.user.id
+            methods = original.payload.methods.union(.token)
+            expiresAt = original.expiresAt
+            auditIDs.append(original.payload.auditIDs.last!)
+            if scope == .unspecified { scope = .unscoped }
+        case .applicationCredential(let reference, let secret):
+            let credential = try await checkApplicationCredential(reference, secret)
+            userID = credential.userID
+            methods = .applicationCredential
+            credentialID = credential.id
+            if let expiry = credential.expiresAt {
+                expiresAt = min(expiresAt, Date(timeIntervalSince1970: TimeInterval(expiry) / 1000))
+            }
+            switch scope {
+            case .unspecified: break
+            case .project(.id(let id)) where id == credential.projectID: break
+            default:
+                throw IdentityError.unauthorized("An application credential token is scoped to the credential's project only.")
+            }
+            scope = .project(.id(credential.projectID))
+        }
+
+        let payloadScope = try await resolveScope(scope, userID: userID)
+        let payload = TokenPayload(userID: userID, methods: methods, scope: payloadScope, expiresAt: expiresAt,
+                                   auditIDs: auditIDs, applicationCredentialID: credentialID, issuedAt: now)
+        let info = try await resolve(payload)
+        let token = try state.withLock { $0.sealer }.seal(payload)
+        return (token, info)
+    }
+
+    func resolveScope(_ scope: AuthRequest.ScopeRequest, userID: String) async throws -> TokenPayload.Scope {
+        try await database.withConnection { sql in
+            switch scope {
+            case .unscoped: return .unscoped
+            case .system: return .system
+            case .unspecified:
+                guard let user = try await IdentityTables.users.get(sql, id: userID), let project = user.defaultProjectID,
+                      !(try await self.effectiveRoles(sql, userID: userID, targetType: "project", targetID: project)).isEmpty
+                else { return .unscoped }
+                return .project(project)
+            case .project(let reference):
+                let project = try await self.findProject(sql, reference)
+                return .project(project.id)
+            case .domain(let reference):
+                let domain = try await self.findDomain(sql, reference)
+                return .domain(domain.id)
+            }
+        }
+    }
+
+    func findDomain(_ sql: any SQLDatabase, _ reference: DomainReference) async throws -> DomainRow {
+        switch reference {
+        case .id(let id):
+            guard let row = try await IdentityTables.domains.get(sql, id: id) else {
+                throw IdentityError.unauthorized("Could not find domain: \(id).")
+            }
+            return row
+        case .name(let name):
+            guard let row = try await IdentityTables.domains.first(sql, where: [.equals("name", name)]) else {
+                throw IdentityError.unauthorized("Could not find domain: \(name).")
+            }
+            return row
+        }
+    }
+
+    func findProject(_ sql: any SQLDatabase, _ reference: ProjectReference) async throws -> ProjectRow {
+        switch reference {
+        case .id(let id):
+            guard let row = try await IdentityTables.projects.get(sql, id: id) else {
+                throw IdentityError.unauthorized("Could not find project: \(id).")
+            }
+            return row
+        case .name(let name, let domainReference):
+            let domain = try await findDomain(sql, domainReference)
+            guard let row = try await IdentityTables.projects.first(sql, where: [.equals("name", name), .equals("domain_id", domain.id)])
+            else { throw IdentityError.unauthorized("Could not find project: \(name).") }
+            return row
+        }
+    }
+
+    func findUser(_ sql: any SQLDatabase, _ reference: UserReference) async throws -> UserRow? {
+        switch reference {
+        case .id(let id):
+            return try await IdentityTables.users.get(sql, id: id)
+        case .name(let name, let domainReference):
+            guard let domain = try? await findDomain(sql, domainReference) else { return nil }
+            return try await IdentityTables.users.first(sql, where: [.equals("name", name), .equals("domain_id", domain.id)])
+        }
+    }
+
+    /// Checks a password; counts failures for lockout. Returns the user's id.
+    func checkPassword(_ reference: UserReference, _ password: String) async throws -> String {
+        guard let user = try await database.withConnection({ sql in try await self.findUser(sql, reference) }) else {
+            // Spend the same time as a real check, so a wrong name looks like a wrong password.
+            _ = await PasswordHasher.hash(password, cost: options.passwordCost)
+            throw IdentityError.authenticationRequired
+        }
+        let lockoutState = LockoutPolicy.State(
+            failures: user.failedAuthCount,
+            lastFailure: user.lastFailedAuthAt.map { Date(timeIntervalSince1970: TimeInterval($0) / 1000) })
+        if options.lockout.isLocked(lockoutState) {
+            throw IdentityError.unauthorized("The account is locked for user: \(user.id).")
+        }
+        guard let hash = user.passwordHash, await PasswordHasher.verify(password, against: hash) else {
+            let after = options.lockout.afterFailure(lockoutState)
+            try await database.withConnection { sql in
+                try await sql.update("users").set("failed_auth_count", to: after.failures)
+                    .set("last_failed_auth_at", to: Int64((after.lastFailure ?? Date()).timeIntervalSince1970 * 1000))
+                    .where("id", .equal, user.id).run()
+            }
+            throw IdentityError.authenticationRequired
+        }
+        guard user.enabled else { throw IdentityError.unauthorized("The user \(user.id) is disabled.") }
+        if user.failedAuthCount > 0 {
+            try await database.withConnection { sql in
+                try await sql.update("users").set("failed_auth_count", to: 0).set("last_failed_auth_at", to: SQLLiteral.null)
+                    .where("id", .equal, user.id).run()
+            }
+        }
+        return user.id
+    }
+
+    func checkApplicationCredential(_ reference: ApplicationCredentialReference, _ secret: String) async throws
+        -> ApplicationCredentialRow {
+        let row = try await database.withConnection { sql -> ApplicationCredentialRow? in
+            switch reference {
+            case .id(let id):
+                return try await IdentityTables.applicationCredentials.get(sql, id: id)
+            case .name(let name, let userReference):
+                guard let user = try await self.findUser(sql, userReference) else { return nil }
+                return try await IdentityTables.applicationCredentials.first(sql, where: [.equals("name", name),
+                                                                                          .equals("user_id", user.id)])
+            }
+        }
+        guard let row, await PasswordHasher.verify(secret, against: row.secretHash) else {
+            throw IdentityError.authenticationRequired
+        }
+        if let expiry = row.expiresAt, expiry <= Self.now() {
+            throw IdentityError.unauthorized("The application credential \(row.id) has expired.")
+        }
+        return row
+    }
+
+    // MARK: roles
+
+    /// The roles a user has on a target, directly or through a group, with implied roles added.
+    public func effectiveRoles(_ sql: any SQLDatabase, userID: String, targetType: String, targetID: String) async throws -> [RoleRow] {
+        let groups = try await IdentityTables.groupMembers.all(sql, where: [.equals("user_id", userID)]).map(\.groupID)
+        var direct = try await IdentityTables.assignments.all(sql, where: [
+            .equals("actor_type", "user"), .equals("actor_id", userID), .equals("target_type", targetType),
+            .equals("target_id", targetID)])
+        if !groups.isEmpty {
+            direct += try await IdentityTables.assignments.all(sql, where: [
+                .equals("actor_type", "group"), .inList("actor_id", groups), .equals("target_type", targetType),
+                .equals("target_id", targetID)])
+        }
+        let ids = try await expandImplied(sql, roleIDs: Set(direct.map(\.roleID)))
+        return try await IdentityTables.roles.all(sql, where: [.inList("id", Array(ids))], orderBy: "name")
+    }
+
+    /// The roles plus every role they imply, transitively.
+    func expandImplied(_ sql: any SQLDatabase, roleIDs: Set<String>) async throws -> Set<String> {
+        guard !roleIDs.isEmpty else { return [] }
+        let rules = try await IdentityTables.impliedRoles.all(sql)
+        var result = roleIDs
+        var frontier = Array(roleIDs)
+        while let next = frontier.popLast() {
+            for rule in rules where rule.priorRoleID == next && !result.contains(rule.impliedRoleID) {
+                result.insert(rule.impliedRoleID)
+                frontier.append(rule.impliedRoleID)
+            }
+        }
+        return result
+    }
+
+    // MARK: catalog
+
+    /// Every enabled service with its enabled endpoints (cached until the catalog changes).
+    public func catalog() async throws -> [CatalogEntry] {
+        if let cached = state.withLock({ $0.catalog }) { return cached }
+        let entries = try await database.withConnection { sql in
+            let services = try await IdentityTables.services.all(sql, where: [.equals("enabled", true)], orderBy: "type")
+            let endpoints = try await IdentityTables.endpoints.all(sql, where: [.equals("enabled", true)], orderBy: "interface")
+            return services.map { service in
+                CatalogEntry(id: service.id, type: service.type, name: service.name,
+                             endpoints: endpoints.filter { $0.serviceID == service.id })
+            }
+        }
+        state.withLock { $0.catalog = entries }
+        return entries
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Identity
+import PetrelHTTP
+import Store
+
+extension KeystoneAPI {
+    func registerAuth(on router: Router<BasicRequestContext>) {
+        router.post("/v3/auth/tokens") { request, _ in
+            let auth = try await parseAuthRequest(try await body(request))
+            let (token, info) = try await service.issue(auth)
+            let catalog = flag(request, "nocatalog") ? nil : try await service.catalog()
+            return respond(.created, tokenBody(info, catalog: catalog), headers: [.subjectToken: token])
+        }
+        router.get("/v3/auth/tokens") { request, _ in
+            let (subject, info) = try await subjectToken(request, action: "identity:validate_token")
+            let catalog = flag(request, "nocatalog") ? nil : try await service.catalog()
+            return respond(.ok, tokenBody(info, catalog: catalog), headers: [.subjectToken: subject])
+        }
+        router.head("/v3/auth/tokens") { request, _ in
+            _ = try await subjectToken(request, action: "identity:check_token")
+            return noContent(.ok)
+        }
+        router.delete("/v3/auth/tokens") { request, _ in
+            let (subject, _) = try await subjectToken(request, action: "identity:revoke_token")
+            try await service.revoke(token: subject)
+            return noContent()
+        }
+        router.get("/v3/auth/tokens/OS-PKI/revoked") { _, _ -> Response in
+            throw HTTPError(.gone, message: "PKI token revocation lists are not supported.")
+        }
+        router.get("/v3/auth/catalog") { request, _ in
+            let caller = try await authenticate(request)
+            try enforce("identity:get_auth_catalog", caller)
+            guard caller.payload.scope != .unscoped else {
+                throw IdentityError.forbidden("A scoped token is required to see the catalog.")
+            }
+            return respond(.ok, ["catalog": catalogJSON(try await service.catalog()), "links": listLinks(request)])
+        }
+        router.get("/v3/auth/projects") { request, _ in
+            let caller = try await authenticate(request)
+            try enforce("identity:get_auth_projects", caller)
+            let projects = try await service.projectsOf(userID: caller.user.id).filter(\.enabled)
+            return respond(.ok, ["projects": .array(projects.map(projectJSON)), "links": listLinks(request)])
+        }
+        router.get("/v3/auth/domains") { request, _ in
+            let caller = try await authenticate(request)
+            try enforce("identity:get_auth_domains", caller)
+            let domains = try await service.domainsOf(userID: caller.user.id).filter(\.enabled)
+            return respond(.ok, ["domains": .array(domains.map(domainJSON)), "links": listLinks(request)])
+        }
+        router.get("/v3/auth/system") { request, _ in
+            let caller = try await authenticate(request)
+            try enforce("identity:get_auth_system", caller)
+            let roles = try await service.read { sql in
+                try await service.effectiveRoles(sql, userID: caller.user.id, targetType: "system", targetID: "all")
+            }
+            return respond(.ok, ["system": roles.isEmpty ? [] : [["all": true]], "links": listLinks(request)])
+        }
+    }
+
+    /// The caller's token and the subject token (`X-Subject-Token`): a bad caller token is a
+    /// 401, a bad subject token a 404.
+    func subjectToken(_ request: Request, action: String) async throws -> (String, TokenInfo) {
+        let caller = try await authenticate(request)
+        guard let subject = request.headers[.subjectToken], !subject.isEmpty else {
+            throw IdentityError.badRequest("The X-Subject-Token header is required.")
+        }
+        let info = try await service.validate(subject)
+        try enforce(action, caller, target: ["target.token.user_id": info.user.id])
+        return (subject, info)
+    }
+
+    func tokenBody(_ info: TokenInfo, catalog: [CatalogEntry]?) -> JSON {
+        var token: [String: JSON] = [
+            "methods": .array(info.payload.methods.names.map(JSON.string)),
+            "user": ["id": .string(info.user.id), "name": .string(info.user.name),
+                     "domain": ["id": .string(info.userDomain.id), "name": .string(info.userDomain.name)],
+                     "password_expires_at": nil],
+            "audit_ids": .array(info.payload.auditIDs.map(JSON.string)),
+            "expires_at": timestamp(info.expiresAt),
+            "issued_at": timestamp(info.issuedAt),
+        ]
+        if let project = info.project {
+            token["project"] = ["id": .string(project.id), "name": .string(project.name),
+                                "domain": ["id": .string(project.domain.id), "name": .string(project.domain.name)]]
+            token["is_domain"] = false
+        }
+        if let domain = info.domain { token["domain"] = ["id": .string(domain.id), "name": .string(domain.name)] }
+        if info.system { token["system"] = ["all": true] }
+        if info.payload.scope != .unscoped {
+            token["roles"] = .array(info.roles.map { ["id": .string($0.id), "name": .string($0.name)] })
+            if let catalog { token["catalog"] = catalogJSON(catalog) }
+        }
+        if let credential = info.applicationCredential {
+            token["application_credential"] = ["id": .string(credential.id), "name": .string(credential.name),
+                                               "restricted": .bool(credential.restricted)]
+        }
+        return ["token": .object(token)]
+    }
+
+    func catalogJSON(_ catalog: [CatalogEntry]) -> JSON {
+        .array(catalog.map { entry in
+            ["id": .string(entry.id), "type": .string(entry.type), "name": .string(entry.name),
+             "endpoints": .array(entry.endpoints.map { endpoint in
+                 ["id": .string(endpoint.id), "interface": .string(endpoint.interface), "url": .string(endpoint.url),
+                  "region": .string(endpoint.regionID), "region_id": .string(endpoint.regionID)]
+             })]
+        })
+    }
+
+    // MARK: parsing POST /v3/auth/tokens
+
+    func parseAuthRequest(_ body: [String: JSON]) throws -> AuthRequest {
+        func missing(_ what: String, in place: String) -> IdentityError {
+            .badRequest("Expecting to find \(what) in \(place). The server could not comply with the request since it is either malformed or otherwise incorrect.")
+        }
+        guard let auth = body["auth"]?.objectValue else { throw missing("auth", in: "the request body") }
+        guard let identity = auth["identity"]?.objectValue else { throw missing("identity", in: "auth") }
+        guard let methods = identity["methods"]?.arrayValue?.compactMap(\.stringValue), !methods.isEmpty else {
+            throw missing("methods", in: "identity")
+        }
+        let method: AuthRequest.Method
+        if methods.contains("password") {
+            guard let password = identity["password"]?.objectValue, let user = password["user"]?.objectValue else {
+                throw missing("user", in: "password")
+            }
+            guard let secret = user["password"]?.stringValue else { throw missing("password", in: "user") }
+            method = .password(try userReference(user), password: secret)
+        } else if methods.contains("token") {
+            guard let token = identity["token"]?.objectValue?["id"]?.stringValue else { throw missing("id", in: "token") }
+            method = .token(token)
+        } else if methods.contains("application_credential") {
+            guard let credential = identity["application_credential"]?.objectValue else {
+                throw missing("application_credential", in: "identity")
+            }
+            guard let secret = credential["secret"]?.stringValue else { throw missing("secret", in: "application_credential") }
+            if let id = credential["id"]?.stringValue {
+                method = .applicationCredential(.id(id), secret: secret)
+            } else if let name = credential["name"]?.stringValue, let user = credential["user"]?.objectValue {
+                method = .applicationCredential(.name(name, user: try userReference(user)), secret: secret)
+            } else {
+                throw missing("id or name and user", in: "application_credential")
+            }
+        } else {
+            throw IdentityError.unauthorized("Attempted to authenticate with an unsupported method.")
+        }
+        return AuthRequest(method: method, scope: try scope(auth["scope"]))
+    }
+
+    func domainReference(_ object: [String: JSON]?) throws -> DomainReference {
+        if let id = object?["id"]?.stringValue { return .id(id) }
+        if let name = object?["name"]?.stringValue { return .name(name) }
+        throw IdentityError.badRequest("Expecting to find domain id or name. The server could not comply with the request since it is either malformed or otherwise incorrect.")
+    }
+
+    func userReference(_ user: [String: JSON]) throws -> UserReference {
+        if let id = user["id"]?.stringValue { return .id(id) }
+        guard let name = user["name"]?.stringValue else {
+            throw IdentityError.badRequest("Expecting to find user id or name. The server could not comply with the request since it is either malformed or otherwise incorrect.")
+        }
+        return .name(name, domain: try domainReference(user["domain"]?.objectValue))
+    }
+
+    func scope(_ value: JSON?) throws -> AuthRequest.ScopeRequest {
+        guard let value else { return .unspecified }
+        if value.stringValue == "unscoped" { return .unscoped }
+        guard let scope = value.objectValue else { throw IdentityError.badRequest("Invalid scope.") }
+        if let project = scope["project"]?.objectValue {
+            if let id = project["id"]?.stringValue { return .project(.id(id)) }
+            guard let name = project["name"]?.stringValue else {
+                throw IdentityError.badRequest("Expecting to find project id or name in scope.")
+            }
+            return .project(.name(name, domain: try domainReference(project["domain"]?.objectValue)))
+        }
+        if let domain = scope["domain"]?.objectValue { return .domain(try domainReference(domain)) }
+        if let system = scope["system"]?.objectValue {
+            guard system["all"]?.boolValue == true else { throw IdentityError.badRequest("Only the system scope 'all' exists.") }
+            return .system
+        }
+        if scope["OS-TRUST:trust"] != nil { throw IdentityError.forbidden("Trusts are not supported.") }
+        throw IdentityError.badRequest("Invalid scope: expected project, domain or system.")
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import Hummingbird
+import Identity
+import PetrelHTTP
+import Store
+
+extension KeystoneAPI {
+    /// The domain a create request means when it names none: the token's domain.
+    func defaultDomain(_ caller: TokenInfo) -> String {
+        caller.domain?.id ?? caller.project?.domain.id ?? Bootstrap.defaultDomainID
+    }
+
+    func existing<Row: Codable & Sendable>(_ table: Table<Row>, _ id: String, _ kind: String) async throws -> Row {
+        guard let row = try await service.read({ sql in try await table.get(sql, id: id) }) else {
+            throw IdentityError.notFound(kind: kind, id: id)
+        }
+        return row
+    }
+
+    func registerProjectsAndDomains(on router: Router<BasicRequestContext>) {
+        // MARK: domains
+        router.get("/v3/domains") { request, _ in
+            let caller = try await authenticate(request)
+            try enforce("identity:list_domains", caller, target: caller.domain.map { ["target.domain.id": $0.id] } ?? [:])
+            var conditions: [Table<DomainRow>.Condition] = []
+            if let name = query(request, "name") { conditions.append(.equals("name", name)) }
+            if let enabled = boolQuery(request, "enabled") { conditions.append(.equals("enabled", enabled)) }
+            let rows = try await service.read { [conditions] sql in try await IdentityTables.domains.all(sql, where: conditions, orderBy: "name") }
+            return respond(.ok, ["domains": .array(rows.map(domainJSON)), "links": listLinks(request)])
+        }
+        router.post("/v3/domains") { request, _ in
+            let caller = try await authenticate(request)
+            try enforce("identity:create_domain", caller)
+            let fields = try await resource(request, "domain")
+            let row = DomainRow(id: try fields.string("id") ?? IdentityService.makeID(), name: try fields.string("name", required: true, maxLength: 64)!,
+                                description: try fields.string("description", maxLength: 65_535, nullable: true) ?? "",
+                                enabled: try fields.bool("enabled") ?? true, createdAt: IdentityService.timestamp())
+            try await service.write { sql in try await IdentityTables.domains.insert(sql, row) }
+            return respond(.created, ["domain": domainJSON(row)])
+        }
+        router.get("/v3/domains/:domain_id") { request, context in
+            let caller = try await authenticate(request)
+            let id = try context.parameters.require("domain_id")
+            try enforce("identity:get_domain", caller, target: ["target.domain.id": id])
+            return respond(.ok, ["domain": domainJSON(try await existing(IdentityTables.domains, id, "domain"))])
+        }
+        router.patch("/v3/domains/:domain_id") { request, context in
+            let caller = try await authenticate(request)
+            let id = try context.parameters.require("domain_id")
+            try enforce("identity:update_domain", caller, target: ["target.domain.id": id])
+            let fields = try await resource(request, "domain")
+            var row = try await existing(IdentityTables.domains, id, "domain")
+            if fields.has("name") { row.name = try fields.string("name", required: true, maxLength: 64)! }
+            if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
+            if let enabled = try fields.bool("enabled") { row.enabled = enabled }
+            try await service.updateDomain(row)
+            return respond(.ok, ["domain": domainJSON(row)])
+        }
+        router.delete("/v3/domains/:domain_id") { request, context in
+            let caller = try await authenticate(request)
+            let id = try context.parameters.require("domain_id")
+            try enforce("identity:delete_domain", caller, target: ["target.domain.id": id])
+            try await service.deleteDomain(id)
+            return noContent()
+        }
+
+        // MARK: projects
+        router.get("/v3/projects") { request, _ in
+            let caller = try await authenticate(request)
+            let domain = query(request, "domain_id")
+            try enforce("identity:list_projects", caller, target: domain.map { ["target.domain_id": $0] } ?? [:])
+            var conditions: [Table<ProjectRow>.Condition] = []
+            if let domain { conditions.append(.equals("domain_id", domain)) }
+            if let name = query(request, "name") { conditions.append(.equals("name", name)) }
+            if let enabled = boolQuery(request, "enabled") { conditions.append(.equals("enabled", enabled)) }
+            if let parent = query(request, "parent_id") { conditions.append(.equals("parent_id", parent)) }
+            if boolQuery(request, "is_domain") == true {
+                return respond(.ok, ["projects": [], "links": listLinks(request)])
+            }
+            let rows = try await service.read { [conditions] sql in try await IdentityTables.projects.all(sql, where: conditions, orderBy: "name") }
+            return respond(.ok, ["projects": .array(rows.map(projectJSON)), "links": listLinks(request)])
+        }
+        router.post("/v3/projects") { request, _ in
+            let caller = try await authenticate(request)
+            let fields = try await resource(request, "project")
+            let name = try fields.string("name", required: true, maxLength: 64)!
+            let parentID = try fields.string("parent_id", maxLength: 64, nullable: true)
+            if try fields.bool("is_domain") == true {
+                throw IdentityError.badRequest("Projects acting as domains are not supported; create a domain instead.")
+            }
+            var domainID = try fields.string("domain_id", maxLength: 64, nullable: true)
+            if let parentID {
+                let parent = try await service.read { sql in try await IdentityTables.projects.get(sql, id: parentID) }
+                guard let parent else { throw IdentityError.notFound(kind: "project", id: parentID) }
+                if let domainID, domainID != parent.domainID {
+                    throw IdentityError.badRequest("A project's parent must be in the same domain.")
+                }
+                domainID = parent.domainID
+            }
+            let domain = domainID ?? defaultDomain(caller)
+            try enforce("identity:create_project", caller, target: ["target.project.domain_id": domain])
+            guard try await service.read({ sql in try await IdentityTables.domains.get(sql, id: domain) }) != nil else {
+                throw IdentityError.notFound(kind: "domain", id: domain)
+            }
+            let row = ProjectRow(id: IdentityService.makeID(), name: name, domainID: domain, parentID: parentID,
+                                 description: try fields.string("description", maxLength: 65_535, nullable: true) ?? "",
+                                 enabled: try fields.bool("enabled") ?? true, createdAt: IdentityService.timestamp())
+            try await service.write { sql in try await IdentityTables.projects.insert(sql, row) }
+            return respond(.created, ["project": projectJSON(row)])
+        }
+        router.get("/v3/projects/:project_id") { request, context in
+            let caller = try await authenticate(request)
+            let id = try context.parameters.require("project_id")
+            let row = try await existing(IdentityTables.projects, id, "project")
+            try enforce("identity:get_project", caller, target: ["target.project.id": id, "target.project.domain_id": row.domainID])
+            return respond(.ok, ["project": projectJSON(row)])
+        }
+        router.patch("/v3/projects/:project_id") { request, context in
+            let caller = try await authenticate(request)
+            let id = try context.parameters.require("project_id")
+            var row = try await existing(IdentityTables.projects, id, "project")
+            try enforce("identity:update_project", caller, target: ["target.project.id": id, "target.project.domain_id": row.domainID])
+            let fields = try await resource(request, "project")
+            if fields.has("domain_id"), try fields.string("domain_id", nullable: true) != row.domainID {
+                throw IdentityError.badRequest("Invalid input for field 'domain_id': a project cannot move to another domain.")
+            }
+            if fields.has("name") { row.name = try fields.string("name", required: true, maxLength: 64)! }
+            if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
+            if let enabled = try fields.bool("enabled") { row.enabled = enabled }
+            try await service.updateProject(row)
+            return respond(.ok, ["project": projectJSON(row)])
+        }
+        router.delete("/v3/projects/:project_id") { request, context in
+            let caller = try await authenticate(request)
+            let id = try context.parameters.require("project_id")
+            let row = try await existing(IdentityTables.projects, id, "project")
+            try enforce("identity:delete_project", caller, target: ["target.project.id": id, "target.project.domain_id": row.domainID])
+            try await service.deleteProject(id)
+            return noContent()
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import Identity
+import PetrelHTTP
+import Store
+
+/// Each identity resource in Keystone's JSON shape.
+extension KeystoneAPI {
+    func domainJSON(_ row: DomainRow) -> JSON {
+        ["id": .string(row.id), "name": .string(row.name), "description": .string(row.description),
+         "enabled": .bool(row.enabled), "tags": [], "options": [:], "links": ["self": link("/v3/domains/\(row.id)")]]
+    }
+
+    func projectJSON(_ row: ProjectRow) -> JSON {
+        ["id": .string(row.id), "name": .string(row.name), "domain_id": .string(row.domainID),
+         "parent_id": .string(row.parentID ?? row.domainID), "description": .string(row.description),
+         "enabled": .bool(row.enabled), "is_domain": false, "tags": [], "options": [:],
+         "links": ["self": link("/v3/projects/\(row.id)")]]
+    }
+
+    func userJSON(_ row: UserRow) -> JSON {
+        var object = JSON.parse(Array(row.extra.utf8))?.objectValue ?? [:]
+        object["id"] = .string(row.id)
+        object["name"] = .string(row.name)
+        object["domain_id"] = .string(row.domainID)
+        object["enabled"] = .bool(row.enabled)
+        object["password_expires_at"] = nil
+        object["options"] = [:]
+        object["links"] = ["self": link("/v3/users/\(row.id)")]
+        if let project = row.defaultProjectID { object["default_project_id"] = .string(project) }
+        if !row.description.isEmpty { object["description"] = .string(row.description) }
+        if let email = row.email { object["email"] = .string(email) }
+        return .object(object)
+    }
+
+    func groupJSON(_ row: GroupRow) -> JSON {
+        ["id": .string(row.id), "name": .string(row.name), "domain_id": .string(row.domainID),
+         "description": .string(row.description), "links": ["self": link("/v3/groups/\(row.id)")]]
+    }
+
+    func roleJSON(_ row: RoleRow) -> JSON {
+        ["id": .string(row.id), "name": .string(row.name), "domain_id": row.domainID.isEmpty ? nil : .string(row.domainID),
+         "description": .string(row.description), "options": [:], "links": ["self": link("/v3/roles/\(row.id)")]]
+    }
+
+    func regionJSON(_ row: RegionRow) -> JSON {
+        ["id": .string(row.id), "description": .string(row.description), "parent_region_id": .string(row.parentRegionID),
+         "links": ["self": link("/v3/regions/\(row.id)")]]
+    }
+
+    func serviceJSON(_ row: CatalogServiceRow) -> JSON {
+        ["id": .string(row.id), "type": .string(row.type), "name": .string(row.name), "description": .string(row.description),
+         "enabled": .bool(row.enabled), "links": ["self": link("/v3/services/\(row.id)")]]
+    }
+
+    func endpointJSON(_ row: EndpointRow) -> JSON {
+        ["id": .string(row.id), "service_id": .string(row.serviceID), "interface": .string(row.interface),
+         "url": .string(row.url), "region_id": .string(row.regionID), "region": .string(row.regionID),
+         "enabled": .bool(row.enabled), "links": ["self": link("/v3/endpoints/\(row.id)")]]
+    }
+
+    func applicationCredentialJSON(_ row: ApplicationCredentialRow, roles: [RoleRow], secret: String? = nil) -> JSON {
+        var object: [String: JSON] = [
+            "id": .string(row.id), "name": .string(row.name), "description": .string(row.description),
+            "user_id": .string(row.userID), "project_id": .string(row.projectID),
+            "expires_at": row.expiresAt.map { timestamp(milliseconds: $0) } ?? nil,
+            "unrestricted": .bool(row.unrestricted), "access_rules": [],
+            "roles": .array(roles.map { ["id": .string($0.id), "name": .string($0.name),
+                                         "domain_id": $0.domainID.isEmpty ? nil : .string($0.domainID)] }),
+            "links": ["self": link("/v3/users/\(row.userID)/application_credentials/\(row.id)")],
+        ]
+        if let secret { object["secret"] = .string(secret) }
+        return .object(object)
+    }
+}

@@ -1,0 +1,325 @@
+import Foundation
+import Hummingbird
+import Identity
+import PetrelHTTP
+import Store
+
+extension KeystoneAPI {
+    func registerRoles(on router: Router<BasicRequestContext>) {
+        // MARK: roles
+        router.get("/v3/roles") { request, _ in
+            let caller = try await authenticate(request)
+            let domain = query(request, "domain_id")
+            try enforce(domain == nil ? "identity:list_roles" : "identity:list_domain_roles", caller,
+                        target: domain.map { ["target.role.domain_id": $0] } ?? [:])
+            var conditions: [Table<RoleRow>.Condition] = [.equals("domain_id", domain ?? "")]
+            if let name = query(request, "name") { conditions.append(.equals("name", name)) }
+            let rows = try await service.read { [conditions] sql in try await IdentityTables.roles.all(sql, where: conditions, orderBy: "name") }
+            return respond(.ok, ["roles": .array(rows.map(roleJSON)), "links": listLinks(request)])
+        }
+        router.post("/v3/roles") { request, _ in
+            let caller = try await authenticate(request)
+            let fields = try await resource(request, "role")
+            let domain = try fields.string("domain_id", maxLength: 64, nullable: true)
+            try enforce(domain == nil ? "identity:create_role" : "identity:create_domain_role", caller,
+                        target: domain.map { ["target.role.domain_id": $0] } ?? [:])
+            let row = RoleRow(id: IdentityService.makeID(), name: try fields.string("name", required: true)!,
+                              domainID: domain ?? "", description: try fields.string("description", maxLength: 65_535, nullable: true) ?? "",
+                              createdAt: IdentityService.timestamp())
+            try await service.write { sql in
+                if let domain, try await IdentityTables.domains.get(sql, id: domain) == nil {
+                    throw IdentityError.notFound(kind: "domain", id: domain)
+                }
+                try await IdentityTables.roles.insert(sql, row)
+            }
+            return respond(.created, ["role": roleJSON(row)])
+        }
+        router.get("/v3/roles/:role_id") { request, context in
+            let caller = try await authenticate(request)
+            let row = try await existing(IdentityTables.roles, try context.parameters.require("role_id"), "role")
+            try enforce(row.domainID.isEmpty ? "identity:get_role" : "identity:get_domain_role", caller,
+                        target: ["target.role.name": row.name, "target.role.domain_id": row.domainID])
+            return respond(.ok, ["role": roleJSON(row)])
+        }
+        router.patch("/v3/roles/:role_id") { request, context in
+            let caller = try await authenticate(request)
+            var row = try await existing(IdentityTables.roles, try context.parameters.require("role_id"), "role")
+            try enforce(row.domainID.isEmpty ? "identity:update_role" : "identity:update_domain_role", caller,
+                        target: ["target.role.name": row.name, "target.role.domain_id": row.domainID])
+            let fields = try await resource(request, "role")
+            if fields.has("name") { row.name = try fields.string("name", required: true)! }
+            if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
+            let updated = row
+            try await service.write { sql in try await IdentityTables.roles.update(sql, id: updated.id, updated) }
+            return respond(.ok, ["role": roleJSON(row)])
+        }
+        router.delete("/v3/roles/:role_id") { request, context in
+            let caller = try await authenticate(request)
+            let row = try await existing(IdentityTables.roles, try context.parameters.require("role_id"), "role")
+            try enforce(row.domainID.isEmpty ? "identity:delete_role" : "identity:delete_domain_role", caller,
+                        target: ["target.role.name": row.name, "target.role.domain_id": row.domainID])
+            // Tokens carrying the role are resolved again (without it) at their next validation.
+            try await service.write { sql in try await IdentityTables.roles.delete(sql, where: [.equals("id", row.id)]) }
+            return noContent()
+        }
+
+        // MARK: implied roles
+        @Sendable func inference(_ prior: RoleRow, _ implied: RoleRow) -> JSON {
+            ["prior_role": ["id": .string(prior.id), "name": .string(prior.name), "links": ["self": link("/v3/roles/\(prior.id)")]],
+             "implies": ["id": .string(implied.id), "name": .string(implied.name), "links": ["self": link("/v3/roles/\(implied.id)")]]]
+        }
+        @Sendable func inferences(_ prior: RoleRow, _ implied: [RoleRow]) -> JSON {
+            ["prior_role": ["id": .string(prior.id), "name": .string(prior.name), "links": ["self": link("/v3/roles/\(prior.id)")]],
+             "implies": .array(implied.map { ["id": .string($0.id), "name": .string($0.name), "links": ["self": link("/v3/roles/\($0.id)")]] })]
+        }
+        @Sendable func pair(_ request: Request, _ context: BasicRequestContext, _ action: String) async throws -> (RoleRow, RoleRow, Bool) {
+            let caller = try await authenticate(request)
+            try enforce(action, caller)
+            let prior = try await existing(IdentityTables.roles, try context.parameters.require("role_id"), "role")
+            let implied = try await existing(IdentityTables.roles, try context.parameters.require("implied_role_id"), "role")
+            let exists = try await service.read { sql in
+                try await IdentityTables.impliedRoles.first(sql, where: [.equals("prior_role_id", prior.id),
+                                                                         .equals("implied_role_id", implied.id)]) != nil
+            }
+            return (prior, implied, exists)
+        }
+        let impliedPath = "/v3/roles/:role_id/implies/:implied_role_id"
+        router.put(RouterPath(impliedPath)) { request, context in
+            let (prior, implied, exists) = try await pair(request, context, "identity:create_implied_role")
+            if !exists {
+                if prior.id == implied.id { throw IdentityError.badRequest("A role cannot imply itself.") }
+                try await service.write { sql in
+                    try await IdentityTables.impliedRoles.insert(sql, ImpliedRoleRow(priorRoleID: prior.id, impliedRoleID: implied.id))
+                }
+            }
+            return respond(.created, ["role_inference": inference(prior, implied),
+                                      "links": ["self": link("/v3/roles/\(prior.id)/implies/\(implied.id)")]])
+        }
+        router.get(RouterPath(impliedPath)) { request, context in
+            let (prior, implied, exists) = try await pair(request, context, "identity:get_implied_role")
+            guard exists else { throw IdentityError.notFound(kind: "implied role", id: "\(prior.id) implies \(implied.id)") }
+            return respond(.ok, ["role_inference": inference(prior, implied),
+                                 "links": ["self": link("/v3/roles/\(prior.id)/implies/\(implied.id)")]])
+        }
+        router.head(RouterPath(impliedPath)) { request, context in
+            let (prior, implied, exists) = try await pair(request, context, "identity:check_implied_role")
+            guard exists else { throw IdentityError.notFound(kind: "implied role", id: "\(prior.id) implies \(implied.id)") }
+            return noContent()
+        }
+        router.delete(RouterPath(impliedPath)) { request, context in
+            let (prior, implied, exists) = try await pair(request, context, "identity:delete_implied_role")
+            guard exists else { throw IdentityError.notFound(kind: "implied role", id: "\(prior.id) implies \(implied.id)") }
+            try await service.write { sql in
+                try await IdentityTables.impliedRoles.delete(sql, where: [.equals("prior_role_id", prior.id), .equals("implied_role_id", implied.id)])
+            }
+            return noContent()
+        }
+        router.get("/v3/roles/:role_id/implies") { request, context in
+            let caller = try await authenticate(request)
+            try enforce("identity:list_implied_roles", caller)
+            let prior = try await existing(IdentityTables.roles, try context.parameters.require("role_id"), "role")
+            let implied = try await service.read { sql in
+                let ids = try await IdentityTables.impliedRoles.all(sql, where: [.equals("prior_role_id", prior.id)]).map(\.impliedRoleID)
+                return try await IdentityTables.roles.all(sql, where: [.inList("id", ids)], orderBy: "name")
+            }
+            return respond(.ok, ["role_inference": inferences(prior, implied), "links": ["self": link("/v3/roles/\(prior.id)/implies")]])
+        }
+        router.get("/v3/role_inferences") { request, _ in
+            let caller = try await authenticate(request)
+            try enforce("identity:list_role_inference_rules", caller)
+            let (rules, roles) = try await service.read { sql in
+                (try await IdentityTables.impliedRoles.all(sql), try await IdentityTables.roles.all(sql))
+            }
+            let byID = Dictionary(uniqueKeysWithValues: roles.map { ($0.id, $0) })
+            let priors = Set(rules.map(\.priorRoleID)).compactMap { byID[$0] }.sorted { $0.name < $1.name }
+            let list = priors.map { prior in
+                inferences(prior, rules.filter { $0.priorRoleID == prior.id }.compactMap { byID[$0.impliedRoleID] })
+            }
+            return respond(.ok, ["role_inferences": .array(list), "links": listLinks(request)])
+        }
+
+        registerGrants(on: router)
+        registerRoleAssignments(on: router)
+    }
+
+    // MARK: grants
+
+    /// `/v3/{projects|domains}/{id}/{users|groups}/{id}/roles[/{role_id}]` and `/v3/system/{users|groups}/{id}/roles[/{role_id}]`.
+    func registerGrants(on router: Router<BasicRequestContext>) {
+        struct Grant {
+            let assignment: AssignmentRow
+            let target: [String: String]
+        }
+        for (targetType, targetPath) in [("project", "projects/:project_id"), ("domain", "domains/:domain_id"), ("system", "system")] {
+            for (actorType, actorPath) in [("user", "users/:user_id"), ("group", "groups/:group_id")] {
+                let base = "/v3/\(targetPath)/\(actorPath)/roles"
+                let system = targetType == "system"
+                @Sendable func resolve(_ request: Request, _ context: BasicRequestContext, roleID: String?) async throws
+                    -> (TokenInfo, AssignmentRow, [String: String]) {
+                    let caller = try await authenticate(request)
+                    let actorID = try context.parameters.require(actorType == "user" ? "user_id" : "group_id")
+                    var target: [String: String] = [:]
+                    if actorType == "user" {
+                        target["target.user.domain_id"] = try await existing(IdentityTables.users, actorID, "user").domainID
+                    } else {
+                        target["target.group.domain_id"] = try await existing(IdentityTables.groups, actorID, "group").domainID
+                    }
+                    var targetID = "all"
+                    if targetType == "project" {
+                        targetID = try context.parameters.require("project_id")
+                        target["target.project.domain_id"] = try await existing(IdentityTables.projects, targetID, "project").domainID
+                    } else if targetType == "domain" {
+                        targetID = try context.parameters.require("domain_id")
+                        target["target.domain.id"] = try await existing(IdentityTables.domains, targetID, "domain").id
+                    }
+                    if let roleID {
+                        let role = try await existing(IdentityTables.roles, roleID, "role")
+                        target["target.role.domain_id"] = role.domainID.isEmpty ? nil : role.domainID
+                        target["target.role.name"] = role.name
+                    }
+                    let row = AssignmentRow(actorType: actorType, actorID: actorID, targetType: targetType, targetID: targetID,
+                                            roleID: roleID ?? "")
+                    return (caller, row, target)
+                }
+                @Sendable func action(_ verb: String) -> String {
+                    system ? "identity:\(verb)_system_grant\(verb == "list" ? "s" : "")_for_\(actorType)" : "identity:\(verb)_grant\(verb == "list" ? "s" : "")"
+                }
+                @Sendable func exists(_ row: AssignmentRow) async throws -> Bool {
+                    try await service.read { sql in
+                        try await IdentityTables.assignments.first(sql, where: [
+                            .equals("actor_type", row.actorType), .equals("actor_id", row.actorID), .equals("target_type", row.targetType),
+                            .equals("target_id", row.targetID), .equals("role_id", row.roleID)]) != nil
+                    }
+                }
+                let createAction = action("create"), checkAction = action("check"), revokeAction = action("revoke")
+                let listAction = action("list")
+                router.put(RouterPath(base + "/:role_id")) { request, context in
+                    let (caller, row, target) = try await resolve(request, context, roleID: try context.parameters.require("role_id"))
+                    try enforce(createAction, caller, target: target)
+                    if try await !exists(row) {
+                        try await service.write { sql in try await IdentityTables.assignments.insert(sql, row) }
+                    }
+                    return noContent()
+                }
+                @Sendable func check(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+                    let (caller, row, target) = try await resolve(request, context, roleID: try context.parameters.require("role_id"))
+                    try enforce(checkAction, caller, target: target)
+                    guard try await exists(row) else {
+                        throw IdentityError.notFound(kind: "role assignment", id: "\(row.roleID)")
+                    }
+                    return noContent()
+                }
+                router.head(RouterPath(base + "/:role_id"), use: check)
+                router.get(RouterPath(base + "/:role_id"), use: check)
+                router.delete(RouterPath(base + "/:role_id")) { request, context in
+                    let (caller, row, target) = try await resolve(request, context, roleID: try context.parameters.require("role_id"))
+                    try enforce(revokeAction, caller, target: target)
+                    try await service.revokeGrant(row)
+                    return noContent()
+                }
+                router.get(RouterPath(base)) { request, context in
+                    let (caller, row, target) = try await resolve(request, context, roleID: nil)
+                    try enforce(listAction, caller, target: target)
+                    let roles = try await service.read { sql in
+                        let ids = try await IdentityTables.assignments.all(sql, where: [
+                            .equals("actor_type", row.actorType), .equals("actor_id", row.actorID),
+                            .equals("target_type", row.targetType), .equals("target_id", row.targetID)]).map(\.roleID)
+                        return try await IdentityTables.roles.all(sql, where: [.inList("id", ids)], orderBy: "name")
+                    }
+                    return respond(.ok, ["roles": .array(roles.map(roleJSON)), "links": listLinks(request)])
+                }
+            }
+        }
+    }
+
+    // MARK: role assignments
+
+    func registerRoleAssignments(on router: Router<BasicRequestContext>) {
+        router.get("/v3/role_assignments") { request, _ in
+            let caller = try await authenticate(request)
+            var filter = IdentityService.AssignmentQuery()
+            filter.userID = query(request, "user.id")
+            filter.groupID = query(request, "group.id")
+            filter.roleID = query(request, "role.id")
+            filter.projectID = query(request, "scope.project.id")
+            filter.domainID = query(request, "scope.domain.id")
+            filter.system = query(request, "scope.system") != nil
+            filter.effective = flag(request, "effective")
+            if filter.effective && filter.groupID != nil {
+                throw IdentityError.badRequest("Combining effective and group filter will always result in an empty list.")
+            }
+            try enforce("identity:list_role_assignments", caller,
+                        target: filter.domainID.map { ["target.domain_id": $0] } ?? [:])
+            let names = flag(request, "include_names")
+            let assignments = try await service.roleAssignments(filter)
+            let lookup = names ? try await service.read { sql in
+                NameLookup(roles: try await IdentityTables.roles.all(sql), users: try await IdentityTables.users.all(sql),
+                           groups: try await IdentityTables.groups.all(sql), projects: try await IdentityTables.projects.all(sql),
+                           domains: try await IdentityTables.domains.all(sql))
+            } : nil
+            return respond(.ok, ["role_assignments": .array(assignments.map { assignmentJSON($0, names: lookup) }),
+                                 "links": listLinks(request)])
+        }
+    }
+
+    struct NameLookup: Sendable {
+        let roles: [String: RoleRow]
+        let users: [String: UserRow]
+        let groups: [String: GroupRow]
+        let projects: [String: ProjectRow]
+        let domains: [String: DomainRow]
+
+        init(roles: [RoleRow], users: [UserRow], groups: [GroupRow], projects: [ProjectRow], domains: [DomainRow]) {
+            self.roles = Dictionary(uniqueKeysWithValues: roles.map { ($0.id, $0) })
+            self.users = Dictionary(uniqueKeysWithValues: users.map { ($0.id, $0) })
+            self.groups = Dictionary(uniqueKeysWithValues: groups.map { ($0.id, $0) })
+            self.projects = Dictionary(uniqueKeysWithValues: projects.map { ($0.id, $0) })
+            self.domains = Dictionary(uniqueKeysWithValues: domains.map { ($0.id, $0) })
+        }
+
+        func domain(_ id: String) -> JSON { ["id": .string(id), "name": .string(domains[id]?.name)] }
+    }
+
+    func assignmentJSON(_ listed: IdentityService.ListedAssignment, names: NameLookup?) -> JSON {
+        let row = listed.row
+        var object: [String: JSON] = [:]
+        var role: [String: JSON] = ["id": .string(row.roleID)]
+        if let names, let found = names.roles[row.roleID] {
+            role["name"] = .string(found.name)
+            if !found.domainID.isEmpty { role["domain"] = names.domain(found.domainID) }
+        }
+        object["role"] = .object(role)
+        var actor: [String: JSON] = ["id": .string(row.actorID)]
+        if let names {
+            if row.actorType == "user", let user = names.users[row.actorID] {
+                actor["name"] = .string(user.name)
+                actor["domain"] = names.domain(user.domainID)
+            } else if row.actorType == "group", let group = names.groups[row.actorID] {
+                actor["name"] = .string(group.name)
+                actor["domain"] = names.domain(group.domainID)
+            }
+        }
+        object[row.actorType] = .object(actor)
+        switch row.targetType {
+        case "system": object["scope"] = ["system": ["all": true]]
+        case "domain":
+            var domain: [String: JSON] = ["id": .string(row.targetID)]
+            if let names { domain["name"] = .string(names.domains[row.targetID]?.name) }
+            object["scope"] = ["domain": .object(domain)]
+        default:
+            var project: [String: JSON] = ["id": .string(row.targetID)]
+            if let names, let found = names.projects[row.targetID] {
+                project["name"] = .string(found.name)
+                project["domain"] = names.domain(found.domainID)
+            }
+            object["scope"] = ["project": .object(project)]
+        }
+        let targetPath = row.targetType == "system" ? "system" : "\(row.targetType)s/\(row.targetID)"
+        let actorPath = listed.viaGroup.map { "groups/\($0)" } ?? "\(row.actorType)s/\(row.actorID)"
+        var links: [String: JSON] = ["assignment": link("/v3/\(targetPath)/\(actorPath)/roles/\(listed.priorRoleID ?? row.roleID)")]
+        if let group = listed.viaGroup { links["membership"] = link("/v3/groups/\(group)/users/\(row.actorID)") }
+        if let prior = listed.priorRoleID { links["prior_role"] = link("/v3/roles/\(prior)") }
+        object["links"] = .object(links)
+        return .object(object)
+    }
+}

@@ -1,0 +1,212 @@
+import Foundation
+import Hummingbird
+import Identity
+import PetrelHTTP
+import Store
+
+extension KeystoneAPI {
+    static let userColumns: Set<String> = ["id", "name", "domain_id", "password", "enabled", "default_project_id",
+                                           "description", "email", "links", "options", "password_expires_at"]
+
+    func extraJSON(_ extra: [String: JSON], over existing: String = "{}") -> String {
+        var merged = JSON.parse(Array(existing.utf8))?.objectValue ?? [:]
+        for (key, value) in extra { merged[key] = value }
+        return String(decoding: JSON.object(merged).encoded(), as: UTF8.self)
+    }
+
+    func registerUsersAndGroups(on router: Router<BasicRequestContext>) {
+        // MARK: users
+        router.get("/v3/users") { request, _ in
+            let caller = try await authenticate(request)
+            let domain = query(request, "domain_id")
+            try enforce("identity:list_users", caller, target: domain.map { ["target.domain_id": $0] } ?? [:])
+            var conditions: [Table<UserRow>.Condition] = []
+            if let domain { conditions.append(.equals("domain_id", domain)) }
+            if let name = query(request, "name") { conditions.append(.equals("name", name)) }
+            if let enabled = boolQuery(request, "enabled") { conditions.append(.equals("enabled", enabled)) }
+            let rows = try await service.read { [conditions] sql in try await IdentityTables.users.all(sql, where: conditions, orderBy: "name") }
+            return respond(.ok, ["users": .array(rows.map(userJSON)), "links": listLinks(request)])
+        }
+        router.post("/v3/users") { request, _ in
+            let caller = try await authenticate(request)
+            let fields = try await resource(request, "user")
+            let name = try fields.string("name", required: true)!
+            let domain = try fields.string("domain_id", maxLength: 64, nullable: true) ?? defaultDomain(caller)
+            try enforce("identity:create_user", caller, target: ["target.user.domain_id": domain])
+            let password = try fields.string("password", maxLength: 4096, nullable: true)
+            let defaultProject = try fields.string("default_project_id", maxLength: 64, nullable: true)
+            let enabled = try fields.bool("enabled") ?? true
+            let description = try fields.string("description", maxLength: 65_535, nullable: true) ?? ""
+            let email = try fields.string("email", nullable: true)
+            let hash: String? = if let password { await service.hashPassword(password) } else { nil }
+            let row = UserRow(id: IdentityService.makeID(), name: name, domainID: domain, passwordHash: hash, enabled: enabled,
+                              defaultProjectID: defaultProject, description: description, email: email,
+                              extra: extraJSON(fields.extra(excluding: Self.userColumns)), createdAt: IdentityService.timestamp())
+            try await service.write { sql in
+                guard try await IdentityTables.domains.get(sql, id: domain) != nil else {
+                    throw IdentityError.notFound(kind: "domain", id: domain)
+                }
+                try await IdentityTables.users.insert(sql, row)
+            }
+            return respond(.created, ["user": userJSON(row)])
+        }
+        router.get("/v3/users/:user_id") { request, context in
+            let caller = try await authenticate(request)
+            let id = try context.parameters.require("user_id")
+            let row = try await existing(IdentityTables.users, id, "user")
+            try enforce("identity:get_user", caller, target: ["target.user.id": id, "target.user.domain_id": row.domainID])
+            return respond(.ok, ["user": userJSON(row)])
+        }
+        router.patch("/v3/users/:user_id") { request, context in
+            let caller = try await authenticate(request)
+            let id = try context.parameters.require("user_id")
+            var row = try await existing(IdentityTables.users, id, "user")
+            try enforce("identity:update_user", caller, target: ["target.user.id": id, "target.user.domain_id": row.domainID])
+            let fields = try await resource(request, "user")
+            if fields.has("domain_id"), try fields.string("domain_id", nullable: true) != row.domainID {
+                throw IdentityError.badRequest("Invalid input for field 'domain_id': a user cannot move to another domain.")
+            }
+            if fields.has("name") { row.name = try fields.string("name", required: true)! }
+            if let enabled = try fields.bool("enabled") { row.enabled = enabled }
+            if fields.has("default_project_id") { row.defaultProjectID = try fields.string("default_project_id", maxLength: 64, nullable: true) }
+            if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
+            if fields.has("email") { row.email = try fields.string("email", nullable: true) }
+            row.extra = extraJSON(fields.extra(excluding: Self.userColumns), over: row.extra)
+            var passwordChanged = false
+            if fields.has("password") {
+                let password = try fields.string("password", maxLength: 4096, nullable: true)
+                row.passwordHash = if let password { await service.hashPassword(password) } else { nil }
+                passwordChanged = true
+            }
+            try await service.updateUser(row, passwordChanged: passwordChanged)
+            return respond(.ok, ["user": userJSON(row)])
+        }
+        router.delete("/v3/users/:user_id") { request, context in
+            let caller = try await authenticate(request)
+            let id = try context.parameters.require("user_id")
+            let row = try await existing(IdentityTables.users, id, "user")
+            try enforce("identity:delete_user", caller, target: ["target.user.id": id, "target.user.domain_id": row.domainID])
+            try await service.deleteUser(id)
+            return noContent()
+        }
+        // Self-service: the original password is the credential, as in Keystone.
+        router.post("/v3/users/:user_id/password") { request, context in
+            let id = try context.parameters.require("user_id")
+            let fields = try await resource(request, "user")
+            let original = try fields.string("original_password", required: true, maxLength: 4096)!
+            let new = try fields.string("password", required: true, maxLength: 4096)!
+            try await service.changePassword(userID: id, original: original, new: new)
+            return noContent()
+        }
+        router.get("/v3/users/:user_id/groups") { request, context in
+            let caller = try await authenticate(request)
+            let id = try context.parameters.require("user_id")
+            let user = try await existing(IdentityTables.users, id, "user")
+            try enforce("identity:list_groups_for_user", caller, target: ["target.user.domain_id": user.domainID, "user_id": id])
+            let groups = try await service.read { sql in
+                let ids = try await IdentityTables.groupMembers.all(sql, where: [.equals("user_id", id)]).map(\.groupID)
+                return try await IdentityTables.groups.all(sql, where: [.inList("id", ids)], orderBy: "name")
+            }
+            return respond(.ok, ["groups": .array(groups.map(groupJSON)), "links": listLinks(request)])
+        }
+        router.get("/v3/users/:user_id/projects") { request, context in
+            let caller = try await authenticate(request)
+            let id = try context.parameters.require("user_id")
+            let user = try await existing(IdentityTables.users, id, "user")
+            try enforce("identity:list_user_projects", caller, target: ["target.user.id": id, "target.user.domain_id": user.domainID])
+            let projects = try await service.projectsOf(userID: id)
+            return respond(.ok, ["projects": .array(projects.map(projectJSON)), "links": listLinks(request)])
+        }
+
+        // MARK: groups
+        router.get("/v3/groups") { request, _ in
+            let caller = try await authenticate(request)
+            let domain = query(request, "domain_id")
+            try enforce("identity:list_groups", caller, target: domain.map { ["target.group.domain_id": $0] } ?? [:])
+            var conditions: [Table<GroupRow>.Condition] = []
+            if let domain { conditions.append(.equals("domain_id", domain)) }
+            if let name = query(request, "name") { conditions.append(.equals("name", name)) }
+            let rows = try await service.read { [conditions] sql in try await IdentityTables.groups.all(sql, where: conditions, orderBy: "name") }
+            return respond(.ok, ["groups": .array(rows.map(groupJSON)), "links": listLinks(request)])
+        }
+        router.post("/v3/groups") { request, _ in
+            let caller = try await authenticate(request)
+            let fields = try await resource(request, "group")
+            let domain = try fields.string("domain_id", maxLength: 64, nullable: true) ?? defaultDomain(caller)
+            try enforce("identity:create_group", caller, target: ["target.group.domain_id": domain])
+            let row = GroupRow(id: IdentityService.makeID(), name: try fields.string("name", required: true, maxLength: 64)!,
+                               domainID: domain, description: try fields.string("description", maxLength: 65_535, nullable: true) ?? "",
+                               createdAt: IdentityService.timestamp())
+            try await service.write { sql in
+                guard try await IdentityTables.domains.get(sql, id: domain) != nil else {
+                    throw IdentityError.notFound(kind: "domain", id: domain)
+                }
+                try await IdentityTables.groups.insert(sql, row)
+            }
+            return respond(.created, ["group": groupJSON(row)])
+        }
+        router.get("/v3/groups/:group_id") { request, context in
+            let caller = try await authenticate(request)
+            let row = try await existing(IdentityTables.groups, try context.parameters.require("group_id"), "group")
+            try enforce("identity:get_group", caller, target: ["target.group.domain_id": row.domainID])
+            return respond(.ok, ["group": groupJSON(row)])
+        }
+        router.patch("/v3/groups/:group_id") { request, context in
+            let caller = try await authenticate(request)
+            var row = try await existing(IdentityTables.groups, try context.parameters.require("group_id"), "group")
+            try enforce("identity:update_group", caller, target: ["target.group.domain_id": row.domainID])
+            let fields = try await resource(request, "group")
+            if fields.has("name") { row.name = try fields.string("name", required: true, maxLength: 64)! }
+            if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
+            let updated = row
+            try await service.write { sql in try await IdentityTables.groups.update(sql, id: updated.id, updated) }
+            return respond(.ok, ["group": groupJSON(row)])
+        }
+        router.delete("/v3/groups/:group_id") { request, context in
+            let caller = try await authenticate(request)
+            let row = try await existing(IdentityTables.groups, try context.parameters.require("group_id"), "group")
+            try enforce("identity:delete_group", caller, target: ["target.group.domain_id": row.domainID])
+            try await service.deleteGroup(row.id)
+            return noContent()
+        }
+        router.get("/v3/groups/:group_id/users") { request, context in
+            let caller = try await authenticate(request)
+            let group = try await existing(IdentityTables.groups, try context.parameters.require("group_id"), "group")
+            try enforce("identity:list_users_in_group", caller, target: ["target.group.domain_id": group.domainID])
+            let users = try await service.read { sql in
+                let ids = try await IdentityTables.groupMembers.all(sql, where: [.equals("group_id", group.id)]).map(\.userID)
+                return try await IdentityTables.users.all(sql, where: [.inList("id", ids)], orderBy: "name")
+            }
+            return respond(.ok, ["users": .array(users.map(userJSON)), "links": listLinks(request)])
+        }
+        @Sendable func membership(_ request: Request, _ context: BasicRequestContext, _ action: String) async throws -> (GroupRow, UserRow) {
+            let caller = try await authenticate(request)
+            let group = try await existing(IdentityTables.groups, try context.parameters.require("group_id"), "group")
+            let user = try await existing(IdentityTables.users, try context.parameters.require("user_id"), "user")
+            try enforce(action, caller, target: ["target.group.domain_id": group.domainID, "target.user.domain_id": user.domainID])
+            return (group, user)
+        }
+        router.put("/v3/groups/:group_id/users/:user_id") { request, context in
+            let (group, user) = try await membership(request, context, "identity:add_user_to_group")
+            try await service.write { sql in
+                if try await IdentityTables.groupMembers.first(sql, where: [.equals("group_id", group.id), .equals("user_id", user.id)]) == nil {
+                    try await IdentityTables.groupMembers.insert(sql, GroupMemberRow(groupID: group.id, userID: user.id))
+                }
+            }
+            return noContent()
+        }
+        router.head("/v3/groups/:group_id/users/:user_id") { request, context in
+            let (group, user) = try await membership(request, context, "identity:check_user_in_group")
+            let member = try await service.read { sql in
+                try await IdentityTables.groupMembers.first(sql, where: [.equals("group_id", group.id), .equals("user_id", user.id)])
+            }
+            guard member != nil else { throw IdentityError.notFound(kind: "user in group", id: "\(user.id) in \(group.id)") }
+            return noContent()
+        }
+        router.delete("/v3/groups/:group_id/users/:user_id") { request, context in
+            let (group, user) = try await membership(request, context, "identity:remove_user_from_group")
+            try await service.removeUserFromGroup(userID: user.id, groupID: group.id)
+            return noContent()
+        }
+    }
+}
