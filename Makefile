@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 
-.PHONY: run stop test build services guest-image sample-config status
+.PHONY: run stop test build services guest-image openstack-client sample-config status bench-identity
 
 services:
 	@bash Packaging/host-services.sh
@@ -17,7 +17,11 @@ build: services
 guest-image: services
 	@Packaging/guest-image/build.sh >/dev/null
 
-test: build guest-image
+# The unmodified OpenStack CLI from PyPI, for the end-to-end tests and `make run`.
+openstack-client:
+	@bash Packaging/openstack-client.sh >/dev/null
+
+test: build guest-image openstack-client
 	$(SWIFT) test --skip-build
 	@bash Packaging/test-leftovers.sh
 
@@ -32,3 +36,4 @@ status:
 
 sample-config: build
 	.build/debug/petrel-controller sample-config > etc/petrel.conf.sample
+	.build/debug/petrel-controller sample-policy > etc/policy.yaml.sample
