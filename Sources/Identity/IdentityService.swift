@@ -243,7 +243,7 @@ public final class IdentityService: Sendable {
             if let project = event.projectID, project != info.project?.id { continue }
             if let domain = event.domainID,
                domain != info.domain?.id && domain != info.project?.domain.id && domain != info.userDomain.id { continue }
-            if let audit = event.auditID, !info.payload.auditIDs.contains(audit) { continue }
+            if let audit = event.auditID, info.payload.auditIDs.first != audit { continue }
             if let credential = event.applicationCredentialID, credential != info.applicationCredential?.id { continue }
             return true
         }

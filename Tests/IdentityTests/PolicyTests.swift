@@ -1,5 +1,6 @@
 import Foundation
 @testable import Identity
+import TestSupport
 import Testing
 
 @Suite struct PolicyTests {
@@ -75,5 +76,69 @@ import Testing
         #expect(throws: PolicySyntaxError.self) { try policy.override(yaml: "\"x\": \"role:a or\"", file: "p.yaml") }
         #expect(throws: PolicySyntaxError.self) { try policy.override(yaml: "- a\n- b\n", file: "p.yaml") }
         #expect(throws: PolicySyntaxError.self) { try policy.override(yaml: "\"x\": 3\n", file: "p.yaml") }
+    }
+}
+
+@Suite struct KeystoneDefaultsTests {
+    let policy: Policy
+
+    init() throws { policy = try Policy(defaults: KeystonePolicy.defaults) }
+
+    func projectScoped(_ roles: Set<String>, project: String = "A", user: String = "u1", projectDomain: String = "default") -> PolicyCredentials {
+        PolicyCredentials(roles: roles, attributes: ["user_id": user, "project_id": project, "token.project.domain.id": projectDomain])
+    }
+
+    @Test func everyDefaultParsesAndNamesAreUnique() throws {
+        #expect(KeystonePolicy.defaults.count > 80)
+        #expect(Set(KeystonePolicy.defaults.map(\.name)).count == KeystonePolicy.defaults.count)
+        for rule in KeystonePolicy.defaults where rule.name.hasPrefix("identity:") {
+            #expect(!rule.operations.isEmpty, "\(rule.name) documents no operation")
+        }
+    }
+
+    @Test func adminsMembersAndReadersDecideAsInKeystone() {
+        let admin = projectScoped(["admin", "member", "reader"])
+        let member = projectScoped(["member", "reader"])
+        #expect(policy.enforce("identity:create_user", credentials: admin, target: ["target.user.domain_id": "default"]))
+        #expect(!policy.enforce("identity:create_user", credentials: member, target: ["target.user.domain_id": "default"]))
+        #expect(policy.enforce("identity:get_project", credentials: member, target: ["target.project.id": "A", "target.project.domain_id": "default"]))
+        #expect(!policy.enforce("identity:get_project", credentials: member, target: ["target.project.id": "B", "target.project.domain_id": "default"]))
+        #expect(!policy.enforce("identity:list_projects", credentials: member))
+        let systemReader = PolicyCredentials(roles: ["reader"], attributes: ["user_id": "r", "system_scope": "all"])
+        #expect(policy.enforce("identity:list_users", credentials: systemReader))
+        #expect(!policy.enforce("identity:create_user", credentials: systemReader, target: ["target.user.domain_id": "default"]))
+        // A user validates their own token; someone else's needs a reader on the system.
+        #expect(policy.enforce("identity:validate_token", credentials: member, target: ["target.token.user_id": "u1"]))
+        #expect(!policy.enforce("identity:validate_token", credentials: member, target: ["target.token.user_id": "u2"]))
+        // Application credentials are their owner's business.
+        #expect(policy.enforce("identity:create_application_credential", credentials: member, target: ["user_id": "u1"]))
+        #expect(!policy.enforce("identity:create_application_credential", credentials: member, target: ["user_id": "u2"]))
+    }
+
+    @Test func constantsOnTheLeftAndNoneCompareWithTheTarget() throws {
+        let rules = try Policy(defaults: [
+            ("managed", "'manager':%(target.role.name)s or 'member':%(target.role.name)s"),
+            ("unset", "None:%(target.role.domain_id)s"),
+            ("unscoped_domain", "not domain_id:None"),
+        ])
+        let anyone = PolicyCredentials(roles: [])
+        #expect(rules.enforce("managed", credentials: anyone, target: ["target.role.name": "member"]))
+        #expect(!rules.enforce("managed", credentials: anyone, target: ["target.role.name": "admin"]))
+        #expect(rules.enforce("unset", credentials: anyone, target: [:]))
+        #expect(!rules.enforce("unset", credentials: anyone, target: ["target.role.domain_id": "d1"]))
+        #expect(!rules.enforce("unscoped_domain", credentials: anyone))
+        #expect(rules.enforce("unscoped_domain", credentials: PolicyCredentials(roles: [], attributes: ["domain_id": "d1"])))
+    }
+
+    @Test func sampleFileListsEveryRuleAndParsesBackAsOverrides() throws {
+        let sample = Policy.sampleFile(KeystonePolicy.defaults)
+        for rule in KeystonePolicy.defaults { #expect(sample.contains("#\"\(rule.name)\": ")) }
+        // Uncommented, the sample is a valid policy file equal to the defaults.
+        let uncommented = sample.split(separator: "\n").filter { $0.hasPrefix("#\"") }.map { $0.dropFirst() }.joined(separator: "\n")
+        var overridden = policy
+        try overridden.override(yaml: uncommented, file: "sample")
+        #expect(overridden.rules == policy.rules)
+        let committed = try String(contentsOf: Repository.root.appendingPathComponent("etc/policy.yaml.sample"), encoding: .utf8)
+        #expect(committed == sample + "\n" || committed == sample, "etc/policy.yaml.sample is stale: make sample-config")
     }
 }

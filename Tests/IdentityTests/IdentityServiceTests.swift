@@ -1,0 +1,149 @@
+import Foundation
+@testable import Identity
+import Logging
+import PetrelCore
+import Store
+import TestSupport
+import Testing
+
+/// The identity service on a real database: tokens, revocation across restarts and
+/// controllers, the cache that keeps validation off the database, lockout.
+@Suite struct IdentityServiceTests {
+    struct Cloud: Sendable {
+        let url: DatabaseURL
+        let database: Database
+        let keys: String
+        let adminProject: String
+
+        func service(_ lockout: LockoutPolicy = LockoutPolicy(failureAttempts: 0, duration: 1), database: Database? = nil) throws
+            -> IdentityService {
+            var options = IdentityOptions(keyRepository: keys)
+            options.passwordCost = 4
+            options.lockout = lockout
+            return try IdentityService(database: database ?? self.database, options: options, logger: Logger(label: "identity-test"))
+        }
+    }
+
+    func withCloud(_ backend: TestDatabase, _ body: @Sendable (Cloud) async throws -> Void) async throws {
+        let (url, drop) = try await backend.makeDatabase()
+        let database = try Database(url, logger: Logger(label: "identity-test"))
+        let keys = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-keys-\(UUID().uuidString)").path
+        try await withCleanup {
+            try await Migrator().migrate(database)
+            var bootstrap = Bootstrap(adminPassword: "admin-pw", publicURL: "http://controller:5000")
+            bootstrap.passwordCost = 4
+            try await bootstrap.run(on: database)
+            try FernetKeyRepository(directory: keys).setup()
+            let project = try await database.withConnection { sql in
+                try await IdentityTables.projects.first(sql, where: [.equals("name", "admin")])!.id
+            }
+            try await body(Cloud(url: url, database: database, keys: keys, adminProject: project))
+        } cleanup: {
+            await database.shutdown()
+            await drop()
+            try? FileManager.default.removeItem(atPath: keys)
+        }
+    }
+
+    let admin = UserReference.name("admin", domain: .id("default"))
+
+    func login(_ service: IdentityService, _ password: String = "admin-pw", scope: AuthRequest.ScopeRequest? = nil) async throws -> String {
+        try await service.issue(AuthRequest(method: .password(admin, password: password),
+                                            scope: scope ?? .project(.name("admin", domain: .name("Default"))))).token
+    }
+
+    @Test(arguments: TestDatabase.allCases)
+    func revocationSurvivesRestartsAndReachesOtherControllers(backend: TestDatabase) async throws {
+        try await withCloud(backend) { cloud in
+            let first = try cloud.service(), second = try cloud.service()
+            let token = try await login(first)
+            let info = try await second.validate(token)
+            #expect(info.project?.id == cloud.adminProject && info.user.name == "admin")
+            #expect(Set(info.roles.map(\.name)) == ["admin", "member", "reader"], "admin implies member implies reader")
+            try await first.revoke(token: token)
+            await #expect(throws: IdentityError.self) { try await first.validate(token) }
+            // The other controller learns of it at its next refresh (every 2 s when serving).
+            try await second.refreshRevocations()
+            await #expect(throws: IdentityError.self) { try await second.validate(token) }
+            // A restarted controller loads the revocations before it serves.
+            let restarted = try cloud.service()
+            try await restarted.refreshRevocations()
+            await #expect(throws: IdentityError.self) { try await restarted.validate(token) }
+            // Other tokens of the same user are unaffected.
+            let another = try await login(first)
+            #expect(try await restarted.validate(another).user.name == "admin")
+        }
+    }
+
+    @Test(arguments: TestDatabase.allCases)
+    func changesRevokeWhatTheyShould(backend: TestDatabase) async throws {
+        try await withCloud(backend) { cloud in
+            let service = try cloud.service()
+            // Removing the role assignment revokes the project token.
+            let token = try await login(service)
+            let adminUser = try await service.validate(token).user.id
+            let adminRole = try await service.read { sql in try await IdentityTables.roles.first(sql, where: [.equals("name", "admin")])!.id }
+            let system = try await login(service, scope: .system)
+            #expect(try await service.validate(system).system)
+            try await service.revokeGrant(AssignmentRow(actorType: "user", actorID: adminUser, targetType: "project",
+                                                        targetID: cloud.adminProject, roleID: adminRole))
+            await #expect(throws: IdentityError.self) { try await service.validate(token) }
+            #expect(try await service.validate(system).system, "the system-scoped token keeps its role")
+            await #expect(throws: IdentityError.self, "no role on the project any more") { try await login(service) }
+            // A disabled user's tokens stop working.
+            var user = try await service.read { sql in try await IdentityTables.users.get(sql, id: adminUser)! }
+            user.enabled = false
+            try await service.updateUser(user, passwordChanged: false)
+            await #expect(throws: IdentityError.self) { try await service.validate(system) }
+            await #expect(throws: IdentityError.unauthorized("The user \(adminUser) is disabled.")) {
+                try await login(service, scope: .system)
+            }
+        }
+    }
+
+    @Test func rescopedTokensKeepTheExpiryAndChainTheAuditIDs() async throws {
+        try await withCloud(.sqlite) { cloud in
+            let service = try cloud.service()
+            let unscoped = try await login(service, scope: .unscoped)
+            let first = try await service.validate(unscoped)
+            #expect(first.project == nil && first.roles.isEmpty)
+            let (rescoped, info) = try await service.issue(AuthRequest(method: .token(unscoped), scope: .project(.id(cloud.adminProject))))
+            #expect(info.payload.methods == [.password, .token])
+            #expect(abs(info.expiresAt.timeIntervalSince(first.expiresAt)) < 0.001)
+            #expect(info.payload.auditIDs.count == 2 && info.payload.auditIDs[1] == first.payload.auditIDs[0])
+            // Revoking the original does not revoke the rescoped token's own audit id.
+            try await service.revoke(token: unscoped)
+            #expect(try await service.validate(rescoped).project?.id == cloud.adminProject)
+        }
+    }
+
+    /// Validating a token the controller has seen reads only memory: with its database
+    /// closed, the controller still validates it.
+    @Test func validationOfAKnownTokenNeverTouchesTheDatabase() async throws {
+        try await withCloud(.sqlite) { cloud in
+            let own = try Database(cloud.url, logger: Logger(label: "identity-test"))
+            let service = try cloud.service(database: own)
+            let token = try await login(service)
+            _ = try await service.validate(token)
+            await own.shutdown()
+            for _ in 0..<1000 { _ = try await service.validate(token) }
+            await #expect(throws: (any Error).self, "a token never seen needs the database") {
+                try await service.validate(try await login(cloud.service()))
+            }
+        }
+    }
+
+    @Test func lockoutAfterFailuresThenPasswordWorksAgain() async throws {
+        try await withCloud(.sqlite) { cloud in
+            let service = try cloud.service(LockoutPolicy(failureAttempts: 2, duration: 1))
+            for _ in 0..<2 {
+                await #expect(throws: IdentityError.authenticationRequired) { try await login(service, "wrong") }
+            }
+            await #expect(throws: IdentityError.self, "locked even with the right password") { try await login(service) }
+            try await Task.sleep(for: .milliseconds(1100))
+            _ = try await login(service)
+            let user = try await service.read { sql in try await IdentityTables.users.first(sql, where: [.equals("name", "admin")])! }
+            #expect(user.failedAuthCount == 0, "a success resets the count")
+        }
+    }
+}
