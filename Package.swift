@@ -136,6 +136,9 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", "PetrelCore", "ProcessDriver", "TestSupport",
                                                        .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "RPCTests", dependencies: ["RPC", "Contracts", "RabbitMQDriver", "ProcessDriver", "TestSupport"]),
+        .testTarget(name: "PetrelHTTPTests", dependencies: ["PetrelHTTP"]),
+        .testTarget(name: "IdentityAPITests", dependencies: ["IdentityAPI", "Identity", "Store", "PetrelHTTP", "PetrelCore", "TestSupport",
+                                                             .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "PetrelCore", "Store", "TestSupport"]),
     ]
 )

@@ -23,7 +23,7 @@ extension KeystoneAPI {
         object["name"] = .string(row.name)
         object["domain_id"] = .string(row.domainID)
         object["enabled"] = .bool(row.enabled)
-        object["password_expires_at"] = nil
+        object["password_expires_at"] = JSON.null
         object["options"] = [:]
         object["links"] = ["self": link("/v3/users/\(row.id)")]
         if let project = row.defaultProjectID { object["default_project_id"] = .string(project) }

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Identity benchmark (issue 3): a release petrel-controller on a fresh SQLite database,
+# bootstrapped with bcrypt cost 12, loaded by wrk at concurrency 1 and 8:
+#   - password token issue (POST /v3/auth/tokens), against the bcrypt bound measured in the
+#     same run with the system's C bcrypt (libxcrypt): one verification per request;
+#   - token validation (GET /v3/auth/tokens with X-Subject-Token);
+#   - GET /v3/auth/catalog;
+# then the controller's RSS. Prints req/s and p50/p99 for each, not a pass/fail.
+#
+#   Benchmarks/identity-bench.sh [path/to/petrel-controller]   (default: a release build)
+#   DURATION=10 Benchmarks/identity-bench.sh
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+duration=${DURATION:-10}
+binary=${1:-}
+if [ -z "$binary" ]; then
+  for candidate in "$top/.build-release/release/petrel-controller" "$top/.build/release/petrel-controller"; do
+    [ -x "$candidate" ] && binary=$candidate && break
+  done
+fi
+if [ -z "$binary" ]; then
+  echo "building a release controller (swift build -c release --scratch-path .build-release)…" >&2
+  (cd "$top" && swift build -c release --product petrel-controller --scratch-path .build-release >&2)
+  binary=$top/.build-release/release/petrel-controller
+fi
+command -v wrk >/dev/null || { echo "wrk is missing (apt-get install wrk)" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/petrel-bench-identity.XXXXXX)
+port=$((20000 + RANDOM % 20000))
+url=http://127.0.0.1:$port
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+cat > "$work/petrel.conf" <<CONF
+[DEFAULT]
+log_format = text
+[database]
+connection = sqlite:///$work/petrel.db
+[api]
+listen = 127.0.0.1:$port
+public_url = $url
+[token]
+key_repository = $work/keys
+[identity]
+password_hash_rounds = 12
+CONF
+"$binary" --config "$work/petrel.conf" db-sync >/dev/null
+"$binary" --config "$work/petrel.conf" token-keys setup >/dev/null
+"$binary" --config "$work/petrel.conf" bootstrap --admin-password bench-pw >/dev/null
+"$binary" --config "$work/petrel.conf" serve >"$work/controller.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do curl -sf -o /dev/null "$url/healthcheck" && break; sleep 0.1; done
+
+body='{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"id": "default"}, "password": "bench-pw"}}}, "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}'
+token=$(curl -sf -D - -o /dev/null -H 'Content-Type: application/json' -d "$body" "$url/v3/auth/tokens" |
+  sed -n 's/^[Xx]-[Ss]ubject-[Tt]oken: *//p' | tr -d '\r')
+[ -n "$token" ] || { echo "cannot get a token: $(tail -5 "$work/controller.log")" >&2; exit 1; }
+cat > "$work/issue.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '$body'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
+# run NAME CONNECTIONS wrk-args…: one wrk run, one result line.
+run() {
+  local name=$1 connections=$2; shift 2
+  local threads=$(( connections < 2 ? 1 : 2 ))
+  local out
+  out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "$@")
+  local rps p50 p99 errors
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+  printf '%-28s c=%-2s %10s req/s   p50 %9s   p99 %9s  %s\n' "$name" "$connections" "$rps" "$p50" "$p99" "$errors"
+  echo "$rps" > "$work/last-rps"
+}
+
+echo "petrel identity benchmark: $(basename "$binary") $( "$binary" --version ), ${duration}s per run, $(nproc) cores"
+echo "reference: one bcrypt cost-12 verification in the system's C implementation (libxcrypt)"
+bcrypt=$(python3 -W ignore -c '
+import crypt, time
+h = crypt.crypt("bench-pw", crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=4096))
+t = time.perf_counter(); n = 5
+for _ in range(n): crypt.crypt("bench-pw", h)
+print((time.perf_counter() - t) / n)')
+printf '  bcrypt cost 12: %.1f ms per verification → bound %.2f req/s at c=1, %.2f req/s with %s cores\n' \
+  "$(python3 -c "print($bcrypt*1000)")" "$(python3 -c "print(1/$bcrypt)")" "$(python3 -c "print($(nproc)/$bcrypt)")" "$(nproc)"
+
+for c in 1 8; do
+  run "password token issue" "$c" -s "$work/issue.lua" "$url/v3/auth/tokens"
+  bound=$(python3 -c "print(min($c, $(nproc)) / $bcrypt)")
+  printf '  → %.0f %% of the bcrypt bound (%.2f req/s)\n' "$(python3 -c "print(100 * $(cat "$work/last-rps") / $bound)")" "$bound"
+done
+for c in 1 8; do
+  run "token validation" "$c" -H "X-Auth-Token: $token" -H "X-Subject-Token: $token" "$url/v3/auth/tokens"
+done
+for c in 1 8; do
+  run "GET /v3/auth/catalog" "$c" -H "X-Auth-Token: $token" "$url/v3/auth/catalog"
+done
+rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
+printf 'controller RSS after the run: %d MB (peak %d MB)\n' "$((rss / 1024))" "$((hwm / 1024))"
+echo "Keystone reference (issue 3, same machine kind): validation ~180 req/s c=1, ~300 req/s c=8; issue ~4-8 req/s; ~285 MB"

@@ -1,0 +1,213 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+@testable import Identity
+@testable import IdentityAPI
+import Logging
+import NIOCore
+import PetrelHTTP
+import Store
+import TestSupport
+import Testing
+
+/// The Keystone API in-process (router, real SQLite database): every response has at least
+/// the fields of Keystone's own API samples (../shared/openstack-api-samples/identity), and
+/// the error paths answer with Keystone's error body.
+@Suite struct KeystoneShapeTests {
+    static let samples = Repository.root.deletingLastPathComponent()
+        .appendingPathComponent("shared/openstack-api-samples/identity/admin")
+
+    /// Dotted key paths of a JSON value (the first element stands for every array element).
+    static func paths(_ value: JSON, _ prefix: String = "") -> Set<String> {
+        switch value {
+        case .object(let members):
+            var out: Set<String> = []
+            for (key, member) in members {
+                out.insert(prefix + key)
+                out.formUnion(paths(member, prefix + key + "."))
+            }
+            return out
+        case .array(let elements): return elements.first.map { paths($0, prefix + "[].") } ?? []
+        default: return []
+        }
+    }
+
+    func sample(_ name: String) throws -> JSON {
+        let url = Self.samples.appendingPathComponent(name)
+        try Requirement.require(FileManager.default.fileExists(atPath: url.path), "\(url.path) is missing")
+        return try #require(JSON.parse(Array(try Data(contentsOf: url))), "\(name) is not JSON")
+    }
+
+    /// Expects every field of the sample in `ours`, except those named in `except` (prefixes).
+    func expectShape(_ ours: JSON, like name: String, except: [String] = []) throws {
+        let missing = Self.paths(try sample(name)).subtracting(Self.paths(ours))
+            .filter { path in !except.contains { path.hasPrefix($0) } }
+        #expect(missing.isEmpty, "\(name): missing \(missing.sorted())")
+    }
+
+    struct Harness: Sendable {
+        let api: KeystoneAPI
+        let database: Database
+    }
+
+    func withAPI(_ body: @Sendable (any TestClientProtocol, Harness) async throws -> Void) async throws {
+        let (url, drop) = try await TestDatabase.sqlite.makeDatabase()
+        let database = try Database(url, logger: Logger(label: "api-test"))
+        let keys = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-keys-\(UUID().uuidString)").path
+        try await withCleanup {
+            try await Migrator().migrate(database)
+            var bootstrap = Bootstrap(adminPassword: "admin-pw", publicURL: "http://controller:5000")
+            bootstrap.passwordCost = 4
+            try await bootstrap.run(on: database)
+            try FernetKeyRepository(directory: keys).setup()
+            var options = IdentityOptions(keyRepository: keys)
+            options.passwordCost = 4
+            let service = try IdentityService(database: database, options: options, logger: Logger(label: "api-test"))
+            let api = KeystoneAPI(service: service, policy: try Policy(defaults: KeystonePolicy.defaults),
+                                  publicURL: "http://controller:5000", maxBodySize: 4096, logger: Logger(label: "api-test"))
+            let router = Router(options: .autoGenerateHeadEndpoints)
+            api.register(on: router)
+            try await Application(router: router).test(.router) { client in
+                try await body(client, Harness(api: api, database: database))
+            }
+        } cleanup: {
+            await database.shutdown()
+            await drop()
+            try? FileManager.default.removeItem(atPath: keys)
+        }
+    }
+
+    struct Answer: Sendable {
+        let status: HTTPResponse.Status
+        let headers: HTTPFields
+        let json: JSON?
+    }
+
+    func call(_ client: any TestClientProtocol, _ method: HTTPRequest.Method, _ path: String, token: String? = nil,
+              body: String? = nil, headers extra: HTTPFields = [:]) async throws -> Answer {
+        var headers = extra
+        headers[.contentType] = "application/json"
+        if let token { headers[HTTPField.Name("X-Auth-Token")!] = token }
+        return try await client.execute(uri: path, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }) { response in
+            Answer(status: response.status, headers: response.headers, json: JSON.parse(Array(response.body.readableBytesView)))
+        }
+    }
+
+    static let adminAuth = #"{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"id": "default"}, "password": "admin-pw"}}}, "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}"#
+
+    func adminToken(_ client: any TestClientProtocol) async throws -> (String, JSON) {
+        let answer = try await call(client, .post, "/v3/auth/tokens", body: Self.adminAuth)
+        #expect(answer.status == .created)
+        let token = try #require(answer.headers[HTTPField.Name("X-Subject-Token")!])
+        return (token, try #require(answer.json))
+    }
+
+    @Test func responsesCarryKeystonesFields() async throws {
+        try await withAPI { client, _ in
+            let (token, body) = try await adminToken(client)
+            try expectShape(body, like: "auth-password-project-scoped-response.json")
+            let expires = try #require(body["token"]?["expires_at"]?.stringValue)
+            #expect(expires.count == "2026-11-25T16:00:00.000000Z".count && expires.hasSuffix("Z"), "\(expires)")
+            let validated = try await call(client, .get, "/v3/auth/tokens", token: token,
+                                           headers: [HTTPField.Name("X-Subject-Token")!: token])
+            #expect(validated.status == .ok)
+            try expectShape(try #require(validated.json), like: "auth-password-project-scoped-response.json")
+
+            let domain = try await call(client, .post, "/v3/domains", token: token, body: #"{"domain": {"name": "d1", "description": "x"}}"#)
+            #expect(domain.status == .created)
+            try expectShape(try #require(domain.json), like: "domain-show-response.json")
+            let project = try await call(client, .post, "/v3/projects", token: token, body: #"{"project": {"name": "p1"}}"#)
+            try expectShape(try #require(project.json), like: "project-update-response.json")
+            let projectID = try #require(project.json?["project"]?["id"]?.stringValue)
+            let user = try await call(client, .post, "/v3/users", token: token,
+                                      body: #"{"user": {"name": "u1", "password": "pw", "default_project_id": "\#(projectID)"}}"#)
+            try expectShape(try #require(user.json), like: "user-show-response.json", except: ["user.federated"])
+            let userID = try #require(user.json?["user"]?["id"]?.stringValue)
+            let group = try await call(client, .post, "/v3/groups", token: token, body: #"{"group": {"name": "g1", "description": "d"}}"#)
+            try expectShape(try #require(group.json), like: "group-create-response.json")
+            let role = try await call(client, .post, "/v3/roles", token: token, body: #"{"role": {"name": "r1"}}"#)
+            try expectShape(try #require(role.json), like: "role-show-response.json")
+            let region = try await call(client, .post, "/v3/regions", token: token,
+                                        body: #"{"region": {"id": "Sub", "parent_region_id": "RegionOne", "description": "d"}}"#)
+            try expectShape(try #require(region.json), like: "region-create-response.json")
+            let service = try await call(client, .post, "/v3/services", token: token,
+                                         body: #"{"service": {"type": "compute", "name": "nova", "description": "d"}}"#)
+            try expectShape(try #require(service.json), like: "service-create-response.json")
+            let serviceID = try #require(service.json?["service"]?["id"]?.stringValue)
+            let endpoint = try await call(client, .post, "/v3/endpoints", token: token,
+                                          body: #"{"endpoint": {"service_id": "\#(serviceID)", "interface": "public", "url": "http://c:8774/v2.1", "region_id": "RegionOne"}}"#)
+            #expect(endpoint.status == .created)
+            try expectShape(try #require(endpoint.json), like: "endpoint-create-response.json")
+            let roles = try await call(client, .get, "/v3/roles", token: token)
+            let memberID = try #require(roles.json?["roles"]?.arrayValue?.first { $0["name"] == "member" }?["id"]?.stringValue)
+            let grant = try await call(client, .put, "/v3/projects/\(projectID)/users/\(userID)/roles/\(memberID)", token: token)
+            #expect(grant.status == .noContent)
+            #expect(try await call(client, .head, "/v3/projects/\(projectID)/users/\(userID)/roles/\(memberID)", token: token).status == .noContent)
+            let inference = try await call(client, .get, "/v3/roles/\(memberID)/implies", token: token)
+            try expectShape(try #require(inference.json), like: "list-implied-roles-for-role-response.json")
+            let assignments = try await call(client, .get, "/v3/role_assignments?effective&include_names&user.id=\(userID)", token: token)
+            try expectShape(try #require(assignments.json), like: "role-assignments-list-response.json",
+                            except: ["role_assignments.[].scope.domain"])  // the sample's first entry is on a domain
+            #expect(assignments.json?["role_assignments"]?.arrayValue?.count == 2, "member and the reader it implies")
+
+            let userAuth = #"{"auth": {"identity": {"methods": ["password"], "password": {"user": {"id": "\#(userID)", "password": "pw"}}}}}"#
+            let userLogin = try await call(client, .post, "/v3/auth/tokens", body: userAuth)
+            #expect(userLogin.json?["token"]?["project"]?["id"]?.stringValue == projectID, "no scope: the default project")
+            let userToken = try #require(userLogin.headers[HTTPField.Name("X-Subject-Token")!])
+            let credential = try await call(client, .post, "/v3/users/\(userID)/application_credentials", token: userToken,
+                                            body: #"{"application_credential": {"name": "c1", "expires_at": "2099-01-01T00:00:00.000000"}}"#)
+            #expect(credential.status == .created)
+            try expectShape(try #require(credential.json), like: "application-credential-create-response.json",
+                            except: ["application_credential.access_rules."])
+            let credentialID = try #require(credential.json?["application_credential"]?["id"]?.stringValue)
+            let secret = try #require(credential.json?["application_credential"]?["secret"]?.stringValue)
+            let credentialAuth = #"{"auth": {"identity": {"methods": ["application_credential"], "application_credential": {"id": "\#(credentialID)", "secret": "\#(secret)"}}}}"#
+            let credentialLogin = try await call(client, .post, "/v3/auth/tokens", body: credentialAuth)
+            #expect(credentialLogin.status == .created)
+            try expectShape(try #require(credentialLogin.json), like: "auth-application-credential-response.json")
+            let catalog = try await call(client, .get, "/v3/auth/catalog", token: token)
+            try expectShape(try #require(catalog.json), like: "get-service-catalog-response.json")
+        }
+    }
+
+    @Test func discoveryAndErrorsAreKeystones() async throws {
+        try await withAPI { client, _ in
+            let root = try await call(client, .get, "/")
+            #expect(root.status == .multipleChoices)
+            #expect(root.json?["versions"]?["values"]?.arrayValue?.first?["id"] == "v3.14")
+            let v3 = try await call(client, .get, "/v3")
+            #expect(v3.json?["version"]?["links"]?.arrayValue?.first?["href"] == "http://controller:5000/v3/")
+            func expectError(_ answer: Answer, _ status: HTTPResponse.Status, _ what: Comment) {
+                #expect(answer.status == status, what)
+                #expect(answer.json?["error"]?["code"] == .number(Double(status.code)), what)
+                #expect(answer.json?["error"]?["title"]?.stringValue?.isEmpty == false, what)
+                #expect(answer.json?["error"]?["message"]?.stringValue?.isEmpty == false, what)
+            }
+            let anonymous = try await call(client, .get, "/v3/users")
+            expectError(anonymous, .unauthorized, "no token")
+            #expect(anonymous.headers[HTTPField.Name("WWW-Authenticate")!] == "Keystone uri=\"http://controller:5000\"")
+            expectError(try await call(client, .get, "/v3/users", token: "garbage"), .unauthorized, "a garbage token")
+            let (token, _) = try await adminToken(client)
+            expectError(try await call(client, .get, "/v3/users/nobody", token: token), .notFound, "an unknown user")
+            expectError(try await call(client, .post, "/v3/users", token: token, body: "{"), .badRequest, "malformed JSON")
+            expectError(try await call(client, .post, "/v3/users", token: token, body: #"{"user": {"name": ""}}"#), .badRequest, "an empty name")
+            expectError(try await call(client, .post, "/v3/users", token: token, body: #"{"user": {"name": "x", "enabled": "yes"}}"#),
+                        .badRequest, "enabled not a boolean")
+            expectError(try await call(client, .post, "/v3/endpoints", token: token,
+                                       body: #"{"endpoint": {"service_id": "s", "interface": "sideways", "url": "http://x"}}"#),
+                        .badRequest, "an unknown interface")
+            let big = #"{"user": {"name": ""# + String(repeating: "x", count: 5000) + #""}}"#
+            expectError(try await call(client, .post, "/v3/users", token: token, body: big), .contentTooLarge, "an oversized body")
+            expectError(try await call(client, .post, "/v3/auth/tokens", body: #"{"auth": {"identity": {"methods": ["password"]}}}"#),
+                        .badRequest, "password method without a user")
+            expectError(try await call(client, .post, "/v3/auth/tokens",
+                                       body: #"{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"id": "default"}, "password": "no"}}}}}"#),
+                        .unauthorized, "a wrong password")
+            let users = try await call(client, .get, "/v3/users", token: token)
+            #expect(users.json?["users"]?.arrayValue?.count == 1, "nothing was created by the refused requests")
+            let disableDefault = try await call(client, .delete, "/v3/domains/default", token: token)
+            expectError(disableDefault, .forbidden, "deleting an enabled domain")
+        }
+    }
+}
