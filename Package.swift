@@ -29,7 +29,6 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
         .package(url: "https://github.com/vapor/sql-kit", from: "3.36.0"),
         .package(url: "https://github.com/vapor/sqlite-kit", from: "4.5.2"),
         .package(url: "https://github.com/vapor/postgres-kit", from: "2.17.0"),
@@ -40,6 +39,7 @@ let package = Package(
         .systemLibrary(name: "CNetlink", pkgConfig: "libnl-route-3.0", providers: [.apt(["libnl-route-3-dev"])]),
         .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
         .systemLibrary(name: "CLVM", providers: [.apt(["liblvm2-dev"])]),
+        .systemLibrary(name: "CCrypt", pkgConfig: "libxcrypt", providers: [.apt(["libcrypt-dev"])]),
 
         // MARK: shared core
         .target(name: "PetrelCore", dependencies: [
@@ -57,6 +57,7 @@ let package = Package(
         .target(name: "LVMDriver", dependencies: ["CLVM", "PetrelCore"]),
         .target(name: "IptablesDriver", dependencies: ["ProcessDriver", "PetrelCore"]),
         .target(name: "ProcessDriver", dependencies: ["NetlinkDriver", "PetrelCore"]),
+        .target(name: "CryptDriver", dependencies: ["CCrypt"]),
 
         // MARK: controller ↔ node
         // The Codable messages that cross the wire; the only thing both sides share with RPC.
@@ -80,12 +81,11 @@ let package = Package(
         // Keystone's logic: Fernet tokens and their key repository, the policy engine,
         // password hashing and lockout (more to come).
         .target(name: "Identity", dependencies: [
-            "PetrelCore", "Store",
+            "PetrelCore", "Store", "CryptDriver",
             .product(name: "SQLKit", package: "sql-kit"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
             .product(name: "Yams", package: "Yams"),
-            .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
         ]),
 
         // MARK: APIs (the only modules besides PetrelHTTP that know the HTTP framework)

@@ -18,7 +18,7 @@ die() { log "ERROR: $*"; exit 1; }
 
 PACKAGES=(
   # building Petrel: C libraries through pkg-config
-  pkg-config libvirt-dev libnl-3-dev libnl-route-3-dev librabbitmq-dev liblvm2-dev libmnl-dev
+  pkg-config libvirt-dev libnl-3-dev libnl-route-3-dev librabbitmq-dev liblvm2-dev libmnl-dev libcrypt-dev
   # hypervisor
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
   # messaging, database

@@ -1,17 +1,19 @@
 import Foundation
-import HummingbirdBcrypt
+import CryptDriver
 import PetrelCore
 
-/// Password hashing as Keystone does it: bcrypt, cost from configuration (default 12).
+/// Password hashing as Keystone does it: bcrypt (the system's crypt(3)), cost from
+/// configuration (default 12).
 /// Hashing and verifying take a noticeable time on purpose (~0.25 s at cost 12), so they
 /// run on a thread of their own instead of holding one of the few cooperative threads.
 public enum PasswordHasher {
     public static func hash(_ password: String, cost: Int) async -> String {
-        await offPool { Bcrypt.hash(password, cost: UInt8(clamping: cost)) }
+        // crypt(3) refuses only a malformed setting, which gensalt never makes.
+        await offPool { (try? SystemBcrypt.hash(password, cost: cost)) ?? "*" }
     }
 
     public static func verify(_ password: String, against hash: String) async -> Bool {
-        await offPool { Bcrypt.verify(password, hash: hash) }
+        await offPool { SystemBcrypt.verify(password, hash: hash) }
     }
 
     private static func offPool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {

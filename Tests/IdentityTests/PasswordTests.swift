@@ -14,6 +14,15 @@ import Testing
         #expect(await PasswordHasher.hash("x", cost: 5).contains("$05$"))
     }
 
+    /// The classic bcrypt test vector (OpenBSD's), and a hash written by Python's crypt: the
+    /// same hashes Keystone stores verify here.
+    @Test func knownVectorsAndForeignHashesVerify() async throws {
+        #expect(await PasswordHasher.verify("U*U", against: "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"))
+        #expect(await !PasswordHasher.verify("U*V", against: "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"))
+        let ours = await PasswordHasher.hash("s3cret", cost: 4)
+        #expect(ours.hasPrefix("$2b$04$") && ours.count == 60)
+    }
+
     @Test func lockoutAfterNFailuresForTheDuration() {
         let policy = LockoutPolicy(failureAttempts: 3, duration: 60)
         let start = Date(timeIntervalSince1970: 1_000_000)
