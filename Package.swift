@@ -88,11 +88,28 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
 
+        // The hosts as their nodes report them: services up or down, enabled or disabled, hypervisors.
+        .target(name: "Hosts", dependencies: ["Store", .product(name: "SQLKit", package: "sql-kit")]),
+
         // MARK: APIs (the only modules besides PetrelHTTP that know the HTTP framework)
         // Keystone v3: discovery, tokens, catalog, identity resources; authentication and
         // policy enforcement for every other API.
         .target(name: "IdentityAPI", dependencies: [
             "Identity", "Store", "PetrelHTTP",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
+
+        // Nova v2.1 (services, hypervisors so far), Neutron v2.0 (agents), Cinder v3 (services).
+        .target(name: "ComputeAPI", dependencies: [
+            "IdentityAPI", "Identity", "Hosts", "Store", "PetrelHTTP",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
+        .target(name: "NetworkAPI", dependencies: [
+            "IdentityAPI", "Identity", "Hosts", "Store", "PetrelHTTP",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
+        .target(name: "VolumeAPI", dependencies: [
+            "IdentityAPI", "Identity", "Hosts", "Store", "PetrelHTTP",
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
 
@@ -105,12 +122,13 @@ let package = Package(
 
         // MARK: programs
         .executableTarget(name: "petrel-controller", dependencies: [
-            "PetrelCore", "PetrelHTTP", "Store", "RPC", "Contracts", "Identity", "IdentityAPI",
+            "PetrelCore", "PetrelHTTP", "Store", "RPC", "Contracts", "Identity", "IdentityAPI", "Hosts",
+            "ComputeAPI", "NetworkAPI", "VolumeAPI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "petrel-node", dependencies: [
-            "PetrelCore", "PetrelHTTP", "LibvirtDriver", "RPC", "Contracts",
+            "PetrelCore", "PetrelHTTP", "LibvirtDriver", "NetlinkDriver", "RPC", "Contracts",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),

@@ -42,8 +42,15 @@ public struct HypervisorReport: Codable, Sendable, Equatable {
     public var vcpus: Int
     public var memoryMB: Int
     public var localGB: Int
+    /// The address other hosts reach this one at (`[DEFAULT] my_ip`); absent from older nodes.
+    public var hostIP: String?
+    /// The host's uptime and load, as `uptime` prints them; absent from older nodes.
+    public var uptime: String?
 
-    public init(type: String, version: Int, cpuModel: String, vcpus: Int, memoryMB: Int, localGB: Int) {
+    public init(type: String, version: Int, cpuModel: String, vcpus: Int, memoryMB: Int, localGB: Int, hostIP: String? = nil,
+                uptime: String? = nil) {
+        self.hostIP = hostIP
+        self.uptime = uptime
         self.type = type
         self.version = version
         self.cpuModel = cpuModel

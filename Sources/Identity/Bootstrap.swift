@@ -23,6 +23,11 @@ public struct Bootstrap: Sendable {
     /// The APIs in the catalog: (type, name, path under the public URL).
     public static let catalog: [(type: String, name: String, path: String)] = [
         ("identity", "keystone", "/v3"),
+        ("compute", "nova", "/compute/v2.1"),
+        ("network", "neutron", "/networking"),
+        // Cinder under both of the types clients look for.
+        ("block-storage", "cinder", "/volume/v3"),
+        ("volumev3", "cinderv3", "/volume/v3"),
     ]
 
     public static let defaultDomainID = "default"

@@ -30,7 +30,7 @@ public struct KeystoneAPI: Sendable {
 
     /// Adds every identity route to `router`.
     public func register(on router: Router<BasicRequestContext>) {
-        router.add(middleware: KeystoneErrorMiddleware(publicURL: publicURL, logger: logger))
+        router.add(middleware: OpenStackErrorMiddleware(style: .keystone, publicURL: publicURL, logger: logger))
         registerDiscovery(on: router)
         registerAuth(on: router)
         registerProjectsAndDomains(on: router)
@@ -75,7 +75,7 @@ public struct KeystoneAPI: Sendable {
     }
 
     /// The request body as a JSON object (400 if it is not one, 413 if too large).
-    func body(_ request: Request) async throws -> [String: JSON] {
+    public func body(_ request: Request) async throws -> [String: JSON] {
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: maxBodySize)
@@ -107,8 +107,18 @@ public struct KeystoneAPI: Sendable {
         ["self": .string(publicURL + request.uri.description), "previous": nil, "next": nil]
     }
 
-    func query(_ request: Request, _ key: String) -> String? {
-        request.uri.queryParameters[Substring(key)].map { String($0).removingPercentEncoding ?? String($0) }
+    /// A query parameter, decoded as a form (`+` is a space, as Python's clients send it).
+    public func query(_ request: Request, _ key: String) -> String? {
+        guard let raw = request.uri.query else { return nil }
+        func decode(_ part: Substring) -> String {
+            let text = part.replacingOccurrences(of: "+", with: " ")
+            return text.removingPercentEncoding ?? text
+        }
+        for pair in raw.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if decode(parts[0]) == key { return parts.count > 1 ? decode(parts[1]) : "" }
+        }
+        return nil
     }
 
     /// A boolean query flag: present without a value, or with a true-ish value.
@@ -132,22 +142,72 @@ extension HTTPField.Name {
 
 struct RequestTooLarge: Error {}
 
-func respond(_ status: HTTPResponse.Status, _ json: JSON, headers: HTTPFields = [:]) -> Response {
+public func respond(_ status: HTTPResponse.Status, _ json: JSON, headers: HTTPFields = [:]) -> Response {
     var fields = headers
     fields[.contentType] = "application/json"
     return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: json.encoded())))
 }
 
-func noContent(_ status: HTTPResponse.Status = .noContent) -> Response {
+public func noContent(_ status: HTTPResponse.Status = .noContent) -> Response {
     Response(status: status)
 }
 
-/// Keystone's error body for every failure of an identity route, and a request id on every answer.
-struct KeystoneErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+/// A failure an API reports itself, in its own words: the status, the message and, for
+/// Neutron, the exception type its clients read (`NetworkNotFound`, …).
+public struct APIFault: Error, Sendable {
+    public let status: HTTPResponse.Status
+    public let message: String
+    public let type: String?
+
+    public init(_ status: HTTPResponse.Status, _ message: String, type: String? = nil) {
+        self.status = status
+        self.message = message
+        self.type = type
+    }
+}
+
+/// How an API writes its errors.
+public enum FaultStyle: Sendable {
+    /// `{"error": {"code", "title", "message"}}`
+    case keystone
+    /// `{"itemNotFound": {"code", "message"}}` and the other fault names of Nova and Cinder.
+    case nova
+    /// `{"NeutronError": {"type", "message", "detail"}}`
+    case neutron
+
+    static func novaName(_ status: HTTPResponse.Status) -> String {
+        switch status.code {
+        case 400: return "badRequest"
+        case 401: return "unauthorized"
+        case 403: return "forbidden"
+        case 404: return "itemNotFound"
+        case 405: return "badMethod"
+        case 409: return "conflictingRequest"
+        case 413, 429: return "overLimit"
+        case 415: return "badMediaType"
+        case 501: return "notImplemented"
+        case 503: return "serviceUnavailable"
+        default: return "computeFault"
+        }
+    }
+}
+
+/// Turns every failure of an API's routes into that API's error body, and puts a request id
+/// on every answer (`X-Openstack-Request-Id`).
+public struct OpenStackErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    let style: FaultStyle
     let publicURL: String
     let logger: Logger
+    let extraRequestIDHeader: HTTPField.Name?
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    public init(style: FaultStyle, publicURL: String, logger: Logger, extraRequestIDHeader: String? = nil) {
+        self.style = style
+        self.publicURL = publicURL
+        self.logger = logger
+        self.extraRequestIDHeader = extraRequestIDHeader.flatMap { HTTPField.Name($0) }
+    }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let requestID = "req-" + UUID().uuidString.lowercased()
         var response: Response
         do {
@@ -156,11 +216,13 @@ struct KeystoneErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             response = render(error, request: request)
         }
         response.headers[.requestID] = requestID
+        if let extraRequestIDHeader { response.headers[extraRequestIDHeader] = requestID }
         return response
     }
 
     func render(_ error: any Error, request: Request) -> Response {
-        let (status, message): (HTTPResponse.Status, String)
+        let status: HTTPResponse.Status, message: String
+        var type: String?
         switch error {
         case let error as IdentityError:
             switch error {
@@ -170,20 +232,33 @@ struct KeystoneErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             case .notFound: (status, message) = (.notFound, error.description)
             case .conflict(let text): (status, message) = (.conflict, text)
             }
+        case let fault as APIFault:
+            (status, message, type) = (fault.status, fault.message, fault.type)
         case is RequestTooLarge:
             (status, message) = (.contentTooLarge, "Request is too large.")
         case let error as HTTPError:
             (status, message) = (error.status, error.body ?? error.status.reasonPhrase)
         default:
-            logger.error("identity request failed", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)",
-                                                               "error": "\(error)"])
+            logger.error("request failed", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)",
+                                                      "error": "\(error)"])
             (status, message) = (.internalServerError, "An unexpected error prevented the server from fulfilling your request.")
         }
         var headers: HTTPFields = [:]
         if status == .unauthorized { headers[.wwwAuthenticate] = "Keystone uri=\"\(publicURL)\"" }
-        let title = status == .contentTooLarge ? "Request Entity Too Large" : status.reasonPhrase
-        return respond(status, ["error": ["code": .number(Double(status.code)), "title": .string(title), "message": .string(message)]],
-                       headers: headers)
+        let code = JSON.number(Double(status.code))
+        let body: JSON
+        // An unauthenticated request gets keystonemiddleware's body whatever the API.
+        switch status == .unauthorized ? .keystone : style {
+        case .keystone:
+            let title = status == .contentTooLarge ? "Request Entity Too Large" : status.reasonPhrase
+            body = ["error": ["code": code, "title": .string(title), "message": .string(message)]]
+        case .nova:
+            body = [FaultStyle.novaName(status): ["code": code, "message": .string(message)]]
+        case .neutron:
+            let neutronType = type ?? (status == .forbidden ? "PolicyNotAuthorized" : "HTTP" + status.reasonPhrase.replacingOccurrences(of: " ", with: ""))
+            body = ["NeutronError": ["type": .string(neutronType), "message": .string(message), "detail": ""]]
+        }
+        return respond(status, body, headers: headers)
     }
 }
 
@@ -228,7 +303,7 @@ struct Fields: Sendable {
 }
 
 /// Keystone's timestamp form: 2026-11-25T15:00:00.000000Z.
-func timestamp(_ date: Date) -> JSON {
+public func timestamp(_ date: Date) -> JSON {
     // By hand: a DateFormatter per call costs more than the rest of a token validation.
     let seconds = date.timeIntervalSince1970.rounded(.down)
     var time = time_t(seconds)
@@ -240,7 +315,7 @@ func timestamp(_ date: Date) -> JSON {
     return .string("\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(fraction)Z")
 }
 
-func timestamp(milliseconds: Int64) -> JSON {
+public func timestamp(milliseconds: Int64) -> JSON {
     timestamp(Date(timeIntervalSince1970: TimeInterval(milliseconds) / 1000))
 }
 

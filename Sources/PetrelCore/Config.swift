@@ -144,6 +144,10 @@ public struct PetrelConfig: Sendable {
     public var libvirtURI: String
     public var virtType: String
     public var nodeMetricsListen: HostPort
+    /// `[DEFAULT] my_ip`, when set.
+    public var myIP: String?
+    /// `[node] services`: compute, network, volume.
+    public var nodeServices: [String]
 
     public static let defaultPath = "/etc/petrel/petrel.conf"
 
@@ -218,6 +222,8 @@ public struct PetrelConfig: Sendable {
         libvirtURI = try string("libvirt", "uri")!
         virtType = try string("libvirt", "virt_type")!
         nodeMetricsListen = HostPort(parsing: try string("node", "metrics_listen")!)!
+        myIP = try string("DEFAULT", "my_ip")
+        nodeServices = Self.list(try string("node", "services")!)
         if let url = try string("api", "public_url") {
             publicURL = url.hasSuffix("/") ? String(url.dropLast()) : url
         } else {
@@ -225,6 +231,10 @@ public struct PetrelConfig: Sendable {
             let reachable = HostPort(host: wildcard ? host : apiListen.host, port: apiListen.port)
             publicURL = "http://\(reachable)"
         }
+    }
+
+    static func list(_ value: String) -> [String] {
+        value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     static func validate(_ value: String, as option: ConfigOption, origin: String) throws {
@@ -251,6 +261,15 @@ public struct PetrelConfig: Sendable {
             }
         case .choice(let allowed):
             if !allowed.contains(value) { throw fail("must be one of: \(allowed.joined(separator: ", "))") }
+        case .subset(let allowed):
+            let items = Self.list(value)
+            if items.isEmpty { throw fail("must name at least one of: \(allowed.joined(separator: ", "))") }
+            if let unknown = items.first(where: { !allowed.contains($0) }) {
+                throw fail("'\(unknown)' is not one of: \(allowed.joined(separator: ", "))")
+            }
+        case .ipAddress:
+            var v4 = in_addr(), v6 = in6_addr()
+            if inet_pton(AF_INET, value, &v4) != 1 && inet_pton(AF_INET6, value, &v6) != 1 { throw fail("not an IP address") }
         case .integer(let range):
             guard let number = Int(value), range.contains(number) else {
                 throw fail("expected an integer in \(range.lowerBound)...\(range.upperBound)")

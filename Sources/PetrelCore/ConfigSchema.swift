@@ -14,6 +14,10 @@ public struct ConfigOption: Sendable {
         /// An `http://` or `https://` URL.
         case httpURL
         case choice([String])
+        /// A comma-separated list, each item one of these.
+        case subset([String])
+        /// An IPv4 or IPv6 address.
+        case ipAddress
         case integer(ClosedRange<Int>)
         case boolean
         case absolutePath
@@ -45,6 +49,8 @@ public enum ConfigSchema {
     public static let options: [ConfigOption] = [
         .init("DEFAULT", "host", .hostname, default: nil,
               help: "Name of this host as the cloud knows it (compute/network/volume services, RPC queues). Defaults to the machine's host name."),
+        .init("DEFAULT", "my_ip", .ipAddress, default: nil,
+              help: "This host's address as other hosts reach it (shown as a hypervisor's host_ip). Defaults to the address of the interface of the default route."),
         .init("DEFAULT", "transport_url", .transportURL, default: "rabbit://guest:guest@127.0.0.1:5672/",
               help: "RabbitMQ broker(s): rabbit://user:pass@host:port/vhost; several brokers of a cluster as rabbit://u:p@h1:5672,u:p@h2:5672/vhost."),
         .init("DEFAULT", "report_interval", .integer(1...3600), default: "10",
@@ -83,6 +89,8 @@ public enum ConfigSchema {
               help: "libvirt connection URI of this hypervisor host (test:///default for a simulated one)."),
         .init("libvirt", "virt_type", .choice(["kvm", "qemu"]), default: "kvm",
               help: "Domain type: kvm (hardware virtualization) or qemu (TCG emulation, for hosts where KVM cannot run guests)."),
+        .init("node", "services", .subset(["compute", "network", "volume"]), default: "compute, network, volume",
+              help: "What this node runs and reports: compute (nova-compute), network (the L2, L3, DHCP and metadata agents), volume (cinder-volume)."),
         .init("node", "metrics_listen", .hostPort, default: "127.0.0.1:9180",
               help: "Address of petrel-node's local listener serving Prometheus /metrics."),
     ]
@@ -122,6 +130,8 @@ public enum ConfigSchema {
         case .hostPort: return "host:port"
         case .httpURL: return "http(s) URL"
         case .choice(let values): return "one of: " + values.joined(separator: ", ")
+        case .subset(let values): return "comma-separated list of: " + values.joined(separator: ", ")
+        case .ipAddress: return "IP address"
         case .integer(let range): return "integer \(range.lowerBound)...\(range.upperBound)"
         case .boolean: return "boolean: true or false"
         case .absolutePath: return "absolute path"

@@ -264,6 +264,13 @@ public struct Table<Row: Codable & Sendable>: Sendable {
         }
     }
 
+    /// Replaces every column of the row whose `column` equals `value` (for non-text keys).
+    public func update(_ sql: any SQLDatabase, whereColumn column: String, equals value: any Encodable & Sendable, _ row: Row) async throws {
+        try await Columns.mapDuplicate(name) {
+            try await sql.update(name).set(model: row, with: Columns.encoder).where(SQLIdentifier(column), .equal, SQLBind(value)).run()
+        }
+    }
+
     /// Deletes the rows matching every condition; returns how many there were.
     @discardableResult
     public func delete(_ sql: any SQLDatabase, where conditions: [Condition]) async throws -> Int {

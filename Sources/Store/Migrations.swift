@@ -194,5 +194,18 @@ public enum Schema {
                 PRIMARY KEY (application_credential_id, role_id))
             """,
         ]),
+        Migration(version: 4, name: "hypervisor host address and uptime", statements: [
+            "ALTER TABLE hypervisors ADD COLUMN host_ip TEXT",
+            "ALTER TABLE hypervisors ADD COLUMN uptime TEXT",
+        ]),
+        // Nova's host aggregates: metadata (with availability_zone) and hosts as JSON text.
+        Migration(version: 5, name: "host aggregates", statements: [
+            """
+            CREATE TABLE aggregates (
+                id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE, name TEXT NOT NULL UNIQUE,
+                metadata TEXT NOT NULL DEFAULT '{}', hosts TEXT NOT NULL DEFAULT '[]',
+                created_at BIGINT NOT NULL, updated_at BIGINT)
+            """,
+        ]),
     ]
 }

@@ -12,6 +12,20 @@ public struct ServiceRecord: Sendable, Equatable {
     public var reportCount: Int
     /// Unix milliseconds of the last report.
     public var lastSeenAt: Int64?
+    public var disabledReason: String?
+    public var forcedDown: Bool
+    /// Unix milliseconds.
+    public var createdAt: Int64
+    public var updatedAt: Int64
+}
+
+/// A hypervisor as stored: what its host last reported.
+public struct HypervisorRow: Sendable, Equatable {
+    public var id: String
+    public var host: String
+    public var resources: HypervisorRecord
+    /// Unix milliseconds of the last report.
+    public var updatedAt: Int64
 }
 
 /// One row of `hypervisors`: what a host's hypervisor offers.
@@ -22,8 +36,14 @@ public struct HypervisorRecord: Sendable, Equatable {
     public var vcpus: Int
     public var memoryMB: Int
     public var localGB: Int
+    public var hostIP: String?
+    /// The host's `uptime` line when it last reported.
+    public var uptime: String?
 
-    public init(type: String, version: Int, cpuModel: String, vcpus: Int, memoryMB: Int, localGB: Int) {
+    public init(type: String, version: Int, cpuModel: String, vcpus: Int, memoryMB: Int, localGB: Int, hostIP: String? = nil,
+                uptime: String? = nil) {
+        self.hostIP = hostIP
+        self.uptime = uptime
         self.type = type
         self.version = version
         self.cpuModel = cpuModel
@@ -35,7 +55,7 @@ public struct HypervisorRecord: Sendable, Equatable {
 
 /// Queries on the services a node reports.
 public struct ServiceStore: Sendable {
-    let database: Database
+    public let database: Database
 
     public init(_ database: Database) { self.database = database }
 
@@ -58,49 +78,113 @@ public struct ServiceStore: Sendable {
             }
             if let hypervisor {
                 try await sql.raw("""
-                    INSERT INTO hypervisors (id, host, hypervisor_type, hypervisor_version, cpu_model, vcpus, memory_mb, local_gb, updated_at)
+                    INSERT INTO hypervisors (id, host, hypervisor_type, hypervisor_version, cpu_model, vcpus, memory_mb, local_gb,
+                                             host_ip, uptime, updated_at)
                     VALUES (\(bind: UUID().uuidString.lowercased()), \(bind: host), \(bind: hypervisor.type), \(bind: hypervisor.version),
                             \(bind: hypervisor.cpuModel), \(bind: hypervisor.vcpus), \(bind: hypervisor.memoryMB), \(bind: hypervisor.localGB),
-                            \(bind: now))
+                            \(bind: hypervisor.hostIP), \(bind: hypervisor.uptime), \(bind: now))
                     ON CONFLICT (host) DO UPDATE SET
                         hypervisor_type = excluded.hypervisor_type, hypervisor_version = excluded.hypervisor_version,
                         cpu_model = excluded.cpu_model, vcpus = excluded.vcpus, memory_mb = excluded.memory_mb,
-                        local_gb = excluded.local_gb, updated_at = excluded.updated_at
+                        local_gb = excluded.local_gb, host_ip = excluded.host_ip, uptime = excluded.uptime,
+                        updated_at = excluded.updated_at
                     """).run()
             }
         }
     }
 
+    static let serviceColumns: SQLQueryString = """
+        SELECT id, host, service_binary, topic, disabled, disabled_reason, forced_down, version, report_count, last_seen_at,
+               created_at, updated_at FROM services
+        """
+
+    static func serviceRecord(_ row: any SQLRow) throws -> ServiceRecord {
+        ServiceRecord(id: try row.decode(column: "id", as: String.self),
+                      host: try row.decode(column: "host", as: String.self),
+                      binary: try row.decode(column: "service_binary", as: String.self),
+                      topic: try row.decode(column: "topic", as: String.self),
+                      disabled: try row.decode(column: "disabled", as: Bool.self),
+                      version: try row.decode(column: "version", as: String.self),
+                      reportCount: try row.decode(column: "report_count", as: Int.self),
+                      lastSeenAt: try row.decode(column: "last_seen_at", as: Int64?.self),
+                      disabledReason: try row.decode(column: "disabled_reason", as: String?.self),
+                      forcedDown: try row.decode(column: "forced_down", as: Bool.self),
+                      createdAt: try row.decode(column: "created_at", as: Int64.self),
+                      updatedAt: try row.decode(column: "updated_at", as: Int64.self))
+    }
+
+    /// Every service, by host and binary.
     public func services() async throws -> [ServiceRecord] {
         try await database.withConnection { sql in
-            try await sql.raw("""
-                SELECT id, host, service_binary, topic, disabled, version, report_count, last_seen_at
-                FROM services ORDER BY host, service_binary
-                """).all().map { row in
-                ServiceRecord(id: try row.decode(column: "id", as: String.self),
-                              host: try row.decode(column: "host", as: String.self),
-                              binary: try row.decode(column: "service_binary", as: String.self),
-                              topic: try row.decode(column: "topic", as: String.self),
-                              disabled: try row.decode(column: "disabled", as: Bool.self),
-                              version: try row.decode(column: "version", as: String.self),
-                              reportCount: try row.decode(column: "report_count", as: Int.self),
-                              lastSeenAt: try row.decode(column: "last_seen_at", as: Int64?.self))
+            try await sql.raw("\(Self.serviceColumns) ORDER BY host, service_binary").all().map(Self.serviceRecord)
+        }
+    }
+
+    public func service(id: String) async throws -> ServiceRecord? {
+        try await database.withConnection { sql in
+            try await sql.raw("\(Self.serviceColumns) WHERE id = \(bind: id)").first().map(Self.serviceRecord)
+        }
+    }
+
+    /// Sets what an admin controls: enabled or disabled (with a reason), forced down.
+    /// Returns the updated service, nil if there is none with this id.
+    public func update(id: String, disabled: Bool? = nil, disabledReason: String?? = nil, forcedDown: Bool? = nil,
+                       at date: Date = Date()) async throws -> ServiceRecord? {
+        let now = Int64(date.timeIntervalSince1970 * 1000)
+        return try await database.transaction { sql in
+            guard var record = try await sql.raw("\(Self.serviceColumns) WHERE id = \(bind: id)").first().map(Self.serviceRecord) else {
+                return nil
             }
+            if let disabled { record.disabled = disabled }
+            if let disabledReason { record.disabledReason = disabledReason }
+            if let forcedDown { record.forcedDown = forcedDown }
+            try await sql.raw("""
+                UPDATE services SET disabled = \(bind: record.disabled), disabled_reason = \(bind: record.disabledReason),
+                forced_down = \(bind: record.forcedDown), updated_at = \(bind: now) WHERE id = \(bind: id)
+                """).run()
+            record.updatedAt = now
+            return record
+        }
+    }
+
+    /// Deletes a service (and its host's hypervisor with the compute service). False if none.
+    public func delete(id: String) async throws -> Bool {
+        try await database.transaction { sql in
+            guard let record = try await sql.raw("\(Self.serviceColumns) WHERE id = \(bind: id)").first().map(Self.serviceRecord) else {
+                return false
+            }
+            try await sql.raw("DELETE FROM services WHERE id = \(bind: id)").run()
+            if record.topic == "compute" {
+                try await sql.raw("DELETE FROM hypervisors WHERE host = \(bind: record.host)").run()
+            }
+            return true
         }
     }
 
     /// The hypervisor a host last reported.
     public func hypervisor(host: String) async throws -> HypervisorRecord? {
+        try await hypervisors().first { $0.host == host }?.resources
+    }
+
+    /// Every hypervisor, by host.
+    public func hypervisors() async throws -> [HypervisorRow] {
         try await database.withConnection { sql in
-            guard let row = try await sql.raw("""
-                SELECT hypervisor_type, hypervisor_version, cpu_model, vcpus, memory_mb, local_gb FROM hypervisors WHERE host = \(bind: host)
-                """).first() else { return nil }
-            return HypervisorRecord(type: try row.decode(column: "hypervisor_type", as: String.self),
-                                    version: try row.decode(column: "hypervisor_version", as: Int.self),
-                                    cpuModel: try row.decode(column: "cpu_model", as: String.self),
-                                    vcpus: try row.decode(column: "vcpus", as: Int.self),
-                                    memoryMB: try row.decode(column: "memory_mb", as: Int.self),
-                                    localGB: try row.decode(column: "local_gb", as: Int.self))
+            try await sql.raw("""
+                SELECT id, host, hypervisor_type, hypervisor_version, cpu_model, vcpus, memory_mb, local_gb, host_ip, uptime, updated_at
+                FROM hypervisors ORDER BY host
+                """).all().map { row in
+                HypervisorRow(
+                    id: try row.decode(column: "id", as: String.self), host: try row.decode(column: "host", as: String.self),
+                    resources: HypervisorRecord(type: try row.decode(column: "hypervisor_type", as: String.self),
+                                                version: try row.decode(column: "hypervisor_version", as: Int.self),
+                                                cpuModel: try row.decode(column: "cpu_model", as: String.self),
+                                                vcpus: try row.decode(column: "vcpus", as: Int.self),
+                                                memoryMB: try row.decode(column: "memory_mb", as: Int.self),
+                                                localGB: try row.decode(column: "local_gb", as: Int.self),
+                                                hostIP: try row.decode(column: "host_ip", as: String?.self),
+                                                uptime: try row.decode(column: "uptime", as: String?.self)),
+                    updatedAt: try row.decode(column: "updated_at", as: Int64.self))
+            }
         }
     }
 }

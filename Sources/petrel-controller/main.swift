@@ -1,14 +1,18 @@
 import ArgumentParser
+import ComputeAPI
 import Contracts
 import Foundation
 import Identity
+import Hosts
 import IdentityAPI
+import NetworkAPI
 import Logging
 import PetrelCore
 import PetrelHTTP
 import RPC
 import ServiceLifecycle
 import Store
+import VolumeAPI
 
 @main
 struct PetrelController: AsyncParsableCommand {
@@ -62,6 +66,12 @@ struct Serve: AsyncParsableCommand {
         let identity = try makeIdentity(config, database: database, logger: logger)
         try await identity.service.refreshRevocations()
         let router = PetrelHTTPListener.observabilityRouter(options: .autoGenerateHeadEndpoints)
+        let hosts = HostInventory(database: database, serviceDownTime: TimeInterval(config.serviceDownTime))
+        // Each API under its prefix with its own error style; identity last, as its error
+        // middleware applies to the routes added after it.
+        ComputeAPI(identity: identity, hosts: hosts, logger: logger).register(on: router)
+        NetworkAPI(identity: identity, hosts: hosts, logger: logger).register(on: router)
+        VolumeAPI(identity: identity, hosts: hosts, logger: logger).register(on: router)
         identity.register(on: router)
         let api = PetrelHTTPListener.application(router: router, address: config.apiListen, serverName: "petrel-controller",
                                                  logger: logger)
@@ -77,7 +87,7 @@ struct Serve: AsyncParsableCommand {
                 host: report.host, version: report.version, services: report.services.map { ($0.binary, $0.topic) },
                 hypervisor: report.hypervisor.map {
                     HypervisorRecord(type: $0.type, version: $0.version, cpuModel: $0.cpuModel, vcpus: $0.vcpus,
-                                     memoryMB: $0.memoryMB, localGB: $0.localGB)
+                                     memoryMB: $0.memoryMB, localGB: $0.localGB, hostIP: $0.hostIP, uptime: $0.uptime)
                 })
             logger.debug("node report", metadata: ["node": "\(report.host)", "request_id": "\(context.requestID)"])
             return Nothing()
@@ -87,6 +97,9 @@ struct Serve: AsyncParsableCommand {
         await link.close()
     }
 }
+
+/// Every API's policy rules: one policy file for the controller, as one enforcement point.
+let allPolicyDefaults = KeystonePolicy.defaults + ComputeAPI.policyDefaults + NetworkAPI.policyDefaults + VolumeAPI.policyDefaults
 
 /// The identity service and its API from the configuration: the Fernet keys must exist, and
 /// a policy file (if present) overrides the built-in rules.
@@ -102,7 +115,7 @@ func makeIdentity(_ config: PetrelConfig, database: Database, logger: Logger) th
     } catch {
         throw ValidationError("cannot load the Fernet keys in \(config.tokenKeyRepository): \(error); run `petrel-controller --config <file> token-keys setup`")
     }
-    var policy = try Policy(defaults: KeystonePolicy.defaults)
+    var policy = try Policy(defaults: allPolicyDefaults)
     if let data = FileManager.default.contents(atPath: config.policyFile) {
         try policy.override(yaml: String(decoding: data, as: UTF8.self), file: config.policyFile)
         logger.info("policy overrides loaded", metadata: ["file": "\(config.policyFile)"])
@@ -228,6 +241,6 @@ struct SamplePolicy: ParsableCommand {
         abstract: "Print a sample policy file listing every rule with its default.")
 
     func run() {
-        print(Policy.sampleFile(KeystonePolicy.defaults), terminator: "")
+        print(Policy.sampleFile(allPolicyDefaults), terminator: "")
     }
 }

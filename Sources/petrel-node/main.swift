@@ -2,6 +2,7 @@ import ArgumentParser
 import Contracts
 import Foundation
 import LibvirtDriver
+import NetlinkDriver
 import Logging
 import PetrelCore
 import PetrelHTTP
@@ -73,10 +74,53 @@ struct StateReporter: Service {
         let host = try hypervisor.hostInfo()
         return ReportState.Arguments(
             host: config.host, version: PetrelVersion.current,
-            services: [ServiceReport(binary: "nova-compute", topic: "compute")],
+            services: Self.services(config.nodeServices),
             hypervisor: HypervisorReport(type: host.hypervisorType, version: Int(host.hypervisorVersion), cpuModel: host.cpuModel,
                                          vcpus: host.cpus, memoryMB: Int(host.memoryKiB / 1024),
-                                         localGB: Self.localGigabytes(config.statePath)))
+                                         localGB: Self.localGigabytes(config.statePath),
+                                         hostIP: config.myIP ?? Self.defaultRouteAddress(), uptime: Self.uptime()))
+    }
+
+    /// "16:40:01 up 3 days,  2:05,  load average: 0.10, 0.20, 0.30", from /proc, as `uptime` prints it.
+    static func uptime(now: Date = Date()) -> String? {
+        guard let uptime = try? String(contentsOfFile: "/proc/uptime", encoding: .utf8),
+              let seconds = Double(uptime.split(separator: " ").first ?? ""),
+              let loadavg = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return nil }
+        let loads = loadavg.split(separator: " ").prefix(3).joined(separator: ", ")
+        var clock = time_t(now.timeIntervalSince1970)
+        var parts = tm()
+        localtime_r(&clock, &parts)
+        let total = Int(seconds) / 60, days = total / 1440, hours = (total % 1440) / 60, minutes = total % 60
+        let up = (days > 0 ? "\(days) day\(days == 1 ? "" : "s"), " : "") + String(format: "%2d:%02d", hours, minutes)
+        return String(format: " %02d:%02d:%02d up ", parts.tm_hour, parts.tm_min, parts.tm_sec) + up + ",  load average: " + loads
+    }
+
+    /// The services of `[node] services`, by OpenStack's binary names.
+    static func services(_ kinds: [String]) -> [ServiceReport] {
+        var reports: [ServiceReport] = []
+        for kind in kinds {
+            switch kind {
+            case "compute": reports.append(ServiceReport(binary: "nova-compute", topic: "compute"))
+            case "network":
+                for binary in ["neutron-linuxbridge-agent", "neutron-dhcp-agent", "neutron-l3-agent", "neutron-metadata-agent"] {
+                    reports.append(ServiceReport(binary: binary, topic: "network"))
+                }
+            case "volume": reports.append(ServiceReport(binary: "cinder-volume", topic: "volume"))
+            default: break
+            }
+        }
+        return reports
+    }
+
+    /// The IPv4 address of the interface the default route leaves through (Nova's my_ip default).
+    static func defaultRouteAddress() -> String? {
+        guard let netlink = try? Netlink(),
+              let route = try? netlink.routes(family: .ipv4).first(where: { $0.destination == "default" }),
+              let index = route.deviceIndex,
+              let link = try? netlink.links().first(where: { $0.index == index }),
+              let address = try? netlink.addresses(of: link.name).first(where: { !$0.contains(":") })
+        else { return nil }
+        return String(address.prefix { $0 != "/" })
     }
 
     /// Size of the file system holding the instances (the nearest existing directory of

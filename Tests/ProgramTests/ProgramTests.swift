@@ -68,6 +68,15 @@ private func inPrivateVirtualHost<T: Sendable>(_ body: @Sendable (String) async 
         #expect(printed == committed)
     }
 
+    @Test func samplePolicyIsTheCommittedOne() async throws {
+        let printed = try await Command.check(try program("petrel-controller"), ["sample-policy"])
+        let committed = try String(contentsOf: Repository.root.appendingPathComponent("etc/policy.yaml.sample"), encoding: .utf8)
+        #expect(printed == committed, "etc/policy.yaml.sample is stale: make sample-config")
+        for rule in ["identity:create_user", "os_compute_api:os-services:list", "get_agent", "volume_extension:services:index"] {
+            #expect(printed.contains("#\"\(rule)\": "), "\(rule) is not in the sample")
+        }
+    }
+
     /// A configuration with its own SQLite database.
     func controllerConfig(port: Int, extra: String = "") throws -> (config: String, database: String) {
         let database = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-\(UUID().uuidString).db").path

@@ -1,0 +1,90 @@
+import Foundation
+import HTTPTypes
+import Hosts
+import Hummingbird
+import Identity
+import IdentityAPI
+import Logging
+import PetrelHTTP
+import Store
+
+/// The Nova v2.1 API under `/compute`: version discovery, microversions, and (so far) the
+/// services and hypervisors of the cloud.
+public struct ComputeAPI: Sendable {
+    public let identity: KeystoneAPI
+    public let hosts: HostInventory
+    let logger: Logger
+
+    /// The microversions served. The top stays below 2.88 on purpose: from 2.88 Nova moves the
+    /// hypervisors' resources to the Placement API, which Petrel does not run, so they would
+    /// vanish from `openstack hypervisor show`.
+    public static let minimum = Microversion(2, 1)
+    public static let maximum = Microversion(2, 87)
+
+    public static let policyDefaults: [PolicyDefault] = [
+        PolicyDefault("context_is_admin", "role:admin", "Whoever has the admin role is an administrator of Nova and Neutron."),
+        PolicyDefault("os_compute_api:os-services:list", "rule:context_is_admin", "List compute services.", ["GET /compute/v2.1/os-services"]),
+        PolicyDefault("os_compute_api:os-services:update", "rule:context_is_admin",
+                      "Enable or disable a compute service, or force it down.", ["PUT /compute/v2.1/os-services/{service_id}"]),
+        PolicyDefault("os_compute_api:os-services:delete", "rule:context_is_admin", "Delete a compute service.",
+                      ["DELETE /compute/v2.1/os-services/{service_id}"]),
+        PolicyDefault("os_compute_api:os-hypervisors:list", "rule:context_is_admin", "List hypervisors.", ["GET /compute/v2.1/os-hypervisors"]),
+        PolicyDefault("os_compute_api:os-hypervisors:list-detail", "rule:context_is_admin", "List hypervisors with details.",
+                      ["GET /compute/v2.1/os-hypervisors/detail"]),
+        PolicyDefault("os_compute_api:os-hypervisors:show", "rule:context_is_admin", "Show a hypervisor.",
+                      ["GET /compute/v2.1/os-hypervisors/{hypervisor_id}"]),
+        PolicyDefault("os_compute_api:os-hypervisors:statistics", "rule:context_is_admin", "Show the sum of every hypervisor's resources.",
+                      ["GET /compute/v2.1/os-hypervisors/statistics"]),
+        PolicyDefault("os_compute_api:os-hypervisors:uptime", "rule:context_is_admin", "Show a hypervisor's uptime.",
+                      ["GET /compute/v2.1/os-hypervisors/{hypervisor_id}/uptime"]),
+    ] + aggregatePolicies
+
+    public init(identity: KeystoneAPI, hosts: HostInventory, logger: Logger) {
+        self.identity = identity
+        self.hosts = hosts
+        self.logger = logger
+    }
+
+    var base: String { identity.publicURL + "/compute" }
+
+    var currentVersion: JSON {
+        ["id": "v2.1", "status": "CURRENT", "version": .string(Self.maximum.description), "min_version": .string(Self.minimum.description),
+         "updated": "2013-07-23T11:33:21Z",
+         "links": [["rel": "self", "href": .string(base + "/v2.1/")],
+                   ["rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"]],
+         "media-types": [["base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"]]]
+    }
+
+    public func register(on router: Router<BasicRequestContext>) {
+        let compute = router.group("compute")
+            .add(middleware: OpenStackErrorMiddleware(style: .nova, publicURL: identity.publicURL, logger: logger,
+                                                      extraRequestIDHeader: "X-Compute-Request-Id"))
+        compute.get { _, _ in respond(.ok, ["versions": [currentVersion]]) }
+        let v21 = compute.group("v2.1")
+        v21.get { _, _ in respond(.ok, ["version": currentVersion]) }
+        registerServices(on: v21)
+        registerHypervisors(on: v21)
+        registerAggregates(on: v21)
+    }
+
+    /// The caller (authenticated), the microversion asked for, and the headers that echo it.
+    func begin(_ request: Request, _ action: String) async throws -> (TokenInfo, Microversion) {
+        let version = try Microversion.requested(by: request.headers, service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version",
+                                                 minimum: Self.minimum, maximum: Self.maximum)
+        let caller = try await identity.authenticate(request)
+        guard identity.policy.enforce(action, credentials: caller.credentials) else {
+            throw APIFault(.forbidden, "Policy doesn't allow \(action) to be performed.")
+        }
+        return (caller, version)
+    }
+
+    func answer(_ status: HTTPResponse.Status, _ json: JSON, _ version: Microversion) -> Response {
+        respond(status, json, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
+    }
+}
+
+/// Nova's timestamps: 2026-11-25T16:00:00.000000, no zone.
+func novaTime(_ milliseconds: Int64?) -> JSON {
+    guard let milliseconds, case .string(let text) = timestamp(milliseconds: milliseconds) else { return nil }
+    return .string(String(text.dropLast()))
+}

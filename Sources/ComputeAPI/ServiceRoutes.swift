@@ -1,0 +1,84 @@
+import Foundation
+import Hosts
+import Hummingbird
+import IdentityAPI
+import PetrelHTTP
+import Store
+
+extension ComputeAPI {
+    static func isCompute(_ record: ServiceRecord) -> Bool { record.binary.hasPrefix("nova-") }
+
+    func serviceJSON(_ service: ServiceStatus, _ version: Microversion) -> JSON {
+        var object: [String: JSON] = [
+            "id": .string(service.id), "binary": .string(service.binary), "host": .string(service.host),
+            "zone": service.binary == "nova-compute" ? "nova" : "internal",
+            "status": service.enabled ? "enabled" : "disabled", "state": service.up ? "up" : "down",
+            "disabled_reason": .string(service.record.disabledReason), "updated_at": novaTime(service.record.lastSeenAt ?? service.record.updatedAt),
+        ]
+        if version >= Microversion(2, 11) { object["forced_down"] = .bool(service.record.forcedDown) }
+        return .object(object)
+    }
+
+    func registerServices(on v21: RouterGroup<BasicRequestContext>) {
+        v21.get("os-services") { request, _ in
+            let (_, version) = try await begin(request, "os_compute_api:os-services:list")
+            let host = identity.query(request, "host"), binary = identity.query(request, "binary")
+            let services = try await hosts.services { record in
+                Self.isCompute(record) && (host == nil || record.host == host) && (binary == nil || record.binary == binary)
+            }
+            return answer(.ok, ["services": .array(services.map { serviceJSON($0, version) })], version)
+        }
+        v21.put("os-services/:service_id") { request, context in
+            let (_, version) = try await begin(request, "os_compute_api:os-services:update")
+            guard version >= Microversion(2, 53) else {
+                throw APIFault(.notFound, "Updating a service by id needs microversion 2.53 or later.")
+            }
+            let id = try context.parameters.require("service_id")
+            let body = try await identity.body(request)
+            let known: Set<String> = ["status", "disabled_reason", "forced_down"]
+            if let unknown = body.keys.first(where: { !known.contains($0) }) {
+                throw APIFault(.badRequest, "Invalid input for field/attribute \(unknown). Additional properties are not allowed.")
+            }
+            guard !body.isEmpty else { throw APIFault(.badRequest, "No updates were requested. Fields 'status' or 'forced_down' should be specified.") }
+            var status: String?
+            if let value = body["status"] {
+                guard let text = value.stringValue, ["enabled", "disabled"].contains(text) else {
+                    throw APIFault(.badRequest, "Invalid input for field/attribute status. Value: \(String(decoding: value.encoded(), as: UTF8.self)). It must be 'enabled' or 'disabled'.")
+                }
+                status = text
+            }
+            var reason: String?
+            if let value = body["disabled_reason"] {
+                guard let text = value.stringValue, !text.isEmpty, text.count <= 255 else {
+                    throw APIFault(.badRequest, "Invalid input for field/attribute disabled_reason: a string of 1 to 255 characters.")
+                }
+                guard status == "disabled" else {
+                    throw APIFault(.badRequest, "Specifying 'disabled_reason' with status 'enabled' is invalid.")
+                }
+                reason = text
+            }
+            var forcedDown: Bool?
+            if let value = body["forced_down"] {
+                guard let flag = value.boolValue else {
+                    throw APIFault(.badRequest, "Invalid input for field/attribute forced_down. It must be a boolean.")
+                }
+                forcedDown = flag
+            }
+            guard let existing = try await hosts.service(id: id), Self.isCompute(existing.record) else {
+                throw APIFault(.notFound, "Service \(id) could not be found.")
+            }
+            var updated = existing
+            if let status { updated = try await hosts.setEnabled(id: id, status == "enabled", reason: reason) ?? updated }
+            if let forcedDown { updated = try await hosts.setForcedDown(id: id, forcedDown) ?? updated }
+            return answer(.ok, ["service": serviceJSON(updated, version)], version)
+        }
+        v21.delete("os-services/:service_id") { request, context in
+            let (_, version) = try await begin(request, "os_compute_api:os-services:delete")
+            let id = try context.parameters.require("service_id")
+            guard let existing = try await hosts.service(id: id), Self.isCompute(existing.record), try await hosts.delete(id: id) else {
+                throw APIFault(.notFound, "Service \(id) could not be found.")
+            }
+            return Response(status: .noContent, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
+        }
+    }
+}
