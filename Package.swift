@@ -156,6 +156,7 @@ let package = Package(
         .testTarget(name: "RPCTests", dependencies: ["RPC", "Contracts", "RabbitMQDriver", "ProcessDriver", "TestSupport"]),
         .testTarget(name: "PetrelHTTPTests", dependencies: ["PetrelHTTP"]),
         .testTarget(name: "IdentityAPITests", dependencies: ["IdentityAPI", "Identity", "Store", "PetrelHTTP", "PetrelCore", "TestSupport",
+                                                             "ComputeAPI", "NetworkAPI", "VolumeAPI", "Hosts",
                                                              .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "PetrelCore", "Store", "TestSupport"]),
     ]

@@ -1,0 +1,161 @@
+import ComputeAPI
+import Foundation
+import HTTPTypes
+import Hosts
+import Hummingbird
+import HummingbirdTesting
+@testable import Identity
+@testable import IdentityAPI
+import Logging
+import NetworkAPI
+import NIOCore
+import PetrelHTTP
+import Store
+import TestSupport
+import Testing
+import VolumeAPI
+
+/// Nova's, Neutron's and Cinder's views of the hosts, in-process: microversions, each API's
+/// error shape, admin-only policy, and what a node report turns into.
+@Suite struct HostAPITests {
+    func withAPIs(_ body: @Sendable (any TestClientProtocol, String, ServiceStore) async throws -> Void) async throws {
+        let (url, drop) = try await TestDatabase.sqlite.makeDatabase()
+        let database = try Database(url, logger: Logger(label: "hosts-test"))
+        let keys = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-keys-\(UUID().uuidString)").path
+        try await withCleanup {
+            try await Migrator().migrate(database)
+            var bootstrap = Bootstrap(adminPassword: "admin-pw", publicURL: "http://controller:5000")
+            bootstrap.passwordCost = 4
+            try await bootstrap.run(on: database)
+            try FernetKeyRepository(directory: keys).setup()
+            var options = IdentityOptions(keyRepository: keys)
+            options.passwordCost = 4
+            let service = try IdentityService(database: database, options: options, logger: Logger(label: "hosts-test"))
+            let defaults = KeystonePolicy.defaults + ComputeAPI.policyDefaults + NetworkAPI.policyDefaults + VolumeAPI.policyDefaults
+            let identity = KeystoneAPI(service: service, policy: try Policy(defaults: defaults), publicURL: "http://controller:5000",
+                                       logger: Logger(label: "hosts-test"))
+            let hosts = HostInventory(database: database, serviceDownTime: 60)
+            let router = Router(options: .autoGenerateHeadEndpoints)
+            ComputeAPI(identity: identity, hosts: hosts, logger: Logger(label: "hosts-test")).register(on: router)
+            NetworkAPI(identity: identity, hosts: hosts, logger: Logger(label: "hosts-test")).register(on: router)
+            VolumeAPI(identity: identity, hosts: hosts, logger: Logger(label: "hosts-test")).register(on: router)
+            identity.register(on: router)
+            let store = ServiceStore(database)
+            // One fresh node and one that stopped reporting two minutes ago.
+            try await store.record(host: "fresh", version: "1", services: [("nova-compute", "compute"), ("neutron-dhcp-agent", "network"),
+                                                                           ("cinder-volume", "volume")],
+                                   hypervisor: HypervisorRecord(type: "QEMU", version: 7_002_000, cpuModel: "x86_64", vcpus: 4,
+                                                                memoryMB: 8192, localGB: 100, hostIP: "10.0.0.1"))
+            try await store.record(host: "stale", version: "1", services: [("nova-compute", "compute")],
+                                   hypervisor: HypervisorRecord(type: "QEMU", version: 7_002_000, cpuModel: "x86_64", vcpus: 2,
+                                                                memoryMB: 4096, localGB: 50), at: Date().addingTimeInterval(-120))
+            let (token, _) = try await service.issue(AuthRequest(
+                method: .password(.name("admin", domain: .id("default")), password: "admin-pw"),
+                scope: .project(.name("admin", domain: .id("default")))))
+            try await Application(router: router).test(.router) { client in try await body(client, token, store) }
+        } cleanup: {
+            await database.shutdown()
+            await drop()
+            try? FileManager.default.removeItem(atPath: keys)
+        }
+    }
+
+    func get(_ client: any TestClientProtocol, _ path: String, token: String?, method: HTTPRequest.Method = .get, body: String? = nil,
+             headers extra: HTTPFields = [:]) async throws -> (HTTPResponse.Status, HTTPFields, JSON?) {
+        var headers = extra
+        if let token { headers[HTTPField.Name("X-Auth-Token")!] = token }
+        headers[.contentType] = "application/json"
+        return try await client.execute(uri: path, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }) {
+            ($0.status, $0.headers, JSON.parse(Array($0.body.readableBytesView)))
+        }
+    }
+
+    let version = HTTPField.Name("OpenStack-API-Version")!
+
+    @Test func novaServicesAndHypervisorsFollowTheReports() async throws {
+        try await withAPIs { client, token, _ in
+            let (status, headers, json) = try await get(client, "/compute/v2.1/os-services", token: token, headers: [version: "compute 2.53"])
+            #expect(status == .ok && headers[version] == "compute 2.53")
+            let services = try #require(json?["services"]?.arrayValue)
+            #expect(services.count == 2, "only nova-* services: \(services)")
+            #expect(services.first { $0["host"] == "fresh" }?["state"] == "up")
+            #expect(services.first { $0["host"] == "stale" }?["state"] == "down", "silent for longer than service_down_time")
+            #expect(services.first?["forced_down"] == false, "2.11+ shows forced_down")
+            let old = try await get(client, "/compute/v2.1/os-services", token: token)
+            #expect(old.1[version] == "compute 2.1" && old.2?["services"]?.arrayValue?.first?["forced_down"] == nil)
+
+            let id = try #require(services.first { $0["host"] == "fresh" }?["id"]?.stringValue)
+            let disabled = try await get(client, "/compute/v2.1/os-services/\(id)", token: token, method: .put,
+                                         body: #"{"status": "disabled", "disabled_reason": "maintenance"}"#, headers: [version: "compute 2.53"])
+            #expect(disabled.0 == .ok && disabled.2?["service"]?["status"] == "disabled" && disabled.2?["service"]?["disabled_reason"] == "maintenance")
+            let bad = try await get(client, "/compute/v2.1/os-services/\(id)", token: token, method: .put,
+                                    body: #"{"status": "sideways"}"#, headers: [version: "compute 2.53"])
+            #expect(bad.0 == .badRequest && bad.2?["badRequest"]?["code"] == 400)
+            let reasonWhileEnabling = try await get(client, "/compute/v2.1/os-services/\(id)", token: token, method: .put,
+                                                    body: #"{"status": "enabled", "disabled_reason": "x"}"#, headers: [version: "compute 2.53"])
+            #expect(reasonWhileEnabling.0 == .badRequest)
+            let missing = try await get(client, "/compute/v2.1/os-services/nope", token: token, method: .put, body: #"{"status": "enabled"}"#,
+                                        headers: [version: "compute 2.53"])
+            #expect(missing.0 == .notFound && missing.2?["itemNotFound"]?["code"] == 404)
+
+            let hypervisors = try await get(client, "/compute/v2.1/os-hypervisors/detail", token: token, headers: [version: "compute 2.53"])
+            let fresh = try #require(hypervisors.2?["hypervisors"]?.arrayValue?.first { $0["hypervisor_hostname"] == "fresh" })
+            #expect(fresh["vcpus"] == 4 && fresh["memory_mb"] == 8192 && fresh["host_ip"] == "10.0.0.1" && fresh["status"] == "disabled")
+            #expect(fresh["cpu_info"]?.objectValue != nil, "2.28+ returns cpu_info as an object")
+
+            let tooNew = try await get(client, "/compute/v2.1/os-services", token: token, headers: [version: "compute 2.88"])
+            #expect(tooNew.0 == .notAcceptable)
+            let latest = try await get(client, "/compute/v2.1/os-services", token: token, headers: [version: "compute latest"])
+            #expect(latest.1[version] == "compute \(ComputeAPI.maximum)")
+            let discovery = try await get(client, "/compute/v2.1", token: nil)
+            #expect(discovery.2?["version"]?["version"] == .string(ComputeAPI.maximum.description))
+            #expect(try await get(client, "/compute/v2.1/os-services", token: nil).0 == .unauthorized)
+        }
+    }
+
+    @Test func neutronAgentsAndCinderServices() async throws {
+        try await withAPIs { client, token, _ in
+            let agents = try await get(client, "/networking/v2.0/agents?agent_type=DHCP+agent", token: token)
+            let agent = try #require(agents.2?["agents"]?.arrayValue?.first)
+            #expect(agents.2?["agents"]?.arrayValue?.count == 1 && agent["alive"] == true && agent["binary"] == "neutron-dhcp-agent")
+            let id = try #require(agent["id"]?.stringValue)
+            let down = try await get(client, "/networking/v2.0/agents/\(id)", token: token, method: .put, body: #"{"agent": {"admin_state_up": false}}"#)
+            #expect(down.0 == .ok && down.2?["agent"]?["admin_state_up"] == false)
+            let readOnly = try await get(client, "/networking/v2.0/agents/\(id)", token: token, method: .put, body: #"{"agent": {"host": "x"}}"#)
+            #expect(readOnly.0 == .badRequest && readOnly.2?["NeutronError"]?["type"] == "HTTPBadRequest")
+            let missing = try await get(client, "/networking/v2.0/agents/nope", token: token)
+            #expect(missing.0 == .notFound && missing.2?["NeutronError"]?["type"] == "AgentNotFound")
+
+            let services = try await get(client, "/volume/v3/os-services", token: token, headers: [version: "volume 3.49"])
+            let volume = try #require(services.2?["services"]?.arrayValue?.first)
+            #expect(volume["host"] == "fresh@lvm" && volume["state"] == "up" && volume["backend_state"] == "up")
+            let disable = try await get(client, "/volume/v3/os-services/disable", token: token, method: .put,
+                                        body: #"{"host": "fresh@lvm", "binary": "cinder-volume"}"#)
+            #expect(disable.0 == .ok && disable.2?["status"] == "disabled" && disable.2?["disabled"] == true)
+        }
+    }
+
+    @Test func aMemberIsRefusedInEachAPIsOwnWords() async throws {
+        try await withAPIs { client, adminToken, _ in
+            // A user with only the member role on the admin project.
+            let user = try await get(client, "/v3/users", token: adminToken, method: .post, body: #"{"user": {"name": "m", "password": "pw"}}"#)
+            let userID = try #require(user.2?["user"]?["id"]?.stringValue)
+            let roles = try await get(client, "/v3/roles?name=member", token: adminToken)
+            let member = try #require(roles.2?["roles"]?.arrayValue?.first?["id"]?.stringValue)
+            let projects = try await get(client, "/v3/projects?name=admin", token: adminToken)
+            let project = try #require(projects.2?["projects"]?.arrayValue?.first?["id"]?.stringValue)
+            _ = try await get(client, "/v3/projects/\(project)/users/\(userID)/roles/\(member)", token: adminToken, method: .put)
+            let login = try await client.execute(uri: "/v3/auth/tokens", method: .post, headers: [.contentType: "application/json"],
+                                                 body: ByteBuffer(string: #"{"auth": {"identity": {"methods": ["password"], "password": {"user": {"id": "\#(userID)", "password": "pw"}}}, "scope": {"project": {"id": "\#(project)"}}}}"#)) {
+                $0.headers[HTTPField.Name("X-Subject-Token")!]
+            }
+            let token = try #require(login)
+            let nova = try await get(client, "/compute/v2.1/os-services", token: token)
+            #expect(nova.0 == .forbidden && nova.2?["forbidden"]?["code"] == 403)
+            let neutron = try await get(client, "/networking/v2.0/agents", token: token)
+            #expect(neutron.0 == .forbidden && neutron.2?["NeutronError"]?["type"] == "PolicyNotAuthorized")
+            let cinder = try await get(client, "/volume/v3/os-services", token: token)
+            #expect(cinder.0 == .forbidden && cinder.2?["forbidden"] != nil)
+        }
+    }
+}
