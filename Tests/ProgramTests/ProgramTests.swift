@@ -183,10 +183,14 @@ private func inPrivateVirtualHost<T: Sendable>(_ body: @Sendable (String) async 
             try await withCleanup {
                 let store = ServiceStore(database)
                 let reported = await eventually(timeout: .seconds(20), every: .milliseconds(200)) {
-                    (try? await store.services().first { $0.host == nodeName }?.reportCount ?? 0) ?? 0 >= 2
+                    (try? await store.services().first { $0.host == nodeName && $0.binary == "nova-compute" }?.reportCount ?? 0) ?? 0 >= 2
                 }
                 #expect(reported, "controller: \(controller.recentOutput.suffix(5))\nnode: \(node.recentOutput.suffix(5))")
-                let service = try #require(try await store.services().first { $0.host == nodeName })
+                let nodeServices = try await store.services().filter { $0.host == nodeName }
+                #expect(Set(nodeServices.map(\.binary)) == ["nova-compute", "neutron-linuxbridge-agent", "neutron-dhcp-agent",
+                                                         "neutron-l3-agent", "neutron-metadata-agent", "cinder-volume"],
+                        "[node] services defaults to compute, network and volume")
+                let service = try #require(nodeServices.first { $0.binary == "nova-compute" })
                 #expect(service.binary == "nova-compute" && service.topic == "compute" && !service.disabled)
                 #expect(service.version == PetrelVersion.current && service.lastSeenAt != nil)
                 let hypervisor = try #require(try await store.hypervisor(host: nodeName))
