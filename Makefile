@@ -25,7 +25,7 @@ test: build guest-image openstack-client
 	$(SWIFT) test --skip-build
 	@bash Packaging/test-leftovers.sh
 
-run: build
+run: build guest-image
 	@bash Packaging/all-in-one.sh start
 
 stop:

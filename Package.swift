@@ -91,6 +91,9 @@ let package = Package(
         // The hosts as their nodes report them: services up or down, enabled or disabled, hypervisors.
         .target(name: "Hosts", dependencies: ["Store", .product(name: "SQLKit", package: "sql-kit")]),
 
+        // Glance's logic: image records and their bytes in a directory, uploads hashed on the way.
+        .target(name: "Images", dependencies: ["Store", .product(name: "Crypto", package: "swift-crypto")]),
+
         // MARK: APIs (the only modules besides PetrelHTTP that know the HTTP framework)
         // Keystone v3: discovery, tokens, catalog, identity resources; authentication and
         // policy enforcement for every other API.
@@ -113,6 +116,12 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
 
+        // Glance v2 under /image.
+        .target(name: "ImageAPI", dependencies: [
+            "IdentityAPI", "Identity", "Images", "Store", "PetrelHTTP",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
+
         // MARK: HTTP listeners
         // What every listener of both programs serves: /metrics, /healthcheck, error bodies.
         .target(name: "PetrelHTTP", dependencies: [
@@ -123,7 +132,7 @@ let package = Package(
         // MARK: programs
         .executableTarget(name: "petrel-controller", dependencies: [
             "PetrelCore", "PetrelHTTP", "Store", "RPC", "Contracts", "Identity", "IdentityAPI", "Hosts",
-            "ComputeAPI", "NetworkAPI", "VolumeAPI",
+            "ComputeAPI", "NetworkAPI", "VolumeAPI", "Images", "ImageAPI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -156,7 +165,7 @@ let package = Package(
         .testTarget(name: "RPCTests", dependencies: ["RPC", "Contracts", "RabbitMQDriver", "ProcessDriver", "TestSupport"]),
         .testTarget(name: "PetrelHTTPTests", dependencies: ["PetrelHTTP"]),
         .testTarget(name: "IdentityAPITests", dependencies: ["IdentityAPI", "Identity", "Store", "PetrelHTTP", "PetrelCore", "TestSupport",
-                                                             "ComputeAPI", "NetworkAPI", "VolumeAPI", "Hosts",
+                                                             "ComputeAPI", "NetworkAPI", "VolumeAPI", "Images", "ImageAPI", "Hosts",
                                                              .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "PetrelCore", "Store", "TestSupport"]),
     ]

@@ -125,6 +125,12 @@ case "${1:-start}" in
     write_clouds_yaml "$venv" "${public_url:-http://127.0.0.1:$port}" "$(cat "$password_file")"
     log "petrel-controller: http://127.0.0.1:$port (metrics at /metrics)  log: $logs/controller.log"
     log "petrel-node:       http://$metrics/metrics  log: $logs/node.log"
+    # The test guest as the public image petrel-tiny, once.
+    guest=$(ls /var/cache/petrel/guest/petrel-tiny-*.qcow2 2>/dev/null | head -1)
+    if [ -n "$guest" ] && ! openstack --os-cloud petrel image show petrel-tiny >/dev/null 2>&1; then
+      openstack --os-cloud petrel image create --file "$guest" --disk-format qcow2 --container-format bare --public petrel-tiny >/dev/null &&
+        log "uploaded image petrel-tiny from $guest"
+    fi
     log "try: openstack --os-cloud petrel token issue"
     ;;
   stop)

@@ -28,6 +28,7 @@ public struct Bootstrap: Sendable {
         // Cinder under both of the types clients look for.
         ("block-storage", "cinder", "/volume/v3"),
         ("volumev3", "cinderv3", "/volume/v3"),
+        ("image", "glance", "/image"),
     ]
 
     public static let defaultDomainID = "default"

@@ -174,6 +174,8 @@ public enum FaultStyle: Sendable {
     case nova
     /// `{"NeutronError": {"type", "message", "detail"}}`
     case neutron
+    /// `{"code": "404 Not Found", "title": "Not Found", "message"}` (Glance)
+    case glance
 
     static func novaName(_ status: HTTPResponse.Status) -> String {
         switch status.code {
@@ -254,6 +256,8 @@ public struct OpenStackErrorMiddleware<Context: RequestContext>: RouterMiddlewar
             body = ["error": ["code": code, "title": .string(title), "message": .string(message)]]
         case .nova:
             body = [FaultStyle.novaName(status): ["code": code, "message": .string(message)]]
+        case .glance:
+            body = ["code": .string("\(status.code) \(status.reasonPhrase)"), "title": .string(status.reasonPhrase), "message": .string(message)]
         case .neutron:
             let neutronType = type ?? (status == .forbidden ? "PolicyNotAuthorized" : "HTTP" + status.reasonPhrase.replacingOccurrences(of: " ", with: ""))
             body = ["NeutronError": ["type": .string(neutronType), "message": .string(message), "detail": ""]]

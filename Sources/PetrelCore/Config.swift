@@ -141,6 +141,8 @@ public struct PetrelConfig: Sendable {
     public var passwordHashRounds: Int
     public var lockoutFailureAttempts: Int
     public var lockoutDuration: Int
+    public var imageStorePath: String
+    public var imageSizeCap: Int
     public var libvirtURI: String
     public var virtType: String
     public var nodeMetricsListen: HostPort
@@ -219,6 +221,8 @@ public struct PetrelConfig: Sendable {
         passwordHashRounds = Int(try string("identity", "password_hash_rounds")!)!
         lockoutFailureAttempts = Int(try string("security_compliance", "lockout_failure_attempts")!)!
         lockoutDuration = Int(try string("security_compliance", "lockout_duration")!)!
+        imageStorePath = try string("image", "store_path")!
+        imageSizeCap = Int(try string("image", "image_size_cap")!)!
         libvirtURI = try string("libvirt", "uri")!
         virtType = try string("libvirt", "virt_type")!
         nodeMetricsListen = HostPort(parsing: try string("node", "metrics_listen")!)!

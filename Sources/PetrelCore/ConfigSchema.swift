@@ -44,7 +44,7 @@ public struct ConfigOption: Sendable {
 }
 
 public enum ConfigSchema {
-    public static let sections = ["DEFAULT", "database", "api", "token", "identity", "security_compliance", "oslo_policy", "libvirt", "node"]
+    public static let sections = ["DEFAULT", "database", "api", "token", "identity", "security_compliance", "oslo_policy", "image", "libvirt", "node"]
 
     public static let options: [ConfigOption] = [
         .init("DEFAULT", "host", .hostname, default: nil,
@@ -85,6 +85,10 @@ public enum ConfigSchema {
               help: "Seconds a locked-out user stays locked out."),
         .init("oslo_policy", "policy_file", .absolutePath, default: "/etc/petrel/policy.yaml",
               help: "YAML file overriding policy rules one by one (see etc/policy.yaml.sample); a missing file means the built-in defaults."),
+        .init("image", "store_path", .absolutePath, default: "/var/lib/petrel/images",
+              help: "Directory of the image service's data: one file per image, named by its id."),
+        .init("image", "image_size_cap", .integer(1...Int.max), default: "1099511627776",
+              help: "Largest image (bytes) an upload may store; larger uploads are refused with 413 (Glance's default, 1 TiB)."),
         .init("libvirt", "uri", .string, default: "qemu:///system",
               help: "libvirt connection URI of this hypervisor host (test:///default for a simulated one)."),
         .init("libvirt", "virt_type", .choice(["kvm", "qemu"]), default: "kvm",

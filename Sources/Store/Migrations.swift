@@ -207,5 +207,17 @@ public enum Schema {
                 created_at BIGINT NOT NULL, updated_at BIGINT)
             """,
         ]),
+        // Glance's images: the bytes live in the image store's directory, named by id.
+        Migration(version: 6, name: "images", statements: [
+            """
+            CREATE TABLE images (
+                id TEXT PRIMARY KEY, name TEXT, status TEXT NOT NULL, visibility TEXT NOT NULL, protected BOOLEAN NOT NULL DEFAULT FALSE,
+                os_hidden BOOLEAN NOT NULL DEFAULT FALSE, owner TEXT, disk_format TEXT, container_format TEXT, size BIGINT,
+                virtual_size BIGINT, checksum TEXT, os_hash_algo TEXT, os_hash_value TEXT, min_disk INTEGER NOT NULL DEFAULT 0,
+                min_ram INTEGER NOT NULL DEFAULT 0, properties TEXT NOT NULL DEFAULT '{}', tags TEXT NOT NULL DEFAULT '[]',
+                created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX images_owner ON images (owner)",
+        ]),
     ]
 }

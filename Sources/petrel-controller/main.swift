@@ -2,11 +2,13 @@ import ArgumentParser
 import ComputeAPI
 import Contracts
 import Foundation
-import Identity
 import Hosts
+import Identity
 import IdentityAPI
-import NetworkAPI
+import ImageAPI
+import Images
 import Logging
+import NetworkAPI
 import PetrelCore
 import PetrelHTTP
 import RPC
@@ -72,6 +74,9 @@ struct Serve: AsyncParsableCommand {
         ComputeAPI(identity: identity, hosts: hosts, logger: logger).register(on: router)
         NetworkAPI(identity: identity, hosts: hosts, logger: logger).register(on: router)
         VolumeAPI(identity: identity, hosts: hosts, logger: logger).register(on: router)
+        let images = try ImageService(database: database, directory: config.imageStorePath, sizeCap: Int64(config.imageSizeCap))
+        try await images.recoverInterruptedUploads()
+        ImageAPI(identity: identity, images: images, logger: logger).register(on: router)
         identity.register(on: router)
         let api = PetrelHTTPListener.application(router: router, address: config.apiListen, serverName: "petrel-controller",
                                                  logger: logger)
@@ -99,7 +104,7 @@ struct Serve: AsyncParsableCommand {
 }
 
 /// Every API's policy rules: one policy file for the controller, as one enforcement point.
-let allPolicyDefaults = KeystonePolicy.defaults + ComputeAPI.policyDefaults + NetworkAPI.policyDefaults + VolumeAPI.policyDefaults
+let allPolicyDefaults = KeystonePolicy.defaults + ComputeAPI.policyDefaults + NetworkAPI.policyDefaults + VolumeAPI.policyDefaults + ImageAPI.policyDefaults
 
 /// The identity service and its API from the configuration: the Fernet keys must exist, and
 /// a policy file (if present) overrides the built-in rules.

@@ -12,12 +12,9 @@ import TestSupport
 import Testing
 
 /// The Keystone API in-process (router, real SQLite database): every response has at least
-/// the fields of Keystone's own API samples (../shared/openstack-api-samples/identity), and
+/// the fields of Keystone's own API samples (KeystoneSampleFields), and
 /// the error paths answer with Keystone's error body.
 @Suite struct KeystoneShapeTests {
-    static let samples = Repository.root.deletingLastPathComponent()
-        .appendingPathComponent("shared/openstack-api-samples/identity/admin")
-
     /// Dotted key paths of a JSON value (the first element stands for every array element).
     static func paths(_ value: JSON, _ prefix: String = "") -> Set<String> {
         switch value {
@@ -33,15 +30,10 @@ import Testing
         }
     }
 
-    func sample(_ name: String) throws -> JSON {
-        let url = Self.samples.appendingPathComponent(name)
-        try Requirement.require(FileManager.default.fileExists(atPath: url.path), "\(url.path) is missing")
-        return try #require(JSON.parse(Array(try Data(contentsOf: url))), "\(name) is not JSON")
-    }
-
     /// Expects every field of the sample in `ours`, except those named in `except` (prefixes).
     func expectShape(_ ours: JSON, like name: String, except: [String] = []) throws {
-        let missing = Self.paths(try sample(name)).subtracting(Self.paths(ours))
+        let sample = try #require(KeystoneSampleFields.fields[name], "no recorded fields for \(name)")
+        let missing = sample.subtracting(Self.paths(ours))
             .filter { path in !except.contains { path.hasPrefix($0) } }
         #expect(missing.isEmpty, "\(name): missing \(missing.sorted())")
     }

@@ -35,6 +35,8 @@ import Testing
             public_url = \(url)
             [token]
             key_repository = \(directory.path)/keys
+            [image]
+            store_path = \(directory.path)/images
             [identity]
             password_hash_rounds = 4
             [security_compliance]
@@ -64,6 +66,11 @@ import Testing
                 "LOCKOUT_ATTEMPTS=3", "LOCKOUT_DURATION=5", "bash", script])
             #expect(result.status == 0, "\(result.stdout.suffix(1500))\n\(result.stderr.suffix(1500))\ncontroller: \(child.recentOutput.suffix(10))")
             #expect(result.stdout.contains("CLI checks passed"), "\(result.stdout.suffix(500))")
+            // The image service on the same cloud.
+            let images = try await Command.run("env", ["OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(clouds)", "PETREL_URL=\(url)",
+                                                       "bash", Repository.root.appendingPathComponent("Tests/ProgramTests/image-cli.sh").path])
+            #expect(images.status == 0 && images.stdout.contains("all image CLI checks passed"),
+                    "\(images.stdout.suffix(1500))\n\(images.stderr.suffix(1500))")
             // No request ended in a server error.
             #expect(!child.recentOutput.contains { $0.contains("request failed") }, "\(child.recentOutput.filter { $0.contains("failed") })")
             child.signal(SIGTERM)

@@ -1,0 +1,169 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+@testable import Identity
+@testable import IdentityAPI
+import ImageAPI
+import Images
+import Logging
+import NIOCore
+import PetrelHTTP
+import Store
+import TestSupport
+import Testing
+
+/// Glance v2 in-process on a real database and image directory: uploads (and interrupted
+/// ones), pagination, JSON-patch, visibility between projects.
+@Suite struct ImageAPITests {
+    struct Setup: Sendable {
+        let images: ImageService
+        let adminToken: String
+        let memberToken: String
+        let directory: String
+    }
+
+    func withImages(_ body: @Sendable (any TestClientProtocol, Setup) async throws -> Void) async throws {
+        let (url, drop) = try await TestDatabase.sqlite.makeDatabase()
+        let database = try Database(url, logger: Logger(label: "image-test"))
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-images-\(UUID().uuidString)").path
+        try await withCleanup {
+            try await Migrator().migrate(database)
+            var bootstrap = Bootstrap(adminPassword: "admin-pw", publicURL: "http://controller:5000")
+            bootstrap.passwordCost = 4
+            try await bootstrap.run(on: database)
+            try FernetKeyRepository(directory: directory + "/keys").setup()
+            var options = IdentityOptions(keyRepository: directory + "/keys")
+            options.passwordCost = 4
+            let service = try IdentityService(database: database, options: options, logger: Logger(label: "image-test"))
+            // A second project with a member.
+            let (projectID, userID, memberRole) = try await service.write { sql in
+                let project = ProjectRow(id: IdentityService.makeID(), name: "other", domainID: "default", createdAt: IdentityService.timestamp())
+                try await IdentityTables.projects.insert(sql, project)
+                let user = UserRow(id: IdentityService.makeID(), name: "m", domainID: "default",
+                                   passwordHash: await PasswordHasher.hash("pw", cost: 4), createdAt: IdentityService.timestamp())
+                try await IdentityTables.users.insert(sql, user)
+                let role = try await IdentityTables.roles.first(sql, where: [.equals("name", "member")])!.id
+                return (project.id, user.id, role)
+            }
+            try await service.write { sql in
+                try await IdentityTables.assignments.insert(sql, AssignmentRow(actorType: "user", actorID: userID, targetType: "project",
+                                                                               targetID: projectID, roleID: memberRole))
+            }
+            let policy = try Policy(defaults: KeystonePolicy.defaults + ImageAPI.policyDefaults)
+            let identity = KeystoneAPI(service: service, policy: policy, publicURL: "http://controller:5000", logger: Logger(label: "image-test"))
+            let images = try ImageService(database: database, directory: directory + "/store", sizeCap: 1 << 20)
+            let router = Router(options: .autoGenerateHeadEndpoints)
+            ImageAPI(identity: identity, images: images, logger: Logger(label: "image-test")).register(on: router)
+            identity.register(on: router)
+            let admin = try await service.issue(AuthRequest(method: .password(.name("admin", domain: .id("default")), password: "admin-pw"),
+                                                            scope: .project(.name("admin", domain: .id("default"))))).token
+            let member = try await service.issue(AuthRequest(method: .password(.id(userID), password: "pw"), scope: .project(.id(projectID)))).token
+            try await Application(router: router).test(.router) { client in
+                try await body(client, Setup(images: images, adminToken: admin, memberToken: member, directory: directory + "/store"))
+            }
+        } cleanup: {
+            await database.shutdown()
+            await drop()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+
+    func call(_ client: any TestClientProtocol, _ method: HTTPRequest.Method, _ path: String, _ token: String, body: [UInt8]? = nil,
+              type: String = "application/json") async throws -> (HTTPResponse.Status, HTTPFields, [UInt8]) {
+        try await client.execute(uri: path, method: method,
+                                 headers: [HTTPField.Name("X-Auth-Token")!: token, .contentType: type],
+                                 body: body.map { ByteBuffer(bytes: $0) }) { ($0.status, $0.headers, Array($0.body.readableBytesView)) }
+    }
+
+    func json(_ bytes: [UInt8]) -> JSON? { JSON.parse(bytes) }
+
+    /// A minimal qcow2 header announcing a 1 GiB disk, then data.
+    static let qcow2: [UInt8] = {
+        var bytes: [UInt8] = [0x51, 0x46, 0x49, 0xFB, 0, 0, 0, 3] + [UInt8](repeating: 0, count: 16)
+        bytes += [0, 0, 0, 0, 0x40, 0, 0, 0]  // size: 1 GiB, big-endian
+        bytes += (0..<5000).map { UInt8($0 % 251) }
+        return bytes
+    }()
+
+    @Test func uploadDownloadAndInterruptedUploads() async throws {
+        try await withImages { client, setup in
+            let created = try await call(client, .post, "/image/v2/images", setup.adminToken,
+                                         body: Array(#"{"name": "q", "disk_format": "qcow2", "container_format": "bare"}"#.utf8))
+            #expect(created.0 == .created)
+            let id = try #require(json(created.2)?["id"]?.stringValue)
+            #expect(json(created.2)?["status"] == "queued" && json(created.2)?["visibility"] == "shared")
+            let upload = try await call(client, .put, "/image/v2/images/\(id)/file", setup.adminToken, body: Self.qcow2,
+                                        type: "application/octet-stream")
+            #expect(upload.0 == .noContent)
+            let shown = try #require(json(try await call(client, .get, "/image/v2/images/\(id)", setup.adminToken).2))
+            #expect(shown["status"] == "active" && shown["size"] == .number(Double(Self.qcow2.count)))
+            #expect(shown["virtual_size"] == .number(Double(1 << 30)), "read from the qcow2 header")
+            let again = try await call(client, .put, "/image/v2/images/\(id)/file", setup.adminToken, body: Self.qcow2,
+                                       type: "application/octet-stream")
+            #expect(again.0 == .conflict, "an active image takes no more data")
+            let download = try await call(client, .get, "/image/v2/images/\(id)/file", setup.adminToken)
+            #expect(download.0 == .ok && download.2 == Self.qcow2)
+            #expect(download.1[HTTPField.Name("Content-MD5")!] == shown["checksum"]?.stringValue)
+
+            // Bytes that are not qcow2: refused, the image stays queued, no file is left.
+            let second = try #require(json(try await call(client, .post, "/image/v2/images", setup.adminToken,
+                                                          body: Array(#"{"name": "bad", "disk_format": "qcow2", "container_format": "bare"}"#.utf8)).2)?["id"]?.stringValue)
+            let refused = try await call(client, .put, "/image/v2/images/\(second)/file", setup.adminToken, body: Array(repeating: 7, count: 4096),
+                                         type: "application/octet-stream")
+            #expect(refused.0 == .badRequest)
+            #expect(json(try await call(client, .get, "/image/v2/images/\(second)", setup.adminToken).2)?["status"] == "queued")
+            let files = try FileManager.default.contentsOfDirectory(atPath: setup.directory)
+            #expect(files == [id], "only the active image has a file: \(files)")
+            // Over the size cap (1 MiB here): 413, still queued.
+            let big = try await call(client, .put, "/image/v2/images/\(second)/file", setup.adminToken,
+                                     body: Self.qcow2 + [UInt8](repeating: 1, count: 1 << 20), type: "application/octet-stream")
+            #expect(big.0 == .contentTooLarge)
+            // An upload cut short (the controller dies mid-stream): the image goes back to queued.
+            let upload3 = try await setup.images.beginUpload(second)
+            try Self.qcow2.withUnsafeBytes { try upload3.write($0) }
+            #expect(try await setup.images.get(second).row.status == "saving")
+            try await setup.images.recoverInterruptedUploads()
+            #expect(try await setup.images.get(second).row.status == "queued")
+            #expect(!FileManager.default.fileExists(atPath: setup.images.path(of: second) + ".partial"))
+        }
+    }
+
+    @Test func listingPatchingAndVisibility() async throws {
+        try await withImages { client, setup in
+            var ids: [String] = []
+            for index in 0..<5 {
+                let visibility = index == 0 ? "public" : "private"
+                let body = #"{"name": "img-\#(index)", "disk_format": "raw", "container_format": "bare", "visibility": "\#(visibility)", "tags": ["t\#(index % 2)"]}"#
+                let answer = try await call(client, .post, "/image/v2/images", setup.adminToken, body: Array(body.utf8))
+                ids.append(try #require(json(answer.2)?["id"]?.stringValue))
+            }
+            let page = try #require(json(try await call(client, .get, "/image/v2/images?limit=2&sort=name:asc", setup.adminToken).2))
+            #expect(page["images"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["img-0", "img-1"])
+            let next = try #require(page["next"]?.stringValue)
+            let rest = try #require(json(try await call(client, .get, "/image" + next, setup.adminToken).2))
+            #expect(rest["images"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["img-2", "img-3"])
+            let tagged = try #require(json(try await call(client, .get, "/image/v2/images?tag=t1", setup.adminToken).2))
+            #expect(tagged["images"]?.arrayValue?.count == 2)
+
+            let patch = #"[{"op": "replace", "path": "/name", "value": "renamed"}, {"op": "add", "path": "/hw_architecture", "value": "x86_64"}]"#
+            let patched = try await call(client, .patch, "/image/v2/images/\(ids[1])", setup.adminToken, body: Array(patch.utf8),
+                                         type: "application/openstack-images-v2.1-json-patch")
+            #expect(patched.0 == .ok && json(patched.2)?["name"] == "renamed" && json(patched.2)?["hw_architecture"] == "x86_64")
+            let readOnly = try await call(client, .patch, "/image/v2/images/\(ids[1])", setup.adminToken,
+                                          body: Array(#"[{"op": "replace", "path": "/status", "value": "active"}]"#.utf8))
+            #expect(readOnly.0 == .forbidden)
+            #expect(json(readOnly.2)?["code"] == "403 Forbidden", "Glance's error body")
+
+            // Another project's member sees the public image only, and cannot make one public.
+            let seen = try #require(json(try await call(client, .get, "/image/v2/images", setup.memberToken).2))
+            #expect(seen["images"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["img-0"])
+            #expect(try await call(client, .get, "/image/v2/images/\(ids[2])", setup.memberToken).0 == .notFound)
+            #expect(try await call(client, .delete, "/image/v2/images/\(ids[0])", setup.memberToken).0 == .forbidden)
+            let publicize = try await call(client, .post, "/image/v2/images", setup.memberToken,
+                                           body: Array(#"{"name": "mine", "visibility": "public"}"#.utf8))
+            #expect(publicize.0 == .forbidden)
+            #expect(try await call(client, .post, "/image/v2/images", setup.memberToken, body: Array(#"{"name": "mine"}"#.utf8)).0 == .created)
+        }
+    }
+}
