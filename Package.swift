@@ -94,6 +94,12 @@ let package = Package(
         // Glance's logic: image records and their bytes in a directory, uploads hashed on the way.
         .target(name: "Images", dependencies: ["Store", .product(name: "Crypto", package: "swift-crypto")]),
 
+        // Nova's logic on the controller: flavors, key pairs (servers and the scheduler to come).
+        .target(name: "Compute", dependencies: [
+            "Store", .product(name: "SQLKit", package: "sql-kit"),
+            .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
+        ]),
+
         // MARK: APIs (the only modules besides PetrelHTTP that know the HTTP framework)
         // Keystone v3: discovery, tokens, catalog, identity resources; authentication and
         // policy enforcement for every other API.
@@ -104,7 +110,7 @@ let package = Package(
 
         // Nova v2.1 (services, hypervisors so far), Neutron v2.0 (agents), Cinder v3 (services).
         .target(name: "ComputeAPI", dependencies: [
-            "IdentityAPI", "Identity", "Hosts", "Store", "PetrelHTTP",
+            "IdentityAPI", "Identity", "Hosts", "Compute", "Store", "PetrelHTTP",
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         .target(name: "NetworkAPI", dependencies: [
@@ -165,7 +171,7 @@ let package = Package(
         .testTarget(name: "RPCTests", dependencies: ["RPC", "Contracts", "RabbitMQDriver", "ProcessDriver", "TestSupport"]),
         .testTarget(name: "PetrelHTTPTests", dependencies: ["PetrelHTTP"]),
         .testTarget(name: "IdentityAPITests", dependencies: ["IdentityAPI", "Identity", "Store", "PetrelHTTP", "PetrelCore", "TestSupport",
-                                                             "ComputeAPI", "NetworkAPI", "VolumeAPI", "Images", "ImageAPI", "Hosts",
+                                                             "ComputeAPI", "NetworkAPI", "VolumeAPI", "Images", "ImageAPI", "Hosts", "Compute", "ProcessDriver",
                                                              .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "PetrelCore", "Store", "TestSupport"]),
     ]

@@ -131,6 +131,12 @@ case "${1:-start}" in
       openstack --os-cloud petrel image create --file "$guest" --disk-format qcow2 --container-format bare --public petrel-tiny >/dev/null &&
         log "uploaded image petrel-tiny from $guest"
     fi
+    # The flavors the compute issue names, once.
+    for flavor in "m1.tiny 1 128 1" "m1.small 1 256 2"; do
+      set -- $flavor
+      openstack --os-cloud petrel flavor show "$1" >/dev/null 2>&1 ||
+        { openstack --os-cloud petrel flavor create --vcpus "$2" --ram "$3" --disk "$4" "$1" >/dev/null && log "created flavor $1"; }
+    done
     log "try: openstack --os-cloud petrel token issue"
     ;;
   stop)

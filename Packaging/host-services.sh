@@ -30,7 +30,7 @@ PACKAGES=(
   # test guest image
   extlinux syslinux-common cpio e2fsprogs fdisk kmod
   # benchmarks and end-to-end tests
-  wrk curl python3-venv iputils-ping
+  wrk curl python3-venv iputils-ping openssh-client
 )
 
 missing_packages() {

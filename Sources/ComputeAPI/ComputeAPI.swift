@@ -1,3 +1,4 @@
+import Compute
 import Foundation
 import HTTPTypes
 import Hosts
@@ -8,11 +9,13 @@ import Logging
 import PetrelHTTP
 import Store
 
-/// The Nova v2.1 API under `/compute`: version discovery, microversions, and (so far) the
-/// services and hypervisors of the cloud.
+/// The Nova v2.1 API under `/compute`: version discovery, microversions, the services,
+/// hypervisors and aggregates of the cloud, flavors and key pairs (servers to come).
 public struct ComputeAPI: Sendable {
     public let identity: KeystoneAPI
     public let hosts: HostInventory
+    let flavors: Flavors
+    let keyPairs: KeyPairs
     let logger: Logger
 
     /// The microversions served. The top stays below 2.88 on purpose: from 2.88 Nova moves the
@@ -37,11 +40,13 @@ public struct ComputeAPI: Sendable {
                       ["GET /compute/v2.1/os-hypervisors/statistics"]),
         PolicyDefault("os_compute_api:os-hypervisors:uptime", "rule:context_is_admin", "Show a hypervisor's uptime.",
                       ["GET /compute/v2.1/os-hypervisors/{hypervisor_id}/uptime"]),
-    ] + aggregatePolicies
+    ] + aggregatePolicies + flavorPolicies + keyPairPolicies
 
     public init(identity: KeystoneAPI, hosts: HostInventory, logger: Logger) {
         self.identity = identity
         self.hosts = hosts
+        flavors = Flavors(database: hosts.store.database)
+        keyPairs = KeyPairs(database: hosts.store.database)
         self.logger = logger
     }
 
@@ -65,6 +70,8 @@ public struct ComputeAPI: Sendable {
         registerServices(on: v21)
         registerHypervisors(on: v21)
         registerAggregates(on: v21)
+        registerFlavors(on: v21)
+        registerKeyPairs(on: v21)
     }
 
     /// The caller (authenticated), the microversion asked for, and the headers that echo it.

@@ -219,5 +219,27 @@ public enum Schema {
             """,
             "CREATE INDEX images_owner ON images (owner)",
         ]),
+        // Nova's flavors (with extra specs as a JSON object, and the projects a private
+        // flavor is shared with) and key pairs (per user).
+        Migration(version: 7, name: "flavors and key pairs", statements: [
+            """
+            CREATE TABLE flavors (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, memory_mb INTEGER NOT NULL, vcpus INTEGER NOT NULL,
+                root_gb INTEGER NOT NULL, ephemeral_gb INTEGER NOT NULL DEFAULT 0, swap INTEGER NOT NULL DEFAULT 0,
+                rxtx_factor DOUBLE PRECISION NOT NULL DEFAULT 1.0, is_public BOOLEAN NOT NULL DEFAULT TRUE,
+                disabled BOOLEAN NOT NULL DEFAULT FALSE, description TEXT, extra_specs TEXT NOT NULL DEFAULT '{}',
+                created_at BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE flavor_projects (
+                flavor_id TEXT NOT NULL REFERENCES flavors(id) ON DELETE CASCADE, project_id TEXT NOT NULL,
+                PRIMARY KEY (flavor_id, project_id))
+            """,
+            """
+            CREATE TABLE key_pairs (
+                id INTEGER PRIMARY KEY, name TEXT NOT NULL, user_id TEXT NOT NULL, type TEXT NOT NULL,
+                fingerprint TEXT NOT NULL, public_key TEXT NOT NULL, created_at BIGINT NOT NULL, UNIQUE (user_id, name))
+            """,
+        ]),
     ]
 }

@@ -71,6 +71,11 @@ import Testing
                                                        "bash", Repository.root.appendingPathComponent("Tests/ProgramTests/image-cli.sh").path])
             #expect(images.status == 0 && images.stdout.contains("all image CLI checks passed"),
                     "\(images.stdout.suffix(1500))\n\(images.stderr.suffix(1500))")
+            // Flavors and key pairs.
+            let compute = try await Command.run("env", ["OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(clouds)", "PETREL_URL=\(url)",
+                                                        "bash", Repository.root.appendingPathComponent("Tests/ProgramTests/compute-cli.sh").path])
+            #expect(compute.status == 0 && compute.stdout.contains("all compute CLI checks passed"),
+                    "\(compute.stdout.suffix(1500))\n\(compute.stderr.suffix(1500))")
             // No request ended in a server error.
             #expect(!child.recentOutput.contains { $0.contains("request failed") }, "\(child.recentOutput.filter { $0.contains("failed") })")
             child.signal(SIGTERM)

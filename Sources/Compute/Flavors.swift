@@ -1,0 +1,113 @@
+import Foundation
+import SQLKit
+import Store
+
+/// A flavor, with its extra specs decoded.
+public struct Flavor: Sendable, Equatable {
+    public var row: FlavorRow
+    public var extraSpecs: [String: String]
+
+    public var id: String { row.id }
+
+    public init(row: FlavorRow, extraSpecs: [String: String] = [:]) {
+        self.row = row
+        self.extraSpecs = extraSpecs
+    }
+}
+
+/// Nova's flavors: sizes of servers, public or shared with chosen projects, with extra specs.
+public struct Flavors: Sendable {
+    public enum Failure: Error, Equatable {
+        case notFound(String)
+        case duplicate(String)
+        case publicFlavor(String)
+        case accessExists(flavor: String, project: String)
+        case accessMissing(flavor: String, project: String)
+        case specMissing(flavor: String, key: String)
+    }
+
+    let database: Database
+
+    public init(database: Database) { self.database = database }
+
+    static func decode(_ row: FlavorRow) -> Flavor {
+        Flavor(row: row, extraSpecs: (try? JSONDecoder().decode([String: String].self, from: Data(row.extraSpecs.utf8))) ?? [:])
+    }
+
+    static func encoded(_ flavor: Flavor) -> FlavorRow {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        var row = flavor.row
+        row.extraSpecs = String(decoding: (try? encoder.encode(flavor.extraSpecs)) ?? Data("{}".utf8), as: UTF8.self)
+        return row
+    }
+
+    public func create(_ flavor: Flavor) async throws -> Flavor {
+        do {
+            try await database.transaction { sql in
+                if try await ComputeTables.flavors.get(sql, id: flavor.id) != nil { throw Failure.duplicate("Flavor with ID \(flavor.id) already exists.") }
+                try await ComputeTables.flavors.insert(sql, Self.encoded(flavor))
+            }
+        } catch is DuplicateRowError {
+            throw Failure.duplicate("Flavor with name \(flavor.row.name) already exists.")
+        }
+        return flavor
+    }
+
+    public func get(_ id: String) async throws -> Flavor {
+        guard let row = try await database.withConnection({ sql in try await ComputeTables.flavors.get(sql, id: id) }) else {
+            throw Failure.notFound(id)
+        }
+        return Self.decode(row)
+    }
+
+    /// The flavors `project` may use (every one when `project` is nil: an admin's view).
+    public func list(visibleTo project: String?) async throws -> [Flavor] {
+        try await database.withConnection { sql in
+            let all = try await ComputeTables.flavors.all(sql, orderBy: "id").map(Self.decode)
+            guard let project else { return all }
+            let shared = Set(try await ComputeTables.flavorProjects.all(sql, where: [.equals("project_id", project)]).map(\.flavorID))
+            return all.filter { $0.row.isPublic || shared.contains($0.id) }
+        }
+    }
+
+    public func change(_ id: String, _ body: @escaping @Sendable (inout Flavor) throws -> Void) async throws -> Flavor {
+        try await database.transaction { sql in
+            guard let row = try await ComputeTables.flavors.get(sql, id: id) else { throw Failure.notFound(id) }
+            var flavor = Self.decode(row)
+            try body(&flavor)
+            try await ComputeTables.flavors.update(sql, id: id, Self.encoded(flavor))
+            return flavor
+        }
+    }
+
+    public func delete(_ id: String) async throws {
+        try await database.transaction { sql in
+            guard try await ComputeTables.flavors.delete(sql, where: [.equals("id", id)]) > 0 else { throw Failure.notFound(id) }
+        }
+    }
+
+    public func projects(of id: String) async throws -> [String] {
+        _ = try await get(id)
+        return try await database.withConnection { sql in
+            try await ComputeTables.flavorProjects.all(sql, where: [.equals("flavor_id", id)], orderBy: "project_id").map(\.projectID)
+        }
+    }
+
+    /// Shares a private flavor with a project (or stops sharing it).
+    public func setAccess(_ id: String, project: String, granted: Bool) async throws -> [String] {
+        try await database.transaction { sql in
+            guard let row = try await ComputeTables.flavors.get(sql, id: id) else { throw Failure.notFound(id) }
+            if row.isPublic { throw Failure.publicFlavor(id) }
+            let exists = try await ComputeTables.flavorProjects.first(sql, where: [.equals("flavor_id", id), .equals("project_id", project)]) != nil
+            if granted {
+                if exists { throw Failure.accessExists(flavor: id, project: project) }
+                try await ComputeTables.flavorProjects.insert(sql, FlavorProjectRow(flavorID: id, projectID: project))
+            } else {
+                if !exists { throw Failure.accessMissing(flavor: id, project: project) }
+                try await ComputeTables.flavorProjects.delete(sql, where: [.equals("flavor_id", id), .equals("project_id", project)])
+            }
+            return try await ComputeTables.flavorProjects.all(sql, where: [.equals("flavor_id", id)], orderBy: "project_id").map(\.projectID)
+        }
+    }
+}

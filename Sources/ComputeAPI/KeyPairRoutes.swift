@@ -1,0 +1,107 @@
+import Compute
+import Foundation
+import Hummingbird
+import Identity
+import IdentityAPI
+import PetrelHTTP
+import Store
+
+extension ComputeAPI {
+    static let keyPairPolicies: [PolicyDefault] = ["index", "create", "show", "delete"].map { action in
+        PolicyDefault("os_compute_api:os-keypairs:\(action)", "(rule:context_is_admin) or user_id:%(user_id)s",
+                      "\(action == "index" ? "List" : action.capitalized) key pairs (one's own; an admin names other users).",
+                      [action == "create" ? "POST /compute/v2.1/os-keypairs" : action == "index" ? "GET /compute/v2.1/os-keypairs"
+                       : "\(action == "show" ? "GET" : "DELETE") /compute/v2.1/os-keypairs/{keypair_name}"])
+    }
+
+    func keyPairJSON(_ row: KeyPairRow, _ version: Microversion, full: Bool) -> JSON {
+        var object: [String: JSON] = ["name": .string(row.name), "public_key": .string(row.publicKey), "fingerprint": .string(row.fingerprint)]
+        if version >= Microversion(2, 2) { object["type"] = .string(row.type) }
+        if full {
+            object["user_id"] = .string(row.userID)
+            object["id"] = .number(Double(row.id))
+            object["created_at"] = novaTime(row.createdAt)
+            object["updated_at"] = nil
+            object["deleted"] = false
+            object["deleted_at"] = nil
+        }
+        return .object(object)
+    }
+
+    func registerKeyPairs(on v21: RouterGroup<BasicRequestContext>) {
+        @Sendable func run<T>(_ body: () async throws -> T) async throws -> T {
+            do {
+                return try await body()
+            } catch let failure as KeyPairs.Failure {
+                switch failure {
+                case .notFound(let name): throw APIFault(.notFound, "Keypair \(name) not found for this user.")
+                case .duplicate(let message): throw APIFault(.conflict, message)
+                case .invalidKey(let message): throw APIFault(.badRequest, message)
+                }
+            }
+        }
+        /// The user a request acts for: the caller, or (admin, 2.10+) `user_id`.
+        @Sendable func subject(_ request: Request, _ action: String, given: String? = nil) async throws -> (String, Microversion) {
+            let (caller, version) = try await authenticated(request)
+            var user = caller.user.id
+            if let other = given ?? identity.query(request, "user_id") {
+                guard version >= Microversion(2, 10) else { throw APIFault(.badRequest, "user_id needs microversion 2.10 or later.") }
+                user = other
+            }
+            guard identity.policy.enforce(action, credentials: caller.credentials, target: ["user_id": user]) else {
+                throw APIFault(.forbidden, "Policy doesn't allow \(action) to be performed.")
+            }
+            return (user, version)
+        }
+        v21.get("os-keypairs") { request, _ in
+            let (user, version) = try await subject(request, "os_compute_api:os-keypairs:index")
+            var list = try await keyPairs.list(userID: user)
+            if let marker = identity.query(request, "marker") {
+                guard let index = list.firstIndex(where: { $0.name == marker }) else { throw APIFault(.badRequest, "marker [\(marker)] not found") }
+                list = Array(list[(index + 1)...])
+            }
+            if let text = identity.query(request, "limit") {
+                guard let limit = Int(text), limit >= 0 else { throw APIFault(.badRequest, "Invalid input for query parameters limit.") }
+                list = Array(list.prefix(limit))
+            }
+            return answer(.ok, ["keypairs": .array(list.map { ["keypair": keyPairJSON($0, version, full: false)] })], version)
+        }
+        v21.post("os-keypairs") { request, _ in
+            guard let fields = try await identity.body(request)["keypair"]?.objectValue else {
+                throw APIFault(.badRequest, "Invalid input for field/attribute keypair. 'keypair' is a required property.")
+            }
+            let (user, version) = try await subject(request, "os_compute_api:os-keypairs:create", given: fields["user_id"]?.stringValue)
+            guard let name = fields["name"]?.stringValue, !name.isEmpty, name.count <= 255,
+                  name.range(of: "^[a-zA-Z0-9 _.@-]+$", options: .regularExpression) != nil, name.trimmingCharacters(in: .whitespaces) == name else {
+                throw APIFault(.badRequest, "Keypair data is invalid: the name must be 1 to 255 letters, digits, spaces, '_', '.', '@' or '-'.")
+            }
+            let type = fields["type"]?.stringValue ?? "ssh"
+            guard type == "ssh" || (type == "x509" && version >= Microversion(2, 2)) else {
+                throw APIFault(.badRequest, "Invalid input for field/attribute type. Value: \(type). It must be 'ssh' or 'x509'.")
+            }
+            guard type == "ssh" else { throw APIFault(.badRequest, "x509 key pairs are not supported.") }
+            var privateKey: String?
+            var publicKey = fields["public_key"]?.stringValue
+            if publicKey == nil {
+                let generated = try KeyPairs.generate()
+                (publicKey, privateKey) = (generated.publicKey, generated.privateKey)
+            }
+            let row = try await run { try await keyPairs.create(userID: user, name: name, type: type, publicKey: publicKey!) }
+            var object = keyPairJSON(row, version, full: false).objectValue ?? [:]
+            object["user_id"] = .string(user)
+            if let privateKey { object["private_key"] = .string(privateKey) }
+            return answer(version >= Microversion(2, 2) ? .created : .ok, ["keypair": .object(object)], version)
+        }
+        v21.get("os-keypairs/:name") { request, context in
+            let (user, version) = try await subject(request, "os_compute_api:os-keypairs:show")
+            let row = try await run { try await keyPairs.get(userID: user, name: try context.parameters.require("name")) }
+            return answer(.ok, ["keypair": keyPairJSON(row, version, full: true)], version)
+        }
+        v21.delete("os-keypairs/:name") { request, context in
+            let (user, version) = try await subject(request, "os_compute_api:os-keypairs:delete")
+            try await run { try await keyPairs.delete(userID: user, name: try context.parameters.require("name")) }
+            return Response(status: version >= Microversion(2, 2) ? .noContent : .accepted,
+                            headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
+        }
+    }
+}

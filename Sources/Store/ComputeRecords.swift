@@ -1,0 +1,59 @@
+import Foundation
+import SQLKit
+
+/// A row of `flavors`. `extraSpecs` is a JSON object of strings.
+public struct FlavorRow: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var memoryMB: Int
+    public var vcpus: Int
+    public var rootGB: Int
+    public var ephemeralGB: Int
+    public var swap: Int
+    public var rxtxFactor: Double
+    public var isPublic: Bool
+    public var disabled: Bool
+    public var description: String?
+    public var extraSpecs: String
+    public var createdAt: Int64
+
+    public init(id: String, name: String, memoryMB: Int, vcpus: Int, rootGB: Int, ephemeralGB: Int, swap: Int, rxtxFactor: Double,
+                isPublic: Bool, description: String?, createdAt: Int64) {
+        self.id = id; self.name = name; self.memoryMB = memoryMB; self.vcpus = vcpus; self.rootGB = rootGB
+        self.ephemeralGB = ephemeralGB; self.swap = swap; self.rxtxFactor = rxtxFactor; self.isPublic = isPublic
+        self.disabled = false; self.description = description; self.extraSpecs = "{}"; self.createdAt = createdAt
+    }
+}
+
+public struct FlavorProjectRow: Codable, Sendable, Equatable {
+    public var flavorID: String
+    public var projectID: String
+
+    public init(flavorID: String, projectID: String) { self.flavorID = flavorID; self.projectID = projectID }
+}
+
+/// A row of `key_pairs`.
+public struct KeyPairRow: Codable, Sendable, Equatable {
+    public var id: Int
+    public var name: String
+    public var userID: String
+    public var type: String
+    public var fingerprint: String
+    public var publicKey: String
+    public var createdAt: Int64
+
+    public init(id: Int, name: String, userID: String, type: String, fingerprint: String, publicKey: String, createdAt: Int64) {
+        self.id = id; self.name = name; self.userID = userID; self.type = type; self.fingerprint = fingerprint
+        self.publicKey = publicKey; self.createdAt = createdAt
+    }
+}
+
+public enum ComputeTables {
+    public static let flavors = Table<FlavorRow>("flavors")
+    public static let flavorProjects = Table<FlavorProjectRow>("flavor_projects")
+    public static let keyPairs = Table<KeyPairRow>("key_pairs")
+
+    public static func nextKeyPairID(_ sql: any SQLDatabase) async throws -> Int {
+        try await sql.raw("SELECT COALESCE(MAX(id), 0) + 1 AS next FROM key_pairs").first()!.decode(column: "next", as: Int.self)
+    }
+}
