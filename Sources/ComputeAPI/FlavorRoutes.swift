@@ -108,10 +108,10 @@ extension ComputeAPI {
             switch key {
             case "flavorid", "id": keyed = { $0.id }
             case "name": keyed = { $0.row.name }
-            case "memory_mb": keyed = { String(format: "%012d", $0.row.memoryMB) }
-            case "vcpus": keyed = { String(format: "%012d", $0.row.vcpus) }
-            case "root_gb": keyed = { String(format: "%012d", $0.row.rootGB) }
-            case "created_at": keyed = { String(format: "%020d", $0.row.createdAt) }
+            case "memory_mb": keyed = { String(format: "%020ld", $0.row.memoryMB) }
+            case "vcpus": keyed = { String(format: "%020ld", $0.row.vcpus) }
+            case "root_gb": keyed = { String(format: "%020ld", $0.row.rootGB) }
+            case "created_at": keyed = { String(format: "%020lld", $0.row.createdAt) }
             default: throw APIFault(.badRequest, "Invalid input for query parameters sort_key. Value: \(key).")
             }
             list.sort { descending ? keyed($0) > keyed($1) : keyed($0) < keyed($1) }
@@ -156,7 +156,7 @@ extension ComputeAPI {
             if let given = fields["id"], !given.isNull, given.stringValue != "auto" {
                 let text: String? = switch given {
                 case .string(let string): string
-                case .number(let number) where number.rounded() == number: String(Int(number))
+                case .number(let number): Int(exactly: number).map(String.init)
                 default: nil
                 }
                 let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "._- "))
@@ -231,7 +231,7 @@ extension ComputeAPI {
                 }
                 switch value {
                 case .string(let text) where text.count <= 255: values[key] = text
-                case .number(let number): values[key] = number.rounded() == number ? String(Int(number)) : String(number)
+                case .number(let number): values[key] = Int(exactly: number).map(String.init) ?? String(number)
                 case .bool(let flag): values[key] = flag ? "True" : "False"
                 default: throw APIFault(.badRequest, "Invalid input for field/attribute extra_specs value of '\(key)'.")
                 }

@@ -44,34 +44,41 @@ extension IdentityService {
         await PasswordHasher.hash(password, cost: options.passwordCost)
     }
 
-    /// Applies a changed user row; disabling the user or changing its password revokes its tokens.
-    public func updateUser(_ updated: UserRow, passwordChanged: Bool) async throws {
+    /// Changes a user inside one transaction (on the row as it is now, so concurrent changes
+    /// are not lost); disabling the user or changing its password revokes its tokens.
+    /// `passwordHash` `.some(x)` sets the password (nil removes it).
+    @discardableResult
+    public func updateUser(_ id: String, passwordHash: String?? = .none,
+                           _ change: @escaping @Sendable (inout UserRow) throws -> Void = { _ in }) async throws -> UserRow {
         try await write { sql in
-            guard let before = try await IdentityTables.users.get(sql, id: updated.id) else {
-                throw IdentityError.notFound(kind: "user", id: updated.id)
+            guard let before = try await IdentityTables.users.get(sql, id: id) else {
+                throw IdentityError.notFound(kind: "user", id: id)
             }
-            var row = updated
-            if passwordChanged {
+            var row = before
+            try change(&row)
+            row.id = before.id
+            if let passwordHash {
+                row.passwordHash = passwordHash
                 row.passwordChangedAt = Self.now()
                 row.failedAuthCount = 0
                 row.lastFailedAuthAt = nil
             }
             try await IdentityTables.users.update(sql, id: row.id, row)
-            if passwordChanged || (before.enabled && !row.enabled) {
+            if passwordHash != nil || (before.enabled && !row.enabled) {
                 try await self.revoke(self.revocationEvent(userID: row.id), on: sql)
             }
+            return row
         }
     }
 
     /// `POST /v3/users/{id}/password`: the user proves the old password and sets a new one.
     public func changePassword(userID: String, original: String, new: String) async throws {
-        guard let user = try await read({ sql in try await IdentityTables.users.get(sql, id: userID) }) else {
+        guard try await read({ sql in try await IdentityTables.users.get(sql, id: userID) }) != nil else {
             throw IdentityError.notFound(kind: "user", id: userID)
         }
-        _ = try await checkPassword(.id(user.id), original)
-        var row = user
-        row.passwordHash = await hashPassword(new)
-        try await updateUser(row, passwordChanged: true)
+        _ = try await checkPassword(.id(userID), original)
+        let hash = await hashPassword(new)
+        try await updateUser(userID, passwordHash: .some(hash))
     }
 
     public func deleteUser(_ id: String) async throws {
@@ -106,15 +113,21 @@ extension IdentityService {
 
     // MARK: projects and domains
 
-    public func updateProject(_ updated: ProjectRow) async throws {
+    /// Changes a project in one transaction; disabling it revokes the tokens scoped to it.
+    @discardableResult
+    public func updateProject(_ id: String, _ change: @escaping @Sendable (inout ProjectRow) throws -> Void) async throws -> ProjectRow {
         try await write { sql in
-            guard let before = try await IdentityTables.projects.get(sql, id: updated.id) else {
-                throw IdentityError.notFound(kind: "project", id: updated.id)
+            guard let before = try await IdentityTables.projects.get(sql, id: id) else {
+                throw IdentityError.notFound(kind: "project", id: id)
             }
-            try await IdentityTables.projects.update(sql, id: updated.id, updated)
-            if before.enabled && !updated.enabled {
-                try await self.revoke(self.revocationEvent(projectID: updated.id), on: sql)
+            var row = before
+            try change(&row)
+            row.id = before.id
+            try await IdentityTables.projects.update(sql, id: id, row)
+            if before.enabled && !row.enabled {
+                try await self.revoke(self.revocationEvent(projectID: id), on: sql)
             }
+            return row
         }
     }
 
@@ -131,14 +144,39 @@ extension IdentityService {
         }
     }
 
-    public func updateDomain(_ updated: DomainRow) async throws {
+    /// Changes a domain in one transaction; disabling it revokes the tokens within it.
+    @discardableResult
+    public func updateDomain(_ id: String, _ change: @escaping @Sendable (inout DomainRow) throws -> Void) async throws -> DomainRow {
         try await write { sql in
-            guard let before = try await IdentityTables.domains.get(sql, id: updated.id) else {
-                throw IdentityError.notFound(kind: "domain", id: updated.id)
+            guard let before = try await IdentityTables.domains.get(sql, id: id) else {
+                throw IdentityError.notFound(kind: "domain", id: id)
             }
-            try await IdentityTables.domains.update(sql, id: updated.id, updated)
-            if before.enabled && !updated.enabled {
-                try await self.revoke(self.revocationEvent(domainID: updated.id), on: sql)
+            var row = before
+            try change(&row)
+            row.id = before.id
+            try await IdentityTables.domains.update(sql, id: id, row)
+            if before.enabled && !row.enabled {
+                try await self.revoke(self.revocationEvent(domainID: id), on: sql)
+            }
+            return row
+        }
+    }
+
+    /// Deletes a role; every token that held it through an assignment is revoked.
+    public func deleteRole(_ id: String) async throws {
+        try await write { sql in
+            guard try await IdentityTables.roles.get(sql, id: id) != nil else { throw IdentityError.notFound(kind: "role", id: id) }
+            let assignments = try await IdentityTables.assignments.all(sql, where: [.equals("role_id", id)])
+            try await IdentityTables.roles.delete(sql, where: [.equals("id", id)])
+            for assignment in assignments {
+                let users = assignment.actorType == "user" ? [assignment.actorID]
+                    : try await IdentityTables.groupMembers.all(sql, where: [.equals("group_id", assignment.actorID)]).map(\.userID)
+                for user in users {
+                    let event = assignment.targetType == "project" ? self.revocationEvent(userID: user, projectID: assignment.targetID)
+                        : assignment.targetType == "domain" ? self.revocationEvent(userID: user, domainID: assignment.targetID)
+                        : self.revocationEvent(userID: user)
+                    try await self.revoke(event, on: sql)
+                }
             }
         }
     }

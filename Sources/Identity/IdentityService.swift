@@ -145,6 +145,8 @@ public final class IdentityService: Sendable {
         var generation: UInt64 = 0
         var revocations: [String: RevocationEventRow] = [:]
         var catalog: [CatalogEntry]?
+        var catalogUntil = Date.distantPast
+        var lastForcedKeyLoad = Date.distantPast
         var lastEventSeen: Int64 = 0
         var lastKeyLoad = Date()
     }
@@ -269,8 +271,14 @@ public final class IdentityService: Sendable {
         do {
             payload = try sealer.open(token, now: now).payload
         } catch FernetError.badSignature {
-            // The repository may have been rotated since it was read.
-            try? reloadKeysIfDue(force: true)
+            // The repository may have been rotated since it was read (checked at most every 5 s:
+            // forged tokens must not turn into disk reads).
+            let due = state.withLock { state -> Bool in
+                guard Date().timeIntervalSince(state.lastForcedKeyLoad) > 5 else { return false }
+                state.lastForcedKeyLoad = Date()
+                return true
+            }
+            if due { try? reloadKeysIfDue(force: true) }
             guard let opened = try? state.withLock({ $0.sealer }).open(token, now: now) else {
                 throw IdentityError.notFound(kind: "token", id: Self.shortened(token))
             }
@@ -496,11 +504,17 @@ public final class IdentityService: Sendable {
             throw IdentityError.unauthorized("The account is locked for user: \(user.id).")
         }
         guard let hash = user.passwordHash, await PasswordHasher.verify(password, against: hash) else {
-            let after = options.lockout.afterFailure(lockoutState)
+            // One atomic UPDATE, so concurrent wrong guesses all count; an expired lockout
+            // starts the count again.
+            let now = Self.now(), limit = options.lockout.failureAttempts
+            let expiredBefore = now - Int64(options.lockout.duration * 1000)
             try await database.withConnection { sql in
-                try await sql.update("users").set("failed_auth_count", to: after.failures)
-                    .set("last_failed_auth_at", to: Int64((after.lastFailure ?? Date()).timeIntervalSince1970 * 1000))
-                    .where("id", .equal, user.id).run()
+                try await sql.raw("""
+                    UPDATE users SET failed_auth_count = CASE
+                        WHEN \(bind: limit) > 0 AND failed_auth_count >= \(bind: limit) AND last_failed_auth_at < \(bind: expiredBefore) THEN 1
+                        ELSE failed_auth_count + 1 END,
+                    last_failed_auth_at = \(bind: now) WHERE id = \(bind: user.id)
+                    """).run()
             }
             throw IdentityError.authenticationRequired
         }
@@ -549,7 +563,8 @@ public final class IdentityService: Sendable {
                 .equals("target_id", targetID)])
         }
         let ids = try await expandImplied(sql, roleIDs: Set(direct.map(\.roleID)))
-        return try await IdentityTables.roles.all(sql, where: [.inList("id", Array(ids))], orderBy: "name")
+        // Domain-specific roles only ever imply global ones; they never reach a token (as Keystone).
+        return try await IdentityTables.roles.all(sql, where: [.inList("id", Array(ids))], orderBy: "name").filter { $0.domainID.isEmpty }
     }
 
     /// The roles plus every role they imply, transitively.
@@ -571,7 +586,8 @@ public final class IdentityService: Sendable {
 
     /// Every enabled service with its enabled endpoints (cached until the catalog changes).
     public func catalog() async throws -> [CatalogEntry] {
-        if let cached = state.withLock({ $0.catalog }) { return cached }
+        if let cached = state.withLock({ $0.catalog != nil && $0.catalogUntil > Date() ? $0.catalog : nil }) { return cached }
+        let generation = state.withLock { $0.generation }
         let entries = try await database.withConnection { sql in
             let services = try await IdentityTables.services.all(sql, where: [.equals("enabled", true)], orderBy: "type")
             let endpoints = try await IdentityTables.endpoints.all(sql, where: [.equals("enabled", true)], orderBy: "interface")
@@ -580,7 +596,13 @@ public final class IdentityService: Sendable {
                              endpoints: endpoints.filter { $0.serviceID == service.id })
             }
         }
-        state.withLock { $0.catalog = entries }
+        // Kept only if nothing changed meanwhile; re-read after a while for other controllers' changes.
+        state.withLock { state in
+            if state.generation == generation {
+                state.catalog = entries
+                state.catalogUntil = Date().addingTimeInterval(options.validationCacheLifetime)
+            }
+        }
         return entries
     }
 }

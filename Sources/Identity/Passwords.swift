@@ -1,6 +1,7 @@
 import Foundation
 import CryptDriver
 import PetrelCore
+import Synchronization
 
 /// Password hashing as Keystone does it: bcrypt (the system's crypt(3)), cost from
 /// configuration (default 12).
@@ -16,12 +17,49 @@ public enum PasswordHasher {
         await offPool { SystemBcrypt.verify(password, hash: hash) }
     }
 
+    /// At most this many bcrypt computations run at once (each on a thread of its own); more
+    /// wait their turn instead of starting threads without bound.
+    static let slots = AsyncSlots(max(2, ProcessInfo.processInfo.activeProcessorCount * 2))
+
     private static func offPool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
+        await slots.acquire()
+        let result = await withCheckedContinuation { continuation in
             let thread = Thread { continuation.resume(returning: work()) }
             thread.name = "bcrypt"
             thread.start()
         }
+        slots.release()
+        return result
+    }
+}
+
+/// A counting semaphore for async code.
+final class AsyncSlots: Sendable {
+    private struct State {
+        var free: Int
+        var waiting: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state: Mutex<State>
+
+    init(_ count: Int) { state = Mutex(State(free: count)) }
+
+    func acquire() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { state -> Bool in
+                if state.free > 0 { state.free -= 1; return true }
+                state.waiting.append(continuation)
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    func release() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if state.waiting.isEmpty { state.free += 1; return nil }
+            return state.waiting.removeFirst()
+        }
+        next?.resume()
     }
 }
 

@@ -121,7 +121,7 @@ public struct TokenPayload: Sendable, Equatable {
     }
 
     private static func hexBytes(_ text: String) -> [UInt8]? {
-        guard text == text.lowercased() else { return nil }
+        guard text.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else { return nil }
         var bytes: [UInt8] = []
         var index = text.startIndex
         while index < text.endIndex {

@@ -127,6 +127,7 @@ extension KeystoneAPI {
                 throw missing("user", in: "password")
             }
             guard let secret = user["password"]?.stringValue else { throw missing("password", in: "user") }
+            if secret.utf8.contains(0) { throw IdentityError.authenticationRequired }
             method = .password(try userReference(user), password: secret)
         } else if methods.contains("token") {
             guard let token = identity["token"]?.objectValue?["id"]?.stringValue else { throw missing("id", in: "token") }
@@ -136,6 +137,7 @@ extension KeystoneAPI {
                 throw missing("application_credential", in: "identity")
             }
             guard let secret = credential["secret"]?.stringValue else { throw missing("secret", in: "application_credential") }
+            if secret.utf8.contains(0) { throw IdentityError.authenticationRequired }
             if let id = credential["id"]?.stringValue {
                 method = .applicationCredential(.id(id), secret: secret)
             } else if let name = credential["name"]?.stringValue, let user = credential["user"]?.objectValue {

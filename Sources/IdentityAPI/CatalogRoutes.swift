@@ -270,7 +270,7 @@ extension KeystoneAPI {
             }
             let (row, roles, secret) = try await service.createApplicationCredential(
                 userID: userID, projectID: project.id, name: try fields.string("name", required: true)!,
-                secret: try fields.string("secret", nullable: true),
+                secret: try KeystoneAPI.password(fields, "secret", nullable: true),
                 description: try fields.string("description", maxLength: 65_535, nullable: true) ?? "",
                 expiresAt: expiresAt, unrestricted: try fields.bool("unrestricted") ?? false, roleIDs: roleIDs)
             return respond(.created, ["application_credential": applicationCredentialJSON(row, roles: roles, secret: secret)])
@@ -288,6 +288,9 @@ extension KeystoneAPI {
             let caller = try await authenticate(request)
             let userID = try context.parameters.require("user_id")
             try enforce("identity:delete_application_credential", caller, target: ["user_id": userID])
+            if caller.applicationCredential?.restricted == true {
+                throw IdentityError.forbidden("A restricted application credential cannot delete application credentials.")
+            }
             try await service.deleteApplicationCredential(userID: userID, id: try context.parameters.require("credential_id"))
             return noContent()
         }

@@ -25,14 +25,22 @@ extension KeystoneAPI {
             var conditions: [Table<DomainRow>.Condition] = []
             if let name = query(request, "name") { conditions.append(.equals("name", name)) }
             if let enabled = boolQuery(request, "enabled") { conditions.append(.equals("enabled", enabled)) }
-            let rows = try await service.read { [conditions] sql in try await IdentityTables.domains.all(sql, where: conditions, orderBy: "name") }
+            var rows = try await service.read { [conditions] sql in try await IdentityTables.domains.all(sql, where: conditions, orderBy: "name") }
+            // A domain reader sees its own domain only (as Keystone filters it).
+            if let own = caller.domain?.id, !policy.enforce("admin_required", credentials: caller.credentials) {
+                rows = rows.filter { $0.id == own }
+            }
             return respond(.ok, ["domains": .array(rows.map(domainJSON)), "links": listLinks(request)])
         }
         router.post("/v3/domains") { request, _ in
             let caller = try await authenticate(request)
             try enforce("identity:create_domain", caller)
             let fields = try await resource(request, "domain")
-            let row = DomainRow(id: try fields.string("id") ?? IdentityService.makeID(), name: try fields.string("name", required: true, maxLength: 64)!,
+            let explicitID = try fields.string("id", maxLength: 64)
+            if let explicitID, explicitID.isEmpty || !explicitID.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) || !explicitID.allSatisfy(\.isASCII) {
+                throw Fields.invalid("id", "letters, digits, '_' and '-' only.")
+            }
+            let row = DomainRow(id: explicitID ?? IdentityService.makeID(), name: try fields.string("name", required: true, maxLength: 64)!,
                                 description: try fields.string("description", maxLength: 65_535, nullable: true) ?? "",
                                 enabled: try fields.bool("enabled") ?? true, createdAt: IdentityService.timestamp())
             try await service.write { sql in try await IdentityTables.domains.insert(sql, row) }
@@ -49,11 +57,14 @@ extension KeystoneAPI {
             let id = try context.parameters.require("domain_id")
             try enforce("identity:update_domain", caller, target: ["target.domain.id": id])
             let fields = try await resource(request, "domain")
-            var row = try await existing(IdentityTables.domains, id, "domain")
-            if fields.has("name") { row.name = try fields.string("name", required: true, maxLength: 64)! }
-            if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
-            if let enabled = try fields.bool("enabled") { row.enabled = enabled }
-            try await service.updateDomain(row)
+            @Sendable func apply(_ row: inout DomainRow) throws {
+                if fields.has("name") { row.name = try fields.string("name", required: true, maxLength: 64)! }
+                if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
+                if let enabled = try fields.bool("enabled") { row.enabled = enabled }
+            }
+            var check = try await existing(IdentityTables.domains, id, "domain")
+            try apply(&check)  // a bad field is a 400 before anything is written
+            let row = try await service.updateDomain(id) { try apply(&$0) }
             return respond(.ok, ["domain": domainJSON(row)])
         }
         router.delete("/v3/domains/:domain_id") { request, context in
@@ -118,16 +129,19 @@ extension KeystoneAPI {
         router.patch("/v3/projects/:project_id") { request, context in
             let caller = try await authenticate(request)
             let id = try context.parameters.require("project_id")
-            var row = try await existing(IdentityTables.projects, id, "project")
-            try enforce("identity:update_project", caller, target: ["target.project.id": id, "target.project.domain_id": row.domainID])
+            var check = try await existing(IdentityTables.projects, id, "project")
+            try enforce("identity:update_project", caller, target: ["target.project.id": id, "target.project.domain_id": check.domainID])
             let fields = try await resource(request, "project")
-            if fields.has("domain_id"), try fields.string("domain_id", nullable: true) != row.domainID {
-                throw IdentityError.badRequest("Invalid input for field 'domain_id': a project cannot move to another domain.")
+            @Sendable func apply(_ row: inout ProjectRow) throws {
+                if fields.has("domain_id"), try fields.string("domain_id", nullable: true) != row.domainID {
+                    throw IdentityError.badRequest("Invalid input for field 'domain_id': a project cannot move to another domain.")
+                }
+                if fields.has("name") { row.name = try fields.string("name", required: true, maxLength: 64)! }
+                if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
+                if let enabled = try fields.bool("enabled") { row.enabled = enabled }
             }
-            if fields.has("name") { row.name = try fields.string("name", required: true, maxLength: 64)! }
-            if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
-            if let enabled = try fields.bool("enabled") { row.enabled = enabled }
-            try await service.updateProject(row)
+            try apply(&check)
+            let row = try await service.updateProject(id) { try apply(&$0) }
             return respond(.ok, ["project": projectJSON(row)])
         }
         router.delete("/v3/projects/:project_id") { request, context in

@@ -58,8 +58,8 @@ extension KeystoneAPI {
             let row = try await existing(IdentityTables.roles, try context.parameters.require("role_id"), "role")
             try enforce(row.domainID.isEmpty ? "identity:delete_role" : "identity:delete_domain_role", caller,
                         target: ["target.role.name": row.name, "target.role.domain_id": row.domainID])
-            // Tokens carrying the role are resolved again (without it) at their next validation.
-            try await service.write { sql in try await IdentityTables.roles.delete(sql, where: [.equals("id", row.id)]) }
+            // Tokens that held it through an assignment are revoked, on every controller.
+            try await service.deleteRole(row.id)
             return noContent()
         }
 

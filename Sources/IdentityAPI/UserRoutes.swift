@@ -8,6 +8,13 @@ extension KeystoneAPI {
     static let userColumns: Set<String> = ["id", "name", "domain_id", "password", "enabled", "default_project_id",
                                            "description", "email", "links", "options", "password_expires_at"]
 
+    /// A password field: a string without NUL (crypt(3) would stop reading at one).
+    static func password(_ fields: Fields, _ key: String, nullable: Bool) throws -> String? {
+        let value = try fields.string(key, required: !nullable, maxLength: 4096, nullable: nullable)
+        if let value, value.utf8.contains(0) { throw Fields.invalid(key, "must not contain NUL characters.") }
+        return value
+    }
+
     func extraJSON(_ extra: [String: JSON], over existing: String = "{}") -> String {
         var merged = JSON.parse(Array(existing.utf8))?.objectValue ?? [:]
         for (key, value) in extra { merged[key] = value }
@@ -33,7 +40,7 @@ extension KeystoneAPI {
             let name = try fields.string("name", required: true)!
             let domain = try fields.string("domain_id", maxLength: 64, nullable: true) ?? defaultDomain(caller)
             try enforce("identity:create_user", caller, target: ["target.user.domain_id": domain])
-            let password = try fields.string("password", maxLength: 4096, nullable: true)
+            let password = try Self.password(fields, "password", nullable: true)
             let defaultProject = try fields.string("default_project_id", maxLength: 64, nullable: true)
             let enabled = try fields.bool("enabled") ?? true
             let description = try fields.string("description", maxLength: 65_535, nullable: true) ?? ""
@@ -60,25 +67,28 @@ extension KeystoneAPI {
         router.patch("/v3/users/:user_id") { request, context in
             let caller = try await authenticate(request)
             let id = try context.parameters.require("user_id")
-            var row = try await existing(IdentityTables.users, id, "user")
-            try enforce("identity:update_user", caller, target: ["target.user.id": id, "target.user.domain_id": row.domainID])
+            var check = try await existing(IdentityTables.users, id, "user")
+            try enforce("identity:update_user", caller, target: ["target.user.id": id, "target.user.domain_id": check.domainID])
             let fields = try await resource(request, "user")
-            if fields.has("domain_id"), try fields.string("domain_id", nullable: true) != row.domainID {
-                throw IdentityError.badRequest("Invalid input for field 'domain_id': a user cannot move to another domain.")
+            let extra = fields.extra(excluding: Self.userColumns)
+            @Sendable func apply(_ row: inout UserRow) throws {
+                if fields.has("domain_id"), try fields.string("domain_id", nullable: true) != row.domainID {
+                    throw IdentityError.badRequest("Invalid input for field 'domain_id': a user cannot move to another domain.")
+                }
+                if fields.has("name") { row.name = try fields.string("name", required: true)! }
+                if let enabled = try fields.bool("enabled") { row.enabled = enabled }
+                if fields.has("default_project_id") { row.defaultProjectID = try fields.string("default_project_id", maxLength: 64, nullable: true) }
+                if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
+                if fields.has("email") { row.email = try fields.string("email", nullable: true) }
+                row.extra = extraJSON(extra, over: row.extra)
             }
-            if fields.has("name") { row.name = try fields.string("name", required: true)! }
-            if let enabled = try fields.bool("enabled") { row.enabled = enabled }
-            if fields.has("default_project_id") { row.defaultProjectID = try fields.string("default_project_id", maxLength: 64, nullable: true) }
-            if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
-            if fields.has("email") { row.email = try fields.string("email", nullable: true) }
-            row.extra = extraJSON(fields.extra(excluding: Self.userColumns), over: row.extra)
-            var passwordChanged = false
+            try apply(&check)
+            var hash: String?? = .none
             if fields.has("password") {
-                let password = try fields.string("password", maxLength: 4096, nullable: true)
-                row.passwordHash = if let password { await service.hashPassword(password) } else { nil }
-                passwordChanged = true
+                let password = try Self.password(fields, "password", nullable: true)
+                hash = .some(password == nil ? nil : await service.hashPassword(password!))
             }
-            try await service.updateUser(row, passwordChanged: passwordChanged)
+            let row = try await service.updateUser(id, passwordHash: hash) { try apply(&$0) }
             return respond(.ok, ["user": userJSON(row)])
         }
         router.delete("/v3/users/:user_id") { request, context in
@@ -93,8 +103,8 @@ extension KeystoneAPI {
         router.post("/v3/users/:user_id/password") { request, context in
             let id = try context.parameters.require("user_id")
             let fields = try await resource(request, "user")
-            let original = try fields.string("original_password", required: true, maxLength: 4096)!
-            let new = try fields.string("password", required: true, maxLength: 4096)!
+            let original = try Self.password(fields, "original_password", nullable: false)!
+            let new = try Self.password(fields, "password", nullable: false)!
             try await service.changePassword(userID: id, original: original, new: new)
             return noContent()
         }

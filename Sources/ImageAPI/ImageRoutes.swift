@@ -83,7 +83,7 @@ extension ImageAPI {
             var id = UUID().uuidString.lowercased()
             if let given = body["id"] {
                 guard let text = given.stringValue,
-                      Self.uuid.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil else {
+                      !text.contains("\n"), Self.uuid.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil else {
                     throw APIFault(.badRequest, "Invalid value for 'id': expected a UUID")
                 }
                 id = text
@@ -298,8 +298,14 @@ extension ImageAPI {
         var keys: [(String, Bool)] = []
         if let sort = identity.query(request, "sort") {
             for part in sort.split(separator: ",") {
-                let pieces = part.split(separator: ":").map(String.init)
-                keys.append((pieces[0], pieces.count < 2 || pieces[1] != "asc"))
+                let pieces = part.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+                guard let key = pieces.first, !key.isEmpty, pieces.count <= 2 else {
+                    throw APIFault(.badRequest, "Invalid sort value '\(part)': expected key or key:asc|desc")
+                }
+                if pieces.count == 2, !["asc", "desc"].contains(pieces[1]) {
+                    throw APIFault(.badRequest, "Invalid sort direction '\(pieces[1])'")
+                }
+                keys.append((key, pieces.count < 2 || pieces[1] != "asc"))
             }
         } else {
             let directions = (identity.query(request, "sort_dir") ?? "desc").split(separator: ",").map { $0 != "asc" }
@@ -314,16 +320,16 @@ extension ImageAPI {
             switch key {
             case "name": return image.row.name ?? ""
             case "status": return image.row.status
-            case "updated_at": return String(format: "%020d", image.row.updatedAt)
-            case "size": return String(format: "%020d", image.row.size ?? 0)
+            case "updated_at": return String(format: "%020lld", image.row.updatedAt)
+            case "size": return String(format: "%020lld", image.row.size ?? 0)
             case "disk_format": return image.row.diskFormat ?? ""
             case "container_format": return image.row.containerFormat ?? ""
             case "visibility": return image.row.visibility
-            case "min_disk": return String(format: "%010d", image.row.minDisk)
-            case "min_ram": return String(format: "%010d", image.row.minRam)
+            case "min_disk": return String(format: "%020ld", image.row.minDisk)
+            case "min_ram": return String(format: "%020ld", image.row.minRam)
             case "id": return image.id
             case "owner": return image.row.owner ?? ""
-            default: return String(format: "%020d", image.row.createdAt)
+            default: return String(format: "%020lld", image.row.createdAt)
             }
         }
         keys.append(("id", true))

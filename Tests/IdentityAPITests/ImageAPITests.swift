@@ -137,12 +137,18 @@ import Testing
                 let body = #"{"name": "img-\#(index)", "disk_format": "raw", "container_format": "bare", "visibility": "\#(visibility)", "tags": ["t\#(index % 2)"]}"#
                 let answer = try await call(client, .post, "/image/v2/images", setup.adminToken, body: Array(body.utf8))
                 ids.append(try #require(json(answer.2)?["id"]?.stringValue))
+                try await Task.sleep(for: .milliseconds(3))  // distinct creation times
             }
             let page = try #require(json(try await call(client, .get, "/image/v2/images?limit=2&sort=name:asc", setup.adminToken).2))
             #expect(page["images"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["img-0", "img-1"])
             let next = try #require(page["next"]?.stringValue)
             let rest = try #require(json(try await call(client, .get, "/image" + next, setup.adminToken).2))
             #expect(rest["images"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["img-2", "img-3"])
+            for bad in ["sort=:", "sort=name:sideways", "sort_key=nope"] {
+                #expect(try await call(client, .get, "/image/v2/images?\(bad)", setup.adminToken).0 == .badRequest, "\(bad)")
+            }
+            let newest = try #require(json(try await call(client, .get, "/image/v2/images", setup.adminToken).2))
+            #expect(newest["images"]?.arrayValue?.first?["name"] == "img-4", "newest first by default")
             let tagged = try #require(json(try await call(client, .get, "/image/v2/images?tag=t1", setup.adminToken).2))
             #expect(tagged["images"]?.arrayValue?.count == 2)
 

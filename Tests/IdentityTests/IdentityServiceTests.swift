@@ -91,9 +91,7 @@ import Testing
             #expect(try await service.validate(system).system, "the system-scoped token keeps its role")
             await #expect(throws: IdentityError.self, "no role on the project any more") { try await login(service) }
             // A disabled user's tokens stop working.
-            var user = try await service.read { sql in try await IdentityTables.users.get(sql, id: adminUser)! }
-            user.enabled = false
-            try await service.updateUser(user, passwordChanged: false)
+            try await service.updateUser(adminUser) { $0.enabled = false }
             await #expect(throws: IdentityError.self) { try await service.validate(system) }
             await #expect(throws: IdentityError.unauthorized("The user \(adminUser) is disabled.")) {
                 try await login(service, scope: .system)
@@ -130,6 +128,45 @@ import Testing
             await #expect(throws: (any Error).self, "a token never seen needs the database") {
                 try await service.validate(try await login(cloud.service()))
             }
+        }
+    }
+
+    /// Concurrent wrong passwords each count (one atomic UPDATE per failure).
+    @Test func concurrentFailuresAllCount() async throws {
+        try await withCloud(.sqlite) { cloud in
+            let service = try cloud.service(LockoutPolicy(failureAttempts: 100, duration: 60))
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<12 { group.addTask { _ = try? await login(service, "wrong") } }
+            }
+            let user = try await service.read { sql in try await IdentityTables.users.first(sql, where: [.equals("name", "admin")])! }
+            #expect(user.failedAuthCount == 12)
+        }
+    }
+
+    /// A domain-specific role only implies global ones; a token never carries it, and deleting a
+    /// global role revokes the tokens that held it.
+    @Test func domainRolesNeverReachTokensAndDeletedRolesRevoke() async throws {
+        try await withCloud(.sqlite) { cloud in
+            let service = try cloud.service()
+            let token = try await login(service)
+            let adminUser = try await service.validate(token).user.id
+            let (domainRole, auditor) = try await service.write { sql in
+                let domainRole = RoleRow(id: IdentityService.makeID(), name: "admin", domainID: "default", createdAt: IdentityService.timestamp())
+                let auditor = RoleRow(id: IdentityService.makeID(), name: "auditor", createdAt: IdentityService.timestamp())
+                try await IdentityTables.roles.insert(sql, domainRole)
+                try await IdentityTables.roles.insert(sql, auditor)
+                try await IdentityTables.impliedRoles.insert(sql, ImpliedRoleRow(priorRoleID: domainRole.id, impliedRoleID: auditor.id))
+                for role in [domainRole.id, auditor.id] {
+                    try await IdentityTables.assignments.insert(sql, AssignmentRow(actorType: "user", actorID: adminUser, targetType: "project",
+                                                                                   targetID: cloud.adminProject, roleID: role))
+                }
+                return (domainRole, auditor)
+            }
+            let fresh = try await login(service)
+            let roles = try await service.validate(fresh).roles
+            #expect(roles.contains { $0.id == auditor.id } && !roles.contains { $0.id == domainRole.id })
+            try await service.deleteRole(auditor.id)
+            await #expect(throws: IdentityError.self, "deleting a role revokes the tokens that held it") { try await service.validate(fresh) }
         }
     }
 
