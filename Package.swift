@@ -94,9 +94,9 @@ let package = Package(
         // Glance's logic: image records and their bytes in a directory, uploads hashed on the way.
         .target(name: "Images", dependencies: ["Store", .product(name: "Crypto", package: "swift-crypto")]),
 
-        // Nova's logic on the controller: flavors, key pairs (servers and the scheduler to come).
+        // Nova's logic on the controller: flavors, key pairs, the scheduler (servers to come).
         .target(name: "Compute", dependencies: [
-            "Store", .product(name: "SQLKit", package: "sql-kit"),
+            "Store", "Hosts", .product(name: "SQLKit", package: "sql-kit"),
             .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
 
@@ -173,6 +173,7 @@ let package = Package(
         .testTarget(name: "IdentityAPITests", dependencies: ["IdentityAPI", "Identity", "Store", "PetrelHTTP", "PetrelCore", "TestSupport",
                                                              "ComputeAPI", "NetworkAPI", "VolumeAPI", "Images", "ImageAPI", "Hosts", "Compute", "ProcessDriver",
                                                              .product(name: "HummingbirdTesting", package: "hummingbird")]),
+        .testTarget(name: "ComputeTests", dependencies: ["Compute", "Hosts", "Store", "PetrelCore", "TestSupport"]),
         .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "PetrelCore", "Store", "TestSupport"]),
     ]
 )

@@ -31,7 +31,7 @@ public struct Aggregates: Sendable {
 
     public init(database: Database) { self.database = database }
 
-    static func decode(_ row: AggregateRow) -> Aggregate {
+    public static func decode(_ row: AggregateRow) -> Aggregate {
         let metadata = (try? JSONDecoder().decode([String: String].self, from: Data(row.metadata.utf8))) ?? [:]
         let hosts = (try? JSONDecoder().decode([String].self, from: Data(row.hosts.utf8))) ?? []
         return Aggregate(id: row.id, uuid: row.uuid, name: row.name, metadata: metadata, hosts: hosts, createdAt: row.createdAt,

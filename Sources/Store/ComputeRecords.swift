@@ -57,3 +57,44 @@ public enum ComputeTables {
         try await sql.raw("SELECT COALESCE(MAX(id), 0) + 1 AS next FROM key_pairs").first()!.decode(column: "next", as: Int.self)
     }
 }
+
+/// A row of `instances` (a Nova server). With a `host`, it holds that host's resources.
+public struct InstanceRow: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var projectID: String
+    public var userID: String
+    public var host: String?
+    public var flavorID: String
+    public var vcpus: Int
+    public var memoryMB: Int
+    public var rootGB: Int
+    public var ephemeralGB: Int
+    public var swap: Int
+    public var imageID: String?
+    public var availabilityZone: String?
+    /// building, active, stopped, paused, suspended, error, deleted, …
+    public var vmState: String
+    public var taskState: String?
+    public var powerState: Int
+    /// A JSON object: message, code, created.
+    public var fault: String?
+    public var metadata: String
+    public var keyName: String?
+    public var userData: String?
+    public var createdAt: Int64
+    public var updatedAt: Int64
+
+    public init(id: String, name: String, projectID: String, userID: String, flavorID: String, vcpus: Int, memoryMB: Int,
+                rootGB: Int, ephemeralGB: Int = 0, swap: Int = 0, imageID: String?, availabilityZone: String?, createdAt: Int64) {
+        self.id = id; self.name = name; self.projectID = projectID; self.userID = userID; self.host = nil
+        self.flavorID = flavorID; self.vcpus = vcpus; self.memoryMB = memoryMB; self.rootGB = rootGB
+        self.ephemeralGB = ephemeralGB; self.swap = swap; self.imageID = imageID; self.availabilityZone = availabilityZone
+        self.vmState = "building"; self.taskState = "scheduling"; self.powerState = 0; self.fault = nil; self.metadata = "{}"
+        self.keyName = nil; self.userData = nil; self.createdAt = createdAt; self.updatedAt = createdAt
+    }
+}
+
+extension ComputeTables {
+    public static let instances = Table<InstanceRow>("instances")
+}

@@ -6,6 +6,7 @@ import PetrelCore
 import PostgresKit
 import SQLiteKit
 import SQLKit
+import Synchronization
 
 public enum StoreError: Error, CustomStringConvertible, Equatable {
     /// The database has no schema yet, or an older one: `db-sync` brings it up to date.
@@ -38,6 +39,7 @@ public final class Database: @unchecked Sendable {
     private let sqlite: EventLoopGroupConnectionPool<SQLiteConnectionSource>?
     private let postgres: EventLoopGroupConnectionPool<PostgresConnectionSource>?
     private let logger: Logger
+    private let walEnabled = Mutex(false)
 
     public init(_ url: DatabaseURL, logger: Logger) throws {
         self.logger = logger
@@ -72,11 +74,20 @@ public final class Database: @unchecked Sendable {
     /// Runs `body` on one connection of the pool.
     public func withConnection<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         if let sqlite {
+            if !walEnabled.withLock({ $0 }) {
+                // Write-ahead logging: readers never wait for a writer (persistent in the file).
+                try await sqlite.withConnection { connection in
+                    connection.eventLoop.makeFutureWithTask { try await connection.sql().raw("PRAGMA journal_mode = WAL").run() }
+                }.get()
+                walEnabled.withLock { $0 = true }
+            }
             return try await sqlite.withConnection { connection in
                 connection.eventLoop.makeFutureWithTask {
                     let database = connection.sql()
-                    // Wait for a writer in another connection instead of failing at once.
-                    try await database.raw("PRAGMA busy_timeout = 5000").run()
+                    // Wait briefly for a writer in another connection. Briefly: SQLite waits on one of
+                    // the few threads of NIO's pool, which the writer may need to finish; longer
+                    // waits happen in `transaction`, off the pool.
+                    try await database.raw("PRAGMA busy_timeout = 200").run()
                     return try await body(database)
                 }
             }.get()
@@ -91,15 +102,24 @@ public final class Database: @unchecked Sendable {
     /// writers queue instead of failing halfway.
     public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         let begin = backend == .sqlite ? "BEGIN IMMEDIATE" : "BEGIN"
-        return try await withConnection { database in
-            try await database.raw(SQLQueryString(begin)).run()
+        var attempt = 0
+        while true {
             do {
-                let result = try await body(database)
-                try await database.raw("COMMIT").run()
-                return result
-            } catch {
-                try? await database.raw("ROLLBACK").run()
-                throw error
+                return try await withConnection { database in
+                    try await database.raw(SQLQueryString(begin)).run()
+                    do {
+                        let result = try await body(database)
+                        try await database.raw("COMMIT").run()
+                        return result
+                    } catch {
+                        try? await database.raw("ROLLBACK").run()
+                        throw error
+                    }
+                }
+            } catch where backend == .sqlite && attempt < 100 && "\(error)".contains("database is locked") {
+                // Another connection holds the write lock: wait off the thread pool and retry.
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(Int.random(in: 5...(20 + attempt * 5))))
             }
         }
     }

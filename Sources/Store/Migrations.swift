@@ -241,5 +241,19 @@ public enum Schema {
                 fingerprint TEXT NOT NULL, public_key TEXT NOT NULL, created_at BIGINT NOT NULL, UNIQUE (user_id, name))
             """,
         ]),
+        // Nova's instances; a row with a host is that host's claim on its resources.
+        Migration(version: 8, name: "instances", statements: [
+            """
+            CREATE TABLE instances (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, project_id TEXT NOT NULL, user_id TEXT NOT NULL,
+                host TEXT, flavor_id TEXT NOT NULL, vcpus INTEGER NOT NULL, memory_mb INTEGER NOT NULL,
+                root_gb INTEGER NOT NULL, ephemeral_gb INTEGER NOT NULL DEFAULT 0, swap INTEGER NOT NULL DEFAULT 0,
+                image_id TEXT, availability_zone TEXT, vm_state TEXT NOT NULL, task_state TEXT,
+                power_state INTEGER NOT NULL DEFAULT 0, fault TEXT, metadata TEXT NOT NULL DEFAULT '{}',
+                key_name TEXT, user_data TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX instances_host ON instances (host)",
+            "CREATE INDEX instances_project ON instances (project_id)",
+        ]),
     ]
 }

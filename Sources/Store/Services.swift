@@ -93,12 +93,12 @@ public struct ServiceStore: Sendable {
         }
     }
 
-    static let serviceColumns: SQLQueryString = """
+    public static let serviceColumns: SQLQueryString = """
         SELECT id, host, service_binary, topic, disabled, disabled_reason, forced_down, version, report_count, last_seen_at,
                created_at, updated_at FROM services
         """
 
-    static func serviceRecord(_ row: any SQLRow) throws -> ServiceRecord {
+    public static func serviceRecord(_ row: any SQLRow) throws -> ServiceRecord {
         ServiceRecord(id: try row.decode(column: "id", as: String.self),
                       host: try row.decode(column: "host", as: String.self),
                       binary: try row.decode(column: "service_binary", as: String.self),
@@ -168,8 +168,13 @@ public struct ServiceStore: Sendable {
 
     /// Every hypervisor, by host.
     public func hypervisors() async throws -> [HypervisorRow] {
-        try await database.withConnection { sql in
-            try await sql.raw("""
+        try await database.withConnection { sql in try await Self.hypervisors(sql) }
+    }
+
+    /// Every hypervisor, read on `sql` (e.g. inside a transaction).
+    public static func hypervisors(_ sql: any SQLDatabase) async throws -> [HypervisorRow] {
+        do {
+            return try await sql.raw("""
                 SELECT id, host, hypervisor_type, hypervisor_version, cpu_model, vcpus, memory_mb, local_gb, host_ip, uptime, updated_at
                 FROM hypervisors ORDER BY host
                 """).all().map { row in

@@ -26,7 +26,14 @@ private func inPrivateVirtualHost<T: Sendable>(_ body: @Sendable (String) async 
 
 /// The two programs as an operator runs them: flags, configuration errors, listeners,
 /// logs and a graceful stop on SIGTERM.
-@Suite struct ProgramTests {
+@Suite final class ProgramTests: Sendable {
+    /// Each test's configuration files, removed when the test ends.
+    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-program-\(UUID().uuidString)")
+
+    init() throws { try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true) }
+
+    deinit { try? FileManager.default.removeItem(at: scratch) }
+
     func program(_ name: String) throws -> String {
         let path = Repository.binDirectory.appendingPathComponent(name).path
         try Requirement.require(FileManager.default.isExecutableFile(atPath: path), "\(path) is not built (make test builds it)")
@@ -34,7 +41,7 @@ private func inPrivateVirtualHost<T: Sendable>(_ body: @Sendable (String) async 
     }
 
     func writeConfig(_ text: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-\(UUID().uuidString).conf").path
+        let path = scratch.appendingPathComponent("petrel-\(UUID().uuidString).conf").path
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
@@ -87,7 +94,7 @@ private func inPrivateVirtualHost<T: Sendable>(_ body: @Sendable (String) async 
     @Test func controllerRefusesAnUnmigratedDatabaseAndDBSyncIsIdempotent() async throws {
         let binary = try program("petrel-controller")
         let (config, database) = try controllerConfig(port: freePort())
-        defer { try? FileManager.default.removeItem(atPath: database) }
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database + suffix) } }
         let refused = try await Command.run(binary, ["--config", config])
         #expect(refused.status != 0 && refused.stderr.contains("db-sync"), "\(refused.stderr)")
         let first = try await Command.check(binary, ["--config", config, "db-sync"])
@@ -103,13 +110,13 @@ private func inPrivateVirtualHost<T: Sendable>(_ body: @Sendable (String) async 
     }
 
     @Test func controllerServesMetricsAndStopsOnSIGTERM() async throws {
-        try await withPrivateVirtualHost { transport in try await controllerServesMetricsAndStopsOnSIGTERM(transport) }
+        try await withPrivateVirtualHost { transport in try await self.controllerServesMetricsAndStopsOnSIGTERM(transport) }
     }
 
     func controllerServesMetricsAndStopsOnSIGTERM(_ transport: String) async throws {
         let port = freePort()
         let (config, database) = try controllerConfig(port: port, extra: "log_format = json\ntransport_url = \(transport)")
-        defer { try? FileManager.default.removeItem(atPath: database) }
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database + suffix) } }
         try await Command.check(try program("petrel-controller"), ["--config", config, "db-sync"])
         let child = try ChildProcess(name: "controller", executable: try program("petrel-controller"),
                                      arguments: ["--config", config], logger: .init(label: "test"))
@@ -137,7 +144,7 @@ private func inPrivateVirtualHost<T: Sendable>(_ body: @Sendable (String) async 
     }
 
     @Test func nodeServesMetricsLocallyAndStopsOnSIGTERM() async throws {
-        try await withPrivateVirtualHost { transport in try await nodeServesMetricsLocallyAndStopsOnSIGTERM(transport) }
+        try await withPrivateVirtualHost { transport in try await self.nodeServesMetricsLocallyAndStopsOnSIGTERM(transport) }
     }
 
     func nodeServesMetricsLocallyAndStopsOnSIGTERM(_ transport: String) async throws {
@@ -157,9 +164,9 @@ private func inPrivateVirtualHost<T: Sendable>(_ body: @Sendable (String) async 
     /// A node reports itself over RabbitMQ and the controller records it: services and
     /// hypervisor resources in the database, the report count growing every interval.
     @Test func nodeReportsReachTheControllerDatabase() async throws {
-        try await withPrivateVirtualHost { transport in
+        try await withPrivateVirtualHost { [self] transport in
             let (controllerConfig, databasePath) = try controllerConfig(port: freePort(), extra: "transport_url = \(transport)")
-            defer { try? FileManager.default.removeItem(atPath: databasePath) }
+            defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: databasePath + suffix) } }
             try await Command.check(try program("petrel-controller"), ["--config", controllerConfig, "db-sync"])
             let nodeName = TestNames.unique("node-")
             let nodeConfig = try writeConfig("""
