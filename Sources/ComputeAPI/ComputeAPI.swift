@@ -16,7 +16,13 @@ public struct ComputeAPI: Sendable {
     public let hosts: HostInventory
     let flavors: Flavors
     let keyPairs: KeyPairs
+    let quotas: Quotas
+    /// The availability zone of hosts in no aggregate with one.
+    let defaultAvailabilityZone = "nova"
     let logger: Logger
+
+    /// Nova's default quotas, used when the configuration gives none.
+    public static let defaultQuotas = ["instances": 10, "cores": 20, "ram": 51200, "key_pairs": 100, "metadata_items": 128]
 
     /// The microversions served. The top stays below 2.88 on purpose: from 2.88 Nova moves the
     /// hypervisors' resources to the Placement API, which Petrel does not run, so they would
@@ -40,13 +46,14 @@ public struct ComputeAPI: Sendable {
                       ["GET /compute/v2.1/os-hypervisors/statistics"]),
         PolicyDefault("os_compute_api:os-hypervisors:uptime", "rule:context_is_admin", "Show a hypervisor's uptime.",
                       ["GET /compute/v2.1/os-hypervisors/{hypervisor_id}/uptime"]),
-    ] + aggregatePolicies + flavorPolicies + keyPairPolicies
+    ] + aggregatePolicies + flavorPolicies + keyPairPolicies + quotaPolicies
 
-    public init(identity: KeystoneAPI, hosts: HostInventory, logger: Logger) {
+    public init(identity: KeystoneAPI, hosts: HostInventory, quotaDefaults: [String: Int] = ComputeAPI.defaultQuotas, logger: Logger) {
         self.identity = identity
         self.hosts = hosts
         flavors = Flavors(database: hosts.store.database)
         keyPairs = KeyPairs(database: hosts.store.database)
+        quotas = Quotas(database: hosts.store.database, defaults: quotaDefaults)
         self.logger = logger
     }
 
@@ -72,6 +79,7 @@ public struct ComputeAPI: Sendable {
         registerAggregates(on: v21)
         registerFlavors(on: v21)
         registerKeyPairs(on: v21)
+        registerQuotas(on: v21)
     }
 
     /// The caller (authenticated), the microversion asked for, and the headers that echo it.

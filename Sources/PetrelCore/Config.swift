@@ -142,6 +142,8 @@ public struct PetrelConfig: Sendable {
     public var lockoutFailureAttempts: Int
     public var lockoutDuration: Int
     public var imageStorePath: String
+    /// `[quota]` defaults by Nova's resource names.
+    public var quotaDefaults: [String: Int]
     public var imageSizeCap: Int
     public var libvirtURI: String
     public var virtType: String
@@ -222,6 +224,11 @@ public struct PetrelConfig: Sendable {
         lockoutFailureAttempts = Int(try string("security_compliance", "lockout_failure_attempts")!)!
         lockoutDuration = Int(try string("security_compliance", "lockout_duration")!)!
         imageStorePath = try string("image", "store_path")!
+        var quotas: [String: Int] = [:]
+        for resource in ["instances", "cores", "ram", "key_pairs", "metadata_items"] {
+            quotas[resource] = Int(try string("quota", resource)!)!
+        }
+        quotaDefaults = quotas
         imageSizeCap = Int(try string("image", "image_size_cap")!)!
         libvirtURI = try string("libvirt", "uri")!
         virtType = try string("libvirt", "virt_type")!

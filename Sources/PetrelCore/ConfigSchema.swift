@@ -44,7 +44,7 @@ public struct ConfigOption: Sendable {
 }
 
 public enum ConfigSchema {
-    public static let sections = ["DEFAULT", "database", "api", "token", "identity", "security_compliance", "oslo_policy", "image", "libvirt", "node"]
+    public static let sections = ["DEFAULT", "database", "api", "token", "identity", "security_compliance", "oslo_policy", "image", "quota", "libvirt", "node"]
 
     public static let options: [ConfigOption] = [
         .init("DEFAULT", "host", .hostname, default: nil,
@@ -89,6 +89,16 @@ public enum ConfigSchema {
               help: "Directory of the image service's data: one file per image, named by its id."),
         .init("image", "image_size_cap", .integer(1...Int.max), default: "1099511627776",
               help: "Largest image (bytes) an upload may store; larger uploads are refused with 413 (Glance's default, 1 TiB)."),
+        .init("quota", "instances", .integer(-1...1_000_000), default: "10",
+              help: "Servers a project may have (-1: unlimited), unless its quota says otherwise."),
+        .init("quota", "cores", .integer(-1...100_000_000), default: "20",
+              help: "vCPUs a project's servers may use together (-1: unlimited)."),
+        .init("quota", "ram", .integer(-1...Int(Int32.max)), default: "51200",
+              help: "MB of RAM a project's servers may use together (-1: unlimited)."),
+        .init("quota", "key_pairs", .integer(-1...1_000_000), default: "100",
+              help: "Key pairs a user may have (-1: unlimited)."),
+        .init("quota", "metadata_items", .integer(-1...1_000_000), default: "128",
+              help: "Metadata items per server (-1: unlimited)."),
         .init("libvirt", "uri", .string, default: "qemu:///system",
               help: "libvirt connection URI of this hypervisor host (test:///default for a simulated one)."),
         .init("libvirt", "virt_type", .choice(["kvm", "qemu"]), default: "kvm",

@@ -255,5 +255,12 @@ public enum Schema {
             "CREATE INDEX instances_host ON instances (host)",
             "CREATE INDEX instances_project ON instances (project_id)",
         ]),
+        // Per-project quota limits that differ from the configured defaults.
+        Migration(version: 9, name: "quotas", statements: [
+            """
+            CREATE TABLE quotas (
+                project_id TEXT NOT NULL, resource TEXT NOT NULL, hard_limit BIGINT NOT NULL, PRIMARY KEY (project_id, resource))
+            """,
+        ]),
     ]
 }

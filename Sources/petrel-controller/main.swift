@@ -71,7 +71,7 @@ struct Serve: AsyncParsableCommand {
         let hosts = HostInventory(database: database, serviceDownTime: TimeInterval(config.serviceDownTime))
         // Each API under its prefix with its own error style; identity last, as its error
         // middleware applies to the routes added after it.
-        ComputeAPI(identity: identity, hosts: hosts, logger: logger).register(on: router)
+        ComputeAPI(identity: identity, hosts: hosts, quotaDefaults: config.quotaDefaults, logger: logger).register(on: router)
         NetworkAPI(identity: identity, hosts: hosts, logger: logger).register(on: router)
         VolumeAPI(identity: identity, hosts: hosts, logger: logger).register(on: router)
         let images = try ImageService(database: database, directory: config.imageStorePath, sizeCap: Int64(config.imageSizeCap))

@@ -52,4 +52,25 @@ os flavor delete cli.tiny cli.private || fail "flavor delete"
 remaining=$(os flavor list --all -f value -c Name; os keypair list -f value -c Name)
 grep "^cli" <<<"$remaining" >/dev/null && fail "left behind: $remaining"
 ok "keypair delete, flavor delete"
+project=$(os project show admin -f value -c id)
+os quota set --instances 7 --cores 9 --ram 4096 "$project" || fail "quota set"
+quota=$(os quota show --compute "$project" -f json) || fail "quota show --compute"
+python3 -c '
+import json, sys
+limits = {row["Resource"]: row["Limit"] for row in json.load(sys.stdin)}
+assert (limits["instances"], limits["cores"], limits["ram"]) == (7, 9, 4096), limits' <<<"$quota" || fail "quota show: $quota"
+token=$(os token issue -f value -c id)
+limits=$(curl -sf -H "X-Auth-Token: $token" "$PETREL_URL/compute/v2.1/limits") || fail "GET /limits"
+python3 -c '
+import json, sys
+a = json.load(sys.stdin)["limits"]["absolute"]
+assert (a["maxTotalInstances"], a["maxTotalCores"], a["maxTotalRAMSize"], a["totalInstancesUsed"]) == (7, 9, 4096, 0), a' <<<"$limits" ||
+  fail "limits: $limits"
+status=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H "X-Auth-Token: $token" -H 'Content-Type: application/json' \
+  -d '{"quota_set": {"floating_ips": 3}}' "$PETREL_URL/compute/v2.1/os-quota-sets/$project")
+[ "$status" = 400 ] || fail "an unknown quota resource gave $status"
+curl -sf -X DELETE -H "X-Auth-Token: $token" "$PETREL_URL/compute/v2.1/os-quota-sets/$project" || fail "quota delete (reset)"
+[ "$(os quota show --compute "$project" -f json | python3 -c 'import json,sys; print({r["Resource"]: r["Limit"] for r in json.load(sys.stdin)}["instances"])')" = 10 ] ||
+  fail "the quota did not go back to the default"
+ok "quota set/show --compute, GET /limits, unknown resource refused, reset to defaults"
 echo "all compute CLI checks passed"

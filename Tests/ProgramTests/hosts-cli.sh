@@ -66,6 +66,9 @@ assert h["state"] == "up" and h["status"] == "enabled", h' <<<"$show" || fail "h
     os aggregate create --zone zone-a petrel-test-aggregate >/dev/null || fail "aggregate create"
     os aggregate add host petrel-test-aggregate "$NODE" >/dev/null || fail "aggregate add host"
     os aggregate add host petrel-test-aggregate no-such-host >/dev/null 2>&1 && fail "an unknown host joined an aggregate"
+    zones=$(os availability zone list --compute --long -f value -c "Zone Name" -c "Host Name") || fail "availability zone list"
+    grep -x "zone-a $NODE" <<<"$zones" >/dev/null || fail "the aggregate's zone does not list $NODE: $zones"
+    ok "availability zone list --compute --long: $NODE in its aggregate's zone"
     [ "$(os aggregate show petrel-test-aggregate -f json | python3 -c 'import json,sys; a=json.load(sys.stdin); print(a["availability_zone"], a["hosts"])')" = "zone-a ['$NODE']" ] ||
       fail "aggregate show"
     os aggregate remove host petrel-test-aggregate "$NODE" >/dev/null && os aggregate delete petrel-test-aggregate || fail "aggregate remove host/delete"

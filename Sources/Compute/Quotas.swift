@@ -1,0 +1,65 @@
+import Foundation
+import SQLKit
+import Store
+
+/// Nova's quotas: limits per project (configured defaults, overridden per project) and what
+/// the project uses now (its instances, cores, RAM; a user's key pairs).
+public struct Quotas: Sendable {
+    /// The resources, in Nova's names.
+    public static let resources = ["instances", "cores", "ram", "key_pairs", "metadata_items"]
+
+    let database: Database
+    public let defaults: [String: Int]
+
+    public init(database: Database, defaults: [String: Int]) {
+        self.database = database
+        self.defaults = defaults
+    }
+
+    /// The limits of `project`: its own where set, the defaults otherwise (-1: unlimited).
+    public func limits(project: String) async throws -> [String: Int] {
+        var limits = defaults
+        let rows = try await database.withConnection { sql in
+            try await sql.raw("SELECT resource, hard_limit FROM quotas WHERE project_id = \(bind: project)").all()
+        }
+        for row in rows {
+            limits[try row.decode(column: "resource", as: String.self)] = try row.decode(column: "hard_limit", as: Int.self)
+        }
+        return limits
+    }
+
+    /// Sets some limits of a project; returns all of them.
+    public func set(project: String, _ changes: [String: Int]) async throws -> [String: Int] {
+        try await database.transaction { sql in
+            for (resource, limit) in changes {
+                try await sql.raw("""
+                    INSERT INTO quotas (project_id, resource, hard_limit) VALUES (\(bind: project), \(bind: resource), \(bind: limit))
+                    ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = excluded.hard_limit
+                    """).run()
+            }
+        }
+        return try await limits(project: project)
+    }
+
+    /// Back to the defaults.
+    public func reset(project: String) async throws {
+        try await database.withConnection { sql in try await sql.raw("DELETE FROM quotas WHERE project_id = \(bind: project)").run() }
+    }
+
+    /// What `project` (and, for key pairs, `user`) uses now.
+    public func usage(project: String, user: String?) async throws -> [String: Int] {
+        try await database.withConnection { sql in
+            let row = try await sql.raw("""
+                SELECT COUNT(*) AS instances, COALESCE(SUM(vcpus), 0) AS cores, COALESCE(SUM(memory_mb), 0) AS ram FROM instances
+                WHERE project_id = \(bind: project) AND vm_state <> 'deleted'
+                """).first()!
+            var usage = ["instances": try row.decode(column: "instances", as: Int.self), "cores": try row.decode(column: "cores", as: Int.self),
+                         "ram": try row.decode(column: "ram", as: Int.self), "metadata_items": 0, "key_pairs": 0]
+            if let user {
+                usage["key_pairs"] = try await sql.raw("SELECT COUNT(*) AS n FROM key_pairs WHERE user_id = \(bind: user)").first()!
+                    .decode(column: "n", as: Int.self)
+            }
+            return usage
+        }
+    }
+}
