@@ -19,18 +19,7 @@ import VolumeAPI
 /// error shape, admin-only policy, and what a node report turns into.
 @Suite struct HostAPITests {
     func withAPIs(_ body: @Sendable (any TestClientProtocol, String, ServiceStore) async throws -> Void) async throws {
-        let (url, drop) = try await TestDatabase.sqlite.makeDatabase()
-        let database = try Database(url, logger: Logger(label: "hosts-test"))
-        let keys = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-keys-\(UUID().uuidString)").path
-        try await withCleanup {
-            try await Migrator().migrate(database)
-            var bootstrap = Bootstrap(adminPassword: "admin-pw", publicURL: "http://controller:5000")
-            bootstrap.passwordCost = 4
-            try await bootstrap.run(on: database)
-            try FernetKeyRepository(directory: keys).setup()
-            var options = IdentityOptions(keyRepository: keys)
-            options.passwordCost = 4
-            let service = try IdentityService(database: database, options: options, logger: Logger(label: "hosts-test"))
+        try await withBootstrappedIdentity { database, service in
             let defaults = KeystonePolicy.defaults + ComputeAPI.policyDefaults + NetworkAPI.policyDefaults + VolumeAPI.policyDefaults
             let identity = KeystoneAPI(service: service, policy: try Policy(defaults: defaults), publicURL: "http://controller:5000",
                                        logger: Logger(label: "hosts-test"))
@@ -49,14 +38,8 @@ import VolumeAPI
             try await store.record(host: "stale", version: "1", services: [("nova-compute", "compute")],
                                    hypervisor: HypervisorRecord(type: "QEMU", version: 7_002_000, cpuModel: "x86_64", vcpus: 2,
                                                                 memoryMB: 4096, localGB: 50), at: Date().addingTimeInterval(-120))
-            let (token, _) = try await service.issue(AuthRequest(
-                method: .password(.name("admin", domain: .id("default")), password: "admin-pw"),
-                scope: .project(.name("admin", domain: .id("default")))))
+            let token = try await adminToken(service)
             try await Application(router: router).test(.router) { client in try await body(client, token, store) }
-        } cleanup: {
-            await database.shutdown()
-            await drop()
-            try? FileManager.default.removeItem(atPath: keys)
         }
     }
 

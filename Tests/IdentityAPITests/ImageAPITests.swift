@@ -24,48 +24,37 @@ import Testing
     }
 
     func withImages(_ body: @Sendable (any TestClientProtocol, Setup) async throws -> Void) async throws {
-        let (url, drop) = try await TestDatabase.sqlite.makeDatabase()
-        let database = try Database(url, logger: Logger(label: "image-test"))
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-images-\(UUID().uuidString)").path
-        try await withCleanup {
-            try await Migrator().migrate(database)
-            var bootstrap = Bootstrap(adminPassword: "admin-pw", publicURL: "http://controller:5000")
-            bootstrap.passwordCost = 4
-            try await bootstrap.run(on: database)
-            try FernetKeyRepository(directory: directory + "/keys").setup()
-            var options = IdentityOptions(keyRepository: directory + "/keys")
-            options.passwordCost = 4
-            let service = try IdentityService(database: database, options: options, logger: Logger(label: "image-test"))
-            // A second project with a member.
-            let (projectID, userID, memberRole) = try await service.write { sql in
-                let project = ProjectRow(id: IdentityService.makeID(), name: "other", domainID: "default", createdAt: IdentityService.timestamp())
-                try await IdentityTables.projects.insert(sql, project)
-                let user = UserRow(id: IdentityService.makeID(), name: "m", domainID: "default",
-                                   passwordHash: await PasswordHasher.hash("pw", cost: 4), createdAt: IdentityService.timestamp())
-                try await IdentityTables.users.insert(sql, user)
-                let role = try await IdentityTables.roles.first(sql, where: [.equals("name", "member")])!.id
-                return (project.id, user.id, role)
+        try await withBootstrappedIdentity { database, service in
+            try await withCleanup {
+                // A second project with a member.
+                let (projectID, userID, memberRole) = try await service.write { sql in
+                    let project = ProjectRow(id: IdentityService.makeID(), name: "other", domainID: "default", createdAt: IdentityService.timestamp())
+                    try await IdentityTables.projects.insert(sql, project)
+                    let user = UserRow(id: IdentityService.makeID(), name: "m", domainID: "default",
+                                       passwordHash: await PasswordHasher.hash("pw", cost: 4), createdAt: IdentityService.timestamp())
+                    try await IdentityTables.users.insert(sql, user)
+                    let role = try await IdentityTables.roles.first(sql, where: [.equals("name", "member")])!.id
+                    return (project.id, user.id, role)
+                }
+                try await service.write { sql in
+                    try await IdentityTables.assignments.insert(sql, AssignmentRow(actorType: "user", actorID: userID, targetType: "project",
+                                                                                   targetID: projectID, roleID: memberRole))
+                }
+                let policy = try Policy(defaults: KeystonePolicy.defaults + ImageAPI.policyDefaults)
+                let identity = KeystoneAPI(service: service, policy: policy, publicURL: "http://controller:5000", logger: Logger(label: "image-test"))
+                let images = try ImageService(database: database, directory: directory + "/store", sizeCap: 1 << 20)
+                let router = Router(options: .autoGenerateHeadEndpoints)
+                ImageAPI(identity: identity, images: images, logger: Logger(label: "image-test")).register(on: router)
+                identity.register(on: router)
+                let admin = try await adminToken(service)
+                let member = try await service.issue(AuthRequest(method: .password(.id(userID), password: "pw"), scope: .project(.id(projectID)))).token
+                try await Application(router: router).test(.router) { client in
+                    try await body(client, Setup(images: images, adminToken: admin, memberToken: member, directory: directory + "/store"))
+                }
+            } cleanup: {
+                try? FileManager.default.removeItem(atPath: directory)
             }
-            try await service.write { sql in
-                try await IdentityTables.assignments.insert(sql, AssignmentRow(actorType: "user", actorID: userID, targetType: "project",
-                                                                               targetID: projectID, roleID: memberRole))
-            }
-            let policy = try Policy(defaults: KeystonePolicy.defaults + ImageAPI.policyDefaults)
-            let identity = KeystoneAPI(service: service, policy: policy, publicURL: "http://controller:5000", logger: Logger(label: "image-test"))
-            let images = try ImageService(database: database, directory: directory + "/store", sizeCap: 1 << 20)
-            let router = Router(options: .autoGenerateHeadEndpoints)
-            ImageAPI(identity: identity, images: images, logger: Logger(label: "image-test")).register(on: router)
-            identity.register(on: router)
-            let admin = try await service.issue(AuthRequest(method: .password(.name("admin", domain: .id("default")), password: "admin-pw"),
-                                                            scope: .project(.name("admin", domain: .id("default"))))).token
-            let member = try await service.issue(AuthRequest(method: .password(.id(userID), password: "pw"), scope: .project(.id(projectID)))).token
-            try await Application(router: router).test(.router) { client in
-                try await body(client, Setup(images: images, adminToken: admin, memberToken: member, directory: directory + "/store"))
-            }
-        } cleanup: {
-            await database.shutdown()
-            await drop()
-            try? FileManager.default.removeItem(atPath: directory)
         }
     }
 

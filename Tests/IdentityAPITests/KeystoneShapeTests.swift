@@ -44,18 +44,7 @@ import Testing
     }
 
     func withAPI(_ body: @Sendable (any TestClientProtocol, Harness) async throws -> Void) async throws {
-        let (url, drop) = try await TestDatabase.sqlite.makeDatabase()
-        let database = try Database(url, logger: Logger(label: "api-test"))
-        let keys = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-keys-\(UUID().uuidString)").path
-        try await withCleanup {
-            try await Migrator().migrate(database)
-            var bootstrap = Bootstrap(adminPassword: "admin-pw", publicURL: "http://controller:5000")
-            bootstrap.passwordCost = 4
-            try await bootstrap.run(on: database)
-            try FernetKeyRepository(directory: keys).setup()
-            var options = IdentityOptions(keyRepository: keys)
-            options.passwordCost = 4
-            let service = try IdentityService(database: database, options: options, logger: Logger(label: "api-test"))
+        try await withBootstrappedIdentity { database, service in
             let api = KeystoneAPI(service: service, policy: try Policy(defaults: KeystonePolicy.defaults),
                                   publicURL: "http://controller:5000", maxBodySize: 4096, logger: Logger(label: "api-test"))
             let router = Router(options: .autoGenerateHeadEndpoints)
@@ -63,10 +52,6 @@ import Testing
             try await Application(router: router).test(.router) { client in
                 try await body(client, Harness(api: api, database: database))
             }
-        } cleanup: {
-            await database.shutdown()
-            await drop()
-            try? FileManager.default.removeItem(atPath: keys)
         }
     }
 
