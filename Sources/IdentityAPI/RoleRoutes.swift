@@ -35,17 +35,11 @@ extension KeystoneAPI {
             return respond(.created, ["role": roleJSON(row)])
         }
         router.get("/v3/roles/:role_id") { request, context in
-            let caller = try await authenticate(request)
-            let row = try await existing(IdentityTables.roles, try context.parameters.require("role_id"), "role")
-            try enforce(row.domainID.isEmpty ? "identity:get_role" : "identity:get_domain_role", caller,
-                        target: ["target.role.name": row.name, "target.role.domain_id": row.domainID])
+            let row = try await authorizedRole(request, context, "get")
             return respond(.ok, ["role": roleJSON(row)])
         }
         router.patch("/v3/roles/:role_id") { request, context in
-            let caller = try await authenticate(request)
-            var row = try await existing(IdentityTables.roles, try context.parameters.require("role_id"), "role")
-            try enforce(row.domainID.isEmpty ? "identity:update_role" : "identity:update_domain_role", caller,
-                        target: ["target.role.name": row.name, "target.role.domain_id": row.domainID])
+            var row = try await authorizedRole(request, context, "update")
             let fields = try await resource(request, "role")
             if fields.has("name") { row.name = try fields.string("name", required: true)! }
             if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
@@ -54,10 +48,7 @@ extension KeystoneAPI {
             return respond(.ok, ["role": roleJSON(row)])
         }
         router.delete("/v3/roles/:role_id") { request, context in
-            let caller = try await authenticate(request)
-            let row = try await existing(IdentityTables.roles, try context.parameters.require("role_id"), "role")
-            try enforce(row.domainID.isEmpty ? "identity:delete_role" : "identity:delete_domain_role", caller,
-                        target: ["target.role.name": row.name, "target.role.domain_id": row.domainID])
+            let row = try await authorizedRole(request, context, "delete")
             // Tokens that held it through an assignment are revoked, on every controller.
             try await service.deleteRole(row.id)
             return noContent()
@@ -140,6 +131,16 @@ extension KeystoneAPI {
 
         registerGrants(on: router)
         registerRoleAssignments(on: router)
+    }
+
+    /// The role of the path, after policy allowed `verb` on it (global and domain roles have
+    /// rules of their own).
+    func authorizedRole(_ request: Request, _ context: BasicRequestContext, _ verb: String) async throws -> RoleRow {
+        let caller = try await authenticate(request)
+        let row = try await existing(IdentityTables.roles, try context.parameters.require("role_id"), "role")
+        try enforce(row.domainID.isEmpty ? "identity:\(verb)_role" : "identity:\(verb)_domain_role", caller,
+                    target: ["target.role.name": row.name, "target.role.domain_id": row.domainID])
+        return row
     }
 
     // MARK: grants
