@@ -55,16 +55,24 @@ public struct KeyPairs: Sendable {
 
     public func create(userID: String, name: String, type: String, publicKey: String) async throws -> KeyPairRow {
         let fingerprint = try Self.fingerprint(ofPublicKey: publicKey)
-        do {
-            return try await database.transaction { sql in
-                let row = KeyPairRow(id: try await ComputeTables.nextKeyPairID(sql), name: name, userID: userID, type: type,
-                                     fingerprint: fingerprint, publicKey: publicKey, createdAt: Int64(Date().timeIntervalSince1970 * 1000))
-                try await ComputeTables.keyPairs.insert(sql, row)
-                return row
+        // Ids are MAX(id)+1: two controllers creating at once may pick the same one; the loser
+        // sees a duplicate row that is not its name, and tries the next id.
+        for _ in 0..<10 {
+            do {
+                return try await database.transaction { sql in
+                    let row = KeyPairRow(id: try await ComputeTables.nextKeyPairID(sql), name: name, userID: userID, type: type,
+                                         fingerprint: fingerprint, publicKey: publicKey, createdAt: Int64(Date().timeIntervalSince1970 * 1000))
+                    try await ComputeTables.keyPairs.insert(sql, row)
+                    return row
+                }
+            } catch is DuplicateRowError {
+                let taken = try await database.withConnection { sql in
+                    try await ComputeTables.keyPairs.first(sql, where: [.equals("user_id", userID), .equals("name", name)])
+                }
+                if taken != nil { throw Failure.duplicate("Key pair '\(name)' already exists.") }
             }
-        } catch is DuplicateRowError {
-            throw Failure.duplicate("Key pair '\(name)' already exists.")
         }
+        throw Failure.duplicate("Key pair '\(name)' could not be stored: too many concurrent creations.")
     }
 
     public func list(userID: String) async throws -> [KeyPairRow] {

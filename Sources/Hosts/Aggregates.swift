@@ -64,17 +64,24 @@ public struct Aggregates: Sendable {
     }
 
     public func create(name: String, availabilityZone: String?) async throws -> Aggregate {
-        do {
-            return try await database.transaction { sql in
-                var aggregate = Aggregate(id: try await AggregateTables.nextID(sql), uuid: UUID().uuidString.lowercased(), name: name,
-                                          metadata: [:], hosts: [], createdAt: Self.now(), updatedAt: nil)
-                if let availabilityZone { aggregate.metadata["availability_zone"] = availabilityZone }
-                try await AggregateTables.aggregates.insert(sql, Self.encode(aggregate))
-                return aggregate
+        // Ids are MAX(id)+1: a concurrent creation may take the same one; then try the next.
+        for _ in 0..<10 {
+            do {
+                return try await database.transaction { sql in
+                    var aggregate = Aggregate(id: try await AggregateTables.nextID(sql), uuid: UUID().uuidString.lowercased(), name: name,
+                                              metadata: [:], hosts: [], createdAt: Self.now(), updatedAt: nil)
+                    if let availabilityZone { aggregate.metadata["availability_zone"] = availabilityZone }
+                    try await AggregateTables.aggregates.insert(sql, Self.encode(aggregate))
+                    return aggregate
+                }
+            } catch is DuplicateRowError {
+                let taken = try await database.withConnection { sql in
+                    try await AggregateTables.aggregates.first(sql, where: [.equals("name", name)])
+                }
+                if taken != nil { throw Failure.duplicateName(name) }
             }
-        } catch is DuplicateRowError {
-            throw Failure.duplicateName(name)
         }
+        throw Failure.duplicateName(name)
     }
 
     /// Reads, changes and writes one aggregate in a transaction.
