@@ -12,7 +12,11 @@ extension IdentityService {
 
     public func write<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         do {
-            let result = try await database.transaction(body)
+            let result = try await database.transaction { sql in
+                let result = try await body(sql)
+                try await sql.raw("UPDATE identity_generation SET value = value + 1 WHERE id = 1").run()
+                return result
+            }
             invalidate()
             return result
         } catch let error as DuplicateRowError {

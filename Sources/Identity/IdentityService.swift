@@ -12,7 +12,8 @@ public struct IdentityOptions: Sendable {
     public var passwordCost = 12
     public var lockout = LockoutPolicy(failureAttempts: 0, duration: 1800)
     /// How long a validated token's resolved contents are reused before the database is read
-    /// again; changes made through this controller invalidate them at once.
+    /// again; changes made through this controller invalidate them at once, changes made
+    /// through another one at its next refresh.
     public var validationCacheLifetime: TimeInterval = 60
     /// How often revocation events written by other controllers (and rotated keys) are picked up.
     public var refreshInterval: TimeInterval = 2
@@ -147,6 +148,8 @@ public final class IdentityService: Sendable {
         var catalog: [CatalogEntry]?
         var catalogUntil = Date.distantPast
         var lastForcedKeyLoad = Date.distantPast
+        /// The shared generation (identity_generation) last read; nil before the first read.
+        var sharedGeneration: Int64?
         var lastEventSeen: Int64 = 0
         var lastKeyLoad = Date()
     }
@@ -195,8 +198,18 @@ public final class IdentityService: Sendable {
     /// between controllers) and drops those older than any token could be.
     public func refreshRevocations() async throws {
         let since = state.withLock { $0.lastEventSeen } - 60_000
-        let events = try await database.withConnection { sql in
-            try await IdentityTables.revocationEvents.all(sql, where: [.atLeast("created_at", since)])
+        let (events, shared) = try await database.withConnection { sql in
+            (try await IdentityTables.revocationEvents.all(sql, where: [.atLeast("created_at", since)]),
+             try await sql.raw("SELECT value FROM identity_generation WHERE id = 1").first()?.decode(column: "value", as: Int64.self))
+        }
+        // Another controller changed identity data: its resolved tokens and catalog are stale here.
+        state.withLock { state in
+            if let shared, let seen = state.sharedGeneration, seen != shared {
+                state.generation &+= 1
+                state.tokens.removeAll(keepingCapacity: true)
+                state.catalog = nil
+            }
+            if let shared { state.sharedGeneration = shared }
         }
         let oldest = Self.now() - Int64(options.tokenExpiration * 1000) - 60_000
         state.withLock { state in

@@ -262,5 +262,11 @@ public enum Schema {
                 project_id TEXT NOT NULL, resource TEXT NOT NULL, hard_limit BIGINT NOT NULL, PRIMARY KEY (project_id, resource))
             """,
         ]),
+        // A counter every identity change bumps: controllers poll it to drop cached tokens and
+        // catalogs when another controller changed something.
+        Migration(version: 10, name: "identity generation", statements: [
+            "CREATE TABLE identity_generation (id INTEGER PRIMARY KEY, value BIGINT NOT NULL)",
+            "INSERT INTO identity_generation (id, value) VALUES (1, 0)",
+        ]),
     ]
 }

@@ -99,6 +99,22 @@ import Testing
         }
     }
 
+    /// A change made through one controller reaches the other's cached tokens at its next
+    /// refresh, not only when the cache expires.
+    @Test(arguments: TestDatabase.allCases)
+    func anotherControllersChangesReachCachedTokens(backend: TestDatabase) async throws {
+        try await withCloud(backend) { cloud in
+            let first = try cloud.service(), second = try cloud.service()
+            try await second.refreshRevocations()
+            let token = try await login(first)
+            #expect(try await second.validate(token).project?.name == "admin")
+            try await first.updateProject(cloud.adminProject) { $0.name = "renamed" }
+            #expect(try await second.validate(token).project?.name == "admin", "cached until the next refresh")
+            try await second.refreshRevocations()
+            #expect(try await second.validate(token).project?.name == "renamed")
+        }
+    }
+
     @Test func rescopedTokensKeepTheExpiryAndChainTheAuditIDs() async throws {
         try await withCloud(.sqlite) { cloud in
             let service = try cloud.service()
