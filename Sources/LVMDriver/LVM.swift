@@ -115,12 +115,26 @@ public final class LVM: @unchecked Sendable {
         try logicalVolumes(in: volumeGroup).first { $0.name == name }
     }
 
-    public func createPhysicalVolume(_ device: String) throws { _ = try run(["pvcreate", "-y", device]) }
+    public func createPhysicalVolume(_ device: String) throws { _ = try whileDeviceBusy { try run(["pvcreate", "-y", device]) } }
     public func removePhysicalVolume(_ device: String) throws { _ = try run(["pvremove", "-y", device]) }
 
     public func createVolumeGroup(_ name: String, devices: [String]) throws {
         try checkName(name)
-        _ = try run(["vgcreate", name] + devices)
+        _ = try whileDeviceBusy { try run(["vgcreate", name] + devices) }
+    }
+
+    /// Runs `body` again (up to ~3 s) while LVM cannot open a device exclusively: right after
+    /// pvcreate, udev's probe of the device may still hold it open.
+    func whileDeviceBusy<T>(_ body: () throws -> T) throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                return try body()
+            } catch let error as LVMError where attempt < 15 && error.messages.contains(where: { $0.contains("exclusively") }) {
+                attempt += 1
+                usleep(200_000)
+            }
+        }
     }
 
     public func removeVolumeGroup(_ name: String) throws {
