@@ -147,6 +147,8 @@ public final class IdentityService: Sendable {
         var revocations: [String: RevocationEventRow] = [:]
         var catalog: [CatalogEntry]?
         var catalogUntil = Date.distantPast
+        /// Bumped whenever a newly read catalog is kept (what encoded copies are keyed by).
+        var catalogVersion: UInt64 = 0
         var lastForcedKeyLoad = Date.distantPast
         /// The shared generation (identity_generation) last read; nil before the first read.
         var sharedGeneration: Int64?
@@ -599,7 +601,16 @@ public final class IdentityService: Sendable {
 
     /// Every enabled service with its enabled endpoints (cached until the catalog changes).
     public func catalog() async throws -> [CatalogEntry] {
-        if let cached = state.withLock({ $0.catalog != nil && $0.catalogUntil > Date() ? $0.catalog : nil }) { return cached }
+        try await versionedCatalog().entries
+    }
+
+    /// The catalog and a version that changes whenever the kept catalog is replaced.
+    public func versionedCatalog() async throws -> (entries: [CatalogEntry], version: UInt64) {
+        let cached = state.withLock { state -> ([CatalogEntry], UInt64)? in
+            guard let catalog = state.catalog, state.catalogUntil > Date() else { return nil }
+            return (catalog, state.catalogVersion)
+        }
+        if let cached { return cached }
         let generation = state.withLock { $0.generation }
         let entries = try await database.withConnection { sql in
             let services = try await IdentityTables.services.all(sql, where: [.equals("enabled", true)], orderBy: "type")
@@ -610,12 +621,13 @@ public final class IdentityService: Sendable {
             }
         }
         // Kept only if nothing changed meanwhile; re-read after a while for other controllers' changes.
-        state.withLock { state in
-            if state.generation == generation {
-                state.catalog = entries
-                state.catalogUntil = Date().addingTimeInterval(options.validationCacheLifetime)
-            }
+        return state.withLock { state in
+            guard state.generation == generation else { return (entries, 0) }  // version 0: never cached as encoded
+            state.catalog = entries
+            state.catalogUntil = Date().addingTimeInterval(options.validationCacheLifetime)
+            state.catalogVersion &+= 1
+            if state.catalogVersion == 0 { state.catalogVersion = 1 }
+            return (entries, state.catalogVersion)
         }
-        return entries
     }
 }

@@ -10,12 +10,12 @@ extension KeystoneAPI {
         router.post("/v3/auth/tokens") { request, _ in
             let auth = try await parseAuthRequest(try await body(request))
             let (token, info) = try await service.issue(auth)
-            let catalog = flag(request, "nocatalog") ? nil : try await service.catalog()
+            let catalog = flag(request, "nocatalog") ? nil : try await encodedCatalog()
             return respond(.created, tokenBody(info, catalog: catalog), headers: [.subjectToken: token])
         }
         router.get("/v3/auth/tokens") { request, _ in
             let (subject, info) = try await subjectToken(request, action: "identity:validate_token")
-            let catalog = flag(request, "nocatalog") ? nil : try await service.catalog()
+            let catalog = flag(request, "nocatalog") ? nil : try await encodedCatalog()
             return respond(.ok, tokenBody(info, catalog: catalog), headers: [.subjectToken: subject])
         }
         router.head("/v3/auth/tokens") { request, _ in
@@ -36,7 +36,7 @@ extension KeystoneAPI {
             guard caller.payload.scope != .unscoped else {
                 throw IdentityError.forbidden("A scoped token is required to see the catalog.")
             }
-            return respond(.ok, ["catalog": catalogJSON(try await service.catalog()), "links": listLinks(request)])
+            return respond(.ok, ["catalog": try await encodedCatalog(), "links": listLinks(request)])
         }
         router.get("/v3/auth/projects") { request, _ in
             let caller = try await authenticate(request)
@@ -72,7 +72,16 @@ extension KeystoneAPI {
         return (subject, info)
     }
 
-    func tokenBody(_ info: TokenInfo, catalog: [CatalogEntry]?) -> JSON {
+    /// The catalog's JSON, encoded once per catalog version (it is in every token body).
+    func encodedCatalog() async throws -> JSON {
+        let (entries, version) = try await service.versionedCatalog()
+        if version != 0, let bytes = catalogBytes.lookup(version) { return .raw(bytes) }
+        let bytes = catalogJSON(entries).encoded()
+        if version != 0 { catalogBytes.store(version, bytes) }
+        return .raw(bytes)
+    }
+
+    func tokenBody(_ info: TokenInfo, catalog: JSON?) -> JSON {
         var token: [String: JSON] = [
             "methods": .array(info.payload.methods.names.map(JSON.string)),
             "user": ["id": .string(info.user.id), "name": .string(info.user.name),
@@ -91,7 +100,7 @@ extension KeystoneAPI {
         if info.system { token["system"] = ["all": true] }
         if info.payload.scope != .unscoped {
             token["roles"] = .array(info.roles.map { ["id": .string($0.id), "name": .string($0.name)] })
-            if let catalog { token["catalog"] = catalogJSON(catalog) }
+            if let catalog { token["catalog"] = catalog }
         }
         if let credential = info.applicationCredential {
             token["application_credential"] = ["id": .string(credential.id), "name": .string(credential.name),

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import PetrelHTTP
 import Store
+import Synchronization
 
 /// The Keystone v3 API: version discovery at `/` and `/v3`, authentication and tokens, the
 /// catalog and the identity resources, with Keystone's JSON shapes, status codes and error
@@ -19,6 +20,7 @@ public struct KeystoneAPI: Sendable {
     /// Largest request body accepted (Keystone's `max_request_body_size`, 114688 by default).
     public let maxBodySize: Int
     let logger: Logger
+    let catalogBytes = EncodedCatalog()
 
     public init(service: IdentityService, policy: Policy, publicURL: String, maxBodySize: Int = 114_688, logger: Logger) {
         self.service = service
@@ -141,6 +143,19 @@ extension HTTPField.Name {
 }
 
 struct RequestTooLarge: Error {}
+
+/// The last catalog encoded, by the identity service's catalog version.
+final class EncodedCatalog: Sendable {
+    private let last = Mutex<(version: UInt64, bytes: [UInt8])?>(nil)
+
+    func lookup(_ version: UInt64) -> [UInt8]? {
+        last.withLock { $0?.version == version ? $0?.bytes : nil }
+    }
+
+    func store(_ version: UInt64, _ bytes: [UInt8]) {
+        last.withLock { $0 = (version, bytes) }
+    }
+}
 
 public func respond(_ status: HTTPResponse.Status, _ json: JSON, headers: HTTPFields = [:]) -> Response {
     var fields = headers

@@ -9,6 +9,9 @@ public enum JSON: Sendable, Equatable, Codable {
     case string(String)
     case array([JSON])
     case object([String: JSON])
+    /// JSON text already encoded (by `encoded()`), written as is: a response part that is the
+    /// same for many requests is encoded once.
+    case raw([UInt8])
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
@@ -30,6 +33,7 @@ public enum JSON: Sendable, Equatable, Codable {
         case .string(let value): try container.encode(value)
         case .array(let value): try container.encode(value)
         case .object(let value): try container.encode(value)
+        case .raw(let bytes): try container.encode(JSON.parse(bytes) ?? .null)
         }
     }
 
@@ -76,6 +80,7 @@ public enum JSON: Sendable, Equatable, Codable {
                 members[key]!.write(to: &out)
             }
             out.append(UInt8(ascii: "}"))
+        case .raw(let bytes): out += bytes
         }
     }
 

@@ -17,6 +17,9 @@ import Testing
         #expect(foundation["quote\"and\\slash/"] as? String == "tab\tnewline\ncontrol\u{01}é漢字🙂")
         #expect(String(decoding: JSON.object(["b": 1, "a": 2]).encoded(), as: UTF8.self) == #"{"a":2,"b":1}"#)
         #expect(String(decoding: JSON.number(.nan).encoded(), as: UTF8.self) == "null")
+        // A pre-encoded part is written as is.
+        let part = JSON.array([1, "x"]).encoded()
+        #expect(String(decoding: JSON.object(["a": .raw(part)]).encoded(), as: UTF8.self) == #"{"a":[1,"x"]}"#)
     }
 
     @Test func parseRefusesWhatIsNotJSON() {
