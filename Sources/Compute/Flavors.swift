@@ -31,14 +31,12 @@ public struct Flavors: Sendable {
     public init(database: Database) { self.database = database }
 
     static func decode(_ row: FlavorRow) -> Flavor {
-        Flavor(row: row, extraSpecs: (try? JSONDecoder().decode([String: String].self, from: Data(row.extraSpecs.utf8))) ?? [:])
+        Flavor(row: row, extraSpecs: JSONColumn.decode(row.extraSpecs, fallback: [:]))
     }
 
     static func encoded(_ flavor: Flavor) -> FlavorRow {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
         var row = flavor.row
-        row.extraSpecs = String(decoding: (try? encoder.encode(flavor.extraSpecs)) ?? Data("{}".utf8), as: UTF8.self)
+        row.extraSpecs = JSONColumn.encode(flavor.extraSpecs, fallback: "{}")
         return row
     }
 

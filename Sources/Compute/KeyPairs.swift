@@ -60,7 +60,7 @@ public struct KeyPairs: Sendable {
         for _ in 0..<10 {
             do {
                 return try await database.transaction { sql in
-                    let row = KeyPairRow(id: try await ComputeTables.nextKeyPairID(sql), name: name, userID: userID, type: type,
+                    let row = KeyPairRow(id: try await ComputeTables.keyPairs.nextIntegerID(sql), name: name, userID: userID, type: type,
                                          fingerprint: fingerprint, publicKey: publicKey, createdAt: Int64(Date().timeIntervalSince1970 * 1000))
                     try await ComputeTables.keyPairs.insert(sql, row)
                     return row

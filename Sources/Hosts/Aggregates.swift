@@ -32,18 +32,16 @@ public struct Aggregates: Sendable {
     public init(database: Database) { self.database = database }
 
     public static func decode(_ row: AggregateRow) -> Aggregate {
-        let metadata = (try? JSONDecoder().decode([String: String].self, from: Data(row.metadata.utf8))) ?? [:]
-        let hosts = (try? JSONDecoder().decode([String].self, from: Data(row.hosts.utf8))) ?? []
+        let metadata = JSONColumn.decode(row.metadata, fallback: [String: String]())
+        let hosts = JSONColumn.decode(row.hosts, fallback: [String]())
         return Aggregate(id: row.id, uuid: row.uuid, name: row.name, metadata: metadata, hosts: hosts, createdAt: row.createdAt,
                          updatedAt: row.updatedAt)
     }
 
     static func encode(_ aggregate: Aggregate) -> AggregateRow {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return AggregateRow(id: aggregate.id, uuid: aggregate.uuid, name: aggregate.name,
-                            metadata: String(decoding: (try? encoder.encode(aggregate.metadata)) ?? Data("{}".utf8), as: UTF8.self),
-                            hosts: String(decoding: (try? encoder.encode(aggregate.hosts)) ?? Data("[]".utf8), as: UTF8.self),
+        AggregateRow(id: aggregate.id, uuid: aggregate.uuid, name: aggregate.name,
+                            metadata: JSONColumn.encode(aggregate.metadata, fallback: "{}"),
+                            hosts: JSONColumn.encode(aggregate.hosts, fallback: "[]"),
                             createdAt: aggregate.createdAt, updatedAt: aggregate.updatedAt)
     }
 
@@ -68,7 +66,7 @@ public struct Aggregates: Sendable {
         for _ in 0..<10 {
             do {
                 return try await database.transaction { sql in
-                    var aggregate = Aggregate(id: try await AggregateTables.nextID(sql), uuid: UUID().uuidString.lowercased(), name: name,
+                    var aggregate = Aggregate(id: try await AggregateTables.aggregates.nextIntegerID(sql), uuid: UUID().uuidString.lowercased(), name: name,
                                               metadata: [:], hosts: [], createdAt: Self.now(), updatedAt: nil)
                     if let availabilityZone { aggregate.metadata["availability_zone"] = availabilityZone }
                     try await AggregateTables.aggregates.insert(sql, Self.encode(aggregate))

@@ -276,7 +276,7 @@ extension IdentityService {
             if let project = query.projectID { conditions += [.equals("target_type", "project"), .equals("target_id", project)] }
             if let domain = query.domainID { conditions += [.equals("target_type", "domain"), .equals("target_id", domain)] }
             if query.system { conditions += [.equals("target_type", "system")] }
-            var rows = try await IdentityTables.assignments.all(sql, where: conditions, orderBy: "actor_id")
+            let rows = try await IdentityTables.assignments.all(sql, where: conditions, orderBy: "actor_id")
             var listed: [ListedAssignment]
             if query.effective {
                 listed = []
@@ -305,7 +305,6 @@ extension IdentityService {
                     index += 1
                 }
             } else {
-                rows = rows.filter { _ in true }
                 listed = rows.map { ListedAssignment(row: $0) }
             }
             return listed.filter { assignment in

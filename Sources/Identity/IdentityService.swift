@@ -136,7 +136,6 @@ public final class IdentityService: Sendable {
     struct Cached: Sendable {
         let info: TokenInfo
         let until: Date
-        let generation: UInt64
     }
 
     struct State: Sendable {
@@ -312,8 +311,7 @@ public final class IdentityService: Sendable {
             if Self.isRevoked(info, by: state.revocations.values) { return true }
             if state.generation == generation {
                 if state.tokens.count >= Self.maxCachedTokens { state.tokens.removeAll(keepingCapacity: true) }
-                state.tokens[token] = Cached(info: info, until: now.addingTimeInterval(options.validationCacheLifetime),
-                                             generation: generation)
+                state.tokens[token] = Cached(info: info, until: now.addingTimeInterval(options.validationCacheLifetime))
             }
             return false
         }

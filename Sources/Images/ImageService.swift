@@ -48,16 +48,13 @@ public final class ImageService: Sendable {
 
     static func decode(_ row: ImageRow) -> Image {
         Image(row: row,
-              properties: (try? JSONDecoder().decode([String: String].self, from: Data(row.properties.utf8))) ?? [:],
-              tags: (try? JSONDecoder().decode([String].self, from: Data(row.tags.utf8))) ?? [])
+              properties: JSONColumn.decode(row.properties, fallback: [:]), tags: JSONColumn.decode(row.tags, fallback: []))
     }
 
     static func encoded(_ image: Image) -> ImageRow {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
         var row = image.row
-        row.properties = String(decoding: (try? encoder.encode(image.properties)) ?? Data("{}".utf8), as: UTF8.self)
-        row.tags = String(decoding: (try? encoder.encode(image.tags)) ?? Data("[]".utf8), as: UTF8.self)
+        row.properties = JSONColumn.encode(image.properties, fallback: "{}")
+        row.tags = JSONColumn.encode(image.tags, fallback: "[]")
         return row
     }
 

@@ -21,9 +21,4 @@ public struct AggregateRow: Codable, Sendable, Equatable {
 
 public enum AggregateTables {
     public static let aggregates = Table<AggregateRow>("aggregates")
-
-    /// The next aggregate id (run inside the transaction that inserts it).
-    public static func nextID(_ sql: any SQLDatabase) async throws -> Int {
-        try await sql.raw("SELECT COALESCE(MAX(id), 0) + 1 AS next FROM aggregates").first()!.decode(column: "next", as: Int.self)
-    }
 }

@@ -52,10 +52,6 @@ public enum ComputeTables {
     public static let flavors = Table<FlavorRow>("flavors")
     public static let flavorProjects = Table<FlavorProjectRow>("flavor_projects")
     public static let keyPairs = Table<KeyPairRow>("key_pairs")
-
-    public static func nextKeyPairID(_ sql: any SQLDatabase) async throws -> Int {
-        try await sql.raw("SELECT COALESCE(MAX(id), 0) + 1 AS next FROM key_pairs").first()!.decode(column: "next", as: Int.self)
-    }
 }
 
 /// A row of `instances` (a Nova server). With a `host`, it holds that host's resources.

@@ -211,6 +211,20 @@ public struct DuplicateRowError: Error, CustomStringConvertible {
     public var description: String { "duplicate row in \(table)" }
 }
 
+/// JSON text columns (metadata, properties, tags, extra specs): decoded leniently (a
+/// malformed value reads as `fallback`), encoded with sorted keys.
+public enum JSONColumn {
+    public static func decode<T: Decodable>(_ text: String, as type: T.Type = T.self, fallback: T) -> T {
+        (try? JSONDecoder().decode(T.self, from: Data(text.utf8))) ?? fallback
+    }
+
+    public static func encode<T: Encodable>(_ value: T, fallback: String) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? fallback
+    }
+}
+
 /// One table of rows of type `Row`, with the queries every identity resource needs. Each
 /// query runs on the connection (or transaction) it is given.
 public struct Table<Row: Codable & Sendable>: Sendable {
@@ -226,24 +240,32 @@ public struct Table<Row: Codable & Sendable>: Sendable {
         case atLeast(String, Int64)
     }
 
-    public func all(_ sql: any SQLDatabase, where conditions: [Condition] = [], orderBy: String? = nil) async throws -> [Row] {
-        var query = sql.select().column("*").from(name)
+    /// `builder` narrowed to the rows matching every condition; nil when none can match (an
+    /// empty `inList`).
+    private func filtered<B: SQLPredicateBuilder>(_ builder: B, _ conditions: [Condition]) -> B? {
+        var builder = builder
         for condition in conditions {
             switch condition {
-            case .equals(let column, let value): query = query.where(SQLIdentifier(column), .equal, SQLBind(value))
-            case .isNull(let column): query = query.where(SQLIdentifier(column), .is, SQLLiteral.null)
+            case .equals(let column, let value): builder = builder.where(SQLIdentifier(column), .equal, SQLBind(value))
+            case .isNull(let column): builder = builder.where(SQLIdentifier(column), .is, SQLLiteral.null)
             case .inList(let column, let values):
-                if values.isEmpty { return [] }
-                query = query.where(SQLIdentifier(column), .in, SQLGroupExpression(values.map { SQLBind($0) }))
-            case .atLeast(let column, let value): query = query.where(SQLIdentifier(column), .greaterThanOrEqual, SQLBind(value))
+                if values.isEmpty { return nil }
+                builder = builder.where(SQLIdentifier(column), .in, SQLGroupExpression(values.map { SQLBind($0) }))
+            case .atLeast(let column, let value): builder = builder.where(SQLIdentifier(column), .greaterThanOrEqual, SQLBind(value))
             }
         }
+        return builder
+    }
+
+    public func all(_ sql: any SQLDatabase, where conditions: [Condition] = [], orderBy: String? = nil, limit: Int? = nil) async throws -> [Row] {
+        guard var query = filtered(sql.select().column("*").from(name), conditions) else { return [] }
         if let orderBy { query = query.orderBy(orderBy) }
+        if let limit { query = query.limit(limit) }
         return try await query.all(decoding: Row.self, with: Columns.decoder)
     }
 
     public func first(_ sql: any SQLDatabase, where conditions: [Condition]) async throws -> Row? {
-        try await all(sql, where: conditions).first
+        try await all(sql, where: conditions, limit: 1).first
     }
 
     public func get(_ sql: any SQLDatabase, id: String) async throws -> Row? {
@@ -259,9 +281,7 @@ public struct Table<Row: Codable & Sendable>: Sendable {
 
     /// Replaces every column of the row with this `id`.
     public func update(_ sql: any SQLDatabase, id: String, _ row: Row) async throws {
-        try await Columns.mapDuplicate(name) {
-            try await sql.update(name).set(model: row, with: Columns.encoder).where("id", .equal, id).run()
-        }
+        try await update(sql, whereColumn: "id", equals: id, row)
     }
 
     /// Replaces every column of the row whose `column` equals `value` (for non-text keys).
@@ -271,23 +291,19 @@ public struct Table<Row: Codable & Sendable>: Sendable {
         }
     }
 
-    /// Deletes the rows matching every condition; returns how many there were.
+    /// Deletes the rows matching every condition (one statement); returns how many there were.
     @discardableResult
     public func delete(_ sql: any SQLDatabase, where conditions: [Condition]) async throws -> Int {
-        let count = try await all(sql, where: conditions).count
-        guard count > 0 else { return 0 }
-        var query = sql.delete(from: name)
-        for condition in conditions {
-            switch condition {
-            case .equals(let column, let value): query = query.where(SQLIdentifier(column), .equal, SQLBind(value))
-            case .isNull(let column): query = query.where(SQLIdentifier(column), .is, SQLLiteral.null)
-            case .inList(let column, let values):
-                query = query.where(SQLIdentifier(column), .in, SQLGroupExpression(values.map { SQLBind($0) }))
-            case .atLeast(let column, let value): query = query.where(SQLIdentifier(column), .greaterThanOrEqual, SQLBind(value))
-            }
-        }
-        try await query.run()
-        return count
+        guard let query = filtered(sql.delete(from: name), conditions) else { return 0 }
+        // RETURNING is in both SQLite (3.35+) and PostgreSQL.
+        return try await query.returning(SQLLiteral.all).all().count
+    }
+
+    /// The next integer id (`MAX(id) + 1`) of a table with integer ids, read in the caller's
+    /// transaction. Two controllers may read the same one: the insert that loses gets a
+    /// `DuplicateRowError` and may try again.
+    public func nextIntegerID(_ sql: any SQLDatabase) async throws -> Int {
+        try await sql.raw("SELECT COALESCE(MAX(id), 0) + 1 AS next FROM \(ident: name)").first()!.decode(column: "next", as: Int.self)
     }
 }
 
