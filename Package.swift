@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/sql-kit", from: "3.36.0"),
         .package(url: "https://github.com/vapor/sqlite-kit", from: "4.5.2"),
         .package(url: "https://github.com/vapor/postgres-kit", from: "2.17.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // MARK: C libraries (Debian -dev packages)
@@ -96,7 +97,8 @@ let package = Package(
 
         // Nova's logic on the controller: flavors, key pairs, the scheduler (servers to come).
         .target(name: "Compute", dependencies: [
-            "Store", "Hosts", .product(name: "SQLKit", package: "sql-kit"),
+            "Store", "Hosts", "Images", "RPC", "Contracts", .product(name: "SQLKit", package: "sql-kit"),
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
 
@@ -109,9 +111,16 @@ let package = Package(
         ]),
 
         // Nova v2.1 (services, hypervisors so far), Neutron v2.0 (agents), Cinder v3 (services).
+        // The node's compute service: image cache, instance disks, domains, lifecycle.
+        .target(name: "NodeCompute", dependencies: [
+            "LibvirtDriver", "ProcessDriver", "RPC", "Contracts", "PetrelCore",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "ComputeAPI", dependencies: [
-            "IdentityAPI", "Identity", "Hosts", "Compute", "Store", "PetrelHTTP",
-            .product(name: "Hummingbird", package: "hummingbird"),
+            "IdentityAPI", "Identity", "Hosts", "Compute", "Store", "PetrelHTTP", "Contracts", "Images",
+            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "NetworkAPI", dependencies: [
             "IdentityAPI", "Identity", "Hosts", "Store", "PetrelHTTP",
@@ -138,12 +147,12 @@ let package = Package(
         // MARK: programs
         .executableTarget(name: "petrel-controller", dependencies: [
             "PetrelCore", "PetrelHTTP", "Store", "RPC", "Contracts", "Identity", "IdentityAPI", "Hosts",
-            "ComputeAPI", "NetworkAPI", "VolumeAPI", "Images", "ImageAPI",
+            "ComputeAPI", "NetworkAPI", "VolumeAPI", "Images", "ImageAPI", "Compute",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "petrel-node", dependencies: [
-            "PetrelCore", "PetrelHTTP", "LibvirtDriver", "NetlinkDriver", "RPC", "Contracts",
+            "PetrelCore", "PetrelHTTP", "LibvirtDriver", "NetlinkDriver", "RPC", "Contracts", "NodeCompute",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),

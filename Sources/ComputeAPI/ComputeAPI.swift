@@ -1,4 +1,5 @@
 import Compute
+import Contracts
 import Foundation
 import HTTPTypes
 import Hosts
@@ -17,6 +18,9 @@ public struct ComputeAPI: Sendable {
     let flavors: Flavors
     let keyPairs: KeyPairs
     let quotas: Quotas
+    /// Servers need the conductor (RPC to the nodes); without it the servers API is not served.
+    let conductor: Conductor?
+    var servers: Servers { conductor!.servers }
     /// The availability zone of hosts in no aggregate with one.
     let defaultAvailabilityZone = "nova"
     let logger: Logger
@@ -46,9 +50,11 @@ public struct ComputeAPI: Sendable {
                       ["GET /compute/v2.1/os-hypervisors/statistics"]),
         PolicyDefault("os_compute_api:os-hypervisors:uptime", "rule:context_is_admin", "Show a hypervisor's uptime.",
                       ["GET /compute/v2.1/os-hypervisors/{hypervisor_id}/uptime"]),
-    ] + aggregatePolicies + flavorPolicies + keyPairPolicies + quotaPolicies
+    ] + aggregatePolicies + flavorPolicies + keyPairPolicies + quotaPolicies + serverPolicies
 
-    public init(identity: KeystoneAPI, hosts: HostInventory, quotaDefaults: [String: Int] = ComputeAPI.defaultQuotas, logger: Logger) {
+    public init(identity: KeystoneAPI, hosts: HostInventory, quotaDefaults: [String: Int] = ComputeAPI.defaultQuotas,
+                conductor: Conductor? = nil, logger: Logger) {
+        self.conductor = conductor
         self.identity = identity
         self.hosts = hosts
         flavors = Flavors(database: hosts.store.database)
@@ -80,6 +86,7 @@ public struct ComputeAPI: Sendable {
         registerFlavors(on: v21)
         registerKeyPairs(on: v21)
         registerQuotas(on: v21)
+        if let conductor { registerServers(on: v21, conductor: conductor) }
     }
 
     /// The caller (authenticated), the microversion asked for, and the headers that echo it.

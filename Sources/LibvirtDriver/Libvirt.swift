@@ -227,6 +227,22 @@ public final class Domain: @unchecked Sendable {
         guard virDomainResume(handle) == 0 else { throw LibvirtError.last("resume \(name)") }
     }
 
+    /// Saves the guest's memory to libvirt's managed-save file and stops it; the next
+    /// `start` restores it.
+    public func managedSave() throws {
+        guard virDomainManagedSave(handle, 0) == 0 else { throw LibvirtError.last("managed save \(name)") }
+    }
+
+    public func hasManagedSave() throws -> Bool {
+        let result = virDomainHasManagedSaveImage(handle, 0)
+        guard result >= 0 else { throw LibvirtError.last("managed save image of \(name)") }
+        return result == 1
+    }
+
+    public func removeManagedSave() throws {
+        guard virDomainManagedSaveRemove(handle, 0) == 0 else { throw LibvirtError.last("remove managed save of \(name)") }
+    }
+
     /// Removes the persistent definition, with any managed-save image and snapshot metadata.
     public func undefine() throws {
         let flags = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE.rawValue | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA.rawValue

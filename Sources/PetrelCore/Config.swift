@@ -147,6 +147,10 @@ public struct PetrelConfig: Sendable {
     public var imageSizeCap: Int
     public var libvirtURI: String
     public var virtType: String
+    public var cpuMode: String
+    public var scheduler: SchedulerSettings
+    public var compute: ComputeSettings
+    public var serviceUser: ServiceUser?
     public var nodeMetricsListen: HostPort
     /// `[DEFAULT] my_ip`, when set.
     public var myIP: String?
@@ -233,6 +237,29 @@ public struct PetrelConfig: Sendable {
         libvirtURI = try string("libvirt", "uri")!
         virtType = try string("libvirt", "virt_type")!
         nodeMetricsListen = HostPort(parsing: try string("node", "metrics_listen")!)!
+        cpuMode = try string("libvirt", "cpu_mode") ?? (virtType == "kvm" ? "host-model" : "none")
+        scheduler = SchedulerSettings(maxAttempts: Int(try string("scheduler", "max_attempts")!)!,
+                                      cpuAllocationRatio: Double(try string("scheduler", "cpu_allocation_ratio")!)!,
+                                      ramAllocationRatio: Double(try string("scheduler", "ram_allocation_ratio")!)!,
+                                      diskAllocationRatio: Double(try string("scheduler", "disk_allocation_ratio")!)!,
+                                      ramWeightMultiplier: Double(try string("scheduler", "ram_weight_multiplier")!)!)
+        compute = ComputeSettings(
+            instancesPath: try string("compute", "instances_path") ?? (statePath + "/instances"),
+            shutdownTimeout: Int(try string("compute", "shutdown_timeout")!)!,
+            softRebootWait: Int(try string("compute", "wait_soft_reboot_seconds")!)!,
+            syncPowerStateInterval: Int(try string("compute", "sync_power_state_interval")!)!,
+            unusedImageAge: Int(try string("image_cache", "remove_unused_original_minimum_age_seconds")!)!,
+            imageCacheInterval: Int(try string("image_cache", "manager_interval")!)!,
+            vncListen: try string("vnc", "server_listen")!)
+        if let url = try string("service_user", "auth_url"), let user = try string("service_user", "username"),
+           let password = try string("service_user", "password") {
+            serviceUser = ServiceUser(authURL: url, username: user, password: password,
+                                      projectName: try string("service_user", "project_name")!,
+                                      userDomainName: try string("service_user", "user_domain_name")!,
+                                      projectDomainName: try string("service_user", "project_domain_name")!)
+        } else {
+            serviceUser = nil
+        }
         myIP = try string("DEFAULT", "my_ip")
         nodeServices = Self.list(try string("node", "services")!)
         if let url = try string("api", "public_url") {
@@ -242,6 +269,34 @@ public struct PetrelConfig: Sendable {
             let reachable = HostPort(host: wildcard ? host : apiListen.host, port: apiListen.port)
             publicURL = "http://\(reachable)"
         }
+    }
+
+    public struct SchedulerSettings: Sendable {
+        public var maxAttempts: Int
+        public var cpuAllocationRatio: Double
+        public var ramAllocationRatio: Double
+        public var diskAllocationRatio: Double
+        public var ramWeightMultiplier: Double
+    }
+
+    public struct ComputeSettings: Sendable {
+        public var instancesPath: String
+        public var shutdownTimeout: Int
+        public var softRebootWait: Int
+        public var syncPowerStateInterval: Int
+        public var unusedImageAge: Int
+        public var imageCacheInterval: Int
+        public var vncListen: String
+    }
+
+    /// The identity a node acts as towards the APIs (image download, snapshot upload).
+    public struct ServiceUser: Sendable {
+        public var authURL: String
+        public var username: String
+        public var password: String
+        public var projectName: String
+        public var userDomainName: String
+        public var projectDomainName: String
     }
 
     static func list(_ value: String) -> [String] {
@@ -284,6 +339,10 @@ public struct PetrelConfig: Sendable {
         case .integer(let range):
             guard let number = Int(value), range.contains(number) else {
                 throw fail("expected an integer in \(range.lowerBound)...\(range.upperBound)")
+            }
+        case .number(let range):
+            guard let number = Double(value), range.contains(number) else {
+                throw fail("expected a number in \(range.lowerBound)...\(range.upperBound)")
             }
         case .boolean:
             if boolean(value) == nil { throw fail("expected true or false") }

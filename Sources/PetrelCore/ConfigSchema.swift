@@ -19,6 +19,7 @@ public struct ConfigOption: Sendable {
         /// An IPv4 or IPv6 address.
         case ipAddress
         case integer(ClosedRange<Int>)
+        case number(ClosedRange<Double>)
         case boolean
         case absolutePath
     }
@@ -44,7 +45,7 @@ public struct ConfigOption: Sendable {
 }
 
 public enum ConfigSchema {
-    public static let sections = ["DEFAULT", "database", "api", "token", "identity", "security_compliance", "oslo_policy", "image", "quota", "libvirt", "node"]
+    public static let sections = ["DEFAULT", "database", "api", "token", "identity", "security_compliance", "oslo_policy", "image", "quota", "scheduler", "libvirt", "compute", "image_cache", "vnc", "service_user", "node"]
 
     public static let options: [ConfigOption] = [
         .init("DEFAULT", "host", .hostname, default: nil,
@@ -99,10 +100,43 @@ public enum ConfigSchema {
               help: "Key pairs a user may have (-1: unlimited)."),
         .init("quota", "metadata_items", .integer(-1...1_000_000), default: "128",
               help: "Metadata items per server (-1: unlimited)."),
+        .init("scheduler", "max_attempts", .integer(1...100), default: "3",
+              help: "Hosts a server's build is tried on before it ends in ERROR (the first one included)."),
+        .init("scheduler", "cpu_allocation_ratio", .number(0.1...1000), default: "16.0",
+              help: "vCPUs the scheduler places per physical CPU of a host."),
+        .init("scheduler", "ram_allocation_ratio", .number(0.1...100), default: "1.5",
+              help: "RAM the scheduler places per MB of a host's memory."),
+        .init("scheduler", "disk_allocation_ratio", .number(0.1...100), default: "1.0",
+              help: "Root and ephemeral disk the scheduler places per GB of a host's instance storage."),
+        .init("scheduler", "ram_weight_multiplier", .number(-1000...1000), default: "1.0",
+              help: "Positive: new servers go to the hosts with the most free RAM (spread); negative: to the fullest (stack)."),
         .init("libvirt", "uri", .string, default: "qemu:///system",
               help: "libvirt connection URI of this hypervisor host (test:///default for a simulated one)."),
         .init("libvirt", "virt_type", .choice(["kvm", "qemu"]), default: "kvm",
               help: "Domain type: kvm (hardware virtualization) or qemu (TCG emulation, for hosts where KVM cannot run guests)."),
+        .init("libvirt", "cpu_mode", .choice(["host-model", "host-passthrough", "none"]), default: nil,
+              help: "Guest CPU model: host-model or host-passthrough (kvm), none (the hypervisor's default). Defaults to host-model with kvm and none with qemu."),
+        .init("compute", "instances_path", .absolutePath, default: nil,
+              help: "Where a node keeps instance directories (disks, console log) and the image cache (_base). Defaults to <state_path>/instances."),
+        .init("compute", "shutdown_timeout", .integer(0...3600), default: "60",
+              help: "Seconds a stopping server's guest gets to shut down cleanly (ACPI) before it is powered off."),
+        .init("compute", "wait_soft_reboot_seconds", .integer(0...3600), default: "120",
+              help: "Seconds a soft reboot waits for the guest to shut down before it falls back to a hard reboot."),
+        .init("compute", "sync_power_state_interval", .integer(10...86400), default: "600",
+              help: "Seconds between a node's comparisons of every domain's power state with the controller's (a safety net under libvirt's events)."),
+        .init("image_cache", "remove_unused_original_minimum_age_seconds", .integer(0...31_536_000), default: "86400",
+              help: "Cached base images no instance of the node uses are removed once they have been unused this long."),
+        .init("image_cache", "manager_interval", .integer(10...86400), default: "2400",
+              help: "Seconds between a node's sweeps of its image cache."),
+        .init("vnc", "server_listen", .ipAddress, default: "127.0.0.1",
+              help: "Address the VNC console of each guest listens on."),
+        .init("service_user", "auth_url", .httpURL, default: nil,
+              help: "Identity endpoint (e.g. http://controller:5000/v3) the node authenticates at to download images and upload snapshots. Required for compute."),
+        .init("service_user", "username", .string, default: nil, help: "The node's service user."),
+        .init("service_user", "password", .string, default: nil, help: "The node's service user's password."),
+        .init("service_user", "project_name", .string, default: "service", help: "Project the service user's token is scoped to."),
+        .init("service_user", "user_domain_name", .string, default: "Default", help: "Domain of the service user."),
+        .init("service_user", "project_domain_name", .string, default: "Default", help: "Domain of the service user's project."),
         .init("node", "services", .subset(["compute", "network", "volume"]), default: "compute, network, volume",
               help: "What this node runs and reports: compute (nova-compute), network (the L2, L3, DHCP and metadata agents), volume (cinder-volume)."),
         .init("node", "metrics_listen", .hostPort, default: "127.0.0.1:9180",
@@ -147,6 +181,7 @@ public enum ConfigSchema {
         case .subset(let values): return "comma-separated list of: " + values.joined(separator: ", ")
         case .ipAddress: return "IP address"
         case .integer(let range): return "integer \(range.lowerBound)...\(range.upperBound)"
+        case .number(let range): return "number \(range.lowerBound)...\(range.upperBound)"
         case .boolean: return "boolean: true or false"
         case .absolutePath: return "absolute path"
         }

@@ -41,3 +41,20 @@ public enum PetrelProgram {
         logger.info("stopped")
     }
 }
+
+/// Runs a task beside the program's services until graceful shutdown; a task that ends
+/// early (`once`) does not end the program.
+public struct BackgroundTask: Service {
+    let body: @Sendable () async -> Void
+    let once: Bool
+
+    public init(once: Bool = false, _ body: @escaping @Sendable () async -> Void) {
+        self.once = once
+        self.body = body
+    }
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown { await body() }
+        if once { try? await gracefulShutdown() }
+    }
+}

@@ -80,6 +80,17 @@ public struct InstanceRow: Codable, Sendable, Equatable {
     public var userData: String?
     public var createdAt: Int64
     public var updatedAt: Int64
+    /// A JSON array of the hosts a build of this instance failed on.
+    public var triedHosts: String = "[]"
+    /// The stamp of the last node update applied.
+    public var stateStamp: Int64 = 0
+    public var launchedAt: Int64?
+    /// Shared by the servers one request created (`min_count`/`max_count`).
+    public var reservationID: String?
+    public var hostname: String?
+    /// The flavor as it was when the server was created (flavors may change or go).
+    public var flavorName: String?
+    public var flavorExtraSpecs: String = "{}"
 
     public init(id: String, name: String, projectID: String, userID: String, flavorID: String, vcpus: Int, memoryMB: Int,
                 rootGB: Int, ephemeralGB: Int = 0, swap: Int = 0, imageID: String?, availabilityZone: String?, createdAt: Int64) {

@@ -268,5 +268,16 @@ public enum Schema {
             "CREATE TABLE identity_generation (id INTEGER PRIMARY KEY, value BIGINT NOT NULL)",
             "INSERT INTO identity_generation (id, value) VALUES (1, 0)",
         ]),
+        // What the build and the nodes need on an instance: the hosts a build already failed
+        // on, the last node update applied (its stamp orders updates), when it first ran.
+        Migration(version: 11, name: "instance lifecycle", statements: [
+            "ALTER TABLE instances ADD COLUMN tried_hosts TEXT NOT NULL DEFAULT '[]'",
+            "ALTER TABLE instances ADD COLUMN state_stamp BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE instances ADD COLUMN launched_at BIGINT",
+            "ALTER TABLE instances ADD COLUMN reservation_id TEXT",
+            "ALTER TABLE instances ADD COLUMN hostname TEXT",
+            "ALTER TABLE instances ADD COLUMN flavor_name TEXT",
+            "ALTER TABLE instances ADD COLUMN flavor_extra_specs TEXT NOT NULL DEFAULT '{}'",
+        ]),
     ]
 }

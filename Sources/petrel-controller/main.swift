@@ -2,6 +2,7 @@ import ArgumentParser
 import ComputeAPI
 import Contracts
 import Foundation
+import Compute
 import Hosts
 import Identity
 import IdentityAPI
@@ -69,23 +70,33 @@ struct Serve: AsyncParsableCommand {
         try await identity.service.refreshRevocations()
         let router = PetrelHTTPListener.observabilityRouter(options: .autoGenerateHeadEndpoints)
         let hosts = HostInventory(database: database, serviceDownTime: TimeInterval(config.serviceDownTime))
-        // Each API under its prefix with its own error style; identity last, as its error
-        // middleware applies to the routes added after it.
-        ComputeAPI(identity: identity, hosts: hosts, quotaDefaults: config.quotaDefaults, logger: logger).register(on: router)
-        NetworkAPI(identity: identity, hosts: hosts, logger: logger).register(on: router)
-        VolumeAPI(identity: identity, hosts: hosts, logger: logger).register(on: router)
+        // Node reports and compute updates arrive over RabbitMQ; the controller keeps serving
+        // HTTP while the broker is away, and the RPC server reconnects by itself.
+        let link = BrokerLink(transport: config.transportURL, name: "controller", logger: logger)
         let images = try ImageService(database: database, directory: config.imageStorePath, sizeCap: Int64(config.imageSizeCap))
         try await images.recoverInterruptedUploads()
+        var schedulerOptions = SchedulerOptions()
+        schedulerOptions.cpuAllocationRatio = config.scheduler.cpuAllocationRatio
+        schedulerOptions.ramAllocationRatio = config.scheduler.ramAllocationRatio
+        schedulerOptions.diskAllocationRatio = config.scheduler.diskAllocationRatio
+        schedulerOptions.ramWeightMultiplier = config.scheduler.ramWeightMultiplier
+        let servers = Servers(database: database, images: images, quotas: Quotas(database: database, defaults: config.quotaDefaults))
+        let conductor = Conductor(servers: servers, scheduler: Scheduler(hosts: hosts, options: schedulerOptions),
+                                  client: RPCClient(link: link, logger: logger), maxAttempts: config.scheduler.maxAttempts, logger: logger)
+        // Each API under its prefix with its own error style; identity last, as its error
+        // middleware applies to the routes added after it.
+        ComputeAPI(identity: identity, hosts: hosts, quotaDefaults: config.quotaDefaults, conductor: conductor, logger: logger)
+            .register(on: router)
+        NetworkAPI(identity: identity, hosts: hosts, logger: logger).register(on: router)
+        VolumeAPI(identity: identity, hosts: hosts, logger: logger).register(on: router)
         ImageAPI(identity: identity, images: images, logger: logger).register(on: router)
         identity.register(on: router)
         let api = PetrelHTTPListener.application(router: router, address: config.apiListen, serverName: "petrel-controller",
                                                  logger: logger)
         logger.info("starting", metadata: ["listen": "\(config.apiListen)", "public_url": "\(config.publicURL)",
                                             "database": "\(database.backend.rawValue)", "version": "\(PetrelVersion.current)"])
-        // Node reports arrive over RabbitMQ; the controller keeps serving HTTP while the
-        // broker is away, and the RPC server reconnects by itself.
-        let link = BrokerLink(transport: config.transportURL, name: "controller", logger: logger)
         let reports = RPCServer(link: link, topic: ReportState.topic, host: config.host, logger: logger)
+        conductor.register(on: reports)
         let services = ServiceStore(database)
         reports.register(ReportState.self) { report, context in
             try await services.record(
@@ -97,7 +108,8 @@ struct Serve: AsyncParsableCommand {
             logger.debug("node report", metadata: ["node": "\(report.host)", "request_id": "\(context.requestID)"])
             return Nothing()
         }
-        try await PetrelProgram.run([api, RPCService(server: reports), BackgroundTask { await identity.service.runRefresh() }],
+        try await PetrelProgram.run([api, BackgroundTask { await reports.run() }, BackgroundTask { await identity.service.runRefresh() },
+                                     BackgroundTask(once: true) { await conductor.resumeWaitingBuilds() }],
                                     logger: logger)
         await link.close()
     }
@@ -127,24 +139,6 @@ func makeIdentity(_ config: PetrelConfig, database: Database, logger: Logger) th
     }
     return KeystoneAPI(service: service, policy: policy, publicURL: config.publicURL, maxBodySize: config.maxRequestBodySize,
                        logger: logger)
-}
-
-/// Runs a long-lived task until graceful shutdown.
-struct BackgroundTask: Service {
-    let body: @Sendable () async -> Void
-
-    func run() async throws {
-        try await cancelWhenGracefulShutdown { await body() }
-    }
-}
-
-/// Runs an RPC server until graceful shutdown.
-struct RPCService: Service {
-    let server: RPCServer
-
-    func run() async throws {
-        try await cancelWhenGracefulShutdown { await server.run() }
-    }
 }
 
 struct DBSync: AsyncParsableCommand {

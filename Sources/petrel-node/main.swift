@@ -3,6 +3,7 @@ import Contracts
 import Foundation
 import LibvirtDriver
 import NetlinkDriver
+import NodeCompute
 import Logging
 import PetrelCore
 import PetrelHTTP
@@ -38,10 +39,54 @@ struct PetrelNode: AsyncParsableCommand {
                                                      address: config.nodeMetricsListen, serverName: "petrel-node",
                                                      logger: logger)
         let link = BrokerLink(transport: config.transportURL, name: "node", logger: logger)
-        let reporter = StateReporter(client: RPCClient(link: link, logger: logger), hypervisor: hypervisor, config: config,
-                                     logger: logger)
-        try await PetrelProgram.run([metrics, DomainEventLog(connection: hypervisor, logger: logger), reporter], logger: logger)
+        let client = RPCClient(link: link, logger: logger)
+        let reporter = StateReporter(client: client, hypervisor: hypervisor, config: config, logger: logger)
+        var services: [any Service] = [metrics, reporter]
+        if config.nodeServices.contains("compute") {
+            let cloud = config.serviceUser.map { CloudClient(user: $0, logger: logger) }
+            if cloud == nil {
+                logger.warning("no [service_user]: this node cannot download images, so it cannot build servers")
+            }
+            let compute = ComputeService(settings: Self.computeSettings(config, hypervisorType: host.hypervisorType), hypervisor: hypervisor,
+                                         client: client, cloud: cloud, logger: logger)
+            let server = RPCServer(link: link, topic: ComputeTopic.name, host: config.host, logger: logger)
+            compute.register(on: server)
+            services.append(BackgroundTask { await server.run() })
+            services.append(BackgroundTask {
+                do { try await compute.followEvents() } catch { logger.error("libvirt events unavailable", metadata: ["error": "\(error)"]) }
+            })
+            services.append(BackgroundTask {
+                // Reconcile once the controller answers, then keep the periodic safety net.
+                await server.ready()
+                while !Task.isCancelled {
+                    do {
+                        try await compute.reconcile()
+                        logger.info("reconciled with the controller")
+                        break
+                    } catch {
+                        logger.warning("reconciliation failed; retrying", metadata: ["error": "\(error)"])
+                        try? await Task.sleep(for: .seconds(5))
+                    }
+                }
+                await compute.runPeriodicTasks()
+            })
+        } else {
+            services.append(DomainEventLog(connection: hypervisor, logger: logger))
+        }
+        try await PetrelProgram.run(services, logger: logger)
         await link.close()
+    }
+
+    static func computeSettings(_ config: PetrelConfig, hypervisorType: String) -> ComputeService.Settings {
+        let domainType = hypervisorType.lowercased() == "test" ? "test" : config.virtType
+        let emulator = ["/usr/bin/qemu-system-x86_64", "/usr/libexec/qemu-kvm"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        return ComputeService.Settings(
+            host: config.host, instancesPath: config.compute.instancesPath,
+            domain: DomainXML(domainType: domainType, cpuMode: config.cpuMode, vncListen: config.compute.vncListen,
+                              emulator: domainType == "test" ? nil : emulator),
+            shutdownTimeout: .seconds(config.compute.shutdownTimeout), softRebootWait: .seconds(config.compute.softRebootWait),
+            syncInterval: .seconds(config.compute.syncPowerStateInterval), unusedImageAge: TimeInterval(config.compute.unusedImageAge),
+            imageCacheInterval: .seconds(config.compute.imageCacheInterval))
     }
 }
 

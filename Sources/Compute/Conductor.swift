@@ -1,0 +1,131 @@
+import Contracts
+import Foundation
+import Hosts
+import Logging
+import RPC
+import Store
+
+/// The controller's side of building and running servers (Nova's conductor): schedules a
+/// new server, hands it to its host, retries another host when a build fails there, and
+/// applies what nodes report. Everything it does is idempotent and restartable: the state
+/// it works from is the database's.
+public struct Conductor: Sendable {
+    public let servers: Servers
+    public let scheduler: Scheduler
+    let client: RPCClient
+    let maxAttempts: Int
+    let logger: Logger
+
+    public init(servers: Servers, scheduler: Scheduler, client: RPCClient, maxAttempts: Int, logger: Logger) {
+        self.servers = servers
+        self.scheduler = scheduler
+        self.client = client
+        self.maxAttempts = maxAttempts
+        self.logger = logger
+    }
+
+    /// Schedules one waiting server and asks its host to build it. Failures end in ERROR
+    /// with a fault, never in a server stuck in BUILD.
+    public func build(_ id: String, context: RequestContext = RequestContext()) async {
+        var log = logger
+        log[metadataKey: "request_id"] = "\(context.requestID)"
+        log[metadataKey: "instance"] = "\(id)"
+        do {
+            guard let row = try await servers.database.withConnection({ sql in try await ComputeTables.instances.get(sql, id: id) }),
+                  row.vmState == "building", row.taskState == "scheduling" else { return }
+            let tried = Set(JSONColumn.decode(row.triedHosts, fallback: [String]()))
+            let properties = await servers.spec(row).image?.properties ?? [:]
+            let host: String
+            do {
+                host = try await scheduler.schedule(instanceID: id, imageProperties: properties, excluding: tried)
+            } catch let failure as Scheduler.Failure {
+                if case .instanceNotFound = failure { return }
+                let message = tried.isEmpty ? failure.description
+                    : "Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures for instance \(id)."
+                log.warning("no host for the server", metadata: ["reason": "\(failure)"])
+                try await servers.fail(id, fault: InstanceFault(code: 500, message: message, details: failure.description))
+                return
+            }
+            guard try await servers.markSpawning(id) else { return }
+            log.info("scheduled", metadata: ["host": "\(host)"])
+            do {
+                try await client.cast(BuildInstance.self, .init(instanceID: id), topic: ComputeTopic.host(host), context: context,
+                                      patience: .seconds(30))
+            } catch {
+                await buildFailed(.init(instanceID: id, host: host, reason: "the compute service of \(host) is unreachable: \(error)",
+                                        retryable: true), context: context)
+            }
+        } catch {
+            log.error("build could not proceed", metadata: ["error": "\(error)"])
+            try? await servers.fail(id, fault: InstanceFault(code: 500, message: "Build of instance \(id) aborted: \(error)"))
+        }
+    }
+
+    /// A node could not build a server: try another host while attempts remain.
+    public func buildFailed(_ failure: BuildFailed.Arguments, context: RequestContext) async {
+        var log = logger
+        log[metadataKey: "request_id"] = "\(context.requestID)"
+        log[metadataKey: "instance"] = "\(failure.instanceID)"
+        log.warning("build failed", metadata: ["host": "\(failure.host)", "reason": "\(failure.reason)"])
+        do {
+            guard let attempts = try await servers.releaseFailedBuild(failure.instanceID, host: failure.host) else { return }
+            guard failure.retryable, attempts < maxAttempts else {
+                let message = failure.retryable
+                    ? "Exceeded maximum number of retries. Exceeded max scheduling attempts \(maxAttempts) for instance \(failure.instanceID). Last exception: \(failure.reason)"
+                    : "Build of instance \(failure.instanceID) aborted: \(failure.reason)"
+                try await servers.fail(failure.instanceID, fault: InstanceFault(code: 500, message: message, details: failure.reason))
+                return
+            }
+            await build(failure.instanceID, context: context)
+        } catch {
+            log.error("could not record the failed build", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Builds a controller left waiting when it stopped.
+    public func resumeWaitingBuilds() async {
+        guard let waiting = try? await servers.waitingForHost() else { return }
+        for row in waiting {
+            logger.info("resuming the build of a server", metadata: ["instance": "\(row.id)"])
+            await build(row.id)
+        }
+    }
+
+    /// Asks a server's host to run an action begun with `Servers.begin`. If the host cannot
+    /// be reached the task is cleared again and the error thrown.
+    public func send(_ action: InstanceAction.Arguments, to host: String, task: String, context: RequestContext) async throws {
+        do {
+            try await client.cast(InstanceAction.self, action, topic: ComputeTopic.host(host), context: context, patience: .seconds(10))
+        } catch {
+            try? await servers.clearTask(action.instanceID, task)
+            throw error
+        }
+    }
+
+    public func delete(_ id: String, on host: String, context: RequestContext) async throws {
+        try await client.cast(DeleteInstance.self, .init(instanceID: id), topic: ComputeTopic.host(host), context: context,
+                              patience: .seconds(10))
+    }
+
+    public func consoleOutput(_ id: String, on host: String, length: Int?, context: RequestContext) async throws -> String {
+        try await client.call(ConsoleOutput.self, .init(instanceID: id, length: length), topic: ComputeTopic.host(host), context: context,
+                              timeout: .seconds(30)).output
+    }
+
+    /// Serves the node-facing methods on the controller's RPC server.
+    public func register(on server: RPCServer) {
+        server.register(InstanceUpdate.self) { update, context in
+            let applied = try await servers.apply(update)
+            logger.debug("instance update", metadata: ["instance": "\(update.instanceID)", "kind": "\(update.kind.rawValue)",
+                                                       "applied": "\(applied)", "request_id": "\(context.requestID)"])
+            return Nothing()
+        }
+        server.register(BuildFailed.self) { failure, context in
+            await buildFailed(failure, context: context)
+            return Nothing()
+        }
+        server.register(InstancesOnHost.self) { query, _ in
+            InstancesOnHost.Result(instances: try await servers.specs(host: query.host, ids: query.ids))
+        }
+    }
+}

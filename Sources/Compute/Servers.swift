@@ -1,0 +1,451 @@
+import Contracts
+import Foundation
+import Hosts
+import Images
+import SQLKit
+import Store
+
+/// A server (Nova's instance) with its JSON columns decoded.
+public struct Server: Sendable, Equatable {
+    public var row: InstanceRow
+    public var metadata: [String: String]
+    public var fault: InstanceFault?
+    public var faultCreated: Int64?
+
+    public var id: String { row.id }
+
+    init(_ row: InstanceRow) {
+        self.row = row
+        metadata = JSONColumn.decode(row.metadata, fallback: [:])
+        let stored = JSONColumn.decode(row.fault ?? "null", as: StoredFault?.self, fallback: nil)
+        fault = stored.map { InstanceFault(code: $0.code, message: $0.message, details: $0.details) }
+        faultCreated = stored?.created
+    }
+
+    public var flavorExtraSpecs: [String: String] { JSONColumn.decode(row.flavorExtraSpecs, fallback: [:]) }
+
+    /// Nova's API status from the VM and task states.
+    public var status: String {
+        let task = row.taskState
+        switch row.vmState {
+        case "building": return "BUILD"
+        case "active":
+            switch task {
+            case "rebooting": return "REBOOT"
+            case "rebooting_hard": return "HARD_REBOOT"
+            case "rebuilding": return "REBUILD"
+            default: return "ACTIVE"
+            }
+        case "stopped": return task == "rebuilding" ? "REBUILD" : "SHUTOFF"
+        case "paused": return "PAUSED"
+        case "suspended": return "SUSPENDED"
+        case "error": return task == "rebuilding" ? "REBUILD" : "ERROR"
+        case "deleted": return "DELETED"
+        default: return "UNKNOWN"
+        }
+    }
+}
+
+struct StoredFault: Codable {
+    var code: Int
+    var message: String
+    var details: String?
+    var created: Int64
+}
+
+/// What a user asks for in `POST /servers`, validated for shape by the API.
+public struct ServerRequest: Sendable {
+    public var name: String
+    public var flavorRef: String
+    public var imageRef: String
+    public var keyName: String?
+    public var userData: String?
+    public var metadata: [String: String]
+    public var availabilityZone: String?
+    /// A host asked for by an admin (`host` of 2.74, or `zone:host`).
+    public var minCount: Int
+    public var maxCount: Int
+    public var hostname: String?
+
+    public init(name: String, flavorRef: String, imageRef: String, keyName: String? = nil, userData: String? = nil,
+                metadata: [String: String] = [:], availabilityZone: String? = nil, minCount: Int = 1, maxCount: Int = 1,
+                hostname: String? = nil) {
+        self.name = name; self.flavorRef = flavorRef; self.imageRef = imageRef; self.keyName = keyName; self.userData = userData
+        self.metadata = metadata; self.availabilityZone = availabilityZone; self.minCount = minCount; self.maxCount = maxCount
+        self.hostname = hostname
+    }
+}
+
+/// Who is asking: the project and user a server belongs to, and whether they are an admin.
+public struct ServerCaller: Sendable {
+    public var projectID: String
+    public var userID: String
+    public var isAdmin: Bool
+
+    public init(projectID: String, userID: String, isAdmin: Bool) {
+        self.projectID = projectID
+        self.userID = userID
+        self.isAdmin = isAdmin
+    }
+}
+
+/// Nova's servers: creation with its checks (flavor, image, key pair, zone, quotas), the
+/// instance state machine (which action is allowed in which state, the task it starts, the
+/// state it ends in) and the updates nodes send.
+public struct Servers: Sendable {
+    public enum Failure: Error, Equatable, CustomStringConvertible {
+        case notFound(String)
+        case badRequest(String)
+        /// 409: not in a state that allows the action.
+        case conflict(String)
+        /// 403: over quota.
+        case quota(String)
+
+        public var description: String {
+            switch self {
+            case .notFound(let id): return "Instance \(id) could not be found."
+            case .badRequest(let message), .conflict(let message), .quota(let message): return message
+            }
+        }
+    }
+
+    public let database: Database
+    public let images: ImageService
+    let quotas: Quotas
+    let defaultAvailabilityZone: String
+
+    public init(database: Database, images: ImageService, quotas: Quotas, defaultAvailabilityZone: String = "nova") {
+        self.database = database
+        self.images = images
+        self.quotas = quotas
+        self.defaultAvailabilityZone = defaultAvailabilityZone
+    }
+
+    static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    // MARK: create
+
+    /// Checks the request against flavors, images, key pairs, zones and quotas and records
+    /// the servers (BUILD, scheduling). Returns them; the caller starts their builds.
+    public func create(_ request: ServerRequest, by caller: ServerCaller) async throws -> [Server] {
+        let flavors = Flavors(database: database)
+        guard let flavor = try? await flavors.get(request.flavorRef), !flavor.row.disabled else {
+            throw Failure.badRequest("Flavor \(request.flavorRef) could not be found.")
+        }
+        if !flavor.row.isPublic && !caller.isAdmin {
+            let allowed = try await flavors.projects(of: flavor.id).contains(caller.projectID)
+            guard allowed else { throw Failure.badRequest("Flavor \(request.flavorRef) could not be found.") }
+        }
+        guard let image = try? await images.get(request.imageRef), Self.visible(image, to: caller) else {
+            throw Failure.badRequest("Image \(request.imageRef) could not be found.")
+        }
+        guard image.row.status == "active" else { throw Failure.badRequest("Image \(image.id) is not active.") }
+        try Self.check(image: image, fits: flavor)
+        if let keyName = request.keyName {
+            guard (try? await KeyPairs(database: database).get(userID: caller.userID, name: keyName)) != nil else {
+                throw Failure.badRequest("Invalid key_name provided.")
+            }
+        }
+        if let zone = request.availabilityZone, zone != defaultAvailabilityZone {
+            let known = try await Aggregates(database: database).list().compactMap(\.availabilityZone)
+            guard known.contains(zone) else { throw Failure.badRequest("The requested availability zone is not available") }
+        }
+        let limits = try await quotas.limits(project: caller.projectID)
+        if let items = limits["metadata_items"], items >= 0, request.metadata.count > items {
+            throw Failure.quota("Quota exceeded for metadata_items: Requested \(request.metadata.count), but already used 0 of \(items) metadata_items")
+        }
+        let reservation = "r-" + String(UUID().uuidString.lowercased().prefix(8))
+        let now = Self.now()
+        return try await database.transaction { sql in
+            // Quotas are counted and the rows written in one transaction.
+            let usage = try await sql.raw("""
+                SELECT COUNT(*) AS instances, COALESCE(SUM(vcpus), 0) AS cores, COALESCE(SUM(memory_mb), 0) AS ram FROM instances
+                WHERE project_id = \(bind: caller.projectID)
+                """).first()!
+            let used = ["instances": try usage.decode(column: "instances", as: Int.self),
+                        "cores": try usage.decode(column: "cores", as: Int.self), "ram": try usage.decode(column: "ram", as: Int.self)]
+            let each = ["instances": 1, "cores": flavor.row.vcpus, "ram": flavor.row.memoryMB]
+            var count = request.maxCount
+            for resource in ["instances", "cores", "ram"] {
+                guard let limit = limits[resource], limit >= 0, each[resource]! > 0 else { continue }
+                let fits = max(0, (limit - used[resource]!) / each[resource]!)
+                if fits < request.minCount {
+                    throw Failure.quota("Quota exceeded for \(resource): Requested \(each[resource]! * request.minCount), but already used \(used[resource]!) of \(limit) \(resource)")
+                }
+                count = min(count, fits)
+            }
+            var created: [Server] = []
+            for index in 0..<count {
+                let name = count > 1 ? "\(request.name)-\(index + 1)" : request.name
+                var row = InstanceRow(id: UUID().uuidString.lowercased(), name: name, projectID: caller.projectID, userID: caller.userID,
+                                      flavorID: flavor.id, vcpus: flavor.row.vcpus, memoryMB: flavor.row.memoryMB,
+                                      rootGB: flavor.row.rootGB, ephemeralGB: flavor.row.ephemeralGB, swap: flavor.row.swap,
+                                      imageID: image.id, availabilityZone: request.availabilityZone, createdAt: now)
+                row.metadata = JSONColumn.encode(request.metadata, fallback: "{}")
+                row.keyName = request.keyName
+                row.userData = request.userData
+                row.reservationID = reservation
+                row.hostname = Self.hostname(request.hostname ?? name, index: count > 1 ? index + 1 : nil)
+                row.flavorName = flavor.row.name
+                row.flavorExtraSpecs = JSONColumn.encode(flavor.extraSpecs, fallback: "{}")
+                try await ComputeTables.instances.insert(sql, row)
+                created.append(Server(row))
+            }
+            return created
+        }
+    }
+
+    /// Nova's rules: the image must fit the flavor's root disk (unless the flavor's is 0),
+    /// and meet the image's `min_disk` and `min_ram`.
+    static func check(image: Image, fits flavor: Flavor) throws {
+        let rootBytes = Int64(flavor.row.rootGB) << 30
+        if flavor.row.rootGB > 0 {
+            for size in [image.row.size, image.row.virtualSize].compactMap({ $0 }) where size > rootBytes {
+                throw Failure.badRequest("Flavor's disk is too small for requested image. Flavor disk is \(rootBytes) bytes, image is \(size) bytes.")
+            }
+            if image.row.minDisk > flavor.row.rootGB {
+                throw Failure.badRequest("Flavor's disk is too small for requested image. Flavor disk is \(rootBytes) bytes, image needs \(Int64(image.row.minDisk) << 30) bytes.")
+            }
+        }
+        if image.row.minRam > flavor.row.memoryMB {
+            throw Failure.badRequest("Flavor's memory is too small for requested image.")
+        }
+    }
+
+    static func visible(_ image: Image, to caller: ServerCaller) -> Bool {
+        caller.isAdmin || image.row.visibility == "public" || image.row.visibility == "community" || image.row.owner == caller.projectID
+    }
+
+    /// A host name from a server name, as Nova sanitizes it: letters, digits and '-'.
+    static func hostname(_ name: String, index: Int?) -> String {
+        var text = String(name.lowercased().map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "-" })
+            .trimmingCharacters(in: CharacterSet(charactersIn: "-."))
+        if text.isEmpty { text = "server" }
+        if let index, !text.hasSuffix("-\(index)") { text += "-\(index)" }
+        return String(text.prefix(63))
+    }
+
+    // MARK: read
+
+    public func get(_ id: String, by caller: ServerCaller) async throws -> Server {
+        let row = try await database.withConnection { sql in try await ComputeTables.instances.get(sql, id: id) }
+        guard let row, caller.isAdmin || row.projectID == caller.projectID else { throw Failure.notFound(id) }
+        return Server(row)
+    }
+
+    /// Servers of one project (or, for `projectID` nil, every project), newest first.
+    public func list(projectID: String?) async throws -> [Server] {
+        try await database.withConnection { sql in
+            try await ComputeTables.instances.all(sql, where: projectID.map { [.equals("project_id", $0)] } ?? [], orderBy: "created_at")
+        }.reversed().map(Server.init)
+    }
+
+    // MARK: change
+
+    /// Reads, changes and writes one server in a transaction.
+    @discardableResult
+    public func change(_ id: String, by caller: ServerCaller, _ body: @escaping @Sendable (inout Server) throws -> Void) async throws -> Server {
+        try await database.transaction { sql in
+            guard let row = try await ComputeTables.instances.get(sql, id: id), caller.isAdmin || row.projectID == caller.projectID else {
+                throw Failure.notFound(id)
+            }
+            var server = Server(row)
+            try body(&server)
+            server.row.metadata = JSONColumn.encode(server.metadata, fallback: "{}")
+            server.row.updatedAt = Self.now()
+            try await ComputeTables.instances.update(sql, id: id, server.row)
+            return server
+        }
+    }
+
+    /// What an action needs and does: the VM states it is allowed in, the task it runs as,
+    /// and what the node is asked to do.
+    public struct Transition: Sendable {
+        public let name: String
+        public let allowed: Set<String>
+        public let task: String
+        public let action: InstanceAction.Action
+    }
+
+    public static let transitions: [String: Transition] = [
+        "reboot_soft": Transition(name: "reboot", allowed: ["active"], task: "rebooting", action: .rebootSoft),
+        "reboot_hard": Transition(name: "reboot", allowed: ["active", "stopped", "paused", "suspended", "error"], task: "rebooting_hard",
+                                  action: .rebootHard),
+        "os-stop": Transition(name: "stop", allowed: ["active", "error"], task: "powering-off", action: .stop),
+        "os-start": Transition(name: "start", allowed: ["stopped"], task: "powering-on", action: .start),
+        "pause": Transition(name: "pause", allowed: ["active"], task: "pausing", action: .pause),
+        "unpause": Transition(name: "unpause", allowed: ["paused"], task: "unpausing", action: .unpause),
+        "suspend": Transition(name: "suspend", allowed: ["active"], task: "suspending", action: .suspend),
+        "resume": Transition(name: "resume", allowed: ["suspended"], task: "resuming", action: .resume),
+        "rebuild": Transition(name: "rebuild", allowed: ["active", "stopped", "error"], task: "rebuilding", action: .rebuild),
+        "createImage": Transition(name: "createImage", allowed: ["active", "stopped", "paused", "suspended"], task: "image_snapshot",
+                                  action: .snapshot),
+    ]
+
+    /// Starts an action: checks the state, sets the task (atomically: a second action while
+    /// one runs is refused) and returns the server and the host to ask. `prepare` may change
+    /// the server further in the same transaction (a rebuild's new image).
+    public func begin(_ key: String, on id: String, by caller: ServerCaller,
+                      prepare: @escaping @Sendable (inout Server) throws -> Void = { _ in }) async throws -> (Server, String) {
+        guard let transition = Self.transitions[key] else { throw Failure.badRequest("Unknown action \(key).") }
+        let server = try await change(id, by: caller) { server in
+            guard transition.allowed.contains(server.row.vmState), server.row.taskState == nil else {
+                let (attribute, state) = server.row.taskState.map { ("task_state", $0) } ?? ("vm_state", server.row.vmState)
+                throw Failure.conflict("Cannot '\(transition.name)' instance \(server.id) while it is in \(attribute) \(state)")
+            }
+            guard server.row.host != nil else {
+                throw Failure.conflict("Cannot '\(transition.name)' instance \(server.id) while it is in vm_state \(server.row.vmState)")
+            }
+            server.row.taskState = transition.task
+            try prepare(&server)
+        }
+        return (server, server.row.host ?? "")
+    }
+
+    /// Where a delete goes: nowhere (the server was never placed, or its host is gone: the
+    /// record is removed now and the node cleans up when it reconciles), or to its host.
+    public enum DeleteRoute: Sendable, Equatable {
+        case removed
+        case host(String)
+    }
+
+    public func beginDelete(_ id: String, by caller: ServerCaller, hostIsUp: @escaping @Sendable (String) async throws -> Bool) async throws -> DeleteRoute {
+        let server = try await get(id, by: caller)
+        if let host = server.row.host, try await hostIsUp(host) {
+            try await change(id, by: caller) { $0.row.taskState = "deleting" }
+            return .host(host)
+        }
+        try await database.withConnection { sql in try await ComputeTables.instances.delete(sql, where: [.equals("id", id)]) }
+        return .removed
+    }
+
+    // MARK: nodes
+
+    /// The spec a node builds from.
+    public func spec(_ row: InstanceRow) async -> InstanceSpec {
+        var image: InstanceSpec.Image?
+        if let imageID = row.imageID, let found = try? await images.get(imageID) {
+            image = InstanceSpec.Image(id: found.id, diskFormat: found.row.diskFormat ?? "raw", checksum: found.row.checksum,
+                                       size: found.row.size, properties: found.properties)
+        }
+        let flavor = InstanceSpec.Flavor(id: row.flavorID, name: row.flavorName ?? row.flavorID, vcpus: row.vcpus, memoryMB: row.memoryMB,
+                                         rootGB: row.rootGB, ephemeralGB: row.ephemeralGB, swapMB: row.swap,
+                                         extraSpecs: JSONColumn.decode(row.flavorExtraSpecs, fallback: [:]))
+        return InstanceSpec(id: row.id, name: row.name, projectID: row.projectID, userID: row.userID, host: row.host, flavor: flavor,
+                            image: image, vmState: row.vmState, taskState: row.taskState, stamp: row.stateStamp)
+    }
+
+    /// What should be on `host` (all of it, or the instances in `ids`).
+    public func specs(host: String, ids: [String]?) async throws -> [InstanceSpec] {
+        var conditions: [Table<InstanceRow>.Condition] = [.equals("host", host)]
+        if let ids { conditions.append(.inList("id", ids)) }
+        let query = conditions
+        let rows = try await database.withConnection { sql in try await ComputeTables.instances.all(sql, where: query) }
+        var result: [InstanceSpec] = []
+        for row in rows { result.append(await spec(row)) }
+        return result
+    }
+
+    /// Applies a node's update if it is newer than the last applied and still relevant.
+    /// Returns whether it changed anything.
+    @discardableResult
+    public func apply(_ update: InstanceUpdate.Arguments) async throws -> Bool {
+        try await database.transaction { sql in
+            guard var row = try await ComputeTables.instances.get(sql, id: update.instanceID), row.host == update.host else { return false }
+            if update.kind == .deleted {
+                guard row.taskState == "deleting" else { return false }
+                try await ComputeTables.instances.delete(sql, where: [.equals("id", row.id)])
+                return true
+            }
+            guard update.stamp > row.stateStamp else { return false }
+            row.stateStamp = update.stamp
+            row.powerState = update.powerState.rawValue
+            switch update.kind {
+            case .taskDone, .taskFailed:
+                guard let task = update.endsTask, row.taskState == task else {
+                    // The task this ends is over (or another began): keep only the power state.
+                    break
+                }
+                if let state = update.vmState { row.vmState = state }
+                row.taskState = nil
+                if update.kind == .taskDone && row.vmState == "active" && row.launchedAt == nil { row.launchedAt = Self.now() }
+                if let fault = update.fault {
+                    row.fault = JSONColumn.encode(StoredFault(code: fault.code, message: fault.message, details: fault.details,
+                                                              created: Self.now()), fallback: "null")
+                } else if row.vmState != "error" {
+                    row.fault = nil
+                }
+            case .powerChanged:
+                // Nova's power-state sync: without a task running, the hypervisor is right.
+                guard row.taskState == nil else { break }
+                switch (row.vmState, update.powerState) {
+                case ("active", .shutdown), ("active", .crashed): row.vmState = "stopped"
+                case ("stopped", .running): row.vmState = "active"
+                case ("active", .paused): row.vmState = "paused"
+                case ("paused", .running): row.vmState = "active"
+                default: break
+                }
+            case .deleted: break
+            }
+            row.updatedAt = Self.now()
+            try await ComputeTables.instances.update(sql, id: row.id, row)
+            return true
+        }
+    }
+
+    /// Puts a server in ERROR with a fault, unless a delete is under way.
+    public func fail(_ id: String, fault: InstanceFault) async throws {
+        try await database.transaction { sql in
+            guard var row = try await ComputeTables.instances.get(sql, id: id), row.taskState != "deleting" else { return }
+            row.vmState = "error"
+            row.taskState = nil
+            row.fault = JSONColumn.encode(StoredFault(code: fault.code, message: fault.message, details: fault.details, created: Self.now()),
+                                          fallback: "null")
+            row.updatedAt = Self.now()
+            try await ComputeTables.instances.update(sql, id: id, row)
+        }
+    }
+
+    /// A build failed on `host`: forget the host (its claim goes with it) and remember it was
+    /// tried. Returns how many hosts have been tried, or nil when the instance is no longer
+    /// building there.
+    public func releaseFailedBuild(_ id: String, host: String) async throws -> Int? {
+        try await database.transaction { sql in
+            guard var row = try await ComputeTables.instances.get(sql, id: id), row.host == host, row.vmState == "building",
+                  row.taskState != "deleting" else { return nil }
+            var tried = JSONColumn.decode(row.triedHosts, fallback: [String]())
+            if !tried.contains(host) { tried.append(host) }
+            row.triedHosts = JSONColumn.encode(tried, fallback: "[]")
+            row.host = nil
+            row.taskState = "scheduling"
+            row.updatedAt = Self.now()
+            try await ComputeTables.instances.update(sql, id: id, row)
+            return tried.count
+        }
+    }
+
+    /// Moves a scheduled build from `scheduling` to `spawning`; false when it is no longer
+    /// waiting for that (deleted meanwhile).
+    public func markSpawning(_ id: String) async throws -> Bool {
+        try await database.withConnection { sql in
+            try await sql.raw("""
+                UPDATE instances SET task_state = 'spawning', updated_at = \(bind: Self.now())
+                WHERE id = \(bind: id) AND vm_state = 'building' AND task_state = 'scheduling' AND host IS NOT NULL RETURNING id
+                """).all().count == 1
+        }
+    }
+
+    /// Ends `task` without changing the VM state (its action could not be sent).
+    public func clearTask(_ id: String, _ task: String) async throws {
+        try await database.withConnection { sql in
+            try await sql.raw("UPDATE instances SET task_state = NULL WHERE id = \(bind: id) AND task_state = \(bind: task)").run()
+        }
+    }
+
+    /// Builds waiting for a host (a controller stopped while scheduling them).
+    public func waitingForHost() async throws -> [InstanceRow] {
+        try await database.withConnection { sql in
+            try await ComputeTables.instances.all(sql, where: [.equals("vm_state", "building"), .equals("task_state", "scheduling")])
+        }
+    }
+}

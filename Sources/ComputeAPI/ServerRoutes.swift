@@ -1,0 +1,616 @@
+import Compute
+import Contracts
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Identity
+import IdentityAPI
+import Images
+import PetrelHTTP
+import Store
+
+extension ComputeAPI {
+    static let ownerReader = "rule:context_is_admin or (role:reader and project_id:%(project_id)s)"
+    static let ownerMember = "rule:context_is_admin or (role:member and project_id:%(project_id)s)"
+
+    static let serverPolicies: [PolicyDefault] = [
+        PolicyDefault("os_compute_api:servers:index", ownerReader, "List one's project's servers.", ["GET /compute/v2.1/servers"]),
+        PolicyDefault("os_compute_api:servers:detail", ownerReader, "List one's project's servers with details.",
+                      ["GET /compute/v2.1/servers/detail"]),
+        PolicyDefault("os_compute_api:servers:index:get_all_tenants", "rule:context_is_admin", "List the servers of every project.",
+                      ["GET /compute/v2.1/servers?all_tenants=1"]),
+        PolicyDefault("os_compute_api:servers:show", ownerReader, "Show a server.", ["GET /compute/v2.1/servers/{server_id}"]),
+        PolicyDefault("os_compute_api:servers:create", ownerMember, "Create servers.", ["POST /compute/v2.1/servers"]),
+        PolicyDefault("os_compute_api:servers:update", ownerMember, "Rename a server.", ["PUT /compute/v2.1/servers/{server_id}"]),
+        PolicyDefault("os_compute_api:servers:delete", ownerMember, "Delete a server.", ["DELETE /compute/v2.1/servers/{server_id}"]),
+        PolicyDefault("os_compute_api:servers:action", ownerMember,
+                      "Run an action on a server: reboot, os-stop, os-start, pause, unpause, suspend, resume, rebuild, createImage.",
+                      ["POST /compute/v2.1/servers/{server_id}/action"]),
+        PolicyDefault("os_compute_api:os-console-output", ownerMember, "Read a server's serial console log.",
+                      ["POST /compute/v2.1/servers/{server_id}/action (os-getConsoleOutput)"]),
+        PolicyDefault("os_compute_api:server-metadata:index", ownerReader, "Read a server's metadata.",
+                      ["GET /compute/v2.1/servers/{server_id}/metadata", "GET /compute/v2.1/servers/{server_id}/metadata/{key}"]),
+        PolicyDefault("os_compute_api:server-metadata:update", ownerMember, "Change a server's metadata.",
+                      ["POST|PUT /compute/v2.1/servers/{server_id}/metadata", "PUT|DELETE /compute/v2.1/servers/{server_id}/metadata/{key}"]),
+    ]
+
+    /// Fields `POST /servers` accepts (Nova's schema); anything else is a 400.
+    static let serverFields: Set<String> = [
+        "name", "imageRef", "flavorRef", "adminPass", "metadata", "networks", "OS-DCF:diskConfig", "accessIPv4", "accessIPv6",
+        "key_name", "user_data", "availability_zone", "min_count", "max_count", "return_reservation_id", "security_groups",
+        "config_drive", "description", "tags", "hostname", "block_device_mapping_v2",
+    ]
+
+    func serverLinks(_ id: String) -> JSON {
+        [["rel": "self", "href": .string(base + "/v2.1/servers/" + id)], ["rel": "bookmark", "href": .string(base + "/servers/" + id)]]
+    }
+
+    /// Nova's `hostId`: the host, hashed with the project so projects cannot compare hosts.
+    static func hostID(project: String, host: String?) -> String {
+        guard let host else { return "" }
+        return SHA256.hash(data: Data((project + host).utf8)).map { String(format: "%02x", $0) }.joined().prefix(56).description
+    }
+
+    func serverJSON(_ server: Server, _ version: Microversion, admin: Bool, detail: Bool, hostUp: Bool?) -> JSON {
+        let row = server.row
+        var object: [String: JSON] = ["id": .string(row.id), "name": .string(row.name), "links": serverLinks(row.id)]
+        guard detail else { return .object(object) }
+        let status = server.status
+        object["status"] = .string(status)
+        object["tenant_id"] = .string(row.projectID)
+        object["user_id"] = .string(row.userID)
+        object["metadata"] = .object(server.metadata.mapValues(JSON.string))
+        object["hostId"] = .string(Self.hostID(project: row.projectID, host: row.host))
+        object["image"] = row.imageID.map { ["id": .string($0), "links": [["rel": "bookmark", "href": .string(base + "/images/" + $0)]]] } ?? ""
+        if version >= Microversion(2, 47) {
+            var flavor: [String: JSON] = ["vcpus": .number(Double(row.vcpus)), "ram": .number(Double(row.memoryMB)),
+                                          "disk": .number(Double(row.rootGB)), "ephemeral": .number(Double(row.ephemeralGB)),
+                                          "swap": .number(Double(row.swap)), "original_name": .string(row.flavorName ?? row.flavorID)]
+            flavor["extra_specs"] = .object(server.flavorExtraSpecs.mapValues(JSON.string))
+            object["flavor"] = .object(flavor)
+        } else {
+            object["flavor"] = ["id": .string(row.flavorID), "links": [["rel": "bookmark", "href": .string(base + "/flavors/" + row.flavorID)]]]
+        }
+        object["created"] = .string(Self.isoTime(row.createdAt))
+        object["updated"] = .string(Self.isoTime(row.updatedAt))
+        // Ports plug in here with the networking issue: addresses come from a server's ports.
+        object["addresses"] = [:]
+        object["accessIPv4"] = ""
+        object["accessIPv6"] = ""
+        object["OS-DCF:diskConfig"] = "MANUAL"
+        if status == "BUILD" || status == "ACTIVE" { object["progress"] = 0 }
+        object["OS-EXT-AZ:availability_zone"] = .string(row.availabilityZone ?? (row.host == nil ? "" : defaultAvailabilityZone))
+        object["config_drive"] = ""
+        object["key_name"] = JSON.string(row.keyName)
+        object["OS-SRV-USG:launched_at"] = novaTime(row.launchedAt)
+        object["OS-SRV-USG:terminated_at"] = nil
+        object["OS-EXT-STS:vm_state"] = .string(row.vmState)
+        object["OS-EXT-STS:task_state"] = JSON.string(row.taskState)
+        object["OS-EXT-STS:power_state"] = .number(Double(row.powerState))
+        object["os-extended-volumes:volumes_attached"] = []
+        if admin {
+            object["OS-EXT-SRV-ATTR:host"] = JSON.string(row.host)
+            object["OS-EXT-SRV-ATTR:hypervisor_hostname"] = JSON.string(row.host)
+            object["OS-EXT-SRV-ATTR:instance_name"] = .string(DomainNaming.name(row.id))
+            if version >= Microversion(2, 3) {
+                object["OS-EXT-SRV-ATTR:reservation_id"] = JSON.string(row.reservationID)
+                object["OS-EXT-SRV-ATTR:launch_index"] = 0
+                object["OS-EXT-SRV-ATTR:hostname"] = JSON.string(row.hostname)
+                object["OS-EXT-SRV-ATTR:kernel_id"] = ""
+                object["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
+                object["OS-EXT-SRV-ATTR:root_device_name"] = "/dev/vda"
+                object["OS-EXT-SRV-ATTR:user_data"] = JSON.string(row.userData)
+            }
+        }
+        if version >= Microversion(2, 9) { object["locked"] = false }
+        if version >= Microversion(2, 16), admin, let hostUp { object["host_status"] = hostUp ? "UP" : "DOWN" }
+        if version >= Microversion(2, 19) { object["description"] = nil }
+        if version >= Microversion(2, 26) { object["tags"] = [] }
+        if version >= Microversion(2, 63) { object["trusted_image_certificates"] = nil }
+        if version >= Microversion(2, 71) { object["server_groups"] = [] }
+        if version >= Microversion(2, 73) { object["locked_reason"] = nil }
+        if let fault = server.fault, status == "ERROR" || status == "DELETED" {
+            var body: [String: JSON] = ["code": .number(Double(fault.code)), "message": .string(fault.message),
+                                        "created": .string(Self.isoTime(server.faultCreated ?? row.updatedAt))]
+            if admin || fault.code != 500, let details = fault.details { body["details"] = .string(details) }
+            object["fault"] = .object(body)
+        }
+        return .object(object)
+    }
+
+    /// Nova's server timestamps: `2026-11-25T16:00:00Z`.
+    static func isoTime(_ milliseconds: Int64) -> String {
+        guard case .string(let text) = novaTime(milliseconds) else { return "" }
+        return String(text.prefix(19)) + "Z"
+    }
+
+    func serverCaller(_ caller: TokenInfo) -> ServerCaller {
+        ServerCaller(projectID: caller.project?.id ?? "", userID: caller.user.id,
+                     isAdmin: identity.policy.enforce("context_is_admin", credentials: caller.credentials))
+    }
+
+    /// Errors of the servers service in Nova's words.
+    func serverCall<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let failure as Servers.Failure {
+            switch failure {
+            case .notFound: throw APIFault(.notFound, failure.description)
+            case .badRequest(let message): throw APIFault(.badRequest, message)
+            case .conflict(let message): throw APIFault(.conflict, message)
+            case .quota(let message): throw APIFault(.forbidden, message)
+            }
+        }
+    }
+
+    /// The server, after the caller passed `action`'s policy for its project.
+    func authorizedServer(_ request: Request, _ id: String, _ action: String) async throws -> (Server, TokenInfo, Microversion, ServerCaller) {
+        let (caller, version) = try await authenticated(request)
+        let who = serverCaller(caller)
+        let server = try await serverCall { try await servers.get(id, by: who) }
+        guard identity.policy.enforce(action, credentials: caller.credentials, target: ["project_id": server.row.projectID]) else {
+            throw APIFault(.forbidden, "Policy doesn't allow \(action) to be performed.")
+        }
+        return (server, caller, version, who)
+    }
+
+    func hostIsUp(_ host: String) async throws -> Bool {
+        try await hosts.services { $0.host == host && $0.binary == "nova-compute" }.contains { $0.up }
+    }
+
+    func registerServers(on v21: RouterGroup<BasicRequestContext>, conductor: Conductor) {
+        @Sendable func list(_ request: Request, detail: Bool) async throws -> Response {
+            let (caller, version) = try await authenticated(request)
+            let who = serverCaller(caller)
+            let action = detail ? "os_compute_api:servers:detail" : "os_compute_api:servers:index"
+            guard identity.policy.enforce(action, credentials: caller.credentials, target: ["project_id": who.projectID]) else {
+                throw APIFault(.forbidden, "Policy doesn't allow \(action) to be performed.")
+            }
+            var project: String? = who.projectID
+            let allTenants = identity.query(request, "all_tenants").map { !["0", "false", "False"].contains($0) } ?? false
+            if allTenants || (identity.query(request, "project_id") ?? identity.query(request, "tenant_id")) != nil {
+                if identity.policy.enforce("os_compute_api:servers:index:get_all_tenants", credentials: caller.credentials) {
+                    project = identity.query(request, "project_id") ?? identity.query(request, "tenant_id")
+                }
+            }
+            var list = try await servers.list(projectID: project)
+            if let name = identity.query(request, "name") {
+                list = list.filter { $0.row.name.range(of: name, options: .regularExpression) != nil }
+            }
+            if let status = identity.query(request, "status")?.uppercased() {
+                list = list.filter { $0.status == status }
+            }
+            if who.isAdmin, let host = identity.query(request, "host") { list = list.filter { $0.row.host == host } }
+            if let image = identity.query(request, "image") { list = list.filter { $0.row.imageID == image } }
+            if let flavor = identity.query(request, "flavor") { list = list.filter { $0.row.flavorID == flavor } }
+            if let reservation = identity.query(request, "reservation_id") { list = list.filter { $0.row.reservationID == reservation } }
+            if let zone = identity.query(request, "availability_zone") { list = list.filter { $0.row.availabilityZone == zone } }
+            if let user = identity.query(request, "user_id") { list = list.filter { $0.row.userID == user } }
+            if let since = identity.query(request, "changes-since") {
+                guard let date = Self.parseTime(since) else { throw APIFault(.badRequest, "Invalid input for query parameters changes-since.") }
+                list = list.filter { $0.row.updatedAt >= Int64(date.timeIntervalSince1970 * 1000) }
+            }
+            if let key = identity.query(request, "sort_key") {
+                let ascending = identity.query(request, "sort_dir") == "asc"
+                let value: (Server) -> String
+                switch key {
+                case "display_name", "name": value = { $0.row.name }
+                case "created_at": value = { String(format: "%015lld", $0.row.createdAt) }
+                case "updated_at": value = { String(format: "%015lld", $0.row.updatedAt) }
+                case "vm_state": value = { $0.row.vmState }
+                case "host": value = { $0.row.host ?? "" }
+                case "uuid": value = { $0.row.id }
+                default: throw APIFault(.badRequest, "Invalid input for query parameters sort_key. Value: \(key).")
+                }
+                list.sort { ascending ? value($0) < value($1) : value($0) > value($1) }
+            }
+            if let marker = identity.query(request, "marker") {
+                guard let index = list.firstIndex(where: { $0.id == marker }) else { throw APIFault(.badRequest, "marker [\(marker)] not found") }
+                list = Array(list[(index + 1)...])
+            }
+            var body: [String: JSON] = [:]
+            if let text = identity.query(request, "limit") {
+                guard let limit = Int(text), limit >= 0 else { throw APIFault(.badRequest, "Invalid input for query parameters limit.") }
+                if list.count > limit {
+                    list = Array(list.prefix(limit))
+                    if let last = list.last {
+                        body["servers_links"] = [["rel": "next", "href": .string(base + "/v2.1/servers\(detail ? "/detail" : "")?limit=\(limit)&marker=\(last.id)")]]
+                    }
+                }
+            }
+            var up: [String: Bool] = [:]
+            if detail && who.isAdmin {
+                for service in try await hosts.services(where: { $0.binary == "nova-compute" }) { up[service.host] = service.up }
+            }
+            body["servers"] = .array(list.map { serverJSON($0, version, admin: who.isAdmin, detail: detail, hostUp: $0.row.host.flatMap { up[$0] }) })
+            return answer(.ok, .object(body), version)
+        }
+        v21.get("servers") { request, _ in try await list(request, detail: false) }
+        v21.get("servers/detail") { request, _ in try await list(request, detail: true) }
+
+        v21.post("servers") { request, _ in
+            let (caller, version) = try await authenticated(request)
+            let who = serverCaller(caller)
+            guard identity.policy.enforce("os_compute_api:servers:create", credentials: caller.credentials, target: ["project_id": who.projectID]) else {
+                throw APIFault(.forbidden, "Policy doesn't allow os_compute_api:servers:create to be performed.")
+            }
+            guard let fields = try await identity.body(request)["server"]?.objectValue else {
+                throw APIFault(.badRequest, "Invalid input for field/attribute server. 'server' is a required property.")
+            }
+            let create = try Self.serverRequest(fields, version)
+            let created = try await serverCall { try await servers.create(create, by: who) }
+            let context = Contracts.RequestContext(userID: caller.user.id, projectID: who.projectID)
+            for server in created {
+                Task { await conductor.build(server.id, context: context) }
+            }
+            if fields["return_reservation_id"]?.boolValue == true {
+                return answer(.accepted, ["reservation_id": JSON.string(created.first?.row.reservationID)], version)
+            }
+            let first = created[0]
+            var body: [String: JSON] = ["id": .string(first.id), "links": serverLinks(first.id), "OS-DCF:diskConfig": "MANUAL",
+                                        "adminPass": .string(fields["adminPass"]?.stringValue ?? Self.password())]
+            body["security_groups"] = [["name": "default"]]
+            var headers = version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version")
+            headers[.location] = base + "/v2.1/servers/" + first.id
+            return respond(.accepted, ["server": .object(body)], headers: headers)
+        }
+
+        v21.get("servers/:server_id") { request, context in
+            let id = try context.parameters.require("server_id")
+            let (server, _, version, who) = try await authorizedServer(request, id, "os_compute_api:servers:show")
+            let up = try await server.row.host.asyncMap { try await hostIsUp($0) }
+            return answer(.ok, ["server": serverJSON(server, version, admin: who.isAdmin, detail: true, hostUp: up)], version)
+        }
+
+        v21.put("servers/:server_id") { request, context in
+            let id = try context.parameters.require("server_id")
+            let (_, _, version, who) = try await authorizedServer(request, id, "os_compute_api:servers:update")
+            guard let fields = try await identity.body(request)["server"]?.objectValue else {
+                throw APIFault(.badRequest, "Invalid input for field/attribute server. 'server' is a required property.")
+            }
+            for key in fields.keys where !["name", "description", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig", "hostname"].contains(key) {
+                throw APIFault(.badRequest, "Invalid input for field/attribute server. Additional properties are not allowed ('\(key)' was unexpected)")
+            }
+            let name = try fields["name"].map { try Self.serverName($0) }
+            let server = try await serverCall {
+                try await servers.change(id, by: who) { server in
+                    if let name { server.row.name = name }
+                }
+            }
+            return answer(.ok, ["server": serverJSON(server, version, admin: who.isAdmin, detail: true, hostUp: nil)], version)
+        }
+
+        v21.delete("servers/:server_id") { request, context in
+            let id = try context.parameters.require("server_id")
+            let (_, caller, version, who) = try await authorizedServer(request, id, "os_compute_api:servers:delete")
+            let route = try await serverCall { try await servers.beginDelete(id, by: who) { try await hostIsUp($0) } }
+            if case .host(let host) = route {
+                try await conductor.delete(id, on: host, context: Contracts.RequestContext(userID: caller.user.id, projectID: who.projectID))
+            }
+            return Response(status: .noContent, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
+        }
+
+        v21.post("servers/:server_id/action") { request, context in
+            let id = try context.parameters.require("server_id")
+            let body = try await identity.body(request)
+            guard body.count == 1, let (name, argument) = body.first else {
+                throw APIFault(.badRequest, "The server action body must name exactly one action.")
+            }
+            let policy = name == "os-getConsoleOutput" ? "os_compute_api:os-console-output" : "os_compute_api:servers:action"
+            let (server, caller, version, who) = try await authorizedServer(request, id, policy)
+            let rpcContext = Contracts.RequestContext(userID: caller.user.id, projectID: who.projectID)
+            func accepted() -> Response {
+                Response(status: .accepted, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
+            }
+            switch name {
+            case "os-getConsoleOutput":
+                var length: Int?
+                if let value = argument.objectValue?["length"], !value.isNull {
+                    switch value {
+                    case .number(let number) where number.rounded() == number && number >= -1: length = number < 0 ? nil : Int(number)
+                    case .string(let text) where Int(text) != nil && Int(text)! >= -1: length = Int(text)! < 0 ? nil : Int(text)
+                    default: throw APIFault(.badRequest, "Invalid input for field/attribute length. Value: \(value). It must be an integer.")
+                    }
+                }
+                guard let host = server.row.host, ["active", "paused", "stopped", "suspended"].contains(server.row.vmState) || server.row.taskState != nil else {
+                    throw APIFault(.conflict, "Instance \(id) is not ready")
+                }
+                let output = try await conductor.consoleOutput(id, on: host, length: length, context: rpcContext)
+                return answer(.ok, ["output": .string(output)], version)
+            case "reboot":
+                guard let type = argument.objectValue?["type"]?.stringValue, ["SOFT", "HARD"].contains(type.uppercased()) else {
+                    throw APIFault(.badRequest, "Invalid input for field/attribute type. Value: None. It must be SOFT or HARD.")
+                }
+                let key = type.uppercased() == "HARD" ? "reboot_hard" : "reboot_soft"
+                try await run(key, server.id, who, rpcContext, conductor: conductor)
+                return accepted()
+            case "os-stop", "os-start", "pause", "unpause", "suspend", "resume":
+                try await run(name, server.id, who, rpcContext, conductor: conductor)
+                return accepted()
+            case "rebuild":
+                guard let fields = argument.objectValue, let imageRef = fields["imageRef"]?.stringValue else {
+                    throw APIFault(.badRequest, "Invalid input for field/attribute rebuild. 'imageRef' is a required property.")
+                }
+                let newName = try fields["name"].map { try Self.serverName($0) }
+                let metadata = try fields["metadata"].map { try Self.metadata($0) }
+                let image = try await rebuildImage(imageRef, server: server, caller: who)
+                let changed = try await run("rebuild", server.id, who, rpcContext, conductor: conductor) { server in
+                    server.row.imageID = image
+                    if let newName { server.row.name = newName }
+                    if let metadata { server.metadata = metadata }
+                }
+                var json = serverJSON(changed, version, admin: who.isAdmin, detail: true, hostUp: nil)
+                if case .object(var object) = json {
+                    object["adminPass"] = .string(Self.password())
+                    json = .object(object)
+                }
+                return answer(.accepted, ["server": json], version)
+            case "createImage":
+                guard let fields = argument.objectValue, let imageName = fields["name"]?.stringValue,
+                      !imageName.trimmingCharacters(in: .whitespaces).isEmpty, imageName.count <= 255 else {
+                    throw APIFault(.badRequest, "Invalid input for field/attribute name. 'name' is a required property.")
+                }
+                let properties = try fields["metadata"].map { try Self.metadata($0) } ?? [:]
+                let imageID = try await snapshot(server, name: imageName, properties: properties, caller: who, context: rpcContext,
+                                                 conductor: conductor)
+                var headers = version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version")
+                if version >= Microversion(2, 45) {
+                    return respond(.accepted, ["image_id": .string(imageID)], headers: headers)
+                }
+                headers[.location] = identity.publicURL + "/image/v2/images/" + imageID
+                return Response(status: .accepted, headers: headers)
+            default:
+                throw APIFault(.badRequest, "There is no such action: \(name)")
+            }
+        }
+
+        registerServerMetadata(on: v21)
+    }
+
+    @discardableResult
+    func run(_ key: String, _ id: String, _ who: ServerCaller, _ context: Contracts.RequestContext, conductor: Conductor,
+             prepare: @escaping @Sendable (inout Server) throws -> Void = { _ in }, imageID: String? = nil) async throws -> Server {
+        let (server, host) = try await serverCall { try await servers.begin(key, on: id, by: who, prepare: prepare) }
+        let transition = Servers.transitions[key]!
+        try await conductor.send(.init(instanceID: id, action: transition.action, imageID: imageID), to: host, task: transition.task,
+                                 context: context)
+        return server
+    }
+
+    /// The image a rebuild asks for, checked as a create checks it.
+    func rebuildImage(_ ref: String, server: Server, caller: ServerCaller) async throws -> String {
+        let imageID = ref.split(separator: "/").last.map(String.init) ?? ref
+        guard let image = try? await servers.images.get(imageID),
+              caller.isAdmin || image.row.visibility == "public" || image.row.visibility == "community" || image.row.owner == caller.projectID else {
+            throw APIFault(.badRequest, "Image \(imageID) could not be found.")
+        }
+        guard image.row.status == "active" else { throw APIFault(.badRequest, "Image \(imageID) is not active.") }
+        let rootBytes = Int64(server.row.rootGB) << 30
+        if server.row.rootGB > 0, let size = image.row.virtualSize ?? image.row.size, size > rootBytes {
+            throw APIFault(.badRequest, "Flavor's disk is too small for requested image. Flavor disk is \(rootBytes) bytes, image is \(size) bytes.")
+        }
+        return image.id
+    }
+
+    /// Records the snapshot image (queued) and asks the host to upload the disk into it.
+    func snapshot(_ server: Server, name: String, properties: [String: String], caller: ServerCaller, context: Contracts.RequestContext,
+                  conductor: Conductor) async throws -> String {
+        let imageID = UUID().uuidString.lowercased()
+        let (_, host) = try await serverCall { try await servers.begin("createImage", on: server.id, by: caller) }
+        var inherited = properties
+        inherited["image_type"] = "snapshot"
+        inherited["instance_uuid"] = server.id
+        inherited["user_id"] = caller.userID
+        if let base = server.row.imageID { inherited["base_image_ref"] = base }
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let row = ImageRow(id: imageID, name: name, status: "queued", visibility: "private", protected: false, osHidden: false,
+                           owner: server.row.projectID, diskFormat: "qcow2", containerFormat: "bare", minDisk: server.row.rootGB,
+                           minRam: 0, properties: "{}", tags: "[]", createdAt: now)
+        do {
+            _ = try await servers.images.create(Image(row: row, properties: inherited, tags: []))
+            try await conductor.send(.init(instanceID: server.id, action: .snapshot, imageID: imageID), to: host, task: "image_snapshot",
+                                     context: context)
+        } catch {
+            try? await servers.clearTask(server.id, "image_snapshot")
+            try? await servers.images.delete(imageID)
+            throw error
+        }
+        return imageID
+    }
+
+    static func serverName(_ value: JSON) throws -> String {
+        guard let name = value.stringValue, !name.isEmpty, name.count <= 255, !name.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw APIFault(.badRequest, "Invalid input for field/attribute name. Value: \(value). It must be a non-empty string of at most 255 characters.")
+        }
+        return name
+    }
+
+    static func metadata(_ value: JSON) throws -> [String: String] {
+        guard let object = value.objectValue else {
+            throw APIFault(.badRequest, "Invalid input for field/attribute metadata. Value: \(value). It is not of type 'object'")
+        }
+        var result: [String: String] = [:]
+        for (key, item) in object {
+            guard !key.isEmpty, key.count <= 255 else {
+                throw APIFault(.badRequest, "Invalid input for field/attribute metadata. Keys must be 1 to 255 characters.")
+            }
+            guard let text = item.stringValue, text.count <= 255 else {
+                throw APIFault(.badRequest, "Invalid input for field/attribute metadata. The value of '\(key)' must be a string of at most 255 characters.")
+            }
+            result[key] = text
+        }
+        return result
+    }
+
+    /// `POST /servers`' body, checked field by field as Nova's schema does.
+    static func serverRequest(_ fields: [String: JSON], _ version: Microversion) throws -> ServerRequest {
+        for key in fields.keys where !serverFields.contains(key) {
+            throw APIFault(.badRequest, "Invalid input for field/attribute server. Additional properties are not allowed ('\(key)' was unexpected)")
+        }
+        guard let nameValue = fields["name"] else {
+            throw APIFault(.badRequest, "Invalid input for field/attribute server. 'name' is a required property.")
+        }
+        let name = try serverName(nameValue)
+        guard let flavorRef = fields["flavorRef"].flatMap(Self.reference) else {
+            throw APIFault(.badRequest, "Invalid input for field/attribute flavorRef. 'flavorRef' is a required property.")
+        }
+        var imageRef = fields["imageRef"].flatMap(Self.reference)
+        if let mappings = fields["block_device_mapping_v2"] {
+            // The mapping clients send for a boot from an image (an image copied to a local
+            // disk) is what Petrel does anyway; volumes wait for the block storage service.
+            guard let list = mappings.arrayValue else {
+                throw APIFault(.badRequest, "Invalid input for field/attribute block_device_mapping_v2. It is not of type 'array'")
+            }
+            for mapping in list {
+                guard let object = mapping.objectValue, object["source_type"]?.stringValue == "image",
+                      object["destination_type"]?.stringValue ?? "local" == "local", let uuid = object["uuid"]?.stringValue else {
+                    throw APIFault(.badRequest, "Block device mappings other than an image on the local disk are not supported yet.")
+                }
+                if imageRef == nil || imageRef == "" { imageRef = uuid }
+            }
+        }
+        guard let imageRef, !imageRef.isEmpty else {
+            throw APIFault(.badRequest, "Invalid input for field/attribute imageRef. 'imageRef' is a required property.")
+        }
+        switch fields["networks"] {
+        case nil:
+            if version >= Microversion(2, 37) {
+                throw APIFault(.badRequest, "Invalid input for field/attribute server. 'networks' is a required property.")
+            }
+        case .string("none")?: break
+        case .string("auto")?:
+            throw APIFault(.badRequest, "Unable to automatically allocate a network for project: no network can be allocated automatically yet; boot with networks 'none'.")
+        case .array(let list)?:
+            if let first = list.first?.objectValue {
+                let what = first["uuid"]?.stringValue ?? first["port"]?.stringValue ?? "requested"
+                throw APIFault(.badRequest, "Network \(what) could not be found.")
+            }
+        case let other?:
+            throw APIFault(.badRequest, "Invalid input for field/attribute networks. Value: \(other). It must be 'none', 'auto' or a list.")
+        }
+        func count(_ key: String) throws -> Int? {
+            guard let value = fields[key] else { return nil }
+            let number: Int?
+            switch value {
+            case .number(let n) where n.rounded() == n: number = Int(n)
+            case .string(let text): number = Int(text)
+            default: number = nil
+            }
+            guard let number, number >= 1 else {
+                throw APIFault(.badRequest, "Invalid input for field/attribute \(key). Value: \(value). It must be an integer of at least 1.")
+            }
+            return number
+        }
+        let minCount = try count("min_count") ?? 1
+        let maxCount = try count("max_count") ?? minCount
+        guard minCount <= maxCount else { throw APIFault(.badRequest, "min_count must be <= max_count") }
+        var keyName: String?
+        if let value = fields["key_name"], !value.isNull {
+            guard let text = value.stringValue, !text.isEmpty else { throw APIFault(.badRequest, "Invalid input for field/attribute key_name.") }
+            keyName = text
+        }
+        var userData: String?
+        if let value = fields["user_data"], !value.isNull {
+            guard let text = value.stringValue, text.count <= 65535, Data(base64Encoded: text) != nil else {
+                throw APIFault(.badRequest, "Invalid input for field/attribute user_data. Value: it must be base64 of at most 65535 characters.")
+            }
+            userData = text
+        }
+        var zone: String?
+        if let value = fields["availability_zone"], !value.isNull {
+            guard let text = value.stringValue, !text.isEmpty else {
+                throw APIFault(.badRequest, "Invalid input for field/attribute availability_zone.")
+            }
+            zone = text.split(separator: ":", maxSplits: 1).first.map(String.init)
+        }
+        let metadata = try fields["metadata"].map(metadata) ?? [:]
+        return ServerRequest(name: name, flavorRef: flavorRef, imageRef: imageRef, keyName: keyName, userData: userData, metadata: metadata,
+                             availabilityZone: zone, minCount: minCount, maxCount: maxCount,
+                             hostname: fields["hostname"]?.stringValue)
+    }
+
+    /// An id, or a URL ending in one.
+    static func reference(_ value: JSON) -> String? {
+        guard let text = value.stringValue ?? value.numberText else { return nil }
+        return text.split(separator: "/").last.map(String.init) ?? text
+    }
+
+    static func password() -> String {
+        let letters = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+        return String((0..<12).map { _ in letters.randomElement()! })
+    }
+
+    static func parseTime(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withFullDate, .withTime, .withColonSeparatorInTime, .withDashSeparatorInDate]
+        return formatter.date(from: text) ?? formatter.date(from: text + "Z")
+    }
+
+    func registerServerMetadata(on v21: RouterGroup<BasicRequestContext>) {
+        v21.get("servers/:server_id/metadata") { request, context in
+            let (server, _, version, _) = try await authorizedServer(request, try context.parameters.require("server_id"),
+                                                                    "os_compute_api:server-metadata:index")
+            return answer(.ok, ["metadata": .object(server.metadata.mapValues(JSON.string))], version)
+        }
+        v21.get("servers/:server_id/metadata/:key") { request, context in
+            let (server, _, version, _) = try await authorizedServer(request, try context.parameters.require("server_id"),
+                                                                    "os_compute_api:server-metadata:index")
+            let key = try context.parameters.require("key")
+            guard let value = server.metadata[key] else { throw APIFault(.notFound, "Metadata item was not found") }
+            return answer(.ok, ["meta": [key: .string(value)]], version)
+        }
+        @Sendable func write(_ request: Request, _ id: String, replace: Bool) async throws -> Response {
+            let (_, _, version, who) = try await authorizedServer(request, id, "os_compute_api:server-metadata:update")
+            guard let value = try await identity.body(request)["metadata"] else {
+                throw APIFault(.badRequest, "Invalid input for field/attribute metadata. 'metadata' is a required property.")
+            }
+            let items = try Self.metadata(value)
+            let limit = try await quotas.limits(project: who.projectID)["metadata_items"] ?? -1
+            let server = try await serverCall {
+                try await servers.change(id, by: who) { server in
+                    let merged = replace ? items : server.metadata.merging(items) { $1 }
+                    if limit >= 0, merged.count > limit {
+                        throw Servers.Failure.quota("Quota exceeded for metadata_items: Requested \(merged.count), but already used 0 of \(limit) metadata_items")
+                    }
+                    server.metadata = merged
+                }
+            }
+            return answer(.ok, ["metadata": .object(server.metadata.mapValues(JSON.string))], version)
+        }
+        v21.post("servers/:server_id/metadata") { request, context in try await write(request, try context.parameters.require("server_id"), replace: false) }
+        v21.put("servers/:server_id/metadata") { request, context in try await write(request, try context.parameters.require("server_id"), replace: true) }
+        v21.put("servers/:server_id/metadata/:key") { request, context in
+            let id = try context.parameters.require("server_id"), key = try context.parameters.require("key")
+            let (_, _, version, who) = try await authorizedServer(request, id, "os_compute_api:server-metadata:update")
+            guard let meta = try await identity.body(request)["meta"]?.objectValue, meta.count == 1, let item = meta[key] else {
+                throw APIFault(.badRequest, "Request body and URI mismatch")
+            }
+            let value = try Self.metadata([key: item])[key]!
+            _ = try await serverCall { try await servers.change(id, by: who) { $0.metadata[key] = value } }
+            return answer(.ok, ["meta": [key: .string(value)]], version)
+        }
+        v21.delete("servers/:server_id/metadata/:key") { request, context in
+            let id = try context.parameters.require("server_id"), key = try context.parameters.require("key")
+            let (server, _, version, who) = try await authorizedServer(request, id, "os_compute_api:server-metadata:update")
+            guard server.metadata[key] != nil else { throw APIFault(.notFound, "Metadata item was not found") }
+            _ = try await serverCall { try await servers.change(id, by: who) { $0.metadata[key] = nil } }
+            return Response(status: .noContent, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
+        }
+    }
+}
+
+extension JSON {
+    var numberText: String? {
+        if case .number(let value) = self, value.rounded() == value { return String(Int64(value)) }
+        return nil
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let value = self else { return nil }
+        return try await transform(value)
+    }
+}

@@ -1,0 +1,241 @@
+/// The compute conversation between the controller and a node's compute service.
+///
+/// Controller → node, on `compute.<host>`: `BuildInstance`, `InstanceAction`,
+/// `DeleteInstance` (casts: the node answers later with `InstanceUpdate`), and
+/// `ConsoleOutput` (a call). Node → controller, on `conductor`: `InstanceUpdate`,
+/// `BuildFailed` (casts) and `InstancesOnHost` (a call: what should be on a host).
+///
+/// A node receiving a cast first asks `InstancesOnHost` for the instance: the controller's
+/// database is the truth, so a redelivered or stale message cannot resurrect a deleted server.
+public enum ComputeTopic {
+    public static let name = "compute"
+    public static func host(_ host: String) -> String { "compute.\(host)" }
+}
+
+/// The libvirt domain name of an instance, as the API (`instance_name`) and the node use it.
+public enum DomainNaming {
+    public static func name(_ instanceID: String) -> String { "petrel-" + instanceID }
+}
+
+/// Nova's power states, as `OS-EXT-STS:power_state` shows them.
+public enum PowerState: Int, Codable, Sendable {
+    case noState = 0, running = 1, paused = 3, shutdown = 4, crashed = 6, suspended = 7
+}
+
+/// Everything a node needs to create, rebuild or reconcile one instance.
+public struct InstanceSpec: Codable, Sendable, Equatable {
+    public struct Flavor: Codable, Sendable, Equatable {
+        public var id: String
+        public var name: String
+        public var vcpus: Int
+        public var memoryMB: Int
+        public var rootGB: Int
+        public var ephemeralGB: Int
+        public var swapMB: Int
+        public var extraSpecs: [String: String]
+
+        public init(id: String, name: String, vcpus: Int, memoryMB: Int, rootGB: Int, ephemeralGB: Int, swapMB: Int,
+                    extraSpecs: [String: String]) {
+            self.id = id; self.name = name; self.vcpus = vcpus; self.memoryMB = memoryMB; self.rootGB = rootGB
+            self.ephemeralGB = ephemeralGB; self.swapMB = swapMB; self.extraSpecs = extraSpecs
+        }
+    }
+
+    public struct Image: Codable, Sendable, Equatable {
+        public var id: String
+        public var diskFormat: String
+        /// md5 of the image's bytes, as the image API reports it.
+        public var checksum: String?
+        public var size: Int64?
+        public var properties: [String: String]
+
+        public init(id: String, diskFormat: String, checksum: String?, size: Int64?, properties: [String: String]) {
+            self.id = id; self.diskFormat = diskFormat; self.checksum = checksum; self.size = size; self.properties = properties
+        }
+    }
+
+    public var id: String
+    public var name: String
+    public var projectID: String
+    public var userID: String
+    public var host: String?
+    public var flavor: Flavor
+    public var image: Image?
+    /// building, active, stopped, paused, suspended, error, …
+    public var vmState: String
+    public var taskState: String?
+    /// The highest `InstanceUpdate.stamp` the controller has applied.
+    public var stamp: Int64
+
+    public init(id: String, name: String, projectID: String, userID: String, host: String?, flavor: Flavor, image: Image?,
+                vmState: String, taskState: String?, stamp: Int64) {
+        self.id = id; self.name = name; self.projectID = projectID; self.userID = userID; self.host = host
+        self.flavor = flavor; self.image = image; self.vmState = vmState; self.taskState = taskState; self.stamp = stamp
+    }
+}
+
+/// Build the instance the controller has scheduled here (its spec comes from `InstancesOnHost`).
+public struct BuildInstance: RPCMethod {
+    public struct Arguments: Codable, Sendable, Equatable {
+        public var instanceID: String
+        public init(instanceID: String) { self.instanceID = instanceID }
+    }
+
+    public typealias Result = Nothing
+    public static let name = "build_instance"
+    public static let version = RPCVersion(1, 0)
+}
+
+/// A lifecycle action on an instance of this host.
+public struct InstanceAction: RPCMethod {
+    public enum Action: String, Codable, Sendable {
+        case rebootSoft = "reboot_soft", rebootHard = "reboot_hard", stop, start, pause, unpause, suspend, resume, rebuild, snapshot
+    }
+
+    public struct Arguments: Codable, Sendable, Equatable {
+        public var instanceID: String
+        public var action: Action
+        /// For `snapshot`: the (queued) image to upload the disk to.
+        public var imageID: String?
+
+        public init(instanceID: String, action: Action, imageID: String? = nil) {
+            self.instanceID = instanceID
+            self.action = action
+            self.imageID = imageID
+        }
+    }
+
+    public typealias Result = Nothing
+    public static let name = "instance_action"
+    public static let version = RPCVersion(1, 0)
+}
+
+/// Remove an instance from this host: domain, disks, directory. Idempotent.
+public struct DeleteInstance: RPCMethod {
+    public struct Arguments: Codable, Sendable, Equatable {
+        public var instanceID: String
+        public init(instanceID: String) { self.instanceID = instanceID }
+    }
+
+    public typealias Result = Nothing
+    public static let name = "delete_instance"
+    public static let version = RPCVersion(1, 0)
+}
+
+/// The tail of an instance's serial console log.
+public struct ConsoleOutput: RPCMethod {
+    public struct Arguments: Codable, Sendable, Equatable {
+        public var instanceID: String
+        /// Lines from the end; nil for all of it.
+        public var length: Int?
+
+        public init(instanceID: String, length: Int?) {
+            self.instanceID = instanceID
+            self.length = length
+        }
+    }
+
+    public struct Result: Codable, Sendable, Equatable {
+        public var output: String
+        public init(output: String) { self.output = output }
+    }
+
+    public static let name = "console_output"
+    public static let version = RPCVersion(1, 0)
+}
+
+/// A fault, as Nova shows it on a server in ERROR.
+public struct InstanceFault: Codable, Sendable, Equatable {
+    public var code: Int
+    public var message: String
+    public var details: String?
+
+    public init(code: Int, message: String, details: String? = nil) {
+        self.code = code
+        self.message = message
+        self.details = details
+    }
+}
+
+/// A node's news about an instance. `stamp` (the node's clock in microseconds) orders them:
+/// the controller applies an update only when it is newer than the last one it applied.
+public struct InstanceUpdate: RPCMethod {
+    public enum Kind: String, Codable, Sendable {
+        /// The build or an action finished: `vmState` is the new state and the task is over.
+        case taskDone = "task_done"
+        /// An action failed; the instance stays in `vmState` and the task is over.
+        case taskFailed = "task_failed"
+        /// libvirt reported a change the node did not ask for (a guest that powered itself
+        /// off): the power state, and the VM state when no task is running.
+        case powerChanged = "power_changed"
+        /// The instance is gone from the host (delete finished).
+        case deleted
+    }
+
+    public struct Arguments: Codable, Sendable, Equatable {
+        public var instanceID: String
+        public var host: String
+        public var kind: Kind
+        public var vmState: String?
+        public var powerState: PowerState
+        /// The task this update ends (taskDone/taskFailed): it applies only while that task runs.
+        public var endsTask: String?
+        public var fault: InstanceFault?
+        public var stamp: Int64
+
+        public init(instanceID: String, host: String, kind: Kind, vmState: String?, powerState: PowerState, endsTask: String? = nil,
+                    fault: InstanceFault? = nil, stamp: Int64) {
+            self.instanceID = instanceID; self.host = host; self.kind = kind; self.vmState = vmState
+            self.powerState = powerState; self.endsTask = endsTask; self.fault = fault; self.stamp = stamp
+        }
+    }
+
+    public typealias Result = Nothing
+    public static let name = "instance_update"
+    public static let version = RPCVersion(1, 0)
+    public static let topic = "conductor"
+}
+
+/// A build failed on a host; the controller tries another (up to `max_attempts`) or puts the
+/// instance in ERROR with the reason.
+public struct BuildFailed: RPCMethod {
+    public struct Arguments: Codable, Sendable, Equatable {
+        public var instanceID: String
+        public var host: String
+        public var reason: String
+        /// False when no other host would do better (e.g. the image is broken).
+        public var retryable: Bool
+
+        public init(instanceID: String, host: String, reason: String, retryable: Bool) {
+            self.instanceID = instanceID; self.host = host; self.reason = reason; self.retryable = retryable
+        }
+    }
+
+    public typealias Result = Nothing
+    public static let name = "build_failed"
+    public static let version = RPCVersion(1, 0)
+    public static let topic = "conductor"
+}
+
+/// What the controller says should be on `host`: every instance placed there (or just the
+/// ones in `ids`), with its spec and state.
+public struct InstancesOnHost: RPCMethod {
+    public struct Arguments: Codable, Sendable, Equatable {
+        public var host: String
+        public var ids: [String]?
+
+        public init(host: String, ids: [String]? = nil) {
+            self.host = host
+            self.ids = ids
+        }
+    }
+
+    public struct Result: Codable, Sendable, Equatable {
+        public var instances: [InstanceSpec]
+        public init(instances: [InstanceSpec]) { self.instances = instances }
+    }
+
+    public static let name = "instances_on_host"
+    public static let version = RPCVersion(1, 0)
+    public static let topic = "conductor"
+}

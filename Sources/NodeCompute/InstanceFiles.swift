@@ -1,0 +1,77 @@
+import Contracts
+import Foundation
+import ProcessDriver
+
+/// An instance's directory: `<instances>/<id>/` with `disk` (a qcow2 overlay on the cached
+/// base image), `disk.eph0`, `disk.swap`, `console.log` and `image` (the base image id, so
+/// the cache knows what is in use).
+public struct InstanceFiles: Sendable {
+    public let root: String
+    public let id: String
+
+    public init(root: String, id: String) {
+        self.root = root
+        self.id = id
+    }
+
+    public var directory: String { root + "/" + id }
+    public var disk: String { directory + "/disk" }
+    public var ephemeral: String { directory + "/disk.eph0" }
+    public var swap: String { directory + "/disk.swap" }
+    public var console: String { directory + "/console.log" }
+    var imageMarker: String { directory + "/image" }
+
+    public var exists: Bool { FileManager.default.fileExists(atPath: directory) }
+
+    /// Creates the directory and the disks for `spec` on `base`.
+    public func create(_ spec: InstanceSpec, base: String) async throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let format = spec.image?.diskFormat == "raw" ? "raw" : "qcow2"
+        var arguments = ["create", "-q", "-f", "qcow2", "-b", base, "-F", format, disk]
+        if spec.flavor.rootGB > 0 { arguments.append("\(spec.flavor.rootGB)G") }
+        try await Command.check("qemu-img", arguments)
+        if spec.flavor.ephemeralGB > 0 {
+            try await Command.check("qemu-img", ["create", "-q", "-f", "qcow2", ephemeral, "\(spec.flavor.ephemeralGB)G"])
+        }
+        if spec.flavor.swapMB > 0 {
+            try await Command.check("qemu-img", ["create", "-q", "-f", "raw", swap, "\(spec.flavor.swapMB)M"])
+            _ = try? await Command.run("mkswap", [swap])
+        }
+        FileManager.default.createFile(atPath: console, contents: nil)
+        try Data((spec.image?.id ?? "").utf8).write(to: URL(fileURLWithPath: imageMarker))
+    }
+
+    /// Removes the disks (not the console log), for a rebuild.
+    public func removeDisks() {
+        for file in [disk, ephemeral, swap] { try? FileManager.default.removeItem(atPath: file) }
+    }
+
+    public func remove() throws {
+        if exists { try FileManager.default.removeItem(atPath: directory) }
+    }
+
+    /// The base image this instance's disk is on.
+    public var baseImage: String? {
+        (try? String(contentsOfFile: imageMarker, encoding: .utf8)).flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// The last `lines` lines of the serial console log (all of it for nil).
+    public func consoleTail(lines: Int?) -> String {
+        guard let data = FileManager.default.contents(atPath: console) else { return "" }
+        let text = String(decoding: data, as: UTF8.self)
+        guard let lines else { return text }
+        var parts = text.split(separator: "\n", omittingEmptySubsequences: false)
+        if parts.last == "" { parts.removeLast() }
+        return parts.suffix(lines).joined(separator: "\n")
+    }
+
+    /// Copies the root disk, flattened, into a standalone qcow2 file (a snapshot).
+    public func snapshot(to path: String) async throws {
+        try await Command.check("qemu-img", ["convert", "-U", "-q", "-f", "qcow2", "-O", "qcow2", disk, path])
+    }
+
+    /// Instance directories under `root` (the cache's `_base` is not one).
+    public static func all(in root: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { $0 != "_base" && UUID(uuidString: $0) != nil }
+    }
+}
