@@ -60,7 +60,8 @@ public struct InstanceFiles: Sendable {
         guard let data = FileManager.default.contents(atPath: console) else { return "" }
         let text = String(decoding: data, as: UTF8.self)
         guard let lines else { return text }
-        var parts = text.split(separator: "\n", omittingEmptySubsequences: false)
+        // A serial console writes "\r\n", one Character in Swift.
+        var parts = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
         if parts.last == "" { parts.removeLast() }
         return parts.suffix(lines).joined(separator: "\n")
     }
