@@ -60,7 +60,7 @@ public struct Scheduler: Sendable {
                 // One scheduler at a time across every controller sharing the database.
                 try await sql.raw("SELECT pg_advisory_xact_lock(7201)").run()
             }
-            guard var instance = try await ComputeTables.instances.get(sql, id: instanceID) else {
+            guard var instance = try await ComputeTables.instances.lockedGet(sql, id: instanceID) else {
                 throw Failure.instanceNotFound(instanceID)
             }
             if let host = instance.host, !excluding.contains(host) { return host }

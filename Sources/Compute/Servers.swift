@@ -246,7 +246,7 @@ public struct Servers: Sendable {
     @discardableResult
     public func change(_ id: String, by caller: ServerCaller, _ body: @escaping @Sendable (inout Server) throws -> Void) async throws -> Server {
         try await database.transaction { sql in
-            guard let row = try await ComputeTables.instances.get(sql, id: id), caller.isAdmin || row.projectID == caller.projectID else {
+            guard let row = try await ComputeTables.instances.lockedGet(sql, id: id), caller.isAdmin || row.projectID == caller.projectID else {
                 throw Failure.notFound(id)
             }
             var server = Server(row)
@@ -351,19 +351,25 @@ public struct Servers: Sendable {
     @discardableResult
     public func apply(_ update: InstanceUpdate.Arguments) async throws -> Bool {
         try await database.transaction { sql in
-            guard var row = try await ComputeTables.instances.get(sql, id: update.instanceID), row.host == update.host else { return false }
+            guard var row = try await ComputeTables.instances.lockedGet(sql, id: update.instanceID), row.host == update.host else { return false }
             if update.kind == .deleted {
                 guard row.taskState == "deleting" else { return false }
                 try await ComputeTables.instances.delete(sql, where: [.equals("id", row.id)])
                 return true
             }
-            guard update.stamp > row.stateStamp else { return false }
-            row.stateStamp = update.stamp
-            row.powerState = update.powerState.rawValue
+            // Messages are handled concurrently, so they may arrive out of order: the power
+            // state is taken only from a message newer than the last applied; a task's end
+            // applies whenever that task is still the one running (one task runs at a time).
+            let newer = update.stamp > row.stateStamp
+            if newer {
+                row.stateStamp = update.stamp
+                row.powerState = update.powerState.rawValue
+            }
             switch update.kind {
             case .taskDone, .taskFailed:
                 guard let task = update.endsTask, row.taskState == task else {
                     // The task this ends is over (or another began): keep only the power state.
+                    guard newer else { return false }
                     break
                 }
                 if let state = update.vmState { row.vmState = state }
@@ -377,6 +383,7 @@ public struct Servers: Sendable {
                 }
             case .powerChanged:
                 // Nova's power-state sync: without a task running, the hypervisor is right.
+                guard newer else { return false }
                 guard row.taskState == nil else { break }
                 switch (row.vmState, update.powerState) {
                 case ("active", .shutdown), ("active", .crashed): row.vmState = "stopped"
@@ -396,7 +403,7 @@ public struct Servers: Sendable {
     /// Puts a server in ERROR with a fault, unless a delete is under way.
     public func fail(_ id: String, fault: InstanceFault) async throws {
         try await database.transaction { sql in
-            guard var row = try await ComputeTables.instances.get(sql, id: id), row.taskState != "deleting" else { return }
+            guard var row = try await ComputeTables.instances.lockedGet(sql, id: id), row.taskState != "deleting" else { return }
             row.vmState = "error"
             row.taskState = nil
             row.fault = JSONColumn.encode(StoredFault(code: fault.code, message: fault.message, details: fault.details, created: Self.now()),
@@ -411,7 +418,7 @@ public struct Servers: Sendable {
     /// building there.
     public func releaseFailedBuild(_ id: String, host: String) async throws -> Int? {
         try await database.transaction { sql in
-            guard var row = try await ComputeTables.instances.get(sql, id: id), row.host == host, row.vmState == "building",
+            guard var row = try await ComputeTables.instances.lockedGet(sql, id: id), row.host == host, row.vmState == "building",
                   row.taskState != "deleting" else { return nil }
             var tried = JSONColumn.decode(row.triedHosts, fallback: [String]())
             if !tried.contains(host) { tried.append(host) }

@@ -11,21 +11,24 @@ extension ComputeAPI {
          "state": hypervisor.up ? "up" : "down", "status": hypervisor.enabled ? "enabled" : "disabled"]
     }
 
-    func hypervisorDetail(_ hypervisor: HypervisorStatus, _ version: Microversion) -> JSON {
+    func hypervisorDetail(_ hypervisor: HypervisorStatus, _ version: Microversion, usage: ServiceStore.HostUsage) -> JSON {
         var object = hypervisorSummary(hypervisor)
         let resources = hypervisor.row.resources
         let cpuInfo: JSON = ["model": .string(resources.cpuModel), "arch": "x86_64", "features": [],
                              "topology": ["sockets": 1, "cores": .number(Double(resources.vcpus)), "threads": 1]]
-        // Nothing runs on the hosts yet: every resource is free. Instances will count here.
+        // Used = what the instances placed there claim; running_vms = what libvirt runs there.
         object.merge([
             "hypervisor_type": .string(resources.type), "hypervisor_version": .number(Double(resources.version)),
             "host_ip": .string(resources.hostIP),
             "service": ["id": .string(hypervisor.compute?.id), "host": .string(hypervisor.row.host),
                         "disabled_reason": .string(hypervisor.compute?.record.disabledReason)],
-            "vcpus": .number(Double(resources.vcpus)), "vcpus_used": 0,
-            "memory_mb": .number(Double(resources.memoryMB)), "memory_mb_used": 0, "free_ram_mb": .number(Double(resources.memoryMB)),
-            "local_gb": .number(Double(resources.localGB)), "local_gb_used": 0, "free_disk_gb": .number(Double(resources.localGB)),
-            "disk_available_least": .number(Double(resources.localGB)), "current_workload": 0, "running_vms": 0,
+            "vcpus": .number(Double(resources.vcpus)), "vcpus_used": .number(Double(usage.vcpus)),
+            "memory_mb": .number(Double(resources.memoryMB)), "memory_mb_used": .number(Double(usage.memoryMB)),
+            "free_ram_mb": .number(Double(resources.memoryMB - usage.memoryMB)),
+            "local_gb": .number(Double(resources.localGB)), "local_gb_used": .number(Double(usage.diskGB)),
+            "free_disk_gb": .number(Double(resources.localGB - usage.diskGB)),
+            "disk_available_least": .number(Double(resources.localGB - usage.diskGB)), "current_workload": .number(Double(usage.workload)),
+            "running_vms": .number(Double(resources.runningVMs)),
             "cpu_info": version >= Microversion(2, 28) ? cpuInfo : .string(String(decoding: cpuInfo.encoded(), as: UTF8.self)),
         ]) { _, new in new }
         return .object(object)
@@ -57,16 +60,23 @@ extension ComputeAPI {
         v21.get("os-hypervisors/detail") { request, _ in
             let (_, version) = try await begin(request, "os_compute_api:os-hypervisors:list-detail")
             let list = try await listed(request)
-            return answer(.ok, ["hypervisors": .array(list.map { hypervisorDetail($0, version) })], version)
+            let usage = try await hosts.store.usage()
+            return answer(.ok, ["hypervisors": .array(list.map { hypervisorDetail($0, version, usage: usage[$0.row.host] ?? .init()) })], version)
         }
         v21.get("os-hypervisors/statistics") { request, _ in
             let (_, version) = try await begin(request, "os_compute_api:os-hypervisors:statistics")
             let all = try await hosts.hypervisors().map(\.row.resources)
-            func sum(_ value: (HypervisorRecord) -> Int) -> JSON { .number(Double(all.map(value).reduce(0, +))) }
+            let usage = try await hosts.store.usage().values
+            func sum(_ value: (HypervisorRecord) -> Int) -> Int { all.map(value).reduce(0, +) }
+            func used(_ value: (ServiceStore.HostUsage) -> Int) -> Int { usage.map(value).reduce(0, +) }
+            func number(_ value: Int) -> JSON { .number(Double(value)) }
             return answer(.ok, ["hypervisor_statistics": [
-                "count": .number(Double(all.count)), "vcpus": sum(\.vcpus), "vcpus_used": 0, "memory_mb": sum(\.memoryMB),
-                "memory_mb_used": 0, "free_ram_mb": sum(\.memoryMB), "local_gb": sum(\.localGB), "local_gb_used": 0,
-                "free_disk_gb": sum(\.localGB), "disk_available_least": sum(\.localGB), "current_workload": 0, "running_vms": 0,
+                "count": number(all.count), "vcpus": number(sum(\.vcpus)), "vcpus_used": number(used(\.vcpus)),
+                "memory_mb": number(sum(\.memoryMB)), "memory_mb_used": number(used(\.memoryMB)),
+                "free_ram_mb": number(sum(\.memoryMB) - used(\.memoryMB)), "local_gb": number(sum(\.localGB)),
+                "local_gb_used": number(used(\.diskGB)), "free_disk_gb": number(sum(\.localGB) - used(\.diskGB)),
+                "disk_available_least": number(sum(\.localGB) - used(\.diskGB)), "current_workload": number(used(\.workload)),
+                "running_vms": number(sum(\.runningVMs)),
             ]], version)
         }
         v21.get("os-hypervisors/:hypervisor_id/uptime") { request, context in
@@ -85,7 +95,7 @@ extension ComputeAPI {
             guard let hypervisor = try await hosts.hypervisors().first(where: { $0.row.id == id }) else {
                 throw APIFault(.notFound, "Hypervisor with ID '\(id)' could not be found.")
             }
-            return answer(.ok, ["hypervisor": hypervisorDetail(hypervisor, version)], version)
+            return answer(.ok, ["hypervisor": hypervisorDetail(hypervisor, version, usage: try await hosts.store.usage()[hypervisor.row.host] ?? .init())], version)
         }
     }
 }

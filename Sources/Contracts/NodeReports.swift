@@ -46,9 +46,12 @@ public struct HypervisorReport: Codable, Sendable, Equatable {
     public var hostIP: String?
     /// The host's uptime and load, as `uptime` prints them; absent from older nodes.
     public var uptime: String?
+    /// Petrel's domains running on the host, as libvirt counts them; absent from older nodes.
+    public var runningVMs: Int?
 
     public init(type: String, version: Int, cpuModel: String, vcpus: Int, memoryMB: Int, localGB: Int, hostIP: String? = nil,
-                uptime: String? = nil) {
+                uptime: String? = nil, runningVMs: Int? = nil) {
+        self.runningVMs = runningVMs
         self.hostIP = hostIP
         self.uptime = uptime
         self.type = type

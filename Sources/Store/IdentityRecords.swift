@@ -272,6 +272,13 @@ public struct Table<Row: Codable & Sendable>: Sendable {
         try await first(sql, where: [.equals("id", id)])
     }
 
+    /// The row with this `id`, locked until the caller's transaction ends (`FOR UPDATE` on
+    /// PostgreSQL; SQLite has one writer at a time anyway): read-modify-write without lost updates.
+    public func lockedGet(_ sql: any SQLDatabase, id: String) async throws -> Row? {
+        try await sql.select().column("*").from(name).where(SQLIdentifier("id"), .equal, SQLBind(id)).for(.update).limit(1)
+            .all(decoding: Row.self, with: Columns.decoder).first
+    }
+
     /// Inserts a row; a uniqueness violation throws `DuplicateRowError`.
     public func insert(_ sql: any SQLDatabase, _ row: Row) async throws {
         try await Columns.mapDuplicate(name) {

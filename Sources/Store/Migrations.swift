@@ -278,6 +278,7 @@ public enum Schema {
             "ALTER TABLE instances ADD COLUMN hostname TEXT",
             "ALTER TABLE instances ADD COLUMN flavor_name TEXT",
             "ALTER TABLE instances ADD COLUMN flavor_extra_specs TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE hypervisors ADD COLUMN running_vms INTEGER NOT NULL DEFAULT 0",
         ]),
     ]
 }

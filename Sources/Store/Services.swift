@@ -39,9 +39,12 @@ public struct HypervisorRecord: Sendable, Equatable {
     public var hostIP: String?
     /// The host's `uptime` line when it last reported.
     public var uptime: String?
+    /// Petrel's domains running on the host, as libvirt counts them.
+    public var runningVMs: Int
 
     public init(type: String, version: Int, cpuModel: String, vcpus: Int, memoryMB: Int, localGB: Int, hostIP: String? = nil,
-                uptime: String? = nil) {
+                uptime: String? = nil, runningVMs: Int = 0) {
+        self.runningVMs = runningVMs
         self.hostIP = hostIP
         self.uptime = uptime
         self.type = type
@@ -79,17 +82,43 @@ public struct ServiceStore: Sendable {
             if let hypervisor {
                 try await sql.raw("""
                     INSERT INTO hypervisors (id, host, hypervisor_type, hypervisor_version, cpu_model, vcpus, memory_mb, local_gb,
-                                             host_ip, uptime, updated_at)
+                                             host_ip, uptime, running_vms, updated_at)
                     VALUES (\(bind: UUID().uuidString.lowercased()), \(bind: host), \(bind: hypervisor.type), \(bind: hypervisor.version),
                             \(bind: hypervisor.cpuModel), \(bind: hypervisor.vcpus), \(bind: hypervisor.memoryMB), \(bind: hypervisor.localGB),
-                            \(bind: hypervisor.hostIP), \(bind: hypervisor.uptime), \(bind: now))
+                            \(bind: hypervisor.hostIP), \(bind: hypervisor.uptime), \(bind: hypervisor.runningVMs), \(bind: now))
                     ON CONFLICT (host) DO UPDATE SET
                         hypervisor_type = excluded.hypervisor_type, hypervisor_version = excluded.hypervisor_version,
                         cpu_model = excluded.cpu_model, vcpus = excluded.vcpus, memory_mb = excluded.memory_mb,
                         local_gb = excluded.local_gb, host_ip = excluded.host_ip, uptime = excluded.uptime,
-                        updated_at = excluded.updated_at
+                        running_vms = excluded.running_vms, updated_at = excluded.updated_at
                     """).run()
             }
+        }
+    }
+
+    /// What the instances placed on each host claim: vCPUs, RAM, disk, and how many run a task.
+    public struct HostUsage: Sendable, Equatable {
+        public var vcpus = 0, memoryMB = 0, diskGB = 0, instances = 0, workload = 0
+        public init() {}
+    }
+
+    public func usage() async throws -> [String: HostUsage] {
+        try await database.withConnection { sql in
+            var result: [String: HostUsage] = [:]
+            for row in try await sql.raw("""
+                SELECT host, COUNT(*) AS n, SUM(vcpus) AS vcpus, SUM(memory_mb) AS ram, SUM(root_gb + ephemeral_gb) AS disk,
+                       SUM(CASE WHEN task_state IS NULL THEN 0 ELSE 1 END) AS busy
+                FROM instances WHERE host IS NOT NULL GROUP BY host
+                """).all() {
+                var usage = HostUsage()
+                usage.instances = try row.decode(column: "n", as: Int.self)
+                usage.vcpus = try row.decode(column: "vcpus", as: Int.self)
+                usage.memoryMB = try row.decode(column: "ram", as: Int.self)
+                usage.diskGB = try row.decode(column: "disk", as: Int.self)
+                usage.workload = try row.decode(column: "busy", as: Int.self)
+                result[try row.decode(column: "host", as: String.self)] = usage
+            }
+            return result
         }
     }
 
@@ -175,8 +204,8 @@ public struct ServiceStore: Sendable {
     public static func hypervisors(_ sql: any SQLDatabase) async throws -> [HypervisorRow] {
         do {
             return try await sql.raw("""
-                SELECT id, host, hypervisor_type, hypervisor_version, cpu_model, vcpus, memory_mb, local_gb, host_ip, uptime, updated_at
-                FROM hypervisors ORDER BY host
+                SELECT id, host, hypervisor_type, hypervisor_version, cpu_model, vcpus, memory_mb, local_gb, host_ip, uptime, running_vms,
+                       updated_at FROM hypervisors ORDER BY host
                 """).all().map { row in
                 HypervisorRow(
                     id: try row.decode(column: "id", as: String.self), host: try row.decode(column: "host", as: String.self),
@@ -187,7 +216,8 @@ public struct ServiceStore: Sendable {
                                                 memoryMB: try row.decode(column: "memory_mb", as: Int.self),
                                                 localGB: try row.decode(column: "local_gb", as: Int.self),
                                                 hostIP: try row.decode(column: "host_ip", as: String?.self),
-                                                uptime: try row.decode(column: "uptime", as: String?.self)),
+                                                uptime: try row.decode(column: "uptime", as: String?.self),
+                                                runningVMs: try row.decode(column: "running_vms", as: Int.self)),
                     updatedAt: try row.decode(column: "updated_at", as: Int64.self))
             }
         }

@@ -103,7 +103,8 @@ struct Serve: AsyncParsableCommand {
                 host: report.host, version: report.version, services: report.services.map { ($0.binary, $0.topic) },
                 hypervisor: report.hypervisor.map {
                     HypervisorRecord(type: $0.type, version: $0.version, cpuModel: $0.cpuModel, vcpus: $0.vcpus,
-                                     memoryMB: $0.memoryMB, localGB: $0.localGB, hostIP: $0.hostIP, uptime: $0.uptime)
+                                     memoryMB: $0.memoryMB, localGB: $0.localGB, hostIP: $0.hostIP, uptime: $0.uptime,
+                                     runningVMs: $0.runningVMs ?? 0)
                 })
             logger.debug("node report", metadata: ["node": "\(report.host)", "request_id": "\(context.requestID)"])
             return Nothing()

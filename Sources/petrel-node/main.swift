@@ -123,7 +123,9 @@ struct StateReporter: Service {
             hypervisor: HypervisorReport(type: host.hypervisorType, version: Int(host.hypervisorVersion), cpuModel: host.cpuModel,
                                          vcpus: host.cpus, memoryMB: Int(host.memoryKiB / 1024),
                                          localGB: Self.localGigabytes(config.statePath),
-                                         hostIP: config.myIP ?? Self.defaultRouteAddress(), uptime: Self.uptime()))
+                                         hostIP: config.myIP ?? Self.defaultRouteAddress(), uptime: Self.uptime(),
+                                         runningVMs: ((try? hypervisor.listDomains()) ?? [])
+                                             .filter { $0.name.hasPrefix(DomainNaming.name("")) && $0.state == .running }.count))
     }
 
     /// "16:40:01 up 3 days,  2:05,  load average: 0.10, 0.20, 0.30", from /proc, as `uptime` prints it.

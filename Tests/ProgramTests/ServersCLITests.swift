@@ -112,8 +112,13 @@ final class CloudUnderTest: @unchecked Sendable {
         try #require(up, "\(count) compute services did not come up; \(recentOutput())")
     }
 
+    /// The last lines of each process, and every warning or error it still holds.
     func recentOutput() -> String {
-        processes.map { "\($0.name): \($0.recentOutput.suffix(8).joined(separator: "\n"))" }.joined(separator: "\n")
+        processes.map { process in
+            let lines = process.recentOutput
+            let trouble = lines.dropLast(8).filter { $0.contains(" WARNING ") || $0.contains(" ERROR ") || $0.contains(" CRITICAL ") }
+            return "\(process.name): \((trouble + lines.suffix(8)).joined(separator: "\n"))"
+        }.joined(separator: "\n")
     }
 
     func stop() async {
@@ -195,6 +200,42 @@ final class CloudUnderTest: @unchecked Sendable {
                     }
                 }
                 cloud.remove()
+            }
+        }
+    }
+}
+
+/// Three nodes on libvirt's test driver behind one controller (PostgreSQL): 30 servers
+/// created at once are spread by the weigher, no host goes over its capacity, and libvirt
+/// on each host runs exactly the servers placed there.
+@Suite struct SchedulingCLITests {
+    @Test func thirtyConcurrentServersSpreadOverThreeNodes() async throws {
+        let openstack = KeystoneCLITests.venv + "/bin/openstack"
+        try Requirement.require(FileManager.default.isExecutableFile(atPath: openstack),
+                                "\(openstack) is missing (Packaging/openstack-client.sh installs it; make test runs it)")
+        try Requirement.tool("qemu-img")
+        let guest = try await Command.check(Repository.root.appendingPathComponent("Packaging/guest-image/build.sh").path, [])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let (databaseURL, dropDatabase) = try await TestDatabase.postgresql.makeDatabase()
+        try await withPrivateVirtualHost { transport in
+            guard case .postgresql(let url) = databaseURL else { return }
+            let cloud = try await CloudUnderTest(transport: transport, database: url)
+            let hosts = (1...3).map { _ in TestNames.unique("sch-") }.sorted()
+            try await withCleanup {
+                try cloud.controller().start()
+                try await cloud.waitForController()
+                for host in hosts { try cloud.node(config: try cloud.nodeConfig(host: host, uri: "test:///default").config).start() }
+                try await cloud.waitForComputeServices(3)
+                let result = try await Command.run("env", [
+                    "OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(cloud.clouds)", "PETREL_URL=\(cloud.url)", "GUEST=\(guest)",
+                    "HOSTS=\(hosts.joined(separator: " "))", "bash", Repository.root.appendingPathComponent("Tests/ProgramTests/scheduling-cli.sh").path,
+                ])
+                #expect(result.status == 0 && result.stdout.contains("scheduling passed"),
+                        "\(result.stdout)\n\(result.stderr.suffix(3000))\n\(cloud.recentOutput())")
+            } cleanup: {
+                await cloud.stop()
+                cloud.remove()
+                await dropDatabase()
             }
         }
     }

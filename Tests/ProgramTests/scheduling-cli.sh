@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Scheduling across three nodes (libvirt's test driver): 30 servers created concurrently
+# are spread by the free-RAM weigher, no host goes over its capacity, and each server's
+# host is where libvirt runs it (the hypervisor's running_vms is libvirt's own count).
+# Needs OSC, OS_CLIENT_CONFIG_FILE (cloud `petrel`, admin), PETREL_URL, GUEST, HOSTS
+# (the three host names, space-separated).
+set -uo pipefail
+: "${OSC:?}" "${OS_CLIENT_CONFIG_FILE:?}" "${PETREL_URL:?}" "${GUEST:?}" "${HOSTS:?}"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok - $*"; }
+os() { "$OSC" --os-cloud petrel "$@"; }
+work=$(mktemp -d /tmp/petrel-scheduling-cli.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+image=$(os image create --file "$GUEST" --disk-format qcow2 --public sched-image -f value -c id) || fail "image create"
+flavor=$(os flavor create --vcpus 1 --ram 256 --disk 1 sched.small -f value -c id) || fail "flavor create"
+project=$(os project show admin -f value -c id)
+os quota set --instances 100 --cores 100 --ram 100000 "$project" || fail "quota set"
+token=$(os token issue -f value -c id) || fail "token issue"
+
+# 30 POST /servers at once.
+for i in $(seq 1 30); do
+  curl -s -o "$work/post-$i" -w '%{http_code}\n' -X POST "$PETREL_URL/compute/v2.1/servers" -H "X-Auth-Token: $token" \
+    -H "Content-Type: application/json" -H "OpenStack-API-Version: compute 2.87" \
+    -d "{\"server\": {\"name\": \"sched-$i\", \"imageRef\": \"$image\", \"flavorRef\": \"$flavor\", \"networks\": \"none\"}}" \
+    > "$work/status-$i" &
+done
+wait
+[ "$(cat "$work"/status-* | sort | uniq -c | awk '{print $1" "$2}')" = "30 202" ] || fail "POST statuses: $(cat "$work"/status-* | sort | uniq -c)"
+ok "30 concurrent POST /servers → 202"
+for ((i = 0; i < 60; i++)); do
+  active=$(os server list --status ACTIVE -f value -c ID | wc -l)
+  [ "$active" = 30 ] && break
+  sleep 0.5
+done
+if [ "$active" != 30 ]; then
+  for id in $(os server list -f value -c ID -c Status | awk '$2 != "ACTIVE" {print $1}'); do
+    os server show "$id" -f value -c name -c status -c OS-EXT-STS:task_state -c OS-EXT-SRV-ATTR:host -c fault | tr '\n' ' ' >&2; echo >&2
+  done
+  fail "only $active of 30 servers ACTIVE"
+fi
+ok "all 30 ACTIVE"
+
+os server list --long -f json > "$work/servers.json" || fail "server list --long"
+os hypervisor list --long -f json > "$work/hypervisors.json" || fail "hypervisor list"
+python3 - "$work/servers.json" "$HOSTS" <<'PY' || fail "spread: $(cat "$work/servers.json" | head -c 600)"
+import collections, json, sys
+servers = json.load(open(sys.argv[1]))
+hosts = sys.argv[2].split()
+count = collections.Counter(s["Host"] for s in servers)
+assert set(count) == set(hosts), count
+assert sorted(count.values()) == [10, 10, 10], count
+print("spread:", dict(count))
+PY
+ok "the free-RAM weigher spread them 10/10/10"
+for host in $HOSTS; do
+  os hypervisor show "$host" -f json > "$work/hv-$host.json" || fail "hypervisor show $host"
+  python3 - "$work/hv-$host.json" <<'PY' || fail "capacity of $host: $(cat "$work/hv-$host.json")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+assert h["vcpus_used"] <= h["vcpus"] * 16 and h["memory_mb_used"] <= h["memory_mb"] * 1.5, h
+assert h["vcpus_used"] == 10 and h["memory_mb_used"] == 2560, h
+PY
+done
+ok "no host over its capacity (vCPUs and RAM used as claimed)"
+# Each host's libvirt runs exactly the servers the API places there (reports come every second).
+for ((i = 0; i < 20; i++)); do
+  running=$(for host in $HOSTS; do os hypervisor show "$host" -f value -c running_vms; done | tr '\n' ' ')
+  [ "$running" = "10 10 10 " ] && break
+  sleep 0.5
+done
+[ "$running" = "10 10 10 " ] || fail "libvirt's running domains per host: $running"
+ok "libvirt runs 10 domains on each host, as the servers' hosts say"
+
+ids=$(os server list -f value -c ID)
+os server delete --wait $ids || fail "server delete"
+for ((i = 0; i < 20; i++)); do
+  running=$(for host in $HOSTS; do os hypervisor show "$host" -f value -c running_vms; done | tr '\n' ' ')
+  [ "$running" = "0 0 0 " ] && break
+  sleep 0.5
+done
+[ "$running" = "0 0 0 " ] || fail "domains left after delete: $running"
+os image delete "$image" && os flavor delete "$flavor" || fail "cleanup"
+ok "30 deleted; no domain left on any host"
+echo "scheduling passed"
