@@ -21,6 +21,8 @@ running() { [ -s "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; 
 write_config() {
   [ -e "$config" ] && return 0
   mkdir -p "$(dirname "$config")"
+  [ -s "$node_password_file" ] || (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$node_password_file")
+  choose_virt_type
   cat > "$config" <<CONF
 # Written by Petrel's \`make run\` for an all-in-one cloud on this host.
 # Every key is documented in etc/petrel.conf.sample.
@@ -40,13 +42,50 @@ key_repository = /etc/petrel/fernet-keys
 
 [libvirt]
 uri = qemu:///system
-# These development machines expose /dev/kvm but cannot run KVM guests: emulate.
-virt_type = qemu
+# $virt_note
+virt_type = $virt_type
+
+[service_user]
+# The node downloads images and uploads snapshots as this user (created by \`make run\`).
+auth_url = http://127.0.0.1:5000/v3
+username = petrel-node
+password = $(cat "$node_password_file")
+project_name = service
 
 [node]
 metrics_listen = 127.0.0.1:9180
 CONF
   log "wrote $config"
+}
+
+node_password_file=/etc/petrel/node-password
+
+# kvm when KVM really runs a guest here; otherwise qemu (TCG), with a warning. Boots the
+# test guest for at most 20 s with KVM and looks for its marker on the serial console.
+choose_virt_type() {
+  virt_type=qemu virt_note="KVM is unavailable here: guests are emulated (TCG)."
+  local guest probe
+  guest=$(ls /var/cache/petrel/guest/petrel-tiny-*.qcow2 2>/dev/null | head -1)
+  if [ -e /dev/kvm ] && [ -n "$guest" ] && command -v qemu-system-x86_64 >/dev/null; then
+    probe=$(mktemp -d /tmp/petrel-kvm-probe.XXXXXX)
+    qemu-img create -q -f qcow2 -b "$guest" -F qcow2 "$probe/disk" &&
+      timeout 20 qemu-system-x86_64 -enable-kvm -m 128 -display none -no-reboot -serial "file:$probe/console" \
+        -drive "file=$probe/disk,if=virtio" >/dev/null 2>&1 &
+    local pid=$! i
+    for ((i = 0; i < 200; i++)); do
+      grep -q PETREL-GUEST-BOOTED "$probe/console" 2>/dev/null && { virt_type=kvm; break; }
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+    rm -rf "$probe"
+  fi
+  if [ "$virt_type" = kvm ]; then
+    virt_note="KVM booted a test guest on this host (checked by make run)."
+  else
+    log "WARNING: KVM cannot run a guest on this host (/dev/kvm missing, or a test guest did not boot with it within 20 s): virt_type = qemu (emulation, slower guests)"
+    virt_note="KVM could not run a test guest here (checked by make run): guests are emulated (TCG). Set kvm on a real hypervisor host."
+  fi
 }
 
 start_one() { # start_one NAME BINARY
@@ -116,13 +155,24 @@ case "${1:-start}" in
     "$bin/petrel-controller" --config "$config" bootstrap --admin-password "$(cat "$password_file")" >&2 || die "bootstrap failed"
     venv=$(bash "$top/Packaging/openstack-client.sh") || die "cannot install the openstack client"
     start_one controller "$bin/petrel-controller"
-    start_one node "$bin/petrel-node"
     listen=$(sed -n 's/^listen *= *//p' "$config" | head -1); port=${listen##*:}
     metrics=$(sed -n 's/^metrics_listen *= *//p' "$config" | head -1)
     wait_http controller "http://127.0.0.1:$port/healthcheck"
-    wait_http node "http://$metrics/metrics"
     public_url=$(sed -n 's/^public_url *= *//p' "$config" | head -1)
     write_clouds_yaml "$venv" "${public_url:-http://127.0.0.1:$port}" "$(cat "$password_file")"
+    # The node's service user, once (its password is in the configuration's [service_user]).
+    node_user=$(sed -n '/^\[service_user\]/,/^\[/s/^username *= *//p' "$config" | head -1)
+    node_project=$(sed -n '/^\[service_user\]/,/^\[/s/^project_name *= *//p' "$config" | head -1)
+    node_password=$(sed -n '/^\[service_user\]/,/^\[/s/^password *= *//p' "$config" | head -1)
+    if [ -n "$node_user" ] && ! openstack --os-cloud petrel user show "$node_user" >/dev/null 2>&1; then
+      openstack --os-cloud petrel project show "${node_project:-service}" >/dev/null 2>&1 ||
+        openstack --os-cloud petrel project create --description "Petrel's service users" "${node_project:-service}" >/dev/null
+      openstack --os-cloud petrel user create --project "${node_project:-service}" --password "$node_password" "$node_user" >/dev/null &&
+        openstack --os-cloud petrel role add --user "$node_user" --project "${node_project:-service}" admin &&
+        log "created the node's service user $node_user"
+    fi
+    start_one node "$bin/petrel-node"
+    wait_http node "http://$metrics/metrics"
     log "petrel-controller: http://127.0.0.1:$port (metrics at /metrics)  log: $logs/controller.log"
     log "petrel-node:       http://$metrics/metrics  log: $logs/node.log"
     # The test guest as the public image petrel-tiny, once.

@@ -9,6 +9,9 @@ add "links" "$(ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep 
 add "namespaces" "$(ip netns list | awk '{print $1}' | grep -E '^(petrel-test-|pt[0-9a-z]+$)')"
 add "iptables" "$( (iptables-save; ip6tables-save) 2>/dev/null | grep -E '^:X?pt[0-9a-z]+-' )"
 add "domains" "$(virsh -c qemu:///system list --all --name 2>/dev/null | grep '^petrel-test-')"
+add "server domains" "$(for name in $(virsh -c qemu:///system list --all --name 2>/dev/null | grep '^petrel-'); do
+  virsh -c qemu:///system dumpxml "$name" 2>/dev/null | grep -q 'petrel-test-cloud-' && echo "$name"; done)"
+add "test clouds" "$(ls -d /tmp/petrel-test-cloud-* 2>/dev/null)"
 add "loop devices" "$(losetup -a | grep 'petrel-lvm-')"
 add "volume groups" "$(vgs --noheadings -o vg_name 2>/dev/null | tr -d ' ' | grep '^petrel-test-')"
 add "postgresql databases" "$(su postgres -c "psql -qAtc 'SELECT datname FROM pg_database'" 2>/dev/null | grep '^petrel_test_')"
