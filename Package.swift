@@ -182,6 +182,8 @@ let package = Package(
         .testTarget(name: "IdentityAPITests", dependencies: ["IdentityAPI", "Identity", "Store", "PetrelHTTP", "PetrelCore", "TestSupport",
                                                              "ComputeAPI", "NetworkAPI", "VolumeAPI", "Images", "ImageAPI", "Hosts", "Compute", "ProcessDriver",
                                                              .product(name: "HummingbirdTesting", package: "hummingbird")]),
+        .testTarget(name: "NodeComputeTests", dependencies: ["NodeCompute", "LibvirtDriver", "Contracts", "TestSupport",
+                                                            .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "Hosts", "Store", "PetrelCore", "TestSupport"]),
         .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "PetrelCore", "Store", "TestSupport"]),
     ]

@@ -21,6 +21,7 @@ if [ ! -x "$bin/petrel-node" ] || [ ! -x "$bin/petrel-controller" ] || [ -n "${R
 fi
 guest=$("$top/Packaging/guest-image/build.sh")
 work=$(mktemp -d /tmp/petrel-bench-boot.XXXXXX)
+chmod 755 "$work"  # QEMU (its own user) reaches the disks through it
 vhost=petrel-bench-$RANDOM
 port=$((20000 + RANDOM % 20000))
 url=http://127.0.0.1:$port
@@ -32,7 +33,7 @@ cleanup() {
     virsh dumpxml "$name" 2>/dev/null | grep -q "$work" && { virsh destroy "$name" >/dev/null 2>&1; virsh undefine --managed-save "$name" >/dev/null 2>&1; }
   done
   rabbitmqctl -q delete_vhost "$vhost" >/dev/null 2>&1 || true
-  rm -rf "$work"
+  [ -n "${KEEP:-}" ] && echo "kept $work" >&2 || rm -rf "$work"
 }
 trap cleanup EXIT
 rabbitmqctl -q add_vhost "$vhost" && rabbitmqctl -q set_permissions -p "$vhost" guest ".*" ".*" ".*"
@@ -40,6 +41,7 @@ transport=rabbit://guest:guest@127.0.0.1:5672/$vhost
 cat > "$work/controller.conf" <<CONF
 [DEFAULT]
 transport_url = $transport
+service_down_time = 4
 [database]
 connection = sqlite:///$work/petrel.db
 [api]
@@ -112,8 +114,8 @@ status, headers, _ = call("POST", "/v3/auth/tokens", {"auth": {"identity": {"met
 token = headers["X-Subject-Token"]
 _, _, image = call("POST", "/image/v2/images", {"name": "bench", "disk_format": "qcow2", "container_format": "bare", "visibility": "public"}, token)
 call("PUT", f"/image/v2/images/{image['id']}/file", token=token, headers={"Content-Type": "application/octet-stream"}, data=open(guest, "rb").read())
-_, _, flavor = call("POST", "/compute/v2.1/flavors", {"flavor": {"name": "bench.tiny", "vcpus": 1, "ram": 128, "disk": 1}}, token)
-_, _, nano = call("POST", "/compute/v2.1/flavors", {"flavor": {"name": "bench.nano", "vcpus": 1, "ram": 64, "disk": 1}}, token)
+flavor = call("POST", "/compute/v2.1/flavors", {"flavor": {"name": "bench.tiny", "vcpus": 1, "ram": 128, "disk": 1}}, token)[2]["flavor"]
+nano = call("POST", "/compute/v2.1/flavors", {"flavor": {"name": "bench.nano", "vcpus": 1, "ram": 64, "disk": 1}}, token)[2]["flavor"]
 
 def wait_hosts(count):
     for _ in range(300):
@@ -170,6 +172,7 @@ PY
 
 # 2. 100 servers at once on three simulated hosts.
 kill "$qemu_node"; wait "$qemu_node" 2>/dev/null || true
+sleep 5  # until the QEMU node counts as down (service_down_time), so nothing is placed there
 test_nodes=()
 for host in bench-t1 bench-t2 bench-t3; do
   node_conf "$host" test:///default

@@ -50,7 +50,9 @@ public final class ComputeService: Sendable {
         self.client = client
         self.cloud = cloud
         self.logger = logger
-        try? FileManager.default.createDirectory(atPath: settings.instancesPath, withIntermediateDirectories: true)
+        // QEMU runs as its own user: it must be able to reach the disks.
+        try? FileManager.default.createDirectory(atPath: settings.instancesPath, withIntermediateDirectories: true,
+                                                 attributes: [.posixPermissions: 0o755])
         cache = ImageCache(directory: settings.instancesPath + "/_base", cloud: cloud, logger: logger)
     }
 

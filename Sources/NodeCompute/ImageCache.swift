@@ -19,7 +19,7 @@ public actor ImageCache {
         self.directory = directory
         self.cloud = cloud
         self.logger = logger
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         // Downloads a crash interrupted.
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".part") {
             try? FileManager.default.removeItem(atPath: directory + "/" + name)
@@ -47,6 +47,7 @@ public actor ImageCache {
                 if let expected = image.checksum, expected.lowercased() != md5 {
                     throw Failure(description: "image \(image.id) downloaded with md5 \(md5), but the image service says \(expected)")
                 }
+                try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: partial)
                 try FileManager.default.moveItem(atPath: partial, toPath: target)
                 logger.info("image cached", metadata: ["image": "\(image.id)", "took": "\(ContinuousClock.now - started)"])
                 return target

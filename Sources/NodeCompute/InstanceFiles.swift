@@ -25,7 +25,7 @@ public struct InstanceFiles: Sendable {
 
     /// Creates the directory and the disks for `spec` on `base`.
     public func create(_ spec: InstanceSpec, base: String) async throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         let format = spec.image?.diskFormat == "raw" ? "raw" : "qcow2"
         var arguments = ["create", "-q", "-f", "qcow2", "-b", base, "-F", format, disk]
         if spec.flavor.rootGB > 0 { arguments.append("\(spec.flavor.rootGB)G") }

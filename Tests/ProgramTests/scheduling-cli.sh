@@ -80,6 +80,45 @@ for ((i = 0; i < 20; i++)); do
   sleep 0.5
 done
 [ "$running" = "0 0 0 " ] || fail "domains left after delete: $running"
-os image delete "$image" && os flavor delete "$flavor" || fail "cleanup"
 ok "30 deleted; no domain left on any host"
+
+# min_count/max_count: as many as fit the quota, at least min.
+os server create --image "$image" --flavor "$flavor" --nic none --min 2 --max 3 --wait multi >/dev/null || fail "server create --min 2 --max 3"
+[ "$(os server list --name '^multi-' -f value -c Name | sort | tr '\n' ' ')" = "multi-1 multi-2 multi-3 " ] ||
+  fail "--min 2 --max 3: $(os server list -f value -c Name)"
+os quota set --instances 4 "$project" || fail "quota set"
+os server create --image "$image" --flavor "$flavor" --nic none --min 2 --max 5 many >/dev/null 2>"$work/err" &&
+  fail "--min 2 with room for 1 was accepted"
+grep -q "Quota exceeded for instances" "$work/err" || fail "min_count over quota: $(cat "$work/err")"
+os server delete --wait $(os server list --name '^multi-' -f value -c ID) || fail "delete multi"
+ok "min_count/max_count: 3 created and named -1..-3; min_count over the quota refused"
+
+# The API's refusals, each with Nova's status and error body.
+api() { # api METHOD PATH [BODY] → "STATUS BODY"
+  curl -s -o "$work/body" -w '%{http_code}' -X "$1" "$PETREL_URL/compute/v2.1$2" -H "X-Auth-Token: $token" \
+    -H "Content-Type: application/json" -H "OpenStack-API-Version: compute 2.87" ${3:+-d "$3"}
+  echo " $(cat "$work/body")"
+}
+refused() { # refused STATUS KEY WHAT METHOD PATH [BODY]
+  local expected=$1 key=$2 what=$3; shift 3
+  local got; got=$(api "$@")
+  python3 -c '
+import json, sys
+key, body, expected, status = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+assert status == expected and body[key]["code"] == expected and body[key]["message"], body
+' "$key" "${got#* }" "$expected" "${got%% *}" 2>/dev/null || fail "$what: $got"
+}
+refused 400 badRequest "malformed JSON" POST /servers '{"server": '
+refused 400 badRequest "no flavorRef" POST /servers "{\"server\": {\"name\": \"x\", \"imageRef\": \"$image\", \"networks\": \"none\"}}"
+refused 400 badRequest "no networks at 2.87" POST /servers "{\"server\": {\"name\": \"x\", \"imageRef\": \"$image\", \"flavorRef\": \"$flavor\"}}"
+refused 400 badRequest "an unexpected field" POST /servers "{\"server\": {\"name\": \"x\", \"imageRef\": \"$image\", \"flavorRef\": \"$flavor\", \"networks\": \"none\", \"colour\": 1}}"
+refused 400 badRequest "min_count > max_count" POST /servers "{\"server\": {\"name\": \"x\", \"imageRef\": \"$image\", \"flavorRef\": \"$flavor\", \"networks\": \"none\", \"min_count\": 3, \"max_count\": 2}}"
+refused 400 badRequest "user_data not base64" POST /servers "{\"server\": {\"name\": \"x\", \"imageRef\": \"$image\", \"flavorRef\": \"$flavor\", \"networks\": \"none\", \"user_data\": \"*not*\"}}"
+refused 400 badRequest "an unknown key pair" POST /servers "{\"server\": {\"name\": \"x\", \"imageRef\": \"$image\", \"flavorRef\": \"$flavor\", \"networks\": \"none\", \"key_name\": \"nope\"}}"
+refused 400 badRequest "an unknown zone" POST /servers "{\"server\": {\"name\": \"x\", \"imageRef\": \"$image\", \"flavorRef\": \"$flavor\", \"networks\": \"none\", \"availability_zone\": \"atlantis\"}}"
+refused 404 itemNotFound "an unknown server" GET /servers/00000000-0000-0000-0000-000000000000
+refused 404 itemNotFound "an action on an unknown server" POST /servers/00000000-0000-0000-0000-000000000000/action '{"os-stop": null}'
+[ "$(os server list -f value -c ID | wc -l)" = 0 ] || fail "a refused request created a server"
+ok "malformed, incomplete, unexpected, inconsistent requests → 400 badRequest; unknown server → 404 itemNotFound; nothing created"
+os image delete "$image" && os flavor delete "$flavor" || fail "cleanup"
 echo "scheduling passed"

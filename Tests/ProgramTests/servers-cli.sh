@@ -96,6 +96,12 @@ PY
   grep -q "409" "$work/err" || fail "stop when stopped: $(cat "$work/err")"
   os server start "$id" || fail "server start"
   expect "$id" ACTIVE running "server start"
+  # A guest that stops without Petrel asking (here: pulled from under it) is shown SHUTOFF,
+  # from libvirt's lifecycle event.
+  virsh -q destroy "$(domain "$id")" >/dev/null || fail "virsh destroy"
+  expect "$id" SHUTOFF "shut off" "a domain stopped outside Petrel"
+  os server start "$id" || fail "server start"
+  expect "$id" ACTIVE running "server start"
   os server pause "$id" || fail "server pause"
   expect "$id" PAUSED paused "server pause"
   os server unpause "$id" || fail "server unpause"

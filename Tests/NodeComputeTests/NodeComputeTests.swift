@@ -1,0 +1,93 @@
+import Contracts
+import Foundation
+import LibvirtDriver
+import Logging
+import NodeCompute
+import TestSupport
+import Testing
+
+@Suite struct NodeComputeTests {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-cloud-\(UUID().uuidString)").path
+
+    func spec(_ id: String = UUID().uuidString.lowercased(), ephemeral: Int = 0, swap: Int = 0) -> InstanceSpec {
+        InstanceSpec(id: id, name: "a <b> & 'c'", projectID: "p", userID: "u", host: "h",
+                     flavor: .init(id: "f", name: "m1.tiny", vcpus: 2, memoryMB: 128, rootGB: 1, ephemeralGB: ephemeral, swapMB: swap,
+                                   extraSpecs: [:]),
+                     image: .init(id: "img", diskFormat: "qcow2", checksum: nil, size: nil, properties: [:]),
+                     vmState: "building", taskState: "spawning", stamp: 0)
+    }
+
+    @Test func unusedBaseImagesArePrunedOnlyWhenOldEnough() async throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let cache = ImageCache(directory: directory + "/_base", cloud: nil, logger: Logger(label: "test"))
+        let old = Date().addingTimeInterval(-7200)
+        for name in ["old-unused", "old-in-use", "new-unused", "stale.part"] {
+            FileManager.default.createFile(atPath: directory + "/_base/" + name, contents: Data("x".utf8))
+        }
+        for name in ["old-unused", "old-in-use"] {
+            try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: directory + "/_base/" + name)
+        }
+        let removed = await cache.prune(inUse: ["old-in-use"], unusedAge: 3600)
+        #expect(removed == ["old-unused"])
+        let left = try FileManager.default.contentsOfDirectory(atPath: directory + "/_base").sorted()
+        #expect(left == ["new-unused", "old-in-use", "stale.part"])
+        // A cached image is a hit (and counts as used now); a missing one needs the service user.
+        let hit = try await cache.fetch(.init(id: "old-in-use", diskFormat: "qcow2", checksum: nil, size: nil, properties: [:]))
+        #expect(hit == directory + "/_base/old-in-use")
+        let touched = try FileManager.default.attributesOfItem(atPath: hit)[.modificationDate] as! Date
+        #expect(touched.timeIntervalSinceNow > -60)
+        await #expect(throws: ImageCache.Failure.self) {
+            try await cache.fetch(.init(id: "missing", diskFormat: "qcow2", checksum: nil, size: nil, properties: [:]))
+        }
+        // A partial download a crash left is removed by the next start.
+        _ = ImageCache(directory: directory + "/_base", cloud: nil, logger: Logger(label: "test"))
+        #expect(!FileManager.default.fileExists(atPath: directory + "/_base/stale.part"))
+    }
+
+    @Test func consoleTailCountsSerialLines() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let files = InstanceFiles(root: directory, id: UUID().uuidString.lowercased())
+        try FileManager.default.createDirectory(atPath: files.directory, withIntermediateDirectories: true)
+        try Data("one\r\ntwo\r\nthree\r\nfour\r\n".utf8).write(to: URL(fileURLWithPath: files.console))
+        #expect(files.consoleTail(lines: 2) == "three\nfour")
+        #expect(files.consoleTail(lines: 2).split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).count == 2)
+        #expect(files.consoleTail(lines: nil).hasPrefix("one"))
+        #expect(files.consoleTail(lines: 0) == "")
+    }
+
+    /// The domain XML is accepted by libvirt as it is, keeps Petrel's metadata (the mark
+    /// that a domain is Petrel's), and carries the flavor's sizes and disks.
+    @Test func libvirtAcceptsTheDomainAndKeepsPetrelsMark() async throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let connection = try LibvirtConnection(uri: "test:///default")
+        let spec = spec(ephemeral: 1, swap: 64)
+        let files = InstanceFiles(root: directory, id: spec.id)
+        let xml = DomainXML(domainType: "test", cpuMode: "none", vncListen: "127.0.0.1", emulator: nil).render(spec, files: files, host: "h")
+        let domain = try connection.define(xml: xml)
+        defer { try? domain.undefine() }
+        #expect(domain.uuid == spec.id && domain.name == DomainNaming.name(spec.id))
+        let stored = try domain.xml(inactive: true)
+        #expect(DomainXML.isPetrels(stored))
+        #expect(stored.contains("<vcpu placement='static'>2</vcpu>"))
+        #expect(stored.contains("131072"))
+        for disk in [files.disk, files.ephemeral, files.swap] { #expect(stored.contains(disk)) }
+        #expect(!DomainXML.isPetrels("<domain type='kvm'><name>someone-elses</name></domain>"))
+    }
+
+    @Test func qemuDefinesTheDomainWithConsoleAndVNC() async throws {
+        try Requirement.root()
+        try Requirement.libvirtd()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let connection = try LibvirtConnection(uri: "qemu:///system")
+        let spec = spec()
+        let files = InstanceFiles(root: directory, id: spec.id)
+        let xml = DomainXML(domainType: "qemu", cpuMode: "none", vncListen: "127.0.0.1", emulator: "/usr/bin/qemu-system-x86_64")
+            .render(spec, files: files, host: "h")
+        let domain = try connection.define(xml: xml)
+        defer { try? domain.undefine() }
+        let stored = try domain.xml(inactive: true)
+        #expect(DomainXML.isPetrels(stored))
+        #expect(stored.contains(files.console) && stored.contains("<graphics type='vnc'") && stored.contains("listen='127.0.0.1'"))
+        #expect(try domain.state() == .shutOff)
+    }
+}
