@@ -63,23 +63,23 @@ assert h["vcpus_used"] == 10 and h["memory_mb_used"] == 2560, h
 PY
 done
 ok "no host over its capacity (vCPUs and RAM used as claimed)"
-# Each host's libvirt runs exactly the servers the API places there (reports come every second).
-for ((i = 0; i < 20; i++)); do
-  running=$(for host in $HOSTS; do os hypervisor show "$host" -f value -c running_vms; done | tr '\n' ' ')
-  [ "$running" = "10 10 10 " ] && break
-  sleep 0.5
-done
-[ "$running" = "10 10 10 " ] || fail "libvirt's running domains per host: $running"
+# running_vms_become "A B C ": each host's libvirt count (reported every second) reaches it.
+running_vms_become() {
+  local i
+  for ((i = 0; i < 20; i++)); do
+    running=$(for host in $HOSTS; do os hypervisor show "$host" -f value -c running_vms; done | tr '\n' ' ')
+    [ "$running" = "$1" ] && return 0
+    sleep 0.5
+  done
+  return 1
+}
+# Each host's libvirt runs exactly the servers the API places there.
+running_vms_become "10 10 10 " || fail "libvirt's running domains per host: $running"
 ok "libvirt runs 10 domains on each host, as the servers' hosts say"
 
 ids=$(os server list -f value -c ID)
 os server delete --wait $ids || fail "server delete"
-for ((i = 0; i < 20; i++)); do
-  running=$(for host in $HOSTS; do os hypervisor show "$host" -f value -c running_vms; done | tr '\n' ' ')
-  [ "$running" = "0 0 0 " ] && break
-  sleep 0.5
-done
-[ "$running" = "0 0 0 " ] || fail "domains left after delete: $running"
+running_vms_become "0 0 0 " || fail "domains left after delete: $running"
 ok "30 deleted; no domain left on any host"
 
 # min_count/max_count: as many as fit the quota, at least min.
