@@ -82,6 +82,30 @@ public struct Conductor: Sendable {
         }
     }
 
+    /// Every `interval`: a build handed to a host whose compute service has since gone down
+    /// (no report within `service_down_time`) is taken back and tried elsewhere, so a host
+    /// that dies mid-build leaves no server stuck in BUILD. If the host comes back, it finds
+    /// the server no longer its own and cleans up what it had made.
+    public func watchBuilds(hosts: HostInventory, every interval: Duration = .seconds(15)) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            do {
+                let building = try await servers.database.withConnection { sql in
+                    try await ComputeTables.instances.all(sql, where: [.equals("vm_state", "building"), .equals("task_state", "spawning")])
+                }
+                guard !building.isEmpty else { continue }
+                let up = Set(try await hosts.services { $0.binary == "nova-compute" }.filter(\.up).map(\.host))
+                for row in building {
+                    guard let host = row.host, !up.contains(host) else { continue }
+                    await buildFailed(.init(instanceID: row.id, host: host, reason: "the compute service of \(host) went down during the build",
+                                            retryable: true), context: RequestContext())
+                }
+            } catch {
+                logger.warning("build watch failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
     /// Builds a controller left waiting when it stopped.
     public func resumeWaitingBuilds() async {
         guard let waiting = try? await servers.waitingForHost() else { return }

@@ -224,14 +224,28 @@ final class CloudUnderTest: @unchecked Sendable {
             try await withCleanup {
                 try cloud.controller().start()
                 try await cloud.waitForController()
-                for host in hosts { try cloud.node(config: try cloud.nodeConfig(host: host, uri: "test:///default").config).start() }
+                var nodes: [ChildProcess] = []
+                for host in hosts {
+                    let node = try cloud.node(config: try cloud.nodeConfig(host: host, uri: "test:///default").config)
+                    try node.start()
+                    nodes.append(node)
+                }
                 try await cloud.waitForComputeServices(3)
-                let result = try await Command.run("env", [
-                    "OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(cloud.clouds)", "PETREL_URL=\(cloud.url)", "GUEST=\(guest)",
-                    "HOSTS=\(hosts.joined(separator: " "))", "bash", Repository.root.appendingPathComponent("Tests/ProgramTests/scheduling-cli.sh").path,
-                ])
+                @Sendable func phase(_ arguments: String...) async throws -> CommandResult {
+                    try await Command.run("env", [
+                        "OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(cloud.clouds)", "PETREL_URL=\(cloud.url)", "GUEST=\(guest)",
+                        "HOSTS=\(hosts.joined(separator: " "))", "bash", Repository.root.appendingPathComponent("Tests/ProgramTests/scheduling-cli.sh").path,
+                    ] + arguments)
+                }
+                let result = try await phase()
                 #expect(result.status == 0 && result.stdout.contains("scheduling passed"),
                         "\(result.stdout)\n\(result.stderr.suffix(3000))\n\(cloud.recentOutput())")
+                // The first host's node dies; a build placed there before it counts as down goes elsewhere.
+                nodes[0].signal(SIGKILL)
+                _ = await nodes[0].wait()
+                let dead = try await phase("dead-host")
+                #expect(dead.status == 0 && dead.stdout.contains("dead-host passed"),
+                        "\(dead.stdout)\n\(dead.stderr.suffix(3000))\n\(cloud.recentOutput())")
             } cleanup: {
                 await cloud.stop()
                 cloud.remove()
