@@ -21,9 +21,9 @@ extension ComputeAPI {
             object["user_id"] = .string(row.userID)
             object["id"] = .number(Double(row.id))
             object["created_at"] = novaTime(row.createdAt)
-            object["updated_at"] = nil
+            object["updated_at"] = .null
             object["deleted"] = false
-            object["deleted_at"] = nil
+            object["deleted_at"] = .null
         }
         return .object(object)
     }

@@ -52,7 +52,7 @@ extension ComputeAPI {
         return SHA256.hash(data: Data((project + host).utf8)).map { String(format: "%02x", $0) }.joined().prefix(56).description
     }
 
-    func serverJSON(_ server: Server, _ version: Microversion, admin: Bool, detail: Bool, hostUp: Bool?) -> JSON {
+    func serverJSON(_ server: Server, _ version: Microversion, admin: Bool, detail: Bool, hostUp: Bool?, listed: Bool = false) -> JSON {
         let row = server.row
         var object: [String: JSON] = ["id": .string(row.id), "name": .string(row.name), "links": serverLinks(row.id)]
         guard detail else { return .object(object) }
@@ -84,7 +84,7 @@ extension ComputeAPI {
         object["config_drive"] = ""
         object["key_name"] = JSON.string(row.keyName)
         object["OS-SRV-USG:launched_at"] = novaTime(row.launchedAt)
-        object["OS-SRV-USG:terminated_at"] = nil
+        object["OS-SRV-USG:terminated_at"] = .null
         object["OS-EXT-STS:vm_state"] = .string(row.vmState)
         object["OS-EXT-STS:task_state"] = JSON.string(row.taskState)
         object["OS-EXT-STS:power_state"] = .number(Double(row.powerState))
@@ -105,11 +105,12 @@ extension ComputeAPI {
         }
         if version >= Microversion(2, 9) { object["locked"] = false }
         if version >= Microversion(2, 16), admin, let hostUp { object["host_status"] = hostUp ? "UP" : "DOWN" }
-        if version >= Microversion(2, 19) { object["description"] = nil }
+        if version >= Microversion(2, 19) { object["description"] = .null }
         if version >= Microversion(2, 26) { object["tags"] = [] }
-        if version >= Microversion(2, 63) { object["trusted_image_certificates"] = nil }
-        if version >= Microversion(2, 71) { object["server_groups"] = [] }
-        if version >= Microversion(2, 73) { object["locked_reason"] = nil }
+        if version >= Microversion(2, 63) { object["trusted_image_certificates"] = .null }
+        // Nova shows a server's groups when showing, updating or rebuilding it, not in lists.
+        if version >= Microversion(2, 71), !listed { object["server_groups"] = [] }
+        if version >= Microversion(2, 73) { object["locked_reason"] = .null }
         if let fault = server.fault, status == "ERROR" || status == "DELETED" {
             var body: [String: JSON] = ["code": .number(Double(fault.code)), "message": .string(fault.message),
                                         "created": .string(Self.isoTime(server.faultCreated ?? row.updatedAt))]
@@ -223,7 +224,9 @@ extension ComputeAPI {
             if detail && who.isAdmin {
                 for service in try await hosts.services(where: { $0.binary == "nova-compute" }) { up[service.host] = service.up }
             }
-            body["servers"] = .array(list.map { serverJSON($0, version, admin: who.isAdmin, detail: detail, hostUp: $0.row.host.flatMap { up[$0] }) })
+            body["servers"] = .array(list.map {
+                serverJSON($0, version, admin: who.isAdmin, detail: detail, hostUp: $0.row.host.flatMap { up[$0] }, listed: true)
+            })
             return answer(.ok, .object(body), version)
         }
         v21.get("servers") { request, _ in try await list(request, detail: false) }
@@ -343,6 +346,7 @@ extension ComputeAPI {
                 var json = serverJSON(changed, version, admin: who.isAdmin, detail: true, hostUp: nil)
                 if case .object(var object) = json {
                     object["adminPass"] = .string(Self.password())
+                    if version >= Microversion(2, 57) { object["user_data"] = JSON.string(changed.row.userData) }
                     json = .object(object)
                 }
                 return answer(.accepted, ["server": json], version)

@@ -74,7 +74,7 @@ public struct VolumeAPI: Sendable {
             "disabled_reason": .string(service.record.disabledReason),
             "frozen": false, "replication_status": "disabled", "active_backend_id": nil,
         ]
-        if version >= Microversion(3, 7) { object["cluster"] = nil }
+        if version >= Microversion(3, 7) { object["cluster"] = .null }
         if version >= Microversion(3, 49) { object["backend_state"] = service.up ? "up" : "down" }
         return .object(object)
     }
