@@ -240,6 +240,11 @@ final class CloudUnderTest: @unchecked Sendable {
                 let result = try await phase()
                 #expect(result.status == 0 && result.stdout.contains("scheduling passed"),
                         "\(result.stdout)\n\(result.stderr.suffix(3000))\n\(cloud.recentOutput())")
+                // Ten concurrent boots of one image on a host download it once.
+                for node in nodes {
+                    let downloads = node.recentOutput.filter { $0.contains("image cached") }.count
+                    #expect(downloads == 1, "\(node.recentOutput.filter { $0.contains("image") })")
+                }
                 // The first host's node dies; a build placed there before it counts as down goes elsewhere.
                 nodes[0].signal(SIGKILL)
                 _ = await nodes[0].wait()
