@@ -241,7 +241,7 @@ extension ComputeAPI {
             guard let fields = try await identity.body(request)["server"]?.objectValue else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute server. 'server' is a required property.")
             }
-            let create = try Self.serverRequest(fields, version)
+            let create = try Self.serverRequest(fields, version, project: who.projectID)
             let created = try await serverCall { try await servers.create(create, by: who) }
             let context = Contracts.RequestContext(userID: caller.user.id, projectID: who.projectID)
             for server in created {
@@ -448,7 +448,7 @@ extension ComputeAPI {
     }
 
     /// `POST /servers`' body, checked field by field as Nova's schema does.
-    static func serverRequest(_ fields: [String: JSON], _ version: Microversion) throws -> ServerRequest {
+    static func serverRequest(_ fields: [String: JSON], _ version: Microversion, project: String) throws -> ServerRequest {
         for key in fields.keys where !serverFields.contains(key) {
             throw APIFault(.badRequest, "Invalid input for field/attribute server. Additional properties are not allowed ('\(key)' was unexpected)")
         }
@@ -484,7 +484,8 @@ extension ComputeAPI {
             }
         case .string("none")?: break
         case .string("auto")?:
-            throw APIFault(.badRequest, "Unable to automatically allocate a network for project: no network can be allocated automatically yet; boot with networks 'none'.")
+            // As Nova without networks to give and without auto-allocated topologies.
+            throw APIFault(.badRequest, "Unable to automatically allocate a network for project \(project)")
         case .array(let list)?:
             if let first = list.first?.objectValue {
                 let what = first["uuid"]?.stringValue ?? first["port"]?.stringValue ?? "requested"

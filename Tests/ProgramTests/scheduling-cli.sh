@@ -158,6 +158,8 @@ refused 400 badRequest "min_count > max_count" POST /servers "{\"server\": {\"na
 refused 400 badRequest "user_data not base64" POST /servers "{\"server\": {\"name\": \"x\", \"imageRef\": \"$image\", \"flavorRef\": \"$flavor\", \"networks\": \"none\", \"user_data\": \"*not*\"}}"
 refused 400 badRequest "an unknown key pair" POST /servers "{\"server\": {\"name\": \"x\", \"imageRef\": \"$image\", \"flavorRef\": \"$flavor\", \"networks\": \"none\", \"key_name\": \"nope\"}}"
 refused 400 badRequest "an unknown zone" POST /servers "{\"server\": {\"name\": \"x\", \"imageRef\": \"$image\", \"flavorRef\": \"$flavor\", \"networks\": \"none\", \"availability_zone\": \"atlantis\"}}"
+refused 400 badRequest "networks auto (nothing to allocate)" POST /servers "{\"server\": {\"name\": \"x\", \"imageRef\": \"$image\", \"flavorRef\": \"$flavor\", \"networks\": \"auto\"}}"
+grep -q "Unable to automatically allocate a network for project $project" "$work/body" || fail "networks auto: $(cat "$work/body")"
 refused 404 itemNotFound "an unknown server" GET /servers/00000000-0000-0000-0000-000000000000
 refused 404 itemNotFound "an action on an unknown server" POST /servers/00000000-0000-0000-0000-000000000000/action '{"os-stop": null}'
 [ "$(os server list -f value -c ID | wc -l)" = 0 ] || fail "a refused request created a server"
