@@ -126,6 +126,12 @@ extension ComputeAPI {
         return String(text.prefix(19)) + "Z"
     }
 
+    /// The context RPC messages carry: the API's request id, the caller.
+    func rpcContext(_ caller: TokenInfo, _ who: ServerCaller) -> Contracts.RequestContext {
+        Contracts.RequestContext(requestID: APIRequest.id ?? "req-" + UUID().uuidString.lowercased(), userID: caller.user.id,
+                                 projectID: who.projectID, roles: caller.roles.map(\.name))
+    }
+
     func serverCaller(_ caller: TokenInfo) -> ServerCaller {
         ServerCaller(projectID: caller.project?.id ?? "", userID: caller.user.id,
                      isAdmin: identity.policy.enforce("context_is_admin", credentials: caller.credentials))
@@ -243,7 +249,7 @@ extension ComputeAPI {
             }
             let create = try Self.serverRequest(fields, version, project: who.projectID)
             let created = try await serverCall { try await servers.create(create, by: who) }
-            let context = Contracts.RequestContext(userID: caller.user.id, projectID: who.projectID)
+            let context = rpcContext(caller, who)
             for server in created {
                 Task { await conductor.build(server.id, context: context) }
             }
@@ -289,7 +295,7 @@ extension ComputeAPI {
             let (_, caller, version, who) = try await authorizedServer(request, id, "os_compute_api:servers:delete")
             let route = try await serverCall { try await servers.beginDelete(id, by: who) { try await hostIsUp($0) } }
             if case .host(let host) = route {
-                try await conductor.delete(id, on: host, context: Contracts.RequestContext(userID: caller.user.id, projectID: who.projectID))
+                try await conductor.delete(id, on: host, context: rpcContext(caller, who))
             }
             return Response(status: .noContent, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
         }
@@ -302,7 +308,7 @@ extension ComputeAPI {
             }
             let policy = name == "os-getConsoleOutput" ? "os_compute_api:os-console-output" : "os_compute_api:servers:action"
             let (server, caller, version, who) = try await authorizedServer(request, id, policy)
-            let rpcContext = Contracts.RequestContext(userID: caller.user.id, projectID: who.projectID)
+            let messageContext = rpcContext(caller, who)
             func accepted() -> Response {
                 Response(status: .accepted, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
             }
@@ -319,17 +325,17 @@ extension ComputeAPI {
                 guard let host = server.row.host, ["active", "paused", "stopped", "suspended"].contains(server.row.vmState) || server.row.taskState != nil else {
                     throw APIFault(.conflict, "Instance \(id) is not ready")
                 }
-                let output = try await conductor.consoleOutput(id, on: host, length: length, context: rpcContext)
+                let output = try await conductor.consoleOutput(id, on: host, length: length, context: messageContext)
                 return answer(.ok, ["output": .string(output)], version)
             case "reboot":
                 guard let type = argument.objectValue?["type"]?.stringValue, ["SOFT", "HARD"].contains(type.uppercased()) else {
                     throw APIFault(.badRequest, "Invalid input for field/attribute type. Value: None. It must be SOFT or HARD.")
                 }
                 let key = type.uppercased() == "HARD" ? "reboot_hard" : "reboot_soft"
-                try await run(key, server.id, who, rpcContext, conductor: conductor)
+                try await run(key, server.id, who, messageContext, conductor: conductor)
                 return accepted()
             case "os-stop", "os-start", "pause", "unpause", "suspend", "resume":
-                try await run(name, server.id, who, rpcContext, conductor: conductor)
+                try await run(name, server.id, who, messageContext, conductor: conductor)
                 return accepted()
             case "rebuild":
                 guard let fields = argument.objectValue, let imageRef = fields["imageRef"]?.stringValue else {
@@ -338,7 +344,7 @@ extension ComputeAPI {
                 let newName = try fields["name"].map { try Self.serverName($0) }
                 let metadata = try fields["metadata"].map { try Self.metadata($0) }
                 let image = try await rebuildImage(imageRef, server: server, caller: who)
-                let changed = try await run("rebuild", server.id, who, rpcContext, conductor: conductor) { server in
+                let changed = try await run("rebuild", server.id, who, messageContext, conductor: conductor) { server in
                     server.row.imageID = image
                     if let newName { server.row.name = newName }
                     if let metadata { server.metadata = metadata }
@@ -356,7 +362,7 @@ extension ComputeAPI {
                     throw APIFault(.badRequest, "Invalid input for field/attribute name. 'name' is a required property.")
                 }
                 let properties = try fields["metadata"].map { try Self.metadata($0) } ?? [:]
-                let imageID = try await snapshot(server, name: imageName, properties: properties, caller: who, context: rpcContext,
+                let imageID = try await snapshot(server, name: imageName, properties: properties, caller: who, context: messageContext,
                                                  conductor: conductor)
                 var headers = version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version")
                 if version >= Microversion(2, 45) {

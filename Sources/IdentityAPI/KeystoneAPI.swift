@@ -209,6 +209,12 @@ public enum FaultStyle: Sendable {
     }
 }
 
+/// The request being served, for handlers that pass its id on (to RPC messages, so a node
+/// logs each action with the id the API returned to the user).
+public enum APIRequest {
+    @TaskLocal public static var id: String?
+}
+
 /// Turns every failure of an API's routes into that API's error body, and puts a request id
 /// on every answer (`X-Openstack-Request-Id`).
 public struct OpenStackErrorMiddleware<Context: RequestContext>: RouterMiddleware {
@@ -228,7 +234,7 @@ public struct OpenStackErrorMiddleware<Context: RequestContext>: RouterMiddlewar
         let requestID = "req-" + UUID().uuidString.lowercased()
         var response: Response
         do {
-            response = try await next(request, context)
+            response = try await APIRequest.$id.withValue(requestID) { try await next(request, context) }
         } catch {
             response = render(error, request: request)
         }

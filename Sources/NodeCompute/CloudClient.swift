@@ -98,6 +98,21 @@ public actor CloudClient {
     }
 }
 
+extension CloudClient {
+    /// Deletes an image (a snapshot that failed); a missing image is not an error.
+    public func deleteImage(_ id: String) async throws {
+        let (token, imageURL) = try await current()
+        var request = HTTPClientRequest(url: "\(imageURL)/v2/images/\(id)")
+        request.method = .DELETE
+        request.headers.add(name: "X-Auth-Token", value: token)
+        let response = try await http.execute(request, timeout: .seconds(60))
+        _ = try? await response.body.collect(upTo: 1 << 20)
+        guard response.status == .noContent || response.status == .notFound else {
+            throw Failure(description: "deleting image \(id) failed: HTTP \(response.status.code)")
+        }
+    }
+}
+
 /// A file read in 1 MiB chunks, as an upload body.
 struct FileChunks: AsyncSequence, Sendable {
     typealias Element = ByteBuffer

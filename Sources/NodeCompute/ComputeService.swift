@@ -204,6 +204,12 @@ public final class ComputeService: Sendable {
             log.info("action done", metadata: ["action": "\(request.action.rawValue)", "vm_state": "\(vmState)"])
         } catch {
             log.error("action failed", metadata: ["action": "\(request.action.rawValue)", "error": "\(error)"])
+            if request.action == .snapshot, let imageID = request.imageID, let cloud {
+                // As Nova: the image of a failed snapshot is not left queued.
+                do { try await cloud.deleteImage(imageID) } catch {
+                    log.warning("could not delete the failed snapshot's image", metadata: ["image": "\(imageID)", "error": "\(error)"])
+                }
+            }
             let power = (try? power(of: spec.id)) ?? .noState
             await report(spec.id, .taskFailed, vmState: Self.vmState(power, managedSave: (try? hasManagedSave(spec.id)) ?? false),
                          power: power, endsTask: task, context: context)
@@ -360,7 +366,7 @@ public final class ComputeService: Sendable {
         for await event in events {
             guard event.domainName.hasPrefix(DomainNaming.name("")), !event.uuid.isEmpty else { continue }
             guard !(await locks.isBusy(event.uuid)) else { continue }
-            logger.info("domain event", metadata: ["instance": "\(event.uuid)", "event": "\(event.kind.rawValue)", "detail": "\(event.detail)"])
+            logger.debug("domain event", metadata: ["instance": "\(event.uuid)", "event": "\(event.kind.rawValue)", "detail": "\(event.detail)"])
             guard [.stopped, .started, .suspended, .resumed, .crashed, .shutdown].contains(event.kind) else { continue }
             if event.kind == .shutdown { continue }  // "stopped" follows when it is done
             let power = (try? power(of: event.uuid)) ?? .noState

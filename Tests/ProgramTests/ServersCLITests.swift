@@ -240,6 +240,10 @@ final class CloudUnderTest: @unchecked Sendable {
                 let result = try await phase()
                 #expect(result.status == 0 && result.stdout.contains("scheduling passed"),
                         "\(result.stdout)\n\(result.stderr.suffix(3000))\n\(cloud.recentOutput())")
+                // The node logged the build with the request id the API returned to the user.
+                let requestID = result.stdout.split(separator: "\n").first { $0.hasPrefix("REQUEST-ID req-") }?.split(separator: " ").last
+                let logged = nodes.contains { node in node.recentOutput.contains { $0.contains("spawned") && $0.contains("request_id=\(requestID ?? "none")") } }
+                #expect(requestID != nil && logged, "request id \(String(describing: requestID)) not in the nodes' spawn logs")
                 // Ten concurrent boots of one image on a host download it once.
                 for node in nodes {
                     let downloads = node.recentOutput.filter { $0.contains("image cached") }.count

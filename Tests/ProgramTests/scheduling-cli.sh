@@ -34,7 +34,7 @@ token=$(os token issue -f value -c id) || fail "token issue"
 
 # 30 POST /servers at once.
 for i in $(seq 1 30); do
-  curl -s -o "$work/post-$i" -w '%{http_code}\n' -X POST "$PETREL_URL/compute/v2.1/servers" -H "X-Auth-Token: $token" \
+  curl -s -D "$work/headers-$i" -o "$work/post-$i" -w '%{http_code}\n' -X POST "$PETREL_URL/compute/v2.1/servers" -H "X-Auth-Token: $token" \
     -H "Content-Type: application/json" -H "OpenStack-API-Version: compute 2.87" \
     -d "{\"server\": {\"name\": \"sched-$i\", \"imageRef\": \"$image\", \"flavorRef\": \"$flavor\", \"networks\": \"none\"}}" \
     > "$work/status-$i" &
@@ -42,6 +42,8 @@ done
 wait
 [ "$(cat "$work"/status-* | sort | uniq -c | awk '{print $1" "$2}')" = "30 202" ] || fail "POST statuses: $(cat "$work"/status-* | sort | uniq -c)"
 ok "30 concurrent POST /servers → 202"
+# The request id the API answered with, which the controller and the node log with the build.
+echo "REQUEST-ID $(sed -n 's/^[Xx]-[Oo]pen[Ss]tack-[Rr]equest-[Ii]d: *//p' "$work/headers-1" | tr -d '\r')"
 for ((i = 0; i < 60; i++)); do
   active=$(os server list --status ACTIVE -f value -c ID | wc -l)
   [ "$active" = 30 ] && break
