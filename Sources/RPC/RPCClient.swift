@@ -79,8 +79,13 @@ public final class RPCClient: @unchecked Sendable {
         start()
         let replyTo = await currentReplyQueue()
         let (id, body) = try request(M.self, arguments, replyTo: replyTo, context: context)
-        let reply: [UInt8] = try await withCheckedThrowingContinuation { continuation in
+        // A cancelled caller (e.g. a program shutting down) stops waiting at once.
+        let reply: [UInt8] = try await withTaskCancellationHandler { try await withCheckedThrowingContinuation { continuation in
             lock.withLock { pending[id] = (continuation, nil) }
+            if Task.isCancelled {
+                finish(id, with: .failure(CancellationError()))
+                return
+            }
             // Publishes, then stands guard over the deadline; cancelled as soon as the reply is in.
             let deadline = ContinuousClock.now + timeout
             let timer = Task {
@@ -110,6 +115,8 @@ public final class RPCClient: @unchecked Sendable {
                 return true
             }
             if !stillPending { timer.cancel() }
+        } } onCancel: {
+            self.finish(id, with: .failure(CancellationError()))
         }
         let header = try JSONDecoder().decode(RPCReplyHeader.self, from: Data(reply))
         if let error = header.error { throw RPCError.remote(error) }
