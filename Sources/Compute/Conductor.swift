@@ -126,9 +126,16 @@ public struct Conductor: Sendable {
         }
     }
 
+    /// Asks the host to delete a server `Servers.beginDelete` marked; if the host cannot be
+    /// asked, the server is left as it was (and may be deleted again).
     public func delete(_ id: String, on host: String, context: RequestContext) async throws {
-        try await client.cast(DeleteInstance.self, .init(instanceID: id), topic: ComputeTopic.host(host), context: context,
-                              patience: .seconds(10))
+        do {
+            try await client.cast(DeleteInstance.self, .init(instanceID: id), topic: ComputeTopic.host(host), context: context,
+                                  patience: .seconds(10))
+        } catch {
+            try? await servers.clearTask(id, "deleting")
+            throw error
+        }
     }
 
     public func consoleOutput(_ id: String, on host: String, length: Int?, context: RequestContext) async throws -> String {

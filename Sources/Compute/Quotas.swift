@@ -49,17 +49,25 @@ public struct Quotas: Sendable {
     /// What `project` (and, for key pairs, `user`) uses now.
     public func usage(project: String, user: String?) async throws -> [String: Int] {
         try await database.withConnection { sql in
-            let row = try await sql.raw("""
-                SELECT COUNT(*) AS instances, COALESCE(SUM(vcpus), 0) AS cores, COALESCE(SUM(memory_mb), 0) AS ram FROM instances
-                WHERE project_id = \(bind: project) AND vm_state <> 'deleted'
-                """).first()!
-            var usage = ["instances": try row.decode(column: "instances", as: Int.self), "cores": try row.decode(column: "cores", as: Int.self),
-                         "ram": try row.decode(column: "ram", as: Int.self), "metadata_items": 0, "key_pairs": 0]
+            var usage = try await Self.instanceUsage(sql, project: project)
+            usage["metadata_items"] = 0
+            usage["key_pairs"] = 0
             if let user {
                 usage["key_pairs"] = try await sql.raw("SELECT COUNT(*) AS n FROM key_pairs WHERE user_id = \(bind: user)").first()!
                     .decode(column: "n", as: Int.self)
             }
             return usage
         }
+    }
+
+    /// The instances, cores and RAM of `project`'s servers, read on `sql` (creation counts
+    /// them in the transaction that records new servers).
+    static func instanceUsage(_ sql: any SQLDatabase, project: String) async throws -> [String: Int] {
+        let row = try await sql.raw("""
+            SELECT COUNT(*) AS instances, COALESCE(SUM(vcpus), 0) AS cores, COALESCE(SUM(memory_mb), 0) AS ram FROM instances
+            WHERE project_id = \(bind: project)
+            """).first()!
+        return ["instances": try row.decode(column: "instances", as: Int.self), "cores": try row.decode(column: "cores", as: Int.self),
+                "ram": try row.decode(column: "ram", as: Int.self)]
     }
 }

@@ -84,15 +84,7 @@ public struct Scheduler: Sendable {
             .map(ServiceStore.serviceRecord).map { hosts.status($0, now: now) }
         let hypervisors = Dictionary(try await ServiceStore.hypervisors(sql).map { ($0.host, $0) }, uniquingKeysWith: { first, _ in first })
         let aggregates = try await AggregateTables.aggregates.all(sql).map(Aggregates.decode)
-        var used: [String: (vcpus: Int, ram: Int, disk: Int)] = [:]
-        for row in try await sql.raw("""
-            SELECT host, SUM(vcpus) AS vcpus, SUM(memory_mb) AS ram, SUM(root_gb + ephemeral_gb) AS disk FROM instances
-            WHERE host IS NOT NULL AND vm_state <> 'deleted' AND id <> \(bind: instance.id) GROUP BY host
-            """).all() {
-            used[try row.decode(column: "host", as: String.self)] = (try row.decode(column: "vcpus", as: Int.self),
-                                                                      try row.decode(column: "ram", as: Int.self),
-                                                                      try row.decode(column: "disk", as: Int.self))
-        }
+        let used = try await ServiceStore.usage(sql, excluding: instance.id)
         var result: [Candidate] = []
         for service in services where service.up && service.enabled && !excluding.contains(service.host) {
             guard let hypervisor = hypervisors[service.host]?.resources else { continue }
@@ -103,12 +95,12 @@ public struct Scheduler: Sendable {
             if let architecture = imageProperties["hw_architecture"] ?? imageProperties["architecture"],
                architecture.lowercased() != hypervisor.cpuModel.lowercased() { continue }
             if let type = imageProperties["hypervisor_type"], type.lowercased() != hypervisor.type.lowercased() { continue }
-            let taken = used[service.host] ?? (0, 0, 0)
+            let taken = used[service.host] ?? ServiceStore.HostUsage()
             let candidate = Candidate(
                 host: service.host,
                 freeVCPUs: Double(hypervisor.vcpus) * options.cpuAllocationRatio - Double(taken.vcpus),
-                freeRAMMB: Double(hypervisor.memoryMB) * options.ramAllocationRatio - Double(taken.ram),
-                freeDiskGB: Double(hypervisor.localGB) * options.diskAllocationRatio - Double(taken.disk))
+                freeRAMMB: Double(hypervisor.memoryMB) * options.ramAllocationRatio - Double(taken.memoryMB),
+                freeDiskGB: Double(hypervisor.localGB) * options.diskAllocationRatio - Double(taken.diskGB))
             guard candidate.freeVCPUs >= Double(instance.vcpus), candidate.freeRAMMB >= Double(instance.memoryMB),
                   candidate.freeDiskGB >= Double(instance.rootGB + instance.ephemeralGB) else { continue }
             result.append(candidate)

@@ -136,11 +136,7 @@ public struct Servers: Sendable {
             let allowed = try await flavors.projects(of: flavor.id).contains(caller.projectID)
             guard allowed else { throw Failure.badRequest("Flavor \(request.flavorRef) could not be found.") }
         }
-        guard let image = try? await images.get(request.imageRef), Self.visible(image, to: caller) else {
-            throw Failure.badRequest("Image \(request.imageRef) could not be found.")
-        }
-        guard image.row.status == "active" else { throw Failure.badRequest("Image \(image.id) is not active.") }
-        try Self.check(image: image, fits: flavor)
+        let image = try await bootableImage(request.imageRef, rootGB: flavor.row.rootGB, memoryMB: flavor.row.memoryMB, caller: caller)
         if let keyName = request.keyName {
             guard (try? await KeyPairs(database: database).get(userID: caller.userID, name: keyName)) != nil else {
                 throw Failure.badRequest("Invalid key_name provided.")
@@ -158,12 +154,7 @@ public struct Servers: Sendable {
         let now = Self.now()
         return try await database.transaction { sql in
             // Quotas are counted and the rows written in one transaction.
-            let usage = try await sql.raw("""
-                SELECT COUNT(*) AS instances, COALESCE(SUM(vcpus), 0) AS cores, COALESCE(SUM(memory_mb), 0) AS ram FROM instances
-                WHERE project_id = \(bind: caller.projectID)
-                """).first()!
-            let used = ["instances": try usage.decode(column: "instances", as: Int.self),
-                        "cores": try usage.decode(column: "cores", as: Int.self), "ram": try usage.decode(column: "ram", as: Int.self)]
+            let used = try await Quotas.instanceUsage(sql, project: caller.projectID)
             let each = ["instances": 1, "cores": flavor.row.vcpus, "ram": flavor.row.memoryMB]
             var count = request.maxCount
             for resource in ["instances", "cores", "ram"] {
@@ -195,20 +186,53 @@ public struct Servers: Sendable {
         }
     }
 
-    /// Nova's rules: the image must fit the flavor's root disk (unless the flavor's is 0),
-    /// and meet the image's `min_disk` and `min_ram`.
-    static func check(image: Image, fits flavor: Flavor) throws {
-        let rootBytes = Int64(flavor.row.rootGB) << 30
-        if flavor.row.rootGB > 0 {
+    /// The image a create or a rebuild boots (an id, or a URL ending in one), by Nova's rules:
+    /// visible to the caller, active, fitting the root disk (unless it is 0) and meeting the
+    /// image's `min_disk` and `min_ram`.
+    func bootableImage(_ ref: String, rootGB: Int, memoryMB: Int, caller: ServerCaller) async throws -> Image {
+        let id = ref.split(separator: "/").last.map(String.init) ?? ref
+        guard let image = try? await images.get(id), Self.visible(image, to: caller) else {
+            throw Failure.badRequest("Image \(id) could not be found.")
+        }
+        guard image.row.status == "active" else { throw Failure.badRequest("Image \(image.id) is not active.") }
+        let rootBytes = Int64(rootGB) << 30
+        if rootGB > 0 {
             for size in [image.row.size, image.row.virtualSize].compactMap({ $0 }) where size > rootBytes {
                 throw Failure.badRequest("Flavor's disk is too small for requested image. Flavor disk is \(rootBytes) bytes, image is \(size) bytes.")
             }
-            if image.row.minDisk > flavor.row.rootGB {
+            if image.row.minDisk > rootGB {
                 throw Failure.badRequest("Flavor's disk is too small for requested image. Flavor disk is \(rootBytes) bytes, image needs \(Int64(image.row.minDisk) << 30) bytes.")
             }
         }
-        if image.row.minRam > flavor.row.memoryMB {
+        if image.row.minRam > memoryMB {
             throw Failure.badRequest("Flavor's memory is too small for requested image.")
+        }
+        return image
+    }
+
+    /// The image a rebuild of `server` asks for, checked as a create checks it.
+    public func rebuildImage(_ ref: String, for server: Server, by caller: ServerCaller) async throws -> String {
+        try await bootableImage(ref, rootGB: server.row.rootGB, memoryMB: server.row.memoryMB, caller: caller).id
+    }
+
+    /// Starts a snapshot: the `image_snapshot` task, and the image it fills (queued, owned by
+    /// the server's project, with Nova's snapshot properties). Returns the image and the host.
+    public func beginSnapshot(_ id: String, name: String, properties: [String: String], by caller: ServerCaller) async throws
+        -> (imageID: String, host: String) {
+        let (server, host) = try await begin("createImage", on: id, by: caller)
+        var inherited = properties
+        inherited["image_type"] = "snapshot"
+        inherited["instance_uuid"] = server.id
+        inherited["user_id"] = caller.userID
+        if let base = server.row.imageID { inherited["base_image_ref"] = base }
+        let row = ImageRow(id: UUID().uuidString.lowercased(), name: name, status: "queued", visibility: "private", protected: false,
+                           osHidden: false, owner: server.row.projectID, diskFormat: "qcow2", containerFormat: "bare",
+                           minDisk: server.row.rootGB, minRam: 0, properties: "{}", tags: "[]", createdAt: Self.now())
+        do {
+            return (try await images.create(Image(row: row, properties: inherited, tags: [])).id, host)
+        } catch {
+            try? await clearTask(id, InstanceAction.Action.snapshot.task)
+            throw error
         }
     }
 
@@ -263,22 +287,23 @@ public struct Servers: Sendable {
     public struct Transition: Sendable {
         public let name: String
         public let allowed: Set<String>
-        public let task: String
         public let action: InstanceAction.Action
+        /// The task it runs as.
+        public var task: String { action.task }
     }
 
     public static let transitions: [String: Transition] = [
-        "reboot_soft": Transition(name: "reboot", allowed: ["active"], task: "rebooting", action: .rebootSoft),
-        "reboot_hard": Transition(name: "reboot", allowed: ["active", "stopped", "paused", "suspended", "error"], task: "rebooting_hard",
+        "reboot_soft": Transition(name: "reboot", allowed: ["active"], action: .rebootSoft),
+        "reboot_hard": Transition(name: "reboot", allowed: ["active", "stopped", "paused", "suspended", "error"],
                                   action: .rebootHard),
-        "os-stop": Transition(name: "stop", allowed: ["active", "error"], task: "powering-off", action: .stop),
-        "os-start": Transition(name: "start", allowed: ["stopped"], task: "powering-on", action: .start),
-        "pause": Transition(name: "pause", allowed: ["active"], task: "pausing", action: .pause),
-        "unpause": Transition(name: "unpause", allowed: ["paused"], task: "unpausing", action: .unpause),
-        "suspend": Transition(name: "suspend", allowed: ["active"], task: "suspending", action: .suspend),
-        "resume": Transition(name: "resume", allowed: ["suspended"], task: "resuming", action: .resume),
-        "rebuild": Transition(name: "rebuild", allowed: ["active", "stopped", "error"], task: "rebuilding", action: .rebuild),
-        "createImage": Transition(name: "createImage", allowed: ["active", "stopped", "paused", "suspended"], task: "image_snapshot",
+        "os-stop": Transition(name: "stop", allowed: ["active", "error"], action: .stop),
+        "os-start": Transition(name: "start", allowed: ["stopped"], action: .start),
+        "pause": Transition(name: "pause", allowed: ["active"], action: .pause),
+        "unpause": Transition(name: "unpause", allowed: ["paused"], action: .unpause),
+        "suspend": Transition(name: "suspend", allowed: ["active"], action: .suspend),
+        "resume": Transition(name: "resume", allowed: ["suspended"], action: .resume),
+        "rebuild": Transition(name: "rebuild", allowed: ["active", "stopped", "error"], action: .rebuild),
+        "createImage": Transition(name: "createImage", allowed: ["active", "stopped", "paused", "suspended"],
                                   action: .snapshot),
     ]
 

@@ -268,7 +268,8 @@ extension ComputeAPI {
         v21.get("servers/:server_id") { request, context in
             let id = try context.parameters.require("server_id")
             let (server, _, version, who) = try await authorizedServer(request, id, "os_compute_api:servers:show")
-            let up = try await server.row.host.asyncMap { try await hostIsUp($0) }
+            var up: Bool?
+            if let host = server.row.host { up = try await hostIsUp(host) }
             return answer(.ok, ["server": serverJSON(server, version, admin: who.isAdmin, detail: true, hostUp: up)], version)
         }
 
@@ -343,7 +344,7 @@ extension ComputeAPI {
                 }
                 let newName = try fields["name"].map { try Self.serverName($0) }
                 let metadata = try fields["metadata"].map { try Self.metadata($0) }
-                let image = try await rebuildImage(imageRef, server: server, caller: who)
+                let image = try await serverCall { try await servers.rebuildImage(imageRef, for: server, by: who) }
                 let changed = try await run("rebuild", server.id, who, messageContext, conductor: conductor) { server in
                     server.row.imageID = image
                     if let newName { server.row.name = newName }
@@ -380,49 +381,23 @@ extension ComputeAPI {
 
     @discardableResult
     func run(_ key: String, _ id: String, _ who: ServerCaller, _ context: Contracts.RequestContext, conductor: Conductor,
-             prepare: @escaping @Sendable (inout Server) throws -> Void = { _ in }, imageID: String? = nil) async throws -> Server {
+             prepare: @escaping @Sendable (inout Server) throws -> Void = { _ in }) async throws -> Server {
         let (server, host) = try await serverCall { try await servers.begin(key, on: id, by: who, prepare: prepare) }
         let transition = Servers.transitions[key]!
-        try await conductor.send(.init(instanceID: id, action: transition.action, imageID: imageID), to: host, task: transition.task,
+        try await conductor.send(.init(instanceID: id, action: transition.action), to: host, task: transition.task,
                                  context: context)
         return server
-    }
-
-    /// The image a rebuild asks for, checked as a create checks it.
-    func rebuildImage(_ ref: String, server: Server, caller: ServerCaller) async throws -> String {
-        let imageID = ref.split(separator: "/").last.map(String.init) ?? ref
-        guard let image = try? await servers.images.get(imageID),
-              caller.isAdmin || image.row.visibility == "public" || image.row.visibility == "community" || image.row.owner == caller.projectID else {
-            throw APIFault(.badRequest, "Image \(imageID) could not be found.")
-        }
-        guard image.row.status == "active" else { throw APIFault(.badRequest, "Image \(imageID) is not active.") }
-        let rootBytes = Int64(server.row.rootGB) << 30
-        if server.row.rootGB > 0, let size = image.row.virtualSize ?? image.row.size, size > rootBytes {
-            throw APIFault(.badRequest, "Flavor's disk is too small for requested image. Flavor disk is \(rootBytes) bytes, image is \(size) bytes.")
-        }
-        return image.id
     }
 
     /// Records the snapshot image (queued) and asks the host to upload the disk into it.
     func snapshot(_ server: Server, name: String, properties: [String: String], caller: ServerCaller, context: Contracts.RequestContext,
                   conductor: Conductor) async throws -> String {
-        let imageID = UUID().uuidString.lowercased()
-        let (_, host) = try await serverCall { try await servers.begin("createImage", on: server.id, by: caller) }
-        var inherited = properties
-        inherited["image_type"] = "snapshot"
-        inherited["instance_uuid"] = server.id
-        inherited["user_id"] = caller.userID
-        if let base = server.row.imageID { inherited["base_image_ref"] = base }
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
-        let row = ImageRow(id: imageID, name: name, status: "queued", visibility: "private", protected: false, osHidden: false,
-                           owner: server.row.projectID, diskFormat: "qcow2", containerFormat: "bare", minDisk: server.row.rootGB,
-                           minRam: 0, properties: "{}", tags: "[]", createdAt: now)
+        let (imageID, host) = try await serverCall { try await servers.beginSnapshot(server.id, name: name, properties: properties, by: caller) }
         do {
-            _ = try await servers.images.create(Image(row: row, properties: inherited, tags: []))
-            try await conductor.send(.init(instanceID: server.id, action: .snapshot, imageID: imageID), to: host, task: "image_snapshot",
+            // The conductor ends the task if the host cannot be asked; the image goes too.
+            try await conductor.send(.init(instanceID: server.id, action: .snapshot, imageID: imageID), to: host, task: InstanceAction.Action.snapshot.task,
                                      context: context)
         } catch {
-            try? await servers.clearTask(server.id, "image_snapshot")
             try? await servers.images.delete(imageID)
             throw error
         }
@@ -616,12 +591,5 @@ extension JSON {
     var numberText: String? {
         if case .number(let value) = self, value.rounded() == value { return String(Int64(value)) }
         return nil
-    }
-}
-
-extension Optional {
-    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
-        guard let value = self else { return nil }
-        return try await transform(value)
     }
 }

@@ -88,8 +88,31 @@ public struct BuildInstance: RPCMethod {
 
 /// A lifecycle action on an instance of this host.
 public struct InstanceAction: RPCMethod {
-    public enum Action: String, Codable, Sendable {
+    public enum Action: String, Codable, Sendable, CaseIterable {
         case rebootSoft = "reboot_soft", rebootHard = "reboot_hard", stop, start, pause, unpause, suspend, resume, rebuild, snapshot
+
+        /// Nova's task state while the action runs: the controller sets it, the node's
+        /// update ends it.
+        public var task: String {
+            switch self {
+            case .rebootSoft: return "rebooting"
+            case .rebootHard: return "rebooting_hard"
+            case .stop: return "powering-off"
+            case .start: return "powering-on"
+            case .pause: return "pausing"
+            case .unpause: return "unpausing"
+            case .suspend: return "suspending"
+            case .resume: return "resuming"
+            case .rebuild: return "rebuilding"
+            case .snapshot: return "image_snapshot"
+            }
+        }
+
+        /// The action a task state belongs to.
+        public init?(task: String) {
+            guard let action = Self.allCases.first(where: { $0.task == task }) else { return nil }
+            self = action
+        }
     }
 
     public struct Arguments: Codable, Sendable, Equatable {

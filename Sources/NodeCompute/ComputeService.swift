@@ -177,16 +177,11 @@ public final class ComputeService: Sendable {
 
     // MARK: actions
 
-    static let tasks: [InstanceAction.Action: String] = [
-        .rebootSoft: "rebooting", .rebootHard: "rebooting_hard", .stop: "powering-off", .start: "powering-on", .pause: "pausing",
-        .unpause: "unpausing", .suspend: "suspending", .resume: "resuming", .rebuild: "rebuilding", .snapshot: "image_snapshot",
-    ]
-
     func perform(_ request: InstanceAction.Arguments, context: RequestContext) async {
         var log = logger
         log[metadataKey: "instance"] = "\(request.instanceID)"
         log[metadataKey: "request_id"] = "\(context.requestID)"
-        let task = Self.tasks[request.action]!
+        let task = request.action.task
         let spec: InstanceSpec
         do {
             guard let found = try await lookup(request.instanceID), found.taskState == task else {
@@ -405,7 +400,7 @@ public final class ComputeService: Sendable {
             case "deleting":
                 try await locks.with(spec.id) { try await self.delete(spec.id, context: context) }
             case let task?:
-                if let action = Self.tasks.first(where: { $0.value == task })?.key {
+                if let action = InstanceAction.Action(task: task) {
                     await locks.with(spec.id) { await self.perform(.init(instanceID: spec.id, action: action), context: context) }
                 }
             case nil:

@@ -103,23 +103,27 @@ public struct ServiceStore: Sendable {
     }
 
     public func usage() async throws -> [String: HostUsage] {
-        try await database.withConnection { sql in
-            var result: [String: HostUsage] = [:]
-            for row in try await sql.raw("""
-                SELECT host, COUNT(*) AS n, SUM(vcpus) AS vcpus, SUM(memory_mb) AS ram, SUM(root_gb + ephemeral_gb) AS disk,
-                       SUM(CASE WHEN task_state IS NULL THEN 0 ELSE 1 END) AS busy
-                FROM instances WHERE host IS NOT NULL GROUP BY host
-                """).all() {
-                var usage = HostUsage()
-                usage.instances = try row.decode(column: "n", as: Int.self)
-                usage.vcpus = try row.decode(column: "vcpus", as: Int.self)
-                usage.memoryMB = try row.decode(column: "ram", as: Int.self)
-                usage.diskGB = try row.decode(column: "disk", as: Int.self)
-                usage.workload = try row.decode(column: "busy", as: Int.self)
-                result[try row.decode(column: "host", as: String.self)] = usage
-            }
-            return result
+        try await database.withConnection { sql in try await Self.usage(sql) }
+    }
+
+    /// Each host's usage read on `sql` (e.g. in the scheduler's transaction), leaving out the
+    /// instance `excluding` (the one being placed).
+    public static func usage(_ sql: any SQLDatabase, excluding: String? = nil) async throws -> [String: HostUsage] {
+        var result: [String: HostUsage] = [:]
+        for row in try await sql.raw("""
+            SELECT host, COUNT(*) AS n, SUM(vcpus) AS vcpus, SUM(memory_mb) AS ram, SUM(root_gb + ephemeral_gb) AS disk,
+                   SUM(CASE WHEN task_state IS NULL THEN 0 ELSE 1 END) AS busy
+            FROM instances WHERE host IS NOT NULL AND id <> \(bind: excluding ?? "") GROUP BY host
+            """).all() {
+            var usage = HostUsage()
+            usage.instances = try row.decode(column: "n", as: Int.self)
+            usage.vcpus = try row.decode(column: "vcpus", as: Int.self)
+            usage.memoryMB = try row.decode(column: "ram", as: Int.self)
+            usage.diskGB = try row.decode(column: "disk", as: Int.self)
+            usage.workload = try row.decode(column: "busy", as: Int.self)
+            result[try row.decode(column: "host", as: String.self)] = usage
         }
+        return result
     }
 
     public static let serviceColumns: SQLQueryString = """
