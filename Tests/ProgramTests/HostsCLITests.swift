@@ -19,56 +19,15 @@ import Testing
         let openstack = KeystoneCLITests.venv + "/bin/openstack"
         try Requirement.require(FileManager.default.isExecutableFile(atPath: openstack),
                                 "\(openstack) is missing (Packaging/openstack-client.sh installs it; make test runs it)")
-        let bin = Repository.binDirectory
-        let controller = bin.appendingPathComponent("petrel-controller").path, nodeBinary = bin.appendingPathComponent("petrel-node").path
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-hosts-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let port = Int.random(in: 20_000...45_000), url = "http://127.0.0.1:\(port)"
         let node = TestNames.unique("node-"), nodeIP = "10.11.12.13", downTime = 3
-        let controllerConfig = directory.appendingPathComponent("controller.conf").path
-        try """
-            [DEFAULT]
-            transport_url = \(transport)
-            service_down_time = \(downTime)
-            [database]
-            connection = sqlite:///\(directory.path)/petrel.db
-            [api]
-            listen = 127.0.0.1:\(port)
-            public_url = \(url)
-            [token]
-            key_repository = \(directory.path)/keys
-            [identity]
-            password_hash_rounds = 4
-            """.write(toFile: controllerConfig, atomically: true, encoding: .utf8)
-        let nodeConfig = directory.appendingPathComponent("node.conf").path
-        try """
-            [DEFAULT]
-            host = \(node)
-            my_ip = \(nodeIP)
-            transport_url = \(transport)
-            report_interval = 1
-            [libvirt]
-            uri = test:///default
-            [node]
-            metrics_listen = 127.0.0.1:\(Int.random(in: 20_000...45_000))
-            """.write(toFile: nodeConfig, atomically: true, encoding: .utf8)
-        let clouds = directory.appendingPathComponent("clouds.yaml").path
-        try """
-            clouds:
-              petrel:
-                auth: {auth_url: "\(url)/v3", username: admin, password: admin-pw, project_name: admin,
-                       user_domain_name: Default, project_domain_name: Default}
-                identity_api_version: 3
-            """.write(toFile: clouds, atomically: true, encoding: .utf8)
-        for arguments in [["db-sync"], ["token-keys", "setup"], ["bootstrap", "--admin-password", "admin-pw"]] {
-            try await Command.check(controller, ["--config", controllerConfig] + arguments)
-        }
+        let cloud = try await CloudUnderTest(transport: transport, serviceDownTime: downTime)
+        let nodeConfig = try cloud.nodeConfig(host: node, uri: "test:///default", services: "compute, network, volume", myIP: nodeIP).config
+        let clouds = cloud.clouds
         let logger = Logger(label: "test")
-        let controllerProcess = try ChildProcess(name: "controller", executable: controller, arguments: ["--config", controllerConfig],
-                                                 logger: logger)
-        let nodeProcess = try ChildProcess(name: "node", executable: nodeBinary, arguments: ["--config", nodeConfig], logger: logger)
-        let restarted = try ChildProcess(name: "node", executable: nodeBinary, arguments: ["--config", nodeConfig], logger: logger)
-        let database = try Database(.sqlite(path: directory.path + "/petrel.db"), logger: logger)
+        let controllerProcess = try cloud.controller()
+        let nodeProcess = try cloud.node(config: nodeConfig)
+        let restarted = try cloud.node(config: nodeConfig)
+        let database = try Database(.sqlite(path: cloud.directory.path + "/petrel.db"), logger: logger)
         let script = Repository.root.appendingPathComponent("Tests/ProgramTests/hosts-cli.sh").path
         @Sendable func phase(_ name: String) async throws -> CommandResult {
             try await Command.run("env", ["OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(clouds)", "NODE=\(node)", "NODE_IP=\(nodeIP)",
@@ -99,12 +58,9 @@ import Testing
             #expect(!controllerProcess.recentOutput.contains { $0.contains("request failed") },
                     "\(controllerProcess.recentOutput.filter { $0.contains("failed") })")
         } cleanup: {
-            restarted.signal(SIGKILL)
-            current.signal(SIGKILL)
-            controllerProcess.signal(SIGKILL)
-            _ = await controllerProcess.wait()
+            await cloud.stop()
             await database.shutdown()
-            try? FileManager.default.removeItem(at: directory)
+            cloud.remove()
         }
     }
 }

@@ -17,13 +17,13 @@ final class CloudUnderTest: @unchecked Sendable {
     var controllerConfig: String { directory.appendingPathComponent("controller.conf").path }
     private(set) var processes: [ChildProcess] = []
 
-    init(transport: String, database: String? = nil, extra: String = "") async throws {
+    init(transport: String, database: String? = nil, serviceDownTime: Int = 10, extra: String = "") async throws {
         self.transport = transport
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try """
             [DEFAULT]
             transport_url = \(transport)
-            service_down_time = 10
+            service_down_time = \(serviceDownTime)
             [database]
             connection = \(database ?? "sqlite:///\(directory.path)/petrel.db")
             [api]
@@ -66,12 +66,14 @@ final class CloudUnderTest: @unchecked Sendable {
     }
 
     /// A node's configuration: its host name, libvirt URI and instances directory.
-    func nodeConfig(host: String, uri: String, virtType: String = "qemu", extra: String = "") throws -> (config: String, instances: String) {
+    func nodeConfig(host: String, uri: String, virtType: String = "qemu", services: String = "compute", myIP: String? = nil,
+                    extra: String = "") throws -> (config: String, instances: String) {
         let instances = directory.appendingPathComponent("instances-\(host)").path
         let path = directory.appendingPathComponent("node-\(host).conf").path
         try """
             [DEFAULT]
             host = \(host)
+            \(myIP.map { "my_ip = \($0)" } ?? "")
             transport_url = \(transport)
             report_interval = 1
             state_path = \(directory.path)/state-\(host)
@@ -88,7 +90,7 @@ final class CloudUnderTest: @unchecked Sendable {
             password = admin-pw
             project_name = admin
             [node]
-            services = compute
+            services = \(services)
             metrics_listen = 127.0.0.1:\(Int.random(in: 20_000...45_000))
             \(extra)
             """.write(toFile: path, atomically: true, encoding: .utf8)
@@ -121,9 +123,11 @@ final class CloudUnderTest: @unchecked Sendable {
         }.joined(separator: "\n")
     }
 
+    /// Kills every process that was started and waits for them.
     func stop() async {
-        for process in processes { process.signal(SIGKILL) }
-        for process in processes { _ = await process.wait() }
+        let started = processes.filter { $0.pid != 0 }
+        for process in started { process.signal(SIGKILL) }
+        for process in started { _ = await process.wait() }
     }
 
     func remove() { try? FileManager.default.removeItem(at: directory) }
