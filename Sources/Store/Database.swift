@@ -40,6 +40,11 @@ public final class Database: @unchecked Sendable {
     private let postgres: EventLoopGroupConnectionPool<PostgresConnectionSource>?
     private let logger: Logger
     private let walEnabled = Mutex(false)
+    /// SQLite: bumped by every schema change this process makes, and the generation each pooled
+    /// connection last refreshed at. A connection caches the schema, and SQLiteNIO reads a
+    /// statement's columns before SQLite notices a newer one, so a stale connection would answer
+    /// `SELECT *` without a column a migration just added.
+    private let schema = Mutex<(generation: Int, seen: [ObjectIdentifier: Int])>((0, [:]))
 
     public init(_ url: DatabaseURL, logger: Logger) throws {
         self.logger = logger
@@ -88,6 +93,13 @@ public final class Database: @unchecked Sendable {
                     // the few threads of NIO's pool, which the writer may need to finish; longer
                     // waits happen in `transaction`, off the pool.
                     try await database.raw("PRAGMA busy_timeout = 200").run()
+                    let key = ObjectIdentifier(connection)
+                    let generation = self.schema.withLock { $0.seen[key] == $0.generation ? nil : $0.generation }
+                    if let generation {
+                        // Any statement that reads the catalog reloads a stale schema cache.
+                        try await database.raw("SELECT COUNT(*) FROM sqlite_master").run()
+                        self.schema.withLock { $0.seen[key] = generation }
+                    }
                     return try await body(database)
                 }
             }.get()
@@ -122,6 +134,12 @@ public final class Database: @unchecked Sendable {
                 try await Task.sleep(for: .milliseconds(Int.random(in: 5...(20 + attempt * 5))))
             }
         }
+    }
+
+    /// Tells every pooled connection to reload the schema before its next statement (SQLite);
+    /// the migrator calls it after each migration it applies.
+    public func schemaDidChange() {
+        schema.withLock { $0.generation += 1 }
     }
 
     public func shutdown() async {

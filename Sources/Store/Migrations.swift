@@ -7,6 +7,12 @@ public struct Migration: Sendable {
     public let version: Int
     public let name: String
     public let statements: [String]
+
+    public init(version: Int, name: String, statements: [String]) {
+        self.version = version
+        self.name = name
+        self.statements = statements
+    }
 }
 
 /// Applies migrations in order, each in its own transaction, recording them in
@@ -55,7 +61,10 @@ public struct Migrator: Sendable {
                 try await sql.raw("INSERT INTO petrel_schema (version, name, applied_at) VALUES (\(bind: migration.version), \(bind: migration.name), \(bind: now))").run()
                 return true
             }
-            if didApply { applied.append(migration.version) }
+            if didApply {
+                database.schemaDidChange()
+                applied.append(migration.version)
+            }
         }
         return applied
     }

@@ -95,3 +95,41 @@ struct Explosion: Error {}
         }
     }
 }
+
+/// SQLite caches each connection's schema, and SQLiteNIO reads a statement's column names before
+/// its first step — before SQLite notices a newer schema. A pooled connection that last ran
+/// before a migration added a column then answered `SELECT *` without it (a CI failure:
+/// "Key 'triedHosts' not found"). Every connection of the pool must see a migration at once.
+@Suite struct SchemaChangeTests {
+    @Test(arguments: TestDatabase.allCases)
+    func everyPooledConnectionSeesAnAddedColumn(backend: TestDatabase) async throws {
+        let (url, drop) = try await backend.makeDatabase()
+        let database = try Database(url, logger: Logger(label: "schema-test"))
+        try await withCleanup {
+            let first = Migration(version: 1, name: "gadgets", statements: [
+                "CREATE TABLE gadgets (id TEXT PRIMARY KEY)", "INSERT INTO gadgets (id) VALUES ('g1')",
+            ])
+            let second = Migration(version: 2, name: "gadget colour", statements: [
+                "ALTER TABLE gadgets ADD COLUMN colour TEXT NOT NULL DEFAULT 'blue'",
+            ])
+            try await Migrator([first]).migrate(database)
+            // Open (and use) every connection the pool has, so each caches the old schema.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<32 {
+                    group.addTask { _ = try await database.withConnection { try await $0.raw("SELECT * FROM gadgets").all() } }
+                }
+                try await group.waitForAll()
+            }
+            try await Migrator([first, second]).migrate(database)
+            for _ in 0..<32 {
+                let columns = try await database.withConnection { sql in
+                    try await sql.raw("SELECT * FROM gadgets").first()?.allColumns ?? []
+                }
+                #expect(columns.sorted() == ["colour", "id"])
+            }
+        } cleanup: {
+            await database.shutdown()
+            await drop()
+        }
+    }
+}
