@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/sqlite-kit", from: "4.5.2"),
         .package(url: "https://github.com/vapor/postgres-kit", from: "2.17.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // MARK: C libraries (Debian -dev packages)
@@ -76,6 +77,7 @@ let package = Package(
             .product(name: "SQLKit", package: "sql-kit"),
             .product(name: "SQLiteKit", package: "sqlite-kit"),
             .product(name: "PostgresKit", package: "postgres-kit"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
         ]),
 
         // MARK: controller services
@@ -107,7 +109,7 @@ let package = Package(
         // policy enforcement for every other API.
         .target(name: "IdentityAPI", dependencies: [
             "Identity", "Store", "PetrelHTTP",
-            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
         ]),
 
         // Nova v2.1 (services, hypervisors so far), Neutron v2.0 (agents), Cinder v3 (services).
@@ -115,6 +117,7 @@ let package = Package(
         .target(name: "NodeCompute", dependencies: [
             "LibvirtDriver", "ProcessDriver", "RPC", "Contracts", "PetrelCore",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOFoundationCompat", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -134,14 +137,14 @@ let package = Package(
         // Glance v2 under /image.
         .target(name: "ImageAPI", dependencies: [
             "IdentityAPI", "Identity", "Images", "Store", "PetrelHTTP",
-            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
         ]),
 
         // MARK: HTTP listeners
         // What every listener of both programs serves: /metrics, /healthcheck, error bodies.
         .target(name: "PetrelHTTP", dependencies: [
             "PetrelCore",
-            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
         ]),
 
         // MARK: programs
