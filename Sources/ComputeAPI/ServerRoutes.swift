@@ -7,6 +7,7 @@ import Hummingbird
 import Identity
 import IdentityAPI
 import Images
+import PetrelCore
 import PetrelHTTP
 import Store
 
@@ -195,7 +196,7 @@ extension ComputeAPI {
             if let zone = identity.query(request, "availability_zone") { list = list.filter { $0.row.availabilityZone == zone } }
             if let user = identity.query(request, "user_id") { list = list.filter { $0.row.userID == user } }
             if let since = identity.query(request, "changes-since") {
-                guard let date = Self.parseTime(since) else { throw APIFault(.badRequest, "Invalid input for query parameters changes-since.") }
+                guard let date = UTCTime.parse(since) else { throw APIFault(.badRequest, "Invalid input for query parameters changes-since.") }
                 list = list.filter { $0.row.updatedAt >= Int64(date.timeIntervalSince1970 * 1000) }
             }
             if let key = identity.query(request, "sort_key") {
@@ -527,12 +528,6 @@ extension ComputeAPI {
         return String((0..<12).map { _ in letters.randomElement()! })
     }
 
-    static func parseTime(_ text: String) -> Date? {
-        let formatter = ISO8601DateFormatter()
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withFullDate, .withTime, .withColonSeparatorInTime, .withDashSeparatorInDate]
-        return formatter.date(from: text) ?? formatter.date(from: text + "Z")
-    }
 
     func registerServerMetadata(on v21: RouterGroup<BasicRequestContext>) {
         v21.get("servers/:server_id/metadata") { request, context in

@@ -4,6 +4,7 @@ import Hummingbird
 import Identity
 import Logging
 import NIOCore
+import PetrelCore
 import PetrelHTTP
 import Store
 import Synchronization
@@ -327,17 +328,9 @@ struct Fields: Sendable {
     }
 }
 
-/// Keystone's timestamp form: 2026-11-25T15:00:00.000000Z.
+/// Keystone's timestamp form: 2026-11-25T15:00:00.123000Z (Petrel keeps milliseconds).
 public func timestamp(_ date: Date) -> JSON {
-    // By hand: a DateFormatter per call costs more than the rest of a token validation.
-    let seconds = date.timeIntervalSince1970.rounded(.down)
-    var time = time_t(seconds)
-    var parts = tm()
-    gmtime_r(&time, &parts)
-    let micros = Int((date.timeIntervalSince1970 - seconds) * 1000) * 1000
-    func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-    let fraction = String(micros + 1_000_000).dropFirst()
-    return .string("\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(fraction)Z")
+    .string(UTCTime.format(date, fractionDigits: 3).dropLast() + "000Z")
 }
 
 public func timestamp(milliseconds: Int64) -> JSON {
@@ -345,15 +338,5 @@ public func timestamp(milliseconds: Int64) -> JSON {
 }
 
 func parseTimestamp(_ text: String) -> Date? {
-    let formatter = ISO8601DateFormatter()
-    for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {
-        formatter.formatOptions = options
-        if let date = formatter.date(from: text) { return date }
-        if let date = formatter.date(from: text + "Z") { return date }
-    }
-    // Keystone also takes microseconds (6 digits), which ISO8601DateFormatter refuses.
-    if let dot = text.firstIndex(of: ".") {
-        return parseTimestamp(String(text[..<dot]) + (text.hasSuffix("Z") ? "Z" : ""))
-    }
-    return nil
+    UTCTime.parse(text)
 }

@@ -52,7 +52,7 @@ public actor CloudClient {
               let url = endpoint["url"] as? String else {
             throw Failure(description: "the service catalog has no image endpoint")
         }
-        let expires = (content["expires_at"] as? String).flatMap { ISO8601DateFormatter.withFractions.date(from: $0) }
+        let expires = (content["expires_at"] as? String).flatMap(UTCTime.parse)
             ?? Date().addingTimeInterval(600)
         let imageURL = url.hasSuffix("/") ? String(url.dropLast()) : url
         session = (token, imageURL, expires)
@@ -131,12 +131,4 @@ struct FileChunks: AsyncSequence, Sendable {
     }
 
     func makeAsyncIterator() -> AsyncIterator { AsyncIterator(file: FileHandle(forReadingAtPath: path)) }
-}
-
-extension ISO8601DateFormatter {
-    nonisolated(unsafe) static let withFractions: ISO8601DateFormatter = {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter
-    }()
 }

@@ -38,7 +38,7 @@ public struct PetrelLogHandler: LogHandler {
 
     static func render(format: LogFormat, label: String, level: Logger.Level, message: String,
                        metadata: Logger.Metadata, source: String, date: Date) -> String {
-        let time = date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+        let time = UTCTime.format(date)
         switch format {
         case .text:
             var line = "\(time) \(level.rawValue.uppercased()) \(label): \(message)"
