@@ -5,7 +5,9 @@
 #      hypervisor's own domain start (virDomainCreate, from the node's "spawned" log line);
 #      and DELETE → gone;
 #   2. 100 servers created concurrently on three nodes with libvirt's test driver: time until
-#      all are ACTIVE, then deleted; controller and node RSS idle and after.
+#      all are ACTIVE, then deleted; controller and node RSS idle and after, the node's memory
+#      by kind (private, shared libraries) and, as the floor, the RSS of a 15-line C program
+#      that only opens a libvirt connection (Benchmarks/libvirt-floor.c).
 # Prints figures, not a pass/fail. Needs root, libvirtd, RabbitMQ (Packaging/host-services.sh)
 # and the test guest (Packaging/guest-image/build.sh).
 #
@@ -15,9 +17,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 boots=${BOOTS:-5}
 bin=$top/.build-release/release
 if [ ! -x "$bin/petrel-node" ] || [ ! -x "$bin/petrel-controller" ] || [ -n "${REBUILD:-}" ]; then
-  echo "building release binaries (swift build -c release --scratch-path .build-release)…" >&2
-  (cd "$top" && swift build -c release --product petrel-controller --scratch-path .build-release >&2 &&
-    swift build -c release --product petrel-node --scratch-path .build-release >&2)
+  "$top/Packaging/release-build.sh"  # as they ship: static Swift runtime, lld, no exported symbols
 fi
 guest=$("$top/Packaging/guest-image/build.sh")
 work=$(mktemp -d /tmp/petrel-bench-boot.XXXXXX)
@@ -87,11 +87,14 @@ for _ in $(seq 100); do curl -sf -o /dev/null "$url/healthcheck" && break; sleep
 node_conf bench-qemu qemu:///system
 "$bin/petrel-node" --config "$work/node-bench-qemu.conf" >"$work/node-bench-qemu.log" 2>&1 & qemu_node=$!; pids+=($qemu_node)
 rss() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+gcc -O2 -o "$work/libvirt-floor" "$top/Benchmarks/libvirt-floor.c" -lvirt
+"$work/libvirt-floor" qemu:///system >/dev/null & floor=$!; pids+=($floor)
 
 echo "petrel compute benchmark: $("$c" --version), $(nproc) cores, release builds"
-python3 - "$url" "$guest" "$work" "$boots" "$controller" "$qemu_node" <<'PY'
+python3 - "$url" "$guest" "$work" "$boots" "$controller" "$qemu_node" "$floor" "$bin/petrel-node" <<'PY'
 import json, os, re, sys, threading, time, urllib.request, urllib.error
 url, guest, work, boots, controller_pid, node_pid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6]
+floor_pid, node_binary = sys.argv[7], os.path.realpath(sys.argv[8])
 
 def rss(pid):
     for line in open(f"/proc/{pid}/status"):
@@ -146,6 +149,26 @@ def delete(server, every=0.005):
 wait_hosts(1)
 time.sleep(1)
 print(f"\nidle RSS (nothing running): controller {rss(controller_pid):.1f} MB, petrel-node {rss(node_pid):.1f} MB")
+def kinds(pid):
+    """RSS split into the program's own file, shared libraries and anonymous memory; PSS; private."""
+    own = libs = anon = pss = private = 0
+    mapping = ""
+    for line in open(f"/proc/{pid}/smaps"):
+        parts = line.split()
+        if not parts[0].endswith(":"):
+            mapping = parts[5] if len(parts) > 5 else ""
+        elif parts[0] == "Rss:":
+            size = int(parts[1])
+            if mapping == node_binary: own += size
+            elif mapping.startswith("/"): libs += size
+            else: anon += size
+        elif parts[0] == "Pss:": pss += int(parts[1])
+        elif parts[0] in ("Private_Clean:", "Private_Dirty:"): private += int(parts[1])
+    return own / 1024, libs / 1024, anon / 1024, pss / 1024, private / 1024
+own, libs, anon, pss, private = kinds(node_pid)
+print(f"   petrel-node: its own binary {own:.1f} MB + shared libraries {libs:.1f} MB + heap and stacks {anon:.1f} MB; "
+      f"PSS {pss:.1f} MB, private {private:.1f} MB")
+print(f"   floor: a C program that only holds a libvirt connection (Benchmarks/libvirt-floor.c) has RSS {rss(floor_pid):.1f} MB")
 # Warm the image cache (the first boot downloads the image), then measure.
 server, started = boot("warmup", flavor["id"])
 cold = wait_active(server, started)

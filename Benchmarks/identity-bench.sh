@@ -19,8 +19,7 @@ if [ -z "$binary" ]; then
   done
 fi
 if [ -z "$binary" ]; then
-  echo "building a release controller (swift build -c release --scratch-path .build-release)…" >&2
-  (cd "$top" && swift build -c release --product petrel-controller --scratch-path .build-release >&2)
+  "$top/Packaging/release-build.sh" petrel-controller
   binary=$top/.build-release/release/petrel-controller
 fi
 command -v wrk >/dev/null || { echo "wrk is missing (apt-get install wrk)" >&2; exit 1; }
