@@ -34,7 +34,7 @@ public struct Conductor: Sendable {
             guard let row = try await servers.database.withConnection({ sql in try await ComputeTables.instances.get(sql, id: id) }),
                   row.vmState == "building", row.taskState == "scheduling" else { return }
             let tried = Set(JSONColumn.decode(row.triedHosts, fallback: [String]()))
-            let properties = await servers.spec(row).image?.properties ?? [:]
+            let properties = try await servers.spec(row).image?.properties ?? [:]
             let host: String
             do {
                 host = try await scheduler.schedule(instanceID: id, imageProperties: properties, excluding: tried)
@@ -49,7 +49,7 @@ public struct Conductor: Sendable {
             guard try await servers.markSpawning(id) else { return }
             log.info("scheduled", metadata: ["host": "\(host)"])
             do {
-                try await client.cast(BuildInstance.self, .init(instanceID: id), topic: ComputeTopic.host(host), context: context,
+                try await client.cast(BuildInstance.self, .init(instanceID: id), topic: Self.topic(host), context: context,
                                       patience: .seconds(30))
             } catch {
                 await buildFailed(.init(instanceID: id, host: host, reason: "the compute service of \(host) is unreachable: \(error)",
@@ -86,7 +86,7 @@ public struct Conductor: Sendable {
     /// (no report within `service_down_time`) is taken back and tried elsewhere, so a host
     /// that dies mid-build leaves no server stuck in BUILD. If the host comes back, it finds
     /// the server no longer its own and cleans up what it had made.
-    public func watchBuilds(hosts: HostInventory, every interval: Duration = .seconds(15)) async {
+    public func watchBuilds(every interval: Duration = .seconds(15)) async {
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
             do {
@@ -94,7 +94,7 @@ public struct Conductor: Sendable {
                     try await ComputeTables.instances.all(sql, where: [.equals("vm_state", "building"), .equals("task_state", "spawning")])
                 }
                 guard !building.isEmpty else { continue }
-                let up = Set(try await hosts.services { $0.binary == "nova-compute" }.filter(\.up).map(\.host))
+                let up = Set(try await scheduler.hosts.services { $0.binary == "nova-compute" }.filter(\.up).map(\.host))
                 for row in building {
                     guard let host = row.host, !up.contains(host) else { continue }
                     await buildFailed(.init(instanceID: row.id, host: host, reason: "the compute service of \(host) went down during the build",
@@ -117,29 +117,33 @@ public struct Conductor: Sendable {
 
     /// Asks a server's host to run an action begun with `Servers.begin`. If the host cannot
     /// be reached the task is cleared again and the error thrown.
-    public func send(_ action: InstanceAction.Arguments, to host: String, task: String, context: RequestContext) async throws {
-        do {
-            try await client.cast(InstanceAction.self, action, topic: ComputeTopic.host(host), context: context, patience: .seconds(10))
-        } catch {
-            try? await servers.clearTask(action.instanceID, task)
-            throw error
-        }
+    public func send(_ action: InstanceAction.Arguments, to host: String, context: RequestContext) async throws {
+        try await cast(InstanceAction.self, action, to: host, context: context, clearing: action.action.task, of: action.instanceID)
     }
 
     /// Asks the host to delete a server `Servers.beginDelete` marked; if the host cannot be
     /// asked, the server is left as it was (and may be deleted again).
     public func delete(_ id: String, on host: String, context: RequestContext) async throws {
+        try await cast(DeleteInstance.self, .init(instanceID: id), to: host, context: context, clearing: "deleting", of: id)
+    }
+
+    /// Casts to a host's compute service; if the broker does not take the message, the task
+    /// the API began is cleared so the server is not left waiting for an answer that never comes.
+    private func cast<Method: RPCMethod>(_ method: Method.Type, _ arguments: Method.Arguments, to host: String, context: RequestContext,
+                                         clearing task: String, of id: String) async throws {
         do {
-            try await client.cast(DeleteInstance.self, .init(instanceID: id), topic: ComputeTopic.host(host), context: context,
-                                  patience: .seconds(10))
+            try await client.cast(method, arguments, topic: Self.topic(host), context: context, patience: .seconds(10))
         } catch {
-            try? await servers.clearTask(id, "deleting")
+            try? await servers.clearTask(id, task)
             throw error
         }
     }
 
+    /// The queue of `host`'s compute service, named as its RPC server binds it.
+    static func topic(_ host: String) -> String { RPCTopology.hostTopic(ComputeTopic.name, host: host) }
+
     public func consoleOutput(_ id: String, on host: String, length: Int?, context: RequestContext) async throws -> String {
-        try await client.call(ConsoleOutput.self, .init(instanceID: id, length: length), topic: ComputeTopic.host(host), context: context,
+        try await client.call(ConsoleOutput.self, .init(instanceID: id, length: length), topic: Self.topic(host), context: context,
                               timeout: .seconds(30)).output
     }
 

@@ -62,7 +62,6 @@ public struct ServerRequest: Sendable {
     public var userData: String?
     public var metadata: [String: String]
     public var availabilityZone: String?
-    /// A host asked for by an admin (`host` of 2.74, or `zone:host`).
     public var minCount: Int
     public var maxCount: Int
     public var hostname: String?
@@ -129,16 +128,22 @@ public struct Servers: Sendable {
     /// the servers (BUILD, scheduling). Returns them; the caller starts their builds.
     public func create(_ request: ServerRequest, by caller: ServerCaller) async throws -> [Server] {
         let flavors = Flavors(database: database)
-        guard let flavor = try? await flavors.get(request.flavorRef), !flavor.row.disabled else {
+        let flavor: Flavor
+        do {
+            flavor = try await flavors.get(request.flavorRef)
+        } catch Flavors.Failure.notFound {
             throw Failure.badRequest("Flavor \(request.flavorRef) could not be found.")
         }
+        guard !flavor.row.disabled else { throw Failure.badRequest("Flavor \(request.flavorRef) could not be found.") }
         if !flavor.row.isPublic && !caller.isAdmin {
             let allowed = try await flavors.projects(of: flavor.id).contains(caller.projectID)
             guard allowed else { throw Failure.badRequest("Flavor \(request.flavorRef) could not be found.") }
         }
         let image = try await bootableImage(request.imageRef, rootGB: flavor.row.rootGB, memoryMB: flavor.row.memoryMB, caller: caller)
         if let keyName = request.keyName {
-            guard (try? await KeyPairs(database: database).get(userID: caller.userID, name: keyName)) != nil else {
+            do {
+                _ = try await KeyPairs(database: database).get(userID: caller.userID, name: keyName)
+            } catch KeyPairs.Failure.notFound {
                 throw Failure.badRequest("Invalid key_name provided.")
             }
         }
@@ -147,9 +152,7 @@ public struct Servers: Sendable {
             guard known.contains(zone) else { throw Failure.badRequest("The requested availability zone is not available") }
         }
         let limits = try await quotas.limits(project: caller.projectID)
-        if let items = limits["metadata_items"], items >= 0, request.metadata.count > items {
-            throw Failure.quota("Quota exceeded for metadata_items: Requested \(request.metadata.count), but already used 0 of \(items) metadata_items")
-        }
+        try Self.checkMetadata(request.metadata, limit: limits["metadata_items"])
         let reservation = "r-" + String(UUID().uuidString.lowercased().prefix(8))
         let now = Self.now()
         return try await database.transaction { sql in
@@ -191,7 +194,7 @@ public struct Servers: Sendable {
     /// image's `min_disk` and `min_ram`.
     func bootableImage(_ ref: String, rootGB: Int, memoryMB: Int, caller: ServerCaller) async throws -> Image {
         let id = ref.split(separator: "/").last.map(String.init) ?? ref
-        guard let image = try? await images.get(id), Self.visible(image, to: caller) else {
+        guard let image = try await existingImage(id), Self.visible(image, to: caller) else {
             throw Failure.badRequest("Image \(id) could not be found.")
         }
         guard image.row.status == "active" else { throw Failure.badRequest("Image \(image.id) is not active.") }
@@ -219,7 +222,7 @@ public struct Servers: Sendable {
     /// the server's project, with Nova's snapshot properties). Returns the image and the host.
     public func beginSnapshot(_ id: String, name: String, properties: [String: String], by caller: ServerCaller) async throws
         -> (imageID: String, host: String) {
-        let (server, host) = try await begin("createImage", on: id, by: caller)
+        let (server, host, _) = try await begin("createImage", on: id, by: caller)
         var inherited = properties
         inherited["image_type"] = "snapshot"
         inherited["instance_uuid"] = server.id
@@ -233,6 +236,15 @@ public struct Servers: Sendable {
         } catch {
             try? await clearTask(id, InstanceAction.Action.snapshot.task)
             throw error
+        }
+    }
+
+    /// The image with this id, or nil if there is none (other failures are thrown).
+    func existingImage(_ id: String) async throws -> Image? {
+        do {
+            return try await images.get(id)
+        } catch ImageService.Failure.notFound {
+            return nil
         }
     }
 
@@ -282,6 +294,28 @@ public struct Servers: Sendable {
         }
     }
 
+    /// Nova's `metadata_items` quota: how many items one server's metadata may hold.
+    static func checkMetadata(_ metadata: [String: String], limit: Int?) throws {
+        if let limit, limit >= 0, metadata.count > limit {
+            throw Failure.quota("Quota exceeded for metadata_items: Requested \(metadata.count), but already used 0 of \(limit) metadata_items")
+        }
+    }
+
+    /// Checks metadata a caller is about to give a server against their project's quota.
+    public func checkMetadata(_ metadata: [String: String], by caller: ServerCaller) async throws {
+        try Self.checkMetadata(metadata, limit: try await quotas.limits(project: caller.projectID)["metadata_items"])
+    }
+
+    /// Sets metadata items (`replace`: the whole metadata) within the quota.
+    public func setMetadata(_ id: String, _ items: [String: String], replace: Bool, by caller: ServerCaller) async throws -> Server {
+        let limit = try await quotas.limits(project: caller.projectID)["metadata_items"]
+        return try await change(id, by: caller) { server in
+            let merged = replace ? items : server.metadata.merging(items) { $1 }
+            try Self.checkMetadata(merged, limit: limit)
+            server.metadata = merged
+        }
+    }
+
     /// What an action needs and does: the VM states it is allowed in, the task it runs as,
     /// and what the node is asked to do.
     public struct Transition: Sendable {
@@ -308,10 +342,11 @@ public struct Servers: Sendable {
     ]
 
     /// Starts an action: checks the state, sets the task (atomically: a second action while
-    /// one runs is refused) and returns the server and the host to ask. `prepare` may change
-    /// the server further in the same transaction (a rebuild's new image).
+    /// one runs is refused) and returns the server, the host to ask and what to ask it.
+    /// `prepare` may change the server further in the same transaction (a rebuild's new image).
     public func begin(_ key: String, on id: String, by caller: ServerCaller,
-                      prepare: @escaping @Sendable (inout Server) throws -> Void = { _ in }) async throws -> (Server, String) {
+                      prepare: @escaping @Sendable (inout Server) throws -> Void = { _ in }) async throws
+        -> (Server, String, InstanceAction.Action) {
         guard let transition = Self.transitions[key] else { throw Failure.badRequest("Unknown action \(key).") }
         let server = try await change(id, by: caller) { server in
             guard transition.allowed.contains(server.row.vmState), server.row.taskState == nil else {
@@ -324,7 +359,7 @@ public struct Servers: Sendable {
             server.row.taskState = transition.task
             try prepare(&server)
         }
-        return (server, server.row.host ?? "")
+        return (server, server.row.host ?? "", transition.action)
     }
 
     /// Where a delete goes: nowhere (the server was never placed, or its host is gone: the
@@ -334,8 +369,8 @@ public struct Servers: Sendable {
         case host(String)
     }
 
-    public func beginDelete(_ id: String, by caller: ServerCaller, hostIsUp: @escaping @Sendable (String) async throws -> Bool) async throws -> DeleteRoute {
-        let server = try await get(id, by: caller)
+    public func beginDelete(_ server: Server, by caller: ServerCaller, hostIsUp: @escaping @Sendable (String) async throws -> Bool) async throws -> DeleteRoute {
+        let id = server.id
         if let host = server.row.host, try await hostIsUp(host) {
             try await change(id, by: caller) { $0.row.taskState = "deleting" }
             return .host(host)
@@ -346,12 +381,16 @@ public struct Servers: Sendable {
 
     // MARK: nodes
 
-    /// The spec a node builds from.
-    public func spec(_ row: InstanceRow) async -> InstanceSpec {
+    /// The spec a node builds from. `known` holds images already read (by id; nil: deleted).
+    public func spec(_ row: InstanceRow, known: [String: InstanceSpec.Image?] = [:]) async throws -> InstanceSpec {
         var image: InstanceSpec.Image?
-        if let imageID = row.imageID, let found = try? await images.get(imageID) {
-            image = InstanceSpec.Image(id: found.id, diskFormat: found.row.diskFormat ?? "raw", checksum: found.row.checksum,
-                                       size: found.row.size, properties: found.properties)
+        if let imageID = row.imageID {
+            if let cached = known[imageID] {
+                image = cached
+            } else if let found = try await existingImage(imageID) {
+                image = InstanceSpec.Image(id: found.id, diskFormat: found.row.diskFormat ?? "raw", checksum: found.row.checksum,
+                                           size: found.row.size, properties: found.properties)
+            }
         }
         let flavor = InstanceSpec.Flavor(id: row.flavorID, name: row.flavorName ?? row.flavorID, vcpus: row.vcpus, memoryMB: row.memoryMB,
                                          rootGB: row.rootGB, ephemeralGB: row.ephemeralGB, swapMB: row.swap,
@@ -367,7 +406,12 @@ public struct Servers: Sendable {
         let query = conditions
         let rows = try await database.withConnection { sql in try await ComputeTables.instances.all(sql, where: query) }
         var result: [InstanceSpec] = []
-        for row in rows { result.append(await spec(row)) }
+        var known: [String: InstanceSpec.Image?] = [:]  // one image read per image, not per instance
+        for row in rows {
+            let spec = try await spec(row, known: known)
+            if let imageID = row.imageID { known[imageID] = .some(spec.image) }
+            result.append(spec)
+        }
         return result
     }
 

@@ -123,8 +123,7 @@ extension ComputeAPI {
 
     /// Nova's server timestamps: `2026-11-25T16:00:00Z`.
     static func isoTime(_ milliseconds: Int64) -> String {
-        guard case .string(let text) = novaTime(milliseconds) else { return "" }
-        return String(text.prefix(19)) + "Z"
+        UTCTime.format(Date(timeIntervalSince1970: TimeInterval(milliseconds) / 1000), fractionDigits: 0)
     }
 
     /// The context RPC messages carry: the API's request id, the caller.
@@ -294,8 +293,8 @@ extension ComputeAPI {
 
         v21.delete("servers/:server_id") { request, context in
             let id = try context.parameters.require("server_id")
-            let (_, caller, version, who) = try await authorizedServer(request, id, "os_compute_api:servers:delete")
-            let route = try await serverCall { try await servers.beginDelete(id, by: who) { try await hostIsUp($0) } }
+            let (server, caller, version, who) = try await authorizedServer(request, id, "os_compute_api:servers:delete")
+            let route = try await serverCall { try await servers.beginDelete(server, by: who) { try await hostIsUp($0) } }
             if case .host(let host) = route {
                 try await conductor.delete(id, on: host, context: rpcContext(caller, who))
             }
@@ -318,11 +317,15 @@ extension ComputeAPI {
             case "os-getConsoleOutput":
                 var length: Int?
                 if let value = argument.objectValue?["length"], !value.isNull {
-                    switch value {
-                    case .number(let number) where number.rounded() == number && number >= -1: length = number < 0 ? nil : Int(number)
-                    case .string(let text) where Int(text) != nil && Int(text)! >= -1: length = Int(text)! < 0 ? nil : Int(text)
-                    default: throw APIFault(.badRequest, "Invalid input for field/attribute length. Value: \(value). It must be an integer.")
+                    let asked: Int? = switch value {
+                    case .number(let number): Int(exactly: number)
+                    case .string(let text): Int(text)
+                    default: nil
                     }
+                    guard let asked, asked >= -1 else {
+                        throw APIFault(.badRequest, "Invalid input for field/attribute length. Value: \(String(decoding: value.encoded(), as: UTF8.self)). It must be an integer.")
+                    }
+                    length = asked < 0 ? nil : asked
                 }
                 guard let host = server.row.host, ["active", "paused", "stopped", "suspended"].contains(server.row.vmState) || server.row.taskState != nil else {
                     throw APIFault(.conflict, "Instance \(id) is not ready")
@@ -345,6 +348,7 @@ extension ComputeAPI {
                 }
                 let newName = try fields["name"].map { try Self.serverName($0) }
                 let metadata = try fields["metadata"].map { try Self.metadata($0) }
+                if let metadata { try await serverCall { try await servers.checkMetadata(metadata, by: who) } }
                 let image = try await serverCall { try await servers.rebuildImage(imageRef, for: server, by: who) }
                 let changed = try await run("rebuild", server.id, who, messageContext, conductor: conductor) { server in
                     server.row.imageID = image
@@ -383,10 +387,8 @@ extension ComputeAPI {
     @discardableResult
     func run(_ key: String, _ id: String, _ who: ServerCaller, _ context: Contracts.RequestContext, conductor: Conductor,
              prepare: @escaping @Sendable (inout Server) throws -> Void = { _ in }) async throws -> Server {
-        let (server, host) = try await serverCall { try await servers.begin(key, on: id, by: who, prepare: prepare) }
-        let transition = Servers.transitions[key]!
-        try await conductor.send(.init(instanceID: id, action: transition.action), to: host, task: transition.task,
-                                 context: context)
+        let (server, host, action) = try await serverCall { try await servers.begin(key, on: id, by: who, prepare: prepare) }
+        try await conductor.send(.init(instanceID: id, action: action), to: host, context: context)
         return server
     }
 
@@ -396,8 +398,7 @@ extension ComputeAPI {
         let (imageID, host) = try await serverCall { try await servers.beginSnapshot(server.id, name: name, properties: properties, by: caller) }
         do {
             // The conductor ends the task if the host cannot be asked; the image goes too.
-            try await conductor.send(.init(instanceID: server.id, action: .snapshot, imageID: imageID), to: host, task: InstanceAction.Action.snapshot.task,
-                                     context: context)
+            try await conductor.send(.init(instanceID: server.id, action: .snapshot, imageID: imageID), to: host, context: context)
         } catch {
             try? await servers.images.delete(imageID)
             throw error
@@ -476,21 +477,8 @@ extension ComputeAPI {
         case let other?:
             throw APIFault(.badRequest, "Invalid input for field/attribute networks. Value: \(other). It must be 'none', 'auto' or a list.")
         }
-        func count(_ key: String) throws -> Int? {
-            guard let value = fields[key] else { return nil }
-            let number: Int?
-            switch value {
-            case .number(let n) where n.rounded() == n: number = Int(n)
-            case .string(let text): number = Int(text)
-            default: number = nil
-            }
-            guard let number, number >= 1 else {
-                throw APIFault(.badRequest, "Invalid input for field/attribute \(key). Value: \(value). It must be an integer of at least 1.")
-            }
-            return number
-        }
-        let minCount = try count("min_count") ?? 1
-        let maxCount = try count("max_count") ?? minCount
+        let minCount = try ComputeAPI.integer(fields["min_count"], "min_count", minimum: 1) ?? 1
+        let maxCount = try ComputeAPI.integer(fields["max_count"], "max_count", minimum: 1) ?? minCount
         guard minCount <= maxCount else { throw APIFault(.badRequest, "min_count must be <= max_count") }
         var keyName: String?
         if let value = fields["key_name"], !value.isNull {
@@ -548,16 +536,7 @@ extension ComputeAPI {
                 throw APIFault(.badRequest, "Invalid input for field/attribute metadata. 'metadata' is a required property.")
             }
             let items = try Self.metadata(value)
-            let limit = try await quotas.limits(project: who.projectID)["metadata_items"] ?? -1
-            let server = try await serverCall {
-                try await servers.change(id, by: who) { server in
-                    let merged = replace ? items : server.metadata.merging(items) { $1 }
-                    if limit >= 0, merged.count > limit {
-                        throw Servers.Failure.quota("Quota exceeded for metadata_items: Requested \(merged.count), but already used 0 of \(limit) metadata_items")
-                    }
-                    server.metadata = merged
-                }
-            }
+            let server = try await serverCall { try await servers.setMetadata(id, items, replace: replace, by: who) }
             return answer(.ok, ["metadata": .object(server.metadata.mapValues(JSON.string))], version)
         }
         v21.post("servers/:server_id/metadata") { request, context in try await write(request, try context.parameters.require("server_id"), replace: false) }
@@ -569,7 +548,7 @@ extension ComputeAPI {
                 throw APIFault(.badRequest, "Request body and URI mismatch")
             }
             let value = try Self.metadata([key: item])[key]!
-            _ = try await serverCall { try await servers.change(id, by: who) { $0.metadata[key] = value } }
+            _ = try await serverCall { try await servers.setMetadata(id, [key: value], replace: false, by: who) }
             return answer(.ok, ["meta": [key: .string(value)]], version)
         }
         v21.delete("servers/:server_id/metadata/:key") { request, context in
@@ -584,7 +563,7 @@ extension ComputeAPI {
 
 extension JSON {
     var numberText: String? {
-        if case .number(let value) = self, value.rounded() == value { return String(Int64(value)) }
+        if case .number(let value) = self, let integer = Int64(exactly: value) { return String(integer) }
         return nil
     }
 }

@@ -9,12 +9,13 @@
 /// database is the truth, so a redelivered or stale message cannot resurrect a deleted server.
 public enum ComputeTopic {
     public static let name = "compute"
-    public static func host(_ host: String) -> String { "compute.\(host)" }
 }
 
 /// The libvirt domain name of an instance, as the API (`instance_name`) and the node use it.
 public enum DomainNaming {
     public static func name(_ instanceID: String) -> String { "petrel-" + instanceID }
+    /// Whether a domain's name is an instance's (Petrel's metadata inside says for certain).
+    public static func isInstance(_ domainName: String) -> Bool { domainName.hasPrefix("petrel-") }
 }
 
 /// Nova's power states, as `OS-EXT-STS:power_state` shows them.

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Identity
+import PetrelCore
 import PetrelHTTP
 import Store
 
@@ -242,7 +243,7 @@ extension KeystoneAPI {
             let fields = try await resource(request, "application_credential")
             var expiresAt: Int64?
             if let text = try fields.string("expires_at", nullable: true) {
-                guard let date = parseTimestamp(text) else { throw Fields.invalid("expires_at", "'\(text)' is not a timestamp.") }
+                guard let date = UTCTime.parse(text) else { throw Fields.invalid("expires_at", "'\(text)' is not a timestamp.") }
                 expiresAt = Int64(date.timeIntervalSince1970 * 1000)
             }
             var roleIDs: [String]?

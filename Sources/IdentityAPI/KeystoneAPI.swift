@@ -337,6 +337,3 @@ public func timestamp(milliseconds: Int64) -> JSON {
     timestamp(Date(timeIntervalSince1970: TimeInterval(milliseconds) / 1000))
 }
 
-func parseTimestamp(_ text: String) -> Date? {
-    UTCTime.parse(text)
-}

@@ -98,7 +98,7 @@ public struct ServiceStore: Sendable {
 
     /// What the instances placed on each host claim: vCPUs, RAM, disk, and how many run a task.
     public struct HostUsage: Sendable, Equatable {
-        public var vcpus = 0, memoryMB = 0, diskGB = 0, instances = 0, workload = 0
+        public var vcpus = 0, memoryMB = 0, diskGB = 0, workload = 0
         public init() {}
     }
 
@@ -111,12 +111,11 @@ public struct ServiceStore: Sendable {
     public static func usage(_ sql: any SQLDatabase, excluding: String? = nil) async throws -> [String: HostUsage] {
         var result: [String: HostUsage] = [:]
         for row in try await sql.raw("""
-            SELECT host, COUNT(*) AS n, SUM(vcpus) AS vcpus, SUM(memory_mb) AS ram, SUM(root_gb + ephemeral_gb) AS disk,
+            SELECT host, SUM(vcpus) AS vcpus, SUM(memory_mb) AS ram, SUM(root_gb + ephemeral_gb) AS disk,
                    SUM(CASE WHEN task_state IS NULL THEN 0 ELSE 1 END) AS busy
             FROM instances WHERE host IS NOT NULL AND id <> \(bind: excluding ?? "") GROUP BY host
             """).all() {
             var usage = HostUsage()
-            usage.instances = try row.decode(column: "n", as: Int.self)
             usage.vcpus = try row.decode(column: "vcpus", as: Int.self)
             usage.memoryMB = try row.decode(column: "ram", as: Int.self)
             usage.diskGB = try row.decode(column: "disk", as: Int.self)

@@ -111,7 +111,7 @@ struct Serve: AsyncParsableCommand {
         }
         try await PetrelProgram.run([api, BackgroundTask { await reports.run() }, BackgroundTask { await identity.service.runRefresh() },
                                      BackgroundTask(once: true) { await conductor.resumeWaitingBuilds() },
-                                     BackgroundTask { await conductor.watchBuilds(hosts: hosts, every: .seconds(max(1, min(15, config.serviceDownTime / 2)))) }],
+                                     BackgroundTask { await conductor.watchBuilds(every: .seconds(max(1, min(15, config.serviceDownTime / 2)))) }],
                                     logger: logger)
         await link.close()
     }
