@@ -16,7 +16,10 @@ public actor CloudClient {
     let user: PetrelConfig.ServiceUser
     let http: HTTPClient
     let logger: Logger
-    private var session: (token: String, imageURL: String, expires: Date)?
+    typealias Session = (token: String, imageURL: String, expires: Date)
+    private var session: Session?
+    /// The authentication under way: callers that find the token expired together share one.
+    private var authenticating: Task<Session, any Error>?
 
     public init(user: PetrelConfig.ServiceUser, logger: Logger) {
         self.user = user
@@ -27,6 +30,16 @@ public actor CloudClient {
     /// A valid token and the image API's base URL.
     func current() async throws -> (token: String, imageURL: String) {
         if let session, session.expires.timeIntervalSinceNow > 60 { return (session.token, session.imageURL) }
+        let task = authenticating ?? Task { try await self.authenticate() }
+        authenticating = task
+        defer { authenticating = nil }
+        let fresh = try await task.value
+        session = fresh
+        return (fresh.token, fresh.imageURL)
+    }
+
+    /// A new token for the service user, with the image endpoint of its catalog.
+    nonisolated func authenticate() async throws -> Session {
         let base = user.authURL.hasSuffix("/") ? String(user.authURL.dropLast()) : user.authURL
         var request = HTTPClientRequest(url: base + "/auth/tokens")
         request.method = .POST
@@ -55,12 +68,11 @@ public actor CloudClient {
         let expires = (content["expires_at"] as? String).flatMap(UTCTime.parse)
             ?? Date().addingTimeInterval(600)
         let imageURL = url.hasSuffix("/") ? String(url.dropLast()) : url
-        session = (token, imageURL, expires)
-        return (token, imageURL)
+        return (token, imageURL, expires)
     }
 
     /// Streams an image's bytes into `path` and returns their md5 (hex).
-    public func download(image id: String, to path: String) async throws -> String {
+    public nonisolated func download(image id: String, to path: String) async throws -> String {
         let (token, imageURL) = try await current()
         var request = HTTPClientRequest(url: "\(imageURL)/v2/images/\(id)/file")
         request.headers.add(name: "X-Auth-Token", value: token)
@@ -82,7 +94,7 @@ public actor CloudClient {
     }
 
     /// Uploads a file as the data of a queued image.
-    public func upload(image id: String, from path: String) async throws {
+    public nonisolated func upload(image id: String, from path: String) async throws {
         let (token, imageURL) = try await current()
         let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? 0
         var request = HTTPClientRequest(url: "\(imageURL)/v2/images/\(id)/file")
@@ -100,7 +112,7 @@ public actor CloudClient {
 
 extension CloudClient {
     /// Deletes an image (a snapshot that failed); a missing image is not an error.
-    public func deleteImage(_ id: String) async throws {
+    public nonisolated func deleteImage(_ id: String) async throws {
         let (token, imageURL) = try await current()
         var request = HTTPClientRequest(url: "\(imageURL)/v2/images/\(id)")
         request.method = .DELETE

@@ -122,9 +122,8 @@ public final class ComputeService: Sendable {
             }
             // Whatever an interrupted attempt left is rebuilt from scratch.
             try tearDown(id)
-            try await create(spec)
+            let domain = try await create(spec)
             let prepared = ContinuousClock.now
-            guard let domain = try hypervisor.domain(uuid: id) else { throw Refused(description: "the domain vanished", retryable: true) }
             try domain.start()
             let running = ContinuousClock.now
             await report(id, .taskDone, vmState: "active", power: .running, endsTask: "spawning", context: context)
@@ -148,14 +147,15 @@ public final class ComputeService: Sendable {
     }
 
     /// Disks and the defined (not started) domain of `spec`.
-    func create(_ spec: InstanceSpec) async throws {
+    @discardableResult
+    func create(_ spec: InstanceSpec) async throws -> Domain {
         guard let image = spec.image else {
             throw Refused(description: "Image of instance \(spec.id) could not be found.", retryable: false)
         }
         let base = try await cache.fetch(image)
         let files = self.files(spec.id)
         try await files.create(spec, base: base)
-        try hypervisor.define(xml: settings.domain.render(spec, files: files, host: host))
+        return try hypervisor.define(xml: settings.domain.render(spec, files: files, host: host))
     }
 
     /// Removes the domain (with its managed-save image) and the instance's files. Idempotent.
@@ -165,6 +165,13 @@ public final class ComputeService: Sendable {
             try ignoringMissing { try domain.undefine() }
         }
         try files(id).remove()
+    }
+
+    /// Powers the domain off at once and drops any saved memory: what a hard reboot and a
+    /// rebuild start from.
+    func destroyDroppingSave(_ domain: Domain) throws {
+        try ignoringInvalid { try domain.destroy() }
+        if try domain.hasManagedSave() { try domain.removeManagedSave() }
     }
 
     func ignoringInvalid(_ body: () throws -> Void) throws {
@@ -195,7 +202,9 @@ public final class ComputeService: Sendable {
         }
         do {
             let vmState = try await run(request, spec)
-            await report(spec.id, .taskDone, vmState: vmState, power: try power(of: spec.id), endsTask: task, context: context)
+            // Done is done: a power state libvirt cannot tell now does not undo the action.
+            await report(spec.id, .taskDone, vmState: vmState, power: (try? power(of: spec.id)) ?? .noState, endsTask: task,
+                         context: context)
             log.info("action done", metadata: ["action": "\(request.action.rawValue)", "vm_state": "\(vmState)"])
         } catch {
             log.error("action failed", metadata: ["action": "\(request.action.rawValue)", "error": "\(error)"])
@@ -228,14 +237,13 @@ public final class ComputeService: Sendable {
             try startIfOff(domain)
             return "active"
         case .rebootHard:
-            try ignoringInvalid { try domain.destroy() }
-            if try domain.hasManagedSave() { try domain.removeManagedSave() }
+            try destroyDroppingSave(domain)
             // A hard reboot recreates the domain from its definition, as Nova's does.
             try hypervisor.define(xml: settings.domain.render(spec, files: files(spec.id), host: host))
             try startIfOff(domain)
             return "active"
         case .stop:
-            try powerOff(domain)
+            try await powerOff(domain)
             return "stopped"
         case .start:
             try startIfOff(domain)
@@ -254,12 +262,10 @@ public final class ComputeService: Sendable {
             return "active"
         case .rebuild:
             let wasStopped = spec.vmState == "stopped"
-            try ignoringInvalid { try domain.destroy() }
-            if try domain.hasManagedSave() { try domain.removeManagedSave() }
+            try destroyDroppingSave(domain)
             files(spec.id).removeDisks()
-            try await create(spec)
+            let rebuilt = try await create(spec)
             if wasStopped { return "stopped" }
-            guard let rebuilt = try hypervisor.domain(uuid: spec.id) else { throw Refused(description: "the domain vanished", retryable: false) }
             try startIfOff(rebuilt)
             return "active"
         case .snapshot:
@@ -271,13 +277,10 @@ public final class ComputeService: Sendable {
             defer { try? FileManager.default.removeItem(atPath: output) }
             // A running guest is paused while its disk is copied, for a consistent image.
             if state == .running { try domain.suspend() }
-            do {
-                try await files(spec.id).snapshot(to: output)
-            } catch {
-                if state == .running { try? domain.resume() }
-                throw error
-            }
+            let copied: Result<Void, any Error>
+            do { copied = .success(try await files(spec.id).snapshot(to: output)) } catch { copied = .failure(error) }
             if state == .running { try domain.resume() }
+            try copied.get()
             try await cloud.upload(image: imageID, from: output)
             return spec.vmState
         }
@@ -292,15 +295,12 @@ public final class ComputeService: Sendable {
     }
 
     /// Asks the guest to shut down, then pulls the plug after `shutdown_timeout`.
-    func powerOff(_ domain: Domain) throws {
-        guard try domain.state() != .shutOff else { return }
-        if settings.shutdownTimeout > .zero, try domain.state() == .running {
+    func powerOff(_ domain: Domain) async throws {
+        let state = try domain.state()
+        guard state != .shutOff else { return }
+        if settings.shutdownTimeout > .zero, state == .running {
             try? domain.shutdown()
-            let deadline = ContinuousClock.now + settings.shutdownTimeout
-            while ContinuousClock.now < deadline {
-                if (try? domain.state()) == .shutOff { return }
-                Thread.sleep(forTimeInterval: 0.2)
-            }
+            if await waitFor(.shutOff, domain, within: settings.shutdownTimeout) { return }
         }
         try ignoringInvalid { try domain.destroy() }
     }
@@ -359,11 +359,11 @@ public final class ComputeService: Sendable {
     public func followEvents() async throws {
         let events = try hypervisor.lifecycleEvents()
         for await event in events {
-            guard event.domainName.hasPrefix(DomainNaming.name("")), !event.uuid.isEmpty else { continue }
+            guard DomainNaming.isInstance(event.domainName), !event.uuid.isEmpty else { continue }
             guard !(await locks.isBusy(event.uuid)) else { continue }
             logger.debug("domain event", metadata: ["instance": "\(event.uuid)", "event": "\(event.kind.rawValue)", "detail": "\(event.detail)"])
-            guard [.stopped, .started, .suspended, .resumed, .crashed, .shutdown].contains(event.kind) else { continue }
-            if event.kind == .shutdown { continue }  // "stopped" follows when it is done
+            // (`shutdown` is not among them: "stopped" follows when it is done.)
+            guard [.stopped, .started, .suspended, .resumed, .crashed].contains(event.kind) else { continue }
             let power = (try? power(of: event.uuid)) ?? .noState
             await report(event.uuid, .powerChanged, vmState: nil, power: power)
         }
@@ -377,18 +377,27 @@ public final class ComputeService: Sendable {
         let expected = try await client.call(InstancesOnHost.self, .init(host: host), topic: InstancesOnHost.topic, timeout: .seconds(60))
             .instances
         let known = Set(expected.map(\.id))
-        for summary in try hypervisor.listDomains() where summary.name.hasPrefix(DomainNaming.name("")) && !known.contains(summary.uuid) {
-            guard let domain = try hypervisor.domain(uuid: summary.uuid), DomainXML.isPetrels(try domain.xml(inactive: true)) else { continue }
-            try await locks.with(summary.uuid) {
-                guard try await self.lookup(summary.uuid) == nil else { return }
-                logger.warning("removing a domain the controller no longer has", metadata: ["instance": "\(summary.uuid)"])
+        // An instance that cannot be converged is logged and left as it is (a delete can be
+        // asked again; an orphan goes at the next start); the others still are converged.
+        func converging(_ id: String, _ body: @Sendable () async throws -> Void) async {
+            do {
+                try await locks.with(id, body)
+            } catch {
+                logger.error("could not reconcile an instance", metadata: ["instance": "\(id)", "error": "\(error)"])
+            }
+        }
+        for summary in try hypervisor.listDomains() where DomainNaming.isInstance(summary.name) && !known.contains(summary.uuid) {
+            await converging(summary.uuid) {
+                guard let domain = try self.hypervisor.domain(uuid: summary.uuid), DomainXML.isPetrels(try domain.xml(inactive: true)),
+                      try await self.lookup(summary.uuid) == nil else { return }
+                self.logger.warning("removing a domain the controller no longer has", metadata: ["instance": "\(summary.uuid)"])
                 try self.tearDown(summary.uuid)
             }
         }
         for id in InstanceFiles.all(in: settings.instancesPath) where !known.contains(id) {
-            try await locks.with(id) {
+            await converging(id) {
                 guard try await self.lookup(id) == nil, try self.hypervisor.domain(uuid: id) == nil else { return }
-                logger.warning("removing an instance directory the controller no longer has", metadata: ["instance": "\(id)"])
+                self.logger.warning("removing an instance directory the controller no longer has", metadata: ["instance": "\(id)"])
                 try self.files(id).remove()
             }
         }
@@ -396,15 +405,15 @@ public final class ComputeService: Sendable {
             let context = RequestContext()
             switch spec.taskState {
             case "spawning":
-                await locks.with(spec.id) { await self.build(spec.id, context: context) }
+                await converging(spec.id) { await self.build(spec.id, context: context) }
             case "deleting":
-                try await locks.with(spec.id) { try await self.delete(spec.id, context: context) }
+                await converging(spec.id) { try await self.delete(spec.id, context: context) }
             case let task?:
                 if let action = InstanceAction.Action(task: task) {
-                    await locks.with(spec.id) { await self.perform(.init(instanceID: spec.id, action: action), context: context) }
+                    await converging(spec.id) { await self.perform(.init(instanceID: spec.id, action: action), context: context) }
                 }
             case nil:
-                await locks.with(spec.id) { await self.sync(spec) }
+                await converging(spec.id) { await self.sync(spec) }
             }
         }
     }
@@ -447,10 +456,6 @@ public final class ComputeService: Sendable {
         return await cache.prune(inUse: inUse, unusedAge: settings.unusedImageAge)
     }
 
-    /// How many of this host's domains are Petrel's and running (for the state report).
-    public func runningInstances() -> Int {
-        ((try? hypervisor.listDomains()) ?? []).filter { $0.name.hasPrefix(DomainNaming.name("")) && $0.state == .running }.count
-    }
 }
 
 /// One operation at a time per instance.
@@ -480,14 +485,8 @@ actor InstanceLocks {
 
     func with<T: Sendable>(_ id: String, _ body: @Sendable () async throws -> T) async rethrows -> T {
         await acquire(id)
-        do {
-            let result = try await body()
-            release(id)
-            return result
-        } catch {
-            release(id)
-            throw error
-        }
+        defer { release(id) }
+        return try await body()
     }
 }
 

@@ -53,7 +53,11 @@ struct PetrelNode: AsyncParsableCommand {
             compute.register(on: server)
             services.append(BackgroundTask { await server.run() })
             services.append(BackgroundTask {
-                do { try await compute.followEvents() } catch { logger.error("libvirt events unavailable", metadata: ["error": "\(error)"]) }
+                // Without events the node would not see guests change: it stops, and its service
+                // manager starts it again (reconciling at start).
+                do { try await compute.followEvents() } catch {
+                    logger.error("libvirt events unavailable; stopping", metadata: ["error": "\(error)"])
+                }
             })
             services.append(BackgroundTask {
                 // Reconcile once the controller answers, then keep the periodic safety net.
@@ -125,7 +129,7 @@ struct StateReporter: Service {
                                          localGB: Self.localGigabytes(config.statePath),
                                          hostIP: config.myIP ?? Self.defaultRouteAddress(), uptime: Self.uptime(),
                                          runningVMs: ((try? hypervisor.listDomains()) ?? [])
-                                             .filter { $0.name.hasPrefix(DomainNaming.name("")) && $0.state == .running }.count))
+                                             .filter { DomainNaming.isInstance($0.name) && $0.state == .running }.count))
     }
 
     /// "16:40:01 up 3 days,  2:05,  load average: 0.10, 0.20, 0.30", from /proc, as `uptime` prints it.
