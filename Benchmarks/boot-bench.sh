@@ -38,17 +38,10 @@ cleanup() {
 trap cleanup EXIT
 rabbitmqctl -q add_vhost "$vhost" && rabbitmqctl -q set_permissions -p "$vhost" guest ".*" ".*" ".*"
 transport=rabbit://guest:guest@127.0.0.1:5672/$vhost
-cat > "$work/controller.conf" <<CONF
+controller_conf=$(cat <<CONF
 [DEFAULT]
 transport_url = $transport
 service_down_time = 4
-[database]
-connection = sqlite:///$work/petrel.db
-[api]
-listen = 127.0.0.1:$port
-public_url = $url
-[token]
-key_repository = $work/keys
 [identity]
 password_hash_rounds = 4
 [image]
@@ -58,6 +51,7 @@ instances = 1000
 cores = 1000
 ram = 1000000
 CONF
+)
 node_conf() { # node_conf HOST URI
   cat > "$work/node-$1.conf" <<CONF
 [DEFAULT]
@@ -79,11 +73,9 @@ metrics_listen = 127.0.0.1:$((20000 + RANDOM % 20000))
 CONF
 }
 c=$bin/petrel-controller
-"$c" --config "$work/controller.conf" db-sync >/dev/null
-"$c" --config "$work/controller.conf" token-keys setup >/dev/null
-"$c" --config "$work/controller.conf" bootstrap --admin-password bench-pw >/dev/null
-"$c" --config "$work/controller.conf" >"$work/controller.log" 2>&1 & controller=$!; pids+=($controller)
-for _ in $(seq 100); do curl -sf -o /dev/null "$url/healthcheck" && break; sleep 0.1; done
+. "$top/Benchmarks/controller.sh"
+start_controller "$c" "$work" "$port" "$controller_conf"
+controller=$controller_pid; pids+=($controller)
 node_conf bench-qemu qemu:///system
 "$bin/petrel-node" --config "$work/node-bench-qemu.conf" >"$work/node-bench-qemu.log" 2>&1 & qemu_node=$!; pids+=($qemu_node)
 rss() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }

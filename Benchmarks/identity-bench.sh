@@ -27,28 +27,13 @@ command -v wrk >/dev/null || { echo "wrk is missing (apt-get install wrk)" >&2; 
 work=$(mktemp -d /tmp/petrel-bench-identity.XXXXXX)
 port=$((20000 + RANDOM % 20000))
 url=http://127.0.0.1:$port
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+controller_pid=
+cleanup() { [ -n "$controller_pid" ] && kill "$controller_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-cat > "$work/petrel.conf" <<CONF
-[DEFAULT]
-log_format = text
-[database]
-connection = sqlite:///$work/petrel.db
-[api]
-listen = 127.0.0.1:$port
-public_url = $url
-[token]
-key_repository = $work/keys
-[identity]
-password_hash_rounds = 12
-CONF
-"$binary" --config "$work/petrel.conf" db-sync >/dev/null
-"$binary" --config "$work/petrel.conf" token-keys setup >/dev/null
-"$binary" --config "$work/petrel.conf" bootstrap --admin-password bench-pw >/dev/null
-"$binary" --config "$work/petrel.conf" serve >"$work/controller.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do curl -sf -o /dev/null "$url/healthcheck" && break; sleep 0.1; done
+. "$top/Benchmarks/controller.sh"
+start_controller "$binary" "$work" "$port" "[identity]
+password_hash_rounds = 12"
+pid=$controller_pid
 
 body='{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"id": "default"}, "password": "bench-pw"}}}, "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}'
 token=$(curl -sf -D - -o /dev/null -H 'Content-Type: application/json' -d "$body" "$url/v3/auth/tokens" |

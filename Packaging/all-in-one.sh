@@ -60,17 +60,21 @@ CONF
 
 node_password_file=/etc/petrel/node-password
 
+# The test guest's qcow2 (built once and cached by its script, which `make run` ran), or nothing.
+test_guest() { "$top/Packaging/guest-image/build.sh" 2>/dev/null || true; }
+
 # kvm when KVM really runs a guest here; otherwise qemu (TCG), with a warning. Boots the
 # test guest for at most 20 s with KVM and looks for its marker on the serial console.
 choose_virt_type() {
   virt_type=qemu virt_note="KVM is unavailable here: guests are emulated (TCG)."
   local guest probe
-  guest=$(ls /var/cache/petrel/guest/petrel-tiny-*.qcow2 2>/dev/null | head -1)
+  guest=$(test_guest)
   if [ -e /dev/kvm ] && [ -n "$guest" ] && command -v qemu-system-x86_64 >/dev/null; then
     probe=$(mktemp -d /tmp/petrel-kvm-probe.XXXXXX)
-    qemu-img create -q -f qcow2 -b "$guest" -F qcow2 "$probe/disk" &&
-      timeout 20 qemu-system-x86_64 -enable-kvm -m 128 -display none -no-reboot -serial "file:$probe/console" \
-        -drive "file=$probe/disk,if=virtio" >/dev/null 2>&1 &
+    qemu-img create -q -f qcow2 -b "$guest" -F qcow2 "$probe/disk"
+    # In the background by itself, so $! is `timeout`, which passes the kill on to QEMU.
+    timeout 20 qemu-system-x86_64 -enable-kvm -m 128 -display none -no-reboot -serial "file:$probe/console" \
+      -drive "file=$probe/disk,if=virtio" >/dev/null 2>&1 &
     local pid=$! i
     for ((i = 0; i < 200; i++)); do
       grep -q PETREL-GUEST-BOOTED "$probe/console" 2>/dev/null && { virt_type=kvm; break; }
@@ -176,7 +180,7 @@ case "${1:-start}" in
     log "petrel-controller: http://127.0.0.1:$port (metrics at /metrics)  log: $logs/controller.log"
     log "petrel-node:       http://$metrics/metrics  log: $logs/node.log"
     # The test guest as the public image petrel-tiny, once.
-    guest=$(ls /var/cache/petrel/guest/petrel-tiny-*.qcow2 2>/dev/null | head -1)
+    guest=$(test_guest)
     if [ -n "$guest" ] && ! openstack --os-cloud petrel image show petrel-tiny >/dev/null 2>&1; then
       openstack --os-cloud petrel image create --file "$guest" --disk-format qcow2 --container-format bare --public petrel-tiny >/dev/null &&
         log "uploaded image petrel-tiny from $guest"
