@@ -360,13 +360,8 @@ enum Columns {
     static func mapDuplicate(_ table: String, _ body: () async throws -> Void) async throws {
         do {
             try await body()
-        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+        } catch where DatabaseError.isUniqueViolation(error) {
             throw DuplicateRowError(table: table)
-        } catch {
-            if "\(error)".contains("UNIQUE constraint failed") || "\(error)".contains("PRIMARY KEY") && "\(error)".contains("constraint") {
-                throw DuplicateRowError(table: table)
-            }
-            throw error
         }
     }
 }
