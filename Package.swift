@@ -187,7 +187,7 @@ let package = Package(
                                                              .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "NodeComputeTests", dependencies: ["NodeCompute", "LibvirtDriver", "Contracts", "TestSupport",
                                                             .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "ComputeTests", dependencies: ["Compute", "Hosts", "Store", "PetrelCore", "TestSupport"]),
+        .testTarget(name: "ComputeTests", dependencies: ["Compute", "Hosts", "Images", "Store", "PetrelCore", "TestSupport"]),
         .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "PetrelCore", "Store", "TestSupport"]),
     ]
 )
