@@ -95,7 +95,8 @@ let package = Package(
         .target(name: "Hosts", dependencies: ["Store", .product(name: "SQLKit", package: "sql-kit")]),
 
         // Glance's logic: image records and their bytes in a directory, uploads hashed on the way.
-        .target(name: "Images", dependencies: ["Store", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Images", dependencies: ["Store", .product(name: "SQLKit", package: "sql-kit"),
+                                               .product(name: "Crypto", package: "swift-crypto")]),
 
         // Nova's logic on the controller: flavors, key pairs, the scheduler (servers to come).
         .target(name: "Compute", dependencies: [
@@ -188,6 +189,7 @@ let package = Package(
         .testTarget(name: "NodeComputeTests", dependencies: ["NodeCompute", "LibvirtDriver", "Contracts", "TestSupport",
                                                             .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "Hosts", "Images", "Store", "PetrelCore", "TestSupport"]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images", "Store", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "PetrelCore", "Store", "TestSupport"]),
     ]
 )
