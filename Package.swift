@@ -5,10 +5,10 @@
 //   *Driver       one module per outside system (libvirt, netlink + netns, RabbitMQ, LVM, iptables, processes)
 //   Contracts     the messages controller and nodes exchange;  RPC  call/cast/fanout over RabbitMQ
 //   Identity      Keystone's logic (tokens, revocation, roles, policy, passwords)
-//   IdentityAPI   the Keystone v3 HTTP API, and authentication + policy for every API
+//   IdentityAPI   the Keystone v3 HTTP API, and the token validator every API authenticates with
 //   Store         the controller's SQL schema and migrations (SQLite | PostgreSQL)
 //   PetrelCore    configuration, logging, metrics bootstrap, errors shared by both programs
-//   PetrelHTTP    what every HTTP listener serves (/metrics, /healthcheck)
+//   PetrelHTTP    what every HTTP listener serves (/metrics, /healthcheck), and the API kit
 //   petrel-controller, petrel-node   the two programs
 import PackageDescription
 
@@ -106,8 +106,10 @@ let package = Package(
         ]),
 
         // MARK: APIs (the only modules besides PetrelHTTP that know the HTTP framework)
-        // Keystone v3: discovery, tokens, catalog, identity resources; authentication and
-        // policy enforcement for every other API.
+        // Each depends on its service modules and the API kit (PetrelHTTP) only; Identity for
+        // the policy rules it declares.
+        // Keystone v3: discovery, tokens, catalog, identity resources; the token validator
+        // (PetrelHTTP's `TokenValidator`) every other API authenticates and enforces policy with.
         .target(name: "IdentityAPI", dependencies: [
             "Identity", "Store", "PetrelHTTP",
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
@@ -123,26 +125,28 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "ComputeAPI", dependencies: [
-            "IdentityAPI", "Identity", "Hosts", "Compute", "Store", "PetrelHTTP", "Contracts", "Images",
+            "Identity", "Hosts", "Compute", "PetrelHTTP", "Contracts", "Images",
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "NetworkAPI", dependencies: [
-            "IdentityAPI", "Identity", "Hosts", "Store", "PetrelHTTP",
+            "Identity", "Hosts", "PetrelHTTP",
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         .target(name: "VolumeAPI", dependencies: [
-            "IdentityAPI", "Identity", "Hosts", "Store", "PetrelHTTP",
+            "Identity", "Hosts", "PetrelHTTP",
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
 
         // Glance v2 under /image.
         .target(name: "ImageAPI", dependencies: [
-            "IdentityAPI", "Identity", "Images", "Store", "PetrelHTTP",
+            "Identity", "Images", "PetrelHTTP",
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
         ]),
 
         // MARK: HTTP listeners
-        // What every listener of both programs serves: /metrics, /healthcheck, error bodies.
+        // What every listener of both programs serves: /metrics, /healthcheck; and the API kit:
+        // request bodies and queries, paging and sorting, OpenStack error bodies, the request
+        // context with the authenticated caller.
         .target(name: "PetrelHTTP", dependencies: [
             "PetrelCore",
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),

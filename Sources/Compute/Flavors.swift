@@ -13,6 +13,14 @@ public struct Flavor: Sendable, Equatable {
         self.row = row
         self.extraSpecs = extraSpecs
     }
+
+    /// A new flavor, created now.
+    public init(id: String, name: String, memoryMB: Int, vcpus: Int, rootGB: Int, ephemeralGB: Int, swap: Int, rxtxFactor: Double,
+                isPublic: Bool, description: String?) {
+        self.init(row: FlavorRow(id: id, name: name, memoryMB: memoryMB, vcpus: vcpus, rootGB: rootGB, ephemeralGB: ephemeralGB, swap: swap,
+                                 rxtxFactor: rxtxFactor, isPublic: isPublic, description: description,
+                                 createdAt: Int64(Date().timeIntervalSince1970 * 1000)))
+    }
 }
 
 /// Nova's flavors: sizes of servers, public or shared with chosen projects, with extra specs.

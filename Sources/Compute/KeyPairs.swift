@@ -4,6 +4,9 @@ import Foundation
 import SQLKit
 import Store
 
+/// A user's key pair as Nova keeps it.
+public typealias KeyPair = KeyPairRow
+
 /// Nova's key pairs: SSH public keys per user, imported or generated (the private key of a
 /// generated pair is returned once and never stored).
 public struct KeyPairs: Sendable {

@@ -2,7 +2,6 @@ import Foundation
 import Hosts
 import Hummingbird
 import Identity
-import IdentityAPI
 import PetrelHTTP
 
 extension ComputeAPI {
@@ -55,9 +54,9 @@ extension ComputeAPI {
         return .some(zone)
     }
 
-    func registerAggregates(on v21: RouterGroup<BasicRequestContext>) {
+    func registerAggregates(on v21: RouterGroup<APIRequestContext>) {
         let aggregates = Aggregates(database: hosts.store.database)
-        @Sendable func id(_ context: BasicRequestContext) throws -> Int {
+        @Sendable func id(_ context: APIRequestContext) throws -> Int {
             let text = try context.parameters.require("aggregate_id")
             guard let id = Int(text) else { throw APIFault(.notFound, "Aggregate \(text) could not be found.") }
             return id
@@ -65,13 +64,13 @@ extension ComputeAPI {
         @Sendable func run<T>(_ body: () async throws -> T) async throws -> T {
             do { return try await body() } catch let failure as Aggregates.Failure { throw Self.fault(failure) }
         }
-        v21.get("os-aggregates") { request, _ in
-            let (_, version) = try await begin(request, "os_compute_api:os-aggregates:index")
+        v21.get("os-aggregates") { request, context in
+            let (_, version) = try await begin(request, context, "os_compute_api:os-aggregates:index")
             return answer(.ok, ["aggregates": .array(try await aggregates.list().map(aggregateJSON))], version)
         }
-        v21.post("os-aggregates") { request, _ in
-            let (_, version) = try await begin(request, "os_compute_api:os-aggregates:create")
-            guard let fields = try await identity.body(request)["aggregate"]?.objectValue else {
+        v21.post("os-aggregates") { request, context in
+            let (_, version) = try await begin(request, context, "os_compute_api:os-aggregates:create")
+            guard let fields = try await environment.body(request)["aggregate"]?.objectValue else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute aggregate. 'aggregate' is a required property.")
             }
             let name = try aggregateName(fields["name"], required: true)!
@@ -80,13 +79,13 @@ extension ComputeAPI {
             return answer(.ok, ["aggregate": aggregateJSON(created)], version)
         }
         v21.get("os-aggregates/:aggregate_id") { request, context in
-            let (_, version) = try await begin(request, "os_compute_api:os-aggregates:show")
+            let (_, version) = try await begin(request, context, "os_compute_api:os-aggregates:show")
             let aggregate = try await run { try await aggregates.get(try id(context)) }
             return answer(.ok, ["aggregate": aggregateJSON(aggregate)], version)
         }
         v21.put("os-aggregates/:aggregate_id") { request, context in
-            let (_, version) = try await begin(request, "os_compute_api:os-aggregates:update")
-            guard let fields = try await identity.body(request)["aggregate"]?.objectValue, !fields.isEmpty else {
+            let (_, version) = try await begin(request, context, "os_compute_api:os-aggregates:update")
+            guard let fields = try await environment.body(request)["aggregate"]?.objectValue, !fields.isEmpty else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute aggregate: name or availability_zone is required.")
             }
             let name = try aggregateName(fields["name"], required: false)
@@ -100,19 +99,19 @@ extension ComputeAPI {
             return answer(.ok, ["aggregate": aggregateJSON(updated)], version)
         }
         v21.delete("os-aggregates/:aggregate_id") { request, context in
-            let (_, version) = try await begin(request, "os_compute_api:os-aggregates:delete")
+            let (_, version) = try await begin(request, context, "os_compute_api:os-aggregates:delete")
             try await run { try await aggregates.delete(try id(context)) }
             return Response(status: .ok, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
         }
         v21.post("os-aggregates/:aggregate_id/action") { request, context in
-            let body = try await identity.body(request)
+            let body = try await environment.body(request)
             guard body.count == 1, let (action, argument) = body.first, let fields = argument.objectValue else {
                 throw APIFault(.badRequest, "The action body must hold exactly one of add_host, remove_host, set_metadata.")
             }
             let aggregateID = try id(context)
             switch action {
             case "add_host", "remove_host":
-                let (_, version) = try await begin(request, "os_compute_api:os-aggregates:\(action)")
+                let (_, version) = try await begin(request, context, "os_compute_api:os-aggregates:\(action)")
                 guard let host = fields["host"]?.stringValue, !host.isEmpty else {
                     throw APIFault(.badRequest, "Invalid input for field/attribute host. 'host' is a required property.")
                 }
@@ -122,7 +121,7 @@ extension ComputeAPI {
                 }
                 return answer(.ok, ["aggregate": aggregateJSON(updated)], version)
             case "set_metadata":
-                let (_, version) = try await begin(request, "os_compute_api:os-aggregates:set_metadata")
+                let (_, version) = try await begin(request, context, "os_compute_api:os-aggregates:set_metadata")
                 guard let metadata = fields["metadata"]?.objectValue else {
                     throw APIFault(.badRequest, "Invalid input for field/attribute metadata. 'metadata' is a required property.")
                 }

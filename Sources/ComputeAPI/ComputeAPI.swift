@@ -5,15 +5,13 @@ import HTTPTypes
 import Hosts
 import Hummingbird
 import Identity
-import IdentityAPI
 import Logging
 import PetrelHTTP
-import Store
 
 /// The Nova v2.1 API under `/compute`: version discovery, microversions, the services,
 /// hypervisors and aggregates of the cloud, flavors and key pairs (servers to come).
 public struct ComputeAPI: Sendable {
-    public let identity: KeystoneAPI
+    public let environment: APIEnvironment
     public let hosts: HostInventory
     let flavors: Flavors
     let keyPairs: KeyPairs
@@ -21,6 +19,8 @@ public struct ComputeAPI: Sendable {
     /// Servers need the conductor (RPC to the nodes); without it the servers API is not served.
     let conductor: Conductor?
     var servers: Servers { conductor!.servers }
+    /// Only used by the servers routes, which are registered when there is one.
+    var serverConductor: Conductor { conductor! }
     /// The availability zone of hosts in no aggregate with one.
     let defaultAvailabilityZone = "nova"
     let logger: Logger
@@ -52,10 +52,10 @@ public struct ComputeAPI: Sendable {
                       ["GET /compute/v2.1/os-hypervisors/{hypervisor_id}/uptime"]),
     ] + aggregatePolicies + flavorPolicies + keyPairPolicies + quotaPolicies + serverPolicies
 
-    public init(identity: KeystoneAPI, hosts: HostInventory, quotaDefaults: [String: Int] = ComputeAPI.defaultQuotas,
+    public init(environment: APIEnvironment, hosts: HostInventory, quotaDefaults: [String: Int] = ComputeAPI.defaultQuotas,
                 conductor: Conductor? = nil, logger: Logger) {
         self.conductor = conductor
-        self.identity = identity
+        self.environment = environment
         self.hosts = hosts
         flavors = Flavors(database: hosts.store.database)
         keyPairs = KeyPairs(database: hosts.store.database)
@@ -63,7 +63,7 @@ public struct ComputeAPI: Sendable {
         self.logger = logger
     }
 
-    var base: String { identity.publicURL + "/compute" }
+    var base: String { environment.publicURL + "/compute" }
 
     var currentVersion: JSON {
         ["id": "v2.1", "status": "CURRENT", "version": .string(Self.maximum.description), "min_version": .string(Self.minimum.description),
@@ -73,10 +73,11 @@ public struct ComputeAPI: Sendable {
          "media-types": [["base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"]]]
     }
 
-    public func register(on router: Router<BasicRequestContext>) {
+    public func register(on router: Router<APIRequestContext>) {
         let compute = router.group("compute")
-            .add(middleware: OpenStackErrorMiddleware(style: .nova, publicURL: identity.publicURL, logger: logger,
+            .add(middleware: OpenStackErrorMiddleware(style: .nova, publicURL: environment.publicURL, logger: logger,
                                                       extraRequestIDHeader: "X-Compute-Request-Id"))
+            .add(middleware: environment.authentication)
         compute.get { _, _ in respond(.ok, ["versions": [currentVersion]]) }
         let v21 = compute.group("v2.1")
         v21.get { _, _ in respond(.ok, ["version": currentVersion]) }
@@ -86,18 +87,14 @@ public struct ComputeAPI: Sendable {
         registerFlavors(on: v21)
         registerKeyPairs(on: v21)
         registerQuotas(on: v21)
-        if let conductor { registerServers(on: v21, conductor: conductor) }
+        if conductor != nil { registerServers(on: v21) }
     }
 
     /// The caller (authenticated), the microversion asked for, and the headers that echo it.
-    func begin(_ request: Request, _ action: String) async throws -> (TokenInfo, Microversion) {
+    func begin(_ request: Request, _ context: APIRequestContext, _ action: String) async throws -> (Caller, Microversion) {
         let version = try Microversion.requested(by: request.headers, service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version",
                                                  minimum: Self.minimum, maximum: Self.maximum)
-        let caller = try await identity.authenticate(request)
-        guard identity.policy.enforce(action, credentials: caller.credentials) else {
-            throw APIFault(.forbidden, "Policy doesn't allow \(action) to be performed.")
-        }
-        return (caller, version)
+        return (try context.enforce(action), version)
     }
 
     func answer(_ status: HTTPResponse.Status, _ json: JSON, _ version: Microversion) -> Response {

@@ -2,9 +2,7 @@ import Compute
 import Foundation
 import Hummingbird
 import Identity
-import IdentityAPI
 import PetrelHTTP
-import Store
 
 extension ComputeAPI {
     static let flavorPolicies: [PolicyDefault] = [
@@ -78,32 +76,32 @@ extension ComputeAPI {
         return number
     }
 
-    func registerFlavors(on v21: RouterGroup<BasicRequestContext>) {
+    func registerFlavors(on v21: RouterGroup<APIRequestContext>) {
         @Sendable func run<T>(_ body: () async throws -> T) async throws -> T {
             do { return try await body() } catch let failure as Flavors.Failure { throw Self.fault(failure) }
         }
-        @Sendable func listed(_ request: Request, detail: Bool) async throws -> Response {
-            let (caller, version) = try await authenticated(request)
-            let isAdmin = caller.credentials.roles.contains("admin")
+        @Sendable func listed(_ request: Request, _ context: APIRequestContext, detail: Bool) async throws -> Response {
+            let (caller, version) = try await authenticated(request, context)
+            let isAdmin = caller.hasRole("admin")
             var list = try await flavors.list(visibleTo: isAdmin ? nil : caller.project?.id ?? "")
             if isAdmin {
-                let isPublic = identity.query(request, "is_public")?.lowercased()
+                let isPublic = request.query("is_public")?.lowercased()
                 switch isPublic {
                 case nil, "true", "t", "1", "yes": list = list.filter { $0.row.isPublic }
                 case "false", "f", "0", "no": list = list.filter { !$0.row.isPublic }
                 default: break  // "none" / "all": every flavor
                 }
             }
-            if let text = identity.query(request, "minRam") {
+            if let text = request.query("minRam") {
                 guard let minimum = Int(text) else { throw APIFault(.badRequest, "Invalid minRam filter [\(text)]") }
                 list = list.filter { $0.row.memoryMB >= minimum }
             }
-            if let text = identity.query(request, "minDisk") {
+            if let text = request.query("minDisk") {
                 guard let minimum = Int(text) else { throw APIFault(.badRequest, "Invalid minDisk filter [\(text)]") }
                 list = list.filter { $0.row.rootGB >= minimum }
             }
-            let key = identity.query(request, "sort_key") ?? "flavorid"
-            let descending = identity.query(request, "sort_dir") == "desc"
+            let key = request.query("sort_key") ?? "flavorid"
+            let descending = request.query("sort_dir") == "desc"
             let keyed: (Flavor) -> String
             switch key {
             case "flavorid", "id": keyed = { $0.id }
@@ -115,23 +113,23 @@ extension ComputeAPI {
             default: throw APIFault(.badRequest, "Invalid input for query parameters sort_key. Value: \(key).")
             }
             list.sort { descending ? keyed($0) > keyed($1) : keyed($0) < keyed($1) }
-            if let marker = identity.query(request, "marker") {
+            if let marker = request.query("marker") {
                 guard let index = list.firstIndex(where: { $0.id == marker }) else { throw APIFault(.badRequest, "marker [\(marker)] not found") }
                 list = Array(list[(index + 1)...])
             }
-            if let text = identity.query(request, "limit") {
+            if let text = request.query("limit") {
                 guard let limit = Int(text), limit >= 0 else { throw APIFault(.badRequest, "Invalid input for query parameters limit.") }
                 list = Array(list.prefix(limit))
             }
-            let showSpecs = identity.policy.enforce("os_compute_api:os-flavor-extra-specs:index", credentials: caller.credentials)
+            let showSpecs = try context.allows("os_compute_api:os-flavor-extra-specs:index")
             return answer(.ok, ["flavors": .array(list.map { flavorJSON($0, version, detail: detail, showSpecs: showSpecs) })], version)
         }
-        v21.get("flavors") { request, _ in try await listed(request, detail: false) }
-        v21.get("flavors/detail") { request, _ in try await listed(request, detail: true) }
+        v21.get("flavors") { request, context in try await listed(request, context, detail: false) }
+        v21.get("flavors/detail") { request, context in try await listed(request, context, detail: true) }
 
-        @Sendable func visible(_ id: String, _ caller: TokenInfo) async throws -> Flavor {
+        @Sendable func visible(_ id: String, _ caller: Caller) async throws -> Flavor {
             let flavor = try await run { try await flavors.get(id) }
-            if !flavor.row.isPublic, !caller.credentials.roles.contains("admin") {
+            if !flavor.row.isPublic, !caller.hasRole("admin") {
                 guard let project = caller.project?.id, try await flavors.projects(of: id).contains(project) else {
                     throw Self.fault(Flavors.Failure.notFound(id))
                 }
@@ -139,14 +137,14 @@ extension ComputeAPI {
             return flavor
         }
         v21.get("flavors/:flavor_id") { request, context in
-            let (caller, version) = try await authenticated(request)
+            let (caller, version) = try await authenticated(request, context)
             let flavor = try await visible(try context.parameters.require("flavor_id"), caller)
-            let showSpecs = identity.policy.enforce("os_compute_api:os-flavor-extra-specs:index", credentials: caller.credentials)
+            let showSpecs = try context.allows("os_compute_api:os-flavor-extra-specs:index")
             return answer(.ok, ["flavor": flavorJSON(flavor, version, detail: true, showSpecs: showSpecs)], version)
         }
-        v21.post("flavors") { request, _ in
-            let (_, version) = try await begin(request, "os_compute_api:os-flavor-manage:create")
-            guard let fields = try await identity.body(request)["flavor"]?.objectValue else {
+        v21.post("flavors") { request, context in
+            let (_, version) = try await begin(request, context, "os_compute_api:os-flavor-manage:create")
+            guard let fields = try await environment.body(request)["flavor"]?.objectValue else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute flavor. 'flavor' is a required property.")
             }
             guard let name = fields["name"]?.stringValue, !name.trimmingCharacters(in: .whitespaces).isEmpty, name.count <= 255 else {
@@ -188,18 +186,17 @@ extension ComputeAPI {
                 guard let text = value.stringValue, text.count <= 65_535 else { throw APIFault(.badRequest, "Invalid input for field/attribute description.") }
                 description = text
             }
-            let row = FlavorRow(id: id, name: name, memoryMB: try Self.integer(fields["ram"], "ram", minimum: 1)!,
+            let flavor = Flavor(id: id, name: name, memoryMB: try Self.integer(fields["ram"], "ram", minimum: 1)!,
                                 vcpus: try Self.integer(fields["vcpus"], "vcpus", minimum: 1)!, rootGB: try Self.integer(fields["disk"], "disk", minimum: 0)!,
                                 ephemeralGB: try Self.integer(fields["OS-FLV-EXT-DATA:ephemeral"], "OS-FLV-EXT-DATA:ephemeral", minimum: 0) ?? 0,
-                                swap: swap, rxtxFactor: rxtx, isPublic: isPublic, description: description,
-                                createdAt: Int64(Date().timeIntervalSince1970 * 1000))
-            let created = try await run { try await flavors.create(Flavor(row: row)) }
+                                swap: swap, rxtxFactor: rxtx, isPublic: isPublic, description: description)
+            let created = try await run { try await flavors.create(flavor) }
             return answer(.ok, ["flavor": flavorJSON(created, version, detail: true, showSpecs: true)], version)
         }
         v21.put("flavors/:flavor_id") { request, context in
-            let (_, version) = try await begin(request, "os_compute_api:os-flavor-manage:update")
+            let (_, version) = try await begin(request, context, "os_compute_api:os-flavor-manage:update")
             guard version >= Microversion(2, 55) else { throw APIFault(.notFound, "Updating a flavor needs microversion 2.55 or later.") }
-            guard let fields = try await identity.body(request)["flavor"]?.objectValue, fields.keys.sorted() == ["description"] else {
+            guard let fields = try await environment.body(request)["flavor"]?.objectValue, fields.keys.sorted() == ["description"] else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute flavor: only 'description' can be updated.")
             }
             let description = fields["description"]?.stringValue
@@ -208,20 +205,20 @@ extension ComputeAPI {
             return answer(.ok, ["flavor": flavorJSON(updated, version, detail: true, showSpecs: true)], version)
         }
         v21.delete("flavors/:flavor_id") { request, context in
-            let (_, version) = try await begin(request, "os_compute_api:os-flavor-manage:delete")
+            let (_, version) = try await begin(request, context, "os_compute_api:os-flavor-manage:delete")
             try await run { try await flavors.delete(try context.parameters.require("flavor_id")) }
             return Response(status: .accepted, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
         }
 
         // MARK: extra specs
         v21.get("flavors/:flavor_id/os-extra_specs") { request, context in
-            let (caller, version) = try await begin(request, "os_compute_api:os-flavor-extra-specs:index")
+            let (caller, version) = try await begin(request, context, "os_compute_api:os-flavor-extra-specs:index")
             let flavor = try await visible(try context.parameters.require("flavor_id"), caller)
             return answer(.ok, ["extra_specs": .object(flavor.extraSpecs.mapValues(JSON.string))], version)
         }
         v21.post("flavors/:flavor_id/os-extra_specs") { request, context in
-            let (_, version) = try await begin(request, "os_compute_api:os-flavor-extra-specs:create")
-            guard let specs = try await identity.body(request)["extra_specs"]?.objectValue else {
+            let (_, version) = try await begin(request, context, "os_compute_api:os-flavor-extra-specs:create")
+            guard let specs = try await environment.body(request)["extra_specs"]?.objectValue else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute extra_specs. 'extra_specs' is a required property.")
             }
             var values: [String: String] = [:]
@@ -245,16 +242,16 @@ extension ComputeAPI {
             return answer(.ok, ["extra_specs": .object(flavor.extraSpecs.mapValues(JSON.string))], version)
         }
         v21.get("flavors/:flavor_id/os-extra_specs/:key") { request, context in
-            let (caller, version) = try await begin(request, "os_compute_api:os-flavor-extra-specs:show")
+            let (caller, version) = try await begin(request, context, "os_compute_api:os-flavor-extra-specs:show")
             let id = try context.parameters.require("flavor_id"), key = try context.parameters.require("key")
             let flavor = try await visible(id, caller)
             guard let value = flavor.extraSpecs[key] else { throw Self.fault(Flavors.Failure.specMissing(flavor: id, key: key)) }
             return answer(.ok, [key: .string(value)], version)
         }
         v21.put("flavors/:flavor_id/os-extra_specs/:key") { request, context in
-            let (_, version) = try await begin(request, "os_compute_api:os-flavor-extra-specs:update")
+            let (_, version) = try await begin(request, context, "os_compute_api:os-flavor-extra-specs:update")
             let id = try context.parameters.require("flavor_id"), key = try context.parameters.require("key")
-            let body = try await identity.body(request)
+            let body = try await environment.body(request)
             guard body.count == 1, let value = body[key]?.stringValue, value.count <= 255 else {
                 throw APIFault(.badRequest, "The request body must hold the one key of the URI, '\(key)', with a string value.")
             }
@@ -262,7 +259,7 @@ extension ComputeAPI {
             return answer(.ok, [key: .string(value)], version)
         }
         v21.delete("flavors/:flavor_id/os-extra_specs/:key") { request, context in
-            let (_, version) = try await begin(request, "os_compute_api:os-flavor-extra-specs:delete")
+            let (_, version) = try await begin(request, context, "os_compute_api:os-flavor-extra-specs:delete")
             let id = try context.parameters.require("flavor_id"), key = try context.parameters.require("key")
             _ = try await run {
                 try await flavors.change(id) { flavor in
@@ -277,7 +274,7 @@ extension ComputeAPI {
             ["flavor_access": .array(projects.map { ["flavor_id": .string(id), "tenant_id": .string($0)] })]
         }
         v21.get("flavors/:flavor_id/os-flavor-access") { request, context in
-            let (_, version) = try await begin(request, "os_compute_api:os-flavor-access")
+            let (_, version) = try await begin(request, context, "os_compute_api:os-flavor-access")
             let id = try context.parameters.require("flavor_id")
             let flavor = try await run { try await flavors.get(id) }
             if flavor.row.isPublic { throw APIFault(.notFound, "Access list not available for public flavors.") }
@@ -285,11 +282,11 @@ extension ComputeAPI {
         }
         v21.post("flavors/:flavor_id/action") { request, context in
             let id = try context.parameters.require("flavor_id")
-            let body = try await identity.body(request)
+            let body = try await environment.body(request)
             guard body.count == 1, let (action, argument) = body.first, ["addTenantAccess", "removeTenantAccess"].contains(action) else {
                 throw APIFault(.badRequest, "The action body must hold addTenantAccess or removeTenantAccess.")
             }
-            let (_, version) = try await begin(request, action == "addTenantAccess"
+            let (_, version) = try await begin(request, context, action == "addTenantAccess"
                                                ? "os_compute_api:os-flavor-access:add_tenant_access" : "os_compute_api:os-flavor-access:remove_tenant_access")
             guard let project = argument["tenant"]?.stringValue, !project.isEmpty else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute tenant. 'tenant' is a required property.")
@@ -300,9 +297,9 @@ extension ComputeAPI {
     }
 
     /// The caller and the microversion, for routes any authenticated user may call.
-    func authenticated(_ request: Request) async throws -> (TokenInfo, Microversion) {
+    func authenticated(_ request: Request, _ context: APIRequestContext) async throws -> (Caller, Microversion) {
         let version = try Microversion.requested(by: request.headers, service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version",
                                                  minimum: Self.minimum, maximum: Self.maximum)
-        return (try await identity.authenticate(request), version)
+        return (try context.caller(), version)
     }
 }

@@ -1,9 +1,7 @@
 import Foundation
 import Hosts
 import Hummingbird
-import IdentityAPI
 import PetrelHTTP
-import Store
 
 extension ComputeAPI {
     func hypervisorSummary(_ hypervisor: HypervisorStatus) -> [String: JSON] {
@@ -11,7 +9,7 @@ extension ComputeAPI {
          "state": hypervisor.up ? "up" : "down", "status": hypervisor.enabled ? "enabled" : "disabled"]
     }
 
-    func hypervisorDetail(_ hypervisor: HypervisorStatus, _ version: Microversion, usage: ServiceStore.HostUsage) -> JSON {
+    func hypervisorDetail(_ hypervisor: HypervisorStatus, _ version: Microversion, usage: HostUsage) -> JSON {
         var object = hypervisorSummary(hypervisor)
         let resources = hypervisor.row.resources
         let cpuInfo: JSON = ["model": .string(resources.cpuModel), "arch": "x86_64", "features": [],
@@ -34,41 +32,41 @@ extension ComputeAPI {
         return .object(object)
     }
 
-    func registerHypervisors(on v21: RouterGroup<BasicRequestContext>) {
-        @Sendable func listed(_ request: Request) async throws -> [HypervisorStatus] {
+    func registerHypervisors(on v21: RouterGroup<APIRequestContext>) {
+        @Sendable func listed(_ request: Request, _ context: APIRequestContext) async throws -> [HypervisorStatus] {
             var all = try await hosts.hypervisors()
-            if let pattern = identity.query(request, "hypervisor_hostname_pattern") {
+            if let pattern = request.query("hypervisor_hostname_pattern") {
                 all = all.filter { $0.row.host.localizedCaseInsensitiveContains(pattern) }
             }
-            if let marker = identity.query(request, "marker") {
+            if let marker = request.query("marker") {
                 guard let index = all.firstIndex(where: { $0.row.id == marker }) else {
                     throw APIFault(.badRequest, "marker [\(marker)] not found")
                 }
                 all = Array(all[(index + 1)...])
             }
-            if let text = identity.query(request, "limit") {
+            if let text = request.query("limit") {
                 guard let limit = Int(text), limit >= 0 else { throw APIFault(.badRequest, "Invalid input for query parameters limit.") }
                 all = Array(all.prefix(limit))
             }
             return all
         }
-        v21.get("os-hypervisors") { request, _ in
-            let (_, version) = try await begin(request, "os_compute_api:os-hypervisors:list")
-            let list = try await listed(request)
+        v21.get("os-hypervisors") { request, context in
+            let (_, version) = try await begin(request, context, "os_compute_api:os-hypervisors:list")
+            let list = try await listed(request, context)
             return answer(.ok, ["hypervisors": .array(list.map { .object(hypervisorSummary($0)) })], version)
         }
-        v21.get("os-hypervisors/detail") { request, _ in
-            let (_, version) = try await begin(request, "os_compute_api:os-hypervisors:list-detail")
-            let list = try await listed(request)
+        v21.get("os-hypervisors/detail") { request, context in
+            let (_, version) = try await begin(request, context, "os_compute_api:os-hypervisors:list-detail")
+            let list = try await listed(request, context)
             let usage = try await hosts.store.usage()
             return answer(.ok, ["hypervisors": .array(list.map { hypervisorDetail($0, version, usage: usage[$0.row.host] ?? .init()) })], version)
         }
-        v21.get("os-hypervisors/statistics") { request, _ in
-            let (_, version) = try await begin(request, "os_compute_api:os-hypervisors:statistics")
+        v21.get("os-hypervisors/statistics") { request, context in
+            let (_, version) = try await begin(request, context, "os_compute_api:os-hypervisors:statistics")
             let all = try await hosts.hypervisors().map(\.row.resources)
             let usage = try await hosts.store.usage().values
-            func sum(_ value: (HypervisorRecord) -> Int) -> Int { all.map(value).reduce(0, +) }
-            func used(_ value: (ServiceStore.HostUsage) -> Int) -> Int { usage.map(value).reduce(0, +) }
+            func sum(_ value: KeyPath<HypervisorResources, Int>) -> Int { all.map { $0[keyPath: value] }.reduce(0, +) }
+            func used(_ value: KeyPath<HostUsage, Int>) -> Int { usage.map { $0[keyPath: value] }.reduce(0, +) }
             func number(_ value: Int) -> JSON { .number(Double(value)) }
             return answer(.ok, ["hypervisor_statistics": [
                 "count": number(all.count), "vcpus": number(sum(\.vcpus)), "vcpus_used": number(used(\.vcpus)),
@@ -80,7 +78,7 @@ extension ComputeAPI {
             ]], version)
         }
         v21.get("os-hypervisors/:hypervisor_id/uptime") { request, context in
-            let (_, version) = try await begin(request, "os_compute_api:os-hypervisors:uptime")
+            let (_, version) = try await begin(request, context, "os_compute_api:os-hypervisors:uptime")
             let id = try context.parameters.require("hypervisor_id")
             guard let hypervisor = try await hosts.hypervisors().first(where: { $0.row.id == id }) else {
                 throw APIFault(.notFound, "Hypervisor with ID '\(id)' could not be found.")
@@ -90,7 +88,7 @@ extension ComputeAPI {
             return answer(.ok, ["hypervisor": .object(object)], version)
         }
         v21.get("os-hypervisors/:hypervisor_id") { request, context in
-            let (_, version) = try await begin(request, "os_compute_api:os-hypervisors:show")
+            let (_, version) = try await begin(request, context, "os_compute_api:os-hypervisors:show")
             let id = try context.parameters.require("hypervisor_id")
             guard let hypervisor = try await hosts.hypervisors().first(where: { $0.row.id == id }) else {
                 throw APIFault(.notFound, "Hypervisor with ID '\(id)' could not be found.")

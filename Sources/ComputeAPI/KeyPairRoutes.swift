@@ -2,9 +2,7 @@ import Compute
 import Foundation
 import Hummingbird
 import Identity
-import IdentityAPI
 import PetrelHTTP
-import Store
 
 extension ComputeAPI {
     static let keyPairPolicies: [PolicyDefault] = ["index", "create", "show", "delete"].map { action in
@@ -14,7 +12,7 @@ extension ComputeAPI {
                        : "\(action == "show" ? "GET" : "DELETE") /compute/v2.1/os-keypairs/{keypair_name}"])
     }
 
-    func keyPairJSON(_ row: KeyPairRow, _ version: Microversion, full: Bool) -> JSON {
+    func keyPairJSON(_ row: KeyPair, _ version: Microversion, full: Bool) -> JSON {
         var object: [String: JSON] = ["name": .string(row.name), "public_key": .string(row.publicKey), "fingerprint": .string(row.fingerprint)]
         if version >= Microversion(2, 2) { object["type"] = .string(row.type) }
         if full {
@@ -28,7 +26,7 @@ extension ComputeAPI {
         return .object(object)
     }
 
-    func registerKeyPairs(on v21: RouterGroup<BasicRequestContext>) {
+    func registerKeyPairs(on v21: RouterGroup<APIRequestContext>) {
         @Sendable func run<T>(_ body: () async throws -> T) async throws -> T {
             do {
                 return try await body()
@@ -41,36 +39,34 @@ extension ComputeAPI {
             }
         }
         /// The user a request acts for: the caller, or (admin, 2.10+) `user_id`.
-        @Sendable func subject(_ request: Request, _ action: String, given: String? = nil) async throws -> (String, Microversion) {
-            let (caller, version) = try await authenticated(request)
+        @Sendable func subject(_ request: Request, _ context: APIRequestContext, _ action: String, given: String? = nil) async throws -> (String, Microversion) {
+            let (caller, version) = try await authenticated(request, context)
             var user = caller.user.id
-            if let other = given ?? identity.query(request, "user_id") {
+            if let other = given ?? request.query("user_id") {
                 guard version >= Microversion(2, 10) else { throw APIFault(.badRequest, "user_id needs microversion 2.10 or later.") }
                 user = other
             }
-            guard identity.policy.enforce(action, credentials: caller.credentials, target: ["user_id": user]) else {
-                throw APIFault(.forbidden, "Policy doesn't allow \(action) to be performed.")
-            }
+            try context.enforce(action, target: ["user_id": user])
             return (user, version)
         }
-        v21.get("os-keypairs") { request, _ in
-            let (user, version) = try await subject(request, "os_compute_api:os-keypairs:index")
+        v21.get("os-keypairs") { request, context in
+            let (user, version) = try await subject(request, context, "os_compute_api:os-keypairs:index")
             var list = try await keyPairs.list(userID: user)
-            if let marker = identity.query(request, "marker") {
+            if let marker = request.query("marker") {
                 guard let index = list.firstIndex(where: { $0.name == marker }) else { throw APIFault(.badRequest, "marker [\(marker)] not found") }
                 list = Array(list[(index + 1)...])
             }
-            if let text = identity.query(request, "limit") {
+            if let text = request.query("limit") {
                 guard let limit = Int(text), limit >= 0 else { throw APIFault(.badRequest, "Invalid input for query parameters limit.") }
                 list = Array(list.prefix(limit))
             }
             return answer(.ok, ["keypairs": .array(list.map { ["keypair": keyPairJSON($0, version, full: false)] })], version)
         }
-        v21.post("os-keypairs") { request, _ in
-            guard let fields = try await identity.body(request)["keypair"]?.objectValue else {
+        v21.post("os-keypairs") { request, context in
+            guard let fields = try await environment.body(request)["keypair"]?.objectValue else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute keypair. 'keypair' is a required property.")
             }
-            let (user, version) = try await subject(request, "os_compute_api:os-keypairs:create", given: fields["user_id"]?.stringValue)
+            let (user, version) = try await subject(request, context, "os_compute_api:os-keypairs:create", given: fields["user_id"]?.stringValue)
             guard let name = fields["name"]?.stringValue, !name.isEmpty, name.count <= 255,
                   name.range(of: "^[a-zA-Z0-9 _.@-]+$", options: .regularExpression) != nil, name.trimmingCharacters(in: .whitespaces) == name else {
                 throw APIFault(.badRequest, "Keypair data is invalid: the name must be 1 to 255 letters, digits, spaces, '_', '.', '@' or '-'.")
@@ -93,12 +89,12 @@ extension ComputeAPI {
             return answer(version >= Microversion(2, 2) ? .created : .ok, ["keypair": .object(object)], version)
         }
         v21.get("os-keypairs/:name") { request, context in
-            let (user, version) = try await subject(request, "os_compute_api:os-keypairs:show")
+            let (user, version) = try await subject(request, context, "os_compute_api:os-keypairs:show")
             let row = try await run { try await keyPairs.get(userID: user, name: try context.parameters.require("name")) }
             return answer(.ok, ["keypair": keyPairJSON(row, version, full: true)], version)
         }
         v21.delete("os-keypairs/:name") { request, context in
-            let (user, version) = try await subject(request, "os_compute_api:os-keypairs:delete")
+            let (user, version) = try await subject(request, context, "os_compute_api:os-keypairs:delete")
             try await run { try await keyPairs.delete(userID: user, name: try context.parameters.require("name")) }
             return Response(status: version >= Microversion(2, 2) ? .noContent : .accepted,
                             headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))

@@ -3,7 +3,6 @@ import Foundation
 import Hosts
 import Hummingbird
 import Identity
-import IdentityAPI
 import PetrelHTTP
 
 extension ComputeAPI {
@@ -26,12 +25,10 @@ extension ComputeAPI {
                       ["GET /compute/v2.1/os-availability-zone/detail"]),
     ]
 
-    func registerQuotas(on v21: RouterGroup<BasicRequestContext>) {
-        @Sendable func check(_ request: Request, _ action: String, project: String) async throws -> (TokenInfo, Microversion) {
-            let (caller, version) = try await authenticated(request)
-            guard identity.policy.enforce(action, credentials: caller.credentials, target: ["project_id": project]) else {
-                throw APIFault(.forbidden, "Policy doesn't allow \(action) to be performed.")
-            }
+    func registerQuotas(on v21: RouterGroup<APIRequestContext>) {
+        @Sendable func check(_ request: Request, _ context: APIRequestContext, _ action: String, project: String) async throws -> (Caller, Microversion) {
+            let (caller, version) = try await authenticated(request, context)
+            try context.enforce(action, target: ["project_id": project])
             return (caller, version)
         }
         @Sendable func quotaSet(_ limits: [String: Int], id: String?) -> JSON {
@@ -41,19 +38,19 @@ extension ComputeAPI {
         }
         v21.get("os-quota-sets/:project_id") { request, context in
             let project = try context.parameters.require("project_id")
-            let (_, version) = try await check(request, "os_compute_api:os-quota-sets:show", project: project)
+            let (_, version) = try await check(request, context, "os_compute_api:os-quota-sets:show", project: project)
             return answer(.ok, quotaSet(try await quotas.limits(project: project), id: project), version)
         }
         v21.get("os-quota-sets/:project_id/defaults") { request, context in
             let project = try context.parameters.require("project_id")
-            let (_, version) = try await check(request, "os_compute_api:os-quota-sets:defaults", project: project)
+            let (_, version) = try await check(request, context, "os_compute_api:os-quota-sets:defaults", project: project)
             return answer(.ok, quotaSet(quotas.defaults, id: project), version)
         }
         v21.get("os-quota-sets/:project_id/detail") { request, context in
             let project = try context.parameters.require("project_id")
-            let (caller, version) = try await check(request, "os_compute_api:os-quota-sets:show", project: project)
+            let (caller, version) = try await check(request, context, "os_compute_api:os-quota-sets:show", project: project)
             let limits = try await quotas.limits(project: project)
-            let usage = try await quotas.usage(project: project, user: identity.query(request, "user_id") ?? caller.user.id)
+            let usage = try await quotas.usage(project: project, user: request.query("user_id") ?? caller.user.id)
             var object: [String: JSON] = ["id": .string(project)]
             for (resource, limit) in limits {
                 object[resource] = ["limit": .number(Double(limit)), "in_use": .number(Double(usage[resource] ?? 0)), "reserved": 0]
@@ -62,8 +59,8 @@ extension ComputeAPI {
         }
         v21.put("os-quota-sets/:project_id") { request, context in
             let project = try context.parameters.require("project_id")
-            let (caller, version) = try await check(request, "os_compute_api:os-quota-sets:update", project: project)
-            guard let fields = try await identity.body(request)["quota_set"]?.objectValue else {
+            let (caller, version) = try await check(request, context, "os_compute_api:os-quota-sets:update", project: project)
+            guard let fields = try await environment.body(request)["quota_set"]?.objectValue else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute quota_set. 'quota_set' is a required property.")
             }
             var changes: [String: Int] = [:]
@@ -91,18 +88,16 @@ extension ComputeAPI {
         }
         v21.delete("os-quota-sets/:project_id") { request, context in
             let project = try context.parameters.require("project_id")
-            let (_, version) = try await check(request, "os_compute_api:os-quota-sets:delete", project: project)
+            let (_, version) = try await check(request, context, "os_compute_api:os-quota-sets:delete", project: project)
             try await quotas.reset(project: project)
             return Response(status: .accepted, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
         }
 
-        v21.get("limits") { request, _ in
-            let (caller, version) = try await authenticated(request)
+        v21.get("limits") { request, context in
+            let (caller, version) = try await authenticated(request, context)
             var project = caller.project?.id ?? ""
-            if let other = identity.query(request, "tenant_id"), other != project {
-                guard identity.policy.enforce("os_compute_api:limits:other_project", credentials: caller.credentials) else {
-                    throw APIFault(.forbidden, "Policy doesn't allow os_compute_api:limits:other_project to be performed.")
-                }
+            if let other = request.query("tenant_id"), other != project {
+                try context.enforce("os_compute_api:limits:other_project")
                 project = other
             }
             let limits = try await quotas.limits(project: project)
@@ -136,12 +131,12 @@ extension ComputeAPI {
                         "hosts": detail ? .object(hostsJSON) : nil]
             })]
         }
-        v21.get("os-availability-zone") { request, _ in
-            let (_, version) = try await begin(request, "os_compute_api:os-availability-zone:list")
+        v21.get("os-availability-zone") { request, context in
+            let (_, version) = try await begin(request, context, "os_compute_api:os-availability-zone:list")
             return answer(.ok, try await zones(detail: false), version)
         }
-        v21.get("os-availability-zone/detail") { request, _ in
-            let (_, version) = try await begin(request, "os_compute_api:os-availability-zone:detail")
+        v21.get("os-availability-zone/detail") { request, context in
+            let (_, version) = try await begin(request, context, "os_compute_api:os-availability-zone:detail")
             return answer(.ok, try await zones(detail: true), version)
         }
     }

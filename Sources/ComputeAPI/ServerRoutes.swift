@@ -5,11 +5,9 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Identity
-import IdentityAPI
 import Images
 import PetrelCore
 import PetrelHTTP
-import Store
 
 extension ComputeAPI {
     static let ownerReader = "rule:context_is_admin or (role:reader and project_id:%(project_id)s)"
@@ -127,14 +125,14 @@ extension ComputeAPI {
     }
 
     /// The context RPC messages carry: the API's request id, the caller.
-    func rpcContext(_ caller: TokenInfo, _ who: ServerCaller) -> Contracts.RequestContext {
+    func rpcContext(_ caller: Caller, _ who: ServerCaller) -> Contracts.RequestContext {
         Contracts.RequestContext(requestID: APIRequest.id ?? "req-" + UUID().uuidString.lowercased(), userID: caller.user.id,
-                                 projectID: who.projectID, roles: caller.roles.map(\.name))
+                                 projectID: who.projectID, roles: caller.roles)
     }
 
-    func serverCaller(_ caller: TokenInfo) -> ServerCaller {
+    func serverCaller(_ caller: Caller, _ context: APIRequestContext) throws -> ServerCaller {
         ServerCaller(projectID: caller.project?.id ?? "", userID: caller.user.id,
-                     isAdmin: identity.policy.enforce("context_is_admin", credentials: caller.credentials))
+                     isAdmin: try context.allows("context_is_admin"))
     }
 
     /// Errors of the servers service in Nova's words.
@@ -152,13 +150,11 @@ extension ComputeAPI {
     }
 
     /// The server, after the caller passed `action`'s policy for its project.
-    func authorizedServer(_ request: Request, _ id: String, _ action: String) async throws -> (Server, TokenInfo, Microversion, ServerCaller) {
-        let (caller, version) = try await authenticated(request)
-        let who = serverCaller(caller)
+    func authorizedServer(_ request: Request, _ context: APIRequestContext, _ id: String, _ action: String) async throws -> (Server, Caller, Microversion, ServerCaller) {
+        let (caller, version) = try await authenticated(request, context)
+        let who = try serverCaller(caller, context)
         let server = try await serverCall { try await servers.get(id, by: who) }
-        guard identity.policy.enforce(action, credentials: caller.credentials, target: ["project_id": server.row.projectID]) else {
-            throw APIFault(.forbidden, "Policy doesn't allow \(action) to be performed.")
-        }
+        try context.enforce(action, target: ["project_id": server.row.projectID])
         return (server, caller, version, who)
     }
 
@@ -166,239 +162,243 @@ extension ComputeAPI {
         try await hosts.services { $0.host == host && $0.binary == "nova-compute" }.contains { $0.up }
     }
 
-    func registerServers(on v21: RouterGroup<BasicRequestContext>, conductor: Conductor) {
-        @Sendable func list(_ request: Request, detail: Bool) async throws -> Response {
-            let (caller, version) = try await authenticated(request)
-            let who = serverCaller(caller)
-            let action = detail ? "os_compute_api:servers:detail" : "os_compute_api:servers:index"
-            guard identity.policy.enforce(action, credentials: caller.credentials, target: ["project_id": who.projectID]) else {
-                throw APIFault(.forbidden, "Policy doesn't allow \(action) to be performed.")
-            }
-            var project: String? = who.projectID
-            let allTenants = identity.query(request, "all_tenants").map { !["0", "false", "False"].contains($0) } ?? false
-            if allTenants || (identity.query(request, "project_id") ?? identity.query(request, "tenant_id")) != nil {
-                if identity.policy.enforce("os_compute_api:servers:index:get_all_tenants", credentials: caller.credentials) {
-                    project = identity.query(request, "project_id") ?? identity.query(request, "tenant_id")
-                }
-            }
-            var list = try await servers.list(projectID: project)
-            if let name = identity.query(request, "name") {
-                list = list.filter { $0.row.name.range(of: name, options: .regularExpression) != nil }
-            }
-            if let status = identity.query(request, "status")?.uppercased() {
-                list = list.filter { $0.status == status }
-            }
-            if who.isAdmin, let host = identity.query(request, "host") { list = list.filter { $0.row.host == host } }
-            if let image = identity.query(request, "image") { list = list.filter { $0.row.imageID == image } }
-            if let flavor = identity.query(request, "flavor") { list = list.filter { $0.row.flavorID == flavor } }
-            if let reservation = identity.query(request, "reservation_id") { list = list.filter { $0.row.reservationID == reservation } }
-            if let zone = identity.query(request, "availability_zone") { list = list.filter { $0.row.availabilityZone == zone } }
-            if let user = identity.query(request, "user_id") { list = list.filter { $0.row.userID == user } }
-            if let since = identity.query(request, "changes-since") {
-                guard let date = UTCTime.parse(since) else { throw APIFault(.badRequest, "Invalid input for query parameters changes-since.") }
-                list = list.filter { $0.row.updatedAt >= Int64(date.timeIntervalSince1970 * 1000) }
-            }
-            if let key = identity.query(request, "sort_key") {
-                let ascending = identity.query(request, "sort_dir") == "asc"
-                let value: (Server) -> String
-                switch key {
-                case "display_name", "name": value = { $0.row.name }
-                case "created_at": value = { String(format: "%015lld", $0.row.createdAt) }
-                case "updated_at": value = { String(format: "%015lld", $0.row.updatedAt) }
-                case "vm_state": value = { $0.row.vmState }
-                case "host": value = { $0.row.host ?? "" }
-                case "uuid": value = { $0.row.id }
-                default: throw APIFault(.badRequest, "Invalid input for query parameters sort_key. Value: \(key).")
-                }
-                list.sort { ascending ? value($0) < value($1) : value($0) > value($1) }
-            }
-            if let marker = identity.query(request, "marker") {
-                guard let index = list.firstIndex(where: { $0.id == marker }) else { throw APIFault(.badRequest, "marker [\(marker)] not found") }
-                list = Array(list[(index + 1)...])
-            }
-            var body: [String: JSON] = [:]
-            if let text = identity.query(request, "limit") {
-                guard let limit = Int(text), limit >= 0 else { throw APIFault(.badRequest, "Invalid input for query parameters limit.") }
-                if list.count > limit {
-                    list = Array(list.prefix(limit))
-                    if let last = list.last {
-                        body["servers_links"] = [["rel": "next", "href": .string(base + "/v2.1/servers\(detail ? "/detail" : "")?limit=\(limit)&marker=\(last.id)")]]
-                    }
-                }
-            }
-            var up: [String: Bool] = [:]
-            if detail && who.isAdmin {
-                for service in try await hosts.services(where: { $0.binary == "nova-compute" }) { up[service.host] = service.up }
-            }
-            body["servers"] = .array(list.map {
-                serverJSON($0, version, admin: who.isAdmin, detail: detail, hostUp: $0.row.host.flatMap { up[$0] }, listed: true)
-            })
-            return answer(.ok, .object(body), version)
-        }
-        v21.get("servers") { request, _ in try await list(request, detail: false) }
-        v21.get("servers/detail") { request, _ in try await list(request, detail: true) }
-
-        v21.post("servers") { request, _ in
-            let (caller, version) = try await authenticated(request)
-            let who = serverCaller(caller)
-            guard identity.policy.enforce("os_compute_api:servers:create", credentials: caller.credentials, target: ["project_id": who.projectID]) else {
-                throw APIFault(.forbidden, "Policy doesn't allow os_compute_api:servers:create to be performed.")
-            }
-            guard let fields = try await identity.body(request)["server"]?.objectValue else {
-                throw APIFault(.badRequest, "Invalid input for field/attribute server. 'server' is a required property.")
-            }
-            let create = try Self.serverRequest(fields, version, project: who.projectID)
-            let created = try await serverCall { try await servers.create(create, by: who) }
-            let context = rpcContext(caller, who)
-            for server in created {
-                Task { await conductor.build(server.id, context: context) }
-            }
-            if fields["return_reservation_id"]?.boolValue == true {
-                return answer(.accepted, ["reservation_id": JSON.string(created.first?.row.reservationID)], version)
-            }
-            let first = created[0]
-            var body: [String: JSON] = ["id": .string(first.id), "links": serverLinks(first.id), "OS-DCF:diskConfig": "MANUAL",
-                                        "adminPass": .string(fields["adminPass"]?.stringValue ?? Self.password())]
-            body["security_groups"] = [["name": "default"]]
-            var headers = version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version")
-            headers[.location] = base + "/v2.1/servers/" + first.id
-            return respond(.accepted, ["server": .object(body)], headers: headers)
-        }
-
-        v21.get("servers/:server_id") { request, context in
-            let id = try context.parameters.require("server_id")
-            let (server, _, version, who) = try await authorizedServer(request, id, "os_compute_api:servers:show")
-            var up: Bool?
-            if let host = server.row.host { up = try await hostIsUp(host) }
-            return answer(.ok, ["server": serverJSON(server, version, admin: who.isAdmin, detail: true, hostUp: up)], version)
-        }
-
-        v21.put("servers/:server_id") { request, context in
-            let id = try context.parameters.require("server_id")
-            let (_, _, version, who) = try await authorizedServer(request, id, "os_compute_api:servers:update")
-            guard let fields = try await identity.body(request)["server"]?.objectValue else {
-                throw APIFault(.badRequest, "Invalid input for field/attribute server. 'server' is a required property.")
-            }
-            for key in fields.keys where !["name", "description", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig", "hostname"].contains(key) {
-                throw APIFault(.badRequest, "Invalid input for field/attribute server. Additional properties are not allowed ('\(key)' was unexpected)")
-            }
-            let name = try fields["name"].map { try Self.serverName($0) }
-            let server = try await serverCall {
-                try await servers.change(id, by: who) { server in
-                    if let name { server.row.name = name }
-                }
-            }
-            return answer(.ok, ["server": serverJSON(server, version, admin: who.isAdmin, detail: true, hostUp: nil)], version)
-        }
-
-        v21.delete("servers/:server_id") { request, context in
-            let id = try context.parameters.require("server_id")
-            let (server, caller, version, who) = try await authorizedServer(request, id, "os_compute_api:servers:delete")
-            let route = try await serverCall { try await servers.beginDelete(server, by: who) { try await hostIsUp($0) } }
-            if case .host(let host) = route {
-                try await conductor.delete(id, on: host, context: rpcContext(caller, who))
-            }
-            return Response(status: .noContent, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
-        }
-
-        v21.post("servers/:server_id/action") { request, context in
-            let id = try context.parameters.require("server_id")
-            let body = try await identity.body(request)
-            guard body.count == 1, let (name, argument) = body.first else {
-                throw APIFault(.badRequest, "The server action body must name exactly one action.")
-            }
-            let policy = name == "os-getConsoleOutput" ? "os_compute_api:os-console-output" : "os_compute_api:servers:action"
-            let (server, caller, version, who) = try await authorizedServer(request, id, policy)
-            let messageContext = rpcContext(caller, who)
-            func accepted() -> Response {
-                Response(status: .accepted, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
-            }
-            switch name {
-            case "os-getConsoleOutput":
-                var length: Int?
-                if let value = argument.objectValue?["length"], !value.isNull {
-                    let asked: Int? = switch value {
-                    case .number(let number): Int(exactly: number)
-                    case .string(let text): Int(text)
-                    default: nil
-                    }
-                    guard let asked, asked >= -1 else {
-                        throw APIFault(.badRequest, "Invalid input for field/attribute length. Value: \(String(decoding: value.encoded(), as: UTF8.self)). It must be an integer.")
-                    }
-                    length = asked < 0 ? nil : asked
-                }
-                guard let host = server.row.host, ["active", "paused", "stopped", "suspended"].contains(server.row.vmState) || server.row.taskState != nil else {
-                    throw APIFault(.conflict, "Instance \(id) is not ready")
-                }
-                let output = try await conductor.consoleOutput(id, on: host, length: length, context: messageContext)
-                return answer(.ok, ["output": .string(output)], version)
-            case "reboot":
-                guard let type = argument.objectValue?["type"]?.stringValue, ["SOFT", "HARD"].contains(type.uppercased()) else {
-                    throw APIFault(.badRequest, "Invalid input for field/attribute type. Value: None. It must be SOFT or HARD.")
-                }
-                let key = type.uppercased() == "HARD" ? "reboot_hard" : "reboot_soft"
-                try await run(key, server.id, who, messageContext, conductor: conductor)
-                return accepted()
-            case "os-stop", "os-start", "pause", "unpause", "suspend", "resume":
-                try await run(name, server.id, who, messageContext, conductor: conductor)
-                return accepted()
-            case "rebuild":
-                guard let fields = argument.objectValue, let imageRef = fields["imageRef"]?.stringValue else {
-                    throw APIFault(.badRequest, "Invalid input for field/attribute rebuild. 'imageRef' is a required property.")
-                }
-                let newName = try fields["name"].map { try Self.serverName($0) }
-                let metadata = try fields["metadata"].map { try Self.metadata($0) }
-                if let metadata { try await serverCall { try await servers.checkMetadata(metadata, by: who) } }
-                let image = try await serverCall { try await servers.rebuildImage(imageRef, for: server, by: who) }
-                let changed = try await run("rebuild", server.id, who, messageContext, conductor: conductor) { server in
-                    server.row.imageID = image
-                    if let newName { server.row.name = newName }
-                    if let metadata { server.metadata = metadata }
-                }
-                var json = serverJSON(changed, version, admin: who.isAdmin, detail: true, hostUp: nil)
-                if case .object(var object) = json {
-                    object["adminPass"] = .string(Self.password())
-                    if version >= Microversion(2, 57) { object["user_data"] = JSON.string(changed.row.userData) }
-                    json = .object(object)
-                }
-                return answer(.accepted, ["server": json], version)
-            case "createImage":
-                guard let fields = argument.objectValue, let imageName = fields["name"]?.stringValue,
-                      !imageName.trimmingCharacters(in: .whitespaces).isEmpty, imageName.count <= 255 else {
-                    throw APIFault(.badRequest, "Invalid input for field/attribute name. 'name' is a required property.")
-                }
-                let properties = try fields["metadata"].map { try Self.metadata($0) } ?? [:]
-                let imageID = try await snapshot(server, name: imageName, properties: properties, caller: who, context: messageContext,
-                                                 conductor: conductor)
-                var headers = version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version")
-                if version >= Microversion(2, 45) {
-                    return respond(.accepted, ["image_id": .string(imageID)], headers: headers)
-                }
-                headers[.location] = identity.publicURL + "/image/v2/images/" + imageID
-                return Response(status: .accepted, headers: headers)
-            default:
-                throw APIFault(.badRequest, "There is no such action: \(name)")
-            }
-        }
-
+    func registerServers(on v21: RouterGroup<APIRequestContext>) {
+        v21.get("servers") { request, context in try await listServers(request, context, detail: false) }
+        v21.get("servers/detail") { request, context in try await listServers(request, context, detail: true) }
+        v21.post("servers") { request, context in try await createServer(request, context) }
+        v21.get("servers/:server_id") { request, context in try await showServer(request, context) }
+        v21.put("servers/:server_id") { request, context in try await updateServer(request, context) }
+        v21.delete("servers/:server_id") { request, context in try await deleteServer(request, context) }
+        v21.post("servers/:server_id/action") { request, context in try await serverAction(request, context) }
         registerServerMetadata(on: v21)
     }
 
+    /// `GET /servers` and `GET /servers/detail`, with Nova's filters, sort key and paging.
+    func listServers(_ request: Request, _ context: APIRequestContext, detail: Bool) async throws -> Response {
+        let (caller, version) = try await authenticated(request, context)
+        let who = try serverCaller(caller, context)
+        let action = detail ? "os_compute_api:servers:detail" : "os_compute_api:servers:index"
+        try context.enforce(action, target: ["project_id": who.projectID])
+        var project: String? = who.projectID
+        let allTenants = request.query("all_tenants").map { !["0", "false", "False"].contains($0) } ?? false
+        if allTenants || (request.query("project_id") ?? request.query("tenant_id")) != nil {
+            if try context.allows("os_compute_api:servers:index:get_all_tenants") {
+                project = request.query("project_id") ?? request.query("tenant_id")
+            }
+        }
+        var query = ServerListQuery(projectID: project)
+        query.name = request.query("name")
+        query.status = request.query("status")?.uppercased()
+        if who.isAdmin { query.host = request.query("host") }
+        query.imageID = request.query("image")
+        query.flavorID = request.query("flavor")
+        query.reservationID = request.query("reservation_id")
+        query.availabilityZone = request.query("availability_zone")
+        query.userID = request.query("user_id")
+        if let since = request.query("changes-since") {
+            guard let date = UTCTime.parse(since) else { throw APIFault(.badRequest, "Invalid input for query parameters changes-since.") }
+            query.changedSince = Int64(date.timeIntervalSince1970 * 1000)
+        }
+        if let key = request.query("sort_key") {
+            switch key {
+            case "display_name", "name": query.sortKey = .name
+            case "created_at": query.sortKey = .createdAt
+            case "updated_at": query.sortKey = .updatedAt
+            case "vm_state": query.sortKey = .vmState
+            case "host": query.sortKey = .host
+            case "uuid": query.sortKey = .uuid
+            default: throw APIFault(.badRequest, "Invalid input for query parameters sort_key. Value: \(key).")
+            }
+            query.ascending = request.query("sort_dir") == "asc"
+        }
+        query.marker = request.query("marker")
+        if let text = request.query("limit") {
+            guard let limit = Int(text), limit >= 0 else {
+                // An unknown marker is reported first.
+                if query.marker != nil {
+                    query.limit = 0
+                    _ = try await serverCall { try await servers.page(query) }
+                }
+                throw APIFault(.badRequest, "Invalid input for query parameters limit.")
+            }
+            query.limit = limit
+        }
+        let page = try await serverCall { try await servers.page(query) }
+        let list = page.servers
+        var body: [String: JSON] = [:]
+        if page.more, let limit = query.limit, let last = list.last {
+            body["servers_links"] = [["rel": "next", "href": .string(base + "/v2.1/servers\(detail ? "/detail" : "")?limit=\(limit)&marker=\(last.id)")]]
+        }
+        var up: [String: Bool] = [:]
+        if detail && who.isAdmin {
+            for service in try await hosts.services(where: { $0.binary == "nova-compute" }) { up[service.host] = service.up }
+        }
+        body["servers"] = .array(list.map {
+            serverJSON($0, version, admin: who.isAdmin, detail: detail, hostUp: $0.row.host.flatMap { up[$0] }, listed: true)
+        })
+        return answer(.ok, .object(body), version)
+    }
+
+    /// `POST /servers`: records the servers and starts their builds.
+    func createServer(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let (caller, version) = try await authenticated(request, context)
+        let who = try serverCaller(caller, context)
+        try context.enforce("os_compute_api:servers:create", target: ["project_id": who.projectID])
+        guard let fields = try await environment.body(request)["server"]?.objectValue else {
+            throw APIFault(.badRequest, "Invalid input for field/attribute server. 'server' is a required property.")
+        }
+        let create = try Self.serverRequest(fields, version, project: who.projectID)
+        let created = try await serverCall { try await servers.create(create, by: who) }
+        let messageContext = rpcContext(caller, who)
+        for server in created {
+            Task { await serverConductor.build(server.id, context: messageContext) }
+        }
+        if fields["return_reservation_id"]?.boolValue == true {
+            return answer(.accepted, ["reservation_id": JSON.string(created.first?.row.reservationID)], version)
+        }
+        let first = created[0]
+        var body: [String: JSON] = ["id": .string(first.id), "links": serverLinks(first.id), "OS-DCF:diskConfig": "MANUAL",
+                                    "adminPass": .string(fields["adminPass"]?.stringValue ?? Self.password())]
+        body["security_groups"] = [["name": "default"]]
+        var headers = version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version")
+        headers[.location] = base + "/v2.1/servers/" + first.id
+        return respond(.accepted, ["server": .object(body)], headers: headers)
+    }
+
+    /// `GET /servers/{id}`
+    func showServer(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let id = try context.parameters.require("server_id")
+        let (server, _, version, who) = try await authorizedServer(request, context, id, "os_compute_api:servers:show")
+        var up: Bool?
+        if let host = server.row.host { up = try await hostIsUp(host) }
+        return answer(.ok, ["server": serverJSON(server, version, admin: who.isAdmin, detail: true, hostUp: up)], version)
+    }
+
+    /// `PUT /servers/{id}`: a new name.
+    func updateServer(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let id = try context.parameters.require("server_id")
+        let (_, _, version, who) = try await authorizedServer(request, context, id, "os_compute_api:servers:update")
+        guard let fields = try await environment.body(request)["server"]?.objectValue else {
+            throw APIFault(.badRequest, "Invalid input for field/attribute server. 'server' is a required property.")
+        }
+        for key in fields.keys where !["name", "description", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig", "hostname"].contains(key) {
+            throw APIFault(.badRequest, "Invalid input for field/attribute server. Additional properties are not allowed ('\(key)' was unexpected)")
+        }
+        let name = try fields["name"].map { try Self.serverName($0) }
+        let server = try await serverCall {
+            try await servers.change(id, by: who) { server in
+                if let name { server.row.name = name }
+            }
+        }
+        return answer(.ok, ["server": serverJSON(server, version, admin: who.isAdmin, detail: true, hostUp: nil)], version)
+    }
+
+    /// `DELETE /servers/{id}`
+    func deleteServer(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let id = try context.parameters.require("server_id")
+        let (server, caller, version, who) = try await authorizedServer(request, context, id, "os_compute_api:servers:delete")
+        let route = try await serverCall { try await servers.beginDelete(server, by: who) { try await hostIsUp($0) } }
+        if case .host(let host) = route {
+            try await serverConductor.delete(id, on: host, context: rpcContext(caller, who))
+        }
+        return Response(status: .noContent, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
+    }
+
+    /// `POST /servers/{id}/action`: one action, named by the body's only key.
+    func serverAction(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let id = try context.parameters.require("server_id")
+        let body = try await environment.body(request)
+        guard body.count == 1, let (name, argument) = body.first else {
+            throw APIFault(.badRequest, "The server action body must name exactly one action.")
+        }
+        let policy = name == "os-getConsoleOutput" ? "os_compute_api:os-console-output" : "os_compute_api:servers:action"
+        let (server, caller, version, who) = try await authorizedServer(request, context, id, policy)
+        let messageContext = rpcContext(caller, who)
+        func accepted() -> Response {
+            Response(status: .accepted, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
+        }
+        switch name {
+        case "os-getConsoleOutput":
+            var length: Int?
+            if let value = argument.objectValue?["length"], !value.isNull {
+                let asked: Int? = switch value {
+                case .number(let number): Int(exactly: number)
+                case .string(let text): Int(text)
+                default: nil
+                }
+                guard let asked, asked >= -1 else {
+                    throw APIFault(.badRequest, "Invalid input for field/attribute length. Value: \(String(decoding: value.encoded(), as: UTF8.self)). It must be an integer.")
+                }
+                length = asked < 0 ? nil : asked
+            }
+            guard let host = server.row.host, ["active", "paused", "stopped", "suspended"].contains(server.row.vmState) || server.row.taskState != nil else {
+                throw APIFault(.conflict, "Instance \(id) is not ready")
+            }
+            let output = try await serverConductor.consoleOutput(id, on: host, length: length, context: messageContext)
+            return answer(.ok, ["output": .string(output)], version)
+        case "reboot":
+            guard let type = argument.objectValue?["type"]?.stringValue, ["SOFT", "HARD"].contains(type.uppercased()) else {
+                throw APIFault(.badRequest, "Invalid input for field/attribute type. Value: None. It must be SOFT or HARD.")
+            }
+            let key = type.uppercased() == "HARD" ? "reboot_hard" : "reboot_soft"
+            try await run(key, server.id, who, messageContext)
+            return accepted()
+        case "os-stop", "os-start", "pause", "unpause", "suspend", "resume":
+            try await run(name, server.id, who, messageContext)
+            return accepted()
+        case "rebuild":
+            guard let fields = argument.objectValue, let imageRef = fields["imageRef"]?.stringValue else {
+                throw APIFault(.badRequest, "Invalid input for field/attribute rebuild. 'imageRef' is a required property.")
+            }
+            let newName = try fields["name"].map { try Self.serverName($0) }
+            let metadata = try fields["metadata"].map { try Self.metadata($0) }
+            if let metadata { try await serverCall { try await servers.checkMetadata(metadata, by: who) } }
+            let image = try await serverCall { try await servers.rebuildImage(imageRef, for: server, by: who) }
+            let changed = try await run("rebuild", server.id, who, messageContext) { server in
+                server.row.imageID = image
+                if let newName { server.row.name = newName }
+                if let metadata { server.metadata = metadata }
+            }
+            var json = serverJSON(changed, version, admin: who.isAdmin, detail: true, hostUp: nil)
+            if case .object(var object) = json {
+                object["adminPass"] = .string(Self.password())
+                if version >= Microversion(2, 57) { object["user_data"] = JSON.string(changed.row.userData) }
+                json = .object(object)
+            }
+            return answer(.accepted, ["server": json], version)
+        case "createImage":
+            guard let fields = argument.objectValue, let imageName = fields["name"]?.stringValue,
+                  !imageName.trimmingCharacters(in: .whitespaces).isEmpty, imageName.count <= 255 else {
+                throw APIFault(.badRequest, "Invalid input for field/attribute name. 'name' is a required property.")
+            }
+            let properties = try fields["metadata"].map { try Self.metadata($0) } ?? [:]
+            let imageID = try await snapshot(server, name: imageName, properties: properties, caller: who, context: messageContext)
+            var headers = version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version")
+            if version >= Microversion(2, 45) {
+                return respond(.accepted, ["image_id": .string(imageID)], headers: headers)
+            }
+            headers[.location] = environment.publicURL + "/image/v2/images/" + imageID
+            return Response(status: .accepted, headers: headers)
+        default:
+            throw APIFault(.badRequest, "There is no such action: \(name)")
+        }
+    }
+
     @discardableResult
-    func run(_ key: String, _ id: String, _ who: ServerCaller, _ context: Contracts.RequestContext, conductor: Conductor,
+    func run(_ key: String, _ id: String, _ who: ServerCaller, _ context: Contracts.RequestContext,
              prepare: @escaping @Sendable (inout Server) throws -> Void = { _ in }) async throws -> Server {
         let (server, host, action) = try await serverCall { try await servers.begin(key, on: id, by: who, prepare: prepare) }
-        try await conductor.send(.init(instanceID: id, action: action), to: host, context: context)
+        try await serverConductor.send(.init(instanceID: id, action: action), to: host, context: context)
         return server
     }
 
     /// Records the snapshot image (queued) and asks the host to upload the disk into it.
-    func snapshot(_ server: Server, name: String, properties: [String: String], caller: ServerCaller, context: Contracts.RequestContext,
-                  conductor: Conductor) async throws -> String {
+    func snapshot(_ server: Server, name: String, properties: [String: String], caller: ServerCaller, context: Contracts.RequestContext)
+        async throws -> String {
         let (imageID, host) = try await serverCall { try await servers.beginSnapshot(server.id, name: name, properties: properties, by: caller) }
         do {
             // The conductor ends the task if the host cannot be asked; the image goes too.
-            try await conductor.send(.init(instanceID: server.id, action: .snapshot, imageID: imageID), to: host, context: context)
+            try await serverConductor.send(.init(instanceID: server.id, action: .snapshot, imageID: imageID), to: host, context: context)
         } catch {
             try? await servers.images.delete(imageID)
             throw error
@@ -517,34 +517,34 @@ extension ComputeAPI {
     }
 
 
-    func registerServerMetadata(on v21: RouterGroup<BasicRequestContext>) {
+    func registerServerMetadata(on v21: RouterGroup<APIRequestContext>) {
         v21.get("servers/:server_id/metadata") { request, context in
-            let (server, _, version, _) = try await authorizedServer(request, try context.parameters.require("server_id"),
+            let (server, _, version, _) = try await authorizedServer(request, context, try context.parameters.require("server_id"),
                                                                     "os_compute_api:server-metadata:index")
             return answer(.ok, ["metadata": .object(server.metadata.mapValues(JSON.string))], version)
         }
         v21.get("servers/:server_id/metadata/:key") { request, context in
-            let (server, _, version, _) = try await authorizedServer(request, try context.parameters.require("server_id"),
+            let (server, _, version, _) = try await authorizedServer(request, context, try context.parameters.require("server_id"),
                                                                     "os_compute_api:server-metadata:index")
             let key = try context.parameters.require("key")
             guard let value = server.metadata[key] else { throw APIFault(.notFound, "Metadata item was not found") }
             return answer(.ok, ["meta": [key: .string(value)]], version)
         }
-        @Sendable func write(_ request: Request, _ id: String, replace: Bool) async throws -> Response {
-            let (_, _, version, who) = try await authorizedServer(request, id, "os_compute_api:server-metadata:update")
-            guard let value = try await identity.body(request)["metadata"] else {
+        @Sendable func write(_ request: Request, _ context: APIRequestContext, _ id: String, replace: Bool) async throws -> Response {
+            let (_, _, version, who) = try await authorizedServer(request, context, id, "os_compute_api:server-metadata:update")
+            guard let value = try await environment.body(request)["metadata"] else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute metadata. 'metadata' is a required property.")
             }
             let items = try Self.metadata(value)
             let server = try await serverCall { try await servers.setMetadata(id, items, replace: replace, by: who) }
             return answer(.ok, ["metadata": .object(server.metadata.mapValues(JSON.string))], version)
         }
-        v21.post("servers/:server_id/metadata") { request, context in try await write(request, try context.parameters.require("server_id"), replace: false) }
-        v21.put("servers/:server_id/metadata") { request, context in try await write(request, try context.parameters.require("server_id"), replace: true) }
+        v21.post("servers/:server_id/metadata") { request, context in try await write(request, context, try context.parameters.require("server_id"), replace: false) }
+        v21.put("servers/:server_id/metadata") { request, context in try await write(request, context, try context.parameters.require("server_id"), replace: true) }
         v21.put("servers/:server_id/metadata/:key") { request, context in
             let id = try context.parameters.require("server_id"), key = try context.parameters.require("key")
-            let (_, _, version, who) = try await authorizedServer(request, id, "os_compute_api:server-metadata:update")
-            guard let meta = try await identity.body(request)["meta"]?.objectValue, meta.count == 1, let item = meta[key] else {
+            let (_, _, version, who) = try await authorizedServer(request, context, id, "os_compute_api:server-metadata:update")
+            guard let meta = try await environment.body(request)["meta"]?.objectValue, meta.count == 1, let item = meta[key] else {
                 throw APIFault(.badRequest, "Request body and URI mismatch")
             }
             let value = try Self.metadata([key: item])[key]!
@@ -553,7 +553,7 @@ extension ComputeAPI {
         }
         v21.delete("servers/:server_id/metadata/:key") { request, context in
             let id = try context.parameters.require("server_id"), key = try context.parameters.require("key")
-            let (server, _, version, who) = try await authorizedServer(request, id, "os_compute_api:server-metadata:update")
+            let (server, _, version, who) = try await authorizedServer(request, context, id, "os_compute_api:server-metadata:update")
             guard server.metadata[key] != nil else { throw APIFault(.notFound, "Metadata item was not found") }
             _ = try await serverCall { try await servers.change(id, by: who) { $0.metadata[key] = nil } }
             return Response(status: .noContent, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))

@@ -1,12 +1,10 @@
 import Foundation
 import Hosts
 import Hummingbird
-import IdentityAPI
 import PetrelHTTP
-import Store
 
 extension ComputeAPI {
-    static func isCompute(_ record: ServiceRecord) -> Bool { record.binary.hasPrefix("nova-") }
+    static func isCompute(_ binary: String) -> Bool { binary.hasPrefix("nova-") }
 
     func serviceJSON(_ service: ServiceStatus, _ version: Microversion) -> JSON {
         var object: [String: JSON] = [
@@ -19,22 +17,22 @@ extension ComputeAPI {
         return .object(object)
     }
 
-    func registerServices(on v21: RouterGroup<BasicRequestContext>) {
-        v21.get("os-services") { request, _ in
-            let (_, version) = try await begin(request, "os_compute_api:os-services:list")
-            let host = identity.query(request, "host"), binary = identity.query(request, "binary")
+    func registerServices(on v21: RouterGroup<APIRequestContext>) {
+        v21.get("os-services") { request, context in
+            let (_, version) = try await begin(request, context, "os_compute_api:os-services:list")
+            let host = request.query("host"), binary = request.query("binary")
             let services = try await hosts.services { record in
-                Self.isCompute(record) && (host == nil || record.host == host) && (binary == nil || record.binary == binary)
+                Self.isCompute(record.binary) && (host == nil || record.host == host) && (binary == nil || record.binary == binary)
             }
             return answer(.ok, ["services": .array(services.map { serviceJSON($0, version) })], version)
         }
         v21.put("os-services/:service_id") { request, context in
-            let (_, version) = try await begin(request, "os_compute_api:os-services:update")
+            let (_, version) = try await begin(request, context, "os_compute_api:os-services:update")
             guard version >= Microversion(2, 53) else {
                 throw APIFault(.notFound, "Updating a service by id needs microversion 2.53 or later.")
             }
             let id = try context.parameters.require("service_id")
-            let body = try await identity.body(request)
+            let body = try await environment.body(request)
             let known: Set<String> = ["status", "disabled_reason", "forced_down"]
             if let unknown = body.keys.first(where: { !known.contains($0) }) {
                 throw APIFault(.badRequest, "Invalid input for field/attribute \(unknown). Additional properties are not allowed.")
@@ -64,7 +62,7 @@ extension ComputeAPI {
                 }
                 forcedDown = flag
             }
-            guard let existing = try await hosts.service(id: id), Self.isCompute(existing.record) else {
+            guard let existing = try await hosts.service(id: id), Self.isCompute(existing.record.binary) else {
                 throw APIFault(.notFound, "Service \(id) could not be found.")
             }
             var updated = existing
@@ -73,9 +71,9 @@ extension ComputeAPI {
             return answer(.ok, ["service": serviceJSON(updated, version)], version)
         }
         v21.delete("os-services/:service_id") { request, context in
-            let (_, version) = try await begin(request, "os_compute_api:os-services:delete")
+            let (_, version) = try await begin(request, context, "os_compute_api:os-services:delete")
             let id = try context.parameters.require("service_id")
-            guard let existing = try await hosts.service(id: id), Self.isCompute(existing.record), try await hosts.delete(id: id) else {
+            guard let existing = try await hosts.service(id: id), Self.isCompute(existing.record.binary), try await hosts.delete(id: id) else {
                 throw APIFault(.notFound, "Service \(id) could not be found.")
             }
             return Response(status: .noContent, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))

@@ -6,53 +6,53 @@ import PetrelHTTP
 import Store
 
 extension KeystoneAPI {
-    func registerAuth(on router: Router<BasicRequestContext>) {
-        router.post("/v3/auth/tokens") { request, _ in
+    func registerAuth(on router: Router<APIRequestContext>) {
+        router.post("/v3/auth/tokens") { request, context in
             let auth = try await parseAuthRequest(try await body(request))
             let (token, info) = try await service.issue(auth)
-            let catalog = flag(request, "nocatalog") ? nil : try await encodedCatalog()
+            let catalog = request.flag("nocatalog") ? nil : try await encodedCatalog()
             return respond(.created, tokenBody(info, catalog: catalog), headers: [.subjectToken: token])
         }
-        router.get("/v3/auth/tokens") { request, _ in
-            let (subject, info) = try await subjectToken(request, action: "identity:validate_token")
-            let catalog = flag(request, "nocatalog") ? nil : try await encodedCatalog()
+        router.get("/v3/auth/tokens") { request, context in
+            let (subject, info) = try await subjectToken(request, context, action: "identity:validate_token")
+            let catalog = request.flag("nocatalog") ? nil : try await encodedCatalog()
             return respond(.ok, tokenBody(info, catalog: catalog), headers: [.subjectToken: subject])
         }
-        router.head("/v3/auth/tokens") { request, _ in
-            _ = try await subjectToken(request, action: "identity:check_token")
+        router.head("/v3/auth/tokens") { request, context in
+            _ = try await subjectToken(request, context, action: "identity:check_token")
             return noContent(.ok)
         }
-        router.delete("/v3/auth/tokens") { request, _ in
-            let (subject, _) = try await subjectToken(request, action: "identity:revoke_token")
+        router.delete("/v3/auth/tokens") { request, context in
+            let (subject, _) = try await subjectToken(request, context, action: "identity:revoke_token")
             try await service.revoke(token: subject)
             return noContent()
         }
         router.get("/v3/auth/tokens/OS-PKI/revoked") { _, _ -> Response in
             throw HTTPError(.gone, message: "PKI token revocation lists are not supported.")
         }
-        router.get("/v3/auth/catalog") { request, _ in
-            let caller = try await authenticate(request)
-            try enforce("identity:get_auth_catalog", caller)
+        router.get("/v3/auth/catalog") { request, context in
+            let caller = try authenticate(context)
+            try context.enforce("identity:get_auth_catalog")
             guard caller.payload.scope != .unscoped else {
                 throw IdentityError.forbidden("A scoped token is required to see the catalog.")
             }
             return respond(.ok, ["catalog": try await encodedCatalog(), "links": listLinks(request)])
         }
-        router.get("/v3/auth/projects") { request, _ in
-            let caller = try await authenticate(request)
-            try enforce("identity:get_auth_projects", caller)
+        router.get("/v3/auth/projects") { request, context in
+            let caller = try authenticate(context)
+            try context.enforce("identity:get_auth_projects")
             let projects = try await service.projectsOf(userID: caller.user.id).filter(\.enabled)
             return respond(.ok, ["projects": .array(projects.map(projectJSON)), "links": listLinks(request)])
         }
-        router.get("/v3/auth/domains") { request, _ in
-            let caller = try await authenticate(request)
-            try enforce("identity:get_auth_domains", caller)
+        router.get("/v3/auth/domains") { request, context in
+            let caller = try authenticate(context)
+            try context.enforce("identity:get_auth_domains")
             let domains = try await service.domainsOf(userID: caller.user.id).filter(\.enabled)
             return respond(.ok, ["domains": .array(domains.map(domainJSON)), "links": listLinks(request)])
         }
-        router.get("/v3/auth/system") { request, _ in
-            let caller = try await authenticate(request)
-            try enforce("identity:get_auth_system", caller)
+        router.get("/v3/auth/system") { request, context in
+            let caller = try authenticate(context)
+            try context.enforce("identity:get_auth_system")
             let roles = try await service.read { sql in
                 try await service.effectiveRoles(sql, userID: caller.user.id, targetType: "system", targetID: "all")
             }
@@ -62,13 +62,13 @@ extension KeystoneAPI {
 
     /// The caller's token and the subject token (`X-Subject-Token`): a bad caller token is a
     /// 401, a bad subject token a 404.
-    func subjectToken(_ request: Request, action: String) async throws -> (String, TokenInfo) {
-        let caller = try await authenticate(request)
+    func subjectToken(_ request: Request, _ context: APIRequestContext, action: String) async throws -> (String, TokenInfo) {
+        _ = try context.caller()
         guard let subject = request.headers[.subjectToken], !subject.isEmpty else {
             throw IdentityError.badRequest("The X-Subject-Token header is required.")
         }
         let info = try await service.validate(subject)
-        try enforce(action, caller, target: ["target.token.user_id": info.user.id])
+        try context.enforce(action, target: ["target.token.user_id": info.user.id])
         return (subject, info)
     }
 

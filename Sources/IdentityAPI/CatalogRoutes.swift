@@ -8,19 +8,17 @@ import Store
 extension KeystoneAPI {
     static let interfaces: Set<String> = ["public", "internal", "admin"]
 
-    func registerCatalog(on router: Router<BasicRequestContext>) {
+    func registerCatalog(on router: Router<APIRequestContext>) {
         // MARK: regions
-        router.get("/v3/regions") { request, _ in
-            let caller = try await authenticate(request)
-            try enforce("identity:list_regions", caller)
+        router.get("/v3/regions") { request, context in
+            try context.enforce("identity:list_regions")
             var conditions: [Table<RegionRow>.Condition] = []
-            if let parent = query(request, "parent_region_id") { conditions.append(.equals("parent_region_id", parent)) }
+            if let parent = request.query("parent_region_id") { conditions.append(.equals("parent_region_id", parent)) }
             let rows = try await service.read { [conditions] sql in try await IdentityTables.regions.all(sql, where: conditions, orderBy: "id") }
             return respond(.ok, ["regions": .array(rows.map(regionJSON)), "links": listLinks(request)])
         }
-        @Sendable func createRegion(_ request: Request, id: String?) async throws -> Response {
-            let caller = try await authenticate(request)
-            try enforce("identity:create_region", caller)
+        @Sendable func createRegion(_ request: Request, _ context: APIRequestContext, id: String?) async throws -> Response {
+            try context.enforce("identity:create_region")
             let fields = try await resource(request, "region")
             if let id, let bodyID = try fields.string("id"), bodyID != id {
                 throw IdentityError.badRequest("Conflicting region IDs specified: \"\(id)\" and \"\(bodyID)\".")
@@ -37,18 +35,16 @@ extension KeystoneAPI {
             }
             return respond(.created, ["region": regionJSON(row)])
         }
-        router.post("/v3/regions") { request, _ in try await createRegion(request, id: nil) }
+        router.post("/v3/regions") { request, context in try await createRegion(request, context, id: nil) }
         router.put("/v3/regions/:region_id") { request, context in
-            try await createRegion(request, id: try context.parameters.require("region_id"))
+            try await createRegion(request, context, id: try context.parameters.require("region_id"))
         }
         router.get("/v3/regions/:region_id") { request, context in
-            let caller = try await authenticate(request)
-            try enforce("identity:get_region", caller)
+            try context.enforce("identity:get_region")
             return respond(.ok, ["region": regionJSON(try await existing(IdentityTables.regions, try context.parameters.require("region_id"), "region"))])
         }
         router.patch("/v3/regions/:region_id") { request, context in
-            let caller = try await authenticate(request)
-            try enforce("identity:update_region", caller)
+            try context.enforce("identity:update_region")
             var row = try await existing(IdentityTables.regions, try context.parameters.require("region_id"), "region")
             let fields = try await resource(request, "region")
             if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
@@ -66,8 +62,7 @@ extension KeystoneAPI {
             return respond(.ok, ["region": regionJSON(row)])
         }
         router.delete("/v3/regions/:region_id") { request, context in
-            let caller = try await authenticate(request)
-            try enforce("identity:delete_region", caller)
+            try context.enforce("identity:delete_region")
             let row = try await existing(IdentityTables.regions, try context.parameters.require("region_id"), "region")
             try await service.write { sql in
                 if try await IdentityTables.regions.first(sql, where: [.equals("parent_region_id", row.id)]) != nil {
@@ -82,18 +77,16 @@ extension KeystoneAPI {
         }
 
         // MARK: services
-        router.get("/v3/services") { request, _ in
-            let caller = try await authenticate(request)
-            try enforce("identity:list_services", caller)
+        router.get("/v3/services") { request, context in
+            try context.enforce("identity:list_services")
             var conditions: [Table<CatalogServiceRow>.Condition] = []
-            if let type = query(request, "type") { conditions.append(.equals("type", type)) }
-            if let name = query(request, "name") { conditions.append(.equals("name", name)) }
+            if let type = request.query("type") { conditions.append(.equals("type", type)) }
+            if let name = request.query("name") { conditions.append(.equals("name", name)) }
             let rows = try await service.read { [conditions] sql in try await IdentityTables.services.all(sql, where: conditions, orderBy: "type") }
             return respond(.ok, ["services": .array(rows.map(serviceJSON)), "links": listLinks(request)])
         }
-        router.post("/v3/services") { request, _ in
-            let caller = try await authenticate(request)
-            try enforce("identity:create_service", caller)
+        router.post("/v3/services") { request, context in
+            try context.enforce("identity:create_service")
             let fields = try await resource(request, "service")
             let row = CatalogServiceRow(id: IdentityService.makeID(), type: try fields.string("type", required: true)!,
                                         name: try fields.string("name", nullable: true) ?? "",
@@ -103,13 +96,11 @@ extension KeystoneAPI {
             return respond(.created, ["service": serviceJSON(row)])
         }
         router.get("/v3/services/:service_id") { request, context in
-            let caller = try await authenticate(request)
-            try enforce("identity:get_service", caller)
+            try context.enforce("identity:get_service")
             return respond(.ok, ["service": serviceJSON(try await existing(IdentityTables.services, try context.parameters.require("service_id"), "service"))])
         }
         router.patch("/v3/services/:service_id") { request, context in
-            let caller = try await authenticate(request)
-            try enforce("identity:update_service", caller)
+            try context.enforce("identity:update_service")
             var row = try await existing(IdentityTables.services, try context.parameters.require("service_id"), "service")
             let fields = try await resource(request, "service")
             if fields.has("type") { row.type = try fields.string("type", required: true)! }
@@ -121,8 +112,7 @@ extension KeystoneAPI {
             return respond(.ok, ["service": serviceJSON(row)])
         }
         router.delete("/v3/services/:service_id") { request, context in
-            let caller = try await authenticate(request)
-            try enforce("identity:delete_service", caller)
+            try context.enforce("identity:delete_service")
             let row = try await existing(IdentityTables.services, try context.parameters.require("service_id"), "service")
             try await service.write { sql in
                 try await IdentityTables.endpoints.delete(sql, where: [.equals("service_id", row.id)])
@@ -132,13 +122,12 @@ extension KeystoneAPI {
         }
 
         // MARK: endpoints
-        router.get("/v3/endpoints") { request, _ in
-            let caller = try await authenticate(request)
-            try enforce("identity:list_endpoints", caller)
+        router.get("/v3/endpoints") { request, context in
+            try context.enforce("identity:list_endpoints")
             var conditions: [Table<EndpointRow>.Condition] = []
-            if let interface = query(request, "interface") { conditions.append(.equals("interface", interface)) }
-            if let service = query(request, "service_id") { conditions.append(.equals("service_id", service)) }
-            if let region = query(request, "region_id") { conditions.append(.equals("region_id", region)) }
+            if let interface = request.query("interface") { conditions.append(.equals("interface", interface)) }
+            if let service = request.query("service_id") { conditions.append(.equals("service_id", service)) }
+            if let region = request.query("region_id") { conditions.append(.equals("region_id", region)) }
             let rows = try await service.read { [conditions] sql in try await IdentityTables.endpoints.all(sql, where: conditions, orderBy: "url") }
             return respond(.ok, ["endpoints": .array(rows.map(endpointJSON)), "links": listLinks(request)])
         }
@@ -178,9 +167,8 @@ extension KeystoneAPI {
                 }
             }
         }
-        router.post("/v3/endpoints") { request, _ in
-            let caller = try await authenticate(request)
-            try enforce("identity:create_endpoint", caller)
+        router.post("/v3/endpoints") { request, context in
+            try context.enforce("identity:create_endpoint")
             let fields = try await resource(request, "endpoint")
             for required in ["interface", "url", "service_id"] where !fields.has(required) {
                 throw Fields.invalid(required, "'\(required)' is a required property.")
@@ -192,21 +180,18 @@ extension KeystoneAPI {
             return respond(.created, ["endpoint": endpointJSON(row)])
         }
         router.get("/v3/endpoints/:endpoint_id") { request, context in
-            let caller = try await authenticate(request)
-            try enforce("identity:get_endpoint", caller)
+            try context.enforce("identity:get_endpoint")
             return respond(.ok, ["endpoint": endpointJSON(try await existing(IdentityTables.endpoints, try context.parameters.require("endpoint_id"), "endpoint"))])
         }
         router.patch("/v3/endpoints/:endpoint_id") { request, context in
-            let caller = try await authenticate(request)
-            try enforce("identity:update_endpoint", caller)
+            try context.enforce("identity:update_endpoint")
             var row = try await existing(IdentityTables.endpoints, try context.parameters.require("endpoint_id"), "endpoint")
             try checkEndpoint(try await resource(request, "endpoint"), &row)
             try await storeEndpoint(row, create: false)
             return respond(.ok, ["endpoint": endpointJSON(row)])
         }
         router.delete("/v3/endpoints/:endpoint_id") { request, context in
-            let caller = try await authenticate(request)
-            try enforce("identity:delete_endpoint", caller)
+            try context.enforce("identity:delete_endpoint")
             let row = try await existing(IdentityTables.endpoints, try context.parameters.require("endpoint_id"), "endpoint")
             try await service.write { sql in try await IdentityTables.endpoints.delete(sql, where: [.equals("id", row.id)]) }
             return noContent()
@@ -215,14 +200,13 @@ extension KeystoneAPI {
 
     // MARK: application credentials
 
-    func registerApplicationCredentials(on router: Router<BasicRequestContext>) {
+    func registerApplicationCredentials(on router: Router<APIRequestContext>) {
         let base = "/v3/users/:user_id/application_credentials"
         router.get(RouterPath(base)) { request, context in
-            let caller = try await authenticate(request)
             let userID = try context.parameters.require("user_id")
-            try enforce("identity:list_application_credentials", caller, target: ["user_id": userID])
+            try context.enforce("identity:list_application_credentials", target: ["user_id": userID])
             var conditions: [Table<ApplicationCredentialRow>.Condition] = [.equals("user_id", userID)]
-            if let name = query(request, "name") { conditions.append(.equals("name", name)) }
+            if let name = request.query("name") { conditions.append(.equals("name", name)) }
             let rows = try await service.read { [conditions] sql in
                 try await IdentityTables.applicationCredentials.all(sql, where: conditions, orderBy: "name")
             }
@@ -231,9 +215,9 @@ extension KeystoneAPI {
             return respond(.ok, ["application_credentials": .array(list), "links": listLinks(request)])
         }
         router.post(RouterPath(base)) { request, context in
-            let caller = try await authenticate(request)
+            let caller = try authenticate(context)
             let userID = try context.parameters.require("user_id")
-            try enforce("identity:create_application_credential", caller, target: ["user_id": userID])
+            try context.enforce("identity:create_application_credential", target: ["user_id": userID])
             guard caller.user.id == userID, let project = caller.project else {
                 throw IdentityError.forbidden("An application credential is created with a project-scoped token of its own user.")
             }
@@ -277,18 +261,17 @@ extension KeystoneAPI {
             return respond(.created, ["application_credential": applicationCredentialJSON(row, roles: roles, secret: secret)])
         }
         router.get(RouterPath(base + "/:credential_id")) { request, context in
-            let caller = try await authenticate(request)
             let userID = try context.parameters.require("user_id")
-            try enforce("identity:get_application_credential", caller, target: ["user_id": userID])
+            try context.enforce("identity:get_application_credential", target: ["user_id": userID])
             let id = try context.parameters.require("credential_id")
             let row = try await existing(IdentityTables.applicationCredentials, id, "application credential")
             guard row.userID == userID else { throw IdentityError.notFound(kind: "application credential", id: id) }
             return respond(.ok, ["application_credential": applicationCredentialJSON(row, roles: try await service.applicationCredentialRoles(id))])
         }
         router.delete(RouterPath(base + "/:credential_id")) { request, context in
-            let caller = try await authenticate(request)
+            let caller = try authenticate(context)
             let userID = try context.parameters.require("user_id")
-            try enforce("identity:delete_application_credential", caller, target: ["user_id": userID])
+            try context.enforce("identity:delete_application_credential", target: ["user_id": userID])
             if caller.applicationCredential?.restricted == true {
                 throw IdentityError.forbidden("A restricted application credential cannot delete application credentials.")
             }

@@ -17,14 +17,14 @@ extension KeystoneAPI {
         return row
     }
 
-    func registerProjectsAndDomains(on router: Router<BasicRequestContext>) {
+    func registerProjectsAndDomains(on router: Router<APIRequestContext>) {
         // MARK: domains
-        router.get("/v3/domains") { request, _ in
-            let caller = try await authenticate(request)
-            try enforce("identity:list_domains", caller, target: caller.domain.map { ["target.domain.id": $0.id] } ?? [:])
+        router.get("/v3/domains") { request, context in
+            let caller = try authenticate(context)
+            try context.enforce("identity:list_domains", target: caller.domain.map { ["target.domain.id": $0.id] } ?? [:])
             var conditions: [Table<DomainRow>.Condition] = []
-            if let name = query(request, "name") { conditions.append(.equals("name", name)) }
-            if let enabled = boolQuery(request, "enabled") { conditions.append(.equals("enabled", enabled)) }
+            if let name = request.query("name") { conditions.append(.equals("name", name)) }
+            if let enabled = request.boolQuery("enabled") { conditions.append(.equals("enabled", enabled)) }
             var rows = try await service.read { [conditions] sql in try await IdentityTables.domains.all(sql, where: conditions, orderBy: "name") }
             // A domain reader sees its own domain only (as Keystone filters it).
             if let own = caller.domain?.id, !policy.enforce("admin_required", credentials: caller.credentials) {
@@ -32,9 +32,8 @@ extension KeystoneAPI {
             }
             return respond(.ok, ["domains": .array(rows.map(domainJSON)), "links": listLinks(request)])
         }
-        router.post("/v3/domains") { request, _ in
-            let caller = try await authenticate(request)
-            try enforce("identity:create_domain", caller)
+        router.post("/v3/domains") { request, context in
+            try context.enforce("identity:create_domain")
             let fields = try await resource(request, "domain")
             let explicitID = try fields.string("id", maxLength: 64)
             if let explicitID, explicitID.isEmpty || !explicitID.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) || !explicitID.allSatisfy(\.isASCII) {
@@ -47,15 +46,13 @@ extension KeystoneAPI {
             return respond(.created, ["domain": domainJSON(row)])
         }
         router.get("/v3/domains/:domain_id") { request, context in
-            let caller = try await authenticate(request)
             let id = try context.parameters.require("domain_id")
-            try enforce("identity:get_domain", caller, target: ["target.domain.id": id])
+            try context.enforce("identity:get_domain", target: ["target.domain.id": id])
             return respond(.ok, ["domain": domainJSON(try await existing(IdentityTables.domains, id, "domain"))])
         }
         router.patch("/v3/domains/:domain_id") { request, context in
-            let caller = try await authenticate(request)
             let id = try context.parameters.require("domain_id")
-            try enforce("identity:update_domain", caller, target: ["target.domain.id": id])
+            try context.enforce("identity:update_domain", target: ["target.domain.id": id])
             let fields = try await resource(request, "domain")
             @Sendable func apply(_ row: inout DomainRow) throws {
                 if fields.has("name") { row.name = try fields.string("name", required: true, maxLength: 64)! }
@@ -68,31 +65,29 @@ extension KeystoneAPI {
             return respond(.ok, ["domain": domainJSON(row)])
         }
         router.delete("/v3/domains/:domain_id") { request, context in
-            let caller = try await authenticate(request)
             let id = try context.parameters.require("domain_id")
-            try enforce("identity:delete_domain", caller, target: ["target.domain.id": id])
+            try context.enforce("identity:delete_domain", target: ["target.domain.id": id])
             try await service.deleteDomain(id)
             return noContent()
         }
 
         // MARK: projects
-        router.get("/v3/projects") { request, _ in
-            let caller = try await authenticate(request)
-            let domain = query(request, "domain_id")
-            try enforce("identity:list_projects", caller, target: domain.map { ["target.domain_id": $0] } ?? [:])
+        router.get("/v3/projects") { request, context in
+            let domain = request.query("domain_id")
+            try context.enforce("identity:list_projects", target: domain.map { ["target.domain_id": $0] } ?? [:])
             var conditions: [Table<ProjectRow>.Condition] = []
             if let domain { conditions.append(.equals("domain_id", domain)) }
-            if let name = query(request, "name") { conditions.append(.equals("name", name)) }
-            if let enabled = boolQuery(request, "enabled") { conditions.append(.equals("enabled", enabled)) }
-            if let parent = query(request, "parent_id") { conditions.append(.equals("parent_id", parent)) }
-            if boolQuery(request, "is_domain") == true {
+            if let name = request.query("name") { conditions.append(.equals("name", name)) }
+            if let enabled = request.boolQuery("enabled") { conditions.append(.equals("enabled", enabled)) }
+            if let parent = request.query("parent_id") { conditions.append(.equals("parent_id", parent)) }
+            if request.boolQuery("is_domain") == true {
                 return respond(.ok, ["projects": [], "links": listLinks(request)])
             }
             let rows = try await service.read { [conditions] sql in try await IdentityTables.projects.all(sql, where: conditions, orderBy: "name") }
             return respond(.ok, ["projects": .array(rows.map(projectJSON)), "links": listLinks(request)])
         }
-        router.post("/v3/projects") { request, _ in
-            let caller = try await authenticate(request)
+        router.post("/v3/projects") { request, context in
+            let caller = try authenticate(context)
             let fields = try await resource(request, "project")
             let name = try fields.string("name", required: true, maxLength: 64)!
             let parentID = try fields.string("parent_id", maxLength: 64, nullable: true)
@@ -109,7 +104,7 @@ extension KeystoneAPI {
                 domainID = parent.domainID
             }
             let domain = domainID ?? defaultDomain(caller)
-            try enforce("identity:create_project", caller, target: ["target.project.domain_id": domain])
+            try context.enforce("identity:create_project", target: ["target.project.domain_id": domain])
             guard try await service.read({ sql in try await IdentityTables.domains.get(sql, id: domain) }) != nil else {
                 throw IdentityError.notFound(kind: "domain", id: domain)
             }
@@ -120,17 +115,17 @@ extension KeystoneAPI {
             return respond(.created, ["project": projectJSON(row)])
         }
         router.get("/v3/projects/:project_id") { request, context in
-            let caller = try await authenticate(request)
+            _ = try context.caller()
             let id = try context.parameters.require("project_id")
             let row = try await existing(IdentityTables.projects, id, "project")
-            try enforce("identity:get_project", caller, target: ["target.project.id": id, "target.project.domain_id": row.domainID])
+            try context.enforce("identity:get_project", target: ["target.project.id": id, "target.project.domain_id": row.domainID])
             return respond(.ok, ["project": projectJSON(row)])
         }
         router.patch("/v3/projects/:project_id") { request, context in
-            let caller = try await authenticate(request)
+            _ = try context.caller()
             let id = try context.parameters.require("project_id")
             var check = try await existing(IdentityTables.projects, id, "project")
-            try enforce("identity:update_project", caller, target: ["target.project.id": id, "target.project.domain_id": check.domainID])
+            try context.enforce("identity:update_project", target: ["target.project.id": id, "target.project.domain_id": check.domainID])
             let fields = try await resource(request, "project")
             @Sendable func apply(_ row: inout ProjectRow) throws {
                 if fields.has("domain_id"), try fields.string("domain_id", nullable: true) != row.domainID {
@@ -145,10 +140,10 @@ extension KeystoneAPI {
             return respond(.ok, ["project": projectJSON(row)])
         }
         router.delete("/v3/projects/:project_id") { request, context in
-            let caller = try await authenticate(request)
+            _ = try context.caller()
             let id = try context.parameters.require("project_id")
             let row = try await existing(IdentityTables.projects, id, "project")
-            try enforce("identity:delete_project", caller, target: ["target.project.id": id, "target.project.domain_id": row.domainID])
+            try context.enforce("identity:delete_project", target: ["target.project.id": id, "target.project.domain_id": row.domainID])
             try await service.deleteProject(id)
             return noContent()
         }

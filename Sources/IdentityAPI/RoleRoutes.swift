@@ -5,23 +5,22 @@ import PetrelHTTP
 import Store
 
 extension KeystoneAPI {
-    func registerRoles(on router: Router<BasicRequestContext>) {
+    func registerRoles(on router: Router<APIRequestContext>) {
         // MARK: roles
-        router.get("/v3/roles") { request, _ in
-            let caller = try await authenticate(request)
-            let domain = query(request, "domain_id")
-            try enforce(domain == nil ? "identity:list_roles" : "identity:list_domain_roles", caller,
+        router.get("/v3/roles") { request, context in
+            let domain = request.query("domain_id")
+            try context.enforce(domain == nil ? "identity:list_roles" : "identity:list_domain_roles",
                         target: domain.map { ["target.role.domain_id": $0] } ?? [:])
             var conditions: [Table<RoleRow>.Condition] = [.equals("domain_id", domain ?? "")]
-            if let name = query(request, "name") { conditions.append(.equals("name", name)) }
+            if let name = request.query("name") { conditions.append(.equals("name", name)) }
             let rows = try await service.read { [conditions] sql in try await IdentityTables.roles.all(sql, where: conditions, orderBy: "name") }
             return respond(.ok, ["roles": .array(rows.map(roleJSON)), "links": listLinks(request)])
         }
-        router.post("/v3/roles") { request, _ in
-            let caller = try await authenticate(request)
+        router.post("/v3/roles") { request, context in
+            _ = try context.caller()
             let fields = try await resource(request, "role")
             let domain = try fields.string("domain_id", maxLength: 64, nullable: true)
-            try enforce(domain == nil ? "identity:create_role" : "identity:create_domain_role", caller,
+            try context.enforce(domain == nil ? "identity:create_role" : "identity:create_domain_role",
                         target: domain.map { ["target.role.domain_id": $0] } ?? [:])
             let row = RoleRow(id: IdentityService.makeID(), name: try fields.string("name", required: true)!,
                               domainID: domain ?? "", description: try fields.string("description", maxLength: 65_535, nullable: true) ?? "",
@@ -63,9 +62,8 @@ extension KeystoneAPI {
             ["prior_role": ["id": .string(prior.id), "name": .string(prior.name), "links": ["self": link("/v3/roles/\(prior.id)")]],
              "implies": .array(implied.map { ["id": .string($0.id), "name": .string($0.name), "links": ["self": link("/v3/roles/\($0.id)")]] })]
         }
-        @Sendable func pair(_ request: Request, _ context: BasicRequestContext, _ action: String) async throws -> (RoleRow, RoleRow, Bool) {
-            let caller = try await authenticate(request)
-            try enforce(action, caller)
+        @Sendable func pair(_ request: Request, _ context: APIRequestContext, _ action: String) async throws -> (RoleRow, RoleRow, Bool) {
+            try context.enforce(action)
             let prior = try await existing(IdentityTables.roles, try context.parameters.require("role_id"), "role")
             let implied = try await existing(IdentityTables.roles, try context.parameters.require("implied_role_id"), "role")
             let exists = try await service.read { sql in
@@ -106,8 +104,7 @@ extension KeystoneAPI {
             return noContent()
         }
         router.get("/v3/roles/:role_id/implies") { request, context in
-            let caller = try await authenticate(request)
-            try enforce("identity:list_implied_roles", caller)
+            try context.enforce("identity:list_implied_roles")
             let prior = try await existing(IdentityTables.roles, try context.parameters.require("role_id"), "role")
             let implied = try await service.read { sql in
                 let ids = try await IdentityTables.impliedRoles.all(sql, where: [.equals("prior_role_id", prior.id)]).map(\.impliedRoleID)
@@ -115,9 +112,8 @@ extension KeystoneAPI {
             }
             return respond(.ok, ["role_inference": inferences(prior, implied), "links": ["self": link("/v3/roles/\(prior.id)/implies")]])
         }
-        router.get("/v3/role_inferences") { request, _ in
-            let caller = try await authenticate(request)
-            try enforce("identity:list_role_inference_rules", caller)
+        router.get("/v3/role_inferences") { request, context in
+            try context.enforce("identity:list_role_inference_rules")
             let (rules, roles) = try await service.read { sql in
                 (try await IdentityTables.impliedRoles.all(sql), try await IdentityTables.roles.all(sql))
             }
@@ -135,10 +131,10 @@ extension KeystoneAPI {
 
     /// The role of the path, after policy allowed `verb` on it (global and domain roles have
     /// rules of their own).
-    func authorizedRole(_ request: Request, _ context: BasicRequestContext, _ verb: String) async throws -> RoleRow {
-        let caller = try await authenticate(request)
+    func authorizedRole(_ request: Request, _ context: APIRequestContext, _ verb: String) async throws -> RoleRow {
+        _ = try context.caller()
         let row = try await existing(IdentityTables.roles, try context.parameters.require("role_id"), "role")
-        try enforce(row.domainID.isEmpty ? "identity:\(verb)_role" : "identity:\(verb)_domain_role", caller,
+        try context.enforce(row.domainID.isEmpty ? "identity:\(verb)_role" : "identity:\(verb)_domain_role",
                     target: ["target.role.name": row.name, "target.role.domain_id": row.domainID])
         return row
     }
@@ -146,7 +142,7 @@ extension KeystoneAPI {
     // MARK: grants
 
     /// `/v3/{projects|domains}/{id}/{users|groups}/{id}/roles[/{role_id}]` and `/v3/system/{users|groups}/{id}/roles[/{role_id}]`.
-    func registerGrants(on router: Router<BasicRequestContext>) {
+    func registerGrants(on router: Router<APIRequestContext>) {
         struct Grant {
             let assignment: AssignmentRow
             let target: [String: String]
@@ -155,9 +151,9 @@ extension KeystoneAPI {
             for (actorType, actorPath) in [("user", "users/:user_id"), ("group", "groups/:group_id")] {
                 let base = "/v3/\(targetPath)/\(actorPath)/roles"
                 let system = targetType == "system"
-                @Sendable func resolve(_ request: Request, _ context: BasicRequestContext, roleID: String?) async throws
+                @Sendable func resolve(_ request: Request, _ context: APIRequestContext, roleID: String?) async throws
                     -> (TokenInfo, AssignmentRow, [String: String]) {
-                    let caller = try await authenticate(request)
+                    let caller = try authenticate(context)
                     let actorID = try context.parameters.require(actorType == "user" ? "user_id" : "group_id")
                     var target: [String: String] = [:]
                     if actorType == "user" {
@@ -195,16 +191,16 @@ extension KeystoneAPI {
                 let createAction = action("create"), checkAction = action("check"), revokeAction = action("revoke")
                 let listAction = action("list")
                 router.put(RouterPath(base + "/:role_id")) { request, context in
-                    let (caller, row, target) = try await resolve(request, context, roleID: try context.parameters.require("role_id"))
-                    try enforce(createAction, caller, target: target)
+                    let (_, row, target) = try await resolve(request, context, roleID: try context.parameters.require("role_id"))
+                    try context.enforce(createAction, target: target)
                     if try await !exists(row) {
                         try await service.write { sql in try await IdentityTables.assignments.insert(sql, row) }
                     }
                     return noContent()
                 }
-                @Sendable func check(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-                    let (caller, row, target) = try await resolve(request, context, roleID: try context.parameters.require("role_id"))
-                    try enforce(checkAction, caller, target: target)
+                @Sendable func check(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+                    let (_, row, target) = try await resolve(request, context, roleID: try context.parameters.require("role_id"))
+                    try context.enforce(checkAction, target: target)
                     guard try await exists(row) else {
                         throw IdentityError.notFound(kind: "role assignment", id: "\(row.roleID)")
                     }
@@ -213,14 +209,14 @@ extension KeystoneAPI {
                 router.head(RouterPath(base + "/:role_id"), use: check)
                 router.get(RouterPath(base + "/:role_id"), use: check)
                 router.delete(RouterPath(base + "/:role_id")) { request, context in
-                    let (caller, row, target) = try await resolve(request, context, roleID: try context.parameters.require("role_id"))
-                    try enforce(revokeAction, caller, target: target)
+                    let (_, row, target) = try await resolve(request, context, roleID: try context.parameters.require("role_id"))
+                    try context.enforce(revokeAction, target: target)
                     try await service.revokeGrant(row)
                     return noContent()
                 }
                 router.get(RouterPath(base)) { request, context in
-                    let (caller, row, target) = try await resolve(request, context, roleID: nil)
-                    try enforce(listAction, caller, target: target)
+                    let (_, row, target) = try await resolve(request, context, roleID: nil)
+                    try context.enforce(listAction, target: target)
                     let roles = try await service.read { sql in
                         let ids = try await IdentityTables.assignments.all(sql, where: [
                             .equals("actor_type", row.actorType), .equals("actor_id", row.actorID),
@@ -235,23 +231,23 @@ extension KeystoneAPI {
 
     // MARK: role assignments
 
-    func registerRoleAssignments(on router: Router<BasicRequestContext>) {
-        router.get("/v3/role_assignments") { request, _ in
-            let caller = try await authenticate(request)
+    func registerRoleAssignments(on router: Router<APIRequestContext>) {
+        router.get("/v3/role_assignments") { request, context in
+            _ = try context.caller()
             var filter = IdentityService.AssignmentQuery()
-            filter.userID = query(request, "user.id")
-            filter.groupID = query(request, "group.id")
-            filter.roleID = query(request, "role.id")
-            filter.projectID = query(request, "scope.project.id")
-            filter.domainID = query(request, "scope.domain.id")
-            filter.system = query(request, "scope.system") != nil
-            filter.effective = flag(request, "effective")
+            filter.userID = request.query("user.id")
+            filter.groupID = request.query("group.id")
+            filter.roleID = request.query("role.id")
+            filter.projectID = request.query("scope.project.id")
+            filter.domainID = request.query("scope.domain.id")
+            filter.system = request.query("scope.system") != nil
+            filter.effective = request.flag("effective")
             if filter.effective && filter.groupID != nil {
                 throw IdentityError.badRequest("Combining effective and group filter will always result in an empty list.")
             }
-            try enforce("identity:list_role_assignments", caller,
+            try context.enforce("identity:list_role_assignments",
                         target: filter.domainID.map { ["target.domain_id": $0] } ?? [:])
-            let names = flag(request, "include_names")
+            let names = request.flag("include_names")
             let assignments = try await service.roleAssignments(filter)
             let lookup = names ? try await service.read { sql in
                 NameLookup(roles: try await IdentityTables.roles.all(sql), users: try await IdentityTables.users.all(sql),

@@ -21,25 +21,24 @@ extension KeystoneAPI {
         return String(decoding: JSON.object(merged).encoded(), as: UTF8.self)
     }
 
-    func registerUsersAndGroups(on router: Router<BasicRequestContext>) {
+    func registerUsersAndGroups(on router: Router<APIRequestContext>) {
         // MARK: users
-        router.get("/v3/users") { request, _ in
-            let caller = try await authenticate(request)
-            let domain = query(request, "domain_id")
-            try enforce("identity:list_users", caller, target: domain.map { ["target.domain_id": $0] } ?? [:])
+        router.get("/v3/users") { request, context in
+            let domain = request.query("domain_id")
+            try context.enforce("identity:list_users", target: domain.map { ["target.domain_id": $0] } ?? [:])
             var conditions: [Table<UserRow>.Condition] = []
             if let domain { conditions.append(.equals("domain_id", domain)) }
-            if let name = query(request, "name") { conditions.append(.equals("name", name)) }
-            if let enabled = boolQuery(request, "enabled") { conditions.append(.equals("enabled", enabled)) }
+            if let name = request.query("name") { conditions.append(.equals("name", name)) }
+            if let enabled = request.boolQuery("enabled") { conditions.append(.equals("enabled", enabled)) }
             let rows = try await service.read { [conditions] sql in try await IdentityTables.users.all(sql, where: conditions, orderBy: "name") }
             return respond(.ok, ["users": .array(rows.map(userJSON)), "links": listLinks(request)])
         }
-        router.post("/v3/users") { request, _ in
-            let caller = try await authenticate(request)
+        router.post("/v3/users") { request, context in
+            let caller = try authenticate(context)
             let fields = try await resource(request, "user")
             let name = try fields.string("name", required: true)!
             let domain = try fields.string("domain_id", maxLength: 64, nullable: true) ?? defaultDomain(caller)
-            try enforce("identity:create_user", caller, target: ["target.user.domain_id": domain])
+            try context.enforce("identity:create_user", target: ["target.user.domain_id": domain])
             let password = try Self.password(fields, "password", nullable: true)
             let defaultProject = try fields.string("default_project_id", maxLength: 64, nullable: true)
             let enabled = try fields.bool("enabled") ?? true
@@ -58,17 +57,17 @@ extension KeystoneAPI {
             return respond(.created, ["user": userJSON(row)])
         }
         router.get("/v3/users/:user_id") { request, context in
-            let caller = try await authenticate(request)
+            _ = try context.caller()
             let id = try context.parameters.require("user_id")
             let row = try await existing(IdentityTables.users, id, "user")
-            try enforce("identity:get_user", caller, target: ["target.user.id": id, "target.user.domain_id": row.domainID])
+            try context.enforce("identity:get_user", target: ["target.user.id": id, "target.user.domain_id": row.domainID])
             return respond(.ok, ["user": userJSON(row)])
         }
         router.patch("/v3/users/:user_id") { request, context in
-            let caller = try await authenticate(request)
+            _ = try context.caller()
             let id = try context.parameters.require("user_id")
             var check = try await existing(IdentityTables.users, id, "user")
-            try enforce("identity:update_user", caller, target: ["target.user.id": id, "target.user.domain_id": check.domainID])
+            try context.enforce("identity:update_user", target: ["target.user.id": id, "target.user.domain_id": check.domainID])
             let fields = try await resource(request, "user")
             let extra = fields.extra(excluding: Self.userColumns)
             @Sendable func apply(_ row: inout UserRow) throws {
@@ -92,10 +91,10 @@ extension KeystoneAPI {
             return respond(.ok, ["user": userJSON(row)])
         }
         router.delete("/v3/users/:user_id") { request, context in
-            let caller = try await authenticate(request)
+            _ = try context.caller()
             let id = try context.parameters.require("user_id")
             let row = try await existing(IdentityTables.users, id, "user")
-            try enforce("identity:delete_user", caller, target: ["target.user.id": id, "target.user.domain_id": row.domainID])
+            try context.enforce("identity:delete_user", target: ["target.user.id": id, "target.user.domain_id": row.domainID])
             try await service.deleteUser(id)
             return noContent()
         }
@@ -109,10 +108,10 @@ extension KeystoneAPI {
             return noContent()
         }
         router.get("/v3/users/:user_id/groups") { request, context in
-            let caller = try await authenticate(request)
+            _ = try context.caller()
             let id = try context.parameters.require("user_id")
             let user = try await existing(IdentityTables.users, id, "user")
-            try enforce("identity:list_groups_for_user", caller, target: ["target.user.domain_id": user.domainID, "user_id": id])
+            try context.enforce("identity:list_groups_for_user", target: ["target.user.domain_id": user.domainID, "user_id": id])
             let groups = try await service.read { sql in
                 let ids = try await IdentityTables.groupMembers.all(sql, where: [.equals("user_id", id)]).map(\.groupID)
                 return try await IdentityTables.groups.all(sql, where: [.inList("id", ids)], orderBy: "name")
@@ -120,30 +119,29 @@ extension KeystoneAPI {
             return respond(.ok, ["groups": .array(groups.map(groupJSON)), "links": listLinks(request)])
         }
         router.get("/v3/users/:user_id/projects") { request, context in
-            let caller = try await authenticate(request)
+            _ = try context.caller()
             let id = try context.parameters.require("user_id")
             let user = try await existing(IdentityTables.users, id, "user")
-            try enforce("identity:list_user_projects", caller, target: ["target.user.id": id, "target.user.domain_id": user.domainID])
+            try context.enforce("identity:list_user_projects", target: ["target.user.id": id, "target.user.domain_id": user.domainID])
             let projects = try await service.projectsOf(userID: id)
             return respond(.ok, ["projects": .array(projects.map(projectJSON)), "links": listLinks(request)])
         }
 
         // MARK: groups
-        router.get("/v3/groups") { request, _ in
-            let caller = try await authenticate(request)
-            let domain = query(request, "domain_id")
-            try enforce("identity:list_groups", caller, target: domain.map { ["target.group.domain_id": $0] } ?? [:])
+        router.get("/v3/groups") { request, context in
+            let domain = request.query("domain_id")
+            try context.enforce("identity:list_groups", target: domain.map { ["target.group.domain_id": $0] } ?? [:])
             var conditions: [Table<GroupRow>.Condition] = []
             if let domain { conditions.append(.equals("domain_id", domain)) }
-            if let name = query(request, "name") { conditions.append(.equals("name", name)) }
+            if let name = request.query("name") { conditions.append(.equals("name", name)) }
             let rows = try await service.read { [conditions] sql in try await IdentityTables.groups.all(sql, where: conditions, orderBy: "name") }
             return respond(.ok, ["groups": .array(rows.map(groupJSON)), "links": listLinks(request)])
         }
-        router.post("/v3/groups") { request, _ in
-            let caller = try await authenticate(request)
+        router.post("/v3/groups") { request, context in
+            let caller = try authenticate(context)
             let fields = try await resource(request, "group")
             let domain = try fields.string("domain_id", maxLength: 64, nullable: true) ?? defaultDomain(caller)
-            try enforce("identity:create_group", caller, target: ["target.group.domain_id": domain])
+            try context.enforce("identity:create_group", target: ["target.group.domain_id": domain])
             let row = GroupRow(id: IdentityService.makeID(), name: try fields.string("name", required: true, maxLength: 64)!,
                                domainID: domain, description: try fields.string("description", maxLength: 65_535, nullable: true) ?? "",
                                createdAt: IdentityService.timestamp())
@@ -156,15 +154,15 @@ extension KeystoneAPI {
             return respond(.created, ["group": groupJSON(row)])
         }
         router.get("/v3/groups/:group_id") { request, context in
-            let caller = try await authenticate(request)
+            _ = try context.caller()
             let row = try await existing(IdentityTables.groups, try context.parameters.require("group_id"), "group")
-            try enforce("identity:get_group", caller, target: ["target.group.domain_id": row.domainID])
+            try context.enforce("identity:get_group", target: ["target.group.domain_id": row.domainID])
             return respond(.ok, ["group": groupJSON(row)])
         }
         router.patch("/v3/groups/:group_id") { request, context in
-            let caller = try await authenticate(request)
+            _ = try context.caller()
             var row = try await existing(IdentityTables.groups, try context.parameters.require("group_id"), "group")
-            try enforce("identity:update_group", caller, target: ["target.group.domain_id": row.domainID])
+            try context.enforce("identity:update_group", target: ["target.group.domain_id": row.domainID])
             let fields = try await resource(request, "group")
             if fields.has("name") { row.name = try fields.string("name", required: true, maxLength: 64)! }
             if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
@@ -173,27 +171,27 @@ extension KeystoneAPI {
             return respond(.ok, ["group": groupJSON(row)])
         }
         router.delete("/v3/groups/:group_id") { request, context in
-            let caller = try await authenticate(request)
+            _ = try context.caller()
             let row = try await existing(IdentityTables.groups, try context.parameters.require("group_id"), "group")
-            try enforce("identity:delete_group", caller, target: ["target.group.domain_id": row.domainID])
+            try context.enforce("identity:delete_group", target: ["target.group.domain_id": row.domainID])
             try await service.deleteGroup(row.id)
             return noContent()
         }
         router.get("/v3/groups/:group_id/users") { request, context in
-            let caller = try await authenticate(request)
+            _ = try context.caller()
             let group = try await existing(IdentityTables.groups, try context.parameters.require("group_id"), "group")
-            try enforce("identity:list_users_in_group", caller, target: ["target.group.domain_id": group.domainID])
+            try context.enforce("identity:list_users_in_group", target: ["target.group.domain_id": group.domainID])
             let users = try await service.read { sql in
                 let ids = try await IdentityTables.groupMembers.all(sql, where: [.equals("group_id", group.id)]).map(\.userID)
                 return try await IdentityTables.users.all(sql, where: [.inList("id", ids)], orderBy: "name")
             }
             return respond(.ok, ["users": .array(users.map(userJSON)), "links": listLinks(request)])
         }
-        @Sendable func membership(_ request: Request, _ context: BasicRequestContext, _ action: String) async throws -> (GroupRow, UserRow) {
-            let caller = try await authenticate(request)
+        @Sendable func membership(_ request: Request, _ context: APIRequestContext, _ action: String) async throws -> (GroupRow, UserRow) {
+            _ = try context.caller()
             let group = try await existing(IdentityTables.groups, try context.parameters.require("group_id"), "group")
             let user = try await existing(IdentityTables.users, try context.parameters.require("user_id"), "user")
-            try enforce(action, caller, target: ["target.group.domain_id": group.domainID, "target.user.domain_id": user.domainID])
+            try context.enforce(action, target: ["target.group.domain_id": group.domainID, "target.user.domain_id": user.domainID])
             return (group, user)
         }
         router.put("/v3/groups/:group_id/users/:user_id") { request, context in

@@ -2,7 +2,6 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Identity
-import IdentityAPI
 import Images
 import Logging
 import NIOCore
@@ -10,7 +9,7 @@ import PetrelHTTP
 
 /// The Glance v2 API under `/image`: images with their data streamed in and out.
 public struct ImageAPI: Sendable {
-    public let identity: KeystoneAPI
+    public let environment: APIEnvironment
     public let images: ImageService
     let logger: Logger
 
@@ -36,17 +35,18 @@ public struct ImageAPI: Sendable {
                                     "locations", "direct_url", "stores"]
     static let visibilities: Set<String> = ["private", "shared", "community", "public"]
 
-    public init(identity: KeystoneAPI, images: ImageService, logger: Logger) {
-        self.identity = identity
+    public init(environment: APIEnvironment, images: ImageService, logger: Logger) {
+        self.environment = environment
         self.images = images
         self.logger = logger
     }
 
-    public func register(on router: Router<BasicRequestContext>) {
+    public func register(on router: Router<APIRequestContext>) {
         let group = router.group("image")
-            .add(middleware: OpenStackErrorMiddleware(style: .glance, publicURL: identity.publicURL, logger: logger))
+            .add(middleware: OpenStackErrorMiddleware(style: .glance, publicURL: environment.publicURL, logger: logger))
+            .add(middleware: environment.authentication)
         let versions: JSON = ["versions": [["id": "v2.16", "status": "CURRENT",
-                                            "links": [["rel": "self", "href": .string(identity.publicURL + "/image/v2/")]]]]]
+                                            "links": [["rel": "self", "href": .string(environment.publicURL + "/image/v2/")]]]]]
         group.get { _, _ in respond(.multipleChoices, versions) }
         group.get("versions") { _, _ in respond(.ok, versions) }
         let v2 = group.group("v2")
@@ -59,16 +59,10 @@ public struct ImageAPI: Sendable {
         return target
     }
 
-    func enforce(_ action: String, _ caller: TokenInfo, _ target: [String: String] = [:]) throws {
-        guard identity.policy.enforce(action, credentials: caller.credentials, target: target) else {
-            throw APIFault(.forbidden, "You are not authorized to complete \(action) action.")
-        }
-    }
-
     /// The image, if the caller may see it (404 otherwise, as Glance hides what one cannot see).
-    func visible(_ id: String, _ caller: TokenInfo) async throws -> Image {
+    func visible(_ id: String, _ context: APIRequestContext) async throws -> Image {
         let image = try await run { try await images.get(id) }
-        guard identity.policy.enforce("get_image", credentials: caller.credentials, target: target(image)) else {
+        guard try context.allows("get_image", target: target(image)) else {
             throw APIFault(.notFound, "No image found with ID \(id)")
         }
         return image

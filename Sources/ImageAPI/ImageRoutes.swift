@@ -2,18 +2,17 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Identity
-import IdentityAPI
 import Images
 import NIOCore
 import PetrelHTTP
-import Store
 
 extension ImageAPI {
     static let uuid = try! NSRegularExpression(pattern: "^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 
     /// Applies one field of a create or update to an image; throws 400 for a bad value, 403 for a
     /// read-only attribute.
-    func apply(_ key: String, _ value: JSON?, to image: inout Image, caller: TokenInfo) throws {
+    func apply(_ key: String, _ value: JSON?, to image: inout Image, context: APIRequestContext) throws {
+        let caller = try context.caller()
         func invalid(_ why: String) -> APIFault { APIFault(.badRequest, "Invalid value for '\(key)': \(why)") }
         func text(_ maxLength: Int = 255) throws -> String? {
             guard let value, !value.isNull else { return nil }
@@ -36,8 +35,8 @@ extension ImageAPI {
             guard let visibility = try text(), Self.visibilities.contains(visibility) else {
                 throw invalid("must be one of private, shared, community, public")
             }
-            if visibility == "public" { try enforce("publicize_image", caller, target(image)) }
-            if visibility == "community" { try enforce("communitize_image", caller, target(image)) }
+            if visibility == "public" { try context.enforce("publicize_image", target: target(image)) }
+            if visibility == "community" { try context.enforce("communitize_image", target: target(image)) }
             image.row.visibility = visibility
         case "protected": image.row.protected = try flag()
         case "os_hidden": image.row.osHidden = try flag()
@@ -58,7 +57,7 @@ extension ImageAPI {
             }
             image.tags = tags
         case "owner":
-            guard caller.credentials.roles.contains("admin") else { throw APIFault(.forbidden, "Attribute 'owner' is reserved.") }
+            guard caller.hasRole("admin") else { throw APIFault(.forbidden, "Attribute 'owner' is reserved.") }
             image.row.owner = try text()
         case _ where Self.core.contains(key):
             throw APIFault(.forbidden, "Attribute '\(key)' is read-only.")
@@ -74,12 +73,12 @@ extension ImageAPI {
         }
     }
 
-    func registerImages(on v2: RouterGroup<BasicRequestContext>) {
-        v2.post("images") { request, _ in
-            let caller = try await identity.authenticate(request)
+    func registerImages(on v2: RouterGroup<APIRequestContext>) {
+        v2.post("images") { request, context in
+            let caller = try context.caller()
             guard let project = caller.project?.id else { throw APIFault(.forbidden, "Creating an image needs a project-scoped token.") }
-            try enforce("add_image", caller, ["project_id": project])
-            let body = try await identity.body(request)
+            try context.enforce("add_image", target: ["project_id": project])
+            let body = try await environment.body(request)
             var id = UUID().uuidString.lowercased()
             if let given = body["id"] {
                 guard let text = given.stringValue,
@@ -88,100 +87,75 @@ extension ImageAPI {
                 }
                 id = text
             }
-            var image = Image(row: ImageRow(id: id, name: nil, status: "queued", visibility: "shared", protected: false, osHidden: false,
-                                            owner: project, diskFormat: nil, containerFormat: nil, minDisk: 0, minRam: 0,
-                                            properties: "{}", tags: "[]", createdAt: Int64(Date().timeIntervalSince1970 * 1000)),
-                              properties: [:], tags: [])
+            var image = Image.queued(id: id, owner: project)
             for (key, value) in body.sorted(by: { $0.key < $1.key }) where key != "id" {
                 if ["status", "size", "checksum", "virtual_size", "os_hash_algo", "os_hash_value", "created_at", "updated_at",
                     "self", "file", "schema", "locations"].contains(key) {
                     throw APIFault(.forbidden, "Attribute '\(key)' is read-only.")
                 }
-                try apply(key, value, to: &image, caller: caller)
+                try apply(key, value, to: &image, context: context)
             }
-            let created: Image
-            do {
-                created = try await images.create(image)
-            } catch is DuplicateRowError {
-                throw APIFault(.conflict, "An image with identifier \(id) already exists")
-            }
-            return respond(.created, imageJSON(created), headers: [.location: identity.publicURL + "/image/v2/images/\(id)"])
+            let created = try await run { try await images.create(image) }
+            return respond(.created, imageJSON(created), headers: [.location: environment.publicURL + "/image/v2/images/\(id)"])
         }
 
-        v2.get("images") { request, _ in
-            let caller = try await authenticateAndList(request)
-            let isAdmin = caller.credentials.roles.contains("admin")
+        v2.get("images") { request, context in
+            let caller = try await authenticateAndList(request, context)
+            let isAdmin = caller.hasRole("admin")
             let project = caller.project?.id
-            var list = try await images.all().filter { image in
-                let owned = image.row.owner != nil && image.row.owner == project
-                return isAdmin || owned || image.row.visibility == "public" || image.row.visibility == "community"
-            }
+            var limit = 25
+            var query = ImageListQuery(isAdmin: isAdmin, projectID: project, limit: limit)
             // Filters, as Glance's.
-            let visibility = identity.query(request, "visibility")
+            let visibility = request.query("visibility")
             if let visibility {
                 guard Self.visibilities.contains(visibility) || visibility == "all" else {
                     throw APIFault(.badRequest, "Invalid visibility value: \(visibility)")
                 }
-                if visibility != "all" { list = list.filter { $0.row.visibility == visibility } }
-            } else {
-                // Community images show only when asked for.
-                list = list.filter { $0.row.visibility != "community" || $0.row.owner == project }
             }
+            query.visibility = visibility
             for key in ["name", "status", "owner", "disk_format", "container_format"] {
-                guard let wanted = identity.query(request, key) else { continue }
-                let values = wanted.hasPrefix("in:") ? Set(wanted.dropFirst(3).split(separator: ",").map(String.init)) : [wanted]
-                list = list.filter { image in
-                    let have: String? = switch key {
-                    case "name": image.row.name
-                    case "status": image.row.status
-                    case "owner": image.row.owner
-                    case "disk_format": image.row.diskFormat
-                    default: image.row.containerFormat
+                guard let wanted = request.query(key) else { continue }
+                query.oneOf[key] = wanted.hasPrefix("in:") ? Set(wanted.dropFirst(3).split(separator: ",").map(String.init)) : [wanted]
+            }
+            if let protected = request.query("protected") { query.protected = protected == "true" }
+            query.hidden = request.query("os_hidden") == "true"
+            query.tags = tags(request)
+            query.sizeMin = request.query("size_min").flatMap(Int64.init)
+            query.sizeMax = request.query("size_max").flatMap(Int64.init)
+            query.sort = try sortKeys(request)
+            query.marker = request.query("marker")
+            if let text = request.query("limit") {
+                guard let value = Int(text), value >= 0 else {
+                    // An unknown marker is reported first.
+                    if query.marker != nil {
+                        query.limit = 0
+                        _ = try await run { try await images.page(query) }
                     }
-                    return have.map(values.contains) ?? false
+                    throw APIFault(.badRequest, "limit param must be an integer")
                 }
-            }
-            if let protected = identity.query(request, "protected") { list = list.filter { $0.row.protected == (protected == "true") } }
-            let hidden = identity.query(request, "os_hidden") == "true"
-            list = list.filter { $0.row.osHidden == hidden }
-            for tag in tags(request) { list = list.filter { $0.tags.contains(tag) } }
-            if let minimum = identity.query(request, "size_min").flatMap(Int64.init) { list = list.filter { ($0.row.size ?? -1) >= minimum } }
-            if let maximum = identity.query(request, "size_max").flatMap(Int64.init) { list = list.filter { ($0.row.size ?? Int64.max) <= maximum } }
-            list = try sorted(list, request)
-            if let marker = identity.query(request, "marker") {
-                guard let index = list.firstIndex(where: { $0.id == marker }) else {
-                    throw APIFault(.badRequest, "Invalid marker. Image \(marker) could not be found.")
-                }
-                list = Array(list[(index + 1)...])
-            }
-            var limit = 25
-            if let text = identity.query(request, "limit") {
-                guard let value = Int(text), value >= 0 else { throw APIFault(.badRequest, "limit param must be an integer") }
                 limit = min(value, 1000)
             }
-            var body: [String: JSON] = ["images": .array(list.prefix(limit).map(imageJSON)), "first": "/v2/images",
+            query.limit = limit
+            let page = try await run { try await images.page(query) }
+            var body: [String: JSON] = ["images": .array(page.images.map(imageJSON)), "first": "/v2/images",
                                         "schema": "/v2/schemas/images"]
-            if list.count > limit, let last = list.prefix(limit).last {
-                var next = URLComponents(string: "/v2/images")!
-                var items = (URLComponents(string: request.uri.description)?.queryItems ?? []).filter { $0.name != "marker" && $0.name != "limit" }
-                items += [URLQueryItem(name: "marker", value: last.id), URLQueryItem(name: "limit", value: String(limit))]
-                next.queryItems = items
-                body["next"] = .string(next.string ?? "/v2/images?marker=\(last.id)")
+            if page.more, let last = page.images.last {
+                body["next"] = .string(Paging.glanceNext("/v2/images", request: request, limit: limit, marker: last.id))
             }
             return respond(.ok, .object(body))
         }
 
         v2.get("images/:image_id") { request, context in
-            let caller = try await identity.authenticate(request)
-            return respond(.ok, imageJSON(try await visible(try context.parameters.require("image_id"), caller)))
+            _ = try context.caller()
+            return respond(.ok, imageJSON(try await visible(try context.parameters.require("image_id"), context)))
         }
 
         v2.patch("images/:image_id") { request, context in
-            let caller = try await identity.authenticate(request)
-            let existing = try await visible(try context.parameters.require("image_id"), caller)
-            try enforce("modify_image", caller, target(existing))
+            _ = try context.caller()
+            let existing = try await visible(try context.parameters.require("image_id"), context)
+            try context.enforce("modify_image", target: target(existing))
             let buffer: ByteBuffer
-            do { buffer = try await request.body.collect(upTo: identity.maxBodySize) } catch { throw APIFault(.contentTooLarge, "Request is too large.") }
+            do { buffer = try await request.body.collect(upTo: environment.maxBodySize) } catch { throw APIFault(.contentTooLarge, "Request is too large.") }
             guard let operations = JSON.parse(Array(buffer.readableBytesView))?.arrayValue else {
                 throw APIFault(.badRequest, "The request body must be a JSON-patch list of operations.")
             }
@@ -197,13 +171,13 @@ extension ImageAPI {
                     if !Self.core.contains(key), image.properties[key] == nil {
                         throw APIFault(.conflict, "Property \(key) does not exist.")
                     }
-                    try apply(key, nil, to: &image, caller: caller)
+                    try apply(key, nil, to: &image, context: context)
                 } else {
                     guard let value = operation["value"] else { throw APIFault(.badRequest, "Operation \(op) needs a value.") }
                     if op == "replace", !Self.core.contains(key), image.properties[key] == nil {
                         throw APIFault(.conflict, "Property \(key) does not exist.")
                     }
-                    try apply(key, value, to: &image, caller: caller)
+                    try apply(key, value, to: &image, context: context)
                 }
             }
             let updated = image
@@ -228,17 +202,17 @@ extension ImageAPI {
         }
 
         v2.delete("images/:image_id") { request, context in
-            let caller = try await identity.authenticate(request)
-            let image = try await visible(try context.parameters.require("image_id"), caller)
-            try enforce("delete_image", caller, target(image))
+            _ = try context.caller()
+            let image = try await visible(try context.parameters.require("image_id"), context)
+            try context.enforce("delete_image", target: target(image))
             try await run { try await images.delete(image.id) }
             return noContent()
         }
 
         v2.put("images/:image_id/file") { request, context -> Response in
-            let caller = try await identity.authenticate(request)
-            let image = try await visible(try context.parameters.require("image_id"), caller)
-            try enforce("upload_image", caller, target(image))
+            _ = try context.caller()
+            let image = try await visible(try context.parameters.require("image_id"), context)
+            try context.enforce("upload_image", target: target(image))
             let upload = try await run { try await images.beginUpload(image.id) }
             do {
                 for try await buffer in request.body {
@@ -254,9 +228,9 @@ extension ImageAPI {
         }
 
         v2.get("images/:image_id/file") { request, context in
-            let caller = try await identity.authenticate(request)
-            let image = try await visible(try context.parameters.require("image_id"), caller)
-            try enforce("download_image", caller, target(image))
+            _ = try context.caller()
+            let image = try await visible(try context.parameters.require("image_id"), context)
+            try context.enforce("download_image", target: target(image))
             guard image.row.status == "active", let size = image.row.size else { return noContent() }
             let body = try await FileIO().loadFile(path: images.path(of: image.id), context: context)
             var headers: HTTPFields = [.contentType: "application/octet-stream", .contentLength: String(size)]
@@ -264,10 +238,10 @@ extension ImageAPI {
             return Response(status: .ok, headers: headers, body: body)
         }
 
-        @Sendable func tagRoute(_ request: Request, _ context: BasicRequestContext, add: Bool) async throws -> Response {
-            let caller = try await identity.authenticate(request)
-            let image = try await visible(try context.parameters.require("image_id"), caller)
-            try enforce("modify_image", caller, target(image))
+        @Sendable func tagRoute(_ request: Request, _ context: APIRequestContext, add: Bool) async throws -> Response {
+            _ = try context.caller()
+            let image = try await visible(try context.parameters.require("image_id"), context)
+            try context.enforce("modify_image", target: target(image))
             let tag = try context.parameters.require("tag")
             guard !tag.isEmpty, tag.count <= 255 else { throw APIFault(.badRequest, "Invalid tag.") }
             if !add && !image.tags.contains(tag) { throw APIFault(.notFound, "Tag \(tag) not found.") }
@@ -282,63 +256,18 @@ extension ImageAPI {
         v2.delete("images/:image_id/tags/:tag") { request, context in try await tagRoute(request, context, add: false) }
     }
 
-    func authenticateAndList(_ request: Request) async throws -> TokenInfo {
-        let caller = try await identity.authenticate(request)
-        try enforce("get_images", caller)
-        return caller
+    func authenticateAndList(_ request: Request, _ context: APIRequestContext) async throws -> Caller {
+        try context.enforce("get_images")
     }
 
     /// Every `tag=` of the query (Glance takes several).
-    func tags(_ request: Request) -> [String] {
-        (URLComponents(string: request.uri.description)?.queryItems ?? []).filter { $0.name == "tag" }.compactMap(\.value)
-    }
+    func tags(_ request: Request) -> [String] { request.queryList("tag") }
 
     /// `sort=name:asc,created_at` or `sort_key=…&sort_dir=…`; newest first by default.
-    func sorted(_ list: [Image], _ request: Request) throws -> [Image] {
-        var keys: [(String, Bool)] = []
-        if let sort = identity.query(request, "sort") {
-            for part in sort.split(separator: ",") {
-                let pieces = part.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-                guard let key = pieces.first, !key.isEmpty, pieces.count <= 2 else {
-                    throw APIFault(.badRequest, "Invalid sort value '\(part)': expected key or key:asc|desc")
-                }
-                if pieces.count == 2, !["asc", "desc"].contains(pieces[1]) {
-                    throw APIFault(.badRequest, "Invalid sort direction '\(pieces[1])'")
-                }
-                keys.append((key, pieces.count < 2 || pieces[1] != "asc"))
-            }
-        } else {
-            let directions = (identity.query(request, "sort_dir") ?? "desc").split(separator: ",").map { $0 != "asc" }
-            for (index, key) in (identity.query(request, "sort_key") ?? "created_at").split(separator: ",").enumerated() {
-                keys.append((String(key), index < directions.count ? directions[index] : true))
-            }
-        }
-        let sortable: Set<String> = ["name", "status", "created_at", "updated_at", "size", "disk_format", "container_format",
-                                     "visibility", "min_disk", "min_ram", "id", "owner"]
-        for (key, _) in keys where !sortable.contains(key) { throw APIFault(.badRequest, "Unsupported sort_key value \(key)") }
-        func value(_ image: Image, _ key: String) -> String {
-            switch key {
-            case "name": return image.row.name ?? ""
-            case "status": return image.row.status
-            case "updated_at": return String(format: "%020lld", image.row.updatedAt)
-            case "size": return String(format: "%020lld", image.row.size ?? 0)
-            case "disk_format": return image.row.diskFormat ?? ""
-            case "container_format": return image.row.containerFormat ?? ""
-            case "visibility": return image.row.visibility
-            case "min_disk": return String(format: "%020ld", image.row.minDisk)
-            case "min_ram": return String(format: "%020ld", image.row.minRam)
-            case "id": return image.id
-            case "owner": return image.row.owner ?? ""
-            default: return String(format: "%020lld", image.row.createdAt)
-            }
-        }
-        keys.append(("id", true))
-        return list.sorted { left, right in
-            for (key, descending) in keys {
-                let a = value(left, key), b = value(right, key)
-                if a != b { return descending ? a > b : a < b }
-            }
-            return false
+    func sortKeys(_ request: Request) throws -> [(key: ImageListQuery.SortKey, descending: Bool)] {
+        try Paging.glanceSort(request).map { key, descending in
+            guard let sortKey = ImageListQuery.SortKey(rawValue: key) else { throw APIFault(.badRequest, "Unsupported sort_key value \(key)") }
+            return (sortKey, descending)
         }
     }
 }

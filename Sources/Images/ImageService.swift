@@ -70,7 +70,11 @@ public final class ImageService: Sendable {
 
     public func create(_ image: Image) async throws -> Image {
         let row = Self.encoded(image)
-        try await database.withConnection { sql in try await ImageTables.images.insert(sql, row) }
+        do {
+            try await database.withConnection { sql in try await ImageTables.images.insert(sql, row) }
+        } catch is DuplicateRowError {
+            throw Failure.conflict("An image with identifier \(image.id) already exists")
+        }
         return Self.decode(row)
     }
 

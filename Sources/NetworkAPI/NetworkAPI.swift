@@ -3,15 +3,13 @@ import HTTPTypes
 import Hosts
 import Hummingbird
 import Identity
-import IdentityAPI
 import Logging
 import PetrelHTTP
-import Store
 
 /// The Neutron v2.0 API under `/networking`: version discovery and (so far) the agents, which
 /// are the network services every node reports.
 public struct NetworkAPI: Sendable {
-    public let identity: KeystoneAPI
+    public let environment: APIEnvironment
     public let hosts: HostInventory
     let logger: Logger
 
@@ -33,40 +31,37 @@ public struct NetworkAPI: Sendable {
         "neutron-metadata-agent": ("Metadata agent", "N/A"),
     ]
 
-    public init(identity: KeystoneAPI, hosts: HostInventory, logger: Logger) {
-        self.identity = identity
+    public init(environment: APIEnvironment, hosts: HostInventory, logger: Logger) {
+        self.environment = environment
         self.hosts = hosts
         self.logger = logger
     }
 
-    public func register(on router: Router<BasicRequestContext>) {
+    public func register(on router: Router<APIRequestContext>) {
         let network = router.group("networking")
-            .add(middleware: OpenStackErrorMiddleware(style: .neutron, publicURL: identity.publicURL, logger: logger))
+            .add(middleware: OpenStackErrorMiddleware(style: .neutron, publicURL: environment.publicURL, logger: logger))
+            .add(middleware: environment.authentication)
         let version: JSON = ["id": "v2.0", "status": "CURRENT",
-                             "links": [["rel": "self", "href": .string(identity.publicURL + "/networking/v2.0/")]]]
+                             "links": [["rel": "self", "href": .string(environment.publicURL + "/networking/v2.0/")]]]
         network.get { _, _ in respond(.ok, ["versions": [version]]) }
         let v20 = network.group("v2.0")
         v20.get { _, _ in
             respond(.ok, ["resources": [["name": "agent", "collection": "agents",
-                                         "links": [["rel": "self", "href": .string(identity.publicURL + "/networking/v2.0/agents")]]]]])
+                                         "links": [["rel": "self", "href": .string(environment.publicURL + "/networking/v2.0/agents")]]]]])
         }
-        v20.get("extensions") { request, _ in
-            _ = try await identity.authenticate(request)
+        v20.get("extensions") { request, context in
+            _ = try context.caller()
             return respond(.ok, ["extensions": [["alias": "agent", "name": "agent", "description": "The agent management extension.",
                                                  "updated": "2013-02-03T10:00:00-00:00", "links": []]]])
         }
         registerAgents(on: v20)
     }
 
-    func begin(_ request: Request, _ action: String) async throws -> TokenInfo {
-        let caller = try await identity.authenticate(request)
-        guard identity.policy.enforce(action, credentials: caller.credentials) else {
-            throw APIFault(.forbidden, "(rule:\(action)) is disallowed by policy", type: "PolicyNotAuthorized")
-        }
-        return caller
+    func begin(_ request: Request, _ context: APIRequestContext, _ action: String) async throws -> Caller {
+        try context.enforce(action)
     }
 
-    static func isAgent(_ record: ServiceRecord) -> Bool { agents[record.binary] != nil }
+    static func isAgent(_ binary: String) -> Bool { agents[binary] != nil }
 
     func agentJSON(_ service: ServiceStatus) -> JSON {
         let names = Self.agents[service.binary] ?? (type: service.binary, topic: "N/A")
@@ -78,13 +73,13 @@ public struct NetworkAPI: Sendable {
                 "heartbeat_timestamp": neutronTime(service.record.lastSeenAt)]
     }
 
-    func registerAgents(on v20: RouterGroup<BasicRequestContext>) {
-        v20.get("agents") { request, _ in
-            _ = try await begin(request, "get_agent")
+    func registerAgents(on v20: RouterGroup<APIRequestContext>) {
+        v20.get("agents") { request, context in
+            _ = try await begin(request, context, "get_agent")
             let filters = ["host", "binary", "agent_type", "admin_state_up", "alive", "id", "topic"].compactMap { key in
-                identity.query(request, key).map { (key, $0) }
+                request.query(key).map { (key, $0) }
             }
-            let agents = try await hosts.services(where: Self.isAgent).map(agentJSON).filter { agent in
+            let agents = try await hosts.services(where: { Self.isAgent($0.binary) }).map(agentJSON).filter { agent in
                 filters.allSatisfy { key, value in
                     switch agent[key] {
                     case .string(let text)?: return text == value
@@ -95,21 +90,21 @@ public struct NetworkAPI: Sendable {
             }
             return respond(.ok, ["agents": .array(agents)])
         }
-        @Sendable func agent(_ context: BasicRequestContext) async throws -> ServiceStatus {
+        @Sendable func agent(_ context: APIRequestContext) async throws -> ServiceStatus {
             let id = try context.parameters.require("agent_id")
-            guard let service = try await hosts.service(id: id), Self.isAgent(service.record) else {
+            guard let service = try await hosts.service(id: id), Self.isAgent(service.record.binary) else {
                 throw APIFault(.notFound, "Agent \(id) could not be found.", type: "AgentNotFound")
             }
             return service
         }
         v20.get("agents/:agent_id") { request, context in
-            _ = try await begin(request, "get_agent")
+            _ = try await begin(request, context, "get_agent")
             return respond(.ok, ["agent": agentJSON(try await agent(context))])
         }
         v20.put("agents/:agent_id") { request, context in
-            _ = try await begin(request, "update_agent")
+            _ = try await begin(request, context, "update_agent")
             let existing = try await agent(context)
-            guard let fields = try await identity.body(request)["agent"]?.objectValue else {
+            guard let fields = try await environment.body(request)["agent"]?.objectValue else {
                 throw APIFault(.badRequest, "Resource body required", type: "HTTPBadRequest")
             }
             if let unknown = fields.keys.first(where: { !["admin_state_up", "description"].contains($0) }) {
@@ -126,7 +121,7 @@ public struct NetworkAPI: Sendable {
             return respond(.ok, ["agent": agentJSON(updated)])
         }
         v20.delete("agents/:agent_id") { request, context in
-            _ = try await begin(request, "delete_agent")
+            _ = try await begin(request, context, "delete_agent")
             let existing = try await agent(context)
             guard try await hosts.delete(id: existing.id) else {
                 throw APIFault(.notFound, "Agent \(existing.id) could not be found.", type: "AgentNotFound")

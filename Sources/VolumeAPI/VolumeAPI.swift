@@ -3,15 +3,13 @@ import HTTPTypes
 import Hosts
 import Hummingbird
 import Identity
-import IdentityAPI
 import Logging
 import PetrelHTTP
-import Store
 
 /// The Cinder v3 API under `/volume`: version discovery, microversions and (so far) the
 /// volume services the nodes report.
 public struct VolumeAPI: Sendable {
-    public let identity: KeystoneAPI
+    public let environment: APIEnvironment
     public let hosts: HostInventory
     let logger: Logger
 
@@ -27,8 +25,8 @@ public struct VolumeAPI: Sendable {
                       ["PUT /volume/v3/os-services/{action}"]),
     ]
 
-    public init(identity: KeystoneAPI, hosts: HostInventory, logger: Logger) {
-        self.identity = identity
+    public init(environment: APIEnvironment, hosts: HostInventory, logger: Logger) {
+        self.environment = environment
         self.hosts = hosts
         self.logger = logger
     }
@@ -37,32 +35,30 @@ public struct VolumeAPI: Sendable {
         ["id": "v3.0", "status": "CURRENT", "version": .string(Self.maximum.description), "min_version": .string(Self.minimum.description),
          "updated": "2023-08-31T00:00:00Z",
          "links": [["rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"],
-                   ["rel": "self", "href": .string(identity.publicURL + "/volume/v3/")]],
+                   ["rel": "self", "href": .string(environment.publicURL + "/volume/v3/")]],
          "media-types": [["base": "application/json", "type": "application/vnd.openstack.volume+json;version=3"]]]
     }
 
-    public func register(on router: Router<BasicRequestContext>) {
+    public func register(on router: Router<APIRequestContext>) {
         let volume = router.group("volume")
-            .add(middleware: OpenStackErrorMiddleware(style: .nova, publicURL: identity.publicURL, logger: logger))
+            .add(middleware: OpenStackErrorMiddleware(style: .nova, publicURL: environment.publicURL, logger: logger))
+            .add(middleware: environment.authentication)
         volume.get { _, _ in respond(.multipleChoices, ["versions": [version]]) }
         let v3 = volume.group("v3")
         v3.get { _, _ in respond(.ok, ["versions": [version]]) }
         // With or without the project id in the path (both forms are in use in catalogs).
         for prefix in ["", ":project_id/"] {
-            v3.get(RouterPath(prefix + "os-services")) { request, _ in try await services(request) }
+            v3.get(RouterPath(prefix + "os-services")) { request, context in try await services(request, context) }
             v3.put(RouterPath(prefix + "os-services/:action")) { request, context in
-                try await update(request, action: try context.parameters.require("action"))
+                try await update(request, context, action: try context.parameters.require("action"))
             }
         }
     }
 
-    func begin(_ request: Request, _ action: String) async throws -> Microversion {
+    func begin(_ request: Request, _ context: APIRequestContext, _ action: String) async throws -> Microversion {
         let version = try Microversion.requested(by: request.headers, service: "volume", legacyHeader: nil,
                                                  minimum: Self.minimum, maximum: Self.maximum)
-        let caller = try await identity.authenticate(request)
-        guard identity.policy.enforce(action, credentials: caller.credentials) else {
-            throw APIFault(.forbidden, "Policy doesn't allow \(action) to be performed.")
-        }
+        try context.enforce(action)
         return version
     }
 
@@ -84,9 +80,9 @@ public struct VolumeAPI: Sendable {
         return ""
     }
 
-    func services(_ request: Request) async throws -> Response {
-        let version = try await begin(request, "volume_extension:services:index")
-        let host = identity.query(request, "host"), binary = identity.query(request, "binary")
+    func services(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let version = try await begin(request, context, "volume_extension:services:index")
+        let host = request.query("host"), binary = request.query("binary")
         let list = try await hosts.services { $0.binary.hasPrefix("cinder-") && (binary == nil || $0.binary == binary) }
             .filter { host == nil || "\($0.host)@\(Self.backend)" == host || $0.host == host }
         return respond(.ok, ["services": .array(list.map { serviceJSON($0, version) })],
@@ -94,12 +90,12 @@ public struct VolumeAPI: Sendable {
     }
 
     /// `PUT /os-services/enable|disable|disable-log-reason` with `{"host", "binary"[, "disabled_reason"]}`.
-    func update(_ request: Request, action: String) async throws -> Response {
-        let version = try await begin(request, "volume_extension:services:update")
+    func update(_ request: Request, _ context: APIRequestContext, action: String) async throws -> Response {
+        let version = try await begin(request, context, "volume_extension:services:update")
         guard ["enable", "disable", "disable-log-reason"].contains(action) else {
             throw APIFault(.notFound, "Unknown action")
         }
-        let body = try await identity.body(request)
+        let body = try await environment.body(request)
         guard let host = body["host"]?.stringValue else { throw APIFault(.badRequest, "Missing required element 'host' in request body.") }
         let binary = body["binary"]?.stringValue ?? "cinder-volume"
         let reason = body["disabled_reason"]?.stringValue

@@ -68,7 +68,7 @@ struct Serve: AsyncParsableCommand {
     func serve(_ config: PetrelConfig, database: Database, logger: Logger) async throws {
         let identity = try makeIdentity(config, database: database, logger: logger)
         try await identity.service.refreshRevocations()
-        let router = PetrelHTTPListener.observabilityRouter(options: .autoGenerateHeadEndpoints)
+        let router = PetrelHTTPListener.observabilityRouter(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
         let hosts = HostInventory(database: database, serviceDownTime: TimeInterval(config.serviceDownTime))
         // Node reports and compute updates arrive over RabbitMQ; the controller keeps serving
         // HTTP while the broker is away, and the RPC server reconnects by itself.
@@ -85,11 +85,11 @@ struct Serve: AsyncParsableCommand {
                                   client: RPCClient(link: link, logger: logger), maxAttempts: config.scheduler.maxAttempts, logger: logger)
         // Each API under its prefix with its own error style; identity last, as its error
         // middleware applies to the routes added after it.
-        ComputeAPI(identity: identity, hosts: hosts, quotaDefaults: config.quotaDefaults, conductor: conductor, logger: logger)
+        ComputeAPI(environment: identity.environment, hosts: hosts, quotaDefaults: config.quotaDefaults, conductor: conductor, logger: logger)
             .register(on: router)
-        NetworkAPI(identity: identity, hosts: hosts, logger: logger).register(on: router)
-        VolumeAPI(identity: identity, hosts: hosts, logger: logger).register(on: router)
-        ImageAPI(identity: identity, images: images, logger: logger).register(on: router)
+        NetworkAPI(environment: identity.environment, hosts: hosts, logger: logger).register(on: router)
+        VolumeAPI(environment: identity.environment, hosts: hosts, logger: logger).register(on: router)
+        ImageAPI(environment: identity.environment, images: images, logger: logger).register(on: router)
         identity.register(on: router)
         let api = PetrelHTTPListener.application(router: router, address: config.apiListen, serverName: "petrel-controller",
                                                  logger: logger)

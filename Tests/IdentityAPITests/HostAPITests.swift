@@ -24,10 +24,10 @@ import VolumeAPI
             let identity = KeystoneAPI(service: service, policy: try Policy(defaults: defaults), publicURL: "http://controller:5000",
                                        logger: Logger(label: "hosts-test"))
             let hosts = HostInventory(database: database, serviceDownTime: 60)
-            let router = Router(options: .autoGenerateHeadEndpoints)
-            ComputeAPI(identity: identity, hosts: hosts, logger: Logger(label: "hosts-test")).register(on: router)
-            NetworkAPI(identity: identity, hosts: hosts, logger: Logger(label: "hosts-test")).register(on: router)
-            VolumeAPI(identity: identity, hosts: hosts, logger: Logger(label: "hosts-test")).register(on: router)
+            let router = Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
+            ComputeAPI(environment: identity.environment, hosts: hosts, logger: Logger(label: "hosts-test")).register(on: router)
+            NetworkAPI(environment: identity.environment, hosts: hosts, logger: Logger(label: "hosts-test")).register(on: router)
+            VolumeAPI(environment: identity.environment, hosts: hosts, logger: Logger(label: "hosts-test")).register(on: router)
             identity.register(on: router)
             let store = ServiceStore(database)
             // One fresh node and one that stopped reporting two minutes ago.

@@ -44,8 +44,8 @@ import Testing
                 let policy = try Policy(defaults: KeystonePolicy.defaults + ImageAPI.policyDefaults)
                 let identity = KeystoneAPI(service: service, policy: policy, publicURL: "http://controller:5000", logger: Logger(label: "image-test"))
                 let images = try ImageService(database: database, directory: directory + "/store", sizeCap: 1 << 20)
-                let router = Router(options: .autoGenerateHeadEndpoints)
-                ImageAPI(identity: identity, images: images, logger: Logger(label: "image-test")).register(on: router)
+                let router = Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
+                ImageAPI(environment: identity.environment, images: images, logger: Logger(label: "image-test")).register(on: router)
                 identity.register(on: router)
                 let admin = try await adminToken(service)
                 let member = try await service.issue(AuthRequest(method: .password(.id(userID), password: "pw"), scope: .project(.id(projectID)))).token

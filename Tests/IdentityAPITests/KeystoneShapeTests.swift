@@ -47,7 +47,7 @@ import Testing
         try await withBootstrappedIdentity { database, service in
             let api = KeystoneAPI(service: service, policy: try Policy(defaults: KeystonePolicy.defaults),
                                   publicURL: "http://controller:5000", maxBodySize: 4096, logger: Logger(label: "api-test"))
-            let router = Router(options: .autoGenerateHeadEndpoints)
+            let router = Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
             api.register(on: router)
             try await Application(router: router).test(.router) { client in
                 try await body(client, Harness(api: api, database: database))

@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 
 /// A microversion, `2.53`.

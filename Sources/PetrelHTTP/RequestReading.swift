@@ -1,0 +1,99 @@
+import Foundation
+import Hummingbird
+import NIOCore
+
+extension Request {
+    /// The body as a JSON object: 413 when over `maxSize` bytes, 400 when not a JSON object.
+    public func jsonObject(maxSize: Int) async throws -> [String: JSON] {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await body.collect(upTo: maxSize)
+        } catch {
+            throw RequestTooLarge()
+        }
+        guard let json = JSON.parse(Array(buffer.readableBytesView)) else {
+            throw APIFault(.badRequest, "The request body is not valid JSON.")
+        }
+        guard let object = json.objectValue else { throw APIFault(.badRequest, "The request body must be a JSON object.") }
+        return object
+    }
+
+    /// A query parameter, decoded as a form (`+` is a space, as Python's clients send it).
+    public func query(_ key: String) -> String? {
+        guard let raw = uri.query else { return nil }
+        func decode(_ part: Substring) -> String {
+            let text = part.replacingOccurrences(of: "+", with: " ")
+            return text.removingPercentEncoding ?? text
+        }
+        for pair in raw.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if decode(parts[0]) == key { return parts.count > 1 ? decode(parts[1]) : "" }
+        }
+        return nil
+    }
+
+    /// Every value of a repeated query parameter (`tag=a&tag=b`), in order.
+    public func queryList(_ key: String) -> [String] {
+        (URLComponents(string: uri.description)?.queryItems ?? []).filter { $0.name == key }.compactMap(\.value)
+    }
+
+    /// A boolean query flag: present without a value, or with a true-ish value.
+    public func flag(_ key: String) -> Bool {
+        guard let value = query(key) else { return false }
+        return ["", "true", "1", "yes", "on"].contains(value.lowercased())
+    }
+
+    /// A boolean query parameter: nil when absent, false for false-ish values, true otherwise.
+    public func boolQuery(_ key: String) -> Bool? {
+        guard let value = query(key) else { return nil }
+        return !["false", "0", "no", "off"].contains(value.lowercased())
+    }
+
+    /// An integer query parameter at least `minimum`; `invalid` is thrown for anything else.
+    public func intQuery(_ key: String, minimum: Int = 0, invalid: @autoclosure () -> any Error) throws -> Int? {
+        guard let text = query(key) else { return nil }
+        guard let value = Int(text), value >= minimum else { throw invalid() }
+        return value
+    }
+}
+
+/// `limit`/`marker` paging and the sort keys as the OpenStack APIs take them.
+public enum Paging {
+    /// Nova's and Cinder's `…_links` of a page that has more after it.
+    public static func nextLinks(_ base: String, limit: Int, marker: String) -> JSON {
+        [["rel": "next", "href": .string("\(base)?limit=\(limit)&marker=\(marker)")]]
+    }
+
+    /// Glance's `next`: the request's query without its paging, then `marker` and `limit`.
+    public static func glanceNext(_ path: String, request: Request, limit: Int, marker: String) -> String {
+        var next = URLComponents(string: path)!
+        var items = (URLComponents(string: request.uri.description)?.queryItems ?? []).filter { $0.name != "marker" && $0.name != "limit" }
+        items += [URLQueryItem(name: "marker", value: marker), URLQueryItem(name: "limit", value: String(limit))]
+        next.queryItems = items
+        return next.string ?? "\(path)?marker=\(marker)"
+    }
+
+    /// Glance's sort: `sort=name:asc,created_at` or `sort_key=…&sort_dir=…` (descending by
+    /// default), as (key, descending) pairs.
+    public static func glanceSort(_ request: Request, defaultKey: String = "created_at") throws -> [(key: String, descending: Bool)] {
+        var keys: [(key: String, descending: Bool)] = []
+        if let sort = request.query("sort") {
+            for part in sort.split(separator: ",") {
+                let pieces = part.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+                guard let key = pieces.first, !key.isEmpty, pieces.count <= 2 else {
+                    throw APIFault(.badRequest, "Invalid sort value '\(part)': expected key or key:asc|desc")
+                }
+                if pieces.count == 2, !["asc", "desc"].contains(pieces[1]) {
+                    throw APIFault(.badRequest, "Invalid sort direction '\(pieces[1])'")
+                }
+                keys.append((key, pieces.count < 2 || pieces[1] != "asc"))
+            }
+        } else {
+            let directions = (request.query("sort_dir") ?? "desc").split(separator: ",").map { $0 != "asc" }
+            for (index, key) in (request.query("sort_key") ?? defaultKey).split(separator: ",").enumerated() {
+                keys.append((String(key), index < directions.count ? directions[index] : true))
+            }
+        }
+        return keys
+    }
+}
