@@ -111,7 +111,7 @@ let package = Package(
         // Keystone v3: discovery, tokens, catalog, identity resources; the token validator
         // (PetrelHTTP's `TokenValidator`) every other API authenticates and enforces policy with.
         .target(name: "IdentityAPI", dependencies: [
-            "Identity", "Store", "PetrelHTTP",
+            "Identity", "PetrelHTTP",
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
         ]),
 

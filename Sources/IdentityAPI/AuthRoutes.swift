@@ -3,7 +3,6 @@ import HTTPTypes
 import Hummingbird
 import Identity
 import PetrelHTTP
-import Store
 
 extension KeystoneAPI {
     func registerAuth(on router: Router<APIRequestContext>) {
@@ -53,9 +52,7 @@ extension KeystoneAPI {
         router.get("/v3/auth/system") { request, context in
             let caller = try authenticate(context)
             try context.enforce("identity:get_auth_system")
-            let roles = try await service.read { sql in
-                try await service.effectiveRoles(sql, userID: caller.user.id, targetType: "system", targetID: "all")
-            }
+            let roles = try await service.systemRoles(userID: caller.user.id)
             return respond(.ok, ["system": roles.isEmpty ? [] : [["all": true]], "links": listLinks(request)])
         }
     }

@@ -1,23 +1,22 @@
 import Foundation
 import Identity
 import PetrelHTTP
-import Store
 
 /// Each identity resource in Keystone's JSON shape.
 extension KeystoneAPI {
-    func domainJSON(_ row: DomainRow) -> JSON {
+    func domainJSON(_ row: Domain) -> JSON {
         ["id": .string(row.id), "name": .string(row.name), "description": .string(row.description),
          "enabled": .bool(row.enabled), "tags": [], "options": [:], "links": ["self": link("/v3/domains/\(row.id)")]]
     }
 
-    func projectJSON(_ row: ProjectRow) -> JSON {
+    func projectJSON(_ row: Project) -> JSON {
         ["id": .string(row.id), "name": .string(row.name), "domain_id": .string(row.domainID),
          "parent_id": .string(row.parentID ?? row.domainID), "description": .string(row.description),
          "enabled": .bool(row.enabled), "is_domain": false, "tags": [], "options": [:],
          "links": ["self": link("/v3/projects/\(row.id)")]]
     }
 
-    func userJSON(_ row: UserRow) -> JSON {
+    func userJSON(_ row: User) -> JSON {
         var object = JSON.parse(Array(row.extra.utf8))?.objectValue ?? [:]
         object["id"] = .string(row.id)
         object["name"] = .string(row.name)
@@ -32,33 +31,33 @@ extension KeystoneAPI {
         return .object(object)
     }
 
-    func groupJSON(_ row: GroupRow) -> JSON {
+    func groupJSON(_ row: Group) -> JSON {
         ["id": .string(row.id), "name": .string(row.name), "domain_id": .string(row.domainID),
          "description": .string(row.description), "links": ["self": link("/v3/groups/\(row.id)")]]
     }
 
-    func roleJSON(_ row: RoleRow) -> JSON {
+    func roleJSON(_ row: Role) -> JSON {
         ["id": .string(row.id), "name": .string(row.name), "domain_id": row.domainID.isEmpty ? nil : .string(row.domainID),
          "description": .string(row.description), "options": [:], "links": ["self": link("/v3/roles/\(row.id)")]]
     }
 
-    func regionJSON(_ row: RegionRow) -> JSON {
+    func regionJSON(_ row: Region) -> JSON {
         ["id": .string(row.id), "description": .string(row.description), "parent_region_id": .string(row.parentRegionID),
          "links": ["self": link("/v3/regions/\(row.id)")]]
     }
 
-    func serviceJSON(_ row: CatalogServiceRow) -> JSON {
+    func serviceJSON(_ row: CatalogService) -> JSON {
         ["id": .string(row.id), "type": .string(row.type), "name": .string(row.name), "description": .string(row.description),
          "enabled": .bool(row.enabled), "links": ["self": link("/v3/services/\(row.id)")]]
     }
 
-    func endpointJSON(_ row: EndpointRow) -> JSON {
+    func endpointJSON(_ row: Endpoint) -> JSON {
         ["id": .string(row.id), "service_id": .string(row.serviceID), "interface": .string(row.interface),
          "url": .string(row.url), "region_id": .string(row.regionID), "region": .string(row.regionID),
          "enabled": .bool(row.enabled), "links": ["self": link("/v3/endpoints/\(row.id)")]]
     }
 
-    func applicationCredentialJSON(_ row: ApplicationCredentialRow, roles: [RoleRow], secret: String? = nil) -> JSON {
+    func applicationCredentialJSON(_ row: ApplicationCredentialRecord, roles: [Role], secret: String? = nil) -> JSON {
         var object: [String: JSON] = [
             "id": .string(row.id), "name": .string(row.name), "description": .string(row.description),
             "user_id": .string(row.userID), "project_id": .string(row.projectID),

@@ -2,7 +2,6 @@ import Foundation
 import Hummingbird
 import Identity
 import PetrelHTTP
-import Store
 
 extension KeystoneAPI {
     func registerRoles(on router: Router<APIRequestContext>) {
@@ -11,9 +10,9 @@ extension KeystoneAPI {
             let domain = request.query("domain_id")
             try context.enforce(domain == nil ? "identity:list_roles" : "identity:list_domain_roles",
                         target: domain.map { ["target.role.domain_id": $0] } ?? [:])
-            var conditions: [Table<RoleRow>.Condition] = [.equals("domain_id", domain ?? "")]
-            if let name = request.query("name") { conditions.append(.equals("name", name)) }
-            let rows = try await service.read { [conditions] sql in try await IdentityTables.roles.all(sql, where: conditions, orderBy: "name") }
+            var filters: [(String, any Encodable & Sendable)] = [("domain_id", domain ?? "")]
+            if let name = request.query("name") { filters.append(("name", name)) }
+            let rows = try await service.roles.list(where: filters, orderBy: "name")
             return respond(.ok, ["roles": .array(rows.map(roleJSON)), "links": listLinks(request)])
         }
         router.post("/v3/roles") { request, context in
@@ -22,15 +21,10 @@ extension KeystoneAPI {
             let domain = try fields.string("domain_id", maxLength: 64, nullable: true)
             try context.enforce(domain == nil ? "identity:create_role" : "identity:create_domain_role",
                         target: domain.map { ["target.role.domain_id": $0] } ?? [:])
-            let row = RoleRow(id: IdentityService.makeID(), name: try fields.string("name", required: true)!,
-                              domainID: domain ?? "", description: try fields.string("description", maxLength: 65_535, nullable: true) ?? "",
-                              createdAt: IdentityService.timestamp())
-            try await service.write { sql in
-                if let domain, try await IdentityTables.domains.get(sql, id: domain) == nil {
-                    throw IdentityError.notFound(kind: "domain", id: domain)
-                }
-                try await IdentityTables.roles.insert(sql, row)
-            }
+            let row = Role(id: IdentityService.makeID(), name: try fields.string("name", required: true)!,
+                           domainID: domain ?? "", description: try fields.string("description", maxLength: 65_535, nullable: true) ?? "",
+                           createdAt: IdentityService.timestamp())
+            try await service.createRole(row)
             return respond(.created, ["role": roleJSON(row)])
         }
         router.get("/v3/roles/:role_id") { request, context in
@@ -43,7 +37,7 @@ extension KeystoneAPI {
             if fields.has("name") { row.name = try fields.string("name", required: true)! }
             if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
             let updated = row
-            try await service.write { sql in try await IdentityTables.roles.update(sql, id: updated.id, updated) }
+            try await service.roles.update(updated, id: updated.id)
             return respond(.ok, ["role": roleJSON(row)])
         }
         router.delete("/v3/roles/:role_id") { request, context in
@@ -54,33 +48,25 @@ extension KeystoneAPI {
         }
 
         // MARK: implied roles
-        @Sendable func inference(_ prior: RoleRow, _ implied: RoleRow) -> JSON {
+        @Sendable func inference(_ prior: Role, _ implied: Role) -> JSON {
             ["prior_role": ["id": .string(prior.id), "name": .string(prior.name), "links": ["self": link("/v3/roles/\(prior.id)")]],
              "implies": ["id": .string(implied.id), "name": .string(implied.name), "links": ["self": link("/v3/roles/\(implied.id)")]]]
         }
-        @Sendable func inferences(_ prior: RoleRow, _ implied: [RoleRow]) -> JSON {
+        @Sendable func inferences(_ prior: Role, _ implied: [Role]) -> JSON {
             ["prior_role": ["id": .string(prior.id), "name": .string(prior.name), "links": ["self": link("/v3/roles/\(prior.id)")]],
              "implies": .array(implied.map { ["id": .string($0.id), "name": .string($0.name), "links": ["self": link("/v3/roles/\($0.id)")]] })]
         }
-        @Sendable func pair(_ request: Request, _ context: APIRequestContext, _ action: String) async throws -> (RoleRow, RoleRow, Bool) {
+        @Sendable func pair(_ request: Request, _ context: APIRequestContext, _ action: String) async throws -> (Role, Role, Bool) {
             try context.enforce(action)
-            let prior = try await existing(IdentityTables.roles, try context.parameters.require("role_id"), "role")
-            let implied = try await existing(IdentityTables.roles, try context.parameters.require("implied_role_id"), "role")
-            let exists = try await service.read { sql in
-                try await IdentityTables.impliedRoles.first(sql, where: [.equals("prior_role_id", prior.id),
-                                                                         .equals("implied_role_id", implied.id)]) != nil
-            }
+            let prior = try await service.roles.get(try context.parameters.require("role_id"))
+            let implied = try await service.roles.get(try context.parameters.require("implied_role_id"))
+            let exists = try await service.implies(prior.id, implied.id)
             return (prior, implied, exists)
         }
         let impliedPath = "/v3/roles/:role_id/implies/:implied_role_id"
         router.put(RouterPath(impliedPath)) { request, context in
-            let (prior, implied, exists) = try await pair(request, context, "identity:create_implied_role")
-            if !exists {
-                if prior.id == implied.id { throw IdentityError.badRequest("A role cannot imply itself.") }
-                try await service.write { sql in
-                    try await IdentityTables.impliedRoles.insert(sql, ImpliedRoleRow(priorRoleID: prior.id, impliedRoleID: implied.id))
-                }
-            }
+            let (prior, implied, _) = try await pair(request, context, "identity:create_implied_role")
+            try await service.addImpliedRole(prior: prior.id, implied: implied.id)
             return respond(.created, ["role_inference": inference(prior, implied),
                                       "links": ["self": link("/v3/roles/\(prior.id)/implies/\(implied.id)")]])
         }
@@ -98,25 +84,18 @@ extension KeystoneAPI {
         router.delete(RouterPath(impliedPath)) { request, context in
             let (prior, implied, exists) = try await pair(request, context, "identity:delete_implied_role")
             guard exists else { throw IdentityError.notFound(kind: "implied role", id: "\(prior.id) implies \(implied.id)") }
-            try await service.write { sql in
-                try await IdentityTables.impliedRoles.delete(sql, where: [.equals("prior_role_id", prior.id), .equals("implied_role_id", implied.id)])
-            }
+            try await service.removeImpliedRole(prior: prior.id, implied: implied.id)
             return noContent()
         }
         router.get("/v3/roles/:role_id/implies") { request, context in
             try context.enforce("identity:list_implied_roles")
-            let prior = try await existing(IdentityTables.roles, try context.parameters.require("role_id"), "role")
-            let implied = try await service.read { sql in
-                let ids = try await IdentityTables.impliedRoles.all(sql, where: [.equals("prior_role_id", prior.id)]).map(\.impliedRoleID)
-                return try await IdentityTables.roles.all(sql, where: [.inList("id", ids)], orderBy: "name")
-            }
+            let prior = try await service.roles.get(try context.parameters.require("role_id"))
+            let implied = try await service.impliedRoles(of: prior.id)
             return respond(.ok, ["role_inference": inferences(prior, implied), "links": ["self": link("/v3/roles/\(prior.id)/implies")]])
         }
         router.get("/v3/role_inferences") { request, context in
             try context.enforce("identity:list_role_inference_rules")
-            let (rules, roles) = try await service.read { sql in
-                (try await IdentityTables.impliedRoles.all(sql), try await IdentityTables.roles.all(sql))
-            }
+            let (rules, roles) = try await service.roleInferenceRules()
             let byID = Dictionary(uniqueKeysWithValues: roles.map { ($0.id, $0) })
             let priors = Set(rules.map(\.priorRoleID)).compactMap { byID[$0] }.sorted { $0.name < $1.name }
             let list = priors.map { prior in
@@ -131,9 +110,9 @@ extension KeystoneAPI {
 
     /// The role of the path, after policy allowed `verb` on it (global and domain roles have
     /// rules of their own).
-    func authorizedRole(_ request: Request, _ context: APIRequestContext, _ verb: String) async throws -> RoleRow {
+    func authorizedRole(_ request: Request, _ context: APIRequestContext, _ verb: String) async throws -> Role {
         _ = try context.caller()
-        let row = try await existing(IdentityTables.roles, try context.parameters.require("role_id"), "role")
+        let row = try await service.roles.get(try context.parameters.require("role_id"))
         try context.enforce(row.domainID.isEmpty ? "identity:\(verb)_role" : "identity:\(verb)_domain_role",
                     target: ["target.role.name": row.name, "target.role.domain_id": row.domainID])
         return row
@@ -144,7 +123,7 @@ extension KeystoneAPI {
     /// `/v3/{projects|domains}/{id}/{users|groups}/{id}/roles[/{role_id}]` and `/v3/system/{users|groups}/{id}/roles[/{role_id}]`.
     func registerGrants(on router: Router<APIRequestContext>) {
         struct Grant {
-            let assignment: AssignmentRow
+            let assignment: RoleAssignment
             let target: [String: String]
         }
         for (targetType, targetPath) in [("project", "projects/:project_id"), ("domain", "domains/:domain_id"), ("system", "system")] {
@@ -152,56 +131,47 @@ extension KeystoneAPI {
                 let base = "/v3/\(targetPath)/\(actorPath)/roles"
                 let system = targetType == "system"
                 @Sendable func resolve(_ request: Request, _ context: APIRequestContext, roleID: String?) async throws
-                    -> (TokenInfo, AssignmentRow, [String: String]) {
+                    -> (TokenInfo, RoleAssignment, [String: String]) {
                     let caller = try authenticate(context)
                     let actorID = try context.parameters.require(actorType == "user" ? "user_id" : "group_id")
                     var target: [String: String] = [:]
                     if actorType == "user" {
-                        target["target.user.domain_id"] = try await existing(IdentityTables.users, actorID, "user").domainID
+                        target["target.user.domain_id"] = try await service.users.get(actorID).domainID
                     } else {
-                        target["target.group.domain_id"] = try await existing(IdentityTables.groups, actorID, "group").domainID
+                        target["target.group.domain_id"] = try await service.groups.get(actorID).domainID
                     }
                     var targetID = "all"
                     if targetType == "project" {
                         targetID = try context.parameters.require("project_id")
-                        target["target.project.domain_id"] = try await existing(IdentityTables.projects, targetID, "project").domainID
+                        target["target.project.domain_id"] = try await service.projects.get(targetID).domainID
                     } else if targetType == "domain" {
                         targetID = try context.parameters.require("domain_id")
-                        target["target.domain.id"] = try await existing(IdentityTables.domains, targetID, "domain").id
+                        target["target.domain.id"] = try await service.domains.get(targetID).id
                     }
                     if let roleID {
-                        let role = try await existing(IdentityTables.roles, roleID, "role")
+                        let role = try await service.roles.get(roleID)
                         target["target.role.domain_id"] = role.domainID.isEmpty ? nil : role.domainID
                         target["target.role.name"] = role.name
                     }
-                    let row = AssignmentRow(actorType: actorType, actorID: actorID, targetType: targetType, targetID: targetID,
-                                            roleID: roleID ?? "")
+                    let row = RoleAssignment(actorType: actorType, actorID: actorID, targetType: targetType, targetID: targetID,
+                                             roleID: roleID ?? "")
                     return (caller, row, target)
                 }
                 @Sendable func action(_ verb: String) -> String {
                     system ? "identity:\(verb)_system_grant\(verb == "list" ? "s" : "")_for_\(actorType)" : "identity:\(verb)_grant\(verb == "list" ? "s" : "")"
-                }
-                @Sendable func exists(_ row: AssignmentRow) async throws -> Bool {
-                    try await service.read { sql in
-                        try await IdentityTables.assignments.first(sql, where: [
-                            .equals("actor_type", row.actorType), .equals("actor_id", row.actorID), .equals("target_type", row.targetType),
-                            .equals("target_id", row.targetID), .equals("role_id", row.roleID)]) != nil
-                    }
                 }
                 let createAction = action("create"), checkAction = action("check"), revokeAction = action("revoke")
                 let listAction = action("list")
                 router.put(RouterPath(base + "/:role_id")) { request, context in
                     let (_, row, target) = try await resolve(request, context, roleID: try context.parameters.require("role_id"))
                     try context.enforce(createAction, target: target)
-                    if try await !exists(row) {
-                        try await service.write { sql in try await IdentityTables.assignments.insert(sql, row) }
-                    }
+                    try await service.grant(row)
                     return noContent()
                 }
                 @Sendable func check(_ request: Request, _ context: APIRequestContext) async throws -> Response {
                     let (_, row, target) = try await resolve(request, context, roleID: try context.parameters.require("role_id"))
                     try context.enforce(checkAction, target: target)
-                    guard try await exists(row) else {
+                    guard try await service.grantExists(row) else {
                         throw IdentityError.notFound(kind: "role assignment", id: "\(row.roleID)")
                     }
                     return noContent()
@@ -217,12 +187,7 @@ extension KeystoneAPI {
                 router.get(RouterPath(base)) { request, context in
                     let (_, row, target) = try await resolve(request, context, roleID: nil)
                     try context.enforce(listAction, target: target)
-                    let roles = try await service.read { sql in
-                        let ids = try await IdentityTables.assignments.all(sql, where: [
-                            .equals("actor_type", row.actorType), .equals("actor_id", row.actorID),
-                            .equals("target_type", row.targetType), .equals("target_id", row.targetID)]).map(\.roleID)
-                        return try await IdentityTables.roles.all(sql, where: [.inList("id", ids)], orderBy: "name")
-                    }
+                    let roles = try await service.grantedRoles(row)
                     return respond(.ok, ["roles": .array(roles.map(roleJSON)), "links": listLinks(request)])
                 }
             }
@@ -249,24 +214,24 @@ extension KeystoneAPI {
                         target: filter.domainID.map { ["target.domain_id": $0] } ?? [:])
             let names = request.flag("include_names")
             let assignments = try await service.roleAssignments(filter)
-            let lookup = names ? try await service.read { sql in
-                NameLookup(roles: try await IdentityTables.roles.all(sql), users: try await IdentityTables.users.all(sql),
-                           groups: try await IdentityTables.groups.all(sql), projects: try await IdentityTables.projects.all(sql),
-                           domains: try await IdentityTables.domains.all(sql))
-            } : nil
+            var lookup: NameLookup?
+            if names {
+                let all = try await service.everyName()
+                lookup = NameLookup(roles: all.roles, users: all.users, groups: all.groups, projects: all.projects, domains: all.domains)
+            }
             return respond(.ok, ["role_assignments": .array(assignments.map { assignmentJSON($0, names: lookup) }),
                                  "links": listLinks(request)])
         }
     }
 
     struct NameLookup: Sendable {
-        let roles: [String: RoleRow]
-        let users: [String: UserRow]
-        let groups: [String: GroupRow]
-        let projects: [String: ProjectRow]
-        let domains: [String: DomainRow]
+        let roles: [String: Role]
+        let users: [String: User]
+        let groups: [String: Group]
+        let projects: [String: Project]
+        let domains: [String: Domain]
 
-        init(roles: [RoleRow], users: [UserRow], groups: [GroupRow], projects: [ProjectRow], domains: [DomainRow]) {
+        init(roles: [Role], users: [User], groups: [Group], projects: [Project], domains: [Domain]) {
             self.roles = Dictionary(uniqueKeysWithValues: roles.map { ($0.id, $0) })
             self.users = Dictionary(uniqueKeysWithValues: users.map { ($0.id, $0) })
             self.groups = Dictionary(uniqueKeysWithValues: groups.map { ($0.id, $0) })

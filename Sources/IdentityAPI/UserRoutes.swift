@@ -2,7 +2,6 @@ import Foundation
 import Hummingbird
 import Identity
 import PetrelHTTP
-import Store
 
 extension KeystoneAPI {
     static let userColumns: Set<String> = ["id", "name", "domain_id", "password", "enabled", "default_project_id",
@@ -26,11 +25,11 @@ extension KeystoneAPI {
         router.get("/v3/users") { request, context in
             let domain = request.query("domain_id")
             try context.enforce("identity:list_users", target: domain.map { ["target.domain_id": $0] } ?? [:])
-            var conditions: [Table<UserRow>.Condition] = []
-            if let domain { conditions.append(.equals("domain_id", domain)) }
-            if let name = request.query("name") { conditions.append(.equals("name", name)) }
-            if let enabled = request.boolQuery("enabled") { conditions.append(.equals("enabled", enabled)) }
-            let rows = try await service.read { [conditions] sql in try await IdentityTables.users.all(sql, where: conditions, orderBy: "name") }
+            var filters: [(String, any Encodable & Sendable)] = []
+            if let domain { filters.append(("domain_id", domain)) }
+            if let name = request.query("name") { filters.append(("name", name)) }
+            if let enabled = request.boolQuery("enabled") { filters.append(("enabled", enabled)) }
+            let rows = try await service.users.list(where: filters, orderBy: "name")
             return respond(.ok, ["users": .array(rows.map(userJSON)), "links": listLinks(request)])
         }
         router.post("/v3/users") { request, context in
@@ -45,32 +44,27 @@ extension KeystoneAPI {
             let description = try fields.string("description", maxLength: 65_535, nullable: true) ?? ""
             let email = try fields.string("email", nullable: true)
             let hash: String? = if let password { await service.hashPassword(password) } else { nil }
-            let row = UserRow(id: IdentityService.makeID(), name: name, domainID: domain, passwordHash: hash, enabled: enabled,
-                              defaultProjectID: defaultProject, description: description, email: email,
-                              extra: extraJSON(fields.extra(excluding: Self.userColumns)), createdAt: IdentityService.timestamp())
-            try await service.write { sql in
-                guard try await IdentityTables.domains.get(sql, id: domain) != nil else {
-                    throw IdentityError.notFound(kind: "domain", id: domain)
-                }
-                try await IdentityTables.users.insert(sql, row)
-            }
+            let row = User(id: IdentityService.makeID(), name: name, domainID: domain, passwordHash: hash, enabled: enabled,
+                           defaultProjectID: defaultProject, description: description, email: email,
+                           extra: extraJSON(fields.extra(excluding: Self.userColumns)), createdAt: IdentityService.timestamp())
+            try await service.createUser(row)
             return respond(.created, ["user": userJSON(row)])
         }
         router.get("/v3/users/:user_id") { request, context in
             _ = try context.caller()
             let id = try context.parameters.require("user_id")
-            let row = try await existing(IdentityTables.users, id, "user")
+            let row = try await service.users.get(id)
             try context.enforce("identity:get_user", target: ["target.user.id": id, "target.user.domain_id": row.domainID])
             return respond(.ok, ["user": userJSON(row)])
         }
         router.patch("/v3/users/:user_id") { request, context in
             _ = try context.caller()
             let id = try context.parameters.require("user_id")
-            var check = try await existing(IdentityTables.users, id, "user")
+            var check = try await service.users.get(id)
             try context.enforce("identity:update_user", target: ["target.user.id": id, "target.user.domain_id": check.domainID])
             let fields = try await resource(request, "user")
             let extra = fields.extra(excluding: Self.userColumns)
-            @Sendable func apply(_ row: inout UserRow) throws {
+            @Sendable func apply(_ row: inout User) throws {
                 if fields.has("domain_id"), try fields.string("domain_id", nullable: true) != row.domainID {
                     throw IdentityError.badRequest("Invalid input for field 'domain_id': a user cannot move to another domain.")
                 }
@@ -93,7 +87,7 @@ extension KeystoneAPI {
         router.delete("/v3/users/:user_id") { request, context in
             _ = try context.caller()
             let id = try context.parameters.require("user_id")
-            let row = try await existing(IdentityTables.users, id, "user")
+            let row = try await service.users.get(id)
             try context.enforce("identity:delete_user", target: ["target.user.id": id, "target.user.domain_id": row.domainID])
             try await service.deleteUser(id)
             return noContent()
@@ -110,18 +104,15 @@ extension KeystoneAPI {
         router.get("/v3/users/:user_id/groups") { request, context in
             _ = try context.caller()
             let id = try context.parameters.require("user_id")
-            let user = try await existing(IdentityTables.users, id, "user")
+            let user = try await service.users.get(id)
             try context.enforce("identity:list_groups_for_user", target: ["target.user.domain_id": user.domainID, "user_id": id])
-            let groups = try await service.read { sql in
-                let ids = try await IdentityTables.groupMembers.all(sql, where: [.equals("user_id", id)]).map(\.groupID)
-                return try await IdentityTables.groups.all(sql, where: [.inList("id", ids)], orderBy: "name")
-            }
+            let groups = try await service.groups(ofUser: id)
             return respond(.ok, ["groups": .array(groups.map(groupJSON)), "links": listLinks(request)])
         }
         router.get("/v3/users/:user_id/projects") { request, context in
             _ = try context.caller()
             let id = try context.parameters.require("user_id")
-            let user = try await existing(IdentityTables.users, id, "user")
+            let user = try await service.users.get(id)
             try context.enforce("identity:list_user_projects", target: ["target.user.id": id, "target.user.domain_id": user.domainID])
             let projects = try await service.projectsOf(userID: id)
             return respond(.ok, ["projects": .array(projects.map(projectJSON)), "links": listLinks(request)])
@@ -131,10 +122,10 @@ extension KeystoneAPI {
         router.get("/v3/groups") { request, context in
             let domain = request.query("domain_id")
             try context.enforce("identity:list_groups", target: domain.map { ["target.group.domain_id": $0] } ?? [:])
-            var conditions: [Table<GroupRow>.Condition] = []
-            if let domain { conditions.append(.equals("domain_id", domain)) }
-            if let name = request.query("name") { conditions.append(.equals("name", name)) }
-            let rows = try await service.read { [conditions] sql in try await IdentityTables.groups.all(sql, where: conditions, orderBy: "name") }
+            var filters: [(String, any Encodable & Sendable)] = []
+            if let domain { filters.append(("domain_id", domain)) }
+            if let name = request.query("name") { filters.append(("name", name)) }
+            let rows = try await service.groups.list(where: filters, orderBy: "name")
             return respond(.ok, ["groups": .array(rows.map(groupJSON)), "links": listLinks(request)])
         }
         router.post("/v3/groups") { request, context in
@@ -142,73 +133,58 @@ extension KeystoneAPI {
             let fields = try await resource(request, "group")
             let domain = try fields.string("domain_id", maxLength: 64, nullable: true) ?? defaultDomain(caller)
             try context.enforce("identity:create_group", target: ["target.group.domain_id": domain])
-            let row = GroupRow(id: IdentityService.makeID(), name: try fields.string("name", required: true, maxLength: 64)!,
-                               domainID: domain, description: try fields.string("description", maxLength: 65_535, nullable: true) ?? "",
-                               createdAt: IdentityService.timestamp())
-            try await service.write { sql in
-                guard try await IdentityTables.domains.get(sql, id: domain) != nil else {
-                    throw IdentityError.notFound(kind: "domain", id: domain)
-                }
-                try await IdentityTables.groups.insert(sql, row)
-            }
+            let row = Group(id: IdentityService.makeID(), name: try fields.string("name", required: true, maxLength: 64)!,
+                            domainID: domain, description: try fields.string("description", maxLength: 65_535, nullable: true) ?? "",
+                            createdAt: IdentityService.timestamp())
+            try await service.createGroup(row)
             return respond(.created, ["group": groupJSON(row)])
         }
         router.get("/v3/groups/:group_id") { request, context in
             _ = try context.caller()
-            let row = try await existing(IdentityTables.groups, try context.parameters.require("group_id"), "group")
+            let row = try await service.groups.get(try context.parameters.require("group_id"))
             try context.enforce("identity:get_group", target: ["target.group.domain_id": row.domainID])
             return respond(.ok, ["group": groupJSON(row)])
         }
         router.patch("/v3/groups/:group_id") { request, context in
             _ = try context.caller()
-            var row = try await existing(IdentityTables.groups, try context.parameters.require("group_id"), "group")
+            var row = try await service.groups.get(try context.parameters.require("group_id"))
             try context.enforce("identity:update_group", target: ["target.group.domain_id": row.domainID])
             let fields = try await resource(request, "group")
             if fields.has("name") { row.name = try fields.string("name", required: true, maxLength: 64)! }
             if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
             let updated = row
-            try await service.write { sql in try await IdentityTables.groups.update(sql, id: updated.id, updated) }
+            try await service.groups.update(updated, id: updated.id)
             return respond(.ok, ["group": groupJSON(row)])
         }
         router.delete("/v3/groups/:group_id") { request, context in
             _ = try context.caller()
-            let row = try await existing(IdentityTables.groups, try context.parameters.require("group_id"), "group")
+            let row = try await service.groups.get(try context.parameters.require("group_id"))
             try context.enforce("identity:delete_group", target: ["target.group.domain_id": row.domainID])
             try await service.deleteGroup(row.id)
             return noContent()
         }
         router.get("/v3/groups/:group_id/users") { request, context in
             _ = try context.caller()
-            let group = try await existing(IdentityTables.groups, try context.parameters.require("group_id"), "group")
+            let group = try await service.groups.get(try context.parameters.require("group_id"))
             try context.enforce("identity:list_users_in_group", target: ["target.group.domain_id": group.domainID])
-            let users = try await service.read { sql in
-                let ids = try await IdentityTables.groupMembers.all(sql, where: [.equals("group_id", group.id)]).map(\.userID)
-                return try await IdentityTables.users.all(sql, where: [.inList("id", ids)], orderBy: "name")
-            }
+            let users = try await service.users(inGroup: group.id)
             return respond(.ok, ["users": .array(users.map(userJSON)), "links": listLinks(request)])
         }
-        @Sendable func membership(_ request: Request, _ context: APIRequestContext, _ action: String) async throws -> (GroupRow, UserRow) {
+        @Sendable func membership(_ request: Request, _ context: APIRequestContext, _ action: String) async throws -> (Group, User) {
             _ = try context.caller()
-            let group = try await existing(IdentityTables.groups, try context.parameters.require("group_id"), "group")
-            let user = try await existing(IdentityTables.users, try context.parameters.require("user_id"), "user")
+            let group = try await service.groups.get(try context.parameters.require("group_id"))
+            let user = try await service.users.get(try context.parameters.require("user_id"))
             try context.enforce(action, target: ["target.group.domain_id": group.domainID, "target.user.domain_id": user.domainID])
             return (group, user)
         }
         router.put("/v3/groups/:group_id/users/:user_id") { request, context in
             let (group, user) = try await membership(request, context, "identity:add_user_to_group")
-            try await service.write { sql in
-                if try await IdentityTables.groupMembers.first(sql, where: [.equals("group_id", group.id), .equals("user_id", user.id)]) == nil {
-                    try await IdentityTables.groupMembers.insert(sql, GroupMemberRow(groupID: group.id, userID: user.id))
-                }
-            }
+            try await service.addUserToGroup(userID: user.id, groupID: group.id)
             return noContent()
         }
         router.head("/v3/groups/:group_id/users/:user_id") { request, context in
             let (group, user) = try await membership(request, context, "identity:check_user_in_group")
-            let member = try await service.read { sql in
-                try await IdentityTables.groupMembers.first(sql, where: [.equals("group_id", group.id), .equals("user_id", user.id)])
-            }
-            guard member != nil else { throw IdentityError.notFound(kind: "user in group", id: "\(user.id) in \(group.id)") }
+            guard try await service.isMember(userID: user.id, groupID: group.id) else { throw IdentityError.notFound(kind: "user in group", id: "\(user.id) in \(group.id)") }
             return noContent()
         }
         router.delete("/v3/groups/:group_id/users/:user_id") { request, context in
