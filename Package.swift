@@ -106,8 +106,8 @@ let package = Package(
         ]),
 
         // MARK: APIs (the only modules besides PetrelHTTP that know the HTTP framework)
-        // Each depends on its service modules and the API kit (PetrelHTTP) only; Identity for
-        // the policy rules it declares.
+        // Each depends on its service modules and the API kit (PetrelHTTP) only; the policy
+        // rules each declares are PetrelCore's PolicyDefault values.
         // Keystone v3: discovery, tokens, catalog, identity resources; the token validator
         // (PetrelHTTP's `TokenValidator`) every other API authenticates and enforces policy with.
         .target(name: "IdentityAPI", dependencies: [
@@ -125,21 +125,21 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "ComputeAPI", dependencies: [
-            "Identity", "Hosts", "Compute", "PetrelHTTP", "Contracts", "Images",
+            "Hosts", "Compute", "PetrelHTTP", "PetrelCore", "Contracts", "Images",
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "NetworkAPI", dependencies: [
-            "Identity", "Hosts", "PetrelHTTP",
+            "Hosts", "PetrelHTTP", "PetrelCore",
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         .target(name: "VolumeAPI", dependencies: [
-            "Identity", "Hosts", "PetrelHTTP",
+            "Hosts", "PetrelHTTP", "PetrelCore",
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
 
         // Glance v2 under /image.
         .target(name: "ImageAPI", dependencies: [
-            "Identity", "Images", "PetrelHTTP",
+            "Images", "PetrelHTTP", "PetrelCore",
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
         ]),
 

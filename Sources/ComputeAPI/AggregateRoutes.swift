@@ -1,7 +1,7 @@
 import Foundation
 import Hosts
 import Hummingbird
-import Identity
+import PetrelCore
 import PetrelHTTP
 
 extension ComputeAPI {

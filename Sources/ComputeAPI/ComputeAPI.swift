@@ -4,7 +4,7 @@ import Foundation
 import HTTPTypes
 import Hosts
 import Hummingbird
-import Identity
+import PetrelCore
 import Logging
 import PetrelHTTP
 

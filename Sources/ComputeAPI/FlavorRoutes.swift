@@ -1,7 +1,7 @@
 import Compute
 import Foundation
 import Hummingbird
-import Identity
+import PetrelCore
 import PetrelHTTP
 
 extension ComputeAPI {

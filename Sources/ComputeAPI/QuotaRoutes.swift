@@ -2,7 +2,7 @@ import Compute
 import Foundation
 import Hosts
 import Hummingbird
-import Identity
+import PetrelCore
 import PetrelHTTP
 
 extension ComputeAPI {

@@ -4,7 +4,6 @@ import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Identity
 import Images
 import PetrelCore
 import PetrelHTTP

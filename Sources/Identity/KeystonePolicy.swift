@@ -3,6 +3,8 @@
 // the shared constants of base.py expanded, so that a Keystone policy file means the same
 // thing here. Descriptions are Petrel's own.
 
+import PetrelCore
+
 /// Keystone's secure-RBAC defaults (project-scoped admins are cloud admins; system, domain
 /// and project readers; domain managers), the built-in policy of Petrel's identity API.
 public enum KeystonePolicy {

@@ -1,4 +1,5 @@
 import Foundation
+import PetrelCore
 import Yams
 
 /// A policy rule in oslo.policy's language (the subset OpenStack's defaults use):
@@ -221,23 +222,6 @@ public struct Policy: Sendable {
             }
             return .match(attribute: kind, value: .literal(value.trimmingCharacters(in: CharacterSet(charactersIn: "'\""))))
         }
-    }
-}
-
-/// One documented rule: its name, its default check string, what it guards and the API
-/// operations it applies to (for `etc/policy.yaml.sample`).
-public struct PolicyDefault: Sendable {
-    public let name: String
-    public let check: String
-    public let description: String
-    /// "METHOD /path" strings; empty for a base rule that others refer to.
-    public let operations: [String]
-
-    public init(_ name: String, _ check: String, _ description: String, _ operations: [String] = []) {
-        self.name = name
-        self.check = check
-        self.description = description
-        self.operations = operations
     }
 }
 

@@ -1,7 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Identity
+import PetrelCore
 import Images
 import Logging
 import NIOCore

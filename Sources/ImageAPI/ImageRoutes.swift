@@ -1,7 +1,6 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Identity
 import Images
 import NIOCore
 import PetrelHTTP
