@@ -186,7 +186,7 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", "PetrelCore", "ProcessDriver", "TestSupport",
                                                        .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "RPCTests", dependencies: ["RPC", "Contracts", "RabbitMQDriver", "ProcessDriver", "TestSupport"]),
-        .testTarget(name: "PetrelHTTPTests", dependencies: ["PetrelHTTP"]),
+        .testTarget(name: "PetrelHTTPTests", dependencies: ["PetrelHTTP", .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "IdentityAPITests", dependencies: ["IdentityAPI", "Identity", "Store", "PetrelHTTP", "PetrelCore", "TestSupport",
                                                              "ComputeAPI", "NetworkAPI", "VolumeAPI", "Images", "ImageAPI", "Hosts", "Compute", "ProcessDriver",
                                                              .product(name: "HummingbirdTesting", package: "hummingbird")]),

@@ -19,7 +19,6 @@ extension HTTPField.Name {
     public static let authToken = HTTPField.Name("X-Auth-Token")!
     public static let subjectToken = HTTPField.Name("X-Subject-Token")!
     public static let requestID = HTTPField.Name("X-Openstack-Request-Id")!
-    public static let wwwAuthenticate = HTTPField.Name("WWW-Authenticate")!
 }
 
 /// A request body over the API's size limit (413).
