@@ -84,13 +84,6 @@ public final class ImageService: Sendable {
         return Self.decode(row)
     }
 
-    /// Every image not deleted (visibility and filters are the API's business).
-    public func all() async throws -> [Image] {
-        try await database.withConnection { sql in
-            try await ImageTables.images.all(sql, orderBy: "created_at").filter { $0.status != "deleted" }.map(Self.decode)
-        }
-    }
-
     /// Reads, changes and writes one image in a transaction.
     @discardableResult
     public func change(_ id: String, _ body: @escaping @Sendable (inout Image) throws -> Void) async throws -> Image {
@@ -197,9 +190,10 @@ public final class ImageService: Sendable {
 
     /// Images left `saving` by a crash go back to `queued` (run at start).
     public func recoverInterruptedUploads() async throws {
-        for image in try await all() where image.row.status == "saving" {
-            try? FileManager.default.removeItem(atPath: path(of: image.id) + ".partial")
-            try await change(image.id) { $0.row.status = "queued" }
+        let saving = try await database.withConnection { sql in try await ImageTables.images.all(sql, where: [.equals("status", "saving")]) }
+        for row in saving {
+            try? FileManager.default.removeItem(atPath: path(of: row.id) + ".partial")
+            try await change(row.id) { $0.row.status = "queued" }
         }
     }
 }
