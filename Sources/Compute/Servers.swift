@@ -269,13 +269,6 @@ public struct Servers: Sendable {
         return Server(row)
     }
 
-    /// Servers of one project (or, for `projectID` nil, every project), newest first.
-    public func list(projectID: String?) async throws -> [Server] {
-        try await database.withConnection { sql in
-            try await ComputeTables.instances.all(sql, where: projectID.map { [.equals("project_id", $0)] } ?? [], orderBy: "created_at")
-        }.reversed().map(Server.init)
-    }
-
     // MARK: change
 
     /// Reads, changes and writes one server in a transaction.

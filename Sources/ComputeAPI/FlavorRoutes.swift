@@ -117,10 +117,7 @@ extension ComputeAPI {
                 guard let index = list.firstIndex(where: { $0.id == marker }) else { throw APIFault(.badRequest, "marker [\(marker)] not found") }
                 list = Array(list[(index + 1)...])
             }
-            if let text = request.query("limit") {
-                guard let limit = Int(text), limit >= 0 else { throw APIFault(.badRequest, "Invalid input for query parameters limit.") }
-                list = Array(list.prefix(limit))
-            }
+            if let limit = try Paging.novaLimit(request) { list = Array(list.prefix(limit)) }
             let showSpecs = try context.allows("os_compute_api:os-flavor-extra-specs:index")
             return answer(.ok, ["flavors": .array(list.map { flavorJSON($0, version, detail: detail, showSpecs: showSpecs) })], version)
         }

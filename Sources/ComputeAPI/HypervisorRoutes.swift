@@ -44,10 +44,7 @@ extension ComputeAPI {
                 }
                 all = Array(all[(index + 1)...])
             }
-            if let text = request.query("limit") {
-                guard let limit = Int(text), limit >= 0 else { throw APIFault(.badRequest, "Invalid input for query parameters limit.") }
-                all = Array(all.prefix(limit))
-            }
+            if let limit = try Paging.novaLimit(request) { all = Array(all.prefix(limit)) }
             return all
         }
         v21.get("os-hypervisors") { request, context in

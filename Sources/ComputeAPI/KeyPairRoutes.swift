@@ -56,10 +56,7 @@ extension ComputeAPI {
                 guard let index = list.firstIndex(where: { $0.name == marker }) else { throw APIFault(.badRequest, "marker [\(marker)] not found") }
                 list = Array(list[(index + 1)...])
             }
-            if let text = request.query("limit") {
-                guard let limit = Int(text), limit >= 0 else { throw APIFault(.badRequest, "Invalid input for query parameters limit.") }
-                list = Array(list.prefix(limit))
-            }
+            if let limit = try Paging.novaLimit(request) { list = Array(list.prefix(limit)) }
             return answer(.ok, ["keypairs": .array(list.map { ["keypair": keyPairJSON($0, version, full: false)] })], version)
         }
         v21.post("os-keypairs") { request, context in

@@ -226,7 +226,7 @@ extension ComputeAPI {
         let list = page.servers
         var body: [String: JSON] = [:]
         if page.more, let limit = query.limit, let last = list.last {
-            body["servers_links"] = [["rel": "next", "href": .string(base + "/v2.1/servers\(detail ? "/detail" : "")?limit=\(limit)&marker=\(last.id)")]]
+            body["servers_links"] = Paging.nextLinks(base + "/v2.1/servers" + (detail ? "/detail" : ""), limit: limit, marker: last.id)
         }
         var up: [String: Bool] = [:]
         if detail && who.isAdmin {

@@ -59,6 +59,11 @@ extension Request {
 
 /// `limit`/`marker` paging and the sort keys as the OpenStack APIs take them.
 public enum Paging {
+    /// Nova's `limit`: a non-negative integer, or nil when absent (400 in Nova's words otherwise).
+    public static func novaLimit(_ request: Request) throws -> Int? {
+        try request.intQuery("limit", invalid: APIFault(.badRequest, "Invalid input for query parameters limit."))
+    }
+
     /// Nova's and Cinder's `…_links` of a page that has more after it.
     public static func nextLinks(_ base: String, limit: Int, marker: String) -> JSON {
         [["rel": "next", "href": .string("\(base)?limit=\(limit)&marker=\(marker)")]]
