@@ -1,10 +1,11 @@
 import Contracts
 import Foundation
+import LibvirtDriver
 
 /// The libvirt domain of an instance, from its flavor, image properties and the node's
 /// configuration. The `<metadata>` element marks the domain as Petrel's: the node never
 /// touches a domain without it.
-public struct DomainXML: Sendable {
+public struct InstanceDomain: Sendable {
     public static let namespace = "https://petrel.dev/xmlns/instance/1"
 
     /// kvm, qemu, or test (libvirt's simulated hypervisor).
@@ -20,78 +21,48 @@ public struct DomainXML: Sendable {
         self.emulator = emulator
     }
 
-    public func render(_ spec: InstanceSpec, files: InstanceFiles, host: String) -> String {
+    public init(info: HypervisorInfo, cpuMode: String, vncListen: String) {
+        self.init(domainType: info.domainType, cpuMode: cpuMode, vncListen: vncListen, emulator: info.emulator)
+    }
+
+    public func definition(_ spec: InstanceSpec, files: InstanceFiles, host: String) -> DomainDefinition {
         let properties = spec.image?.properties ?? [:]
         let bus = properties["hw_disk_bus"].map { ["virtio", "scsi", "ide", "sata"].contains($0) ? $0 : "virtio" } ?? "virtio"
         let prefix = bus == "virtio" ? "vd" : "sd"
-        var disks = [disk(files.disk, format: "qcow2", target: prefix + "a", bus: bus)]
-        if spec.flavor.ephemeralGB > 0 { disks.append(disk(files.ephemeral, format: "qcow2", target: prefix + "b", bus: bus)) }
-        if spec.flavor.swapMB > 0 {
-            disks.append(disk(files.swap, format: "raw", target: prefix + (spec.flavor.ephemeralGB > 0 ? "c" : "b"), bus: bus))
+        var letters = "abcdefghijklmnopqrstuvwxyz".map(String.init).makeIterator()
+        func disk(_ path: String, _ format: String) -> Device {
+            .disk(Disk(source: .file(path), format: format, target: prefix + (letters.next() ?? "z"), bus: bus))
         }
-        let cpu: String
+        var devices: [Device] = []
+        let realGuest = domainType != "test"
+        if realGuest, let emulator { devices.append(.emulator(emulator)) }
+        devices.append(disk(files.disk, "qcow2"))
+        if spec.flavor.ephemeralGB > 0 { devices.append(disk(files.ephemeral, "qcow2")) }
+        if spec.flavor.swapMB > 0 { devices.append(disk(files.swap, "raw")) }
+        if realGuest {
+            devices += [.serial(path: files.console, port: 0), .console(path: files.console, port: 0),
+                        .graphics(Graphics(listen: vncListen)), .video(model: "virtio"), .memballoon(model: "virtio")]
+        }
+        let petrel = XMLNode("petrel:instance", ["xmlns:petrel": Self.namespace], [
+            XMLNode("petrel:name", text: spec.name),
+            XMLNode("petrel:project", text: spec.projectID),
+            XMLNode("petrel:user", text: spec.userID),
+            XMLNode("petrel:flavor", ["id": spec.flavor.id], text: spec.flavor.name),
+            XMLNode("petrel:image", text: spec.image?.id ?? ""),
+            XMLNode("petrel:host", text: host),
+        ])
+        let cpu: String?
         switch (domainType, cpuMode) {
-        case ("kvm", "host-model"): cpu = "<cpu mode='host-model'/>"
-        case ("kvm", "host-passthrough"): cpu = "<cpu mode='host-passthrough'/>"
-        default: cpu = ""
+        case ("kvm", "host-model"), ("kvm", "host-passthrough"): cpu = cpuMode
+        default: cpu = nil
         }
-        let devices: String
-        if domainType == "test" {
-            devices = disks.joined(separator: "\n    ")
-        } else {
-            devices = """
-            \(emulator.map { "<emulator>\(escape($0))</emulator>" } ?? "")
-                \(disks.joined(separator: "\n    "))
-                <serial type='file'><source path='\(escape(files.console))'/><target port='0'/></serial>
-                <console type='file'><source path='\(escape(files.console))'/><target type='serial' port='0'/></console>
-                <graphics type='vnc' autoport='yes' listen='\(escape(vncListen))'/>
-                <video><model type='virtio'/></video>
-                <memballoon model='virtio'/>
-            """
-        }
-        return """
-        <domain type='\(domainType)'>
-          <name>\(DomainNaming.name(spec.id))</name>
-          <uuid>\(spec.id)</uuid>
-          <title>\(escape(spec.name))</title>
-          <metadata>
-            <petrel:instance xmlns:petrel='\(Self.namespace)'>
-              <petrel:name>\(escape(spec.name))</petrel:name>
-              <petrel:project>\(escape(spec.projectID))</petrel:project>
-              <petrel:user>\(escape(spec.userID))</petrel:user>
-              <petrel:flavor id='\(escape(spec.flavor.id))'>\(escape(spec.flavor.name))</petrel:flavor>
-              <petrel:image>\(escape(spec.image?.id ?? ""))</petrel:image>
-              <petrel:host>\(escape(host))</petrel:host>
-            </petrel:instance>
-          </metadata>
-          <memory unit='MiB'>\(spec.flavor.memoryMB)</memory>
-          <vcpu>\(spec.flavor.vcpus)</vcpu>
-          <sysinfo type='smbios'>
-            <system><entry name='manufacturer'>Petrel</entry><entry name='product'>OpenStack Compute</entry><entry name='uuid'>\(spec.id)</entry></system>
-          </sysinfo>
-          <os><type arch='x86_64'>hvm</type><boot dev='hd'/>\(domainType == "test" ? "" : "<smbios mode='sysinfo'/>")</os>
-          <features><acpi/><apic/></features>
-          \(cpu)
-          <clock offset='utc'/>
-          <on_poweroff>destroy</on_poweroff>
-          <on_reboot>restart</on_reboot>
-          <on_crash>destroy</on_crash>
-          <devices>
-            \(devices)
-          </devices>
-        </domain>
-        """
-    }
-
-    func disk(_ path: String, format: String, target: String, bus: String) -> String {
-        "<disk type='file' device='disk'><driver name='qemu' type='\(format)'/><source file='\(escape(path))'/><target dev='\(target)' bus='\(bus)'/></disk>"
+        return DomainDefinition(
+            type: domainType, name: DomainNaming.name(spec.id), uuid: spec.id, title: spec.name, metadata: [petrel],
+            memoryMiB: spec.flavor.memoryMB, vcpus: spec.flavor.vcpus,
+            smbiosSystem: [("manufacturer", "Petrel"), ("product", "OpenStack Compute"), ("uuid", spec.id)],
+            os: .init(arch: "x86_64", bootDevices: ["hd"], smbiosFromSysinfo: realGuest), cpuMode: cpu, devices: devices)
     }
 
     /// Whether a domain's XML carries Petrel's metadata.
     public static func isPetrels(_ xml: String) -> Bool { xml.contains(namespace) }
-
-    func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "'", with: "&apos;")
-    }
 }
