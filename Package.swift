@@ -96,7 +96,8 @@ let package = Package(
         .target(name: "Hosts", dependencies: ["Store", .product(name: "SQLKit", package: "sql-kit")]),
 
         // Glance's logic: image records and their bytes in a directory, uploads hashed on the way.
-        .target(name: "Images", dependencies: ["Store", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Images", dependencies: ["Store", .product(name: "SQLKit", package: "sql-kit"),
+                                               .product(name: "Crypto", package: "swift-crypto")]),
 
         // Nova's logic on the controller: flavors, key pairs, the scheduler (servers to come).
         .target(name: "Compute", dependencies: [
@@ -195,7 +196,8 @@ let package = Package(
         .testTarget(name: "NodeComputeTests", dependencies: ["NodeCompute", "NodeCore", "LibvirtDriver", "Contracts", "PetrelCore", "ProcessDriver",
                                                             "TestSupport",
                                                             .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "ComputeTests", dependencies: ["Compute", "Hosts", "Store", "PetrelCore", "TestSupport"]),
+        .testTarget(name: "ComputeTests", dependencies: ["Compute", "Hosts", "Images", "Store", "PetrelCore", "TestSupport"]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images", "Store", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "PetrelCore", "Store", "TestSupport"]),
     ]
 )

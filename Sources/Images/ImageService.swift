@@ -15,6 +15,14 @@ public struct Image: Sendable, Equatable {
         self.properties = properties
         self.tags = tags
     }
+
+    /// A new image record, queued for its data (Glance's `POST /v2/images` before its fields apply).
+    public static func queued(id: String, owner: String?) -> Image {
+        Image(row: ImageRow(id: id, name: nil, status: "queued", visibility: "shared", protected: false, osHidden: false, owner: owner,
+                            diskFormat: nil, containerFormat: nil, minDisk: 0, minRam: 0, properties: "{}", tags: "[]",
+                            createdAt: Int64(Date().timeIntervalSince1970 * 1000)),
+              properties: [:], tags: [])
+    }
 }
 
 /// Glance's logic: image records, their bytes in a directory (one file per image, named by

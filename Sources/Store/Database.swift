@@ -128,8 +128,9 @@ public final class Database: @unchecked Sendable {
                         throw error
                     }
                 }
-            } catch where backend == .sqlite && attempt < 100 && "\(error)".contains("database is locked") {
-                // Another connection holds the write lock: wait off the thread pool and retry.
+            } catch where attempt < 100 && DatabaseError.isBusy(error) {
+                // Another connection holds the write lock (or PostgreSQL undid the transaction for a
+                // concurrent one): wait off the thread pool and retry.
                 attempt += 1
                 try await Task.sleep(for: .milliseconds(Int.random(in: 5...(20 + attempt * 5))))
             }

@@ -264,6 +264,15 @@ public struct Table<Row: Codable & Sendable>: Sendable {
         return try await query.all(decoding: Row.self, with: Columns.decoder)
     }
 
+    /// The rows a hand-written condition selects, in `order`, at most `limit` of them.
+    public func all(_ sql: any SQLDatabase, where condition: SQLQueryString, orderBy order: SQLQueryString? = nil,
+                    limit: Int? = nil) async throws -> [Row] {
+        var statement: SQLQueryString = "SELECT * FROM \(ident: name) WHERE " + condition
+        if let order { statement += " ORDER BY " + order }
+        if let limit { statement += " LIMIT \(literal: limit)" }
+        return try await sql.raw(statement).all(decoding: Row.self, with: Columns.decoder)
+    }
+
     public func first(_ sql: any SQLDatabase, where conditions: [Condition]) async throws -> Row? {
         try await all(sql, where: conditions, limit: 1).first
     }
@@ -360,13 +369,8 @@ enum Columns {
     static func mapDuplicate(_ table: String, _ body: () async throws -> Void) async throws {
         do {
             try await body()
-        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+        } catch where DatabaseError.isUniqueViolation(error) {
             throw DuplicateRowError(table: table)
-        } catch {
-            if "\(error)".contains("UNIQUE constraint failed") || "\(error)".contains("PRIMARY KEY") && "\(error)".contains("constraint") {
-                throw DuplicateRowError(table: table)
-            }
-            throw error
         }
     }
 }

@@ -289,5 +289,11 @@ public enum Schema {
             "ALTER TABLE instances ADD COLUMN flavor_extra_specs TEXT NOT NULL DEFAULT '{}'",
             "ALTER TABLE hypervisors ADD COLUMN running_vms INTEGER NOT NULL DEFAULT 0",
         ]),
+        // Listings page in SQL: servers of a project (or of all) newest first, images newest first.
+        Migration(version: 12, name: "listing indexes", statements: [
+            "CREATE INDEX instances_project_created ON instances (project_id, created_at, id)",
+            "CREATE INDEX instances_created ON instances (created_at, id)",
+            "CREATE INDEX images_created ON images (created_at, id)",
+        ]),
     ]
 }
