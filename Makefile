@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 
-.PHONY: run stop test build services guest-image openstack-client sample-config status bench-identity
+.PHONY: run stop test layer-check build services guest-image openstack-client sample-config status bench-identity
 
 services:
 	@bash Packaging/host-services.sh
@@ -21,7 +21,12 @@ guest-image: services
 openstack-client:
 	@bash Packaging/openstack-client.sh >/dev/null
 
-test: build guest-image openstack-client
+# Who may import whom (README, Layout): the check, and its proof that each rule can fail.
+layer-check:
+	@bash Packaging/layer-check.sh
+	@set -o pipefail; bash Packaging/layer-check.sh --self-test | tail -1
+
+test: layer-check build guest-image openstack-client
 	$(SWIFT) test --skip-build
 	@bash Packaging/test-leftovers.sh
 

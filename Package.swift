@@ -7,6 +7,7 @@
 //   Identity      Keystone's logic (tokens, revocation, roles, policy, passwords)
 //   IdentityAPI   the Keystone v3 HTTP API, and the token validator every API authenticates with
 //   Store         the controller's SQL schema and migrations (SQLite | PostgreSQL)
+//   NodeCore      what every node service is;  NodeCompute  the node's compute service
 //   PetrelCore    configuration, logging, metrics bootstrap, errors shared by both programs
 //   PetrelHTTP    what every HTTP listener serves (/metrics, /healthcheck), and the API kit
 //   petrel-controller, petrel-node   the two programs
@@ -115,10 +116,16 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
         ]),
 
-        // Nova v2.1 (services, hypervisors so far), Neutron v2.0 (agents), Cinder v3 (services).
-        // The node's compute service: image cache, instance disks, domains, lifecycle.
+        // MARK: node services
+        // What every node service is: start, reconcile, run, stop, and what it reports.
+        .target(name: "NodeCore", dependencies: [
+            "Contracts", "RPC", "PetrelCore",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        // The node's compute service: hypervisor backends, image cache, instance disks, domains, lifecycle.
         .target(name: "NodeCompute", dependencies: [
-            "LibvirtDriver", "ProcessDriver", "RPC", "Contracts", "PetrelCore",
+            "NodeCore", "LibvirtDriver", "NetlinkDriver", "ProcessDriver", "RPC", "Contracts", "PetrelCore",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOFoundationCompat", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -160,7 +167,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "petrel-node", dependencies: [
-            "PetrelCore", "PetrelHTTP", "LibvirtDriver", "NetlinkDriver", "RPC", "Contracts", "NodeCompute",
+            "PetrelCore", "PetrelHTTP", "RPC", "Contracts", "NodeCore", "NodeCompute",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -190,7 +197,8 @@ let package = Package(
         .testTarget(name: "IdentityAPITests", dependencies: ["IdentityAPI", "Identity", "Store", "PetrelHTTP", "PetrelCore", "TestSupport",
                                                              "ComputeAPI", "NetworkAPI", "VolumeAPI", "Images", "ImageAPI", "Hosts", "Compute", "ProcessDriver",
                                                              .product(name: "HummingbirdTesting", package: "hummingbird")]),
-        .testTarget(name: "NodeComputeTests", dependencies: ["NodeCompute", "LibvirtDriver", "Contracts", "TestSupport",
+        .testTarget(name: "NodeComputeTests", dependencies: ["NodeCompute", "NodeCore", "LibvirtDriver", "Contracts", "PetrelCore", "ProcessDriver",
+                                                            "TestSupport",
                                                             .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "Hosts", "Images", "Store", "PetrelCore", "TestSupport"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Store", "TestSupport", .product(name: "Logging", package: "swift-log")]),

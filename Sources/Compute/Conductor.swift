@@ -32,7 +32,7 @@ public struct Conductor: Sendable {
         log[metadataKey: "instance"] = "\(id)"
         do {
             guard let row = try await servers.database.withConnection({ sql in try await ComputeTables.instances.get(sql, id: id) }),
-                  row.vmState == "building", row.taskState == "scheduling" else { return }
+                  row.vmState == VMState.building.rawValue, row.taskState == TaskState.scheduling.rawValue else { return }
             let tried = Set(JSONColumn.decode(row.triedHosts, fallback: [String]()))
             let properties = try await servers.spec(row).image?.properties ?? [:]
             let host: String
@@ -91,7 +91,8 @@ public struct Conductor: Sendable {
             try? await Task.sleep(for: interval)
             do {
                 let building = try await servers.database.withConnection { sql in
-                    try await ComputeTables.instances.all(sql, where: [.equals("vm_state", "building"), .equals("task_state", "spawning")])
+                    try await ComputeTables.instances.all(sql, where: [.equals("vm_state", VMState.building.rawValue),
+                                                                       .equals("task_state", TaskState.spawning.rawValue)])
                 }
                 guard !building.isEmpty else { continue }
                 let up = Set(try await scheduler.hosts.services { $0.binary == "nova-compute" }.filter(\.up).map(\.host))
@@ -118,13 +119,13 @@ public struct Conductor: Sendable {
     /// Asks a server's host to run an action begun with `Servers.begin`. If the host cannot
     /// be reached the task is cleared again and the error thrown.
     public func send(_ action: InstanceAction.Arguments, to host: String, context: RequestContext) async throws {
-        try await cast(InstanceAction.self, action, to: host, context: context, clearing: action.action.task, of: action.instanceID)
+        try await cast(InstanceAction.self, action, to: host, context: context, clearing: action.action.task.rawValue, of: action.instanceID)
     }
 
     /// Asks the host to delete a server `Servers.beginDelete` marked; if the host cannot be
     /// asked, the server is left as it was (and may be deleted again).
     public func delete(_ id: String, on host: String, context: RequestContext) async throws {
-        try await cast(DeleteInstance.self, .init(instanceID: id), to: host, context: context, clearing: "deleting", of: id)
+        try await cast(DeleteInstance.self, .init(instanceID: id), to: host, context: context, clearing: TaskState.deleting.rawValue, of: id)
     }
 
     /// Casts to a host's compute service; if the broker does not take the message, the task

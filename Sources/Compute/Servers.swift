@@ -234,7 +234,7 @@ public struct Servers: Sendable {
         do {
             return (try await images.create(Image(row: row, properties: inherited, tags: [])).id, host)
         } catch {
-            try? await clearTask(id, InstanceAction.Action.snapshot.task)
+            try? await clearTask(id, InstanceAction.Action.snapshot.task.rawValue)
             throw error
         }
     }
@@ -316,7 +316,7 @@ public struct Servers: Sendable {
         public let allowed: Set<String>
         public let action: InstanceAction.Action
         /// The task it runs as.
-        public var task: String { action.task }
+        public var task: String { action.task.rawValue }
     }
 
     public static let transitions: [String: Transition] = [
@@ -389,7 +389,8 @@ public struct Servers: Sendable {
                                          rootGB: row.rootGB, ephemeralGB: row.ephemeralGB, swapMB: row.swap,
                                          extraSpecs: JSONColumn.decode(row.flavorExtraSpecs, fallback: [:]))
         return InstanceSpec(id: row.id, name: row.name, projectID: row.projectID, userID: row.userID, host: row.host, flavor: flavor,
-                            image: image, vmState: row.vmState, taskState: row.taskState, stamp: row.stateStamp)
+                            image: image, vmState: VMState(rawValue: row.vmState) ?? .error, taskState: row.taskState.flatMap(TaskState.init(rawValue:)),
+                            stamp: row.stateStamp)
     }
 
     /// What should be on `host` (all of it, or the instances in `ids`).
@@ -429,12 +430,12 @@ public struct Servers: Sendable {
             }
             switch update.kind {
             case .taskDone, .taskFailed:
-                guard let task = update.endsTask, row.taskState == task else {
+                guard let task = update.endsTask, row.taskState == task.rawValue else {
                     // The task this ends is over (or another began): keep only the power state.
                     guard newer else { return false }
                     break
                 }
-                if let state = update.vmState { row.vmState = state }
+                if let state = update.vmState { row.vmState = state.rawValue }
                 row.taskState = nil
                 if update.kind == .taskDone && row.vmState == "active" && row.launchedAt == nil { row.launchedAt = Self.now() }
                 if let fault = update.fault {

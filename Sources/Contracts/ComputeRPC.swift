@@ -18,11 +18,6 @@ public enum DomainNaming {
     public static func isInstance(_ domainName: String) -> Bool { domainName.hasPrefix("petrel-") }
 }
 
-/// Nova's power states, as `OS-EXT-STS:power_state` shows them.
-public enum PowerState: Int, Codable, Sendable {
-    case noState = 0, running = 1, paused = 3, shutdown = 4, crashed = 6, suspended = 7
-}
-
 /// Everything a node needs to create, rebuild or reconcile one instance.
 public struct InstanceSpec: Codable, Sendable, Equatable {
     public struct Flavor: Codable, Sendable, Equatable {
@@ -62,14 +57,13 @@ public struct InstanceSpec: Codable, Sendable, Equatable {
     public var host: String?
     public var flavor: Flavor
     public var image: Image?
-    /// building, active, stopped, paused, suspended, error, …
-    public var vmState: String
-    public var taskState: String?
+    public var vmState: VMState
+    public var taskState: TaskState?
     /// The highest `InstanceUpdate.stamp` the controller has applied.
     public var stamp: Int64
 
     public init(id: String, name: String, projectID: String, userID: String, host: String?, flavor: Flavor, image: Image?,
-                vmState: String, taskState: String?, stamp: Int64) {
+                vmState: VMState, taskState: TaskState?, stamp: Int64) {
         self.id = id; self.name = name; self.projectID = projectID; self.userID = userID; self.host = host
         self.flavor = flavor; self.image = image; self.vmState = vmState; self.taskState = taskState; self.stamp = stamp
     }
@@ -94,23 +88,23 @@ public struct InstanceAction: RPCMethod {
 
         /// Nova's task state while the action runs: the controller sets it, the node's
         /// update ends it.
-        public var task: String {
+        public var task: TaskState {
             switch self {
-            case .rebootSoft: return "rebooting"
-            case .rebootHard: return "rebooting_hard"
-            case .stop: return "powering-off"
-            case .start: return "powering-on"
-            case .pause: return "pausing"
-            case .unpause: return "unpausing"
-            case .suspend: return "suspending"
-            case .resume: return "resuming"
-            case .rebuild: return "rebuilding"
-            case .snapshot: return "image_snapshot"
+            case .rebootSoft: return .rebooting
+            case .rebootHard: return .rebootingHard
+            case .stop: return .poweringOff
+            case .start: return .poweringOn
+            case .pause: return .pausing
+            case .unpause: return .unpausing
+            case .suspend: return .suspending
+            case .resume: return .resuming
+            case .rebuild: return .rebuilding
+            case .snapshot: return .imageSnapshot
             }
         }
 
         /// The action a task state belongs to.
-        public init?(task: String) {
+        public init?(task: TaskState) {
             guard let action = Self.allCases.first(where: { $0.task == task }) else { return nil }
             self = action
         }
@@ -200,14 +194,14 @@ public struct InstanceUpdate: RPCMethod {
         public var instanceID: String
         public var host: String
         public var kind: Kind
-        public var vmState: String?
+        public var vmState: VMState?
         public var powerState: PowerState
         /// The task this update ends (taskDone/taskFailed): it applies only while that task runs.
-        public var endsTask: String?
+        public var endsTask: TaskState?
         public var fault: InstanceFault?
         public var stamp: Int64
 
-        public init(instanceID: String, host: String, kind: Kind, vmState: String?, powerState: PowerState, endsTask: String? = nil,
+        public init(instanceID: String, host: String, kind: Kind, vmState: VMState?, powerState: PowerState, endsTask: TaskState? = nil,
                     fault: InstanceFault? = nil, stamp: Int64) {
             self.instanceID = instanceID; self.host = host; self.kind = kind; self.vmState = vmState
             self.powerState = powerState; self.endsTask = endsTask; self.fault = fault; self.stamp = stamp

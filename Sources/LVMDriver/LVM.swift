@@ -39,18 +39,15 @@ public struct LVMChange: Sendable, Equatable {
     public let note: String?
 }
 
-/// LVM through liblvm2cmd, in this process. liblvm2cmd is not thread-safe: commands
-/// run one at a time. Reports come back as JSON (`--reportformat json`).
-public final class LVM: @unchecked Sendable {
-    public static let shared = LVM()
-
-    private let lock = NSLock()
-    private var handle: UnsafeMutableRawPointer?
-
+/// LVM through liblvm2cmd, in this process. liblvm2cmd keeps process-wide state and is not
+/// thread-safe: every instance runs its commands one at a time on the driver's one thread
+/// (a command can take seconds: it scans devices), never on the caller's.
+/// Reports come back as JSON (`--reportformat json`).
+public final class LVM: Sendable {
     /// Whether the kernel offers device-mapper, i.e. whether LVs can be activated.
     public let deviceMapperAvailable: Bool
 
-    private init() {
+    public init() {
         deviceMapperAvailable = FileManager.default.fileExists(atPath: "/dev/mapper/control")
             && ((try? String(contentsOfFile: "/proc/misc", encoding: .utf8))?.contains("device-mapper") ?? false)
     }
@@ -58,37 +55,17 @@ public final class LVM: @unchecked Sendable {
     static let unavailableNote = "device-mapper is not available in this kernel: the volume exists in LVM metadata but is not activated"
 
     /// Runs one LVM command line (e.g. `vgs --reportformat json`) and returns what it printed.
-    public func run(_ arguments: [String]) throws -> [String] {
+    public func run(_ arguments: [String]) async throws -> [String] {
         for argument in arguments where argument.isEmpty || argument.contains(where: { $0.isWhitespace || $0 == "\"" || $0 == "'" }) {
             throw LVMError(command: arguments.first ?? "", code: 3, messages: ["argument '\(argument)' is empty or contains spaces or quotes"])
         }
         let commandLine = arguments.joined(separator: " ")
-        lock.lock()
-        defer { lock.unlock() }
-        // LVM sets the process umask to 0077 for its own files; the rest of the process
-        // (instance directories qemu must read, for one) keeps the umask it had.
-        let umaskBefore = umask(0o022)
-        defer { umask(umaskBefore) }
-        umask(umaskBefore)
-        if handle == nil {
-            lvm2_log_fn(lvmLogCallback)
-            handle = lvm2_init()
-            guard handle != nil else { throw LVMError(command: commandLine, code: 4, messages: ["lvm2_init failed"]) }
-            lvm2_log_level(handle, 4)
-        }
-        LVMCapture.lines = []
-        let rc = lvm2_run(handle, commandLine)
-        let lines = LVMCapture.lines
-        LVMCapture.lines = []
-        guard rc == 1 else {
-            throw LVMError(command: commandLine, code: rc, messages: lines.filter { $0.level <= 3 }.map(\.text))
-        }
-        return lines.filter { $0.level == 4 }.map(\.text)
+        return try await LVMLibrary.thread.run { try LVMLibrary.run(commandLine) }
     }
 
     /// Runs a reporting command and decodes its JSON report's first list under `key`.
-    func report(_ arguments: [String], key: String) throws -> [[String: String]] {
-        let lines = try run(arguments + ["--reportformat", "json", "--units", "b", "--nosuffix"])
+    func report(_ arguments: [String], key: String) async throws -> [[String: String]] {
+        let lines = try await run(arguments + ["--reportformat", "json", "--units", "b", "--nosuffix"])
         guard let start = lines.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces) == "{" }) else { return [] }
         let json = lines[start...].joined(separator: "\n")
         struct Report: Decodable { let report: [[String: [[String: String]]]] }
@@ -96,81 +73,81 @@ public final class LVM: @unchecked Sendable {
         return decoded.report.first?[key] ?? []
     }
 
-    public func volumeGroups() throws -> [VolumeGroupInfo] {
-        try report(["vgs", "-o", "vg_name,vg_size,vg_free,lv_count"], key: "vg").map {
+    public func volumeGroups() async throws -> [VolumeGroupInfo] {
+        try await report(["vgs", "-o", "vg_name,vg_size,vg_free,lv_count"], key: "vg").map {
             VolumeGroupInfo(name: $0["vg_name"] ?? "", sizeBytes: UInt64($0["vg_size"] ?? "") ?? 0,
                             freeBytes: UInt64($0["vg_free"] ?? "") ?? 0, logicalVolumeCount: Int($0["lv_count"] ?? "") ?? 0)
         }
     }
 
-    public func logicalVolumes(in volumeGroup: String) throws -> [LogicalVolumeInfo] {
+    public func logicalVolumes(in volumeGroup: String) async throws -> [LogicalVolumeInfo] {
         try checkName(volumeGroup)
-        return try report(["lvs", "-o", "lv_name,vg_name,lv_size,lv_attr", volumeGroup], key: "lv").map {
+        return try await report(["lvs", "-o", "lv_name,vg_name,lv_size,lv_attr", volumeGroup], key: "lv").map {
             LogicalVolumeInfo(name: $0["lv_name"] ?? "", volumeGroup: $0["vg_name"] ?? "",
                               sizeBytes: UInt64($0["lv_size"] ?? "") ?? 0, attributes: $0["lv_attr"] ?? "")
         }
     }
 
-    public func logicalVolume(_ name: String, in volumeGroup: String) throws -> LogicalVolumeInfo? {
-        try logicalVolumes(in: volumeGroup).first { $0.name == name }
+    public func logicalVolume(_ name: String, in volumeGroup: String) async throws -> LogicalVolumeInfo? {
+        try await logicalVolumes(in: volumeGroup).first { $0.name == name }
     }
 
-    public func createPhysicalVolume(_ device: String) throws { _ = try whileDeviceBusy { try run(["pvcreate", "-y", device]) } }
-    public func removePhysicalVolume(_ device: String) throws { _ = try run(["pvremove", "-y", device]) }
+    public func createPhysicalVolume(_ device: String) async throws { _ = try await whileDeviceBusy { try await run(["pvcreate", "-y", device]) } }
+    public func removePhysicalVolume(_ device: String) async throws { _ = try await run(["pvremove", "-y", device]) }
 
-    public func createVolumeGroup(_ name: String, devices: [String]) throws {
+    public func createVolumeGroup(_ name: String, devices: [String]) async throws {
         try checkName(name)
-        _ = try whileDeviceBusy { try run(["vgcreate", name] + devices) }
+        _ = try await whileDeviceBusy { try await run(["vgcreate", name] + devices) }
     }
 
     /// Runs `body` again (up to ~3 s) while LVM cannot open a device exclusively: right after
     /// pvcreate, udev's probe of the device may still hold it open.
-    func whileDeviceBusy<T>(_ body: () throws -> T) throws -> T {
+    func whileDeviceBusy<T>(_ body: () async throws -> T) async throws -> T {
         var attempt = 0
         while true {
             do {
-                return try body()
+                return try await body()
             } catch let error as LVMError where attempt < 15 && error.messages.contains(where: { $0.contains("exclusively") }) {
                 attempt += 1
-                usleep(200_000)
+                try await Task.sleep(for: .milliseconds(200))
             }
         }
     }
 
-    public func removeVolumeGroup(_ name: String) throws {
+    public func removeVolumeGroup(_ name: String) async throws {
         try checkName(name)
-        _ = try run(["vgremove", "-y", name] + noDriverFlags)
+        _ = try await run(["vgremove", "-y", name] + noDriverFlags)
     }
 
     /// Creates a logical volume of `sizeBytes` (rounded up to whole extents by LVM).
-    public func createLogicalVolume(_ name: String, in volumeGroup: String, sizeBytes: UInt64) throws -> LVMChange {
+    public func createLogicalVolume(_ name: String, in volumeGroup: String, sizeBytes: UInt64) async throws -> LVMChange {
         try checkName(name)
         try checkName(volumeGroup)
         let activation = deviceMapperAvailable ? ["-ay"] : ["-an", "-Zn"] + noDriverFlags
-        _ = try run(["lvcreate", "-y", "-n", name, "-L", "\(sizeBytes)b"] + activation + [volumeGroup])
-        return try change(name, volumeGroup)
+        _ = try await run(["lvcreate", "-y", "-n", name, "-L", "\(sizeBytes)b"] + activation + [volumeGroup])
+        return try await change(name, volumeGroup)
     }
 
     /// Grows a logical volume to `sizeBytes`.
-    public func extendLogicalVolume(_ name: String, in volumeGroup: String, toBytes sizeBytes: UInt64) throws -> LVMChange {
+    public func extendLogicalVolume(_ name: String, in volumeGroup: String, toBytes sizeBytes: UInt64) async throws -> LVMChange {
         try checkName(name)
         try checkName(volumeGroup)
-        _ = try run(["lvextend", "-L", "\(sizeBytes)b"] + noDriverFlags + ["\(volumeGroup)/\(name)"])
-        return try change(name, volumeGroup)
+        _ = try await run(["lvextend", "-L", "\(sizeBytes)b"] + noDriverFlags + ["\(volumeGroup)/\(name)"])
+        return try await change(name, volumeGroup)
     }
 
     /// Removes a logical volume; removing one that does not exist is not an error.
-    public func removeLogicalVolume(_ name: String, in volumeGroup: String) throws {
+    public func removeLogicalVolume(_ name: String, in volumeGroup: String) async throws {
         try checkName(name)
         try checkName(volumeGroup)
-        guard try logicalVolume(name, in: volumeGroup) != nil else { return }
-        _ = try run(["lvremove", "-y"] + noDriverFlags + ["\(volumeGroup)/\(name)"])
+        guard try await logicalVolume(name, in: volumeGroup) != nil else { return }
+        _ = try await run(["lvremove", "-y"] + noDriverFlags + ["\(volumeGroup)/\(name)"])
     }
 
     private var noDriverFlags: [String] { deviceMapperAvailable ? [] : ["--driverloaded", "n"] }
 
-    private func change(_ name: String, _ volumeGroup: String) throws -> LVMChange {
-        guard let volume = try logicalVolume(name, in: volumeGroup) else {
+    private func change(_ name: String, _ volumeGroup: String) async throws -> LVMChange {
+        guard let volume = try await logicalVolume(name, in: volumeGroup) else {
             throw LVMError(command: "lvs", code: 5, messages: ["\(volumeGroup)/\(name) not found after the change"])
         }
         return LVMChange(volume: volume, activated: volume.isActive, note: deviceMapperAvailable ? nil : Self.unavailableNote)
@@ -196,8 +173,37 @@ public final class LVM: @unchecked Sendable {
     }
 }
 
+/// The process's one liblvm2cmd handle, used only on `thread`.
+enum LVMLibrary {
+    static let thread = BlockingExecutor(label: "petrel.lvm", serial: true)
+    nonisolated(unsafe) private static var handle: UnsafeMutableRawPointer?
+
+    /// Runs one command line; call only on `thread`.
+    static func run(_ commandLine: String) throws -> [String] {
+        // LVM sets the process umask to 0077 for its own files; the rest of the process
+        // (instance directories qemu must read, for one) keeps the umask it had.
+        let umaskBefore = umask(0o022)
+        defer { umask(umaskBefore) }
+        umask(umaskBefore)
+        if handle == nil {
+            lvm2_log_fn(lvmLogCallback)
+            handle = lvm2_init()
+            guard handle != nil else { throw LVMError(command: commandLine, code: 4, messages: ["lvm2_init failed"]) }
+            lvm2_log_level(handle, 4)
+        }
+        LVMCapture.lines = []
+        let rc = lvm2_run(handle, commandLine)
+        let lines = LVMCapture.lines
+        LVMCapture.lines = []
+        guard rc == 1 else {
+            throw LVMError(command: commandLine, code: rc, messages: lines.filter { $0.level <= 3 }.map(\.text))
+        }
+        return lines.filter { $0.level == 4 }.map(\.text)
+    }
+}
+
 /// liblvm2cmd reports through a C callback with no context pointer: it writes here, and
-/// `LVM.run` (which holds the lock) reads it.
+/// `LVMLibrary.run` (on the driver's one thread) reads it.
 enum LVMCapture {
     nonisolated(unsafe) static var lines: [(level: Int32, text: String)] = []
 }

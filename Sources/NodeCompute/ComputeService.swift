@@ -5,24 +5,25 @@ import Logging
 import PetrelCore
 import RPC
 
-/// The compute service of a node (nova-compute with the libvirt driver): builds, runs and
-/// deletes the instances the controller places on this host.
+/// The compute service of a node (nova-compute): builds, runs and deletes the instances
+/// the controller places on this host, on whichever hypervisor backend it is given.
 ///
 /// Each instance's operations run one at a time. Every operation first asks the controller
 /// for the instance (a stale or redelivered message changes nothing) and is idempotent, so
-/// a crash at any point is repaired by redelivery or by the reconciliation at start.
+/// a crash at any point is repaired by redelivery or by the reconciliation at start. A
+/// build records the undo of each step as it goes: a failed build leaves nothing behind.
 public final class ComputeService: Sendable {
     public struct Settings: Sendable {
         public var host: String
         public var instancesPath: String
-        public var domain: DomainXML
+        public var domain: InstanceDomain
         public var shutdownTimeout: Duration
         public var softRebootWait: Duration
         public var syncInterval: Duration
         public var unusedImageAge: TimeInterval
         public var imageCacheInterval: Duration
 
-        public init(host: String, instancesPath: String, domain: DomainXML, shutdownTimeout: Duration, softRebootWait: Duration,
+        public init(host: String, instancesPath: String, domain: InstanceDomain, shutdownTimeout: Duration, softRebootWait: Duration,
                     syncInterval: Duration, unusedImageAge: TimeInterval, imageCacheInterval: Duration) {
             self.host = host; self.instancesPath = instancesPath; self.domain = domain; self.shutdownTimeout = shutdownTimeout
             self.softRebootWait = softRebootWait; self.syncInterval = syncInterval; self.unusedImageAge = unusedImageAge
@@ -36,18 +37,19 @@ public final class ComputeService: Sendable {
     }
 
     let settings: Settings
-    let hypervisor: LibvirtConnection
-    let client: RPCClient
+    public let hypervisor: any HypervisorDriver
+    let controller: any ComputeController
     let cache: ImageCache
-    let cloud: CloudClient?
+    let cloud: (any ImageTransfer)?
     let locks = InstanceLocks()
     let clock = StampClock()
     let logger: Logger
 
-    public init(settings: Settings, hypervisor: LibvirtConnection, client: RPCClient, cloud: CloudClient?, logger: Logger) {
+    public init(settings: Settings, hypervisor: any HypervisorDriver, controller: any ComputeController, cloud: (any ImageTransfer)?,
+                logger: Logger) {
         self.settings = settings
         self.hypervisor = hypervisor
-        self.client = client
+        self.controller = controller
         self.cloud = cloud
         self.logger = logger
         // QEMU runs as its own user: it must be able to reach the disks.
@@ -82,16 +84,15 @@ public final class ComputeService: Sendable {
     // MARK: controller
 
     func lookup(_ id: String) async throws -> InstanceSpec? {
-        try await client.call(InstancesOnHost.self, .init(host: host, ids: [id]), topic: InstancesOnHost.topic, timeout: .seconds(30))
-            .instances.first
+        try await controller.instances(on: host, ids: [id]).first
     }
 
-    func report(_ id: String, _ kind: InstanceUpdate.Kind, vmState: String?, power: PowerState, endsTask: String? = nil,
+    func report(_ id: String, _ kind: InstanceUpdate.Kind, vmState: VMState?, power: PowerState, endsTask: TaskState? = nil,
                 fault: InstanceFault? = nil, context: RequestContext = RequestContext()) async {
         let update = InstanceUpdate.Arguments(instanceID: id, host: host, kind: kind, vmState: vmState, powerState: power,
                                               endsTask: endsTask, fault: fault, stamp: clock.next())
         do {
-            try await client.cast(InstanceUpdate.self, update, topic: InstanceUpdate.topic, context: context, patience: .seconds(300))
+            try await controller.update(update, context: context)
         } catch {
             logger.error("instance update not delivered", metadata: ["instance": "\(id)", "error": "\(error)"])
         }
@@ -99,13 +100,13 @@ public final class ComputeService: Sendable {
 
     // MARK: build
 
-    func build(_ id: String, context: RequestContext) async {
+    public func build(_ id: String, context: RequestContext) async {
         var log = logger
         log[metadataKey: "instance"] = "\(id)"
         log[metadataKey: "request_id"] = "\(context.requestID)"
         let spec: InstanceSpec
         do {
-            guard let found = try await lookup(id), found.vmState == "building", found.taskState == "spawning" else {
+            guard let found = try await lookup(id), found.vmState == .building, found.taskState == .spawning else {
                 log.info("build skipped: the controller no longer has it building here")
                 return
             }
@@ -116,26 +117,28 @@ public final class ComputeService: Sendable {
         }
         let started = ContinuousClock.now
         do {
-            if let domain = try hypervisor.domain(uuid: id), try domain.state() == .running {
-                await report(id, .taskDone, vmState: "active", power: .running, endsTask: "spawning", context: context)
+            if try await hypervisor.state(id) == .running {
+                await report(id, .taskDone, vmState: .active, power: .running, endsTask: .spawning, context: context)
                 return
             }
             // Whatever an interrupted attempt left is rebuilt from scratch.
-            try tearDown(id)
-            let domain = try await create(spec)
-            let prepared = ContinuousClock.now
-            try domain.start()
+            try await tearDown(id)
+            var prepared = started
+            try await Reverter.run(logger: log) { revert in
+                try await create(spec, revert: revert)
+                prepared = ContinuousClock.now
+                try await hypervisor.start(id)
+            }
             let running = ContinuousClock.now
-            await report(id, .taskDone, vmState: "active", power: .running, endsTask: "spawning", context: context)
+            await report(id, .taskDone, vmState: .active, power: .running, endsTask: .spawning, context: context)
             log.info("spawned", metadata: ["prepare_ms": "\(Self.milliseconds(prepared - started))",
                                            "start_ms": "\(Self.milliseconds(running - prepared))"])
         } catch {
             log.warning("build failed", metadata: ["error": "\(error)"])
-            try? tearDown(id)
             let retryable = (error as? Refused)?.retryable ?? true
             do {
-                try await client.cast(BuildFailed.self, .init(instanceID: id, host: host, reason: "\(error)", retryable: retryable),
-                                      topic: BuildFailed.topic, context: context, patience: .seconds(300))
+                try await controller.buildFailed(.init(instanceID: id, host: host, reason: "\(error)", retryable: retryable),
+                                                 context: context)
             } catch {
                 log.error("build failure not delivered", metadata: ["error": "\(error)"])
             }
@@ -146,45 +149,42 @@ public final class ComputeService: Sendable {
         duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 
-    /// Disks and the defined (not started) domain of `spec`.
-    @discardableResult
-    func create(_ spec: InstanceSpec) async throws -> Domain {
+    /// Disks and the defined (not started) domain of `spec`, each step undone by `revert`
+    /// when a later one fails.
+    func create(_ spec: InstanceSpec, revert: Reverter) async throws {
         guard let image = spec.image else {
             throw Refused(description: "Image of instance \(spec.id) could not be found.", retryable: false)
         }
         let base = try await cache.fetch(image)
         let files = self.files(spec.id)
+        let existed = files.exists
+        revert.add(existed ? "remove disks of \(spec.id)" : "remove \(files.directory)") {
+            if existed { files.removeDisks() } else { try files.remove() }
+        }
         try await files.create(spec, base: base)
-        return try hypervisor.define(xml: settings.domain.render(spec, files: files, host: host))
+        try await hypervisor.define(settings.domain.definition(spec, files: files, host: host))
+        revert.add("undefine \(spec.id)") { try await self.hypervisor.undefine(spec.id) }
     }
 
     /// Removes the domain (with its managed-save image) and the instance's files. Idempotent.
-    func tearDown(_ id: String) throws {
-        if let domain = try hypervisor.domain(uuid: id) {
-            if try domain.state() != .shutOff { try ignoringInvalid { try domain.destroy() } }
-            try ignoringMissing { try domain.undefine() }
+    func tearDown(_ id: String) async throws {
+        if let state = try await hypervisor.state(id) {
+            if state != .shutOff { try await hypervisor.destroy(id) }
+            try await hypervisor.undefine(id)
         }
         try files(id).remove()
     }
 
     /// Powers the domain off at once and drops any saved memory: what a hard reboot and a
     /// rebuild start from.
-    func destroyDroppingSave(_ domain: Domain) throws {
-        try ignoringInvalid { try domain.destroy() }
-        if try domain.hasManagedSave() { try domain.removeManagedSave() }
-    }
-
-    func ignoringInvalid(_ body: () throws -> Void) throws {
-        do { try body() } catch let error as LibvirtError where error.isOperationInvalid || error.isNoDomain {}
-    }
-
-    func ignoringMissing(_ body: () throws -> Void) throws {
-        do { try body() } catch let error as LibvirtError where error.isNoDomain {}
+    func destroyDroppingSave(_ id: String) async throws {
+        try await hypervisor.destroy(id)
+        if try await hypervisor.hasManagedSave(id) { try await hypervisor.removeManagedSave(id) }
     }
 
     // MARK: actions
 
-    func perform(_ request: InstanceAction.Arguments, context: RequestContext) async {
+    public func perform(_ request: InstanceAction.Arguments, context: RequestContext) async {
         var log = logger
         log[metadataKey: "instance"] = "\(request.instanceID)"
         log[metadataKey: "request_id"] = "\(context.requestID)"
@@ -202,10 +202,10 @@ public final class ComputeService: Sendable {
         }
         do {
             let vmState = try await run(request, spec)
-            // Done is done: a power state libvirt cannot tell now does not undo the action.
-            await report(spec.id, .taskDone, vmState: vmState, power: (try? power(of: spec.id)) ?? .noState, endsTask: task,
+            // Done is done: a power state the hypervisor cannot tell now does not undo the action.
+            await report(spec.id, .taskDone, vmState: vmState, power: (try? await power(of: spec.id)) ?? .noState, endsTask: task,
                          context: context)
-            log.info("action done", metadata: ["action": "\(request.action.rawValue)", "vm_state": "\(vmState)"])
+            log.info("action done", metadata: ["action": "\(request.action.rawValue)", "vm_state": "\(vmState.rawValue)"])
         } catch {
             log.error("action failed", metadata: ["action": "\(request.action.rawValue)", "error": "\(error)"])
             if request.action == .snapshot, let imageID = request.imageID, let cloud {
@@ -214,116 +214,114 @@ public final class ComputeService: Sendable {
                     log.warning("could not delete the failed snapshot's image", metadata: ["image": "\(imageID)", "error": "\(error)"])
                 }
             }
-            let power = (try? power(of: spec.id)) ?? .noState
-            await report(spec.id, .taskFailed, vmState: Self.vmState(power, managedSave: (try? hasManagedSave(spec.id)) ?? false),
-                         power: power, endsTask: task, context: context)
+            let power = (try? await power(of: spec.id)) ?? .noState
+            let saved = (try? await hypervisor.hasManagedSave(spec.id)) ?? false
+            await report(spec.id, .taskFailed, vmState: power.impliedVMState(managedSave: saved), power: power, endsTask: task,
+                         context: context)
         }
     }
 
     /// Runs one action and returns the VM state it ends in.
-    func run(_ request: InstanceAction.Arguments, _ spec: InstanceSpec) async throws -> String {
-        guard let domain = try hypervisor.domain(uuid: spec.id) else {
-            throw Refused(description: "instance \(spec.id) has no domain on \(host)", retryable: false)
+    func run(_ request: InstanceAction.Arguments, _ spec: InstanceSpec) async throws -> VMState {
+        let id = spec.id
+        guard try await hypervisor.state(id) != nil else {
+            throw Refused(description: "instance \(id) has no domain on \(host)", retryable: false)
         }
         switch request.action {
         case .rebootSoft:
-            if try domain.state() == .running {
-                try domain.shutdown()
-                if !(await waitFor(.shutOff, domain, within: settings.softRebootWait)) {
-                    logger.info("guest did not shut down; rebooting hard", metadata: ["instance": "\(spec.id)"])
-                    try ignoringInvalid { try domain.destroy() }
+            if try await hypervisor.state(id) == .running {
+                try await hypervisor.shutdown(id)
+                if !(await waitFor(.shutOff, id, within: settings.softRebootWait)) {
+                    logger.info("guest did not shut down; rebooting hard", metadata: ["instance": "\(id)"])
+                    try await hypervisor.destroy(id)
                 }
             }
-            try startIfOff(domain)
-            return "active"
+            try await startIfOff(id)
+            return .active
         case .rebootHard:
-            try destroyDroppingSave(domain)
+            try await destroyDroppingSave(id)
             // A hard reboot recreates the domain from its definition, as Nova's does.
-            try hypervisor.define(xml: settings.domain.render(spec, files: files(spec.id), host: host))
-            try startIfOff(domain)
-            return "active"
+            try await hypervisor.define(settings.domain.definition(spec, files: files(id), host: host))
+            try await startIfOff(id)
+            return .active
         case .stop:
-            try await powerOff(domain)
-            return "stopped"
+            try await powerOff(id)
+            return .stopped
         case .start:
-            try startIfOff(domain)
-            return "active"
+            try await startIfOff(id)
+            return .active
         case .pause:
-            if try domain.state() != .paused { try domain.suspend() }
-            return "paused"
+            if try await hypervisor.state(id) != .paused { try await hypervisor.pause(id) }
+            return .paused
         case .unpause:
-            if try domain.state() == .paused { try domain.resume() }
-            return "active"
+            if try await hypervisor.state(id) == .paused { try await hypervisor.resume(id) }
+            return .active
         case .suspend:
-            if try domain.state() != .shutOff { try domain.managedSave() }
-            return "suspended"
+            if try await hypervisor.state(id) != .shutOff { try await hypervisor.managedSave(id) }
+            return .suspended
         case .resume:
-            try startIfOff(domain)
-            return "active"
+            try await startIfOff(id)
+            return .active
         case .rebuild:
-            let wasStopped = spec.vmState == "stopped"
-            try destroyDroppingSave(domain)
-            files(spec.id).removeDisks()
-            let rebuilt = try await create(spec)
-            if wasStopped { return "stopped" }
-            try startIfOff(rebuilt)
-            return "active"
+            let wasStopped = spec.vmState == .stopped
+            try await destroyDroppingSave(id)
+            files(id).removeDisks()
+            try await Reverter.run(logger: logger) { revert in try await create(spec, revert: revert) }
+            if wasStopped { return .stopped }
+            try await startIfOff(id)
+            return .active
         case .snapshot:
             guard let imageID = request.imageID, let cloud else {
                 throw Refused(description: "no [service_user] is configured: the node cannot upload snapshots", retryable: false)
             }
-            let state = try domain.state()
-            let output = files(spec.id).directory + "/snapshot-\(imageID).qcow2"
+            let state = try await hypervisor.state(id)
+            let output = files(id).directory + "/snapshot-\(imageID).qcow2"
             defer { try? FileManager.default.removeItem(atPath: output) }
             // A running guest is paused while its disk is copied, for a consistent image.
-            if state == .running { try domain.suspend() }
+            if state == .running { try await hypervisor.pause(id) }
             let copied: Result<Void, any Error>
-            do { copied = .success(try await files(spec.id).snapshot(to: output)) } catch { copied = .failure(error) }
-            if state == .running { try domain.resume() }
+            do { copied = .success(try await files(id).snapshot(to: output)) } catch { copied = .failure(error) }
+            if state == .running { try await hypervisor.resume(id) }
             try copied.get()
             try await cloud.upload(image: imageID, from: output)
             return spec.vmState
         }
     }
 
-    func startIfOff(_ domain: Domain) throws {
-        switch try domain.state() {
-        case .shutOff, .crashed: try domain.start()
-        case .paused: try domain.resume()
+    func startIfOff(_ id: String) async throws {
+        switch try await hypervisor.state(id) {
+        case .shutOff, .crashed: try await hypervisor.start(id)
+        case .paused: try await hypervisor.resume(id)
         default: break
         }
     }
 
     /// Asks the guest to shut down, then pulls the plug after `shutdown_timeout`.
-    func powerOff(_ domain: Domain) async throws {
-        let state = try domain.state()
+    func powerOff(_ id: String) async throws {
+        let state = try await hypervisor.state(id)
         guard state != .shutOff else { return }
         if settings.shutdownTimeout > .zero, state == .running {
-            try? domain.shutdown()
-            if await waitFor(.shutOff, domain, within: settings.shutdownTimeout) { return }
+            try? await hypervisor.shutdown(id)
+            if await waitFor(.shutOff, id, within: settings.shutdownTimeout) { return }
         }
-        try ignoringInvalid { try domain.destroy() }
+        try await hypervisor.destroy(id)
     }
 
-    func waitFor(_ state: DomainState, _ domain: Domain, within limit: Duration) async -> Bool {
+    func waitFor(_ state: GuestState, _ id: String, within limit: Duration) async -> Bool {
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {
-            if (try? domain.state()) == state { return true }
+            if (try? await hypervisor.state(id)) == state { return true }
             try? await Task.sleep(for: .milliseconds(200))
         }
-        return (try? domain.state()) == state
+        return (try? await hypervisor.state(id)) == state
     }
 
-    func hasManagedSave(_ id: String) throws -> Bool {
-        try hypervisor.domain(uuid: id)?.hasManagedSave() ?? false
+    func power(of id: String) async throws -> PowerState {
+        guard let state = try await hypervisor.state(id) else { return .noState }
+        return Self.power(state)
     }
 
-    func power(of id: String) throws -> PowerState {
-        guard let domain = try hypervisor.domain(uuid: id) else { return .noState }
-        return Self.power(try domain.state())
-    }
-
-    static func power(_ state: DomainState) -> PowerState {
+    static func power(_ state: GuestState) -> PowerState {
         switch state {
         case .running, .blocked: return .running
         case .paused: return .paused
@@ -334,48 +332,38 @@ public final class ComputeService: Sendable {
         }
     }
 
-    /// The VM state libvirt's state implies.
-    static func vmState(_ power: PowerState, managedSave: Bool) -> String {
-        switch power {
-        case .running: return "active"
-        case .paused: return "paused"
-        case .shutdown, .crashed, .noState: return managedSave ? "suspended" : "stopped"
-        case .suspended: return "suspended"
-        }
-    }
-
     // MARK: delete
 
-    func delete(_ id: String, context: RequestContext) async throws {
-        try tearDown(id)
+    public func delete(_ id: String, context: RequestContext) async throws {
+        try await tearDown(id)
         logger.info("deleted", metadata: ["instance": "\(id)", "request_id": "\(context.requestID)"])
         await report(id, .deleted, vmState: nil, power: .noState, context: context)
     }
 
     // MARK: events, sync, reconciliation
 
-    /// Follows libvirt's lifecycle events: a change no operation of ours is making (a guest
-    /// that powered itself off) is reported to the controller.
+    /// Follows the hypervisor's lifecycle events: a change no operation of ours is making (a
+    /// guest that powered itself off) is reported to the controller. Returns when the
+    /// events end.
     public func followEvents() async throws {
-        let events = try hypervisor.lifecycleEvents()
+        let events = try hypervisor.events()
         for await event in events {
-            guard DomainNaming.isInstance(event.domainName), !event.uuid.isEmpty else { continue }
-            guard !(await locks.isBusy(event.uuid)) else { continue }
-            logger.debug("domain event", metadata: ["instance": "\(event.uuid)", "event": "\(event.kind.rawValue)", "detail": "\(event.detail)"])
+            guard DomainNaming.isInstance(event.name), !event.id.isEmpty else { continue }
+            guard !(await locks.isBusy(event.id)) else { continue }
+            logger.debug("domain event", metadata: ["instance": "\(event.id)", "event": "\(event.kind.rawValue)", "detail": "\(event.detail)"])
             // (`shutdown` is not among them: "stopped" follows when it is done.)
             guard [.stopped, .started, .suspended, .resumed, .crashed].contains(event.kind) else { continue }
-            let power = (try? power(of: event.uuid)) ?? .noState
-            await report(event.uuid, .powerChanged, vmState: nil, power: power)
+            let power = (try? await power(of: event.id)) ?? .noState
+            await report(event.id, .powerChanged, vmState: nil, power: power)
         }
     }
 
-    /// Compares what libvirt and the disk have with what the controller says should be
-    /// here, and converges: finishes interrupted builds, deletes and actions, removes
+    /// Compares what the hypervisor and the disk have with what the controller says should
+    /// be here, and converges: finishes interrupted builds, deletes and actions, removes
     /// Petrel's domains and directories the controller no longer has, reports power states.
     /// Domains without Petrel's metadata are never touched.
     public func reconcile() async throws {
-        let expected = try await client.call(InstancesOnHost.self, .init(host: host), topic: InstancesOnHost.topic, timeout: .seconds(60))
-            .instances
+        let expected = try await controller.instances(on: host, ids: nil)
         let known = Set(expected.map(\.id))
         // An instance that cannot be converged is logged and left as it is (a delete can be
         // asked again; an orphan goes at the next start); the others still are converged.
@@ -386,17 +374,17 @@ public final class ComputeService: Sendable {
                 logger.error("could not reconcile an instance", metadata: ["instance": "\(id)", "error": "\(error)"])
             }
         }
-        for summary in try hypervisor.listDomains() where DomainNaming.isInstance(summary.name) && !known.contains(summary.uuid) {
-            await converging(summary.uuid) {
-                guard let domain = try self.hypervisor.domain(uuid: summary.uuid), DomainXML.isPetrels(try domain.xml(inactive: true)),
-                      try await self.lookup(summary.uuid) == nil else { return }
-                self.logger.warning("removing a domain the controller no longer has", metadata: ["instance": "\(summary.uuid)"])
-                try self.tearDown(summary.uuid)
+        for guest in try await hypervisor.guests() where DomainNaming.isInstance(guest.name) && !known.contains(guest.id) {
+            await converging(guest.id) {
+                guard let xml = try await self.hypervisor.definition(guest.id), InstanceDomain.isPetrels(xml),
+                      try await self.lookup(guest.id) == nil else { return }
+                self.logger.warning("removing a domain the controller no longer has", metadata: ["instance": "\(guest.id)"])
+                try await self.tearDown(guest.id)
             }
         }
         for id in InstanceFiles.all(in: settings.instancesPath) where !known.contains(id) {
             await converging(id) {
-                guard try await self.lookup(id) == nil, try self.hypervisor.domain(uuid: id) == nil else { return }
+                guard try await self.lookup(id) == nil, try await self.hypervisor.state(id) == nil else { return }
                 self.logger.warning("removing an instance directory the controller no longer has", metadata: ["instance": "\(id)"])
                 try self.files(id).remove()
             }
@@ -404,9 +392,9 @@ public final class ComputeService: Sendable {
         for spec in expected {
             let context = RequestContext()
             switch spec.taskState {
-            case "spawning":
+            case .spawning?:
                 await converging(spec.id) { await self.build(spec.id, context: context) }
-            case "deleting":
+            case .deleting?:
                 await converging(spec.id) { try await self.delete(spec.id, context: context) }
             case let task?:
                 if let action = InstanceAction.Action(task: task) {
@@ -418,14 +406,15 @@ public final class ComputeService: Sendable {
         }
     }
 
-    /// Reports an instance's power state when libvirt disagrees with the controller.
+    /// Reports an instance's power state when the hypervisor disagrees with the controller.
     func sync(_ spec: InstanceSpec) async {
-        guard spec.taskState == nil, spec.vmState != "building", spec.vmState != "error" else { return }
-        guard let power = try? power(of: spec.id) else { return }
-        let implied = Self.vmState(power, managedSave: (try? hasManagedSave(spec.id)) ?? false)
+        guard spec.taskState == nil, spec.vmState != .building, spec.vmState != .error else { return }
+        guard let power = try? await power(of: spec.id) else { return }
+        let implied = power.impliedVMState(managedSave: (try? await hypervisor.hasManagedSave(spec.id)) ?? false)
         if implied != spec.vmState {
-            logger.info("power state differs from the controller's", metadata: ["instance": "\(spec.id)", "controller": "\(spec.vmState)",
-                                                                                "libvirt": "\(implied)"])
+            logger.info("power state differs from the controller's", metadata: ["instance": "\(spec.id)",
+                                                                                "controller": "\(spec.vmState.rawValue)",
+                                                                                "hypervisor": "\(implied.rawValue)"])
             await report(spec.id, .powerChanged, vmState: nil, power: power)
         }
     }
@@ -436,8 +425,7 @@ public final class ComputeService: Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(for: settings.syncInterval)
             if Task.isCancelled { return }
-            if let expected = try? await client.call(InstancesOnHost.self, .init(host: host), topic: InstancesOnHost.topic,
-                                                     timeout: .seconds(60)).instances {
+            if let expected = try? await controller.instances(on: host, ids: nil) {
                 for spec in expected where spec.taskState == nil {
                     if await locks.isBusy(spec.id) { continue }
                     await locks.with(spec.id) { await self.sync(spec) }
@@ -455,7 +443,6 @@ public final class ComputeService: Sendable {
         let inUse = Set(InstanceFiles.all(in: settings.instancesPath).compactMap { files($0).baseImage })
         return await cache.prune(inUse: inUse, unusedAge: settings.unusedImageAge)
     }
-
 }
 
 /// One operation at a time per instance.

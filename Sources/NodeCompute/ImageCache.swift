@@ -11,11 +11,11 @@ public actor ImageCache {
     }
 
     public let directory: String
-    let cloud: CloudClient?
+    let cloud: (any ImageTransfer)?
     let logger: Logger
     private var downloads: [String: Task<String, any Error>] = [:]
 
-    public init(directory: String, cloud: CloudClient?, logger: Logger) {
+    public init(directory: String, cloud: (any ImageTransfer)?, logger: Logger) {
         self.directory = directory
         self.cloud = cloud
         self.logger = logger

@@ -154,8 +154,10 @@ public struct PetrelConfig: Sendable {
     public var nodeMetricsListen: HostPort
     /// `[DEFAULT] my_ip`, when set.
     public var myIP: String?
-    /// `[node] services`: compute, network, volume.
+    /// `[node] services` (see `NodeServiceNames`).
     public var nodeServices: [String]
+    /// `[DEFAULT] compute_driver`: the hypervisor backend's registry name.
+    public var computeDriver: String
 
     public static let defaultPath = "/etc/petrel/petrel.conf"
 
@@ -235,6 +237,7 @@ public struct PetrelConfig: Sendable {
         quotaDefaults = quotas
         imageSizeCap = Int(try string("image", "image_size_cap")!)!
         libvirtURI = try string("libvirt", "uri")!
+        computeDriver = try string("DEFAULT", "compute_driver")!
         virtType = try string("libvirt", "virt_type")!
         nodeMetricsListen = HostPort(parsing: try string("node", "metrics_listen")!)!
         cpuMode = try string("libvirt", "cpu_mode") ?? (virtType == "kvm" ? "host-model" : "none")

@@ -44,6 +44,11 @@ public struct ConfigOption: Sendable {
     public var environmentName: String { "PETREL_\(section.uppercased())_\(key.uppercased())" }
 }
 
+/// The node services `[node] services` can name: exactly those `petrel-node` composes.
+public enum NodeServiceNames {
+    public static let all = ["compute"]
+}
+
 public enum ConfigSchema {
     public static let sections = ["DEFAULT", "database", "api", "token", "identity", "security_compliance", "oslo_policy", "image", "quota", "scheduler", "libvirt", "compute", "image_cache", "vnc", "service_user", "node"]
 
@@ -112,6 +117,8 @@ public enum ConfigSchema {
               help: "Positive: new servers go to the hosts with the most free RAM (spread); negative: to the fullest (stack)."),
         .init("libvirt", "uri", .string, default: "qemu:///system",
               help: "libvirt connection URI of this hypervisor host (test:///default for a simulated one)."),
+        .init("DEFAULT", "compute_driver", .choice(["libvirt"]), default: "libvirt",
+              help: "The hypervisor backend of the compute service: libvirt (QEMU/KVM through libvirtd, at [libvirt] uri)."),
         .init("libvirt", "virt_type", .choice(["kvm", "qemu"]), default: "kvm",
               help: "Domain type: kvm (hardware virtualization) or qemu (TCG emulation, for hosts where KVM cannot run guests)."),
         .init("libvirt", "cpu_mode", .choice(["host-model", "host-passthrough", "none"]), default: nil,
@@ -137,8 +144,8 @@ public enum ConfigSchema {
         .init("service_user", "project_name", .string, default: "service", help: "Project the service user's token is scoped to."),
         .init("service_user", "user_domain_name", .string, default: "Default", help: "Domain of the service user."),
         .init("service_user", "project_domain_name", .string, default: "Default", help: "Domain of the service user's project."),
-        .init("node", "services", .subset(["compute", "network", "volume"]), default: "compute, network, volume",
-              help: "What this node runs and reports: compute (nova-compute), network (the L2, L3, DHCP and metadata agents), volume (cinder-volume)."),
+        .init("node", "services", .subset(NodeServiceNames.all), default: "compute",
+              help: "What this node runs, and reports while it runs: compute (nova-compute). Only services whose code exists can be named."),
         .init("node", "metrics_listen", .hostPort, default: "127.0.0.1:9180",
               help: "Address of petrel-node's local listener serving Prometheus /metrics."),
     ]

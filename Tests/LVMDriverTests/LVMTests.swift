@@ -12,52 +12,52 @@ import Testing
         #expect(FileManager.default.createFile(atPath: image, contents: nil))
         try await Command.check("truncate", ["-s", "64M", image])
         let device = try await Command.check("losetup", ["--find", "--show", image]).trimmingCharacters(in: .whitespacesAndNewlines)
-        let lvm = LVM.shared
+        let lvm = LVM()
         let umaskBefore = umask(0o022)
         umask(umaskBefore)
         let group = TestNames.unique("petrel-test-")
         try await withCleanup {
-        try lvm.createPhysicalVolume(device)
-        try lvm.createVolumeGroup(group, devices: [device])
-        let vg = try #require(try lvm.volumeGroups().first { $0.name == group })
+        try await lvm.createPhysicalVolume(device)
+        try await lvm.createVolumeGroup(group, devices: [device])
+        let vg = try #require(try await lvm.volumeGroups().first { $0.name == group })
         #expect(vg.sizeBytes > 50_000_000 && vg.sizeBytes <= 64 * 1024 * 1024 && vg.freeBytes == vg.sizeBytes)
         #expect(vg.logicalVolumeCount == 0)
 
-        let created = try lvm.createLogicalVolume("volume-1", in: group, sizeBytes: 8 * 1024 * 1024)
+        let created = try await lvm.createLogicalVolume("volume-1", in: group, sizeBytes: 8 * 1024 * 1024)
         #expect(created.volume.sizeBytes == 8 * 1024 * 1024)
         #expect(created.activated == lvm.deviceMapperAvailable)
         if !lvm.deviceMapperAvailable {
             #expect(created.note?.contains("device-mapper") == true)
         }
         // LVM rounds up to whole 4 MiB extents.
-        let odd = try lvm.createLogicalVolume("volume-2", in: group, sizeBytes: 5 * 1024 * 1024)
+        let odd = try await lvm.createLogicalVolume("volume-2", in: group, sizeBytes: 5 * 1024 * 1024)
         #expect(odd.volume.sizeBytes == 8 * 1024 * 1024)
 
-        let grown = try lvm.extendLogicalVolume("volume-1", in: group, toBytes: 16 * 1024 * 1024)
+        let grown = try await lvm.extendLogicalVolume("volume-1", in: group, toBytes: 16 * 1024 * 1024)
         #expect(grown.volume.sizeBytes == 16 * 1024 * 1024)
-        #expect(try lvm.logicalVolumes(in: group).map(\.name).sorted() == ["volume-1", "volume-2"])
-        #expect(try lvm.volumeGroups().first { $0.name == group }?.freeBytes == vg.sizeBytes - 24 * 1024 * 1024)
+        #expect(try await lvm.logicalVolumes(in: group).map(\.name).sorted() == ["volume-1", "volume-2"])
+        #expect(try await lvm.volumeGroups().first { $0.name == group }?.freeBytes == vg.sizeBytes - 24 * 1024 * 1024)
 
         // Too big for the group: LVM's own explanation comes back.
         do {
-            _ = try lvm.createLogicalVolume("volume-3", in: group, sizeBytes: 1024 * 1024 * 1024)
+            _ = try await lvm.createLogicalVolume("volume-3", in: group, sizeBytes: 1024 * 1024 * 1024)
             Issue.record("a 1 GiB volume fit in 64 MiB")
         } catch let error as LVMError {
             #expect(error.description.contains("Insufficient free space") || error.description.contains("insufficient"), "\(error)")
         }
-        #expect(throws: LVMError.self) { try lvm.createLogicalVolume("bad name", in: group, sizeBytes: 4096) }
+        await #expect(throws: LVMError.self) { try await lvm.createLogicalVolume("bad name", in: group, sizeBytes: 4096) }
 
-        try lvm.removeLogicalVolume("volume-1", in: group)
-        try lvm.removeLogicalVolume("volume-1", in: group)  // idempotent
-        try lvm.removeLogicalVolume("volume-2", in: group)
-        #expect(try lvm.logicalVolumes(in: group).isEmpty)
+        try await lvm.removeLogicalVolume("volume-1", in: group)
+        try await lvm.removeLogicalVolume("volume-1", in: group)  // idempotent
+        try await lvm.removeLogicalVolume("volume-2", in: group)
+        #expect(try await lvm.logicalVolumes(in: group).isEmpty)
         // LVM's own umask (0077) does not leak into the process.
         let current = umask(0o022)
         umask(current)
         #expect(current == umaskBefore)
         } cleanup: {
-            try? lvm.removeVolumeGroup(group)
-            try? lvm.removePhysicalVolume(device)
+            try? await lvm.removeVolumeGroup(group)
+            try? await lvm.removePhysicalVolume(device)
             _ = try? await Command.run("losetup", ["-d", device])
             try? FileManager.default.removeItem(atPath: image)
         }

@@ -14,7 +14,7 @@ import Testing
                      flavor: .init(id: "f", name: "m1.tiny", vcpus: 2, memoryMB: 128, rootGB: 1, ephemeralGB: ephemeral, swapMB: swap,
                                    extraSpecs: [:]),
                      image: .init(id: "img", diskFormat: "qcow2", checksum: nil, size: nil, properties: [:]),
-                     vmState: "building", taskState: "spawning", stamp: 0)
+                     vmState: .building, taskState: .spawning, stamp: 0)
     }
 
     @Test func unusedBaseImagesArePrunedOnlyWhenOldEnough() async throws {
@@ -62,16 +62,17 @@ import Testing
         let connection = try LibvirtConnection(uri: "test:///default")
         let spec = spec(ephemeral: 1, swap: 64)
         let files = InstanceFiles(root: directory, id: spec.id)
-        let xml = DomainXML(domainType: "test", cpuMode: "none", vncListen: "127.0.0.1", emulator: nil).render(spec, files: files, host: "h")
+        let xml = InstanceDomain(domainType: "test", cpuMode: "none", vncListen: "127.0.0.1", emulator: nil)
+            .definition(spec, files: files, host: "h").xml
         let domain = try connection.define(xml: xml)
         defer { try? domain.undefine() }
         #expect(domain.uuid == spec.id && domain.name == DomainNaming.name(spec.id))
         let stored = try domain.xml(inactive: true)
-        #expect(DomainXML.isPetrels(stored))
+        #expect(InstanceDomain.isPetrels(stored))
         #expect(stored.contains("<vcpu placement='static'>2</vcpu>"))
         #expect(stored.contains("131072"))
         for disk in [files.disk, files.ephemeral, files.swap] { #expect(stored.contains(disk)) }
-        #expect(!DomainXML.isPetrels("<domain type='kvm'><name>someone-elses</name></domain>"))
+        #expect(!InstanceDomain.isPetrels("<domain type='kvm'><name>someone-elses</name></domain>"))
     }
 
     @Test func qemuDefinesTheDomainWithConsoleAndVNC() async throws {
@@ -81,12 +82,12 @@ import Testing
         let connection = try LibvirtConnection(uri: "qemu:///system")
         let spec = spec()
         let files = InstanceFiles(root: directory, id: spec.id)
-        let xml = DomainXML(domainType: "qemu", cpuMode: "none", vncListen: "127.0.0.1", emulator: "/usr/bin/qemu-system-x86_64")
-            .render(spec, files: files, host: "h")
+        let xml = InstanceDomain(domainType: "qemu", cpuMode: "none", vncListen: "127.0.0.1", emulator: "/usr/bin/qemu-system-x86_64")
+            .definition(spec, files: files, host: "h").xml
         let domain = try connection.define(xml: xml)
         defer { try? domain.undefine() }
         let stored = try domain.xml(inactive: true)
-        #expect(DomainXML.isPetrels(stored))
+        #expect(InstanceDomain.isPetrels(stored))
         #expect(stored.contains(files.console) && stored.contains("<graphics type='vnc'") && stored.contains("listen='127.0.0.1'"))
         #expect(try domain.state() == .shutOff)
     }

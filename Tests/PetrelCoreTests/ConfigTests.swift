@@ -65,6 +65,9 @@ import Testing
         ("[api]\nlisten = 0.0.0.0:5000\nlistn = x\n", ":3", "unknown key 'listn'"),
         ("[api]\nlisten = nowhere\n", ":2", "[api] listen = 'nowhere'"),
         ("[libvirt]\nvirt_type = xen\n", ":2", "must be one of: kvm, qemu"),
+        // Only node services whose code exists can be named.
+        ("[node]\nservices = compute, network\n", ":2", "'network' is not one of: compute"),
+        ("[DEFAULT]\ncompute_driver = xenapi\n", ":2", "must be one of: libvirt"),
         ("[database]\nconnection = mysql://x/y\n", ":2", "expected sqlite:////"),
         ("[database]\nconnection = sqlite:///relative.db\n", ":2", "expected sqlite:////"),
         ("[DEFAULT]\ntransport_url = amqp://x\n", ":2", "rabbit://"),

@@ -1,0 +1,57 @@
+/// Nova's VM states (`OS-EXT-STS:vm_state`): where an instance is at rest.
+/// On the wire and in the database they are Nova's own strings.
+public enum VMState: String, Codable, Sendable, CaseIterable {
+    case building, active, stopped, paused, suspended, error, deleted
+}
+
+/// Nova's task states (`OS-EXT-STS:task_state`): what is being done to an instance.
+public enum TaskState: String, Codable, Sendable, CaseIterable {
+    case scheduling, spawning, deleting
+    case rebooting, rebootingHard = "rebooting_hard", rebuilding
+    case poweringOff = "powering-off", poweringOn = "powering-on"
+    case pausing, unpausing, suspending, resuming
+    case imageSnapshot = "image_snapshot"
+}
+
+/// Nova's power states, as `OS-EXT-STS:power_state` shows them.
+public enum PowerState: Int, Codable, Sendable {
+    case noState = 0, running = 1, paused = 3, shutdown = 4, crashed = 6, suspended = 7
+
+    /// The VM state a power state implies when no task runs (`managedSave`: the guest's
+    /// memory is saved, i.e. it was suspended).
+    public func impliedVMState(managedSave: Bool) -> VMState {
+        switch self {
+        case .running: return .active
+        case .paused: return .paused
+        case .shutdown, .crashed, .noState: return managedSave ? .suspended : .stopped
+        case .suspended: return .suspended
+        }
+    }
+}
+
+/// Nova's server `status`, from the VM and task states (nova.api.openstack.common's map).
+public enum ServerStatus: String, Codable, Sendable {
+    case build = "BUILD", active = "ACTIVE", reboot = "REBOOT", hardReboot = "HARD_REBOOT", rebuild = "REBUILD",
+         shutoff = "SHUTOFF", paused = "PAUSED", suspended = "SUSPENDED", error = "ERROR", deleted = "DELETED",
+         unknown = "UNKNOWN"
+
+    public init(vmState: VMState?, taskState: TaskState?) {
+        switch vmState {
+        case .building: self = .build
+        case .active:
+            switch taskState {
+            case .rebooting: self = .reboot
+            case .rebootingHard: self = .hardReboot
+            case .rebuilding: self = .rebuild
+            default: self = .active
+            }
+        case .stopped: self = taskState == .rebuilding ? .rebuild : .shutoff
+        case .paused: self = .paused
+        case .suspended: self = .suspended
+        case .error: self = taskState == .rebuilding ? .rebuild : .error
+        case .deleted: self = .deleted
+        case nil: self = .unknown
+        }
+    }
+
+}

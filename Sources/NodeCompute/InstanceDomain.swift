@@ -1,0 +1,68 @@
+import Contracts
+import Foundation
+import LibvirtDriver
+
+/// The libvirt domain of an instance, from its flavor, image properties and the node's
+/// configuration. The `<metadata>` element marks the domain as Petrel's: the node never
+/// touches a domain without it.
+public struct InstanceDomain: Sendable {
+    public static let namespace = "https://petrel.dev/xmlns/instance/1"
+
+    /// kvm, qemu, or test (libvirt's simulated hypervisor).
+    public var domainType: String
+    public var cpuMode: String
+    public var vncListen: String
+    public var emulator: String?
+
+    public init(domainType: String, cpuMode: String, vncListen: String, emulator: String?) {
+        self.domainType = domainType
+        self.cpuMode = cpuMode
+        self.vncListen = vncListen
+        self.emulator = emulator
+    }
+
+    public init(info: HypervisorInfo, cpuMode: String, vncListen: String) {
+        self.init(domainType: info.domainType, cpuMode: cpuMode, vncListen: vncListen, emulator: info.emulator)
+    }
+
+    public func definition(_ spec: InstanceSpec, files: InstanceFiles, host: String) -> DomainDefinition {
+        let properties = spec.image?.properties ?? [:]
+        let bus = properties["hw_disk_bus"].map { ["virtio", "scsi", "ide", "sata"].contains($0) ? $0 : "virtio" } ?? "virtio"
+        let prefix = bus == "virtio" ? "vd" : "sd"
+        var letters = "abcdefghijklmnopqrstuvwxyz".map(String.init).makeIterator()
+        func disk(_ path: String, _ format: String) -> Device {
+            .disk(Disk(source: .file(path), format: format, target: prefix + (letters.next() ?? "z"), bus: bus))
+        }
+        var devices: [Device] = []
+        let realGuest = domainType != "test"
+        if realGuest, let emulator { devices.append(.emulator(emulator)) }
+        devices.append(disk(files.disk, "qcow2"))
+        if spec.flavor.ephemeralGB > 0 { devices.append(disk(files.ephemeral, "qcow2")) }
+        if spec.flavor.swapMB > 0 { devices.append(disk(files.swap, "raw")) }
+        if realGuest {
+            devices += [.serial(path: files.console, port: 0), .console(path: files.console, port: 0),
+                        .graphics(Graphics(listen: vncListen)), .video(model: "virtio"), .memballoon(model: "virtio")]
+        }
+        let petrel = XMLNode("petrel:instance", ["xmlns:petrel": Self.namespace], [
+            XMLNode("petrel:name", text: spec.name),
+            XMLNode("petrel:project", text: spec.projectID),
+            XMLNode("petrel:user", text: spec.userID),
+            XMLNode("petrel:flavor", ["id": spec.flavor.id], text: spec.flavor.name),
+            XMLNode("petrel:image", text: spec.image?.id ?? ""),
+            XMLNode("petrel:host", text: host),
+        ])
+        let cpu: String?
+        switch (domainType, cpuMode) {
+        case ("kvm", "host-model"), ("kvm", "host-passthrough"): cpu = cpuMode
+        default: cpu = nil
+        }
+        return DomainDefinition(
+            type: domainType, name: DomainNaming.name(spec.id), uuid: spec.id, title: spec.name, metadata: [petrel],
+            memoryMiB: spec.flavor.memoryMB, vcpus: spec.flavor.vcpus,
+            smbiosSystem: [("manufacturer", "Petrel"), ("product", "OpenStack Compute"), ("uuid", spec.id)],
+            os: .init(arch: "x86_64", bootDevices: ["hd"], smbiosFromSysinfo: realGuest), cpuMode: cpu, devices: devices)
+    }
+
+    /// Whether a domain's XML carries Petrel's metadata.
+    public static func isPetrels(_ xml: String) -> Bool { xml.contains(namespace) }
+}

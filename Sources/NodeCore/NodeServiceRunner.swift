@@ -1,0 +1,69 @@
+import Logging
+import ServiceLifecycle
+
+/// Runs one node service in the program's service group: start, reconcile until it
+/// succeeds (every `retry`), then its work; registered in `running` from a successful
+/// start until its work ends, so the node reports it exactly while it runs.
+public struct NodeServiceRunner: Service {
+    let service: any NodeService
+    let running: RunningServices
+    let retry: Duration
+    let logger: Logger
+
+    public init(_ service: any NodeService, running: RunningServices, retry: Duration = .seconds(5), logger: Logger) {
+        self.service = service
+        self.running = running
+        self.retry = retry
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let log: Logger = {
+            var log = logger
+            log[metadataKey: "service"] = "\(service.name)"
+            return log
+        }()
+        do {
+            try await service.start()
+        } catch {
+            log.error("service did not start; it is not reported", metadata: ["error": "\(error)"])
+            return
+        }
+        await running.started(service)
+        log.info("service started", metadata: ["reports": "\(service.reports.map(\.binary).joined(separator: ","))"])
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    while !Task.isCancelled {
+                        do {
+                            try await service.reconcile()
+                            log.info("reconciled with the controller")
+                            break
+                        } catch is CancellationError {
+                            break
+                        } catch {
+                            log.warning("reconciliation failed; retrying", metadata: ["error": "\(error)"])
+                            try? await Task.sleep(for: retry)
+                        }
+                    }
+                    return false
+                }
+                group.addTask {
+                    do {
+                        try await service.run()
+                        if !Task.isCancelled { log.error("service stopped working; it is no longer reported") }
+                    } catch is CancellationError {
+                    } catch {
+                        log.error("service stopped working; it is no longer reported", metadata: ["error": "\(error)"])
+                    }
+                    return true
+                }
+                // The service's work ending ends the service, and a reconciliation still retrying.
+                for await workEnded in group where workEnded { group.cancelAll() }
+            }
+        }
+        await running.stopped(service.name)
+        await service.stop()
+        log.info("service stopped")
+    }
+}
