@@ -52,7 +52,11 @@ extension Servers {
         let nameFilter = query.name.map { try? NSRegularExpression(pattern: $0) }
         return try await database.withConnection { sql in
             let listing = ServerListing(query: query, backend: backend)
-            guard let filters = listing.filters() else { return ServerPage(servers: [], more: false, rowsRead: 0) }
+            guard let filters = listing.filters() else {
+                // A status no server can have lists nothing, so no marker is among them.
+                if let marker = query.marker { throw Failure.badRequest("marker [\(marker)] not found") }
+                return ServerPage(servers: [], more: false, rowsRead: 0)
+            }
             var rowsRead = 0
             var after: InstanceRow?
             if let marker = query.marker {

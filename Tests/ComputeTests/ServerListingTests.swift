@@ -118,6 +118,15 @@ import Testing
             #expect(page.more == (expected.count > 5))
             query.marker = "no-such-server"
             await #expect(throws: Servers.Failure.badRequest("marker [no-such-server] not found")) { try await servers.page(query) }
+            // A marker that exists but is not listed is not found either, even when nothing is listed.
+            var unlisted = ServerListQuery(projectID: "p")
+            unlisted.marker = everything[0].id
+            for status in ["PAUSED", "NOPE"] {
+                unlisted.status = status
+                if everything[0].status != status {
+                    await #expect(throws: Servers.Failure.badRequest("marker [\(everything[0].id)] not found")) { try await servers.page(unlisted) }
+                }
+            }
         }
     }
 }
