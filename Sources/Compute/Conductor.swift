@@ -119,19 +119,19 @@ public struct Conductor: Sendable {
     /// Asks a server's host to run an action begun with `Servers.begin`. If the host cannot
     /// be reached the task is cleared again and the error thrown.
     public func send(_ action: InstanceAction.Arguments, to host: String, context: RequestContext) async throws {
-        try await cast(InstanceAction.self, action, to: host, context: context, clearing: action.action.task.rawValue, of: action.instanceID)
+        try await cast(InstanceAction.self, action, to: host, context: context, clearing: action.action.task, of: action.instanceID)
     }
 
     /// Asks the host to delete a server `Servers.beginDelete` marked; if the host cannot be
     /// asked, the server is left as it was (and may be deleted again).
     public func delete(_ id: String, on host: String, context: RequestContext) async throws {
-        try await cast(DeleteInstance.self, .init(instanceID: id), to: host, context: context, clearing: TaskState.deleting.rawValue, of: id)
+        try await cast(DeleteInstance.self, .init(instanceID: id), to: host, context: context, clearing: .deleting, of: id)
     }
 
     /// Casts to a host's compute service; if the broker does not take the message, the task
     /// the API began is cleared so the server is not left waiting for an answer that never comes.
     private func cast<Method: RPCMethod>(_ method: Method.Type, _ arguments: Method.Arguments, to host: String, context: RequestContext,
-                                         clearing task: String, of id: String) async throws {
+                                         clearing task: TaskState, of id: String) async throws {
         do {
             try await client.cast(method, arguments, topic: Self.topic(host), context: context, patience: .seconds(10))
         } catch {

@@ -1,3 +1,4 @@
+import Contracts
 import Foundation
 import SQLKit
 import Store
@@ -116,22 +117,26 @@ struct ServerListing {
         return parts.joined(separator: " AND ")
     }
 
-    /// The VM and task states behind one of Nova's statuses, as `Server.status` maps them.
-    static func status(_ status: String) -> SQLQueryString? {
-        let rebuilding: SQLQueryString = "(task_state IS NULL OR task_state <> 'rebuilding')"
+    /// The VM and task states behind one of Nova's statuses, as `ServerStatus` maps them.
+    static func status(_ name: String) -> SQLQueryString? {
+        guard let status = ServerStatus(rawValue: name) else { return nil }
+        func vm(_ states: [VMState]) -> SQLQueryString { "vm_state IN (\(binds: states.map(\.rawValue)))" }
+        func task(_ state: TaskState) -> SQLQueryString { "task_state = \(bind: state.rawValue)" }
+        func noTask(_ states: [TaskState]) -> SQLQueryString {
+            "(task_state IS NULL OR task_state NOT IN (\(binds: states.map(\.rawValue))))"
+        }
         switch status {
-        case "BUILD": return "vm_state = 'building'"
-        case "REBOOT": return "(vm_state = 'active' AND task_state = 'rebooting')"
-        case "HARD_REBOOT": return "(vm_state = 'active' AND task_state = 'rebooting_hard')"
-        case "REBUILD": return "(vm_state IN ('active', 'stopped', 'error') AND task_state = 'rebuilding')"
-        case "ACTIVE": return "(vm_state = 'active' AND (task_state IS NULL OR task_state NOT IN ('rebooting', 'rebooting_hard', 'rebuilding')))"
-        case "SHUTOFF": return "(vm_state = 'stopped' AND " + rebuilding + ")"
-        case "PAUSED": return "vm_state = 'paused'"
-        case "SUSPENDED": return "vm_state = 'suspended'"
-        case "ERROR": return "(vm_state = 'error' AND " + rebuilding + ")"
-        case "DELETED": return "vm_state = 'deleted'"
-        case "UNKNOWN": return "vm_state NOT IN ('building', 'active', 'stopped', 'paused', 'suspended', 'error', 'deleted')"
-        default: return nil
+        case .build: return vm([.building])
+        case .reboot: return "(" + vm([.active]) + " AND " + task(.rebooting) + ")"
+        case .hardReboot: return "(" + vm([.active]) + " AND " + task(.rebootingHard) + ")"
+        case .rebuild: return "(" + vm([.active, .stopped, .error]) + " AND " + task(.rebuilding) + ")"
+        case .active: return "(" + vm([.active]) + " AND " + noTask([.rebooting, .rebootingHard, .rebuilding]) + ")"
+        case .shutoff: return "(" + vm([.stopped]) + " AND " + noTask([.rebuilding]) + ")"
+        case .paused: return vm([.paused])
+        case .suspended: return vm([.suspended])
+        case .error: return "(" + vm([.error]) + " AND " + noTask([.rebuilding]) + ")"
+        case .deleted: return vm([.deleted])
+        case .unknown: return "vm_state NOT IN (\(binds: VMState.allCases.map(\.rawValue)))"
         }
     }
 

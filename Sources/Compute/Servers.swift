@@ -25,25 +25,10 @@ public struct Server: Sendable, Equatable {
     public var flavorExtraSpecs: [String: String] { JSONColumn.decode(row.flavorExtraSpecs, fallback: [:]) }
 
     /// Nova's API status from the VM and task states.
-    public var status: String {
-        let task = row.taskState
-        switch row.vmState {
-        case "building": return "BUILD"
-        case "active":
-            switch task {
-            case "rebooting": return "REBOOT"
-            case "rebooting_hard": return "HARD_REBOOT"
-            case "rebuilding": return "REBUILD"
-            default: return "ACTIVE"
-            }
-        case "stopped": return task == "rebuilding" ? "REBUILD" : "SHUTOFF"
-        case "paused": return "PAUSED"
-        case "suspended": return "SUSPENDED"
-        case "error": return task == "rebuilding" ? "REBUILD" : "ERROR"
-        case "deleted": return "DELETED"
-        default: return "UNKNOWN"
-        }
-    }
+    public var status: String { ServerStatus(vmState: row.vm, taskState: row.task).rawValue }
+
+    public var vmState: VMState? { row.vm }
+    public var taskState: TaskState? { row.task }
 }
 
 struct StoredFault: Codable {
@@ -175,6 +160,8 @@ public struct Servers: Sendable {
                                       flavorID: flavor.id, vcpus: flavor.row.vcpus, memoryMB: flavor.row.memoryMB,
                                       rootGB: flavor.row.rootGB, ephemeralGB: flavor.row.ephemeralGB, swap: flavor.row.swap,
                                       imageID: image.id, availabilityZone: request.availabilityZone, createdAt: now)
+                row.set(.building)
+                row.set(task: .scheduling)
                 row.metadata = JSONColumn.encode(request.metadata, fallback: "{}")
                 row.keyName = request.keyName
                 row.userData = request.userData
@@ -234,7 +221,7 @@ public struct Servers: Sendable {
         do {
             return (try await images.create(Image(row: row, properties: inherited, tags: [])).id, host)
         } catch {
-            try? await clearTask(id, InstanceAction.Action.snapshot.task.rawValue)
+            try? await clearTask(id, InstanceAction.Action.snapshot.task)
             throw error
         }
     }
@@ -313,25 +300,23 @@ public struct Servers: Sendable {
     /// and what the node is asked to do.
     public struct Transition: Sendable {
         public let name: String
-        public let allowed: Set<String>
+        public let allowed: Set<VMState>
         public let action: InstanceAction.Action
         /// The task it runs as.
-        public var task: String { action.task.rawValue }
+        public var task: TaskState { action.task }
     }
 
     public static let transitions: [String: Transition] = [
-        "reboot_soft": Transition(name: "reboot", allowed: ["active"], action: .rebootSoft),
-        "reboot_hard": Transition(name: "reboot", allowed: ["active", "stopped", "paused", "suspended", "error"],
-                                  action: .rebootHard),
-        "os-stop": Transition(name: "stop", allowed: ["active", "error"], action: .stop),
-        "os-start": Transition(name: "start", allowed: ["stopped"], action: .start),
-        "pause": Transition(name: "pause", allowed: ["active"], action: .pause),
-        "unpause": Transition(name: "unpause", allowed: ["paused"], action: .unpause),
-        "suspend": Transition(name: "suspend", allowed: ["active"], action: .suspend),
-        "resume": Transition(name: "resume", allowed: ["suspended"], action: .resume),
-        "rebuild": Transition(name: "rebuild", allowed: ["active", "stopped", "error"], action: .rebuild),
-        "createImage": Transition(name: "createImage", allowed: ["active", "stopped", "paused", "suspended"],
-                                  action: .snapshot),
+        "reboot_soft": Transition(name: "reboot", allowed: [.active], action: .rebootSoft),
+        "reboot_hard": Transition(name: "reboot", allowed: [.active, .stopped, .paused, .suspended, .error], action: .rebootHard),
+        "os-stop": Transition(name: "stop", allowed: [.active, .error], action: .stop),
+        "os-start": Transition(name: "start", allowed: [.stopped], action: .start),
+        "pause": Transition(name: "pause", allowed: [.active], action: .pause),
+        "unpause": Transition(name: "unpause", allowed: [.paused], action: .unpause),
+        "suspend": Transition(name: "suspend", allowed: [.active], action: .suspend),
+        "resume": Transition(name: "resume", allowed: [.suspended], action: .resume),
+        "rebuild": Transition(name: "rebuild", allowed: [.active, .stopped, .error], action: .rebuild),
+        "createImage": Transition(name: "createImage", allowed: [.active, .stopped, .paused, .suspended], action: .snapshot),
     ]
 
     /// Starts an action: checks the state, sets the task (atomically: a second action while
@@ -342,14 +327,14 @@ public struct Servers: Sendable {
         -> (Server, String, InstanceAction.Action) {
         guard let transition = Self.transitions[key] else { throw Failure.badRequest("Unknown action \(key).") }
         let server = try await change(id, by: caller) { server in
-            guard transition.allowed.contains(server.row.vmState), server.row.taskState == nil else {
+            guard let state = server.row.vm, transition.allowed.contains(state), server.row.taskState == nil else {
                 let (attribute, state) = server.row.taskState.map { ("task_state", $0) } ?? ("vm_state", server.row.vmState)
                 throw Failure.conflict("Cannot '\(transition.name)' instance \(server.id) while it is in \(attribute) \(state)")
             }
             guard server.row.host != nil else {
                 throw Failure.conflict("Cannot '\(transition.name)' instance \(server.id) while it is in vm_state \(server.row.vmState)")
             }
-            server.row.taskState = transition.task
+            server.row.set(task: transition.task)
             try prepare(&server)
         }
         return (server, server.row.host ?? "", transition.action)
@@ -365,7 +350,7 @@ public struct Servers: Sendable {
     public func beginDelete(_ server: Server, by caller: ServerCaller, hostIsUp: @escaping @Sendable (String) async throws -> Bool) async throws -> DeleteRoute {
         let id = server.id
         if let host = server.row.host, try await hostIsUp(host) {
-            try await change(id, by: caller) { $0.row.taskState = "deleting" }
+            try await change(id, by: caller) { $0.row.set(task: .deleting) }
             return .host(host)
         }
         try await database.withConnection { sql in try await ComputeTables.instances.delete(sql, where: [.equals("id", id)]) }
@@ -389,8 +374,7 @@ public struct Servers: Sendable {
                                          rootGB: row.rootGB, ephemeralGB: row.ephemeralGB, swapMB: row.swap,
                                          extraSpecs: JSONColumn.decode(row.flavorExtraSpecs, fallback: [:]))
         return InstanceSpec(id: row.id, name: row.name, projectID: row.projectID, userID: row.userID, host: row.host, flavor: flavor,
-                            image: image, vmState: VMState(rawValue: row.vmState) ?? .error, taskState: row.taskState.flatMap(TaskState.init(rawValue:)),
-                            stamp: row.stateStamp)
+                            image: image, vmState: row.vm ?? .error, taskState: row.task, stamp: row.stateStamp)
     }
 
     /// What should be on `host` (all of it, or the instances in `ids`).
@@ -416,7 +400,7 @@ public struct Servers: Sendable {
         try await database.transaction { sql in
             guard var row = try await ComputeTables.instances.lockedGet(sql, id: update.instanceID), row.host == update.host else { return false }
             if update.kind == .deleted {
-                guard row.taskState == "deleting" else { return false }
+                guard row.task == .deleting else { return false }
                 try await ComputeTables.instances.delete(sql, where: [.equals("id", row.id)])
                 return true
             }
@@ -430,29 +414,29 @@ public struct Servers: Sendable {
             }
             switch update.kind {
             case .taskDone, .taskFailed:
-                guard let task = update.endsTask, row.taskState == task.rawValue else {
+                guard let task = update.endsTask, row.task == task else {
                     // The task this ends is over (or another began): keep only the power state.
                     guard newer else { return false }
                     break
                 }
-                if let state = update.vmState { row.vmState = state.rawValue }
+                if let state = update.vmState { row.set(state) }
                 row.taskState = nil
-                if update.kind == .taskDone && row.vmState == "active" && row.launchedAt == nil { row.launchedAt = Self.now() }
+                if update.kind == .taskDone && row.vm == .active && row.launchedAt == nil { row.launchedAt = Self.now() }
                 if let fault = update.fault {
                     row.fault = JSONColumn.encode(StoredFault(code: fault.code, message: fault.message, details: fault.details,
                                                               created: Self.now()), fallback: "null")
-                } else if row.vmState != "error" {
+                } else if row.vm != .error {
                     row.fault = nil
                 }
             case .powerChanged:
                 // Nova's power-state sync: without a task running, the hypervisor is right.
                 guard newer else { return false }
                 guard row.taskState == nil else { break }
-                switch (row.vmState, update.powerState) {
-                case ("active", .shutdown), ("active", .crashed): row.vmState = "stopped"
-                case ("stopped", .running): row.vmState = "active"
-                case ("active", .paused): row.vmState = "paused"
-                case ("paused", .running): row.vmState = "active"
+                switch (row.vm, update.powerState) {
+                case (.active?, .shutdown), (.active?, .crashed): row.set(.stopped)
+                case (.stopped?, .running): row.set(.active)
+                case (.active?, .paused): row.set(.paused)
+                case (.paused?, .running): row.set(.active)
                 default: break
                 }
             case .deleted: break
@@ -466,8 +450,8 @@ public struct Servers: Sendable {
     /// Puts a server in ERROR with a fault, unless a delete is under way.
     public func fail(_ id: String, fault: InstanceFault) async throws {
         try await database.transaction { sql in
-            guard var row = try await ComputeTables.instances.lockedGet(sql, id: id), row.taskState != "deleting" else { return }
-            row.vmState = "error"
+            guard var row = try await ComputeTables.instances.lockedGet(sql, id: id), row.task != .deleting else { return }
+            row.set(.error)
             row.taskState = nil
             row.fault = JSONColumn.encode(StoredFault(code: fault.code, message: fault.message, details: fault.details, created: Self.now()),
                                           fallback: "null")
@@ -481,13 +465,13 @@ public struct Servers: Sendable {
     /// building there.
     public func releaseFailedBuild(_ id: String, host: String) async throws -> Int? {
         try await database.transaction { sql in
-            guard var row = try await ComputeTables.instances.lockedGet(sql, id: id), row.host == host, row.vmState == "building",
-                  row.taskState != "deleting" else { return nil }
+            guard var row = try await ComputeTables.instances.lockedGet(sql, id: id), row.host == host, row.vm == .building,
+                  row.task != .deleting else { return nil }
             var tried = JSONColumn.decode(row.triedHosts, fallback: [String]())
             if !tried.contains(host) { tried.append(host) }
             row.triedHosts = JSONColumn.encode(tried, fallback: "[]")
             row.host = nil
-            row.taskState = "scheduling"
+            row.set(task: .scheduling)
             row.updatedAt = Self.now()
             try await ComputeTables.instances.update(sql, id: id, row)
             return tried.count
@@ -506,16 +490,17 @@ public struct Servers: Sendable {
     }
 
     /// Ends `task` without changing the VM state (its action could not be sent).
-    public func clearTask(_ id: String, _ task: String) async throws {
+    public func clearTask(_ id: String, _ task: TaskState) async throws {
         try await database.withConnection { sql in
-            try await sql.raw("UPDATE instances SET task_state = NULL WHERE id = \(bind: id) AND task_state = \(bind: task)").run()
+            try await sql.raw("UPDATE instances SET task_state = NULL WHERE id = \(bind: id) AND task_state = \(bind: task.rawValue)").run()
         }
     }
 
     /// Builds waiting for a host (a controller stopped while scheduling them).
     public func waitingForHost() async throws -> [InstanceRow] {
         try await database.withConnection { sql in
-            try await ComputeTables.instances.all(sql, where: [.equals("vm_state", "building"), .equals("task_state", "scheduling")])
+            try await ComputeTables.instances.all(sql, where: [.equals("vm_state", VMState.building.rawValue),
+                                                                .equals("task_state", TaskState.scheduling.rawValue)])
         }
     }
 }

@@ -295,5 +295,13 @@ public enum Schema {
             "CREATE INDEX instances_created ON instances (created_at, id)",
             "CREATE INDEX images_created ON images (created_at, id)",
         ]),
+        // Nodes before version 13 reported the network agents and cinder-volume although none
+        // of their code ran; those rows are dropped (a service that runs reports itself again).
+        Migration(version: 13, name: "services no node ran", statements: [
+            """
+            DELETE FROM services WHERE service_binary IN ('neutron-linuxbridge-agent', 'neutron-dhcp-agent', 'neutron-l3-agent',
+                'neutron-metadata-agent', 'cinder-volume')
+            """,
+        ]),
     ]
 }
