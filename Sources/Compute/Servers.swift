@@ -5,9 +5,10 @@ import Images
 import SQLKit
 import Store
 
-/// A server (Nova's instance) with its JSON columns decoded.
+/// A server (Nova's instance): what the APIs read and may change of it. Its database row
+/// stays inside Compute.
 public struct Server: Sendable, Equatable {
-    public var row: InstanceRow
+    var row: InstanceRow
     public var metadata: [String: String]
     public var fault: InstanceFault?
     public var faultCreated: Int64?
@@ -29,6 +30,37 @@ public struct Server: Sendable, Equatable {
 
     public var vmState: VMState? { row.vm }
     public var taskState: TaskState? { row.task }
+    public var powerState: PowerState { PowerState(rawValue: row.powerState) ?? .noState }
+
+    public var name: String {
+        get { row.name }
+        set { row.name = newValue }
+    }
+    public var imageID: String? {
+        get { row.imageID }
+        set { row.imageID = newValue }
+    }
+    public var projectID: String { row.projectID }
+    public var userID: String { row.userID }
+    /// The host it is placed on (nil while it waits for one).
+    public var host: String? { row.host }
+    public var availabilityZone: String? { row.availabilityZone }
+    public var flavorID: String { row.flavorID }
+    /// The flavor's name when the server was created.
+    public var flavorName: String? { row.flavorName }
+    public var vcpus: Int { row.vcpus }
+    public var memoryMB: Int { row.memoryMB }
+    public var rootGB: Int { row.rootGB }
+    public var ephemeralGB: Int { row.ephemeralGB }
+    public var swap: Int { row.swap }
+    public var keyName: String? { row.keyName }
+    public var userData: String? { row.userData }
+    public var reservationID: String? { row.reservationID }
+    public var hostname: String? { row.hostname }
+    /// Unix milliseconds.
+    public var createdAt: Int64 { row.createdAt }
+    public var updatedAt: Int64 { row.updatedAt }
+    public var launchedAt: Int64? { row.launchedAt }
 }
 
 struct StoredFault: Codable {

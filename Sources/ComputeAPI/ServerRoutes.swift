@@ -51,7 +51,7 @@ extension ComputeAPI {
     }
 
     func serverJSON(_ server: Server, _ version: Microversion, admin: Bool, detail: Bool, hostUp: Bool?, listed: Bool = false) -> JSON {
-        let row = server.row
+        let row = server
         var object: [String: JSON] = ["id": .string(row.id), "name": .string(row.name), "links": serverLinks(row.id)]
         guard detail else { return .object(object) }
         let status = server.status
@@ -83,9 +83,9 @@ extension ComputeAPI {
         object["key_name"] = JSON.string(row.keyName)
         object["OS-SRV-USG:launched_at"] = novaTime(row.launchedAt)
         object["OS-SRV-USG:terminated_at"] = .null
-        object["OS-EXT-STS:vm_state"] = .string(row.vmState)
-        object["OS-EXT-STS:task_state"] = JSON.string(row.taskState)
-        object["OS-EXT-STS:power_state"] = .number(Double(row.powerState))
+        object["OS-EXT-STS:vm_state"] = JSON.string(row.vmState?.rawValue)
+        object["OS-EXT-STS:task_state"] = JSON.string(row.taskState?.rawValue)
+        object["OS-EXT-STS:power_state"] = .number(Double(row.powerState.rawValue))
         object["os-extended-volumes:volumes_attached"] = []
         if admin {
             object["OS-EXT-SRV-ATTR:host"] = JSON.string(row.host)
@@ -153,7 +153,7 @@ extension ComputeAPI {
         let (caller, version) = try await authenticated(request, context)
         let who = try serverCaller(caller, context)
         let server = try await serverCall { try await servers.get(id, by: who) }
-        try context.enforce(action, target: ["project_id": server.row.projectID])
+        try context.enforce(action, target: ["project_id": server.projectID])
         return (server, caller, version, who)
     }
 
@@ -233,7 +233,7 @@ extension ComputeAPI {
             for service in try await hosts.services(where: { $0.binary == "nova-compute" }) { up[service.host] = service.up }
         }
         body["servers"] = .array(list.map {
-            serverJSON($0, version, admin: who.isAdmin, detail: detail, hostUp: $0.row.host.flatMap { up[$0] }, listed: true)
+            serverJSON($0, version, admin: who.isAdmin, detail: detail, hostUp: $0.host.flatMap { up[$0] }, listed: true)
         })
         return answer(.ok, .object(body), version)
     }
@@ -253,7 +253,7 @@ extension ComputeAPI {
             Task { await serverConductor.build(server.id, context: messageContext) }
         }
         if fields["return_reservation_id"]?.boolValue == true {
-            return answer(.accepted, ["reservation_id": JSON.string(created.first?.row.reservationID)], version)
+            return answer(.accepted, ["reservation_id": JSON.string(created.first?.reservationID)], version)
         }
         let first = created[0]
         var body: [String: JSON] = ["id": .string(first.id), "links": serverLinks(first.id), "OS-DCF:diskConfig": "MANUAL",
@@ -269,7 +269,7 @@ extension ComputeAPI {
         let id = try context.parameters.require("server_id")
         let (server, _, version, who) = try await authorizedServer(request, context, id, "os_compute_api:servers:show")
         var up: Bool?
-        if let host = server.row.host { up = try await hostIsUp(host) }
+        if let host = server.host { up = try await hostIsUp(host) }
         return answer(.ok, ["server": serverJSON(server, version, admin: who.isAdmin, detail: true, hostUp: up)], version)
     }
 
@@ -286,7 +286,7 @@ extension ComputeAPI {
         let name = try fields["name"].map { try Self.serverName($0) }
         let server = try await serverCall {
             try await servers.change(id, by: who) { server in
-                if let name { server.row.name = name }
+                if let name { server.name = name }
             }
         }
         return answer(.ok, ["server": serverJSON(server, version, admin: who.isAdmin, detail: true, hostUp: nil)], version)
@@ -330,7 +330,7 @@ extension ComputeAPI {
                 }
                 length = asked < 0 ? nil : asked
             }
-            guard let host = server.row.host, ["active", "paused", "stopped", "suspended"].contains(server.row.vmState) || server.row.taskState != nil else {
+            guard let host = server.host, server.taskState != nil || [.active, .paused, .stopped, .suspended].contains(server.vmState) else {
                 throw APIFault(.conflict, "Instance \(id) is not ready")
             }
             let output = try await serverConductor.consoleOutput(id, on: host, length: length, context: messageContext)
@@ -354,14 +354,14 @@ extension ComputeAPI {
             if let metadata { try await serverCall { try await servers.checkMetadata(metadata, by: who) } }
             let image = try await serverCall { try await servers.rebuildImage(imageRef, for: server, by: who) }
             let changed = try await run("rebuild", server.id, who, messageContext) { server in
-                server.row.imageID = image
-                if let newName { server.row.name = newName }
+                server.imageID = image
+                if let newName { server.name = newName }
                 if let metadata { server.metadata = metadata }
             }
             var json = serverJSON(changed, version, admin: who.isAdmin, detail: true, hostUp: nil)
             if case .object(var object) = json {
                 object["adminPass"] = .string(Self.password())
-                if version >= Microversion(2, 57) { object["user_data"] = JSON.string(changed.row.userData) }
+                if version >= Microversion(2, 57) { object["user_data"] = JSON.string(changed.userData) }
                 json = .object(object)
             }
             return answer(.accepted, ["server": json], version)

@@ -110,8 +110,8 @@ import Testing
             query.name = "^vm-1[0-9]$"
             query.limit = 5
             let expected = everything.filter {
-                $0.row.host == "host-1" && $0.row.flavorID == "f2" && $0.row.updatedAt >= Self.base + 1_000_000
-                    && $0.row.name.range(of: "^vm-1[0-9]$", options: .regularExpression) != nil
+                $0.host == "host-1" && $0.flavorID == "f2" && $0.updatedAt >= Self.base + 1_000_000
+                    && $0.name.range(of: "^vm-1[0-9]$", options: .regularExpression) != nil
             }
             let page = try await servers.page(query)
             #expect(page.servers.map(\.id) == Array(expected.prefix(5)).map(\.id))
