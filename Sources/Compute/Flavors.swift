@@ -2,14 +2,29 @@ import Foundation
 import SQLKit
 import Store
 
-/// A flavor, with its extra specs decoded.
+/// A flavor, with its extra specs decoded. Its database row stays inside Compute.
 public struct Flavor: Sendable, Equatable {
-    public var row: FlavorRow
+    var row: FlavorRow
     public var extraSpecs: [String: String]
 
     public var id: String { row.id }
+    public var name: String { row.name }
+    public var description: String? {
+        get { row.description }
+        set { row.description = newValue }
+    }
+    public var memoryMB: Int { row.memoryMB }
+    public var vcpus: Int { row.vcpus }
+    public var rootGB: Int { row.rootGB }
+    public var ephemeralGB: Int { row.ephemeralGB }
+    public var swap: Int { row.swap }
+    public var rxtxFactor: Double { row.rxtxFactor }
+    public var isPublic: Bool { row.isPublic }
+    public var disabled: Bool { row.disabled }
+    /// Unix milliseconds.
+    public var createdAt: Int64 { row.createdAt }
 
-    public init(row: FlavorRow, extraSpecs: [String: String] = [:]) {
+    init(row: FlavorRow, extraSpecs: [String: String] = [:]) {
         self.row = row
         self.extraSpecs = extraSpecs
     }
@@ -23,6 +38,20 @@ public struct Flavor: Sendable, Equatable {
     }
 }
 
+/// What `GET /flavors` asks for: Nova's filters, one sort key and a page.
+public struct FlavorListQuery: Sendable {
+    /// nil: public and private alike (an admin's `is_public=none`).
+    public var isPublic: Bool?
+    public var minRAM: Int?
+    public var minDisk: Int?
+    public var sortKey = "flavorid"
+    public var descending = false
+    public var marker: String?
+    public var limit: Int?
+
+    public init() {}
+}
+
 /// Nova's flavors: sizes of servers, public or shared with chosen projects, with extra specs.
 public struct Flavors: Sendable {
     public enum Failure: Error, Equatable {
@@ -32,6 +61,8 @@ public struct Flavors: Sendable {
         case accessExists(flavor: String, project: String)
         case accessMissing(flavor: String, project: String)
         case specMissing(flavor: String, key: String)
+        /// A list query Nova refuses, in Nova's words.
+        case badQuery(String)
     }
 
     let database: Database
@@ -75,6 +106,39 @@ public struct Flavors: Sendable {
             let shared = Set(try await ComputeTables.flavorProjects.all(sql, where: [.equals("project_id", project)]).map(\.flavorID))
             return all.filter { $0.row.isPublic || shared.contains($0.id) }
         }
+    }
+
+    /// The flavors `project` may use (all when nil) that `query` selects, sorted and paged
+    /// as Nova does. Flavors are few: they are filtered here, not in SQL.
+    public func page(_ query: FlavorListQuery, visibleTo project: String?) async throws -> [Flavor] {
+        var list = try await list(visibleTo: project)
+        if let isPublic = query.isPublic { list = list.filter { $0.isPublic == isPublic } }
+        if let minimum = query.minRAM { list = list.filter { $0.memoryMB >= minimum } }
+        if let minimum = query.minDisk { list = list.filter { $0.rootGB >= minimum } }
+        let keyed: (Flavor) -> String
+        switch query.sortKey {
+        case "flavorid", "id": keyed = { $0.id }
+        case "name": keyed = { $0.name }
+        case "memory_mb": keyed = { String(format: "%020ld", $0.memoryMB) }
+        case "vcpus": keyed = { String(format: "%020ld", $0.vcpus) }
+        case "root_gb": keyed = { String(format: "%020ld", $0.rootGB) }
+        case "created_at": keyed = { String(format: "%020lld", $0.createdAt) }
+        default: throw Failure.badQuery("Invalid input for query parameters sort_key. Value: \(query.sortKey).")
+        }
+        list.sort { query.descending ? keyed($0) > keyed($1) : keyed($0) < keyed($1) }
+        if let marker = query.marker {
+            guard let index = list.firstIndex(where: { $0.id == marker }) else { throw Failure.badQuery("marker [\(marker)] not found") }
+            list = Array(list[(index + 1)...])
+        }
+        if let limit = query.limit { list = Array(list.prefix(limit)) }
+        return list
+    }
+
+    /// The flavor, if `project` may see it (any flavor when `project` is nil: an admin).
+    public func get(_ id: String, visibleTo project: String?) async throws -> Flavor {
+        let flavor = try await get(id)
+        if !flavor.isPublic, let project, !(try await projects(of: id).contains(project)) { throw Failure.notFound(id) }
+        return flavor
     }
 
     public func change(_ id: String, _ body: @escaping @Sendable (inout Flavor) throws -> Void) async throws -> Flavor {

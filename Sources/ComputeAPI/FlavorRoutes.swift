@@ -37,6 +37,7 @@ extension ComputeAPI {
         case .accessExists(let flavor, let project): return APIFault(.conflict, "Flavor access already exists for flavor \(flavor) and project \(project) combination.")
         case .accessMissing(let flavor, let project): return APIFault(.notFound, "Flavor access not found for \(flavor) / \(project) combination.")
         case .specMissing(let flavor, let key): return APIFault(.notFound, "Flavor \(flavor) has no extra specs with key \(key).")
+        case .badQuery(let message): return APIFault(.badRequest, message)
         }
     }
 
@@ -45,7 +46,7 @@ extension ComputeAPI {
     }
 
     func flavorJSON(_ flavor: Flavor, _ version: Microversion, detail: Bool, showSpecs: Bool) -> JSON {
-        let row = flavor.row
+        let row = flavor
         var object: [String: JSON] = ["id": .string(row.id), "name": .string(row.name), "links": flavorLinks(row.id)]
         if version >= Microversion(2, 55) { object["description"] = .string(row.description) }
         guard detail else { return .object(object) }
@@ -83,41 +84,29 @@ extension ComputeAPI {
         @Sendable func listed(_ request: Request, _ context: APIRequestContext, detail: Bool) async throws -> Response {
             let (caller, version) = try await authenticated(request, context)
             let isAdmin = caller.hasRole("admin")
-            var list = try await flavors.list(visibleTo: isAdmin ? nil : caller.project?.id ?? "")
+            var query = FlavorListQuery()
             if isAdmin {
-                let isPublic = request.query("is_public")?.lowercased()
-                switch isPublic {
-                case nil, "true", "t", "1", "yes": list = list.filter { $0.row.isPublic }
-                case "false", "f", "0", "no": list = list.filter { !$0.row.isPublic }
-                default: break  // "none" / "all": every flavor
+                switch request.query("is_public")?.lowercased() {
+                case nil, "true", "t", "1", "yes": query.isPublic = true
+                case "false", "f", "0", "no": query.isPublic = false
+                default: query.isPublic = nil  // "none" / "all": every flavor
                 }
+            } else {
+                query.isPublic = nil  // what the project may use: public ones and those shared with it
             }
             if let text = request.query("minRam") {
                 guard let minimum = Int(text) else { throw APIFault(.badRequest, "Invalid minRam filter [\(text)]") }
-                list = list.filter { $0.row.memoryMB >= minimum }
+                query.minRAM = minimum
             }
             if let text = request.query("minDisk") {
                 guard let minimum = Int(text) else { throw APIFault(.badRequest, "Invalid minDisk filter [\(text)]") }
-                list = list.filter { $0.row.rootGB >= minimum }
+                query.minDisk = minimum
             }
-            let key = request.query("sort_key") ?? "flavorid"
-            let descending = request.query("sort_dir") == "desc"
-            let keyed: (Flavor) -> String
-            switch key {
-            case "flavorid", "id": keyed = { $0.id }
-            case "name": keyed = { $0.row.name }
-            case "memory_mb": keyed = { String(format: "%020ld", $0.row.memoryMB) }
-            case "vcpus": keyed = { String(format: "%020ld", $0.row.vcpus) }
-            case "root_gb": keyed = { String(format: "%020ld", $0.row.rootGB) }
-            case "created_at": keyed = { String(format: "%020lld", $0.row.createdAt) }
-            default: throw APIFault(.badRequest, "Invalid input for query parameters sort_key. Value: \(key).")
-            }
-            list.sort { descending ? keyed($0) > keyed($1) : keyed($0) < keyed($1) }
-            if let marker = request.query("marker") {
-                guard let index = list.firstIndex(where: { $0.id == marker }) else { throw APIFault(.badRequest, "marker [\(marker)] not found") }
-                list = Array(list[(index + 1)...])
-            }
-            if let limit = try Paging.novaLimit(request) { list = Array(list.prefix(limit)) }
+            query.sortKey = request.query("sort_key") ?? "flavorid"
+            query.descending = request.query("sort_dir") == "desc"
+            query.marker = request.query("marker")
+            query.limit = try Paging.novaLimit(request)
+            let list = try await run { try await flavors.page(query, visibleTo: isAdmin ? nil : caller.project?.id ?? "") }
             let showSpecs = try context.allows("os_compute_api:os-flavor-extra-specs:index")
             return answer(.ok, ["flavors": .array(list.map { flavorJSON($0, version, detail: detail, showSpecs: showSpecs) })], version)
         }
@@ -125,13 +114,7 @@ extension ComputeAPI {
         v21.get("flavors/detail") { request, context in try await listed(request, context, detail: true) }
 
         @Sendable func visible(_ id: String, _ caller: Caller) async throws -> Flavor {
-            let flavor = try await run { try await flavors.get(id) }
-            if !flavor.row.isPublic, !caller.hasRole("admin") {
-                guard let project = caller.project?.id, try await flavors.projects(of: id).contains(project) else {
-                    throw Self.fault(Flavors.Failure.notFound(id))
-                }
-            }
-            return flavor
+            try await run { try await flavors.get(id, visibleTo: caller.hasRole("admin") ? nil : caller.project?.id ?? "") }
         }
         v21.get("flavors/:flavor_id") { request, context in
             let (caller, version) = try await authenticated(request, context)
@@ -198,7 +181,7 @@ extension ComputeAPI {
             }
             let description = fields["description"]?.stringValue
             if let description, description.count > 65_535 { throw APIFault(.badRequest, "Invalid input for field/attribute description.") }
-            let updated = try await run { try await flavors.change(try context.parameters.require("flavor_id")) { $0.row.description = description } }
+            let updated = try await run { try await flavors.change(try context.parameters.require("flavor_id")) { $0.description = description } }
             return answer(.ok, ["flavor": flavorJSON(updated, version, detail: true, showSpecs: true)], version)
         }
         v21.delete("flavors/:flavor_id") { request, context in
@@ -274,7 +257,7 @@ extension ComputeAPI {
             let (_, version) = try await begin(request, context, "os_compute_api:os-flavor-access")
             let id = try context.parameters.require("flavor_id")
             let flavor = try await run { try await flavors.get(id) }
-            if flavor.row.isPublic { throw APIFault(.notFound, "Access list not available for public flavors.") }
+            if flavor.isPublic { throw APIFault(.notFound, "Access list not available for public flavors.") }
             return answer(.ok, accessJSON(id, try await flavors.projects(of: id)), version)
         }
         v21.post("flavors/:flavor_id/action") { request, context in

@@ -5,20 +5,20 @@ import PetrelHTTP
 
 extension ComputeAPI {
     func hypervisorSummary(_ hypervisor: HypervisorStatus) -> [String: JSON] {
-        ["id": .string(hypervisor.row.id), "hypervisor_hostname": .string(hypervisor.row.host),
+        ["id": .string(hypervisor.id), "hypervisor_hostname": .string(hypervisor.host),
          "state": hypervisor.up ? "up" : "down", "status": hypervisor.enabled ? "enabled" : "disabled"]
     }
 
     func hypervisorDetail(_ hypervisor: HypervisorStatus, _ version: Microversion, usage: HostUsage) -> JSON {
         var object = hypervisorSummary(hypervisor)
-        let resources = hypervisor.row.resources
+        let resources = hypervisor.resources
         let cpuInfo: JSON = ["model": .string(resources.cpuModel), "arch": "x86_64", "features": [],
                              "topology": ["sockets": 1, "cores": .number(Double(resources.vcpus)), "threads": 1]]
         // Used = what the instances placed there claim; running_vms = what libvirt runs there.
         object.merge([
             "hypervisor_type": .string(resources.type), "hypervisor_version": .number(Double(resources.version)),
             "host_ip": .string(resources.hostIP),
-            "service": ["id": .string(hypervisor.compute?.id), "host": .string(hypervisor.row.host),
+            "service": ["id": .string(hypervisor.compute?.id), "host": .string(hypervisor.host),
                         "disabled_reason": .string(hypervisor.compute?.record.disabledReason)],
             "vcpus": .number(Double(resources.vcpus)), "vcpus_used": .number(Double(usage.vcpus)),
             "memory_mb": .number(Double(resources.memoryMB)), "memory_mb_used": .number(Double(usage.memoryMB)),
@@ -36,10 +36,10 @@ extension ComputeAPI {
         @Sendable func listed(_ request: Request, _ context: APIRequestContext) async throws -> [HypervisorStatus] {
             var all = try await hosts.hypervisors()
             if let pattern = request.query("hypervisor_hostname_pattern") {
-                all = all.filter { $0.row.host.localizedCaseInsensitiveContains(pattern) }
+                all = all.filter { $0.host.localizedCaseInsensitiveContains(pattern) }
             }
             if let marker = request.query("marker") {
-                guard let index = all.firstIndex(where: { $0.row.id == marker }) else {
+                guard let index = all.firstIndex(where: { $0.id == marker }) else {
                     throw APIFault(.badRequest, "marker [\(marker)] not found")
                 }
                 all = Array(all[(index + 1)...])
@@ -56,11 +56,11 @@ extension ComputeAPI {
             let (_, version) = try await begin(request, context, "os_compute_api:os-hypervisors:list-detail")
             let list = try await listed(request, context)
             let usage = try await hosts.store.usage()
-            return answer(.ok, ["hypervisors": .array(list.map { hypervisorDetail($0, version, usage: usage[$0.row.host] ?? .init()) })], version)
+            return answer(.ok, ["hypervisors": .array(list.map { hypervisorDetail($0, version, usage: usage[$0.host] ?? .init()) })], version)
         }
         v21.get("os-hypervisors/statistics") { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-hypervisors:statistics")
-            let all = try await hosts.hypervisors().map(\.row.resources)
+            let all = try await hosts.hypervisors().map(\.resources)
             let usage = try await hosts.store.usage().values
             func sum(_ value: KeyPath<HypervisorResources, Int>) -> Int { all.map { $0[keyPath: value] }.reduce(0, +) }
             func used(_ value: KeyPath<HostUsage, Int>) -> Int { usage.map { $0[keyPath: value] }.reduce(0, +) }
@@ -77,20 +77,20 @@ extension ComputeAPI {
         v21.get("os-hypervisors/:hypervisor_id/uptime") { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-hypervisors:uptime")
             let id = try context.parameters.require("hypervisor_id")
-            guard let hypervisor = try await hosts.hypervisors().first(where: { $0.row.id == id }) else {
+            guard let hypervisor = try await hosts.hypervisors().first(where: { $0.id == id }) else {
                 throw APIFault(.notFound, "Hypervisor with ID '\(id)' could not be found.")
             }
             var object = hypervisorSummary(hypervisor)
-            object["uptime"] = .string(hypervisor.row.resources.uptime)
+            object["uptime"] = .string(hypervisor.resources.uptime)
             return answer(.ok, ["hypervisor": .object(object)], version)
         }
         v21.get("os-hypervisors/:hypervisor_id") { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-hypervisors:show")
             let id = try context.parameters.require("hypervisor_id")
-            guard let hypervisor = try await hosts.hypervisors().first(where: { $0.row.id == id }) else {
+            guard let hypervisor = try await hosts.hypervisors().first(where: { $0.id == id }) else {
                 throw APIFault(.notFound, "Hypervisor with ID '\(id)' could not be found.")
             }
-            return answer(.ok, ["hypervisor": hypervisorDetail(hypervisor, version, usage: try await hosts.store.usage()[hypervisor.row.host] ?? .init())], version)
+            return answer(.ok, ["hypervisor": hypervisorDetail(hypervisor, version, usage: try await hosts.store.usage()[hypervisor.host] ?? .init())], version)
         }
     }
 }

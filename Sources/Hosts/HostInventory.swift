@@ -20,8 +20,13 @@ public struct ServiceStatus: Sendable, Equatable {
 
 /// A hypervisor with the compute service of its host.
 public struct HypervisorStatus: Sendable, Equatable {
-    public let row: HypervisorRow
+    let row: HypervisorRow
     public let compute: ServiceStatus?
+
+    public var id: String { row.id }
+    /// The host (and hypervisor host name) it is on.
+    public var host: String { row.host }
+    public var resources: HypervisorResources { row.resources }
 
     public var up: Bool { compute?.up ?? false }
     public var enabled: Bool { compute?.enabled ?? false }
@@ -38,14 +43,6 @@ public struct HostInventory: Sendable {
         store = ServiceStore(database)
         self.serviceDownTime = serviceDownTime
     }
-
-    /// The services a node runs for each of `[node] services`: OpenStack's binary names.
-    public static let binaries: [String: [(binary: String, topic: String)]] = [
-        "compute": [("nova-compute", "compute")],
-        "network": [("neutron-linuxbridge-agent", "network"), ("neutron-dhcp-agent", "network"),
-                    ("neutron-l3-agent", "network"), ("neutron-metadata-agent", "network")],
-        "volume": [("cinder-volume", "volume")],
-    ]
 
     public func status(_ record: ServiceRecord, now: Date = Date()) -> ServiceStatus {
         let fresh = record.lastSeenAt.map { Double(Int64(now.timeIntervalSince1970 * 1000) - $0) / 1000 <= serviceDownTime } ?? false
