@@ -216,17 +216,17 @@ public struct Servers: Sendable {
         guard let image = try await existingImage(id), Self.visible(image, to: caller) else {
             throw Failure.badRequest("Image \(id) could not be found.")
         }
-        guard image.row.status == "active" else { throw Failure.badRequest("Image \(image.id) is not active.") }
+        guard image.status == "active" else { throw Failure.badRequest("Image \(image.id) is not active.") }
         let rootBytes = Int64(rootGB) << 30
         if rootGB > 0 {
-            for size in [image.row.size, image.row.virtualSize].compactMap({ $0 }) where size > rootBytes {
+            for size in [image.size, image.virtualSize].compactMap({ $0 }) where size > rootBytes {
                 throw Failure.badRequest("Flavor's disk is too small for requested image. Flavor disk is \(rootBytes) bytes, image is \(size) bytes.")
             }
-            if image.row.minDisk > rootGB {
-                throw Failure.badRequest("Flavor's disk is too small for requested image. Flavor disk is \(rootBytes) bytes, image needs \(Int64(image.row.minDisk) << 30) bytes.")
+            if image.minDisk > rootGB {
+                throw Failure.badRequest("Flavor's disk is too small for requested image. Flavor disk is \(rootBytes) bytes, image needs \(Int64(image.minDisk) << 30) bytes.")
             }
         }
-        if image.row.minRam > memoryMB {
+        if image.minRam > memoryMB {
             throw Failure.badRequest("Flavor's memory is too small for requested image.")
         }
         return image
@@ -247,11 +247,10 @@ public struct Servers: Sendable {
         inherited["instance_uuid"] = server.id
         inherited["user_id"] = caller.userID
         if let base = server.row.imageID { inherited["base_image_ref"] = base }
-        let row = ImageRow(id: UUID().uuidString.lowercased(), name: name, status: "queued", visibility: "private", protected: false,
-                           osHidden: false, owner: server.row.projectID, diskFormat: "qcow2", containerFormat: "bare",
-                           minDisk: server.row.rootGB, minRam: 0, properties: "{}", tags: "[]", createdAt: Self.now())
+        let snapshot = Image.queued(id: UUID().uuidString.lowercased(), name: name, owner: server.projectID, visibility: "private",
+                                    diskFormat: "qcow2", containerFormat: "bare", minDisk: server.rootGB, properties: inherited)
         do {
-            return (try await images.create(Image(row: row, properties: inherited, tags: [])).id, host)
+            return (try await images.create(snapshot).id, host)
         } catch {
             try? await clearTask(id, InstanceAction.Action.snapshot.task)
             throw error
@@ -268,7 +267,7 @@ public struct Servers: Sendable {
     }
 
     static func visible(_ image: Image, to caller: ServerCaller) -> Bool {
-        caller.isAdmin || image.row.visibility == "public" || image.row.visibility == "community" || image.row.owner == caller.projectID
+        caller.isAdmin || image.visibility == "public" || image.visibility == "community" || image.owner == caller.projectID
     }
 
     /// A host name from a server name, as Nova sanitizes it: letters, digits and '-'.
@@ -398,8 +397,8 @@ public struct Servers: Sendable {
             if let cached = known[imageID] {
                 image = cached
             } else if let found = try await existingImage(imageID) {
-                image = InstanceSpec.Image(id: found.id, diskFormat: found.row.diskFormat ?? "raw", checksum: found.row.checksum,
-                                           size: found.row.size, properties: found.properties)
+                image = InstanceSpec.Image(id: found.id, diskFormat: found.diskFormat ?? "raw", checksum: found.checksum,
+                                           size: found.size, properties: found.properties)
             }
         }
         let flavor = InstanceSpec.Flavor(id: row.flavorID, name: row.flavorName ?? row.flavorID, vcpus: row.vcpus, memoryMB: row.memoryMB,

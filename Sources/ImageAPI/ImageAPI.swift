@@ -54,8 +54,8 @@ public struct ImageAPI: Sendable {
     }
 
     func target(_ image: Image) -> [String: String] {
-        var target = ["visibility": image.row.visibility]
-        if let owner = image.row.owner { target["project_id"] = owner; target["owner"] = owner }
+        var target = ["visibility": image.visibility]
+        if let owner = image.owner { target["project_id"] = owner; target["owner"] = owner }
         return target
     }
 
@@ -83,7 +83,7 @@ public struct ImageAPI: Sendable {
     }
 
     func imageJSON(_ image: Image) -> JSON {
-        let row = image.row
+        let row = image
         var object: [String: JSON] = [:]
         for (key, value) in image.properties { object[key] = .string(value) }
         object["id"] = .string(row.id)

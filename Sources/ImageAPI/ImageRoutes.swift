@@ -29,24 +29,24 @@ extension ImageAPI {
             return flag
         }
         switch key {
-        case "name": image.row.name = try text()
+        case "name": image.name = try text()
         case "visibility":
             guard let visibility = try text(), Self.visibilities.contains(visibility) else {
                 throw invalid("must be one of private, shared, community, public")
             }
             if visibility == "public" { try context.enforce("publicize_image", target: target(image)) }
             if visibility == "community" { try context.enforce("communitize_image", target: target(image)) }
-            image.row.visibility = visibility
-        case "protected": image.row.protected = try flag()
-        case "os_hidden": image.row.osHidden = try flag()
+            image.visibility = visibility
+        case "protected": image.protected = try flag()
+        case "os_hidden": image.osHidden = try flag()
         case "disk_format", "container_format":
-            guard image.row.status == "queued" else { throw APIFault(.forbidden, "Attribute \(key) can be only replaced for a queued image.") }
+            guard image.status == "queued" else { throw APIFault(.forbidden, "Attribute \(key) can be only replaced for a queued image.") }
             let format = try text()
             let allowed = key == "disk_format" ? ImageService.diskFormats : ImageService.containerFormats
             if let format, !allowed.contains(format) { throw invalid("'\(format)' is not one of \(allowed.sorted())") }
-            if key == "disk_format" { image.row.diskFormat = format } else { image.row.containerFormat = format }
-        case "min_disk": image.row.minDisk = try integer()
-        case "min_ram": image.row.minRam = try integer()
+            if key == "disk_format" { image.diskFormat = format } else { image.containerFormat = format }
+        case "min_disk": image.minDisk = try integer()
+        case "min_ram": image.minRam = try integer()
         case "tags":
             guard let list = value?.arrayValue else { throw invalid("expected a list of strings") }
             var tags: [String] = []
@@ -57,7 +57,7 @@ extension ImageAPI {
             image.tags = tags
         case "owner":
             guard caller.hasRole("admin") else { throw APIFault(.forbidden, "Attribute 'owner' is reserved.") }
-            image.row.owner = try text()
+            image.owner = try text()
         case _ where Self.core.contains(key):
             throw APIFault(.forbidden, "Attribute '\(key)' is read-only.")
         default:
@@ -182,16 +182,16 @@ extension ImageAPI {
             let updated = image
             let saved = try await run {
                 try await images.change(existing.id) { stored in
-                    stored.row.name = updated.row.name
-                    stored.row.visibility = updated.row.visibility
-                    stored.row.protected = updated.row.protected
-                    stored.row.osHidden = updated.row.osHidden
-                    stored.row.owner = updated.row.owner
-                    stored.row.minDisk = updated.row.minDisk
-                    stored.row.minRam = updated.row.minRam
-                    if stored.row.status == "queued" {
-                        stored.row.diskFormat = updated.row.diskFormat
-                        stored.row.containerFormat = updated.row.containerFormat
+                    stored.name = updated.name
+                    stored.visibility = updated.visibility
+                    stored.protected = updated.protected
+                    stored.osHidden = updated.osHidden
+                    stored.owner = updated.owner
+                    stored.minDisk = updated.minDisk
+                    stored.minRam = updated.minRam
+                    if stored.status == "queued" {
+                        stored.diskFormat = updated.diskFormat
+                        stored.containerFormat = updated.containerFormat
                     }
                     stored.properties = updated.properties
                     stored.tags = updated.tags
@@ -230,10 +230,10 @@ extension ImageAPI {
             _ = try context.caller()
             let image = try await visible(try context.parameters.require("image_id"), context)
             try context.enforce("download_image", target: target(image))
-            guard image.row.status == "active", let size = image.row.size else { return noContent() }
+            guard image.status == "active", let size = image.size else { return noContent() }
             let body = try await FileIO().loadFile(path: images.path(of: image.id), context: context)
             var headers: HTTPFields = [.contentType: "application/octet-stream", .contentLength: String(size)]
-            if let checksum = image.row.checksum { headers[HTTPField.Name("Content-MD5")!] = checksum }
+            if let checksum = image.checksum { headers[HTTPField.Name("Content-MD5")!] = checksum }
             return Response(status: .ok, headers: headers, body: body)
         }
 

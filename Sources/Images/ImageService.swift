@@ -2,18 +2,75 @@ import Crypto
 import Foundation
 import Store
 
-/// An image as the API shows it: the row with its properties and tags decoded.
+/// An image as the API shows it, with its properties and tags decoded. Its database row
+/// stays inside Images; the fields a user may change are settable.
 public struct Image: Sendable, Equatable {
-    public var row: ImageRow
+    var row: ImageRow
     public var properties: [String: String]
     public var tags: [String]
 
     public var id: String { row.id }
+    /// queued, saving, active, killed, deleted.
+    public var status: String { row.status }
+    public var size: Int64? { row.size }
+    public var virtualSize: Int64? { row.virtualSize }
+    public var checksum: String? { row.checksum }
+    public var osHashAlgo: String? { row.osHashAlgo }
+    public var osHashValue: String? { row.osHashValue }
+    /// Unix milliseconds.
+    public var createdAt: Int64 { row.createdAt }
+    public var updatedAt: Int64 { row.updatedAt }
+    public var name: String? {
+        get { row.name }
+        set { row.name = newValue }
+    }
+    /// private, shared, community, public.
+    public var visibility: String {
+        get { row.visibility }
+        set { row.visibility = newValue }
+    }
+    public var protected: Bool {
+        get { row.protected }
+        set { row.protected = newValue }
+    }
+    public var osHidden: Bool {
+        get { row.osHidden }
+        set { row.osHidden = newValue }
+    }
+    public var owner: String? {
+        get { row.owner }
+        set { row.owner = newValue }
+    }
+    public var diskFormat: String? {
+        get { row.diskFormat }
+        set { row.diskFormat = newValue }
+    }
+    public var containerFormat: String? {
+        get { row.containerFormat }
+        set { row.containerFormat = newValue }
+    }
+    public var minDisk: Int {
+        get { row.minDisk }
+        set { row.minDisk = newValue }
+    }
+    public var minRam: Int {
+        get { row.minRam }
+        set { row.minRam = newValue }
+    }
 
-    public init(row: ImageRow, properties: [String: String], tags: [String]) {
+    init(row: ImageRow, properties: [String: String], tags: [String]) {
         self.row = row
         self.properties = properties
         self.tags = tags
+    }
+
+    /// A new image of `owner`, queued for its data (what a snapshot starts as).
+    public static func queued(id: String, name: String?, owner: String?, visibility: String, diskFormat: String?,
+                              containerFormat: String?, minDisk: Int, properties: [String: String]) -> Image {
+        Image(row: ImageRow(id: id, name: name, status: "queued", visibility: visibility, protected: false, osHidden: false, owner: owner,
+                            diskFormat: diskFormat, containerFormat: containerFormat, minDisk: minDisk, minRam: 0, properties: "{}",
+                            tags: "[]", createdAt: Int64(Date().timeIntervalSince1970 * 1000)),
+              properties: properties, tags: [])
     }
 
     /// A new image record, queued for its data (Glance's `POST /v2/images` before its fields apply).

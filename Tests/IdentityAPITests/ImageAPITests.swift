@@ -111,9 +111,9 @@ import Testing
             // An upload cut short (the controller dies mid-stream): the image goes back to queued.
             let upload3 = try await setup.images.beginUpload(second)
             try Self.qcow2.withUnsafeBytes { try upload3.write($0) }
-            #expect(try await setup.images.get(second).row.status == "saving")
+            #expect(try await setup.images.get(second).status == "saving")
             try await setup.images.recoverInterruptedUploads()
-            #expect(try await setup.images.get(second).row.status == "queued")
+            #expect(try await setup.images.get(second).status == "queued")
             #expect(!FileManager.default.fileExists(atPath: setup.images.path(of: second) + ".partial"))
         }
     }

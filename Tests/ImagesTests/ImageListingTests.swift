@@ -1,5 +1,5 @@
 import Foundation
-import Images
+@testable import Images
 import Logging
 import Store
 import TestSupport
