@@ -1,0 +1,97 @@
+import Compute
+import Contracts
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Images
+import PetrelCore
+import PetrelHTTP
+
+/// A server as Nova shows it, per microversion.
+extension ComputeAPI {
+    func serverLinks(_ id: String) -> JSON {
+        [["rel": "self", "href": .string(base + "/v2.1/servers/" + id)], ["rel": "bookmark", "href": .string(base + "/servers/" + id)]]
+    }
+
+    /// Nova's `hostId`: the host, hashed with the project so projects cannot compare hosts.
+    static func hostID(project: String, host: String?) -> String {
+        guard let host else { return "" }
+        return SHA256.hash(data: Data((project + host).utf8)).map { String(format: "%02x", $0) }.joined().prefix(56).description
+    }
+
+    func serverJSON(_ server: Server, _ version: Microversion, admin: Bool, detail: Bool, hostUp: Bool?, listed: Bool = false) -> JSON {
+        let row = server
+        var object: [String: JSON] = ["id": .string(row.id), "name": .string(row.name), "links": serverLinks(row.id)]
+        guard detail else { return .object(object) }
+        let status = server.status
+        object["status"] = .string(status)
+        object["tenant_id"] = .string(row.projectID)
+        object["user_id"] = .string(row.userID)
+        object["metadata"] = .object(server.metadata.mapValues(JSON.string))
+        object["hostId"] = .string(Self.hostID(project: row.projectID, host: row.host))
+        object["image"] = row.imageID.map { ["id": .string($0), "links": [["rel": "bookmark", "href": .string(base + "/images/" + $0)]]] } ?? ""
+        if version >= Microversion(2, 47) {
+            var flavor: [String: JSON] = ["vcpus": .number(Double(row.vcpus)), "ram": .number(Double(row.memoryMB)),
+                                          "disk": .number(Double(row.rootGB)), "ephemeral": .number(Double(row.ephemeralGB)),
+                                          "swap": .number(Double(row.swap)), "original_name": .string(row.flavorName ?? row.flavorID)]
+            flavor["extra_specs"] = .object(server.flavorExtraSpecs.mapValues(JSON.string))
+            object["flavor"] = .object(flavor)
+        } else {
+            object["flavor"] = ["id": .string(row.flavorID), "links": [["rel": "bookmark", "href": .string(base + "/flavors/" + row.flavorID)]]]
+        }
+        object["created"] = .string(Self.isoTime(row.createdAt))
+        object["updated"] = .string(Self.isoTime(row.updatedAt))
+        // Ports plug in here with the networking issue: addresses come from a server's ports.
+        object["addresses"] = [:]
+        object["accessIPv4"] = ""
+        object["accessIPv6"] = ""
+        object["OS-DCF:diskConfig"] = "MANUAL"
+        if status == "BUILD" || status == "ACTIVE" { object["progress"] = 0 }
+        object["OS-EXT-AZ:availability_zone"] = .string(row.availabilityZone ?? (row.host == nil ? "" : defaultAvailabilityZone))
+        object["config_drive"] = ""
+        object["key_name"] = JSON.string(row.keyName)
+        object["OS-SRV-USG:launched_at"] = novaTime(row.launchedAt)
+        object["OS-SRV-USG:terminated_at"] = .null
+        object["OS-EXT-STS:vm_state"] = JSON.string(row.vmState?.rawValue)
+        object["OS-EXT-STS:task_state"] = JSON.string(row.taskState?.rawValue)
+        object["OS-EXT-STS:power_state"] = .number(Double(row.powerState.rawValue))
+        object["os-extended-volumes:volumes_attached"] = []
+        if admin {
+            object["OS-EXT-SRV-ATTR:host"] = JSON.string(row.host)
+            object["OS-EXT-SRV-ATTR:hypervisor_hostname"] = JSON.string(row.host)
+            object["OS-EXT-SRV-ATTR:instance_name"] = .string(DomainNaming.name(row.id))
+            if version >= Microversion(2, 3) {
+                object["OS-EXT-SRV-ATTR:reservation_id"] = JSON.string(row.reservationID)
+                object["OS-EXT-SRV-ATTR:launch_index"] = 0
+                object["OS-EXT-SRV-ATTR:hostname"] = JSON.string(row.hostname)
+                object["OS-EXT-SRV-ATTR:kernel_id"] = ""
+                object["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
+                object["OS-EXT-SRV-ATTR:root_device_name"] = "/dev/vda"
+                object["OS-EXT-SRV-ATTR:user_data"] = JSON.string(row.userData)
+            }
+        }
+        if version >= Microversion(2, 9) { object["locked"] = false }
+        if version >= Microversion(2, 16), admin, let hostUp { object["host_status"] = hostUp ? "UP" : "DOWN" }
+        if version >= Microversion(2, 19) { object["description"] = .null }
+        if version >= Microversion(2, 26) { object["tags"] = [] }
+        if version >= Microversion(2, 63) { object["trusted_image_certificates"] = .null }
+        // Nova shows a server's groups when showing, updating or rebuilding it, not in lists.
+        if version >= Microversion(2, 71), !listed { object["server_groups"] = [] }
+        if version >= Microversion(2, 73) { object["locked_reason"] = .null }
+        if let fault = server.fault, status == "ERROR" || status == "DELETED" {
+            var body: [String: JSON] = ["code": .number(Double(fault.code)), "message": .string(fault.message),
+                                        "created": .string(Self.isoTime(server.faultCreated ?? row.updatedAt))]
+            if admin || fault.code != 500, let details = fault.details { body["details"] = .string(details) }
+            object["fault"] = .object(body)
+        }
+        return .object(object)
+    }
+
+    /// Nova's server timestamps: `2026-11-25T16:00:00Z`.
+    static func isoTime(_ milliseconds: Int64) -> String {
+        UTCTime.format(Date(timeIntervalSince1970: TimeInterval(milliseconds) / 1000), fractionDigits: 0)
+    }
+
+    /// The context RPC messages carry: the API's request id, the caller.
+}
