@@ -37,7 +37,7 @@ public final class ComputeService: Sendable {
     }
 
     let settings: Settings
-    public let hypervisor: any HypervisorDriver
+    let hypervisor: any HypervisorDriver
     let controller: any ComputeController
     let cache: ImageCache
     let cloud: (any ImageTransfer)?

@@ -67,6 +67,4 @@ public actor RunningServices {
 
     /// The running services, in the order they started.
     public var services: [any NodeService] { order.compactMap { running[$0] } }
-
-    public var names: [String] { order }
 }

@@ -3,7 +3,10 @@ import ServiceLifecycle
 
 /// Runs one node service in the program's service group: start, reconcile until it
 /// succeeds (every `retry`), then its work; registered in `running` from a successful
-/// start until its work ends, so the node reports it exactly while it runs.
+/// start until its work ends, so the node reports it exactly while it runs. A service that
+/// does not start, or whose work ends before shutdown, ends the runner early: the service
+/// group then stops the node with an error, and its service manager starts it again
+/// (reconciling at start).
 public struct NodeServiceRunner: Service {
     let service: any NodeService
     let running: RunningServices
@@ -26,7 +29,7 @@ public struct NodeServiceRunner: Service {
         do {
             try await service.start()
         } catch {
-            log.error("service did not start; it is not reported", metadata: ["error": "\(error)"])
+            log.error("service did not start; the node stops", metadata: ["error": "\(error)"])
             return
         }
         await running.started(service)
@@ -51,10 +54,10 @@ public struct NodeServiceRunner: Service {
                 group.addTask {
                     do {
                         try await service.run()
-                        if !Task.isCancelled { log.error("service stopped working; it is no longer reported") }
+                        if !Task.isCancelled { log.error("service stopped working; the node stops") }
                     } catch is CancellationError {
                     } catch {
-                        log.error("service stopped working; it is no longer reported", metadata: ["error": "\(error)"])
+                        log.error("service stopped working; the node stops", metadata: ["error": "\(error)"])
                     }
                     return true
                 }

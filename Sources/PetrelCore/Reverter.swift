@@ -19,9 +19,6 @@ public final class Reverter: @unchecked Sendable {
     /// Records the undo of the step that just succeeded.
     public func add(_ name: String, _ undo: @escaping Undo) { undos.append((name, undo)) }
 
-    /// The names of the undos recorded so far, oldest first.
-    public var pending: [String] { undos.map(\.name) }
-
     /// Runs the recorded undos newest first. An undo that fails is logged and the others
     /// still run: a failed undo must not hide the original error.
     public func revert(logger: Logger) async {

@@ -29,7 +29,7 @@ final class HypervisorDouble: HypervisorDriver, @unchecked Sendable {
     private var guestsByID: [String: Guest] = [:]
     private var failing: Set<Step> = []
     private(set) var calls: [String] = []
-    let info = HypervisorInfo(name: "double", domainType: "test", emulator: nil, realGuests: false, managedSave: true)
+    let info = HypervisorInfo(name: "double", domainType: "test", emulator: nil)
 
     func fail(_ steps: Set<Step>) { lock.withLock { failing = steps } }
     func guest(_ id: String) -> Guest? { lock.withLock { guestsByID[id] } }

@@ -6,17 +6,12 @@ public struct HypervisorInfo: Sendable, Equatable {
     public var name: String
     /// The domain type guests are defined with: `kvm`, `qemu`, or `test`.
     public var domainType: String
-    /// The QEMU binary guests run, when the backend runs real guests.
+    /// The QEMU binary guests run; nil on libvirt's simulated hypervisor, whose guests have
+    /// no console and no VNC.
     public var emulator: String?
-    /// Whether guests write a serial console log and show a VNC console (not on libvirt's
-    /// simulated hypervisor).
-    public var realGuests: Bool
-    /// Whether `managedSave` keeps a guest's memory across a stop (suspend/resume).
-    public var managedSave: Bool
 
-    public init(name: String, domainType: String, emulator: String?, realGuests: Bool, managedSave: Bool) {
-        self.name = name; self.domainType = domainType; self.emulator = emulator; self.realGuests = realGuests
-        self.managedSave = managedSave
+    public init(name: String, domainType: String, emulator: String?) {
+        self.name = name; self.domainType = domainType; self.emulator = emulator
     }
 }
 

@@ -18,8 +18,7 @@ public final class LibvirtHypervisor: HypervisorDriver {
         let simulated = try connection.hostInfo().hypervisorType.lowercased() == "test"
         let emulator = simulated ? nil
             : ["/usr/bin/qemu-system-x86_64", "/usr/libexec/qemu-kvm"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        info = HypervisorInfo(name: Self.name, domainType: simulated ? "test" : settings.virtType, emulator: emulator,
-                              realGuests: !simulated, managedSave: true)
+        info = HypervisorInfo(name: Self.name, domainType: simulated ? "test" : settings.virtType, emulator: emulator)
     }
 
     func blocking<T: Sendable>(_ body: @escaping @Sendable (LibvirtConnection) throws -> T) async throws -> T {
