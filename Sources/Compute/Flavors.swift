@@ -99,7 +99,7 @@ public struct Flavors: Sendable {
     }
 
     /// The flavors `project` may use (every one when `project` is nil: an admin's view).
-    public func list(visibleTo project: String?) async throws -> [Flavor] {
+    func list(visibleTo project: String?) async throws -> [Flavor] {
         try await database.withConnection { sql in
             let all = try await ComputeTables.flavors.all(sql, orderBy: "id").map(Self.decode)
             guard let project else { return all }
@@ -136,9 +136,14 @@ public struct Flavors: Sendable {
 
     /// The flavor, if `project` may see it (any flavor when `project` is nil: an admin).
     public func get(_ id: String, visibleTo project: String?) async throws -> Flavor {
-        let flavor = try await get(id)
-        if !flavor.isPublic, let project, !(try await projects(of: id).contains(project)) { throw Failure.notFound(id) }
-        return flavor
+        try await database.withConnection { sql in
+            guard let row = try await ComputeTables.flavors.get(sql, id: id) else { throw Failure.notFound(id) }
+            if !row.isPublic, let project,
+               try await ComputeTables.flavorProjects.all(sql, where: [.equals("flavor_id", id), .equals("project_id", project)]).isEmpty {
+                throw Failure.notFound(id)
+            }
+            return Self.decode(row)
+        }
     }
 
     public func change(_ id: String, _ body: @escaping @Sendable (inout Flavor) throws -> Void) async throws -> Flavor {

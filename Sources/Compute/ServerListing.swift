@@ -70,7 +70,7 @@ extension Servers {
             }
             // One row past the page tells whether more follow. A name (a regular expression,
             // which SQL cannot test the same way on both backends) is tested here, on batches.
-            let wanted = query.limit.map { $0 + 1 }
+            let wanted = query.limit.map { $0 == .max ? $0 : $0 + 1 }
             let batch = nameFilter == nil ? wanted : wanted.map { max($0, 200) }
             var found: [Server] = []
             while true {
@@ -169,7 +169,9 @@ struct ServerListing {
         let id: SQLQueryString = "id\(unsafeRaw: collate) < \(bind: marker.id)"
         let createdDescending = !(query.sortKey == .createdAt && query.ascending)
         let created: SQLQueryString = "(created_at \(unsafeRaw: createdDescending ? "<" : ">") \(bind: marker.createdAt) OR (created_at = \(bind: marker.createdAt) AND " + id + "))"
-        guard let (expression, text) = sortExpression else { return created }
+        // Each alternative leads with a bound on its first key, so an index can start at the marker.
+        let createdBound: SQLQueryString = "created_at \(unsafeRaw: createdDescending ? "<=" : ">=") \(bind: marker.createdAt) AND "
+        guard let (expression, text) = sortExpression else { return "(" + createdBound + created + ")" }
         let value: any Encodable & Sendable = switch query.sortKey {
         case .name?: marker.name
         case .updatedAt?: marker.updatedAt
@@ -178,6 +180,6 @@ struct ServerListing {
         default: marker.id
         }
         let column = expression + (text ? collate : "")
-        return "(\(unsafeRaw: column) \(unsafeRaw: query.ascending ? ">" : "<") \(bind: value) OR (\(unsafeRaw: column) = \(bind: value) AND " + created + "))"
+        return "(\(unsafeRaw: column) \(unsafeRaw: query.ascending ? ">=" : "<=") \(bind: value) AND (\(unsafeRaw: column) \(unsafeRaw: query.ascending ? ">" : "<") \(bind: value) OR (\(unsafeRaw: column) = \(bind: value) AND " + created + ")))"
     }
 }

@@ -192,8 +192,6 @@ public struct Servers: Sendable {
                                       flavorID: flavor.id, vcpus: flavor.row.vcpus, memoryMB: flavor.row.memoryMB,
                                       rootGB: flavor.row.rootGB, ephemeralGB: flavor.row.ephemeralGB, swap: flavor.row.swap,
                                       imageID: image.id, availabilityZone: request.availabilityZone, createdAt: now)
-                row.set(.building)
-                row.set(task: .scheduling)
                 row.metadata = JSONColumn.encode(request.metadata, fallback: "{}")
                 row.keyName = request.keyName
                 row.userData = request.userData

@@ -105,8 +105,11 @@ extension ComputeAPI {
             query.sortKey = request.query("sort_key") ?? "flavorid"
             query.descending = request.query("sort_dir") == "desc"
             query.marker = request.query("marker")
-            query.limit = try Paging.novaLimit(request)
+            // A bad limit is reported after a bad sort key or marker, as Nova (and Petrel before) did.
+            let limit = Result { try Paging.novaLimit(request) }
+            query.limit = (try? limit.get()) ?? nil
             let list = try await run { try await flavors.page(query, visibleTo: isAdmin ? nil : caller.project?.id ?? "") }
+            _ = try limit.get()
             let showSpecs = try context.allows("os_compute_api:os-flavor-extra-specs:index")
             return answer(.ok, ["flavors": .array(list.map { flavorJSON($0, version, detail: detail, showSpecs: showSpecs) })], version)
         }

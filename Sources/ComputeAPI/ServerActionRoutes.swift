@@ -10,6 +10,7 @@ import PetrelHTTP
 
 /// `POST /servers/{id}/action`: reboot, stop, start, pause, suspend, rebuild, createImage, console output.
 extension ComputeAPI {
+    /// `POST /servers/{id}/action`: one action, named by the body's only key.
     func serverAction(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.parameters.require("server_id")
         let body = try await environment.body(request)

@@ -93,5 +93,4 @@ extension ComputeAPI {
         UTCTime.format(Date(timeIntervalSince1970: TimeInterval(milliseconds) / 1000), fractionDigits: 0)
     }
 
-    /// The context RPC messages carry: the API's request id, the caller.
 }

@@ -40,6 +40,7 @@ extension ComputeAPI {
         "config_drive", "description", "tags", "hostname", "block_device_mapping_v2",
     ]
 
+    /// The context RPC messages carry: the API's request id, the caller.
     func rpcContext(_ caller: Caller, _ who: ServerCaller) -> Contracts.RequestContext {
         Contracts.RequestContext(requestID: APIRequest.id ?? "req-" + UUID().uuidString.lowercased(), userID: caller.user.id,
                                  projectID: who.projectID, roles: caller.roles)
@@ -219,7 +220,6 @@ extension ComputeAPI {
         return Response(status: .noContent, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
     }
 
-    /// `POST /servers/{id}/action`: one action, named by the body's only key.
     func registerServerMetadata(on v21: RouterGroup<APIRequestContext>) {
         v21.get("servers/:server_id/metadata") { request, context in
             let (server, _, version, _) = try await authorizedServer(request, context, try context.parameters.require("server_id"),

@@ -1,12 +1,12 @@
 import Foundation
 import Store
 
-/// A service a node reported, with what the controller concludes about it.
 /// A hypervisor's resources as its node reports them.
 public typealias HypervisorResources = HypervisorRecord
 /// What the instances placed on one host hold of it.
 public typealias HostUsage = ServiceStore.HostUsage
 
+/// A service a node reported, with what the controller concludes about it.
 public struct ServiceStatus: Sendable, Equatable {
     public let record: ServiceRecord
     /// Reported within `service_down_time` and not forced down.

@@ -89,10 +89,9 @@ extension IdentityService {
         try await create(row, in: IdentityTables.groups, requiring: row.domainID, kind: "domain", of: IdentityTables.domains)
     }
 
-    /// A domain role's domain exists.
-    public func createRole(_ row: Role) async throws {
-        try await create(row, in: IdentityTables.roles, requiring: row.domainID.isEmpty ? nil : row.domainID, kind: "domain",
-                         of: IdentityTables.domains)
+    /// A domain role's domain (`domain`, as asked: even an empty id must exist) exists.
+    public func createRole(_ row: Role, domain: String?) async throws {
+        try await create(row, in: IdentityTables.roles, requiring: domain, kind: "domain", of: IdentityTables.domains)
     }
 
     /// The global role with this name, if any.

@@ -5,13 +5,22 @@ import Identity
 import PetrelHTTP
 
 extension KeystoneAPI {
-    func registerAuth(on router: Router<APIRequestContext>) {
+    /// The routes Keystone serves without a caller: issuing a token (its credentials are in
+    /// the body) and the gone PKI revocation list. Registered before the authentication
+    /// middleware, so an `X-Auth-Token` sent along is not validated for nothing.
+    func registerOpenAuth(on router: Router<APIRequestContext>) {
         router.post("/v3/auth/tokens") { request, context in
             let auth = try await parseAuthRequest(try await body(request))
             let (token, info) = try await service.issue(auth)
             let catalog = request.flag("nocatalog") ? nil : try await encodedCatalog()
             return respond(.created, tokenBody(info, catalog: catalog), headers: [.subjectToken: token])
         }
+        router.get("/v3/auth/tokens/OS-PKI/revoked") { _, _ -> Response in
+            throw HTTPError(.gone, message: "PKI token revocation lists are not supported.")
+        }
+    }
+
+    func registerAuth(on router: Router<APIRequestContext>) {
         router.get("/v3/auth/tokens") { request, context in
             let (subject, info) = try await subjectToken(request, context, action: "identity:validate_token")
             let catalog = request.flag("nocatalog") ? nil : try await encodedCatalog()
@@ -25,9 +34,6 @@ extension KeystoneAPI {
             let (subject, _) = try await subjectToken(request, context, action: "identity:revoke_token")
             try await service.revoke(token: subject)
             return noContent()
-        }
-        router.get("/v3/auth/tokens/OS-PKI/revoked") { _, _ -> Response in
-            throw HTTPError(.gone, message: "PKI token revocation lists are not supported.")
         }
         router.get("/v3/auth/catalog") { request, context in
             let caller = try authenticate(context)

@@ -10,8 +10,8 @@ import Synchronization
 
 /// The Keystone v3 API: version discovery at `/` and `/v3`, authentication and tokens, the
 /// catalog and the identity resources, with Keystone's JSON shapes, status codes and error
-/// bodies. Every other API of the controller authenticates callers and checks policy
-/// through `authenticate` and `enforce` here.
+/// bodies. It is the `TokenValidator` every API's authentication middleware asks (see
+/// `environment`).
 public struct KeystoneAPI: Sendable {
     public let service: IdentityService
     public let policy: Policy
@@ -34,8 +34,9 @@ public struct KeystoneAPI: Sendable {
     /// caller's authentication) apply to the routes added after it.
     public func register(on router: Router<APIRequestContext>) {
         router.add(middleware: OpenStackErrorMiddleware(style: .keystone, publicURL: publicURL, logger: logger))
-        router.add(middleware: AuthenticationMiddleware(self))
         registerDiscovery(on: router)
+        registerOpenAuth(on: router)
+        router.add(middleware: AuthenticationMiddleware(self))
         registerAuth(on: router)
         registerProjectsAndDomains(on: router)
         registerUsersAndGroups(on: router)
@@ -66,13 +67,6 @@ public struct KeystoneAPI: Sendable {
     public func authenticate(_ context: APIRequestContext) throws -> TokenInfo {
         guard let token = try context.caller().token as? TokenInfo else { throw IdentityError.authenticationRequired }
         return token
-    }
-
-    /// Refuses (403) unless policy allows `action` for the token on `target`.
-    public func enforce(_ action: String, _ token: TokenInfo, target: [String: String] = [:]) throws {
-        guard policy.enforce(action, credentials: token.credentials, target: target) else {
-            throw IdentityError.forbidden("You are not authorized to perform the requested action: \(action).")
-        }
     }
 
     /// The request body as a JSON object (400 if it is not one, 413 if too large).

@@ -24,7 +24,7 @@ extension KeystoneAPI {
             let row = Role(id: IdentityService.makeID(), name: try fields.string("name", required: true)!,
                            domainID: domain ?? "", description: try fields.string("description", maxLength: 65_535, nullable: true) ?? "",
                            createdAt: IdentityService.timestamp())
-            try await service.createRole(row)
+            try await service.createRole(row, domain: domain)
             return respond(.created, ["role": roleJSON(row)])
         }
         router.get("/v3/roles/:role_id") { request, context in

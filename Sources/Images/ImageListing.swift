@@ -84,7 +84,8 @@ struct ImageListing {
         case let visibility?: parts.append("visibility = \(bind: visibility)")
         }
         for (column, values) in query.oneOf.sorted(by: { $0.key < $1.key }) {
-            parts.append("\(ident: column) IN (\(binds: values.sorted()))")
+            // An empty set matches nothing (`IN ()` is not SQL PostgreSQL accepts).
+            parts.append(values.isEmpty ? "1 = 0" : "\(ident: column) IN (\(binds: values.sorted()))")
         }
         if let protected = query.protected { parts.append("protected = \(bind: protected)") }
         parts.append("os_hidden = \(bind: query.hidden)")
@@ -155,6 +156,9 @@ struct ImageListing {
             alternatives.append("(" + (equalSoFar + [step]).joined(separator: " AND ") + ")")
             equalSoFar.append("\(unsafeRaw: column) = \(bind: value)")
         }
-        return "(" + alternatives.joined(separator: " OR ") + ")"
+        // The first key's bound in front lets an index start at the marker.
+        guard let (first, descending) = keys.first else { return "(" + alternatives.joined(separator: " OR ") + ")" }
+        let bound: SQLQueryString = "\(unsafeRaw: column(first)) \(unsafeRaw: descending ? "<=" : ">=") \(bind: value(first, marker))"
+        return "(" + bound + " AND (" + alternatives.joined(separator: " OR ") + "))"
     }
 }

@@ -64,21 +64,14 @@ public struct Image: Sendable, Equatable {
         self.tags = tags
     }
 
-    /// A new image of `owner`, queued for its data (what a snapshot starts as).
-    public static func queued(id: String, name: String?, owner: String?, visibility: String, diskFormat: String?,
-                              containerFormat: String?, minDisk: Int, properties: [String: String]) -> Image {
+    /// A new image of `owner`, queued for its data: Glance's `POST /v2/images` before its
+    /// fields apply (shared, no formats), or a snapshot as Compute starts it.
+    public static func queued(id: String, name: String? = nil, owner: String?, visibility: String = "shared", diskFormat: String? = nil,
+                              containerFormat: String? = nil, minDisk: Int = 0, properties: [String: String] = [:]) -> Image {
         Image(row: ImageRow(id: id, name: name, status: "queued", visibility: visibility, protected: false, osHidden: false, owner: owner,
                             diskFormat: diskFormat, containerFormat: containerFormat, minDisk: minDisk, minRam: 0, properties: "{}",
-                            tags: "[]", createdAt: Int64(Date().timeIntervalSince1970 * 1000)),
+                            tags: "[]", createdAt: ImageService.now()),
               properties: properties, tags: [])
-    }
-
-    /// A new image record, queued for its data (Glance's `POST /v2/images` before its fields apply).
-    public static func queued(id: String, owner: String?) -> Image {
-        Image(row: ImageRow(id: id, name: nil, status: "queued", visibility: "shared", protected: false, osHidden: false, owner: owner,
-                            diskFormat: nil, containerFormat: nil, minDisk: 0, minRam: 0, properties: "{}", tags: "[]",
-                            createdAt: Int64(Date().timeIntervalSince1970 * 1000)),
-              properties: [:], tags: [])
     }
 }
 

@@ -71,7 +71,8 @@ public enum Paging {
 
     /// Glance's `next`: the request's query without its paging, then `marker` and `limit`.
     public static func glanceNext(_ path: String, request: Request, limit: Int, marker: String) -> String {
-        var next = URLComponents(string: path)!
+        var next = URLComponents()
+        next.path = path
         var items = (URLComponents(string: request.uri.description)?.queryItems ?? []).filter { $0.name != "marker" && $0.name != "limit" }
         items += [URLQueryItem(name: "marker", value: marker), URLQueryItem(name: "limit", value: String(limit))]
         next.queryItems = items
