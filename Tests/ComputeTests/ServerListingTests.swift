@@ -113,6 +113,10 @@ import Testing
                 $0.host == "host-1" && $0.flavorID == "f2" && $0.updatedAt >= Self.base + 1_000_000
                     && $0.name.range(of: "^vm-1[0-9]$", options: .regularExpression) != nil
             }
+            // The largest limit a client can send lists everything (no overflow asking one row more).
+            var unbounded = ServerListQuery(projectID: "p")
+            unbounded.limit = .max
+            #expect(try await servers.page(unbounded).servers.map(\.id) == everything.map(\.id))
             let page = try await servers.page(query)
             #expect(page.servers.map(\.id) == Array(expected.prefix(5)).map(\.id))
             #expect(page.more == (expected.count > 5))
