@@ -5,7 +5,9 @@
 //   *Driver       one module per outside system (libvirt, netlink + netns, RabbitMQ, LVM, iptables, processes)
 //   Contracts     the messages controller and nodes exchange;  RPC  call/cast/fanout over RabbitMQ
 //   Identity      Keystone's logic (tokens, revocation, roles, policy, passwords)
+//   Networking    Neutron's core: networks and segments, subnets, ports, IPAM, quotas
 //   IdentityAPI   the Keystone v3 HTTP API, and the token validator every API authenticates with
+//   NetworkAPI    the Neutron v2.0 HTTP API (Compute, Image, Volume APIs likewise)
 //   Store         the controller's SQL schema and migrations (SQLite | PostgreSQL)
 //   NodeCore      what every node service is;  NodeCompute  the node's compute service
 //   PetrelCore    configuration, logging, metrics bootstrap, errors shared by both programs
@@ -106,6 +108,9 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
 
+        // Neutron's core on the controller: networks and their segments, subnets, ports, IPAM, quotas.
+        .target(name: "Networking", dependencies: ["Store", "Hosts", "PetrelCore", .product(name: "SQLKit", package: "sql-kit")]),
+
         // MARK: APIs (the only modules besides PetrelHTTP that know the HTTP framework)
         // Each depends on its service modules and the API kit (PetrelHTTP) only; the policy
         // rules each declares are PetrelCore's PolicyDefault values.
@@ -136,7 +141,7 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "NetworkAPI", dependencies: [
-            "Hosts", "PetrelHTTP", "PetrelCore",
+            "Hosts", "Networking", "PetrelHTTP", "PetrelCore",
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         .target(name: "VolumeAPI", dependencies: [
@@ -162,7 +167,7 @@ let package = Package(
         // MARK: programs
         .executableTarget(name: "petrel-controller", dependencies: [
             "PetrelCore", "PetrelHTTP", "Store", "RPC", "Contracts", "Identity", "IdentityAPI", "Hosts",
-            "ComputeAPI", "NetworkAPI", "VolumeAPI", "Images", "ImageAPI", "Compute",
+            "ComputeAPI", "NetworkAPI", "VolumeAPI", "Images", "ImageAPI", "Compute", "Networking",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -195,12 +200,14 @@ let package = Package(
         .testTarget(name: "RPCTests", dependencies: ["RPC", "Contracts", "RabbitMQDriver", "ProcessDriver", "TestSupport"]),
         .testTarget(name: "PetrelHTTPTests", dependencies: ["PetrelHTTP", .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "IdentityAPITests", dependencies: ["IdentityAPI", "Identity", "Store", "PetrelHTTP", "PetrelCore", "TestSupport",
-                                                             "ComputeAPI", "NetworkAPI", "VolumeAPI", "Images", "ImageAPI", "Hosts", "Compute", "ProcessDriver",
+                                                             "ComputeAPI", "NetworkAPI", "VolumeAPI", "Images", "ImageAPI", "Hosts", "Compute", "ProcessDriver", "Networking",
                                                              .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "NodeComputeTests", dependencies: ["NodeCompute", "NodeCore", "LibvirtDriver", "Contracts", "PetrelCore", "ProcessDriver",
                                                             "TestSupport",
                                                             .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "Hosts", "Images", "Store", "PetrelCore", "TestSupport"]),
+        .testTarget(name: "NetworkingTests", dependencies: ["Networking", "Hosts", "Store", "PetrelCore", "TestSupport",
+                                                            .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Store", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "PetrelCore", "Store", "TestSupport"]),
     ]

@@ -1,26 +1,51 @@
 import Foundation
 import HTTPTypes
 import Hosts
+import Networking
 import Hummingbird
 import PetrelCore
 import Logging
 import PetrelHTTP
 
-/// The Neutron v2.0 API under `/networking`: version discovery and (so far) the agents, which
-/// are the network services every node reports.
+/// The Neutron v2.0 API under `/networking`: version discovery, the core resources
+/// (networks, subnets, ports), their tags, quotas, IP availability, availability zones,
+/// the extensions list, and the agents every node reports.
 public struct NetworkAPI: Sendable {
     public let environment: APIEnvironment
     public let hosts: HostInventory
+    public let service: NetworkService
     let logger: Logger
+
+    static let adminOnly = "rule:admin_only"
+    static let owner = "rule:admin_only or (role:member and project_id:%(project_id)s)"
+    static let reader = "rule:admin_only or (role:reader and project_id:%(project_id)s)"
+    static let networkOwner = "rule:admin_only or (role:member and project_id:%(network:project_id)s)"
 
     public static let policyDefaults: [PolicyDefault] = [
         PolicyDefault("admin_only", "rule:context_is_admin", "Neutron's administrators."),
+        PolicyDefault("shared", "'True':%(shared)s", "The network is shared with every project."),
+        PolicyDefault("external", "'True':%(router:external)s", "The network is an external network."),
         PolicyDefault("get_agent", "rule:admin_only", "List or show network agents.",
                       ["GET /networking/v2.0/agents", "GET /networking/v2.0/agents/{id}"]),
         PolicyDefault("update_agent", "rule:admin_only", "Change an agent's admin_state_up or description.",
                       ["PUT /networking/v2.0/agents/{id}"]),
         PolicyDefault("delete_agent", "rule:admin_only", "Delete an agent.", ["DELETE /networking/v2.0/agents/{id}"]),
+    ] + networkPolicies + subnetPolicies + portPolicies + [
+        PolicyDefault("get_network_ip_availability", "rule:admin_only", "Show how many addresses networks' subnets have left.",
+                      ["GET /networking/v2.0/network-ip-availabilities", "GET /networking/v2.0/network-ip-availabilities/{id}"]),
+        PolicyDefault("get_quota", reader, "Show a project's network quotas.", ["GET /networking/v2.0/quotas/{project_id}"]),
+        PolicyDefault("update_quota", adminOnly, "Change a project's network quotas.", ["PUT /networking/v2.0/quotas/{project_id}"]),
+        PolicyDefault("delete_quota", adminOnly, "Reset a project's network quotas.", ["DELETE /networking/v2.0/quotas/{project_id}"]),
+        PolicyDefault("get_availability_zone", "rule:admin_only or role:reader", "List availability zones.",
+                      ["GET /networking/v2.0/availability_zones"]),
     ]
+
+    public init(environment: APIEnvironment, hosts: HostInventory, service: NetworkService, logger: Logger) {
+        self.environment = environment
+        self.hosts = hosts
+        self.service = service
+        self.logger = logger
+    }
 
     /// Neutron's names of the agents a node runs: type and RPC topic as Neutron shows them.
     static let agents: [String: (type: String, topic: String)] = [
@@ -31,30 +56,43 @@ public struct NetworkAPI: Sendable {
         "neutron-metadata-agent": ("Metadata agent", "N/A"),
     ]
 
-    public init(environment: APIEnvironment, hosts: HostInventory, logger: Logger) {
-        self.environment = environment
-        self.hosts = hosts
-        self.logger = logger
-    }
+    static let resources = ["network": "networks", "subnet": "subnets", "port": "ports", "agent": "agents",
+                            "quota": "quotas", "network_ip_availability": "network-ip-availabilities",
+                            "availability_zone": "availability_zones", "extension": "extensions"]
 
     public func register(on router: Router<APIRequestContext>) {
         let network = router.group("networking")
             .add(middleware: OpenStackErrorMiddleware(style: .neutron, publicURL: environment.publicURL, logger: logger))
+            .add(middleware: NetworkingFailureMiddleware())
             .add(middleware: environment.authentication)
         let version: JSON = ["id": "v2.0", "status": "CURRENT",
                              "links": [["rel": "self", "href": .string(environment.publicURL + "/networking/v2.0/")]]]
         network.get { _, _ in respond(.ok, ["versions": [version]]) }
         let v20 = network.group("v2.0")
         v20.get { _, _ in
-            respond(.ok, ["resources": [["name": "agent", "collection": "agents",
-                                         "links": [["rel": "self", "href": .string(environment.publicURL + "/networking/v2.0/agents")]]]]])
+            let list: [JSON] = Self.resources.sorted { $0.key < $1.key }.map { name, collection in
+                ["name": .string(name), "collection": .string(collection),
+                 "links": [["rel": "self", "href": .string(environment.publicURL + "/networking/v2.0/" + collection)]]]
+            }
+            return respond(.ok, ["resources": .array(list)])
         }
         v20.get("extensions") { request, context in
             _ = try context.caller()
-            return respond(.ok, ["extensions": [["alias": "agent", "name": "agent", "description": "The agent management extension.",
-                                                 "updated": "2013-02-03T10:00:00-00:00", "links": []]]])
+            return respond(.ok, ["extensions": .array(Self.extensions.map(\.json))])
+        }
+        v20.get("extensions/:alias") { request, context in
+            _ = try context.caller()
+            let alias = try context.parameters.require("alias")
+            guard let found = Self.extensions.first(where: { $0.alias == alias }) else {
+                throw APIFault(.notFound, "Extension with alias \(alias) does not exist", type: "HTTPNotFound")
+            }
+            return respond(.ok, ["extension": found.json])
         }
         registerAgents(on: v20)
+        registerNetworks(on: v20)
+        registerSubnets(on: v20)
+        registerPorts(on: v20)
+        registerQuotas(on: v20)
     }
 
     func begin(_ request: Request, _ context: APIRequestContext, _ action: String) async throws -> Caller {

@@ -158,6 +158,7 @@ public struct PetrelConfig: Sendable {
     public var nodeServices: [String]
     /// `[DEFAULT] compute_driver`: the hypervisor backend's registry name.
     public var computeDriver: String
+    public var networking: NetworkingSettings
 
     public static let defaultPath = "/etc/petrel/petrel.conf"
 
@@ -231,7 +232,7 @@ public struct PetrelConfig: Sendable {
         lockoutDuration = Int(try string("security_compliance", "lockout_duration")!)!
         imageStorePath = try string("image", "store_path")!
         var quotas: [String: Int] = [:]
-        for resource in ["instances", "cores", "ram", "key_pairs", "metadata_items"] {
+        for resource in ["instances", "cores", "ram", "key_pairs", "metadata_items", "network", "subnet", "port"] {
             quotas[resource] = Int(try string("quota", resource)!)!
         }
         quotaDefaults = quotas
@@ -263,6 +264,16 @@ public struct PetrelConfig: Sendable {
         } else {
             serviceUser = nil
         }
+        networking = try NetworkingSettings(
+            baseMAC: try string("DEFAULT", "base_mac")!, physnetMTU: Int(try string("DEFAULT", "global_physnet_mtu")!)!,
+            dnsDomain: try string("DEFAULT", "dns_domain")!,
+            tenantNetworkTypes: Self.list(try string("ml2", "tenant_network_types")!),
+            vniRanges: try string("ml2_type_vxlan", "vni_ranges")!, vlanRanges: try string("ml2_type_vlan", "network_vlan_ranges")!,
+            flatNetworks: try string("ml2_type_flat", "flat_networks")!,
+            interfaceMappings: try raw("linux_bridge", "physical_interface_mappings")?.value ?? "",
+            localIP: try string("vxlan", "local_ip"),
+            leaseDuration: Int(try string("dhcp", "lease_duration")!)!,
+            agentsPerNetwork: Int(try string("dhcp", "agents_per_network")!)!)
         myIP = try string("DEFAULT", "my_ip")
         nodeServices = Self.list(try string("node", "services")!)
         if let url = try string("api", "public_url") {

@@ -50,7 +50,8 @@ public enum NodeServiceNames {
 }
 
 public enum ConfigSchema {
-    public static let sections = ["DEFAULT", "database", "api", "token", "identity", "security_compliance", "oslo_policy", "image", "quota", "scheduler", "libvirt", "compute", "image_cache", "vnc", "service_user", "node"]
+    public static let sections = ["DEFAULT", "database", "api", "token", "identity", "security_compliance", "oslo_policy", "image", "quota", "scheduler", "libvirt", "compute", "image_cache", "vnc", "service_user", "node",
+                                      "ml2", "ml2_type_vxlan", "ml2_type_vlan", "ml2_type_flat", "linux_bridge", "vxlan", "dhcp"]
 
     public static let options: [ConfigOption] = [
         .init("DEFAULT", "host", .hostname, default: nil,
@@ -105,6 +106,10 @@ public enum ConfigSchema {
               help: "Key pairs a user may have (-1: unlimited)."),
         .init("quota", "metadata_items", .integer(-1...1_000_000), default: "128",
               help: "Metadata items per server (-1: unlimited)."),
+        .init("quota", "network", .integer(-1...1_000_000), default: "100",
+              help: "Neutron networks a project may have (-1: unlimited), unless its quota says otherwise."),
+        .init("quota", "subnet", .integer(-1...1_000_000), default: "100", help: "Neutron subnets a project may have (-1: unlimited)."),
+        .init("quota", "port", .integer(-1...1_000_000), default: "500", help: "Neutron ports a project may have (-1: unlimited)."),
         .init("scheduler", "max_attempts", .integer(1...100), default: "3",
               help: "Hosts a server's build is tried on before it ends in ERROR (the first one included)."),
         .init("scheduler", "cpu_allocation_ratio", .number(0.1...1000), default: "16.0",
@@ -144,6 +149,29 @@ public enum ConfigSchema {
         .init("service_user", "project_name", .string, default: "service", help: "Project the service user's token is scoped to."),
         .init("service_user", "user_domain_name", .string, default: "Default", help: "Domain of the service user."),
         .init("service_user", "project_domain_name", .string, default: "Default", help: "Domain of the service user's project."),
+        // Networking (Neutron's names: neutron.conf [DEFAULT], ml2_conf.ini, linuxbridge_agent.ini, dhcp_agent.ini).
+        .init("DEFAULT", "base_mac", .string, default: "fa:16:3e:00:00:00",
+              help: "Ports' MAC addresses start with the first three bytes of this (and with its fourth when it is not 00); the rest is random, unique per network."),
+        .init("DEFAULT", "global_physnet_mtu", .integer(68...65535), default: "1500",
+              help: "MTU of the underlying physical network; a VXLAN network's MTU is this minus 50 (its encapsulation), flat and VLAN networks get all of it."),
+        .init("DEFAULT", "dns_domain", .string, default: "openstacklocal",
+              help: "Domain of the host names the DHCP servers hand out (a port's dns_assignment)."),
+        .init("ml2", "tenant_network_types", .subset(["vxlan", "vlan", "flat"]), default: "vxlan",
+              help: "Network types given to project networks that name no provider type, tried in this order until one has a free segment."),
+        .init("ml2_type_vxlan", "vni_ranges", .string, default: "1:1000",
+              help: "VXLAN network identifiers (VNIs) project networks are given, as comma-separated first:last ranges."),
+        .init("ml2_type_vlan", "network_vlan_ranges", .string, default: "physnet1",
+              help: "Physical networks that carry VLANs, each with the VLAN ids project networks may be given (physnet:first:last), or the bare name for provider networks only."),
+        .init("ml2_type_flat", "flat_networks", .string, default: "*",
+              help: "Physical networks flat networks may be created on, comma-separated; * allows any."),
+        .init("linux_bridge", "physical_interface_mappings", .string, default: nil,
+              help: "physnet:interface pairs, comma-separated: which host interface carries each physical network's flat and VLAN traffic. None by default: flat and VLAN networks cannot be wired on this node."),
+        .init("vxlan", "local_ip", .ipAddress, default: nil,
+              help: "This node's VXLAN tunnel endpoint address. Defaults to [DEFAULT] my_ip."),
+        .init("dhcp", "lease_duration", .integer(120...31_536_000), default: "86400",
+              help: "Seconds a DHCP lease handed out by the nodes' dnsmasq lasts."),
+        .init("dhcp", "agents_per_network", .integer(1...16), default: "1",
+              help: "How many nodes serve DHCP (and metadata) for each network."),
         .init("node", "services", .subset(NodeServiceNames.all), default: "compute",
               help: "What this node runs, and reports while it runs: compute (nova-compute). Only services whose code exists can be named."),
         .init("node", "metrics_listen", .hostPort, default: "127.0.0.1:9180",

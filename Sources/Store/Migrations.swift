@@ -303,5 +303,57 @@ public enum Schema {
                 'neutron-metadata-agent', 'cinder-volume')
             """,
         ]),
+        // Neutron's core: networks with their one segment (the allocations table keeps a segment
+        // from being given twice, on both databases), subnets, ports and their addresses (the
+        // primary key keeps an address from being given twice).
+        Migration(version: 14, name: "networking", statements: [
+            """
+            CREATE TABLE networks (
+                id TEXT PRIMARY KEY, project_id TEXT NOT NULL, name TEXT NOT NULL DEFAULT '', description TEXT NOT NULL DEFAULT '',
+                admin_state_up BOOLEAN NOT NULL DEFAULT TRUE, shared BOOLEAN NOT NULL DEFAULT FALSE,
+                external BOOLEAN NOT NULL DEFAULT FALSE, mtu INTEGER NOT NULL, port_security_enabled BOOLEAN NOT NULL DEFAULT TRUE,
+                availability_zone_hints TEXT NOT NULL DEFAULT '[]', network_type TEXT NOT NULL, physical_network TEXT,
+                segmentation_id INTEGER, dns_domain TEXT NOT NULL DEFAULT '', tags TEXT NOT NULL DEFAULT '[]', revision_number INTEGER NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX networks_project ON networks (project_id)",
+            """
+            CREATE TABLE network_segments (
+                network_type TEXT NOT NULL, physical_network TEXT NOT NULL, segmentation_id INTEGER NOT NULL,
+                network_id TEXT NOT NULL, PRIMARY KEY (network_type, physical_network, segmentation_id))
+            """,
+            """
+            CREATE TABLE subnets (
+                id TEXT PRIMARY KEY, network_id TEXT NOT NULL, project_id TEXT NOT NULL, name TEXT NOT NULL DEFAULT '',
+                description TEXT NOT NULL DEFAULT '', ip_version INTEGER NOT NULL, cidr TEXT NOT NULL, gateway_ip TEXT,
+                allocation_pools TEXT NOT NULL DEFAULT '[]', dns_nameservers TEXT NOT NULL DEFAULT '[]',
+                host_routes TEXT NOT NULL DEFAULT '[]', enable_dhcp BOOLEAN NOT NULL DEFAULT TRUE,
+                ipv6_address_mode TEXT, ipv6_ra_mode TEXT, tags TEXT NOT NULL DEFAULT '[]',
+                revision_number INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX subnets_network ON subnets (network_id)",
+            """
+            CREATE TABLE ports (
+                id TEXT PRIMARY KEY, network_id TEXT NOT NULL, project_id TEXT NOT NULL, name TEXT NOT NULL DEFAULT '',
+                description TEXT NOT NULL DEFAULT '', admin_state_up BOOLEAN NOT NULL DEFAULT TRUE, mac_address TEXT NOT NULL,
+                device_owner TEXT NOT NULL DEFAULT '', device_id TEXT NOT NULL DEFAULT '', status TEXT NOT NULL,
+                host TEXT NOT NULL DEFAULT '', vif_type TEXT NOT NULL, vif_details TEXT NOT NULL DEFAULT '{}',
+                vnic_type TEXT NOT NULL DEFAULT 'normal', profile TEXT NOT NULL DEFAULT '{}',
+                allowed_address_pairs TEXT NOT NULL DEFAULT '[]', extra_dhcp_opts TEXT NOT NULL DEFAULT '[]',
+                dns_name TEXT NOT NULL DEFAULT '', port_security_enabled BOOLEAN NOT NULL DEFAULT TRUE,
+                security_groups TEXT NOT NULL DEFAULT '[]', tags TEXT NOT NULL DEFAULT '[]',
+                revision_number INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+                UNIQUE (network_id, mac_address))
+            """,
+            "CREATE INDEX ports_project ON ports (project_id)",
+            "CREATE INDEX ports_device ON ports (device_id)",
+            "CREATE INDEX ports_host ON ports (host)",
+            """
+            CREATE TABLE ip_allocations (
+                subnet_id TEXT NOT NULL, ip_address TEXT NOT NULL, port_id TEXT NOT NULL, network_id TEXT NOT NULL,
+                position INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (subnet_id, ip_address))
+            """,
+            "CREATE INDEX ip_allocations_port ON ip_allocations (port_id)",
+        ]),
     ]
 }

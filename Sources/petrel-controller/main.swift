@@ -10,6 +10,7 @@ import ImageAPI
 import Images
 import Logging
 import NetworkAPI
+import Networking
 import PetrelCore
 import PetrelHTTP
 import RPC
@@ -87,7 +88,8 @@ struct Serve: AsyncParsableCommand {
         // middleware applies to the routes added after it.
         ComputeAPI(environment: identity.environment, hosts: hosts, quotaDefaults: config.quotaDefaults, conductor: conductor, logger: logger)
             .register(on: router)
-        NetworkAPI(environment: identity.environment, hosts: hosts, logger: logger).register(on: router)
+        let networking = NetworkService(database: database, settings: config.networking, quotaDefaults: config.quotaDefaults, hosts: hosts)
+        NetworkAPI(environment: identity.environment, hosts: hosts, service: networking, logger: logger).register(on: router)
         VolumeAPI(environment: identity.environment, hosts: hosts, logger: logger).register(on: router)
         ImageAPI(environment: identity.environment, images: images, logger: logger).register(on: router)
         identity.register(on: router)

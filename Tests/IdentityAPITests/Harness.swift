@@ -33,3 +33,23 @@ func adminToken(_ service: IdentityService) async throws -> String {
     try await service.issue(AuthRequest(method: .password(.name("admin", domain: .id("default")), password: "admin-pw"),
                                         scope: .project(.name("admin", domain: .id("default"))))).token
 }
+
+/// A new project with a user holding `role` on it; returns the project's id and the user's
+/// token scoped to it.
+func addProjectUser(_ service: IdentityService, project name: String, user: String, role: String = "member") async throws -> (project: String, token: String) {
+    let (projectID, userID, roleID) = try await service.write { sql in
+        let project = ProjectRow(id: IdentityService.makeID(), name: name, domainID: "default", createdAt: IdentityService.timestamp())
+        try await IdentityTables.projects.insert(sql, project)
+        let row = UserRow(id: IdentityService.makeID(), name: user, domainID: "default",
+                          passwordHash: await PasswordHasher.hash("pw", cost: 4), createdAt: IdentityService.timestamp())
+        try await IdentityTables.users.insert(sql, row)
+        let role = try await IdentityTables.roles.first(sql, where: [.equals("name", role)])!.id
+        return (project.id, row.id, role)
+    }
+    try await service.write { sql in
+        try await IdentityTables.assignments.insert(sql, AssignmentRow(actorType: "user", actorID: userID, targetType: "project",
+                                                                       targetID: projectID, roleID: roleID))
+    }
+    let token = try await service.issue(AuthRequest(method: .password(.id(userID), password: "pw"), scope: .project(.id(projectID)))).token
+    return (projectID, token)
+}

@@ -8,6 +8,7 @@ import HummingbirdTesting
 @testable import IdentityAPI
 import Logging
 import NetworkAPI
+import Networking
 import NIOCore
 import PetrelHTTP
 import Store
@@ -26,7 +27,8 @@ import VolumeAPI
             let hosts = HostInventory(database: database, serviceDownTime: 60)
             let router = Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
             ComputeAPI(environment: identity.environment, hosts: hosts, logger: Logger(label: "hosts-test")).register(on: router)
-            NetworkAPI(environment: identity.environment, hosts: hosts, logger: Logger(label: "hosts-test")).register(on: router)
+            let networking = NetworkService(database: database, settings: .defaults, quotaDefaults: [:], hosts: hosts)
+            NetworkAPI(environment: identity.environment, hosts: hosts, service: networking, logger: Logger(label: "hosts-test")).register(on: router)
             VolumeAPI(environment: identity.environment, hosts: hosts, logger: Logger(label: "hosts-test")).register(on: router)
             identity.register(on: router)
             let store = ServiceStore(database)

@@ -28,19 +28,7 @@ import Testing
         try await withBootstrappedIdentity { database, service in
             try await withCleanup {
                 // A second project with a member.
-                let (projectID, userID, memberRole) = try await service.write { sql in
-                    let project = ProjectRow(id: IdentityService.makeID(), name: "other", domainID: "default", createdAt: IdentityService.timestamp())
-                    try await IdentityTables.projects.insert(sql, project)
-                    let user = UserRow(id: IdentityService.makeID(), name: "m", domainID: "default",
-                                       passwordHash: await PasswordHasher.hash("pw", cost: 4), createdAt: IdentityService.timestamp())
-                    try await IdentityTables.users.insert(sql, user)
-                    let role = try await IdentityTables.roles.first(sql, where: [.equals("name", "member")])!.id
-                    return (project.id, user.id, role)
-                }
-                try await service.write { sql in
-                    try await IdentityTables.assignments.insert(sql, AssignmentRow(actorType: "user", actorID: userID, targetType: "project",
-                                                                                   targetID: projectID, roleID: memberRole))
-                }
+                let (_, member) = try await addProjectUser(service, project: "other", user: "m")
                 let policy = try Policy(defaults: KeystonePolicy.defaults + ImageAPI.policyDefaults)
                 let identity = KeystoneAPI(service: service, policy: policy, publicURL: "http://controller:5000", logger: Logger(label: "image-test"))
                 let images = try ImageService(database: database, directory: directory + "/store", sizeCap: 1 << 20)
@@ -48,7 +36,6 @@ import Testing
                 ImageAPI(environment: identity.environment, images: images, logger: Logger(label: "image-test")).register(on: router)
                 identity.register(on: router)
                 let admin = try await adminToken(service)
-                let member = try await service.issue(AuthRequest(method: .password(.id(userID), password: "pw"), scope: .project(.id(projectID)))).token
                 try await Application(router: router).test(.router) { client in
                     try await body(client, Setup(images: images, adminToken: admin, memberToken: member, directory: directory + "/store"))
                 }

@@ -76,6 +76,11 @@ import Testing
                                                         "bash", Repository.root.appendingPathComponent("Tests/ProgramTests/compute-cli.sh").path])
             #expect(compute.status == 0 && compute.stdout.contains("all compute CLI checks passed"),
                     "\(compute.stdout.suffix(1500))\n\(compute.stderr.suffix(1500))")
+            // Neutron's core: networks, subnets, ports.
+            let network = try await Command.run("env", ["OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(clouds)",
+                                                        "bash", Repository.root.appendingPathComponent("Tests/ProgramTests/network-cli.sh").path])
+            #expect(network.status == 0 && network.stdout.contains("network CLI checks passed"),
+                    "\(network.stdout.suffix(1500))\n\(network.stderr.suffix(1500))")
             // No request ended in a server error.
             #expect(!child.recentOutput.contains { $0.contains("request failed") }, "\(child.recentOutput.filter { $0.contains("failed") })")
             child.signal(SIGTERM)

@@ -1,0 +1,195 @@
+import ComputeAPI
+import Foundation
+import HTTPTypes
+import Hosts
+import Hummingbird
+import HummingbirdTesting
+@testable import Identity
+@testable import IdentityAPI
+import Logging
+import NetworkAPI
+import Networking
+import NIOCore
+import PetrelCore
+import PetrelHTTP
+import Store
+import TestSupport
+import Testing
+
+/// Neutron's core API in-process on a real SQLite store: shapes, filters, fields, sorting,
+/// paging, tags, policy (admin, member, shared) and Neutron's error bodies.
+@Suite struct NetworkAPITests {
+    struct Setup {
+        let admin: String
+        let member: String
+        let memberProject: String
+        let other: String
+    }
+
+    func withNeutron(_ body: @Sendable (any TestClientProtocol, Setup) async throws -> Void) async throws {
+        try await withBootstrappedIdentity { database, service in
+            let (memberProject, member) = try await addProjectUser(service, project: "demo", user: "alice")
+            let (_, other) = try await addProjectUser(service, project: "elsewhere", user: "bob")
+            let defaults = KeystonePolicy.defaults + ComputeAPI.policyDefaults + NetworkAPI.policyDefaults
+            let identity = KeystoneAPI(service: service, policy: try Policy(defaults: defaults), publicURL: "http://controller:5000",
+                                       logger: Logger(label: "neutron-test"))
+            let hosts = HostInventory(database: database, serviceDownTime: 60)
+            let networking = NetworkService(database: database, settings: .defaults,
+                                            quotaDefaults: ["network": 100, "subnet": 100, "port": 500], hosts: hosts)
+            let router = Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
+            NetworkAPI(environment: identity.environment, hosts: hosts, service: networking, logger: Logger(label: "neutron-test")).register(on: router)
+            identity.register(on: router)
+            let admin = try await adminToken(service)
+            try await Application(router: router).test(.router) { client in
+                try await body(client, Setup(admin: admin, member: member, memberProject: memberProject, other: other))
+            }
+        }
+    }
+
+    @discardableResult
+    func call(_ client: any TestClientProtocol, _ method: HTTPRequest.Method, _ path: String, _ token: String,
+              _ body: JSON? = nil) async throws -> (HTTPResponse.Status, JSON) {
+        try await client.execute(uri: "/networking/v2.0" + path, method: method,
+                                 headers: [HTTPField.Name("X-Auth-Token")!: token, .contentType: "application/json"],
+                                 body: body.map { ByteBuffer(bytes: $0.encoded()) }) {
+            ($0.status, JSON.parse(Array($0.body.readableBytesView)) ?? .null)
+        }
+    }
+
+    func ids(_ json: JSON, _ collection: String) -> [String] {
+        (json[collection]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue }
+    }
+
+    @Test func networksSubnetsAndPortsRoundTrip() async throws {
+        try await withNeutron { client, setup in
+            // A member's network: a VXLAN segment from the ranges, MTU 1450, provider attributes hidden from them.
+            let (status, created) = try await call(client, .post, "/networks", setup.member, ["network": ["name": "blue", "tags": ["a"]]])
+            #expect(status == .created)
+            let network = try #require(created["network"])
+            let networkID = try #require(network["id"]?.stringValue)
+            #expect(network["mtu"] == 1450 && network["status"] == "ACTIVE" && network["revision_number"] == 1)
+            #expect(network["project_id"]?.stringValue == setup.memberProject && network["router:external"] == false)
+            #expect(network["created_at"]?.stringValue?.hasSuffix("Z") == true)
+            let seen = try await call(client, .get, "/networks/\(networkID)", setup.member).1["network"]
+            #expect(seen?["provider:network_type"] == nil && seen?["name"] == "blue")
+            let asAdmin = try await call(client, .get, "/networks/\(networkID)", setup.admin).1["network"]
+            #expect(asAdmin?["provider:network_type"] == "vxlan" && asAdmin?["provider:segmentation_id"] == 1)
+            // Members cannot share or pick a segment; another project does not see the network.
+            let refused = try await call(client, .post, "/networks", setup.member, ["network": ["name": "x", "shared": true]])
+            #expect(refused.0 == .forbidden && refused.1["NeutronError"]?["type"] == "PolicyNotAuthorized")
+            #expect(try await call(client, .post, "/networks", setup.member,
+                                   ["network": ["provider:network_type": "flat", "provider:physical_network": "public"]]).0 == .forbidden)
+            #expect(try await call(client, .get, "/networks/\(networkID)", setup.other).0 == .notFound)
+            #expect(try await call(client, .get, "/networks", setup.other).1["networks"] == [])
+            // Bad input: unknown attribute, a non-boolean, an MTU above the underlay's.
+            let unknown = try await call(client, .post, "/networks", setup.member, ["network": ["colour": "red"]])
+            #expect(unknown.0 == .badRequest && unknown.1["NeutronError"]?["message"] == "Unrecognized attribute(s) 'colour'")
+            #expect(try await call(client, .post, "/networks", setup.member, ["network": ["admin_state_up": "maybe"]]).0 == .badRequest)
+            #expect(try await call(client, .put, "/networks/\(networkID)", setup.member, ["network": ["mtu": 9000]]).0 == .badRequest)
+
+            // A subnet: pools around the gateway, DNS, host routes; then a port with a chosen address.
+            let subnet = try await call(client, .post, "/subnets", setup.member, ["subnet": [
+                "network_id": .string(networkID), "ip_version": 4, "cidr": "198.18.40.0/24", "name": "blue-v4",
+                "dns_nameservers": ["198.18.40.53"], "host_routes": [["destination": "198.18.99.0/24", "nexthop": "198.18.40.254"]],
+            ]])
+            #expect(subnet.0 == .created)
+            let subnetID = try #require(subnet.1["subnet"]?["id"]?.stringValue)
+            #expect(subnet.1["subnet"]?["gateway_ip"] == "198.18.40.1")
+            #expect(subnet.1["subnet"]?["allocation_pools"] == [["start": "198.18.40.2", "end": "198.18.40.254"]])
+            let overlap = try await call(client, .post, "/subnets", setup.member, ["subnet": [
+                "network_id": .string(networkID), "ip_version": 4, "cidr": "198.18.40.128/25"]])
+            #expect(overlap.0 == .badRequest && overlap.1["NeutronError"]?["type"] == "InvalidInput")
+            #expect(try await call(client, .get, "/networks/\(networkID)", setup.member).1["network"]?["subnets"] == [.string(subnetID)])
+
+            let port = try await call(client, .post, "/ports", setup.member, ["port": [
+                "network_id": .string(networkID), "name": "p1", "fixed_ips": [["ip_address": "198.18.40.10"]], "dns_name": "web",
+            ]])
+            #expect(port.0 == .created)
+            let portJSON = try #require(port.1["port"])
+            let portID = try #require(portJSON["id"]?.stringValue)
+            #expect(portJSON["fixed_ips"] == [["subnet_id": .string(subnetID), "ip_address": "198.18.40.10"]])
+            #expect(portJSON["status"] == "DOWN" && portJSON["binding:vif_type"] == nil)
+            #expect(portJSON["dns_assignment"]?.arrayValue?.first?["fqdn"] == "web.openstacklocal.")
+            #expect(portJSON["mac_address"]?.stringValue?.hasPrefix("fa:16:3e:") == true)
+            let taken = try await call(client, .post, "/ports", setup.member, ["port": [
+                "network_id": .string(networkID), "fixed_ips": [["ip_address": "198.18.40.10"]]]])
+            #expect(taken.0 == .conflict && taken.1["NeutronError"]?["type"] == "IpAddressAlreadyAllocated")
+            let second = try await call(client, .post, "/ports", setup.member, ["port": ["network_id": .string(networkID), "name": "p2"]])
+            #expect(second.1["port"]?["fixed_ips"]?.arrayValue?.first?["ip_address"] == "198.18.40.2")
+            // An admin sees the binding; the port is unbound.
+            let bound = try await call(client, .get, "/ports/\(portID)", setup.admin).1["port"]
+            #expect(bound?["binding:vif_type"] == "unbound" && bound?["binding:host_id"] == "")
+
+            // Filters (repeated = OR), fixed_ips filters, fields, sorting and paging.
+            #expect(Set(ids(try await call(client, .get, "/ports?name=p1&name=p2", setup.member).1, "ports")).count == 2)
+            #expect(ids(try await call(client, .get, "/ports?fixed_ips=ip_address%3D198.18.40.10", setup.member).1, "ports") == [portID])
+            #expect(try await call(client, .get, "/ports?colour=red", setup.member).0 == .badRequest)
+            let fields = try await call(client, .get, "/ports?fields=id&fields=name&sort_key=name&sort_dir=desc", setup.member).1
+            #expect(fields["ports"]?.arrayValue?.map { $0["name"] } == ["p2", "p1"])
+            #expect(fields["ports"]?.arrayValue?.first?.objectValue?.keys.sorted() == ["id", "name"])
+            let page = try await call(client, .get, "/ports?limit=1&sort_key=name", setup.member).1
+            #expect(page["ports"]?.arrayValue?.count == 1 && page["ports_links"]?.arrayValue?.first?["rel"] == "next")
+            let next = try await call(client, .get, "/ports?limit=1&sort_key=name&marker=\(portID)", setup.member).1
+            #expect(next["ports"]?.arrayValue?.first?["name"] == "p2")
+
+            // Tags: add, list, filter, replace, remove; each bumps the revision.
+            #expect(try await call(client, .put, "/networks/\(networkID)/tags/b", setup.member).0 == .created)
+            #expect(try await call(client, .get, "/networks/\(networkID)/tags", setup.member).1 == ["tags": ["a", "b"]])
+            #expect(ids(try await call(client, .get, "/networks?tags=a,b", setup.member).1, "networks") == [networkID])
+            #expect(ids(try await call(client, .get, "/networks?not-tags-any=b", setup.member).1, "networks") == [])
+            #expect(try await call(client, .put, "/networks/\(networkID)/tags", setup.member, ["tags": ["z"]]).1 == ["tags": ["z"]])
+            #expect(try await call(client, .delete, "/networks/\(networkID)/tags/nope", setup.member).0 == .notFound)
+            #expect(try await call(client, .get, "/networks/\(networkID)", setup.member).1["network"]?["revision_number"] == 3)
+
+            // In use: the network and subnet refuse deletion until their ports are gone.
+            let busy = try await call(client, .delete, "/networks/\(networkID)", setup.member)
+            #expect(busy.0 == .conflict && busy.1["NeutronError"]?["type"] == "NetworkInUse")
+            #expect(try await call(client, .delete, "/subnets/\(subnetID)", setup.member).0 == .conflict)
+            #expect(try await call(client, .delete, "/ports/\(portID)", setup.other).0 == .notFound)
+            for id in ids(try await call(client, .get, "/ports", setup.member).1, "ports") {
+                #expect(try await call(client, .delete, "/ports/\(id)", setup.member).0 == .noContent)
+            }
+            #expect(try await call(client, .delete, "/networks/\(networkID)", setup.member).0 == .noContent)
+            #expect(try await call(client, .get, "/subnets/\(subnetID)", setup.member).0 == .notFound)
+        }
+    }
+
+    @Test func sharedNetworksQuotasAndDiscovery() async throws {
+        try await withNeutron { client, setup in
+            let shared = try await call(client, .post, "/networks", setup.admin, ["network": [
+                "name": "public", "shared": true, "provider:network_type": "flat", "provider:physical_network": "physnet0"]])
+            #expect(shared.0 == .created && shared.1["network"]?["mtu"] == 1500)
+            let sharedID = try #require(shared.1["network"]?["id"]?.stringValue)
+            let dup = try await call(client, .post, "/networks", setup.admin, ["network": [
+                "provider:network_type": "flat", "provider:physical_network": "physnet0"]])
+            #expect(dup.0 == .conflict && dup.1["NeutronError"]?["type"] == "FlatNetworkInUse")
+            _ = try await call(client, .post, "/subnets", setup.admin, ["subnet": [
+                "network_id": .string(sharedID), "ip_version": 4, "cidr": "198.18.50.0/29"]])
+            // Every project sees and may use the shared network, but not change it.
+            #expect(ids(try await call(client, .get, "/networks", setup.other).1, "networks") == [sharedID])
+            #expect(try await call(client, .put, "/networks/\(sharedID)", setup.other, ["network": ["name": "mine"]]).0 == .forbidden)
+            let port = try await call(client, .post, "/ports", setup.other, ["port": ["network_id": .string(sharedID)]])
+            #expect(port.0 == .created)
+            #expect(try await call(client, .post, "/subnets", setup.other, ["subnet": [
+                "network_id": .string(sharedID), "ip_version": 4, "cidr": "198.18.51.0/24"]]).0 == .forbidden)
+            // Availability: 5 addresses in the pool, 1 used.
+            let availability = try await call(client, .get, "/network-ip-availabilities/\(sharedID)", setup.admin).1["network_ip_availability"]
+            #expect(availability?["total_ips"] == 5 && availability?["used_ips"] == 1)
+            #expect(try await call(client, .get, "/network-ip-availabilities", setup.member).0 == .forbidden)
+            // Quotas: defaults, a change by the admin, usage in the details.
+            #expect(try await call(client, .get, "/quotas/\(setup.memberProject)", setup.member).1["quota"]?["port"] == 500)
+            #expect(try await call(client, .put, "/quotas/\(setup.memberProject)", setup.member, ["quota": ["port": 1]]).0 == .forbidden)
+            #expect(try await call(client, .put, "/quotas/\(setup.memberProject)", setup.admin, ["quota": ["network": 1]]).1["quota"]?["network"] == 1)
+            _ = try await call(client, .post, "/networks", setup.member, ["network": ["name": "one"]])
+            let over = try await call(client, .post, "/networks", setup.member, ["network": ["name": "two"]])
+            #expect(over.0 == .conflict && over.1["NeutronError"]?["type"] == "OverQuota")
+            let details = try await call(client, .get, "/quotas/\(setup.memberProject)/details", setup.member).1["quota"]
+            #expect(details?["network"] == ["limit": 1, "used": 1, "reserved": 0])
+            // Extensions: exactly the implemented ones (no security groups, routers or floating IPs yet).
+            let aliases = Set((try await call(client, .get, "/extensions", setup.member).1["extensions"]?.arrayValue ?? []).compactMap { $0["alias"]?.stringValue })
+            #expect(aliases.isSuperset(of: ["provider", "external-net", "binding", "quotas", "standard-attr-tag", "network-ip-availability"]))
+            #expect(aliases.isDisjoint(with: ["security-group", "router", "floatingip", "qos", "trunk"]))
+            #expect(try await call(client, .get, "/availability_zones", setup.member).1["availability_zones"] == [])
+        }
+    }
+}
