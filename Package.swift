@@ -109,7 +109,7 @@ let package = Package(
         ]),
 
         // Neutron's core on the controller: networks and their segments, subnets, ports, IPAM, quotas.
-        .target(name: "Networking", dependencies: ["Store", "Hosts", "PetrelCore", .product(name: "SQLKit", package: "sql-kit")]),
+        .target(name: "Networking", dependencies: ["Store", "Hosts", "Contracts", "PetrelCore", .product(name: "SQLKit", package: "sql-kit")]),
 
         // MARK: APIs (the only modules besides PetrelHTTP that know the HTTP framework)
         // Each depends on its service modules and the API kit (PetrelHTTP) only; the policy

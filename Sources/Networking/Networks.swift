@@ -12,12 +12,28 @@ public struct NetworkService: Sendable {
     public let quotaDefaults: [String: Int]
     /// Which agents run where: a port is bound only to a host whose L2 agent is alive.
     let hosts: HostInventory
+    /// Told which networks changed after each change is committed (the controller fans it
+    /// out to the nodes); also after DHCP duties moved.
+    let onChange: (@Sendable ([String]) async -> Void)?
 
-    public init(database: Database, settings: NetworkingSettings, quotaDefaults: [String: Int], hosts: HostInventory) {
+    public init(database: Database, settings: NetworkingSettings, quotaDefaults: [String: Int], hosts: HostInventory,
+                onChange: (@Sendable ([String]) async -> Void)? = nil) {
         self.database = database
         self.settings = settings
         self.quotaDefaults = quotaDefaults
         self.hosts = hosts
+        self.onChange = onChange
+    }
+
+    func changed(_ networks: [String]) async {
+        guard !networks.isEmpty else { return }
+        await onChange?(Array(Set(networks)).sorted())
+    }
+
+    /// After a subnet change: DHCP duties follow the subnets, then the nodes hear of it.
+    func subnetsChanged(_ network: String) async throws {
+        let moved = try await scheduleDHCP(hosts: try await aliveDHCPHosts())
+        await changed([network] + moved)
     }
 
     /// The types a network may have.
@@ -228,7 +244,7 @@ public struct NetworkService: Sendable {
     }
 
     public func updateNetwork(_ id: String, _ update: NetworkUpdate) async throws -> Network {
-        try await database.transaction { sql in
+        let network = try await database.transaction { sql in
             guard var network = try await Tables.networks.first(sql, where: [.equals("id", id)])?.value else {
                 throw NetworkingFailure.networkNotFound(id)
             }
@@ -260,12 +276,14 @@ public struct NetworkService: Sendable {
             try await Tables.networks.update(sql, id: id, NetworkRow(network))
             return network
         }
+        await changed([id])
+        return network
     }
 
     /// Deletes a network with its subnets and the ports the network itself owns (DHCP);
     /// 409 while any other port is on it.
     public func deleteNetwork(_ id: String) async throws -> [Port] {
-        try await database.transaction { sql in
+        let ports = try await database.transaction { sql in
             guard try await Tables.networks.first(sql, where: [.equals("id", id)]) != nil else { throw NetworkingFailure.networkNotFound(id) }
             let ports = try await Tables.ports.all(sql, where: [.equals("network_id", id)])
             if ports.contains(where: { !$0.deviceOwner.hasPrefix("network:dhcp") }) {
@@ -278,6 +296,8 @@ public struct NetworkService: Sendable {
             try await Tables.networks.delete(sql, where: [.equals("id", id)])
             return ports.map { $0.value(fixedIPs: []) }
         }
+        await changed([id])
+        return ports
     }
 
     // MARK: tags (the same four operations on networks, subnets and ports)

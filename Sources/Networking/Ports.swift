@@ -133,7 +133,7 @@ extension NetworkService {
         try validate(dnsName: request.dnsName)
         let pairs = try validate(pairs: request.allowedAddressPairs, extraDHCPOpts: request.extraDHCPOpts)
         let binding = try await binding(host: request.host, vnicType: request.vnicType, networkID: request.networkID)
-        return try await retryingUniqueness {
+        let port = try await retryingUniqueness {
             try await database.transaction { sql in
                 guard let network = try await Tables.networks.first(sql, where: [.equals("id", request.networkID)])?.value else {
                     throw NetworkingFailure.networkNotFound(request.networkID)
@@ -167,6 +167,8 @@ extension NetworkService {
                 return port
             }
         }
+        await changed([port.networkID])
+        return port
     }
 
     /// Gives `port` the addresses `requests` ask for (the default set when nil), besides the
@@ -329,7 +331,7 @@ extension NetworkService {
         let vnicType = update.vnicType ?? current.vnicType
         let binding = (host, vnicType) == (current.host, current.vnicType) ? (current.vifType, current.vifDetails)
             : try await binding(host: host, vnicType: vnicType, networkID: current.networkID)
-        return try await retryingUniqueness {
+        let updated = try await retryingUniqueness {
             try await database.transaction { sql in
                 guard let row = try await Tables.ports.first(sql, where: [.equals("id", id)]) else { throw NetworkingFailure.portNotFound(id) }
                 try await lockNetwork(sql, row.networkId)
@@ -390,6 +392,8 @@ extension NetworkService {
                 return port
             }
         }
+        await changed([updated.networkID])
+        return updated
     }
 
     /// Sets a port's status (the node that wired it says ACTIVE); nil when the port is gone.
@@ -409,12 +413,14 @@ extension NetworkService {
 
     /// Deletes a port and frees its addresses; returns what it was.
     public func deletePort(_ id: String) async throws -> Port {
-        try await database.transaction { sql in
+        let port = try await database.transaction { sql in
             guard let row = try await Tables.ports.first(sql, where: [.equals("id", id)]) else { throw NetworkingFailure.portNotFound(id) }
             let port = row.value(fixedIPs: try await fixedIPs(sql, port: id))
             try await Tables.allocations.delete(sql, where: [.equals("port_id", id)])
             try await Tables.ports.delete(sql, where: [.equals("id", id)])
             return port
         }
+        await changed([port.networkID])
+        return port
     }
 }

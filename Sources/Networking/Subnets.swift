@@ -157,7 +157,7 @@ extension NetworkService {
                            enableDHCP: request.enableDHCP, ipv6AddressMode: request.ipv6AddressMode, ipv6RAMode: request.ipv6RAMode,
                            tags: request.tags, revision: 1, createdAt: time, updatedAt: time)
         let subnet = try validated(draft, gateway: request.gatewayIP, pools: request.allocationPools)
-        return try await database.transaction { sql in
+        let created = try await database.transaction { sql in
             guard try await Tables.networks.first(sql, where: [.equals("id", request.networkID)]) != nil else {
                 throw NetworkingFailure.networkNotFound(request.networkID)
             }
@@ -170,6 +170,8 @@ extension NetworkService {
             try await Tables.subnets.insert(sql, SubnetRow(subnet))
             return subnet
         }
+        try await subnetsChanged(created.networkID)
+        return created
     }
 
     /// On PostgreSQL, takes the network's row lock for the caller's transaction, so address
@@ -204,7 +206,7 @@ extension NetworkService {
     }
 
     public func updateSubnet(_ id: String, _ update: SubnetUpdate) async throws -> Subnet {
-        try await database.transaction { sql in
+        let updated = try await database.transaction { sql in
             guard var subnet = try await Tables.subnets.first(sql, where: [.equals("id", id)])?.value else {
                 throw NetworkingFailure.subnetNotFound(id)
             }
@@ -226,11 +228,13 @@ extension NetworkService {
             try await Tables.subnets.update(sql, id: id, SubnetRow(subnet))
             return subnet
         }
+        try await subnetsChanged(updated.networkID)
+        return updated
     }
 
     /// Deletes a subnet; 409 while a port other than the network's own (DHCP) holds an address in it.
     public func deleteSubnet(_ id: String) async throws -> Subnet {
-        try await database.transaction { sql in
+        let deleted = try await database.transaction { sql in
             guard let subnet = try await Tables.subnets.first(sql, where: [.equals("id", id)])?.value else {
                 throw NetworkingFailure.subnetNotFound(id)
             }
@@ -245,6 +249,8 @@ extension NetworkService {
             try await Tables.subnets.delete(sql, where: [.equals("id", id)])
             return subnet
         }
+        try await subnetsChanged(deleted.networkID)
+        return deleted
     }
 
     /// Addresses per subnet: how many the pools hold and how many ports use.

@@ -354,6 +354,8 @@ public enum Schema {
                 position INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (subnet_id, ip_address))
             """,
             "CREATE INDEX ip_allocations_port ON ip_allocations (port_id)",
+            // Each node's tunnel endpoint, as its network service last said (l2 population).
+            "CREATE TABLE network_hosts (host TEXT PRIMARY KEY, tunnel_ip TEXT NOT NULL, updated_at BIGINT NOT NULL)",
         ]),
     ]
 }

@@ -88,7 +88,17 @@ struct Serve: AsyncParsableCommand {
         // middleware applies to the routes added after it.
         ComputeAPI(environment: identity.environment, hosts: hosts, quotaDefaults: config.quotaDefaults, conductor: conductor, logger: logger)
             .register(on: router)
-        let networking = NetworkService(database: database, settings: config.networking, quotaDefaults: config.quotaDefaults, hosts: hosts)
+        let networkClient = RPCClient(link: link, logger: logger)
+        let networking = NetworkService(database: database, settings: config.networking, quotaDefaults: config.quotaDefaults, hosts: hosts) { changed in
+            // The nodes hear which networks changed and sync them; a broker outage only delays it
+            // (every node syncs everything again when it reconnects and at start).
+            do {
+                try await networkClient.fanout(NetworksChanged.self, NetworksChanged.Arguments(networkIDs: changed), topic: NetworksChanged.topic,
+                                               patience: .seconds(5))
+            } catch {
+                logger.warning("could not tell the nodes about changed networks", metadata: ["networks": "\(changed)", "error": "\(error)"])
+            }
+        }
         NetworkAPI(environment: identity.environment, hosts: hosts, service: networking, logger: logger).register(on: router)
         VolumeAPI(environment: identity.environment, hosts: hosts, logger: logger).register(on: router)
         ImageAPI(environment: identity.environment, images: images, logger: logger).register(on: router)
@@ -111,7 +121,22 @@ struct Serve: AsyncParsableCommand {
             logger.debug("node report", metadata: ["node": "\(report.host)", "request_id": "\(context.requestID)"])
             return Nothing()
         }
-        try await PetrelProgram.run([api, BackgroundTask { await reports.run() }, BackgroundTask { await identity.service.runRefresh() },
+        // The nodes' network services: what to wire and serve, and the ports they wired.
+        let neutron = RPCServer(link: link, topic: HostNetworks.topic, host: nil, logger: logger)
+        neutron.register(HostNetworks.self) { request, _ in
+            if request.servesDHCP {
+                var alive = try await networking.aliveDHCPHosts()
+                if !alive.contains(request.host) { alive.append(request.host) }
+                let moved = try await networking.scheduleDHCP(hosts: alive)
+                if !moved.isEmpty { logger.info("DHCP duties handed out", metadata: ["networks": "\(moved)"]) }
+            }
+            return try await networking.hostNetworks(host: request.host, networkIDs: request.networkIDs, tunnelIP: request.tunnelIP)
+        }
+        neutron.register(PortsStatus.self) { request, _ in
+            try await networking.portsStatus(host: request.host, active: request.active, down: request.down)
+            return Nothing()
+        }
+        try await PetrelProgram.run([api, BackgroundTask { await reports.run() }, BackgroundTask { await neutron.run() }, BackgroundTask { await identity.service.runRefresh() },
                                      BackgroundTask(once: true) { await conductor.resumeWaitingBuilds() },
                                      BackgroundTask { await conductor.watchBuilds(every: .seconds(max(1, min(15, config.serviceDownTime / 2)))) }],
                                     logger: logger)
