@@ -25,6 +25,8 @@ PACKAGES=(
   rabbitmq-server postgresql
   # networking
   iproute2 iptables dnsmasq-base openvswitch-switch
+  # the DHCP driver's tests: a guest-side DHCP client (udhcpc)
+  busybox-static
   # block storage
   lvm2
   # test guest image
