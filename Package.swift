@@ -182,7 +182,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["PetrelCore", "ProcessDriver"], path: "Tests/TestSupport"),
         .testTarget(name: "PetrelCoreTests", dependencies: ["PetrelCore", "TestSupport"]),
         .testTarget(name: "LibvirtDriverTests", dependencies: ["LibvirtDriver", "TestSupport"]),
-        .testTarget(name: "NetlinkDriverTests", dependencies: ["NetlinkDriver", "TestSupport"]),
+        .testTarget(name: "NetlinkDriverTests", dependencies: ["NetlinkDriver", "ProcessDriver", "TestSupport"]),
         .testTarget(name: "RabbitMQDriverTests", dependencies: ["RabbitMQDriver", "TestSupport"]),
         .testTarget(name: "LVMDriverTests", dependencies: ["LVMDriver", "ProcessDriver", "TestSupport"]),
         .testTarget(name: "IptablesDriverTests", dependencies: ["IptablesDriver", "TestSupport"]),
