@@ -34,6 +34,9 @@ public struct DnsmasqConfiguration: Sendable, Equatable {
     public let hosts: String
     public let addnHosts: String
     public let opts: String
+    /// "mac address" of every IPv4 address the hosts file hands out: a lease of any
+    /// other pair belongs to a port that went away.
+    let servedIPv4: Set<String>
 
     /// Neutron's cap (`dnsmasq_lease_max`): an IPv6 /64 would otherwise ask for 2^64 leases.
     public static let leaseMax: UInt64 = 1 << 24
@@ -46,6 +49,26 @@ public struct DnsmasqConfiguration: Sendable, Equatable {
         hosts = Self.hostsFile(checked)
         addnHosts = Self.addnHostsFile(checked)
         opts = Self.optsFile(checked)
+        servedIPv4 = Set(checked.hosts.flatMap { host in
+            host.addresses.filter { $0.address.version == 4 && checked.servesHostAddress(subnetID: $0.subnetID) }
+                .map { "\(host.mac) \($0.address)" }
+        })
+    }
+
+    /// IPv4 leases in dnsmasq's lease file (`expiry mac address name client-id` lines, before
+    /// the `duid` line that starts the IPv6 section) that no host of this configuration has.
+    func staleLeases(in leaseFile: String) -> [StaleLease] {
+        var stale: [StaleLease] = []
+        for line in leaseFile.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.first == "duid" { break }
+            guard fields.count >= 3 else { continue }
+            let mac = fields[1].lowercased(), address = String(fields[2])
+            guard !servedIPv4.contains("\(mac) \(address)") else { continue }
+            let clientID = fields.count >= 5 && fields[4] != "*" ? String(fields[4]) : nil
+            stale.append(StaleLease(line: String(line), mac: mac, address: address, clientID: clientID))
+        }
+        return stale
     }
 
     // MARK: command line
@@ -177,6 +200,13 @@ public struct DnsmasqConfiguration: Sendable, Equatable {
         }
         return lines.isEmpty ? "" : lines.joined(separator: "\n") + "\n"
     }
+}
+
+struct StaleLease: Equatable {
+    let line: String
+    let mac: String
+    let address: String
+    let clientID: String?
 }
 
 /// A network whose every field has been parsed and checked once, for the renderers.

@@ -40,11 +40,14 @@ public final class DnsmasqDriver: Sendable {
     /// Adds `--log-dhcp` and a log file in the network's directory (off by default: the
     /// file grows with every lease).
     public let logDHCP: Bool
+    /// dnsmasq-utils' `dhcp_release`, which frees the leases of ports that went away.
+    public let releaseTool: String
     private let logger: Logger
 
     public init(stateDirectory: String = "/var/lib/petrel/dhcp", executable: String = "/usr/sbin/dnsmasq",
-                logDHCP: Bool = false, logger: Logger) {
+                logDHCP: Bool = false, releaseTool: String = "/usr/bin/dhcp_release", logger: Logger) {
         self.stateDirectory = stateDirectory
+        self.releaseTool = releaseTool
         self.executable = executable
         self.logDHCP = logDHCP
         self.logger = logger
@@ -80,6 +83,7 @@ public final class DnsmasqDriver: Sendable {
         let metadata: Logger.Metadata = ["network": "\(network.id)", "namespace": "\(namespace.name)"]
         if let pid = livePID(paths) {
             if Self.commandLine(of: pid) == desired, Self.namespaceInode(of: pid) == (try? namespace.inode()) {
+                await releaseStaleLeases(config, paths: paths, interface: network.interface, namespace: namespace)
                 guard kill(pid, SIGHUP) == 0 else { throw SystemCallError("SIGHUP dnsmasq \(pid)") }
                 logger.debug("dnsmasq reloaded", metadata: metadata.merging(["pid": "\(pid)"]) { $1 })
                 return .reloaded(pid: pid)
@@ -115,7 +119,11 @@ public final class DnsmasqDriver: Sendable {
     /// whose node died mid-stop, still needs `update` or `stop`).
     public func networks() -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: stateDirectory)) ?? []
-        return names.filter { !$0.hasPrefix(".") }.sorted()
+        return names.filter { name in
+            var isDirectory: ObjCBool = false
+            return !name.hasPrefix(".") && FileManager.default.fileExists(atPath: "\(stateDirectory)/\(name)", isDirectory: &isDirectory)
+                && isDirectory.boolValue
+        }.sorted()
     }
 
     // MARK: processes
@@ -123,6 +131,15 @@ public final class DnsmasqDriver: Sendable {
     private func start(_ config: DnsmasqConfiguration, paths: DnsmasqPaths, namespace: NetworkNamespace,
                        metadata: Logger.Metadata) async throws -> Int32 {
         unlink(paths.pidFile)
+        // dnsmasq is not running: the lease file is ours to prune.
+        if let leases = try? String(contentsOfFile: paths.leaseFile, encoding: .utf8) {
+            let stale = Set(config.staleLeases(in: leases).map(\.line))
+            if !stale.isEmpty {
+                let kept = leases.split(separator: "\n").filter { !stale.contains(String($0)) }
+                try Self.writeAtomically(kept.map { $0 + "\n" }.joined(), to: paths.leaseFile)
+                logger.info("dropped leases of ports that are gone", metadata: metadata.merging(["leases": "\(stale.count)"]) { $1 })
+            }
+        }
         // dnsmasq forks, and its first process exits once the daemon is set up (sockets
         // bound, files read) or has failed; stdio of the daemon goes to /dev/null.
         let result = try await Command.run(executable, config.arguments, namespace: namespace)
@@ -139,6 +156,30 @@ public final class DnsmasqDriver: Sendable {
             try await Task.sleep(for: .milliseconds(10))
         }
         throw DnsmasqError("dnsmasq started but \(paths.pidFile) names no running dnsmasq")
+    }
+
+    /// Tells the running dnsmasq to forget leases of ports that are gone (Neutron does the
+    /// same): otherwise an address given to a new port stays "leased to" the old MAC until
+    /// the lease expires, and the new port gets no answer. `dhcp_release` (dnsmasq-utils)
+    /// sends the DHCPRELEASE from inside the namespace; without it the leases expire.
+    private func releaseStaleLeases(_ config: DnsmasqConfiguration, paths: DnsmasqPaths, interface: String,
+                                    namespace: NetworkNamespace) async {
+        guard let leases = try? String(contentsOfFile: paths.leaseFile, encoding: .utf8) else { return }
+        let stale = config.staleLeases(in: leases)
+        guard !stale.isEmpty else { return }
+        guard FileManager.default.isExecutableFile(atPath: releaseTool) else {
+            logger.warning("\(releaseTool) is missing: \(stale.count) stale leases stay until they expire",
+                           metadata: ["namespace": "\(namespace.name)"])
+            return
+        }
+        for lease in stale {
+            let arguments = [interface, lease.address, lease.mac] + (lease.clientID.map { [$0] } ?? [])
+            let result = try? await Command.run(releaseTool, arguments, namespace: namespace)
+            if result?.status != 0 {
+                logger.warning("dhcp_release failed", metadata: ["lease": "\(lease.mac) \(lease.address)",
+                                                                 "stderr": "\(result?.stderr ?? "")"])
+            }
+        }
     }
 
     /// SIGTERM, then SIGKILL after 5 s. dnsmasq is not our child (it daemonized), so its

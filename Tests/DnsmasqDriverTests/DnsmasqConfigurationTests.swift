@@ -1,4 +1,4 @@
-import DnsmasqDriver
+@testable import DnsmasqDriver
 import Foundation
 import ProcessDriver
 import TestSupport
@@ -149,6 +149,25 @@ import Testing
         #expect(refused { $0.hosts[0].extraOptions[0].name = "router,6.6.6.6" })
         #expect(refused { $0.leaseDuration = 60 })
         #expect(refused { $0.domain = "bad domain" })
+    }
+
+    @Test func leasesOfPortsThatAreGoneAreFound() throws {
+        let config = try DnsmasqConfiguration(network: network, paths: paths)
+        let leases = """
+            1765000000 fa:16:3e:00:00:01 198.18.5.10 vm1 *
+            1765000000 fa:16:3e:00:00:02 198.18.5.12 host-198-18-5-12 01:fa:16:3e:00:00:02
+            1765000000 fa:16:3e:00:00:09 198.18.5.11 old *
+            duid 00:01:00:01:2c:00:00:00:02:00:00:00:00:01
+            1765000000 1234 fd00:5::99 old6 00:03:00:01:02:00:00:00:00:09
+
+            """
+        #expect(config.staleLeases(in: leases) == [
+            StaleLease(line: "1765000000 fa:16:3e:00:00:02 198.18.5.12 host-198-18-5-12 01:fa:16:3e:00:00:02",
+                       mac: "fa:16:3e:00:00:02", address: "198.18.5.12", clientID: "01:fa:16:3e:00:00:02"),
+            StaleLease(line: "1765000000 fa:16:3e:00:00:09 198.18.5.11 old *", mac: "fa:16:3e:00:00:09",
+                       address: "198.18.5.11", clientID: nil),
+        ], "an address on another MAC, a MAC on another address; IPv6 leases are left alone")
+        #expect(config.staleLeases(in: "") == [])
     }
 
     /// dnsmasq's own parser accepts the rendered command line and files.

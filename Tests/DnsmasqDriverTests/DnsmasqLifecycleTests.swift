@@ -84,6 +84,39 @@ import Testing
         }
     }
 
+    /// A port is deleted without releasing its lease (its VM is gone) and its address goes
+    /// to a new port: dnsmasq would refuse the new MAC an address "leased to" the old one
+    /// until the lease expires, unless the driver releases what no port has any more.
+    @Test func anAddressMovesToANewPortAtOnce() async throws {
+        try await DHCPLab.run(octet: UInt8.random(in: 0...255)) { lab in
+            let x = lab.octet
+            let address = FixedIP(subnetID: "subnet-1", address: "198.18.\(x).30")
+            let old = DHCPHost(portID: "port-old", mac: lab.guestMAC, fixedIPs: [address])
+            var network = lab.network(hosts: [old])
+            let driver = lab.driver()
+            guard case .started(let pid) = try await driver.update(network) else { Issue.record("not started"); return }
+            #expect(try await lab.requestLease(release: false)["ip"] == address.address)
+            let leases = try String(contentsOfFile: driver.paths(network: network.id).leaseFile, encoding: .utf8)
+            #expect(leases.contains("\(old.mac) \(address.address)"), "\(leases)")
+
+            // Reloaded: the stale lease is released while dnsmasq runs.
+            let newMAC = "fa:16:3e:77:00:01"
+            network.hosts = [DHCPHost(portID: "port-new", mac: newMAC, fixedIPs: [address])]
+            try lab.setGuestMAC(newMAC)
+            #expect(try await driver.update(network) == .reloaded(pid: pid))
+            #expect(try await lab.requestLease(release: false)["ip"] == address.address)
+
+            // Restarted (another MTU): the stale lease is dropped from the file it starts with.
+            let third = "fa:16:3e:77:00:02"
+            network.hosts = [DHCPHost(portID: "port-third", mac: third, fixedIPs: [address])]
+            network.mtu = 1400
+            try lab.setGuestMAC(third)
+            guard case .restarted = try await driver.update(network) else { Issue.record("not restarted"); return }
+            #expect(try await lab.requestLease(release: false)["ip"] == address.address)
+            try await driver.stop(network: network.id)
+        }
+    }
+
     @Test func missingNamespaceAndBadConfigurationAreReported() async throws {
         try Requirement.root()
         try Requirement.tool("dnsmasq")
@@ -221,9 +254,10 @@ struct DHCPLab {
     }
 
     /// Runs udhcpc in the guest namespace once and returns what it was given
-    /// (ip, router, dns, mtu, staticroutes, hostname, domain). The lease is released
-    /// on exit, so the next request starts afresh.
-    func requestLease() async throws -> [String: String] {
+    /// (ip, router, dns, mtu, staticroutes, hostname, domain). With `release` the lease
+    /// is released on exit, so the next request starts afresh; without, the guest
+    /// "vanishes" holding it, as a deleted VM does.
+    func requestLease(release: Bool = true) async throws -> [String: String] {
         let script = state + "-udhcpc.sh"
         if !FileManager.default.fileExists(atPath: script) {
             try """
@@ -234,8 +268,9 @@ struct DHCPLab {
                 """.write(toFile: script, atomically: true, encoding: .utf8)
             chmod(script, 0o755)
         }
-        let result = try await Command.run("/usr/bin/busybox", ["udhcpc", "-i", guestInterface, "-f", "-q", "-n", "-R",
-                                                               "-t", "5", "-T", "1", "-O", "staticroutes", "-s", script],
+        let result = try await Command.run("/usr/bin/busybox", ["udhcpc", "-i", guestInterface, "-f", "-q", "-n"]
+                                           + (release ? ["-R"] : [])
+                                           + ["-t", "3", "-T", "1", "-O", "staticroutes", "-s", script],
                                            namespace: guest)
         var values: [String: String] = [:]
         for line in result.stdout.split(separator: "\n") {
