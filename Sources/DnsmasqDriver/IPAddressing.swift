@@ -21,10 +21,12 @@ struct IPAddress: Equatable, CustomStringConvertible {
 
     var description: String {
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        bytes.withUnsafeBytes { raw in
-            _ = inet_ntop(version == 4 ? AF_INET : AF_INET6, raw.baseAddress, &buffer, socklen_t(buffer.count))
+        let family = version == 4 ? AF_INET : AF_INET6
+        return bytes.withUnsafeBytes { raw in
+            buffer.withUnsafeMutableBufferPointer { out in
+                inet_ntop(family, raw.baseAddress, out.baseAddress, socklen_t(out.count)).map { String(cString: $0) } ?? ""
+            }
         }
-        return String(cString: buffer)
     }
 
     /// The address as dnsmasq wants it in host and option lists: IPv6 in brackets.
