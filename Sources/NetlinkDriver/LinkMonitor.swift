@@ -41,12 +41,18 @@ public final class LinkMonitor: Sendable {
 
     /// Subscribes, then takes a snapshot of the links (so events about links that exist
     /// already are `.changed`, not `.added`), then starts the receive thread.
-    public init(namespace: NetworkNamespace? = nil) throws {
+    public convenience init(namespace: NetworkNamespace? = nil) throws {
+        try self.init(namespace: namespace, receiveBuffer: 4 << 20)
+    }
+
+    /// `receiveBuffer`: the socket's receive buffer in bytes; a larger one makes overflow
+    /// (and the resynchronization it costs) rarer. Tests shrink it to force overflow.
+    init(namespace: NetworkNamespace?, receiveBuffer: Int32) throws {
         let socket: OpaquePointer
         if let namespace {
-            socket = try namespace.perform { try SocketBox(LinkMonitor.subscribe()) }.socket
+            socket = try namespace.perform { try SocketBox(LinkMonitor.subscribe(receiveBuffer)) }.socket
         } else {
-            socket = try LinkMonitor.subscribe()
+            socket = try LinkMonitor.subscribe(receiveBuffer)
         }
         let snapshot: [LinkInfo]
         do {
@@ -70,15 +76,18 @@ public final class LinkMonitor: Sendable {
     /// Stops receiving and ends `events`. Safe to call more than once.
     public func stop() { worker.stop() }
 
-    private static func subscribe() throws -> OpaquePointer {
+    /// How often the kernel's queue overflowed and the links were listed again (for
+    /// metrics: a node that resynchronizes often needs a larger buffer or fewer links).
+    public var resynchronizations: Int { worker.resynchronizations }
+
+    private static func subscribe(_ receiveBuffer: Int32) throws -> OpaquePointer {
         guard let socket = nl_socket_alloc() else { throw NetlinkError(operation: "allocate netlink socket", code: -NLE_NOMEM) }
         // Events carry no sequence numbers of ours.
         nl_socket_disable_seq_check(socket)
         var rc = nl_connect(socket, NETLINK_ROUTE)
         if rc == 0 { rc = nl_socket_add_membership(socket, petrel_rtnlgrp_link()) }
         if rc == 0 { rc = nl_socket_set_nonblocking(socket) }
-        // A larger receive buffer makes overflow (and the resync it costs) rarer.
-        if rc == 0 { rc = nl_socket_set_buffer_size(socket, 4 << 20, 0) }
+        if rc == 0 { rc = nl_socket_set_buffer_size(socket, receiveBuffer, 0) }
         guard rc == 0 else {
             nl_socket_free(socket)
             throw NetlinkError(operation: "subscribe to link events", code: rc)
@@ -95,6 +104,7 @@ private final class Worker: @unchecked Sendable {
     private let wakeRead: Int32, wakeWrite: Int32
     private let lock = NSLock()
     private var stopped = false
+    private var resyncCount = 0
     /// What the monitor believes the kernel has, by index; touched on the thread only.
     private var known: [Int32: LinkInfo]
     /// Messages parsed by the current nl_recvmsgs call.
@@ -143,6 +153,11 @@ private final class Worker: @unchecked Sendable {
 
     func run() {
         defer {
+            // Marked stopped first, under the lock: a later stop() must not write to a
+            // closed (and perhaps reused) descriptor.
+            lock.lock()
+            stopped = true
+            lock.unlock()
             nl_socket_free(socket)
             close(wakeRead)
             close(wakeWrite)
@@ -180,7 +195,16 @@ private final class Worker: @unchecked Sendable {
         }
     }
 
+    var resynchronizations: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return resyncCount
+    }
+
     private func resynchronize() {
+        lock.lock()
+        resyncCount += 1
+        lock.unlock()
         guard let links = try? Netlink(namespace: namespace).links() else { return }
         let now = Dictionary(links.map { ($0.index, $0) }, uniquingKeysWith: { $1 })
         for (index, link) in known where now[index] == nil { deliver(type: Int32(RTM_DELLINK), link) }

@@ -1,5 +1,5 @@
 import Foundation
-import NetlinkDriver
+@testable import NetlinkDriver
 import ProcessDriver
 import TestSupport
 import Testing
@@ -7,7 +7,7 @@ import Testing
 /// FDB entries, VXLAN settings, bridge ports and link events, each test inside a fresh
 /// network namespace of its own (removed at the end, which removes its links too).
 @Suite struct FDBAndLinkEventTests {
-    private func withNamespace(_ body: (NetworkNamespace, Netlink) async throws -> Void) async throws {
+    fileprivate func withNamespace(_ body: (NetworkNamespace, Netlink) async throws -> Void) async throws {
         try Requirement.root()
         let namespace = try NetworkNamespace.create(TestNames.unique("petrel-test-"))
         try await withCleanup {
@@ -110,6 +110,46 @@ import Testing
             monitor.stop()
             #expect(await eventually(timeout: .seconds(5)) { await seen.ended })
         }
+    }
+}
+
+
+extension FDBAndLinkEventTests {
+    /// A burst the socket cannot hold: the monitor notices the overflow, lists the links
+    /// again, and a consumer that applies the events still ends with the kernel's truth.
+    @Test func overflowIsRepairedByResynchronizing() async throws {
+        try await withNamespace { _, netlink in
+            let monitor = try LinkMonitor(namespace: netlink.namespace, receiveBuffer: 2048)
+            defer { monitor.stop() }
+            let view = LinkView(try netlink.links())
+            let reader = Task { for await event in monitor.events { await view.apply(event) } }
+            defer { reader.cancel() }
+            let base = TestNames.unique("pt")
+            let bridge = base + "b"
+            try netlink.createBridge(bridge)
+            for i in 0..<40 {
+                try netlink.createVeth("\(base)v\(i)", peer: "\(base)p\(i)")
+                try netlink.setMaster("\(base)v\(i)", bridge: bridge)
+            }
+            // One kernel operation, some 80 messages at once: deleting the bridge releases every port.
+            try netlink.deleteLink(bridge)
+            for i in 0..<40 where i % 2 == 0 { try netlink.deleteLink("\(base)v\(i)") }
+            let truth = Set(try netlink.links().map { "\($0.name)@\($0.masterIndex)" })
+            #expect(truth.count == 41)  // lo and 20 pairs, none on a bridge
+            #expect(await eventually { await view.names == truth }, "the view converges on the kernel's links")
+            #expect(monitor.resynchronizations > 0, "a 2 KiB buffer overflows when a bridge with 40 ports goes")
+        }
+    }
+}
+
+/// A consumer's picture of the links, built from events only.
+private actor LinkView {
+    private var links: [Int32: String]
+    init(_ initial: [LinkInfo]) { links = Dictionary(initial.map { ($0.index, "\($0.name)@\($0.masterIndex)") }, uniquingKeysWith: { $1 }) }
+    /// "name@master index" of every link.
+    var names: Set<String> { Set(links.values) }
+    func apply(_ event: LinkEvent) {
+        links[event.link.index] = event.change == .removed ? nil : "\(event.link.name)@\(event.link.masterIndex)"
     }
 }
 
