@@ -2,7 +2,7 @@
 // Petrel: an OpenStack-compatible cloud for KVM/QEMU hosts.
 // `ls Sources` reads like the architecture (see ../shared/DESIGN.md):
 //   C*            system libraries, each imported by exactly one driver
-//   *Driver       one module per outside system (libvirt, netlink + netns, RabbitMQ, LVM, iptables, processes)
+//   *Driver       one module per outside system (libvirt, netlink + netns, RabbitMQ, LVM, iptables, dnsmasq, processes)
 //   Contracts     the messages controller and nodes exchange;  RPC  call/cast/fanout over RabbitMQ
 //   Identity      Keystone's logic (tokens, revocation, roles, policy, passwords)
 //   Networking    Neutron's core: networks and segments, subnets, ports, IPAM, quotas
@@ -63,6 +63,10 @@ let package = Package(
         .target(name: "IptablesDriver", dependencies: ["ProcessDriver", "PetrelCore"]),
         .target(name: "ProcessDriver", dependencies: ["NetlinkDriver", "PetrelCore"]),
         .target(name: "CryptDriver", dependencies: ["CCrypt"]),
+        // One dnsmasq per network inside its qdhcp- namespace: rendering, start, adopt, reload.
+        .target(name: "DnsmasqDriver", dependencies: [
+            "ProcessDriver", "NetlinkDriver", "PetrelCore", .product(name: "Logging", package: "swift-log"),
+        ]),
 
         // MARK: controller ↔ node
         // The Codable messages that cross the wire; the only thing both sides share with RPC.
@@ -187,10 +191,12 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["PetrelCore", "ProcessDriver"], path: "Tests/TestSupport"),
         .testTarget(name: "PetrelCoreTests", dependencies: ["PetrelCore", "TestSupport"]),
         .testTarget(name: "LibvirtDriverTests", dependencies: ["LibvirtDriver", "TestSupport"]),
-        .testTarget(name: "NetlinkDriverTests", dependencies: ["NetlinkDriver", "TestSupport"]),
+        .testTarget(name: "NetlinkDriverTests", dependencies: ["NetlinkDriver", "ProcessDriver", "TestSupport"]),
         .testTarget(name: "RabbitMQDriverTests", dependencies: ["RabbitMQDriver", "TestSupport"]),
         .testTarget(name: "LVMDriverTests", dependencies: ["LVMDriver", "ProcessDriver", "TestSupport"]),
         .testTarget(name: "IptablesDriverTests", dependencies: ["IptablesDriver", "TestSupport"]),
+        .testTarget(name: "DnsmasqDriverTests", dependencies: ["DnsmasqDriver", "NetlinkDriver", "ProcessDriver", "TestSupport",
+                                                              .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ProcessDriverTests", dependencies: ["ProcessDriver", "NetlinkDriver", "TestSupport"]),
         .testTarget(name: "GuestImageTests", dependencies: ["LibvirtDriver", "ProcessDriver", "TestSupport"]),
         .testTarget(name: "IdentityTests", dependencies: ["Identity", "Store", "PetrelCore", "ProcessDriver", "TestSupport",

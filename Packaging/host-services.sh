@@ -25,6 +25,10 @@ PACKAGES=(
   rabbitmq-server postgresql
   # networking
   iproute2 iptables dnsmasq-base openvswitch-switch
+  # the DHCP driver's tests: a guest-side DHCP client (udhcpc)
+  busybox-static
+  # dhcp_release: the DHCP driver frees leases of ports that went away (as Neutron does)
+  dnsmasq-utils
   # block storage
   lvm2
   # test guest image

@@ -24,6 +24,27 @@ public struct LinkInfo: Sendable, Equatable {
     public let isUp: Bool
     /// Index of the bridge this link is a port of, 0 when none.
     public let masterIndex: Int32
+    /// Whether the link can carry traffic (RFC 2863): `isUp` is what was asked for
+    /// (IFF_UP), this is what the kernel sees, e.g. a tap stays `.down` until QEMU opens it.
+    public let operState: OperState
+}
+
+/// RFC 2863 operational state, as the kernel reports it (IF_OPER_*).
+public enum OperState: UInt8, Sendable, Equatable {
+    case unknown = 0, notPresent, down, lowerLayerDown, testing, dormant, up
+}
+
+/// A VXLAN link's settings as the kernel has them, so reconcile can tell whether an
+/// existing `vxlan-<vni>` is the one it wants or must be recreated.
+public struct VXLANInfo: Sendable, Equatable {
+    public let vni: UInt32
+    public let local: String?
+    /// Multicast group or unicast remote; nil for l2population (FDB entries instead).
+    public let group: String?
+    public let port: UInt16
+    public let learning: Bool
+    /// Index of the underlay device, 0 when none was given.
+    public let parentIndex: UInt32
 }
 
 public struct RouteInfo: Sendable, Equatable {
@@ -43,7 +64,7 @@ public enum AddressFamily: Sendable {
 /// namespace or in a given network namespace. One socket per instance; calls are
 /// serialized on it.
 public final class Netlink: @unchecked Sendable {
-    private let socket: OpaquePointer
+    let socket: OpaquePointer
     private let lock = NSLock()
     public let namespace: NetworkNamespace?
 
@@ -59,7 +80,7 @@ public final class Netlink: @unchecked Sendable {
 
     deinit { nl_socket_free(socket) }
 
-    private static func openSocket() throws -> OpaquePointer {
+    static func openSocket() throws -> OpaquePointer {
         guard let socket = nl_socket_alloc() else { throw NetlinkError(operation: "allocate netlink socket", code: -NLE_NOMEM) }
         let rc = nl_connect(socket, NETLINK_ROUTE)
         guard rc == 0 else {
@@ -69,13 +90,13 @@ public final class Netlink: @unchecked Sendable {
         return socket
     }
 
-    private func locked<T>(_ body: () throws -> T) rethrows -> T {
+    func locked<T>(_ body: () throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
         return try body()
     }
 
-    private func check(_ rc: Int32, _ operation: @autoclosure () -> String) throws {
+    func check(_ rc: Int32, _ operation: @autoclosure () -> String) throws {
         if rc < 0 { throw NetlinkError(operation: operation(), code: rc) }
     }
 
@@ -104,7 +125,7 @@ public final class Netlink: @unchecked Sendable {
         }
     }
 
-    private func kernelLink(_ name: String) throws -> OpaquePointer? {
+    func kernelLink(_ name: String) throws -> OpaquePointer? {
         var link: OpaquePointer?
         let rc = rtnl_link_get_kernel(socket, 0, name, &link)
         if rc == -NLE_OBJ_NOTFOUND || rc == -NLE_NODEV { return nil }
@@ -112,7 +133,7 @@ public final class Netlink: @unchecked Sendable {
         return link
     }
 
-    private func requireIndex(_ name: String) throws -> Int32 {
+    func requireIndex(_ name: String) throws -> Int32 {
         guard let link = try kernelLink(name) else {
             throw NetlinkError(operation: "look up link \(name)", code: -NLE_OBJ_NOTFOUND)
         }
@@ -120,7 +141,7 @@ public final class Netlink: @unchecked Sendable {
         return rtnl_link_get_ifindex(link)
     }
 
-    private static func info(_ link: OpaquePointer) -> LinkInfo {
+    static func info(_ link: OpaquePointer) -> LinkInfo {
         var mac = ""
         if let address = rtnl_link_get_addr(link) {
             var buffer = [CChar](repeating: 0, count: 64)
@@ -132,7 +153,8 @@ public final class Netlink: @unchecked Sendable {
                         mtu: rtnl_link_get_mtu(link),
                         mac: mac,
                         isUp: rtnl_link_get_flags(link) & petrel_iff_up() != 0,
-                        masterIndex: rtnl_link_get_master(link))
+                        masterIndex: rtnl_link_get_master(link),
+                        operState: OperState(rawValue: rtnl_link_get_operstate(link)) ?? .unknown)
     }
 
     private func add(_ link: OpaquePointer, _ operation: String) throws {
@@ -173,9 +195,11 @@ public final class Netlink: @unchecked Sendable {
     }
 
     /// Creates a VXLAN link. `group` is a multicast group or unicast remote; `local` the
-    /// source address; `parent` the underlay device.
+    /// source address; `parent` the underlay device. With l2population (Neutron's
+    /// `vxlan-<vni>` devices) pass no group and `learning: false`: the agent writes the
+    /// FDB (`addFDB`) from what the controller knows instead of learning from floods.
     public func createVXLAN(_ name: String, vni: UInt32, local: String? = nil, group: String? = nil,
-                            port: UInt16 = 4789, parent: String? = nil) throws {
+                            port: UInt16 = 4789, parent: String? = nil, learning: Bool = true) throws {
         try locked {
             guard let link = rtnl_link_vxlan_alloc() else { throw NetlinkError(operation: "allocate vxlan", code: -NLE_NOMEM) }
             defer { rtnl_link_put(link) }
@@ -193,8 +217,40 @@ public final class Netlink: @unchecked Sendable {
                 try check(rtnl_link_vxlan_set_group(link, address), "vxlan group \(group)")
             }
             if let parent { try check(rtnl_link_vxlan_set_link(link, UInt32(try requireIndex(parent))), "vxlan parent") }
+            try check(rtnl_link_vxlan_set_learning(link, learning ? 1 : 0), "vxlan learning")
             try add(link, "create vxlan \(name) (vni \(vni))")
         }
+    }
+
+    /// The VXLAN settings of `name`; nil when there is no such link, throws when it is
+    /// not a VXLAN link.
+    public func vxlanInfo(_ name: String) throws -> VXLANInfo? {
+        try locked {
+            guard let link = try kernelLink(name) else { return nil }
+            defer { rtnl_link_put(link) }
+            var vni: UInt32 = 0, port: UInt32 = 0, parent: UInt32 = 0
+            try check(rtnl_link_vxlan_get_id(link, &vni), "vxlan id of \(name)")
+            _ = rtnl_link_vxlan_get_port(link, &port)
+            _ = rtnl_link_vxlan_get_link(link, &parent)
+            func address(_ get: (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>) -> Int32) -> String? {
+                var address: OpaquePointer?
+                guard get(link, &address) == 0, let address else { return nil }
+                defer { nl_addr_put(address) }
+                return Self.string(address)
+            }
+            return VXLANInfo(vni: vni, local: address(rtnl_link_vxlan_get_local),
+                             group: address(rtnl_link_vxlan_get_group),
+                             port: UInt16(truncatingIfNeeded: port),
+                             learning: rtnl_link_vxlan_get_learning(link) > 0, parentIndex: parent)
+        }
+    }
+
+    /// Names of the links that are ports of `bridge` (taps, veths, the VXLAN device).
+    public func bridgePorts(of bridge: String) throws -> [String] {
+        guard let master = try link(named: bridge) else {
+            throw NetlinkError(operation: "look up bridge \(bridge)", code: -NLE_OBJ_NOTFOUND)
+        }
+        return try links().filter { $0.masterIndex == master.index }.map(\.name).sorted()
     }
 
     /// Deletes a link (for a veth, both ends). Deleting a missing link is not an error.
@@ -401,7 +457,7 @@ public final class Netlink: @unchecked Sendable {
 }
 
 /// Carries a socket handle out of the namespace thread that opened it.
-private struct SocketBox: @unchecked Sendable {
+struct SocketBox: @unchecked Sendable {
     let socket: OpaquePointer
     init(_ socket: OpaquePointer) { self.socket = socket }
 }
