@@ -102,7 +102,12 @@ public struct DnsmasqConfiguration: Sendable, Equatable {
             possibleLeases = possibleLeases.addingReportingOverflow(subnet.prefix.size).overflow
                 ? .max : possibleLeases + subnet.prefix.size
         }
-        if routerAdvertisements { args.append("--enable-ra") }
+        if routerAdvertisements {
+            // Prefixes and the M/O flags, with router lifetime 0: the subnet's router (the
+            // qrouter port) routes, never the DHCP namespace.
+            let mtu = net.network.mtu.flatMap { $0 >= 1280 ? "mtu:\($0)," : nil } ?? ""
+            args += ["--enable-ra", "--ra-param=\(net.network.interface),\(mtu)0,0"]
+        }
         // Forced: guests that do not ask for the MTU (busybox udhcpc, some images) still get it.
         if let mtu = net.network.mtu, mtu > 0 { args.append("--dhcp-option-force=option:mtu,\(mtu)") }
         args.append("--dhcp-lease-max=\(min(possibleLeases, leaseMax))")

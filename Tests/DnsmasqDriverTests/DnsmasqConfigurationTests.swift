@@ -36,6 +36,22 @@ import Testing
             mtu: 1450, leaseDuration: 600, domain: "example.org.")
     }
 
+    var raNetwork: DHCPNetwork {
+        DHCPNetwork(
+            id: "net2", interface: "tap1",
+            subnets: [
+                DHCPSubnet(id: "a", cidr: "198.18.9.77/26", gateway: nil, dnsNameservers: ["0.0.0.0"]),
+                DHCPSubnet(id: "b", cidr: "fd00:9::/64", gateway: "fd00:9::1", ipv6AddressMode: .dhcpv6Stateless,
+                           ipv6RAMode: .dhcpv6Stateless, dnsNameservers: ["fd00:9::53"]),
+                DHCPSubnet(id: "c", cidr: "fd00:a::/64", gateway: "fd00:a::1", ipv6AddressMode: .slaac, ipv6RAMode: .slaac),
+                DHCPSubnet(id: "d", cidr: "fd00:b::/56", gateway: nil, ipv6AddressMode: .dhcpv6Stateful),
+                DHCPSubnet(id: "e", cidr: "198.18.10.0/24", gateway: nil,
+                           hostRoutes: [HostRoute(destination: "0.0.0.0/0", nexthop: "198.18.10.254")]),
+            ],
+            hosts: [DHCPHost(portID: "p", mac: "02:00:00:00:00:01", fixedIPs: [FixedIP(subnetID: "b", address: "fd00:9::5")])],
+            leaseDuration: nil, domain: nil)
+    }
+
     @Test func commandLine() throws {
         let config = try DnsmasqConfiguration(network: network, paths: paths)
         #expect(config.arguments == [
@@ -89,19 +105,7 @@ import Testing
     }
 
     @Test func noGatewayNoDNSInfiniteLeasesAndRouterAdvertisements() throws {
-        let network = DHCPNetwork(
-            id: "net2", interface: "tap1",
-            subnets: [
-                DHCPSubnet(id: "a", cidr: "198.18.9.77/26", gateway: nil, dnsNameservers: ["0.0.0.0"]),
-                DHCPSubnet(id: "b", cidr: "fd00:9::/64", gateway: "fd00:9::1", ipv6AddressMode: .dhcpv6Stateless,
-                           ipv6RAMode: .dhcpv6Stateless, dnsNameservers: ["fd00:9::53"]),
-                DHCPSubnet(id: "c", cidr: "fd00:a::/64", gateway: "fd00:a::1", ipv6AddressMode: .slaac, ipv6RAMode: .slaac),
-                DHCPSubnet(id: "d", cidr: "fd00:b::/56", gateway: nil, ipv6AddressMode: .dhcpv6Stateful),
-                DHCPSubnet(id: "e", cidr: "198.18.10.0/24", gateway: nil,
-                           hostRoutes: [HostRoute(destination: "0.0.0.0/0", nexthop: "198.18.10.254")]),
-            ],
-            hosts: [DHCPHost(portID: "p", mac: "02:00:00:00:00:01", fixedIPs: [FixedIP(subnetID: "b", address: "fd00:9::5")])],
-            leaseDuration: nil, domain: nil)
+        let network = raNetwork
         let config = try DnsmasqConfiguration(network: network, paths: paths)
         #expect(config.arguments.filter { $0.hasPrefix("--dhcp-range") } == [
             "--dhcp-range=set:subnet-a,198.18.9.64,static,255.255.255.192,infinite",
@@ -109,7 +113,11 @@ import Testing
             "--dhcp-range=set:subnet-c,fd00:a::,slaac,64,infinite",
             "--dhcp-range=set:subnet-e,198.18.10.0,static,255.255.255.0,infinite",
         ], "a /56 is skipped: dnsmasq serves /64 or longer")
-        #expect(config.arguments.contains("--enable-ra"))
+        #expect(config.arguments.contains("--enable-ra") && config.arguments.contains("--ra-param=tap1,0,0"),
+                "RAs carry prefixes, not a route via the DHCP namespace")
+        var withMTU = network
+        withMTU.mtu = 1450
+        #expect(try DnsmasqConfiguration(network: withMTU, paths: paths).arguments.contains("--ra-param=tap1,mtu:1450,0,0"))
         #expect(!config.arguments.contains { $0.hasPrefix("--domain") || $0.contains("option:mtu") })
         #expect(config.opts == """
             tag:subnet-a,option:dns-server
@@ -176,9 +184,13 @@ import Testing
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(TestNames.unique("petrel-test-dhcp-")).path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let config = try DnsmasqConfiguration(network: network, paths: DnsmasqPaths(directory: directory), logDHCP: true)
-        let result = try await Command.run("/usr/sbin/dnsmasq", ["--test"] + config.arguments)
-        #expect(result.status == 0, "\(result.stderr)")
-        #expect((result.stdout + result.stderr).contains("syntax check OK"), "\(result.stdout)\(result.stderr)")
+        var withMTU = raNetwork
+        withMTU.mtu = 1450
+        for network in [network, raNetwork, withMTU] {
+            let config = try DnsmasqConfiguration(network: network, paths: DnsmasqPaths(directory: directory), logDHCP: true)
+            let result = try await Command.run("/usr/sbin/dnsmasq", ["--test"] + config.arguments)
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect((result.stdout + result.stderr).contains("syntax check OK"), "\(result.stdout)\(result.stderr)")
+        }
     }
 }
