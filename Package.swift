@@ -140,6 +140,12 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The node's network service: the L2 agent (backends behind `L2Driver`; Linux bridge), the
+        // DHCP agent (dnsmasq per network in its qdhcp- namespace), the ports' status.
+        .target(name: "NodeNetwork", dependencies: [
+            "NodeCore", "NetlinkDriver", "DnsmasqDriver", "ProcessDriver", "RPC", "Contracts", "PetrelCore",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "ComputeAPI", dependencies: [
             "Hosts", "Compute", "PetrelHTTP", "PetrelCore", "Contracts", "Images",
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Crypto", package: "swift-crypto"),
@@ -176,7 +182,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "petrel-node", dependencies: [
-            "PetrelCore", "PetrelHTTP", "RPC", "Contracts", "NodeCore", "NodeCompute",
+            "PetrelCore", "PetrelHTTP", "RPC", "Contracts", "NodeCore", "NodeCompute", "NodeNetwork", "NetlinkDriver",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),

@@ -461,3 +461,14 @@ struct SocketBox: @unchecked Sendable {
     let socket: OpaquePointer
     init(_ socket: OpaquePointer) { self.socket = socket }
 }
+
+extension Netlink {
+    /// This host's IPv4 address on the interface of its default route (what other hosts
+    /// most likely reach it at); nil without a default route.
+    public func defaultRouteAddress() throws -> String? {
+        guard let route = try routes(family: .ipv4).first(where: { $0.destination == "default" }), let index = route.deviceIndex,
+              let link = try links().first(where: { $0.index == index }),
+              let address = try addresses(of: link.name).first(where: { !$0.contains(":") }) else { return nil }
+        return String(address.prefix { $0 != "/" })
+    }
+}

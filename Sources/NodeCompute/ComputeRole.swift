@@ -88,15 +88,7 @@ public final class ComputeRole: NodeService {
     }
 
     /// The IPv4 address of the interface the default route leaves through (Nova's my_ip default).
-    static func defaultRouteAddress() -> String? {
-        guard let netlink = try? Netlink(),
-              let route = try? netlink.routes(family: .ipv4).first(where: { $0.destination == "default" }),
-              let index = route.deviceIndex,
-              let link = try? netlink.links().first(where: { $0.index == index }),
-              let address = try? netlink.addresses(of: link.name).first(where: { !$0.contains(":") })
-        else { return nil }
-        return String(address.prefix { $0 != "/" })
-    }
+    static func defaultRouteAddress() -> String? { try? Netlink().defaultRouteAddress() }
 
     /// Size of the file system holding the instances (the nearest existing directory of
     /// `state_path`), in GiB.

@@ -1,5 +1,6 @@
 import Contracts
 import Foundation
+import NodeCore
 import LibvirtDriver
 import Logging
 import PetrelCore
@@ -41,7 +42,7 @@ public final class ComputeService: Sendable {
     let controller: any ComputeController
     let cache: ImageCache
     let cloud: (any ImageTransfer)?
-    let locks = InstanceLocks()
+    let locks = KeyedLocks()
     let clock = StampClock()
     let logger: Logger
 

@@ -274,6 +274,7 @@ public struct PetrelConfig: Sendable {
             localIP: try string("vxlan", "local_ip"),
             leaseDuration: Int(try string("dhcp", "lease_duration")!)!,
             agentsPerNetwork: Int(try string("dhcp", "agents_per_network")!)!)
+        networking.mechanismDriver = try string("ml2", "mechanism_drivers")!
         myIP = try string("DEFAULT", "my_ip")
         nodeServices = Self.list(try string("node", "services")!)
         if let url = try string("api", "public_url") {

@@ -46,7 +46,7 @@ public struct ConfigOption: Sendable {
 
 /// The node services `[node] services` can name: exactly those `petrel-node` composes.
 public enum NodeServiceNames {
-    public static let all = ["compute"]
+    public static let all = ["compute", "network"]
 }
 
 public enum ConfigSchema {
@@ -156,6 +156,8 @@ public enum ConfigSchema {
               help: "MTU of the underlying physical network; a VXLAN network's MTU is this minus 50 (its encapsulation), flat and VLAN networks get all of it."),
         .init("DEFAULT", "dns_domain", .string, default: "openstacklocal",
               help: "Domain of the host names the DHCP servers hand out (a port's dns_assignment)."),
+        .init("ml2", "mechanism_drivers", .choice(["linuxbridge"]), default: "linuxbridge",
+              help: "The L2 backend a node's network service wires networks with: linuxbridge (neutron-linuxbridge-agent)."),
         .init("ml2", "tenant_network_types", .subset(["vxlan", "vlan", "flat"]), default: "vxlan",
               help: "Network types given to project networks that name no provider type, tried in this order until one has a free segment."),
         .init("ml2_type_vxlan", "vni_ranges", .string, default: "1:1000",
@@ -173,7 +175,7 @@ public enum ConfigSchema {
         .init("dhcp", "agents_per_network", .integer(1...16), default: "1",
               help: "How many nodes serve DHCP (and metadata) for each network."),
         .init("node", "services", .subset(NodeServiceNames.all), default: "compute",
-              help: "What this node runs, and reports while it runs: compute (nova-compute). Only services whose code exists can be named."),
+              help: "What this node runs, and reports while it runs: compute (nova-compute), network (the L2 agent of [ml2] mechanism_drivers and the DHCP agent). Only services whose code exists can be named."),
         .init("node", "metrics_listen", .hostPort, default: "127.0.0.1:9180",
               help: "Address of petrel-node's local listener serving Prometheus /metrics."),
     ]

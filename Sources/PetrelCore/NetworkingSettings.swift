@@ -13,6 +13,7 @@ public struct NetworkingSettings: Sendable {
     public var physnetMTU: Int
     public var dnsDomain: String
     public var tenantNetworkTypes: [String]
+    public var mechanismDriver = "linuxbridge"
     public var vniRanges: [ClosedRange<Int>]
     public var vlanRanges: [VLANRange]
     /// Physical networks flat networks may use; nil: any.

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Contracts
 import Foundation
+import NetlinkDriver
 import NodeCompute
+import NodeNetwork
 import NodeCore
 import Logging
 import PetrelCore
@@ -53,7 +55,20 @@ struct PetrelNode: AsyncParsableCommand {
     /// The node services by their `[node] services` name.
     static let registry: [String: @Sendable (PetrelConfig, NodeServiceContext) async throws -> any NodeService] = [
         "compute": { config, context in try await compute(config, context) },
+        "network": { config, context in try network(config, context) },
     ]
+
+    static func network(_ config: PetrelConfig, _ context: NodeServiceContext) throws -> any NodeService {
+        let tunnelIP = config.networking.localIP ?? config.myIP ?? (try? Netlink().defaultRouteAddress() ?? nil)
+        let l2 = try L2Drivers.make(config.networking.mechanismDriver,
+                                    settings: .init(tunnelIP: tunnelIP, interfaceMappings: config.networking.interfaceMappings))
+        context.logger.info("starting the network service", metadata: [
+            "l2_driver": "\(l2.info.name)", "tunnel_ip": "\(tunnelIP ?? "none")",
+            "mappings": "\(config.networking.interfaceMappings)",
+        ])
+        return try NetworkRole(context: context, l2: l2, tunnelIP: tunnelIP, dhcpStateDirectory: config.statePath + "/dhcp",
+                               leaseDuration: config.networking.leaseDuration)
+    }
 
     static func compute(_ config: PetrelConfig, _ context: NodeServiceContext) async throws -> any NodeService {
         let hypervisor = try HypervisorDrivers.make(config.computeDriver,

@@ -66,7 +66,7 @@ import Testing
         ("[api]\nlisten = nowhere\n", ":2", "[api] listen = 'nowhere'"),
         ("[libvirt]\nvirt_type = xen\n", ":2", "must be one of: kvm, qemu"),
         // Only node services whose code exists can be named.
-        ("[node]\nservices = compute, network\n", ":2", "'network' is not one of: compute"),
+        ("[node]\nservices = compute, volume\n", ":2", "'volume' is not one of: compute, network"),
         ("[DEFAULT]\ncompute_driver = xenapi\n", ":2", "must be one of: libvirt"),
         ("[database]\nconnection = mysql://x/y\n", ":2", "expected sqlite:////"),
         ("[database]\nconnection = sqlite:///relative.db\n", ":2", "expected sqlite:////"),

@@ -1,11 +1,13 @@
 import Foundation
 
-/// One operation at a time per instance.
-actor InstanceLocks {
+/// One operation at a time per key (an instance, a network): the others wait their turn, in order.
+public actor KeyedLocks {
+    public init() {}
+
     private var held: Set<String> = []
     private var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
 
-    func isBusy(_ id: String) -> Bool { held.contains(id) }
+    public func isBusy(_ id: String) -> Bool { held.contains(id) }
 
     private func acquire(_ id: String) async {
         if !held.contains(id) {
@@ -25,22 +27,9 @@ actor InstanceLocks {
         }
     }
 
-    func with<T: Sendable>(_ id: String, _ body: @Sendable () async throws -> T) async rethrows -> T {
+    public func with<T: Sendable>(_ id: String, _ body: @Sendable () async throws -> T) async rethrows -> T {
         await acquire(id)
         defer { release(id) }
         return try await body()
-    }
-}
-
-/// Microseconds since 1970, strictly increasing within the process: the order of a node's updates.
-final class StampClock: @unchecked Sendable {
-    private let lock = NSLock()
-    private var last: Int64 = 0
-
-    func next() -> Int64 {
-        lock.withLock {
-            last = max(last + 1, Int64(Date().timeIntervalSince1970 * 1_000_000))
-            return last
-        }
     }
 }

@@ -1,0 +1,186 @@
+import Contracts
+import Foundation
+import Logging
+import NetlinkDriver
+import NodeCore
+import PetrelCore
+import RPC
+
+/// The node's network service: the L2 agent (one `L2Driver`), the DHCP agent, and the port
+/// status both feed back. Event-driven: the controller's `NetworksChanged` fanout and the
+/// kernel's link events start work; nothing polls. Every sync asks the controller for the
+/// whole truth of the networks concerned and converges, so a lost or repeated message costs
+/// nothing but a later sync.
+public final class NetworkRole: NodeService, @unchecked Sendable {
+    public let name = "network"
+    public var reports: [ServiceReport] {
+        [ServiceReport(binary: l2.info.agentBinary, topic: "N/A"), ServiceReport(binary: "neutron-dhcp-agent", topic: "dhcp_agent")]
+    }
+
+    let host: String
+    let l2: any L2Driver
+    let dhcp: DHCPServers
+    let client: RPCClient
+    let server: RPCServer
+    let tunnelIP: String?
+    let logger: Logger
+    let agent: Agent
+    /// One sync at a time: a later answer of the controller is never overtaken by an earlier one.
+    let syncs = KeyedLocks()
+    private let lock = NSLock()
+    private var monitor: LinkMonitor?
+
+    public init(context: NodeServiceContext, l2: any L2Driver, tunnelIP: String?, dhcpStateDirectory: String, leaseDuration: Int) throws {
+        host = context.host
+        self.l2 = l2
+        dhcp = try DHCPServers(stateDirectory: dhcpStateDirectory, leaseDuration: leaseDuration, logger: context.logger)
+        client = context.client
+        server = RPCServer(link: context.link, topic: NetworksChanged.topic, host: context.host, logger: context.logger)
+        self.tunnelIP = tunnelIP
+        logger = context.logger
+        agent = Agent()
+    }
+
+    /// What the service knows of each network it wires: the controller's last answer.
+    actor Agent {
+        var states: [String: NetworkState] = [:]
+        /// The ports last reported, so a report goes out only on a change.
+        var reported: [String: String] = [:]
+
+        func set(_ state: NetworkState) { states[state.network.id] = state }
+        func forget(_ id: String) { states[id] = nil }
+        func port(tap: String) -> (PortWiring, NetworkWiring)? {
+            for state in states.values {
+                if let port = state.localPorts.first(where: { $0.tapName == tap }) { return (port, state.network) }
+            }
+            return nil
+        }
+        func changes(_ statuses: [String: String]) -> [String: String] {
+            let changed = statuses.filter { reported[$0.key] != $0.value }
+            reported.merge(changed) { $1 }
+            return changed
+        }
+        func forgetReports(_ ids: [String]) { for id in ids { reported[id] = nil } }
+    }
+
+    public func start() async throws {
+        client.start()
+        server.register(NetworksChanged.self) { [self] request, _ in
+            try await sync(request.networkIDs)
+            return Nothing()
+        }
+        let monitor = try LinkMonitor()
+        lock.withLock { self.monitor = monitor }
+    }
+
+    public func stop() async {
+        lock.withLock { monitor }?.stop()
+    }
+
+    /// At start: the whole truth for this host, then Petrel's leftovers removed (bridges,
+    /// tunnels and DHCP namespaces of networks this host no longer has). Guests' taps are
+    /// never touched: libvirt owns them.
+    public func reconcile() async throws {
+        let result = try await ask(networkIDs: nil)
+        let wanted = Set(result.networks.map { String($0.network.id.prefix(11)) })
+        for prefix in try await l2.wiredNetworks() where !wanted.contains(prefix) {
+            logger.info("removing a network no port of this host needs", metadata: ["bridge": "brq\(prefix)"])
+            try await l2.remove(networkPrefix: prefix)
+        }
+        if let bridge = l2 as? LinuxBridgeDriver {
+            for tunnel in try await bridge.orphanTunnels(keeping: result.networks.map(\.network)) {
+                try? Netlink().deleteLink(tunnel)
+            }
+        }
+        let serving = Set(result.networks.filter { $0.dhcpPort != nil }.map(\.network.id))
+        for network in dhcp.served() where !serving.contains(network) {
+            logger.info("removing a DHCP service this host no longer has", metadata: ["network": "\(network)"])
+            try await dhcp.remove(network: network)
+        }
+    }
+
+    public func run() async throws {
+        guard let monitor = lock.withLock({ monitor }) else { throw L2Error("the link monitor did not start") }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await self.server.run() }
+            group.addTask {
+                for await event in monitor.events where event.link.name.hasPrefix("tap") {
+                    await self.linkChanged(event)
+                }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    func ask(networkIDs: [String]?) async throws -> HostNetworks.Result {
+        try await syncs.with("sync") { try await self.askNow(networkIDs: networkIDs) }
+    }
+
+    private func askNow(networkIDs: [String]?) async throws -> HostNetworks.Result {
+        let result = try await client.call(HostNetworks.self, HostNetworks.Arguments(host: host, networkIDs: networkIDs, tunnelIP: tunnelIP,
+                                                                                      servesDHCP: true),
+                                           topic: HostNetworks.topic, timeout: .seconds(30))
+        for state in result.networks { try await converge(state) }
+        for id in result.gone { try await removeNetwork(id) }
+        return result
+    }
+
+    /// Syncs the networks named (those this host has nothing of come back as gone).
+    func sync(_ networkIDs: [String]) async throws {
+        _ = try await ask(networkIDs: networkIDs)
+    }
+
+    func converge(_ state: NetworkState) async throws {
+        let started = ContinuousClock.now
+        try await l2.ensure(state.network, endpoints: state.remoteEndpoints)
+        if state.dhcpPort != nil {
+            try await dhcp.ensure(state, bridge: l2.attachmentPoint(state.network))
+        } else if dhcp.served().contains(state.network.id) {
+            try await dhcp.remove(network: state.network.id)
+        }
+        await agent.set(state)
+        var statuses: [String: String] = [:]
+        for port in state.localPorts {
+            let device = port.deviceOwner == "network:dhcp" ? DHCPServers.hostSide(port) : port.tapName
+            statuses[port.id] = try await l2.isAttached(device, to: state.network) ? "ACTIVE" : "DOWN"
+        }
+        try await report(statuses)
+        logger.debug("network converged", metadata: ["network": "\(state.network.id)", "ports": "\(state.localPorts.count)",
+                                                     "took": "\(ContinuousClock.now - started)"])
+    }
+
+    func removeNetwork(_ id: String) async throws {
+        if let state = await agent.states[id] { await agent.forgetReports(state.localPorts.map(\.id)) }
+        await agent.forget(id)
+        if dhcp.served().contains(id) { try await dhcp.remove(network: id) }
+        let prefix = String(id.prefix(11))
+        if try await l2.wiredNetworks().contains(prefix) { try await l2.remove(networkPrefix: prefix) }
+    }
+
+    /// A tap came, went or joined a bridge: its port's status follows at once.
+    func linkChanged(_ event: LinkEvent) async {
+        guard let (port, network) = await agent.port(tap: event.link.name) else { return }
+        var attached = false
+        if event.change != .removed { attached = (try? await l2.isAttached(port.tapName, to: network)) ?? false }
+        do {
+            try await report([port.id: attached ? "ACTIVE" : "DOWN"])
+        } catch {
+            logger.warning("could not report a port's status", metadata: ["port": "\(port.id)", "error": "\(error)"])
+        }
+    }
+
+    func report(_ statuses: [String: String]) async throws {
+        let changed = await agent.changes(statuses)
+        guard !changed.isEmpty else { return }
+        let active = changed.filter { $0.value == "ACTIVE" }.map(\.key).sorted()
+        let down = changed.filter { $0.value == "DOWN" }.map(\.key).sorted()
+        do {
+            try await client.cast(PortsStatus.self, PortsStatus.Arguments(host: host, active: active, down: down), topic: PortsStatus.topic)
+        } catch {
+            await agent.forgetReports(active + down)  // tried again at the next change or sync
+            throw error
+        }
+        logger.info("ports wired", metadata: ["active": "\(active)", "down": "\(down)"])
+    }
+}
