@@ -57,6 +57,14 @@ public struct Server: Sendable, Equatable {
     public var userData: String? { row.userData }
     public var reservationID: String? { row.reservationID }
     public var hostname: String? { row.hostname }
+    /// Its index among the servers one request created.
+    public var launchIndex: Int { row.launchIndex }
+    /// The key pair's public key and type as they were at creation (nil: none, or created
+    /// before Petrel kept the copy).
+    public var keyData: String? { row.keyData }
+    public var keyType: String? { row.keyType }
+    /// What the guest posted to the metadata API's `password`.
+    public var metadataPassword: String? { row.metadataPassword }
     /// Unix milliseconds.
     public var createdAt: Int64 { row.createdAt }
     public var updatedAt: Int64 { row.updatedAt }
@@ -157,12 +165,17 @@ public struct Servers: Sendable {
             guard allowed else { throw Failure.badRequest("Flavor \(request.flavorRef) could not be found.") }
         }
         let image = try await bootableImage(request.imageRef, rootGB: flavor.row.rootGB, memoryMB: flavor.row.memoryMB, caller: caller)
+        // The key pair is copied into the server, as Nova does: the guest keeps seeing the key
+        // it was created with.
+        let keyPair: KeyPair?
         if let keyName = request.keyName {
             do {
-                _ = try await KeyPairs(database: database).get(userID: caller.userID, name: keyName)
+                keyPair = try await KeyPairs(database: database).get(userID: caller.userID, name: keyName)
             } catch KeyPairs.Failure.notFound {
                 throw Failure.badRequest("Invalid key_name provided.")
             }
+        } else {
+            keyPair = nil
         }
         if let zone = request.availabilityZone, zone != defaultAvailabilityZone {
             let known = try await Aggregates(database: database).list().compactMap(\.availabilityZone)
@@ -194,6 +207,9 @@ public struct Servers: Sendable {
                                       imageID: image.id, availabilityZone: request.availabilityZone, createdAt: now)
                 row.metadata = JSONColumn.encode(request.metadata, fallback: "{}")
                 row.keyName = request.keyName
+                row.keyData = keyPair?.publicKey
+                row.keyType = keyPair?.type
+                row.launchIndex = index
                 row.userData = request.userData
                 row.reservationID = reservation
                 row.hostname = Self.hostname(request.hostname ?? name, index: count > 1 ? index + 1 : nil)

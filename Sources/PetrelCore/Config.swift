@@ -158,6 +158,8 @@ public struct PetrelConfig: Sendable {
     public var nodeServices: [String]
     /// `[DEFAULT] compute_driver`: the hypervisor backend's registry name.
     public var computeDriver: String
+    /// `[metadata] shared_secret`: what metadata proxies sign instance ids with (nil: unset).
+    public var metadataSharedSecret: String?
 
     public static let defaultPath = "/etc/petrel/petrel.conf"
 
@@ -264,6 +266,7 @@ public struct PetrelConfig: Sendable {
             serviceUser = nil
         }
         myIP = try string("DEFAULT", "my_ip")
+        metadataSharedSecret = try string("metadata", "shared_secret").flatMap { $0.isEmpty ? nil : $0 }
         nodeServices = Self.list(try string("node", "services")!)
         if let url = try string("api", "public_url") {
             publicURL = url.hasSuffix("/") ? String(url.dropLast()) : url

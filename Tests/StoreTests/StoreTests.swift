@@ -147,7 +147,7 @@ struct Explosion: Error {}
                 ("neutron-l3-agent", "network"), ("neutron-metadata-agent", "network"), ("cinder-volume", "volume"),
             ], hypervisor: nil)
             #expect(try await store.services().count == 6)
-            #expect(try await Migrator().migrate(database) == [13])
+            #expect(try await Migrator(Schema.migrations.filter { $0.version <= 13 }).migrate(database) == [13])
             #expect(try await store.services().map(\.binary) == ["nova-compute"])
         } cleanup: {
             await database.shutdown()
