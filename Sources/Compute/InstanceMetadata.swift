@@ -86,17 +86,17 @@ public struct MetadataService: Sendable {
         let row = try await database.withConnection { sql in try await ComputeTables.instances.get(sql, id: id) }
         guard let row else { return nil }
         let server = Server(row)
-        var key: InstanceMetadata.Key?
-        if let name = row.keyName {
-            if let data = row.keyData {
-                key = InstanceMetadata.Key(name: name, type: row.keyType ?? "ssh", data: data)
-            } else if let pair = try? await KeyPairs(database: database).get(userID: row.userID, name: name) {
-                // Servers created before the copy was kept: the key pair as it is now, if it exists.
-                key = InstanceMetadata.Key(name: pair.name, type: pair.type, data: pair.publicKey)
-            }
-        }
-        return InstanceMetadata(server: server, key: key, interfaces: try await interfaces(server),
+        return InstanceMetadata(server: server, key: try await Self.key(of: row, database: database), interfaces: try await interfaces(server),
                                 availabilityZone: row.availabilityZone ?? defaultAvailabilityZone)
+    }
+
+    /// The server's key pair as it was at creation; for servers created before Petrel kept
+    /// the copy, the key pair as it is now, if it still exists.
+    static func key(of row: InstanceRow, database: Database) async throws -> InstanceMetadata.Key? {
+        guard let name = row.keyName else { return nil }
+        if let data = row.keyData { return InstanceMetadata.Key(name: name, type: row.keyType ?? "ssh", data: data) }
+        guard let pair = try? await KeyPairs(database: database).get(userID: row.userID, name: name) else { return nil }
+        return InstanceMetadata.Key(name: pair.name, type: pair.type, data: pair.publicKey)
     }
 
     /// Stores the password a guest posts: once, and at most `maxPasswordSize` bytes, as Nova.
@@ -153,6 +153,10 @@ public struct InstanceMetadata: Sendable {
         self.key = key
         self.interfaces = interfaces
         self.availabilityZone = availabilityZone
+    }
+
+    init(row: InstanceRow, key: Key?, interfaces: [GuestInterface], availabilityZone: String) {
+        self.init(server: Server(row), key: key, interfaces: interfaces, availabilityZone: availabilityZone)
     }
 
     /// The user data as the guest gets it: decoded from the base64 the API stored.

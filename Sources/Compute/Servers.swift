@@ -65,6 +65,8 @@ public struct Server: Sendable, Equatable {
     public var keyType: String? { row.keyType }
     /// What the guest posted to the metadata API's `password`.
     public var metadataPassword: String? { row.metadataPassword }
+    /// Whether it boots with a config drive (Nova's `config_drive`).
+    public var configDrive: Bool { row.configDrive }
     /// Unix milliseconds.
     public var createdAt: Int64 { row.createdAt }
     public var updatedAt: Int64 { row.updatedAt }
@@ -90,10 +92,13 @@ public struct ServerRequest: Sendable {
     public var minCount: Int
     public var maxCount: Int
     public var hostname: String?
+    /// Nova's `config_drive`: the metadata also on an ISO 9660 disk labelled config-2.
+    public var configDrive: Bool
 
     public init(name: String, flavorRef: String, imageRef: String, keyName: String? = nil, userData: String? = nil,
                 metadata: [String: String] = [:], availabilityZone: String? = nil, minCount: Int = 1, maxCount: Int = 1,
-                hostname: String? = nil) {
+                hostname: String? = nil, configDrive: Bool = false) {
+        self.configDrive = configDrive
         self.name = name; self.flavorRef = flavorRef; self.imageRef = imageRef; self.keyName = keyName; self.userData = userData
         self.metadata = metadata; self.availabilityZone = availabilityZone; self.minCount = minCount; self.maxCount = maxCount
         self.hostname = hostname
@@ -210,6 +215,7 @@ public struct Servers: Sendable {
                 row.keyData = keyPair?.publicKey
                 row.keyType = keyPair?.type
                 row.launchIndex = index
+                row.configDrive = request.configDrive
                 row.userData = request.userData
                 row.reservationID = reservation
                 row.hostname = Self.hostname(request.hostname ?? name, index: count > 1 ? index + 1 : nil)
@@ -418,8 +424,14 @@ public struct Servers: Sendable {
         let flavor = InstanceSpec.Flavor(id: row.flavorID, name: row.flavorName ?? row.flavorID, vcpus: row.vcpus, memoryMB: row.memoryMB,
                                          rootGB: row.rootGB, ephemeralGB: row.ephemeralGB, swapMB: row.swap,
                                          extraSpecs: JSONColumn.decode(row.flavorExtraSpecs, fallback: [:]))
+        // The config drive holds what the metadata API would serve, as it is at build time.
+        let drive = row.configDrive
+            ? InstanceMetadata(row: row, key: try await MetadataService.key(of: row, database: database), interfaces: [],
+                               availabilityZone: row.availabilityZone ?? defaultAvailabilityZone)
+                .configDriveFiles().map { InstanceSpec.ConfigDriveFile(path: $0.path, contents: $0.contents) }
+            : nil
         return InstanceSpec(id: row.id, name: row.name, projectID: row.projectID, userID: row.userID, host: row.host, flavor: flavor,
-                            image: image, vmState: row.vm ?? .error, taskState: row.task, stamp: row.stateStamp)
+                            image: image, vmState: row.vm ?? .error, taskState: row.task, stamp: row.stateStamp, configDrive: drive)
     }
 
     /// What should be on `host` (all of it, or the instances in `ids`).

@@ -24,6 +24,9 @@ import Testing
         let client: any TestClientProtocol
         let server: Server
         let publicKey: String
+        let servers: Servers
+        let database: Database
+        let imageID: String
     }
 
     func withCloud(secret: String? = MetadataAPITests.secret, _ body: @Sendable (Cloud) async throws -> Void) async throws {
@@ -54,7 +57,8 @@ import Testing
             let router = Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
             MetadataAPI(metadata: MetadataService(database: database), sharedSecret: secret, logger: logger).register(on: router)
             try await Application(router: router).test(.router) { client in
-                try await body(Cloud(client: client, server: created[0], publicKey: publicKey))
+                try await body(Cloud(client: client, server: created[0], publicKey: publicKey, servers: servers, database: database,
+                                     imageID: image.id))
             }
         } cleanup: {
             await database.shutdown()
@@ -191,6 +195,31 @@ import Testing
                                   body: "forged").status == .forbidden)
             #expect(try await get(cloud, "/openstack/latest/meta_data.json", headers: nil, method: .post, body: "x").status == .methodNotAllowed)
             #expect(try await get(cloud, "/openstack/2012-08-10/password", headers: nil).status == .notFound, "from Grizzly on")
+        }
+    }
+
+    /// A server created with `config_drive` gets a spec whose config drive holds what the
+    /// metadata API serves; one without gets none.
+    @Test func theConfigDriveHoldsTheMetadata() async throws {
+        try await withCloud { cloud in
+            #expect(!cloud.server.configDrive)
+            let plain = try #require(try await cloud.database.withConnection { sql in try await ComputeTables.instances.get(sql, id: cloud.server.id) })
+            #expect(try await cloud.servers.spec(plain).configDrive == nil)
+
+            let created = try await cloud.servers.create(
+                ServerRequest(name: "drive", flavorRef: "f1", imageRef: cloud.imageID, userData: Data(Self.userData.utf8).base64EncodedString(),
+                              configDrive: true), by: ServerCaller(projectID: "p1", userID: "u1", isAdmin: false))
+            #expect(created[0].configDrive)
+            let row = try #require(try await cloud.database.withConnection { sql in try await ComputeTables.instances.get(sql, id: created[0].id) })
+            let files = try #require(try await cloud.servers.spec(row).configDrive)
+            let byPath = Dictionary(files.map { ($0.path, $0.contents) }, uniquingKeysWith: { a, _ in a })
+            let metadata = try #require(byPath["openstack/latest/meta_data.json"].flatMap { JSON.parse(Array($0)) })
+            #expect(metadata["uuid"] == .string(created[0].id) && metadata["hostname"] == "drive")
+            #expect(byPath["openstack/latest/user_data"] == Data(Self.userData.utf8))
+            #expect(byPath["openstack/2012-08-10/meta_data.json"] != nil && byPath["openstack/latest/password"] == nil)
+            #expect(byPath["ec2/latest/user-data"] == Data(Self.userData.utf8))
+            let ec2 = try #require(byPath["ec2/2009-04-04/meta-data.json"].flatMap { JSON.parse(Array($0)) })
+            #expect(ec2["hostname"] == "drive" && ec2["placement"]?["availability-zone"] == "nova")
         }
     }
 
