@@ -229,3 +229,39 @@ import Testing
                 == "fac450cbc556373851e9f5755126936b598b1749a007d96b7e0b7f1a5cd274e9")
     }
 }
+
+/// `network_data.json` from NICs, in Nova's shape: one link per NIC with a subnet, a DHCP
+/// network without an address, a static one with its address, mask, default and extra
+/// routes and DNS, and the DNS servers once each under `services`.
+@Suite struct NetworkDataTests {
+    @Test func novasShapeFromTheNICs() throws {
+        let dhcp = GuestInterface(portID: "port-a", macAddress: "fa:16:3e:00:00:01", networkID: "net-a", deviceName: "tapport-a",
+                                  vifType: "bridge", mtu: 1450,
+                                  subnets: [.init(cidr: "10.0.0.0/24", ipVersion: 4, addresses: ["10.0.0.5"], gateway: "10.0.0.1",
+                                                  dnsServers: ["10.0.0.2"], dhcp: true)])
+        let fixed = GuestInterface(portID: "port-b", macAddress: "fa:16:3e:00:00:02", networkID: "net-b", deviceName: nil,
+                                   vifType: "unbound", mtu: 1500,
+                                   subnets: [.init(cidr: "192.168.7.0/26", ipVersion: 4, addresses: ["192.168.7.9"], gateway: "192.168.7.1",
+                                                   dnsServers: ["10.0.0.2", "8.8.8.8"], dhcp: false,
+                                                   routes: [(cidr: "172.16.0.0/12", gateway: "192.168.7.2")]),
+                                             .init(cidr: "fd00::/64", ipVersion: 6, addresses: ["fd00::9"], gateway: nil, dhcp: false)])
+        let none = GuestInterface(portID: "port-c", macAddress: "fa:16:3e:00:00:03", networkID: "net-c", deviceName: nil, vifType: "ovs",
+                                  mtu: nil, subnets: [])
+        #expect(InstanceMetadata.networkData([none]) == nil, "no subnet, no document (Nova serves {})")
+        let document = try #require(InstanceMetadata.networkData([dhcp, fixed, none]))
+        let json = try #require(JSON.parse(Array(try JSONSerialization.data(withJSONObject: document))))
+        let links = try #require(json["links"]?.arrayValue)
+        #expect(links.count == 2)
+        #expect(links[0]["id"] == "tapport-a" && links[0]["type"] == "bridge" && links[0]["mtu"] == .null, "DHCP gives the MTU")
+        #expect(links[1]["id"] == "interface1" && links[1]["type"] == "phy" && links[1]["mtu"] == 1500
+                && links[1]["ethernet_mac_address"] == "fa:16:3e:00:00:02" && links[1]["vif_id"] == "port-b")
+        let networks = try #require(json["networks"]?.arrayValue)
+        #expect(networks.map { $0["id"] } == ["network0", "network1", "network2"])
+        #expect(networks[0]["type"] == "ipv4_dhcp" && networks[0]["link"] == "tapport-a" && networks[0]["ip_address"] == nil)
+        #expect(networks[1]["type"] == "ipv4" && networks[1]["ip_address"] == "192.168.7.9" && networks[1]["netmask"] == "255.255.255.192")
+        #expect(networks[1]["routes"] == [["network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "192.168.7.1"],
+                                          ["network": "172.16.0.0", "netmask": "255.240.0.0", "gateway": "192.168.7.2"]])
+        #expect(networks[2]["type"] == "ipv6" && networks[2]["netmask"] == "ffff:ffff:ffff:ffff::" && networks[2]["routes"] == [])
+        #expect(json["services"] == [["type": "dns", "address": "10.0.0.2"], ["type": "dns", "address": "8.8.8.8"]])
+    }
+}
