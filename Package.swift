@@ -159,6 +159,13 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
 
+        // Nova's metadata API under /metadata, for the nodes' metadata proxies (HMAC-signed instance ids).
+        .target(name: "MetadataAPI", dependencies: [
+            "Compute", "PetrelHTTP",
+            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+
         // Glance v2 under /image.
         .target(name: "ImageAPI", dependencies: [
             "Images", "PetrelHTTP", "PetrelCore",
@@ -177,7 +184,7 @@ let package = Package(
         // MARK: programs
         .executableTarget(name: "petrel-controller", dependencies: [
             "PetrelCore", "PetrelHTTP", "Store", "RPC", "Contracts", "Identity", "IdentityAPI", "Hosts",
-            "ComputeAPI", "NetworkAPI", "VolumeAPI", "Images", "ImageAPI", "Compute", "Networking",
+            "ComputeAPI", "NetworkAPI", "VolumeAPI", "Images", "ImageAPI", "Compute", "Networking", "MetadataAPI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -213,6 +220,7 @@ let package = Package(
         .testTarget(name: "PetrelHTTPTests", dependencies: ["PetrelHTTP", .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "IdentityAPITests", dependencies: ["IdentityAPI", "Identity", "Store", "PetrelHTTP", "PetrelCore", "TestSupport",
                                                              "ComputeAPI", "NetworkAPI", "VolumeAPI", "Images", "ImageAPI", "Hosts", "Compute", "ProcessDriver", "Networking",
+                                                             "MetadataAPI", .product(name: "Crypto", package: "swift-crypto"),
                                                              .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "NodeComputeTests", dependencies: ["NodeCompute", "NodeCore", "LibvirtDriver", "Contracts", "PetrelCore", "ProcessDriver",
                                                             "TestSupport",

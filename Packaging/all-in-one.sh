@@ -54,7 +54,12 @@ project_name = service
 
 [node]
 metrics_listen = 127.0.0.1:9180
+
+[metadata]
+# The node's metadata proxy signs instance ids with it; the controller's metadata API checks them.
+shared_secret = $(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 CONF
+  chmod 600 "$config"  # it holds the service user's password and the metadata secret
   log "wrote $config"
 }
 

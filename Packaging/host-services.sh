@@ -31,8 +31,8 @@ PACKAGES=(
   dnsmasq-utils
   # block storage
   lvm2
-  # test guest image
-  extlinux syslinux-common cpio e2fsprogs fdisk kmod
+  # test guest image (genisoimage: config drives)
+  extlinux syslinux-common cpio e2fsprogs fdisk kmod genisoimage
   # benchmarks and end-to-end tests
   wrk curl python3-venv iputils-ping openssh-client
 )

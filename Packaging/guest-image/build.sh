@@ -2,8 +2,9 @@
 # Builds Petrel's test guest: a tiny bootable qcow2 disk made only from Debian packages
 # (no download from the internet). Kernel from linux-image-cloud-amd64, a busybox-static
 # initramfs with the virtio modules, extlinux on an ext4 partition. The guest's init
-# (./init) does DHCP, fetches the metadata, prints markers on the serial console, answers
-# pings and serves its host name over HTTP on port 80.
+# (./init) reads a config drive when one is attached, does DHCP, fetches the metadata, runs
+# `#!/bin/sh` user data, prints markers on the serial console, answers pings and serves its
+# host name over HTTP on port 80.
 #
 # Prints the image's path. The image is cached under $PETREL_CACHE_DIR (default
 # /var/cache/petrel) and rebuilt only when its inputs (these files, the package versions)
@@ -56,7 +57,8 @@ cp busybox/bin/busybox "$root/bin/busybox"
 for applet in $("$root/bin/busybox" --list); do
   [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
 done
-wanted="virtio_pci virtio_net virtio_blk virtio_console net_failover failover"
+# isofs: the config drive (an ISO 9660 disk labelled config-2).
+wanted="virtio_pci virtio_net virtio_blk virtio_console net_failover failover isofs"
 ordered=()
 add_module() { # depth-first: dependencies before the module
   local name=$1 path deps dep

@@ -57,6 +57,16 @@ public struct Server: Sendable, Equatable {
     public var userData: String? { row.userData }
     public var reservationID: String? { row.reservationID }
     public var hostname: String? { row.hostname }
+    /// Its index among the servers one request created.
+    public var launchIndex: Int { row.launchIndex }
+    /// The key pair's public key and type as they were at creation (nil: none, or created
+    /// before Petrel kept the copy).
+    public var keyData: String? { row.keyData }
+    public var keyType: String? { row.keyType }
+    /// What the guest posted to the metadata API's `password`.
+    public var metadataPassword: String? { row.metadataPassword }
+    /// Whether it boots with a config drive (Nova's `config_drive`).
+    public var configDrive: Bool { row.configDrive }
     /// Unix milliseconds.
     public var createdAt: Int64 { row.createdAt }
     public var updatedAt: Int64 { row.updatedAt }
@@ -82,10 +92,13 @@ public struct ServerRequest: Sendable {
     public var minCount: Int
     public var maxCount: Int
     public var hostname: String?
+    /// Nova's `config_drive`: the metadata also on an ISO 9660 disk labelled config-2.
+    public var configDrive: Bool
 
     public init(name: String, flavorRef: String, imageRef: String, keyName: String? = nil, userData: String? = nil,
                 metadata: [String: String] = [:], availabilityZone: String? = nil, minCount: Int = 1, maxCount: Int = 1,
-                hostname: String? = nil) {
+                hostname: String? = nil, configDrive: Bool = false) {
+        self.configDrive = configDrive
         self.name = name; self.flavorRef = flavorRef; self.imageRef = imageRef; self.keyName = keyName; self.userData = userData
         self.metadata = metadata; self.availabilityZone = availabilityZone; self.minCount = minCount; self.maxCount = maxCount
         self.hostname = hostname
@@ -157,12 +170,17 @@ public struct Servers: Sendable {
             guard allowed else { throw Failure.badRequest("Flavor \(request.flavorRef) could not be found.") }
         }
         let image = try await bootableImage(request.imageRef, rootGB: flavor.row.rootGB, memoryMB: flavor.row.memoryMB, caller: caller)
+        // The key pair is copied into the server, as Nova does: the guest keeps seeing the key
+        // it was created with.
+        let keyPair: KeyPair?
         if let keyName = request.keyName {
             do {
-                _ = try await KeyPairs(database: database).get(userID: caller.userID, name: keyName)
+                keyPair = try await KeyPairs(database: database).get(userID: caller.userID, name: keyName)
             } catch KeyPairs.Failure.notFound {
                 throw Failure.badRequest("Invalid key_name provided.")
             }
+        } else {
+            keyPair = nil
         }
         if let zone = request.availabilityZone, zone != defaultAvailabilityZone {
             let known = try await Aggregates(database: database).list().compactMap(\.availabilityZone)
@@ -194,6 +212,10 @@ public struct Servers: Sendable {
                                       imageID: image.id, availabilityZone: request.availabilityZone, createdAt: now)
                 row.metadata = JSONColumn.encode(request.metadata, fallback: "{}")
                 row.keyName = request.keyName
+                row.keyData = keyPair?.publicKey
+                row.keyType = keyPair?.type
+                row.launchIndex = index
+                row.configDrive = request.configDrive
                 row.userData = request.userData
                 row.reservationID = reservation
                 row.hostname = Self.hostname(request.hostname ?? name, index: count > 1 ? index + 1 : nil)
@@ -402,8 +424,14 @@ public struct Servers: Sendable {
         let flavor = InstanceSpec.Flavor(id: row.flavorID, name: row.flavorName ?? row.flavorID, vcpus: row.vcpus, memoryMB: row.memoryMB,
                                          rootGB: row.rootGB, ephemeralGB: row.ephemeralGB, swapMB: row.swap,
                                          extraSpecs: JSONColumn.decode(row.flavorExtraSpecs, fallback: [:]))
+        // The config drive holds what the metadata API would serve, as it is at build time.
+        let drive = row.configDrive
+            ? InstanceMetadata(row: row, key: try await MetadataService.key(of: row, database: database), interfaces: [],
+                               availabilityZone: row.availabilityZone ?? defaultAvailabilityZone)
+                .configDriveFiles().map { InstanceSpec.ConfigDriveFile(path: $0.path, contents: $0.contents) }
+            : nil
         return InstanceSpec(id: row.id, name: row.name, projectID: row.projectID, userID: row.userID, host: row.host, flavor: flavor,
-                            image: image, vmState: row.vm ?? .error, taskState: row.task, stamp: row.stateStamp)
+                            image: image, vmState: row.vm ?? .error, taskState: row.task, stamp: row.stateStamp, configDrive: drive)
     }
 
     /// What should be on `host` (all of it, or the instances in `ids`).

@@ -49,7 +49,8 @@ extension ComputeAPI {
         object["OS-DCF:diskConfig"] = "MANUAL"
         if status == "BUILD" || status == "ACTIVE" { object["progress"] = 0 }
         object["OS-EXT-AZ:availability_zone"] = .string(row.availabilityZone ?? (row.host == nil ? "" : defaultAvailabilityZone))
-        object["config_drive"] = ""
+        // Nova's text: "True" with a config drive, "" without.
+        object["config_drive"] = row.configDrive ? "True" : ""
         object["key_name"] = JSON.string(row.keyName)
         object["OS-SRV-USG:launched_at"] = novaTime(row.launchedAt)
         object["OS-SRV-USG:terminated_at"] = .null

@@ -104,9 +104,24 @@ extension ComputeAPI {
             zone = text.split(separator: ":", maxSplits: 1).first.map(String.init)
         }
         let metadata = try fields["metadata"].map(metadata) ?? [:]
+        let configDrive = try Self.configDrive(fields["config_drive"])
         return ServerRequest(name: name, flavorRef: flavorRef, imageRef: imageRef, keyName: keyName, userData: userData, metadata: metadata,
                              availabilityZone: zone, minCount: minCount, maxCount: maxCount,
-                             hostname: fields["hostname"]?.stringValue)
+                             hostname: fields["hostname"]?.stringValue, configDrive: configDrive)
+    }
+
+    /// `config_drive`: a boolean, or one of Nova's boolean strings (the CLI sends `True`); an
+    /// empty string or null means none.
+    static func configDrive(_ value: JSON?) throws -> Bool {
+        switch value {
+        case nil, .null?: return false
+        case .bool(let flag)?: return flag
+        case .string(let text)?:
+            if ["", "false", "f", "0", "no", "n", "off"].contains(text.lowercased()) { return false }
+            if ["true", "t", "1", "yes", "y", "on"].contains(text.lowercased()) { return true }
+        default: break
+        }
+        throw APIFault(.badRequest, "Invalid input for field/attribute config_drive. Value: \(String(decoding: value!.encoded(), as: UTF8.self)). It must be a boolean.")
     }
 
     /// An id, or a URL ending in one.

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The compute conversation between the controller and a node's compute service.
 ///
 /// Controller → node, on `compute.<host>`: `BuildInstance`, `InstanceAction`,
@@ -61,11 +63,21 @@ public struct InstanceSpec: Codable, Sendable, Equatable {
     public var taskState: TaskState?
     /// The highest `InstanceUpdate.stamp` the controller has applied.
     public var stamp: Int64
+    /// The config drive's files (path below its root, e.g. `openstack/latest/meta_data.json`,
+    /// and contents) when the server has one; nil otherwise.
+    public var configDrive: [ConfigDriveFile]?
+
+    public struct ConfigDriveFile: Codable, Sendable, Equatable {
+        public var path: String
+        public var contents: Data
+        public init(path: String, contents: Data) { self.path = path; self.contents = contents }
+    }
 
     public init(id: String, name: String, projectID: String, userID: String, host: String?, flavor: Flavor, image: Image?,
-                vmState: VMState, taskState: TaskState?, stamp: Int64) {
+                vmState: VMState, taskState: TaskState?, stamp: Int64, configDrive: [ConfigDriveFile]? = nil) {
         self.id = id; self.name = name; self.projectID = projectID; self.userID = userID; self.host = host
         self.flavor = flavor; self.image = image; self.vmState = vmState; self.taskState = taskState; self.stamp = stamp
+        self.configDrive = configDrive
     }
 }
 

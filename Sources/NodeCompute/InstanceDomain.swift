@@ -30,8 +30,8 @@ public struct InstanceDomain: Sendable {
         let bus = properties["hw_disk_bus"].map { ["virtio", "scsi", "ide", "sata"].contains($0) ? $0 : "virtio" } ?? "virtio"
         let prefix = bus == "virtio" ? "vd" : "sd"
         var letters = "abcdefghijklmnopqrstuvwxyz".map(String.init).makeIterator()
-        func disk(_ path: String, _ format: String) -> Device {
-            .disk(Disk(source: .file(path), format: format, target: prefix + (letters.next() ?? "z"), bus: bus))
+        func disk(_ path: String, _ format: String, readOnly: Bool = false) -> Device {
+            .disk(Disk(source: .file(path), format: format, target: prefix + (letters.next() ?? "z"), bus: bus, readOnly: readOnly))
         }
         var devices: [Device] = []
         let realGuest = domainType != "test"
@@ -39,6 +39,9 @@ public struct InstanceDomain: Sendable {
         devices.append(disk(files.disk, "qcow2"))
         if spec.flavor.ephemeralGB > 0 { devices.append(disk(files.ephemeral, "qcow2")) }
         if spec.flavor.swapMB > 0 { devices.append(disk(files.swap, "raw")) }
+        // The config drive last, read-only, on the disks' bus (a disk rather than Nova's IDE
+        // cdrom: guests find it by its label either way, and need no ATA driver).
+        if spec.configDrive != nil { devices.append(disk(files.configDrive, "raw", readOnly: true)) }
         if realGuest {
             devices += [.serial(path: files.console, port: 0), .console(path: files.console, port: 0),
                         .graphics(Graphics(listen: vncListen)), .video(model: "virtio"), .memballoon(model: "virtio")]

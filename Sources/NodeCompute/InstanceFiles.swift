@@ -3,8 +3,8 @@ import Foundation
 import ProcessDriver
 
 /// An instance's directory: `<instances>/<id>/` with `disk` (a qcow2 overlay on the cached
-/// base image), `disk.eph0`, `disk.swap`, `console.log` and `image` (the base image id, so
-/// the cache knows what is in use).
+/// base image), `disk.eph0`, `disk.swap`, `disk.config` (the config drive, as Nova names it),
+/// `console.log` and `image` (the base image id, so the cache knows what is in use).
 public struct InstanceFiles: Sendable {
     public let root: String
     public let id: String
@@ -18,6 +18,7 @@ public struct InstanceFiles: Sendable {
     public var disk: String { directory + "/disk" }
     public var ephemeral: String { directory + "/disk.eph0" }
     public var swap: String { directory + "/disk.swap" }
+    public var configDrive: String { directory + "/disk.config" }
     public var console: String { directory + "/console.log" }
     var imageMarker: String { directory + "/image" }
 
@@ -37,13 +38,34 @@ public struct InstanceFiles: Sendable {
             try await Command.check("qemu-img", ["create", "-q", "-f", "raw", swap, "\(spec.flavor.swapMB)M"])
             _ = try? await Command.run("mkswap", [swap])
         }
+        if let drive = spec.configDrive { try await writeConfigDrive(drive) }
         FileManager.default.createFile(atPath: console, contents: nil)
         try Data((spec.image?.id ?? "").utf8).write(to: URL(fileURLWithPath: imageMarker))
     }
 
     /// Removes the disks (not the console log), for a rebuild.
+    /// The config drive: the files in a directory tree, made into an ISO 9660 image labelled
+    /// `config-2` with Rock Ridge and Joliet names (what Nova's `genisoimage` call makes, and
+    /// what cloud-init looks for).
+    func writeConfigDrive(_ files: [InstanceSpec.ConfigDriveFile]) async throws {
+        let tree = directory + "/config-drive.tmp"
+        try? FileManager.default.removeItem(atPath: tree)
+        defer { try? FileManager.default.removeItem(atPath: tree) }
+        for file in files {
+            // Paths come from the controller; none may leave the tree.
+            guard !file.path.hasPrefix("/"), !file.path.split(separator: "/").contains("..") else {
+                throw CocoaError(.fileWriteInvalidFileName, userInfo: [NSFilePathErrorKey: file.path])
+            }
+            let path = tree + "/" + file.path
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try file.contents.write(to: URL(fileURLWithPath: path))
+        }
+        try await Command.check("genisoimage", ["-quiet", "-o", configDrive, "-ldots", "-allow-lowercase", "-allow-multidot", "-l",
+                                                "-publisher", "Petrel", "-input-charset", "utf-8", "-J", "-r", "-V", "config-2", tree])
+    }
+
     public func removeDisks() {
-        for file in [disk, ephemeral, swap] { try? FileManager.default.removeItem(atPath: file) }
+        for file in [disk, ephemeral, swap, configDrive] { try? FileManager.default.removeItem(atPath: file) }
     }
 
     public func remove() throws {

@@ -159,6 +159,8 @@ public struct PetrelConfig: Sendable {
     /// `[DEFAULT] compute_driver`: the hypervisor backend's registry name.
     public var computeDriver: String
     public var networking: NetworkingSettings
+    /// `[metadata] shared_secret`: what metadata proxies sign instance ids with (nil: unset).
+    public var metadataSharedSecret: String?
 
     public static let defaultPath = "/etc/petrel/petrel.conf"
 
@@ -276,6 +278,7 @@ public struct PetrelConfig: Sendable {
             agentsPerNetwork: Int(try string("dhcp", "agents_per_network")!)!)
         networking.mechanismDriver = try string("ml2", "mechanism_drivers")!
         myIP = try string("DEFAULT", "my_ip")
+        metadataSharedSecret = try string("metadata", "shared_secret").flatMap { $0.isEmpty ? nil : $0 }
         nodeServices = Self.list(try string("node", "services")!)
         if let url = try string("api", "public_url") {
             publicURL = url.hasSuffix("/") ? String(url.dropLast()) : url

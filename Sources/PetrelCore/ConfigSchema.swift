@@ -51,7 +51,7 @@ public enum NodeServiceNames {
 
 public enum ConfigSchema {
     public static let sections = ["DEFAULT", "database", "api", "token", "identity", "security_compliance", "oslo_policy", "image", "quota", "scheduler", "libvirt", "compute", "image_cache", "vnc", "service_user", "node",
-                                      "ml2", "ml2_type_vxlan", "ml2_type_vlan", "ml2_type_flat", "linux_bridge", "vxlan", "dhcp"]
+                                      "ml2", "ml2_type_vxlan", "ml2_type_vlan", "ml2_type_flat", "linux_bridge", "vxlan", "dhcp", "metadata"]
 
     public static let options: [ConfigOption] = [
         .init("DEFAULT", "host", .hostname, default: nil,
@@ -178,6 +178,10 @@ public enum ConfigSchema {
               help: "What this node runs, and reports while it runs: compute (nova-compute), network (the L2 agent of [ml2] mechanism_drivers and the DHCP agent). Only services whose code exists can be named."),
         .init("node", "metrics_listen", .hostPort, default: "127.0.0.1:9180",
               help: "Address of petrel-node's local listener serving Prometheus /metrics."),
+
+        // [metadata]: the metadata API and the nodes' metadata proxies.
+        .init("metadata", "shared_secret", .string, default: nil,
+              help: "Secret the nodes' metadata proxies sign instance ids with (HMAC-SHA256, Nova's metadata_proxy_shared_secret); the same value on the controller and every node. Keep it secret: whoever knows it can read any instance's metadata. Unset: the metadata API refuses every instance request."),
     ]
 
     public static func option(section: String, key: String) -> ConfigOption? {

@@ -91,6 +91,15 @@ public struct InstanceRow: Codable, Sendable, Equatable {
     /// The flavor as it was when the server was created (flavors may change or go).
     public var flavorName: String?
     public var flavorExtraSpecs: String = "{}"
+    /// The key pair's public key and type when the server was created.
+    public var keyData: String?
+    public var keyType: String?
+    /// Its index among the servers one request created (Nova's `launch_index`).
+    public var launchIndex: Int = 0
+    /// What the guest posted to the metadata API's `password` (Nova's `password_0…3`).
+    public var metadataPassword: String?
+    /// Nova's `config_drive`: the node attaches the metadata as an ISO 9660 disk labelled config-2.
+    public var configDrive: Bool = false
 
     public init(id: String, name: String, projectID: String, userID: String, flavorID: String, vcpus: Int, memoryMB: Int,
                 rootGB: Int, ephemeralGB: Int = 0, swap: Int = 0, imageID: String?, availabilityZone: String?, createdAt: Int64) {

@@ -357,5 +357,16 @@ public enum Schema {
             // Each node's tunnel endpoint, as its network service last said (l2 population).
             "CREATE TABLE network_hosts (host TEXT PRIMARY KEY, tunnel_ip TEXT NOT NULL, updated_at BIGINT NOT NULL)",
         ]),
+        // What the metadata API serves a guest: its
+        // key pair as it was at creation (Nova keeps a copy, so deleting the key pair later
+        // changes nothing the guest sees), its index within a multi-create, and the password
+        // the guest posts once; and whether it boots with a config drive.
+        Migration(version: 15, name: "instance metadata", statements: [
+            "ALTER TABLE instances ADD COLUMN key_data TEXT",
+            "ALTER TABLE instances ADD COLUMN key_type TEXT",
+            "ALTER TABLE instances ADD COLUMN launch_index INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE instances ADD COLUMN metadata_password TEXT",
+            "ALTER TABLE instances ADD COLUMN config_drive BOOLEAN NOT NULL DEFAULT FALSE",
+        ]),
     ]
 }

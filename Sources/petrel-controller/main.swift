@@ -9,6 +9,7 @@ import IdentityAPI
 import ImageAPI
 import Images
 import Logging
+import MetadataAPI
 import NetworkAPI
 import Networking
 import PetrelCore
@@ -102,6 +103,8 @@ struct Serve: AsyncParsableCommand {
         NetworkAPI(environment: identity.environment, hosts: hosts, service: networking, logger: logger).register(on: router)
         VolumeAPI(environment: identity.environment, hosts: hosts, logger: logger).register(on: router)
         ImageAPI(environment: identity.environment, images: images, logger: logger).register(on: router)
+        MetadataAPI(metadata: MetadataService(database: database), sharedSecret: config.metadataSharedSecret, logger: logger)
+            .register(on: router)
         identity.register(on: router)
         let api = PetrelHTTPListener.application(router: router, address: config.apiListen, serverName: "petrel-controller",
                                                  logger: logger)

@@ -22,8 +22,12 @@ struct Guest {
         try await Command.check("qemu-img", ["create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", disk.path])
     }
 
-    func xml(bridge: String? = nil) -> String {
+    /// `configDrive`: a raw ISO attached as a second, read-only virtio disk.
+    func xml(bridge: String? = nil, configDrive: URL? = nil) -> String {
         let nic = bridge.map { "<interface type='bridge'><source bridge='\($0)'/><model type='virtio'/></interface>" } ?? ""
+        let drive = configDrive.map {
+            "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='\($0.path)'/><target dev='vdb' bus='virtio'/><readonly/></disk>"
+        } ?? ""
         return """
         <domain type='qemu'>
           <name>\(name)</name>
@@ -34,6 +38,7 @@ struct Guest {
           <devices>
             <emulator>/usr/bin/qemu-system-x86_64</emulator>
             <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='\(disk.path)'/><target dev='vda' bus='virtio'/></disk>
+            \(drive)
             \(nic)
             <serial type='file'><source path='\(console.path)'/><target port='0'/></serial>
             <console type='file'><source path='\(console.path)'/><target type='serial' port='0'/></console>
@@ -69,6 +74,39 @@ struct Guest {
         print("guest booted to its marker in \(ContinuousClock.now - started)")
         let ready = await eventually(timeout: .seconds(30)) { guest.consoleText().contains("PETREL-GUEST-READY") }
         #expect(ready && guest.consoleText().contains("PETREL-GUEST-IP=none"))
+        #expect(!guest.consoleText().contains("PETREL-USERDATA-BEGIN") && !guest.consoleText().contains("PETREL-GUEST-CONFIGDRIVE"),
+                "no config drive, no user data")
+    }
+
+    /// A config drive (ISO 9660, label config-2, Nova's tree) without any network: the guest
+    /// reads its metadata there and runs its `#!/bin/sh` user data.
+    @Test func guestReadsAConfigDriveAndRunsItsUserData() async throws {
+        try Requirement.root()
+        try Requirement.libvirtd()
+        try Requirement.tool("genisoimage")
+        let connection = try LibvirtConnection(uri: "qemu:///system")
+        let guest = try await Guest()
+        defer { guest.remove(from: connection) }
+        let tree = guest.directory.appendingPathComponent("config-drive")
+        let latest = tree.appendingPathComponent("openstack/latest")
+        try FileManager.default.createDirectory(at: latest, withIntermediateDirectories: true)
+        try #"{"uuid": "\#(guest.uuid)", "hostname": "drive-guest", "name": "guest"}"#
+            .write(to: latest.appendingPathComponent("meta_data.json"), atomically: true, encoding: .utf8)
+        let token = UUID().uuidString.prefix(8)
+        try "#!/bin/sh\necho \"user data \(token) ran on $(hostname)\"\necho second line\n"
+            .write(to: latest.appendingPathComponent("user_data"), atomically: true, encoding: .utf8)
+        let iso = guest.directory.appendingPathComponent("config-drive.iso")
+        try await Command.check("genisoimage", ["-quiet", "-R", "-J", "-V", "config-2", "-o", iso.path, tree.path])
+        try connection.define(xml: guest.xml(configDrive: iso)).start()
+        let ready = await eventually(timeout: .seconds(90), every: .milliseconds(250)) {
+            guest.consoleText().contains("PETREL-GUEST-READY")
+        }
+        let console = guest.consoleText().replacingOccurrences(of: "\r\n", with: "\n")
+        #expect(ready, "console:\n\(console)")
+        #expect(console.contains("PETREL-GUEST-CONFIGDRIVE-OK uuid=\(guest.uuid)"), "console:\n\(console)")
+        #expect(console.contains("PETREL-USERDATA-BEGIN\nuser data \(token) ran on drive-guest\nsecond line\nPETREL-USERDATA-END\n"),
+                "console:\n\(console)")
+        #expect(console.contains("PETREL-GUEST-METADATA-FAIL"), "no network, so no metadata service; console:\n\(console)")
     }
 
     /// The whole guest contract: DHCP from dnsmasq in a namespace, the metadata document
@@ -110,6 +148,8 @@ struct Guest {
         try FileManager.default.createDirectory(at: metadata, withIntermediateDirectories: true)
         try #"{"uuid": "\#(guest.uuid)", "hostname": "guest-\#(tag)", "name": "guest"}"#
             .write(to: metadata.appendingPathComponent("meta_data.json"), atomically: true, encoding: .utf8)
+        try "#!/bin/sh\necho \"network user data on $(hostname)\"\n"
+            .write(to: metadata.appendingPathComponent("user_data"), atomically: true, encoding: .utf8)
         let dnsmasq = try ChildProcess(name: "dnsmasq", executable: "dnsmasq", arguments: [
             "--no-daemon", "--conf-file=/dev/null", "--port=0", "--bind-interfaces", "--interface=\(inside)",
             "--except-interface=lo", "--dhcp-range=\(subnet).10,\(subnet).50,255.255.255.0,10m",
@@ -131,6 +171,9 @@ struct Guest {
         let console = guest.consoleText()
         #expect(ready, "console:\n\(console)\ndnsmasq:\n\(dnsmasq.recentOutput.joined(separator: "\n"))")
         #expect(console.contains("PETREL-GUEST-METADATA-OK uuid=\(guest.uuid)"), "console:\n\(console)")
+        #expect(console.replacingOccurrences(of: "\r\n", with: "\n")
+                    .contains("PETREL-USERDATA-BEGIN\nnetwork user data on guest-\(tag)\nPETREL-USERDATA-END\n"),
+                "the user data ran after the metadata was fetched; console:\n\(console)")
         let address = try #require(console.split(whereSeparator: \.isNewline).first { $0.hasPrefix("PETREL-GUEST-IP=") }?
             .dropFirst("PETREL-GUEST-IP=".count).trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(address.hasPrefix("\(subnet)."), "console:\n\(console)")

@@ -60,8 +60,10 @@ main)
   os keypair create "key-$TAG" > "$work/key" || fail "keypair create"
   ok "image create/list/show/save, flavor create/list, keypair create"
 
+  # With a config drive: the guest (no network here) reads its metadata there and runs its user data.
+  printf '#!/bin/sh\necho "user data %s ran on $(hostname)"\n' "$TAG" > "$work/user-data"
   os server create --image "$image" --flavor "$flavor" --nic none --key-name "key-$TAG" --property purpose=test --wait \
-    "vm-$TAG" -f json > "$work/server.json" || fail "server create --wait"
+    --config-drive True --user-data "$work/user-data" "vm-$TAG" -f json > "$work/server.json" || fail "server create --wait"
   id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$work/server.json")
   python3 - "$work/server.json" <<'PY' || fail "server create output: $(cat "$work/server.json")"
 import json, sys
@@ -71,6 +73,7 @@ assert s["OS-EXT-SRV-ATTR:host"] and s["OS-EXT-SRV-ATTR:hypervisor_hostname"] ==
 assert s["flavor"]["original_name"].startswith("tiny-") and s["flavor"]["vcpus"] == 1 and s["flavor"]["ram"] == 128, s
 assert s["key_name"].startswith("key-") and s["properties"] == {"purpose": "test"} and s["addresses"] == {}, s
 assert s["OS-SRV-USG:launched_at"] and s["created"] and s["updated"], s
+assert s["config_drive"] == "True", s
 PY
   [ "$(domstate "$id")" = running ] || fail "virsh: $(domstate "$id")"
   ok "server create --wait → ACTIVE (host, flavor, key, metadata), virsh: running"
@@ -81,6 +84,15 @@ PY
   grep -q PETREL-GUEST-BOOTED "$work/console" || fail "console log show: no PETREL-GUEST-BOOTED in $(tail -5 "$work/console")"
   [ "$(os console log show --lines 2 "$id" | wc -l)" -le 2 ] || fail "console log show --lines 2"
   ok "console log show has PETREL-GUEST-BOOTED; --lines"
+  [ -s "$INSTANCES/$id/disk.config" ] || fail "no config drive in $INSTANCES/$id"
+  for ((i = 0; i < 200; i++)); do
+    os console log show "$id" > "$work/console" && grep -q PETREL-GUEST-READY "$work/console" && break
+    sleep 0.5
+  done
+  tr -d '\r' < "$work/console" | grep -A2 PETREL-USERDATA-BEGIN | tr '\n' '|' | grep -q "^PETREL-USERDATA-BEGIN|user data $TAG ran on [^|]*|PETREL-USERDATA-END|" ||
+    fail "the config drive's user data did not run: $(tail -8 "$work/console")"
+  grep -q "PETREL-GUEST-CONFIGDRIVE-OK uuid=$id" "$work/console" || fail "the guest did not read its config drive"
+  ok "--config-drive True: the guest read its metadata from the config drive and ran its user data"
   os server list -f value -c ID | grep -x "$id" >/dev/null || fail "server list"
   os server list --status ACTIVE --name "^vm-$TAG\$" -f value -c ID | grep -x "$id" >/dev/null || fail "server list --status --name"
   os server set --name "vm2-$TAG" "$id" && [ "$(os server show "$id" -f value -c name)" = "vm2-$TAG" ] || fail "server set --name"
