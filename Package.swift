@@ -107,7 +107,7 @@ let package = Package(
 
         // Nova's logic on the controller: flavors, key pairs, the scheduler (servers to come).
         .target(name: "Compute", dependencies: [
-            "Store", "Hosts", "Images", "RPC", "Contracts", .product(name: "SQLKit", package: "sql-kit"),
+            "Store", "Hosts", "Images", "Networking", "RPC", "Contracts", .product(name: "SQLKit", package: "sql-kit"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
@@ -147,7 +147,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "ComputeAPI", dependencies: [
-            "Hosts", "Compute", "PetrelHTTP", "PetrelCore", "Contracts", "Images",
+            "Hosts", "Compute", "Networking", "PetrelHTTP", "PetrelCore", "Contracts", "Images",
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "NetworkAPI", dependencies: [

@@ -1,5 +1,6 @@
 import Contracts
 import Foundation
+import Networking
 import Hosts
 import Logging
 import RPC
@@ -48,6 +49,15 @@ public struct Conductor: Sendable {
             }
             guard try await servers.markSpawning(id) else { return }
             log.info("scheduled", metadata: ["host": "\(host)"])
+            do {
+                // Its ports, bound to the host, before the host builds it (Nova's allocate_for_instance).
+                try await servers.bindPorts(id, host: host)
+            } catch let failure as NetworkingFailure {
+                log.warning("the server's ports could not be made", metadata: ["reason": "\(failure)"])
+                try await servers.fail(id, fault: InstanceFault(code: 500, message: "Build of instance \(id) aborted: \(failure.message)",
+                                                                details: failure.description))
+                return
+            }
             do {
                 try await client.cast(BuildInstance.self, .init(instanceID: id), topic: Self.topic(host), context: context,
                                       patience: .seconds(30))

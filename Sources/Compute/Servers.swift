@@ -3,6 +3,7 @@ import Foundation
 import Hosts
 import Images
 import SQLKit
+import Networking
 import Store
 
 /// A server (Nova's instance): what the APIs read and may change of it. Its database row
@@ -94,6 +95,8 @@ public struct ServerRequest: Sendable {
     public var hostname: String?
     /// Nova's `config_drive`: the metadata also on an ISO 9660 disk labelled config-2.
     public var configDrive: Bool
+    /// The networks and ports to plug, in order (empty: `none`).
+    public var networks: [RequestedNetwork] = []
 
     public init(name: String, flavorRef: String, imageRef: String, keyName: String? = nil, userData: String? = nil,
                 metadata: [String: String] = [:], availabilityZone: String? = nil, minCount: Int = 1, maxCount: Int = 1,
@@ -142,8 +145,12 @@ public struct Servers: Sendable {
     public let images: ImageService
     let quotas: Quotas
     let defaultAvailabilityZone: String
+    /// Neutron's core: the ports servers are plugged into (nil: servers have no network).
+    public let networking: NetworkService?
 
-    public init(database: Database, images: ImageService, quotas: Quotas, defaultAvailabilityZone: String = "nova") {
+    public init(database: Database, images: ImageService, quotas: Quotas, defaultAvailabilityZone: String = "nova",
+                networking: NetworkService? = nil) {
+        self.networking = networking
         self.database = database
         self.images = images
         self.quotas = quotas
@@ -216,6 +223,7 @@ public struct Servers: Sendable {
                 row.keyType = keyPair?.type
                 row.launchIndex = index
                 row.configDrive = request.configDrive
+                row.requestedNetworks = JSONColumn.encode(request.networks, fallback: "[]")
                 row.userData = request.userData
                 row.reservationID = reservation
                 row.hostname = Self.hostname(request.hostname ?? name, index: count > 1 ? index + 1 : nil)
@@ -405,6 +413,7 @@ public struct Servers: Sendable {
             return .host(host)
         }
         try await database.withConnection { sql in try await ComputeTables.instances.delete(sql, where: [.equals("id", id)]) }
+        await releasePorts(server.row)
         return .removed
     }
 
@@ -431,7 +440,8 @@ public struct Servers: Sendable {
                 .configDriveFiles().map { InstanceSpec.ConfigDriveFile(path: $0.path, contents: $0.contents) }
             : nil
         return InstanceSpec(id: row.id, name: row.name, projectID: row.projectID, userID: row.userID, host: row.host, flavor: flavor,
-                            image: image, vmState: row.vm ?? .error, taskState: row.task, stamp: row.stateStamp, configDrive: drive)
+                            image: image, vmState: row.vm ?? .error, taskState: row.task, stamp: row.stateStamp, configDrive: drive,
+                            nics: try await nics(row))
     }
 
     /// What should be on `host` (all of it, or the instances in `ids`).
@@ -454,12 +464,12 @@ public struct Servers: Sendable {
     /// Returns whether it changed anything.
     @discardableResult
     public func apply(_ update: InstanceUpdate.Arguments) async throws -> Bool {
-        try await database.transaction { sql in
-            guard var row = try await ComputeTables.instances.lockedGet(sql, id: update.instanceID), row.host == update.host else { return false }
+        let (changed, deleted) = try await database.transaction { sql -> (Bool, InstanceRow?) in
+            guard var row = try await ComputeTables.instances.lockedGet(sql, id: update.instanceID), row.host == update.host else { return (false, nil) }
             if update.kind == .deleted {
-                guard row.task == .deleting else { return false }
+                guard row.task == .deleting else { return (false, nil) }
                 try await ComputeTables.instances.delete(sql, where: [.equals("id", row.id)])
-                return true
+                return (true, row)
             }
             // Messages are handled concurrently, so they may arrive out of order: the power
             // state is taken only from a message newer than the last applied; a task's end
@@ -473,7 +483,7 @@ public struct Servers: Sendable {
             case .taskDone, .taskFailed:
                 guard let task = update.endsTask, row.task == task else {
                     // The task this ends is over (or another began): keep only the power state.
-                    guard newer else { return false }
+                    guard newer else { return (false, nil) }
                     break
                 }
                 if let state = update.vmState { row.set(state) }
@@ -487,7 +497,7 @@ public struct Servers: Sendable {
                 }
             case .powerChanged:
                 // Nova's power-state sync: without a task running, the hypervisor is right.
-                guard newer else { return false }
+                guard newer else { return (false, nil) }
                 guard row.taskState == nil else { break }
                 switch (row.vm, update.powerState) {
                 case (.active?, .shutdown), (.active?, .crashed): row.set(.stopped)
@@ -500,8 +510,10 @@ public struct Servers: Sendable {
             }
             row.updatedAt = Self.now()
             try await ComputeTables.instances.update(sql, id: row.id, row)
-            return true
+            return (true, nil)
         }
+        if let deleted { await releasePorts(deleted) }
+        return changed
     }
 
     /// Puts a server in ERROR with a fault, unless a delete is under way.

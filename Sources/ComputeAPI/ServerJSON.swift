@@ -20,7 +20,19 @@ extension ComputeAPI {
         return SHA256.hash(data: Data((project + host).utf8)).map { String(format: "%02x", $0) }.joined().prefix(56).description
     }
 
-    func serverJSON(_ server: Server, _ version: Microversion, admin: Bool, detail: Bool, hostUp: Bool?, listed: Bool = false) -> JSON {
+    /// Nova's `addresses`: per network name, each address with its version, type and MAC.
+    static func addressesJSON(_ addresses: [ServerAddress]) -> JSON {
+        var byNetwork: [String: [JSON]] = [:]
+        for address in addresses {
+            byNetwork[address.networkName, default: []].append([
+                "addr": .string(address.address), "version": .number(Double(address.version)), "OS-EXT-IPS:type": "fixed",
+                "OS-EXT-IPS-MAC:mac_addr": .string(address.macAddress)])
+        }
+        return .object(byNetwork.mapValues(JSON.array))
+    }
+
+    func serverJSON(_ server: Server, _ version: Microversion, admin: Bool, detail: Bool, hostUp: Bool?, listed: Bool = false,
+                    addresses: [ServerAddress] = []) -> JSON {
         let row = server
         var object: [String: JSON] = ["id": .string(row.id), "name": .string(row.name), "links": serverLinks(row.id)]
         guard detail else { return .object(object) }
@@ -42,8 +54,7 @@ extension ComputeAPI {
         }
         object["created"] = .string(Self.isoTime(row.createdAt))
         object["updated"] = .string(Self.isoTime(row.updatedAt))
-        // Ports plug in here with the networking issue: addresses come from a server's ports.
-        object["addresses"] = [:]
+        object["addresses"] = Self.addressesJSON(addresses)
         object["accessIPv4"] = ""
         object["accessIPv6"] = ""
         object["OS-DCF:diskConfig"] = "MANUAL"

@@ -5,6 +5,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Images
+import Networking
 import PetrelCore
 import PetrelHTTP
 
@@ -64,23 +65,10 @@ extension ComputeAPI {
         guard let imageRef, !imageRef.isEmpty else {
             throw APIFault(.badRequest, "Invalid input for field/attribute imageRef. 'imageRef' is a required property.")
         }
-        switch fields["networks"] {
-        case nil:
-            if version >= Microversion(2, 37) {
-                throw APIFault(.badRequest, "Invalid input for field/attribute server. 'networks' is a required property.")
-            }
-        case .string("none")?: break
-        case .string("auto")?:
-            // As Nova without networks to give and without auto-allocated topologies.
-            throw APIFault(.badRequest, "Unable to automatically allocate a network for project \(project)")
-        case .array(let list)?:
-            if let first = list.first?.objectValue {
-                let what = first["uuid"]?.stringValue ?? first["port"]?.stringValue ?? "requested"
-                throw APIFault(.badRequest, "Network \(what) could not be found.")
-            }
-        case let other?:
-            throw APIFault(.badRequest, "Invalid input for field/attribute networks. Value: \(other). It must be 'none', 'auto' or a list.")
+        if fields["networks"] == nil, version >= Microversion(2, 37) {
+            throw APIFault(.badRequest, "Invalid input for field/attribute server. 'networks' is a required property.")
         }
+        _ = try Self.networkChoice(fields["networks"], version)
         let minCount = try ComputeAPI.integer(fields["min_count"], "min_count", minimum: 1) ?? 1
         let maxCount = try ComputeAPI.integer(fields["max_count"], "max_count", minimum: 1) ?? minCount
         guard minCount <= maxCount else { throw APIFault(.badRequest, "min_count must be <= max_count") }
@@ -108,6 +96,89 @@ extension ComputeAPI {
         return ServerRequest(name: name, flavorRef: flavorRef, imageRef: imageRef, keyName: keyName, userData: userData, metadata: metadata,
                              availabilityZone: zone, minCount: minCount, maxCount: maxCount,
                              hostname: fields["hostname"]?.stringValue, configDrive: configDrive)
+    }
+
+    /// What `networks` asks for: nothing, Nova's automatic choice, or a list of networks/ports.
+    enum NetworkChoice: Equatable {
+        case none
+        /// `auto`, or (before 2.37) no `networks` at all: the one network the project has.
+        case auto(explicit: Bool)
+        case list([RequestedNetwork])
+    }
+
+    static func networkChoice(_ value: JSON?, _ version: Microversion) throws -> NetworkChoice {
+        switch value {
+        case nil: return .auto(explicit: false)
+        case .string("none")?: return .none
+        case .string("auto")?: return .auto(explicit: true)
+        case .array(let list)?:
+            return .list(try list.map { item in
+                guard let entry = item.objectValue else {
+                    throw APIFault(.badRequest, "Invalid input for field/attribute networks. Value: \(item). It is not of type 'object'")
+                }
+                if let unknown = entry.keys.sorted().first(where: { !["uuid", "port", "fixed_ip", "tag"].contains($0) }) {
+                    throw APIFault(.badRequest, "Invalid input for field/attribute networks. Additional properties are not allowed ('\(unknown)' was unexpected)")
+                }
+                let uuid = entry["uuid"]?.stringValue, port = entry["port"]?.stringValue, fixed = entry["fixed_ip"]?.stringValue
+                if let fixed, IPAddress(fixed) == nil {
+                    throw APIFault(.badRequest, "Invalid input for field/attribute fixed_ip. Value: \(fixed). '\(fixed)' is not a valid IP address")
+                }
+                guard uuid != nil || port != nil else {
+                    throw APIFault(.badRequest, "Invalid input for field/attribute networks. A network needs a uuid or a port.")
+                }
+                return RequestedNetwork(networkID: port == nil ? uuid : nil, portID: port, fixedIP: port == nil ? fixed : nil)
+            })
+        case let other?:
+            throw APIFault(.badRequest, "Invalid input for field/attribute networks. Value: \(other). It must be 'none', 'auto' or a list.")
+        }
+    }
+
+    /// Resolves the networks of a create against Neutron, as Nova does: named networks and
+    /// ports must exist for the caller, a port must be free; `auto` takes the only network the
+    /// project may use.
+    func resolveNetworks(_ choice: NetworkChoice, project: String, isAdmin: Bool, count: Int) async throws -> [RequestedNetwork] {
+        guard let networking = servers.networking else {
+            if case .list(let list) = choice, let first = list.first {
+                throw APIFault(.badRequest, "Network \(first.networkID ?? first.portID ?? "") could not be found.")
+            }
+            return []
+        }
+        let viewer = Viewer(projectID: project, isAdmin: false)
+        switch choice {
+        case .none:
+            return []
+        case .auto(let explicit):
+            let usable = try await networking.networks(visibleTo: viewer).filter { !$0.external && ($0.projectID == project || $0.shared) }
+            if usable.count > 1 {
+                throw APIFault(.conflict, "Multiple possible networks found, use a Network ID to be more specific.")
+            }
+            guard let only = usable.first else {
+                if explicit { throw APIFault(.badRequest, "Unable to automatically allocate a network for project \(project)") }
+                return []
+            }
+            return [RequestedNetwork(networkID: only.id)]
+        case .list(let list):
+            for entry in list {
+                if let id = entry.networkID {
+                    guard (try? await networking.network(id, visibleTo: Viewer(projectID: project, isAdmin: isAdmin))) != nil else {
+                        throw APIFault(.badRequest, "Network \(id) could not be found.")
+                    }
+                    if entry.fixedIP != nil && count > 1 {
+                        throw APIFault(.badRequest, "max_count cannot be greater than 1 if an fixed_ip is specified.")
+                    }
+                }
+                if let id = entry.portID {
+                    guard let port = try? await networking.port(id, visibleTo: Viewer(projectID: project, isAdmin: isAdmin)) else {
+                        throw APIFault(.badRequest, "Port id \(id) could not be found.")
+                    }
+                    guard port.deviceID.isEmpty else { throw APIFault(.conflict, "Port \(id) is still in use.") }
+                    if count > 1 {
+                        throw APIFault(.badRequest, "Unable to launch multiple instances with a single configured port ID. Please launch your instance one by one with different ports.")
+                    }
+                }
+            }
+            return list
+        }
     }
 
     /// `config_drive`: a boolean, or one of Nova's boolean strings (the CLI sends `True`); an

@@ -149,8 +149,10 @@ extension ComputeAPI {
         if detail && who.isAdmin {
             for service in try await hosts.services(where: { $0.binary == "nova-compute" }) { up[service.host] = service.up }
         }
+        let addresses = detail ? try await servers.addresses(list.map(\.id)) : [:]
         body["servers"] = .array(list.map {
-            serverJSON($0, version, admin: who.isAdmin, detail: detail, hostUp: $0.host.flatMap { up[$0] }, listed: true)
+            serverJSON($0, version, admin: who.isAdmin, detail: detail, hostUp: $0.host.flatMap { up[$0] }, listed: true,
+                       addresses: addresses[$0.id] ?? [])
         })
         return answer(.ok, .object(body), version)
     }
@@ -163,7 +165,9 @@ extension ComputeAPI {
         guard let fields = try await environment.body(request)["server"]?.objectValue else {
             throw APIFault(.badRequest, "Invalid input for field/attribute server. 'server' is a required property.")
         }
-        let create = try Self.serverRequest(fields, version, project: who.projectID)
+        var create = try Self.serverRequest(fields, version, project: who.projectID)
+        create.networks = try await resolveNetworks(try Self.networkChoice(fields["networks"], version), project: who.projectID,
+                                                    isAdmin: who.isAdmin, count: create.maxCount)
         let created = try await serverCall { try await servers.create(create, by: who) }
         let messageContext = rpcContext(caller, who)
         for server in created {
@@ -187,7 +191,8 @@ extension ComputeAPI {
         let (server, _, version, who) = try await authorizedServer(request, context, id, "os_compute_api:servers:show")
         var up: Bool?
         if let host = server.host { up = try await hostIsUp(host) }
-        return answer(.ok, ["server": serverJSON(server, version, admin: who.isAdmin, detail: true, hostUp: up)], version)
+        let addresses = try await servers.addresses([server.id])[server.id] ?? []
+        return answer(.ok, ["server": serverJSON(server, version, admin: who.isAdmin, detail: true, hostUp: up, addresses: addresses)], version)
     }
 
     /// `PUT /servers/{id}`: a new name.
@@ -206,7 +211,8 @@ extension ComputeAPI {
                 if let name { server.name = name }
             }
         }
-        return answer(.ok, ["server": serverJSON(server, version, admin: who.isAdmin, detail: true, hostUp: nil)], version)
+        let addresses = try await servers.addresses([server.id])[server.id] ?? []
+        return answer(.ok, ["server": serverJSON(server, version, admin: who.isAdmin, detail: true, hostUp: nil, addresses: addresses)], version)
     }
 
     /// `DELETE /servers/{id}`

@@ -73,11 +73,32 @@ public struct InstanceSpec: Codable, Sendable, Equatable {
         public init(path: String, contents: Data) { self.path = path; self.contents = contents }
     }
 
+    /// The instance's network interfaces, in order: its Neutron ports bound to this host.
+    public var nics: [NIC]
+
+    public struct NIC: Codable, Sendable, Equatable {
+        public var portID: String
+        public var networkID: String
+        public var macAddress: String
+        public var mtu: Int
+        /// How the port is plugged (`bridge`: a tap on the network's Linux bridge).
+        public var vifType: String
+
+        public init(portID: String, networkID: String, macAddress: String, mtu: Int, vifType: String) {
+            self.portID = portID; self.networkID = networkID; self.macAddress = macAddress; self.mtu = mtu; self.vifType = vifType
+        }
+
+        /// Neutron's names: the tap `tap<port[:11]>` on the bridge `brq<network[:11]>`.
+        public var tapName: String { "tap" + portID.prefix(11) }
+        public var bridgeName: String { "brq" + networkID.prefix(11) }
+    }
+
     public init(id: String, name: String, projectID: String, userID: String, host: String?, flavor: Flavor, image: Image?,
-                vmState: VMState, taskState: TaskState?, stamp: Int64, configDrive: [ConfigDriveFile]? = nil) {
+                vmState: VMState, taskState: TaskState?, stamp: Int64, configDrive: [ConfigDriveFile]? = nil, nics: [NIC] = []) {
         self.id = id; self.name = name; self.projectID = projectID; self.userID = userID; self.host = host
         self.flavor = flavor; self.image = image; self.vmState = vmState; self.taskState = taskState; self.stamp = stamp
         self.configDrive = configDrive
+        self.nics = nics
     }
 }
 

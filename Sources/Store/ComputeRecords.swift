@@ -100,6 +100,8 @@ public struct InstanceRow: Codable, Sendable, Equatable {
     public var metadataPassword: String?
     /// Nova's `config_drive`: the node attaches the metadata as an ISO 9660 disk labelled config-2.
     public var configDrive: Bool = false
+    /// JSON list of the networks and ports the server asked for (Compute's `RequestedNetwork`).
+    public var requestedNetworks: String = "[]"
 
     public init(id: String, name: String, projectID: String, userID: String, flavorID: String, vcpus: Int, memoryMB: Int,
                 rootGB: Int, ephemeralGB: Int = 0, swap: Int = 0, imageID: String?, availabilityZone: String?, createdAt: Int64) {

@@ -46,6 +46,10 @@ public final class Database: @unchecked Sendable {
     /// `SELECT *` without a column a migration just added.
     private let schema = Mutex<(generation: Int, seen: [ObjectIdentifier: Int])>((0, [:]))
 
+    /// How long a request waits for a pooled connection: long enough for a burst of writers
+    /// (fifty port creations at once queue on SQLite's one writer) on a loaded host.
+    static let connectionWait = TimeAmount.seconds(30)
+
     public init(_ url: DatabaseURL, logger: Logger) throws {
         self.logger = logger
         switch url {
@@ -59,7 +63,8 @@ public final class Database: @unchecked Sendable {
             backend = .sqlite
             sqlite = EventLoopGroupConnectionPool(
                 source: SQLiteConnectionSource(configuration: .init(storage: .file(path: path), enableForeignKeys: true)),
-                maxConnectionsPerEventLoop: 1, pruneInterval: nil, logger: logger, on: MultiThreadedEventLoopGroup.singleton)
+                maxConnectionsPerEventLoop: 1, requestTimeout: Self.connectionWait, pruneInterval: nil, logger: logger,
+                on: MultiThreadedEventLoopGroup.singleton)
             postgres = nil
         case .postgresql(let text):
             let configuration: SQLPostgresConfiguration
@@ -70,7 +75,8 @@ public final class Database: @unchecked Sendable {
             }
             backend = .postgresql
             postgres = EventLoopGroupConnectionPool(source: PostgresConnectionSource(sqlConfiguration: configuration),
-                                                    maxConnectionsPerEventLoop: 4, pruneInterval: nil, logger: logger,
+                                                    maxConnectionsPerEventLoop: 4, requestTimeout: Self.connectionWait,
+                                                    pruneInterval: nil, logger: logger,
                                                     on: MultiThreadedEventLoopGroup.singleton)
             sqlite = nil
         }

@@ -356,6 +356,8 @@ public enum Schema {
             "CREATE INDEX ip_allocations_port ON ip_allocations (port_id)",
             // Each node's tunnel endpoint, as its network service last said (l2 population).
             "CREATE TABLE network_hosts (host TEXT PRIMARY KEY, tunnel_ip TEXT NOT NULL, updated_at BIGINT NOT NULL)",
+            // The networks and ports a server asked for, and the ports made for it.
+            "ALTER TABLE instances ADD COLUMN requested_networks TEXT NOT NULL DEFAULT '[]'",
         ]),
         // What the metadata API serves a guest: its
         // key pair as it was at creation (Nova keeps a copy, so deleting the key pair later

@@ -82,13 +82,7 @@ struct Serve: AsyncParsableCommand {
         schedulerOptions.ramAllocationRatio = config.scheduler.ramAllocationRatio
         schedulerOptions.diskAllocationRatio = config.scheduler.diskAllocationRatio
         schedulerOptions.ramWeightMultiplier = config.scheduler.ramWeightMultiplier
-        let servers = Servers(database: database, images: images, quotas: Quotas(database: database, defaults: config.quotaDefaults))
-        let conductor = Conductor(servers: servers, scheduler: Scheduler(hosts: hosts, options: schedulerOptions),
-                                  client: RPCClient(link: link, logger: logger), maxAttempts: config.scheduler.maxAttempts, logger: logger)
-        // Each API under its prefix with its own error style; identity last, as its error
-        // middleware applies to the routes added after it.
-        ComputeAPI(environment: identity.environment, hosts: hosts, quotaDefaults: config.quotaDefaults, conductor: conductor, logger: logger)
-            .register(on: router)
+
         let networkClient = RPCClient(link: link, logger: logger)
         let networking = NetworkService(database: database, settings: config.networking, quotaDefaults: config.quotaDefaults, hosts: hosts) { changed in
             // The nodes hear which networks changed and sync them; a broker outage only delays it
@@ -100,6 +94,14 @@ struct Serve: AsyncParsableCommand {
                 logger.warning("could not tell the nodes about changed networks", metadata: ["networks": "\(changed)", "error": "\(error)"])
             }
         }
+        let servers = Servers(database: database, images: images, quotas: Quotas(database: database, defaults: config.quotaDefaults),
+                              networking: networking)
+        let conductor = Conductor(servers: servers, scheduler: Scheduler(hosts: hosts, options: schedulerOptions),
+                                  client: RPCClient(link: link, logger: logger), maxAttempts: config.scheduler.maxAttempts, logger: logger)
+        // Each API under its prefix with its own error style; identity last, as its error
+        // middleware applies to the routes added after it.
+        ComputeAPI(environment: identity.environment, hosts: hosts, quotaDefaults: config.quotaDefaults, conductor: conductor, logger: logger)
+            .register(on: router)
         NetworkAPI(environment: identity.environment, hosts: hosts, service: networking, logger: logger).register(on: router)
         VolumeAPI(environment: identity.environment, hosts: hosts, logger: logger).register(on: router)
         ImageAPI(environment: identity.environment, images: images, logger: logger).register(on: router)

@@ -1,0 +1,127 @@
+import Contracts
+import Foundation
+import Networking
+import SQLKit
+import Store
+
+/// One entry of a server's `networks`: a network (a port is made for it), or a port the
+/// user made; `created` marks the ports Nova made, which go with the server.
+public struct RequestedNetwork: Codable, Sendable, Equatable {
+    public var networkID: String?
+    public var portID: String?
+    public var fixedIP: String?
+    public var created: Bool
+
+    public init(networkID: String? = nil, portID: String? = nil, fixedIP: String? = nil, created: Bool = false) {
+        self.networkID = networkID; self.portID = portID; self.fixedIP = fixedIP; self.created = created
+    }
+}
+
+/// A server's addresses as Nova shows them: by network name, each with its MAC.
+public struct ServerAddress: Sendable, Equatable {
+    public var networkName: String
+    public var address: String
+    public var version: Int
+    public var macAddress: String
+}
+
+extension Servers {
+    static let admin = Viewer(projectID: nil, isAdmin: true)
+
+    func requested(_ row: InstanceRow) -> [RequestedNetwork] {
+        JSONColumn.decode(row.requestedNetworks, fallback: [RequestedNetwork]())
+    }
+
+    /// Binds the server's ports to `host` before its build: makes the ports of the networks it
+    /// asked for (once: a rebuild on another host rebinds them) and binds the user's ports.
+    /// A port that cannot be made (no address left) fails the build with Neutron's reason.
+    public func bindPorts(_ id: String, host: String) async throws {
+        guard let networking else { return }
+        guard let row = try await database.withConnection({ sql in try await ComputeTables.instances.get(sql, id: id) }) else { return }
+        var requested = requested(row)
+        guard !requested.isEmpty else { return }
+        let owner = "compute:" + (row.availabilityZone ?? defaultAvailabilityZone)
+        for index in requested.indices {
+            var entry = requested[index]
+            if let portID = entry.portID {
+                var update = NetworkService.PortUpdate()
+                update.host = host
+                update.deviceID = id
+                update.deviceOwner = owner
+                _ = try await networking.updatePort(portID, update)
+            } else if let networkID = entry.networkID {
+                var create = NetworkService.PortCreate(networkID: networkID, projectID: row.projectID)
+                create.deviceID = id
+                create.deviceOwner = owner
+                create.host = host
+                create.fixedIPs = entry.fixedIP.map { [NetworkService.FixedIPRequest(ipAddress: $0)] }
+                entry.portID = try await networking.createPort(create).id
+                entry.created = true
+                requested[index] = entry
+                let text = JSONColumn.encode(requested, fallback: "[]")
+                try await database.withConnection { sql in
+                    try await sql.raw("UPDATE instances SET requested_networks = \(bind: text) WHERE id = \(bind: id)").run()
+                }
+            }
+        }
+    }
+
+    /// Frees a deleted server's ports: those Nova made are deleted, the user's unbound.
+    func releasePorts(_ row: InstanceRow) async {
+        guard let networking else { return }
+        let requested = requested(row)
+        let ports = (try? await networking.ports(visibleTo: Self.admin, deviceIDs: [row.id])) ?? []
+        for port in ports {
+            let userPort = requested.contains { $0.portID == port.id && !$0.created }
+            do {
+                if userPort {
+                    var update = NetworkService.PortUpdate()
+                    update.host = ""
+                    update.deviceID = ""
+                    update.deviceOwner = ""
+                    _ = try await networking.updatePort(port.id, update)
+                } else {
+                    _ = try await networking.deletePort(port.id)
+                }
+            } catch {
+                // Left for an operator: the port stays with the server's id as its device.
+                continue
+            }
+        }
+    }
+
+    /// The interfaces a node plugs for the server: its ports bound to the host, in the order asked.
+    func nics(_ row: InstanceRow) async throws -> [InstanceSpec.NIC] {
+        guard let networking, let host = row.host else { return [] }
+        let ports = try await networking.ports(visibleTo: Self.admin, deviceIDs: [row.id]).filter { $0.host == host }
+        guard !ports.isEmpty else { return [] }
+        var mtus: [String: Int] = [:]
+        for network in try await networking.networks(visibleTo: Self.admin, ids: Array(Set(ports.map(\.networkID)))) { mtus[network.id] = network.mtu }
+        let order = requested(row).compactMap(\.portID)
+        func rank(_ port: Networking.Port) -> Int { order.firstIndex(of: port.id) ?? Int.max }
+        let sorted = ports.sorted { rank($0) != rank($1) ? rank($0) < rank($1) : $0.createdAt < $1.createdAt }
+        return sorted.map { port in
+            InstanceSpec.NIC(portID: port.id, networkID: port.networkID, macAddress: port.macAddress,
+                             mtu: mtus[port.networkID] ?? 1500, vifType: port.vifType)
+        }
+    }
+
+    /// The addresses of servers, by server id, as Nova's `addresses` shows them.
+    public func addresses(_ ids: [String]) async throws -> [String: [ServerAddress]] {
+        guard let networking, !ids.isEmpty else { return [:] }
+        let ports = try await networking.ports(visibleTo: Self.admin, deviceIDs: ids)
+        guard !ports.isEmpty else { return [:] }
+        var names: [String: String] = [:]
+        for network in try await networking.networks(visibleTo: Self.admin, ids: Array(Set(ports.map(\.networkID)))) {
+            names[network.id] = network.name.isEmpty ? network.id : network.name
+        }
+        var out: [String: [ServerAddress]] = [:]
+        for port in ports {
+            for fixed in port.fixedIPs {
+                out[port.deviceID, default: []].append(ServerAddress(networkName: names[port.networkID] ?? port.networkID, address: fixed.ipAddress,
+                                                                     version: fixed.ipAddress.contains(":") ? 6 : 4, macAddress: port.macAddress))
+            }
+        }
+        return out
+    }
+}
