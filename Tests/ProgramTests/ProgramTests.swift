@@ -120,7 +120,8 @@ private func inPrivateVirtualHost<T: Sendable>(_ body: @Sendable (String) async 
 
     func controllerServesMetricsAndStopsOnSIGTERM(_ transport: String) async throws {
         let port = freePort()
-        let (config, database) = try await controllerConfig(port: port, extra: "log_format = json\ntransport_url = \(transport)")
+        let (config, database) = try await controllerConfig(port: port, extra: "log_format = json\ntransport_url = \(transport)\n"
+                                                            + "[metadata]\nshared_secret = petrel-test-secret")
         defer { for suffix in ["", "-wal", "-shm", ".keys"] { try? FileManager.default.removeItem(atPath: database + suffix) } }
         try await Command.check(try program("petrel-controller"), ["--config", config, "db-sync"])
         let child = try ChildProcess(name: "controller", executable: try program("petrel-controller"),
@@ -133,6 +134,23 @@ private func inPrivateVirtualHost<T: Sendable>(_ body: @Sendable (String) async 
         let metrics = try await Command.check("curl", ["-sf", "-D", "-", "http://127.0.0.1:\(port)/metrics"])
         #expect(metrics.lowercased().contains("content-type: text/plain; version=0.0.4"))
         #expect(metrics.contains("hb_requests"), "\(metrics)")
+        // The metadata API is on the one listener, outside Keystone's authentication: the root
+        // is open, an instance request needs the proxy's headers and a signature made with
+        // [metadata] shared_secret.
+        let root = "http://127.0.0.1:\(port)/metadata"
+        let versions = try await Command.check("curl", ["-sf", root])
+        #expect(versions.hasSuffix("2009-04-04\nlatest"), "\(versions)")
+        func status(_ headers: [String]) async throws -> String {
+            try await Command.check("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}"] + headers.flatMap { ["-H", $0] }
+                                    + [root + "/openstack/latest/meta_data.json"])
+        }
+        let id = "00000000-0000-0000-0000-000000000000"
+        // hmac.new(b"petrel-test-secret", id.encode(), hashlib.sha256).hexdigest()
+        let signature = "87aab7fd92e42ae4fadfc51f41edb7058bf05bec0cf5cc331f6c26e17053e4d3"
+        #expect(try await status([]) == "400")
+        #expect(try await status(["X-Instance-ID: \(id)", "X-Tenant-ID: p", "X-Instance-ID-Signature: \(String(repeating: "0", count: 64))"]) == "403")
+        #expect(try await status(["X-Instance-ID: \(id)", "X-Tenant-ID: p", "X-Instance-ID-Signature: \(signature)"]) == "404",
+                "signed, but no such instance")
         // Logs are JSON lines.
         let lines = child.recentOutput
         #expect(!lines.isEmpty)
