@@ -45,9 +45,13 @@ public final class ComputeService: Sendable {
     let locks = KeyedLocks()
     let clock = StampClock()
     let logger: Logger
+    /// The node's network service, which wires a guest's networks before it starts (nil: this
+    /// node runs none, so it cannot build servers with ports).
+    let vifs: (any VIFPlugging)?
 
     public init(settings: Settings, hypervisor: any HypervisorDriver, controller: any ComputeController, cloud: (any ImageTransfer)?,
-                logger: Logger) {
+                vifs: (any VIFPlugging)? = nil, logger: Logger) {
+        self.vifs = vifs
         self.settings = settings
         self.hypervisor = hypervisor
         self.controller = controller
@@ -163,6 +167,14 @@ public final class ComputeService: Sendable {
             if existed { files.removeDisks() } else { try files.remove() }
         }
         try await files.create(spec, base: base)
+        if !spec.nics.isEmpty {
+            guard let vifs else {
+                throw Refused(description: "this host runs no network service to plug the ports of instance \(spec.id) into", retryable: true)
+            }
+            var networks: [String] = []
+            for nic in spec.nics where !networks.contains(nic.networkID) { networks.append(nic.networkID) }
+            try await vifs.plug(networks: networks)
+        }
         try await hypervisor.define(settings.domain.definition(spec, files: files, host: host))
         revert.add("undefine \(spec.id)") { try await self.hypervisor.undefine(spec.id) }
     }

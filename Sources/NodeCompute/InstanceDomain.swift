@@ -42,6 +42,11 @@ public struct InstanceDomain: Sendable {
         // The config drive last, read-only, on the disks' bus (a disk rather than Nova's IDE
         // cdrom: guests find it by its label either way, and need no ATA driver).
         if spec.configDrive != nil { devices.append(disk(files.configDrive, "raw", readOnly: true)) }
+        // One virtio NIC per port, its tap named as Neutron's agents expect, on the network's bridge.
+        for nic in spec.nics {
+            devices.append(.interface(Interface(attachment: .bridge(nic.bridgeName), mac: nic.macAddress, targetDevice: nic.tapName,
+                                                mtu: nic.mtu)))
+        }
         if realGuest {
             devices += [.serial(path: files.console, port: 0), .console(path: files.console, port: 0),
                         .graphics(Graphics(listen: vncListen)), .video(model: "virtio"), .memballoon(model: "virtio")]

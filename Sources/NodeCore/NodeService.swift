@@ -35,12 +35,21 @@ public struct NodeServiceContext: Sendable {
     public var link: BrokerLink
     public var client: RPCClient
     public var logger: Logger
+    /// The node's network service, for the services that plug guests into it.
+    public var vifs: (any VIFPlugging)?
 
-    public init(host: String, link: BrokerLink, client: RPCClient, logger: Logger) {
+    public init(host: String, link: BrokerLink, client: RPCClient, logger: Logger, vifs: (any VIFPlugging)? = nil) {
         self.host = host
         self.link = link
         self.client = client
         self.logger = logger
+        self.vifs = vifs
+    }
+
+    public func with(vifs: any VIFPlugging) -> NodeServiceContext {
+        var context = self
+        context.vifs = vifs
+        return context
     }
 }
 

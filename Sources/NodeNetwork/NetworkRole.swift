@@ -11,7 +11,7 @@ import RPC
 /// kernel's link events start work; nothing polls. Every sync asks the controller for the
 /// whole truth of the networks concerned and converges, so a lost or repeated message costs
 /// nothing but a later sync.
-public final class NetworkRole: NodeService, @unchecked Sendable {
+public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
     public let name = "network"
     public var reports: [ServiceReport] {
         [ServiceReport(binary: l2.info.agentBinary, topic: "N/A"), ServiceReport(binary: "neutron-dhcp-agent", topic: "dhcp_agent")]
@@ -156,6 +156,16 @@ public final class NetworkRole: NodeService, @unchecked Sendable {
         if dhcp.served().contains(id) { try await dhcp.remove(network: id) }
         let prefix = String(id.prefix(11))
         if try await l2.wiredNetworks().contains(prefix) { try await l2.remove(networkPrefix: prefix) }
+    }
+
+    /// Wires the networks a guest is about to be plugged into (its bridges exist afterwards).
+    public func plug(networks: [String]) async throws {
+        let result = try await ask(networkIDs: networks)
+        let wired = try await l2.wiredNetworks()
+        for id in networks where !wired.contains(String(id.prefix(11))) {
+            let reason = result.gone.contains(id) ? "the controller has no port of this host on it" : "it could not be wired"
+            throw L2Error("network \(id) is not wired on this host: \(reason)")
+        }
     }
 
     /// A tap came, went or joined a bridge: its port's status follows at once.

@@ -10,6 +10,7 @@ import PetrelCore
 import PetrelHTTP
 import RPC
 import ServiceLifecycle
+import Synchronization
 
 @main
 struct PetrelNode: AsyncParsableCommand {
@@ -34,15 +35,20 @@ struct PetrelNode: AsyncParsableCommand {
         let client = RPCClient(link: link, logger: logger)
         let context = NodeServiceContext(host: config.host, link: link, client: client, logger: logger)
         let running = RunningServices()
+        let shared = Mutex<(any VIFPlugging)?>(nil)
         var services: [any Service] = [metrics, StateReporter(client: client, running: running, config: config, logger: logger)]
-        for name in config.nodeServices {
+        // The network service first: compute plugs guests' ports through it.
+        let ordered = config.nodeServices.sorted { ($0 == "network" ? 0 : 1) < ($1 == "network" ? 0 : 1) }
+        for name in ordered {
             guard let make = Self.registry[name] else {
                 // The configuration accepts only `NodeServiceNames.all`; this is the registry missing one.
                 logger.critical("no such node service in this build", metadata: ["service": "\(name)"])
                 throw ExitCode.failure
             }
             do {
-                services.append(NodeServiceRunner(try await make(config, context), running: running, logger: logger))
+                let service = try await make(config, shared.withLock { $0 }.map { context.with(vifs: $0) } ?? context)
+                if let plugging = service as? any VIFPlugging { shared.withLock { $0 = plugging } }
+                services.append(NodeServiceRunner(service, running: running, logger: logger))
             } catch {
                 logger.critical("cannot set up a node service", metadata: ["service": "\(name)", "error": "\(error)"])
                 throw ExitCode.failure
@@ -83,7 +89,8 @@ struct PetrelNode: AsyncParsableCommand {
             context.logger.warning("no [service_user]: this node cannot download images, so it cannot build servers")
         }
         let compute = ComputeService(settings: computeSettings(config, info: hypervisor.info), hypervisor: hypervisor,
-                                     controller: RPCComputeController(client: context.client), cloud: cloud, logger: context.logger)
+                                     controller: RPCComputeController(client: context.client), cloud: cloud, vifs: context.vifs,
+                                     logger: context.logger)
         return ComputeRole(compute: compute, context: context, facts: .init(statePath: config.statePath, myIP: config.myIP))
     }
 

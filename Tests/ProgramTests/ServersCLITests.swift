@@ -131,6 +131,17 @@ final class CloudUnderTest: @unchecked Sendable {
     }
 
     func remove() { try? FileManager.default.removeItem(at: directory) }
+
+    /// Whatever a failed run left in libvirt (the domains whose disks are under `instances`).
+    func removeDomains(instances: String) async {
+        guard let listed = try? await Command.run("virsh", ["-q", "list", "--all", "--name"]) else { return }
+        for name in listed.stdout.split(separator: "\n") where name.hasPrefix("petrel-") {
+            let xml = (try? await Command.run("virsh", ["dumpxml", String(name)]))?.stdout ?? ""
+            guard xml.contains(instances) else { continue }
+            _ = try? await Command.run("virsh", ["destroy", String(name)])
+            _ = try? await Command.run("virsh", ["undefine", "--managed-save", String(name)])
+        }
+    }
 }
 
 /// Issue 5's acceptance on the real hypervisor: the unmodified CLI boots the test guest
@@ -194,15 +205,7 @@ final class CloudUnderTest: @unchecked Sendable {
                         "\(checked.stdout)\n\(checked.stderr.suffix(3000))\n\(cloud.recentOutput())")
             } cleanup: {
                 await cloud.stop()
-                // Whatever a failed run left in libvirt goes with the test.
-                if let listed = try? await Command.run("virsh", ["-q", "list", "--all", "--name"]) {
-                    for name in listed.stdout.split(separator: "\n") where name.hasPrefix("petrel-") {
-                        let xml = (try? await Command.run("virsh", ["dumpxml", String(name)]))?.stdout ?? ""
-                        guard xml.contains(instances) else { continue }
-                        _ = try? await Command.run("virsh", ["destroy", String(name)])
-                        _ = try? await Command.run("virsh", ["undefine", "--managed-save", String(name)])
-                    }
-                }
+                await cloud.removeDomains(instances: instances)
                 cloud.remove()
             }
         }
