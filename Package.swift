@@ -145,6 +145,10 @@ let package = Package(
         .target(name: "NodeNetwork", dependencies: [
             "NodeCore", "NetlinkDriver", "DnsmasqDriver", "ProcessDriver", "RPC", "Contracts", "PetrelCore",
             .product(name: "Logging", package: "swift-log"),
+            // The metadata proxy: NIO's HTTP server on sockets opened in the namespaces, forwarding with AsyncHTTPClient.
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "ComputeAPI", dependencies: [
             "Hosts", "Compute", "Networking", "PetrelHTTP", "PetrelCore", "Contracts", "Images",

@@ -85,6 +85,31 @@ public struct NetworkNamespace: Sendable, Hashable {
         }
     }
 
+    /// A TCP socket listening on `address:port` (IPv4) inside this namespace, for a server
+    /// the daemon runs from the root namespace (the metadata proxy): the socket keeps
+    /// belonging to the namespace it was opened in. The caller owns the descriptor.
+    public func listenTCP(address: String, port: UInt16, backlog: Int32 = 128) throws -> Int32 {
+        let fd = try openSocket(domain: AF_INET, type: Int32(SOCK_STREAM.rawValue))
+        var yes: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        var socketAddress = sockaddr_in()
+        socketAddress.sin_family = sa_family_t(AF_INET)
+        socketAddress.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, address, &socketAddress.sin_addr) == 1 else {
+            close(fd)
+            throw SystemCallError("parse \(address)")
+        }
+        let bound = withUnsafePointer(to: &socketAddress) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, backlog) == 0 else {
+            let error = SystemCallError("listen on \(address):\(port) in \(name)")
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
     /// The inode that identifies this namespace (equal to `/proc/<pid>/ns/net` of its processes).
     public func inode() throws -> UInt64 {
         var info = stat()

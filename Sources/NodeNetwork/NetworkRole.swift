@@ -15,6 +15,7 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
     public let name = "network"
     public var reports: [ServiceReport] {
         [ServiceReport(binary: l2.info.agentBinary, topic: "N/A"), ServiceReport(binary: "neutron-dhcp-agent", topic: "dhcp_agent")]
+            + (metadata == nil ? [] : [ServiceReport(binary: "neutron-metadata-agent", topic: "N/A")])
     }
 
     let host: String
@@ -25,12 +26,22 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
     let tunnelIP: String?
     let logger: Logger
     let agent: Agent
+    /// The in-daemon metadata proxy; nil without `[metadata] shared_secret` and a controller URL.
+    let metadata: MetadataProxy?
     /// One sync at a time: a later answer of the controller is never overtaken by an earlier one.
     let syncs = KeyedLocks()
     private let lock = NSLock()
     private var monitor: LinkMonitor?
 
-    public init(context: NodeServiceContext, l2: any L2Driver, tunnelIP: String?, dhcpStateDirectory: String, leaseDuration: Int) throws {
+    public struct MetadataSettings: Sendable {
+        public var controllerURL: String
+        public var sharedSecret: String
+        public init(controllerURL: String, sharedSecret: String) { self.controllerURL = controllerURL; self.sharedSecret = sharedSecret }
+    }
+
+    public init(context: NodeServiceContext, l2: any L2Driver, tunnelIP: String?, dhcpStateDirectory: String, leaseDuration: Int,
+                metadata: MetadataSettings?) throws {
+        self.metadata = metadata.map { MetadataProxy(controllerURL: $0.controllerURL, secret: $0.sharedSecret, logger: context.logger) }
         host = context.host
         self.l2 = l2
         dhcp = try DHCPServers(stateDirectory: dhcpStateDirectory, leaseDuration: leaseDuration, logger: context.logger)
@@ -75,6 +86,7 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
 
     public func stop() async {
         lock.withLock { monitor }?.stop()
+        await metadata?.shutdown()
     }
 
     /// At start: the whole truth for this host, then Petrel's leftovers removed (bridges,
@@ -95,6 +107,7 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
         let serving = Set(result.networks.filter { $0.dhcpPort != nil }.map(\.network.id))
         for network in dhcp.served() where !serving.contains(network) {
             logger.info("removing a DHCP service this host no longer has", metadata: ["network": "\(network)"])
+            await metadata?.stop(network: network)
             try await dhcp.remove(network: network)
         }
     }
@@ -135,8 +148,19 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
         let started = ContinuousClock.now
         try await l2.ensure(state.network, endpoints: state.remoteEndpoints)
         if state.dhcpPort != nil {
-            try await dhcp.ensure(state, bridge: l2.attachmentPoint(state.network))
+            try await dhcp.ensure(state, bridge: l2.attachmentPoint(state.network), metadata: metadata != nil)
+            if let metadata {
+                var guests: [String: MetadataProxy.Guest] = [:]
+                for port in state.allPorts where port.deviceOwner.hasPrefix("compute:") && !port.deviceID.isEmpty {
+                    for fixed in port.fixedIPs { guests[fixed.address] = MetadataProxy.Guest(instanceID: port.deviceID, projectID: port.projectID) }
+                }
+                metadata.setGuests(state.network.id, guests)
+                if !metadata.serving.contains(state.network.id) {
+                    try await metadata.serve(network: state.network.id, socket: try await dhcp.metadataSocket(network: state.network.id))
+                }
+            }
         } else if dhcp.served().contains(state.network.id) {
+            await metadata?.stop(network: state.network.id)
             try await dhcp.remove(network: state.network.id)
         }
         await agent.set(state)
@@ -153,6 +177,7 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
     func removeNetwork(_ id: String) async throws {
         if let state = await agent.states[id] { await agent.forgetReports(state.localPorts.map(\.id)) }
         await agent.forget(id)
+        await metadata?.stop(network: id)
         if dhcp.served().contains(id) { try await dhcp.remove(network: id) }
         let prefix = String(id.prefix(11))
         if try await l2.wiredNetworks().contains(prefix) { try await l2.remove(networkPrefix: prefix) }

@@ -161,6 +161,8 @@ public struct PetrelConfig: Sendable {
     public var networking: NetworkingSettings
     /// `[metadata] shared_secret`: what metadata proxies sign instance ids with (nil: unset).
     public var metadataSharedSecret: String?
+    /// `[metadata] nova_metadata_url`, or the origin of `[service_user] auth_url` (nil: neither is set).
+    public var metadataURL: String?
 
     public static let defaultPath = "/etc/petrel/petrel.conf"
 
@@ -279,6 +281,12 @@ public struct PetrelConfig: Sendable {
         networking.mechanismDriver = try string("ml2", "mechanism_drivers")!
         myIP = try string("DEFAULT", "my_ip")
         metadataSharedSecret = try string("metadata", "shared_secret").flatMap { $0.isEmpty ? nil : $0 }
+        metadataURL = try string("metadata", "nova_metadata_url") ?? serviceUser.flatMap { user in
+            URLComponents(string: user.authURL).flatMap { url -> String? in
+                guard let scheme = url.scheme, let host = url.host else { return nil }
+                return "\(scheme)://\(host)" + (url.port.map { ":\($0)" } ?? "")
+            }
+        }
         nodeServices = Self.list(try string("node", "services")!)
         if let url = try string("api", "public_url") {
             publicURL = url.hasSuffix("/") ? String(url.dropLast()) : url

@@ -182,6 +182,8 @@ public enum ConfigSchema {
         // [metadata]: the metadata API and the nodes' metadata proxies.
         .init("metadata", "shared_secret", .string, default: nil,
               help: "Secret the nodes' metadata proxies sign instance ids with (HMAC-SHA256, Nova's metadata_proxy_shared_secret); the same value on the controller and every node. Keep it secret: whoever knows it can read any instance's metadata. Unset: the metadata API refuses every instance request."),
+        .init("metadata", "nova_metadata_url", .httpURL, default: nil,
+              help: "Where a node's metadata proxy forwards guests' requests: the controller's metadata API (its URL up to /metadata excluded). Defaults to the scheme, host and port of [service_user] auth_url."),
     ]
 
     public static func option(section: String, key: String) -> ConfigOption? {

@@ -72,8 +72,14 @@ struct PetrelNode: AsyncParsableCommand {
             "l2_driver": "\(l2.info.name)", "tunnel_ip": "\(tunnelIP ?? "none")",
             "mappings": "\(config.networking.interfaceMappings)",
         ])
+        var metadata: NetworkRole.MetadataSettings?
+        if let secret = config.metadataSharedSecret, let url = config.metadataURL {
+            metadata = .init(controllerURL: url, sharedSecret: secret)
+        } else {
+            context.logger.warning("no metadata proxy: [metadata] shared_secret and a controller URL ([metadata] nova_metadata_url or [service_user] auth_url) are needed")
+        }
         return try NetworkRole(context: context, l2: l2, tunnelIP: tunnelIP, dhcpStateDirectory: config.statePath + "/dhcp",
-                               leaseDuration: config.networking.leaseDuration)
+                               leaseDuration: config.networking.leaseDuration, metadata: metadata)
     }
 
     static func compute(_ config: PetrelConfig, _ context: NodeServiceContext) async throws -> any NodeService {

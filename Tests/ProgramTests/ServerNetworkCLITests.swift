@@ -6,8 +6,9 @@ import TestSupport
 import Testing
 
 /// A real guest (QEMU/TCG) on a real network: one node running compute and network, the
-/// unmodified CLI creating the server with `--network`, the guest's DHCP lease, ping and HTTP
-/// from the network's DHCP namespace (server-network-cli.sh).
+/// unmodified CLI creating the server with `--network`, the guest's DHCP lease, its metadata
+/// and user data through the node's proxy, ping and HTTP from the network's DHCP namespace
+/// (server-network-cli.sh).
 @Suite struct ServerNetworkCLITests {
     @Test func aGuestBootsOnANetworkAndAnswers() async throws {
         try Requirement.root()
@@ -19,9 +20,11 @@ import Testing
         let guest = try await Command.check(Repository.root.appendingPathComponent("Packaging/guest-image/build.sh").path, [])
             .trimmingCharacters(in: .whitespacesAndNewlines)
         try await withPrivateVirtualHost { transport in
-            let cloud = try await CloudUnderTest(transport: transport)
+            let secret = "[metadata]\nshared_secret = \(UUID().uuidString)"
+            let cloud = try await CloudUnderTest(transport: transport, extra: secret)
             let host = TestNames.unique("gnet-")
-            let (config, instances) = try cloud.nodeConfig(host: host, uri: "qemu:///system", services: "compute,network", myIP: "127.0.0.1")
+            let (config, instances) = try cloud.nodeConfig(host: host, uri: "qemu:///system", services: "compute,network", myIP: "127.0.0.1",
+                                                           extra: secret)
             let tag = TestNames.unique("n")
             try await withCleanup {
                 try cloud.controller().start()

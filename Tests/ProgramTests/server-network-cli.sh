@@ -18,7 +18,17 @@ net=$(os network create "net-$TAG" -f value -c id) || fail "network create"
 os subnet create --network "net-$TAG" --subnet-range 198.18.80.0/24 "sub-$TAG" >/dev/null || fail "subnet create"
 waitfor 20 test -e "/run/netns/qdhcp-$net" || fail "the node serves no DHCP for the network"
 
-server=$(os server create --image "img-$TAG" --flavor "fl-$TAG" --network "net-$TAG" --wait "vm-$TAG" -f value -c id) \
+work=$(mktemp -d /tmp/petrel-server-network.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+os keypair create --public-key <(ssh-keygen -q -t ed25519 -N "" -f "$work/key" && cat "$work/key.pub") "key-$TAG" >/dev/null || fail "keypair create"
+# The guest's user data reads its public key back, and tries to pass for another instance.
+cat > "$work/user-data" <<'UD'
+#!/bin/sh
+echo "KEY=$(wget -q -O - http://169.254.169.254/latest/meta-data/public-keys/0/openssh-key)"
+echo "SPOOF=$(wget -q -O - --header 'X-Instance-ID: 00000000-0000-0000-0000-000000000000' --header 'X-Tenant-ID: other' http://169.254.169.254/openstack/latest/meta_data.json | sed -n 's/.*"uuid": *"\([^"]*\)".*/\1/p')"
+UD
+server=$(os server create --image "img-$TAG" --flavor "fl-$TAG" --network "net-$TAG" --key-name "key-$TAG" --user-data "$work/user-data" \
+  --wait "vm-$TAG" -f value -c id) \
   || fail "server create --network --wait: $(os server show "vm-$TAG" -c fault -f value 2>&1)"
 address=$(os port list --server "$server" -f json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Fixed IP Addresses"][0]["ip_address"])') \
   || fail "port list --server"
@@ -36,6 +46,13 @@ ok "the guest's DHCP lease is the address Neutron allocated ($address)"
 port=$(os port list --server "$server" -f value -c ID)
 waitfor 20 bash -c "[ \"\$('$OSC' --os-cloud petrel port show $port -f value -c status)\" = ACTIVE ]" || fail "the port is not ACTIVE"
 ok "the server's port is ACTIVE"
+waitfor 120 bash -c "'$OSC' --os-cloud petrel console log show '$server' | grep -q 'PETREL-USERDATA-END'" \
+  || fail "the guest did not run its user data: $(os console log show "$server" | grep PETREL)"
+console=$(os console log show "$server")
+grep -q "PETREL-GUEST-METADATA-OK uuid=$server" <<<"$console" || fail "no metadata: $(grep PETREL <<<"$console")"
+grep -q "KEY=$(cut -d' ' -f1,2 "$work/key.pub")" <<<"$console" || fail "the user data did not read the key pair: $(grep -A3 USERDATA-BEGIN <<<"$console")"
+grep -q "SPOOF=$server" <<<"$console" || fail "spoofed headers changed what the guest reads: $(grep SPOOF <<<"$console")"
+ok "metadata: the guest read its uuid, its user data ran and read its public key; spoofed headers still name the guest itself"
 ip netns exec "qdhcp-$net" ping -c 3 -W 2 "$address" >/dev/null || fail "the guest does not answer ping from qdhcp-$net"
 page=$(ip netns exec "qdhcp-$net" curl -s --max-time 5 "http://$address/") || fail "no HTTP answer from the guest"
 [ -n "$page" ] || fail "the guest's page is empty"
@@ -45,5 +62,5 @@ os server delete --wait "$server" || fail "server delete"
 [ -z "$(os port list --network "net-$TAG" --device-owner compute:nova -f value -c ID)" ] || fail "the port Nova made outlived the server"
 ok "server delete: the port Nova made is gone"
 os subnet delete "sub-$TAG" && os network delete "net-$TAG" || fail "network delete"
-os flavor delete "fl-$TAG"; os image delete "img-$TAG"
+os flavor delete "fl-$TAG"; os image delete "img-$TAG"; os keypair delete "key-$TAG"
 echo "server network CLI checks passed"

@@ -26,8 +26,20 @@ struct DHCPServers: Sendable {
     static func hostSide(_ port: PortWiring) -> String { port.tapName }
     static func namespaceSide(_ port: PortWiring) -> String { "ns-" + port.id.prefix(11) }
 
-    /// Makes the network's DHCP service what `state` says (its DHCP port must be set).
-    func ensure(_ state: NetworkState, bridge: String) async throws {
+    /// A listening socket on 169.254.169.254:80 inside the network's namespace (for the metadata proxy).
+    func metadataSocket(network id: String) async throws -> Int32 {
+        try await executor.run {
+            guard let namespace = NetworkNamespace(existing: Self.namespacePrefix + id) else {
+                throw L2Error("no namespace \(Self.namespacePrefix + id) to serve metadata in")
+            }
+            return try namespace.listenTCP(address: MetadataProxy.address, port: 80)
+        }
+    }
+
+    /// Makes the network's DHCP service what `state` says (its DHCP port must be set). With
+    /// `metadata`, the namespace also holds 169.254.169.254 and guests get a route to it
+    /// through the DHCP port.
+    func ensure(_ state: NetworkState, bridge: String, metadata: Bool) async throws {
         guard let port = state.dhcpPort else { return }
         let netlink = self.netlink
         let prefixes = Dictionary(uniqueKeysWithValues: state.subnets.compactMap { subnet in
@@ -49,23 +61,29 @@ struct DHCPServers: Sendable {
             try inside.setUp("lo")
             if try inside.link(named: peer)?.mac != port.macAddress { try inside.setMAC(peer, port.macAddress) }
             try inside.setMTU(peer, UInt32(state.network.mtu))
-            let wanted = Set(port.fixedIPs.compactMap { fixed in prefixes[fixed.subnetID].map { "\(fixed.address)/\($0)" } })
-            let present = Set(try inside.addresses(of: peer).filter { !$0.hasPrefix("fe80:") })
+            var wanted = Set(port.fixedIPs.compactMap { fixed in prefixes[fixed.subnetID].map { "\(fixed.address)/\($0)" } })
+            if metadata { wanted.insert(MetadataProxy.address + "/32") }
+            // libnl prints a host address without its /32 (/128): compare in one form.
+            let present = Set(try inside.addresses(of: peer).filter { !$0.hasPrefix("fe80:") }
+                .map { $0.contains("/") ? $0 : $0 + ($0.contains(":") ? "/128" : "/32") })
             for address in wanted.subtracting(present) { try inside.addAddress(address, to: peer) }
             for address in present.subtracting(wanted) { try inside.removeAddress(address, from: peer) }
             try inside.setUp(peer)
         }
-        _ = try await dnsmasq.update(configuration(state, port: port))
+        _ = try await dnsmasq.update(configuration(state, port: port, metadata: metadata))
     }
 
     /// What dnsmasq serves: every subnet with DHCP, a static entry per port of the network.
-    func configuration(_ state: NetworkState, port: PortWiring) -> DHCPNetwork {
+    func configuration(_ state: NetworkState, port: PortWiring, metadata: Bool) -> DHCPNetwork {
         let subnets = state.subnets.filter(\.enableDHCP).map { subnet in
+            let nextHop = metadata && subnet.ipVersion == 4 ? port.fixedIPs.first { $0.subnetID == subnet.id }?.address : nil
+            return
             DHCPSubnet(id: subnet.id, cidr: subnet.cidr, gateway: subnet.gatewayIP, dhcpEnabled: subnet.enableDHCP,
                        ipv6AddressMode: subnet.ipv6AddressMode.flatMap(IPv6Mode.init(rawValue:)),
                        ipv6RAMode: subnet.ipv6RAMode.flatMap(IPv6Mode.init(rawValue:)),
                        dnsNameservers: subnet.dnsNameservers,
-                       hostRoutes: subnet.hostRoutes.map { HostRoute(destination: $0.destination, nexthop: $0.nexthop) })
+                       hostRoutes: subnet.hostRoutes.map { HostRoute(destination: $0.destination, nexthop: $0.nexthop) },
+                       metadataNextHop: nextHop)
         }
         let hosts = state.allPorts.filter { $0.id != port.id && $0.deviceOwner != "network:dhcp" && !$0.fixedIPs.isEmpty }.map { other in
             DHCPHost(portID: other.id, mac: other.macAddress,
