@@ -19,7 +19,7 @@ die() { log "ERROR: $*"; exit 1; }
 running() { [ -s "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
 
 write_config() {
-  [ -e "$config" ] && return 0
+  if [ -e "$config" ]; then upgrade_config; return 0; fi
   mkdir -p "$(dirname "$config")"
   [ -s "$node_password_file" ] || (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$node_password_file")
   choose_virt_type
@@ -54,6 +54,8 @@ project_name = service
 
 [node]
 metrics_listen = 127.0.0.1:9180
+# compute (nova-compute) and network (Linux bridge L2 agent, DHCP agent, metadata proxy)
+services = compute, network
 
 [metadata]
 # The node's metadata proxy signs instance ids with it; the controller's metadata API checks them.
@@ -61,6 +63,17 @@ shared_secret = $(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 CONF
   chmod 600 "$config"  # it holds the service user's password and the metadata secret
   log "wrote $config"
+}
+
+# A configuration an older \`make run\` wrote gains what this one needs: the network service
+# and the metadata secret (each only when the file does not set it already).
+upgrade_config() {
+  if ! grep -q '^services *=' "$config"; then
+    sed -i '/^\[node\]/a services = compute, network' "$config" && log "$config: [node] services = compute, network"
+  fi
+  if ! grep -q '^shared_secret *=' "$config"; then
+    printf '\n[metadata]\nshared_secret = %s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >> "$config" && log "$config: [metadata] shared_secret"
+  fi
 }
 
 node_password_file=/etc/petrel/node-password
@@ -196,7 +209,14 @@ case "${1:-start}" in
       openstack --os-cloud petrel flavor show "$1" >/dev/null 2>&1 ||
         { openstack --os-cloud petrel flavor create --vcpus "$2" --ram "$3" --disk "$4" "$1" >/dev/null && log "created flavor $1"; }
     done
-    log "try: openstack --os-cloud petrel token issue"
+    # The network `private`: a VXLAN project network of the admin project with a DHCP subnet
+    # (198.18.100.0/24, inside this host only), shared so every project can boot on it.
+    if ! openstack --os-cloud petrel network show private >/dev/null 2>&1; then
+      openstack --os-cloud petrel network create --share private >/dev/null &&
+        openstack --os-cloud petrel subnet create --network private --subnet-range 198.18.100.0/24 private-v4 >/dev/null &&
+        log "created network private (VXLAN) with subnet private-v4 198.18.100.0/24"
+    fi
+    log "try: openstack --os-cloud petrel server create --image petrel-tiny --flavor m1.tiny --network private --wait vm1"
     ;;
   stop)
     stop_one node

@@ -205,6 +205,12 @@ private final class Worker: @unchecked Sendable {
         lock.lock()
         resyncCount += 1
         lock.unlock()
+        // What is still queued predates the drop: applied after the listing, it would undo it
+        // (a link deleted since would come back). Discard it, then list; messages queued
+        // after this are in order and only confirm or follow the listing.
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let fd = nl_socket_get_fd(socket)
+        while recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT)) > 0 {}
         guard let links = try? Netlink(namespace: namespace).links() else { return }
         let now = Dictionary(links.map { ($0.index, $0) }, uniquingKeysWith: { $1 })
         for (index, link) in known where now[index] == nil { deliver(type: Int32(RTM_DELLINK), link) }

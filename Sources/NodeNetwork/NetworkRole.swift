@@ -193,8 +193,13 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
         }
     }
 
-    /// A tap came, went or joined a bridge: its port's status follows at once.
+    /// A tap came, went or joined a bridge: its port's status follows at once. Under the sync
+    /// lock, so a sync that looked before the tap joined cannot report after it.
     func linkChanged(_ event: LinkEvent) async {
+        await syncs.with("sync") { await self.linkChangedNow(event) }
+    }
+
+    private func linkChangedNow(_ event: LinkEvent) async {
         guard let (port, network) = await agent.port(tap: event.link.name) else { return }
         var attached = false
         if event.change != .removed { attached = (try? await l2.isAttached(port.tapName, to: network)) ?? false }

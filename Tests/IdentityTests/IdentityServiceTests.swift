@@ -188,12 +188,13 @@ import Testing
 
     @Test func lockoutAfterFailuresThenPasswordWorksAgain() async throws {
         try await withCloud(.sqlite) { cloud in
-            let service = try cloud.service(LockoutPolicy(failureAttempts: 2, duration: 1))
+            // Three seconds of lockout: long enough for three logins on a loaded host.
+            let service = try cloud.service(LockoutPolicy(failureAttempts: 2, duration: 3))
             for _ in 0..<2 {
                 await #expect(throws: IdentityError.authenticationRequired) { try await login(service, "wrong") }
             }
             await #expect(throws: IdentityError.self, "locked even with the right password") { try await login(service) }
-            try await Task.sleep(for: .milliseconds(1100))
+            try await Task.sleep(for: .milliseconds(3100))
             _ = try await login(service)
             let user = try await service.read { sql in try await IdentityTables.users.first(sql, where: [.equals("name", "admin")])! }
             #expect(user.failedAuthCount == 0, "a success resets the count")
