@@ -211,8 +211,11 @@ private final class Worker: @unchecked Sendable {
         var buffer = [UInt8](repeating: 0, count: 65536)
         let fd = nl_socket_get_fd(socket)
         while recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT)) > 0 {}
-        guard let links = try? Netlink(namespace: namespace).links() else { return }
-        let now = Dictionary(links.map { ($0.index, $0) }, uniquingKeysWith: { $1 })
+        // A dump that links changing meanwhile interrupt can come back short: a link counts as
+        // gone only when two listings in a row lack it.
+        guard let netlink = try? Netlink(namespace: namespace), let links = try? netlink.links(),
+              let again = try? netlink.links() else { return }
+        let now = Dictionary((links + again).map { ($0.index, $0) }, uniquingKeysWith: { $1 })
         for (index, link) in known where now[index] == nil { deliver(type: Int32(RTM_DELLINK), link) }
         for link in links { deliver(type: Int32(RTM_NEWLINK), link) }
     }

@@ -26,6 +26,8 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
     let tunnelIP: String?
     let logger: Logger
     let agent: Agent
+    /// The networks this node has wired, kept in its state directory across restarts.
+    let wired: WiredRecord
     /// The in-daemon metadata proxy; nil without `[metadata] shared_secret` and a controller URL.
     let metadata: MetadataProxy?
     /// One sync at a time: a later answer of the controller is never overtaken by an earlier one.
@@ -39,8 +41,10 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
         public init(controllerURL: String, sharedSecret: String) { self.controllerURL = controllerURL; self.sharedSecret = sharedSecret }
     }
 
-    public init(context: NodeServiceContext, l2: any L2Driver, tunnelIP: String?, dhcpStateDirectory: String, leaseDuration: Int,
+    public init(context: NodeServiceContext, l2: any L2Driver, tunnelIP: String?, stateDirectory: String, leaseDuration: Int,
                 metadata: MetadataSettings?) throws {
+        wired = WiredRecord(path: stateDirectory + "/network/wired")
+        let dhcpStateDirectory = stateDirectory + "/dhcp"
         self.metadata = metadata.map { MetadataProxy(controllerURL: $0.controllerURL, secret: $0.sharedSecret, logger: context.logger) }
         host = context.host
         self.l2 = l2
@@ -95,14 +99,11 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
     public func reconcile() async throws {
         let result = try await ask(networkIDs: nil)
         let wanted = Set(result.networks.map { String($0.network.id.prefix(11)) })
-        for prefix in try await l2.wiredNetworks() where !wanted.contains(prefix) {
+        // Only what this node made (its record), never another node's devices on a shared host.
+        for prefix in wired.prefixes() where !wanted.contains(prefix) {
             logger.info("removing a network no port of this host needs", metadata: ["bridge": "brq\(prefix)"])
             try await l2.remove(networkPrefix: prefix)
-        }
-        if let bridge = l2 as? LinuxBridgeDriver {
-            for tunnel in try await bridge.orphanTunnels(keeping: result.networks.map(\.network)) {
-                try? Netlink().deleteLink(tunnel)
-            }
+            wired.forget(prefix)
         }
         let serving = Set(result.networks.filter { $0.dhcpPort != nil }.map(\.network.id))
         for network in dhcp.served() where !serving.contains(network) {
@@ -146,6 +147,7 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
 
     func converge(_ state: NetworkState) async throws {
         let started = ContinuousClock.now
+        wired.remember(String(state.network.id.prefix(11)))
         try await l2.ensure(state.network, endpoints: state.remoteEndpoints)
         if state.dhcpPort != nil {
             try await dhcp.ensure(state, bridge: l2.attachmentPoint(state.network), metadata: metadata != nil)
@@ -180,14 +182,14 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
         await metadata?.stop(network: id)
         if dhcp.served().contains(id) { try await dhcp.remove(network: id) }
         let prefix = String(id.prefix(11))
-        if try await l2.wiredNetworks().contains(prefix) { try await l2.remove(networkPrefix: prefix) }
+        try await l2.remove(networkPrefix: prefix)  // idempotent: nothing to do when it is gone
+        wired.forget(prefix)
     }
 
     /// Wires the networks a guest is about to be plugged into (its bridges exist afterwards).
     public func plug(networks: [String]) async throws {
         let result = try await ask(networkIDs: networks)
-        let wired = try await l2.wiredNetworks()
-        for id in networks where !wired.contains(String(id.prefix(11))) {
+        for id in networks where !(try await l2.isWired(networkPrefix: String(id.prefix(11)))) {
             let reason = result.gone.contains(id) ? "the controller has no port of this host on it" : "it could not be wired"
             throw L2Error("network \(id) is not wired on this host: \(reason)")
         }
@@ -201,8 +203,10 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
 
     private func linkChangedNow(_ event: LinkEvent) async {
         guard let (port, network) = await agent.port(tap: event.link.name) else { return }
-        var attached = false
-        if event.change != .removed { attached = (try? await l2.isAttached(port.tapName, to: network)) ?? false }
+        // The event says something changed; the kernel says what is true now. (A monitor that
+        // relisted links after an overflow may report a removal that did not happen.)
+        let attached = (try? await l2.isAttached(port.tapName, to: network)) ?? false
+        logger.debug("tap changed", metadata: ["tap": "\(event.link.name)", "change": "\(event.change)", "attached": "\(attached)"])
         do {
             try await report([port.id: attached ? "ACTIVE" : "DOWN"])
         } catch {
@@ -222,5 +226,35 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
             throw error
         }
         logger.info("ports wired", metadata: ["active": "\(active)", "down": "\(down)"])
+    }
+}
+
+/// The network-id prefixes whose bridges this node made, one per line in a file of its state
+/// directory: reconciliation removes only those, so nodes sharing a host (tests, or a second
+/// libvirtd in a namespace) never remove each other's networks. Written before the devices
+/// are made, so a crash in between leaves a record, not an orphan.
+final class WiredRecord: @unchecked Sendable {
+    let path: String
+    private let lock = NSLock()
+    private var entries: Set<String>
+
+    init(path: String) {
+        self.path = path
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        entries = Set(text.split(separator: "\n").map(String.init).filter { !$0.isEmpty })
+    }
+
+    func prefixes() -> Set<String> { lock.withLock { entries } }
+
+    func remember(_ prefix: String) { update { $0.insert(prefix).inserted } }
+
+    func forget(_ prefix: String) { update { $0.remove(prefix) != nil } }
+
+    private func update(_ change: (inout Set<String>) -> Bool) {
+        lock.withLock {
+            guard change(&entries) else { return }
+            try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try? (entries.sorted().joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        }
     }
 }

@@ -78,7 +78,7 @@ struct PetrelNode: AsyncParsableCommand {
         } else {
             context.logger.warning("no metadata proxy: [metadata] shared_secret and a controller URL ([metadata] nova_metadata_url or [service_user] auth_url) are needed")
         }
-        return try NetworkRole(context: context, l2: l2, tunnelIP: tunnelIP, dhcpStateDirectory: config.statePath + "/dhcp",
+        return try NetworkRole(context: context, l2: l2, tunnelIP: tunnelIP, stateDirectory: config.statePath,
                                leaseDuration: config.networking.leaseDuration, metadata: metadata)
     }
 

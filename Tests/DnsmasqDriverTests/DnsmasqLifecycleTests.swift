@@ -260,13 +260,15 @@ struct DHCPLab {
     func requestLease(release: Bool = true) async throws -> [String: String] {
         let script = state + "-udhcpc.sh"
         if !FileManager.default.fileExists(atPath: script) {
-            try """
+            // Written by a child shell, not by this process: a file this multithreaded process
+            // had open for writing can leak into a concurrently forked child (dnsmasq), and
+            // exec of it then fails with ETXTBSY for as long as that child lives.
+            let body = """
                 #!/bin/sh
                 [ "$1" = bound ] || exit 0
                 for v in ip router dns mtu staticroutes hostname domain; do eval "echo $v=\\$$v"; done
-
-                """.write(toFile: script, atomically: true, encoding: .utf8)
-            chmod(script, 0o755)
+                """
+            try await Command.check("/bin/sh", ["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh", script], input: body + "\n")
         }
         let result = try await Command.run("/usr/bin/busybox", ["udhcpc", "-i", guestInterface, "-f", "-q", "-n"]
                                            + (release ? ["-R"] : [])

@@ -22,7 +22,10 @@ import Testing
         try Requirement.require(FileManager.default.isExecutableFile(atPath: openstack),
                                 "\(openstack) is missing (Packaging/openstack-client.sh installs it; make test runs it)")
         let node = TestNames.unique("netnode-")
-        let cloud = try await CloudUnderTest(transport: transport, serviceDownTime: 3)
+        // VNIs of its own: other tests' nodes (and `make run`'s) share this host's kernel.
+        let vni = Int.random(in: 100_000...16_000_000)
+        let cloud = try await CloudUnderTest(transport: transport, serviceDownTime: 3,
+                                             extra: "[ml2_type_vxlan]\nvni_ranges = \(vni):\(vni + 99)")
         let nodeConfig = try cloud.nodeConfig(host: node, uri: "test:///default", services: "network", myIP: "127.0.0.1").config
         let state = cloud.directory.path + "/state-\(node)"
         let work = cloud.directory.appendingPathComponent("network-node").path

@@ -21,7 +21,9 @@ import Testing
             .trimmingCharacters(in: .whitespacesAndNewlines)
         try await withPrivateVirtualHost { transport in
             let secret = "[metadata]\nshared_secret = \(UUID().uuidString)"
-            let cloud = try await CloudUnderTest(transport: transport, extra: secret)
+            // VNIs of its own: other tests' nodes (and `make run`'s) share this host's kernel.
+            let vni = Int.random(in: 100_000...16_000_000)
+            let cloud = try await CloudUnderTest(transport: transport, extra: secret + "\n[ml2_type_vxlan]\nvni_ranges = \(vni):\(vni + 99)")
             let host = TestNames.unique("gnet-")
             let (config, instances) = try cloud.nodeConfig(host: host, uri: "qemu:///system", services: "compute,network", myIP: "127.0.0.1",
                                                            extra: secret)

@@ -46,7 +46,9 @@ struct DHCPServers: Sendable {
             IPNetwork(subnet.cidr).map { (subnet.id, $0.prefixLength) }
         })
         let namespaceName = Self.namespacePrefix + state.network.id
+        let directory = dnsmasq.paths(network: state.network.id).directory
         try await executor.run {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let namespace = try NetworkNamespace(existing: namespaceName) ?? NetworkNamespace.create(namespaceName)
             let inside = try Netlink(namespace: namespace)
             let host = Self.hostSide(port), peer = Self.namespaceSide(port)
@@ -115,9 +117,7 @@ struct DHCPServers: Sendable {
         }
     }
 
-    /// The networks this node serves DHCP for now: its namespaces and dnsmasq state.
-    func served() -> Set<String> {
-        Set(NetworkNamespace.list().filter { $0.hasPrefix(Self.namespacePrefix) }.map { String($0.dropFirst(Self.namespacePrefix.count)) })
-            .union(dnsmasq.networks())
-    }
+    /// The networks this node serves DHCP for now: those with a directory in its own state
+    /// directory (made before their namespace), never another node's on a shared host.
+    func served() -> Set<String> { Set(dnsmasq.networks()) }
 }

@@ -31,8 +31,9 @@ public protocol L2Driver: Sendable {
     func ensure(_ network: NetworkWiring, endpoints: [String]) async throws
     /// Removes the network's devices from this host.
     func remove(networkPrefix: String) async throws
-    /// The network-id prefixes (11 characters, as the device names hold them) wired now.
-    func wiredNetworks() async throws -> Set<String>
+    /// Whether the network whose id starts with `networkPrefix` (11 characters, as the device
+    /// names hold them) is wired here now.
+    func isWired(networkPrefix: String) async throws -> Bool
     /// Whether `device` is attached to the network's attachment point.
     func isAttached(_ device: String, to network: NetworkWiring) async throws -> Bool
 }

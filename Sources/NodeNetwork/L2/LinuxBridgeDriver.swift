@@ -94,35 +94,29 @@ public struct LinuxBridgeDriver: L2Driver {
         let netlink = self.netlink
         try await executor.run {
             let bridge = Self.bridgePrefix + networkPrefix
-            guard let link = try netlink.link(named: bridge) else { return }
-            // The bridge's Petrel devices go with it (a flat network's host interface stays).
-            for port in try netlink.bridgePorts(of: bridge) {
-                if port.hasPrefix(Self.vxlanPrefix) || port.contains(".") { try netlink.deleteLink(port) } else { try netlink.setMaster(port, bridge: nil) }
+            guard try netlink.link(named: bridge) != nil else { return }
+            // The network's own devices go with it; the kernel releases the bridge's other ports
+            // (a flat network's host interface, taps) when the bridge goes. A port vanishing
+            // meanwhile (the DHCP veth, its namespace just deleted) is no error.
+            for port in (try? netlink.bridgePorts(of: bridge)) ?? [] where port.hasPrefix(Self.vxlanPrefix) || port.contains(".") {
+                try? netlink.deleteLink(port)
             }
-            _ = link
-            try netlink.deleteLink(bridge)
+            if try netlink.link(named: bridge) != nil { try netlink.deleteLink(bridge) }
         }
     }
 
-    public func wiredNetworks() async throws -> Set<String> {
+    public func isWired(networkPrefix: String) async throws -> Bool {
         let netlink = self.netlink
-        return try await executor.run {
-            Set(try netlink.links().filter { $0.kind == "bridge" && $0.name.hasPrefix(Self.bridgePrefix) && $0.name.count == 14 }
-                .map { String($0.name.dropFirst(Self.bridgePrefix.count)) })
-        }
+        return try await executor.run { try netlink.link(named: Self.bridgePrefix + networkPrefix)?.kind == "bridge" }
     }
 
     public func isAttached(_ device: String, to network: NetworkWiring) async throws -> Bool {
         let netlink = self.netlink
-        return try await executor.run { try netlink.bridgePorts(of: network.bridgeName).contains(device) }
-    }
-
-    /// The VXLAN devices no wired network uses (left by a crash between steps).
-    func orphanTunnels(keeping networks: [NetworkWiring]) async throws -> [String] {
-        let netlink = self.netlink
-        let wanted = Set(networks.compactMap { $0.networkType == "vxlan" ? $0.segmentationID.map { Self.vxlanPrefix + String($0) } : nil })
+        // Two single-link requests, not a dump of every link: a dump that other links' changes
+        // interrupt can come back short, and a short answer would read as "not attached".
         return try await executor.run {
-            try netlink.links().filter { $0.kind == "vxlan" && $0.name.hasPrefix(Self.vxlanPrefix) && !wanted.contains($0.name) }.map(\.name)
+            guard let bridge = try netlink.link(named: network.bridgeName), let port = try netlink.link(named: device) else { return false }
+            return port.masterIndex == bridge.index
         }
     }
 }
