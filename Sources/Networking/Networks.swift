@@ -225,7 +225,10 @@ public struct NetworkService: Sendable {
                 condition = condition + " AND id IN (\(binds: ids))"
             }
             let rows = try await Tables.networks.all(sql, where: condition, orderBy: "created_at, id")
-            let subnets = try await sql.raw("SELECT id, network_id FROM subnets ORDER BY created_at, id").all()
+            // The subnet ids of the networks read, not of every network.
+            var query: SQLQueryString = "SELECT id, network_id FROM subnets"
+            if let ids { query = query + " WHERE network_id IN (\(binds: ids))" }
+            let subnets = try await sql.raw(query + " ORDER BY created_at, id").all()
             var byNetwork: [String: [String]] = [:]
             for row in subnets {
                 byNetwork[try row.decode(column: "network_id", as: String.self), default: []].append(try row.decode(column: "id", as: String.self))

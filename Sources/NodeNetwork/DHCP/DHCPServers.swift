@@ -107,13 +107,11 @@ struct DHCPServers: Sendable {
     /// Stops the network's dnsmasq and removes its namespace and veth.
     func remove(network id: String) async throws {
         try await dnsmasq.stop(network: id)
-        let netlink = self.netlink
         try await executor.run {
             if let namespace = NetworkNamespace(existing: Self.namespacePrefix + id) {
                 // The veth's namespace side goes with the namespace, and its host side with it.
                 try namespace.delete()
             }
-            _ = netlink
         }
     }
 
