@@ -93,14 +93,11 @@ extension Servers {
     /// The interfaces a node plugs for the server: its ports bound to the host, in the order asked.
     func nics(_ row: InstanceRow) async throws -> [InstanceSpec.NIC] {
         guard let networking, let host = row.host else { return [] }
-        let ports = try await networking.ports(visibleTo: Self.admin, deviceIDs: [row.id]).filter { $0.host == host }
+        let ports = try await orderedPorts(row).filter { $0.host == host }
         guard !ports.isEmpty else { return [] }
         var mtus: [String: Int] = [:]
         for network in try await networking.networks(visibleTo: Self.admin, ids: Array(Set(ports.map(\.networkID)))) { mtus[network.id] = network.mtu }
-        let order = requested(row).compactMap(\.portID)
-        func rank(_ port: Networking.Port) -> Int { order.firstIndex(of: port.id) ?? Int.max }
-        let sorted = ports.sorted { rank($0) != rank($1) ? rank($0) < rank($1) : $0.createdAt < $1.createdAt }
-        return sorted.map { port in
+        return ports.map { port in
             InstanceSpec.NIC(portID: port.id, networkID: port.networkID, macAddress: port.macAddress,
                              mtu: mtus[port.networkID] ?? 1500, vifType: port.vifType)
         }

@@ -132,11 +132,13 @@ public struct Servers: Sendable {
         case conflict(String)
         /// 403: over quota.
         case quota(String)
+        /// 500: a host could not do what was asked.
+        case internalError(String)
 
         public var description: String {
             switch self {
             case .notFound(let id): return "Instance \(id) could not be found."
-            case .badRequest(let message), .conflict(let message), .quota(let message): return message
+            case .badRequest(let message), .conflict(let message), .quota(let message), .internalError(let message): return message
             }
         }
     }

@@ -50,7 +50,7 @@ public struct ComputeAPI: Sendable {
                       ["GET /compute/v2.1/os-hypervisors/statistics"]),
         PolicyDefault("os_compute_api:os-hypervisors:uptime", "rule:context_is_admin", "Show a hypervisor's uptime.",
                       ["GET /compute/v2.1/os-hypervisors/{hypervisor_id}/uptime"]),
-    ] + aggregatePolicies + flavorPolicies + keyPairPolicies + quotaPolicies + serverPolicies
+    ] + aggregatePolicies + flavorPolicies + keyPairPolicies + quotaPolicies + serverPolicies + interfacePolicies
 
     public init(environment: APIEnvironment, hosts: HostInventory, quotaDefaults: [String: Int] = ComputeAPI.defaultQuotas,
                 conductor: Conductor? = nil, logger: Logger) {
@@ -87,7 +87,10 @@ public struct ComputeAPI: Sendable {
         registerFlavors(on: v21)
         registerKeyPairs(on: v21)
         registerQuotas(on: v21)
-        if conductor != nil { registerServers(on: v21) }
+        if conductor != nil {
+            registerServers(on: v21)
+            registerInterfaces(on: v21)
+        }
     }
 
     /// The caller (authenticated), the microversion asked for, and the headers that echo it.

@@ -61,6 +61,7 @@ extension ComputeAPI {
             case .badRequest(let message): throw APIFault(.badRequest, message)
             case .conflict(let message): throw APIFault(.conflict, message)
             case .quota(let message): throw APIFault(.forbidden, message)
+            case .internalError(let message): throw APIFault(.internalServerError, message)
             }
         }
     }

@@ -4,7 +4,7 @@ import Foundation
 ///
 /// Controller → node, on `compute.<host>`: `BuildInstance`, `InstanceAction`,
 /// `DeleteInstance` (casts: the node answers later with `InstanceUpdate`), and
-/// `ConsoleOutput` (a call). Node → controller, on `conductor`: `InstanceUpdate`,
+/// `ConsoleOutput`, `AttachInterface`, `DetachInterface` (calls). Node → controller, on `conductor`: `InstanceUpdate`,
 /// `BuildFailed` (casts) and `InstancesOnHost` (a call: what should be on a host).
 ///
 /// A node receiving a cast first asks `InstancesOnHost` for the instance: the controller's
@@ -289,4 +289,42 @@ public struct InstancesOnHost: RPCMethod {
     public static let name = "instances_on_host"
     public static let version = RPCVersion(1, 0)
     public static let topic = "conductor"
+}
+
+/// Hot-plugs a port into an instance on this host (Nova's `attach_interface`): the node wires
+/// the port's network, then adds the NIC to the running guest and to its stored definition.
+/// Answers once libvirt has the device; repeating it changes nothing.
+public struct AttachInterface: RPCMethod {
+    public struct Arguments: Codable, Sendable, Equatable {
+        public var instanceID: String
+        public var nic: InstanceSpec.NIC
+
+        public init(instanceID: String, nic: InstanceSpec.NIC) {
+            self.instanceID = instanceID
+            self.nic = nic
+        }
+    }
+
+    public typealias Result = Nothing
+    public static let name = "attach_interface"
+    public static let version = RPCVersion(1, 0)
+}
+
+/// Unplugs a port from an instance on this host (Nova's `detach_interface`): answers once the
+/// guest has let go of the NIC, or fails when it would not within the node's timeout (the
+/// NIC then stays, in the stored definition too, so nothing disagrees).
+public struct DetachInterface: RPCMethod {
+    public struct Arguments: Codable, Sendable, Equatable {
+        public var instanceID: String
+        public var nic: InstanceSpec.NIC
+
+        public init(instanceID: String, nic: InstanceSpec.NIC) {
+            self.instanceID = instanceID
+            self.nic = nic
+        }
+    }
+
+    public typealias Result = Nothing
+    public static let name = "detach_interface"
+    public static let version = RPCVersion(1, 0)
 }

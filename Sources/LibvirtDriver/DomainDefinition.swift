@@ -88,6 +88,9 @@ public enum Device: Sendable, Equatable {
     case video(model: String)
     case memballoon(model: String)
 
+    /// The device alone, as `virDomainAttachDeviceFlags` and `virDomainDetachDeviceFlags` take it.
+    public var xml: String { node.rendered() }
+
     var node: XMLNode {
         switch self {
         case .emulator(let path): return XMLNode("emulator", text: path)

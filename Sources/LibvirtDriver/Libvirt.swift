@@ -243,6 +243,27 @@ public final class Domain: @unchecked Sendable {
         guard virDomainManagedSaveRemove(handle, 0) == 0 else { throw LibvirtError.last("remove managed save of \(name)") }
     }
 
+    /// Adds a device (XML of one device) to the running guest (`live`) and/or to its stored
+    /// definition (`config`).
+    public func attachDevice(xml: String, live: Bool, config: Bool) throws {
+        guard virDomainAttachDeviceFlags(handle, xml, Self.affect(live: live, config: config)) == 0 else {
+            throw LibvirtError.last("attach a device to \(name)")
+        }
+    }
+
+    /// Asks for a device's removal. From a stored definition it is gone at once; from a
+    /// running guest only once the guest has let go of it (PCI hot-unplug needs the guest's
+    /// acknowledgement): callers watch the live XML.
+    public func detachDevice(xml: String, live: Bool, config: Bool) throws {
+        guard virDomainDetachDeviceFlags(handle, xml, Self.affect(live: live, config: config)) == 0 else {
+            throw LibvirtError.last("detach a device from \(name)")
+        }
+    }
+
+    static func affect(live: Bool, config: Bool) -> UInt32 {
+        (live ? VIR_DOMAIN_AFFECT_LIVE.rawValue : 0) | (config ? VIR_DOMAIN_AFFECT_CONFIG.rawValue : 0)
+    }
+
     /// Removes the persistent definition, with any managed-save image and snapshot metadata.
     public func undefine() throws {
         let flags = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE.rawValue | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA.rawValue

@@ -84,6 +84,7 @@ public final class ComputeService: Sendable {
         server.register(ConsoleOutput.self) { [self] arguments, _ in
             ConsoleOutput.Result(output: files(arguments.instanceID).consoleTail(lines: arguments.length))
         }
+        registerInterfaces(on: server)
     }
 
     // MARK: controller

@@ -43,10 +43,7 @@ public struct InstanceDomain: Sendable {
         // cdrom: guests find it by its label either way, and need no ATA driver).
         if spec.configDrive != nil { devices.append(disk(files.configDrive, "raw", readOnly: true)) }
         // One virtio NIC per port, its tap named as Neutron's agents expect, on the network's bridge.
-        for nic in spec.nics {
-            devices.append(.interface(Interface(attachment: .bridge(nic.bridgeName), mac: nic.macAddress, targetDevice: nic.tapName,
-                                                mtu: nic.mtu)))
-        }
+        devices += spec.nics.map(Self.interface)
         if realGuest {
             devices += [.serial(path: files.console, port: 0), .console(path: files.console, port: 0),
                         .graphics(Graphics(listen: vncListen)), .video(model: "virtio"), .memballoon(model: "virtio")]
@@ -69,6 +66,17 @@ public struct InstanceDomain: Sendable {
             memoryMiB: spec.flavor.memoryMB, vcpus: spec.flavor.vcpus,
             smbiosSystem: [("manufacturer", "Petrel"), ("product", "OpenStack Compute"), ("uuid", spec.id)],
             os: .init(arch: "x86_64", bootDevices: ["hd"], smbiosFromSysinfo: realGuest), cpuMode: cpu, devices: devices)
+    }
+
+    /// The guest's NIC of a port: virtio, its tap named as Neutron's agents expect, on the
+    /// network's bridge.
+    public static func interface(_ nic: InstanceSpec.NIC) -> Device {
+        .interface(Interface(attachment: .bridge(nic.bridgeName), mac: nic.macAddress, targetDevice: nic.tapName, mtu: nic.mtu))
+    }
+
+    /// Whether a domain's XML has a NIC with this MAC address (libvirt writes it in lower case).
+    public static func hasInterface(_ xml: String, mac: String) -> Bool {
+        xml.contains("<mac address='\(mac.lowercased())'/>")
     }
 
     /// Whether a domain's XML carries Petrel's metadata.

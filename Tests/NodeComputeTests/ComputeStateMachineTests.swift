@@ -90,6 +90,25 @@ final class HypervisorDouble: HypervisorDriver, @unchecked Sendable {
 
     func undefine(_ id: String) async throws { try step(.undefine, id) { guests in guests[id] = nil } }
 
+    func liveDefinition(_ id: String) async throws -> String? { lock.withLock { guestsByID[id]?.definition.xml } }
+
+    /// Devices live and stored are one list here: the guest lets go of a NIC at once.
+    func attach(_ id: String, device: Device, live: Bool, config: Bool) async throws {
+        try lock.withLock {
+            calls.append("attach \(id)")
+            guard guestsByID[id] != nil else { throw HypervisorError("no guest \(id)") }
+            if !(guestsByID[id]?.definition.devices.contains(device) ?? false) { guestsByID[id]?.definition.devices.append(device) }
+        }
+    }
+
+    func detach(_ id: String, device: Device, live: Bool, config: Bool) async throws {
+        try lock.withLock {
+            calls.append("detach \(id)")
+            guard guestsByID[id] != nil else { throw HypervisorError("no guest \(id)") }
+            guestsByID[id]?.definition.devices.removeAll { $0 == device }
+        }
+    }
+
     func events() throws -> AsyncStream<GuestEvent> { AsyncStream { $0.finish() } }
 }
 

@@ -41,17 +41,7 @@ import Testing
             } cleanup: {
                 await cloud.stop()
                 await cloud.removeDomains(instances: instances)
-                // The network the test made, if the node could not remove it after a failure.
-                for name in ((try? FileManager.default.contentsOfDirectory(atPath: "/run/netns")) ?? []) where name.hasPrefix("qdhcp-") {
-                    let pids = (try? await Command.run("ip", ["netns", "pids", name]))?.stdout ?? ""
-                    let owned = pids.split(separator: "\n").contains { pid in
-                        ((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? "").contains(cloud.directory.path)
-                    }
-                    if owned {
-                        for pid in pids.split(separator: "\n") { _ = try? await Command.run("kill", [String(pid)]) }
-                        _ = try? await Command.run("ip", ["netns", "del", name])
-                    }
-                }
+                await cloud.removeNamespaces()
                 cloud.remove()
             }
         }

@@ -132,6 +132,21 @@ final class CloudUnderTest: @unchecked Sendable {
 
     func remove() { try? FileManager.default.removeItem(at: directory) }
 
+    /// The DHCP namespaces (and their dnsmasq) a failed run's node could not remove: those
+    /// whose processes run from this cloud's directory.
+    func removeNamespaces() async {
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: "/run/netns")) ?? []) where name.hasPrefix("qdhcp-") {
+            let pids = (try? await Command.run("ip", ["netns", "pids", name]))?.stdout ?? ""
+            let owned = pids.split(separator: "\n").contains { pid in
+                ((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? "").contains(directory.path)
+            }
+            if owned {
+                for pid in pids.split(separator: "\n") { _ = try? await Command.run("kill", [String(pid)]) }
+                _ = try? await Command.run("ip", ["netns", "del", name])
+            }
+        }
+    }
+
     /// Whatever a failed run left in libvirt (the domains whose disks are under `instances`).
     func removeDomains(instances: String) async {
         guard let listed = try? await Command.run("virsh", ["-q", "list", "--all", "--name"]) else { return }

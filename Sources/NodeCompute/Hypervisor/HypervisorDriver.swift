@@ -99,6 +99,13 @@ public protocol HypervisorDriver: Sendable {
     func removeManagedSave(_ id: String) async throws
     /// Removes the definition with any saved memory.
     func undefine(_ id: String) async throws
+    /// The running guest's definition as XML, or nil when there is no such guest.
+    func liveDefinition(_ id: String) async throws -> String?
+    /// Adds a device to the running guest (`live`) and/or to its stored definition (`config`).
+    func attach(_ id: String, device: Device, live: Bool, config: Bool) async throws
+    /// Asks for a device's removal from the running guest (`live`: done once the guest lets
+    /// go of it, which `liveDefinition` shows) and/or from its stored definition (at once).
+    func detach(_ id: String, device: Device, live: Bool, config: Bool) async throws
     /// Lifecycle events of every guest, until the consumer stops.
     func events() throws -> AsyncStream<GuestEvent>
 }

@@ -61,6 +61,20 @@ public final class LibvirtHypervisor: HypervisorDriver {
         _ = try await blocking { connection in try connection.define(xml: xml) }
     }
 
+    public func liveDefinition(_ id: String) async throws -> String? {
+        try await blocking { connection in try connection.domain(uuid: id)?.xml() }
+    }
+
+    public func attach(_ id: String, device: Device, live: Bool, config: Bool) async throws {
+        let xml = device.xml
+        try await onDomain(id) { try $0.attachDevice(xml: xml, live: live, config: config) }
+    }
+
+    public func detach(_ id: String, device: Device, live: Bool, config: Bool) async throws {
+        let xml = device.xml
+        try await onDomain(id) { try $0.detachDevice(xml: xml, live: live, config: config) }
+    }
+
     public func start(_ id: String) async throws { try await onDomain(id) { try $0.start() } }
     public func shutdown(_ id: String) async throws { try await onDomain(id) { try $0.shutdown() } }
     public func pause(_ id: String) async throws { try await onDomain(id) { try $0.suspend() } }
