@@ -71,7 +71,7 @@ public struct MetadataService: Sendable {
 
     let database: Database
     let defaultAvailabilityZone: String
-    /// The server's NICs; the networking service replaces this once servers have ports.
+    /// The server's NICs (the controller gives `Servers.guestInterfaces`; none without networking).
     let interfaces: @Sendable (Server) async throws -> [GuestInterface]
 
     public init(database: Database, defaultAvailabilityZone: String = "nova",

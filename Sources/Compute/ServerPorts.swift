@@ -103,6 +103,34 @@ extension Servers {
         }
     }
 
+    /// The server's NICs as its guest is told of them (`network_data.json`, the config drive):
+    /// each port with its network's MTU and its addresses' subnets.
+    public func guestInterfaces(_ server: Server) async throws -> [GuestInterface] {
+        guard let networking else { return [] }
+        let ports = try await orderedPorts(server.row)
+        guard !ports.isEmpty else { return [] }
+        let networkIDs = Array(Set(ports.map(\.networkID)))
+        var mtus: [String: Int] = [:]
+        for network in try await networking.networks(visibleTo: Self.admin, ids: networkIDs) { mtus[network.id] = network.mtu }
+        var subnets: [String: Networking.Subnet] = [:]
+        for subnet in try await networking.subnets(visibleTo: Self.admin, networkIDs: networkIDs) { subnets[subnet.id] = subnet }
+        return ports.map { port in
+            var seen: [String] = []
+            for fixed in port.fixedIPs where !seen.contains(fixed.subnetID) { seen.append(fixed.subnetID) }
+            let nicSubnets = seen.compactMap { id -> GuestInterface.Subnet? in
+                guard let subnet = subnets[id] else { return nil }
+                // DHCPv6-stateful and IPv4 with DHCP: the guest asks; SLAAC and static: it is told.
+                let dhcp = subnet.enableDHCP && (subnet.ipVersion == 4 || subnet.ipv6AddressMode == "dhcpv6-stateful")
+                return GuestInterface.Subnet(cidr: subnet.cidr, ipVersion: subnet.ipVersion,
+                                             addresses: port.fixedIPs.filter { $0.subnetID == id }.map(\.ipAddress),
+                                             gateway: subnet.gatewayIP, dnsServers: subnet.dnsNameservers, dhcp: dhcp,
+                                             routes: subnet.hostRoutes.map { (cidr: $0.destination, gateway: $0.nexthop) })
+            }
+            return GuestInterface(portID: port.id, macAddress: port.macAddress, networkID: port.networkID, deviceName: "tap" + port.id.prefix(11),
+                                  vifType: port.vifType, mtu: mtus[port.networkID], subnets: nicSubnets)
+        }
+    }
+
     /// The addresses of servers, by server id, as Nova's `addresses` shows them.
     public func addresses(_ ids: [String]) async throws -> [String: [ServerAddress]] {
         guard let networking, !ids.isEmpty else { return [:] }

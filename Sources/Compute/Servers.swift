@@ -437,7 +437,8 @@ public struct Servers: Sendable {
                                          extraSpecs: JSONColumn.decode(row.flavorExtraSpecs, fallback: [:]))
         // The config drive holds what the metadata API would serve, as it is at build time.
         let drive = row.configDrive
-            ? InstanceMetadata(row: row, key: try await MetadataService.key(of: row, database: database), interfaces: [],
+            ? InstanceMetadata(row: row, key: try await MetadataService.key(of: row, database: database),
+                               interfaces: try await guestInterfaces(Server(row)),
                                availabilityZone: row.availabilityZone ?? defaultAvailabilityZone)
                 .configDriveFiles().map { InstanceSpec.ConfigDriveFile(path: $0.path, contents: $0.contents) }
             : nil

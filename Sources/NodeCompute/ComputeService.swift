@@ -375,7 +375,8 @@ public final class ComputeService: Sendable {
     /// Compares what the hypervisor and the disk have with what the controller says should
     /// be here, and converges: finishes interrupted builds, deletes and actions, removes
     /// Petrel's domains and directories the controller no longer has, reports power states.
-    /// Domains without Petrel's metadata are never touched.
+    /// Domains without Petrel's metadata, or made by another node on the same libvirtd, are
+    /// never touched.
     public func reconcile() async throws {
         let expected = try await controller.instances(on: host, ids: nil)
         let known = Set(expected.map(\.id))
@@ -390,7 +391,7 @@ public final class ComputeService: Sendable {
         }
         for guest in try await hypervisor.guests() where DomainNaming.isInstance(guest.name) && !known.contains(guest.id) {
             await converging(guest.id) {
-                guard let xml = try await self.hypervisor.definition(guest.id), InstanceDomain.isPetrels(xml),
+                guard let xml = try await self.hypervisor.definition(guest.id), InstanceDomain.isPetrels(xml, host: self.host),
                       try await self.lookup(guest.id) == nil else { return }
                 self.logger.warning("removing a domain the controller no longer has", metadata: ["instance": "\(guest.id)"])
                 try await self.tearDown(guest.id)

@@ -79,6 +79,11 @@ public struct InstanceDomain: Sendable {
         xml.contains("<mac address='\(mac.lowercased())'/>")
     }
 
-    /// Whether a domain's XML carries Petrel's metadata.
-    public static func isPetrels(_ xml: String) -> Bool { xml.contains(namespace) }
+    /// Whether a domain's XML carries Petrel's metadata, and (given `host`) names that host as
+    /// its own: a node never touches the domains another node made on a shared libvirtd.
+    public static func isPetrels(_ xml: String, host: String? = nil) -> Bool {
+        guard xml.contains(namespace) else { return false }
+        guard let host else { return true }
+        return xml.contains("<petrel:host>\(XMLNode.escape(host))</petrel:host>")
+    }
 }

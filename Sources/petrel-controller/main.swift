@@ -105,7 +105,7 @@ struct Serve: AsyncParsableCommand {
         NetworkAPI(environment: identity.environment, hosts: hosts, service: networking, logger: logger).register(on: router)
         VolumeAPI(environment: identity.environment, hosts: hosts, logger: logger).register(on: router)
         ImageAPI(environment: identity.environment, images: images, logger: logger).register(on: router)
-        MetadataAPI(metadata: MetadataService(database: database), sharedSecret: config.metadataSharedSecret, logger: logger)
+        MetadataAPI(metadata: MetadataService(database: database, interfaces: { try await servers.guestInterfaces($0) }), sharedSecret: config.metadataSharedSecret, logger: logger)
             .register(on: router)
         identity.register(on: router)
         let api = PetrelHTTPListener.application(router: router, address: config.apiListen, serverName: "petrel-controller",

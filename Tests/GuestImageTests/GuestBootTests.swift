@@ -60,22 +60,24 @@ struct Guest {
 
 @Suite(.serialized) struct GuestBootTests {
     @Test func guestBootsUnderTCGAndPrintsItsMarker() async throws {
-        try Requirement.root()
-        try Requirement.libvirtd()
-        let connection = try LibvirtConnection(uri: "qemu:///system")
-        let guest = try await Guest()
-        defer { guest.remove(from: connection) }
-        let started = ContinuousClock.now
-        try connection.define(xml: guest.xml()).start()
-        let booted = await eventually(timeout: .seconds(60), every: .milliseconds(200)) {
-            guest.consoleText().contains("PETREL-GUEST-BOOTED")
+        try await withGuestSlots(1) {
+            try Requirement.root()
+            try Requirement.libvirtd()
+            let connection = try LibvirtConnection(uri: "qemu:///system")
+            let guest = try await Guest()
+            defer { guest.remove(from: connection) }
+            let started = ContinuousClock.now
+            try connection.define(xml: guest.xml()).start()
+            let booted = await eventually(timeout: .seconds(60), every: .milliseconds(200)) {
+                guest.consoleText().contains("PETREL-GUEST-BOOTED")
+            }
+            #expect(booted, "console:\n\(guest.consoleText())")
+            print("guest booted to its marker in \(ContinuousClock.now - started)")
+            let ready = await eventually(timeout: .seconds(30)) { guest.consoleText().contains("PETREL-GUEST-READY") }
+            #expect(ready && guest.consoleText().contains("PETREL-GUEST-IP=none"))
+            #expect(!guest.consoleText().contains("PETREL-USERDATA-BEGIN") && !guest.consoleText().contains("PETREL-GUEST-CONFIGDRIVE"),
+                    "no config drive, no user data")
         }
-        #expect(booted, "console:\n\(guest.consoleText())")
-        print("guest booted to its marker in \(ContinuousClock.now - started)")
-        let ready = await eventually(timeout: .seconds(30)) { guest.consoleText().contains("PETREL-GUEST-READY") }
-        #expect(ready && guest.consoleText().contains("PETREL-GUEST-IP=none"))
-        #expect(!guest.consoleText().contains("PETREL-USERDATA-BEGIN") && !guest.consoleText().contains("PETREL-GUEST-CONFIGDRIVE"),
-                "no config drive, no user data")
     }
 
     /// A config drive (ISO 9660, label config-2, Nova's tree) without any network: the guest

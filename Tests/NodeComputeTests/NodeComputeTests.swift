@@ -70,6 +70,8 @@ import Testing
         #expect(domain.uuid == spec.id && domain.name == DomainNaming.name(spec.id))
         let stored = try domain.xml(inactive: true)
         #expect(InstanceDomain.isPetrels(stored))
+        // libvirt keeps the metadata as written: a node tells its own domains from another's.
+        #expect(InstanceDomain.isPetrels(stored, host: "h") && !InstanceDomain.isPetrels(stored, host: "another-node"))
         #expect(stored.contains("<vcpu placement='static'>2</vcpu>"))
         #expect(stored.contains("131072"))
         for disk in [files.disk, files.ephemeral, files.swap] { #expect(stored.contains(disk)) }
@@ -80,42 +82,44 @@ import Testing
     /// the files at their paths), attaches it read-only after the other disks, and the test
     /// guest booted from it finds its metadata there and runs its user data.
     @Test func theConfigDriveReachesTheGuest() async throws {
-        try Requirement.root()
-        try Requirement.libvirtd()
-        try Requirement.tool("genisoimage")
-        try Requirement.tool("isoinfo")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        var spec = spec(swap: 16)
-        let token = UUID().uuidString.prefix(8)
-        spec.configDrive = [
-            .init(path: "openstack/latest/meta_data.json", contents: Data(#"{"uuid": "\#(spec.id)", "hostname": "drive-\#(token)"}"#.utf8)),
-            .init(path: "openstack/latest/user_data", contents: Data("#!/bin/sh\necho \"config drive \(token) on $(hostname)\"\n".utf8)),
-            .init(path: "ec2/latest/meta-data.json", contents: Data("{}".utf8)),
-        ]
-        let base = try await Command.check(Repository.root.appendingPathComponent("Packaging/guest-image/build.sh").path, [])
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        let files = InstanceFiles(root: directory, id: spec.id)
-        try await files.create(spec, base: base)
-        let volume = try await Command.check("isoinfo", ["-d", "-i", files.configDrive])
-        #expect(volume.contains("Volume id: config-2"), "\(volume)")
-        let listing = try await Command.check("isoinfo", ["-R", "-f", "-i", files.configDrive])
-        #expect(listing.contains("/openstack/latest/meta_data.json") && listing.contains("/ec2/latest/meta-data.json"), "\(listing)")
-        #expect(!FileManager.default.fileExists(atPath: files.directory + "/config-drive.tmp"), "the staging tree is removed")
+        try await withGuestSlots(1) {
+            try Requirement.root()
+            try Requirement.libvirtd()
+            try Requirement.tool("genisoimage")
+            try Requirement.tool("isoinfo")
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            var spec = spec(swap: 16)
+            let token = UUID().uuidString.prefix(8)
+            spec.configDrive = [
+                .init(path: "openstack/latest/meta_data.json", contents: Data(#"{"uuid": "\#(spec.id)", "hostname": "drive-\#(token)"}"#.utf8)),
+                .init(path: "openstack/latest/user_data", contents: Data("#!/bin/sh\necho \"config drive \(token) on $(hostname)\"\n".utf8)),
+                .init(path: "ec2/latest/meta-data.json", contents: Data("{}".utf8)),
+            ]
+            let base = try await Command.check(Repository.root.appendingPathComponent("Packaging/guest-image/build.sh").path, [])
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let files = InstanceFiles(root: directory, id: spec.id)
+            try await files.create(spec, base: base)
+            let volume = try await Command.check("isoinfo", ["-d", "-i", files.configDrive])
+            #expect(volume.contains("Volume id: config-2"), "\(volume)")
+            let listing = try await Command.check("isoinfo", ["-R", "-f", "-i", files.configDrive])
+            #expect(listing.contains("/openstack/latest/meta_data.json") && listing.contains("/ec2/latest/meta-data.json"), "\(listing)")
+            #expect(!FileManager.default.fileExists(atPath: files.directory + "/config-drive.tmp"), "the staging tree is removed")
 
-        let definition = InstanceDomain(domainType: "qemu", cpuMode: "none", vncListen: "127.0.0.1", emulator: "/usr/bin/qemu-system-x86_64")
-            .definition(spec, files: files, host: "h")
-        let drive = definition.devices.compactMap { device -> Disk? in if case .disk(let disk) = device { return disk }; return nil }.last
-        #expect(drive?.source == .file(files.configDrive) && drive?.readOnly == true && drive?.target == "vdc", "after vda and the swap disk")
-        let connection = try LibvirtConnection(uri: "qemu:///system")
-        let domain = try connection.define(xml: definition.xml)
-        defer { try? domain.destroy(); try? domain.undefine() }
-        try domain.start()
-        let console = { (try? String(contentsOfFile: files.console, encoding: .utf8))?.replacingOccurrences(of: "\r\n", with: "\n") ?? "" }
-        let ready = await eventually(timeout: .seconds(90), every: .milliseconds(250)) { console().contains("PETREL-GUEST-READY") }
-        #expect(ready, "console:\n\(console())")
-        #expect(console().contains("PETREL-GUEST-CONFIGDRIVE-OK uuid=\(spec.id)"), "console:\n\(console())")
-        #expect(console().contains("PETREL-USERDATA-BEGIN\nconfig drive \(token) on drive-\(token)\nPETREL-USERDATA-END\n"),
-                "console:\n\(console())")
+            let definition = InstanceDomain(domainType: "qemu", cpuMode: "none", vncListen: "127.0.0.1", emulator: "/usr/bin/qemu-system-x86_64")
+                .definition(spec, files: files, host: "h")
+            let drive = definition.devices.compactMap { device -> Disk? in if case .disk(let disk) = device { return disk }; return nil }.last
+            #expect(drive?.source == .file(files.configDrive) && drive?.readOnly == true && drive?.target == "vdc", "after vda and the swap disk")
+            let connection = try LibvirtConnection(uri: "qemu:///system")
+            let domain = try connection.define(xml: definition.xml)
+            defer { try? domain.destroy(); try? domain.undefine() }
+            try domain.start()
+            let console = { (try? String(contentsOfFile: files.console, encoding: .utf8))?.replacingOccurrences(of: "\r\n", with: "\n") ?? "" }
+            let ready = await eventually(timeout: .seconds(90), every: .milliseconds(250)) { console().contains("PETREL-GUEST-READY") }
+            #expect(ready, "console:\n\(console())")
+            #expect(console().contains("PETREL-GUEST-CONFIGDRIVE-OK uuid=\(spec.id)"), "console:\n\(console())")
+            #expect(console().contains("PETREL-USERDATA-BEGIN\nconfig drive \(token) on drive-\(token)\nPETREL-USERDATA-END\n"),
+                    "console:\n\(console())")
+        }
     }
 
     @Test func qemuDefinesTheDomainWithConsoleAndVNC() async throws {

@@ -165,63 +165,65 @@ final class CloudUnderTest: @unchecked Sendable {
 /// controller restarted.
 @Suite(.serialized) struct ServersCLITests {
     @Test func theCLIBootsAndRunsARealGuest() async throws {
-        try Requirement.root()
-        try Requirement.libvirtd()
-        try Requirement.tool("qemu-img")
-        let openstack = KeystoneCLITests.venv + "/bin/openstack"
-        try Requirement.require(FileManager.default.isExecutableFile(atPath: openstack),
-                                "\(openstack) is missing (Packaging/openstack-client.sh installs it; make test runs it)")
-        let guest = try await Command.check(Repository.root.appendingPathComponent("Packaging/guest-image/build.sh").path, [])
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        try await withPrivateVirtualHost { transport in
-            let cloud = try await CloudUnderTest(transport: transport)
-            let host = TestNames.unique("cmp-")
-            let (config, instances) = try cloud.nodeConfig(host: host, uri: "qemu:///system")
-            let script = Repository.root.appendingPathComponent("Tests/ProgramTests/servers-cli.sh").path
-            let tag = TestNames.unique("t")
-            @Sendable func phase(_ arguments: String...) async throws -> CommandResult {
-                try await Command.run("env", ["OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(cloud.clouds)", "GUEST=\(guest)",
-                                              "INSTANCES=\(instances)", "TAG=\(tag)", "bash", script] + arguments)
-            }
-            try await withCleanup {
-                var controller = try cloud.controller()
-                try controller.start()
-                try await cloud.waitForController()
-                try cloud.node(config: config).start()
-                try await cloud.waitForComputeServices(1)
+        try await withGuestSlots(2) {
+            try Requirement.root()
+            try Requirement.libvirtd()
+            try Requirement.tool("qemu-img")
+            let openstack = KeystoneCLITests.venv + "/bin/openstack"
+            try Requirement.require(FileManager.default.isExecutableFile(atPath: openstack),
+                                    "\(openstack) is missing (Packaging/openstack-client.sh installs it; make test runs it)")
+            let guest = try await Command.check(Repository.root.appendingPathComponent("Packaging/guest-image/build.sh").path, [])
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            try await withPrivateVirtualHost { transport in
+                let cloud = try await CloudUnderTest(transport: transport)
+                let host = TestNames.unique("cmp-")
+                let (config, instances) = try cloud.nodeConfig(host: host, uri: "qemu:///system")
+                let script = Repository.root.appendingPathComponent("Tests/ProgramTests/servers-cli.sh").path
+                let tag = TestNames.unique("t")
+                @Sendable func phase(_ arguments: String...) async throws -> CommandResult {
+                    try await Command.run("env", ["OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(cloud.clouds)", "GUEST=\(guest)",
+                                                  "INSTANCES=\(instances)", "TAG=\(tag)", "bash", script] + arguments)
+                }
+                try await withCleanup {
+                    var controller = try cloud.controller()
+                    try controller.start()
+                    try await cloud.waitForController()
+                    try cloud.node(config: config).start()
+                    try await cloud.waitForComputeServices(1)
 
-                let main = try await phase("main")
-                #expect(main.status == 0 && main.stdout.contains("phase main passed"), "\(main.stdout)\n\(main.stderr.suffix(3000))\n\(cloud.recentOutput())")
+                    let main = try await phase("main")
+                    #expect(main.status == 0 && main.stdout.contains("phase main passed"), "\(main.stdout)\n\(main.stderr.suffix(3000))\n\(cloud.recentOutput())")
 
-                // kill -9 of the node while a server builds, then a restart: ACTIVE or ERROR, nothing leaked.
-                let started = try await phase("build-start")
-                let building = started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-                try #require(started.status == 0 && !building.isEmpty, "\(started.stderr)")
-                let victim = cloud.processes.last { $0.name == "node" }!
-                try await Task.sleep(for: .milliseconds(150))
-                victim.signal(SIGKILL)
-                _ = await victim.wait()
-                try cloud.node(config: config).start()
-                let finished = try await phase("build-finish", building)
-                #expect(finished.status == 0 && finished.stdout.contains("phase build-finish passed"),
-                        "\(finished.stdout)\n\(finished.stderr.suffix(3000))\n\(cloud.recentOutput())")
+                    // kill -9 of the node while a server builds, then a restart: ACTIVE or ERROR, nothing leaked.
+                    let started = try await phase("build-start")
+                    let building = started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                    try #require(started.status == 0 && !building.isEmpty, "\(started.stderr)")
+                    let victim = cloud.processes.last { $0.name == "node" }!
+                    try await Task.sleep(for: .milliseconds(150))
+                    victim.signal(SIGKILL)
+                    _ = await victim.wait()
+                    try cloud.node(config: config).start()
+                    let finished = try await phase("build-finish", building)
+                    #expect(finished.status == 0 && finished.stdout.contains("phase build-finish passed"),
+                            "\(finished.stdout)\n\(finished.stderr.suffix(3000))\n\(cloud.recentOutput())")
 
-                // A controller restart loses nothing.
-                let created = try await phase("persist-create")
-                let kept = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-                try #require(created.status == 0 && !kept.isEmpty, "\(created.stderr)")
-                controller.signal(SIGTERM)
-                #expect(await controller.wait() == .exited(0))
-                controller = try cloud.controller()
-                try controller.start()
-                try await cloud.waitForController()
-                let checked = try await phase("persist-check", kept)
-                #expect(checked.status == 0 && checked.stdout.contains("phase persist-check passed"),
-                        "\(checked.stdout)\n\(checked.stderr.suffix(3000))\n\(cloud.recentOutput())")
-            } cleanup: {
-                await cloud.stop()
-                await cloud.removeDomains(instances: instances)
-                cloud.remove()
+                    // A controller restart loses nothing.
+                    let created = try await phase("persist-create")
+                    let kept = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                    try #require(created.status == 0 && !kept.isEmpty, "\(created.stderr)")
+                    controller.signal(SIGTERM)
+                    #expect(await controller.wait() == .exited(0))
+                    controller = try cloud.controller()
+                    try controller.start()
+                    try await cloud.waitForController()
+                    let checked = try await phase("persist-check", kept)
+                    #expect(checked.status == 0 && checked.stdout.contains("phase persist-check passed"),
+                            "\(checked.stdout)\n\(checked.stderr.suffix(3000))\n\(cloud.recentOutput())")
+                } cleanup: {
+                    await cloud.stop()
+                    await cloud.removeDomains(instances: instances)
+                    cloud.remove()
+                }
             }
         }
     }

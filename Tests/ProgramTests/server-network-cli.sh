@@ -24,6 +24,7 @@ os keypair create --public-key <(ssh-keygen -q -t ed25519 -N "" -f "$work/key" &
 # The guest's user data reads its public key back, and tries to pass for another instance.
 cat > "$work/user-data" <<'UD'
 #!/bin/sh
+echo "NETMAC=$(wget -q -O - http://169.254.169.254/openstack/latest/network_data.json | sed -n 's/.*"ethernet_mac_address": *"\([^"]*\)".*/\1/p')"
 echo "KEY=$(wget -q -O - http://169.254.169.254/latest/meta-data/public-keys/0/openssh-key)"
 echo "SPOOF=$(wget -q -O - --header 'X-Instance-ID: 00000000-0000-0000-0000-000000000000' --header 'X-Tenant-ID: other' http://169.254.169.254/openstack/latest/meta_data.json | sed -n 's/.*"uuid": *"\([^"]*\)".*/\1/p')"
 UD
@@ -51,8 +52,10 @@ waitfor 120 bash -c "'$OSC' --os-cloud petrel console log show '$server' | grep 
 console=$(os console log show "$server")
 grep -q "PETREL-GUEST-METADATA-OK uuid=$server" <<<"$console" || fail "no metadata: $(grep PETREL <<<"$console")"
 grep -q "KEY=$(cut -d' ' -f1,2 "$work/key.pub")" <<<"$console" || fail "the user data did not read the key pair: $(grep -A3 USERDATA-BEGIN <<<"$console")"
+mac=$(os port show "$port" -f value -c mac_address)
+grep -q "NETMAC=$mac" <<<"$console" || fail "network_data.json does not describe the guest's NIC $mac: $(grep NETMAC <<<"$console")"
 grep -q "SPOOF=$server" <<<"$console" || fail "spoofed headers changed what the guest reads: $(grep SPOOF <<<"$console")"
-ok "metadata: the guest read its uuid, its user data ran and read its public key; spoofed headers still name the guest itself"
+ok "metadata: the guest read its uuid and its NIC in network_data.json, its user data ran and read its public key; spoofed headers still name the guest itself"
 ip netns exec "qdhcp-$net" ping -c 3 -W 2 "$address" >/dev/null || fail "the guest does not answer ping from qdhcp-$net"
 page=$(ip netns exec "qdhcp-$net" curl -s --max-time 5 "http://$address/") || fail "no HTTP answer from the guest"
 [ -n "$page" ] || fail "the guest's page is empty"

@@ -109,6 +109,14 @@ after)
   done
   ok "after the node's restart every guest answers and every port is ACTIVE"
 
+  # Refusals change nothing: another server's port, a network that does not exist.
+  port1=$(os port list --server "$vm1" --network "$a" -f value -c ID)
+  out=$(os server add port "$vm2" "$port1" 2>&1) && fail "server add port took vm1's port"
+  grep -q "still in use" <<<"$out" || fail "no 'in use' refusal: $out"
+  out=$(os server add network "$vm2" 00000000-0000-4000-8000-000000000000 2>&1) && fail "server add network took a network that does not exist"
+  [ "$(macs "$vm2" | wc -l)" = 1 ] && [ "$(os port show "$port1" -f value -c device_id)" = "$vm1" ] || fail "a refused attach changed something"
+  ok "server add port of a port in use, add network of no network: refused, nothing changed"
+
   # A user's port, plugged into vm2 and unplugged by network: it stays, unbound.
   port=$(os port create --network "c-$TAG" "up-$TAG" -f value -c id) || fail "port create"
   mac=$(os port show "$port" -f value -c mac_address)

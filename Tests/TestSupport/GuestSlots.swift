@@ -1,0 +1,46 @@
+import Foundation
+
+/// How many QEMU test guests this host boots at once. Under TCG on two cores a guest that
+/// boots beside ten others can take minutes to print its first line, so the suites that boot
+/// guests take slots first: a test booting ten waits until it has the host to itself, and
+/// those that came after it wait their turn (first come, first served).
+public actor GuestSlots {
+    public static let shared = GuestSlots(capacity: 10)
+
+    let capacity: Int
+    private var used = 0
+    private var waiting: [(count: Int, resume: CheckedContinuation<Void, Never>)] = []
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func acquire(_ count: Int) async {
+        let count = min(count, capacity)
+        if waiting.isEmpty && used + count <= capacity {
+            used += count
+            return
+        }
+        await withCheckedContinuation { waiting.append((count, $0)) }
+    }
+
+    func release(_ count: Int) {
+        used -= min(count, capacity)
+        while let first = waiting.first, used + first.count <= capacity {
+            waiting.removeFirst()
+            used += first.count
+            first.resume.resume()
+        }
+    }
+}
+
+/// Runs `body` holding `count` of the host's guest slots.
+public func withGuestSlots<T>(_ count: Int, _ body: () async throws -> T) async throws -> T {
+    await GuestSlots.shared.acquire(count)
+    do {
+        let result = try await body()
+        await GuestSlots.shared.release(count)
+        return result
+    } catch {
+        await GuestSlots.shared.release(count)
+        throw error
+    }
+}
