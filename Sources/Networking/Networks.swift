@@ -15,6 +15,9 @@ public struct NetworkService: Sendable {
     /// Told which networks changed after each change is committed (the controller fans it
     /// out to the nodes); also after DHCP duties moved.
     let onChange: (@Sendable ([String]) async -> Void)?
+    /// DHCP duties are handed out one scheduling at a time (a subnet change and a node's
+    /// report at once would otherwise both give a network a port on the same host).
+    let dhcpScheduling = SerialRunner()
 
     public init(database: Database, settings: NetworkingSettings, quotaDefaults: [String: Int], hosts: HostInventory,
                 onChange: (@Sendable ([String]) async -> Void)? = nil) {

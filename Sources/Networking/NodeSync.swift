@@ -94,15 +94,29 @@ extension NetworkService {
     /// duty from hosts whose agent is gone when another can take it. Returns the networks
     /// whose DHCP changed.
     public func scheduleDHCP(hosts alive: [String]) async throws -> [String] {
+        try await dhcpScheduling.run { try await scheduleDHCPNow(hosts: alive) }
+    }
+
+    func scheduleDHCPNow(hosts alive: [String]) async throws -> [String] {
         let admin = Viewer(projectID: nil, isAdmin: true)
         let subnets = try await self.subnets(visibleTo: admin).filter(\.enableDHCP)
         let needing = Set(subnets.map(\.networkID))
-        let dhcpPorts = try await ports(visibleTo: admin).filter { $0.deviceOwner == Self.dhcpOwner }
+        var dhcpPorts = try await ports(visibleTo: admin).filter { $0.deviceOwner == Self.dhcpOwner }
         var changed: Set<String> = []
         for port in dhcpPorts where !needing.contains(port.networkID) {
             // No DHCP subnet left on the network: its DHCP ports go.
-            _ = try await deletePort(port.id)
+            try await deleteUnlessGone(port.id)
             changed.insert(port.networkID)
+        }
+        // One DHCP port per network and host: two controllers scheduling at once may each have
+        // made one; every controller keeps the same (the oldest) and removes the others.
+        let byHost = Dictionary(grouping: dhcpPorts.filter { needing.contains($0.networkID) }) { "\($0.networkID) \($0.host)" }
+        for (_, group) in byHost where group.count > 1 {
+            for extra in group.sorted(by: { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }).dropFirst() {
+                try await deleteUnlessGone(extra.id)
+                dhcpPorts.removeAll { $0.id == extra.id }
+                changed.insert(extra.networkID)
+            }
         }
         guard !alive.isEmpty else { return changed.sorted() }
         // Spread the duties: the hosts serving fewest networks first.
@@ -114,8 +128,9 @@ extension NetworkService {
             var missing = min(settings.agentsPerNetwork, alive.count) - live.count
             for stale in serving where !alive.contains(stale.host) && missing > 0 {
                 // Move the duty of a dead agent: its port is rebound, keeping its address.
+                guard let host = load.filter({ candidate in !live.contains { $0.host == candidate.key } })
+                    .min(by: { ($0.value, $0.key) < ($1.value, $1.key) })?.key else { break }
                 var update = PortUpdate()
-                let host = load.filter { candidate in !live.contains { $0.host == candidate.key } }.min { ($0.value, $0.key) < ($1.value, $1.key) }!.key
                 update.host = host
                 update.deviceID = "dhcp-\(host)"
                 _ = try await updatePort(stale.id, update)
@@ -140,6 +155,11 @@ extension NetworkService {
             }
         }
         return changed.sorted()
+    }
+
+    /// Deletes a port another controller may have deleted first.
+    func deleteUnlessGone(_ id: String) async throws {
+        do { _ = try await deletePort(id) } catch let failure as NetworkingFailure where failure.type == "PortNotFound" {}
     }
 
     /// The hosts whose DHCP agent is alive now.

@@ -135,6 +135,39 @@ import Testing
         }
     }
 
+    /// DHCP duties: at most one port per network and host, also when schedulings run at once
+    /// in one controller and in two (whose duplicates the next scheduling removes).
+    @Test(arguments: TestDatabase.allCases)
+    func oneDHCPPortPerNetworkAndHost(_ backend: TestDatabase) async throws {
+        var settings = NetworkingSettings.defaults
+        settings.agentsPerNetwork = 2
+        try await withService(backend, settings: settings) { services in
+            let network = try await services[0].createNetwork(NetworkService.NetworkCreate(projectID: "p"))
+            _ = try await services[0].createSubnet(NetworkService.SubnetCreate(networkID: network.id, projectID: "p", ipVersion: 4,
+                                                                               cidr: "198.18.21.0/24"))
+            func dhcpPorts() async throws -> [Networking.Port] {
+                try await services[0].ports(visibleTo: Self.admin, networkIDs: [network.id]).filter { $0.deviceOwner == NetworkService.dhcpOwner }
+            }
+            // Six schedulings at once in each of two controllers.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<12 { group.addTask { _ = try await services[index % 2].scheduleDHCP(hosts: ["node-a", "node-b"]) } }
+                try await group.waitForAll()
+            }
+            _ = try await services[0].scheduleDHCP(hosts: ["node-a", "node-b"])
+            #expect(try await dhcpPorts().map(\.host).sorted() == ["node-a", "node-b"])
+            // A duplicate (as two controllers racing may leave) goes at the next scheduling.
+            var extra = NetworkService.PortCreate(networkID: network.id, projectID: "p")
+            extra.deviceOwner = NetworkService.dhcpOwner
+            extra.deviceID = "dhcp-node-a"
+            extra.host = "node-a"
+            let duplicate = try await services[1].createPort(extra)
+            let changed = try await services[1].scheduleDHCP(hosts: ["node-a", "node-b"])
+            #expect(changed == [network.id])
+            let left = try await dhcpPorts()
+            #expect(left.map(\.host).sorted() == ["node-a", "node-b"] && !left.contains { $0.id == duplicate.id })
+        }
+    }
+
     @Test func subnetsAreValidated() async throws {
         try await withService(.sqlite) { services in
             let service = services[0]
