@@ -4,7 +4,9 @@
 #      API says ACTIVE (polled every 10 ms: the figure includes up to 10 ms of polling)
 #   2. server create --network → the guest holds its DHCP lease: the control plane's share
 #      (until ACTIVE) and the hypervisor's (until the console shows PETREL-GUEST-IP)
-#   3. the node's RSS idle with its three network agents, and with 50 more ports on a network
+#   3. server add network → the NIC is in the running domain (the CLI returns once the node
+#      attached it), beside `server show` as the CLI's own cost in the same run
+#   4. the node's RSS idle with its three network agents, and with 50 more ports on a network
 # Usage: Benchmarks/network-bench.sh [ROUNDS]   (default 5)
 set -euo pipefail
 rounds=${1:-5}
@@ -50,6 +52,15 @@ active=$(( $(now_ms) - start ))
 until os console log show "bench-vm-$$" 2>/dev/null | grep -q PETREL-GUEST-IP=198.18.120; do sleep 0.2; done
 leased=$(( $(now_ms) - start ))
 echo "  ACTIVE after ${active} ms (control plane and domain start), lease after ${leased} ms (guest boot under $(sed -n 's/^virt_type *= *//p' /etc/petrel/petrel.conf))"
+
+echo "== server add network → NIC hot-plugged into the running guest"
+start=$(now_ms); os server show "bench-vm-$$" >/dev/null; reference=$(( $(now_ms) - start ))
+start=$(now_ms); os server add network "bench-vm-$$" "bench-$$"; attached=$(( $(now_ms) - start ))
+second=$(os port list --server "bench-vm-$$" -f value -c ID -c Status | awk 'NR == 2 {print $1}')
+until [ "$(status "$second")" = ACTIVE ]; do sleep 0.01; done
+wired=$(( $(now_ms) - start ))
+echo "  server add network: ${attached} ms, its port seen ACTIVE by ${wired} ms (after a port list, itself a CLI call); server show (the CLI's own cost): ${reference} ms"
+echo "  the attach itself: $((attached - reference)) ms beyond the CLI's cost"
 os server delete --wait "bench-vm-$$" >/dev/null
 
 rss() { ps -o rss= -p "$(cat /run/petrel/node.pid)" | awk '{printf "%.1f", $1 / 1024}'; }
