@@ -291,20 +291,22 @@ public struct InstancesOnHost: RPCMethod {
     public static let topic = "conductor"
 }
 
+/// Which NIC of which instance an interface attach or detach is about.
+public struct InterfaceChange: Codable, Sendable, Equatable {
+    public var instanceID: String
+    public var nic: InstanceSpec.NIC
+
+    public init(instanceID: String, nic: InstanceSpec.NIC) {
+        self.instanceID = instanceID
+        self.nic = nic
+    }
+}
+
 /// Hot-plugs a port into an instance on this host (Nova's `attach_interface`): the node wires
 /// the port's network, then adds the NIC to the running guest and to its stored definition.
 /// Answers once libvirt has the device; repeating it changes nothing.
 public struct AttachInterface: RPCMethod {
-    public struct Arguments: Codable, Sendable, Equatable {
-        public var instanceID: String
-        public var nic: InstanceSpec.NIC
-
-        public init(instanceID: String, nic: InstanceSpec.NIC) {
-            self.instanceID = instanceID
-            self.nic = nic
-        }
-    }
-
+    public typealias Arguments = InterfaceChange
     public typealias Result = Nothing
     public static let name = "attach_interface"
     public static let version = RPCVersion(1, 0)
@@ -314,16 +316,7 @@ public struct AttachInterface: RPCMethod {
 /// guest has let go of the NIC, or fails when it would not within the node's timeout (the
 /// NIC then stays, in the stored definition too, so nothing disagrees).
 public struct DetachInterface: RPCMethod {
-    public struct Arguments: Codable, Sendable, Equatable {
-        public var instanceID: String
-        public var nic: InstanceSpec.NIC
-
-        public init(instanceID: String, nic: InstanceSpec.NIC) {
-            self.instanceID = instanceID
-            self.nic = nic
-        }
-    }
-
+    public typealias Arguments = InterfaceChange
     public typealias Result = Nothing
     public static let name = "detach_interface"
     public static let version = RPCVersion(1, 0)

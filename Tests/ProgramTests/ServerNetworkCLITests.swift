@@ -5,13 +5,21 @@ import ProcessDriver
 import TestSupport
 import Testing
 
-/// A real guest (QEMU/TCG) on a real network: one node running compute and network, the
-/// unmodified CLI creating the server with `--network`, the guest's DHCP lease, its metadata
-/// and user data through the node's proxy, ping and HTTP from the network's DHCP namespace
-/// (server-network-cli.sh).
-@Suite struct ServerNetworkCLITests {
-    @Test func aGuestBootsOnANetworkAndAnswers() async throws {
-        try await withGuestSlots(1) {
+/// A cloud for tests that boot real guests (QEMU/TCG) on real networks: a controller and
+/// one node running compute and network on `qemu:///system`, over a private RabbitMQ virtual
+/// host, with VNIs of its own, the test guest's image, and a CLI script run in phases.
+struct NetworkedGuestCloud {
+    let cloud: CloudUnderTest
+    let nodeConfig: String
+    let openstack: String
+    let guest: String
+    let tag: String
+    let work: String
+
+    /// Runs `body` on a fresh such cloud (its controller started, its node not yet), holding
+    /// `slots` of the host's guest slots; removes everything afterwards.
+    static func run(slots: Int, host prefix: String, _ body: @escaping @Sendable (NetworkedGuestCloud) async throws -> Void) async throws {
+        try await withGuestSlots(slots) {
             try Requirement.root()
             try Requirement.libvirtd()
             try Requirement.tool("dnsmasq")
@@ -25,20 +33,16 @@ import Testing
                 // VNIs of its own: other tests' nodes (and `make run`'s) share this host's kernel.
                 let vni = Int.random(in: 100_000...16_000_000)
                 let cloud = try await CloudUnderTest(transport: transport, extra: secret + "\n[ml2_type_vxlan]\nvni_ranges = \(vni):\(vni + 99)")
-                let host = TestNames.unique("gnet-")
-                let (config, instances) = try cloud.nodeConfig(host: host, uri: "qemu:///system", services: "compute,network", myIP: "127.0.0.1",
-                                                               extra: secret)
-                let tag = TestNames.unique("n")
+                let (config, instances) = try cloud.nodeConfig(host: TestNames.unique(prefix), uri: "qemu:///system", services: "compute,network",
+                                                               myIP: "127.0.0.1", extra: secret)
+                let work = cloud.directory.appendingPathComponent("work").path
+                try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+                let rig = NetworkedGuestCloud(cloud: cloud, nodeConfig: config, openstack: openstack, guest: guest, tag: TestNames.unique("t"),
+                                              work: work)
                 try await withCleanup {
                     try cloud.controller().start()
                     try await cloud.waitForController()
-                    try cloud.node(config: config).start()
-                    try await cloud.waitForComputeServices(1)
-                    let result = try await Command.run("env", [
-                        "OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(cloud.clouds)", "GUEST=\(guest)", "TAG=\(tag)", "bash",
-                        Repository.root.appendingPathComponent("Tests/ProgramTests/server-network-cli.sh").path])
-                    #expect(result.status == 0 && result.stdout.contains("server network CLI checks passed"),
-                            "\(result.stdout)\n\(result.stderr.suffix(3000))\n\(cloud.recentOutput())")
+                    try await body(rig)
                 } cleanup: {
                     await cloud.stop()
                     await cloud.removeDomains(instances: instances)
@@ -46,6 +50,41 @@ import Testing
                     cloud.remove()
                 }
             }
+        }
+    }
+
+    /// Starts a node process (the first, or one after a crash) and waits until it is up.
+    @discardableResult
+    func startNode() async throws -> ChildProcess {
+        let node = try cloud.node(config: nodeConfig)
+        try node.start()
+        try await cloud.waitForComputeServices(1)
+        return node
+    }
+
+    /// Runs one phase of a CLI script and expects it to pass.
+    func phase(_ script: String, _ name: String? = nil, passed marker: String) async throws -> Bool {
+        let result = try await Command.run("env", [
+            "OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(cloud.clouds)", "GUEST=\(guest)", "TAG=\(tag)", "WORK=\(work)", "bash",
+            Repository.root.appendingPathComponent("Tests/ProgramTests/\(script)").path] + (name.map { [$0] } ?? []))
+        let passed = result.status == 0 && result.stdout.contains(marker)
+        #expect(passed, "\(result.stdout)\n\(result.stderr.suffix(3000))\n\(cloud.recentOutput())")
+        return passed
+    }
+
+    func read(_ file: String) throws -> String {
+        try String(contentsOfFile: work + "/" + file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// A real guest on a real network: the unmodified CLI creates the server with `--network`,
+/// the guest's DHCP lease, its metadata and user data through the node's proxy, ping and
+/// HTTP from the network's DHCP namespace (server-network-cli.sh).
+@Suite struct ServerNetworkCLITests {
+    @Test func aGuestBootsOnANetworkAndAnswers() async throws {
+        try await NetworkedGuestCloud.run(slots: 1, host: "gnet-") { rig in
+            try await rig.startNode()
+            _ = try await rig.phase("server-network-cli.sh", passed: "server network CLI checks passed")
         }
     }
 }
