@@ -25,8 +25,7 @@ extension Servers {
     func interfaceTarget(_ id: String, by caller: ServerCaller, action: String) async throws -> (InstanceRow, String) {
         let row = try await get(id, by: caller).row
         guard let state = row.vm, Self.interfaceStates.contains(state), row.taskState == nil, let host = row.host else {
-            let (attribute, state) = row.taskState.map { ("task_state", $0) } ?? ("vm_state", row.vmState)
-            throw Failure.conflict("Cannot '\(action)' instance \(id) while it is in \(attribute) \(state)")
+            throw Self.stateConflict(action, row)
         }
         return (row, host)
     }

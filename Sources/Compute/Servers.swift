@@ -389,8 +389,7 @@ public struct Servers: Sendable {
         guard let transition = Self.transitions[key] else { throw Failure.badRequest("Unknown action \(key).") }
         let server = try await change(id, by: caller) { server in
             guard let state = server.row.vm, transition.allowed.contains(state), server.row.taskState == nil else {
-                let (attribute, state) = server.row.taskState.map { ("task_state", $0) } ?? ("vm_state", server.row.vmState)
-                throw Failure.conflict("Cannot '\(transition.name)' instance \(server.id) while it is in \(attribute) \(state)")
+                throw Self.stateConflict(transition.name, server.row)
             }
             guard server.row.host != nil else {
                 throw Failure.conflict("Cannot '\(transition.name)' instance \(server.id) while it is in vm_state \(server.row.vmState)")
@@ -399,6 +398,12 @@ public struct Servers: Sendable {
             try prepare(&server)
         }
         return (server, server.row.host ?? "", transition.action)
+    }
+
+    /// Nova's refusal of an action in the server's present state (its task, else its VM state).
+    static func stateConflict(_ action: String, _ row: InstanceRow) -> Failure {
+        let (attribute, state) = row.taskState.map { ("task_state", $0) } ?? ("vm_state", row.vmState)
+        return Failure.conflict("Cannot '\(action)' instance \(row.id) while it is in \(attribute) \(state)")
     }
 
     /// Where a delete goes: nowhere (the server was never placed, or its host is gone: the

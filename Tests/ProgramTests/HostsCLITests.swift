@@ -16,9 +16,7 @@ import Testing
     }
 
     func run(_ transport: String) async throws {
-        let openstack = KeystoneCLITests.venv + "/bin/openstack"
-        try Requirement.require(FileManager.default.isExecutableFile(atPath: openstack),
-                                "\(openstack) is missing (Packaging/openstack-client.sh installs it; make test runs it)")
+        let openstack = try KeystoneCLITests.openstack()
         let node = TestNames.unique("node-"), nodeIP = "10.11.12.13", downTime = 3
         let cloud = try await CloudUnderTest(transport: transport, serviceDownTime: downTime)
         let nodeConfig = try cloud.nodeConfig(host: node, uri: "test:///default", services: "compute", myIP: nodeIP).config

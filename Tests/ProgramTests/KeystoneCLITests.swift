@@ -10,11 +10,23 @@ import Testing
 @Suite struct KeystoneCLITests {
     static let venv = ProcessInfo.processInfo.environment["PETREL_OSC_VENV"] ?? "/var/cache/petrel/osc-venv"
 
-    @Test(arguments: TestDatabase.allCases)
-    func theOpenStackCLIDrivesIdentity(backend: TestDatabase) async throws {
-        let openstack = Self.venv + "/bin/openstack"
+    /// The unmodified `openstack` CLI the tests drive, required to be installed.
+    static func openstack() throws -> String {
+        let openstack = venv + "/bin/openstack"
         try Requirement.require(FileManager.default.isExecutableFile(atPath: openstack),
                                 "\(openstack) is missing (Packaging/openstack-client.sh installs it; make test runs it)")
+        return openstack
+    }
+
+    /// The test guest's qcow2 (built once, then cached by Packaging/guest-image/build.sh).
+    static func guestImage() async throws -> String {
+        try await Command.check(Repository.root.appendingPathComponent("Packaging/guest-image/build.sh").path, [])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test(arguments: TestDatabase.allCases)
+    func theOpenStackCLIDrivesIdentity(backend: TestDatabase) async throws {
+        let openstack = try KeystoneCLITests.openstack()
         let controller = Repository.binDirectory.appendingPathComponent("petrel-controller").path
         try Requirement.require(FileManager.default.isExecutableFile(atPath: controller), "\(controller) is not built")
         let (databaseURL, dropDatabase) = try await backend.makeDatabase()

@@ -18,9 +18,7 @@ import Testing
     }
 
     func run(_ transport: String) async throws {
-        let openstack = KeystoneCLITests.venv + "/bin/openstack"
-        try Requirement.require(FileManager.default.isExecutableFile(atPath: openstack),
-                                "\(openstack) is missing (Packaging/openstack-client.sh installs it; make test runs it)")
+        let openstack = try KeystoneCLITests.openstack()
         let node = TestNames.unique("netnode-")
         // VNIs of its own: other tests' nodes (and `make run`'s) share this host's kernel.
         let vni = Int.random(in: 100_000...16_000_000)

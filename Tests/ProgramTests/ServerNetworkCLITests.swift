@@ -23,11 +23,8 @@ struct NetworkedGuestCloud {
             try Requirement.root()
             try Requirement.libvirtd()
             try Requirement.tool("dnsmasq")
-            let openstack = KeystoneCLITests.venv + "/bin/openstack"
-            try Requirement.require(FileManager.default.isExecutableFile(atPath: openstack),
-                                    "\(openstack) is missing (Packaging/openstack-client.sh installs it; make test runs it)")
-            let guest = try await Command.check(Repository.root.appendingPathComponent("Packaging/guest-image/build.sh").path, [])
-                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let openstack = try KeystoneCLITests.openstack()
+            let guest = try await KeystoneCLITests.guestImage()
             try await withPrivateVirtualHost { transport in
                 let secret = "[metadata]\nshared_secret = \(UUID().uuidString)"
                 // VNIs of its own: other tests' nodes (and `make run`'s) share this host's kernel.

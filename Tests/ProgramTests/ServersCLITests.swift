@@ -169,11 +169,8 @@ final class CloudUnderTest: @unchecked Sendable {
             try Requirement.root()
             try Requirement.libvirtd()
             try Requirement.tool("qemu-img")
-            let openstack = KeystoneCLITests.venv + "/bin/openstack"
-            try Requirement.require(FileManager.default.isExecutableFile(atPath: openstack),
-                                    "\(openstack) is missing (Packaging/openstack-client.sh installs it; make test runs it)")
-            let guest = try await Command.check(Repository.root.appendingPathComponent("Packaging/guest-image/build.sh").path, [])
-                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let openstack = try KeystoneCLITests.openstack()
+            let guest = try await KeystoneCLITests.guestImage()
             try await withPrivateVirtualHost { transport in
                 let cloud = try await CloudUnderTest(transport: transport)
                 let host = TestNames.unique("cmp-")
@@ -234,12 +231,9 @@ final class CloudUnderTest: @unchecked Sendable {
 /// on each host runs exactly the servers placed there.
 @Suite struct SchedulingCLITests {
     @Test func thirtyConcurrentServersSpreadOverThreeNodes() async throws {
-        let openstack = KeystoneCLITests.venv + "/bin/openstack"
-        try Requirement.require(FileManager.default.isExecutableFile(atPath: openstack),
-                                "\(openstack) is missing (Packaging/openstack-client.sh installs it; make test runs it)")
+        let openstack = try KeystoneCLITests.openstack()
         try Requirement.tool("qemu-img")
-        let guest = try await Command.check(Repository.root.appendingPathComponent("Packaging/guest-image/build.sh").path, [])
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let guest = try await KeystoneCLITests.guestImage()
         let (databaseURL, dropDatabase) = try await TestDatabase.postgresql.makeDatabase()
         try await withPrivateVirtualHost { transport in
             guard case .postgresql(let url) = databaseURL else { return }
