@@ -168,10 +168,32 @@ extension NetworkService {
                 throw NetworkingFailure.invalid("Requested subnet with cidr: \(subnet.cidr) for network: \(request.networkID) overlaps with another subnet")
             }
             try await Tables.subnets.insert(sql, SubnetRow(subnet))
+            if Self.autoAddressed(subnet) { try await addAutoAddresses(sql, subnet, at: time) }
             return subnet
         }
         try await subnetsChanged(created.networkID)
         return created
+    }
+
+    /// A new SLAAC or DHCPv6-stateless subnet gives every port already on the network (but
+    /// a router's) its EUI-64 address there, as Neutron does: the DHCP port among them, whose
+    /// address in the prefix is what lets dnsmasq advertise it.
+    func addAutoAddresses(_ sql: any SQLDatabase, _ subnet: Subnet, at time: Int64) async throws {
+        let ports = try await Tables.ports.all(sql, where: [.equals("network_id", subnet.networkID)])
+            .filter { !$0.deviceOwner.hasPrefix("network:router") }
+        guard !ports.isEmpty else { return }
+        var positions: [String: Int] = [:]
+        for row in try await Tables.allocations.all(sql, where: [.equals("network_id", subnet.networkID)]) {
+            positions[row.portId] = max(positions[row.portId] ?? 0, row.position + 1)
+        }
+        for port in ports {
+            try await Tables.allocations.insert(sql, AllocationRow(subnetId: subnet.id, ipAddress: Self.eui64(subnet, mac: port.macAddress).description,
+                                                                   portId: port.id, networkId: port.networkId, position: positions[port.id] ?? 0))
+        }
+        try await sql.raw("""
+            UPDATE ports SET revision_number = revision_number + 1, updated_at = \(bind: time)
+            WHERE network_id = \(bind: subnet.networkID) AND device_owner NOT LIKE 'network:router%'
+            """).run()
     }
 
     /// On PostgreSQL, takes the network's row lock for the caller's transaction, so address
@@ -232,15 +254,18 @@ extension NetworkService {
         return updated
     }
 
-    /// Deletes a subnet; 409 while a port other than the network's own (DHCP) holds an address in it.
+    /// Deletes a subnet; 409 while a port other than the network's own (DHCP) holds an address
+    /// in it. On a SLAAC or DHCPv6-stateless subnet only a router's port counts: the EUI-64
+    /// addresses every other port got with the subnet go with it, as in Neutron.
     public func deleteSubnet(_ id: String) async throws -> Subnet {
         let deleted = try await database.transaction { sql in
             guard let subnet = try await Tables.subnets.first(sql, where: [.equals("id", id)])?.value else {
                 throw NetworkingFailure.subnetNotFound(id)
             }
+            let owners: SQLQueryString = Self.autoAddressed(subnet) ? "p.device_owner LIKE 'network:router%'" : "p.device_owner NOT LIKE 'network:dhcp%'"
             let users = try await sql.raw("""
                 SELECT COUNT(*) AS n FROM ip_allocations a JOIN ports p ON p.id = a.port_id
-                WHERE a.subnet_id = \(bind: id) AND p.device_owner NOT LIKE 'network:dhcp%'
+                WHERE a.subnet_id = \(bind: id) AND \(owners)
                 """).first()!.decode(column: "n", as: Int.self)
             if users > 0 {
                 throw NetworkingFailure(409, "SubnetInUse", "Unable to complete operation on subnet \(id): One or more ports have an IP allocation from this subnet.")

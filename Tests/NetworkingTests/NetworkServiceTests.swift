@@ -205,6 +205,14 @@ import Testing
             // The MAC is unique on the network.
             await #expect(throws: NetworkingFailure.self) { try await service.createPort(port) }
             #expect(try await service.subnets(visibleTo: Self.admin).count == 4)
+            // A SLAAC subnet added later gives the ports already there their EUI-64 addresses
+            // (the DHCP port's is how dnsmasq advertises the prefix); deleting it takes them back.
+            let later = try await create("fd00:2::/64", version: 6) { $0.ipv6AddressMode = "slaac"; $0.ipv6RAMode = "slaac" }
+            let grown = try await service.port(made.id, visibleTo: Self.admin)
+            #expect(grown.fixedIPs == made.fixedIPs + [FixedIP(subnetID: later.id, ipAddress: "fd00:2::f816:3eff:fe11:2233")])
+            #expect(grown.revision == made.revision + 1)
+            _ = try await service.deleteSubnet(later.id)
+            #expect(try await service.port(made.id, visibleTo: Self.admin).fixedIPs == made.fixedIPs)
         }
     }
 
