@@ -27,6 +27,7 @@ public struct NetworkNamespace: Sendable, Hashable {
     public static func create(_ name: String) throws -> NetworkNamespace {
         guard isValidName(name) else { throw NetlinkError(operation: "create namespace '\(name)'", code: -NLE_INVAL) }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try makeDirectorySharedMount()
         let namespace = NetworkNamespace(validName: name)
         let fd = open(namespace.path, O_RDONLY | O_CREAT | O_EXCL, 0o444)
         guard fd >= 0 else { throw SystemCallError("create \(namespace.path)") }
@@ -46,6 +47,21 @@ public struct NetworkNamespace: Sendable, Hashable {
             throw error
         }
         return namespace
+    }
+
+    /// Makes `/run/netns` a shared mount point of its own, as `ip netns add` does the first
+    /// time. Were a namespace pinned on the plain directory first, iproute2's later bind of
+    /// the directory onto itself would cover that pin: the name would stay listed but could
+    /// no longer be unmounted or removed ("Device or resource busy").
+    static func makeDirectorySharedMount() throws {
+        if mount("", directory, "none", UInt(MS_SHARED | MS_REC), nil) == 0 { return }
+        guard errno == EINVAL else { throw SystemCallError("make \(directory) a shared mount") }
+        guard mount(directory, directory, "none", UInt(MS_BIND | MS_REC), nil) == 0 else {
+            throw SystemCallError("bind-mount \(directory) on itself")
+        }
+        guard mount("", directory, "none", UInt(MS_SHARED | MS_REC), nil) == 0 else {
+            throw SystemCallError("make \(directory) a shared mount")
+        }
     }
 
     /// The names under /run/netns.
