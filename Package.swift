@@ -233,6 +233,6 @@ let package = Package(
         .testTarget(name: "NetworkingTests", dependencies: ["Networking", "Hosts", "Store", "PetrelCore", "TestSupport",
                                                             .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Store", "TestSupport", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "PetrelCore", "Store", "TestSupport"]),
+        .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "NetlinkDriver", "PetrelCore", "Store", "TestSupport"]),
     ]
 )

@@ -68,12 +68,13 @@ struct Guest {
             defer { guest.remove(from: connection) }
             let started = ContinuousClock.now
             try connection.define(xml: guest.xml()).start()
-            let booted = await eventually(timeout: .seconds(60), every: .milliseconds(200)) {
+            // Generous: under TCG on two cores beside the other suites a boot can take a minute.
+            let booted = await eventually(timeout: .seconds(240), every: .milliseconds(200)) {
                 guest.consoleText().contains("PETREL-GUEST-BOOTED")
             }
             #expect(booted, "console:\n\(guest.consoleText())")
             print("guest booted to its marker in \(ContinuousClock.now - started)")
-            let ready = await eventually(timeout: .seconds(30)) { guest.consoleText().contains("PETREL-GUEST-READY") }
+            let ready = await eventually(timeout: .seconds(120)) { guest.consoleText().contains("PETREL-GUEST-READY") }
             #expect(ready && guest.consoleText().contains("PETREL-GUEST-IP=none"))
             #expect(!guest.consoleText().contains("PETREL-USERDATA-BEGIN") && !guest.consoleText().contains("PETREL-GUEST-CONFIGDRIVE"),
                     "no config drive, no user data")
@@ -83,6 +84,10 @@ struct Guest {
     /// A config drive (ISO 9660, label config-2, Nova's tree) without any network: the guest
     /// reads its metadata there and runs its `#!/bin/sh` user data.
     @Test func guestReadsAConfigDriveAndRunsItsUserData() async throws {
+        try await withGuestSlots(1) { try await readsAConfigDrive() }
+    }
+
+    func readsAConfigDrive() async throws {
         try Requirement.root()
         try Requirement.libvirtd()
         try Requirement.tool("genisoimage")
@@ -100,7 +105,7 @@ struct Guest {
         let iso = guest.directory.appendingPathComponent("config-drive.iso")
         try await Command.check("genisoimage", ["-quiet", "-R", "-J", "-V", "config-2", "-o", iso.path, tree.path])
         try connection.define(xml: guest.xml(configDrive: iso)).start()
-        let ready = await eventually(timeout: .seconds(90), every: .milliseconds(250)) {
+        let ready = await eventually(timeout: .seconds(240), every: .milliseconds(250)) {
             guest.consoleText().contains("PETREL-GUEST-READY")
         }
         let console = guest.consoleText().replacingOccurrences(of: "\r\n", with: "\n")
@@ -114,6 +119,10 @@ struct Guest {
     /// The whole guest contract: DHCP from dnsmasq in a namespace, the metadata document
     /// from 169.254.169.254, pings and its HTTP server, all on a private bridge.
     @Test func guestNetworkContract() async throws {
+        try await withGuestSlots(1) { try await networkContract() }
+    }
+
+    func networkContract() async throws {
         try Requirement.root()
         try Requirement.libvirtd()
         try Requirement.tool("dnsmasq")
@@ -123,7 +132,7 @@ struct Guest {
         let guest = try await Guest()
         let tag = TestNames.unique("pt")
         let bridge = tag + "b", outside = tag + "o", inside = tag + "i"
-        let subnet = "10.252.\(Int.random(in: 1...250))"
+        let subnet = "198.19.\(Int.random(in: 1...250))"
         let namespace = try NetworkNamespace.create(tag)
         var children: [ChildProcess] = []
         defer {
@@ -167,7 +176,7 @@ struct Guest {
         children.append(server)
 
         try connection.define(xml: guest.xml(bridge: bridge)).start()
-        let ready = await eventually(timeout: .seconds(120), every: .milliseconds(250)) {
+        let ready = await eventually(timeout: .seconds(240), every: .milliseconds(250)) {
             guest.consoleText().contains("PETREL-GUEST-READY")
         }
         let console = guest.consoleText()

@@ -43,18 +43,18 @@ import Testing
         let names = Set(try netlink.links().map(\.name))
         #expect(names.isSuperset(of: [bridge, veth, peer, vxlan]))
 
-        try netlink.addAddress("10.250.7.1/24", to: bridge)
+        try netlink.addAddress("198.18.250.1/24", to: bridge)
         try netlink.addAddress("fd00:250:7::1/64", to: bridge)
-        #expect(Set(try netlink.addresses(of: bridge)).isSuperset(of: ["10.250.7.1/24", "fd00:250:7::1/64"]))
-        try netlink.addRoute("10.250.8.0/24", via: "10.250.7.254", device: bridge)
+        #expect(Set(try netlink.addresses(of: bridge)).isSuperset(of: ["198.18.250.1/24", "fd00:250:7::1/64"]))
+        try netlink.addRoute("198.18.251.0/24", via: "198.18.250.254", device: bridge)
         try netlink.addRoute("fd00:250:8::/64", via: "fd00:250:7::fe", device: bridge, family: .ipv6)
-        #expect(try netlink.routes().contains { $0.destination == "10.250.8.0/24" && $0.gateway == "10.250.7.254" && $0.deviceIndex == b.index })
+        #expect(try netlink.routes().contains { $0.destination == "198.18.251.0/24" && $0.gateway == "198.18.250.254" && $0.deviceIndex == b.index })
         #expect(try netlink.routes(family: .ipv6).contains { $0.destination == "fd00:250:8::/64" && $0.gateway == "fd00:250:7::fe" })
-        try netlink.removeRoute("10.250.8.0/24", via: "10.250.7.254", device: bridge)
-        #expect(try !netlink.routes().contains { $0.destination == "10.250.8.0/24" })
-        try netlink.removeAddress("10.250.7.1/24", from: bridge)
-        #expect(try !netlink.addresses(of: bridge).contains("10.250.7.1/24"))
-        #expect(throws: NetlinkError.self) { try netlink.addAddress("10.250.7.1", to: bridge) }
+        try netlink.removeRoute("198.18.251.0/24", via: "198.18.250.254", device: bridge)
+        #expect(try !netlink.routes().contains { $0.destination == "198.18.251.0/24" })
+        try netlink.removeAddress("198.18.250.1/24", from: bridge)
+        #expect(try !netlink.addresses(of: bridge).contains("198.18.250.1/24"))
+        #expect(throws: NetlinkError.self) { try netlink.addAddress("198.18.250.1", to: bridge) }
         #expect(throws: NetlinkError.self) { try netlink.setUp(base + "zz") }
 
         try netlink.setUp(bridge, false)

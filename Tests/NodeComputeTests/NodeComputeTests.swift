@@ -114,7 +114,7 @@ import Testing
             defer { try? domain.destroy(); try? domain.undefine() }
             try domain.start()
             let console = { (try? String(contentsOfFile: files.console, encoding: .utf8))?.replacingOccurrences(of: "\r\n", with: "\n") ?? "" }
-            let ready = await eventually(timeout: .seconds(90), every: .milliseconds(250)) { console().contains("PETREL-GUEST-READY") }
+            let ready = await eventually(timeout: .seconds(240), every: .milliseconds(250)) { console().contains("PETREL-GUEST-READY") }
             #expect(ready, "console:\n\(console())")
             #expect(console().contains("PETREL-GUEST-CONFIGDRIVE-OK uuid=\(spec.id)"), "console:\n\(console())")
             #expect(console().contains("PETREL-USERDATA-BEGIN\nconfig drive \(token) on drive-\(token)\nPETREL-USERDATA-END\n"),

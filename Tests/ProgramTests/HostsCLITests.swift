@@ -17,7 +17,7 @@ import Testing
 
     func run(_ transport: String) async throws {
         let openstack = try KeystoneCLITests.openstack()
-        let node = TestNames.unique("node-"), nodeIP = "10.11.12.13", downTime = 3
+        let node = TestNames.unique("node-"), nodeIP = "198.18.12.13", downTime = 3
         let cloud = try await CloudUnderTest(transport: transport, serviceDownTime: downTime)
         let nodeConfig = try cloud.nodeConfig(host: node, uri: "test:///default", services: "compute", myIP: nodeIP).config
         let clouds = cloud.clouds

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NetlinkDriver
 import PetrelCore
 import ProcessDriver
 import TestSupport
@@ -97,8 +98,10 @@ final class CloudUnderTest: @unchecked Sendable {
         return (path, instances)
     }
 
-    func node(config: String) throws -> ChildProcess {
-        let process = try ChildProcess(name: "node", executable: Self.binary("petrel-node"), arguments: ["--config", config], logger: logger)
+    /// A node process; `namespace`: the network namespace it runs in (a second "host").
+    func node(config: String, namespace: NetworkNamespace? = nil) throws -> ChildProcess {
+        let process = try ChildProcess(name: "node", executable: Self.binary("petrel-node"), arguments: ["--config", config],
+                                       namespace: namespace, logger: logger)
         processes.append(process)
         return process
     }
