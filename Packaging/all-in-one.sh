@@ -7,9 +7,11 @@
 # Config: /etc/petrel/petrel.conf (written once; edit it freely afterwards)
 # Admin:  /etc/petrel/admin-password (generated once); clouds.yaml entry `petrel` in
 #         ~/.config/openstack/clouds.yaml (admin, project-scoped), rewritten on every start
+# PETREL_BIN=DIR runs the programs in DIR instead of the debug build (the benchmarks use
+# .build-release/release, from Packaging/release-build.sh).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-bin="$top/.build/debug"
+bin="${PETREL_BIN:-$top/.build/debug}"
 run=/run/petrel
 logs=/var/log/petrel
 config=/etc/petrel/petrel.conf
