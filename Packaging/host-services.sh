@@ -35,7 +35,7 @@ PACKAGES=(
   extlinux syslinux-common cpio e2fsprogs fdisk kmod genisoimage
   # benchmarks and end-to-end tests
   wrk curl python3-venv iputils-ping openssh-client
-  # the two-host network test: node B reaches the broker and API on loopback through socat relays
+  # the two-host network test: node B reaches the broker on loopback through a socat relay
   socat
 )
 

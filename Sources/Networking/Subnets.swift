@@ -191,8 +191,7 @@ extension NetworkService {
                                                                    portId: port.id, networkId: port.networkId, position: positions[port.id] ?? 0))
         }
         try await sql.raw("""
-            UPDATE ports SET revision_number = revision_number + 1, updated_at = \(bind: time)
-            WHERE network_id = \(bind: subnet.networkID) AND device_owner NOT LIKE 'network:router%'
+            UPDATE ports SET revision_number = revision_number + 1, updated_at = \(bind: time) WHERE id IN (\(binds: ports.map(\.id)))
             """).run()
     }
 

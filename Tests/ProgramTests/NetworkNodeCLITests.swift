@@ -20,10 +20,7 @@ import Testing
     func run(_ transport: String) async throws {
         let openstack = try KeystoneCLITests.openstack()
         let node = TestNames.unique("netnode-")
-        // VNIs of its own: other tests' nodes (and `make run`'s) share this host's kernel.
-        let vni = Int.random(in: 100_000...16_000_000)
-        let cloud = try await CloudUnderTest(transport: transport, serviceDownTime: 3,
-                                             extra: "[ml2_type_vxlan]\nvni_ranges = \(vni):\(vni + 99)")
+        let cloud = try await CloudUnderTest(transport: transport, serviceDownTime: 3, extra: CloudUnderTest.ownVNIs)
         let nodeConfig = try cloud.nodeConfig(host: node, uri: "test:///default", services: "network", myIP: "127.0.0.1").config
         let state = cloud.directory.path + "/state-\(node)"
         let work = cloud.directory.appendingPathComponent("network-node").path

@@ -27,9 +27,7 @@ struct NetworkedGuestCloud {
             let guest = try await KeystoneCLITests.guestImage()
             try await withPrivateVirtualHost { transport in
                 let secret = "[metadata]\nshared_secret = \(UUID().uuidString)"
-                // VNIs of its own: other tests' nodes (and `make run`'s) share this host's kernel.
-                let vni = Int.random(in: 100_000...16_000_000)
-                let cloud = try await CloudUnderTest(transport: transport, extra: secret + "\n[ml2_type_vxlan]\nvni_ranges = \(vni):\(vni + 99)")
+                let cloud = try await CloudUnderTest(transport: transport, extra: secret + "\n" + CloudUnderTest.ownVNIs)
                 let (config, instances) = try cloud.nodeConfig(host: TestNames.unique(prefix), uri: "qemu:///system", services: "compute,network",
                                                                myIP: "127.0.0.1", extra: secret)
                 let work = cloud.directory.appendingPathComponent("work").path

@@ -50,6 +50,13 @@ final class CloudUnderTest: @unchecked Sendable {
         }
     }
 
+    /// A `[ml2_type_vxlan]` section with a random range of 100 VNIs: other tests' nodes (and
+    /// `make run`'s) share this host's kernel, where `vxlan-<vni>` names must not collide.
+    static var ownVNIs: String {
+        let vni = Int.random(in: 100_000...16_000_000)
+        return "[ml2_type_vxlan]\nvni_ranges = \(vni):\(vni + 99)"
+    }
+
     static func binary(_ name: String) -> String { Repository.binDirectory.appendingPathComponent(name).path }
 
     func controller() throws -> ChildProcess {

@@ -24,9 +24,7 @@ import Testing
     func run(_ transport: String) async throws {
         let openstack = try KeystoneCLITests.openstack()
         let tag = TestNames.unique("pt")
-        let vni = Int.random(in: 100_000...16_000_000)
-        let cloud = try await CloudUnderTest(transport: transport, serviceDownTime: 5,
-                                             extra: "[ml2_type_vxlan]\nvni_ranges = \(vni):\(vni + 99)")
+        let cloud = try await CloudUnderTest(transport: transport, serviceDownTime: 5, extra: CloudUnderTest.ownVNIs)
         // The underlay: <tag>a here, <tag>b in host B's namespace, a /30 of 198.19.0.0/16.
         let octet = Int.random(in: 200...250), quad = Int.random(in: 0...63) * 4
         let addressA = "198.19.\(octet).\(quad + 1)", addressB = "198.19.\(octet).\(quad + 2)"
@@ -58,16 +56,15 @@ import Testing
             }
             // Host B's loopback port of the broker, relayed to this host's. (A network-only
             // node without a metadata secret never calls the controller's HTTP API.)
-            for (port, socket) in [(5672, work + "/amqp.sock")] {
-                let outside = try ChildProcess(name: "relay-\(port)", executable: "socat",
-                                               arguments: ["UNIX-LISTEN:\(socket),fork", "TCP:127.0.0.1:\(port)"], logger: logger)
-                let inside = try ChildProcess(name: "relay-\(port)-b", executable: "socat",
-                                              arguments: ["TCP-LISTEN:\(port),bind=127.0.0.1,fork,reuseaddr", "UNIX-CONNECT:\(socket)"],
-                                              namespace: namespace, logger: logger)
-                try outside.start()
-                try inside.start()
-                relays += [outside, inside]
-            }
+            let socket = work + "/amqp.sock"
+            relays = [
+                try ChildProcess(name: "relay-amqp", executable: "socat", arguments: ["UNIX-LISTEN:\(socket),fork", "TCP:127.0.0.1:5672"],
+                                 logger: logger),
+                try ChildProcess(name: "relay-amqp-b", executable: "socat",
+                                 arguments: ["TCP-LISTEN:5672,bind=127.0.0.1,fork,reuseaddr", "UNIX-CONNECT:\(socket)"],
+                                 namespace: namespace, logger: logger),
+            ]
+            for relay in relays { try relay.start() }
             try cloud.controller().start()
             try await cloud.waitForController()
             // A alone first, so the network's DHCP lands on A and B's guest gets its lease
