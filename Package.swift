@@ -60,7 +60,7 @@ let package = Package(
         .target(name: "NetlinkDriver", dependencies: ["CNetlink", "PetrelCore"]),
         .target(name: "RabbitMQDriver", dependencies: ["CRabbitMQ", "PetrelCore"]),
         .target(name: "LVMDriver", dependencies: ["CLVM", "PetrelCore"]),
-        .target(name: "IptablesDriver", dependencies: ["ProcessDriver", "PetrelCore"]),
+        .target(name: "IptablesDriver", dependencies: ["ProcessDriver", "NetlinkDriver", "PetrelCore"]),
         .target(name: "ProcessDriver", dependencies: ["NetlinkDriver", "PetrelCore"]),
         .target(name: "CryptDriver", dependencies: ["CCrypt"]),
         // One dnsmasq per network inside its qdhcp- namespace: rendering, start, adopt, reload.
@@ -143,7 +143,7 @@ let package = Package(
         // The node's network service: the L2 agent (backends behind `L2Driver`; Linux bridge), the
         // DHCP agent (dnsmasq per network in its qdhcp- namespace), the ports' status.
         .target(name: "NodeNetwork", dependencies: [
-            "NodeCore", "NetlinkDriver", "DnsmasqDriver", "ProcessDriver", "RPC", "Contracts", "PetrelCore",
+            "NodeCore", "NetlinkDriver", "DnsmasqDriver", "ProcessDriver", "IptablesDriver", "RPC", "Contracts", "PetrelCore",
             .product(name: "Logging", package: "swift-log"),
             // The metadata proxy: NIO's HTTP server on sockets opened in the namespaces, forwarding with AsyncHTTPClient.
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
@@ -212,6 +212,8 @@ let package = Package(
         .testTarget(name: "RabbitMQDriverTests", dependencies: ["RabbitMQDriver", "TestSupport"]),
         .testTarget(name: "LVMDriverTests", dependencies: ["LVMDriver", "ProcessDriver", "TestSupport"]),
         .testTarget(name: "IptablesDriverTests", dependencies: ["IptablesDriver", "TestSupport"]),
+        .testTarget(name: "NodeNetworkTests", dependencies: ["NodeNetwork", "Contracts", "IptablesDriver", "NetlinkDriver", "ProcessDriver",
+                                                             "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DnsmasqDriverTests", dependencies: ["DnsmasqDriver", "NetlinkDriver", "ProcessDriver", "TestSupport",
                                                               .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ProcessDriverTests", dependencies: ["ProcessDriver", "NetlinkDriver", "TestSupport"]),

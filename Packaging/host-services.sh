@@ -25,6 +25,8 @@ PACKAGES=(
   rabbitmq-server postgresql
   # networking
   iproute2 iptables dnsmasq-base openvswitch-switch
+  # security groups: ipset sets for remote groups and address groups; conntrack to inspect and clear flows
+  ipset conntrack
   # the DHCP driver's tests: a guest-side DHCP client (udhcpc)
   busybox-static
   # dhcp_release: the DHCP driver frees leases of ports that went away (as Neutron does)

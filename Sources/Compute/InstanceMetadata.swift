@@ -40,10 +40,13 @@ public struct GuestInterface: Sendable, Equatable {
     public var vifType: String
     public var mtu: Int?
     public var subnets: [Subnet]
+    /// The names of the port's security groups.
+    public var securityGroups: [String]
 
-    public init(portID: String, macAddress: String, networkID: String, deviceName: String?, vifType: String, mtu: Int?, subnets: [Subnet]) {
+    public init(portID: String, macAddress: String, networkID: String, deviceName: String?, vifType: String, mtu: Int?, subnets: [Subnet],
+                securityGroups: [String] = []) {
         self.portID = portID; self.macAddress = macAddress; self.networkID = networkID; self.deviceName = deviceName
-        self.vifType = vifType; self.mtu = mtu; self.subnets = subnets
+        self.vifType = vifType; self.mtu = mtu; self.subnets = subnets; self.securityGroups = securityGroups
     }
 }
 
@@ -378,8 +381,9 @@ public struct InstanceMetadata: Sendable {
             "hostname": .text(hostname),
             "local-ipv4": .text(fixed ?? forwardedFor ?? ""),
             "reservation-id": .text(server.reservationID ?? ""),
-            // Security groups arrive with networking; until then a server is in none.
-            "security-groups": .list([]),
+            "security-groups": .list(interfaces.flatMap(\.securityGroups).reduce(into: [String]()) { names, name in
+                if !names.contains(name) { names.append(name) }
+            }),
         ]
         if let key {
             meta["public-keys"] = .tree(["0": .tree(["openssh-key": .text(key.data)], name: "0=" + key.name)], name: nil)

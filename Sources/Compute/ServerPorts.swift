@@ -11,9 +11,11 @@ public struct RequestedNetwork: Codable, Sendable, Equatable {
     public var portID: String?
     public var fixedIP: String?
     public var created: Bool
+    /// The security groups (ids) of a port Nova makes; nil: the project's default group.
+    public var securityGroups: [String]?
 
-    public init(networkID: String? = nil, portID: String? = nil, fixedIP: String? = nil, created: Bool = false) {
-        self.networkID = networkID; self.portID = portID; self.fixedIP = fixedIP; self.created = created
+    public init(networkID: String? = nil, portID: String? = nil, fixedIP: String? = nil, created: Bool = false, securityGroups: [String]? = nil) {
+        self.networkID = networkID; self.portID = portID; self.fixedIP = fixedIP; self.created = created; self.securityGroups = securityGroups
     }
 }
 
@@ -55,6 +57,7 @@ extension Servers {
                 create.deviceOwner = owner
                 create.host = host
                 create.fixedIPs = entry.fixedIP.map { [NetworkService.FixedIPRequest(ipAddress: $0)] }
+                create.securityGroups = entry.securityGroups
                 entry.portID = try await networking.createPort(create).id
                 entry.created = true
                 requested[index] = entry
@@ -114,6 +117,8 @@ extension Servers {
         for network in try await networking.networks(visibleTo: Self.admin, ids: networkIDs) { mtus[network.id] = network.mtu }
         var subnets: [String: Networking.Subnet] = [:]
         for subnet in try await networking.subnets(visibleTo: Self.admin, networkIDs: networkIDs) { subnets[subnet.id] = subnet }
+        let groups = try await networking.securityGroups(visibleTo: Self.admin, ids: Array(Set(ports.flatMap(\.securityGroups))).sorted())
+        let groupNames = Dictionary(uniqueKeysWithValues: groups.map { ($0.id, $0.name) })
         return ports.map { port in
             var seen: [String] = []
             for fixed in port.fixedIPs where !seen.contains(fixed.subnetID) { seen.append(fixed.subnetID) }
@@ -127,7 +132,8 @@ extension Servers {
                                              routes: subnet.hostRoutes.map { (cidr: $0.destination, gateway: $0.nexthop) })
             }
             return GuestInterface(portID: port.id, macAddress: port.macAddress, networkID: port.networkID, deviceName: "tap" + port.id.prefix(11),
-                                  vifType: port.vifType, mtu: mtus[port.networkID], subnets: nicSubnets)
+                                  vifType: port.vifType, mtu: mtus[port.networkID], subnets: nicSubnets,
+                                  securityGroups: port.securityGroups.map { groupNames[$0] ?? $0 })
         }
     }
 
@@ -148,5 +154,59 @@ extension Servers {
             }
         }
         return out
+    }
+
+    /// The names of the security groups of each server's ports (Nova's `security_groups`).
+    public func securityGroupNames(_ ids: [String]) async throws -> [String: [String]] {
+        guard let networking, !ids.isEmpty else { return [:] }
+        let ports = try await networking.ports(visibleTo: Self.admin, deviceIDs: ids)
+        let groups = try await networking.securityGroups(visibleTo: Self.admin, ids: Array(Set(ports.flatMap(\.securityGroups))).sorted())
+        let names = Dictionary(uniqueKeysWithValues: groups.map { ($0.id, $0.name) })
+        var out: [String: [String]] = [:]
+        for port in ports {
+            for id in port.securityGroups {
+                let name = names[id] ?? id
+                if !(out[port.deviceID] ?? []).contains(name) { out[port.deviceID, default: []].append(name) }
+            }
+        }
+        return out
+    }
+
+    /// Adds a security group (by name or id, in the server's project) to all of its ports, or
+    /// removes it from them, as Nova's `addSecurityGroup`/`removeSecurityGroup` actions.
+    public func changeSecurityGroup(_ reference: String, of server: Server, adding: Bool) async throws {
+        guard let networking else { throw Failure.badRequest("Networking is not available.") }
+        let group: String
+        do {
+            group = try await networking.resolveSecurityGroups([reference], project: server.projectID)[0]
+        } catch let failure as NetworkingFailure where failure.status == 404 {
+            throw NetworkingFailure(404, "SecurityGroupNotFound", "Security group \(reference) not found for project \(server.projectID).")
+        }
+        let ports = try await networking.ports(visibleTo: Self.admin, deviceIDs: [server.id])
+        guard !ports.isEmpty else { throw Failure.badRequest("Server \(server.id) has no network port to put in a security group.") }
+        if !adding, !ports.contains(where: { $0.securityGroups.contains(group) }) {
+            throw Failure.badRequest("Security group \(reference) not associated with the instance \(server.id)")
+        }
+        for port in ports {
+            var update = NetworkService.PortUpdate()
+            if adding {
+                guard port.portSecurityEnabled, !port.securityGroups.contains(group) else { continue }
+                update.securityGroups = port.securityGroups + [group]
+            } else {
+                guard port.securityGroups.contains(group) else { continue }
+                update.securityGroups = port.securityGroups.filter { $0 != group }
+            }
+            _ = try await networking.updatePort(port.id, update)
+        }
+    }
+
+    /// The security groups of the server's ports, each once.
+    public func securityGroups(of server: Server) async throws -> [SecurityGroup] {
+        guard let networking else { return [] }
+        let ports = try await networking.ports(visibleTo: Self.admin, deviceIDs: [server.id])
+        var ids: [String] = []
+        for id in ports.flatMap(\.securityGroups) where !ids.contains(id) { ids.append(id) }
+        let groups = try await networking.securityGroups(visibleTo: Self.admin, ids: ids)
+        return ids.compactMap { id in groups.first { $0.id == id } }
     }
 }

@@ -19,9 +19,34 @@ extension ComputeAPI {
                       ["POST /compute/v2.1/servers/{server_id}/os-interface"]),
         PolicyDefault("os_compute_api:os-attach-interfaces:delete", ownerMember, "Detach an interface from a server.",
                       ["DELETE /compute/v2.1/servers/{server_id}/os-interface/{port_id}"]),
+        PolicyDefault("os_compute_api:os-security-groups:list", ownerReader, "List the security groups of a server's ports.",
+                      ["GET /compute/v2.1/servers/{server_id}/os-security-groups"]),
+        PolicyDefault("os_compute_api:os-security-groups:add", ownerMember, "Put a server's ports in a security group.",
+                      ["POST /compute/v2.1/servers/{server_id}/action (addSecurityGroup)"]),
+        PolicyDefault("os_compute_api:os-security-groups:remove", ownerMember, "Take a server's ports out of a security group.",
+                      ["POST /compute/v2.1/servers/{server_id}/action (removeSecurityGroup)"]),
     ]
 
     func registerInterfaces(on v21: RouterGroup<APIRequestContext>) {
+        v21.get("servers/:server_id/os-security-groups") { request, context in
+            let id = try context.parameters.require("server_id")
+            let (server, _, version, _) = try await authorizedServer(request, context, id, "os_compute_api:os-security-groups:list")
+            let groups = try await servers.securityGroups(of: server)
+            return answer(.ok, ["security_groups": .array(groups.map { group -> JSON in
+                let rules: [JSON] = group.rules.filter { $0.direction == "ingress" }.map { rule in
+                    var ipRange: JSON = [:]
+                    if let prefix = rule.remoteIPPrefix { ipRange = ["cidr": .string(prefix)] }
+                    let remote = rule.remoteGroupID.flatMap { remote in groups.first { $0.id == remote } }
+                    return ["id": .string(rule.id), "parent_group_id": .string(group.id), "ip_protocol": .string(rule.protocol),
+                            "from_port": rule.portRangeMin.map { .number(Double($0)) } ?? nil,
+                            "to_port": rule.portRangeMax.map { .number(Double($0)) } ?? nil,
+                            "ip_range": ipRange,
+                            "group": remote.map { ["name": .string($0.name), "tenant_id": .string($0.projectID)] } ?? [:]]
+                }
+                return ["id": .string(group.id), "name": .string(group.name), "description": .string(group.description),
+                        "tenant_id": .string(group.projectID), "rules": .array(rules)]
+            })], version)
+        }
         v21.get("servers/:server_id/os-interface") { request, context in
             let id = try context.parameters.require("server_id")
             let (_, _, version, who) = try await authorizedServer(request, context, id, "os_compute_api:os-attach-interfaces:list")

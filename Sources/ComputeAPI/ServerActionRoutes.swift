@@ -5,6 +5,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Images
+import Networking
 import PetrelCore
 import PetrelHTTP
 
@@ -85,6 +86,18 @@ extension ComputeAPI {
             }
             headers[.location] = environment.publicURL + "/image/v2/images/" + imageID
             return Response(status: .accepted, headers: headers)
+        case "addSecurityGroup", "removeSecurityGroup":
+            try context.enforce(name == "addSecurityGroup" ? "os_compute_api:os-security-groups:add" : "os_compute_api:os-security-groups:remove",
+                                target: ["project_id": server.projectID])
+            guard let group = argument.objectValue?["name"]?.stringValue, !group.isEmpty else {
+                throw APIFault(.badRequest, "Invalid input for field/attribute name. Value: None. None is not of type 'string'")
+            }
+            do {
+                try await serverCall { try await servers.changeSecurityGroup(group, of: server, adding: name == "addSecurityGroup") }
+            } catch let failure as NetworkingFailure {
+                throw APIFault(failure.status == 404 ? .notFound : .badRequest, failure.message)
+            }
+            return accepted()
         default:
             throw APIFault(.badRequest, "There is no such action: \(name)")
         }

@@ -32,7 +32,7 @@ extension ComputeAPI {
     }
 
     func serverJSON(_ server: Server, _ version: Microversion, admin: Bool, detail: Bool, hostUp: Bool?, listed: Bool = false,
-                    addresses: [ServerAddress] = []) -> JSON {
+                    addresses: [ServerAddress] = [], securityGroups: [String] = []) -> JSON {
         let row = server
         var object: [String: JSON] = ["id": .string(row.id), "name": .string(row.name), "links": serverLinks(row.id)]
         guard detail else { return .object(object) }
@@ -55,6 +55,8 @@ extension ComputeAPI {
         object["created"] = .string(Self.isoTime(row.createdAt))
         object["updated"] = .string(Self.isoTime(row.updatedAt))
         object["addresses"] = Self.addressesJSON(addresses)
+        // Nova lists the groups of the server's ports, and leaves the key out when there are none.
+        if !securityGroups.isEmpty { object["security_groups"] = .array(securityGroups.map { ["name": .string($0)] }) }
         object["accessIPv4"] = ""
         object["accessIPv6"] = ""
         object["OS-DCF:diskConfig"] = "MANUAL"

@@ -5,6 +5,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Images
+import Networking
 import PetrelCore
 import PetrelHTTP
 
@@ -151,9 +152,10 @@ extension ComputeAPI {
             for service in try await hosts.services(where: { $0.binary == "nova-compute" }) { up[service.host] = service.up }
         }
         let addresses = detail ? try await servers.addresses(list.map(\.id)) : [:]
+        let groups = detail ? try await servers.securityGroupNames(list.map(\.id)) : [:]
         body["servers"] = .array(list.map {
             serverJSON($0, version, admin: who.isAdmin, detail: detail, hostUp: $0.host.flatMap { up[$0] }, listed: true,
-                       addresses: addresses[$0.id] ?? [])
+                       addresses: addresses[$0.id] ?? [], securityGroups: groups[$0.id] ?? [])
         })
         return answer(.ok, .object(body), version)
     }
@@ -169,6 +171,33 @@ extension ComputeAPI {
         var create = try Self.serverRequest(fields, version, project: who.projectID)
         create.networks = try await resolveNetworks(try Self.networkChoice(fields["networks"], version), project: who.projectID,
                                                     isAdmin: who.isAdmin, count: create.maxCount)
+        // Nova's `security_groups: [{"name": …}]` (names or ids in the project): the ports Nova makes get them.
+        var groupNames = ["default"]
+        if let list = fields["security_groups"], !list.isNull {
+            guard let entries = list.arrayValue, !entries.isEmpty else {
+                throw APIFault(.badRequest, "Invalid input for field/attribute security_groups. Value: \(String(decoding: list.encoded(), as: UTF8.self)). It must be a non-empty array of objects with a name.")
+            }
+            groupNames = try entries.map { entry in
+                guard let name = entry.objectValue?["name"]?.stringValue, !name.isEmpty else {
+                    throw APIFault(.badRequest, "Invalid input for field/attribute security_groups. Value: \(String(decoding: entry.encoded(), as: UTF8.self)). 'name' is a required property")
+                }
+                return name
+            }
+            if let networking = servers.networking {
+                let ids: [String]
+                do {
+                    ids = try await networking.resolveSecurityGroups(groupNames, project: who.projectID)
+                } catch let failure as NetworkingFailure {
+                    throw APIFault(.badRequest, failure.status == 404
+                                   ? "Security group \(groupNames.joined(separator: ", ")) not found for project \(who.projectID)." : failure.message)
+                }
+                create.networks = create.networks.map { entry in
+                    var entry = entry
+                    if entry.networkID != nil && entry.portID == nil { entry.securityGroups = ids }
+                    return entry
+                }
+            }
+        }
         let created = try await serverCall { try await servers.create(create, by: who) }
         let messageContext = rpcContext(caller, who)
         for server in created {
@@ -180,7 +209,7 @@ extension ComputeAPI {
         let first = created[0]
         var body: [String: JSON] = ["id": .string(first.id), "links": serverLinks(first.id), "OS-DCF:diskConfig": "MANUAL",
                                     "adminPass": .string(fields["adminPass"]?.stringValue ?? Self.password())]
-        body["security_groups"] = [["name": "default"]]
+        body["security_groups"] = .array(groupNames.map { ["name": .string($0)] })
         var headers = version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version")
         headers[.location] = base + "/v2.1/servers/" + first.id
         return respond(.accepted, ["server": .object(body)], headers: headers)
@@ -193,7 +222,9 @@ extension ComputeAPI {
         var up: Bool?
         if let host = server.host { up = try await hostIsUp(host) }
         let addresses = try await servers.addresses([server.id])[server.id] ?? []
-        return answer(.ok, ["server": serverJSON(server, version, admin: who.isAdmin, detail: true, hostUp: up, addresses: addresses)], version)
+        let groups = try await servers.securityGroupNames([server.id])[server.id] ?? []
+        return answer(.ok, ["server": serverJSON(server, version, admin: who.isAdmin, detail: true, hostUp: up, addresses: addresses,
+                                                 securityGroups: groups)], version)
     }
 
     /// `PUT /servers/{id}`: a new name.

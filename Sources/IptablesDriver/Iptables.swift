@@ -1,4 +1,5 @@
 import Foundation
+import NetlinkDriver
 import PetrelCore
 import ProcessDriver
 
@@ -46,25 +47,36 @@ public struct Iptables: Sendable {
 
     public let family: Family
     public let prefix: String
+    /// The network namespace whose tables these are (nil: this process's).
+    public let namespace: NetworkNamespace?
 
-    public init(family: Family = .ipv4, prefix: String = "petrel-") {
+    public init(family: Family = .ipv4, prefix: String = "petrel-", namespace: NetworkNamespace? = nil) {
         self.family = family
         self.prefix = prefix
+        self.namespace = namespace
     }
 
     private var save: String { family == .ipv4 ? "iptables-save" : "ip6tables-save" }
     private var restore: String { family == .ipv4 ? "iptables-restore" : "ip6tables-restore" }
 
-    /// Makes `table` hold exactly `desired` among Petrel's chains and jumps.
-    public func apply(_ desired: OwnedRules, table: String = "filter") async throws {
+    /// Makes `table` hold exactly `desired` among Petrel's chains and jumps. `current` is what
+    /// the caller knows the table holds (read from the kernel when nil); only the chains whose
+    /// rules differ are rewritten. Nothing to change: nothing is run.
+    public func apply(_ desired: OwnedRules, over current: OwnedRules? = nil, table: String = "filter") async throws {
         for chain in desired.chains.keys where !chain.hasPrefix(prefix) || chain.count > 28 {
             throw IptablesError(message: "chain '\(chain)' must start with '\(prefix)' and be at most 28 characters")
         }
         for jump in desired.jumps where jump.from.hasPrefix(prefix) {
             throw IptablesError(message: "jumps come from built-in chains, not '\(jump.from)'")
         }
-        let current = try await read(table: table)
-        try await Command.check(restore, ["--noflush", "--wait"], input: Self.transaction(from: current, to: desired, table: table))
+        let current = if let current { current } else { try await read(table: table) }
+        guard current != desired else { return }
+        do {
+            try await Command.check(restore, ["--noflush", "--wait"], input: Self.transaction(from: current, to: desired, table: table),
+                                    namespace: namespace)
+        } catch let failure as CommandError {
+            throw IptablesError(message: "\(restore) refused the \(table) table: \(failure)")
+        }
     }
 
     /// Removes every Petrel chain and jump from `table`.
@@ -74,7 +86,7 @@ public struct Iptables: Sendable {
 
     /// Petrel's chains and jumps as the kernel has them now.
     public func read(table: String = "filter") async throws -> OwnedRules {
-        let dump = try await Command.check(save, ["-t", table])
+        let dump = try await Command.check(save, ["-t", table], namespace: namespace)
         return parse(dump)
     }
 
@@ -106,16 +118,18 @@ public struct Iptables: Sendable {
     }
 
     /// The restore input turning `current` into `desired`: declaring a chain flushes it
-    /// (in --noflush mode), stale jumps are deleted before stale chains are removed.
+    /// (in --noflush mode), so only new and changed chains are declared and refilled; stale
+    /// jumps are deleted before stale chains are flushed and removed.
     static func transaction(from current: OwnedRules, to desired: OwnedRules, table: String) -> String {
         var lines = ["*\(table)"]
         let stale = current.chains.keys.filter { desired.chains[$0] == nil }.sorted()
-        for chain in (desired.chains.keys.sorted() + stale) { lines.append(":\(chain) - [0:0]") }
+        let changed = desired.chains.keys.filter { current.chains[$0] != desired.chains[$0] }.sorted()
+        for chain in (changed + stale) { lines.append(":\(chain) - [0:0]") }
         for jump in current.jumps.subtracting(desired.jumps).sorted(by: { ($0.from, $0.rule) < ($1.from, $1.rule) }) {
             lines.append("-D \(jump.from) \(jump.rule)")
         }
         for chain in stale { lines.append("-X \(chain)") }
-        for chain in desired.chains.keys.sorted() {
+        for chain in changed {
             for rule in desired.chains[chain]! { lines.append("-A \(chain) \(rule)") }
         }
         for jump in desired.jumps.subtracting(current.jumps).sorted(by: { ($0.from, $0.rule) < ($1.from, $1.rule) }) {

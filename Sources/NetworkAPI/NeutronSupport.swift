@@ -33,6 +33,7 @@ struct NeutronExtension {
 
 extension NetworkAPI {
     static let extensions: [NeutronExtension] = [
+        .init(alias: "address-group", name: "Address group", description: "Support address group"),
         .init(alias: "agent", name: "agent", description: "The agent management extension."),
         .init(alias: "allowed-address-pairs", name: "Allowed Address Pairs", description: "Provides allowed address pairs"),
         .init(alias: "availability_zone", name: "Availability Zone", description: "The availability zone extension."),
@@ -52,6 +53,12 @@ extension NetworkAPI {
         .init(alias: "provider", name: "Provider Network", description: "Expose mapping of virtual networks to physical networks"),
         .init(alias: "quotas", name: "Quota management support", description: "Expose functions for quotas management per project"),
         .init(alias: "quota_details", name: "Quota details management support", description: "Expose functions for quotas usage statistics per project"),
+        .init(alias: "security-group", name: "security-group", description: "The security groups extension."),
+        .init(alias: "security-groups-remote-address-group", name: "Remote address group id field for security group rules",
+              description: "Add new field of remote address group id in security group rules"),
+        .init(alias: "security-groups-normalized-cidr", name: "Normalized CIDR field for security group rules",
+              description: "Add new field with normalized remote_ip_prefix cidr in SG rule"),
+        .init(alias: "stateful-security-group", name: "Stateful security group", description: "Indicates if the security group is stateful or not"),
         .init(alias: "quota-check-limit", name: "Quota engine limit check", description: "Support for checking the resource usage before applying a new quota limit"),
         .init(alias: "sorting", name: "Sorting support", description: "Extension that indicates that sorting is enabled."),
         .init(alias: "standard-attr-description", name: "standard-attr-description", description: "Extension to add descriptions to standard attributes"),
@@ -97,9 +104,9 @@ func strings(_ values: [String]) -> JSON { .array(values.map(JSON.string)) }
 
 /// The tag sub-resource of networks, subnets and ports: `GET/PUT/DELETE …/{id}/tags[/{tag}]`.
 extension NetworkAPI {
-    func registerTags(on v20: RouterGroup<APIRequestContext>, _ collection: String, kind: NetworkService.TaggedKind,
+    func registerTags(on v20: RouterGroup<APIRequestContext>, _ collection: String, kind: NetworkService.TaggedKind, resource: String? = nil,
                       find: @escaping @Sendable (String, Viewer) async throws -> (project: String, tags: [String])) {
-        let resource = String(collection.dropLast())
+        let resource = resource ?? String(collection.dropLast())
         @Sendable func target(_ request: Request, _ context: APIRequestContext, _ action: String) async throws -> String {
             let (_, viewer) = try viewer(context)
             let id = try context.parameters.require("id")

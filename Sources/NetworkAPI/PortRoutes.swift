@@ -180,7 +180,7 @@ extension NetworkAPI {
             create.extraDHCPOpts = try dhcpOptions(body) ?? []
             create.dnsName = try body.string("dns_name") ?? ""
             create.portSecurityEnabled = try body.bool("port_security_enabled")
-            create.securityGroups = try body.strings("security_groups") ?? []
+            create.securityGroups = try body.strings("security_groups")
             create.tags = try body.tags()
             if create.deviceOwner.hasPrefix("network:") { try context.enforce("create_port:device_owner", target: target) }
             if body.has("mac_address") { try context.enforce("create_port:mac_address", target: target) }

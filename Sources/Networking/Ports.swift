@@ -36,7 +36,8 @@ extension NetworkService {
         public var dnsName = ""
         /// nil: the network's setting.
         public var portSecurityEnabled: Bool?
-        public var securityGroups: [String] = []
+        /// nil: the project's default group (none for the network's own ports or without port security).
+        public var securityGroups: [String]?
         public var tags: [String] = []
 
         public init(networkID: String, projectID: String) { self.networkID = networkID; self.projectID = projectID }
@@ -133,6 +134,8 @@ extension NetworkService {
         try validate(dnsName: request.dnsName)
         let pairs = try validate(pairs: request.allowedAddressPairs, extraDHCPOpts: request.extraDHCPOpts)
         let binding = try await binding(host: request.host, vnicType: request.vnicType, networkID: request.networkID)
+        let defaultGroup = request.securityGroups == nil && !request.deviceOwner.hasPrefix("network:")
+            ? try await defaultSecurityGroup(project: request.projectID) : nil
         let port = try await retryingUniqueness {
             try await database.transaction { sql in
                 guard let network = try await Tables.networks.first(sql, where: [.equals("id", request.networkID)])?.value else {
@@ -143,10 +146,12 @@ extension NetworkService {
                     try await checkQuota(sql, "port", project: request.projectID, adding: 1)
                 }
                 let portSecurity = request.portSecurityEnabled ?? network.portSecurityEnabled
-                if !portSecurity, !request.securityGroups.isEmpty || !pairs.isEmpty {
+                if !portSecurity, !(request.securityGroups ?? []).isEmpty || !pairs.isEmpty {
                     throw NetworkingFailure(409, "PortSecurityAndIPRequiredForSecurityGroups",
                                             "Port security must be enabled and port must have an IP address in order to use security groups or allowed address pairs.")
                 }
+                let groups = portSecurity ? request.securityGroups ?? defaultGroup.map { [$0] } ?? [] : []
+                try await checkPortGroups(sql, groups, project: request.projectID)
                 var mac = request.macAddress.flatMap(Self.normalizedMAC) ?? generatedMAC()
                 while try await Tables.ports.first(sql, where: [.equals("network_id", network.id), .equals("mac_address", mac)]) != nil {
                     guard request.macAddress == nil else {
@@ -160,7 +165,7 @@ extension NetworkService {
                                 deviceOwner: request.deviceOwner, deviceID: request.deviceID, status: "DOWN", host: request.host,
                                 vifType: binding.type, vifDetails: binding.details, vnicType: request.vnicType, profile: request.profile,
                                 fixedIPs: [], allowedAddressPairs: pairs, extraDHCPOpts: request.extraDHCPOpts,
-                                dnsName: request.dnsName, portSecurityEnabled: portSecurity, securityGroups: request.securityGroups,
+                                dnsName: request.dnsName, portSecurityEnabled: portSecurity, securityGroups: groups,
                                 tags: request.tags, revision: 1, createdAt: time, updatedAt: time)
                 try await Tables.ports.insert(sql, PortRow(port))
                 port.fixedIPs = try await allocate(sql, port: port, requests: request.fixedIPs, keeping: [])
@@ -168,6 +173,7 @@ extension NetworkService {
             }
         }
         await changed([port.networkID])
+        await firewallsChanged()
         return port
     }
 
@@ -362,7 +368,10 @@ extension NetworkService {
                 port.extraDHCPOpts = update.extraDHCPOpts ?? port.extraDHCPOpts
                 port.dnsName = update.dnsName ?? port.dnsName
                 port.portSecurityEnabled = update.portSecurityEnabled ?? port.portSecurityEnabled
-                port.securityGroups = update.securityGroups ?? port.securityGroups
+                if let groups = update.securityGroups {
+                    try await checkPortGroups(sql, groups, project: port.projectID)
+                    port.securityGroups = groups
+                }
                 if !port.portSecurityEnabled, !port.securityGroups.isEmpty || !port.allowedAddressPairs.isEmpty {
                     throw NetworkingFailure(409, "PortSecurityAndIPRequiredForSecurityGroups",
                                             "Port security must be enabled and port must have an IP address in order to use security groups or allowed address pairs.")
@@ -393,6 +402,7 @@ extension NetworkService {
             }
         }
         await changed([updated.networkID])
+        await firewallsChanged()
         return updated
     }
 
@@ -421,6 +431,7 @@ extension NetworkService {
             return port
         }
         await changed([port.networkID])
+        await firewallsChanged()
         return port
     }
 }

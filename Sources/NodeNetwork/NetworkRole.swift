@@ -30,6 +30,11 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
     let wired: WiredRecord
     /// The in-daemon metadata proxy; nil without `[metadata] shared_secret` and a controller URL.
     let metadata: MetadataProxy?
+    /// The security groups of the ports bound here; nil with `[securitygroup] firewall_driver = noop`.
+    let firewall: (any FirewallDriver)?
+    let firewallSyncs = Coalescer()
+    /// How the last firewall sync ended (what a caller that waited for it learns).
+    let firewallFailure = FailureBox()
     /// One sync at a time: a later answer of the controller is never overtaken by an earlier one.
     let syncs = KeyedLocks()
     private let lock = NSLock()
@@ -42,7 +47,8 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
     }
 
     public init(context: NodeServiceContext, l2: any L2Driver, tunnelIP: String?, stateDirectory: String, leaseDuration: Int,
-                metadata: MetadataSettings?) throws {
+                metadata: MetadataSettings?, firewall: (any FirewallDriver)?) throws {
+        self.firewall = firewall
         wired = WiredRecord(path: stateDirectory + "/network/wired")
         let dhcpStateDirectory = stateDirectory + "/dhcp"
         self.metadata = metadata.map { MetadataProxy(controllerURL: $0.controllerURL, secret: $0.sharedSecret, logger: context.logger) }
@@ -84,6 +90,10 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
             try await sync(request.networkIDs)
             return Nothing()
         }
+        server.register(FirewallChanged.self) { [self] _, _ in
+            await syncFirewall()
+            return Nothing()
+        }
         let monitor = try LinkMonitor()
         lock.withLock { self.monitor = monitor }
     }
@@ -97,6 +107,8 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
     /// tunnels and DHCP namespaces of networks this host no longer has). Guests' taps are
     /// never touched: libvirt owns them.
     public func reconcile() async throws {
+        // The firewall first: ports bound here are filtered before anything else is wired.
+        try await syncFirewallOrThrow()
         let result = try await ask(networkIDs: nil)
         let wanted = Set(result.networks.map { String($0.network.id.prefix(11)) })
         // Only what this node made (its record), never another node's devices on a shared host.
@@ -186,8 +198,10 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
         wired.forget(prefix)
     }
 
-    /// Wires the networks a guest is about to be plugged into (its bridges exist afterwards).
+    /// Wires the networks a guest is about to be plugged into (its bridges exist afterwards),
+    /// with its ports' firewall in place before its taps appear.
     public func plug(networks: [String]) async throws {
+        try await syncFirewallOrThrow()
         let result = try await ask(networkIDs: networks)
         for id in networks where !(try await l2.isWired(networkPrefix: String(id.prefix(11)))) {
             let reason = result.gone.contains(id) ? "the controller has no port of this host on it" : "it could not be wired"
@@ -212,6 +226,38 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
         } catch {
             logger.warning("could not report a port's status", metadata: ["port": "\(port.id)", "error": "\(error)"])
         }
+    }
+
+    /// Makes the host's firewall what the controller says it should be now. Notices that
+    /// arrive during a sync fold into one more sync.
+    func syncFirewall() async {
+        do { try await syncFirewallOrThrow() } catch {
+            logger.error("the firewall could not be applied; the previous one stays in force", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func syncFirewallOrThrow() async throws {
+        guard let firewall else { return }
+        let failure = firewallFailure
+        await firewallSyncs.run { [self] in
+            do {
+                let started = ContinuousClock.now
+                let state = try await client.call(HostFirewall.self, HostFirewall.Arguments(host: host), topic: HostFirewall.topic,
+                                                  timeout: .seconds(30))
+                let asked = ContinuousClock.now
+                let report = try await firewall.apply(state)
+                failure.set(nil)
+                if report.chainsRewritten > 0 || report.setsChanged > 0 {
+                    logger.info("firewall applied", metadata: [
+                        "ports": "\(report.ports)", "rules": "\(report.rules)", "chains_rewritten": "\(report.chainsRewritten)",
+                        "set_members_changed": "\(report.setsChanged)", "asked": "\(asked - started)", "applied": "\(ContinuousClock.now - asked)",
+                    ])
+                }
+            } catch {
+                failure.set(error)
+            }
+        }
+        if let error = failure.get() { throw error }
     }
 
     func report(_ statuses: [String: String]) async throws {
@@ -257,4 +303,12 @@ final class WiredRecord: @unchecked Sendable {
             try? (entries.sorted().joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
         }
     }
+}
+
+/// The outcome of the sync a caller waited for (the last one run).
+final class FailureBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var error: (any Error)?
+    func set(_ error: (any Error)?) { lock.withLock { self.error = error } }
+    func get() -> (any Error)? { lock.withLock { error } }
 }

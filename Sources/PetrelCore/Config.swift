@@ -236,7 +236,7 @@ public struct PetrelConfig: Sendable {
         lockoutDuration = Int(try string("security_compliance", "lockout_duration")!)!
         imageStorePath = try string("image", "store_path")!
         var quotas: [String: Int] = [:]
-        for resource in ["instances", "cores", "ram", "key_pairs", "metadata_items", "network", "subnet", "port"] {
+        for resource in ["instances", "cores", "ram", "key_pairs", "metadata_items", "network", "subnet", "port", "security_group", "security_group_rule"] {
             quotas[resource] = Int(try string("quota", resource)!)!
         }
         quotaDefaults = quotas
@@ -279,6 +279,7 @@ public struct PetrelConfig: Sendable {
             leaseDuration: Int(try string("dhcp", "lease_duration")!)!,
             agentsPerNetwork: Int(try string("dhcp", "agents_per_network")!)!)
         networking.mechanismDriver = try string("ml2", "mechanism_drivers")!
+        networking.firewallDriver = try string("securitygroup", "firewall_driver")!
         myIP = try string("DEFAULT", "my_ip")
         metadataSharedSecret = try string("metadata", "shared_secret").flatMap { $0.isEmpty ? nil : $0 }
         metadataURL = try string("metadata", "nova_metadata_url") ?? serviceUser.flatMap { user in

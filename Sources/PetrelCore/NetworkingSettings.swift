@@ -14,6 +14,8 @@ public struct NetworkingSettings: Sendable {
     public var dnsDomain: String
     public var tenantNetworkTypes: [String]
     public var mechanismDriver = "linuxbridge"
+    /// How a node enforces security groups: `iptables` (with ipset), or `noop` (not at all).
+    public var firewallDriver = "iptables"
     public var vniRanges: [ClosedRange<Int>]
     public var vlanRanges: [VLANRange]
     /// Physical networks flat networks may use; nil: any.

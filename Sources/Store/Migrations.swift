@@ -370,5 +370,37 @@ public enum Schema {
             "ALTER TABLE instances ADD COLUMN metadata_password TEXT",
             "ALTER TABLE instances ADD COLUMN config_drive BOOLEAN NOT NULL DEFAULT FALSE",
         ]),
+        // Security groups and their rules (a rule's whole meaning is unique in its group, so two
+        // controllers cannot both add the same rule), and address groups: named address lists
+        // rules may use as their remote end. `default_security_groups` keeps one default group
+        // per project, whichever controller makes it first.
+        Migration(version: 16, name: "security groups", statements: [
+            """
+            CREATE TABLE security_groups (
+                id TEXT PRIMARY KEY, project_id TEXT NOT NULL, name TEXT NOT NULL DEFAULT '', description TEXT NOT NULL DEFAULT '',
+                stateful BOOLEAN NOT NULL DEFAULT TRUE, tags TEXT NOT NULL DEFAULT '[]', revision_number INTEGER NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX security_groups_project ON security_groups (project_id)",
+            "CREATE TABLE default_security_groups (project_id TEXT PRIMARY KEY, security_group_id TEXT NOT NULL)",
+            """
+            CREATE TABLE security_group_rules (
+                id TEXT PRIMARY KEY, security_group_id TEXT NOT NULL, project_id TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
+                direction TEXT NOT NULL, ethertype TEXT NOT NULL, protocol TEXT NOT NULL DEFAULT '',
+                port_range_min INTEGER NOT NULL DEFAULT -1, port_range_max INTEGER NOT NULL DEFAULT -1,
+                remote_ip_prefix TEXT NOT NULL DEFAULT '', remote_group_id TEXT NOT NULL DEFAULT '',
+                remote_address_group_id TEXT NOT NULL DEFAULT '', revision_number INTEGER NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+                UNIQUE (security_group_id, direction, ethertype, protocol, port_range_min, port_range_max, remote_ip_prefix,
+                        remote_group_id, remote_address_group_id))
+            """,
+            "CREATE INDEX security_group_rules_remote ON security_group_rules (remote_group_id)",
+            """
+            CREATE TABLE address_groups (
+                id TEXT PRIMARY KEY, project_id TEXT NOT NULL, name TEXT NOT NULL DEFAULT '', description TEXT NOT NULL DEFAULT '',
+                addresses TEXT NOT NULL DEFAULT '[]', revision_number INTEGER NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+            """,
+        ]),
     ]
 }

@@ -93,6 +93,12 @@ struct Serve: AsyncParsableCommand {
             } catch {
                 logger.warning("could not tell the nodes about changed networks", metadata: ["networks": "\(changed)", "error": "\(error)"])
             }
+        } onFirewallChange: {
+            do {
+                try await networkClient.fanout(FirewallChanged.self, FirewallChanged.Arguments(), topic: FirewallChanged.topic, patience: .seconds(5))
+            } catch {
+                logger.warning("could not tell the nodes about changed security groups", metadata: ["error": "\(error)"])
+            }
         }
         let servers = Servers(database: database, images: images, quotas: Quotas(database: database, defaults: config.quotaDefaults),
                               networking: networking)
@@ -136,6 +142,9 @@ struct Serve: AsyncParsableCommand {
                 if !moved.isEmpty { logger.info("DHCP duties handed out", metadata: ["networks": "\(moved)"]) }
             }
             return try await networking.hostNetworks(host: request.host, networkIDs: request.networkIDs, tunnelIP: request.tunnelIP)
+        }
+        neutron.register(HostFirewall.self) { request, _ in
+            try await networking.hostFirewall(host: request.host)
         }
         neutron.register(PortsStatus.self) { request, _ in
             try await networking.portsStatus(host: request.host, active: request.active, down: request.down)

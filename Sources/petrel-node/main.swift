@@ -69,7 +69,7 @@ struct PetrelNode: AsyncParsableCommand {
         let l2 = try L2Drivers.make(config.networking.mechanismDriver,
                                     settings: .init(tunnelIP: tunnelIP, interfaceMappings: config.networking.interfaceMappings))
         context.logger.info("starting the network service", metadata: [
-            "l2_driver": "\(l2.info.name)", "tunnel_ip": "\(tunnelIP ?? "none")",
+            "l2_driver": "\(l2.info.name)", "firewall_driver": "\(config.networking.firewallDriver)", "tunnel_ip": "\(tunnelIP ?? "none")",
             "mappings": "\(config.networking.interfaceMappings)",
         ])
         var metadata: NetworkRole.MetadataSettings?
@@ -78,8 +78,9 @@ struct PetrelNode: AsyncParsableCommand {
         } else {
             context.logger.warning("no metadata proxy: [metadata] shared_secret and a controller URL ([metadata] nova_metadata_url or [service_user] auth_url) are needed")
         }
+        let firewall = config.networking.firewallDriver == "noop" ? nil : try FirewallDrivers.make(config.networking.firewallDriver)
         return try NetworkRole(context: context, l2: l2, tunnelIP: tunnelIP, stateDirectory: config.statePath,
-                               leaseDuration: config.networking.leaseDuration, metadata: metadata)
+                               leaseDuration: config.networking.leaseDuration, metadata: metadata, firewall: firewall)
     }
 
     static func compute(_ config: PetrelConfig, _ context: NodeServiceContext) async throws -> any NodeService {

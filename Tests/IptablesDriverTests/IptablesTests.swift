@@ -42,7 +42,7 @@ import Testing
         #expect(dump.contains("-A \(foreign) -j RETURN"), "a chain without the prefix was touched")
 
         // A bad rule fails the whole transaction, and nothing changes.
-        await #expect(throws: CommandError.self) {
+        await #expect(throws: IptablesError.self) {
             try await tables.apply(OwnedRules(chains: [input: ["-p nosuchproto -j ACCEPT"]], jumps: []))
         }
         #expect(try await tables.read() == second)

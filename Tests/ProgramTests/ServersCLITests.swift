@@ -73,9 +73,12 @@ final class CloudUnderTest: @unchecked Sendable {
         try #require(up, "the controller did not answer on \(url)")
     }
 
-    /// A node's configuration: its host name, libvirt URI and instances directory.
+    /// A node's configuration: its host name, libvirt URI and instances directory. Security
+    /// groups are enforced only by nodes with a network namespace of their own (`firewall:
+    /// "iptables"`): Petrel's chains are one set per host, so nodes sharing this host's
+    /// namespace in parallel suites would each remove the others' ports.
     func nodeConfig(host: String, uri: String, virtType: String = "qemu", services: String = "compute", myIP: String? = nil,
-                    extra: String = "") throws -> (config: String, instances: String) {
+                    firewall: String = "noop", extra: String = "") throws -> (config: String, instances: String) {
         let instances = directory.appendingPathComponent("instances-\(host)").path
         let path = directory.appendingPathComponent("node-\(host).conf").path
         try """
@@ -97,6 +100,8 @@ final class CloudUnderTest: @unchecked Sendable {
             username = admin
             password = admin-pw
             project_name = admin
+            [securitygroup]
+            firewall_driver = \(firewall)
             [node]
             services = \(services)
             metrics_listen = 127.0.0.1:\(Int.random(in: 20_000...45_000))
