@@ -31,7 +31,7 @@ extension NetworkAPI {
     ] + tagPolicies("security_group")
 
     static let securityGroupAttributes: Set<String> = [
-        "id", "name", "description", "project_id", "tenant_id", "stateful", "security_group_rules", "tags", "revision_number",
+        "id", "name", "description", "project_id", "tenant_id", "stateful", "shared", "security_group_rules", "tags", "revision_number",
         "created_at", "updated_at",
     ]
     static let ruleAttributes: Set<String> = [
@@ -60,6 +60,8 @@ extension NetworkAPI {
         [
             "id": .string(group.id), "name": .string(group.name), "description": .string(group.description),
             "project_id": .string(group.projectID), "tenant_id": .string(group.projectID), "stateful": .bool(group.stateful),
+            // No RBAC sharing of groups: each is its project's alone.
+            "shared": false,
             "security_group_rules": .array(group.rules.map { .object(ruleJSON($0)) }), "tags": strings(group.tags),
             "revision_number": .number(Double(group.revision)),
             "created_at": resourceTime(group.createdAt), "updated_at": resourceTime(group.updatedAt),

@@ -208,8 +208,8 @@ extension NetworkService {
             var conditions: [Table<SecurityGroupRow>.Condition] = []
             if !viewer.isAdmin { conditions.append(.equals("project_id", viewer.projectID ?? "")) }
             if let ids { conditions.append(.inList("id", ids)) }
-            let groups = try await Tables.securityGroups.all(sql, where: conditions, orderBy: "created_at, id").map(\.value)
-            let rules = try await Tables.securityGroupRules.all(sql, where: [.inList("security_group_id", groups.map(\.id))], orderBy: "created_at, id")
+            let groups = try await Tables.securityGroups.all(sql, where: conditions, orderBy: "created_at").map(\.value)
+            let rules = try await Tables.securityGroupRules.all(sql, where: [.inList("security_group_id", groups.map(\.id))], orderBy: "created_at")
             let byGroup = Dictionary(grouping: rules.map(\.value), by: \.securityGroupID)
             return groups.map { group in
                 var group = group
@@ -533,7 +533,7 @@ extension NetworkService {
             var conditions: [Table<AddressGroupRow>.Condition] = []
             if !viewer.isAdmin { conditions.append(.equals("project_id", viewer.projectID ?? "")) }
             if let ids { conditions.append(.inList("id", ids)) }
-            return try await Tables.addressGroups.all(sql, where: conditions, orderBy: "created_at, id").map(\.value)
+            return try await Tables.addressGroups.all(sql, where: conditions, orderBy: "created_at").map(\.value)
         }
     }
 

@@ -51,7 +51,7 @@ public enum NodeServiceNames {
 
 public enum ConfigSchema {
     public static let sections = ["DEFAULT", "database", "api", "token", "identity", "security_compliance", "oslo_policy", "image", "quota", "scheduler", "libvirt", "compute", "image_cache", "vnc", "service_user", "node",
-                                      "ml2", "ml2_type_vxlan", "ml2_type_vlan", "ml2_type_flat", "linux_bridge", "vxlan", "dhcp", "metadata"]
+                                      "ml2", "ml2_type_vxlan", "ml2_type_vlan", "ml2_type_flat", "linux_bridge", "securitygroup", "vxlan", "dhcp", "metadata"]
 
     public static let options: [ConfigOption] = [
         .init("DEFAULT", "host", .hostname, default: nil,
