@@ -232,7 +232,7 @@ let package = Package(
                                                             "TestSupport",
                                                             .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "Hosts", "Images", "Store", "PetrelCore", "TestSupport"]),
-        .testTarget(name: "NetworkingTests", dependencies: ["Networking", "Hosts", "Store", "PetrelCore", "TestSupport",
+        .testTarget(name: "NetworkingTests", dependencies: ["Networking", "Contracts", "Hosts", "Store", "PetrelCore", "TestSupport",
                                                             .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Store", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "NetlinkDriver", "PetrelCore", "Store", "TestSupport"]),

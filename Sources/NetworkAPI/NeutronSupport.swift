@@ -56,6 +56,8 @@ extension NetworkAPI {
         .init(alias: "security-group", name: "security-group", description: "The security groups extension."),
         .init(alias: "security-groups-remote-address-group", name: "Remote address group id field for security group rules",
               description: "Add new field of remote address group id in security group rules"),
+        .init(alias: "security-groups-rules-belongs-to-default-sg", name: "Security group rule belongs to the project's default security group",
+              description: "Flag to determine if the security group rule belongs to the project's default security group"),
         .init(alias: "security-groups-normalized-cidr", name: "Normalized CIDR field for security group rules",
               description: "Add new field with normalized remote_ip_prefix cidr in SG rule"),
         .init(alias: "stateful-security-group", name: "Stateful security group", description: "Indicates if the security group is stateful or not"),

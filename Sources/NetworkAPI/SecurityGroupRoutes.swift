@@ -37,7 +37,7 @@ extension NetworkAPI {
     static let ruleAttributes: Set<String> = [
         "id", "security_group_id", "project_id", "tenant_id", "description", "direction", "ethertype", "protocol", "port_range_min",
         "port_range_max", "remote_ip_prefix", "normalized_cidr", "remote_group_id", "remote_address_group_id", "revision_number",
-        "created_at", "updated_at",
+        "created_at", "updated_at", "belongs_to_default_sg",
     ]
     static let addressGroupAttributes: Set<String> = [
         "id", "name", "description", "project_id", "tenant_id", "addresses", "revision_number", "created_at", "updated_at",
@@ -52,6 +52,7 @@ extension NetworkAPI {
             "port_range_max": number(rule.portRangeMax), "remote_ip_prefix": .string(rule.remoteIPPrefix),
             "normalized_cidr": .string(rule.normalizedCIDR), "remote_group_id": .string(rule.remoteGroupID),
             "remote_address_group_id": .string(rule.remoteAddressGroupID), "revision_number": .number(Double(rule.revision)),
+            "belongs_to_default_sg": .bool(rule.belongsToDefaultGroup),
             "created_at": resourceTime(rule.createdAt), "updated_at": resourceTime(rule.updatedAt),
         ]
     }

@@ -38,6 +38,8 @@ public struct SecurityGroupRule: Sendable, Equatable {
     public var revision: Int
     public var createdAt: Int64
     public var updatedAt: Int64
+    /// The rule is in a project's default group (filled by the reads).
+    public var belongsToDefaultGroup = false
 
     /// The prefix's network (`10.0.0.5/24` → `10.0.0.0/24`), as Neutron's `normalized_cidr`.
     public var normalizedCIDR: String? { remoteIPPrefix.flatMap { IPNetwork($0, strict: false)?.description } }
@@ -210,13 +212,22 @@ extension NetworkService {
             if let ids { conditions.append(.inList("id", ids)) }
             let groups = try await Tables.securityGroups.all(sql, where: conditions, orderBy: "created_at").map(\.value)
             let rules = try await Tables.securityGroupRules.all(sql, where: [.inList("security_group_id", groups.map(\.id))], orderBy: "created_at")
-            let byGroup = Dictionary(grouping: rules.map(\.value), by: \.securityGroupID)
+            let defaults = try await Self.defaultGroupIDs(sql)
+            let byGroup = Dictionary(grouping: rules.map { row in
+                var rule = row.value
+                rule.belongsToDefaultGroup = defaults.contains(rule.securityGroupID)
+                return rule
+            }, by: \.securityGroupID)
             return groups.map { group in
                 var group = group
                 group.rules = byGroup[group.id] ?? []
                 return group
             }
         }
+    }
+
+    static func defaultGroupIDs(_ sql: any SQLDatabase) async throws -> Set<String> {
+        Set(try await Tables.defaultGroups.all(sql).map(\.securityGroupId))
     }
 
     public func securityGroup(_ id: String, visibleTo viewer: Viewer) async throws -> SecurityGroup {
@@ -260,7 +271,8 @@ extension NetworkService {
                 let rule = SecurityGroupRule(id: UUID().uuidString.lowercased(), securityGroupID: group.id, projectID: projectID, description: "",
                                              direction: direction, ethertype: ethertype, protocol: nil, portRangeMin: nil, portRangeMax: nil,
                                              remoteIPPrefix: nil, remoteGroupID: direction == "ingress" ? group.id : nil,
-                                             remoteAddressGroupID: nil, revision: 0, createdAt: time, updatedAt: time)
+                                             remoteAddressGroupID: nil, revision: 1, createdAt: time, updatedAt: time,
+                                             belongsToDefaultGroup: isDefault)
                 try await Tables.securityGroupRules.insert(sql, SecurityGroupRuleRow(rule))
                 group.rules.append(rule)
             }
@@ -374,7 +386,12 @@ extension NetworkService {
                 guard !ids.isEmpty else { return [] }
                 condition = condition + " AND id IN (\(binds: ids))"
             }
-            return try await Tables.securityGroupRules.all(sql, where: condition, orderBy: "created_at, id").map(\.value)
+            let defaults = try await Self.defaultGroupIDs(sql)
+            return try await Tables.securityGroupRules.all(sql, where: condition, orderBy: "created_at, id").map { row in
+                var rule = row.value
+                rule.belongsToDefaultGroup = defaults.contains(rule.securityGroupID)
+                return rule
+            }
         }
     }
 
@@ -494,7 +511,8 @@ extension NetworkService {
                                              description: request.description, direction: request.direction, ethertype: request.ethertype,
                                              protocol: request.protocol, portRangeMin: request.portRangeMin, portRangeMax: request.portRangeMax,
                                              remoteIPPrefix: request.remoteIPPrefix, remoteGroupID: request.remoteGroupID,
-                                             remoteAddressGroupID: request.remoteAddressGroupID, revision: 0, createdAt: time, updatedAt: time)
+                                             remoteAddressGroupID: request.remoteAddressGroupID, revision: 1, createdAt: time, updatedAt: time,
+                                             belongsToDefaultGroup: try await Tables.defaultGroups.first(sql, where: [.equals("security_group_id", group.id)]) != nil)
                 let existing = try await Tables.securityGroupRules.all(sql, where: [.equals("security_group_id", group.id)]).map(\.value)
                 if let same = existing.first(where: { Self.meaning($0) == Self.meaning(rule) }) {
                     throw NetworkingFailure(409, "SecurityGroupRuleExists", "Security group rule already exists. Rule id is \(same.id).")
