@@ -22,6 +22,7 @@ let package = Package(
         .executable(name: "petrel-controller", targets: ["petrel-controller"]),
         .executable(name: "petrel-node", targets: ["petrel-node"]),
         .executable(name: "petrel-bench-rpc", targets: ["petrel-bench-rpc"]),
+        .executable(name: "petrel-bench-firewall", targets: ["petrel-bench-firewall"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -203,6 +204,8 @@ let package = Package(
             "RPC", "Contracts", "RabbitMQDriver", "PetrelCore",
             .product(name: "Logging", package: "swift-log"),
         ], path: "Benchmarks/RPCBenchmark"),
+        .executableTarget(name: "petrel-bench-firewall", dependencies: ["NodeNetwork", "Contracts", "IptablesDriver", "NetlinkDriver"],
+                          path: "Benchmarks/FirewallBenchmark"),
 
         // MARK: tests
         .target(name: "TestSupport", dependencies: ["PetrelCore", "ProcessDriver"], path: "Tests/TestSupport"),

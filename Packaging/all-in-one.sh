@@ -217,6 +217,13 @@ case "${1:-start}" in
       openstack --os-cloud petrel network create --share private >/dev/null &&
         openstack --os-cloud petrel subnet create --network private --subnet-range 198.18.100.0/24 private-v4 >/dev/null &&
         log "created network private (VXLAN) with subnet private-v4 198.18.100.0/24"
+      # The admin project's default security group lets in only its own members; open ping,
+      # SSH and HTTP from the private subnet (its DHCP namespace included), as OpenStack's
+      # guides do, so the examples below reach the guest.
+      for rule in "--protocol icmp" "--protocol tcp --dst-port 22" "--protocol tcp --dst-port 80"; do
+        openstack --os-cloud petrel security group rule create $rule --remote-ip 198.18.100.0/24 default >/dev/null 2>&1 || true
+      done
+      log "opened ICMP, SSH and HTTP from 198.18.100.0/24 in the admin project's default security group"
     fi
     log "try: openstack --os-cloud petrel server create --image petrel-tiny --flavor m1.tiny --network private --wait vm1"
     ;;

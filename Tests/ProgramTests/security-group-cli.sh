@@ -149,7 +149,7 @@ case "$1" in
     port1=$(cat "$WORK/port1") port2=$(cat "$WORK/port2") port3=$(cat "$WORK/port3")
     waitfor 30 bash -c "saved | grep -q -- '--dport 8080'" || fail "the restarted node has not the new rule"
     chains=$(saved | grep -o '^:petrel-sg-[^ ]*' | sort | tr '\n' ' ')
-    expected=":petrel-sg-fwd :petrel-sg-i${port1:0:11} :petrel-sg-o${port1:0:11} :petrel-sg-s${port1:0:11} "
+    expected=":petrel-sg-fwd :petrel-sg-gi${web:0:11} :petrel-sg-i${port1:0:11} :petrel-sg-o${port1:0:11} :petrel-sg-s${port1:0:11} "
     [ "$chains" = "$expected" ] || fail "chains after the restart: '$chains', expected '$expected'"
     sets=$(ip netns exec "$HOST" ipset list -n | grep '^psg' | tr '\n' ' ')
     [ "$sets" = "psg4g${web:0:26} " ] || fail "sets after the restart: '$sets'"

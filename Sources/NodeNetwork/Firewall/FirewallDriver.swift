@@ -8,6 +8,10 @@ public struct FirewallReport: Sendable, Equatable {
     public var rules: Int
     public var chainsRewritten: Int
     public var setsChanged: Int
+
+    public init(ports: Int, rules: Int, chainsRewritten: Int, setsChanged: Int) {
+        self.ports = ports; self.rules = rules; self.chainsRewritten = chainsRewritten; self.setsChanged = setsChanged
+    }
 }
 
 public struct FirewallError: Error, CustomStringConvertible, Sendable {

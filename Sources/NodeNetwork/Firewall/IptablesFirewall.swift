@@ -16,8 +16,9 @@ import ProcessDriver
 /// - `petrel-sg-o<port>`: DHCP and neighbour discovery, anti-spoofing (`petrel-sg-s<port>`:
 ///   only its MAC with its fixed IPs, allowed pairs and link-local address), no DHCP server
 ///   or router advertisement from a guest, conntrack (stateful groups), the egress rules, drop.
-/// - `petrel-sg-i<port>`: conntrack, DHCP replies and neighbour discovery, the ingress
-///   rules, drop.
+/// - `petrel-sg-i<port>`: conntrack, DHCP replies and neighbour discovery, a jump to the
+///   ingress chain of each of its groups (`petrel-sg-gi<group>`, shared by the group's ports
+///   on this host: accept on a match, return otherwise), drop.
 /// - Remote groups and address groups are ipset sets (`psg4g…`, `psg4a…`), so a member
 ///   change touches a set, not the rules.
 /// - raw `PREROUTING -j petrel-sg-zone`: one conntrack zone per network bridge, so
@@ -66,6 +67,13 @@ public actor IptablesFirewall: FirewallDriver {
         }
     }
 
+    /// Applies `state` rewriting every chain, whatever the kernel holds: a repair, and the
+    /// reference the chain-level diff is measured against (petrel-bench-firewall).
+    public func rebuild(_ state: FirewallState) async throws -> FirewallReport {
+        applied = nil
+        return try await applyOnce(state, rewritingEverything: true)
+    }
+
     public func removeAll() async throws {
         let empty = Rendered()
         try await ipv4.apply(empty.filter4, table: "filter")
@@ -86,8 +94,14 @@ public actor IptablesFirewall: FirewallDriver {
         return kernel
     }
 
-    private func applyOnce(_ state: FirewallState) async throws -> FirewallReport {
-        let before = try await current()
+    private func applyOnce(_ state: FirewallState, rewritingEverything: Bool = false) async throws -> FirewallReport {
+        var before = try await current()
+        if rewritingEverything {
+            // Every chain believed empty: each is declared (flushed) and refilled.
+            for keyPath in [\Rendered.filter4, \Rendered.filter6, \Rendered.raw4, \Rendered.raw6] {
+                before[keyPath: keyPath].chains = before[keyPath: keyPath].chains.mapValues { _ in [] }
+            }
+        }
         let desired = Self.render(state, zones: &zones)
         let changedMembers = desired.sets.reduce(0) { count, entry in
             count + entry.value.members.symmetricDifference(before.sets[entry.key]?.members ?? []).count
@@ -193,6 +207,7 @@ public actor IptablesFirewall: FirewallDriver {
         for version in [4, 6] {
             var chains: [String: [String]] = [:]
             var egressJumps: [String] = [], ingressJumps: [String] = [], accepts: [String] = [], openIngress: [String] = []
+            var ruleLines: [String: (Bool, [String], [String])] = [:]
             for port in state.ports.sorted(by: { $0.id < $1.id }) {
                 let tap = port.tapName
                 accepts.append("\(physdev("in", tap)) -j ACCEPT")
@@ -204,15 +219,22 @@ public actor IptablesFirewall: FirewallDriver {
                 let ingress = prefix + "i" + key, egress = prefix + "o" + key, spoof = prefix + "s" + key
                 egressJumps.append("\(physdev("in", tap)) -j \(egress)")
                 ingressJumps.append("\(physdev("out", tap)) -j \(ingress)")
-                let portGroups = port.securityGroups.compactMap { groups[$0] }
-                let stateful = portGroups.isEmpty || portGroups.contains(where: \.stateful)
-                var rules: [(direction: String, match: String)] = []
-                for group in portGroups {
-                    for rule in group.rules where rule.ipVersion == version {
-                        let entry = (rule.direction, match(rule, direction: rule.direction))
-                        if !rules.contains(where: { $0 == entry }) { rules.append(entry) }
+                // Ports with the same groups share their rules' lines, rendered once.
+                let groupKey = port.securityGroups.joined(separator: ",")
+                let (stateful, _, egressRules) = ruleLines[groupKey] ?? {
+                    let portGroups = port.securityGroups.compactMap { groups[$0] }
+                    var ingress: [String] = [], egress: [String] = [], seen = Set<String>()
+                    for group in portGroups {
+                        for rule in group.rules where rule.ipVersion == version {
+                            let line = match(rule, direction: rule.direction)
+                            guard seen.insert(rule.direction + " " + line).inserted else { continue }
+                            if rule.direction == "ingress" { ingress.append(line) } else { egress.append(line) }
+                        }
                     }
-                }
+                    let lines = (portGroups.isEmpty || portGroups.contains(where: \.stateful), ingress, egress)
+                    ruleLines[groupKey] = lines
+                    return lines
+                }()
                 // Anti-spoofing: its MAC with its addresses, its pairs, its link-local address.
                 var sources: [(String, String)] = port.fixedIPs.compactMap { ip in source(ip, version: version).map { ($0, port.macAddress) } }
                 sources += port.allowedAddressPairs.compactMap { pair in source(pair.ipAddress, version: version).map { ($0, pair.macAddress) } }
@@ -242,7 +264,7 @@ public actor IptablesFirewall: FirewallDriver {
                     out.append("-p udp -m udp --sport 547 --dport 546 -j DROP")
                 }
                 if stateful { out += ["\(tracked[0]) -j RETURN", "\(tracked[1]) -j DROP"] }
-                out += rules.filter { $0.direction == "egress" }.map { $0.match.isEmpty ? "-j RETURN" : "\($0.match) -j RETURN" }
+                out += egressRules.map { $0.isEmpty ? "-j RETURN" : "\($0) -j RETURN" }
                 out.append("-j DROP")
                 chains[egress] = out
                 var into: [String] = stateful ? ["\(tracked[0]) -j ACCEPT", "\(tracked[1]) -j DROP"] : []
@@ -252,7 +274,16 @@ public actor IptablesFirewall: FirewallDriver {
                     for type in [130, 131, 132, 134, 135, 136, 143] { into.append("-p ipv6-icmp -m icmp6 --icmpv6-type \(type) -j ACCEPT") }
                     into.append("-p udp -m udp --sport 547 --dport 546 -j ACCEPT")
                 }
-                into += rules.filter { $0.direction == "ingress" }.map { $0.match.isEmpty ? "-j ACCEPT" : "\($0.match) -j ACCEPT" }
+                // Ingress rules live in one chain per group, shared by the group's ports here: a
+                // rule added to a group used by 200 ports rewrites one chain, not 200.
+                for id in port.securityGroups where groups[id] != nil {
+                    let chain = prefix + "gi" + id.prefix(11)
+                    into.append("-j \(chain)")
+                    if chains[chain] == nil {
+                        chains[chain] = groups[id]!.rules.filter { $0.ipVersion == version && $0.direction == "ingress" }
+                            .map { rule in let line = match(rule, direction: "ingress"); return line.isEmpty ? "-j ACCEPT" : "\(line) -j ACCEPT" }
+                    }
+                }
                 into.append("-j DROP")
                 chains[ingress] = into
             }
