@@ -75,7 +75,7 @@ import Testing
     @Test func realTrafficFollowsTheGroups() async throws {
         try Requirement.root()
         for tool in ["ipset", "iptables-restore", "ip6tables-restore", "busybox", "python3", "socat", "curl"] { try Requirement.tool(tool) }
-        let tag = TestNames.unique("sg")
+        let tag = TestNames.unique("pt")
         let host = try NetworkNamespace.create(tag + "h")
         var namespaces = [host]
         var servers: [ChildProcess] = []
