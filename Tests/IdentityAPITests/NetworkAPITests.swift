@@ -185,11 +185,70 @@ import Testing
             #expect(over.0 == .conflict && over.1["NeutronError"]?["type"] == "OverQuota")
             let details = try await call(client, .get, "/quotas/\(setup.memberProject)/details", setup.member).1["quota"]
             #expect(details?["network"] == ["limit": 1, "used": 1, "reserved": 0])
-            // Extensions: exactly the implemented ones (no security groups, routers or floating IPs yet).
+            // Extensions: exactly the implemented ones (no routers or floating IPs yet).
             let aliases = Set((try await call(client, .get, "/extensions", setup.member).1["extensions"]?.arrayValue ?? []).compactMap { $0["alias"]?.stringValue })
-            #expect(aliases.isSuperset(of: ["provider", "external-net", "binding", "quotas", "standard-attr-tag", "network-ip-availability"]))
-            #expect(aliases.isDisjoint(with: ["security-group", "router", "floatingip", "qos", "trunk"]))
+            #expect(aliases.isSuperset(of: ["provider", "external-net", "binding", "quotas", "standard-attr-tag", "network-ip-availability",
+                                            "security-group", "stateful-security-group", "address-group"]))
+            #expect(aliases.isDisjoint(with: ["router", "floatingip", "qos", "trunk"]))
             #expect(try await call(client, .get, "/availability_zones", setup.member).1["availability_zones"] == [])
+        }
+    }
+
+    /// Security groups in Neutron's shapes: the default group on first use, rule bodies as the
+    /// API samples have them, NeutronError bodies, and another project's group hidden.
+    @Test func securityGroupsShapesPolicyAndErrors() async throws {
+        try await withNeutron { client, setup in
+            let listed = try await call(client, .get, "/security-groups", setup.member)
+            #expect(listed.0 == .ok)
+            let groups = listed.1["security_groups"]?.arrayValue ?? []
+            #expect(groups.count == 1 && groups.first?["name"] == "default" && groups.first?["stateful"] == true)
+            let defaultRules = groups.first?["security_group_rules"]?.arrayValue ?? []
+            #expect(defaultRules.count == 4 && defaultRules.allSatisfy { $0["belongs_to_default_sg"] == true })
+            let sample: Set<String> = ["id", "security_group_id", "direction", "ethertype", "protocol", "port_range_min", "port_range_max",
+                                       "remote_ip_prefix", "remote_group_id", "remote_address_group_id", "project_id", "tenant_id",
+                                       "revision_number", "created_at", "updated_at", "description", "belongs_to_default_sg"]
+            let (created, body) = try await call(client, .post, "/security-groups", setup.member,
+                                                 ["security_group": ["name": "web", "description": "web servers"]])
+            #expect(created == .created)
+            let web = try #require(body["security_group"]?["id"]?.stringValue)
+            let (ruleStatus, rule) = try await call(client, .post, "/security-group-rules", setup.member, ["security_group_rule": [
+                "security_group_id": .string(web), "direction": "ingress", "protocol": "tcp", "port_range_min": 80, "port_range_max": 80,
+                "remote_ip_prefix": "198.18.95.7/24"]])
+            #expect(ruleStatus == .created)
+            let fields = Set(rule["security_group_rule"]?.objectValue?.keys.map { $0 } ?? [])
+            #expect(sample.isSubset(of: fields), "missing: \(sample.subtracting(fields))")
+            #expect(rule["security_group_rule"]?["normalized_cidr"] == "198.18.95.0/24")
+            #expect(rule["security_group_rule"]?["port_range_min"] == 80)
+            // Neutron's error bodies.
+            let (duplicate, conflict) = try await call(client, .post, "/security-group-rules", setup.member, ["security_group_rule": [
+                "security_group_id": .string(web), "direction": "ingress", "protocol": "6", "port_range_min": 80, "port_range_max": 80,
+                "remote_ip_prefix": "198.18.95.0/24"]])
+            #expect(duplicate == .conflict && conflict["NeutronError"]?["type"] == "SecurityGroupRuleExists")
+            let (bad, refusal) = try await call(client, .post, "/security-group-rules", setup.member, ["security_group_rule": [
+                "security_group_id": .string(web), "direction": "ingress", "port_range_min": 22]])
+            #expect(bad == .badRequest && refusal["NeutronError"]?["type"] == "SecurityGroupProtocolRequiredWithPorts")
+            let (unknown, _) = try await call(client, .post, "/security-group-rules", setup.member, ["security_group_rule": [
+                "security_group_id": .string(web), "direction": "ingress", "colour": "blue"]])
+            #expect(unknown == .badRequest)
+            // Another project sees neither the group nor its rules, and cannot add to it.
+            #expect(try await call(client, .get, "/security-groups/\(web)", setup.other).0 == .notFound)
+            let (foreign, foreignBody) = try await call(client, .post, "/security-group-rules", setup.other, ["security_group_rule": [
+                "security_group_id": .string(web), "direction": "egress"]])
+            #expect(foreign == .notFound && foreignBody["NeutronError"]?["type"] == "SecurityGroupNotFound")
+            // Bulk: all or none.
+            let before = try await call(client, .get, "/security-group-rules?security_group_id=\(web)", setup.member).1["security_group_rules"]?.arrayValue?.count
+            let (bulk, _) = try await call(client, .post, "/security-group-rules", setup.member, ["security_group_rules": [
+                ["security_group_id": .string(web), "direction": "ingress", "protocol": "udp"],
+                ["security_group_id": .string(web), "direction": "sideways"]]])
+            #expect(bulk == .badRequest)
+            #expect(try await call(client, .get, "/security-group-rules?security_group_id=\(web)", setup.member).1["security_group_rules"]?.arrayValue?.count == before)
+            // Address groups: CIDR form, add and remove.
+            let (agStatus, ag) = try await call(client, .post, "/address-groups", setup.member, ["address_group": ["name": "office", "addresses": ["198.18.96.1"]]])
+            #expect(agStatus == .created && ag["address_group"]?["addresses"] == ["198.18.96.1/32"])
+            let agID = try #require(ag["address_group"]?["id"]?.stringValue)
+            let added = try await call(client, .put, "/address-groups/\(agID)/add_addresses", setup.member, ["addresses": ["198.18.97.0/24"]])
+            #expect(added.1["address_group"]?["addresses"] == ["198.18.96.1/32", "198.18.97.0/24"])
+            #expect(try await call(client, .delete, "/security-groups/\(web)", setup.member).0 == .noContent)
         }
     }
 }
