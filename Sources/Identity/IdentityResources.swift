@@ -371,10 +371,15 @@ extension IdentityService {
         }
     }
 
+    /// A random secret in URL-safe base64 that never starts with "-": command lines (the
+    /// `openstack` CLI's `--os-application-credential-secret <secret>`) would take it for an option.
     static func newSecret() -> String {
-        var bytes = [UInt8](repeating: 0, count: 48)
-        for index in bytes.indices { bytes[index] = UInt8.random(in: 0...255) }
-        return String(Base64URL.encode(bytes).prefix { $0 != "=" })
+        while true {
+            var bytes = [UInt8](repeating: 0, count: 48)
+            for index in bytes.indices { bytes[index] = UInt8.random(in: 0...255) }
+            let secret = String(Base64URL.encode(bytes).prefix { $0 != "=" })
+            if !secret.hasPrefix("-") { return secret }
+        }
     }
 
     /// The projects a user has any role on (directly or through a group).

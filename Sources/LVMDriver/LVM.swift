@@ -100,14 +100,14 @@ public final class LVM: Sendable {
         _ = try await whileDeviceBusy { try await run(["vgcreate", name] + devices) }
     }
 
-    /// Runs `body` again (up to ~3 s) while LVM cannot open a device exclusively: right after
-    /// pvcreate, udev's probe of the device may still hold it open.
+    /// Runs `body` again (up to ~10 s) while LVM cannot open a device exclusively: right after
+    /// pvcreate, udev's probe of the device may still hold it open (over 3 s on a loaded CI host).
     func whileDeviceBusy<T>(_ body: () async throws -> T) async throws -> T {
         var attempt = 0
         while true {
             do {
                 return try await body()
-            } catch let error as LVMError where attempt < 15 && error.messages.contains(where: { $0.contains("exclusively") }) {
+            } catch let error as LVMError where attempt < 50 && error.messages.contains(where: { $0.contains("exclusively") }) {
                 attempt += 1
                 try await Task.sleep(for: .milliseconds(200))
             }
