@@ -212,12 +212,7 @@ extension NetworkService {
             if let ids { conditions.append(.inList("id", ids)) }
             let groups = try await Tables.securityGroups.all(sql, where: conditions, orderBy: "created_at").map(\.value)
             let rules = try await Tables.securityGroupRules.all(sql, where: [.inList("security_group_id", groups.map(\.id))], orderBy: "created_at")
-            let defaults = try await Self.defaultGroupIDs(sql)
-            let byGroup = Dictionary(grouping: rules.map { row in
-                var rule = row.value
-                rule.belongsToDefaultGroup = defaults.contains(rule.securityGroupID)
-                return rule
-            }, by: \.securityGroupID)
+            let byGroup = Dictionary(grouping: try await Self.marked(rules, sql), by: \.securityGroupID)
             return groups.map { group in
                 var group = group
                 group.rules = byGroup[group.id] ?? []
@@ -226,8 +221,14 @@ extension NetworkService {
         }
     }
 
-    static func defaultGroupIDs(_ sql: any SQLDatabase) async throws -> Set<String> {
-        Set(try await Tables.defaultGroups.all(sql).map(\.securityGroupId))
+    /// Rules as read, each marked when its group is a project's default group.
+    static func marked(_ rows: [SecurityGroupRuleRow], _ sql: any SQLDatabase) async throws -> [SecurityGroupRule] {
+        let defaults = Set(try await Tables.defaultGroups.all(sql).map(\.securityGroupId))
+        return rows.map { row in
+            var rule = row.value
+            rule.belongsToDefaultGroup = defaults.contains(rule.securityGroupID)
+            return rule
+        }
     }
 
     public func securityGroup(_ id: String, visibleTo viewer: Viewer) async throws -> SecurityGroup {
@@ -386,12 +387,7 @@ extension NetworkService {
                 guard !ids.isEmpty else { return [] }
                 condition = condition + " AND id IN (\(binds: ids))"
             }
-            let defaults = try await Self.defaultGroupIDs(sql)
-            return try await Tables.securityGroupRules.all(sql, where: condition, orderBy: "created_at, id").map { row in
-                var rule = row.value
-                rule.belongsToDefaultGroup = defaults.contains(rule.securityGroupID)
-                return rule
-            }
+            return try await Self.marked(try await Tables.securityGroupRules.all(sql, where: condition, orderBy: "created_at, id"), sql)
         }
     }
 

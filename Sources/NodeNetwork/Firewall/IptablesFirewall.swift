@@ -136,8 +136,8 @@ public actor IptablesFirewall: FirewallDriver {
         var zones: [String: Int] = [:]
         for rule in raw.chains[zoneChain] ?? [] {
             let words = rule.split(separator: " ").map(String.init)
-            guard let bridge = words.firstIndex(of: "-i").map({ words[$0 + 1] }),
-                  let zone = words.firstIndex(of: "--zone").flatMap({ Int(words[$0 + 1]) }) else { continue }
+            func after(_ flag: String) -> String? { words.firstIndex(of: flag).flatMap { words.indices.contains($0 + 1) ? words[$0 + 1] : nil } }
+            guard let bridge = after("-i"), let zone = after("--zone").flatMap({ Int($0) }) else { continue }
             zones[bridge] = zone
         }
         return zones
@@ -207,7 +207,7 @@ public actor IptablesFirewall: FirewallDriver {
         for version in [4, 6] {
             var chains: [String: [String]] = [:]
             var egressJumps: [String] = [], ingressJumps: [String] = [], accepts: [String] = [], openIngress: [String] = []
-            var ruleLines: [String: (Bool, [String], [String])] = [:]
+            var egressLines: [String: (stateful: Bool, lines: [String])] = [:]
             for port in state.ports.sorted(by: { $0.id < $1.id }) {
                 let tap = port.tapName
                 accepts.append("\(physdev("in", tap)) -j ACCEPT")
@@ -219,21 +219,21 @@ public actor IptablesFirewall: FirewallDriver {
                 let ingress = prefix + "i" + key, egress = prefix + "o" + key, spoof = prefix + "s" + key
                 egressJumps.append("\(physdev("in", tap)) -j \(egress)")
                 ingressJumps.append("\(physdev("out", tap)) -j \(ingress)")
-                // Ports with the same groups share their rules' lines, rendered once.
+                // Ports with the same groups share their egress lines, rendered once (ingress
+                // rules live in the groups' own chains below).
                 let groupKey = port.securityGroups.joined(separator: ",")
-                let (stateful, _, egressRules) = ruleLines[groupKey] ?? {
+                let (stateful, egressRules) = egressLines[groupKey] ?? {
                     let portGroups = port.securityGroups.compactMap { groups[$0] }
-                    var ingress: [String] = [], egress: [String] = [], seen = Set<String>()
+                    var lines: [String] = [], seen = Set<String>()
                     for group in portGroups {
-                        for rule in group.rules where rule.ipVersion == version {
-                            let line = match(rule, direction: rule.direction)
-                            guard seen.insert(rule.direction + " " + line).inserted else { continue }
-                            if rule.direction == "ingress" { ingress.append(line) } else { egress.append(line) }
+                        for rule in group.rules where rule.ipVersion == version && rule.direction == "egress" {
+                            let line = match(rule, direction: "egress")
+                            if seen.insert(line).inserted { lines.append(line) }
                         }
                     }
-                    let lines = (portGroups.isEmpty || portGroups.contains(where: \.stateful), ingress, egress)
-                    ruleLines[groupKey] = lines
-                    return lines
+                    let rendered = (portGroups.isEmpty || portGroups.contains(where: \.stateful), lines)
+                    egressLines[groupKey] = rendered
+                    return rendered
                 }()
                 // Anti-spoofing: its MAC with its addresses, its pairs, its link-local address.
                 var sources: [(String, String)] = port.fixedIPs.compactMap { ip in source(ip, version: version).map { ($0, port.macAddress) } }
