@@ -35,3 +35,35 @@ static inline unsigned int petrel_iff_up(void) { return IFF_UP; }
 static inline unsigned int petrel_ntf_self(void) { return NTF_SELF; }
 static inline unsigned int petrel_ntf_master(void) { return NTF_MASTER; }
 static inline int petrel_rtnlgrp_link(void) { return RTNLGRP_LINK; }
+
+#include <sys/socket.h>
+#include <netpacket/packet.h>
+#include <string.h>
+/* Sends one gratuitous ARP request (sender = target = `ip`, network byte order) from `mac`
+   out of interface `ifindex` of the calling thread's namespace, so neighbours learn at once
+   which MAC an address moved to. Returns 0, or -1 with errno set. */
+static inline int petrel_send_garp(int ifindex, const unsigned char mac[6], unsigned int ip) {
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    unsigned char frame[42];
+    memset(frame, 0xff, 6);                      /* destination: broadcast */
+    memcpy(frame + 6, mac, 6);                   /* source */
+    frame[12] = 0x08; frame[13] = 0x06;          /* ARP */
+    frame[14] = 0; frame[15] = 1;                /* Ethernet */
+    frame[16] = 0x08; frame[17] = 0x00;          /* IPv4 */
+    frame[18] = 6; frame[19] = 4;
+    frame[20] = 0; frame[21] = 1;                /* request */
+    memcpy(frame + 22, mac, 6);
+    memcpy(frame + 28, &ip, 4);
+    memset(frame + 32, 0, 6);
+    memcpy(frame + 38, &ip, 4);
+    struct sockaddr_ll to;
+    memset(&to, 0, sizeof to);
+    to.sll_family = AF_PACKET;
+    to.sll_ifindex = ifindex;
+    to.sll_halen = 6;
+    memset(to.sll_addr, 0xff, 6);
+    ssize_t sent = sendto(fd, frame, sizeof frame, 0, (struct sockaddr *)&to, sizeof to);
+    close(fd);
+    return sent == (ssize_t)sizeof frame ? 0 : -1;
+}

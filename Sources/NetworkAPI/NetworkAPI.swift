@@ -30,7 +30,7 @@ public struct NetworkAPI: Sendable {
         PolicyDefault("update_agent", "rule:admin_only", "Change an agent's admin_state_up or description.",
                       ["PUT /networking/v2.0/agents/{id}"]),
         PolicyDefault("delete_agent", "rule:admin_only", "Delete an agent.", ["DELETE /networking/v2.0/agents/{id}"]),
-    ] + networkPolicies + subnetPolicies + portPolicies + securityGroupPolicies + [
+    ] + networkPolicies + subnetPolicies + portPolicies + securityGroupPolicies + routerPolicies + [
         PolicyDefault("get_network_ip_availability", "rule:admin_only", "Show how many addresses networks' subnets have left.",
                       ["GET /networking/v2.0/network-ip-availabilities", "GET /networking/v2.0/network-ip-availabilities/{id}"]),
         PolicyDefault("get_quota", reader, "Show a project's network quotas.", ["GET /networking/v2.0/quotas/{project_id}"]),
@@ -59,9 +59,10 @@ public struct NetworkAPI: Sendable {
     static let resources = ["network": "networks", "subnet": "subnets", "port": "ports", "agent": "agents",
                             "quota": "quotas", "network_ip_availability": "network-ip-availabilities",
                             "availability_zone": "availability_zones", "extension": "extensions", "security_group": "security-groups",
-                            "security_group_rule": "security-group-rules", "address_group": "address-groups"]
+                            "security_group_rule": "security-group-rules", "address_group": "address-groups", "router": "routers",
+                            "floatingip": "floatingips"]
 
-    public func register(on router: Router<APIRequestContext>) {
+    public func register(on router: Hummingbird.Router<APIRequestContext>) {
         let network = router.group("networking")
             .add(middleware: OpenStackErrorMiddleware(style: .neutron, publicURL: environment.publicURL, logger: logger))
             .add(middleware: NetworkingFailureMiddleware())
@@ -94,6 +95,7 @@ public struct NetworkAPI: Sendable {
         registerSubnets(on: v20)
         registerPorts(on: v20)
         registerSecurityGroups(on: v20)
+        registerRouters(on: v20)
         registerQuotas(on: v20)
     }
 

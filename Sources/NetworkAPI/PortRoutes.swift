@@ -235,6 +235,10 @@ extension NetworkAPI {
         v20.delete("ports/:id") { request, context in
             let (existing, network) = try await visiblePort(try context.parameters.require("id"), context)
             try context.enforce("delete_port", target: Self.portTarget(existing, network))
+            if [NetworkService.interfaceOwner, NetworkService.gatewayOwner, NetworkService.floatingIPOwner].contains(existing.deviceOwner) {
+                throw APIFault(.conflict, "Port \(existing.id) cannot be deleted directly via the port API: has device owner \(existing.deviceOwner).",
+                               type: "ServicePortInUse")
+            }
             _ = try await service.deletePort(existing.id)
             logger.info("port deleted", metadata: ["port": "\(existing.id)"])
             return noContent()

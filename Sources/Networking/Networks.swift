@@ -18,18 +18,24 @@ public struct NetworkService: Sendable {
     /// Told after a change that may alter any node's firewall (groups, rules, address groups,
     /// ports with their addresses and groups): every node recomputes its own.
     let onFirewallChange: (@Sendable () async -> Void)?
+    /// Told which routers changed (their ports, gateway, routes, floating IPs) after each change
+    /// is committed: the node running each syncs it.
+    let onRouterChange: (@Sendable ([String]) async -> Void)?
     /// DHCP duties are handed out one scheduling at a time (a subnet change and a node's
     /// report at once would otherwise both give a network a port on the same host).
     let dhcpScheduling = SerialRunner()
+    let routerScheduling = SerialRunner()
 
     public init(database: Database, settings: NetworkingSettings, quotaDefaults: [String: Int], hosts: HostInventory,
-                onChange: (@Sendable ([String]) async -> Void)? = nil, onFirewallChange: (@Sendable () async -> Void)? = nil) {
+                onChange: (@Sendable ([String]) async -> Void)? = nil, onFirewallChange: (@Sendable () async -> Void)? = nil,
+                onRouterChange: (@Sendable ([String]) async -> Void)? = nil) {
         self.database = database
         self.settings = settings
         self.quotaDefaults = quotaDefaults
         self.hosts = hosts
         self.onChange = onChange
         self.onFirewallChange = onFirewallChange
+        self.onRouterChange = onRouterChange
     }
 
     func changed(_ networks: [String]) async {
@@ -312,7 +318,7 @@ public struct NetworkService: Sendable {
 
     // MARK: tags (the same four operations on networks, subnets and ports)
 
-    public enum TaggedKind: String, Sendable { case networks, subnets, ports, securityGroups = "security_groups" }
+    public enum TaggedKind: String, Sendable { case networks, subnets, ports, securityGroups = "security_groups", routers, floatingIPs = "floating_ips" }
 
     /// Changes a resource's tags with `edit` (which may refuse); bumps its revision. Returns the new tags.
     public func editTags(_ kind: TaggedKind, _ id: String, _ edit: @escaping @Sendable ([String]) throws -> [String]) async throws -> [String] {
@@ -323,6 +329,8 @@ public struct NetworkService: Sendable {
                 case .subnets: throw NetworkingFailure.subnetNotFound(id)
                 case .ports: throw NetworkingFailure.portNotFound(id)
                 case .securityGroups: throw NetworkingFailure.securityGroupNotFound(id)
+                case .routers: throw NetworkingFailure.routerNotFound(id)
+                case .floatingIPs: throw NetworkingFailure.floatingIPNotFound(id)
                 }
             }
             let current = Column.decode([String].self, try row.decode(column: "tags", as: String.self), default: [])
@@ -340,7 +348,7 @@ public struct NetworkService: Sendable {
 
     // MARK: quotas
 
-    public static let quotaResources = ["network", "subnet", "port", "security_group", "security_group_rule"]
+    public static let quotaResources = ["network", "subnet", "port", "router", "floatingip", "security_group", "security_group_rule"]
 
     /// The limits of `project` for Neutron's resources: its own where set, the defaults otherwise.
     public func quotaLimits(project: String) async throws -> [String: Int] {
@@ -363,7 +371,7 @@ public struct NetworkService: Sendable {
 
     func usage(_ sql: any SQLDatabase, project: String) async throws -> [String: Int] {
         var usage: [String: Int] = [:]
-        for (resource, table) in [("network", "networks"), ("subnet", "subnets"), ("port", "ports"), ("security_group", "security_groups"),
+        for (resource, table) in [("network", "networks"), ("subnet", "subnets"), ("port", "ports"), ("security_group", "security_groups"), ("router", "routers"), ("floatingip", "floating_ips"),
                                   ("security_group_rule", "security_group_rules")] {
             usage[resource] = try await sql.raw("SELECT COUNT(*) AS n FROM \(ident: table) WHERE project_id = \(bind: project)")
                 .first()!.decode(column: "n", as: Int.self)
@@ -386,7 +394,7 @@ public struct NetworkService: Sendable {
     public func resetQuota(project: String) async throws {
         try await database.withConnection { sql in
             try await sql.raw("""
-                DELETE FROM quotas WHERE project_id = \(bind: project) AND resource IN ('network', 'subnet', 'port', 'security_group', 'security_group_rule')
+                DELETE FROM quotas WHERE project_id = \(bind: project) AND resource IN ('network', 'subnet', 'port', 'router', 'floatingip', 'security_group', 'security_group_rule')
                 """).run()
         }
     }
@@ -394,7 +402,7 @@ public struct NetworkService: Sendable {
     /// The projects that have limits of their own (Neutron lists them in `GET /quotas`).
     public func projectsWithQuotas() async throws -> [String: [String: Int]] {
         try await database.withConnection { sql in
-            let rows = try await sql.raw("SELECT DISTINCT project_id FROM quotas WHERE resource IN ('network', 'subnet', 'port', 'security_group', 'security_group_rule')").all()
+            let rows = try await sql.raw("SELECT DISTINCT project_id FROM quotas WHERE resource IN ('network', 'subnet', 'port', 'router', 'floatingip', 'security_group', 'security_group_rule')").all()
             var out: [String: [String: Int]] = [:]
             for row in rows {
                 let project = try row.decode(column: "project_id", as: String.self)

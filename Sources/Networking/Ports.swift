@@ -430,6 +430,7 @@ extension NetworkService {
             try await Tables.ports.delete(sql, where: [.equals("id", id)])
             return port
         }
+        try await portGone(id)
         await changed([port.networkID])
         await firewallsChanged()
         return port

@@ -6,8 +6,9 @@ import NodeCore
 import PetrelCore
 import RPC
 
-/// The node's network service: the L2 agent (one `L2Driver`), the DHCP agent, and the port
-/// status both feed back. Event-driven: the controller's `NetworksChanged` fanout and the
+/// The node's network service: the L2 agent (one `L2Driver`), the DHCP agent, the L3 agent
+/// (routers and floating IPs, with `[node] services` naming `l3`), and the port status they
+/// feed back. Event-driven: the controller's `NetworksChanged` fanout and the
 /// kernel's link events start work; nothing polls. Every sync asks the controller for the
 /// whole truth of the networks concerned and converges, so a lost or repeated message costs
 /// nothing but a later sync.
@@ -16,6 +17,7 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
     public var reports: [ServiceReport] {
         [ServiceReport(binary: l2.info.agentBinary, topic: "N/A"), ServiceReport(binary: "neutron-dhcp-agent", topic: "dhcp_agent")]
             + (metadata == nil ? [] : [ServiceReport(binary: "neutron-metadata-agent", topic: "N/A")])
+            + (routers == nil ? [] : [ServiceReport(binary: "neutron-l3-agent", topic: "l3_agent")])
     }
 
     let host: String
@@ -33,6 +35,12 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
     /// The security groups of the ports bound here; nil with `[securitygroup] firewall_driver = noop`.
     let firewall: (any FirewallDriver)?
     let firewallSyncs = Coalescer()
+    /// The routers scheduled here; nil without the L3 role.
+    let routers: RouterNamespaces?
+    /// The routers this node made, kept in its state directory across restarts.
+    let routerRecord: WiredRecord
+    let routerSyncs = Coalescer()
+    let routerFailure = FailureBox()
     /// How the last firewall sync ended (what a caller that waited for it learns).
     let firewallFailure = FailureBox()
     /// One sync at a time: a later answer of the controller is never overtaken by an earlier one.
@@ -47,8 +55,10 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
     }
 
     public init(context: NodeServiceContext, l2: any L2Driver, tunnelIP: String?, stateDirectory: String, leaseDuration: Int,
-                metadata: MetadataSettings?, firewall: (any FirewallDriver)?) throws {
+                metadata: MetadataSettings?, firewall: (any FirewallDriver)?, l3: Bool = false) throws {
         self.firewall = firewall
+        routers = l3 ? try RouterNamespaces(logger: context.logger) : nil
+        routerRecord = WiredRecord(path: stateDirectory + "/network/routers")
         wired = WiredRecord(path: stateDirectory + "/network/wired")
         let dhcpStateDirectory = stateDirectory + "/dhcp"
         self.metadata = metadata.map { MetadataProxy(controllerURL: $0.controllerURL, secret: $0.sharedSecret, logger: context.logger) }
@@ -65,11 +75,14 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
     /// What the service knows of each network it wires: the controller's last answer.
     actor Agent {
         var states: [String: NetworkState] = [:]
+        /// The routers as last converged.
+        var routers: [String: RouterState] = [:]
         /// The ports last reported, so a report goes out only on a change.
         var reported: [String: String] = [:]
 
         func set(_ state: NetworkState) { states[state.network.id] = state }
         func forget(_ id: String) { states[id] = nil }
+        func setRouter(_ id: String, _ state: RouterState?) { routers[id] = state }
         func port(tap: String) -> (PortWiring, NetworkWiring)? {
             for state in states.values {
                 if let port = state.localPorts.first(where: { $0.tapName == tap }) { return (port, state.network) }
@@ -93,6 +106,12 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
         server.register(FirewallChanged.self) { [self] _, _ in
             await syncFirewall()
             return Nothing()
+        }
+        if routers != nil {
+            server.register(RoutersChanged.self) { [self] _, _ in
+                await syncRouters()
+                return Nothing()
+            }
         }
         let monitor = try LinkMonitor()
         lock.withLock { self.monitor = monitor }
@@ -123,6 +142,8 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
             await metadata?.stop(network: network)
             try await dhcp.remove(network: network)
         }
+        // Routers last: their ports' bridges exist by now; leftovers of routers gone are removed.
+        try await syncRoutersOrThrow()
     }
 
     public func run() async throws {
@@ -311,4 +332,83 @@ final class FailureBox: @unchecked Sendable {
     private var error: (any Error)?
     func set(_ error: (any Error)?) { lock.withLock { self.error = error } }
     func get() -> (any Error)? { lock.withLock { error } }
+}
+
+// MARK: the L3 agent
+
+extension NetworkRole {
+    /// Makes the routers scheduled here what the controller says now. Notices that arrive
+    /// during a sync fold into one more sync.
+    func syncRouters() async {
+        do { try await syncRoutersOrThrow() } catch {
+            logger.error("routers could not be synced; the previous state stays in force", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func syncRoutersOrThrow() async throws {
+        guard let routers else { return }
+        let failure = routerFailure
+        await routerSyncs.run { [self] in
+            do {
+                let started = ContinuousClock.now
+                let result = try await client.call(HostRouters.self, HostRouters.Arguments(host: host), topic: HostRouters.topic, timeout: .seconds(30))
+                // The bridges of the routers' networks first (their ports are bound here).
+                let networks = Set(result.routers.flatMap { router in router.interfaces.map(\.network.id) + (router.gateway.map { [$0.network.id] } ?? []) })
+                if !networks.isEmpty { _ = try await ask(networkIDs: networks.sorted()) }
+                var active: [String] = []
+                var errors: [String] = []
+                for state in result.routers {
+                    do {
+                        routerRecord.remember(state.id)
+                        let previous = await agent.routers[state.id]
+                        let l2 = self.l2
+                        let outcome = try await routers.ensure(state, bridge: { l2.attachmentPoint($0) }, previous: previous)
+                        await agent.setRouter(state.id, state)
+                        try await serveMetadata(state)
+                        active += state.floatingIPs.map(\.id)
+                        if outcome.rulesRewritten || !outcome.addedFloating.isEmpty || !outcome.changedFloating.isEmpty {
+                            logger.info("router converged", metadata: [
+                                "router": "\(state.id)", "interfaces": "\(state.interfaces.count)", "floating_ips": "\(state.floatingIPs.count)",
+                                "took": "\(ContinuousClock.now - started)",
+                            ])
+                        }
+                    } catch {
+                        errors.append("router \(state.id): \(error)")
+                    }
+                }
+                let wanted = Set(result.routers.map(\.id))
+                for id in routerRecord.prefixes() where !wanted.contains(id) {
+                    logger.info("removing a router no longer scheduled here", metadata: ["router": "\(id)"])
+                    await metadata?.stop(network: "router:" + id)
+                    try await routers.remove(router: id)
+                    await agent.setRouter(id, nil)
+                    routerRecord.forget(id)
+                }
+                if !active.isEmpty {
+                    try await client.cast(FloatingIPsStatus.self, FloatingIPsStatus.Arguments(host: host, active: active.sorted(), down: []),
+                                          topic: FloatingIPsStatus.topic)
+                }
+                failure.set(errors.isEmpty ? nil : L2Error(errors.joined(separator: "; ")))
+            } catch {
+                failure.set(error)
+            }
+        }
+        if let error = failure.get() { throw error }
+    }
+
+    /// The in-daemon metadata proxy answers in the router's namespace for the guests behind it.
+    func serveMetadata(_ state: RouterState) async throws {
+        guard let metadata, let routers else { return }
+        let key = "router:" + state.id
+        guard !state.interfaces.isEmpty else {
+            await metadata.stop(network: key)
+            return
+        }
+        var guests: [String: MetadataProxy.Guest] = [:]
+        for guest in state.guests { guests[guest.address] = MetadataProxy.Guest(instanceID: guest.instanceID, projectID: guest.projectID) }
+        metadata.setGuests(key, guests)
+        if !metadata.serving.contains(key) {
+            try await metadata.serve(network: key, socket: try await routers.metadataSocket(router: state.id))
+        }
+    }
 }

@@ -236,7 +236,7 @@ public struct PetrelConfig: Sendable {
         lockoutDuration = Int(try string("security_compliance", "lockout_duration")!)!
         imageStorePath = try string("image", "store_path")!
         var quotas: [String: Int] = [:]
-        for resource in ["instances", "cores", "ram", "key_pairs", "metadata_items", "network", "subnet", "port", "security_group", "security_group_rule"] {
+        for resource in ["instances", "cores", "ram", "key_pairs", "metadata_items", "network", "subnet", "port", "router", "floatingip", "security_group", "security_group_rule"] {
             quotas[resource] = Int(try string("quota", resource)!)!
         }
         quotaDefaults = quotas
@@ -289,6 +289,9 @@ public struct PetrelConfig: Sendable {
             }
         }
         nodeServices = Self.list(try string("node", "services")!)
+        if nodeServices.contains("l3"), !nodeServices.contains("network") {
+            throw ConfigError(origin: "configuration", message: "[node] services = '\(nodeServices.joined(separator: ","))': l3 needs network (routers' ports are wired by the network service)")
+        }
         if let url = try string("api", "public_url") {
             publicURL = url.hasSuffix("/") ? String(url.dropLast()) : url
         } else {

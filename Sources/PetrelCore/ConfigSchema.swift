@@ -46,7 +46,7 @@ public struct ConfigOption: Sendable {
 
 /// The node services `[node] services` can name: exactly those `petrel-node` composes.
 public enum NodeServiceNames {
-    public static let all = ["compute", "network"]
+    public static let all = ["compute", "network", "l3"]
 }
 
 public enum ConfigSchema {
@@ -110,6 +110,8 @@ public enum ConfigSchema {
               help: "Neutron networks a project may have (-1: unlimited), unless its quota says otherwise."),
         .init("quota", "subnet", .integer(-1...1_000_000), default: "100", help: "Neutron subnets a project may have (-1: unlimited)."),
         .init("quota", "port", .integer(-1...1_000_000), default: "500", help: "Neutron ports a project may have (-1: unlimited)."),
+        .init("quota", "router", .integer(-1...1_000_000), default: "10", help: "Neutron routers a project may have (-1: unlimited)."),
+        .init("quota", "floatingip", .integer(-1...1_000_000), default: "50", help: "Floating IPs a project may have (-1: unlimited)."),
         .init("quota", "security_group", .integer(-1...1_000_000), default: "10",
               help: "Security groups a project may have, its default group included (-1: unlimited)."),
         .init("quota", "security_group_rule", .integer(-1...1_000_000), default: "100",
@@ -181,7 +183,7 @@ public enum ConfigSchema {
         .init("dhcp", "agents_per_network", .integer(1...16), default: "1",
               help: "How many nodes serve DHCP (and metadata) for each network."),
         .init("node", "services", .subset(NodeServiceNames.all), default: "compute",
-              help: "What this node runs, and reports while it runs: compute (nova-compute), network (the L2 agent of [ml2] mechanism_drivers and the DHCP agent). Only services whose code exists can be named."),
+              help: "What this node runs, and reports while it runs: compute (nova-compute), network (the L2 agent of [ml2] mechanism_drivers, the DHCP and metadata agents), l3 (the L3 agent: routers and floating IPs; needs network). Only services whose code exists can be named."),
         .init("node", "metrics_listen", .hostPort, default: "127.0.0.1:9180",
               help: "Address of petrel-node's local listener serving Prometheus /metrics."),
 

@@ -402,5 +402,36 @@ public enum Schema {
                 created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
             """,
         ]),
+        // Routers (the node whose L3 agent runs each one, its gateway), floating IPs (the
+        // unique key keeps one fixed address from having two floating IPs) and port forwardings
+        // (one external port of a floating IP forwards to one place).
+        Migration(version: 17, name: "routers and floating IPs", statements: [
+            """
+            CREATE TABLE routers (
+                id TEXT PRIMARY KEY, project_id TEXT NOT NULL, name TEXT NOT NULL DEFAULT '', description TEXT NOT NULL DEFAULT '',
+                admin_state_up BOOLEAN NOT NULL DEFAULT TRUE, status TEXT NOT NULL DEFAULT 'ACTIVE',
+                gateway_network_id TEXT, gateway_port_id TEXT, enable_snat BOOLEAN NOT NULL DEFAULT TRUE,
+                routes TEXT NOT NULL DEFAULT '[]', host TEXT NOT NULL DEFAULT '', tags TEXT NOT NULL DEFAULT '[]',
+                revision_number INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX routers_project ON routers (project_id)",
+            """
+            CREATE TABLE floating_ips (
+                id TEXT PRIMARY KEY, project_id TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
+                floating_network_id TEXT NOT NULL, floating_ip_address TEXT NOT NULL, floating_port_id TEXT NOT NULL,
+                port_id TEXT, fixed_ip_address TEXT, router_id TEXT, status TEXT NOT NULL DEFAULT 'DOWN',
+                dns_name TEXT NOT NULL DEFAULT '', dns_domain TEXT NOT NULL DEFAULT '', tags TEXT NOT NULL DEFAULT '[]',
+                revision_number INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+                UNIQUE (port_id, fixed_ip_address))
+            """,
+            "CREATE INDEX floating_ips_project ON floating_ips (project_id)",
+            "CREATE INDEX floating_ips_router ON floating_ips (router_id)",
+            """
+            CREATE TABLE port_forwardings (
+                id TEXT PRIMARY KEY, floatingip_id TEXT NOT NULL, internal_port_id TEXT NOT NULL, internal_ip_address TEXT NOT NULL,
+                internal_port INTEGER NOT NULL, external_port INTEGER NOT NULL, protocol TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
+                UNIQUE (floatingip_id, protocol, external_port))
+            """,
+        ]),
     ]
 }

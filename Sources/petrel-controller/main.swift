@@ -99,6 +99,13 @@ struct Serve: AsyncParsableCommand {
             } catch {
                 logger.warning("could not tell the nodes about changed security groups", metadata: ["error": "\(error)"])
             }
+        } onRouterChange: { changed in
+            do {
+                try await networkClient.fanout(RoutersChanged.self, RoutersChanged.Arguments(routerIDs: changed), topic: RoutersChanged.topic,
+                                               patience: .seconds(5))
+            } catch {
+                logger.warning("could not tell the nodes about changed routers", metadata: ["routers": "\(changed)", "error": "\(error)"])
+            }
         }
         let servers = Servers(database: database, images: images, quotas: Quotas(database: database, defaults: config.quotaDefaults),
                               networking: networking)
@@ -145,6 +152,18 @@ struct Serve: AsyncParsableCommand {
         }
         neutron.register(HostFirewall.self) { request, _ in
             try await networking.hostFirewall(host: request.host)
+        }
+        neutron.register(HostRouters.self) { request, _ in
+            // Routers without a live L3 agent go to the least loaded live one (this one counts).
+            var alive = try await networking.aliveL3Hosts()
+            if !alive.contains(request.host) { alive.append(request.host) }
+            let moved = try await networking.scheduleRouters(hosts: alive)
+            if !moved.isEmpty { logger.info("routers scheduled", metadata: ["routers": "\(moved)"]) }
+            return try await networking.hostRouters(host: request.host)
+        }
+        neutron.register(FloatingIPsStatus.self) { request, _ in
+            try await networking.floatingIPsStatus(host: request.host, active: request.active, down: request.down)
+            return Nothing()
         }
         neutron.register(PortsStatus.self) { request, _ in
             try await networking.portsStatus(host: request.host, active: request.active, down: request.down)

@@ -39,7 +39,8 @@ struct PetrelNode: AsyncParsableCommand {
         var services: [any Service] = [metrics, StateReporter(client: client, running: running, config: config, logger: logger)]
         // The network service first: compute plugs guests' ports through it.
         let ordered = config.nodeServices.sorted { ($0 == "network" ? 0 : 1) < ($1 == "network" ? 0 : 1) }
-        for name in ordered {
+        // The L3 agent is part of the network service (it plugs router ports through its L2 driver).
+        for name in ordered where name != "l3" {
             guard let make = Self.registry[name] else {
                 // The configuration accepts only `NodeServiceNames.all`; this is the registry missing one.
                 logger.critical("no such node service in this build", metadata: ["service": "\(name)"])
@@ -80,7 +81,8 @@ struct PetrelNode: AsyncParsableCommand {
         }
         let firewall = config.networking.firewallDriver == "noop" ? nil : try FirewallDrivers.make(config.networking.firewallDriver)
         return try NetworkRole(context: context, l2: l2, tunnelIP: tunnelIP, stateDirectory: config.statePath,
-                               leaseDuration: config.networking.leaseDuration, metadata: metadata, firewall: firewall)
+                               leaseDuration: config.networking.leaseDuration, metadata: metadata, firewall: firewall,
+                               l3: config.nodeServices.contains("l3"))
     }
 
     static func compute(_ config: PetrelConfig, _ context: NodeServiceContext) async throws -> any NodeService {

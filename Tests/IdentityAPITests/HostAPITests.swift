@@ -25,7 +25,7 @@ import VolumeAPI
             let identity = KeystoneAPI(service: service, policy: try Policy(defaults: defaults), publicURL: "http://controller:5000",
                                        logger: Logger(label: "hosts-test"))
             let hosts = HostInventory(database: database, serviceDownTime: 60)
-            let router = Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
+            let router = Hummingbird.Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
             ComputeAPI(environment: identity.environment, hosts: hosts, logger: Logger(label: "hosts-test")).register(on: router)
             let networking = NetworkService(database: database, settings: .defaults, quotaDefaults: [:], hosts: hosts)
             NetworkAPI(environment: identity.environment, hosts: hosts, service: networking, logger: Logger(label: "hosts-test")).register(on: router)

@@ -36,7 +36,7 @@ import Testing
             let hosts = HostInventory(database: database, serviceDownTime: 60)
             let networking = NetworkService(database: database, settings: .defaults,
                                             quotaDefaults: ["network": 100, "subnet": 100, "port": 500], hosts: hosts)
-            let router = Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
+            let router = Hummingbird.Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
             NetworkAPI(environment: identity.environment, hosts: hosts, service: networking, logger: Logger(label: "neutron-test")).register(on: router)
             identity.register(on: router)
             let admin = try await adminToken(service)
