@@ -25,6 +25,8 @@ public struct ServerAddress: Sendable, Equatable {
     public var address: String
     public var version: Int
     public var macAddress: String
+    /// `fixed`, or `floating` for a floating IP translated to one of the server's addresses.
+    public var type = "fixed"
 }
 
 extension Servers {
@@ -146,11 +148,20 @@ extension Servers {
         for network in try await networking.networks(visibleTo: Self.admin, ids: Array(Set(ports.map(\.networkID)))) {
             names[network.id] = network.name.isEmpty ? network.id : network.name
         }
+        // Floating IPs are listed after the fixed address they translate to, as Nova does.
+        let floating = Dictionary(grouping: try await networking.floatingIPs(visibleTo: Self.admin, portIDs: ports.map(\.id))) {
+            "\($0.portID!) \($0.fixedIPAddress ?? "")"
+        }
         var out: [String: [ServerAddress]] = [:]
         for port in ports {
             for fixed in port.fixedIPs {
-                out[port.deviceID, default: []].append(ServerAddress(networkName: names[port.networkID] ?? port.networkID, address: fixed.ipAddress,
+                let name = names[port.networkID] ?? port.networkID
+                out[port.deviceID, default: []].append(ServerAddress(networkName: name, address: fixed.ipAddress,
                                                                      version: fixed.ipAddress.contains(":") ? 6 : 4, macAddress: port.macAddress))
+                for fip in floating["\(port.id) \(fixed.ipAddress)"] ?? [] {
+                    out[port.deviceID, default: []].append(ServerAddress(networkName: name, address: fip.floatingIPAddress, version: 4,
+                                                                         macAddress: port.macAddress, type: "floating"))
+                }
             }
         }
         return out

@@ -25,7 +25,7 @@ extension ComputeAPI {
         var byNetwork: [String: [JSON]] = [:]
         for address in addresses {
             byNetwork[address.networkName, default: []].append([
-                "addr": .string(address.address), "version": .number(Double(address.version)), "OS-EXT-IPS:type": "fixed",
+                "addr": .string(address.address), "version": .number(Double(address.version)), "OS-EXT-IPS:type": .string(address.type),
                 "OS-EXT-IPS-MAC:mac_addr": .string(address.macAddress)])
         }
         return .object(byNetwork.mapValues(JSON.array))

@@ -139,11 +139,12 @@ extension NetworkService {
         }
     }
 
-    public func floatingIPs(visibleTo viewer: Viewer, ids: [String]? = nil) async throws -> [FloatingIP] {
+    public func floatingIPs(visibleTo viewer: Viewer, ids: [String]? = nil, portIDs: [String]? = nil) async throws -> [FloatingIP] {
         try await database.withConnection { sql in
             var conditions: [Table<FloatingIPRow>.Condition] = []
             if !viewer.isAdmin { conditions.append(.equals("project_id", viewer.projectID ?? "")) }
             if let ids { conditions.append(.inList("id", ids)) }
+            if let portIDs { conditions.append(.inList("port_id", portIDs)) }
             let fips = try await Tables.floatingIPs.all(sql, where: conditions, orderBy: "created_at").map(\.value)
             guard !fips.isEmpty else { return [] }
             let forwardings = Dictionary(grouping: try await Tables.portForwardings.all(sql, where: [.inList("floatingip_id", fips.map(\.id))])
