@@ -56,8 +56,14 @@ project_name = service
 
 [node]
 metrics_listen = 127.0.0.1:9180
-# compute (nova-compute) and network (Linux bridge L2 agent, DHCP agent, metadata proxy)
-services = compute, network
+# compute (nova-compute), network (Linux bridge L2 agent, DHCP agent, metadata proxy) and
+# l3 (routers and floating IPs)
+services = compute, network, l3
+
+[linux_bridge]
+# The flat external network \`public\` reaches the outside-world namespace through petrel-pub0
+# (a veth into the bridge br-petrel-pub that \`make run\` makes).
+physical_interface_mappings = public:petrel-pub0
 
 [metadata]
 # The node's metadata proxy signs instance ids with it; the controller's metadata API checks them.
@@ -72,6 +78,12 @@ CONF
 upgrade_config() {
   if ! grep -q '^services *=' "$config"; then
     sed -i '/^\[node\]/a services = compute, network' "$config" && log "$config: [node] services = compute, network"
+  fi
+  if ! grep -q '^services *=.*l3' "$config"; then
+    sed -i 's/^services *=.*network.*$/&, l3/' "$config" && log "$config: [node] services gains l3"
+  fi
+  if ! grep -q '^physical_interface_mappings *=' "$config"; then
+    printf '\n[linux_bridge]\nphysical_interface_mappings = public:petrel-pub0\n' >> "$config" && log "$config: [linux_bridge] physical_interface_mappings = public:petrel-pub0"
   fi
   if ! grep -q '^shared_secret *=' "$config"; then
     printf '\n[metadata]\nshared_secret = %s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >> "$config" && log "$config: [metadata] shared_secret"
@@ -155,6 +167,42 @@ PY
   log "clouds.yaml: cloud 'petrel' in $file"
 }
 
+# The outside world of the all-in-one cloud: a bridge br-petrel-pub (the external segment,
+# 198.18.200.0/24), petrel-pub0 the interface the node wires the flat network `public` onto,
+# and the namespace petrel-outside at 198.18.200.1 (the segment's gateway) answering HTTP on
+# port 80 with the address a request came from. Nothing here is routed to the host's networks.
+outside_up() {
+  ip link show br-petrel-pub >/dev/null 2>&1 || ip link add br-petrel-pub type bridge
+  ip link show petrel-pub0 >/dev/null 2>&1 || ip link add petrel-pub0 type veth peer name petrel-pub1
+  ip link set petrel-pub1 master br-petrel-pub
+  if ! ip netns exec petrel-outside true 2>/dev/null; then
+    ip netns add petrel-outside
+    ip link add petrel-out0 type veth peer name eth0 netns petrel-outside
+    ip -n petrel-outside addr add 198.18.200.1/24 dev eth0
+    ip -n petrel-outside link set eth0 up
+    ip -n petrel-outside link set lo up
+  fi
+  ip link set petrel-out0 master br-petrel-pub
+  for link in br-petrel-pub petrel-pub0 petrel-pub1 petrel-out0; do ip link set "$link" up; done
+  if ! running outside; then
+    setsid ip netns exec petrel-outside python3 -c '
+import http.server
+class Seen(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("the outside world; your request came from %s\n" % self.client_address[0]).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *args): pass
+http.server.ThreadingHTTPServer(("0.0.0.0", 80), Seen).serve_forever()' >>"$logs/outside.log" 2>&1 < /dev/null &
+    echo $! > "$run/outside.pid"
+  fi
+}
+
+outside_down() {
+  stop_one outside
+  ip netns del petrel-outside 2>/dev/null || true
+  for link in petrel-pub0 petrel-out0 br-petrel-pub; do ip link del "$link" 2>/dev/null || true; done
+}
+
 stop_one() {
   local name=$1 pid i
   running "$name" || { rm -f "$run/$name.pid"; return 0; }
@@ -195,6 +243,7 @@ case "${1:-start}" in
         openstack --os-cloud petrel role add --user "$node_user" --project "${node_project:-service}" admin &&
         log "created the node's service user $node_user"
     fi
+    outside_up
     start_one node "$bin/petrel-node"
     wait_http node "http://$metrics/metrics"
     log "petrel-controller: http://127.0.0.1:$port (metrics at /metrics)  log: $logs/controller.log"
@@ -225,14 +274,26 @@ case "${1:-start}" in
       done
       log "opened ICMP, SSH and HTTP from 198.18.100.0/24 in the admin project's default security group"
     fi
+    # The external network `public`: flat, on the segment of the outside-world namespace.
+    if ! openstack --os-cloud petrel network show public >/dev/null 2>&1; then
+      openstack --os-cloud petrel network create --external --provider-network-type flat --provider-physical-network public public >/dev/null &&
+        openstack --os-cloud petrel subnet create --network public --subnet-range 198.18.200.0/24 --gateway 198.18.200.1 \
+          --allocation-pool start=198.18.200.10,end=198.18.200.250 --no-dhcp public-v4 >/dev/null &&
+        log "created the external network public (flat) with subnet public-v4 198.18.200.0/24; the outside world is the namespace petrel-outside at 198.18.200.1"
+      # The outside world may ping the admin's guests and fetch their pages through floating IPs.
+      for rule in "--protocol icmp" "--protocol tcp --dst-port 80"; do
+        openstack --os-cloud petrel security group rule create $rule --remote-ip 198.18.200.0/24 default >/dev/null 2>&1 || true
+      done
+    fi
     log "try: openstack --os-cloud petrel server create --image petrel-tiny --flavor m1.tiny --network private --wait vm1"
     ;;
   stop)
     stop_one node
     stop_one controller
+    outside_down
     ;;
   status)
-    for name in controller node; do
+    for name in controller node outside; do
       if running "$name"; then echo "$name: running (pid $(cat "$run/$name.pid"))"; else echo "$name: stopped"; fi
     done
     ;;
