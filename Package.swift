@@ -206,6 +206,9 @@ let package = Package(
         ], path: "Benchmarks/RPCBenchmark"),
         .executableTarget(name: "petrel-bench-firewall", dependencies: ["NodeNetwork", "Contracts", "IptablesDriver", "NetlinkDriver"],
                           path: "Benchmarks/FirewallBenchmark"),
+        .executableTarget(name: "petrel-bench-router", dependencies: [
+            "NodeNetwork", "Contracts", "NetlinkDriver", "ProcessDriver", .product(name: "Logging", package: "swift-log"),
+        ], path: "Benchmarks/RouterBenchmark"),
 
         // MARK: tests
         .target(name: "TestSupport", dependencies: ["PetrelCore", "ProcessDriver"], path: "Tests/TestSupport"),

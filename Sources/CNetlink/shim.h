@@ -39,12 +39,14 @@ static inline int petrel_rtnlgrp_link(void) { return RTNLGRP_LINK; }
 #include <sys/socket.h>
 #include <netpacket/packet.h>
 #include <string.h>
+/* A packet socket for petrel_send_garp in the calling thread's namespace (one per batch:
+   closing a packet socket waits for an RCU grace period, ~10 ms). */
+static inline int petrel_garp_socket(void) { return socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0); }
+
 /* Sends one gratuitous ARP request (sender = target = `ip`, network byte order) from `mac`
-   out of interface `ifindex` of the calling thread's namespace, so neighbours learn at once
-   which MAC an address moved to. Returns 0, or -1 with errno set. */
-static inline int petrel_send_garp(int ifindex, const unsigned char mac[6], unsigned int ip) {
-    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
+   out of interface `ifindex` through packet socket `fd`, so neighbours learn at once which
+   MAC an address moved to. Returns 0, or -1 with errno set. */
+static inline int petrel_send_garp(int fd, int ifindex, const unsigned char mac[6], unsigned int ip) {
     unsigned char frame[42];
     memset(frame, 0xff, 6);                      /* destination: broadcast */
     memcpy(frame + 6, mac, 6);                   /* source */
@@ -64,6 +66,5 @@ static inline int petrel_send_garp(int ifindex, const unsigned char mac[6], unsi
     to.sll_halen = 6;
     memset(to.sll_addr, 0xff, 6);
     ssize_t sent = sendto(fd, frame, sizeof frame, 0, (struct sockaddr *)&to, sizeof to);
-    close(fd);
     return sent == (ssize_t)sizeof frame ? 0 : -1;
 }

@@ -3,19 +3,26 @@ import Foundation
 import PetrelCore
 
 extension NetworkNamespace {
-    /// Announces that `address` (IPv4) is at `mac` on `device` of this namespace with one
-    /// gratuitous ARP, so neighbours stop sending to the address's previous holder.
-    public func announce(address: String, mac: String, device: String) throws {
-        var ip = in_addr()
-        guard inet_pton(AF_INET, address, &ip) == 1 else { throw SystemCallError("parse \(address)") }
+    /// Announces that each of `addresses` (IPv4) is at `mac` on `device` of this namespace
+    /// with one gratuitous ARP, so neighbours stop sending to an address's previous holder.
+    /// Returns the addresses whose announcement could not be sent.
+    @discardableResult
+    public func announce(addresses: [String], mac: String, device: String) throws -> [String] {
+        let raws: [(String, UInt32)] = try addresses.map { address in
+            var ip = in_addr()
+            guard inet_pton(AF_INET, address, &ip) == 1 else { throw SystemCallError("parse \(address)") }
+            return (address, ip.s_addr)
+        }
         let bytes = mac.split(separator: ":").compactMap { UInt8($0, radix: 16) }
         guard bytes.count == 6 else { throw SystemCallError("parse MAC \(mac)") }
-        let raw = ip.s_addr
-        try perform {
+        guard !raws.isEmpty else { return [] }
+        return try perform {
             let index = if_nametoindex(device)
             guard index > 0 else { throw SystemCallError("find \(device)") }
-            let sent = bytes.withUnsafeBufferPointer { petrel_send_garp(Int32(index), $0.baseAddress, raw) }
-            guard sent == 0 else { throw SystemCallError("send a gratuitous ARP for \(address) on \(device)") }
+            let fd = petrel_garp_socket()
+            guard fd >= 0 else { throw SystemCallError("open a packet socket") }
+            defer { close(fd) }
+            return raws.filter { _, raw in bytes.withUnsafeBufferPointer { petrel_send_garp(fd, Int32(index), $0.baseAddress, raw) } != 0 }.map(\.0)
         }
     }
 

@@ -13,7 +13,7 @@ import ProcessDriver
 /// NAT table in one `iptables-restore` per change (diffed against the kernel's): DNAT and
 /// SNAT per floating IP, port forwardings, SNAT of the internal subnets through the gateway
 /// address, and the metadata redirect to the in-daemon proxy listening in the namespace.
-struct RouterNamespaces: Sendable {
+public struct RouterNamespaces: Sendable {
     static let namespacePrefix = "qrouter-"
     /// Where guests' metadata requests to 169.254.169.254:80 are redirected inside the namespace.
     static let metadataPort: UInt16 = 9697
@@ -23,22 +23,23 @@ struct RouterNamespaces: Sendable {
     /// Netlink and namespace work blocks: it runs off the cooperative pool, one at a time.
     let executor = BlockingExecutor(label: "l3", serial: true)
 
-    init(logger: Logger) throws {
-        netlink = try Netlink()
+    /// `hostNamespace`: where the networks' bridges are (nil: this process's namespace).
+    public init(logger: Logger, hostNamespace: NetworkNamespace? = nil) throws {
+        netlink = try Netlink(namespace: hostNamespace)
         self.logger = logger
     }
 
     static func insideName(_ port: RouterPortState, gateway: Bool) -> String { (gateway ? "qg-" : "qr-") + port.port.id.prefix(11) }
 
     /// What changed for the router's neighbours, so the caller can announce it.
-    struct Outcome: Sendable {
-        var addedFloating: [String] = []
-        var changedFloating: [String] = []
-        var rulesRewritten = false
+    public struct Outcome: Sendable {
+        public var addedFloating: [String] = []
+        public var changedFloating: [String] = []
+        public var rulesRewritten = false
     }
 
     /// Makes the router's namespace what `state` says; `bridge` names each network's bridge.
-    func ensure(_ state: RouterState, bridge: @escaping @Sendable (NetworkWiring) -> String, previous: RouterState?) async throws -> Outcome {
+    public func ensure(_ state: RouterState, bridge: @escaping @Sendable (NetworkWiring) -> String, previous: RouterState?) async throws -> Outcome {
         let netlink = self.netlink
         let name = state.namespaceName
         var outcome = Outcome()
@@ -129,10 +130,11 @@ struct RouterNamespaces: Sendable {
             let announced = outcome.addedFloating + outcome.changedFloating.filter(now.contains)
                 + (previous?.gateway == nil ? gateway.port.fixedIPs.map(\.address).filter { !$0.contains(":") } : [])
             try await executor.run {
-                for address in announced {
-                    do { try namespace.announce(address: address, mac: gateway.port.macAddress, device: device) } catch {
-                        logger.warning("gratuitous ARP not sent", metadata: ["address": "\(address)", "error": "\(error)"])
-                    }
+                do {
+                    let unsent = try namespace.announce(addresses: announced, mac: gateway.port.macAddress, device: device)
+                    if !unsent.isEmpty { logger.warning("gratuitous ARP not sent", metadata: ["addresses": "\(unsent)"]) }
+                } catch {
+                    logger.warning("gratuitous ARP not sent", metadata: ["addresses": "\(announced)", "error": "\(error)"])
                 }
             }
         }
@@ -189,7 +191,7 @@ struct RouterNamespaces: Sendable {
     }
 
     /// Removes the router's namespace; its veths (both ends) go with it.
-    func remove(router id: String) async throws {
+    public func remove(router id: String) async throws {
         try await executor.run {
             guard let namespace = NetworkNamespace(existing: Self.namespacePrefix + id) else { return }
             let inside = try Netlink(namespace: namespace)
