@@ -185,11 +185,11 @@ import Testing
             #expect(over.0 == .conflict && over.1["NeutronError"]?["type"] == "OverQuota")
             let details = try await call(client, .get, "/quotas/\(setup.memberProject)/details", setup.member).1["quota"]
             #expect(details?["network"] == ["limit": 1, "used": 1, "reserved": 0])
-            // Extensions: exactly the implemented ones (no routers or floating IPs yet).
+            // Extensions: exactly the implemented ones (no QoS, trunks, HA or distributed routers).
             let aliases = Set((try await call(client, .get, "/extensions", setup.member).1["extensions"]?.arrayValue ?? []).compactMap { $0["alias"]?.stringValue })
             #expect(aliases.isSuperset(of: ["provider", "external-net", "binding", "quotas", "standard-attr-tag", "network-ip-availability",
                                             "security-group", "stateful-security-group", "address-group"]))
-            #expect(aliases.isDisjoint(with: ["router", "floatingip", "qos", "trunk"]))
+            #expect(aliases.isDisjoint(with: ["qos", "trunk", "l3-ha", "dvr", "l3_agent_scheduler"]))
             #expect(try await call(client, .get, "/availability_zones", setup.member).1["availability_zones"] == [])
         }
     }
@@ -249,6 +249,101 @@ import Testing
             let added = try await call(client, .put, "/address-groups/\(agID)/add_addresses", setup.member, ["addresses": ["198.18.97.0/24"]])
             #expect(added.1["address_group"]?["addresses"] == ["198.18.96.1/32", "198.18.97.0/24"])
             #expect(try await call(client, .delete, "/security-groups/\(web)", setup.member).0 == .noContent)
+        }
+    }
+
+    @Test func routersAndFloatingIPsShapesPolicyAndErrors() async throws {
+        try await withNeutron { client, setup in
+            // An external network (admin) and a member's own network and subnet.
+            let (_, external) = try await call(client, .post, "/networks", setup.admin, ["network": [
+                "name": "public", "router:external": true, "provider:network_type": "flat", "provider:physical_network": "ext"]])
+            let publicID = try #require(external["network"]?["id"]?.stringValue)
+            #expect(try await call(client, .post, "/subnets", setup.admin, ["subnet": [
+                "network_id": .string(publicID), "cidr": "198.18.97.0/24", "ip_version": 4, "enable_dhcp": false]]).0 == .created)
+            let (_, own) = try await call(client, .post, "/networks", setup.member, ["network": ["name": "own"]])
+            let ownID = try #require(own["network"]?["id"]?.stringValue)
+            let (_, ownSubnet) = try await call(client, .post, "/subnets", setup.member, ["subnet": [
+                "network_id": .string(ownID), "cidr": "198.18.98.0/24", "ip_version": 4, "enable_dhcp": false]])
+            let subnetID = try #require(ownSubnet["subnet"]?["id"]?.stringValue)
+
+            // A router with a gateway: Neutron's shape; SNAT and addresses are the admin's to choose.
+            let (created, body) = try await call(client, .post, "/routers", setup.member, ["router": [
+                "name": "r1", "external_gateway_info": ["network_id": .string(publicID)]]])
+            #expect(created == .created)
+            let router = try #require(body["router"]?.objectValue)
+            let sample: Set<String> = ["admin_state_up", "created_at", "description", "distributed", "external_gateway_info", "ha", "id", "name",
+                                       "revision_number", "routes", "status", "updated_at", "project_id", "tenant_id", "tags"]
+            #expect(Set(router.keys) == sample, "keys: \(router.keys.sorted())")
+            let routerID = try #require(router["id"]?.stringValue)
+            #expect(router["external_gateway_info"]?["enable_snat"] == true && router["status"] == "ACTIVE" && router["ha"] == false)
+            #expect(router["external_gateway_info"]?["external_fixed_ips"]?.arrayValue?.first?["ip_address"]?.stringValue?.hasPrefix("198.18.97.") == true)
+            let (snat, _) = try await call(client, .put, "/routers/\(routerID)", setup.member, ["router": [
+                "external_gateway_info": ["network_id": .string(publicID), "enable_snat": false]]])
+            #expect(snat == .forbidden)
+            let (off, offBody) = try await call(client, .put, "/routers/\(routerID)", setup.admin, ["router": [
+                "external_gateway_info": ["network_id": .string(publicID), "enable_snat": false]]])
+            #expect(off == .ok && offBody["router"]?["external_gateway_info"]?["enable_snat"] == false)
+            #expect(try await call(client, .put, "/routers/\(routerID)", setup.member, ["router": ["ha": true]]).0 == .badRequest)
+            #expect(try await call(client, .get, "/routers/\(routerID)", setup.other).0 == .notFound)
+
+            // Interfaces: the subnet's gateway address; a second time → 400; the router then in use → 409.
+            let (added, interface) = try await call(client, .put, "/routers/\(routerID)/add_router_interface", setup.member, ["subnet_id": .string(subnetID)])
+            #expect(added == .ok && interface["subnet_id"]?.stringValue == subnetID && interface["network_id"]?.stringValue == ownID)
+            let interfacePort = try #require(interface["port_id"]?.stringValue)
+            let (_, portBody) = try await call(client, .get, "/ports/\(interfacePort)", setup.member)
+            #expect(portBody["port"]?["device_owner"] == "network:router_interface")
+            #expect(portBody["port"]?["fixed_ips"]?.arrayValue?.first?["ip_address"] == "198.18.98.1")
+            let (twice, twiceBody) = try await call(client, .put, "/routers/\(routerID)/add_router_interface", setup.member, ["subnet_id": .string(subnetID)])
+            #expect(twice == .badRequest && twiceBody["NeutronError"]?["type"] == "BadRequest")
+            let (inUse, inUseBody) = try await call(client, .delete, "/routers/\(routerID)", setup.member)
+            #expect(inUse == .conflict && inUseBody["NeutronError"]?["type"] == "RouterInUse")
+            let (direct, directBody) = try await call(client, .delete, "/ports/\(interfacePort)", setup.member)
+            #expect(direct == .conflict && directBody["NeutronError"]?["type"] == "ServicePortInUse")
+            let (badRoute, badRouteBody) = try await call(client, .put, "/routers/\(routerID)/add_extraroutes", setup.member, ["router": [
+                "routes": [["destination": "198.18.99.0/24", "nexthop": "198.18.96.9"]]]])
+            #expect(badRoute == .badRequest && badRouteBody["NeutronError"]?["type"] == "InvalidRoutes")
+            let (route, routeBody) = try await call(client, .put, "/routers/\(routerID)/add_extraroutes", setup.member, ["router": [
+                "routes": [["destination": "198.18.99.0/24", "nexthop": "198.18.98.9"]]]])
+            #expect(route == .ok && routeBody["router"]?["routes"]?.arrayValue?.count == 1)
+
+            // Floating IPs: only from external networks; one per fixed address; Neutron's shape.
+            let (notExternal, notExternalBody) = try await call(client, .post, "/floatingips", setup.member, ["floatingip": ["floating_network_id": .string(ownID)]])
+            #expect(notExternal == .badRequest && notExternalBody["NeutronError"] != nil)
+            let (_, guestPort) = try await call(client, .post, "/ports", setup.member, ["port": ["network_id": .string(ownID)]])
+            let guestPortID = try #require(guestPort["port"]?["id"]?.stringValue)
+            let (fipStatus, fipBody) = try await call(client, .post, "/floatingips", setup.member, ["floatingip": [
+                "floating_network_id": .string(publicID), "port_id": .string(guestPortID)]])
+            #expect(fipStatus == .created)
+            let fip = try #require(fipBody["floatingip"]?.objectValue)
+            let fipSample: Set<String> = ["floating_network_id", "router_id", "fixed_ip_address", "floating_ip_address", "project_id", "tenant_id",
+                                          "status", "port_id", "id", "description", "dns_domain", "dns_name", "created_at", "updated_at",
+                                          "revision_number", "port_details", "tags", "port_forwardings"]
+            #expect(Set(fip.keys) == fipSample, "keys: \(fip.keys.sorted())")
+            #expect(fip["router_id"]?.stringValue == routerID && fip["status"] == "DOWN" && fip["port_details"]?["network_id"]?.stringValue == ownID)
+            let (second, secondBody) = try await call(client, .post, "/floatingips", setup.member, ["floatingip": [
+                "floating_network_id": .string(publicID), "port_id": .string(guestPortID)]])
+            #expect(second == .conflict && secondBody["NeutronError"]?["type"] == "FloatingIPPortAlreadyAssociated")
+            let (chosen, _) = try await call(client, .post, "/floatingips", setup.member, ["floatingip": [
+                "floating_network_id": .string(publicID), "floating_ip_address": "198.18.97.77"]])
+            #expect(chosen == .forbidden)
+            // A port forwarding needs a floating IP without a port.
+            let fipID = try #require(fip["id"]?.stringValue)
+            #expect(try await call(client, .put, "/floatingips/\(fipID)", setup.member, ["floatingip": ["port_id": .null]]).1["floatingip"]?["port_id"] == .null)
+            let (forwarded, forwarding) = try await call(client, .post, "/floatingips/\(fipID)/port_forwardings", setup.member, ["port_forwarding": [
+                "internal_port_id": .string(guestPortID), "internal_port": 80, "external_port": 8080, "protocol": "tcp"]])
+            #expect(forwarded == .created && forwarding["port_forwarding"]?["internal_ip_address"]?.stringValue?.hasPrefix("198.18.98.") == true)
+            #expect(try await call(client, .get, "/floatingips/\(fipID)", setup.member).1["floatingip"]?["port_forwardings"]?.arrayValue?.count == 1)
+            let (removeUsed, removeUsedBody) = try await call(client, .put, "/routers/\(routerID)/remove_router_interface", setup.member, ["subnet_id": .string(subnetID)])
+            #expect(removeUsed == .conflict && removeUsedBody["NeutronError"]?["type"] == "RouterInterfaceInUseByFloatingIP")
+            // Deleting the port lets go of the forwarding; then the interface and the router go.
+            #expect(try await call(client, .delete, "/ports/\(guestPortID)", setup.member).0 == .noContent)
+            #expect(try await call(client, .get, "/floatingips/\(fipID)", setup.member).1["floatingip"]?["port_forwardings"] == [])
+            #expect(try await call(client, .put, "/routers/\(routerID)/remove_router_interface", setup.member, ["subnet_id": .string(subnetID)]).0 == .ok)
+            #expect(try await call(client, .delete, "/routers/\(routerID)", setup.member).0 == .noContent)
+            #expect(try await call(client, .delete, "/floatingips/\(fipID)", setup.member).0 == .noContent)
+            let extensions = try await call(client, .get, "/extensions", setup.member).1["extensions"]?.arrayValue?.compactMap { $0["alias"]?.stringValue } ?? []
+            #expect(["router", "extraroute", "extraroute-atomic", "ext-gw-mode", "floating-ip-port-forwarding"].allSatisfy(extensions.contains))
+            #expect(!extensions.contains("l3-ha") && !extensions.contains("dvr"))
         }
     }
 }

@@ -92,8 +92,8 @@ assert v4["total_ips"] == 3 and v4["used_ips"] == 3, subnets' || fail "ip availa
 os extension list --network -f json > "$work/extensions.json" || fail "extension list --network"
 check "$work/extensions.json" '
 aliases = {e["Alias"] for e in j}
-assert {"provider", "external-net", "binding", "quotas", "standard-attr-tag", "security-group"} <= aliases, aliases
-assert not aliases & {"router", "floatingip"}, aliases' || fail "extension list --network: $(cat "$work/extensions.json")"
+assert {"provider", "external-net", "binding", "quotas", "standard-attr-tag", "security-group", "router", "extraroute"} <= aliases, aliases
+assert not aliases & {"l3-ha", "dvr", "qos", "trunk"}, aliases' || fail "extension list --network: $(cat "$work/extensions.json")"
 os quota set --networks 7 admin || fail "quota set --networks"
 os quota show --network admin -f json > "$work/quota.json" || fail "quota show --network"
 check "$work/quota.json" '
