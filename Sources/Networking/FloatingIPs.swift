@@ -320,34 +320,32 @@ extension NetworkService {
         if let router = fip.routerID { await routersChanged([router]) }
     }
 
-    /// A port went away: its floating IPs let go of it and its port forwardings go.
-    func portGone(_ id: String) async throws {
-        let routers = try await database.transaction { sql -> [String] in
-            let fips = try await Tables.floatingIPs.all(sql, where: [.equals("port_id", id)]).map(\.value)
-            let forwarded = try await Tables.portForwardings.all(sql, where: [.equals("internal_port_id", id)]).map(\.value)
-            var routers = Set(fips.compactMap(\.routerID))
-            for var fip in fips {
-                fip.portID = nil
-                fip.fixedIPAddress = nil
+    /// A port goes away (in the caller's transaction): its floating IPs let go of it and its
+    /// port forwardings go. Returns the routers concerned.
+    func releaseFloatingIPs(_ sql: any SQLDatabase, port id: String) async throws -> [String] {
+        let fips = try await Tables.floatingIPs.all(sql, where: [.equals("port_id", id)]).map(\.value)
+        let forwarded = try await Tables.portForwardings.all(sql, where: [.equals("internal_port_id", id)]).map(\.value)
+        var routers = Set(fips.compactMap(\.routerID))
+        for var fip in fips {
+            fip.portID = nil
+            fip.fixedIPAddress = nil
+            fip.routerID = nil
+            fip.status = "DOWN"
+            fip.revision += 1
+            fip.updatedAt = now()
+            try await Tables.floatingIPs.update(sql, id: fip.id, FloatingIPRow(fip))
+        }
+        try await Tables.portForwardings.delete(sql, where: [.equals("internal_port_id", id)])
+        for forwarding in forwarded {
+            guard var fip = try await Tables.floatingIPs.get(sql, id: forwarding.floatingIPID)?.value else { continue }
+            if let router = fip.routerID { routers.insert(router) }
+            let left = try await Tables.portForwardings.all(sql, where: [.equals("floatingip_id", fip.id)])
+            if left.isEmpty, fip.portID == nil {
                 fip.routerID = nil
-                fip.status = "DOWN"
-                fip.revision += 1
-                fip.updatedAt = now()
                 try await Tables.floatingIPs.update(sql, id: fip.id, FloatingIPRow(fip))
             }
-            try await Tables.portForwardings.delete(sql, where: [.equals("internal_port_id", id)])
-            for forwarding in forwarded {
-                guard var fip = try await Tables.floatingIPs.get(sql, id: forwarding.floatingIPID)?.value else { continue }
-                if let router = fip.routerID { routers.insert(router) }
-                let left = try await Tables.portForwardings.all(sql, where: [.equals("floatingip_id", fip.id)])
-                if left.isEmpty, fip.portID == nil {
-                    fip.routerID = nil
-                    try await Tables.floatingIPs.update(sql, id: fip.id, FloatingIPRow(fip))
-                }
-            }
-            return routers.sorted()
         }
-        await routersChanged(routers)
+        return routers.sorted()
     }
 
     // MARK: port forwardings

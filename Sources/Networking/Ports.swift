@@ -423,14 +423,14 @@ extension NetworkService {
 
     /// Deletes a port and frees its addresses; returns what it was.
     public func deletePort(_ id: String) async throws -> Port {
-        let port = try await database.transaction { sql in
+        let (port, routers) = try await database.transaction { sql in
             guard let row = try await Tables.ports.first(sql, where: [.equals("id", id)]) else { throw NetworkingFailure.portNotFound(id) }
             let port = row.value(fixedIPs: try await fixedIPs(sql, port: id))
             try await Tables.allocations.delete(sql, where: [.equals("port_id", id)])
             try await Tables.ports.delete(sql, where: [.equals("id", id)])
-            return port
+            return (port, try await releaseFloatingIPs(sql, port: id))
         }
-        try await portGone(id)
+        await routersChanged(routers)
         await changed([port.networkID])
         await firewallsChanged()
         return port

@@ -48,9 +48,11 @@ public final class Database: @unchecked Sendable {
 
     /// How long a request waits for a pooled connection: long enough for a burst of writers
     /// (fifty port creations at once queue on SQLite's one writer) on a loaded host.
-    static let connectionWait = TimeAmount.seconds(30)
+    public static let connectionWait = TimeAmount.seconds(30)
 
-    public init(_ url: DatabaseURL, logger: Logger) throws {
+    /// `connectionWait`: how long a request may wait for a pooled connection (tests that put
+    /// fifty writers on a CI host running every suite at once give it more).
+    public init(_ url: DatabaseURL, logger: Logger, connectionWait: TimeAmount = Database.connectionWait) throws {
         self.logger = logger
         switch url {
         case .sqlite(let path):
@@ -63,7 +65,7 @@ public final class Database: @unchecked Sendable {
             backend = .sqlite
             sqlite = EventLoopGroupConnectionPool(
                 source: SQLiteConnectionSource(configuration: .init(storage: .file(path: path), enableForeignKeys: true)),
-                maxConnectionsPerEventLoop: 1, requestTimeout: Self.connectionWait, pruneInterval: nil, logger: logger,
+                maxConnectionsPerEventLoop: 1, requestTimeout: connectionWait, pruneInterval: nil, logger: logger,
                 on: MultiThreadedEventLoopGroup.singleton)
             postgres = nil
         case .postgresql(let text):
@@ -75,7 +77,7 @@ public final class Database: @unchecked Sendable {
             }
             backend = .postgresql
             postgres = EventLoopGroupConnectionPool(source: PostgresConnectionSource(sqlConfiguration: configuration),
-                                                    maxConnectionsPerEventLoop: 4, requestTimeout: Self.connectionWait,
+                                                    maxConnectionsPerEventLoop: 4, requestTimeout: connectionWait,
                                                     pruneInterval: nil, logger: logger,
                                                     on: MultiThreadedEventLoopGroup.singleton)
             sqlite = nil

@@ -23,7 +23,7 @@ import Testing
                                        hypervisor: HypervisorRecord(type: "QEMU", version: 1, cpuModel: "x86_64", vcpus: vcpus,
                                                                     memoryMB: memoryMB, localGB: 100))
             }
-            try await body(url, database, HostInventory(database: database, serviceDownTime: 60), names)
+            try await body(url, database, HostInventory(database: database, serviceDownTime: 300), names)
         } cleanup: {
             await database.shutdown()
             await drop()
@@ -75,7 +75,7 @@ import Testing
             let second = try Database(url, logger: Logger(label: "second-controller"))
             try await withCleanup {
                 let schedulers = [Scheduler(hosts: hosts, options: options),
-                                  Scheduler(hosts: HostInventory(database: second, serviceDownTime: 60), options: options)]
+                                  Scheduler(hosts: HostInventory(database: second, serviceDownTime: 300), options: options)]
                 var ids: [String] = []
                 for _ in 0..<16 { ids.append(try await newInstance(database)) }
                 let frozen = ids

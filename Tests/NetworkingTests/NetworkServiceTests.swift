@@ -13,8 +13,8 @@ import Testing
     func withService(_ backend: TestDatabase, settings: NetworkingSettings = .defaults, quotas: [String: Int] = [:],
                      _ body: @Sendable ([NetworkService]) async throws -> Void) async throws {
         let (url, drop) = try await backend.makeDatabase()
-        let first = try Database(url, logger: Logger(label: "net-test"))
-        let second = try Database(url, logger: Logger(label: "net-test-2"))
+        let first = try Database(url, logger: Logger(label: "net-test"), connectionWait: .seconds(120))
+        let second = try Database(url, logger: Logger(label: "net-test-2"), connectionWait: .seconds(120))
         try await withCleanup {
             try await Migrator().migrate(first)
             let services = [first, second].map {
@@ -228,7 +228,8 @@ import Testing
             #expect(try await service.setQuota(project: "p", ["port": 5])["port"] == 5)
             _ = try await service.createPort(NetworkService.PortCreate(networkID: network.id, projectID: "p"))
             // The ports made the project's default security group (with its four rules).
-            #expect(try await service.quotaUsage(project: "p") == ["network": 2, "subnet": 1, "port": 2, "security_group": 1, "security_group_rule": 4])
+            #expect(try await service.quotaUsage(project: "p") == ["network": 2, "subnet": 1, "port": 2, "router": 0, "floatingip": 0,
+                                                                         "security_group": 1, "security_group_rule": 4])
         }
     }
 }
