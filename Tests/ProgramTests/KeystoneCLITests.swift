@@ -32,7 +32,7 @@ import Testing
         let (databaseURL, dropDatabase) = try await backend.makeDatabase()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let port = Int.random(in: 20_000...45_000)
+        let port = TestPorts.free()
         let url = "http://127.0.0.1:\(port)"
         let connection = switch databaseURL {
         case .sqlite(let path): "sqlite:///\(path)"

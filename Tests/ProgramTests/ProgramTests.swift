@@ -46,7 +46,7 @@ private func inPrivateVirtualHost<T: Sendable>(_ body: @Sendable (String) async 
         return path
     }
 
-    func freePort() -> Int { Int.random(in: 20_000...45_000) }
+    func freePort() -> Int { TestPorts.free() }
 
     @Test(arguments: ["petrel-controller", "petrel-node"])
     func helpAndVersion(name: String) async throws {

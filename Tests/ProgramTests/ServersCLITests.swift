@@ -10,7 +10,7 @@ import Testing
 /// with a clouds.yaml for the CLI: the cloud as an operator runs it.
 final class CloudUnderTest: @unchecked Sendable {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-cloud-\(UUID().uuidString)")
-    let port = Int.random(in: 20_000...45_000)
+    let port = TestPorts.free()
     var url: String { "http://127.0.0.1:\(port)" }
     let transport: String
     let logger = Logger(label: "test")
@@ -104,7 +104,7 @@ final class CloudUnderTest: @unchecked Sendable {
             firewall_driver = \(firewall)
             [node]
             services = \(services)
-            metrics_listen = 127.0.0.1:\(Int.random(in: 20_000...45_000))
+            metrics_listen = 127.0.0.1:\(TestPorts.free())
             \(extra)
             """.write(toFile: path, atomically: true, encoding: .utf8)
         return (path, instances)

@@ -184,3 +184,25 @@ public enum TestDatabase: String, CaseIterable, Sendable {
     }
 }
 
+
+/// TCP ports for the programs a test starts. Below Linux's ephemeral range (32768–60999), so
+/// no outgoing connection of the busy suite holds one, and checked free by binding it.
+public enum TestPorts {
+    public static func free() -> Int {
+        for _ in 0..<100 {
+            let port = Int.random(in: 10_000...32_000)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = UInt16(port).bigEndian
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if bound == 0 { return port }
+        }
+        return Int.random(in: 10_000...32_000)
+    }
+}
