@@ -27,6 +27,7 @@ layer-check:
 	@set -o pipefail; bash Packaging/layer-check.sh --self-test | tail -1
 
 test: layer-check build guest-image openstack-client
+	@bash Packaging/test-leftovers.sh --sweep
 	$(SWIFT) test --skip-build
 	@bash Packaging/test-leftovers.sh
 
