@@ -224,7 +224,7 @@ let package = Package(
                                                               .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ProcessDriverTests", dependencies: ["ProcessDriver", "NetlinkDriver", "TestSupport"]),
         .testTarget(name: "GuestImageTests", dependencies: ["LibvirtDriver", "ProcessDriver", "TestSupport"]),
-        .testTarget(name: "IdentityTests", dependencies: ["Identity", "Store", "PetrelCore", "ProcessDriver", "TestSupport",
+        .testTarget(name: "IdentityTests", dependencies: ["Identity", "CryptDriver", "Store", "PetrelCore", "ProcessDriver", "TestSupport",
                                                           .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "PetrelCore", "ProcessDriver", "TestSupport",
                                                        .product(name: "SQLKit", package: "sql-kit")]),

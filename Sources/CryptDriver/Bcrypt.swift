@@ -7,8 +7,14 @@ import Foundation
 public enum SystemBcrypt {
     public enum Failure: Error, Equatable { case cannotHash }
 
-    /// A new `$2b$` hash of `password` at `cost` (4…31), with a random salt.
+    /// A new `$2b$` hash of `password` at `cost` (4…31), with a random salt. bcrypt reads at
+    /// most 72 bytes of `password`: callers with longer secrets hash them first.
     public static func hash(_ password: String, cost: Int) throws -> String {
+        try hash(password, setting: setting(cost: cost))
+    }
+
+    /// A random `$2b$<cost>$<22 characters of salt>` setting.
+    public static func setting(cost: Int) throws -> String {
         var entropy = [UInt8](repeating: 0, count: 16)
         for index in entropy.indices { entropy[index] = UInt8.random(in: 0...255) }
         var setting = [CChar](repeating: 0, count: Int(CRYPT_GENSALT_OUTPUT_SIZE))
@@ -19,9 +25,12 @@ public enum SystemBcrypt {
             }
         }
         guard salt != nil else { throw Failure.cannotHash }
-        guard let hashed = run(password, setting: String(cString: setting)), hashed.hasPrefix("$2b$") else {
-            throw Failure.cannotHash
-        }
+        return String(cString: setting)
+    }
+
+    /// The `$2b$` hash of `password` with a given setting (or a whole earlier hash).
+    public static func hash(_ password: String, setting: String) throws -> String {
+        guard let hashed = run(password, setting: setting), hashed.hasPrefix("$2b$") else { throw Failure.cannotHash }
         return hashed
     }
 

@@ -10,6 +10,8 @@ public struct IdentityOptions: Sendable {
     public var keyRepository: String
     public var maxActiveKeys = 3
     public var passwordCost = 12
+    /// `[identity] max_password_length`: longer passwords are refused when set and never checked.
+    public var maxPasswordLength = 4096
     public var lockout = LockoutPolicy(failureAttempts: 0, duration: 1800)
     /// How long a validated token's resolved contents are reused before the database is read
     /// again; changes made through this controller invalidate them at once, changes made
@@ -505,6 +507,8 @@ public final class IdentityService: Sendable {
 
     /// Checks a password; counts failures for lockout. Returns the user's id.
     func checkPassword(_ reference: UserReference, _ password: String) async throws -> String {
+        // No stored password is longer; refused before any hashing (a cheap way to burn CPU otherwise).
+        guard password.count <= options.maxPasswordLength else { throw IdentityError.authenticationRequired }
         guard let user = try await database.withConnection({ sql in try await self.findUser(sql, reference) }) else {
             // Spend the same time as a real check, so a wrong name looks like a wrong password.
             _ = await PasswordHasher.hash(password, cost: options.passwordCost)
@@ -538,11 +542,21 @@ public final class IdentityService: Sendable {
                     .where("id", .equal, user.id).run()
             }
         }
+        if PasswordHasher.needsRehash(hash) {
+            // A hash of the older scheme (plain bcrypt, which reads 72 bytes) is replaced now that
+            // the password is known; only if it is still the one checked, so a concurrent change wins.
+            let replacement = await PasswordHasher.hash(password, cost: options.passwordCost)
+            try await database.withConnection { sql in
+                try await sql.update("users").set("password_hash", to: replacement)
+                    .where("id", .equal, user.id).where("password_hash", .equal, hash).run()
+            }
+        }
         return user.id
     }
 
     func checkApplicationCredential(_ reference: ApplicationCredentialReference, _ secret: String) async throws
         -> ApplicationCredentialRow {
+        guard secret.count <= options.maxPasswordLength else { throw IdentityError.authenticationRequired }
         let row = try await database.withConnection { sql -> ApplicationCredentialRow? in
             switch reference {
             case .id(let id):
@@ -558,6 +572,13 @@ public final class IdentityService: Sendable {
         }
         if let expiry = row.expiresAt, expiry <= Self.now() {
             throw IdentityError.unauthorized("The application credential \(row.id) has expired.")
+        }
+        if PasswordHasher.needsRehash(row.secretHash) {
+            let replacement = await PasswordHasher.hash(secret, cost: options.passwordCost)
+            try await database.withConnection { sql in
+                try await sql.update("application_credentials").set("secret_hash", to: replacement)
+                    .where("id", .equal, row.id).where("secret_hash", .equal, row.secretHash).run()
+            }
         }
         return row
     }

@@ -1,21 +1,30 @@
-import Foundation
+import Crypto
 import CryptDriver
+import Foundation
 import PetrelCore
 import Synchronization
 
-/// Password hashing as Keystone does it: bcrypt (the system's crypt(3)), cost from
-/// configuration (default 12).
+/// Password hashing: bcrypt over an HMAC-SHA256 of the whole password, written as passlib's
+/// `bcrypt_sha256` (version 2) writes it, so every byte of a long password counts (bcrypt
+/// alone reads 72). Plain `$2a$`/`$2b$` hashes (Keystone's, or Petrel's before this) still
+/// verify, and `needsRehash` tells the caller to replace them after a successful check.
 /// Hashing and verifying take a noticeable time on purpose (~0.25 s at cost 12), so they
 /// run on a thread of their own instead of holding one of the few cooperative threads.
 public enum PasswordHasher {
     public static func hash(_ password: String, cost: Int) async -> String {
         // crypt(3) refuses only a malformed setting, which gensalt never makes.
-        await offPool { (try? SystemBcrypt.hash(password, cost: cost)) ?? "*" }
+        await offPool { (try? BcryptSHA256.hash(password, cost: cost)) ?? "*" }
     }
 
     public static func verify(_ password: String, against hash: String) async -> Bool {
-        await offPool { SystemBcrypt.verify(password, hash: hash) }
+        await offPool {
+            hash.hasPrefix(BcryptSHA256.prefix) ? BcryptSHA256.verify(password, hash: hash) : SystemBcrypt.verify(password, hash: hash)
+        }
     }
+
+    /// Whether a stored hash is of an older scheme and should be replaced once the password
+    /// has been checked against it.
+    public static func needsRehash(_ hash: String) -> Bool { !hash.hasPrefix(BcryptSHA256.prefix + "v=2,") }
 
     /// At most this many bcrypt computations run at once (each on a thread of its own); more
     /// wait their turn instead of starting threads without bound.
@@ -99,4 +108,53 @@ public struct LockoutPolicy: Sendable, Equatable {
     }
 
     public func afterSuccess(_ state: State) -> State { State() }
+}
+
+/// passlib's `bcrypt_sha256`: the bcrypt input is the base64 of HMAC-SHA256(key: the salt,
+/// message: the password) (version 2; version 1 took a plain SHA-256), 44 characters whatever
+/// the password's length. Written `$bcrypt-sha256$v=2,t=2b,r=<cost>$<salt>$<checksum>`.
+enum BcryptSHA256 {
+    static let prefix = "$bcrypt-sha256$"
+
+    static func hash(_ password: String, cost: Int) throws -> String {
+        let setting = try SystemBcrypt.setting(cost: cost)  // $2b$NN$<22 characters of salt>
+        let parts = setting.split(separator: "$")
+        guard parts.count == 3, let rounds = Int(parts[1]) else { throw SystemBcrypt.Failure.cannotHash }
+        let salt = String(parts[2])
+        let full = try SystemBcrypt.hash(key(password, salt: salt, version: 2), setting: setting)
+        return "\(prefix)v=2,t=2b,r=\(rounds)$\(salt)$\(full.suffix(31))"
+    }
+
+    static func verify(_ password: String, hash: String) -> Bool {
+        guard let parsed = parse(hash),
+              let computed = try? SystemBcrypt.hash(key(password, salt: parsed.salt, version: parsed.version),
+                                                     setting: "$2b$" + String(format: "%02d", parsed.rounds) + "$" + parsed.salt)
+        else { return false }
+        let left = Array(computed.suffix(31).utf8), right = Array(parsed.checksum.utf8)
+        guard left.count == right.count else { return false }
+        var difference: UInt8 = 0
+        for index in left.indices { difference |= left[index] ^ right[index] }
+        return difference == 0
+    }
+
+    static func key(_ password: String, salt: String, version: Int) -> String {
+        let digest: Data = version == 1
+            ? Data(SHA256.hash(data: Data(password.utf8)))
+            : Data(HMAC<SHA256>.authenticationCode(for: Data(password.utf8), using: SymmetricKey(data: Data(salt.utf8))))
+        return digest.base64EncodedString()
+    }
+
+    /// Version 2: `$bcrypt-sha256$v=2,t=2b,r=12$salt$checksum`; version 1: `$bcrypt-sha256$2b,12$salt$checksum`.
+    static func parse(_ hash: String) -> (version: Int, rounds: Int, salt: String, checksum: String)? {
+        let fields = hash.dropFirst(prefix.count).split(separator: "$", omittingEmptySubsequences: false)
+        guard hash.hasPrefix(prefix), fields.count == 3, fields[1].count == 22, fields[2].count == 31 else { return nil }
+        var version = 1, rounds: Int?
+        for item in fields[0].split(separator: ",") {
+            if item.hasPrefix("v=") { version = Int(item.dropFirst(2)) ?? 0 }
+            else if item.hasPrefix("r=") { rounds = Int(item.dropFirst(2)) }
+            else if let number = Int(item) { rounds = number }
+        }
+        guard version == 1 || version == 2, let rounds, (4...31).contains(rounds) else { return nil }
+        return (version, rounds, String(fields[1]), String(fields[2]))
+    }
 }

@@ -214,7 +214,7 @@ extension KeystoneAPI {
             }
             let (row, roles, secret) = try await service.createApplicationCredential(
                 userID: userID, projectID: project.id, name: try fields.string("name", required: true)!,
-                secret: try KeystoneAPI.password(fields, "secret", nullable: true),
+                secret: try self.password(fields, "secret", nullable: true),
                 description: try fields.string("description", maxLength: 65_535, nullable: true) ?? "",
                 expiresAt: expiresAt, unrestricted: try fields.bool("unrestricted") ?? false, roleIDs: roleIDs)
             return respond(.created, ["application_credential": applicationCredentialJSON(row, roles: roles, secret: secret)])

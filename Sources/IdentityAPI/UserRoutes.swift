@@ -8,8 +8,10 @@ extension KeystoneAPI {
                                            "description", "email", "links", "options", "password_expires_at"]
 
     /// A password field: a string without NUL (crypt(3) would stop reading at one).
-    static func password(_ fields: Fields, _ key: String, nullable: Bool) throws -> String? {
-        let value = try fields.string(key, required: !nullable, maxLength: 4096, nullable: nullable)
+    /// A password field: a string (or null where `nullable`) of at most `[identity] max_password_length`
+    /// characters, without NUL.
+    func password(_ fields: Fields, _ key: String, nullable: Bool) throws -> String? {
+        let value = try fields.string(key, required: !nullable, maxLength: service.options.maxPasswordLength, nullable: nullable)
         if let value, value.utf8.contains(0) { throw Fields.invalid(key, "must not contain NUL characters.") }
         return value
     }
@@ -38,7 +40,7 @@ extension KeystoneAPI {
             let name = try fields.string("name", required: true)!
             let domain = try fields.string("domain_id", maxLength: 64, nullable: true) ?? defaultDomain(caller)
             try context.enforce("identity:create_user", target: ["target.user.domain_id": domain])
-            let password = try Self.password(fields, "password", nullable: true)
+            let password = try self.password(fields, "password", nullable: true)
             let defaultProject = try fields.string("default_project_id", maxLength: 64, nullable: true)
             let enabled = try fields.bool("enabled") ?? true
             let description = try fields.string("description", maxLength: 65_535, nullable: true) ?? ""
@@ -78,7 +80,7 @@ extension KeystoneAPI {
             try apply(&check)
             var hash: String?? = .none
             if fields.has("password") {
-                let password = try Self.password(fields, "password", nullable: true)
+                let password = try self.password(fields, "password", nullable: true)
                 hash = .some(password == nil ? nil : await service.hashPassword(password!))
             }
             let row = try await service.updateUser(id, passwordHash: hash) { try apply(&$0) }
@@ -96,8 +98,8 @@ extension KeystoneAPI {
         router.post("/v3/users/:user_id/password") { request, context in
             let id = try context.parameters.require("user_id")
             let fields = try await resource(request, "user")
-            let original = try Self.password(fields, "original_password", nullable: false)!
-            let new = try Self.password(fields, "password", nullable: false)!
+            let original = try self.password(fields, "original_password", nullable: false)!
+            let new = try self.password(fields, "password", nullable: false)!
             try await service.changePassword(userID: id, original: original, new: new)
             return noContent()
         }

@@ -139,6 +139,7 @@ public struct PetrelConfig: Sendable {
     public var tokenKeyRepository: String
     public var tokenMaxActiveKeys: Int
     public var passwordHashRounds: Int
+    public var maxPasswordLength: Int
     public var lockoutFailureAttempts: Int
     public var lockoutDuration: Int
     public var imageStorePath: String
@@ -232,6 +233,7 @@ public struct PetrelConfig: Sendable {
         tokenKeyRepository = try string("token", "key_repository")!
         tokenMaxActiveKeys = Int(try string("token", "max_active_keys")!)!
         passwordHashRounds = Int(try string("identity", "password_hash_rounds")!)!
+        maxPasswordLength = Int(try string("identity", "max_password_length")!)!
         lockoutFailureAttempts = Int(try string("security_compliance", "lockout_failure_attempts")!)!
         lockoutDuration = Int(try string("security_compliance", "lockout_duration")!)!
         imageStorePath = try string("image", "store_path")!

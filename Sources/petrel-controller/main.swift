@@ -187,6 +187,7 @@ func makeIdentity(_ config: PetrelConfig, database: Database, logger: Logger) th
     options.tokenExpiration = TimeInterval(config.tokenExpiration)
     options.maxActiveKeys = config.tokenMaxActiveKeys
     options.passwordCost = config.passwordHashRounds
+    options.maxPasswordLength = config.maxPasswordLength
     options.lockout = LockoutPolicy(failureAttempts: config.lockoutFailureAttempts, duration: TimeInterval(config.lockoutDuration))
     let service: IdentityService
     do {

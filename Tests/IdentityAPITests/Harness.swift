@@ -20,6 +20,7 @@ func withBootstrappedIdentity(_ body: @Sendable (Database, IdentityService) asyn
         try FernetKeyRepository(directory: keys).setup()
         var options = IdentityOptions(keyRepository: keys)
         options.passwordCost = 4
+        options.maxPasswordLength = 100  // small enough to test under the harness's body limit
         try await body(database, try IdentityService(database: database, options: options, logger: logger))
     } cleanup: {
         await database.shutdown()

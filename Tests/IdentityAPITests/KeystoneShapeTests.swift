@@ -181,8 +181,25 @@ import Testing
             expectError(try await call(client, .post, "/v3/auth/tokens",
                                        body: #"{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"id": "default"}, "password": "no"}}}}}"#),
                         .unauthorized, "a wrong password")
+            let overlong = try await call(client, .post, "/v3/users", token: token,
+                                          body: #"{"user": {"name": "long", "password": "\#(String(repeating: "p", count: 101))"}}"#)
+            expectError(overlong, .badRequest, "a password over max_password_length")
+            #expect(overlong.json?["error"]?["message"]?.stringValue?.hasPrefix("Invalid input for field 'password'") == true)
             let users = try await call(client, .get, "/v3/users", token: token)
             #expect(users.json?["users"]?.arrayValue?.count == 1, "nothing was created by the refused requests")
+
+            // The security report's reproduction: an 80-character password, and another sharing
+            // its first 72 characters, which plain bcrypt would let in.
+            let password = String(repeating: "a", count: 72) + "-the-end"
+            let created = try await call(client, .post, "/v3/users", token: token,
+                                         body: #"{"user": {"name": "long-pw", "password": "\#(password)"}}"#)
+            #expect(created.status == .created)
+            func login(_ secret: String) async throws -> Answer {
+                try await call(client, .post, "/v3/auth/tokens",
+                               body: #"{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "long-pw", "domain": {"id": "default"}, "password": "\#(secret)"}}}}}"#)
+            }
+            #expect(try await login(password).status == .created)
+            expectError(try await login(String(repeating: "a", count: 72) + "-another"), .unauthorized, "the first 72 characters are not the password")
             let disableDefault = try await call(client, .delete, "/v3/domains/default", token: token)
             expectError(disableDefault, .forbidden, "deleting an enabled domain")
         }

@@ -1,3 +1,4 @@
+import CryptDriver
 import Foundation
 @testable import Identity
 import Logging
@@ -183,6 +184,23 @@ import Testing
             #expect(roles.contains { $0.id == auditor.id } && !roles.contains { $0.id == domainRole.id })
             try await service.deleteRole(auditor.id)
             await #expect(throws: IdentityError.self, "deleting a role revokes the tokens that held it") { try await service.validate(fresh) }
+        }
+    }
+
+    /// A password hashed by plain bcrypt (before Petrel hashed over SHA-256, or by Keystone) still
+    /// works, and the successful login replaces its hash; an overlong password never authenticates.
+    @Test func oldBcryptHashesAreReplacedOnLoginAndLongPasswordsRefused() async throws {
+        try await withCloud(.sqlite) { cloud in
+            let service = try cloud.service()
+            let legacy = try SystemBcrypt.hash("admin-pw", cost: 4)
+            try await service.write { sql in
+                try await sql.raw("UPDATE users SET password_hash = \(bind: legacy) WHERE name = 'admin'").run()
+            }
+            _ = try await login(service)
+            let stored = try await service.read { sql in try await IdentityTables.users.first(sql, where: [.equals("name", "admin")])!.passwordHash! }
+            #expect(stored.hasPrefix("$bcrypt-sha256$v=2,") && stored != legacy)
+            _ = try await login(service)
+            await #expect(throws: IdentityError.authenticationRequired) { try await login(service, String(repeating: "p", count: 4097)) }
         }
     }
 
