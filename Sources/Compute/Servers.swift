@@ -97,6 +97,10 @@ public struct ServerRequest: Sendable {
     public var configDrive: Bool
     /// The networks and ports to plug, in order (empty: `none`).
     public var networks: [RequestedNetwork] = []
+    /// `availability_zone: "zone:host"` / `"zone::node"` (admins only, by policy): the build goes
+    /// to that host without the scheduler's filters, as Nova's forced host.
+    public var forcedHost: String?
+    public var forcedNode: String?
 
     public init(name: String, flavorRef: String, imageRef: String, keyName: String? = nil, userData: String? = nil,
                 metadata: [String: String] = [:], availabilityZone: String? = nil, minCount: Int = 1, maxCount: Int = 1,
@@ -195,6 +199,15 @@ public struct Servers: Sendable {
             let known = try await Aggregates(database: database).list().compactMap(\.availabilityZone)
             guard known.contains(zone) else { throw Failure.badRequest("The requested availability zone is not available") }
         }
+        // A host's one hypervisor is named as the host: a node given alone stands for its host.
+        let forcedHost = request.forcedHost ?? request.forcedNode
+        if let forcedHost {
+            let known = Set(try await ServiceStore(database).hypervisors().map(\.host))
+            guard known.contains(forcedHost) else { throw Failure.badRequest("Compute host \(forcedHost) could not be found.") }
+            if let node = request.forcedNode, node != forcedHost {
+                throw Failure.badRequest("Compute host \(forcedHost) could not be found.")
+            }
+        }
         let limits = try await quotas.limits(project: caller.projectID)
         try Self.checkMetadata(request.metadata, limit: limits["metadata_items"])
         let reservation = "r-" + String(UUID().uuidString.lowercased().prefix(8))
@@ -220,6 +233,7 @@ public struct Servers: Sendable {
                                       rootGB: flavor.row.rootGB, ephemeralGB: flavor.row.ephemeralGB, swap: flavor.row.swap,
                                       imageID: image.id, availabilityZone: request.availabilityZone, createdAt: now)
                 row.metadata = JSONColumn.encode(request.metadata, fallback: "{}")
+                row.host = forcedHost  // the scheduler keeps a host already chosen
                 row.keyName = request.keyName
                 row.keyData = keyPair?.publicKey
                 row.keyType = keyPair?.type

@@ -84,18 +84,32 @@ extension ComputeAPI {
             }
             userData = text
         }
-        var zone: String?
+        var zone: String?, forcedHost: String?, forcedNode: String?
         if let value = fields["availability_zone"], !value.isNull {
-            guard let text = value.stringValue, !text.isEmpty else {
-                throw APIFault(.badRequest, "Invalid input for field/attribute availability_zone.")
+            guard let text = value.stringValue, !text.isEmpty, text.count <= 255 else {
+                throw APIFault(.badRequest, "Invalid input for field/attribute availability_zone. Value: \(String(decoding: value.encoded(), as: UTF8.self)). It must be a string of 1 to 255 characters.")
             }
-            zone = text.split(separator: ":", maxSplits: 1).first.map(String.init)
+            // Nova's forms: `zone`, `zone:host`, `zone:host:node`, `zone::node` (the host and
+            // node parts are for admins, checked by the caller against the forced_host policy).
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            switch parts.count {
+            case 1: zone = text
+            case 2: (zone, forcedHost) = (parts[0], parts[1])
+            case 3: (zone, forcedHost, forcedNode) = (parts[0], parts[1], parts[2])
+            default: throw APIFault(.badRequest, "Invalid input received: Unable to parse availability_zone")
+            }
+            if zone?.isEmpty == true { zone = nil }
+            if forcedHost?.isEmpty == true { forcedHost = nil }
+            if forcedNode?.isEmpty == true { forcedNode = nil }
         }
         let metadata = try fields["metadata"].map(metadata) ?? [:]
         let configDrive = try Self.configDrive(fields["config_drive"])
-        return ServerRequest(name: name, flavorRef: flavorRef, imageRef: imageRef, keyName: keyName, userData: userData, metadata: metadata,
-                             availabilityZone: zone, minCount: minCount, maxCount: maxCount,
-                             hostname: fields["hostname"]?.stringValue, configDrive: configDrive)
+        var request = ServerRequest(name: name, flavorRef: flavorRef, imageRef: imageRef, keyName: keyName, userData: userData,
+                                    metadata: metadata, availabilityZone: zone, minCount: minCount, maxCount: maxCount,
+                                    hostname: fields["hostname"]?.stringValue, configDrive: configDrive)
+        request.forcedHost = forcedHost
+        request.forcedNode = forcedNode
+        return request
     }
 
     /// What `networks` asks for: nothing, Nova's automatic choice, or a list of networks/ports.

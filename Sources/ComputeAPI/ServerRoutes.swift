@@ -21,6 +21,9 @@ extension ComputeAPI {
                       ["GET /compute/v2.1/servers?all_tenants=1"]),
         PolicyDefault("os_compute_api:servers:show", ownerReader, "Show a server.", ["GET /compute/v2.1/servers/{server_id}"]),
         PolicyDefault("os_compute_api:servers:create", ownerMember, "Create servers.", ["POST /compute/v2.1/servers"]),
+        PolicyDefault("os_compute_api:servers:create:forced_host", "rule:context_is_admin",
+                      "Create servers on a named host or node (availability_zone \"zone:host\", \"zone::node\"), bypassing the scheduler's filters.",
+                      ["POST /compute/v2.1/servers"]),
         PolicyDefault("os_compute_api:servers:update", ownerMember, "Rename a server.", ["PUT /compute/v2.1/servers/{server_id}"]),
         PolicyDefault("os_compute_api:servers:delete", ownerMember, "Delete a server.", ["DELETE /compute/v2.1/servers/{server_id}"]),
         PolicyDefault("os_compute_api:servers:action", ownerMember,
@@ -169,6 +172,9 @@ extension ComputeAPI {
             throw APIFault(.badRequest, "Invalid input for field/attribute server. 'server' is a required property.")
         }
         var create = try Self.serverRequest(fields, version, project: who.projectID)
+        if create.forcedHost != nil || create.forcedNode != nil {
+            try context.enforce("os_compute_api:servers:create:forced_host", target: ["project_id": who.projectID])
+        }
         create.networks = try await resolveNetworks(try Self.networkChoice(fields["networks"], version), project: who.projectID,
                                                     isAdmin: who.isAdmin, count: create.maxCount)
         // Nova's `security_groups: [{"name": …}]` (names or ids in the project): the ports Nova makes get them.
