@@ -41,7 +41,7 @@ extension ComputeAPI {
     static let serverFields: Set<String> = [
         "name", "imageRef", "flavorRef", "adminPass", "metadata", "networks", "OS-DCF:diskConfig", "accessIPv4", "accessIPv6",
         "key_name", "user_data", "availability_zone", "min_count", "max_count", "return_reservation_id", "security_groups",
-        "config_drive", "description", "tags", "hostname", "block_device_mapping_v2",
+        "config_drive", "description", "tags", "block_device_mapping_v2",
     ]
 
     /// The context RPC messages carry: the API's request id, the caller.
@@ -168,7 +168,7 @@ extension ComputeAPI {
         let (caller, version) = try await authenticated(request, context)
         let who = try serverCaller(caller, context)
         try context.enforce("os_compute_api:servers:create", target: ["project_id": who.projectID])
-        guard let fields = try await environment.body(request)["server"]?.objectValue else {
+        guard let fields = try await environment.body(request, schema: ServerSchemas.create(version), style: .nova)["server"]?.objectValue else {
             throw APIFault(.badRequest, "Invalid input for field/attribute server. 'server' is a required property.")
         }
         var create = try Self.serverRequest(fields, version, project: who.projectID)
@@ -237,10 +237,10 @@ extension ComputeAPI {
     func updateServer(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.parameters.require("server_id")
         let (_, _, version, who) = try await authorizedServer(request, context, id, "os_compute_api:servers:update")
-        guard let fields = try await environment.body(request)["server"]?.objectValue else {
+        guard let fields = try await environment.body(request, schema: ServerSchemas.update(version), style: .nova)["server"]?.objectValue else {
             throw APIFault(.badRequest, "Invalid input for field/attribute server. 'server' is a required property.")
         }
-        for key in fields.keys where !["name", "description", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig", "hostname"].contains(key) {
+        for key in fields.keys where !["name", "description", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig"].contains(key) {
             throw APIFault(.badRequest, "Invalid input for field/attribute server. Additional properties are not allowed ('\(key)' was unexpected)")
         }
         let name = try fields["name"].map { try Self.serverName($0) }

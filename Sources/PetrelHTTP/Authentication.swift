@@ -131,6 +131,12 @@ public struct APIEnvironment: Sendable {
         try await request.jsonObject(maxSize: maxBodySize)
     }
 
+    /// The request body, checked against `schema` before anything reads it; a violation is a
+    /// 400 in the words of `style`'s API.
+    public func body(_ request: Request, schema: Schema, style: FaultStyle) async throws -> [String: JSON] {
+        try await request.jsonObject(maxSize: maxBodySize, schema: schema, style: style)
+    }
+
     /// The authentication middleware for this environment's validator.
     public var authentication: AuthenticationMiddleware { AuthenticationMiddleware(validator) }
 }

@@ -3,18 +3,30 @@ import Hummingbird
 import NIOCore
 
 extension Request {
-    /// The body as a JSON object: 413 when over `maxSize` bytes, 400 when not a JSON object.
-    public func jsonObject(maxSize: Int) async throws -> [String: JSON] {
+    /// The body as a JSON object: 413 when over `maxSize` bytes, 400 when not a JSON object
+    /// (strict JSON in UTF-8: no trailing commas, comments or other encodings), when shorter
+    /// than its `Content-Length`, or when it breaks `schema` (in the words of `style`'s API).
+    public func jsonObject(maxSize: Int, schema: Schema? = nil, style: FaultStyle = .nova) async throws -> [String: JSON] {
         let buffer: ByteBuffer
         do {
             buffer = try await body.collect(upTo: maxSize)
-        } catch {
+        } catch is NIOTooManyBytesError {
             throw RequestTooLarge()
+        } catch {
+            throw APIFault(.badRequest, "The request body ended before its Content-Length.")
         }
-        guard let json = JSON.parse(Array(buffer.readableBytesView)) else {
+        if let declared = headers[.contentLength].flatMap({ Int($0) }), declared > buffer.readableBytes {
+            throw APIFault(.badRequest, "The request body ended before its Content-Length.")
+        }
+        let bytes = Array(buffer.readableBytesView)
+        guard String(validating: bytes, as: UTF8.self) != nil, let json = JSON.parse(bytes) else {
             throw APIFault(.badRequest, "The request body is not valid JSON.")
         }
-        guard let object = json.objectValue else { throw APIFault(.badRequest, "The request body must be a JSON object.") }
+        guard let object = json.objectValue else {
+            if let schema, let violation = schema.violation(json) { throw violation.fault(style) }
+            throw APIFault(.badRequest, "The request body must be a JSON object.")
+        }
+        if let schema, let violation = schema.violation(json) { throw violation.fault(style) }
         return object
     }
 

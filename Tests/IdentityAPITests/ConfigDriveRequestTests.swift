@@ -16,3 +16,60 @@ import Testing
         }
     }
 }
+
+/// Nova's schema of `POST /servers`, per microversion: what the probe found accepted and Nova
+/// refuses, each refused in Nova's words; what the CLI sends passes.
+@Suite struct ServerSchemaTests {
+    let v287 = Microversion(2, 87)
+    let image = "8d3f5c3e-8a3b-4a7e-9c55-5d2b0f5e7a10"
+
+    func body(_ extra: [String: JSON]) -> JSON {
+        var server: [String: JSON] = ["name": "vm", "imageRef": .string(image), "flavorRef": "1", "networks": "none"]
+        for (key, value) in extra { server[key] = value }
+        return ["server": .object(server)]
+    }
+
+    func refusal(_ extra: [String: JSON], _ version: Microversion? = nil) -> String? {
+        ServerSchemas.create(version ?? v287).violation(body(extra))?.fault(.nova).message
+    }
+
+    @Test func whatTheCLISendsPasses() {
+        #expect(refusal([:]) == nil)
+        #expect(refusal(["min_count": 1, "max_count": 2, "key_name": "k", "user_data": "aGk=", "config_drive": "True",
+                         "security_groups": [["name": "default"]], "metadata": ["role": "web"], "availability_zone": "nova:host-1",
+                         "networks": [["uuid": .string(image), "fixed_ip": "198.18.0.5"], ["port": .string(image)]],
+                         "block_device_mapping_v2": [["boot_index": 0, "uuid": .string(image), "source_type": "image",
+                                                      "destination_type": "local", "delete_on_termination": true]],
+                         "description": "d", "tags": ["a", "b"]]) == nil)
+        #expect(ServerSchemas.create(Microversion(2, 1)).violation(["server": ["name": "vm", "imageRef": .string(image), "flavorRef": 1]]) == nil,
+                "networks is required only from 2.37")
+    }
+
+    @Test func whatTheProbeFoundIsRefused() {
+        let name = "An invalid 'name' value was provided. The name must be: printable characters. Can not start or end with whitespace."
+        #expect(refusal(["name": " vm"]) == name)
+        #expect(refusal(["name": "vm "]) == name)
+        #expect(refusal(["name": "v\u{0}m"]) == name)
+        #expect(refusal(["name": "v\nm"]) == name)
+        #expect(refusal(["hostname": "h"]) == "Invalid input for field/attribute server. Value: {'flavorRef': '1', 'hostname': 'h', 'imageRef': '\(image)', 'name': 'vm', 'networks': 'none'}. Additional properties are not allowed ('hostname' was unexpected)")
+        #expect(refusal(["security_groups": "default"]) == "Invalid input for field/attribute security_groups. Value: default. 'default' is not of type 'array'")
+        #expect(refusal(["security_groups": ["default"]])?.hasSuffix("'default' is not of type 'object'") == true)
+        #expect(refusal(["config_drive": "maybe"])?.hasPrefix("Invalid input for field/attribute config_drive. Value: maybe. 'maybe' is not one of [True, 'True'") == true)
+        #expect(refusal(["adminPass": 12345]) == "Invalid input for field/attribute adminPass. Value: 12345. 12345 is not of type 'string'")
+        #expect(refusal(["accessIPv4": "1.2.3"]) == "Invalid input for field/attribute accessIPv4. Value: 1.2.3. '1.2.3' is not a 'ipv4'")
+        #expect(refusal(["description": .string(String(repeating: "d", count: 256))])?.hasSuffix("is too long") == true)
+        #expect(refusal(["tags": ["a/b"]]) == "Invalid input for field/attribute 0. Value: a/b. 'a/b' does not match '^[^,/]*$'")
+        #expect(refusal(["tags": ["a,b"]])?.hasSuffix("'a,b' does not match '^[^,/]*$'") == true)
+        #expect(refusal(["networks": "some"]) == "Invalid input for field/attribute networks. Value: some. 'some' is not one of ['none', 'auto']")
+        #expect(refusal(["metadata": ["k": 1]]) == "Invalid input for field/attribute k. Value: 1. 1 is not of type 'string'")
+        #expect(refusal(["min_count": 0]) == "Invalid input for field/attribute min_count. Value: 0. 0 is less than the minimum of 1")
+        #expect(refusal(["description": "d", "networks": []], Microversion(2, 18))?.hasSuffix("('description' was unexpected)") == true)
+        #expect(refusal(["tags": ["a"]], Microversion(2, 51))?.hasSuffix("('tags' was unexpected)") == true)
+    }
+
+    @Test func updates() {
+        #expect(ServerSchemas.update(v287).violation(["server": ["name": "new", "description": nil]]) == nil)
+        #expect(ServerSchemas.update(v287).violation(["server": ["hostname": "h"]])?.message == "Additional properties are not allowed ('hostname' was unexpected)")
+        #expect(ServerSchemas.update(v287).violation(["server": ["name": " x"]]) != nil)
+    }
+}

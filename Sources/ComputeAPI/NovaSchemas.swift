@@ -1,0 +1,138 @@
+import Foundation
+import PetrelHTTP
+
+/// Nova's parameter types, written from its API reference and published schemas: the pieces
+/// the request schemas of the compute API are made of.
+enum NovaTypes {
+    /// Printable characters (Unicode letters, marks, numbers, punctuation, symbols and the
+    /// space separators), not starting or ending with a space: Nova's `name`.
+    static func isPrintable(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .control, .format, .surrogate, .privateUse, .unassigned, .lineSeparator, .paragraphSeparator: return false
+        default: return true
+        }
+    }
+
+    static func isSpace(_ scalar: Unicode.Scalar) -> Bool { scalar.properties.generalCategory == .spaceSeparator }
+
+    static let nameRule: @Sendable (JSON) -> String? = { value in
+        guard let text = value.stringValue else { return nil }
+        let scalars = text.unicodeScalars
+        if scalars.allSatisfy(isPrintable), !(scalars.first.map(isSpace) ?? false), !(scalars.last.map(isSpace) ?? false) { return nil }
+        return "An invalid 'name' value was provided. The name must be: printable characters. Can not start or end with whitespace."
+    }
+
+    static let name = Schema.string(minLength: 1, maxLength: 255, check: nameRule)
+
+    /// Free text of at most 255 printable characters, or null.
+    static let description = Schema.string(minLength: 0, maxLength: 255, pattern: Schema.Rule("^[printable]*$") { text in
+        text.unicodeScalars.allSatisfy(isPrintable)
+    }).orNull
+
+    /// Nova's booleans: true/false or one of their spellings as strings.
+    static let boolean = Schema.choice([true, "True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes",
+                                        false, "False", "FALSE", "false", "0", "OFF", "Off", "off", "NO", "No", "no"],
+                                       types: [.boolean, .string])
+
+    static let positiveInteger = Schema(types: [.integer, .string], pattern: Schema.Rule(regex: "^[0-9]*$"), minimum: 1)
+    static let nonNegativeInteger = Schema(types: [.integer, .string], pattern: Schema.Rule(regex: "^[0-9]*$"), minimum: 0)
+    static let uuid = Schema.string(format: .uuid)
+    static let ipAddress = Schema(types: [.string], oneOf: [Schema(format: .ipv4), Schema(format: .ipv6)])
+    static let flavorRef = Schema(types: [.string, .integer], minLength: 1)
+    static let imageIDOrEmpty = Schema.oneOf(.string(format: .uuid), .string(maxLength: 0))
+    static let diskConfig = Schema.choice(["AUTO", "MANUAL"], types: [.string])
+    static let accessIPv4 = Schema.string(format: .ipv4)
+    static let accessIPv6 = Schema.string(format: .ipv6)
+    static let tag = Schema.string(maxLength: 60, pattern: Schema.Rule("^[^,/]*$") { !$0.contains(",") && !$0.contains("/") })
+
+    /// Metadata: keys of letters, digits and `-_:. `, 1 to 255 of them; string values of at most 255.
+    static let metadataKey = Schema.Rule("^[a-zA-Z0-9-_:. ]{1,255}$") { key in
+        (1...255).contains(key.count) && key.unicodeScalars.allSatisfy { scalar in
+            scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar) || "-_:. ".unicodeScalars.contains(scalar))
+        }
+    }
+    static let metadata = Schema.map(keys: metadataKey, values: .string(maxLength: 255))
+}
+
+/// The request schemas of the servers API, per microversion (Nova's `servers` schemas).
+enum ServerSchemas {
+    static let blockDeviceMapping = Schema.object([
+        ("virtual_name", .string(maxLength: 255)),
+        ("volume_id", NovaTypes.uuid),
+        ("snapshot_id", NovaTypes.uuid),
+        ("volume_size", NovaTypes.positiveInteger),
+        ("device_name", .string(minLength: 1, maxLength: 255, pattern: Schema.Rule(regex: "^[a-zA-Z0-9._/-]*$"))),
+        ("delete_on_termination", NovaTypes.boolean),
+        ("no_device", .any),
+        ("connection_info", .string(maxLength: 16_777_215)),
+        ("source_type", .choice(["volume", "image", "snapshot", "blank"], types: [.string])),
+        ("uuid", .string(minLength: 1, maxLength: 255, pattern: Schema.Rule(regex: "^[a-zA-Z0-9._-]*$"))),
+        ("image_id", NovaTypes.uuid),
+        ("destination_type", .choice(["local", "volume"], types: [.string])),
+        ("guest_format", .string(maxLength: 255)),
+        ("device_type", .string(maxLength: 255)),
+        ("disk_bus", .string(maxLength: 255)),
+        ("boot_index", Schema(types: [.integer, .string, .null], pattern: Schema.Rule(regex: "^-?[0-9]+$"))),
+    ])
+
+    static let hints = Schema.object([], additional: true)
+
+    static func networkItem(tagged: Bool, uuidFormat: Bool) -> Schema {
+        var properties: [(String, Schema)] = [
+            ("fixed_ip", NovaTypes.ipAddress),
+            ("port", .oneOf(.string(format: .uuid), .null)),
+            ("uuid", uuidFormat ? NovaTypes.uuid : .string()),
+        ]
+        if tagged { properties.append(("tag", NovaTypes.tag)) }
+        return .object(properties)
+    }
+
+    /// `POST /servers` at `version`.
+    static func create(_ version: Microversion) -> Schema {
+        var server: [(String, Schema)] = [
+            ("name", NovaTypes.name),
+            ("imageRef", NovaTypes.imageIDOrEmpty),
+            ("flavorRef", NovaTypes.flavorRef),
+            ("adminPass", .string()),
+            ("metadata", NovaTypes.metadata),
+            ("OS-DCF:diskConfig", NovaTypes.diskConfig),
+            ("accessIPv4", NovaTypes.accessIPv4),
+            ("accessIPv6", NovaTypes.accessIPv6),
+            ("availability_zone", NovaTypes.name),
+            ("block_device_mapping_v2", .array(blockDeviceMapping.adding(version >= Microversion(2, 42) || version == Microversion(2, 32)
+                                                                           ? [("tag", NovaTypes.tag)] : []))),
+            ("config_drive", NovaTypes.boolean),
+            ("key_name", NovaTypes.name),
+            ("min_count", NovaTypes.positiveInteger),
+            ("max_count", NovaTypes.positiveInteger),
+            ("return_reservation_id", NovaTypes.boolean),
+            ("security_groups", .array(.object([("name", NovaTypes.name)]))),
+            ("user_data", .string(maxLength: 65535, format: .base64)),
+        ]
+        var required = ["name", "flavorRef"]
+        let tagged = version >= Microversion(2, 42) || (version >= Microversion(2, 32) && version < Microversion(2, 37))
+        if version >= Microversion(2, 37) {
+            server.append(("networks", .oneOf(.array(networkItem(tagged: tagged, uuidFormat: true)),
+                                              .choice(["none", "auto"], types: [.string]))))
+            required.append("networks")
+        } else {
+            server.append(("networks", .array(networkItem(tagged: tagged, uuidFormat: false))))
+        }
+        if version >= Microversion(2, 19) { server.append(("description", NovaTypes.description)) }
+        if version >= Microversion(2, 52) { server.append(("tags", .array(NovaTypes.tag, maxItems: 50))) }
+        return .object([("server", .object(server, required: required)),
+                        ("os:scheduler_hints", hints), ("OS-SCH-HNT:scheduler_hints", hints)], required: ["server"])
+    }
+
+    /// `PUT /servers/{id}` at `version`.
+    static func update(_ version: Microversion) -> Schema {
+        var server: [(String, Schema)] = [
+            ("name", NovaTypes.name),
+            ("OS-DCF:diskConfig", NovaTypes.diskConfig),
+            ("accessIPv4", NovaTypes.accessIPv4),
+            ("accessIPv6", NovaTypes.accessIPv6),
+        ]
+        if version >= Microversion(2, 19) { server.append(("description", NovaTypes.description)) }
+        return .object([("server", .object(server))], required: ["server"])
+    }
+}
