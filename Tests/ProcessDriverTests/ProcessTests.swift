@@ -58,3 +58,10 @@ import Testing
         #expect(await child.stop() == .signalled(SIGTERM))
     }
 }
+
+@Suite struct ProcessMemoryTests {
+    /// glibc takes the arena cap the node sets at start (a symbol lookup that could silently fail).
+    @Test func glibcTakesTheArenaCap() {
+        #expect(ProcessMemory.limitMallocArenas(8))
+    }
+}
