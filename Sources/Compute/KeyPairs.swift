@@ -21,19 +21,40 @@ public struct KeyPairs: Sendable {
     public init(database: Database) { self.database = database }
 
     /// Parses an OpenSSH public key line (`ssh-rsa AAAA… comment`); returns its MD5
-    /// fingerprint in Nova's colon form. Refuses anything that is not a well-formed key.
+    /// fingerprint in Nova's colon form. Refuses anything that is not one well-formed key: a
+    /// second line, a blob cut short or with bytes after its last field, a type that does not
+    /// match the blob's.
     public static func fingerprint(ofPublicKey line: String) throws -> String {
-        let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-        let types: Set<String> = ["ssh-rsa", "ssh-ed25519", "ssh-dss", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"]
-        guard fields.count >= 2, types.contains(String(fields[0])), let blob = Data(base64Encoded: String(fields[1])) else {
+        let text = line.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.contains("\n"), !text.contains("\r") else {
+            throw Failure.invalidKey("Keypair data is invalid: failed to generate fingerprint (one key per key pair)")
+        }
+        let fields = text.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        // The fields the blob holds after the type, as SSH strings (mpints are strings too).
+        let layouts: [String: Int] = ["ssh-rsa": 2, "ssh-ed25519": 1, "ssh-dss": 4, "ecdsa-sha2-nistp256": 2,
+                                      "ecdsa-sha2-nistp384": 2, "ecdsa-sha2-nistp521": 2]
+        guard fields.count >= 2, let count = layouts[String(fields[0])], let blob = Data(base64Encoded: String(fields[1])) else {
             throw Failure.invalidKey("Keypair data is invalid: failed to read the key as an OpenSSH public key")
         }
-        // The blob starts with the key type as an SSH string; it must match the line's.
         let bytes = [UInt8](blob)
-        guard bytes.count > 4 else { throw Failure.invalidKey("Keypair data is invalid: the key is truncated") }
-        let length = Int(bytes[0]) << 24 | Int(bytes[1]) << 16 | Int(bytes[2]) << 8 | Int(bytes[3])
-        guard length > 0, bytes.count >= 4 + length, String(decoding: bytes[4..<(4 + length)], as: UTF8.self) == String(fields[0]) else {
+        var offset = 0
+        func next() -> ArraySlice<UInt8>? {
+            guard bytes.count - offset >= 4 else { return nil }
+            let length = Int(bytes[offset]) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
+            guard length > 0, bytes.count - offset - 4 >= length else { return nil }
+            defer { offset += 4 + length }
+            return bytes[(offset + 4)..<(offset + 4 + length)]
+        }
+        guard let type = next() else { throw Failure.invalidKey("Keypair data is invalid: the key is truncated") }
+        guard String(decoding: type, as: UTF8.self) == String(fields[0]) else {
             throw Failure.invalidKey("Keypair data is invalid: the key's type does not match its data")
+        }
+        for _ in 0..<count {
+            guard next() != nil else { throw Failure.invalidKey("Keypair data is invalid: the key is truncated") }
+        }
+        guard offset == bytes.count else { throw Failure.invalidKey("Keypair data is invalid: the key has bytes after its last field") }
+        if fields[0] == "ssh-ed25519", bytes.count != 4 + 11 + 4 + 32 {
+            throw Failure.invalidKey("Keypair data is invalid: an Ed25519 key is 32 bytes")
         }
         return Insecure.MD5.hash(data: blob).map { String(format: "%02x", $0) }.joined(separator: ":")
     }

@@ -127,11 +127,15 @@ extension ComputeAPI {
         }
         v21.post("flavors") { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-flavor-manage:create")
-            guard let fields = try await environment.body(request)["flavor"]?.objectValue else {
+            guard let fields = try await environment.body(request, schema: FlavorSchemas.create(version), style: .nova)["flavor"]?.objectValue else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute flavor. 'flavor' is a required property.")
             }
             guard let name = fields["name"]?.stringValue, !name.trimmingCharacters(in: .whitespaces).isEmpty, name.count <= 255 else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute name. It must be a string of 1 to 255 characters.")
+            }
+            // Flavor names appear in paths and in CLI tables: letters, digits, '.', '-', '_' and spaces.
+            guard name.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || "._- ".unicodeScalars.contains($0) }) else {
+                throw APIFault(.badRequest, "Invalid input received: Flavor names can only contain alphanumeric characters, periods, dashes, underscores and spaces.")
             }
             var id = UUID().uuidString.lowercased()
             if let given = fields["id"], !given.isNull, given.stringValue != "auto" {
@@ -153,15 +157,20 @@ extension ComputeAPI {
             if let value = fields["swap"], value != "" { swap = try Self.integer(value, "swap", minimum: 0) ?? 0 }
             var rxtx = 1.0
             if let value = fields["rxtx_factor"] {
-                guard case .number(let number) = value, number > 0 else {
+                let given: Double? = switch value {
+                case .number(let number): number
+                case .string(let text): Double(text)
+                default: nil
+                }
+                guard let number = given, number > 0 else {
                     throw APIFault(.badRequest, "Invalid input for field/attribute rxtx_factor. It must be a positive number.")
                 }
                 rxtx = number
             }
             var isPublic = true
             if let value = fields["os-flavor-access:is_public"] {
-                guard let flag = value.boolValue else { throw APIFault(.badRequest, "Invalid input for field/attribute os-flavor-access:is_public.") }
-                isPublic = flag
+                // Nova's booleans: true/false or their spellings as strings ("False", "0", "no", …).
+                isPublic = try Self.configDrive(value)
             }
             var description: String?
             if let value = fields["description"], !value.isNull {
@@ -179,7 +188,8 @@ extension ComputeAPI {
         v21.put("flavors/:flavor_id") { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-flavor-manage:update")
             guard version >= Microversion(2, 55) else { throw APIFault(.notFound, "Updating a flavor needs microversion 2.55 or later.") }
-            guard let fields = try await environment.body(request)["flavor"]?.objectValue, fields.keys.sorted() == ["description"] else {
+            guard let fields = try await environment.body(request, schema: FlavorSchemas.update, style: .nova)["flavor"]?.objectValue,
+                  fields.keys.sorted() == ["description"] else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute flavor: only 'description' can be updated.")
             }
             let description = fields["description"]?.stringValue

@@ -60,7 +60,9 @@ extension ComputeAPI {
             return answer(.ok, ["keypairs": .array(list.map { ["keypair": keyPairJSON($0, version, full: false)] })], version)
         }
         v21.post("os-keypairs") { request, context in
-            guard let fields = try await environment.body(request)["keypair"]?.objectValue else {
+            let asked = try Microversion.requested(by: request.headers, service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version",
+                                                   minimum: Self.minimum, maximum: Self.maximum)
+            guard let fields = try await environment.body(request, schema: KeyPairSchemas.create(asked), style: .nova)["keypair"]?.objectValue else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute keypair. 'keypair' is a required property.")
             }
             let (user, version) = try await subject(request, context, "os_compute_api:os-keypairs:create", given: fields["user_id"]?.stringValue)

@@ -136,3 +136,45 @@ enum ServerSchemas {
         return .object([("server", .object(server))], required: ["server"])
     }
 }
+
+/// `POST /os-keypairs` (Nova's `keypairs` schemas): a name, an optional public key that must
+/// be a string, the type from 2.2 and the owner from 2.10.
+enum KeyPairSchemas {
+    static func create(_ version: Microversion) -> Schema {
+        var keypair: [(String, Schema)] = [("name", .string(minLength: 1, maxLength: 255)), ("public_key", .string())]
+        if version >= Microversion(2, 2) { keypair.append(("type", .choice(["ssh", "x509"], types: [.string]))) }
+        if version >= Microversion(2, 10) { keypair.append(("user_id", .string())) }
+        return .object([("keypair", .object(keypair, required: ["name"]))], required: ["keypair"])
+    }
+}
+
+/// `POST /flavors` and `PUT /flavors/{id}` (Nova's `flavor_manage` schemas).
+enum FlavorSchemas {
+    static let positive = Schema(types: [.integer, .string], pattern: Schema.Rule(regex: "^[0-9]*$"), minimum: 1, maximum: 2_147_483_647)
+    static let nonNegative = Schema(types: [.integer, .string], pattern: Schema.Rule(regex: "^[0-9]*$"), minimum: 0, maximum: 2_147_483_647)
+    static let description = Schema.string(minLength: 0, maxLength: 65_535, pattern: Schema.Rule("^[printable]*$") { text in
+        text.unicodeScalars.allSatisfy { NovaTypes.isPrintable($0) || $0 == "\n" || $0 == "\r" || $0 == "\t" }
+    }).orNull
+
+    static func create(_ version: Microversion) -> Schema {
+        var flavor: [(String, Schema)] = [
+            ("name", NovaTypes.name),
+            ("id", Schema(types: [.string, .number, .null], minLength: 1, maxLength: 255,
+                          pattern: Schema.Rule("^(?! )[a-zA-Z0-9. _-]+(?<! )$") { text in
+                              !text.hasPrefix(" ") && !text.hasSuffix(" ") && !text.isEmpty
+                                  && text.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || ". _-".unicodeScalars.contains($0)) }
+                          })),
+            ("ram", positive),
+            ("vcpus", positive),
+            ("disk", nonNegative),
+            ("OS-FLV-EXT-DATA:ephemeral", nonNegative),
+            ("swap", nonNegative),
+            ("rxtx_factor", Schema(types: [.number, .string], pattern: Schema.Rule(regex: "^[0-9]+(\\.[0-9]+)?$"), maximum: 3.40282e38)),
+            ("os-flavor-access:is_public", NovaTypes.boolean),
+        ]
+        if version >= Microversion(2, 55) { flavor.append(("description", description)) }
+        return .object([("flavor", .object(flavor, required: ["name", "ram", "vcpus", "disk"]))], required: ["flavor"])
+    }
+
+    static let update = Schema.object([("flavor", .object([("description", description)], required: ["description"]))], required: ["flavor"])
+}

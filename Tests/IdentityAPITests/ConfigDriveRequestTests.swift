@@ -73,3 +73,33 @@ import Testing
         #expect(ServerSchemas.update(v287).violation(["server": ["name": " x"]]) != nil)
     }
 }
+
+/// Nova's schemas of key pairs and flavors: what the probe found accepted is refused.
+@Suite struct KeyPairAndFlavorSchemaTests {
+    let v287 = Microversion(2, 87)
+
+    @Test func keyPairs() {
+        let schema = KeyPairSchemas.create(v287)
+        #expect(schema.violation(["keypair": ["name": "k", "public_key": "ssh-ed25519 AAAA x", "type": "ssh"]]) == nil)
+        #expect(schema.violation(["keypair": ["name": "k"]]) == nil, "no key: Nova generates one")
+        for key: JSON in [42, ["ssh-rsa"], ["key": "ssh-rsa"]] {
+            #expect(schema.violation(["keypair": ["name": "k", "public_key": key]])?.fault(.nova).message
+                    == "Invalid input for field/attribute public_key. Value: \(key.pythonStr). \(key.pythonRepr) is not of type 'string'")
+        }
+        #expect(KeyPairSchemas.create(Microversion(2, 1)).violation(["keypair": ["name": "k", "type": "ssh"]]) != nil, "type from 2.2")
+        #expect(schema.violation(["keypair": ["name": "k", "type": "pgp"]]) != nil)
+    }
+
+    @Test func flavors() {
+        let schema = FlavorSchemas.create(v287)
+        #expect(schema.violation(["flavor": ["name": "m1.tiny", "ram": 512, "vcpus": 1, "disk": 1, "id": "auto",
+                                             "os-flavor-access:is_public": "False", "swap": "", "rxtx_factor": .number(1.5)]]) == nil)
+        #expect(schema.violation(["flavor": ["name": "m1\u{0}", "ram": 512, "vcpus": 1, "disk": 1]]) != nil, "NUL in a name")
+        #expect(schema.violation(["flavor": ["name": "m1", "ram": 0, "vcpus": 1, "disk": 1]])?.message == "0 is less than the minimum of 1")
+        #expect(schema.violation(["flavor": ["name": "m1", "ram": 512, "vcpus": 1]])?.message == "'disk' is a required property")
+        #expect(schema.violation(["flavor": ["name": "m1", "ram": 512, "vcpus": 1, "disk": 1, "id": " x"]]) != nil)
+        #expect(schema.violation(["flavor": ["name": "m1", "ram": 512, "vcpus": 1, "disk": 1, "os-flavor-access:is_public": "perhaps"]]) != nil)
+        #expect(FlavorSchemas.create(Microversion(2, 54)).violation(["flavor": ["name": "m1", "ram": 1, "vcpus": 1, "disk": 1, "description": "d"]]) != nil)
+        #expect(FlavorSchemas.update.violation(["flavor": ["name": "new"]]) != nil)
+    }
+}
