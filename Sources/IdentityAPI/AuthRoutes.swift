@@ -133,6 +133,13 @@ extension KeystoneAPI {
         guard let methods = identity["methods"]?.arrayValue?.compactMap(\.stringValue), !methods.isEmpty else {
             throw missing("methods", in: "identity")
         }
+        // Each method named must be verified: one of password, token, application_credential.
+        // Several at once (Keystone's multi-factor rules) are not available, and naming one
+        // that is not checked must not let a request through on the others.
+        let supported: Set<String> = ["password", "token", "application_credential"]
+        guard Set(methods).count == 1, supported.contains(methods[0]) else {
+            throw IdentityError.unauthorized("Attempted to authenticate with an unsupported method.")
+        }
         let method: AuthRequest.Method
         if methods.contains("password") {
             guard let password = identity["password"]?.objectValue, let user = password["user"]?.objectValue else {
@@ -181,6 +188,9 @@ extension KeystoneAPI {
         guard let value else { return .unspecified }
         if value.stringValue == "unscoped" { return .unscoped }
         guard let scope = value.objectValue else { throw IdentityError.badRequest("Invalid scope.") }
+        if scope.count > 1 {
+            throw IdentityError.badRequest("Invalid input for field 'auth/scope': \(value.pythonRepr) has too many properties")
+        }
         if let project = scope["project"]?.objectValue {
             if let id = project["id"]?.stringValue { return .project(.id(id)) }
             guard let name = project["name"]?.stringValue else {

@@ -41,6 +41,7 @@ extension KeystoneAPI {
             try context.enforce("identity:update_region")
             var row = try await service.regions.get(try context.parameters.require("region_id"))
             let fields = try await resource(request, "region")
+            try fields.refuseIDChange(row.id)
             if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
             if fields.has("parent_region_id") {
                 row.parentRegionID = try fields.string("parent_region_id", nullable: true)
@@ -84,6 +85,7 @@ extension KeystoneAPI {
             try context.enforce("identity:update_service")
             var row = try await service.catalogServices.get(try context.parameters.require("service_id"))
             let fields = try await resource(request, "service")
+            try fields.refuseIDChange(row.id)
             if fields.has("type") { row.type = try fields.string("type", required: true)! }
             if fields.has("name") { row.name = try fields.string("name", nullable: true) ?? "" }
             if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
@@ -149,7 +151,9 @@ extension KeystoneAPI {
         router.patch("/v3/endpoints/:endpoint_id") { request, context in
             try context.enforce("identity:update_endpoint")
             var row = try await service.endpoints.get(try context.parameters.require("endpoint_id"))
-            try checkEndpoint(try await resource(request, "endpoint"), &row)
+            let fields = try await resource(request, "endpoint")
+            try fields.refuseIDChange(row.id)
+            try checkEndpoint(fields, &row)
             try await service.saveEndpoint(row, create: false)
             return respond(.ok, ["endpoint": endpointJSON(row)])
         }

@@ -119,6 +119,11 @@ struct Fields: Sendable {
 
     func has(_ key: String) -> Bool { object[key] != nil }
 
+    /// Keystone's answer to a PATCH body naming another id than the path's: 400, nothing changed.
+    func refuseIDChange(_ id: String) throws {
+        if let given = object["id"], given != .string(id) { throw IdentityError.badRequest("Cannot change ID") }
+    }
+
     static func invalid(_ key: String, _ reason: String) -> IdentityError {
         .badRequest("Invalid input for field '\(key)': \(reason)")
     }

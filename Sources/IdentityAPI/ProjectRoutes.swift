@@ -46,6 +46,7 @@ extension KeystoneAPI {
             let id = try context.parameters.require("domain_id")
             try context.enforce("identity:update_domain", target: ["target.domain.id": id])
             let fields = try await resource(request, "domain")
+            try fields.refuseIDChange(id)
             @Sendable func apply(_ row: inout Domain) throws {
                 if fields.has("name") { row.name = try fields.string("name", required: true, maxLength: 64)! }
                 if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
@@ -116,9 +117,17 @@ extension KeystoneAPI {
             var check = try await service.projects.get(id)
             try context.enforce("identity:update_project", target: ["target.project.id": id, "target.project.domain_id": check.domainID])
             let fields = try await resource(request, "project")
+            try fields.refuseIDChange(id)
             @Sendable func apply(_ row: inout Project) throws {
+                // Keystone: the tree and the domain are fixed once a project exists.
+                if let given = fields.object["is_domain"], given != .bool(false) {
+                    throw IdentityError.badRequest("Update of `is_domain` is not allowed.")
+                }
+                if let given = fields.object["parent_id"], given != .string(row.parentID ?? row.domainID) {
+                    throw IdentityError.forbidden("Update of `parent_id` is not allowed.")
+                }
                 if fields.has("domain_id"), try fields.string("domain_id", nullable: true) != row.domainID {
-                    throw IdentityError.badRequest("Invalid input for field 'domain_id': a project cannot move to another domain.")
+                    throw IdentityError.badRequest("Update of `domain_id` is not allowed.")
                 }
                 if fields.has("name") { row.name = try fields.string("name", required: true, maxLength: 64)! }
                 if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }

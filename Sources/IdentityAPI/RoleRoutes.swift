@@ -34,6 +34,10 @@ extension KeystoneAPI {
         router.patch("/v3/roles/:role_id") { request, context in
             var row = try await authorizedRole(request, context, "update")
             let fields = try await resource(request, "role")
+            try fields.refuseIDChange(row.id)
+            if let given = fields.object["domain_id"], given != JSON.string(row.domainID) {
+                throw IdentityError.badRequest("Update of `domain_id` is not allowed.")
+            }
             if fields.has("name") { row.name = try fields.string("name", required: true)! }
             if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
             let updated = row

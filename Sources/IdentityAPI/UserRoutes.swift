@@ -65,6 +65,7 @@ extension KeystoneAPI {
             var check = try await service.users.get(id)
             try context.enforce("identity:update_user", target: ["target.user.id": id, "target.user.domain_id": check.domainID])
             let fields = try await resource(request, "user")
+            try fields.refuseIDChange(id)
             let extra = fields.extra(excluding: Self.userColumns)
             @Sendable func apply(_ row: inout User) throws {
                 if fields.has("domain_id"), try fields.string("domain_id", nullable: true) != row.domainID {
@@ -152,6 +153,7 @@ extension KeystoneAPI {
             var row = try await service.groups.get(try context.parameters.require("group_id"))
             try context.enforce("identity:update_group", target: ["target.group.domain_id": row.domainID])
             let fields = try await resource(request, "group")
+            try fields.refuseIDChange(row.id)
             if fields.has("name") { row.name = try fields.string("name", required: true, maxLength: 64)! }
             if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
             let updated = row

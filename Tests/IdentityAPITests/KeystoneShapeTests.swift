@@ -200,6 +200,32 @@ import Testing
             }
             #expect(try await login(password).status == .created)
             expectError(try await login(String(repeating: "a", count: 72) + "-another"), .unauthorized, "the first 72 characters are not the password")
+
+            // PATCH bodies that try to move what Keystone keeps fixed; nothing changes.
+            let project = try await call(client, .post, "/v3/projects", token: token, body: #"{"project": {"name": "fixed"}}"#)
+            let projectID = try #require(project.json?["project"]?["id"]?.stringValue)
+            for (body, status, message) in [(#"{"project": {"id": "other", "name": "moved"}}"#, HTTPResponse.Status.badRequest, "Cannot change ID"),
+                                            (#"{"project": {"is_domain": true, "name": "moved"}}"#, .badRequest, "Update of `is_domain` is not allowed."),
+                                            (#"{"project": {"parent_id": "\#(projectID)", "name": "moved"}}"#, .forbidden, "Update of `parent_id` is not allowed."),
+                                            (#"{"project": {"domain_id": "elsewhere", "name": "moved"}}"#, .badRequest, "Update of `domain_id` is not allowed.")] {
+                let answer = try await call(client, .patch, "/v3/projects/\(projectID)", token: token, body: body)
+                expectError(answer, status, "PATCH \(body)")
+                #expect(answer.json?["error"]?["message"]?.stringValue == message, "\(body)")
+            }
+            #expect(try await call(client, .get, "/v3/projects/\(projectID)", token: token).json?["project"]?["name"] == "fixed")
+            let role = try await call(client, .post, "/v3/roles", token: token, body: #"{"role": {"name": "fixed-role"}}"#)
+            let roleID = try #require(role.json?["role"]?["id"]?.stringValue)
+            expectError(try await call(client, .patch, "/v3/roles/\(roleID)", token: token, body: #"{"role": {"domain_id": "default"}}"#),
+                        .badRequest, "a role moved into a domain")
+            expectError(try await call(client, .patch, "/v3/users/nobody-else", token: token, body: #"{"user": {"id": "x"}}"#),
+                        .notFound, "an unknown user")
+
+            // A token scoped to a project and a domain at once; a method named but not checked.
+            let both = try await call(client, .post, "/v3/auth/tokens", body: #"{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"id": "default"}, "password": "admin-pw"}}}, "scope": {"project": {"name": "admin", "domain": {"id": "default"}}, "domain": {"id": "default"}}}}"#)
+            expectError(both, .badRequest, "project and domain scope")
+            #expect(both.json?["error"]?["message"]?.stringValue?.hasPrefix("Invalid input for field 'auth/scope'") == true)
+            expectError(try await call(client, .post, "/v3/auth/tokens", body: #"{"auth": {"identity": {"methods": ["password", "totp"], "password": {"user": {"name": "admin", "domain": {"id": "default"}, "password": "admin-pw"}}, "totp": {"user": {"id": "x", "passcode": "000000"}}}}}"#),
+                        .unauthorized, "a TOTP section nothing checks")
             let disableDefault = try await call(client, .delete, "/v3/domains/default", token: token)
             expectError(disableDefault, .forbidden, "deleting an enabled domain")
         }
