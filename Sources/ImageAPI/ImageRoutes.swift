@@ -62,13 +62,25 @@ extension ImageAPI {
             throw APIFault(.forbidden, "Attribute '\(key)' is read-only.")
         default:
             if key.hasPrefix("os_glance") { throw APIFault(.forbidden, "Attribute '\(key)' is reserved.") }
-            guard key.count <= 255 else { throw invalid("property names are at most 255 characters") }
+            guard !key.isEmpty, key.count <= 255, !key.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+                throw invalid("property names are 1 to 255 characters, without control characters")
+            }
             if let value, !value.isNull {
                 guard let string = value.stringValue, string.count <= 65_535 else { throw invalid("property values are strings") }
                 image.properties[key] = string
             } else {
                 image.properties[key] = nil
             }
+        }
+    }
+
+    /// Glance's `image_property_quota` (its default, 128): more additional properties on one
+    /// image are a 413.
+    static let propertyQuota = 128
+
+    static func checkPropertyQuota(_ image: Image) throws {
+        guard image.properties.count <= propertyQuota else {
+            throw APIFault(.contentTooLarge, "The limit has been exceeded on the number of allowed image properties. Attempted: \(image.properties.count), Maximum: \(propertyQuota)")
         }
     }
 
@@ -94,6 +106,7 @@ extension ImageAPI {
                 }
                 try apply(key, value, to: &image, context: context)
             }
+            try Self.checkPropertyQuota(image)
             let created = try await run { try await images.create(image) }
             return respond(.created, imageJSON(created), headers: [.location: environment.publicURL + "/image/v2/images/\(id)"])
         }
@@ -164,7 +177,15 @@ extension ImageAPI {
                       let path = operation["path"]?.stringValue, path.hasPrefix("/"), path.count > 1 else {
                     throw APIFault(.badRequest, "Each operation needs 'op' (add, replace or remove) and a 'path' like /name.")
                 }
-                let key = String(path.dropFirst()).replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
+                // A JSON pointer to one member: "/name"; '~' only in the escapes ~0 and ~1.
+                let raw = path.dropFirst()
+                guard !raw.contains("/") else {
+                    throw APIFault(.badRequest, "Invalid JSON pointer for this resource: '\(path)'")
+                }
+                guard raw.replacingOccurrences(of: "~0", with: "").replacingOccurrences(of: "~1", with: "").contains("~") == false else {
+                    throw APIFault(.badRequest, "Pointer `\(path)` contains '~' not part of a recognized escape sequence.")
+                }
+                let key = String(raw).replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
                 if op == "remove" {
                     if Self.core.contains(key) && !["name"].contains(key) { throw APIFault(.forbidden, "Attribute '\(key)' cannot be removed.") }
                     if !Self.core.contains(key), image.properties[key] == nil {
@@ -179,6 +200,7 @@ extension ImageAPI {
                     try apply(key, value, to: &image, context: context)
                 }
             }
+            try Self.checkPropertyQuota(image)
             let updated = image
             let saved = try await run {
                 try await images.change(existing.id) { stored in

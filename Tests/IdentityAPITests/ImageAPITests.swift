@@ -136,6 +136,22 @@ import Testing
                                           body: Array(#"[{"op": "replace", "path": "/status", "value": "active"}]"#.utf8))
             #expect(readOnly.0 == .forbidden)
             #expect(json(readOnly.2)?["code"] == "403 Forbidden", "Glance's error body")
+            // Property names empty or with NUL, nested or badly escaped pointers, too many properties:
+            // refused, nothing changed.
+            for bad in [#"[{"op": "add", "path": "/", "value": "x"}]"#, #"[{"op": "add", "path": "/a\u0000b", "value": "x"}]"#,
+                        #"[{"op": "add", "path": "/a/b", "value": "x"}]"#, #"[{"op": "add", "path": "/a~2b", "value": "x"}]"#,
+                        #"[{"op": "add", "path": "/tags", "value": ["\#(String(repeating: "t", count: 256))"]}]"#] {
+                let refused = try await call(client, .patch, "/image/v2/images/\(ids[1])", setup.adminToken, body: Array(bad.utf8),
+                                             type: "application/openstack-images-v2.1-json-patch")
+                #expect(refused.0 == .badRequest, "\(bad)")
+            }
+            let many = "[" + (0..<129).map { #"{"op": "add", "path": "/p\#($0)", "value": "v"}"# }.joined(separator: ",") + "]"
+            let overQuota = try await call(client, .patch, "/image/v2/images/\(ids[1])", setup.adminToken, body: Array(many.utf8),
+                                           type: "application/openstack-images-v2.1-json-patch")
+            #expect(overQuota.0 == .contentTooLarge)
+            #expect(json(overQuota.2)?["message"]?.stringValue?.contains("Attempted: 130, Maximum: 128") == true, "\(json(overQuota.2) ?? nil)")
+            let unchanged = try #require(json(try await call(client, .get, "/image/v2/images/\(ids[1])", setup.adminToken).2))
+            #expect(unchanged["p0"] == nil && unchanged["a"] == nil && unchanged["name"] == "renamed")
 
             // Another project's member sees the public image only, and cannot make one public.
             let seen = try #require(json(try await call(client, .get, "/image/v2/images", setup.memberToken).2))
