@@ -166,6 +166,7 @@ extension ImageAPI {
             _ = try context.caller()
             let existing = try await visible(try context.parameters.require("image_id"), context)
             try context.enforce("modify_image", target: target(existing))
+            try request.requireMediaType(["application/openstack-images-v2.1-json-patch", "application/openstack-images-v2.0-json-patch"])
             let buffer: ByteBuffer
             do { buffer = try await request.body.collect(upTo: environment.maxBodySize) } catch { throw APIFault(.contentTooLarge, "Request is too large.") }
             guard let operations = JSON.parse(Array(buffer.readableBytesView))?.arrayValue else {
@@ -234,6 +235,7 @@ extension ImageAPI {
             _ = try context.caller()
             let image = try await visible(try context.parameters.require("image_id"), context)
             try context.enforce("upload_image", target: target(image))
+            try request.requireMediaType(["application/octet-stream"])
             let upload = try await run { try await images.beginUpload(image.id) }
             do {
                 for try await buffer in request.body {

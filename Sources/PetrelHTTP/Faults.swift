@@ -26,6 +26,26 @@ public struct RequestTooLarge: Error {
     public init() {}
 }
 
+/// A body in a media type the route cannot take: 415 (Keystone: its 400).
+public struct UnsupportedMediaType: Error {
+    public let given: String
+    public init(_ given: String) { self.given = given }
+}
+
+extension Request {
+    /// The media type of the body (`Content-Type` without parameters, lowercased), or nil.
+    public var mediaType: String? {
+        guard let value = headers[.contentType] else { return nil }
+        let type = value.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        return type.isEmpty ? nil : type
+    }
+
+    /// Refuses a body whose declared media type is not one of `accepted` (no type: taken as meant).
+    public func requireMediaType(_ accepted: Set<String>) throws {
+        if let type = mediaType, !accepted.contains(type) { throw UnsupportedMediaType(type) }
+    }
+}
+
 /// A failure an API reports itself, in its own words: the status, the message and, for
 /// Neutron, the exception type its clients read (`NetworkNotFound`, …).
 public struct APIFault: Error, Sendable {
@@ -138,6 +158,15 @@ public struct OpenStackErrorMiddleware<Context: RequestContext>: RouterMiddlewar
             (status, message, type) = (fault.status, fault.message, fault.type)
         case is RequestTooLarge:
             (status, message) = (.contentTooLarge, "Request is too large.")
+        case let unsupported as UnsupportedMediaType:
+            switch style {
+            case .keystone:
+                (status, message) = (.badRequest, "Expecting to find application/json in Content-Type header. The server could not comply with the request since it is either malformed or otherwise incorrect. The client is assumed to be in error.")
+            case .nova:
+                (status, message) = (.unsupportedMediaType, "Unsupported Content-Type")
+            case .neutron, .glance:
+                (status, message) = (.unsupportedMediaType, "The request media type \(unsupported.given) is not supported by this server.")
+            }
         case let error as HTTPError:
             (status, message) = (error.status, error.body ?? error.status.reasonPhrase)
         default:

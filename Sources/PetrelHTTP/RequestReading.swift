@@ -18,6 +18,10 @@ extension Request {
         if let declared = headers[.contentLength].flatMap({ Int($0) }), declared > buffer.readableBytes {
             throw APIFault(.badRequest, "The request body ended before its Content-Length.")
         }
+        // JSON, or a JSON-based type (application/vnd.openstack.compute+json, …).
+        if buffer.readableBytes > 0, let type = mediaType, type != "application/json", !type.hasSuffix("+json") {
+            throw UnsupportedMediaType(type)
+        }
         let bytes = Array(buffer.readableBytesView)
         guard String(validating: bytes, as: UTF8.self) != nil, let json = JSON.parse(bytes) else {
             throw APIFault(.badRequest, "The request body is not valid JSON.")

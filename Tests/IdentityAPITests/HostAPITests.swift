@@ -49,7 +49,7 @@ import VolumeAPI
              headers extra: HTTPFields = [:]) async throws -> (HTTPResponse.Status, HTTPFields, JSON?) {
         var headers = extra
         if let token { headers[HTTPField.Name("X-Auth-Token")!] = token }
-        headers[.contentType] = "application/json"
+        if headers[.contentType] == nil { headers[.contentType] = "application/json" }
         return try await client.execute(uri: path, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }) {
             ($0.status, $0.headers, JSON.parse(Array($0.body.readableBytesView)))
         }
@@ -117,6 +117,26 @@ import VolumeAPI
             let disable = try await get(client, "/volume/v3/os-services/disable", token: token, method: .put,
                                         body: #"{"host": "fresh@lvm", "binary": "cinder-volume"}"#)
             #expect(disable.0 == .ok && disable.2?["status"] == "disabled" && disable.2?["disabled"] == true)
+        }
+    }
+
+    /// A body declared as something else than JSON: Nova's and Neutron's 415, Keystone's 400.
+    @Test func bodiesInOtherMediaTypesAreRefused() async throws {
+        try await withAPIs { client, token, _ in
+            let plain: HTTPFields = [.contentType: "text/plain"]
+            let nova = try await get(client, "/compute/v2.1/os-aggregates", token: token, method: .post,
+                                     body: #"{"aggregate": {"name": "a1"}}"#, headers: plain)
+            #expect(nova.0 == .unsupportedMediaType && nova.2?["badMediaType"]?["code"] == 415, "\(String(describing: nova.2))")
+            let neutron = try await get(client, "/networking/v2.0/networks", token: token, method: .post,
+                                        body: #"{"network": {"name": "n1"}}"#, headers: [.contentType: "application/x-www-form-urlencoded"])
+            #expect(neutron.0 == .unsupportedMediaType && neutron.2?["NeutronError"] != nil, "\(String(describing: neutron.2))")
+            let keystone = try await get(client, "/v3/projects", token: token, method: .post, body: #"{"project": {"name": "p1"}}"#, headers: plain)
+            #expect(keystone.0 == .badRequest && keystone.2?["error"]?["message"]?.stringValue?.hasPrefix("Expecting to find application/json") == true)
+            let versioned = try await get(client, "/compute/v2.1/os-aggregates", token: token, method: .post, body: #"{"aggregate": {"name": "a2"}}"#,
+                                          headers: [.contentType: "application/json; charset=UTF-8"])
+            #expect(versioned.0 == .ok, "parameters after the media type are fine")
+            let aggregates = try await get(client, "/compute/v2.1/os-aggregates", token: token)
+            #expect(aggregates.2?["aggregates"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["a2"], "nothing made by the refused ones")
         }
     }
 

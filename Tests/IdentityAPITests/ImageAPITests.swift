@@ -69,6 +69,8 @@ import Testing
             #expect(created.0 == .created)
             let id = try #require(json(created.2)?["id"]?.stringValue)
             #expect(json(created.2)?["status"] == "queued" && json(created.2)?["visibility"] == "shared")
+            let asJSON = try await call(client, .put, "/image/v2/images/\(id)/file", setup.adminToken, body: Self.qcow2)
+            #expect(asJSON.0 == .unsupportedMediaType, "an upload is application/octet-stream")
             let upload = try await call(client, .put, "/image/v2/images/\(id)/file", setup.adminToken, body: Self.qcow2,
                                         type: "application/octet-stream")
             #expect(upload.0 == .noContent)
@@ -133,7 +135,11 @@ import Testing
                                          type: "application/openstack-images-v2.1-json-patch")
             #expect(patched.0 == .ok && json(patched.2)?["name"] == "renamed" && json(patched.2)?["hw_architecture"] == "x86_64")
             let readOnly = try await call(client, .patch, "/image/v2/images/\(ids[1])", setup.adminToken,
-                                          body: Array(#"[{"op": "replace", "path": "/status", "value": "active"}]"#.utf8))
+                                          body: Array(#"[{"op": "replace", "path": "/status", "value": "active"}]"#.utf8),
+                                          type: "application/openstack-images-v2.1-json-patch")
+            let plainJSON = try await call(client, .patch, "/image/v2/images/\(ids[1])", setup.adminToken,
+                                           body: Array(#"[{"op": "replace", "path": "/name", "value": "x"}]"#.utf8))
+            #expect(plainJSON.0 == .unsupportedMediaType, "a PATCH needs the json-patch media type")
             #expect(readOnly.0 == .forbidden)
             #expect(json(readOnly.2)?["code"] == "403 Forbidden", "Glance's error body")
             // Property names empty or with NUL, nested or badly escaped pointers, too many properties:
