@@ -169,8 +169,7 @@ extension ComputeAPI {
             }
             var isPublic = true
             if let value = fields["os-flavor-access:is_public"] {
-                // Nova's booleans: true/false or their spellings as strings ("False", "0", "no", …).
-                isPublic = try Self.configDrive(value)
+                isPublic = try Self.novaBoolean(value, field: "os-flavor-access:is_public")
             }
             var description: String?
             if let value = fields["description"], !value.isNull {

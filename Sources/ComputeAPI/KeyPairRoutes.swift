@@ -39,15 +39,20 @@ extension ComputeAPI {
             }
         }
         /// The user a request acts for: the caller, or (admin, 2.10+) `user_id`.
-        @Sendable func subject(_ request: Request, _ context: APIRequestContext, _ action: String, given: String? = nil) async throws -> (String, Microversion) {
-            let (caller, version) = try await authenticated(request, context)
+        /// The user whose key pairs `action` is on: the caller, or (2.10+) the one named.
+        @Sendable func owner(_ caller: Caller, _ version: Microversion, _ request: Request, _ context: APIRequestContext, _ action: String,
+                             given: String? = nil) throws -> String {
             var user = caller.user.id
             if let other = given ?? request.query("user_id") {
                 guard version >= Microversion(2, 10) else { throw APIFault(.badRequest, "user_id needs microversion 2.10 or later.") }
                 user = other
             }
             try context.enforce(action, target: ["user_id": user])
-            return (user, version)
+            return user
+        }
+        @Sendable func subject(_ request: Request, _ context: APIRequestContext, _ action: String) async throws -> (String, Microversion) {
+            let (caller, version) = try await authenticated(request, context)
+            return (try owner(caller, version, request, context, action), version)
         }
         v21.get("os-keypairs") { request, context in
             let (user, version) = try await subject(request, context, "os_compute_api:os-keypairs:index")
@@ -60,12 +65,11 @@ extension ComputeAPI {
             return answer(.ok, ["keypairs": .array(list.map { ["keypair": keyPairJSON($0, version, full: false)] })], version)
         }
         v21.post("os-keypairs") { request, context in
-            let asked = try Microversion.requested(by: request.headers, service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version",
-                                                   minimum: Self.minimum, maximum: Self.maximum)
-            guard let fields = try await environment.body(request, schema: KeyPairSchemas.create(asked), style: .nova)["keypair"]?.objectValue else {
+            let (caller, version) = try await authenticated(request, context)
+            guard let fields = try await environment.body(request, schema: KeyPairSchemas.create(version), style: .nova)["keypair"]?.objectValue else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute keypair. 'keypair' is a required property.")
             }
-            let (user, version) = try await subject(request, context, "os_compute_api:os-keypairs:create", given: fields["user_id"]?.stringValue)
+            let user = try owner(caller, version, request, context, "os_compute_api:os-keypairs:create", given: fields["user_id"]?.stringValue)
             guard let name = fields["name"]?.stringValue, !name.isEmpty, name.count <= 255,
                   name.range(of: "^[a-zA-Z0-9 _.@-]+$", options: .regularExpression) != nil, name.trimmingCharacters(in: .whitespaces) == name else {
                 throw APIFault(.badRequest, "Keypair data is invalid: the name must be 1 to 255 letters, digits, spaces, '_', '.', '@' or '-'.")

@@ -1,6 +1,17 @@
 import Foundation
 import PetrelHTTP
 
+/// Request schemas built once for each microversion the compute API serves, not per request.
+struct PerMicroversion: Sendable {
+    private let schemas: [Schema]
+
+    init(_ build: (Microversion) -> Schema) {
+        schemas = (ComputeAPI.minimum.minor...ComputeAPI.maximum.minor).map { build(Microversion(2, $0)) }
+    }
+
+    subscript(_ version: Microversion) -> Schema { schemas[version.minor - ComputeAPI.minimum.minor] }
+}
+
 /// Nova's parameter types, written from its API reference and published schemas: the pieces
 /// the request schemas of the compute API are made of.
 enum NovaTypes {
@@ -25,9 +36,9 @@ enum NovaTypes {
     static let name = Schema.string(minLength: 1, maxLength: 255, check: nameRule)
 
     /// Free text of at most 255 printable characters, or null.
-    static let description = Schema.string(minLength: 0, maxLength: 255, pattern: Schema.Rule("^[printable]*$") { text in
+    static let description = Schema(types: [.string, .null], minLength: 0, maxLength: 255, pattern: Schema.Rule("^[printable]*$") { text in
         text.unicodeScalars.allSatisfy(isPrintable)
-    }).orNull
+    })
 
     /// Nova's booleans: true/false or one of their spellings as strings.
     static let boolean = Schema.choice([true, "True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes",
@@ -35,7 +46,6 @@ enum NovaTypes {
                                        types: [.boolean, .string])
 
     static let positiveInteger = Schema(types: [.integer, .string], pattern: Schema.Rule(regex: "^[0-9]*$"), minimum: 1)
-    static let nonNegativeInteger = Schema(types: [.integer, .string], pattern: Schema.Rule(regex: "^[0-9]*$"), minimum: 0)
     static let uuid = Schema.string(format: .uuid)
     static let ipAddress = Schema(types: [.string], oneOf: [Schema(format: .ipv4), Schema(format: .ipv6)])
     static let flavorRef = Schema(types: [.string, .integer], minLength: 1)
@@ -56,24 +66,27 @@ enum NovaTypes {
 
 /// The request schemas of the servers API, per microversion (Nova's `servers` schemas).
 enum ServerSchemas {
-    static let blockDeviceMapping = Schema.object([
-        ("virtual_name", .string(maxLength: 255)),
-        ("volume_id", NovaTypes.uuid),
-        ("snapshot_id", NovaTypes.uuid),
-        ("volume_size", NovaTypes.positiveInteger),
-        ("device_name", .string(minLength: 1, maxLength: 255, pattern: Schema.Rule(regex: "^[a-zA-Z0-9._/-]*$"))),
-        ("delete_on_termination", NovaTypes.boolean),
-        ("no_device", .any),
-        ("connection_info", .string(maxLength: 16_777_215)),
-        ("source_type", .choice(["volume", "image", "snapshot", "blank"], types: [.string])),
-        ("uuid", .string(minLength: 1, maxLength: 255, pattern: Schema.Rule(regex: "^[a-zA-Z0-9._-]*$"))),
-        ("image_id", NovaTypes.uuid),
-        ("destination_type", .choice(["local", "volume"], types: [.string])),
-        ("guest_format", .string(maxLength: 255)),
-        ("device_type", .string(maxLength: 255)),
-        ("disk_bus", .string(maxLength: 255)),
-        ("boot_index", Schema(types: [.integer, .string, .null], pattern: Schema.Rule(regex: "^-?[0-9]+$"))),
-    ])
+    /// A block device mapping (v2; `tag` where the microversion has it).
+    static func blockDeviceMapping(tagged: Bool) -> Schema {
+        .object([
+            ("virtual_name", .string(maxLength: 255)),
+            ("volume_id", NovaTypes.uuid),
+            ("snapshot_id", NovaTypes.uuid),
+            ("volume_size", NovaTypes.positiveInteger),
+            ("device_name", .string(minLength: 1, maxLength: 255, pattern: Schema.Rule(regex: "^[a-zA-Z0-9._/-]*$"))),
+            ("delete_on_termination", NovaTypes.boolean),
+            ("no_device", .any),
+            ("connection_info", .string(maxLength: 16_777_215)),
+            ("source_type", .choice(["volume", "image", "snapshot", "blank"], types: [.string])),
+            ("uuid", .string(minLength: 1, maxLength: 255, pattern: Schema.Rule(regex: "^[a-zA-Z0-9._-]*$"))),
+            ("image_id", NovaTypes.uuid),
+            ("destination_type", .choice(["local", "volume"], types: [.string])),
+            ("guest_format", .string(maxLength: 255)),
+            ("device_type", .string(maxLength: 255)),
+            ("disk_bus", .string(maxLength: 255)),
+            ("boot_index", Schema(types: [.integer, .string, .null], pattern: Schema.Rule(regex: "^-?[0-9]+$"))),
+        ] + (tagged ? [("tag", NovaTypes.tag)] : []))
+    }
 
     static let hints = Schema.object([], additional: true)
 
@@ -88,7 +101,10 @@ enum ServerSchemas {
     }
 
     /// `POST /servers` at `version`.
-    static func create(_ version: Microversion) -> Schema {
+    static func create(_ version: Microversion) -> Schema { creates[version] }
+    private static let creates = PerMicroversion(buildCreate)
+
+    private static func buildCreate(_ version: Microversion) -> Schema {
         var server: [(String, Schema)] = [
             ("name", NovaTypes.name),
             ("imageRef", NovaTypes.imageIDOrEmpty),
@@ -99,8 +115,7 @@ enum ServerSchemas {
             ("accessIPv4", NovaTypes.accessIPv4),
             ("accessIPv6", NovaTypes.accessIPv6),
             ("availability_zone", NovaTypes.name),
-            ("block_device_mapping_v2", .array(blockDeviceMapping.adding(version >= Microversion(2, 42) || version == Microversion(2, 32)
-                                                                           ? [("tag", NovaTypes.tag)] : []))),
+            ("block_device_mapping_v2", .array(blockDeviceMapping(tagged: version >= Microversion(2, 42) || version == Microversion(2, 32)))),
             ("config_drive", NovaTypes.boolean),
             ("key_name", NovaTypes.name),
             ("min_count", NovaTypes.positiveInteger),
@@ -125,7 +140,10 @@ enum ServerSchemas {
     }
 
     /// `PUT /servers/{id}` at `version`.
-    static func update(_ version: Microversion) -> Schema {
+    static func update(_ version: Microversion) -> Schema { updates[version] }
+    private static let updates = PerMicroversion(buildUpdate)
+
+    private static func buildUpdate(_ version: Microversion) -> Schema {
         var server: [(String, Schema)] = [
             ("name", NovaTypes.name),
             ("OS-DCF:diskConfig", NovaTypes.diskConfig),
@@ -140,7 +158,10 @@ enum ServerSchemas {
 /// `POST /os-keypairs` (Nova's `keypairs` schemas): a name, an optional public key that must
 /// be a string, the type from 2.2 and the owner from 2.10.
 enum KeyPairSchemas {
-    static func create(_ version: Microversion) -> Schema {
+    static func create(_ version: Microversion) -> Schema { creates[version] }
+    private static let creates = PerMicroversion(buildCreate)
+
+    private static func buildCreate(_ version: Microversion) -> Schema {
         var keypair: [(String, Schema)] = [("name", .string(minLength: 1, maxLength: 255)), ("public_key", .string())]
         if version >= Microversion(2, 2) { keypair.append(("type", .choice(["ssh", "x509"], types: [.string]))) }
         if version >= Microversion(2, 10) { keypair.append(("user_id", .string())) }
@@ -152,11 +173,14 @@ enum KeyPairSchemas {
 enum FlavorSchemas {
     static let positive = Schema(types: [.integer, .string], pattern: Schema.Rule(regex: "^[0-9]*$"), minimum: 1, maximum: 2_147_483_647)
     static let nonNegative = Schema(types: [.integer, .string], pattern: Schema.Rule(regex: "^[0-9]*$"), minimum: 0, maximum: 2_147_483_647)
-    static let description = Schema.string(minLength: 0, maxLength: 65_535, pattern: Schema.Rule("^[printable]*$") { text in
+    static let description = Schema(types: [.string, .null], minLength: 0, maxLength: 65_535, pattern: Schema.Rule("^[printable]*$") { text in
         text.unicodeScalars.allSatisfy { NovaTypes.isPrintable($0) || $0 == "\n" || $0 == "\r" || $0 == "\t" }
-    }).orNull
+    })
 
-    static func create(_ version: Microversion) -> Schema {
+    static func create(_ version: Microversion) -> Schema { creates[version] }
+    private static let creates = PerMicroversion(buildCreate)
+
+    private static func buildCreate(_ version: Microversion) -> Schema {
         var flavor: [(String, Schema)] = [
             ("name", NovaTypes.name),
             ("id", Schema(types: [.string, .number, .null], minLength: 1, maxLength: 255,

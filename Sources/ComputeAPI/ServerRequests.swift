@@ -35,11 +35,8 @@ extension ComputeAPI {
         return result
     }
 
-    /// `POST /servers`' body, checked field by field as Nova's schema does.
+    /// `POST /servers`' body (already checked against `ServerSchemas.create`), as a request.
     static func serverRequest(_ fields: [String: JSON], _ version: Microversion, project: String) throws -> ServerRequest {
-        for key in fields.keys where !serverFields.contains(key) {
-            throw APIFault(.badRequest, "Invalid input for field/attribute server. Additional properties are not allowed ('\(key)' was unexpected)")
-        }
         guard let nameValue = fields["name"] else {
             throw APIFault(.badRequest, "Invalid input for field/attribute server. 'name' is a required property.")
         }
@@ -86,8 +83,8 @@ extension ComputeAPI {
         }
         var zone: String?, forcedHost: String?, forcedNode: String?
         if let value = fields["availability_zone"], !value.isNull {
-            guard let text = value.stringValue, !text.isEmpty, text.count <= 255 else {
-                throw APIFault(.badRequest, "Invalid input for field/attribute availability_zone. Value: \(String(decoding: value.encoded(), as: UTF8.self)). It must be a string of 1 to 255 characters.")
+            guard let text = value.stringValue, !text.isEmpty else {
+                throw APIFault(.badRequest, "Invalid input for field/attribute availability_zone.")
             }
             // Nova's forms: `zone`, `zone:host`, `zone:host:node`, `zone::node` (the host and
             // node parts are for admins, checked by the caller against the forced_host policy).
@@ -197,7 +194,11 @@ extension ComputeAPI {
 
     /// `config_drive`: a boolean, or one of Nova's boolean strings (the CLI sends `True`); an
     /// empty string or null means none.
-    static func configDrive(_ value: JSON?) throws -> Bool {
+    static func configDrive(_ value: JSON?) throws -> Bool { try novaBoolean(value, field: "config_drive") }
+
+    /// One of Nova's booleans: true/false or their spellings as strings ("True", "0", "no", …);
+    /// absent, null or an empty string is false.
+    static func novaBoolean(_ value: JSON?, field: String) throws -> Bool {
         switch value {
         case nil, .null?: return false
         case .bool(let flag)?: return flag
@@ -206,7 +207,7 @@ extension ComputeAPI {
             if ["true", "t", "1", "yes", "y", "on"].contains(text.lowercased()) { return true }
         default: break
         }
-        throw APIFault(.badRequest, "Invalid input for field/attribute config_drive. Value: \(String(decoding: value!.encoded(), as: UTF8.self)). It must be a boolean.")
+        throw APIFault(.badRequest, "Invalid input for field/attribute \(field). Value: \(String(decoding: value!.encoded(), as: UTF8.self)). It must be a boolean.")
     }
 
     /// An id, or a URL ending in one.

@@ -37,13 +37,6 @@ extension ComputeAPI {
                       ["POST|PUT /compute/v2.1/servers/{server_id}/metadata", "PUT|DELETE /compute/v2.1/servers/{server_id}/metadata/{key}"]),
     ]
 
-    /// Fields `POST /servers` accepts (Nova's schema); anything else is a 400.
-    static let serverFields: Set<String> = [
-        "name", "imageRef", "flavorRef", "adminPass", "metadata", "networks", "OS-DCF:diskConfig", "accessIPv4", "accessIPv6",
-        "key_name", "user_data", "availability_zone", "min_count", "max_count", "return_reservation_id", "security_groups",
-        "config_drive", "description", "tags", "block_device_mapping_v2",
-    ]
-
     /// The context RPC messages carry: the API's request id, the caller.
     func rpcContext(_ caller: Caller, _ who: ServerCaller) -> Contracts.RequestContext {
         Contracts.RequestContext(requestID: APIRequest.id ?? "req-" + UUID().uuidString.lowercased(), userID: caller.user.id,
@@ -239,9 +232,6 @@ extension ComputeAPI {
         let (_, _, version, who) = try await authorizedServer(request, context, id, "os_compute_api:servers:update")
         guard let fields = try await environment.body(request, schema: ServerSchemas.update(version), style: .nova)["server"]?.objectValue else {
             throw APIFault(.badRequest, "Invalid input for field/attribute server. 'server' is a required property.")
-        }
-        for key in fields.keys where !["name", "description", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig"].contains(key) {
-            throw APIFault(.badRequest, "Invalid input for field/attribute server. Additional properties are not allowed ('\(key)' was unexpected)")
         }
         let name = try fields["name"].map { try Self.serverName($0) }
         let server = try await serverCall {

@@ -542,15 +542,7 @@ public final class IdentityService: Sendable {
                     .where("id", .equal, user.id).run()
             }
         }
-        if PasswordHasher.needsRehash(hash) {
-            // A hash of the older scheme (plain bcrypt, which reads 72 bytes) is replaced now that
-            // the password is known; only if it is still the one checked, so a concurrent change wins.
-            let replacement = await PasswordHasher.hash(password, cost: options.passwordCost)
-            try await database.withConnection { sql in
-                try await sql.update("users").set("password_hash", to: replacement)
-                    .where("id", .equal, user.id).where("password_hash", .equal, hash).run()
-            }
-        }
+        await rehashIfOld(table: "users", column: "password_hash", id: user.id, hash: hash, secret: password)
         return user.id
     }
 
@@ -573,14 +565,23 @@ public final class IdentityService: Sendable {
         if let expiry = row.expiresAt, expiry <= Self.now() {
             throw IdentityError.unauthorized("The application credential \(row.id) has expired.")
         }
-        if PasswordHasher.needsRehash(row.secretHash) {
-            let replacement = await PasswordHasher.hash(secret, cost: options.passwordCost)
-            try await database.withConnection { sql in
-                try await sql.update("application_credentials").set("secret_hash", to: replacement)
-                    .where("id", .equal, row.id).where("secret_hash", .equal, row.secretHash).run()
-            }
-        }
+        await rehashIfOld(table: "application_credentials", column: "secret_hash", id: row.id, hash: row.secretHash, secret: secret)
         return row
+    }
+
+    /// A hash of an older scheme (plain bcrypt, which reads 72 bytes) is replaced now that the
+    /// secret it hashes is known; only if it is still the one checked, so a concurrent change wins.
+    /// The check already succeeded: a failed replacement is logged and tried at the next login.
+    private func rehashIfOld(table: String, column: String, id: String, hash: String, secret: String) async {
+        guard PasswordHasher.needsRehash(hash) else { return }
+        let replacement = await PasswordHasher.hash(secret, cost: options.passwordCost)
+        do {
+            try await database.withConnection { sql in
+                try await sql.update(table).set(column, to: replacement).where("id", .equal, id).where(column, .equal, hash).run()
+            }
+        } catch {
+            logger.warning("could not replace an old password hash", metadata: ["table": "\(table)", "id": "\(id)", "error": "\(error)"])
+        }
     }
 
     // MARK: roles

@@ -125,16 +125,12 @@ enum BcryptSHA256 {
         return "\(prefix)v=2,t=2b,r=\(rounds)$\(salt)$\(full.suffix(31))"
     }
 
+    /// The stored hash, rewritten as the plain bcrypt hash of the key, is checked by bcrypt's own
+    /// (constant-time) verification.
     static func verify(_ password: String, hash: String) -> Bool {
-        guard let parsed = parse(hash),
-              let computed = try? SystemBcrypt.hash(key(password, salt: parsed.salt, version: parsed.version),
-                                                     setting: "$2b$" + String(format: "%02d", parsed.rounds) + "$" + parsed.salt)
-        else { return false }
-        let left = Array(computed.suffix(31).utf8), right = Array(parsed.checksum.utf8)
-        guard left.count == right.count else { return false }
-        var difference: UInt8 = 0
-        for index in left.indices { difference |= left[index] ^ right[index] }
-        return difference == 0
+        guard let parsed = parse(hash) else { return false }
+        let bcrypt = "$2b$" + String(format: "%02d", parsed.rounds) + "$" + parsed.salt + parsed.checksum
+        return SystemBcrypt.verify(key(password, salt: parsed.salt, version: parsed.version), hash: bcrypt)
     }
 
     static func key(_ password: String, salt: String, version: Int) -> String {

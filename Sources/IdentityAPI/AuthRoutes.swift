@@ -136,22 +136,21 @@ extension KeystoneAPI {
         // Each method named must be verified: one of password, token, application_credential.
         // Several at once (Keystone's multi-factor rules) are not available, and naming one
         // that is not checked must not let a request through on the others.
-        let supported: Set<String> = ["password", "token", "application_credential"]
-        guard Set(methods).count == 1, supported.contains(methods[0]) else {
-            throw IdentityError.unauthorized("Attempted to authenticate with an unsupported method.")
-        }
+        let unsupported = IdentityError.unauthorized("Attempted to authenticate with an unsupported method.")
+        guard Set(methods).count == 1 else { throw unsupported }
         let method: AuthRequest.Method
-        if methods.contains("password") {
+        switch methods[0] {
+        case "password":
             guard let password = identity["password"]?.objectValue, let user = password["user"]?.objectValue else {
                 throw missing("user", in: "password")
             }
             guard let secret = user["password"]?.stringValue else { throw missing("password", in: "user") }
             if secret.utf8.contains(0) { throw IdentityError.authenticationRequired }
             method = .password(try userReference(user), password: secret)
-        } else if methods.contains("token") {
+        case "token":
             guard let token = identity["token"]?.objectValue?["id"]?.stringValue else { throw missing("id", in: "token") }
             method = .token(token)
-        } else if methods.contains("application_credential") {
+        case "application_credential":
             guard let credential = identity["application_credential"]?.objectValue else {
                 throw missing("application_credential", in: "identity")
             }
@@ -164,8 +163,8 @@ extension KeystoneAPI {
             } else {
                 throw missing("id or name and user", in: "application_credential")
             }
-        } else {
-            throw IdentityError.unauthorized("Attempted to authenticate with an unsupported method.")
+        default:
+            throw unsupported
         }
         return AuthRequest(method: method, scope: try scope(auth["scope"]))
     }

@@ -7,9 +7,8 @@ extension KeystoneAPI {
     static let userColumns: Set<String> = ["id", "name", "domain_id", "password", "enabled", "default_project_id",
                                            "description", "email", "links", "options", "password_expires_at"]
 
-    /// A password field: a string without NUL (crypt(3) would stop reading at one).
     /// A password field: a string (or null where `nullable`) of at most `[identity] max_password_length`
-    /// characters, without NUL.
+    /// characters, without NUL (crypt(3) would stop reading at one).
     func password(_ fields: Fields, _ key: String, nullable: Bool) throws -> String? {
         let value = try fields.string(key, required: !nullable, maxLength: service.options.maxPasswordLength, nullable: nullable)
         if let value, value.utf8.contains(0) { throw Fields.invalid(key, "must not contain NUL characters.") }

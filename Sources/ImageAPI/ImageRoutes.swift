@@ -167,9 +167,7 @@ extension ImageAPI {
             let existing = try await visible(try context.parameters.require("image_id"), context)
             try context.enforce("modify_image", target: target(existing))
             try request.requireMediaType(["application/openstack-images-v2.1-json-patch", "application/openstack-images-v2.0-json-patch"])
-            let buffer: ByteBuffer
-            do { buffer = try await request.body.collect(upTo: environment.maxBodySize) } catch { throw APIFault(.contentTooLarge, "Request is too large.") }
-            guard let operations = JSON.parse(Array(buffer.readableBytesView))?.arrayValue else {
+            guard let operations = try await request.json(maxSize: environment.maxBodySize).arrayValue else {
                 throw APIFault(.badRequest, "The request body must be a JSON-patch list of operations.")
             }
             var image = existing

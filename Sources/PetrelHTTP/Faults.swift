@@ -32,20 +32,6 @@ public struct UnsupportedMediaType: Error {
     public init(_ given: String) { self.given = given }
 }
 
-extension Request {
-    /// The media type of the body (`Content-Type` without parameters, lowercased), or nil.
-    public var mediaType: String? {
-        guard let value = headers[.contentType] else { return nil }
-        let type = value.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-        return type.isEmpty ? nil : type
-    }
-
-    /// Refuses a body whose declared media type is not one of `accepted` (no type: taken as meant).
-    public func requireMediaType(_ accepted: Set<String>) throws {
-        if let type = mediaType, !accepted.contains(type) { throw UnsupportedMediaType(type) }
-    }
-}
-
 /// A failure an API reports itself, in its own words: the status, the message and, for
 /// Neutron, the exception type its clients read (`NetworkNotFound`, …).
 public struct APIFault: Error, Sendable {

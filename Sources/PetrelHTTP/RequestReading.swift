@@ -3,10 +3,15 @@ import Hummingbird
 import NIOCore
 
 extension Request {
-    /// The body as a JSON object: 413 when over `maxSize` bytes, 400 when not a JSON object
-    /// (strict JSON in UTF-8: no trailing commas, comments or other encodings), when shorter
-    /// than its `Content-Length`, or when it breaks `schema` (in the words of `style`'s API).
-    public func jsonObject(maxSize: Int, schema: Schema? = nil, style: FaultStyle = .nova) async throws -> [String: JSON] {
+    /// The body as JSON, whatever its media type says: 413 when over `maxSize` bytes, 400 when
+    /// shorter than its `Content-Length` or not strict JSON in UTF-8 (no trailing commas,
+    /// comments or other encodings).
+    public func json(maxSize: Int) async throws -> JSON {
+        try Self.parse(try await bodyBytes(maxSize: maxSize))
+    }
+
+    /// The whole body: 413 over `maxSize` bytes, 400 when shorter than its `Content-Length`.
+    private func bodyBytes(maxSize: Int) async throws -> [UInt8] {
         let buffer: ByteBuffer
         do {
             buffer = try await body.collect(upTo: maxSize)
@@ -18,20 +23,41 @@ extension Request {
         if let declared = headers[.contentLength].flatMap({ Int($0) }), declared > buffer.readableBytes {
             throw APIFault(.badRequest, "The request body ended before its Content-Length.")
         }
-        // JSON, or a JSON-based type (application/vnd.openstack.compute+json, …).
-        if buffer.readableBytes > 0, let type = mediaType, type != "application/json", !type.hasSuffix("+json") {
-            throw UnsupportedMediaType(type)
-        }
-        let bytes = Array(buffer.readableBytesView)
+        return Array(buffer.readableBytesView)
+    }
+
+    private static func parse(_ bytes: [UInt8]) throws -> JSON {
         guard String(validating: bytes, as: UTF8.self) != nil, let json = JSON.parse(bytes) else {
             throw APIFault(.badRequest, "The request body is not valid JSON.")
         }
-        guard let object = json.objectValue else {
-            if let schema, let violation = schema.violation(json) { throw violation.fault(style) }
-            throw APIFault(.badRequest, "The request body must be a JSON object.")
+        return json
+    }
+
+    /// The body as a JSON object, declared as JSON (or a JSON-based type such as
+    /// application/vnd.openstack.compute+json) or not declared: as `json(maxSize:)`, and a 415
+    /// for another media type, a 400 when it breaks `schema` (in the words of `style`'s API) or
+    /// is not an object.
+    public func jsonObject(maxSize: Int, schema: Schema? = nil, style: FaultStyle = .nova) async throws -> [String: JSON] {
+        let bytes = try await bodyBytes(maxSize: maxSize)
+        if !bytes.isEmpty, let type = mediaType, type != "application/json", !type.hasSuffix("+json") {
+            throw UnsupportedMediaType(type)
         }
+        let json = try Self.parse(bytes)
         if let schema, let violation = schema.violation(json) { throw violation.fault(style) }
+        guard let object = json.objectValue else { throw APIFault(.badRequest, "The request body must be a JSON object.") }
         return object
+    }
+
+    /// The media type of the body (`Content-Type` without parameters, lowercased), or nil.
+    public var mediaType: String? {
+        guard let value = headers[.contentType] else { return nil }
+        let type = value.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        return type.isEmpty ? nil : type
+    }
+
+    /// Refuses a body whose declared media type is not one of `accepted` (no type: taken as meant).
+    public func requireMediaType(_ accepted: Set<String>) throws {
+        if let type = mediaType, !accepted.contains(type) { throw UnsupportedMediaType(type) }
     }
 
     /// A query parameter, decoded as a form (`+` is a space, as Python's clients send it).

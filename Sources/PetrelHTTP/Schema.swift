@@ -1,9 +1,8 @@
 import Foundation
-import PetrelCore
 
 /// A request schema: the part of JSON Schema (draft 4) the OpenStack APIs write theirs in —
 /// types, properties, required, additionalProperties, patternProperties (one key rule),
-/// items, lengths, patterns, formats, enums, bounds, oneOf and anyOf. Routes declare their
+/// items, lengths, patterns, formats, enums, bounds and oneOf. Routes declare their
 /// body's schema next to themselves; `validate` runs before the handler and reports the first
 /// violation in the order jsonschema would (by keyword, properties in their declared order),
 /// which `SchemaViolation.fault` words as the API that refused it.
@@ -12,7 +11,7 @@ public final class Schema: Sendable {
 
     /// Formats the APIs check (jsonschema's names).
     public enum Format: String, Sendable {
-        case uuid, ipv4, ipv6, cidr, base64, dateTime = "date-time", uri
+        case uuid, ipv4, ipv6, cidr, base64
     }
 
     let types: [Kind]
@@ -29,7 +28,7 @@ public final class Schema: Sendable {
     let pattern: Rule?
     let format: Format?
     let minimum: Double?, maximum: Double?
-    let oneOf: [Schema], anyOf: [Schema]
+    let oneOf: [Schema]
     /// A check beyond JSON Schema (a name's printable characters, …): a message, or nil when fine.
     let check: (@Sendable (JSON) -> String?)?
 
@@ -37,12 +36,12 @@ public final class Schema: Sendable {
                 additional: Schema?? = nil, keyRule: (rule: Rule, schema: Schema)? = nil, items: Schema? = nil,
                 minItems: Int? = nil, maxItems: Int? = nil, uniqueItems: Bool = false, minLength: Int? = nil, maxLength: Int? = nil,
                 pattern: Rule? = nil, format: Format? = nil, minimum: Double? = nil, maximum: Double? = nil,
-                oneOf: [Schema] = [], anyOf: [Schema] = [], check: (@Sendable (JSON) -> String?)? = nil) {
+                oneOf: [Schema] = [], check: (@Sendable (JSON) -> String?)? = nil) {
         self.types = types; self.choices = choices; self.properties = properties; self.required = required
         self.additional = additional; self.keyRule = keyRule; self.items = items; self.minItems = minItems
         self.maxItems = maxItems; self.uniqueItems = uniqueItems; self.minLength = minLength; self.maxLength = maxLength
         self.pattern = pattern; self.format = format; self.minimum = minimum; self.maximum = maximum
-        self.oneOf = oneOf; self.anyOf = anyOf; self.check = check
+        self.oneOf = oneOf; self.check = check
     }
 
     /// A string rule: its pattern as messages print it, and the test.
@@ -95,38 +94,9 @@ public final class Schema: Sendable {
     }
 
     public static func oneOf(_ schemas: Schema...) -> Schema { Schema(oneOf: schemas) }
-    public static func anyOf(_ schemas: Schema...) -> Schema { Schema(anyOf: schemas) }
 
     /// One of these values (jsonschema's `enum`), of these types.
     public static func choice(_ values: [JSON], types: [Kind] = []) -> Schema { Schema(types: types, choices: values) }
-
-    /// The same schema, also accepting `null`.
-    public var orNull: Schema {
-        guard !types.isEmpty else { return self }
-        return Schema(types: types + [.null], choices: choices.map { $0 + [.null] }, properties: properties, required: required,
-                      additional: additional, keyRule: keyRule, items: items, minItems: minItems, maxItems: maxItems,
-                      uniqueItems: uniqueItems, minLength: minLength, maxLength: maxLength, pattern: pattern, format: format,
-                      minimum: minimum, maximum: maximum, oneOf: oneOf, anyOf: anyOf, check: check)
-    }
-
-    /// This object schema with more properties (a later microversion's additions).
-    public func adding(_ more: [(String, Schema)], required extra: [String] = []) -> Schema {
-        Schema(types: types, choices: choices, properties: properties.filter { name, _ in !more.contains { $0.0 == name } } + more,
-               required: required + extra, additional: additional, keyRule: keyRule, items: items, minItems: minItems,
-               maxItems: maxItems, uniqueItems: uniqueItems, minLength: minLength, maxLength: maxLength, pattern: pattern,
-               format: format, minimum: minimum, maximum: maximum, oneOf: oneOf, anyOf: anyOf, check: check)
-    }
-
-    /// This object schema without some properties (a later microversion's removals).
-    public func removing(_ names: String...) -> Schema {
-        Schema(types: types, choices: choices, properties: properties.filter { !names.contains($0.0) },
-               required: required.filter { !names.contains($0) }, additional: additional, keyRule: keyRule, items: items,
-               minItems: minItems, maxItems: maxItems, uniqueItems: uniqueItems, minLength: minLength, maxLength: maxLength,
-               pattern: pattern, format: format, minimum: minimum, maximum: maximum, oneOf: oneOf, anyOf: anyOf, check: check)
-    }
-
-    /// The schema of one property (for composing schemas out of others).
-    public func property(_ name: String) -> Schema? { properties.first { $0.0 == name }?.1 }
 
     // MARK: validating
 
@@ -205,9 +175,6 @@ public final class Schema: Sendable {
             }
             if passing > 1 { return fail("oneOf", "\(value.pythonRepr) is valid under each of the given schemas") }
         }
-        if !anyOf.isEmpty, !anyOf.contains(where: { $0.violation(value, at: path) == nil }) {
-            return fail("anyOf", "\(value.pythonRepr) is not valid under any of the given schemas")
-        }
         if let check, let message = check(value) { return fail("check", message) }
         return nil
     }
@@ -245,8 +212,6 @@ public final class Schema: Sendable {
             if IPv4Text.isValid(String(parts[0])) { return (0...32).contains(length) }
             return conforms(String(parts[0]), to: .ipv6) && (0...128).contains(length)
         case .base64: return Data(base64Encoded: text) != nil
-        case .dateTime: return UTCTime.parse(text) != nil
-        case .uri: return URL(string: text)?.scheme != nil
         }
     }
 }
