@@ -62,7 +62,7 @@ case "$1" in
     ok "port create --host: DOWN until its tap joined $bridge, then ACTIVE"
     printf '#!/bin/sh\n[ "$1" = bound ] && echo "ip=$ip router=$router mtu=$mtu dns=$dns" > %s\nexit 0\n' "$WORK/lease" > "$WORK/udhcpc.sh"
     chmod +x "$WORK/udhcpc.sh"
-    ip netns exec "$guest" busybox udhcpc -i eth0 -n -q -t 10 -T 1 -s "$WORK/udhcpc.sh" >/dev/null 2>&1 || fail "no DHCP lease in the guest"
+    ip netns exec "$guest" busybox udhcpc -i eth0 -n -q -t 30 -T 1 -s "$WORK/udhcpc.sh" >/dev/null 2>&1 || fail "no DHCP lease in the guest"
     grep -q "ip=$address router=198.18.70.1 mtu=1450 dns=198.18.70.53" "$WORK/lease" || fail "the lease: $(cat "$WORK/lease"), expected $address"
     ok "DHCP: the guest got $address, router 198.18.70.1, MTU 1450, DNS 198.18.70.53"
     cat "$STATE/dhcp/$net/pid" > "$WORK/dnsmasq-pid"
@@ -74,7 +74,7 @@ case "$1" in
     [ "$(cat "$STATE/dhcp/$net/pid")" = "$(cat "$WORK/dnsmasq-pid")" ] || fail "dnsmasq was replaced"
     [ "$(pgrep -c -f "dnsmasq.*$net")" = 1 ] || fail "dnsmasq processes for $net: $(pgrep -a -f "dnsmasq.*$net")"
     rm -f "$WORK/lease"
-    ip netns exec "$guest" busybox udhcpc -i eth0 -n -q -t 10 -T 1 -s "$WORK/udhcpc.sh" >/dev/null 2>&1 || fail "no lease after the restart"
+    ip netns exec "$guest" busybox udhcpc -i eth0 -n -q -t 30 -T 1 -s "$WORK/udhcpc.sh" >/dev/null 2>&1 || fail "no lease after the restart"
     ok "after kill -9 and restart: the same dnsmasq (pid $(cat "$WORK/dnsmasq-pid")), one of it, still serving"
     ;;
   cleanup)
