@@ -115,6 +115,8 @@ let package = Package(
 
         // Neutron's core on the controller: networks and their segments, subnets, ports, IPAM, quotas.
         .target(name: "Networking", dependencies: ["Store", "Hosts", "Contracts", "PetrelCore", .product(name: "SQLKit", package: "sql-kit")]),
+        // Cinder on the controller: volume types, volumes and their placement on the nodes' backends, quotas.
+        .target(name: "Volumes", dependencies: ["Store", "Hosts", "Contracts", "PetrelCore", .product(name: "SQLKit", package: "sql-kit")]),
 
         // MARK: APIs (the only modules besides PetrelHTTP that know the HTTP framework)
         // Each depends on its service modules and the API kit (PetrelHTTP) only; the policy
@@ -143,6 +145,10 @@ let package = Package(
         ]),
         // The node's network service: the L2 agent (backends behind `L2Driver`; Linux bridge), the
         // DHCP agent (dnsmasq per network in its qdhcp- namespace), the ports' status.
+        // The node's volume service (cinder-volume): file and LVM backends behind one driver protocol.
+        .target(name: "NodeVolume", dependencies: [
+            "NodeCore", "LVMDriver", "RPC", "Contracts", "PetrelCore", .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "NodeNetwork", dependencies: [
             "NodeCore", "NetlinkDriver", "DnsmasqDriver", "ProcessDriver", "IptablesDriver", "RPC", "Contracts", "PetrelCore",
             .product(name: "Logging", package: "swift-log"),
@@ -160,7 +166,7 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         .target(name: "VolumeAPI", dependencies: [
-            "Hosts", "PetrelHTTP", "PetrelCore",
+            "Hosts", "Volumes", "PetrelHTTP", "PetrelCore",
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
 
@@ -189,12 +195,12 @@ let package = Package(
         // MARK: programs
         .executableTarget(name: "petrel-controller", dependencies: [
             "PetrelCore", "PetrelHTTP", "Store", "RPC", "Contracts", "Identity", "IdentityAPI", "Hosts",
-            "ComputeAPI", "NetworkAPI", "VolumeAPI", "Images", "ImageAPI", "Compute", "Networking", "MetadataAPI",
+            "ComputeAPI", "NetworkAPI", "VolumeAPI", "Volumes", "Images", "ImageAPI", "Compute", "Networking", "MetadataAPI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "petrel-node", dependencies: [
-            "PetrelCore", "PetrelHTTP", "RPC", "Contracts", "NodeCore", "NodeCompute", "NodeNetwork", "NetlinkDriver",
+            "PetrelCore", "PetrelHTTP", "RPC", "Contracts", "NodeCore", "NodeCompute", "NodeNetwork", "NodeVolume", "NetlinkDriver",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -230,8 +236,8 @@ let package = Package(
                                                        .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "RPCTests", dependencies: ["RPC", "Contracts", "RabbitMQDriver", "ProcessDriver", "TestSupport"]),
         .testTarget(name: "PetrelHTTPTests", dependencies: ["PetrelHTTP", .product(name: "HummingbirdTesting", package: "hummingbird")]),
-        .testTarget(name: "IdentityAPITests", dependencies: ["IdentityAPI", "Identity", "Store", "PetrelHTTP", "PetrelCore", "TestSupport",
-                                                             "ComputeAPI", "NetworkAPI", "VolumeAPI", "Images", "ImageAPI", "Hosts", "Compute", "ProcessDriver", "Networking",
+        .testTarget(name: "IdentityAPITests", dependencies: ["IdentityAPI", "Identity", "Store", "Contracts", "PetrelHTTP", "PetrelCore", "TestSupport",
+                                                             "ComputeAPI", "NetworkAPI", "VolumeAPI", "Volumes", "Images", "ImageAPI", "Hosts", "Compute", "ProcessDriver", "Networking",
                                                              "MetadataAPI", .product(name: "Crypto", package: "swift-crypto"),
                                                              .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "NodeComputeTests", dependencies: ["NodeCompute", "NodeCore", "LibvirtDriver", "Contracts", "PetrelCore", "ProcessDriver",
@@ -241,6 +247,7 @@ let package = Package(
         .testTarget(name: "NetworkingTests", dependencies: ["Networking", "Contracts", "Hosts", "Store", "PetrelCore", "TestSupport",
                                                             .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Store", "TestSupport", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "NetlinkDriver", "PetrelCore", "Store", "TestSupport"]),
+        .testTarget(name: "NodeVolumeTests", dependencies: ["NodeVolume", "PetrelCore"]),
+        .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "NetlinkDriver", "LVMDriver", "PetrelCore", "Store", "TestSupport"]),
     ]
 )

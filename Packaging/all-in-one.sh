@@ -31,6 +31,10 @@ write_config() {
 [DEFAULT]
 transport_url = rabbit://guest:guest@127.0.0.1:5672/
 state_path = /var/lib/petrel
+# The node's volume service: sparse files (file-1) and a loop-device volume group (lvm-1,
+# LVM metadata only where the kernel has no device-mapper). New volumes get the type \`file\`.
+enabled_backends = file-1, lvm-1
+default_volume_type = file
 
 [database]
 connection = sqlite:////var/lib/petrel/petrel.db
@@ -56,9 +60,17 @@ project_name = service
 
 [node]
 metrics_listen = 127.0.0.1:9180
-# compute (nova-compute), network (Linux bridge L2 agent, DHCP agent, metadata proxy) and
-# l3 (routers and floating IPs)
-services = compute, network, l3
+# compute (nova-compute), network (Linux bridge L2 agent, DHCP agent, metadata proxy),
+# l3 (routers and floating IPs) and volume (cinder-volume on enabled_backends)
+services = compute, network, l3, volume
+
+[file-1]
+volume_driver = file
+volumes_dir = /var/lib/petrel/volumes/file-1
+
+[lvm-1]
+volume_driver = lvm
+volume_group = $volume_group
 
 [linux_bridge]
 # The flat external network \`public\` reaches the outside-world namespace through petrel-pub0
@@ -81,6 +93,12 @@ upgrade_config() {
   fi
   if ! grep -q '^services *=.*l3' "$config"; then
     sed -i 's/^services *=.*network.*$/&, l3/' "$config" && log "$config: [node] services gains l3"
+  fi
+  if ! grep -q '^enabled_backends *=' "$config"; then
+    sed -i -e '/^\[DEFAULT\]/a default_volume_type = file' -e '/^\[DEFAULT\]/a enabled_backends = file-1, lvm-1' "$config"
+    sed -i 's/^services *=.*$/&, volume/' "$config"
+    printf '\n[file-1]\nvolume_driver = file\nvolumes_dir = /var/lib/petrel/volumes/file-1\n\n[lvm-1]\nvolume_driver = lvm\nvolume_group = %s\n' "$volume_group" >> "$config"
+    log "$config: the volume service with backends file-1 and lvm-1"
   fi
   if ! grep -q '^physical_interface_mappings *=' "$config"; then
     printf '\n[linux_bridge]\nphysical_interface_mappings = public:petrel-pub0\n' >> "$config" && log "$config: [linux_bridge] physical_interface_mappings = public:petrel-pub0"
@@ -197,6 +215,28 @@ http.server.ThreadingHTTPServer(("0.0.0.0", 80), Seen).serve_forever()' >>"$logs
   fi
 }
 
+# The volume group of backend lvm-1: on a loop device over a sparse 10 GiB file, attached
+# again after a reboot. Without device-mapper LVM keeps only its metadata (volumes are made,
+# sized and removed, but cannot be activated).
+volume_group=petrel-volumes
+volume_group_image=/var/lib/petrel/volume-groups/$volume_group.img
+volume_group_up() {
+  export LVM_SUPPRESS_FD_WARNINGS=1
+  vgs "$volume_group" >/dev/null 2>&1 && return 0
+  mkdir -p "$(dirname "$volume_group_image")"
+  local fresh=0 device
+  [ -e "$volume_group_image" ] || { truncate -s 10G "$volume_group_image" && fresh=1; }
+  device=$(losetup -j "$volume_group_image" | cut -d: -f1 | head -1)
+  [ -n "$device" ] || device=$(losetup --find --show "$volume_group_image") || die "cannot attach $volume_group_image to a loop device"
+  if [ "$fresh" = 1 ] || ! pvs "$device" >/dev/null 2>&1; then
+    pvcreate -q "$device" >/dev/null && vgcreate -q "$volume_group" "$device" >/dev/null || die "cannot make volume group $volume_group on $device"
+    log "made volume group $volume_group on $device ($volume_group_image)"
+  else
+    vgscan --cache >/dev/null 2>&1 || true
+  fi
+  vgs "$volume_group" >/dev/null 2>&1 || die "volume group $volume_group is not visible on $device"
+}
+
 outside_down() {
   stop_one outside
   ip netns del petrel-outside 2>/dev/null || true
@@ -244,6 +284,7 @@ case "${1:-start}" in
         log "created the node's service user $node_user"
     fi
     outside_up
+    volume_group_up
     start_one node "$bin/petrel-node"
     wait_http node "http://$metrics/metrics"
     log "petrel-controller: http://127.0.0.1:$port (metrics at /metrics)  log: $logs/controller.log"
@@ -285,7 +326,14 @@ case "${1:-start}" in
         openstack --os-cloud petrel security group rule create $rule --remote-ip 198.18.200.0/24 default >/dev/null 2>&1 || true
       done
     fi
+    # Volume types for the two backends; `file` is the default type (default_volume_type).
+    for backend in file lvm; do
+      openstack --os-cloud petrel volume type show "$backend" >/dev/null 2>&1 ||
+        { openstack --os-cloud petrel volume type create --property "volume_backend_name=$backend-1" "$backend" >/dev/null &&
+          log "created volume type $backend (backend $backend-1)"; }
+    done
     log "try: openstack --os-cloud petrel server create --image petrel-tiny --flavor m1.tiny --network private --wait vm1"
+    log "     openstack --os-cloud petrel volume create --size 1 vol1"
     ;;
   stop)
     stop_one node

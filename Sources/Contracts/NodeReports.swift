@@ -6,8 +6,12 @@ public struct ReportState: RPCMethod {
         public var version: String
         public var services: [ServiceReport]
         public var hypervisor: HypervisorReport?
+        /// The backends of the node's volume service; absent from nodes without one.
+        public var volumeBackends: [VolumeBackendReport]?
 
-        public init(host: String, version: String, services: [ServiceReport], hypervisor: HypervisorReport?) {
+        public init(host: String, version: String, services: [ServiceReport], hypervisor: HypervisorReport?,
+                    volumeBackends: [VolumeBackendReport]? = nil) {
+            self.volumeBackends = volumeBackends
             self.host = host
             self.version = version
             self.services = services

@@ -173,10 +173,40 @@ public final class LVM: Sendable {
     }
 }
 
-/// The process's one liblvm2cmd handle, used only on `thread`.
+/// The process's one liblvm2cmd handle, used only on `thread`. The library is opened on first
+/// use (dlopen), not linked: a node without an LVM backend never loads it.
 enum LVMLibrary {
     static let thread = BlockingExecutor(label: "petrel.lvm", serial: true)
     nonisolated(unsafe) private static var handle: UnsafeMutableRawPointer?
+    nonisolated(unsafe) private static var functions: Functions?
+
+    struct Functions {
+        let initialise: @convention(c) () -> UnsafeMutableRawPointer?
+        let run: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Int32
+        let setLogFunction: @convention(c) (lvm2_log_fn_t?) -> Void
+        let setLogLevel: @convention(c) (UnsafeMutableRawPointer?, Int32) -> Void
+    }
+
+    /// liblvm2cmd's entry points; call only on `thread`.
+    static func load() throws -> Functions {
+        if let functions { return functions }
+        guard let library = dlopen("liblvm2cmd.so.2.03", RTLD_NOW | RTLD_GLOBAL) ?? dlopen("liblvm2cmd.so", RTLD_NOW | RTLD_GLOBAL) else {
+            let reason = dlerror().map { String(cString: $0) } ?? "not found"
+            throw LVMError(command: "dlopen", code: 4, messages: ["cannot load liblvm2cmd (Debian package liblvm2cmd2.03): \(reason)"])
+        }
+        func symbol<T>(_ name: String, as type: T.Type) throws -> T {
+            guard let pointer = dlsym(library, name) else {
+                throw LVMError(command: "dlsym", code: 4, messages: ["liblvm2cmd has no \(name)"])
+            }
+            return unsafeBitCast(pointer, to: type)
+        }
+        let loaded = Functions(initialise: try symbol("lvm2_init", as: (@convention(c) () -> UnsafeMutableRawPointer?).self),
+                               run: try symbol("lvm2_run", as: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Int32).self),
+                               setLogFunction: try symbol("lvm2_log_fn", as: (@convention(c) (lvm2_log_fn_t?) -> Void).self),
+                               setLogLevel: try symbol("lvm2_log_level", as: (@convention(c) (UnsafeMutableRawPointer?, Int32) -> Void).self))
+        functions = loaded
+        return loaded
+    }
 
     /// Runs one command line; call only on `thread`.
     static func run(_ commandLine: String) throws -> [String] {
@@ -185,14 +215,15 @@ enum LVMLibrary {
         let umaskBefore = umask(0o022)
         defer { umask(umaskBefore) }
         umask(umaskBefore)
+        let lvm = try load()
         if handle == nil {
-            lvm2_log_fn(lvmLogCallback)
-            handle = lvm2_init()
+            lvm.setLogFunction(lvmLogCallback)
+            handle = lvm.initialise()
             guard handle != nil else { throw LVMError(command: commandLine, code: 4, messages: ["lvm2_init failed"]) }
-            lvm2_log_level(handle, 4)
+            lvm.setLogLevel(handle, 4)
         }
         LVMCapture.lines = []
-        let rc = lvm2_run(handle, commandLine)
+        let rc = lvm.run(handle, commandLine)
         let lines = LVMCapture.lines
         LVMCapture.lines = []
         guard rc == 1 else {

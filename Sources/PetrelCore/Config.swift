@@ -165,6 +165,13 @@ public struct PetrelConfig: Sendable {
     /// `[metadata] nova_metadata_url`, or the origin of `[service_user] auth_url` (nil: neither is set).
     public var metadataURL: String?
 
+    /// `[DEFAULT] enabled_backends`, each with its section's settings.
+    public var volumeBackends: [VolumeBackendSettings]
+    /// `[DEFAULT] default_volume_type`.
+    public var defaultVolumeType: String
+    /// `[DEFAULT] storage_availability_zone`.
+    public var storageAvailabilityZone: String
+
     public static let defaultPath = "/etc/petrel/petrel.conf"
 
     /// Reads `path` (a missing file is an error only when `mustExist`), applies
@@ -176,7 +183,23 @@ public struct PetrelConfig: Sendable {
                 guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
                     throw ConfigError(origin: path, message: "cannot read the file (permissions, or not UTF-8 text)")
                 }
-                for entry in try INIFile.parse(text, file: path) {
+                let entries = try INIFile.parse(text, file: path)
+                // Volume backends' sections are named by [DEFAULT] enabled_backends (the file's or the environment's).
+                let backends = Set(Self.list(environment[ConfigSchema.option(section: "DEFAULT", key: "enabled_backends")!.environmentName]
+                    ?? entries.first { $0.section == "DEFAULT" && $0.key == "enabled_backends" }?.value ?? ""))
+                for entry in entries {
+                    if backends.contains(entry.section), !ConfigSchema.sections.contains(entry.section) {
+                        guard ConfigSchema.backendOption(key: entry.key) != nil else {
+                            let known = ConfigSchema.backendOptions.map(\.key)
+                            throw ConfigError(origin: "\(path):\(entry.line)", message: "unknown key '\(entry.key)' in volume backend [\(entry.section)] (known: \(known.joined(separator: ", ")))")
+                        }
+                        let id = "\(entry.section).\(entry.key)"
+                        if let previous = values[id] {
+                            throw ConfigError(origin: "\(path):\(entry.line)", message: "'\(entry.key)' in [\(entry.section)] is already set at \(previous.origin)")
+                        }
+                        values[id] = (entry.value, "\(path):\(entry.line)")
+                        continue
+                    }
                     guard ConfigSchema.sections.contains(entry.section) else {
                         throw ConfigError(origin: "\(path):\(entry.sectionLine)", message: "unknown section [\(entry.section)] (known: \(ConfigSchema.sections.joined(separator: ", ")))")
                     }
@@ -290,7 +313,34 @@ public struct PetrelConfig: Sendable {
                 return "\(scheme)://\(host)" + (url.port.map { ":\($0)" } ?? "")
             }
         }
+        quotaDefaults.merge(try ["volumes", "gigabytes", "snapshots", "backups", "backup_gigabytes", "per_volume_gigabytes"].map {
+            ($0, Int(try string("quota", $0)!)!)
+        }) { $1 }
+        defaultVolumeType = try string("DEFAULT", "default_volume_type")!
+        storageAvailabilityZone = try string("DEFAULT", "storage_availability_zone")!
+        let statePath = self.statePath
+        volumeBackends = try Self.list(try string("DEFAULT", "enabled_backends") ?? "").map { name in
+            func option(_ key: String) throws -> String? {
+                let option = ConfigSchema.backendOption(key: key)!
+                if let given = values["\(name).\(key)"] {
+                    try Self.validate(given.value, as: option, origin: given.origin)
+                    return given.value
+                }
+                return option.defaultValue
+            }
+            guard !ConfigSchema.sections.contains(name), name.range(of: #"^[A-Za-z0-9_.-]+$"#, options: .regularExpression) != nil else {
+                throw ConfigError(origin: "[DEFAULT] enabled_backends", message: "'\(name)' cannot name a volume backend's section (letters, digits, _ . - only, and not one of Petrel's sections)")
+            }
+            return VolumeBackendSettings(
+                name: name, driver: try option("volume_driver")!, backendName: try option("volume_backend_name") ?? name,
+                volumesDirectory: try option("volumes_dir") ?? "\(statePath)/volumes/\(name)", volumeGroup: try option("volume_group")!,
+                reservedPercentage: Int(try option("reserved_percentage")!)!,
+                maxOverSubscriptionRatio: Double(try option("max_over_subscription_ratio")!)!)
+        }
         nodeServices = Self.list(try string("node", "services")!)
+        if nodeServices.contains("volume"), volumeBackends.isEmpty {
+            throw ConfigError(origin: "configuration", message: "[node] services includes volume, but [DEFAULT] enabled_backends names no backend")
+        }
         if nodeServices.contains("l3"), !nodeServices.contains("network") {
             throw ConfigError(origin: "configuration", message: "[node] services = '\(nodeServices.joined(separator: ","))': l3 needs network (routers' ports are wired by the network service)")
         }
@@ -300,6 +350,23 @@ public struct PetrelConfig: Sendable {
             let wildcard = ["0.0.0.0", "::", "*"].contains(apiListen.host)
             let reachable = HostPort(host: wildcard ? host : apiListen.host, port: apiListen.port)
             publicURL = "http://\(reachable)"
+        }
+    }
+
+    /// One volume backend's section.
+    public struct VolumeBackendSettings: Sendable, Equatable {
+        public var name: String
+        public var driver: String
+        public var backendName: String
+        public var volumesDirectory: String
+        public var volumeGroup: String
+        public var reservedPercentage: Int
+        public var maxOverSubscriptionRatio: Double
+
+        public init(name: String, driver: String, backendName: String, volumesDirectory: String, volumeGroup: String,
+                    reservedPercentage: Int, maxOverSubscriptionRatio: Double) {
+            self.name = name; self.driver = driver; self.backendName = backendName; self.volumesDirectory = volumesDirectory
+            self.volumeGroup = volumeGroup; self.reservedPercentage = reservedPercentage; self.maxOverSubscriptionRatio = maxOverSubscriptionRatio
         }
     }
 

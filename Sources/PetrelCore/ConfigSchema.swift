@@ -46,7 +46,7 @@ public struct ConfigOption: Sendable {
 
 /// The node services `[node] services` can name: exactly those `petrel-node` composes.
 public enum NodeServiceNames {
-    public static let all = ["compute", "network", "l3"]
+    public static let all = ["compute", "network", "l3", "volume"]
 }
 
 public enum ConfigSchema {
@@ -118,6 +118,15 @@ public enum ConfigSchema {
               help: "Security groups a project may have, its default group included (-1: unlimited)."),
         .init("quota", "security_group_rule", .integer(-1...1_000_000), default: "100",
               help: "Security group rules a project may have (-1: unlimited)."),
+        .init("quota", "volumes", .integer(-1...1_000_000), default: "10", help: "Cinder volumes a project may have (-1: unlimited)."),
+        .init("quota", "gigabytes", .integer(-1...100_000_000), default: "1000",
+              help: "GB a project's volumes (and snapshots) may hold together (-1: unlimited)."),
+        .init("quota", "snapshots", .integer(-1...1_000_000), default: "10", help: "Volume snapshots a project may have (-1: unlimited)."),
+        .init("quota", "backups", .integer(-1...1_000_000), default: "10", help: "Volume backups a project may have (-1: unlimited)."),
+        .init("quota", "backup_gigabytes", .integer(-1...100_000_000), default: "1000",
+              help: "GB a project's volume backups may hold together (-1: unlimited)."),
+        .init("quota", "per_volume_gigabytes", .integer(-1...100_000_000), default: "-1",
+              help: "Largest volume (GB) a project may create (-1: unlimited)."),
         .init("scheduler", "max_attempts", .integer(1...100), default: "3",
               help: "Hosts a server's build is tried on before it ends in ERROR (the first one included)."),
         .init("scheduler", "cpu_allocation_ratio", .number(0.1...1000), default: "16.0",
@@ -185,7 +194,13 @@ public enum ConfigSchema {
         .init("dhcp", "agents_per_network", .integer(1...16), default: "1",
               help: "How many nodes serve DHCP (and metadata) for each network."),
         .init("node", "services", .subset(NodeServiceNames.all), default: "compute",
-              help: "What this node runs, and reports while it runs: compute (nova-compute), network (the L2 agent of [ml2] mechanism_drivers, the DHCP and metadata agents), l3 (the L3 agent: routers and floating IPs; needs network). Only services whose code exists can be named."),
+              help: "What this node runs, and reports while it runs: compute (nova-compute), network (the L2 agent of [ml2] mechanism_drivers, the DHCP and metadata agents), l3 (the L3 agent: routers and floating IPs; needs network), volume (cinder-volume, on the backends of [DEFAULT] enabled_backends). Only services whose code exists can be named."),
+        .init("DEFAULT", "enabled_backends", .string, default: nil,
+              help: "The volume backends this node's volume service runs, comma-separated: each names a section of this file ([<name>]) whose keys are listed under [<backend>] below. Needed when [node] services includes volume."),
+        .init("DEFAULT", "default_volume_type", .string, default: "__DEFAULT__",
+              help: "The volume type a volume created without one gets (the controller's setting)."),
+        .init("DEFAULT", "storage_availability_zone", .string, default: "nova",
+              help: "The availability zone of the volumes this cloud's backends hold."),
         .init("node", "metrics_listen", .hostPort, default: "127.0.0.1:9180",
               help: "Address of petrel-node's local listener serving Prometheus /metrics."),
 
@@ -198,6 +213,28 @@ public enum ConfigSchema {
 
     public static func option(section: String, key: String) -> ConfigOption? {
         options.first { $0.section == section && $0.key == key }
+    }
+
+    /// The keys of a volume backend's section: `[<name>]` for each name in `[DEFAULT] enabled_backends`
+    /// (shown in the sample as `[<backend>]`).
+    public static let backendSection = "<backend>"
+    public static let backendOptions: [ConfigOption] = [
+        .init(backendSection, "volume_driver", .choice(["file", "lvm"]), default: "file",
+              help: "The backend's driver: file (sparse raw files in volumes_dir, on a local or NFS file system) or lvm (logical volumes of volume_group)."),
+        .init(backendSection, "volume_backend_name", .string, default: nil,
+              help: "The name volume types select the backend by (their volume_backend_name extra spec). Defaults to the section's name."),
+        .init(backendSection, "volumes_dir", .absolutePath, default: nil,
+              help: "file: the directory holding the volumes' files. Defaults to [DEFAULT] state_path/volumes/<section name>."),
+        .init(backendSection, "volume_group", .string, default: "cinder-volumes",
+              help: "lvm: the volume group the logical volumes are made in (it must exist)."),
+        .init(backendSection, "reserved_percentage", .integer(0...100), default: "0",
+              help: "Percentage of the backend's capacity the scheduler leaves free."),
+        .init(backendSection, "max_over_subscription_ratio", .number(1...1000), default: "20.0",
+              help: "For thin backends (file): how many times its capacity the volumes placed on it may add up to."),
+    ]
+
+    public static func backendOption(key: String) -> ConfigOption? {
+        backendOptions.first { $0.key == key }
     }
 
     /// The sample configuration file: every key, commented out, with its help and default.
@@ -218,6 +255,13 @@ public enum ConfigSchema {
                 out += "# (\(describe(option.kind)))\n"
                 out += "#\(option.key) = \(option.defaultValue ?? "<computed>")\n"
             }
+        }
+        out += "\n# One section per volume backend named in [DEFAULT] enabled_backends, e.g. [file-1].\n[\(backendSection)]\n"
+        for option in backendOptions {
+            out += "\n"
+            for line in wrap(option.help, width: 88) { out += "# \(line)\n" }
+            out += "# (\(describe(option.kind)))\n"
+            out += "#\(option.key) = \(option.defaultValue ?? "<computed>")\n"
         }
         return out
     }

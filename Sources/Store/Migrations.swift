@@ -433,5 +433,33 @@ public enum Schema {
                 UNIQUE (floatingip_id, protocol, external_port))
             """,
         ]),
+        // Block storage: volume types (Cinder's `__DEFAULT__` one made here, as Cinder's own
+        // migration does), which projects see a private type, volumes (`host` and `backend` once
+        // scheduled) and the capacity each node's volume backends last reported.
+        Migration(version: 18, name: "volumes", statements: [
+            """
+            CREATE TABLE volume_types (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, description TEXT, is_public BOOLEAN NOT NULL DEFAULT TRUE,
+                extra_specs TEXT NOT NULL DEFAULT '{}', created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+            """,
+            "INSERT INTO volume_types (id, name, description, is_public, extra_specs, created_at, updated_at) VALUES ('\(UUID().uuidString.lowercased())', '__DEFAULT__', 'Default Volume Type', TRUE, '{}', 0, 0)",
+            "CREATE TABLE volume_type_access (volume_type_id TEXT NOT NULL, project_id TEXT NOT NULL, PRIMARY KEY (volume_type_id, project_id))",
+            """
+            CREATE TABLE volumes (
+                id TEXT PRIMARY KEY, project_id TEXT NOT NULL, user_id TEXT NOT NULL, name TEXT, description TEXT,
+                size INTEGER NOT NULL, status TEXT NOT NULL, previous_status TEXT, host TEXT NOT NULL DEFAULT '', backend TEXT NOT NULL DEFAULT '',
+                volume_type_id TEXT NOT NULL, availability_zone TEXT NOT NULL, bootable BOOLEAN NOT NULL DEFAULT FALSE,
+                metadata TEXT NOT NULL DEFAULT '{}', image_metadata TEXT NOT NULL DEFAULT '{}', source_volid TEXT, snapshot_id TEXT,
+                image_id TEXT, fault TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX volumes_project ON volumes (project_id, created_at, id)",
+            "CREATE INDEX volumes_host ON volumes (host, backend)",
+            """
+            CREATE TABLE volume_backends (
+                host TEXT NOT NULL, backend TEXT NOT NULL, backend_name TEXT NOT NULL, driver TEXT NOT NULL, thin BOOLEAN NOT NULL,
+                total_bytes BIGINT NOT NULL, free_bytes BIGINT NOT NULL, reserved_percentage INTEGER NOT NULL,
+                max_over_subscription_ratio DOUBLE PRECISION NOT NULL, updated_at BIGINT NOT NULL, PRIMARY KEY (host, backend))
+            """,
+        ]),
     ]
 }

@@ -18,6 +18,7 @@ import RPC
 import ServiceLifecycle
 import Store
 import VolumeAPI
+import Volumes
 
 @main
 struct PetrelController: AsyncParsableCommand {
@@ -107,6 +108,14 @@ struct Serve: AsyncParsableCommand {
                 logger.warning("could not tell the nodes about changed routers", metadata: ["routers": "\(changed)", "error": "\(error)"])
             }
         }
+        let volumeClient = RPCClient(link: link, logger: logger)
+        let volumes = VolumeService(
+            database: database,
+            settings: .init(quotaDefaults: config.quotaDefaults, defaultTypeName: config.defaultVolumeType,
+                            availabilityZone: config.storageAvailabilityZone),
+            hosts: hosts) { host, work in
+            try await volumeClient.cast(VolumeWork.self, work, topic: RPCTopology.hostTopic(VolumeTopic.name, host: host), patience: .seconds(10))
+        }
         let servers = Servers(database: database, images: images, quotas: Quotas(database: database, defaults: config.quotaDefaults),
                               networking: networking)
         let conductor = Conductor(servers: servers, scheduler: Scheduler(hosts: hosts, options: schedulerOptions),
@@ -116,7 +125,7 @@ struct Serve: AsyncParsableCommand {
         ComputeAPI(environment: identity.environment, hosts: hosts, quotaDefaults: config.quotaDefaults, conductor: conductor, logger: logger)
             .register(on: router)
         NetworkAPI(environment: identity.environment, hosts: hosts, service: networking, logger: logger).register(on: router)
-        VolumeAPI(environment: identity.environment, hosts: hosts, logger: logger).register(on: router)
+        VolumeAPI(environment: identity.environment, hosts: hosts, volumes: volumes, logger: logger).register(on: router)
         ImageAPI(environment: identity.environment, images: images, logger: logger).register(on: router)
         MetadataAPI(metadata: MetadataService(database: database, interfaces: { try await servers.guestInterfaces($0) }), sharedSecret: config.metadataSharedSecret, logger: logger)
             .register(on: router)
@@ -136,7 +145,18 @@ struct Serve: AsyncParsableCommand {
                                      memoryMB: $0.memoryMB, localGB: $0.localGB, hostIP: $0.hostIP, uptime: $0.uptime,
                                      runningVMs: $0.runningVMs ?? 0)
                 })
+            if let backends = report.volumeBackends { try await volumes.recordBackends(host: report.host, backends) }
             logger.debug("node report", metadata: ["node": "\(report.host)", "request_id": "\(context.requestID)"])
+            return Nothing()
+        }
+        // The nodes' volume services: what should be on their backends, and how their work went.
+        reports.register(VolumesOnHost.self) { query, _ in
+            VolumesOnHost.Result(volumes: try await volumes.specs(host: query.host, ids: query.ids))
+        }
+        reports.register(VolumeUpdate.self) { update, context in
+            let applied = try await volumes.apply(update)
+            logger.info("volume update", metadata: ["volume": "\(update.volumeID)", "outcome": "\(update.outcome)", "applied": "\(applied)",
+                                                    "request_id": "\(context.requestID)"])
             return Nothing()
         }
         // The nodes' network services: what to wire and serve, and the ports they wired.

@@ -4,6 +4,7 @@ import Foundation
 import NetlinkDriver
 import NodeCompute
 import NodeNetwork
+import NodeVolume
 import NodeCore
 import Logging
 import PetrelCore
@@ -71,7 +72,18 @@ struct PetrelNode: AsyncParsableCommand {
     static let registry: [String: @Sendable (PetrelConfig, NodeServiceContext) async throws -> any NodeService] = [
         "compute": { config, context in try await compute(config, context) },
         "network": { config, context in try network(config, context) },
+        "volume": { config, context in try volume(config, context) },
     ]
+
+    static func volume(_ config: PetrelConfig, _ context: NodeServiceContext) throws -> any NodeService {
+        let backends = try config.volumeBackends.map { settings in
+            VolumeRole.Backend(settings: settings, driver: try VolumeDrivers.make(settings))
+        }
+        context.logger.info("starting the volume service", metadata: [
+            "backends": "\(config.volumeBackends.map { "\($0.name) (\($0.driver))" }.joined(separator: ", "))",
+        ])
+        return VolumeRole(context: context, backends: backends)
+    }
 
     static func network(_ config: PetrelConfig, _ context: NodeServiceContext) throws -> any NodeService {
         let tunnelIP = config.networking.localIP ?? config.myIP ?? (try? Netlink().defaultRouteAddress() ?? nil)

@@ -15,6 +15,8 @@ import Store
 import TestSupport
 import Testing
 import VolumeAPI
+import Volumes
+import Contracts
 
 /// Nova's, Neutron's and Cinder's views of the hosts, in-process: microversions, each API's
 /// error shape, admin-only policy, and what a node report turns into.
@@ -29,7 +31,8 @@ import VolumeAPI
             ComputeAPI(environment: identity.environment, hosts: hosts, logger: Logger(label: "hosts-test")).register(on: router)
             let networking = NetworkService(database: database, settings: .defaults, quotaDefaults: [:], hosts: hosts)
             NetworkAPI(environment: identity.environment, hosts: hosts, service: networking, logger: Logger(label: "hosts-test")).register(on: router)
-            VolumeAPI(environment: identity.environment, hosts: hosts, logger: Logger(label: "hosts-test")).register(on: router)
+            let volumes = VolumeService(database: database, settings: .init(quotaDefaults: [:]), hosts: hosts) { _, _ in }
+            VolumeAPI(environment: identity.environment, hosts: hosts, volumes: volumes, logger: Logger(label: "hosts-test")).register(on: router)
             identity.register(on: router)
             let store = ServiceStore(database)
             // One fresh node and one that stopped reporting two minutes ago.
@@ -37,6 +40,9 @@ import VolumeAPI
                                                                            ("cinder-volume", "volume")],
                                    hypervisor: HypervisorRecord(type: "QEMU", version: 7_002_000, cpuModel: "x86_64", vcpus: 4,
                                                                 memoryMB: 8192, localGB: 100, hostIP: "10.0.0.1"))
+            try await volumes.recordBackends(host: "fresh", [VolumeBackendReport(name: "lvm", backendName: "lvm", driver: "lvm", thin: false,
+                                                                                 totalBytes: 10 << 30, freeBytes: 10 << 30, reservedPercentage: 0,
+                                                                                 maxOverSubscriptionRatio: 1)])
             try await store.record(host: "stale", version: "1", services: [("nova-compute", "compute")],
                                    hypervisor: HypervisorRecord(type: "QEMU", version: 7_002_000, cpuModel: "x86_64", vcpus: 2,
                                                                 memoryMB: 4096, localGB: 50), at: Date().addingTimeInterval(-120))

@@ -24,6 +24,39 @@ import Testing
         #expect(!config.host.isEmpty)
     }
 
+    /// Volume backends: sections named by enabled_backends, with their own keys and defaults.
+    @Test func volumeBackendSections() throws {
+        let path = try write("""
+        [DEFAULT]
+        state_path = /srv/petrel
+        enabled_backends = file-1, lvm-1
+        [node]
+        services = volume
+        [file-1]
+        volume_driver = file
+        max_over_subscription_ratio = 4
+        [lvm-1]
+        volume_driver = lvm
+        volume_group = vg0
+        volume_backend_name = fast
+        """)
+        let config = try PetrelConfig.load(path: path, mustExist: true, environment: [:])
+        #expect(config.volumeBackends.map(\.name) == ["file-1", "lvm-1"])
+        #expect(config.volumeBackends[0].volumesDirectory == "/srv/petrel/volumes/file-1" && config.volumeBackends[0].maxOverSubscriptionRatio == 4)
+        #expect(config.volumeBackends[0].backendName == "file-1")
+        #expect(config.volumeBackends[1].driver == "lvm" && config.volumeBackends[1].volumeGroup == "vg0" && config.volumeBackends[1].backendName == "fast")
+        #expect(config.quotaDefaults["volumes"] == 10 && config.quotaDefaults["gigabytes"] == 1000)
+
+        for bad in ["[DEFAULT]\nenabled_backends = b1\n[b1]\nvolume_driver = ceph\n",         // no such driver
+                    "[DEFAULT]\nenabled_backends = b1\n[b1]\ncolour = red\n",                 // no such key
+                    "[DEFAULT]\nenabled_backends = b1\n[b2]\nvolume_driver = file\n",         // a section no one named
+                    "[DEFAULT]\nenabled_backends = node\n",                                      // one of Petrel's sections
+                    "[node]\nservices = volume\n"] {                                            // the service without a backend
+            let file = try write(bad)
+            #expect(throws: ConfigError.self, "\(bad)") { try PetrelConfig.load(path: file, mustExist: true, environment: [:]) }
+        }
+    }
+
     @Test func explicitMissingFileIsRefused() throws {
         #expect(throws: ConfigError.self) { try PetrelConfig.load(path: "/nonexistent/petrel.conf", mustExist: true, environment: [:]) }
     }
@@ -66,7 +99,7 @@ import Testing
         ("[api]\nlisten = nowhere\n", ":2", "[api] listen = 'nowhere'"),
         ("[libvirt]\nvirt_type = xen\n", ":2", "must be one of: kvm, qemu"),
         // Only node services whose code exists can be named.
-        ("[node]\nservices = compute, volume\n", ":2", "'volume' is not one of: compute, network"),
+        ("[node]\nservices = compute, storage\n", ":2", "'storage' is not one of: compute, network"),
         ("[DEFAULT]\ncompute_driver = xenapi\n", ":2", "must be one of: libvirt"),
         ("[database]\nconnection = mysql://x/y\n", ":2", "expected sqlite:////"),
         ("[database]\nconnection = sqlite:///relative.db\n", ":2", "expected sqlite:////"),
@@ -105,8 +138,11 @@ import Testing
         let sample = try String(contentsOf: Repository.root.appendingPathComponent("etc/petrel.conf.sample"), encoding: .utf8)
         #expect(sample == ConfigSchema.sampleFile(), "regenerate it: petrel-controller sample-config > etc/petrel.conf.sample")
         for option in ConfigSchema.options { #expect(sample.contains("#\(option.key) = ")) }
-        // The sample, uncommented, is itself a valid configuration.
-        let uncommented = sample.split(separator: "\n").map { line in
+        for option in ConfigSchema.backendOptions { #expect(sample.contains("#\(option.key) = ")) }
+        // The sample, uncommented, is itself a valid configuration (up to the volume backend's
+        // section, a template for the sections enabled_backends names).
+        let marker = try #require(sample.range(of: "\n# One section per volume backend"))
+        let uncommented = sample[..<marker.lowerBound].split(separator: "\n").map { line in
             line.hasPrefix("#") && line.contains(" = ") && !line.contains("<computed>") ? String(line.dropFirst()) : String(line)
         }.joined(separator: "\n")
         _ = try PetrelConfig.load(path: try write(uncommented), mustExist: true, environment: [:])

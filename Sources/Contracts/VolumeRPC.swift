@@ -1,0 +1,112 @@
+import Foundation
+
+/// The volume conversation between the controller and a node's volume service.
+///
+/// Controller → node, on `volume.<host>`: `VolumeWork` (a cast: create, delete or extend one
+/// volume on one backend; the node answers later with `VolumeUpdate`). Node → controller, on
+/// `conductor`: `VolumeUpdate` (a cast) and `VolumesOnHost` (a call: what should be on the
+/// host's backends, read at start and periodically so a lost message or a crash mid-work is
+/// finished by the next reconcile).
+public enum VolumeTopic {
+    public static let name = "volume"
+}
+
+/// The node-side name of a volume on any backend (`volume-<id>`, as Cinder names them).
+public enum VolumeNaming {
+    public static func name(_ volumeID: String) -> String { "volume-" + volumeID }
+}
+
+/// One backend a node's volume service runs (`[<name>]` named in `enabled_backends`), with
+/// its capacity as the backend measured it.
+public struct VolumeBackendReport: Codable, Sendable, Equatable {
+    /// The configuration section's name; Cinder's host of its volumes is `<host>@<name>#<pool>`.
+    public var name: String
+    /// `volume_backend_name`, which volume types select with their extra spec.
+    public var backendName: String
+    /// The driver's registry name (`file`, `lvm`).
+    public var driver: String
+    /// Whether volumes take space only as they are written (sparse files, thin LVs).
+    public var thin: Bool
+    public var totalBytes: UInt64
+    public var freeBytes: UInt64
+    public var reservedPercentage: Int
+    public var maxOverSubscriptionRatio: Double
+
+    public init(name: String, backendName: String, driver: String, thin: Bool, totalBytes: UInt64, freeBytes: UInt64,
+                reservedPercentage: Int, maxOverSubscriptionRatio: Double) {
+        self.name = name; self.backendName = backendName; self.driver = driver; self.thin = thin
+        self.totalBytes = totalBytes; self.freeBytes = freeBytes; self.reservedPercentage = reservedPercentage
+        self.maxOverSubscriptionRatio = maxOverSubscriptionRatio
+    }
+}
+
+/// What should be true of one volume on a node, as the controller's database says.
+public struct VolumeSpec: Codable, Sendable, Equatable {
+    public var id: String
+    /// The backend (configuration section) holding it.
+    public var backend: String
+    public var sizeGB: Int
+    /// Cinder's status: `creating`, `available`, `in-use`, `deleting`, `extending`, `error`, …
+    public var status: String
+
+    public init(id: String, backend: String, sizeGB: Int, status: String) {
+        self.id = id; self.backend = backend; self.sizeGB = sizeGB; self.status = status
+    }
+}
+
+/// Asks a node to converge one volume with its spec: create it (`creating`), grow it
+/// (`extending`) or remove it (`deleting`). Repeating it changes nothing.
+public struct VolumeWork: RPCMethod {
+    public typealias Arguments = VolumeSpec
+    public typealias Result = Nothing
+    public static let name = "volume_work"
+    public static let version = RPCVersion(1, 0)
+}
+
+/// A node finished (or failed) the work on a volume. Applies only while the volume is still
+/// in the status the work began from (`from`): a late or repeated update changes nothing.
+public struct VolumeUpdate: RPCMethod {
+    public struct Arguments: Codable, Sendable, Equatable {
+        public var volumeID: String
+        public var host: String
+        /// The status the work began from.
+        public var from: String
+        /// `available`, `error`, `error_extending`, `error_deleting`, or `deleted`.
+        public var outcome: String
+        public var sizeGB: Int?
+        /// Why it failed, for the operator.
+        public var reason: String?
+
+        public init(volumeID: String, host: String, from: String, outcome: String, sizeGB: Int? = nil, reason: String? = nil) {
+            self.volumeID = volumeID; self.host = host; self.from = from; self.outcome = outcome
+            self.sizeGB = sizeGB; self.reason = reason
+        }
+    }
+
+    public typealias Result = Nothing
+    public static let name = "volume_update"
+    public static let version = RPCVersion(1, 0)
+    public static let topic = "conductor"
+}
+
+/// What the controller says should be on a host's backends: every volume placed there.
+public struct VolumesOnHost: RPCMethod {
+    public struct Arguments: Codable, Sendable, Equatable {
+        public var host: String
+        /// Only these volumes (nil: all of the host's).
+        public var ids: [String]?
+        public init(host: String, ids: [String]? = nil) {
+            self.host = host
+            self.ids = ids
+        }
+    }
+
+    public struct Result: Codable, Sendable, Equatable {
+        public var volumes: [VolumeSpec]
+        public init(volumes: [VolumeSpec]) { self.volumes = volumes }
+    }
+
+    public static let name = "volumes_on_host"
+    public static let version = RPCVersion(1, 0)
+    public static let topic = "conductor"
+}

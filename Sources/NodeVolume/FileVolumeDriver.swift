@@ -1,0 +1,77 @@
+import Foundation
+
+/// Volumes as sparse raw files in one directory (Cinder's local-file/NFS shape): a volume takes
+/// space as the guest writes it, so the backend is thin. The directory may be an NFS mount.
+public struct FileVolumeDriver: VolumeDriver {
+    public let directory: String
+    public var info: VolumeDriverInfo { VolumeDriverInfo(name: "file", thin: true, block: false) }
+
+    public init(directory: String) {
+        self.directory = directory
+    }
+
+    public func prepare() async throws {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o750])
+        } catch {
+            throw VolumeDriverError("cannot create the volumes directory \(directory): \(error)")
+        }
+    }
+
+    public func capacity() async throws -> VolumeCapacity {
+        var stats = statvfs()
+        guard statvfs(directory, &stats) == 0 else {
+            throw VolumeDriverError("cannot measure \(directory): \(String(cString: strerror(errno)))")
+        }
+        let block = UInt64(stats.f_frsize)
+        return VolumeCapacity(totalBytes: UInt64(stats.f_blocks) * block, freeBytes: UInt64(stats.f_bavail) * block)
+    }
+
+    public func path(_ name: String) -> String { directory + "/" + name }
+
+    public func size(_ name: String) async throws -> UInt64? {
+        var info = stat()
+        guard stat(path(name), &info) == 0 else {
+            if errno == ENOENT { return nil }
+            throw VolumeDriverError("cannot read \(path(name)): \(String(cString: strerror(errno)))")
+        }
+        return UInt64(info.st_size)
+    }
+
+    /// Made under a temporary name and renamed into place: a crash leaves either no volume or a
+    /// whole one (the temporary file is removed by the next create).
+    public func create(_ name: String, sizeGB: Int) async throws {
+        if let existing = try await size(name), existing >= sizeGB.gigabytes { return }
+        let partial = path("." + name + ".partial")
+        unlink(partial)
+        let fd = open(partial, O_CREAT | O_WRONLY | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw VolumeDriverError("cannot create \(partial): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard ftruncate(fd, off_t(sizeGB.gigabytes)) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(partial)
+            throw VolumeDriverError("cannot size \(partial) to \(sizeGB) GB: \(reason)")
+        }
+        guard rename(partial, path(name)) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(partial)
+            throw VolumeDriverError("cannot move \(partial) into place: \(reason)")
+        }
+    }
+
+    public func extend(_ name: String, sizeGB: Int) async throws {
+        guard let existing = try await size(name) else { throw VolumeDriverError("\(path(name)) does not exist") }
+        guard existing < sizeGB.gigabytes else { return }
+        guard truncate(path(name), off_t(sizeGB.gigabytes)) == 0 else {
+            throw VolumeDriverError("cannot grow \(path(name)) to \(sizeGB) GB: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    public func delete(_ name: String) async throws {
+        unlink(path("." + name + ".partial"))
+        guard unlink(path(name)) == 0 || errno == ENOENT else {
+            throw VolumeDriverError("cannot remove \(path(name)): \(String(cString: strerror(errno)))")
+        }
+    }
+}

@@ -1,0 +1,170 @@
+import Contracts
+import Foundation
+import Logging
+import NodeCore
+import PetrelCore
+import RPC
+
+/// The volume service as one of the node's services (cinder-volume): its RPC queue
+/// (`volume.<host>`), the backends of `[DEFAULT] enabled_backends`, and their capacity in the
+/// node's report. The controller's database says what each volume should be; the node
+/// converges each one it holds (at start, on every message, and every `reconcileInterval`, so
+/// a lost message or a crash mid-work is finished by the next pass).
+public final class VolumeRole: NodeService {
+    public let name = "volume"
+    public let reports = [ServiceReport(binary: "cinder-volume", topic: VolumeTopic.name)]
+
+    public struct Backend: Sendable {
+        public var settings: PetrelConfig.VolumeBackendSettings
+        public var driver: any VolumeDriver
+        public init(settings: PetrelConfig.VolumeBackendSettings, driver: any VolumeDriver) {
+            self.settings = settings
+            self.driver = driver
+        }
+    }
+
+    let host: String
+    let backends: [String: Backend]
+    let client: RPCClient
+    let server: RPCServer
+    let logger: Logger
+    let locks = KeyedLocks()
+    let reconcileInterval: Duration
+
+    public init(context: NodeServiceContext, backends: [Backend], reconcileInterval: Duration = .seconds(60)) {
+        host = context.host
+        self.backends = Dictionary(backends.map { ($0.settings.name, $0) }) { a, _ in a }
+        client = context.client
+        logger = context.logger
+        self.reconcileInterval = reconcileInterval
+        server = RPCServer(link: context.link, topic: VolumeTopic.name, host: context.host, logger: context.logger)
+    }
+
+    public func start() async throws {
+        for backend in backends.values.sorted(by: { $0.settings.name < $1.settings.name }) {
+            try await backend.driver.prepare()
+            logger.info("volume backend ready", metadata: [
+                "backend": "\(backend.settings.name)", "driver": "\(backend.driver.info.name)",
+                "volume_backend_name": "\(backend.settings.backendName)",
+            ])
+        }
+        server.register(VolumeWork.self) { [self] work, context in
+            // The message says which volume; the controller's database says what it should be
+            // (a late or repeated message cannot bring back a deleted volume).
+            let current = try await client.call(VolumesOnHost.self, .init(host: host, ids: [work.id]), topic: VolumesOnHost.topic,
+                                                context: context, timeout: .seconds(30)).volumes
+            for spec in current { await converge(spec, context: context) }
+            return Nothing()
+        }
+    }
+
+    public func reconcile() async throws {
+        // Replies to our calls come through the broker: wait until it is reached.
+        await server.ready()
+        try await reconcileAll()
+    }
+
+    func reconcileAll() async throws {
+        let specs = try await client.call(VolumesOnHost.self, .init(host: host), topic: VolumesOnHost.topic, timeout: .seconds(30)).volumes
+        for spec in specs { await converge(spec, context: RequestContext()) }
+    }
+
+    public func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await self.server.run() }
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: self.reconcileInterval)
+                    do { try await self.reconcileAll() } catch is CancellationError { return } catch {
+                        self.logger.warning("volume reconcile failed", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+            _ = try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    public func contribute(to report: inout ReportState.Arguments) async {
+        var reports: [VolumeBackendReport] = []
+        for backend in backends.values.sorted(by: { $0.settings.name < $1.settings.name }) {
+            do {
+                let capacity = try await backend.driver.capacity()
+                reports.append(VolumeBackendReport(
+                    name: backend.settings.name, backendName: backend.settings.backendName, driver: backend.driver.info.name,
+                    thin: backend.driver.info.thin, totalBytes: capacity.totalBytes, freeBytes: capacity.freeBytes,
+                    reservedPercentage: backend.settings.reservedPercentage,
+                    maxOverSubscriptionRatio: backend.settings.maxOverSubscriptionRatio))
+            } catch {
+                // A backend that cannot say its capacity gets no new volumes until it can.
+                logger.warning("volume backend capacity unavailable", metadata: ["backend": "\(backend.settings.name)", "error": "\(error)"])
+            }
+        }
+        report.volumeBackends = reports
+    }
+
+    /// Brings one volume to what its status asks, and tells the controller how it went.
+    func converge(_ spec: VolumeSpec, context: RequestContext) async {
+        await locks.with(spec.id) {
+            let metadata: Logger.Metadata = ["volume": "\(spec.id)", "status": "\(spec.status)", "request_id": "\(context.requestID)"]
+            guard let backend = backends[spec.backend] else {
+                logger.error("volume on a backend this node does not run", metadata: metadata.merging(["backend": "\(spec.backend)"]) { $1 })
+                if ["creating", "extending", "deleting"].contains(spec.status) {
+                    await tell(spec, outcome: spec.status == "deleting" ? "error_deleting" : spec.status == "extending" ? "error_extending" : "error",
+                               reason: "backend \(spec.backend) is not enabled on \(host)", context: context)
+                }
+                return
+            }
+            let driver = backend.driver, name = VolumeNaming.name(spec.id)
+            let started = ContinuousClock.now
+            switch spec.status {
+            case "creating":
+                do {
+                    try await driver.create(name, sizeGB: spec.sizeGB)
+                    logger.info("volume created", metadata: metadata.merging(["size_gb": "\(spec.sizeGB)", "took": "\(ContinuousClock.now - started)"]) { $1 })
+                    await tell(spec, outcome: "available", size: spec.sizeGB, context: context)
+                } catch {
+                    try? await driver.delete(name)
+                    logger.error("volume create failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+                    await tell(spec, outcome: "error", reason: "\(error)", context: context)
+                }
+            case "extending":
+                do {
+                    try await driver.extend(name, sizeGB: spec.sizeGB)
+                    logger.info("volume extended", metadata: metadata.merging(["size_gb": "\(spec.sizeGB)"]) { $1 })
+                    await tell(spec, outcome: "available", size: spec.sizeGB, context: context)
+                } catch {
+                    let actual = (try? await driver.size(name)).flatMap { $0 }.map { Int($0 >> 30) }
+                    logger.error("volume extend failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+                    await tell(spec, outcome: "error_extending", size: actual, reason: "\(error)", context: context)
+                }
+            case "deleting":
+                do {
+                    try await driver.delete(name)
+                    logger.info("volume deleted", metadata: metadata)
+                    await tell(spec, outcome: "deleted", context: context)
+                } catch {
+                    logger.error("volume delete failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+                    await tell(spec, outcome: "error_deleting", reason: "\(error)", context: context)
+                }
+            case "available", "in-use":
+                if (try? await driver.size(name)) == .some(nil) {
+                    logger.error("volume missing from its backend", metadata: metadata.merging(["path": "\(driver.path(name))"]) { $1 })
+                }
+            default:
+                break
+            }
+        }
+    }
+
+    func tell(_ spec: VolumeSpec, outcome: String, size: Int? = nil, reason: String? = nil, context: RequestContext) async {
+        do {
+            try await client.cast(VolumeUpdate.self, .init(volumeID: spec.id, host: host, from: spec.status, outcome: outcome, sizeGB: size,
+                                                           reason: reason),
+                                  topic: VolumeUpdate.topic, context: context, patience: .seconds(30))
+        } catch {
+            // The next reconcile redoes the (idempotent) work and tells again.
+            logger.warning("volume update not delivered", metadata: ["volume": "\(spec.id)", "error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,319 @@
+import Contracts
+import Foundation
+import Hosts
+import PetrelCore
+import SQLKit
+import Store
+
+/// Cinder on the controller: volume types, volumes and where they are placed, the backends
+/// the nodes report, and the quotas. The database is the truth; each change is one
+/// transaction, after which the node holding the volume hears what to do (`send`).
+public struct VolumeService: Sendable {
+    public struct Settings: Sendable {
+        public var quotaDefaults: [String: Int]
+        /// `[DEFAULT] default_volume_type`.
+        public var defaultTypeName: String
+        /// `[DEFAULT] storage_availability_zone`.
+        public var availabilityZone: String
+        public init(quotaDefaults: [String: Int], defaultTypeName: String = "__DEFAULT__", availabilityZone: String = "nova") {
+            self.quotaDefaults = quotaDefaults
+            self.defaultTypeName = defaultTypeName
+            self.availabilityZone = availabilityZone
+        }
+    }
+
+    let database: Database
+    public let settings: Settings
+    /// Which volume services are alive: a volume is placed only on a live one.
+    let hosts: HostInventory
+    /// Hands a node work on a volume (a cast to `volume.<host>`); throws when it cannot be delivered.
+    let send: @Sendable (_ host: String, _ work: VolumeSpec) async throws -> Void
+
+    public static let volumeBinary = "cinder-volume"
+
+    public init(database: Database, settings: Settings, hosts: HostInventory,
+                send: @escaping @Sendable (_ host: String, _ work: VolumeSpec) async throws -> Void) {
+        self.database = database
+        self.settings = settings
+        self.hosts = hosts
+        self.send = send
+    }
+
+    // MARK: Volumes
+
+    public struct VolumeCreate: Sendable {
+        public var projectID: String
+        public var userID: String
+        public var size: Int
+        public var name: String?
+        public var description: String?
+        /// A type's id or name; nil: the default type.
+        public var type: String?
+        public var availabilityZone: String?
+        public var metadata: [String: String] = [:]
+        public init(projectID: String, userID: String, size: Int) {
+            self.projectID = projectID
+            self.userID = userID
+            self.size = size
+        }
+    }
+
+    /// Creates a volume: checks the quota, places it on a live backend with room (in the same
+    /// transaction, so two creates cannot both take the last space), then asks the node to make
+    /// it. With no backend that fits, the volume is kept in `error` with the reason, as Cinder does.
+    public func create(_ request: VolumeCreate) async throws -> Volume {
+        guard request.size >= 1 else {
+            throw VolumeFailure.invalid("Invalid input received: Volume size '\(request.size)' must be an integer and greater than 0")
+        }
+        if let zone = request.availabilityZone, zone != settings.availabilityZone {
+            throw VolumeFailure.invalid("Invalid input received: Availability zone '\(zone)' is invalid.")
+        }
+        let type = try await volumeType(request.type ?? settings.defaultTypeName, projectID: request.projectID)
+        let live = try await liveVolumeHosts()
+        let volume: Volume = try await database.transaction { sql in
+            try await checkQuota(sql, project: request.projectID, type: type.name, volumes: 1, gigabytes: request.size)
+            let backend = try await place(sql, size: request.size, type: type, liveHosts: live)
+            let time = now()
+            var volume = Volume(
+                id: UUID().uuidString.lowercased(), projectID: request.projectID, userID: request.userID, name: request.name,
+                description: request.description, size: request.size,
+                status: backend == nil ? VolumeStatus.error : VolumeStatus.creating, host: backend?.host ?? "",
+                backend: backend?.name ?? "", volumeTypeID: type.id, availabilityZone: settings.availabilityZone, bootable: false,
+                metadata: request.metadata, imageMetadata: [:], sourceVolID: nil, snapshotID: nil, imageID: nil,
+                fault: backend == nil ? "No valid backend was found. No weighed backends available" : nil,
+                createdAt: time, updatedAt: time)
+            volume.pool = backend?.backendName ?? ""
+            try await Tables.volumes.insert(sql, VolumeRow(volume))
+            return volume
+        }
+        guard volume.status == VolumeStatus.creating else { return volume }
+        return try await dispatch(volume, from: VolumeStatus.creating)
+    }
+
+    /// Hands the node the work a volume's new status asks for; when the node's queue cannot
+    /// be reached the volume goes to the status's error with the reason.
+    func dispatch(_ volume: Volume, from status: String) async throws -> Volume {
+        do {
+            try await send(volume.host, VolumeSpec(id: volume.id, backend: volume.backend, sizeGB: volume.size, status: status))
+            return volume
+        } catch {
+            let failed = status == VolumeStatus.deleting ? VolumeStatus.errorDeleting
+                : status == VolumeStatus.extending ? VolumeStatus.errorExtending : VolumeStatus.error
+            try await apply(VolumeUpdate.Arguments(volumeID: volume.id, host: volume.host, from: status, outcome: failed,
+                                                   reason: "the volume service of \(volume.host) could not be reached: \(error)"))
+            return try await self.volume(volume.id, projectID: nil)
+        }
+    }
+
+    /// The hosts whose volume service is up and enabled.
+    func liveVolumeHosts() async throws -> Set<String> {
+        Set(try await hosts.services { $0.binary == Self.volumeBinary }.filter { $0.up && $0.enabled }.map(\.host))
+    }
+
+    /// The backend a new volume of `size` GB goes to: on a live host, matching the type's
+    /// `volume_backend_name`, with room (thin: within the over-subscription ratio; thick: within
+    /// the free space less what is still being created there), the one with the most room.
+    func place(_ sql: any SQLDatabase, size: Int, type: VolumeType, liveHosts: Set<String>) async throws -> VolumeBackend? {
+        let wanted = type.extraSpecs["volume_backend_name"]
+        var best: (backend: VolumeBackend, room: Double)?
+        for var backend in try await backends(sql) where liveHosts.contains(backend.host) {
+            if let wanted, wanted != backend.backendName { continue }
+            let reserved = backend.totalGB * Double(backend.reservedPercentage) / 100
+            let room: Double
+            if backend.thin {
+                // Virtual room (Cinder's thin check), while some real space is left above the reserve.
+                room = backend.freeGB > reserved ? backend.totalGB * backend.maxOverSubscriptionRatio - Double(backend.provisionedGB) : 0
+            } else {
+                let pending = try await sql.raw("""
+                    SELECT COALESCE(SUM(size), 0) AS n FROM volumes
+                    WHERE host = \(bind: backend.host) AND backend = \(bind: backend.name) AND status = 'creating'
+                    """).first()!.decode(column: "n", as: Int.self)
+                room = backend.freeGB - reserved - Double(pending)
+            }
+            guard room >= Double(size), best.map({ room > $0.room }) ?? true else { continue }
+            best = (backend, room)
+        }
+        return best?.backend
+    }
+
+    public func volumes(projectID: String?) async throws -> [Volume] {
+        try await database.withConnection { sql in
+            let rows: [VolumeRow]
+            if let projectID {
+                rows = try await Tables.volumes.all(sql, where: "project_id = \(bind: projectID)", orderBy: "created_at DESC, id DESC")
+            } else {
+                rows = try await Tables.volumes.all(sql, where: "1 = 1", orderBy: "created_at DESC, id DESC")
+            }
+            let pools = try await poolNames(sql)
+            return rows.map { row in
+                var volume = row.value
+                volume.pool = pools["\(volume.host)@\(volume.backend)"] ?? ""
+                return volume
+            }
+        }
+    }
+
+    /// One volume, of `projectID` when given (another project's is "not found").
+    public func volume(_ id: String, projectID: String?) async throws -> Volume {
+        try await database.withConnection { sql in try await volume(sql, id, projectID: projectID) }
+    }
+
+    func volume(_ sql: any SQLDatabase, _ id: String, projectID: String?, locked: Bool = false) async throws -> Volume {
+        guard let row = locked ? try await Tables.volumes.lockedGet(sql, id: id) : try await Tables.volumes.get(sql, id: id),
+              projectID == nil || row.projectId == projectID else {
+            throw VolumeFailure.volumeNotFound(id)
+        }
+        var volume = row.value
+        volume.pool = try await poolNames(sql)["\(volume.host)@\(volume.backend)"] ?? ""
+        return volume
+    }
+
+    func poolNames(_ sql: any SQLDatabase) async throws -> [String: String] {
+        Dictionary(try await Tables.backends.all(sql).map { ("\($0.host)@\($0.backend)", $0.backendName) }) { a, _ in a }
+    }
+
+    public struct VolumeChange: Sendable {
+        public var name: String??
+        public var description: String??
+        public var metadata: [String: String]?
+        public var bootable: Bool?
+        public init() {}
+    }
+
+    public func update(_ id: String, projectID: String?, _ change: VolumeChange) async throws -> Volume {
+        try await database.transaction { sql in
+            var volume = try await self.volume(sql, id, projectID: projectID, locked: true)
+            if let name = change.name { volume.name = name }
+            if let description = change.description { volume.description = description }
+            if let metadata = change.metadata { volume.metadata = metadata }
+            if let bootable = change.bootable { volume.bootable = bootable }
+            volume.updatedAt = now()
+            try await Tables.volumes.update(sql, id: id, VolumeRow(volume))
+            return volume
+        }
+    }
+
+    /// Deletes a volume: one never placed goes at once; another goes to `deleting` and its node
+    /// removes it (the row goes when the node says it is gone). Refused while attached, busy
+    /// or (as yet) with snapshots, in Cinder's words.
+    public func delete(_ id: String, projectID: String?, force: Bool = false) async throws {
+        let deletable: Set<String> = ["available", "error", "error_restoring", "error_extending", "error_managing"]
+        let deleting: Volume? = try await database.transaction { sql in
+            var volume = try await self.volume(sql, id, projectID: projectID, locked: true)
+            guard force || deletable.contains(volume.status) else {
+                throw VolumeFailure.invalidVolume("Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer.")
+            }
+            if volume.host.isEmpty {
+                _ = try await Tables.volumes.delete(sql, where: [.equals("id", id)])
+                return nil
+            }
+            volume.status = VolumeStatus.deleting
+            volume.updatedAt = now()
+            try await Tables.volumes.update(sql, id: id, VolumeRow(volume))
+            return volume
+        }
+        if let deleting { _ = try await dispatch(deleting, from: VolumeStatus.deleting) }
+    }
+
+    /// Grows an available volume to `newSize` GB (Cinder's `os-extend`), within the quota.
+    public func extend(_ id: String, projectID: String?, newSize: Int) async throws {
+        let extending: Volume = try await database.transaction { sql in
+            var volume = try await self.volume(sql, id, projectID: projectID, locked: true)
+            guard volume.status == VolumeStatus.available else {
+                throw VolumeFailure.invalidVolume("Volume status must be 'available' to extend, but current status is: \(volume.status).")
+            }
+            guard newSize > volume.size else {
+                throw VolumeFailure.invalid("Invalid input received: New size for extend must be greater than current size. (current: \(volume.size), extended: \(newSize)).")
+            }
+            let type = try await Tables.types.get(sql, id: volume.volumeTypeID)?.name ?? ""
+            try await checkQuota(sql, project: volume.projectID, type: type, volumes: 0, gigabytes: newSize - volume.size, perVolume: newSize)
+            // The row holds the size asked for while the node works (a reconcile after a crash
+            // reads it there); a failed extend puts back the size the node found.
+            volume.status = VolumeStatus.extending
+            volume.size = newSize
+            volume.updatedAt = now()
+            try await Tables.volumes.update(sql, id: id, VolumeRow(volume))
+            return volume
+        }
+        _ = try await dispatch(extending, from: VolumeStatus.extending)
+    }
+
+    /// Sets a volume's status (an administrator's `os-reset_status`); nothing on the node changes.
+    public func resetStatus(_ id: String, status: String) async throws {
+        guard VolumeStatus.resettable.contains(status) else {
+            throw VolumeFailure.invalid("Invalid input received: Must specify a valid status")
+        }
+        try await database.transaction { sql in
+            var volume = try await self.volume(sql, id, projectID: nil, locked: true)
+            volume.status = status
+            if status != VolumeStatus.error { volume.fault = nil }
+            volume.updatedAt = now()
+            try await Tables.volumes.update(sql, id: id, VolumeRow(volume))
+        }
+    }
+
+    // MARK: The nodes' side
+
+    /// A node's news about the work on a volume; applied only while the volume is still in the
+    /// status that work began from.
+    @discardableResult
+    public func apply(_ update: VolumeUpdate.Arguments) async throws -> Bool {
+        try await database.transaction { sql in
+            guard let row = try await Tables.volumes.lockedGet(sql, id: update.volumeID), row.status == update.from,
+                  row.host == update.host else { return false }
+            if update.outcome == "deleted" {
+                _ = try await Tables.volumes.delete(sql, where: [.equals("id", update.volumeID)])
+                return true
+            }
+            var volume = row.value
+            volume.status = update.outcome
+            if let size = update.sizeGB { volume.size = size }
+            volume.fault = update.reason
+            volume.updatedAt = now()
+            try await Tables.volumes.update(sql, id: volume.id, VolumeRow(volume))
+            return true
+        }
+    }
+
+    /// Every volume placed on `host` (or those of `ids`), for its node's reconcile.
+    public func specs(host: String, ids: [String]? = nil) async throws -> [VolumeSpec] {
+        try await database.withConnection { sql in
+            try await Tables.volumes.all(sql, where: [.equals("host", host)] + (ids.map { [.inList("id", $0)] } ?? [])).map {
+                VolumeSpec(id: $0.id, backend: $0.backend, sizeGB: $0.size, status: $0.status)
+            }
+        }
+    }
+
+    /// Records the backends a node reports (replacing what it reported before).
+    public func recordBackends(host: String, _ reports: [VolumeBackendReport]) async throws {
+        let time = now()
+        try await database.transaction { sql in
+            try await sql.raw("DELETE FROM volume_backends WHERE host = \(bind: host)").run()
+            for report in reports {
+                try await Tables.backends.insert(sql, VolumeBackendRow(
+                    host: host, backend: report.name, backendName: report.backendName, driver: report.driver, thin: report.thin,
+                    totalBytes: Int64(clamping: report.totalBytes), freeBytes: Int64(clamping: report.freeBytes),
+                    reservedPercentage: report.reservedPercentage, maxOverSubscriptionRatio: report.maxOverSubscriptionRatio,
+                    updatedAt: time))
+            }
+        }
+    }
+
+    /// The backends every node reports, with what is placed on each.
+    public func backends() async throws -> [VolumeBackend] {
+        try await database.withConnection { sql in try await backends(sql) }
+    }
+
+    func backends(_ sql: any SQLDatabase) async throws -> [VolumeBackend] {
+        var provisioned: [String: Int] = [:]
+        for row in try await sql.raw("SELECT host, backend, COALESCE(SUM(size), 0) AS n FROM volumes GROUP BY host, backend").all() {
+            let key = "\(try row.decode(column: "host", as: String.self))@\(try row.decode(column: "backend", as: String.self))"
+            provisioned[key] = try row.decode(column: "n", as: Int.self)
+        }
+        return try await Tables.backends.all(sql, orderBy: "host").map { row in
+            var backend = row.value
+            backend.provisionedGB = provisioned["\(row.host)@\(row.backend)"] ?? 0
+            return backend
+        }
+    }
+}

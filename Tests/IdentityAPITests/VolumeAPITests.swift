@@ -1,0 +1,269 @@
+import Contracts
+import Foundation
+import HTTPTypes
+import Hosts
+import Hummingbird
+import HummingbirdTesting
+@testable import Identity
+@testable import IdentityAPI
+import Logging
+import NIOCore
+import PetrelHTTP
+import Store
+import TestSupport
+import Testing
+import VolumeAPI
+import Volumes
+
+/// A stand-in for the nodes' volume services: it keeps the work the controller hands out and,
+/// when told, answers it as a node that succeeded would (tests only; the real node's
+/// conversation is exercised by the volume CLI test).
+actor VolumeNodeDouble {
+    var pending: [(host: String, work: VolumeSpec)] = []
+    var unreachable = false
+
+    func take(_ host: String, _ work: VolumeSpec) throws {
+        if unreachable { throw CancellationError() }
+        pending.append((host, work))
+    }
+
+    func setUnreachable(_ value: Bool) { unreachable = value }
+
+    /// Answers every pending piece of work as done.
+    func finish(_ volumes: VolumeService) async throws {
+        let work = pending
+        pending = []
+        for (host, spec) in work {
+            let outcome = spec.status == "deleting" ? "deleted" : "available"
+            try await volumes.apply(.init(volumeID: spec.id, host: host, from: spec.status, outcome: outcome, sizeGB: spec.sizeGB))
+        }
+    }
+}
+
+/// Cinder's volumes, types, quotas and limits in-process, with the node's side played by
+/// `VolumeNodeDouble`.
+@Suite struct VolumeAPITests {
+    struct Cloud: Sendable {
+        let client: any TestClientProtocol
+        let admin: String
+        let member: String
+        let memberProject: String
+        let other: String
+        let volumes: VolumeService
+        let node: VolumeNodeDouble
+        let store: ServiceStore
+    }
+
+    func withCloud(_ body: @Sendable (Cloud) async throws -> Void) async throws {
+        try await withBootstrappedIdentity { database, service in
+            let identity = KeystoneAPI(service: service, policy: try Policy(defaults: KeystonePolicy.defaults + VolumeAPI.policyDefaults),
+                                       publicURL: "http://controller:5000", logger: Logger(label: "volume-test"))
+            let hosts = HostInventory(database: database, serviceDownTime: 60)
+            let node = VolumeNodeDouble()
+            var quotas = ["volumes": 10, "gigabytes": 1000, "snapshots": 10, "backups": 10, "backup_gigabytes": 1000, "per_volume_gigabytes": -1]
+            quotas["instances"] = 10
+            let volumes = VolumeService(database: database, settings: .init(quotaDefaults: quotas), hosts: hosts) { host, work in
+                try await node.take(host, work)
+            }
+            let router = Hummingbird.Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
+            VolumeAPI(environment: identity.environment, hosts: hosts, volumes: volumes, logger: Logger(label: "volume-test")).register(on: router)
+            identity.register(on: router)
+            let store = ServiceStore(database)
+            try await store.record(host: "node1", version: "1", services: [("cinder-volume", "volume")], hypervisor: nil)
+            try await volumes.recordBackends(host: "node1", [
+                VolumeBackendReport(name: "file-1", backendName: "file-1", driver: "file", thin: true, totalBytes: 10 << 30,
+                                    freeBytes: 8 << 30, reservedPercentage: 0, maxOverSubscriptionRatio: 2),
+            ])
+            let admin = try await adminToken(service)
+            let (project, member) = try await addProjectUser(service, project: "vol-p", user: "vol-u")
+            let (_, other) = try await addProjectUser(service, project: "vol-q", user: "vol-v")
+            try await Application(router: router).test(.router) { client in
+                try await body(Cloud(client: client, admin: admin, member: member, memberProject: project, other: other, volumes: volumes,
+                                     node: node, store: store))
+            }
+        }
+    }
+
+    func call(_ cloud: Cloud, _ path: String, token: String? = nil, method: HTTPRequest.Method = .get, body: String? = nil,
+              version: String? = nil) async throws -> (status: HTTPResponse.Status, json: JSON?) {
+        var headers: HTTPFields = [.contentType: "application/json", HTTPField.Name("X-Auth-Token")!: token ?? cloud.member]
+        if let version { headers[HTTPField.Name("OpenStack-API-Version")!] = "volume \(version)" }
+        return try await cloud.client.execute(uri: path, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }) {
+            ($0.status, JSON.parse(Array($0.body.readableBytesView)))
+        }
+    }
+
+    @Test func volumeLifecycle() async throws {
+        try await withCloud { cloud in
+            let base = "/volume/v3/\(cloud.memberProject)"
+            let created = try await call(cloud, "\(base)/volumes", method: .post,
+                                         body: #"{"volume": {"size": 1, "name": "v1", "metadata": {"a": "b"}, "snapshot_id": null, "imageRef": null}}"#)
+            #expect(created.status == .accepted, "\(String(describing: created.json))")
+            let volume = try #require(created.json?["volume"])
+            #expect(volume["status"] == "creating" && volume["size"] == 1 && volume["volume_type"] == "__DEFAULT__" && volume["bootable"] == "false")
+            #expect(volume["os-vol-host-attr:host"] == nil, "the host is an administrator's to see")
+            let id = try #require(volume["id"]?.stringValue)
+            try await cloud.node.finish(cloud.volumes)
+
+            let shown = try await call(cloud, "\(base)/volumes/\(id)", version: "3.65")
+            #expect(shown.json?["volume"]?["status"] == "available" && shown.json?["volume"]?["consumes_quota"] == true)
+            #expect(shown.json?["volume"]?["volume_type_id"]?.stringValue?.isEmpty == false)
+            let asAdmin = try await call(cloud, "/volume/v3/volumes/\(id)", token: cloud.admin)
+            #expect(asAdmin.json?["volume"]?["os-vol-host-attr:host"] == "node1@file-1#file-1")
+
+            let summary = try await call(cloud, "\(base)/volumes?name=v1")
+            #expect(summary.json?["volumes"]?.arrayValue?.map { $0.objectValue?.keys.sorted() ?? [] } == [["id", "links", "name"]])
+            let detail = try await call(cloud, "\(base)/volumes/detail?metadata=%7B%22a%22%3A%22b%22%7D&with_count=true", version: "3.45")
+            #expect(detail.json?["volumes"]?.arrayValue?.count == 1 && detail.json?["count"] == 1)
+            #expect(try await call(cloud, "\(base)/volumes?colour=red").status == .badRequest, "unknown filters are refused")
+
+            let renamed = try await call(cloud, "\(base)/volumes/\(id)", method: .put, body: #"{"volume": {"name": "v2", "description": "d"}}"#)
+            #expect(renamed.json?["volume"]?["name"] == "v2" && renamed.json?["volume"]?["description"] == "d")
+            let merged = try await call(cloud, "\(base)/volumes/\(id)/metadata", method: .post, body: #"{"metadata": {"c": "d"}}"#)
+            #expect(merged.json?["metadata"] == ["a": "b", "c": "d"])
+            #expect(try await call(cloud, "\(base)/volumes/\(id)/metadata/c").json?["meta"] == ["c": "d"])
+            #expect(try await call(cloud, "\(base)/volumes/\(id)/metadata/c", method: .delete).status == .ok)
+            #expect(try await call(cloud, "\(base)/volumes/\(id)/metadata/c").status == .notFound)
+
+            // Another project neither sees nor deletes it.
+            #expect(try await call(cloud, "/volume/v3/volumes/\(id)", token: cloud.other).status == .notFound)
+            #expect(try await call(cloud, "/volume/v3/volumes/\(id)", token: cloud.other, method: .delete).status == .notFound)
+
+            // Extend: bigger only, then the node's answer sets the size.
+            let smaller = try await call(cloud, "\(base)/volumes/\(id)/action", method: .post, body: #"{"os-extend": {"new_size": 1}}"#)
+            #expect(smaller.status == .badRequest && smaller.json?["badRequest"]?["code"] == 400)
+            #expect(try await call(cloud, "\(base)/volumes/\(id)/action", method: .post, body: #"{"os-extend": {"new_size": 3}}"#).status == .accepted)
+            #expect(try await call(cloud, "\(base)/volumes/\(id)").json?["volume"]?["status"] == "extending")
+            try await cloud.node.finish(cloud.volumes)
+            #expect(try await call(cloud, "\(base)/volumes/\(id)").json?["volume"]?["size"] == 3)
+
+            // Only an administrator resets a status; an in-use volume is not deleted.
+            #expect(try await call(cloud, "\(base)/volumes/\(id)/action", method: .post, body: #"{"os-reset_status": {"status": "in-use"}}"#).status == .forbidden)
+            #expect(try await call(cloud, "/volume/v3/volumes/\(id)/action", token: cloud.admin, method: .post,
+                                   body: #"{"os-reset_status": {"status": "in-use"}}"#).status == .accepted)
+            let refused = try await call(cloud, "\(base)/volumes/\(id)", method: .delete)
+            #expect(refused.status == .badRequest && refused.json?["badRequest"]?["message"]?.stringValue?.hasPrefix("Invalid volume: Volume status must be available") == true)
+            _ = try await call(cloud, "/volume/v3/volumes/\(id)/action", token: cloud.admin, method: .post, body: #"{"os-reset_status": {"status": "available"}}"#)
+
+            #expect(try await call(cloud, "\(base)/volumes/\(id)", method: .delete).status == .accepted)
+            #expect(try await call(cloud, "\(base)/volumes/\(id)").json?["volume"]?["status"] == "deleting")
+            try await cloud.node.finish(cloud.volumes)
+            #expect(try await call(cloud, "\(base)/volumes/\(id)").status == .notFound, "gone once the node says so")
+        }
+    }
+
+    @Test func refusalsChangeNothing() async throws {
+        try await withCloud { cloud in
+            let base = "/volume/v3/\(cloud.memberProject)"
+            for body in [#"{"volume": {"size": "abc"}}"#, #"{"volume": {"size": 0}}"#, #"{"volume": {"name": 5, "size": 1}}"#,
+                         #"{"volume": {"size": 1, "snapshot_id": "x"}}"#, #"{"volume": {"size": 1, "volume_type": "nope"}}"#,
+                         #"{"volume": {"size": 1, "availability_zone": "mars"}}"#, #"{"volume": {"size": 1, "metadata": {"k": 1}}}"#, #"{}"#] {
+                let refused = try await call(cloud, "\(base)/volumes", method: .post, body: body)
+                #expect(refused.status == .badRequest || refused.status == .notFound, "\(body): \(refused.status)")
+                #expect(refused.json?["badRequest"] != nil || refused.json?["itemNotFound"] != nil, "\(body): \(String(describing: refused.json))")
+            }
+            #expect(try await call(cloud, "\(base)/volumes").json?["volumes"]?.arrayValue?.isEmpty == true)
+            #expect(await cloud.node.pending.isEmpty)
+        }
+    }
+
+    @Test func quotasAndLimits() async throws {
+        try await withCloud { cloud in
+            let base = "/volume/v3/\(cloud.memberProject)"
+            let set = try await call(cloud, "/volume/v3/os-quota-sets/\(cloud.memberProject)", token: cloud.admin, method: .put,
+                                     body: #"{"quota_set": {"volumes": 2, "gigabytes": 3}}"#)
+            #expect(set.status == .ok && set.json?["quota_set"]?["volumes"] == 2)
+            #expect(try await call(cloud, "/volume/v3/os-quota-sets/\(cloud.memberProject)", method: .put,
+                                   body: #"{"quota_set": {"volumes": 20}}"#).status == .forbidden, "members do not raise their quota")
+            #expect(try await call(cloud, "/volume/v3/os-quota-sets/\(cloud.memberProject)", token: cloud.admin, method: .put,
+                                   body: #"{"quota_set": {"bananas": 1}}"#).status == .badRequest)
+
+            #expect(try await call(cloud, "\(base)/volumes", method: .post, body: #"{"volume": {"size": 2}}"#).status == .accepted)
+            let tooBig = try await call(cloud, "\(base)/volumes", method: .post, body: #"{"volume": {"size": 2}}"#)
+            #expect(tooBig.status == .contentTooLarge)
+            #expect(tooBig.json?["overLimit"]?["message"] == "VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed gigabytes quota. Requested 2G, quota is 3G and 2G has been consumed.")
+            #expect(try await call(cloud, "\(base)/volumes", method: .post, body: #"{"volume": {"size": 1}}"#).status == .accepted)
+            let tooMany = try await call(cloud, "\(base)/volumes", method: .post, body: #"{"volume": {"size": 1}}"#)
+            #expect(tooMany.status == .contentTooLarge && tooMany.json?["overLimit"]?["message"]?.stringValue?.hasPrefix("VolumeLimitExceeded") == true)
+
+            let usage = try await call(cloud, "/volume/v3/os-quota-sets/\(cloud.memberProject)?usage=True")
+            #expect(usage.json?["quota_set"]?["volumes"] == ["limit": 2, "in_use": 2, "reserved": 0])
+            #expect(usage.json?["quota_set"]?["gigabytes___DEFAULT__"] == ["limit": -1, "in_use": 3, "reserved": 0])
+            let limits = try await call(cloud, "\(base)/limits")
+            #expect(limits.json?["limits"]?["absolute"]?["maxTotalVolumes"] == 2 && limits.json?["limits"]?["absolute"]?["totalGigabytesUsed"] == 3)
+            #expect(try await call(cloud, "/volume/v3/os-quota-sets/\(cloud.memberProject)", token: cloud.admin, method: .delete).status == .ok)
+            #expect(try await call(cloud, "/volume/v3/os-quota-sets/\(cloud.memberProject)").json?["quota_set"]?["volumes"] == 10)
+        }
+    }
+
+    @Test func typesSteerPlacement() async throws {
+        try await withCloud { cloud in
+            let base = "/volume/v3/\(cloud.memberProject)"
+            #expect(try await call(cloud, "/volume/v3/types", method: .post, body: #"{"volume_type": {"name": "x"}}"#).status == .forbidden)
+            let elsewhere = try await call(cloud, "/volume/v3/types", token: cloud.admin, method: .post,
+                                           body: #"{"volume_type": {"name": "elsewhere", "extra_specs": {"volume_backend_name": "nowhere"}}}"#)
+            #expect(elsewhere.status == .ok && elsewhere.json?["volume_type"]?["extra_specs"] == ["volume_backend_name": "nowhere"])
+            #expect(try await call(cloud, "/volume/v3/types", token: cloud.admin, method: .post,
+                                   body: #"{"volume_type": {"name": "elsewhere"}}"#).status == .conflict)
+            let lost = try await call(cloud, "\(base)/volumes", method: .post, body: #"{"volume": {"size": 1, "volume_type": "elsewhere"}}"#)
+            #expect(lost.json?["volume"]?["status"] == "error", "no backend has that name")
+            #expect(await cloud.node.pending.isEmpty)
+            let typeID = try #require(elsewhere.json?["volume_type"]?["id"]?.stringValue)
+            #expect(try await call(cloud, "/volume/v3/types/\(typeID)", token: cloud.admin, method: .delete).status == .badRequest, "in use")
+            let fileType = try await call(cloud, "/volume/v3/types/\(typeID)/extra_specs", token: cloud.admin, method: .post,
+                                          body: #"{"extra_specs": {"volume_backend_name": "file-1"}}"#)
+            #expect(fileType.status == .ok)
+            let placed = try await call(cloud, "\(base)/volumes", method: .post, body: #"{"volume": {"size": 1, "volume_type": "elsewhere"}}"#)
+            #expect(placed.json?["volume"]?["status"] == "creating")
+
+            // Thin backend of 10 GB at ratio 2: 20 GB may be placed, not 21.
+            _ = try await call(cloud, "/volume/v3/os-quota-sets/\(cloud.memberProject)", token: cloud.admin, method: .put, body: #"{"quota_set": {"volumes": 100}}"#)
+            let big = try await call(cloud, "\(base)/volumes", method: .post, body: #"{"volume": {"size": 18}}"#)
+            #expect(big.json?["volume"]?["status"] == "creating")
+            let overflow = try await call(cloud, "\(base)/volumes", method: .post, body: #"{"volume": {"size": 2}}"#)
+            #expect(overflow.json?["volume"]?["status"] == "error", "over the backend's over-subscription ratio")
+
+            // Private types: seen by the projects they are shared with.
+            let secret = try await call(cloud, "/volume/v3/types", token: cloud.admin, method: .post,
+                                        body: #"{"volume_type": {"name": "secret", "os-volume-type-access:is_public": false}}"#)
+            let secretID = try #require(secret.json?["volume_type"]?["id"]?.stringValue)
+            func names(_ token: String) async throws -> [String] {
+                try await call(cloud, "/volume/v3/types", token: token).json?["volume_types"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+            }
+            #expect(try await names(cloud.member).contains("secret") == false)
+            #expect(try await call(cloud, "/volume/v3/types/\(secretID)/action", token: cloud.admin, method: .post,
+                                   body: "{\"addProjectAccess\": {\"project\": \"\(cloud.memberProject)\"}}").status == .accepted)
+            #expect(try await names(cloud.member).contains("secret"))
+            #expect(try await names(cloud.other).contains("secret") == false)
+            let access = try await call(cloud, "/volume/v3/types/\(secretID)/os-volume-type-access", token: cloud.admin)
+            #expect(access.json?["volume_type_access"]?.arrayValue?.first?["project_id"] == .string(cloud.memberProject))
+            let defaultType = try await call(cloud, "/volume/v3/types/default")
+            #expect(defaultType.json?["volume_type"]?["name"] == "__DEFAULT__")
+            let defaultID = try #require(defaultType.json?["volume_type"]?["id"]?.stringValue)
+            #expect(try await call(cloud, "/volume/v3/types/\(defaultID)", token: cloud.admin, method: .delete).status == .badRequest)
+        }
+    }
+
+    @Test func servicesAndAnUnreachableNode() async throws {
+        try await withCloud { cloud in
+            let services = try await call(cloud, "/volume/v3/os-services", token: cloud.admin)
+            #expect(services.json?["services"]?.arrayValue?.compactMap { $0["host"]?.stringValue } == ["node1@file-1"])
+            let pools = try await call(cloud, "/volume/v3/scheduler-stats/get_pools?detail=true", token: cloud.admin)
+            #expect(pools.json?["pools"]?.arrayValue?.first?["capabilities"]?["total_capacity_gb"] == 10)
+            let zones = try await call(cloud, "/volume/v3/os-availability-zone")
+            #expect(zones.json?["availabilityZoneInfo"]?.arrayValue?.first?["zoneState"]?["available"] == true)
+
+            await cloud.node.setUnreachable(true)
+            let created = try await call(cloud, "/volume/v3/\(cloud.memberProject)/volumes", method: .post, body: #"{"volume": {"size": 1}}"#)
+            #expect(created.status == .accepted && created.json?["volume"]?["status"] == "error", "the node could not be told")
+
+            // A disabled service gets no new volumes.
+            #expect(try await call(cloud, "/volume/v3/os-services/disable", token: cloud.admin, method: .put,
+                                   body: #"{"host": "node1@file-1", "binary": "cinder-volume"}"#).status == .ok)
+            await cloud.node.setUnreachable(false)
+            let none = try await call(cloud, "/volume/v3/\(cloud.memberProject)/volumes", method: .post, body: #"{"volume": {"size": 1}}"#)
+            #expect(none.json?["volume"]?["status"] == "error")
+            #expect(await cloud.node.pending.isEmpty)
+        }
+    }
+}

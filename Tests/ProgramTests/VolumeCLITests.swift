@@ -1,0 +1,79 @@
+import Foundation
+import LVMDriver
+import Logging
+import PetrelCore
+import ProcessDriver
+import TestSupport
+import Testing
+
+/// Volumes through the unmodified `openstack` CLI (volume-cli.sh), made by a real node's volume
+/// service on two backends: `file-1` (sparse files in a directory) and `lvm-1` (a volume group
+/// on a loop device; without device-mapper LVM changes only its metadata, which `lvs` reads).
+@Suite struct VolumeCLITests {
+    @Test func volumesOnFileAndLVMBackends() async throws {
+        try Requirement.root()
+        try Requirement.tool("losetup")
+        try await withPrivateVirtualHost { transport in try await run(transport) }
+    }
+
+    func run(_ transport: String) async throws {
+        let openstack = try KeystoneCLITests.openstack()
+        let cloud = try await CloudUnderTest(transport: transport, serviceDownTime: 5)
+        let node = TestNames.unique("vol-")
+        let group = TestNames.unique("petrel-test-")
+        let image = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-lvm-\(UUID().uuidString).img").path
+        let files = cloud.directory.appendingPathComponent("volumes-file-1").path
+        let work = cloud.directory.appendingPathComponent("volume-cli").path
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        let config = try cloud.nodeConfig(host: node, uri: "test:///default", services: "volume", extra: """
+            [DEFAULT]
+            enabled_backends = file-1, lvm-1
+            [file-1]
+            volume_driver = file
+            volumes_dir = \(files)
+            [lvm-1]
+            volume_driver = lvm
+            volume_group = \(group)
+            """).config
+        let lvm = LVM()
+        var device: String?
+        @Sendable func phase(_ name: String) async throws {
+            let result = try await Command.run("env", [
+                "OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(cloud.clouds)", "NODE=\(node)", "VG=\(group)", "FILES=\(files)", "WORK=\(work)",
+                "bash", Repository.root.appendingPathComponent("Tests/ProgramTests/volume-cli.sh").path, name])
+            let passed = result.status == 0 && result.stdout.contains("phase \(name) passed")
+            for line in result.stdout.split(separator: "\n") where line.hasPrefix("ok - ") || line.hasPrefix("figure: ") { print("volume-cli \(name): \(line)") }
+            #expect(passed, "\(result.stdout)\n\(result.stderr.suffix(3000))\n\(cloud.recentOutput())")
+            try #require(passed)
+        }
+        try await withCleanup {
+            #expect(FileManager.default.createFile(atPath: image, contents: nil))
+            try await Command.check("truncate", ["-s", "8G", image])
+            let loop = try await Command.check("losetup", ["--find", "--show", image]).trimmingCharacters(in: .whitespacesAndNewlines)
+            device = loop
+            try await lvm.createPhysicalVolume(loop)
+            try await lvm.createVolumeGroup(group, devices: [loop])
+            try cloud.controller().start()
+            try await cloud.waitForController()
+            let first = try cloud.node(config: config)
+            try first.start()
+            try await phase("api")
+            try await phase("lvm")
+            first.signal(SIGKILL)
+            _ = await first.wait()
+            try await phase("while-down")
+            try cloud.node(config: config).start()
+            try await phase("restarted")
+            try await phase("cleanup")
+        } cleanup: {
+            await cloud.stop()
+            try? await lvm.removeVolumeGroup(group)
+            if let device {
+                try? await lvm.removePhysicalVolume(device)
+                _ = try? await Command.run("losetup", ["-d", device])
+            }
+            try? FileManager.default.removeItem(atPath: image)
+            cloud.remove()
+        }
+    }
+}

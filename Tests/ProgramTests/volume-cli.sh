@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Volumes through the unmodified `openstack` CLI, made by node $NODE's volume service on the
+# backends file-1 (sparse files in $FILES) and lvm-1 (volume group $VG on a loop device):
+#   volume-cli.sh api         types, create/list/show/set, extend, quotas and limits, services and pools, delete (file-1)
+#   volume-cli.sh lvm         a volume on lvm-1: the logical volume made, grown and removed (lvs), capacity as vgs says
+#   volume-cli.sh while-down  (the node was killed -9) a volume asked for meanwhile stays creating
+#   volume-cli.sh restarted   the restarted node made it
+#   volume-cli.sh cleanup     every volume and type deleted: no file or logical volume left
+# Needs OSC, OS_CLIENT_CONFIG_FILE (cloud `petrel`, admin), NODE, VG, FILES, WORK.
+set -uo pipefail
+: "${OSC:?}" "${OS_CLIENT_CONFIG_FILE:?}" "${NODE:?}" "${VG:?}" "${FILES:?}" "${WORK:?}"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+contains() { grep "$@" >/dev/null; }
+ok() { echo "ok - $*"; }
+os() { "$OSC" --os-cloud petrel "$@"; }
+field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+waitfor() { # waitfor SECONDS COMMAND...: until the command succeeds
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do [ $SECONDS -lt $deadline ] || return 1; sleep 0.2; done
+}
+status_is() { [ "$(os volume show "$1" -c status -f value)" = "$2" ]; }
+size_is() { [ "$(os volume show "$1" -c size -f value)" = "$2" ]; }
+gone() { ! os volume show "$1" >/dev/null 2>&1; }
+file_size() { stat -c %s "$FILES/volume-$1" 2>/dev/null; }
+lv_size() { lvs --noheadings -o lv_size --units b --nosuffix "$VG/volume-$1" 2>/dev/null | tr -d ' '; }
+refuse() { # refuse PATTERN COMMAND...
+  local pattern=$1; shift
+  if "$@" >"$WORK/out" 2>&1; then fail "accepted: $*"; fi
+  grep -qiE "$pattern" "$WORK/out" || fail "'$*' failed without '$pattern': $(cat "$WORK/out")"
+}
+project=$(os project show admin -f value -c id) || fail "admin project"
+GiB=1073741824
+
+case "$1" in
+  api)
+    waitfor 30 sh -c "'$OSC' --os-cloud petrel volume service list -f value -c Host -c State | grep -q '^$NODE@file-1 up'" \
+      || fail "cinder-volume of $NODE@file-1 not up: $(os volume service list 2>&1)"
+    os volume service list -f value -c Binary -c Host -c State | contains "cinder-volume $NODE@lvm-1 up" || fail "lvm-1 not listed"
+    ok "cinder-volume is up on $NODE@file-1 and $NODE@lvm-1"
+    os volume type create --property volume_backend_name=file-1 --description "sparse files" file >/dev/null || fail "type file"
+    os volume type create --property volume_backend_name=lvm-1 lvm >/dev/null || fail "type lvm"
+    os volume type list -f value -c Name | sort | tr '\n' ' ' | contains -x "__DEFAULT__ file lvm " || fail "types: $(os volume type list)"
+    os volume type show file -f json | contains '"volume_backend_name": "file-1"' || fail "type properties: $(os volume type show file)"
+    ok "volume types file and lvm, beside __DEFAULT__"
+
+    v1=$(os volume create --size 1 --type file --property purpose=test v1 -f json | field id) || fail "volume create"
+    echo "$v1" > "$WORK/v1"
+    waitfor 30 status_is v1 available || fail "v1 not available: $(os volume show v1 2>&1)"
+    [ "$(file_size "$v1")" = "$GiB" ] || fail "the file of v1 is $(file_size "$v1") bytes, not $GiB"
+    [ "$(du -k "$FILES/volume-$v1" | cut -f1)" -lt 1024 ] || fail "the file of v1 is not sparse"
+    os volume show v1 -f json | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+assert v["size"] == 1 and v["type"] == "file" and v["bootable"] in (False, "false"), v
+assert v["os-vol-host-attr:host"].startswith(sys.argv[1] + "@file-1#"), v["os-vol-host-attr:host"]
+assert v["properties"] == {"purpose": "test"} or v["properties"] == "purpose='"'"'test'"'"'", v["properties"]' "$NODE" || fail "v1's body"
+    ok "volume create --size 1 --type file: available, a sparse 1 GiB file on $NODE@file-1"
+
+    os volume set --name v1b --description "renamed" --property owner=me v1 || fail "volume set"
+    os volume show v1b -f json | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+assert v["description"] == "renamed", v' || fail "volume set did not stick: $(os volume show v1b)"
+    os volume list -f value -c Name | contains -x v1b || fail "volume list: $(os volume list)"
+    ok "volume set (name, description, property) and volume list"
+
+    os volume set --size 2 v1b || fail "volume set --size"
+    waitfor 30 size_is v1b 2 || fail "not extended: $(os volume show v1b)"
+    waitfor 10 status_is v1b available || fail "not available after extend"
+    [ "$(file_size "$v1")" = "$((2 * GiB))" ] || fail "the file is $(file_size "$v1") bytes after extend"
+    refuse "greater than" os volume set --size 1 v1b
+    ok "volume set --size 2: the file grew to 2 GiB; shrinking refused"
+
+    os limits show --absolute -f value -c Name -c Value > "$WORK/limits" || fail "limits show: $(cat "$WORK/limits")"
+    # (the client prints the SDK's names of Cinder's maxTotalVolumes, totalVolumesUsed, …)
+    contains -x "total_volumes_used 1" "$WORK/limits" && contains -x "total_gigabytes_used 2" "$WORK/limits" \
+      && contains -x "max_total_volumes 10" "$WORK/limits" || fail "absolute limits: $(cat "$WORK/limits")"
+    os quota set --volumes 2 --gigabytes 4 admin || fail "quota set"
+    os quota show admin -f json > "$WORK/quota" || fail "quota show: $(cat "$WORK/quota")"
+    python3 -c '
+import json, sys
+q = json.load(open(sys.argv[1]))
+rows = {r["Resource"]: r["Limit"] for r in q} if isinstance(q, list) else q
+assert rows["volumes"] == 2 and rows["gigabytes"] == 4, rows' "$WORK/quota" || fail "quota show: $(cat "$WORK/quota")"
+    refuse "exceeds allowed gigabytes quota" os volume create --size 3 --type file big
+    os volume create --size 1 --type file v2 >/dev/null || fail "v2 within quota"
+    refuse "VolumeLimitExceeded|Maximum number of volumes" os volume create --size 1 --type file v3
+    os volume list -f value -c Name | contains -x big && fail "a refused volume was made"
+    ok "limits show --absolute counts them; quotas refuse the third volume and the 3 GB one (413, Cinder's words)"
+
+    os volume backend pool list --long -f json > "$WORK/pools" || fail "pool list: $(cat "$WORK/pools")"
+    contains "$NODE@file-1#file-1" "$WORK/pools" && contains "$NODE@lvm-1#lvm-1" "$WORK/pools" || fail "pools: $(cat "$WORK/pools")"
+    ok "volume backend pool list --long shows both backends"
+
+    waitfor 30 status_is v2 available || fail "v2 not available"
+    v2=$(os volume show v2 -f value -c id)
+    os volume delete v2 || fail "volume delete"
+    waitfor 30 gone v2 || fail "v2 not deleted: $(os volume show v2 2>&1)"
+    [ -e "$FILES/volume-$v2" ] && fail "v2's file is left"
+    refuse "No volume (with a name or ID|found)|could not be found" os volume show v2
+    ok "volume delete: gone from the API and its file removed"
+    echo "phase api passed"
+    ;;
+
+  lvm)
+    l1=$(os volume create --size 1 --type lvm l1 -f json | field id) || fail "volume create on lvm"
+    waitfor 60 status_is l1 available || fail "l1 not available: $(os volume show l1 2>&1)"
+    [ "$(lv_size "$l1")" = "$GiB" ] || fail "the LV of l1 is '$(lv_size "$l1")' bytes"
+    os volume show l1 -f value -c os-vol-host-attr:host | contains "^$NODE@lvm-1#" || fail "l1 not on lvm-1"
+    ok "volume create --type lvm: logical volume $VG/volume-$l1 of 1 GiB (lvs)"
+    os volume set --size 2 l1 || fail "extend l1"
+    waitfor 60 size_is l1 2 || fail "l1 not extended"
+    [ "$(lv_size "$l1")" = "$((2 * GiB))" ] || fail "the LV is '$(lv_size "$l1")' bytes after extend"
+    ok "volume set --size 2: the LV grew to 2 GiB (lvs)"
+    vg_total=$(vgs --noheadings -o vg_size --units g --nosuffix "$VG" | tr -d ' ')
+    vg_free=$(vgs --noheadings -o vg_free --units g --nosuffix "$VG" | tr -d ' ')
+    waitfor 15 sh -c "'$OSC' --os-cloud petrel volume backend pool list --long -f json | python3 -c '
+import json, sys
+pool = [p for p in json.load(sys.stdin) if p[\"Name\"].startswith(\"$NODE@lvm-1#\")][0][\"Capabilities\"]
+assert abs(float(pool[\"total_capacity_gb\"]) - $vg_total) < 0.02 and abs(float(pool[\"free_capacity_gb\"]) - $vg_free) < 0.02, (pool, $vg_total, $vg_free)
+'" || fail "capacity reported does not match vgs ($vg_total GB, $vg_free GB free): $(os volume backend pool list --long)"
+    ok "reported capacity matches vgs: $vg_total GB, $vg_free GB free"
+    os volume delete l1 || fail "delete l1"
+    waitfor 60 gone l1 || fail "l1 not deleted"
+    [ -z "$(lv_size "$l1")" ] || fail "the LV of l1 is left"
+    ok "volume delete: the LV is removed"
+    echo "phase lvm passed"
+    ;;
+
+  while-down)
+    os quota set --volumes 10 --gigabytes 100 admin || fail "quota set"
+    v3=$(os volume create --size 1 --type file v3 -f json | field id) || fail "volume create while the node is down"
+    echo "$v3" > "$WORK/v3"
+    sleep 1
+    status_is v3 creating || fail "v3 is $(os volume show v3 -c status -f value) while its node is down"
+    ok "a volume asked for while the node is down waits in creating"
+    echo "phase while-down passed"
+    ;;
+
+  restarted)
+    v3=$(cat "$WORK/v3")
+    waitfor 60 status_is v3 available || fail "v3 not made after the restart: $(os volume show v3 2>&1)"
+    [ "$(file_size "$v3")" = "$GiB" ] || fail "v3's file is $(file_size "$v3") bytes"
+    status_is v1b available || fail "v1b changed across the restart"
+    ok "the restarted node made v3; v1b unchanged"
+    echo "phase restarted passed"
+    ;;
+
+  cleanup)
+    for v in $(os volume list -f value -c ID); do os volume delete "$v" || fail "delete $v"; done
+    waitfor 60 sh -c "[ -z \"\$('$OSC' --os-cloud petrel volume list -f value -c ID)\" ]" || fail "volumes left: $(os volume list)"
+    [ -z "$(ls -A "$FILES")" ] || fail "files left in $FILES: $(ls -A "$FILES")"
+    [ -z "$(lvs --noheadings -o lv_name "$VG" 2>/dev/null | tr -d ' ')" ] || fail "LVs left: $(lvs "$VG")"
+    os volume type delete file lvm || fail "type delete"
+    ok "every volume deleted: no file and no logical volume left"
+    echo "phase cleanup passed"
+    ;;
+  *) fail "unknown phase $1" ;;
+esac
