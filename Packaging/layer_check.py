@@ -46,9 +46,9 @@ LAYERS = {
                    "ProcessDriver", "CryptDriver"],
     "shared":     ["PetrelCore", "PetrelHTTP", "Contracts", "RPC", "APIKit"],
     "service":    ["Store", "Identity", "Hosts", "Images", "Compute",
-                   "Networking", "Volumes", "Placement"],          # controller services (last 3: future)
+                   "Networking", "Volumes", "Placement"],          # controller services (Placement: future)
     "api":        ["IdentityAPI", "ComputeAPI", "NetworkAPI", "VolumeAPI", "ImageAPI"],
-    "node":       ["NodeCore", "NodeCompute", "NodeNetwork", "NodeVolume"],  # node services (last 2: future)
+    "node":       ["NodeCore", "NodeCompute", "NodeNetwork", "NodeVolume"],  # node services
     "controller-program": ["petrel-controller"],
     "node-program":       ["petrel-node"],
 }
