@@ -108,7 +108,7 @@ let package = Package(
 
         // Nova's logic on the controller: flavors, key pairs, the scheduler (servers to come).
         .target(name: "Compute", dependencies: [
-            "Store", "Hosts", "Images", "Networking", "RPC", "Contracts", .product(name: "SQLKit", package: "sql-kit"),
+            "Store", "Hosts", "Images", "Networking", "Volumes", "RPC", "Contracts", .product(name: "SQLKit", package: "sql-kit"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
@@ -158,7 +158,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "ComputeAPI", dependencies: [
-            "Hosts", "Compute", "Networking", "PetrelHTTP", "PetrelCore", "Contracts", "Images",
+            "Hosts", "Compute", "Networking", "Volumes", "PetrelHTTP", "PetrelCore", "Contracts", "Images",
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "NetworkAPI", dependencies: [

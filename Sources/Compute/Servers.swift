@@ -5,6 +5,7 @@ import Images
 import SQLKit
 import Networking
 import Store
+import Volumes
 
 /// A server (Nova's instance): what the APIs read and may change of it. Its database row
 /// stays inside Compute.
@@ -153,10 +154,13 @@ public struct Servers: Sendable {
     let defaultAvailabilityZone: String
     /// Neutron's core: the ports servers are plugged into (nil: servers have no network).
     public let networking: NetworkService?
+    /// Cinder's side of the servers' volumes (nil: a cloud without one).
+    public let volumes: VolumeService?
 
     public init(database: Database, images: ImageService, quotas: Quotas, defaultAvailabilityZone: String = "nova",
-                networking: NetworkService? = nil) {
+                networking: NetworkService? = nil, volumes: VolumeService? = nil) {
         self.networking = networking
+        self.volumes = volumes
         self.database = database
         self.images = images
         self.quotas = quotas
@@ -435,6 +439,7 @@ public struct Servers: Sendable {
         }
         try await database.withConnection { sql in try await ComputeTables.instances.delete(sql, where: [.equals("id", id)]) }
         await releasePorts(server.row)
+        try await volumes?.releaseAll(instanceID: id)
         return .removed
     }
 
@@ -463,7 +468,7 @@ public struct Servers: Sendable {
             : nil
         return InstanceSpec(id: row.id, name: row.name, projectID: row.projectID, userID: row.userID, host: row.host, flavor: flavor,
                             image: image, vmState: row.vm ?? .error, taskState: row.task, stamp: row.stateStamp, configDrive: drive,
-                            nics: try await nics(row))
+                            nics: try await nics(row), volumes: try await volumeDisks(row))
     }
 
     /// What should be on `host` (all of it, or the instances in `ids`).
@@ -534,7 +539,11 @@ public struct Servers: Sendable {
             try await ComputeTables.instances.update(sql, id: row.id, row)
             return (true, nil)
         }
-        if let deleted { await releasePorts(deleted) }
+        if let deleted {
+            await releasePorts(deleted)
+            // Its volumes are available again (the domain, and with it the disks, is gone).
+            try await volumes?.releaseAll(instanceID: deleted.id)
+        }
         return changed
     }
 

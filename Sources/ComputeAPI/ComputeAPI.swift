@@ -50,7 +50,7 @@ public struct ComputeAPI: Sendable {
                       ["GET /compute/v2.1/os-hypervisors/statistics"]),
         PolicyDefault("os_compute_api:os-hypervisors:uptime", "rule:context_is_admin", "Show a hypervisor's uptime.",
                       ["GET /compute/v2.1/os-hypervisors/{hypervisor_id}/uptime"]),
-    ] + aggregatePolicies + flavorPolicies + keyPairPolicies + quotaPolicies + serverPolicies + interfacePolicies
+    ] + aggregatePolicies + flavorPolicies + keyPairPolicies + quotaPolicies + serverPolicies + interfacePolicies + volumeAttachmentPolicies
 
     public init(environment: APIEnvironment, hosts: HostInventory, quotaDefaults: [String: Int] = ComputeAPI.defaultQuotas,
                 conductor: Conductor? = nil, logger: Logger) {
@@ -90,6 +90,7 @@ public struct ComputeAPI: Sendable {
         if conductor != nil {
             registerServers(on: v21)
             registerInterfaces(on: v21)
+            registerVolumeAttachments(on: v21)
         }
     }
 

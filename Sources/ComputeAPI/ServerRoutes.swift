@@ -149,9 +149,10 @@ extension ComputeAPI {
         }
         let addresses = detail ? try await servers.addresses(list.map(\.id)) : [:]
         let groups = detail ? try await servers.securityGroupNames(list.map(\.id)) : [:]
+        let volumes = detail ? try await servers.attachedVolumes(list.map(\.id)) : [:]
         body["servers"] = .array(list.map {
             serverJSON($0, version, admin: who.isAdmin, detail: detail, hostUp: $0.host.flatMap { up[$0] }, listed: true,
-                       addresses: addresses[$0.id] ?? [], securityGroups: groups[$0.id] ?? [])
+                       addresses: addresses[$0.id] ?? [], securityGroups: groups[$0.id] ?? [], volumes: (volumes[$0.id] ?? []).map(\.volumeID))
         })
         return answer(.ok, .object(body), version)
     }
@@ -222,8 +223,9 @@ extension ComputeAPI {
         if let host = server.host { up = try await hostIsUp(host) }
         let addresses = try await servers.addresses([server.id])[server.id] ?? []
         let groups = try await servers.securityGroupNames([server.id])[server.id] ?? []
+        let volumes = try await servers.attachedVolumes([server.id])[server.id] ?? []
         return answer(.ok, ["server": serverJSON(server, version, admin: who.isAdmin, detail: true, hostUp: up, addresses: addresses,
-                                                 securityGroups: groups)], version)
+                                                 securityGroups: groups, volumes: volumes.map(\.volumeID))], version)
     }
 
     /// `PUT /servers/{id}`: a new name.

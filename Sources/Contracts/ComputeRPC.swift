@@ -93,13 +93,62 @@ public struct InstanceSpec: Codable, Sendable, Equatable {
         public var bridgeName: String { "brq" + networkID.prefix(11) }
     }
 
+    /// The volumes attached to the instance, as disks after its own; absent from older controllers.
+    public var volumes: [VolumeDisk]?
+
     public init(id: String, name: String, projectID: String, userID: String, host: String?, flavor: Flavor, image: Image?,
-                vmState: VMState, taskState: TaskState?, stamp: Int64, configDrive: [ConfigDriveFile]? = nil, nics: [NIC] = []) {
+                vmState: VMState, taskState: TaskState?, stamp: Int64, configDrive: [ConfigDriveFile]? = nil, nics: [NIC] = [],
+                volumes: [VolumeDisk]? = nil) {
         self.id = id; self.name = name; self.projectID = projectID; self.userID = userID; self.host = host
         self.flavor = flavor; self.image = image; self.vmState = vmState; self.taskState = taskState; self.stamp = stamp
         self.configDrive = configDrive
         self.nics = nics
+        self.volumes = volumes
     }
+}
+
+/// A volume as a disk of an instance: where it is on the host (a file or a block device, as the
+/// volume's backend serves it on the same host) and the guest's device name once attached.
+public struct VolumeDisk: Codable, Sendable, Equatable {
+    public var volumeID: String
+    public var path: String
+    /// A block device (an LV) rather than a file.
+    public var block: Bool
+    /// `vdb`, …: chosen by the node at attach time, kept so every later definition has it there.
+    public var device: String?
+
+    public init(volumeID: String, path: String, block: Bool, device: String? = nil) {
+        self.volumeID = volumeID; self.path = path; self.block = block; self.device = device
+    }
+}
+
+/// Hot-plugs a volume into an instance on this host (Nova's `attach_volume`): the disk goes into
+/// the running guest and its stored definition. Answers with the device the guest got;
+/// repeating it changes nothing.
+public struct AttachVolume: RPCMethod {
+    public struct Arguments: Codable, Sendable, Equatable {
+        public var instanceID: String
+        public var disk: VolumeDisk
+        public init(instanceID: String, disk: VolumeDisk) {
+            self.instanceID = instanceID
+            self.disk = disk
+        }
+    }
+    public struct Result: Codable, Sendable, Equatable {
+        public var device: String
+        public init(device: String) { self.device = device }
+    }
+    public static let name = "attach_volume"
+    public static let version = RPCVersion(1, 0)
+}
+
+/// Unplugs a volume from an instance on this host: answers once the guest let go of the disk,
+/// or fails when it would not (the disk then stays, in the stored definition too).
+public struct DetachVolume: RPCMethod {
+    public typealias Arguments = AttachVolume.Arguments
+    public typealias Result = Nothing
+    public static let name = "detach_volume"
+    public static let version = RPCVersion(1, 0)
 }
 
 /// Build the instance the controller has scheduled here (its spec comes from `InstancesOnHost`).

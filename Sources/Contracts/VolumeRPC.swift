@@ -3,7 +3,8 @@ import Foundation
 /// The volume conversation between the controller and a node's volume service.
 ///
 /// Controller → node, on `volume.<host>`: `VolumeWork` (a cast: create, delete or extend one
-/// volume on one backend; the node answers later with `VolumeUpdate`). Node → controller, on
+/// volume on one backend; the node answers later with `VolumeUpdate`) and `VolumeConnection`
+/// (a call: where the volume is, for a guest on the same host). Node → controller, on
 /// `conductor`: `VolumeUpdate` (a cast) and `VolumesOnHost` (a call: what should be on the
 /// host's backends, read at start and periodically so a lost message or a crash mid-work is
 /// finished by the next reconcile).
@@ -109,4 +110,20 @@ public struct VolumesOnHost: RPCMethod {
     public static let name = "volumes_on_host"
     public static let version = RPCVersion(1, 0)
     public static let topic = "conductor"
+}
+
+/// Where a volume is on its node, for a guest on the same host (Cinder's
+/// `initialize_connection` with a local connector): its file or device path.
+public struct VolumeConnection: RPCMethod {
+    public typealias Arguments = VolumeSpec
+    public struct Result: Codable, Sendable, Equatable {
+        public var path: String
+        public var block: Bool
+        public init(path: String, block: Bool) {
+            self.path = path
+            self.block = block
+        }
+    }
+    public static let name = "volume_connection"
+    public static let version = RPCVersion(1, 0)
 }

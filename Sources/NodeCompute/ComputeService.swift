@@ -85,6 +85,7 @@ public final class ComputeService: Sendable {
             ConsoleOutput.Result(output: files(arguments.instanceID).consoleTail(lines: arguments.length))
         }
         registerInterfaces(on: server)
+        registerVolumes(on: server)
     }
 
     // MARK: controller

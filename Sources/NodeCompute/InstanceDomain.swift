@@ -42,6 +42,8 @@ public struct InstanceDomain: Sendable {
         // The config drive last, read-only, on the disks' bus (a disk rather than Nova's IDE
         // cdrom: guests find it by its label either way, and need no ATA driver).
         if spec.configDrive != nil { devices.append(disk(files.configDrive, "raw", readOnly: true)) }
+        // The attached volumes, each where it was first plugged.
+        devices += (spec.volumes ?? []).filter { $0.device != nil }.map(Self.volume)
         // One virtio NIC per port, its tap named as Neutron's agents expect, on the network's bridge.
         devices += spec.nics.map(Self.interface)
         if realGuest {
@@ -72,6 +74,45 @@ public struct InstanceDomain: Sendable {
     /// network's bridge.
     public static func interface(_ nic: InstanceSpec.NIC) -> Device {
         .interface(Interface(attachment: .bridge(nic.bridgeName), mac: nic.macAddress, targetDevice: nic.tapName, mtu: nic.mtu))
+    }
+
+    /// A volume's disk: raw, virtio, the volume's id as its serial (the guest finds it under
+    /// /dev/disk/by-id/virtio-<id[:20]>, as with Nova).
+    public static func volume(_ disk: VolumeDisk) -> Device {
+        .disk(Disk(source: disk.block ? .block(disk.path) : .file(disk.path), format: "raw", target: disk.device ?? "vdz", bus: "virtio",
+                   serial: disk.volumeID))
+    }
+
+    /// Whether a domain's XML has the disk of this volume.
+    public static func hasVolume(_ xml: String, volumeID: String) -> Bool {
+        xml.contains("<serial>\(volumeID)</serial>")
+    }
+
+    /// The device of this volume's disk in a domain's XML.
+    static func volumeTarget(_ xml: String, volumeID: String) -> String? {
+        guard let serial = xml.range(of: "<serial>\(volumeID)</serial>") else { return nil }
+        let disk = xml[..<serial.lowerBound]
+        guard let start = disk.range(of: "<disk", options: .backwards) else { return nil }
+        return targets(in: String(xml[start.lowerBound..<serial.upperBound])).first
+    }
+
+    /// The disk targets (`vda`, …) named in a domain's XML.
+    static func targets(in xml: String) -> [String] {
+        var found: [String] = []
+        var rest = xml[...]
+        while let range = rest.range(of: "<target dev='") {
+            let after = rest[range.upperBound...]
+            guard let end = after.firstIndex(of: "'") else { break }
+            found.append(String(after[..<end]))
+            rest = after[end...]
+        }
+        return found
+    }
+
+    /// The first virtio disk name none of these definitions uses (`vdb` onwards).
+    static func freeTarget(in definitions: [String]) -> String? {
+        let used = Set(definitions.flatMap(targets))
+        return "bcdefghijklmnopqrstuvwxyz".map { "vd\($0)" }.first { !used.contains($0) }
     }
 
     /// Whether a domain's XML has a NIC with this MAC address (libvirt writes it in lower case).

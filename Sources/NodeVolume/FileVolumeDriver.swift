@@ -12,8 +12,11 @@ public struct FileVolumeDriver: VolumeDriver {
 
     public func prepare() async throws {
         do {
+            // QEMU (its own user) must reach a volume's file through the directory: search
+            // permission only, no listing. libvirt hands it the file itself at attach time.
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o750])
+                                                    attributes: [.posixPermissions: 0o711])
+            _ = chmod(directory, 0o711)
         } catch {
             throw VolumeDriverError("cannot create the volumes directory \(directory): \(error)")
         }
@@ -45,7 +48,7 @@ public struct FileVolumeDriver: VolumeDriver {
         if let existing = try await size(name), existing >= sizeGB.gigabytes { return }
         let partial = path("." + name + ".partial")
         unlink(partial)
-        let fd = open(partial, O_CREAT | O_WRONLY | O_CLOEXEC, 0o640)
+        let fd = open(partial, O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw VolumeDriverError("cannot create \(partial): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         guard ftruncate(fd, off_t(sizeGB.gigabytes)) == 0 else {

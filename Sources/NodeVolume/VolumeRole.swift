@@ -56,6 +56,17 @@ public final class VolumeRole: NodeService {
             for spec in current { await converge(spec, context: context) }
             return Nothing()
         }
+        server.register(VolumeConnection.self) { [self] volume, _ in try await connection(volume) }
+    }
+
+    /// Where a volume is on this host, for a guest here (Cinder's local connection).
+    func connection(_ spec: VolumeSpec) async throws -> VolumeConnection.Result {
+        guard let backend = backends[spec.backend] else { throw VolumeDriverError("backend \(spec.backend) is not enabled on \(host)") }
+        let name = VolumeNaming.name(spec.id)
+        guard try await backend.driver.size(name) != nil else {
+            throw VolumeDriverError("volume \(spec.id) is not on backend \(spec.backend) of \(host)")
+        }
+        return VolumeConnection.Result(path: backend.driver.path(name), block: backend.driver.info.block)
     }
 
     public func reconcile() async throws {

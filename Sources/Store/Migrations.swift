@@ -461,5 +461,17 @@ public enum Schema {
                 max_over_subscription_ratio DOUBLE PRECISION NOT NULL, updated_at BIGINT NOT NULL, PRIMARY KEY (host, backend))
             """,
         ]),
+        // Volumes attached to servers: which instance, where the disk is on the host and the
+        // device the guest got (the instance's definition is rebuilt with it); one attachment per
+        // volume (no multiattach).
+        Migration(version: 19, name: "volume attachments", statements: [
+            """
+            CREATE TABLE volume_attachments (
+                id TEXT PRIMARY KEY, volume_id TEXT NOT NULL UNIQUE, instance_id TEXT NOT NULL, host TEXT NOT NULL,
+                device TEXT, path TEXT NOT NULL DEFAULT '', block BOOLEAN NOT NULL DEFAULT FALSE, status TEXT NOT NULL,
+                created_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX volume_attachments_instance ON volume_attachments (instance_id)",
+        ]),
     ]
 }

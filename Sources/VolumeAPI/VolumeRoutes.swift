@@ -70,13 +70,19 @@ extension VolumeAPI {
          ["rel": "bookmark", "href": .string("\(environment.publicURL)/volume/\(project)/volumes/\(id)")]]
     }
 
-    func volumeJSON(_ volume: Volume, _ version: Microversion, typeNames: [String: String], admin: Bool) -> JSON {
+    func volumeJSON(_ volume: Volume, _ version: Microversion, typeNames: [String: String], admin: Bool,
+                    attachments: [VolumeAttachment] = []) -> JSON {
         var object: [String: JSON] = [
             "id": .string(volume.id), "links": links(volume.projectID, volume.id), "name": volume.name.map(JSON.string) ?? .null,
             "description": volume.description.map(JSON.string) ?? .null, "size": .number(Double(volume.size)),
             "status": .string(volume.status), "availability_zone": .string(volume.availabilityZone),
             "bootable": volume.bootable ? "true" : "false", "encrypted": false, "multiattach": false,
-            "attachments": [], "metadata": .object(volume.metadata.mapValues(JSON.string)),
+            "attachments": .array(attachments.filter { $0.status != "attaching" }.map { attachment in
+                ["id": .string(attachment.volumeID), "attachment_id": .string(attachment.id), "volume_id": .string(attachment.volumeID),
+                 "server_id": .string(attachment.instanceID), "host_name": .string(attachment.host),
+                 "device": attachment.device.map { .string("/dev/" + $0) } ?? .null, "attached_at": Self.time(attachment.createdAt)]
+            }),
+            "metadata": .object(volume.metadata.mapValues(JSON.string)),
             "volume_type": typeNames[volume.volumeTypeID].map(JSON.string) ?? .null,
             "snapshot_id": volume.snapshotID.map(JSON.string) ?? .null, "source_volid": volume.sourceVolID.map(JSON.string) ?? .null,
             "consistencygroup_id": nil, "replication_status": nil, "migration_status": nil,
@@ -166,8 +172,9 @@ extension VolumeAPI {
             }
             list = Array(list.prefix(limit))
         }
+        let attachments = detail ? Dictionary(grouping: try await volumes.attachments(volumeIDs: list.map(\.id)), by: \.volumeID) : [:]
         body["volumes"] = .array(list.map { volume in
-            detail ? volumeJSON(volume, version, typeNames: types, admin: admin)
+            detail ? volumeJSON(volume, version, typeNames: types, admin: admin, attachments: attachments[volume.id] ?? [])
                 : ["id": .string(volume.id), "name": volume.name.map(JSON.string) ?? .null, "links": links(volume.projectID, volume.id)]
         })
         if version >= Microversion(3, 45), request.boolQuery("with_count") ?? false { body["count"] = .number(Double(count)) }
@@ -242,7 +249,8 @@ extension VolumeAPI {
     func show(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let (volume, version) = try await target(request, context, "volume:get")
         let admin = try context.allows("volume_extension:volume_host_attribute")
-        return ok(["volume": volumeJSON(volume, version, typeNames: try await typeNames(), admin: admin)], version)
+        let attachments = try await volumes.attachments(volumeIDs: [volume.id])
+        return ok(["volume": volumeJSON(volume, version, typeNames: try await typeNames(), admin: admin, attachments: attachments)], version)
     }
 
     func updateVolume(_ request: Request, _ context: APIRequestContext) async throws -> Response {

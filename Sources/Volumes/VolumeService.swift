@@ -28,14 +28,18 @@ public struct VolumeService: Sendable {
     let hosts: HostInventory
     /// Hands a node work on a volume (a cast to `volume.<host>`); throws when it cannot be delivered.
     let send: @Sendable (_ host: String, _ work: VolumeSpec) async throws -> Void
+    /// Asks a node where a volume is (a call to `volume.<host>`).
+    let connect: @Sendable (_ host: String, _ volume: VolumeSpec) async throws -> VolumeConnection.Result
 
     public static let volumeBinary = "cinder-volume"
 
     public init(database: Database, settings: Settings, hosts: HostInventory,
+                connect: @escaping @Sendable (_ host: String, _ volume: VolumeSpec) async throws -> VolumeConnection.Result,
                 send: @escaping @Sendable (_ host: String, _ work: VolumeSpec) async throws -> Void) {
         self.database = database
         self.settings = settings
         self.hosts = hosts
+        self.connect = connect
         self.send = send
     }
 

@@ -113,11 +113,15 @@ struct Serve: AsyncParsableCommand {
             database: database,
             settings: .init(quotaDefaults: config.quotaDefaults, defaultTypeName: config.defaultVolumeType,
                             availabilityZone: config.storageAvailabilityZone),
-            hosts: hosts) { host, work in
+            hosts: hosts,
+            connect: { host, volume in
+                try await volumeClient.call(VolumeConnection.self, volume, topic: RPCTopology.hostTopic(VolumeTopic.name, host: host),
+                                            timeout: .seconds(30))
+            }) { host, work in
             try await volumeClient.cast(VolumeWork.self, work, topic: RPCTopology.hostTopic(VolumeTopic.name, host: host), patience: .seconds(10))
         }
         let servers = Servers(database: database, images: images, quotas: Quotas(database: database, defaults: config.quotaDefaults),
-                              networking: networking)
+                              networking: networking, volumes: volumes)
         let conductor = Conductor(servers: servers, scheduler: Scheduler(hosts: hosts, options: schedulerOptions),
                                   client: RPCClient(link: link, logger: logger), maxAttempts: config.scheduler.maxAttempts, logger: logger)
         // Each API under its prefix with its own error style; identity last, as its error

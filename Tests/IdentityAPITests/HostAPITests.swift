@@ -31,7 +31,8 @@ import Contracts
             ComputeAPI(environment: identity.environment, hosts: hosts, logger: Logger(label: "hosts-test")).register(on: router)
             let networking = NetworkService(database: database, settings: .defaults, quotaDefaults: [:], hosts: hosts)
             NetworkAPI(environment: identity.environment, hosts: hosts, service: networking, logger: Logger(label: "hosts-test")).register(on: router)
-            let volumes = VolumeService(database: database, settings: .init(quotaDefaults: [:]), hosts: hosts) { _, _ in }
+            let volumes = VolumeService(database: database, settings: .init(quotaDefaults: [:]), hosts: hosts,
+                                        connect: { _, _ in throw CancellationError() }) { _, _ in }
             VolumeAPI(environment: identity.environment, hosts: hosts, volumes: volumes, logger: Logger(label: "hosts-test")).register(on: router)
             identity.register(on: router)
             let store = ServiceStore(database)

@@ -62,7 +62,8 @@ actor VolumeNodeDouble {
             let node = VolumeNodeDouble()
             var quotas = ["volumes": 10, "gigabytes": 1000, "snapshots": 10, "backups": 10, "backup_gigabytes": 1000, "per_volume_gigabytes": -1]
             quotas["instances"] = 10
-            let volumes = VolumeService(database: database, settings: .init(quotaDefaults: quotas), hosts: hosts) { host, work in
+            let volumes = VolumeService(database: database, settings: .init(quotaDefaults: quotas), hosts: hosts,
+                                        connect: { _, volume in .init(path: "/volumes/volume-\(volume.id)", block: false) }) { host, work in
                 try await node.take(host, work)
             }
             let router = Hummingbird.Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)

@@ -9,15 +9,21 @@ import Testing
 /// Volumes through the unmodified `openstack` CLI (volume-cli.sh), made by a real node's volume
 /// service on two backends: `file-1` (sparse files in a directory) and `lvm-1` (a volume group
 /// on a loop device; without device-mapper LVM changes only its metadata, which `lvs` reads).
+/// The same node runs compute on QEMU: a real guest gets a volume hot-plugged, writes to it, and
+/// lets go of it again.
 @Suite struct VolumeCLITests {
     @Test func volumesOnFileAndLVMBackends() async throws {
-        try Requirement.root()
-        try Requirement.tool("losetup")
-        try await withPrivateVirtualHost { transport in try await run(transport) }
+        try await withGuestSlots(1) {
+            try Requirement.root()
+            try Requirement.libvirtd()
+            try Requirement.tool("losetup")
+            try await withPrivateVirtualHost { transport in try await run(transport) }
+        }
     }
 
     func run(_ transport: String) async throws {
         let openstack = try KeystoneCLITests.openstack()
+        let guest = try await KeystoneCLITests.guestImage()
         let cloud = try await CloudUnderTest(transport: transport, serviceDownTime: 5)
         let node = TestNames.unique("vol-")
         let group = TestNames.unique("petrel-test-")
@@ -25,7 +31,7 @@ import Testing
         let files = cloud.directory.appendingPathComponent("volumes-file-1").path
         let work = cloud.directory.appendingPathComponent("volume-cli").path
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        let config = try cloud.nodeConfig(host: node, uri: "test:///default", services: "volume", extra: """
+        let config = try cloud.nodeConfig(host: node, uri: "qemu:///system", services: "compute,volume", extra: """
             [DEFAULT]
             enabled_backends = file-1, lvm-1
             [file-1]
@@ -39,7 +45,7 @@ import Testing
         var device: String?
         @Sendable func phase(_ name: String) async throws {
             let result = try await Command.run("env", [
-                "OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(cloud.clouds)", "NODE=\(node)", "VG=\(group)", "FILES=\(files)", "WORK=\(work)",
+                "OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(cloud.clouds)", "NODE=\(node)", "VG=\(group)", "FILES=\(files)", "WORK=\(work)", "GUEST=\(guest)",
                 "bash", Repository.root.appendingPathComponent("Tests/ProgramTests/volume-cli.sh").path, name])
             let passed = result.status == 0 && result.stdout.contains("phase \(name) passed")
             for line in result.stdout.split(separator: "\n") where line.hasPrefix("ok - ") || line.hasPrefix("figure: ") { print("volume-cli \(name): \(line)") }
@@ -58,6 +64,7 @@ import Testing
             let first = try cloud.node(config: config)
             try first.start()
             try await phase("api")
+            try await phase("attach")
             try await phase("lvm")
             first.signal(SIGKILL)
             _ = await first.wait()
@@ -66,6 +73,10 @@ import Testing
             try await phase("restarted")
             try await phase("cleanup")
         } cleanup: {
+            if let id = try? String(contentsOfFile: work + "/server", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) {
+                _ = try? await Command.run("virsh", ["-c", "qemu:///system", "destroy", "petrel-\(id)"])
+                _ = try? await Command.run("virsh", ["-c", "qemu:///system", "undefine", "petrel-\(id)"])
+            }
             await cloud.stop()
             try? await lvm.removeVolumeGroup(group)
             if let device {

@@ -2,13 +2,17 @@
 # Volumes through the unmodified `openstack` CLI, made by node $NODE's volume service on the
 # backends file-1 (sparse files in $FILES) and lvm-1 (volume group $VG on a loop device):
 #   volume-cli.sh api         types, create/list/show/set, extend, quotas and limits, services and pools, delete (file-1)
+#   volume-cli.sh attach      a real guest (QEMU) gets a file-1 volume hot-plugged, writes a marker the host reads in the
+#                             volume's file, and lets go of it on detach; an lvm-1 volume (no device here) fails to attach
+#                             and stays available; attached again, the server's delete frees it with its bytes intact
 #   volume-cli.sh lvm         a volume on lvm-1: the logical volume made, grown and removed (lvs), capacity as vgs says
-#   volume-cli.sh while-down  (the node was killed -9) a volume asked for meanwhile stays creating
-#   volume-cli.sh restarted   the restarted node made it
+#   volume-cli.sh while-down  (the node was killed -9) a volume deleted meanwhile waits in deleting; once the service is
+#                             reported down a new volume goes to error (no valid backend)
+#   volume-cli.sh restarted   the restarted node finished the delete; new volumes are made again
 #   volume-cli.sh cleanup     every volume and type deleted: no file or logical volume left
-# Needs OSC, OS_CLIENT_CONFIG_FILE (cloud `petrel`, admin), NODE, VG, FILES, WORK.
+# Needs OSC, OS_CLIENT_CONFIG_FILE (cloud `petrel`, admin), NODE, VG, FILES, WORK, GUEST (the test guest's image).
 set -uo pipefail
-: "${OSC:?}" "${OS_CLIENT_CONFIG_FILE:?}" "${NODE:?}" "${VG:?}" "${FILES:?}" "${WORK:?}"
+: "${OSC:?}" "${OS_CLIENT_CONFIG_FILE:?}" "${NODE:?}" "${VG:?}" "${FILES:?}" "${WORK:?}" "${GUEST:?}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 contains() { grep "$@" >/dev/null; }
 ok() { echo "ok - $*"; }
@@ -102,6 +106,75 @@ assert rows["volumes"] == 2 and rows["gigabytes"] == 4, rows' "$WORK/quota" || f
     echo "phase api passed"
     ;;
 
+  attach)
+    os quota set --volumes 10 --gigabytes 100 admin || fail "quota set"
+    os image create --file "$GUEST" --disk-format qcow2 --container-format bare "img-$NODE" >/dev/null || fail "image create"
+    os flavor create --vcpus 1 --ram 128 --disk 1 "fl-$NODE" >/dev/null || fail "flavor create"
+    # The guest (vda its root, vdb its config drive) writes a marker on the first sector of the
+    # disk that appears as vdc, and says so.
+    cat > "$WORK/user-data" <<'DATA'
+#!/bin/sh
+(
+  while [ ! -b /dev/vdc ]; do sleep 0.5; done
+  echo "PETREL-VOLUME-SEEN sectors=$(cat /sys/block/vdc/size) serial=$(cat /sys/block/vdc/serial 2>/dev/null)"
+  printf 'petrel-volume-marker-%s' "$(hostname)" | dd of=/dev/vdc conv=notrunc,fsync 2>/dev/null && echo "PETREL-VOLUME-WRITTEN"
+) &
+DATA
+    vm=$(os server create --image "img-$NODE" --flavor "fl-$NODE" --nic none --config-drive true --user-data "$WORK/user-data" \
+      --wait "vm-$NODE" -f json | field id) || fail "server create: $(os server show "vm-$NODE" 2>&1 | tail -5)"
+    echo "$vm" > "$WORK/server"
+    console_has() { "$OSC" --os-cloud petrel console log show "$1" | grep -q -- "$2"; }
+    waitfor 240 console_has "$vm" PETREL-GUEST-READY || fail "the guest did not boot: $(os console log show "$vm" | tail -5)"
+    va=$(os volume create --size 1 --type file va -f json | field id) || fail "volume create"
+    waitfor 30 status_is va available || fail "va not available"
+    start=$(date +%s%3N)
+    os server add volume "vm-$NODE" va || fail "server add volume"
+    echo "figure: server add volume returned after $(( $(date +%s%3N) - start )) ms"
+    status_is va in-use || fail "va is $(os volume show va -c status -f value) after the attach"
+    os volume show va -f json | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+a = v["attachments"]
+assert len(a) == 1 and a[0]["server_id"] == sys.argv[1] and a[0]["device"] == "/dev/vdc", a' "$vm" || fail "va's attachments: $(os volume show va -c attachments)"
+    os server show "vm-$NODE" -f json | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+ids = [v["id"] for v in s["volumes_attached"]] if isinstance(s["volumes_attached"], list) else s["volumes_attached"]
+assert sys.argv[1] in str(ids), s["volumes_attached"]' "$va" || fail "volumes_attached: $(os server show "vm-$NODE" -c volumes_attached)"
+    virsh -c qemu:///system domblklist "petrel-$vm" | contains "vdc .*$FILES/volume-$va" || fail "the domain has no vdc: $(virsh -c qemu:///system domblklist "petrel-$vm")"
+    waitfor 120 console_has "$vm" PETREL-VOLUME-WRITTEN || fail "the guest did not write to vdb: $(os console log show "$vm" | tail -8)"
+    os console log show "$vm" | contains "PETREL-VOLUME-SEEN sectors=2097152 serial=${va:0:20}" || fail "the guest saw a disk of another size: $(os console log show "$vm" | grep VOLUME)"
+    waitfor 10 sh -c "head -c 64 '$FILES/volume-$va' | grep -q petrel-volume-marker" || fail "the marker is not in the volume's file"
+    ok "server add volume: the running guest sees a 1 GiB vdc with the volume's id as serial (volume in-use, attachments, volumes_attached), writes a marker the host reads in the volume's file"
+    refuse "status must be available" os volume delete va
+
+    os server remove volume "vm-$NODE" va || fail "server remove volume"
+    waitfor 30 status_is va available || fail "va not available after the detach: $(os volume show va -c status -f value)"
+    virsh -c qemu:///system domblklist "petrel-$vm" | contains vdc && fail "the domain still has vdc"
+    virsh -c qemu:///system dumpxml --inactive "petrel-$vm" | contains "volume-$va" && fail "the stored definition still has the volume"
+    ok "server remove volume: the guest let go of vdc, gone from the running and stored domain; va available"
+
+    # The lvm-1 volume has no device on this kernel: the attach fails and changes nothing.
+    lv=$(os volume create --size 1 --type lvm lv-attach -f json | field id) || fail "lvm volume create"
+    waitfor 60 status_is lv-attach available || fail "lv-attach not available"
+    refuse "Failed to attach|500|Internal" os server add volume "vm-$NODE" lv-attach
+    status_is lv-attach available || fail "lv-attach is $(os volume show lv-attach -c status -f value) after a failed attach"
+    virsh -c qemu:///system domblklist "petrel-$vm" | contains vdc && fail "a failed attach left a disk"
+    os volume delete lv-attach >/dev/null
+    ok "an LVM volume without a device (no device-mapper here) fails to attach: still available, no disk left"
+
+    # Attached again, then the server deleted: the volume is available, its bytes intact.
+    os server add volume "vm-$NODE" va || fail "second attach"
+    status_is va in-use || fail "va not in-use after the second attach"
+    os server delete --wait "vm-$NODE" || fail "server delete"
+    waitfor 30 status_is va available || fail "va is $(os volume show va -c status -f value) after its server was deleted"
+    [ -z "$(os volume show va -f json | python3 -c 'import json,sys; print(json.load(sys.stdin)["attachments"] or "")')" ] || fail "va still has attachments"
+    head -c 64 "$FILES/volume-$va" | contains petrel-volume-marker || fail "the marker is gone"
+    rm -f "$WORK/server"
+    ok "server delete frees the attached volume (available, bytes intact)"
+    echo "phase attach passed"
+    ;;
+
   lvm)
     l1=$(os volume create --size 1 --type lvm l1 -f json | field id) || fail "volume create on lvm"
     waitfor 60 status_is l1 available || fail "l1 not available: $(os volume show l1 2>&1)"
@@ -129,20 +202,27 @@ assert abs(float(pool[\"total_capacity_gb\"]) - $vg_total) < 0.02 and abs(float(
 
   while-down)
     os quota set --volumes 10 --gigabytes 100 admin || fail "quota set"
-    v3=$(os volume create --size 1 --type file v3 -f json | field id) || fail "volume create while the node is down"
-    echo "$v3" > "$WORK/v3"
-    sleep 1
-    status_is v3 creating || fail "v3 is $(os volume show v3 -c status -f value) while its node is down"
-    ok "a volume asked for while the node is down waits in creating"
+    v1=$(cat "$WORK/v1")
+    os volume delete v1b || fail "volume delete while the node is down"
+    status_is v1b deleting || fail "v1b is $(os volume show v1b -c status -f value) while its node is down"
+    [ -e "$FILES/volume-$v1" ] || fail "v1b's file went without its node"
+    ok "a volume deleted while its node is down waits in deleting (the node's queue keeps the work)"
+    waitfor 30 sh -c "'$OSC' --os-cloud petrel volume service list -f value -c Host -c State | grep -q '^$NODE@file-1 down'" \
+      || fail "cinder-volume of $NODE@file-1 not down: $(os volume service list 2>&1)"
+    os volume create --size 1 --type file v3 >/dev/null || fail "volume create while the service is down"
+    status_is v3 error || fail "v3 is $(os volume show v3 -c status -f value) with no live backend"
+    ok "cinder-volume is reported down; a volume asked for meanwhile is in error (no valid backend), as with Cinder"
     echo "phase while-down passed"
     ;;
 
   restarted)
-    v3=$(cat "$WORK/v3")
-    waitfor 60 status_is v3 available || fail "v3 not made after the restart: $(os volume show v3 2>&1)"
-    [ "$(file_size "$v3")" = "$GiB" ] || fail "v3's file is $(file_size "$v3") bytes"
-    status_is v1b available || fail "v1b changed across the restart"
-    ok "the restarted node made v3; v1b unchanged"
+    v1=$(cat "$WORK/v1")
+    waitfor 60 gone v1b || fail "v1b not deleted after the restart: $(os volume show v1b 2>&1)"
+    [ -e "$FILES/volume-$v1" ] && fail "v1b's file is left after the restart"
+    waitfor 30 sh -c "'$OSC' --os-cloud petrel volume service list -f value -c Host -c State | grep -q '^$NODE@file-1 up'" || fail "not up again"
+    os volume create --size 1 --type file v4 >/dev/null || fail "volume create after the restart"
+    waitfor 30 status_is v4 available || fail "v4 not available"
+    ok "the restarted node finished the delete (file gone); new volumes are made again"
     echo "phase restarted passed"
     ;;
 

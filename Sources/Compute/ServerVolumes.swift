@@ -1,0 +1,71 @@
+import Contracts
+import Foundation
+import Store
+import Volumes
+
+/// Nova's os-volume_attachments: volumes hot-plugged into a server on its host and unplugged.
+extension Servers {
+    /// The disks of the volumes attached to a server, for its host's definition of it.
+    func volumeDisks(_ row: InstanceRow) async throws -> [VolumeDisk] {
+        guard let volumes else { return [] }
+        return try await volumes.attachments(instanceIDs: [row.id]).filter { $0.status != "attaching" }.map(\.disk)
+    }
+
+    /// The volumes attached to each of these servers, oldest attachment first.
+    public func attachedVolumes(_ ids: [String]) async throws -> [String: [VolumeAttachment]] {
+        guard let volumes, !ids.isEmpty else { return [:] }
+        return Dictionary(grouping: try await volumes.attachments(instanceIDs: ids).filter { $0.status != "attaching" }, by: \.instanceID)
+    }
+
+    /// The server and its host, when a volume may be attached or detached now.
+    func volumeTarget(_ id: String, by caller: ServerCaller, action: String) async throws -> (InstanceRow, String) {
+        try await interfaceTarget(id, by: caller, action: action)
+    }
+}
+
+extension Conductor {
+    /// Attaches a volume (Nova's `attach_volume`): the volume is reserved for the server, its
+    /// node says where it is, the server's host plugs the disk into the guest, and the volume is
+    /// `in-use`. Any failure undoes the reservation (the volume is available again).
+    public func attachVolume(_ id: String, volumeID: String, by caller: ServerCaller, context: RequestContext) async throws -> VolumeAttachment {
+        guard let volumes = servers.volumes else { throw Servers.Failure.badRequest("This cloud has no volume service.") }
+        let (_, host) = try await servers.volumeTarget(id, by: caller, action: "attach_volume")
+        let (volume, attachment) = try await volumes.reserve(volumeID, projectID: caller.isAdmin ? nil : caller.projectID, instanceID: id, host: host)
+        do {
+            let connection = try await volumes.connection(volume)
+            var disk = VolumeDisk(volumeID: volume.id, path: connection.path, block: connection.block)
+            let result = try await client.call(AttachVolume.self, .init(instanceID: id, disk: disk), topic: Self.topic(host), context: context,
+                                               timeout: .seconds(90))
+            disk.device = result.device
+            try await volumes.finishAttachment(attachment.id, disk: disk)
+            var done = attachment
+            done.device = result.device
+            done.path = disk.path
+            done.status = "attached"
+            logger.info("volume attached", metadata: ["instance": "\(id)", "volume": "\(volumeID)", "device": "\(result.device)"])
+            return done
+        } catch {
+            logger.warning("volume attach failed", metadata: ["instance": "\(id)", "volume": "\(volumeID)", "error": "\(error)"])
+            try? await volumes.dropAttachment(attachment.id)
+            throw Servers.Failure.internalError("Failed to attach volume \(volumeID) to \(id)")
+        }
+    }
+
+    /// Detaches a volume (Nova's `detach_volume`): the host unplugs the disk (the guest must let
+    /// go of it), then the volume is available. A guest that keeps the disk keeps the volume in-use.
+    public func detachVolume(_ id: String, volumeID: String, by caller: ServerCaller, context: RequestContext) async throws {
+        guard let volumes = servers.volumes else { throw Servers.Failure.badRequest("This cloud has no volume service.") }
+        let (_, host) = try await servers.volumeTarget(id, by: caller, action: "detach_volume")
+        let attachment = try await volumes.beginDetach(volumeID, instanceID: id)
+        do {
+            _ = try await client.call(DetachVolume.self, .init(instanceID: id, disk: attachment.disk), topic: Self.topic(host), context: context,
+                                      timeout: .seconds(90))
+        } catch {
+            logger.warning("volume detach failed", metadata: ["instance": "\(id)", "volume": "\(volumeID)", "error": "\(error)"])
+            try? await volumes.rollDetach(attachment.id)
+            throw Servers.Failure.internalError("Failed to detach volume \(volumeID) from \(id)")
+        }
+        try await volumes.dropAttachment(attachment.id)
+        logger.info("volume detached", metadata: ["instance": "\(id)", "volume": "\(volumeID)"])
+    }
+}

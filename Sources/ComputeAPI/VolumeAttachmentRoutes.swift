@@ -1,0 +1,93 @@
+import Compute
+import Contracts
+import Foundation
+import HTTPTypes
+import Hummingbird
+import PetrelCore
+import PetrelHTTP
+import Volumes
+
+/// Nova's os-volume_attachments: `/servers/{id}/os-volume_attachments`, a server's volumes
+/// listed, attached (`openstack server add volume`) and detached (`server remove volume`).
+extension ComputeAPI {
+    static let volumeAttachmentPolicies: [PolicyDefault] = [
+        PolicyDefault("os_compute_api:os-volumes-attachments:index", ownerReader, "List a server's volume attachments.",
+                      ["GET /compute/v2.1/servers/{server_id}/os-volume_attachments"]),
+        PolicyDefault("os_compute_api:os-volumes-attachments:show", ownerReader, "Show one volume attachment of a server.",
+                      ["GET /compute/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}"]),
+        PolicyDefault("os_compute_api:os-volumes-attachments:create", ownerMember, "Attach a volume to a server.",
+                      ["POST /compute/v2.1/servers/{server_id}/os-volume_attachments"]),
+        PolicyDefault("os_compute_api:os-volumes-attachments:delete", ownerMember, "Detach a volume from a server.",
+                      ["DELETE /compute/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}"]),
+    ]
+
+    static func attachSchema(_ version: Microversion) -> Schema {
+        var fields: [(String, Schema)] = [("volumeId", .string(format: .uuid)),
+                                          ("device", Schema(types: [.string, .null], pattern: Schema.Rule(regex: "^(/dev/[a-zA-Z0-9]+)?$")))]
+        if version >= Microversion(2, 49) { fields.append(("tag", .string(minLength: 1, maxLength: 60))) }
+        if version >= Microversion(2, 79) { fields.append(("delete_on_termination", NovaTypes.boolean)) }
+        return .object([("volumeAttachment", .object(fields, required: ["volumeId"]))], required: ["volumeAttachment"])
+    }
+
+    func registerVolumeAttachments(on v21: RouterGroup<APIRequestContext>) {
+        v21.get("servers/:server_id/os-volume_attachments") { request, context in
+            let id = try context.parameters.require("server_id")
+            let (_, _, version, _) = try await authorizedServer(request, context, id, "os_compute_api:os-volumes-attachments:index")
+            let list = try await servers.attachedVolumes([id])[id] ?? []
+            return answer(.ok, ["volumeAttachments": .array(list.map { attachmentJSON($0, version) })], version)
+        }
+        v21.get("servers/:server_id/os-volume_attachments/:volume_id") { request, context in
+            let id = try context.parameters.require("server_id")
+            let volumeID = try context.parameters.require("volume_id")
+            let (_, _, version, _) = try await authorizedServer(request, context, id, "os_compute_api:os-volumes-attachments:show")
+            guard let attachment = (try await servers.attachedVolumes([id])[id] ?? []).first(where: { $0.volumeID == volumeID }) else {
+                throw APIFault(.notFound, "Volume \(volumeID) is not attached to \(id)")
+            }
+            return answer(.ok, ["volumeAttachment": attachmentJSON(attachment, version)], version)
+        }
+        v21.post("servers/:server_id/os-volume_attachments") { request, context in
+            let id = try context.parameters.require("server_id")
+            let (_, caller, version, who) = try await authorizedServer(request, context, id, "os_compute_api:os-volumes-attachments:create")
+            let body = try await environment.body(request, schema: Self.attachSchema(version), style: .nova)
+            let fields = body["volumeAttachment"]?.objectValue ?? [:]
+            if fields["tag"] != nil {
+                throw APIFault(.badRequest, "Tagged volume attach is not supported by this hypervisor.")
+            }
+            if try Self.novaBoolean(fields["delete_on_termination"], field: "delete_on_termination") {
+                throw APIFault(.badRequest, "delete_on_termination is not supported by this cloud yet: the volume would stay after the server.")
+            }
+            let volumeID = (fields["volumeId"]?.stringValue ?? "").lowercased()
+            let attachment = try await volumeCall {
+                try await serverConductor.attachVolume(id, volumeID: volumeID, by: who, context: rpcContext(caller, who))
+            }
+            return answer(.ok, ["volumeAttachment": attachmentJSON(attachment, version)], version)
+        }
+        v21.delete("servers/:server_id/os-volume_attachments/:volume_id") { request, context in
+            let id = try context.parameters.require("server_id")
+            let volumeID = try context.parameters.require("volume_id")
+            let (_, caller, version, who) = try await authorizedServer(request, context, id, "os_compute_api:os-volumes-attachments:delete")
+            try await volumeCall { try await serverConductor.detachVolume(id, volumeID: volumeID, by: who, context: rpcContext(caller, who)) }
+            return Response(status: .accepted, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
+        }
+    }
+
+    func attachmentJSON(_ attachment: VolumeAttachment, _ version: Microversion) -> JSON {
+        var object: [String: JSON] = [
+            "id": .string(attachment.volumeID), "serverId": .string(attachment.instanceID), "volumeId": .string(attachment.volumeID),
+            "device": attachment.device.map { .string("/dev/" + $0) } ?? .null,
+        ]
+        if version >= Microversion(2, 70) { object["tag"] = .null }
+        if version >= Microversion(2, 79) { object["delete_on_termination"] = false }
+        return .object(object)
+    }
+
+    /// The volume service's refusals in Nova's words (a volume not found: 404; not available or
+    /// on another host: 400).
+    func volumeCall<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await serverCall(body)
+        } catch let failure as VolumeFailure {
+            throw APIFault(failure.status == 404 ? .notFound : .badRequest, failure.message)
+        }
+    }
+}

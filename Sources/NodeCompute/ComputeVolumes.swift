@@ -1,0 +1,67 @@
+import Contracts
+import Foundation
+import LibvirtDriver
+import PetrelCore
+import RPC
+
+/// Hot-plugged volumes (Nova's attach_volume and detach_volume on the compute side): a
+/// volume's file or block device as a virtio disk whose serial is the volume's id.
+extension ComputeService {
+    func registerVolumes(on server: RPCServer) {
+        server.register(AttachVolume.self) { [self] arguments, _ in
+            try await locks.with(arguments.instanceID) { try await self.attachVolume(arguments.instanceID, arguments.disk) }
+        }
+        server.register(DetachVolume.self) { [self] arguments, _ in
+            try await locks.with(arguments.instanceID) { try await self.detachVolume(arguments.instanceID, arguments.disk) }
+            return Nothing()
+        }
+    }
+
+    /// Adds the disk where it is missing: to the running guest and to the stored definition (a
+    /// stopped guest gets it at its next start). Answers with the guest's device name.
+    public func attachVolume(_ id: String, _ disk: VolumeDisk) async throws -> AttachVolume.Result {
+        guard try await lookup(id) != nil, let state = try await hypervisor.state(id) else {
+            throw Refused(description: "instance \(id) has no domain on \(host)", retryable: false)
+        }
+        let stored = try await hypervisor.definition(id) ?? ""
+        let live = Self.isLive(state) ? try await hypervisor.liveDefinition(id) ?? "" : nil
+        let device = InstanceDomain.volumeTarget(stored, volumeID: disk.volumeID) ?? disk.device
+            ?? InstanceDomain.freeTarget(in: [stored, live ?? ""])
+        guard let device else { throw Refused(description: "instance \(id) has no free disk name left", retryable: false) }
+        let toConfig = !InstanceDomain.hasVolume(stored, volumeID: disk.volumeID)
+        let toLive = live.map { !InstanceDomain.hasVolume($0, volumeID: disk.volumeID) } ?? false
+        if toConfig || toLive {
+            var placed = disk
+            placed.device = device
+            try await hypervisor.attach(id, device: InstanceDomain.volume(placed), live: toLive, config: toConfig)
+            logger.info("volume attached", metadata: ["instance": "\(id)", "volume": "\(disk.volumeID)", "device": "\(device)", "live": "\(toLive)"])
+        }
+        return AttachVolume.Result(device: device)
+    }
+
+    /// Removes the disk from the running guest (waiting for the guest to let go of it), then from
+    /// the stored definition. A guest that does not let go keeps the disk in both.
+    public func detachVolume(_ id: String, _ disk: VolumeDisk) async throws {
+        guard let state = try await hypervisor.state(id) else { return }
+        let stored = try await hypervisor.definition(id) ?? ""
+        guard let device = InstanceDomain.volumeTarget(stored, volumeID: disk.volumeID) ?? disk.device else { return }
+        var placed = disk
+        placed.device = device
+        let element = InstanceDomain.volume(placed)
+        if Self.isLive(state), let live = try await hypervisor.liveDefinition(id), InstanceDomain.hasVolume(live, volumeID: disk.volumeID) {
+            try await hypervisor.detach(id, device: element, live: true, config: false)
+            let deadline = ContinuousClock.now + Self.detachWait
+            while let xml = try await hypervisor.liveDefinition(id), InstanceDomain.hasVolume(xml, volumeID: disk.volumeID) {
+                guard ContinuousClock.now < deadline else {
+                    throw Refused(description: "the guest of instance \(id) did not release volume \(disk.volumeID) within \(Self.detachWait)",
+                                  retryable: true)
+                }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        if InstanceDomain.hasVolume(stored, volumeID: disk.volumeID) {
+            try await hypervisor.detach(id, device: element, live: false, config: true)
+        }
+        logger.info("volume detached", metadata: ["instance": "\(id)", "volume": "\(disk.volumeID)"])
+    }
+}
