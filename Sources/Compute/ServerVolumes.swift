@@ -31,18 +31,25 @@ extension Conductor {
         guard let volumes = servers.volumes else { throw Servers.Failure.badRequest("This cloud has no volume service.") }
         let (_, host) = try await servers.volumeTarget(id, by: caller, action: "attach_volume")
         let (volume, attachment) = try await volumes.reserve(volumeID, projectID: caller.isAdmin ? nil : caller.projectID, instanceID: id, host: host)
+        let clock = ContinuousClock(), started = clock.now
         do {
             let connection = try await volumes.connection(volume)
+            let connected = clock.now
             var disk = VolumeDisk(volumeID: volume.id, path: connection.path, block: connection.block)
             let result = try await client.call(AttachVolume.self, .init(instanceID: id, disk: disk), topic: Self.topic(host), context: context,
                                                timeout: .seconds(90))
+            let plugged = clock.now
             disk.device = result.device
             try await volumes.finishAttachment(attachment.id, disk: disk)
             var done = attachment
             done.device = result.device
             done.path = disk.path
             done.status = "attached"
-            logger.info("volume attached", metadata: ["instance": "\(id)", "volume": "\(volumeID)", "device": "\(result.device)"])
+            logger.info("volume attached", metadata: [
+                "instance": "\(id)", "volume": "\(volumeID)", "device": "\(result.device)",
+                "connection_ms": "\(Self.milliseconds(connected - started))", "host_ms": "\(Self.milliseconds(plugged - connected))",
+                "total_ms": "\(Self.milliseconds(clock.now - started))",
+            ])
             return done
         } catch {
             logger.warning("volume attach failed", metadata: ["instance": "\(id)", "volume": "\(volumeID)", "error": "\(error)"])
@@ -56,7 +63,9 @@ extension Conductor {
     public func detachVolume(_ id: String, volumeID: String, by caller: ServerCaller, context: RequestContext) async throws {
         guard let volumes = servers.volumes else { throw Servers.Failure.badRequest("This cloud has no volume service.") }
         let (_, host) = try await servers.volumeTarget(id, by: caller, action: "detach_volume")
+        let clock = ContinuousClock(), started = clock.now
         let attachment = try await volumes.beginDetach(volumeID, instanceID: id)
+        let unplugging = clock.now
         do {
             _ = try await client.call(DetachVolume.self, .init(instanceID: id, disk: attachment.disk), topic: Self.topic(host), context: context,
                                       timeout: .seconds(90))
@@ -65,7 +74,15 @@ extension Conductor {
             try? await volumes.rollDetach(attachment.id)
             throw Servers.Failure.internalError("Failed to detach volume \(volumeID) from \(id)")
         }
+        let unplugged = clock.now
         try await volumes.dropAttachment(attachment.id)
-        logger.info("volume detached", metadata: ["instance": "\(id)", "volume": "\(volumeID)"])
+        logger.info("volume detached", metadata: [
+            "instance": "\(id)", "volume": "\(volumeID)", "host_ms": "\(Self.milliseconds(unplugged - unplugging))",
+            "total_ms": "\(Self.milliseconds(clock.now - started))",
+        ])
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int {
+        Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
     }
 }

@@ -33,8 +33,10 @@ extension ComputeService {
         if toConfig || toLive {
             var placed = disk
             placed.device = device
+            let started = ContinuousClock.now
             try await hypervisor.attach(id, device: InstanceDomain.volume(placed), live: toLive, config: toConfig)
-            logger.info("volume attached", metadata: ["instance": "\(id)", "volume": "\(disk.volumeID)", "device": "\(device)", "live": "\(toLive)"])
+            logger.info("volume attached", metadata: ["instance": "\(id)", "volume": "\(disk.volumeID)", "device": "\(device)", "live": "\(toLive)",
+                                                      "libvirt": "\(ContinuousClock.now - started)"])
         }
         return AttachVolume.Result(device: device)
     }

@@ -14,9 +14,17 @@ public struct FileVolumeDriver: VolumeDriver {
         do {
             // QEMU (its own user) must reach a volume's file through the directory: search
             // permission only, no listing. libvirt hands it the file itself at attach time.
+            // The directories made here get the same (createDirectory applies the mode to every
+            // one it makes); existing parents are left as the operator set them.
+            var missing: [String] = []
+            var path = directory
+            while !path.isEmpty, path != "/", !FileManager.default.fileExists(atPath: path) {
+                missing.append(path)
+                path = (path as NSString).deletingLastPathComponent
+            }
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o711])
-            _ = chmod(directory, 0o711)
+            for made in missing + [directory] { _ = chmod(made, 0o711) }
         } catch {
             throw VolumeDriverError("cannot create the volumes directory \(directory): \(error)")
         }
