@@ -147,7 +147,7 @@ let package = Package(
         // DHCP agent (dnsmasq per network in its qdhcp- namespace), the ports' status.
         // The node's volume service (cinder-volume): file and LVM backends behind one driver protocol.
         .target(name: "NodeVolume", dependencies: [
-            "NodeCore", "LVMDriver", "RPC", "Contracts", "PetrelCore", .product(name: "Logging", package: "swift-log"),
+            "NodeCore", "LVMDriver", "ProcessDriver", "RPC", "Contracts", "PetrelCore", .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "NodeNetwork", dependencies: [
             "NodeCore", "NetlinkDriver", "DnsmasqDriver", "ProcessDriver", "IptablesDriver", "RPC", "Contracts", "PetrelCore",

@@ -15,6 +15,7 @@ public enum VolumeTopic {
 /// The node-side name of a volume on any backend (`volume-<id>`, as Cinder names them).
 public enum VolumeNaming {
     public static func name(_ volumeID: String) -> String { "volume-" + volumeID }
+    public static func snapshot(_ snapshotID: String) -> String { "snapshot-" + snapshotID }
 }
 
 /// One backend a node's volume service runs (`[<name>]` named in `enabled_backends`), with
@@ -49,10 +50,68 @@ public struct VolumeSpec: Codable, Sendable, Equatable {
     public var sizeGB: Int
     /// Cinder's status: `creating`, `available`, `in-use`, `deleting`, `extending`, `error`, …
     public var status: String
+    /// What a volume being created starts from (nil: blank).
+    public var source: VolumeSource?
 
-    public init(id: String, backend: String, sizeGB: Int, status: String) {
-        self.id = id; self.backend = backend; self.sizeGB = sizeGB; self.status = status
+    public init(id: String, backend: String, sizeGB: Int, status: String, source: VolumeSource? = nil) {
+        self.id = id; self.backend = backend; self.sizeGB = sizeGB; self.status = status; self.source = source
     }
+}
+
+/// A volume's starting bytes: a snapshot's or another volume's (on the same backend).
+public struct VolumeSource: Codable, Sendable, Equatable {
+    /// `snapshot` or `volume`.
+    public var kind: String
+    public var id: String
+    public init(kind: String, id: String) {
+        self.kind = kind
+        self.id = id
+    }
+
+    /// The backend's name of the source (`snapshot-<id>`, `volume-<id>`).
+    public var name: String { kind == "snapshot" ? VolumeNaming.snapshot(id) : VolumeNaming.name(id) }
+}
+
+/// What should be true of one snapshot on a node.
+public struct SnapshotSpec: Codable, Sendable, Equatable {
+    public var id: String
+    public var volumeID: String
+    public var backend: String
+    public var sizeGB: Int
+    /// `creating`, `available`, `deleting`, `error`, …
+    public var status: String
+
+    public init(id: String, volumeID: String, backend: String, sizeGB: Int, status: String) {
+        self.id = id; self.volumeID = volumeID; self.backend = backend; self.sizeGB = sizeGB; self.status = status
+    }
+}
+
+/// Asks a node to converge one snapshot with its spec (take it, or remove it).
+public struct SnapshotWork: RPCMethod {
+    public typealias Arguments = SnapshotSpec
+    public typealias Result = Nothing
+    public static let name = "snapshot_work"
+    public static let version = RPCVersion(1, 0)
+}
+
+/// A node finished (or failed) the work on a snapshot; applies only while the snapshot is still
+/// in the status the work began from.
+public struct SnapshotUpdate: RPCMethod {
+    public struct Arguments: Codable, Sendable, Equatable {
+        public var snapshotID: String
+        public var host: String
+        public var from: String
+        /// `available`, `error`, `error_deleting`, or `deleted`.
+        public var outcome: String
+        public var reason: String?
+        public init(snapshotID: String, host: String, from: String, outcome: String, reason: String? = nil) {
+            self.snapshotID = snapshotID; self.host = host; self.from = from; self.outcome = outcome; self.reason = reason
+        }
+    }
+    public typealias Result = Nothing
+    public static let name = "snapshot_update"
+    public static let version = RPCVersion(1, 0)
+    public static let topic = "conductor"
 }
 
 /// Asks a node to converge one volume with its spec: create it (`creating`), grow it
@@ -104,7 +163,12 @@ public struct VolumesOnHost: RPCMethod {
 
     public struct Result: Codable, Sendable, Equatable {
         public var volumes: [VolumeSpec]
-        public init(volumes: [VolumeSpec]) { self.volumes = volumes }
+        /// The snapshots kept on the host's backends (of `ids` when given); absent from older controllers.
+        public var snapshots: [SnapshotSpec]?
+        public init(volumes: [VolumeSpec], snapshots: [SnapshotSpec]? = nil) {
+            self.volumes = volumes
+            self.snapshots = snapshots
+        }
     }
 
     public static let name = "volumes_on_host"

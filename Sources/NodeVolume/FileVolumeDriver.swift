@@ -1,4 +1,5 @@
 import Foundation
+import ProcessDriver
 
 /// Volumes as sparse raw files in one directory (Cinder's local-file/NFS shape): a volume takes
 /// space as the guest writes it, so the backend is thin. The directory may be an NFS mount.
@@ -68,6 +69,28 @@ public struct FileVolumeDriver: VolumeDriver {
             let reason = String(cString: strerror(errno))
             unlink(partial)
             throw VolumeDriverError("cannot move \(partial) into place: \(reason)")
+        }
+    }
+
+    /// A sparse copy (a reflink where the file system can), made under a temporary name and
+    /// renamed into place, like a create.
+    public func copy(_ source: String, to name: String, sizeGB: Int?) async throws {
+        if try await size(name) != nil { return }
+        guard let sourceSize = try await size(source) else { throw VolumeDriverError("\(path(source)) does not exist") }
+        let partial = path("." + name + ".partial")
+        unlink(partial)
+        do {
+            try await Command.check("cp", ["--sparse=always", "--reflink=auto", path(source), partial])
+            if let sizeGB, sizeGB.gigabytes > sourceSize, truncate(partial, off_t(sizeGB.gigabytes)) != 0 {
+                throw VolumeDriverError("cannot size \(partial) to \(sizeGB) GB: \(String(cString: strerror(errno)))")
+            }
+            _ = chmod(partial, 0o600)
+            guard rename(partial, path(name)) == 0 else {
+                throw VolumeDriverError("cannot move \(partial) into place: \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            unlink(partial)
+            throw error
         }
     }
 

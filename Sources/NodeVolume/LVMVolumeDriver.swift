@@ -49,6 +49,12 @@ public struct LVMVolumeDriver: VolumeDriver {
         _ = try await lvm.extendLogicalVolume(name, in: volumeGroup, toBytes: sizeGB.gigabytes)
     }
 
+    /// Copying a logical volume means reading its data through its device, which only an
+    /// activated LV has: refused until this driver does it on hosts with device-mapper.
+    public func copy(_ source: String, to name: String, sizeGB: Int?) async throws {
+        throw VolumeDriverError("the lvm driver does not copy volumes yet (snapshots and clones read the data through the LV's device)")
+    }
+
     public func delete(_ name: String) async throws {
         try await lvm.removeLogicalVolume(name, in: volumeGroup)
     }

@@ -24,7 +24,8 @@ public struct VolumeCapacity: Sendable, Equatable {
     public var freeBytes: UInt64
 }
 
-/// One volume backend: it makes, grows and removes volumes named `volume-<id>`. Every call is
+/// One volume backend: it makes, grows, copies and removes volumes named `volume-<id>` (and
+/// snapshots, `snapshot-<id>`: copies of a volume). Every call is
 /// idempotent (creating a volume that exists at its size, or removing one that is gone,
 /// changes nothing), and a failed call leaves no half-made volume behind.
 public protocol VolumeDriver: Sendable {
@@ -36,7 +37,10 @@ public protocol VolumeDriver: Sendable {
     func create(_ name: String, sizeGB: Int) async throws
     /// Grows the volume to `sizeGB` (a volume already that large is left alone).
     func extend(_ name: String, sizeGB: Int) async throws
-    /// Removes the volume; one that does not exist is not an error.
+    /// Makes `name` a copy of `source` (a volume or a snapshot on this backend), grown to
+    /// `sizeGB` when given; finds it already there when it exists.
+    func copy(_ source: String, to name: String, sizeGB: Int?) async throws
+    /// Removes the volume (or snapshot); one that does not exist is not an error.
     func delete(_ name: String) async throws
     /// The volume's size in bytes, nil when it does not exist.
     func size(_ name: String) async throws -> UInt64?

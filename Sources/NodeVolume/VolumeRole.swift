@@ -57,6 +57,12 @@ public final class VolumeRole: NodeService {
             return Nothing()
         }
         server.register(VolumeConnection.self) { [self] volume, _ in try await connection(volume) }
+        server.register(SnapshotWork.self) { [self] work, context in
+            let current = try await client.call(VolumesOnHost.self, .init(host: host, ids: [work.id]), topic: VolumesOnHost.topic,
+                                                context: context, timeout: .seconds(30)).snapshots ?? []
+            for spec in current { await converge(spec, context: context) }
+            return Nothing()
+        }
     }
 
     /// Where a volume is on this host, for a guest here (Cinder's local connection).
@@ -76,8 +82,10 @@ public final class VolumeRole: NodeService {
     }
 
     func reconcileAll() async throws {
-        let specs = try await client.call(VolumesOnHost.self, .init(host: host), topic: VolumesOnHost.topic, timeout: .seconds(30)).volumes
-        for spec in specs { await converge(spec, context: RequestContext()) }
+        let state = try await client.call(VolumesOnHost.self, .init(host: host), topic: VolumesOnHost.topic, timeout: .seconds(30))
+        // Snapshots first: a volume being made from one needs it.
+        for spec in state.snapshots ?? [] { await converge(spec, context: RequestContext()) }
+        for spec in state.volumes { await converge(spec, context: RequestContext()) }
     }
 
     public func run() async throws {
@@ -131,7 +139,11 @@ public final class VolumeRole: NodeService {
             switch spec.status {
             case "creating":
                 do {
-                    try await driver.create(name, sizeGB: spec.sizeGB)
+                    if let source = spec.source {
+                        try await driver.copy(source.name, to: name, sizeGB: spec.sizeGB)
+                    } else {
+                        try await driver.create(name, sizeGB: spec.sizeGB)
+                    }
                     logger.info("volume created", metadata: metadata.merging([
                         "size_gb": "\(spec.sizeGB)", "backend_us": "\(Self.microseconds(ContinuousClock.now - started))",
                     ]) { $1 })
@@ -163,6 +175,52 @@ public final class VolumeRole: NodeService {
             case "available", "in-use":
                 if (try? await driver.size(name)) == .some(nil) {
                     logger.error("volume missing from its backend", metadata: metadata.merging(["path": "\(driver.path(name))"]) { $1 })
+                }
+            default:
+                break
+            }
+        }
+    }
+
+    /// Brings one snapshot to what its status asks (taken, or removed) and tells the controller.
+    func converge(_ spec: SnapshotSpec, context: RequestContext) async {
+        await locks.with(spec.id) {
+            let metadata: Logger.Metadata = ["snapshot": "\(spec.id)", "volume": "\(spec.volumeID)", "status": "\(spec.status)",
+                                             "request_id": "\(context.requestID)"]
+            guard let backend = backends[spec.backend] else {
+                logger.error("snapshot on a backend this node does not run", metadata: metadata)
+                return
+            }
+            let name = VolumeNaming.snapshot(spec.id)
+            func tell(_ outcome: String, _ reason: String? = nil) async {
+                do {
+                    try await client.cast(SnapshotUpdate.self, .init(snapshotID: spec.id, host: host, from: spec.status, outcome: outcome, reason: reason),
+                                          topic: SnapshotUpdate.topic, context: context, patience: .seconds(30))
+                } catch {
+                    logger.warning("snapshot update not delivered", metadata: ["snapshot": "\(spec.id)", "error": "\(error)"])
+                }
+            }
+            switch spec.status {
+            case "creating":
+                do {
+                    // The volume's lock: no extend or delete of it while its bytes are copied.
+                    try await locks.with(spec.volumeID) {
+                        try await backend.driver.copy(VolumeNaming.name(spec.volumeID), to: name, sizeGB: nil)
+                    }
+                    logger.info("snapshot created", metadata: metadata)
+                    await tell("available")
+                } catch {
+                    try? await backend.driver.delete(name)
+                    logger.error("snapshot failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+                    await tell("error", "\(error)")
+                }
+            case "deleting":
+                do {
+                    try await backend.driver.delete(name)
+                    logger.info("snapshot deleted", metadata: metadata)
+                    await tell("deleted")
+                } catch {
+                    await tell("error_deleting", "\(error)")
                 }
             default:
                 break

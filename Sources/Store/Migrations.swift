@@ -473,5 +473,16 @@ public enum Schema {
             """,
             "CREATE INDEX volume_attachments_instance ON volume_attachments (instance_id)",
         ]),
+        // Volume snapshots, kept on their volume's backend.
+        Migration(version: 20, name: "volume snapshots", statements: [
+            """
+            CREATE TABLE snapshots (
+                id TEXT PRIMARY KEY, volume_id TEXT NOT NULL, project_id TEXT NOT NULL, user_id TEXT NOT NULL, name TEXT, description TEXT,
+                size INTEGER NOT NULL, status TEXT NOT NULL, host TEXT NOT NULL, backend TEXT NOT NULL, volume_type_id TEXT NOT NULL,
+                metadata TEXT NOT NULL DEFAULT '{}', fault TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX snapshots_project ON snapshots (project_id, created_at, id)",
+            "CREATE INDEX snapshots_volume ON snapshots (volume_id)",
+        ]),
     ]
 }

@@ -67,6 +67,13 @@ public struct VolumeAPI: Sendable {
         PolicyDefault("limits_extension:used_limits", reader, "Show the caller's volume limits and usage.", ["GET /volume/v3/limits"]),
         PolicyDefault("volume_extension:availability_zone_list", "", "List volume availability zones.",
                       ["GET /volume/v3/os-availability-zone"]),
+        PolicyDefault("volume:create_snapshot", member, "Snapshot a volume.", ["POST /volume/v3/snapshots"]),
+        PolicyDefault("volume:get_all_snapshots", "rule:admin_api or role:reader", "List snapshots.",
+                      ["GET /volume/v3/snapshots", "GET /volume/v3/snapshots/detail"]),
+        PolicyDefault("volume:get_snapshot", reader, "Show a snapshot.", ["GET /volume/v3/snapshots/{id}"]),
+        PolicyDefault("volume:update_snapshot", member, "Change a snapshot's name, description or metadata.",
+                      ["PUT /volume/v3/snapshots/{id}", "PUT /volume/v3/snapshots/{id}/metadata", "POST /volume/v3/snapshots/{id}/metadata"]),
+        PolicyDefault("volume:delete_snapshot", member, "Delete a snapshot.", ["DELETE /volume/v3/snapshots/{id}"]),
         PolicyDefault("scheduler_extension:scheduler_stats:get_pools", admin, "List the backends' pools and their capacity.",
                       ["GET /volume/v3/scheduler-stats/get_pools"]),
     ]
@@ -109,6 +116,7 @@ public struct VolumeAPI: Sendable {
             v3.get(RouterPath(prefix + "scheduler-stats/get_pools")) { request, context in try await pools(request, context) }
             registerVolumes(on: v3, prefix: prefix)
             registerTypes(on: v3, prefix: prefix)
+            registerSnapshots(on: v3, prefix: prefix)
         }
     }
 

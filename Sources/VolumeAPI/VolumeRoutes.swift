@@ -225,8 +225,8 @@ extension VolumeAPI {
         let version = try await begin(request, context, "volume:create", target: ["project_id": project])
         let body = try await environment.body(request, schema: Self.createSchema, style: .nova)
         let volume = body["volume"]?.objectValue ?? [:]
-        for (key, what) in [("snapshot_id", "a snapshot"), ("source_volid", "another volume"), ("imageRef", "an image"),
-                            ("backup_id", "a backup"), ("consistencygroup_id", "a consistency group"), ("group_id", "a group")]
+        for (key, what) in [("imageRef", "an image"), ("backup_id", "a backup"), ("consistencygroup_id", "a consistency group"),
+                            ("group_id", "a group")]
         where volume[key] != nil && volume[key] != .null {
             throw APIFault(.badRequest, "Invalid input received: creating a volume from \(what) (\(key)) is not supported by this cloud yet")
         }
@@ -242,6 +242,11 @@ extension VolumeAPI {
         create.type = Self.text(volume["volume_type"])
         create.availabilityZone = Self.text(volume["availability_zone"])
         create.metadata = Self.metadata(volume["metadata"]) ?? [:]
+        create.snapshotID = Self.text(volume["snapshot_id"])
+        create.sourceVolumeID = Self.text(volume["source_volid"])
+        if create.snapshotID != nil && create.sourceVolumeID != nil {
+            throw APIFault(.badRequest, "Invalid input received: only one of snapshot_id and source_volid may be given")
+        }
         let created = try await volumes.create(create)
         return ok(["volume": volumeJSON(created, version, typeNames: try await typeNames(), admin: false)], version, status: .accepted)
     }

@@ -5,7 +5,7 @@ import Store
 /// Cinder's quotas: limits per project (the configured defaults unless the project has its
 /// own), usage counted from the volumes themselves, checked inside the change's transaction.
 extension VolumeService {
-    /// The resources Cinder's quota sets show, in its names. Snapshots and backups count what
+    /// The resources Cinder's quota sets show, in its names. Backups count what
     /// exists of them (none until those resources are served).
     public static let quotaResources = ["volumes", "gigabytes", "snapshots", "backups", "backup_gigabytes", "per_volume_gigabytes"]
 
@@ -32,7 +32,7 @@ extension VolumeService {
     }
 
     func usage(_ sql: any SQLDatabase, project: String) async throws -> [String: Int] {
-        var usage: [String: Int] = ["snapshots": 0, "backups": 0, "backup_gigabytes": 0, "per_volume_gigabytes": 0]
+        var usage: [String: Int] = ["backups": 0, "backup_gigabytes": 0, "per_volume_gigabytes": 0]
         let types = Dictionary(try await Tables.types.all(sql).map { ($0.id, $0.name) }) { a, _ in a }
         for name in types.values {
             usage["volumes_\(name)"] = 0; usage["gigabytes_\(name)"] = 0; usage["snapshots_\(name)"] = 0
@@ -51,8 +51,23 @@ extension VolumeService {
                 usage["gigabytes_\(name)"] = size
             }
         }
+        let snapshots = try await sql.raw("""
+            SELECT volume_type_id, COUNT(*) AS n, COALESCE(SUM(size), 0) AS g FROM snapshots WHERE project_id = \(bind: project)
+            GROUP BY volume_type_id
+            """).all()
+        var snapshotCount = 0
+        for row in snapshots {
+            let count = try row.decode(column: "n", as: Int.self), size = try row.decode(column: "g", as: Int.self)
+            snapshotCount += count
+            gigabytes += size
+            if let name = types[try row.decode(column: "volume_type_id", as: String.self)] {
+                usage["snapshots_\(name)"] = count
+                usage["gigabytes_\(name)", default: 0] += size
+            }
+        }
         usage["volumes"] = volumes
         usage["gigabytes"] = gigabytes
+        usage["snapshots"] = snapshotCount
         return usage
     }
 
@@ -91,12 +106,16 @@ extension VolumeService {
 
     /// Refuses (413, in Cinder's words) what would take `project` past a limit, read in the
     /// caller's transaction.
-    func checkQuota(_ sql: any SQLDatabase, project: String, type: String, volumes: Int, gigabytes: Int, perVolume: Int? = nil) async throws {
+    func checkQuota(_ sql: any SQLDatabase, project: String, type: String, volumes: Int, gigabytes: Int, perVolume: Int? = nil,
+                    snapshots: Int = 0) async throws {
         let limits = try await limits(sql, project: project)
         let used = try await usage(sql, project: project)
         let size = perVolume ?? gigabytes
-        if let limit = limits["per_volume_gigabytes"], limit >= 0, size > limit {
+        if snapshots == 0, let limit = limits["per_volume_gigabytes"], limit >= 0, size > limit {
             throw VolumeFailure(413, "VolumeSizeExceedsLimit: Requested volume size \(size)G is larger than maximum allowed limit \(limit)G.")
+        }
+        if snapshots > 0, let limit = limits["snapshots"], limit >= 0, (used["snapshots"] ?? 0) + snapshots > limit {
+            throw VolumeFailure(413, "SnapshotLimitExceeded: Maximum number of snapshots allowed (\(limit)) exceeded")
         }
         if volumes > 0, let limit = limits["volumes"], limit >= 0, (used["volumes"] ?? 0) + volumes > limit {
             throw VolumeFailure(413, "VolumeLimitExceeded: Maximum number of volumes allowed (\(limit)) exceeded for quota 'volumes'.")

@@ -30,16 +30,20 @@ public struct VolumeService: Sendable {
     let send: @Sendable (_ host: String, _ work: VolumeSpec) async throws -> Void
     /// Asks a node where a volume is (a call to `volume.<host>`).
     let connect: @Sendable (_ host: String, _ volume: VolumeSpec) async throws -> VolumeConnection.Result
+    /// Hands a node work on a snapshot (a cast to `volume.<host>`).
+    let sendSnapshot: @Sendable (_ host: String, _ work: SnapshotSpec) async throws -> Void
 
     public static let volumeBinary = "cinder-volume"
 
     public init(database: Database, settings: Settings, hosts: HostInventory,
                 connect: @escaping @Sendable (_ host: String, _ volume: VolumeSpec) async throws -> VolumeConnection.Result,
+                sendSnapshot: @escaping @Sendable (_ host: String, _ work: SnapshotSpec) async throws -> Void,
                 send: @escaping @Sendable (_ host: String, _ work: VolumeSpec) async throws -> Void) {
         self.database = database
         self.settings = settings
         self.hosts = hosts
         self.connect = connect
+        self.sendSnapshot = sendSnapshot
         self.send = send
     }
 
@@ -55,6 +59,9 @@ public struct VolumeService: Sendable {
         public var type: String?
         public var availabilityZone: String?
         public var metadata: [String: String] = [:]
+        /// Start from a snapshot's or another volume's bytes (placed on its backend).
+        public var snapshotID: String?
+        public var sourceVolumeID: String?
         public init(projectID: String, userID: String, size: Int) {
             self.projectID = projectID
             self.userID = userID
@@ -72,18 +79,43 @@ public struct VolumeService: Sendable {
         if let zone = request.availabilityZone, zone != settings.availabilityZone {
             throw VolumeFailure.invalid("Invalid input received: Availability zone '\(zone)' is invalid.")
         }
-        let type = try await volumeType(request.type ?? settings.defaultTypeName, projectID: request.projectID)
         let live = try await liveVolumeHosts()
+        // A volume from a snapshot or a volume goes where its source is, with the source's type
+        // unless one is named.
+        var found: (host: String, backend: String, type: String, size: Int)?
+        if let id = request.snapshotID {
+            let snapshot = try await snapshot(id, projectID: request.projectID)
+            guard snapshot.status == "available" else {
+                throw VolumeFailure(400, "Invalid snapshot: Originating snapshot status must be one of 'available' values")
+            }
+            found = (snapshot.host, snapshot.backend, snapshot.volumeTypeID, snapshot.size)
+        } else if let id = request.sourceVolumeID {
+            let source = try await volume(id, projectID: request.projectID)
+            guard [VolumeStatus.available, VolumeStatus.inUse].contains(source.status) else {
+                throw VolumeFailure.invalidVolume("Volume \(id) status must be available or in-use, but current status is: \(source.status).")
+            }
+            found = (source.host, source.backend, source.volumeTypeID, source.size)
+        }
+        let origin = found
+        if let origin, request.size < origin.size {
+            throw VolumeFailure.invalid("Invalid input received: Volume size '\(request.size)'GB cannot be smaller than the \(request.snapshotID != nil ? "snapshot" : "source volume") size \(origin.size)GB. They must be >= original size.")
+        }
+        let type = try await volumeType(request.type ?? origin?.type ?? settings.defaultTypeName, projectID: request.projectID)
         let volume: Volume = try await database.transaction { sql in
             try await checkQuota(sql, project: request.projectID, type: type.name, volumes: 1, gigabytes: request.size)
-            let backend = try await place(sql, size: request.size, type: type, liveHosts: live)
+            let backend: VolumeBackend?
+            if let origin {
+                backend = live.contains(origin.host) ? try await backends(sql).first { $0.host == origin.host && $0.name == origin.backend } : nil
+            } else {
+                backend = try await place(sql, size: request.size, type: type, liveHosts: live)
+            }
             let time = now()
             var volume = Volume(
                 id: UUID().uuidString.lowercased(), projectID: request.projectID, userID: request.userID, name: request.name,
                 description: request.description, size: request.size,
                 status: backend == nil ? VolumeStatus.error : VolumeStatus.creating, host: backend?.host ?? "",
                 backend: backend?.name ?? "", volumeTypeID: type.id, availabilityZone: settings.availabilityZone, bootable: false,
-                metadata: request.metadata, imageMetadata: [:], sourceVolID: nil, snapshotID: nil, imageID: nil,
+                metadata: request.metadata, imageMetadata: [:], sourceVolID: request.sourceVolumeID, snapshotID: request.snapshotID, imageID: nil,
                 fault: backend == nil ? "No valid backend was found. No weighed backends available" : nil,
                 createdAt: time, updatedAt: time)
             volume.pool = backend?.backendName ?? ""
@@ -98,7 +130,8 @@ public struct VolumeService: Sendable {
     /// be reached the volume goes to the status's error with the reason.
     func dispatch(_ volume: Volume, from status: String) async throws -> Volume {
         do {
-            try await send(volume.host, VolumeSpec(id: volume.id, backend: volume.backend, sizeGB: volume.size, status: status))
+            try await send(volume.host, VolumeSpec(id: volume.id, backend: volume.backend, sizeGB: volume.size, status: status,
+                                                   source: Self.source(snapshotID: volume.snapshotID, sourceVolumeID: volume.sourceVolID)))
             return volume
         } catch {
             let failed = status == VolumeStatus.deleting ? VolumeStatus.errorDeleting
@@ -107,6 +140,10 @@ public struct VolumeService: Sendable {
                                                    reason: "the volume service of \(volume.host) could not be reached: \(error)"))
             return try await self.volume(volume.id, projectID: nil)
         }
+    }
+
+    static func source(snapshotID: String?, sourceVolumeID: String?) -> VolumeSource? {
+        snapshotID.map { VolumeSource(kind: "snapshot", id: $0) } ?? sourceVolumeID.map { VolumeSource(kind: "volume", id: $0) }
     }
 
     /// The hosts whose volume service is up and enabled.
@@ -207,6 +244,9 @@ public struct VolumeService: Sendable {
             guard force || deletable.contains(volume.status) else {
                 throw VolumeFailure.invalidVolume("Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer.")
             }
+            guard try await snapshotCount(sql, volumeID: id) == 0 else {
+                throw VolumeFailure.invalidVolume("Volume \(id) still has dependent snapshots.")
+            }
             if volume.host.isEmpty {
                 _ = try await Tables.volumes.delete(sql, where: [.equals("id", id)])
                 return nil
@@ -283,7 +323,8 @@ public struct VolumeService: Sendable {
     public func specs(host: String, ids: [String]? = nil) async throws -> [VolumeSpec] {
         try await database.withConnection { sql in
             try await Tables.volumes.all(sql, where: [.equals("host", host)] + (ids.map { [.inList("id", $0)] } ?? [])).map {
-                VolumeSpec(id: $0.id, backend: $0.backend, sizeGB: $0.size, status: $0.status)
+                VolumeSpec(id: $0.id, backend: $0.backend, sizeGB: $0.size, status: $0.status,
+                           source: Self.source(snapshotID: $0.snapshotId, sourceVolumeID: $0.sourceVolid))
             }
         }
     }

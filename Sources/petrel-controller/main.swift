@@ -117,6 +117,9 @@ struct Serve: AsyncParsableCommand {
             connect: { host, volume in
                 try await volumeClient.call(VolumeConnection.self, volume, topic: RPCTopology.hostTopic(VolumeTopic.name, host: host),
                                             timeout: .seconds(30))
+            },
+            sendSnapshot: { host, work in
+                try await volumeClient.cast(SnapshotWork.self, work, topic: RPCTopology.hostTopic(VolumeTopic.name, host: host), patience: .seconds(10))
             }) { host, work in
             try await volumeClient.cast(VolumeWork.self, work, topic: RPCTopology.hostTopic(VolumeTopic.name, host: host), patience: .seconds(10))
         }
@@ -155,7 +158,14 @@ struct Serve: AsyncParsableCommand {
         }
         // The nodes' volume services: what should be on their backends, and how their work went.
         reports.register(VolumesOnHost.self) { query, _ in
-            VolumesOnHost.Result(volumes: try await volumes.specs(host: query.host, ids: query.ids))
+            VolumesOnHost.Result(volumes: try await volumes.specs(host: query.host, ids: query.ids),
+                                 snapshots: try await volumes.snapshotSpecs(host: query.host, ids: query.ids))
+        }
+        reports.register(SnapshotUpdate.self) { update, context in
+            let applied = try await volumes.applySnapshot(update)
+            logger.info("snapshot update", metadata: ["snapshot": "\(update.snapshotID)", "outcome": "\(update.outcome)", "applied": "\(applied)",
+                                                      "request_id": "\(context.requestID)"])
+            return Nothing()
         }
         reports.register(VolumeUpdate.self) { update, context in
             let applied = try await volumes.apply(update)

@@ -20,6 +20,7 @@ import Volumes
 /// conversation is exercised by the volume CLI test).
 actor VolumeNodeDouble {
     var pending: [(host: String, work: VolumeSpec)] = []
+    var snapshots: [(host: String, work: SnapshotSpec)] = []
     var unreachable = false
 
     func take(_ host: String, _ work: VolumeSpec) throws {
@@ -27,10 +28,21 @@ actor VolumeNodeDouble {
         pending.append((host, work))
     }
 
+    func take(_ host: String, _ work: SnapshotSpec) throws {
+        if unreachable { throw CancellationError() }
+        snapshots.append((host, work))
+    }
+
     func setUnreachable(_ value: Bool) { unreachable = value }
 
     /// Answers every pending piece of work as done.
     func finish(_ volumes: VolumeService) async throws {
+        let taken = snapshots
+        snapshots = []
+        for (host, spec) in taken {
+            try await volumes.applySnapshot(.init(snapshotID: spec.id, host: host, from: spec.status,
+                                                  outcome: spec.status == "deleting" ? "deleted" : "available"))
+        }
         let work = pending
         pending = []
         for (host, spec) in work {
@@ -63,7 +75,8 @@ actor VolumeNodeDouble {
             var quotas = ["volumes": 10, "gigabytes": 1000, "snapshots": 10, "backups": 10, "backup_gigabytes": 1000, "per_volume_gigabytes": -1]
             quotas["instances"] = 10
             let volumes = VolumeService(database: database, settings: .init(quotaDefaults: quotas), hosts: hosts,
-                                        connect: { _, volume in .init(path: "/volumes/volume-\(volume.id)", block: false) }) { host, work in
+                                        connect: { _, volume in .init(path: "/volumes/volume-\(volume.id)", block: false) },
+                                        sendSnapshot: { host, work in try await node.take(host, work) }) { host, work in
                 try await node.take(host, work)
             }
             let router = Hummingbird.Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
@@ -153,11 +166,44 @@ actor VolumeNodeDouble {
         }
     }
 
+    @Test func snapshotsAndVolumesFromThem() async throws {
+        try await withCloud { cloud in
+            let base = "/volume/v3/\(cloud.memberProject)"
+            let created = try await call(cloud, "\(base)/volumes", method: .post, body: #"{"volume": {"size": 2, "name": "origin"}}"#)
+            let volume = try #require(created.json?["volume"]?["id"]?.stringValue)
+            try await cloud.node.finish(cloud.volumes)
+            let taken = try await call(cloud, "\(base)/snapshots", method: .post, body: "{\"snapshot\": {\"volume_id\": \"\(volume)\", \"name\": \"s1\"}}")
+            #expect(taken.status == .accepted && taken.json?["snapshot"]?["status"] == "creating" && taken.json?["snapshot"]?["size"] == 2)
+            let snapshot = try #require(taken.json?["snapshot"]?["id"]?.stringValue)
+            try await cloud.node.finish(cloud.volumes)
+            #expect(try await call(cloud, "\(base)/snapshots/\(snapshot)").json?["snapshot"]?["status"] == "available")
+            #expect(try await call(cloud, "\(base)/snapshots/detail?volume_id=\(volume)").json?["snapshots"]?.arrayValue?.count == 1)
+            let usage = try await call(cloud, "/volume/v3/os-quota-sets/\(cloud.memberProject)?usage=True")
+            #expect(usage.json?["quota_set"]?["snapshots"]?["in_use"] == 1 && usage.json?["quota_set"]?["gigabytes"]?["in_use"] == 4)
+
+            // A volume with snapshots stays; one from the snapshot is placed where the snapshot is.
+            let refused = try await call(cloud, "\(base)/volumes/\(volume)", method: .delete)
+            #expect(refused.status == .badRequest && refused.json?["badRequest"]?["message"]?.stringValue?.contains("dependent snapshots") == true)
+            let small = try await call(cloud, "\(base)/volumes", method: .post, body: "{\"volume\": {\"size\": 1, \"snapshot_id\": \"\(snapshot)\"}}")
+            #expect(small.status == .badRequest, "smaller than the snapshot")
+            let clone = try await call(cloud, "\(base)/volumes", method: .post, body: "{\"volume\": {\"size\": 3, \"snapshot_id\": \"\(snapshot)\"}}")
+            #expect(clone.json?["volume"]?["status"] == "creating" && clone.json?["volume"]?["snapshot_id"] == .string(snapshot))
+            #expect(await cloud.node.pending.last?.work.source == VolumeSource(kind: "snapshot", id: snapshot))
+            try await cloud.node.finish(cloud.volumes)
+
+            #expect(try await call(cloud, "\(base)/snapshots/\(snapshot)", token: cloud.other).status == .notFound)
+            #expect(try await call(cloud, "\(base)/snapshots/\(snapshot)", method: .delete).status == .accepted)
+            try await cloud.node.finish(cloud.volumes)
+            #expect(try await call(cloud, "\(base)/snapshots/\(snapshot)").status == .notFound)
+            #expect(try await call(cloud, "\(base)/volumes/\(volume)", method: .delete).status == .accepted)
+        }
+    }
+
     @Test func refusalsChangeNothing() async throws {
         try await withCloud { cloud in
             let base = "/volume/v3/\(cloud.memberProject)"
             for body in [#"{"volume": {"size": "abc"}}"#, #"{"volume": {"size": 0}}"#, #"{"volume": {"name": 5, "size": 1}}"#,
-                         #"{"volume": {"size": 1, "snapshot_id": "x"}}"#, #"{"volume": {"size": 1, "volume_type": "nope"}}"#,
+                         #"{"volume": {"size": 1, "imageRef": "x"}}"#, #"{"volume": {"size": 1, "volume_type": "nope"}}"#,
                          #"{"volume": {"size": 1, "availability_zone": "mars"}}"#, #"{"volume": {"size": 1, "metadata": {"k": 1}}}"#, #"{}"#] {
                 let refused = try await call(cloud, "\(base)/volumes", method: .post, body: body)
                 #expect(refused.status == .badRequest || refused.status == .notFound, "\(body): \(refused.status)")

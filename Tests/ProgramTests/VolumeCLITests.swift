@@ -65,6 +65,7 @@ import Testing
             try first.start()
             try await phase("api")
             try await phase("attach")
+            try await phase("snapshot")
             try await phase("lvm")
             first.signal(SIGKILL)
             _ = await first.wait()
