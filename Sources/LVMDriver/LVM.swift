@@ -210,12 +210,19 @@ enum LVMLibrary {
 
     /// Runs one command line; call only on `thread`.
     static func run(_ commandLine: String) throws -> [String] {
-        // LVM sets the process umask to 0077 for its own files; the rest of the process
-        // (instance directories qemu must read, for one) keeps the umask it had.
-        let umaskBefore = umask(0o022)
-        defer { umask(umaskBefore) }
-        umask(umaskBefore)
         let lvm = try load()
+        // LVM sets the process umask to 0077 for its own files while it works: the rest of the
+        // process (instance directories qemu must read, for one) gets the umask it had back, and
+        // no child is spawned in between (it would keep 0077).
+        return try UmaskGuard.exclusive {
+            let umaskBefore = umask(0o022)
+            umask(umaskBefore)
+            defer { umask(umaskBefore) }
+            return try runLocked(lvm, commandLine)
+        }
+    }
+
+    private static func runLocked(_ lvm: Functions, _ commandLine: String) throws -> [String] {
         if handle == nil {
             lvm.setLogFunction(lvmLogCallback)
             handle = lvm.initialise()

@@ -247,6 +247,10 @@ public struct VolumeService: Sendable {
             guard try await snapshotCount(sql, volumeID: id) == 0 else {
                 throw VolumeFailure.invalidVolume("Volume \(id) still has dependent snapshots.")
             }
+            // Not even a forced delete takes a volume from under a guest, as Cinder.
+            guard try await Tables.attachments.first(sql, where: [.equals("volume_id", id)]) == nil else {
+                throw VolumeFailure(400, "Volume \(id) is still attached, detach volume first.")
+            }
             if volume.host.isEmpty {
                 _ = try await Tables.volumes.delete(sql, where: [.equals("id", id)])
                 return nil

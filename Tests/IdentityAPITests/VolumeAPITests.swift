@@ -199,6 +199,33 @@ actor VolumeNodeDouble {
         }
     }
 
+    /// The Cinder side of an attach, driven as the conductor drives it.
+    @Test func attachedVolumesStayPut() async throws {
+        try await withCloud { cloud in
+            let base = "/volume/v3/\(cloud.memberProject)"
+            let id = try #require(try await call(cloud, "\(base)/volumes", method: .post, body: #"{"volume": {"size": 1}}"#).json?["volume"]?["id"]?.stringValue)
+            try await cloud.node.finish(cloud.volumes)
+            await #expect(throws: VolumeFailure.self, "a server on another host") {
+                _ = try await cloud.volumes.reserve(id, projectID: nil, instanceID: "server-1", host: "elsewhere")
+            }
+            let (volume, attachment) = try await cloud.volumes.reserve(id, projectID: cloud.memberProject, instanceID: "server-1", host: "node1")
+            #expect(volume.status == "attaching")
+            #expect(try await cloud.volumes.connection(volume).path == "/volumes/volume-\(id)")
+            try await cloud.volumes.finishAttachment(attachment.id, disk: VolumeDisk(volumeID: id, path: "/volumes/volume-\(id)", block: false, device: "vdb"))
+            let shown = try await call(cloud, "\(base)/volumes/\(id)")
+            #expect(shown.json?["volume"]?["status"] == "in-use")
+            #expect(shown.json?["volume"]?["attachments"]?.arrayValue?.first?["server_id"] == "server-1")
+            #expect(shown.json?["volume"]?["attachments"]?.arrayValue?.first?["device"] == "/dev/vdb")
+            await #expect(throws: VolumeFailure.self, "already in use") {
+                _ = try await cloud.volumes.reserve(id, projectID: nil, instanceID: "server-2", host: "node1")
+            }
+            let forced = try await call(cloud, "/volume/v3/volumes/\(id)/action", token: cloud.admin, method: .post, body: #"{"os-force_delete": {}}"#)
+            #expect(forced.status == .badRequest && forced.json?["badRequest"]?["message"]?.stringValue?.contains("still attached") == true)
+            try await cloud.volumes.releaseAll(instanceID: "server-1")
+            #expect(try await call(cloud, "\(base)/volumes/\(id)").json?["volume"]?["status"] == "available")
+        }
+    }
+
     @Test func refusalsChangeNothing() async throws {
         try await withCloud { cloud in
             let base = "/volume/v3/\(cloud.memberProject)"

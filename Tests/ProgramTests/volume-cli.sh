@@ -38,7 +38,7 @@ GiB=1073741824
 
 case "$1" in
   api)
-    waitfor 30 sh -c "'$OSC' --os-cloud petrel volume service list -f value -c Host -c State | grep -q '^$NODE@file-1 up'" \
+    waitfor 120 sh -c "'$OSC' --os-cloud petrel volume service list -f value -c Host -c State | grep -q '^$NODE@file-1 up'" \
       || fail "cinder-volume of $NODE@file-1 not up: $(os volume service list 2>&1)"
     os volume service list -f value -c Binary -c Host -c State | contains "cinder-volume $NODE@lvm-1 up" || fail "lvm-1 not listed"
     ok "cinder-volume is up on $NODE@file-1 and $NODE@lvm-1"
@@ -50,7 +50,7 @@ case "$1" in
 
     v1=$(os volume create --size 1 --type file --property purpose=test v1 -f json | field id) || fail "volume create"
     echo "$v1" > "$WORK/v1"
-    waitfor 30 status_is v1 available || fail "v1 not available: $(os volume show v1 2>&1)"
+    waitfor 120 status_is v1 available || fail "v1 not available: $(os volume show v1 2>&1)"
     [ "$(file_size "$v1")" = "$GiB" ] || fail "the file of v1 is $(file_size "$v1") bytes, not $GiB"
     [ "$(du -k "$FILES/volume-$v1" | cut -f1)" -lt 1024 ] || fail "the file of v1 is not sparse"
     os volume show v1 -f json | python3 -c '
@@ -70,7 +70,7 @@ assert v["description"] == "renamed", v' || fail "volume set did not stick: $(os
     ok "volume set (name, description, property) and volume list"
 
     os volume set --size 2 v1b || fail "volume set --size"
-    waitfor 30 size_is v1b 2 || fail "not extended: $(os volume show v1b)"
+    waitfor 120 size_is v1b 2 || fail "not extended: $(os volume show v1b)"
     waitfor 10 status_is v1b available || fail "not available after extend"
     [ "$(file_size "$v1")" = "$((2 * GiB))" ] || fail "the file is $(file_size "$v1") bytes after extend"
     refuse "greater than" os volume set --size 1 v1b
@@ -97,10 +97,10 @@ assert rows["volumes"] == 2 and rows["gigabytes"] == 4, rows' "$WORK/quota" || f
     contains "$NODE@file-1#file-1" "$WORK/pools" && contains "$NODE@lvm-1#lvm-1" "$WORK/pools" || fail "pools: $(cat "$WORK/pools")"
     ok "volume backend pool list --long shows both backends"
 
-    waitfor 30 status_is v2 available || fail "v2 not available"
+    waitfor 120 status_is v2 available || fail "v2 not available"
     v2=$(os volume show v2 -f value -c id)
     os volume delete v2 || fail "volume delete"
-    waitfor 30 gone v2 || fail "v2 not deleted: $(os volume show v2 2>&1)"
+    waitfor 120 gone v2 || fail "v2 not deleted: $(os volume show v2 2>&1)"
     [ -e "$FILES/volume-$v2" ] && fail "v2's file is left"
     refuse "No volume (with a name or ID|found)|could not be found" os volume show v2
     ok "volume delete: gone from the API and its file removed"
@@ -127,7 +127,7 @@ DATA
     console_has() { "$OSC" --os-cloud petrel console log show "$1" | grep -q -- "$2"; }
     waitfor 240 console_has "$vm" PETREL-GUEST-READY || fail "the guest did not boot: $(os console log show "$vm" | tail -5)"
     va=$(os volume create --size 1 --type file va -f json | field id) || fail "volume create"
-    waitfor 30 status_is va available || fail "va not available"
+    waitfor 120 status_is va available || fail "va not available"
     start=$(date +%s%3N)
     os server add volume "vm-$NODE" va || fail "server add volume"
     echo "figure: server add volume returned after $(( $(date +%s%3N) - start )) ms"
@@ -143,21 +143,21 @@ s = json.load(sys.stdin)
 ids = [v["id"] for v in s["volumes_attached"]] if isinstance(s["volumes_attached"], list) else s["volumes_attached"]
 assert sys.argv[1] in str(ids), s["volumes_attached"]' "$va" || fail "volumes_attached: $(os server show "vm-$NODE" -c volumes_attached)"
     virsh -c qemu:///system domblklist "petrel-$vm" | contains "vdc .*$FILES/volume-$va" || fail "the domain has no vdc: $(virsh -c qemu:///system domblklist "petrel-$vm")"
-    waitfor 120 console_has "$vm" PETREL-VOLUME-WRITTEN || fail "the guest did not write to vdb: $(os console log show "$vm" | tail -8)"
+    waitfor 240 console_has "$vm" PETREL-VOLUME-WRITTEN || fail "the guest did not write to vdb: $(os console log show "$vm" | tail -8)"
     os console log show "$vm" | contains "PETREL-VOLUME-SEEN sectors=2097152 serial=${va:0:20}" || fail "the guest saw a disk of another size: $(os console log show "$vm" | grep VOLUME)"
-    waitfor 10 sh -c "head -c 64 '$FILES/volume-$va' | grep -q petrel-volume-marker" || fail "the marker is not in the volume's file"
+    waitfor 60 sh -c "head -c 64 '$FILES/volume-$va' | grep -q petrel-volume-marker" || fail "the marker is not in the volume's file"
     ok "server add volume: the running guest sees a 1 GiB vdc with the volume's id as serial (volume in-use, attachments, volumes_attached), writes a marker the host reads in the volume's file"
     refuse "status must be available" os volume delete va
 
     os server remove volume "vm-$NODE" va || fail "server remove volume"
-    waitfor 30 status_is va available || fail "va not available after the detach: $(os volume show va -c status -f value)"
+    waitfor 120 status_is va available || fail "va not available after the detach: $(os volume show va -c status -f value)"
     virsh -c qemu:///system domblklist "petrel-$vm" | contains vdc && fail "the domain still has vdc"
     virsh -c qemu:///system dumpxml --inactive "petrel-$vm" | contains "volume-$va" && fail "the stored definition still has the volume"
     ok "server remove volume: the guest let go of vdc, gone from the running and stored domain; va available"
 
     # The lvm-1 volume has no device on this kernel: the attach fails and changes nothing.
     lv=$(os volume create --size 1 --type lvm lv-attach -f json | field id) || fail "lvm volume create"
-    waitfor 60 status_is lv-attach available || fail "lv-attach not available"
+    waitfor 180 status_is lv-attach available || fail "lv-attach not available"
     refuse "Failed to attach|500|Internal" os server add volume "vm-$NODE" lv-attach
     status_is lv-attach available || fail "lv-attach is $(os volume show lv-attach -c status -f value) after a failed attach"
     virsh -c qemu:///system domblklist "petrel-$vm" | contains vdc && fail "a failed attach left a disk"
@@ -168,7 +168,7 @@ assert sys.argv[1] in str(ids), s["volumes_attached"]' "$va" || fail "volumes_at
     os server add volume "vm-$NODE" va || fail "second attach"
     status_is va in-use || fail "va not in-use after the second attach"
     os server delete --wait "vm-$NODE" || fail "server delete"
-    waitfor 30 status_is va available || fail "va is $(os volume show va -c status -f value) after its server was deleted"
+    waitfor 120 status_is va available || fail "va is $(os volume show va -c status -f value) after its server was deleted"
     [ -z "$(os volume show va -f json | python3 -c 'import json,sys; print(json.load(sys.stdin)["attachments"] or "")')" ] || fail "va still has attachments"
     head -c 64 "$FILES/volume-$va" | contains petrel-volume-marker || fail "the marker is gone"
     rm -f "$WORK/server"
@@ -179,7 +179,7 @@ assert sys.argv[1] in str(ids), s["volumes_attached"]' "$va" || fail "volumes_at
   snapshot)
     va=$(os volume show va -f value -c id) || fail "va"
     sa=$(os volume snapshot create --volume va sa -f json | field id) || fail "volume snapshot create"
-    waitfor 30 sh -c "[ \"\$('$OSC' --os-cloud petrel volume snapshot show sa -f value -c status)\" = available ]" \
+    waitfor 120 sh -c "[ \"\$('$OSC' --os-cloud petrel volume snapshot show sa -f value -c status)\" = available ]" \
       || fail "sa not available: $(os volume snapshot show sa 2>&1)"
     head -c 64 "$FILES/snapshot-$sa" | contains petrel-volume-marker || fail "the snapshot's file has no marker"
     os volume snapshot list -f value -c Name | contains -x sa || fail "snapshot list: $(os volume snapshot list)"
@@ -187,18 +187,18 @@ assert sys.argv[1] in str(ids), s["volumes_attached"]' "$va" || fail "volumes_at
     ok "volume snapshot create: a copy of va's bytes on its backend (the guest's marker in it); va cannot be deleted while it has one"
     vb=$(os volume create --snapshot sa --size 2 vb -f json | field id) || fail "volume create --snapshot"
     vc=$(os volume create --source va vc -f json | field id) || fail "volume create --source"
-    waitfor 30 status_is vb available && waitfor 30 status_is vc available || fail "vb or vc not available: $(os volume list --long)"
+    waitfor 120 status_is vb available && waitfor 120 status_is vc available || fail "vb or vc not available: $(os volume list --long)"
     head -c 64 "$FILES/volume-$vb" | contains petrel-volume-marker && head -c 64 "$FILES/volume-$vc" | contains petrel-volume-marker \
       || fail "the marker is not in the volumes made from the snapshot and from va"
     [ "$(file_size "$vb")" = "$((2 * GiB))" ] || fail "vb's file is $(file_size "$vb") bytes"
     ok "volume create --snapshot (grown to 2 GB) and --source: both carry the marker"
     os volume snapshot delete sa || fail "snapshot delete"
-    waitfor 30 sh -c "! '$OSC' --os-cloud petrel volume snapshot show sa" || fail "sa not deleted"
+    waitfor 120 sh -c "! '$OSC' --os-cloud petrel volume snapshot show sa" || fail "sa not deleted"
     [ -e "$FILES/snapshot-$sa" ] && fail "the snapshot's file is left"
-    lsnap=$(os volume create --size 1 --type lvm lsrc -f json | field id) && waitfor 60 status_is lsrc available || fail "lsrc"
+    lsnap=$(os volume create --size 1 --type lvm lsrc -f json | field id) && waitfor 180 status_is lsrc available || fail "lsrc"
     os volume snapshot create --volume lsrc lsnap >/dev/null || fail "lvm snapshot create"
-    waitfor 30 sh -c "[ \"\$('$OSC' --os-cloud petrel volume snapshot show lsnap -f value -c status)\" = error ]" || fail "the lvm snapshot is not in error"
-    os volume snapshot delete lsnap >/dev/null && waitfor 30 sh -c "! '$OSC' --os-cloud petrel volume snapshot show lsnap" || fail "lvm snapshot delete"
+    waitfor 120 sh -c "[ \"\$('$OSC' --os-cloud petrel volume snapshot show lsnap -f value -c status)\" = error ]" || fail "the lvm snapshot is not in error"
+    os volume snapshot delete lsnap >/dev/null && waitfor 120 sh -c "! '$OSC' --os-cloud petrel volume snapshot show lsnap" || fail "lvm snapshot delete"
     os volume delete lsrc vb vc >/dev/null || fail "delete"
     ok "snapshot deleted with its file; an LVM snapshot (not copied by that driver yet) ends in error and deletes cleanly"
     echo "phase snapshot passed"
@@ -206,12 +206,12 @@ assert sys.argv[1] in str(ids), s["volumes_attached"]' "$va" || fail "volumes_at
 
   lvm)
     l1=$(os volume create --size 1 --type lvm l1 -f json | field id) || fail "volume create on lvm"
-    waitfor 60 status_is l1 available || fail "l1 not available: $(os volume show l1 2>&1)"
+    waitfor 180 status_is l1 available || fail "l1 not available: $(os volume show l1 2>&1)"
     [ "$(lv_size "$l1")" = "$GiB" ] || fail "the LV of l1 is '$(lv_size "$l1")' bytes"
     os volume show l1 -f value -c os-vol-host-attr:host | contains "^$NODE@lvm-1#" || fail "l1 not on lvm-1"
     ok "volume create --type lvm: logical volume $VG/volume-$l1 of 1 GiB (lvs)"
     os volume set --size 2 l1 || fail "extend l1"
-    waitfor 60 size_is l1 2 || fail "l1 not extended"
+    waitfor 180 size_is l1 2 || fail "l1 not extended"
     [ "$(lv_size "$l1")" = "$((2 * GiB))" ] || fail "the LV is '$(lv_size "$l1")' bytes after extend"
     ok "volume set --size 2: the LV grew to 2 GiB (lvs)"
     vg_total=$(vgs --noheadings -o vg_size --units g --nosuffix "$VG" | tr -d ' ')
@@ -223,7 +223,7 @@ assert abs(float(pool[\"total_capacity_gb\"]) - $vg_total) < 0.02 and abs(float(
 '" || fail "capacity reported does not match vgs ($vg_total GB, $vg_free GB free): $(os volume backend pool list --long)"
     ok "reported capacity matches vgs: $vg_total GB, $vg_free GB free"
     os volume delete l1 || fail "delete l1"
-    waitfor 60 gone l1 || fail "l1 not deleted"
+    waitfor 180 gone l1 || fail "l1 not deleted"
     [ -z "$(lv_size "$l1")" ] || fail "the LV of l1 is left"
     ok "volume delete: the LV is removed"
     echo "phase lvm passed"
@@ -236,7 +236,7 @@ assert abs(float(pool[\"total_capacity_gb\"]) - $vg_total) < 0.02 and abs(float(
     status_is v1b deleting || fail "v1b is $(os volume show v1b -c status -f value) while its node is down"
     [ -e "$FILES/volume-$v1" ] || fail "v1b's file went without its node"
     ok "a volume deleted while its node is down waits in deleting (the node's queue keeps the work)"
-    waitfor 30 sh -c "'$OSC' --os-cloud petrel volume service list -f value -c Host -c State | grep -q '^$NODE@file-1 down'" \
+    waitfor 120 sh -c "'$OSC' --os-cloud petrel volume service list -f value -c Host -c State | grep -q '^$NODE@file-1 down'" \
       || fail "cinder-volume of $NODE@file-1 not down: $(os volume service list 2>&1)"
     os volume create --size 1 --type file v3 >/dev/null || fail "volume create while the service is down"
     status_is v3 error || fail "v3 is $(os volume show v3 -c status -f value) with no live backend"
@@ -246,18 +246,18 @@ assert abs(float(pool[\"total_capacity_gb\"]) - $vg_total) < 0.02 and abs(float(
 
   restarted)
     v1=$(cat "$WORK/v1")
-    waitfor 60 gone v1b || fail "v1b not deleted after the restart: $(os volume show v1b 2>&1)"
+    waitfor 180 gone v1b || fail "v1b not deleted after the restart: $(os volume show v1b 2>&1)"
     [ -e "$FILES/volume-$v1" ] && fail "v1b's file is left after the restart"
-    waitfor 30 sh -c "'$OSC' --os-cloud petrel volume service list -f value -c Host -c State | grep -q '^$NODE@file-1 up'" || fail "not up again"
+    waitfor 120 sh -c "'$OSC' --os-cloud petrel volume service list -f value -c Host -c State | grep -q '^$NODE@file-1 up'" || fail "not up again"
     os volume create --size 1 --type file v4 >/dev/null || fail "volume create after the restart"
-    waitfor 30 status_is v4 available || fail "v4 not available"
+    waitfor 120 status_is v4 available || fail "v4 not available"
     ok "the restarted node finished the delete (file gone); new volumes are made again"
     echo "phase restarted passed"
     ;;
 
   cleanup)
     for v in $(os volume list -f value -c ID); do os volume delete "$v" || fail "delete $v"; done
-    waitfor 60 sh -c "[ -z \"\$('$OSC' --os-cloud petrel volume list -f value -c ID)\" ]" || fail "volumes left: $(os volume list)"
+    waitfor 180 sh -c "[ -z \"\$('$OSC' --os-cloud petrel volume list -f value -c ID)\" ]" || fail "volumes left: $(os volume list)"
     [ -z "$(ls -A "$FILES")" ] || fail "files left in $FILES: $(ls -A "$FILES")"
     [ -z "$(lvs --noheadings -o lv_name "$VG" 2>/dev/null | tr -d ' ')" ] || fail "LVs left: $(lvs "$VG")"
     os volume type delete file lvm || fail "type delete"
