@@ -212,14 +212,11 @@ enum LVMLibrary {
     static func run(_ commandLine: String) throws -> [String] {
         let lvm = try load()
         // LVM sets the process umask to 0077 for its own files while it works: the rest of the
-        // process (instance directories qemu must read, for one) gets the umask it had back, and
-        // no child is spawned in between (it would keep 0077).
-        return try UmaskGuard.exclusive {
-            let umaskBefore = umask(0o022)
-            umask(umaskBefore)
-            defer { umask(umaskBefore) }
-            return try runLocked(lvm, commandLine)
-        }
+        // process (instance directories qemu must read, for one) gets the umask it had back.
+        let umaskBefore = umask(0o022)
+        umask(umaskBefore)
+        defer { umask(umaskBefore) }
+        return try runLocked(lvm, commandLine)
     }
 
     private static func runLocked(_ lvm: Functions, _ commandLine: String) throws -> [String] {

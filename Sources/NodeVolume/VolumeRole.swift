@@ -29,6 +29,10 @@ public final class VolumeRole: NodeService {
     let server: RPCServer
     let logger: Logger
     let locks = KeyedLocks()
+    /// Each backend's capacity, measured at most every `capacityInterval` (an LVM scan per
+    /// report, every second in tests, queued behind each other on LVM's one thread under load
+    /// and kept the volumes' own commands waiting).
+    let capacities = CapacityCache(interval: .seconds(10))
     let reconcileInterval: Duration
 
     public init(context: NodeServiceContext, backends: [Backend], reconcileInterval: Duration = .seconds(60)) {
@@ -108,7 +112,7 @@ public final class VolumeRole: NodeService {
         var reports: [VolumeBackendReport] = []
         for backend in backends.values.sorted(by: { $0.settings.name < $1.settings.name }) {
             do {
-                let capacity = try await backend.driver.capacity()
+                let capacity = try await capacities.capacity(of: backend.settings.name) { try await backend.driver.capacity() }
                 reports.append(VolumeBackendReport(
                     name: backend.settings.name, backendName: backend.settings.backendName, driver: backend.driver.info.name,
                     thin: backend.driver.info.thin, totalBytes: capacity.totalBytes, freeBytes: capacity.freeBytes,
@@ -241,5 +245,19 @@ public final class VolumeRole: NodeService {
             // The next reconcile redoes the (idempotent) work and tells again.
             logger.warning("volume update not delivered", metadata: ["volume": "\(spec.id)", "error": "\(error)"])
         }
+    }
+}
+
+/// The last capacity measured per backend, and when.
+actor CapacityCache {
+    let interval: Duration
+    private var measured: [String: (at: ContinuousClock.Instant, capacity: VolumeCapacity)] = [:]
+    init(interval: Duration) { self.interval = interval }
+
+    func capacity(of backend: String, measure: @Sendable () async throws -> VolumeCapacity) async throws -> VolumeCapacity {
+        if let last = measured[backend], ContinuousClock.now - last.at < interval { return last.capacity }
+        let capacity = try await measure()
+        measured[backend] = (ContinuousClock.now, capacity)
+        return capacity
     }
 }

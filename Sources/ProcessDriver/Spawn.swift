@@ -68,8 +68,7 @@ final class Spawned: @unchecked Sendable {
         }
         let pid: pid_t
         do {
-            // Not while a library has the process's umask changed (see UmaskGuard).
-            pid = try UmaskGuard.exclusive { try namespace.map { try $0.perform(launch) } ?? launch() }
+            pid = try namespace.map { try $0.perform(launch) } ?? launch()
         } catch {
             for fd in input + output + errors where fd >= 0 { close(fd) }
             throw error

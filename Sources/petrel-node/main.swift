@@ -27,6 +27,10 @@ struct PetrelNode: AsyncParsableCommand {
     /// ~0.8 MB less RSS with 50 ports (46.0 → 45.2 MB in a release build).
     static func main() async {
         ProcessMemory.limitMallocArenas(2)
+        // The node's own mask, whatever it inherited: a parent running liblvm2cmd (which sets
+        // 0077 while a command runs) may have spawned it with 0077, and directories made then
+        // were closed to dnsmasq once it dropped to nobody (guests got no DHCP lease).
+        umask(0o022)
         await main(nil)
     }
 

@@ -5,28 +5,6 @@ import TestSupport
 import Testing
 
 @Suite(.serialized) struct LVMTests {
-    /// liblvm2cmd sets the umask to 0077 while a command runs; a child spawned meanwhile must
-    /// not inherit it (a node spawned so by a test made DHCP directories dnsmasq could not enter).
-    @Test func childrenNeverInheritLVMsUmask() async throws {
-        try Requirement.root()
-        let lvm = LVM()
-        let current = umask(0o022)
-        umask(current)
-        let expected = String(format: "%04o", current)
-        try await withThrowingTaskGroup(of: [String].self) { group in
-            group.addTask {
-                for _ in 0..<40 { _ = try await lvm.volumeGroups() }
-                return []
-            }
-            group.addTask {
-                var seen: [String] = []
-                for _ in 0..<80 { seen.append(try await Command.check("sh", ["-c", "umask"]).trimmingCharacters(in: .whitespacesAndNewlines)) }
-                return seen
-            }
-            for try await seen in group { #expect(seen.allSatisfy { $0 == expected }, "children saw \(Set(seen)), not \(expected)") }
-        }
-    }
-
     @Test func volumeGroupOnALoopDevice() async throws {
         try Requirement.root()
         try Requirement.tool("losetup")

@@ -216,7 +216,7 @@ assert sys.argv[1] in str(ids), s["volumes_attached"]' "$va" || fail "volumes_at
     ok "volume set --size 2: the LV grew to 2 GiB (lvs)"
     vg_total=$(vgs --noheadings -o vg_size --units g --nosuffix "$VG" | tr -d ' ')
     vg_free=$(vgs --noheadings -o vg_free --units g --nosuffix "$VG" | tr -d ' ')
-    waitfor 15 sh -c "'$OSC' --os-cloud petrel volume backend pool list --long -f json | python3 -c '
+    waitfor 60 sh -c "'$OSC' --os-cloud petrel volume backend pool list --long -f json | python3 -c '
 import json, sys
 pool = [p for p in json.load(sys.stdin) if p[\"Name\"].startswith(\"$NODE@lvm-1#\")][0][\"Capabilities\"]
 assert abs(float(pool[\"total_capacity_gb\"]) - $vg_total) < 0.02 and abs(float(pool[\"free_capacity_gb\"]) - $vg_free) < 0.02, (pool, $vg_total, $vg_free)
