@@ -29,10 +29,11 @@ public final class VolumeRole: NodeService {
     let server: RPCServer
     let logger: Logger
     let locks = KeyedLocks()
-    /// Each backend's capacity, measured at most every `capacityInterval` (an LVM scan per
-    /// report, every second in tests, queued behind each other on LVM's one thread under load
-    /// and kept the volumes' own commands waiting).
-    let capacities = CapacityCache(interval: .seconds(10))
+    /// Each backend's capacity as last measured: at start, after each piece of work, and every
+    /// `capacityInterval`. The node's report reads it and never waits for a measurement (an LVM
+    /// scan can take seconds under load, and a late report makes the service look dead).
+    let capacities = Capacities()
+    let capacityInterval: Duration = .seconds(10)
     let reconcileInterval: Duration
 
     public init(context: NodeServiceContext, backends: [Backend], reconcileInterval: Duration = .seconds(60)) {
@@ -52,12 +53,14 @@ public final class VolumeRole: NodeService {
                 "volume_backend_name": "\(backend.settings.backendName)",
             ])
         }
+        await measureCapacities()
         server.register(VolumeWork.self) { [self] work, context in
             // The message says which volume; the controller's database says what it should be
             // (a late or repeated message cannot bring back a deleted volume).
             let current = try await client.call(VolumesOnHost.self, .init(host: host, ids: [work.id]), topic: VolumesOnHost.topic,
                                                 context: context, timeout: .seconds(30)).volumes
             for spec in current { await converge(spec, context: context) }
+            await measureCapacities()
             return Nothing()
         }
         server.register(VolumeConnection.self) { [self] volume, _ in try await connection(volume) }
@@ -65,6 +68,7 @@ public final class VolumeRole: NodeService {
             let current = try await client.call(VolumesOnHost.self, .init(host: host, ids: [work.id]), topic: VolumesOnHost.topic,
                                                 context: context, timeout: .seconds(30)).snapshots ?? []
             for spec in current { await converge(spec, context: context) }
+            await measureCapacities()
             return Nothing()
         }
     }
@@ -90,11 +94,31 @@ public final class VolumeRole: NodeService {
         // Snapshots first: a volume being made from one needs it.
         for spec in state.snapshots ?? [] { await converge(spec, context: RequestContext()) }
         for spec in state.volumes { await converge(spec, context: RequestContext()) }
+        await measureCapacities()
+    }
+
+    /// Measures every backend's capacity; a backend that cannot say it is left out of the
+    /// reports (and gets no new volumes) until it can.
+    func measureCapacities() async {
+        for backend in backends.values {
+            do {
+                await capacities.set(backend.settings.name, try await backend.driver.capacity())
+            } catch {
+                await capacities.set(backend.settings.name, nil)
+                logger.warning("volume backend capacity unavailable", metadata: ["backend": "\(backend.settings.name)", "error": "\(error)"])
+            }
+        }
     }
 
     public func run() async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await self.server.run() }
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: self.capacityInterval)
+                    await self.measureCapacities()
+                }
+            }
             group.addTask {
                 while !Task.isCancelled {
                     try await Task.sleep(for: self.reconcileInterval)
@@ -111,17 +135,12 @@ public final class VolumeRole: NodeService {
     public func contribute(to report: inout ReportState.Arguments) async {
         var reports: [VolumeBackendReport] = []
         for backend in backends.values.sorted(by: { $0.settings.name < $1.settings.name }) {
-            do {
-                let capacity = try await capacities.capacity(of: backend.settings.name) { try await backend.driver.capacity() }
-                reports.append(VolumeBackendReport(
-                    name: backend.settings.name, backendName: backend.settings.backendName, driver: backend.driver.info.name,
-                    thin: backend.driver.info.thin, totalBytes: capacity.totalBytes, freeBytes: capacity.freeBytes,
-                    reservedPercentage: backend.settings.reservedPercentage,
-                    maxOverSubscriptionRatio: backend.settings.maxOverSubscriptionRatio))
-            } catch {
-                // A backend that cannot say its capacity gets no new volumes until it can.
-                logger.warning("volume backend capacity unavailable", metadata: ["backend": "\(backend.settings.name)", "error": "\(error)"])
-            }
+            guard let capacity = await capacities.get(backend.settings.name) else { continue }
+            reports.append(VolumeBackendReport(
+                name: backend.settings.name, backendName: backend.settings.backendName, driver: backend.driver.info.name,
+                thin: backend.driver.info.thin, totalBytes: capacity.totalBytes, freeBytes: capacity.freeBytes,
+                reservedPercentage: backend.settings.reservedPercentage,
+                maxOverSubscriptionRatio: backend.settings.maxOverSubscriptionRatio))
         }
         report.volumeBackends = reports
     }
@@ -197,12 +216,8 @@ public final class VolumeRole: NodeService {
             }
             let name = VolumeNaming.snapshot(spec.id)
             func tell(_ outcome: String, _ reason: String? = nil) async {
-                do {
-                    try await client.cast(SnapshotUpdate.self, .init(snapshotID: spec.id, host: host, from: spec.status, outcome: outcome, reason: reason),
-                                          topic: SnapshotUpdate.topic, context: context, patience: .seconds(30))
-                } catch {
-                    logger.warning("snapshot update not delivered", metadata: ["snapshot": "\(spec.id)", "error": "\(error)"])
-                }
+                await deliver(SnapshotUpdate.self, .init(snapshotID: spec.id, host: host, from: spec.status, outcome: outcome, reason: reason),
+                              topic: SnapshotUpdate.topic, about: ["snapshot": "\(spec.id)"], context: context)
             }
             switch spec.status {
             case "creating":
@@ -237,27 +252,25 @@ public final class VolumeRole: NodeService {
     }
 
     func tell(_ spec: VolumeSpec, outcome: String, size: Int? = nil, reason: String? = nil, context: RequestContext) async {
+        await deliver(VolumeUpdate.self, .init(volumeID: spec.id, host: host, from: spec.status, outcome: outcome, sizeGB: size, reason: reason),
+                      topic: VolumeUpdate.topic, about: ["volume": "\(spec.id)"], context: context)
+    }
+
+    /// Tells the controller how a piece of work went. Undelivered, it is only logged: the next
+    /// reconcile redoes the (idempotent) work and tells again.
+    func deliver<M: RPCMethod>(_ method: M.Type, _ arguments: M.Arguments, topic: String, about: Logger.Metadata,
+                               context: RequestContext) async {
         do {
-            try await client.cast(VolumeUpdate.self, .init(volumeID: spec.id, host: host, from: spec.status, outcome: outcome, sizeGB: size,
-                                                           reason: reason),
-                                  topic: VolumeUpdate.topic, context: context, patience: .seconds(30))
+            try await client.cast(method, arguments, topic: topic, context: context, patience: .seconds(30))
         } catch {
-            // The next reconcile redoes the (idempotent) work and tells again.
-            logger.warning("volume update not delivered", metadata: ["volume": "\(spec.id)", "error": "\(error)"])
+            logger.warning("\(M.name) not delivered", metadata: about.merging(["error": "\(error)"]) { $1 })
         }
     }
 }
 
-/// The last capacity measured per backend, and when.
-actor CapacityCache {
-    let interval: Duration
-    private var measured: [String: (at: ContinuousClock.Instant, capacity: VolumeCapacity)] = [:]
-    init(interval: Duration) { self.interval = interval }
-
-    func capacity(of backend: String, measure: @Sendable () async throws -> VolumeCapacity) async throws -> VolumeCapacity {
-        if let last = measured[backend], ContinuousClock.now - last.at < interval { return last.capacity }
-        let capacity = try await measure()
-        measured[backend] = (ContinuousClock.now, capacity)
-        return capacity
-    }
+/// The last capacity measured per backend.
+actor Capacities {
+    private var measured: [String: VolumeCapacity] = [:]
+    func set(_ backend: String, _ capacity: VolumeCapacity?) { measured[backend] = capacity }
+    func get(_ backend: String) -> VolumeCapacity? { measured[backend] }
 }

@@ -64,23 +64,12 @@ extension VolumeAPI {
 
     func listSnapshots(_ request: Request, _ context: APIRequestContext, detail: Bool) async throws -> Response {
         let version = try await begin(request, context, "volume:get_all_snapshots")
-        let names = (request.uri.query ?? "").split(separator: "&").map { String($0.split(separator: "=", maxSplits: 1)[0]).removingPercentEncoding ?? "" }
-        let unknown = names.filter { !Self.snapshotFilters.contains($0) }
-        if !unknown.isEmpty { throw APIFault(.badRequest, "Invalid filters \(unknown.joined(separator: ",")) are found in query options.") }
-        let admin = try context.allows("volume:get_all_tenants")
-        var projectID: String? = admin && (request.boolQuery("all_tenants") ?? false) ? nil : try project(context)
-        if admin, let asked = request.query("project_id") { projectID = asked }
-        var list = try await volumes.snapshots(projectID: projectID)
+        var list = try await volumes.snapshots(projectID: try listScope(request, context, filters: Self.snapshotFilters))
         if let name = request.query("name") { list = list.filter { $0.name == name } }
         if let status = request.query("status") { list = list.filter { $0.status == status } }
         if let volume = request.query("volume_id") { list = list.filter { $0.volumeID == volume } }
         let count = list.count
-        if let marker = request.query("marker") {
-            guard let index = list.firstIndex(where: { $0.id == marker }) else {
-                throw APIFault(.badRequest, "Invalid input received: marker [\(marker)] not found")
-            }
-            list = Array(list[(index + 1)...])
-        }
+        list = try Self.after(list, marker: request.query("marker"), id: \.id)
         if let limit = try request.intQuery("limit", invalid: APIFault(.badRequest, "Invalid input received: limit must be an integer")) {
             list = Array(list.prefix(limit))
         }

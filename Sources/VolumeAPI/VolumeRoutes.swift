@@ -133,13 +133,8 @@ extension VolumeAPI {
 
     func list(_ request: Request, _ context: APIRequestContext, detail: Bool) async throws -> Response {
         let version = try await begin(request, context, "volume:get_all")
-        let names = (request.uri.query ?? "").split(separator: "&").map { String($0.split(separator: "=", maxSplits: 1)[0]).removingPercentEncoding ?? "" }
-        let unknown = names.filter { !Self.listFilters.contains($0) }
-        if !unknown.isEmpty { throw APIFault(.badRequest, "Invalid filters \(unknown.joined(separator: ",")) are found in query options.") }
+        let projectID = try listScope(request, context, filters: Self.listFilters)
         let admin = try context.allows("volume:get_all_tenants")
-        let all = admin && (request.boolQuery("all_tenants") ?? false)
-        var projectID: String? = all ? nil : try project(context)
-        if admin, let asked = request.query("project_id") { projectID = asked }
         var list = try await volumes.volumes(projectID: projectID)
         let types = try await typeNames()
         if let name = request.query("name") { list = list.filter { $0.name == name } }
@@ -156,12 +151,7 @@ extension VolumeAPI {
         }
         list = try sorted(list, request)
         let count = list.count
-        if let marker = request.query("marker") {
-            guard let index = list.firstIndex(where: { $0.id == marker }) else {
-                throw APIFault(.badRequest, "Invalid input received: marker [\(marker)] not found")
-            }
-            list = Array(list[(index + 1)...])
-        }
+        list = try Self.after(list, marker: request.query("marker"), id: \.id)
         if let offset = try request.intQuery("offset", invalid: APIFault(.badRequest, "Invalid input received: offset must be an integer")) {
             list = Array(list.dropFirst(offset))
         }
@@ -179,6 +169,26 @@ extension VolumeAPI {
         })
         if version >= Microversion(3, 45), request.boolQuery("with_count") ?? false { body["count"] = .number(Double(count)) }
         return ok(.object(body), version)
+    }
+
+    /// The project a listing shows (nil: every project, for an administrator asking
+    /// `all_tenants`), after refusing the query parameters it does not take, as Cinder does.
+    func listScope(_ request: Request, _ context: APIRequestContext, filters: Set<String>) throws -> String? {
+        let names = (request.uri.query ?? "").split(separator: "&").map { String($0.split(separator: "=", maxSplits: 1)[0]).removingPercentEncoding ?? "" }
+        let unknown = names.filter { !filters.contains($0) }
+        if !unknown.isEmpty { throw APIFault(.badRequest, "Invalid filters \(unknown.joined(separator: ",")) are found in query options.") }
+        let admin = try context.allows("volume:get_all_tenants")
+        if admin, let asked = request.query("project_id") { return asked }
+        return admin && (request.boolQuery("all_tenants") ?? false) ? nil : try project(context)
+    }
+
+    /// What follows `marker` in a listing (all of it without one).
+    static func after<T>(_ list: [T], marker: String?, id: (T) -> String) throws -> [T] {
+        guard let marker else { return list }
+        guard let index = list.firstIndex(where: { id($0) == marker }) else {
+            throw APIFault(.badRequest, "Invalid input received: marker [\(marker)] not found")
+        }
+        return Array(list[(index + 1)...])
     }
 
     /// `sort=key[:dir],…` or `sort_key`/`sort_dir`; newest first by default, as Cinder.

@@ -24,7 +24,7 @@ import Testing
     func run(_ transport: String) async throws {
         let openstack = try KeystoneCLITests.openstack()
         let guest = try await KeystoneCLITests.guestImage()
-        let cloud = try await CloudUnderTest(transport: transport, serviceDownTime: 5)
+        let cloud = try await CloudUnderTest(transport: transport, serviceDownTime: 10)
         let node = TestNames.unique("vol-")
         let group = TestNames.unique("petrel-test-")
         let image = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-lvm-\(UUID().uuidString).img").path

@@ -157,7 +157,7 @@ assert sys.argv[1] in str(ids), s["volumes_attached"]' "$va" || fail "volumes_at
 
     # The lvm-1 volume has no device on this kernel: the attach fails and changes nothing.
     lv=$(os volume create --size 1 --type lvm lv-attach -f json | field id) || fail "lvm volume create"
-    waitfor 180 status_is lv-attach available || fail "lv-attach not available"
+    waitfor 180 status_is lv-attach available || fail "lv-attach not available: $(os volume show lv-attach -f json -c status -c os-vol-host-attr:host -c volume_type 2>&1 | tr -d '\n'); vgs: $(vgs --noheadings -o vg_name,vg_size,vg_free "$VG" 2>&1); lvs: $(lvs --noheadings -o lv_name,lv_size "$VG" 2>&1 | tr '\n' ' ')"
     refuse "Failed to attach|500|Internal" os server add volume "vm-$NODE" lv-attach
     status_is lv-attach available || fail "lv-attach is $(os volume show lv-attach -c status -f value) after a failed attach"
     virsh -c qemu:///system domblklist "petrel-$vm" | contains vdc && fail "a failed attach left a disk"
