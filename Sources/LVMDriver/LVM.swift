@@ -185,6 +185,7 @@ enum LVMLibrary {
         let run: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Int32
         let setLogFunction: @convention(c) (lvm2_log_fn_t?) -> Void
         let setLogLevel: @convention(c) (UnsafeMutableRawPointer?, Int32) -> Void
+        let exit: @convention(c) (UnsafeMutableRawPointer?) -> Void
     }
 
     /// liblvm2cmd's entry points; call only on `thread`.
@@ -203,7 +204,8 @@ enum LVMLibrary {
         let loaded = Functions(initialise: try symbol("lvm2_init", as: (@convention(c) () -> UnsafeMutableRawPointer?).self),
                                run: try symbol("lvm2_run", as: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Int32).self),
                                setLogFunction: try symbol("lvm2_log_fn", as: (@convention(c) (lvm2_log_fn_t?) -> Void).self),
-                               setLogLevel: try symbol("lvm2_log_level", as: (@convention(c) (UnsafeMutableRawPointer?, Int32) -> Void).self))
+                               setLogLevel: try symbol("lvm2_log_level", as: (@convention(c) (UnsafeMutableRawPointer?, Int32) -> Void).self),
+                               exit: try symbol("lvm2_exit", as: (@convention(c) (UnsafeMutableRawPointer?) -> Void).self))
         functions = loaded
         return loaded
     }
@@ -219,7 +221,16 @@ enum LVMLibrary {
         return try runLocked(lvm, commandLine)
     }
 
+    /// Commands that take a device's size: a handle remembers the devices it has seen, so one
+    /// that saw a loop device before it was detached and attached to another file would size
+    /// the new one as the old (a 64 MB PV on an 8 GB file). They start from a fresh handle.
+    static let deviceCommands: Set<Substring> = ["pvcreate", "pvremove", "pvresize", "vgcreate", "vgextend"]
+
     private static func runLocked(_ lvm: Functions, _ commandLine: String) throws -> [String] {
+        if let open = handle, let verb = commandLine.split(separator: " ").first, deviceCommands.contains(verb) {
+            lvm.exit(open)
+            handle = nil
+        }
         if handle == nil {
             lvm.setLogFunction(lvmLogCallback)
             handle = lvm.initialise()

@@ -62,4 +62,37 @@ import Testing
             try? FileManager.default.removeItem(atPath: image)
         }
     }
+
+    /// A device whose size changed (here a loop device whose file grew; in the suite, a loop
+    /// device detached and reused for a larger file) is sized anew: the in-process library once
+    /// kept the size it saw first (an 8 GB volume group came out as 60 MB after a 64 MB test
+    /// had used the same loop device).
+    @Test func aReusedLoopDeviceIsSizedAnew() async throws {
+        try Requirement.root()
+        try Requirement.tool("losetup")
+        let image = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-lvm-\(UUID().uuidString).img").path
+        let lvm = LVM()
+        let group = TestNames.unique("petrel-test-")
+        var device: String?
+        try await withCleanup {
+            try await Command.check("truncate", ["-s", "64M", image])
+            let loop = try await Command.check("losetup", ["--find", "--show", image]).trimmingCharacters(in: .whitespacesAndNewlines)
+            device = loop
+            try await lvm.createPhysicalVolume(loop)
+            try await lvm.removePhysicalVolume(loop)
+            try await Command.check("truncate", ["-s", "1G", image])
+            try await Command.check("losetup", ["--set-capacity", loop])
+            try await lvm.createPhysicalVolume(loop)
+            try await lvm.createVolumeGroup(group, devices: [loop])
+            let vg = try #require(try await lvm.volumeGroups().first { $0.name == group })
+            #expect(vg.sizeBytes > 1_000_000_000, "the group on the 1 GiB file is \(vg.sizeBytes) bytes")
+        } cleanup: {
+            try? await lvm.removeVolumeGroup(group)
+            if let device {
+                try? await lvm.removePhysicalVolume(device)
+                _ = try? await Command.run("losetup", ["-d", device])
+            }
+            try? FileManager.default.removeItem(atPath: image)
+        }
+    }
 }
