@@ -116,7 +116,7 @@ let package = Package(
         // Neutron's core on the controller: networks and their segments, subnets, ports, IPAM, quotas.
         .target(name: "Networking", dependencies: ["Store", "Hosts", "Contracts", "PetrelCore", .product(name: "SQLKit", package: "sql-kit")]),
         // Cinder on the controller: volume types, volumes and their placement on the nodes' backends, quotas.
-        .target(name: "Volumes", dependencies: ["Store", "Hosts", "Contracts", "PetrelCore", .product(name: "SQLKit", package: "sql-kit")]),
+        .target(name: "Volumes", dependencies: ["Store", "Hosts", "Images", "Contracts", "PetrelCore", .product(name: "SQLKit", package: "sql-kit")]),
 
         // MARK: APIs (the only modules besides PetrelHTTP that know the HTTP framework)
         // Each depends on its service modules and the API kit (PetrelHTTP) only; the policy
@@ -133,6 +133,10 @@ let package = Package(
         .target(name: "NodeCore", dependencies: [
             "Contracts", "RPC", "PetrelCore",
             .product(name: "Logging", package: "swift-log"),
+            // The cloud's image API as the node's service user (images in, snapshots and volume uploads out).
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // The node's compute service: hypervisor backends, image cache, instance disks, domains, lifecycle.

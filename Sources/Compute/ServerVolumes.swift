@@ -82,6 +82,30 @@ extension Conductor {
         ])
     }
 
+    /// A volume grew (its backend is done): the hosts of the servers it is attached to tell
+    /// their guests (Nova's `volume-extended` external event). A host that cannot be reached
+    /// is logged: its guest sees the size at its next start.
+    public func volumeExtended(_ volumeID: String, context: RequestContext) async {
+        guard let volumes = servers.volumes else { return }
+        do {
+            let volume = try await volumes.volume(volumeID, projectID: nil)
+            for attachment in try await volumes.attachments(volumeIDs: [volumeID]) where attachment.status == "attached" {
+                do {
+                    _ = try await client.call(VolumeExtended.self, .init(instanceID: attachment.instanceID, volumeID: volumeID,
+                                                                         sizeBytes: UInt64(volume.size) << 30),
+                                              topic: Self.topic(attachment.host), context: context, timeout: .seconds(30))
+                    logger.info("volume extended in the guest", metadata: ["instance": "\(attachment.instanceID)", "volume": "\(volumeID)",
+                                                                           "size_gb": "\(volume.size)"])
+                } catch {
+                    logger.warning("could not tell a guest its volume grew", metadata: [
+                        "instance": "\(attachment.instanceID)", "volume": "\(volumeID)", "error": "\(error)"])
+                }
+            }
+        } catch {
+            logger.warning("volume extended: cannot read it", metadata: ["volume": "\(volumeID)", "error": "\(error)"])
+        }
+    }
+
     static func milliseconds(_ duration: Duration) -> Int {
         Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
     }

@@ -151,6 +151,22 @@ public struct DetachVolume: RPCMethod {
     public static let version = RPCVersion(1, 0)
 }
 
+/// A volume attached to an instance on this host grew (Nova's `volume-extended` event): the
+/// running guest is told the disk's new size. A stopped guest sees it at its next start.
+public struct VolumeExtended: RPCMethod {
+    public struct Arguments: Codable, Sendable, Equatable {
+        public var instanceID: String
+        public var volumeID: String
+        public var sizeBytes: UInt64
+        public init(instanceID: String, volumeID: String, sizeBytes: UInt64) {
+            self.instanceID = instanceID; self.volumeID = volumeID; self.sizeBytes = sizeBytes
+        }
+    }
+    public typealias Result = Nothing
+    public static let name = "volume_extended"
+    public static let version = RPCVersion(1, 0)
+}
+
 /// Build the instance the controller has scheduled here (its spec comes from `InstancesOnHost`).
 public struct BuildInstance: RPCMethod {
     public struct Arguments: Codable, Sendable, Equatable {

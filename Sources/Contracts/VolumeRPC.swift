@@ -52,24 +52,44 @@ public struct VolumeSpec: Codable, Sendable, Equatable {
     public var status: String
     /// What a volume being created starts from (nil: blank).
     public var source: VolumeSource?
+    /// The image a volume in `uploading` fills (Cinder's upload to image).
+    public var upload: VolumeImageUpload?
 
-    public init(id: String, backend: String, sizeGB: Int, status: String, source: VolumeSource? = nil) {
-        self.id = id; self.backend = backend; self.sizeGB = sizeGB; self.status = status; self.source = source
+    public init(id: String, backend: String, sizeGB: Int, status: String, source: VolumeSource? = nil, upload: VolumeImageUpload? = nil) {
+        self.id = id; self.backend = backend; self.sizeGB = sizeGB; self.status = status; self.source = source; self.upload = upload
     }
 }
 
-/// A volume's starting bytes: a snapshot's or another volume's (on the same backend).
+/// A volume's starting bytes: a snapshot's or another volume's (on the same backend), or an
+/// image's (downloaded from the image API and converted to raw).
 public struct VolumeSource: Codable, Sendable, Equatable {
-    /// `snapshot` or `volume`.
+    /// `snapshot`, `volume` or `image`.
     public var kind: String
     public var id: String
-    public init(kind: String, id: String) {
+    /// An image's disk format (`raw`, `qcow2`): what the node converts from, never guessed from the bytes.
+    public var diskFormat: String?
+    /// An image's md5, checked after the download.
+    public var checksum: String?
+    public init(kind: String, id: String, diskFormat: String? = nil, checksum: String? = nil) {
         self.kind = kind
         self.id = id
+        self.diskFormat = diskFormat
+        self.checksum = checksum
     }
 
     /// The backend's name of the source (`snapshot-<id>`, `volume-<id>`).
     public var name: String { kind == "snapshot" ? VolumeNaming.snapshot(id) : VolumeNaming.name(id) }
+}
+
+/// Where a volume's bytes go on an upload to image: the queued image and the format to write.
+public struct VolumeImageUpload: Codable, Sendable, Equatable {
+    public var imageID: String
+    /// `raw` or `qcow2`.
+    public var diskFormat: String
+    public init(imageID: String, diskFormat: String) {
+        self.imageID = imageID
+        self.diskFormat = diskFormat
+    }
 }
 
 /// What should be true of one snapshot on a node.
@@ -115,7 +135,8 @@ public struct SnapshotUpdate: RPCMethod {
 }
 
 /// Asks a node to converge one volume with its spec: create it (`creating`), grow it
-/// (`extending`) or remove it (`deleting`). Repeating it changes nothing.
+/// (`extending`), copy it into an image (`uploading`) or remove it (`deleting`). Repeating it
+/// changes nothing.
 public struct VolumeWork: RPCMethod {
     public typealias Arguments = VolumeSpec
     public typealias Result = Nothing
@@ -131,7 +152,8 @@ public struct VolumeUpdate: RPCMethod {
         public var host: String
         /// The status the work began from.
         public var from: String
-        /// `available`, `error`, `error_extending`, `error_deleting`, or `deleted`.
+        /// `available`, `error`, `error_extending`, `error_deleting`, `deleted`, or after an upload
+        /// to image `uploaded` or `upload_failed` (the volume goes back to its status before).
         public var outcome: String
         public var sizeGB: Int?
         /// Why it failed, for the operator.

@@ -260,6 +260,14 @@ public final class Domain: @unchecked Sendable {
         }
     }
 
+    /// Tells QEMU a running guest's disk (by its target, `vdc`) is now `bytes` long, so the
+    /// guest sees the new size at once (the file or device must already be that large).
+    public func blockResize(disk: String, bytes: UInt64) throws {
+        guard virDomainBlockResize(handle, disk, bytes, VIR_DOMAIN_BLOCK_RESIZE_BYTES.rawValue) == 0 else {
+            throw LibvirtError.last("resize disk \(disk) of \(name)")
+        }
+    }
+
     static func affect(live: Bool, config: Bool) -> UInt32 {
         (live ? VIR_DOMAIN_AFFECT_LIVE.rawValue : 0) | (config ? VIR_DOMAIN_AFFECT_CONFIG.rawValue : 0)
     }

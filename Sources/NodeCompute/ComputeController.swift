@@ -10,17 +10,6 @@ public protocol ComputeController: Sendable {
     func buildFailed(_ failure: BuildFailed.Arguments, context: RequestContext) async throws
 }
 
-/// Where a node's images come from and its snapshots go: the image API, as the node's
-/// service user. `CloudClient` is the real one.
-public protocol ImageTransfer: Sendable {
-    /// Downloads the image to `path` and returns the md5 of its bytes.
-    func download(image id: String, to path: String) async throws -> String
-    func upload(image id: String, from path: String) async throws
-    func deleteImage(_ id: String) async throws
-}
-
-extension CloudClient: ImageTransfer {}
-
 /// The controller over RabbitMQ: `InstancesOnHost` calls and `InstanceUpdate`/`BuildFailed`
 /// casts to the conductor. A cast waits up to five minutes for the broker to come back.
 public struct RPCComputeController: ComputeController {

@@ -15,6 +15,22 @@ extension ComputeService {
             try await locks.with(arguments.instanceID) { try await self.detachVolume(arguments.instanceID, arguments.disk) }
             return Nothing()
         }
+        server.register(VolumeExtended.self) { [self] arguments, _ in
+            try await locks.with(arguments.instanceID) {
+                try await self.volumeExtended(arguments.instanceID, volumeID: arguments.volumeID, bytes: arguments.sizeBytes)
+            }
+            return Nothing()
+        }
+    }
+
+    /// Tells a running guest one of its volumes grew (the backend grew the file or LV already).
+    /// A guest that is not running, or no longer has the volume, needs nothing.
+    public func volumeExtended(_ id: String, volumeID: String, bytes: UInt64) async throws {
+        guard let state = try await hypervisor.state(id), Self.isLive(state), let live = try await hypervisor.liveDefinition(id),
+              let device = InstanceDomain.volumeTarget(live, volumeID: volumeID) else { return }
+        try await hypervisor.resizeDisk(id, device: device, bytes: bytes)
+        logger.info("volume extended in the guest", metadata: ["instance": "\(id)", "volume": "\(volumeID)", "device": "\(device)",
+                                                               "bytes": "\(bytes)"])
     }
 
     /// Adds the disk where it is missing: to the running guest and to the stored definition (a

@@ -1,6 +1,7 @@
 import Contracts
 import Foundation
 import Logging
+import NodeCore
 
 /// Base images under `<instances>/_base`, one file per image id, downloaded once per host
 /// (concurrent boots of one image wait for the same download), checked against the image

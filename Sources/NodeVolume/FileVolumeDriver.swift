@@ -77,11 +77,31 @@ public struct FileVolumeDriver: VolumeDriver {
     public func copy(_ source: String, to name: String, sizeGB: Int?) async throws {
         if try await size(name) != nil { return }
         guard let sourceSize = try await size(source) else { throw VolumeDriverError("\(path(source)) does not exist") }
+        try await write(name, sizeGB: sizeGB.flatMap { $0.gigabytes > sourceSize ? $0 : nil }) { partial in
+            try await Command.check("cp", ["--sparse=always", "--reflink=auto", path(source), partial])
+        }
+    }
+
+    public func importImage(_ file: String, format: String, to name: String, sizeGB: Int) async throws {
+        if try await size(name) != nil { return }
+        let virtualSize = try await ImageFile.virtualSize(file, format: format)
+        guard virtualSize <= sizeGB.gigabytes else {
+            throw VolumeDriverError("the image's virtual size (\(virtualSize) bytes) is larger than the volume (\(sizeGB) GB)")
+        }
+        try await write(name, sizeGB: sizeGB) { partial in
+            // qemu-img writes raw output sparse: the image's zeros take no space.
+            try await Command.check("qemu-img", ["convert", "-q", "-f", format, "-O", "raw", file, partial])
+        }
+    }
+
+    /// Makes `name` by `fill`ing a temporary file (grown to `sizeGB` when given), then renames
+    /// it into place: a crash or a failure leaves no half-made volume.
+    func write(_ name: String, sizeGB: Int?, fill: (_ partial: String) async throws -> Void) async throws {
         let partial = path("." + name + ".partial")
         unlink(partial)
         do {
-            try await Command.check("cp", ["--sparse=always", "--reflink=auto", path(source), partial])
-            if let sizeGB, sizeGB.gigabytes > sourceSize, truncate(partial, off_t(sizeGB.gigabytes)) != 0 {
+            try await fill(partial)
+            if let sizeGB, truncate(partial, off_t(sizeGB.gigabytes)) != 0 {
                 throw VolumeDriverError("cannot size \(partial) to \(sizeGB) GB: \(String(cString: strerror(errno)))")
             }
             _ = chmod(partial, 0o600)
@@ -92,6 +112,12 @@ public struct FileVolumeDriver: VolumeDriver {
             unlink(partial)
             throw error
         }
+    }
+
+    public func exportImage(_ name: String, format: String, to file: String) async throws {
+        guard try await size(name) != nil else { throw VolumeDriverError("\(path(name)) does not exist") }
+        // -U: a guest may hold the file open (an upload of an in-use volume).
+        try await Command.check("qemu-img", ["convert", "-q", "-U", "-f", "raw", "-O", format, path(name), file])
     }
 
     public func extend(_ name: String, sizeGB: Int) async throws {
@@ -107,5 +133,18 @@ public struct FileVolumeDriver: VolumeDriver {
         guard unlink(path(name)) == 0 || errno == ENOENT else {
             throw VolumeDriverError("cannot remove \(path(name)): \(String(cString: strerror(errno)))")
         }
+    }
+}
+
+/// What `qemu-img info` says of an image file.
+enum ImageFile {
+    /// The disk size the image describes (a qcow2's virtual size; a raw file's length).
+    static func virtualSize(_ file: String, format: String) async throws -> UInt64 {
+        let output = try await Command.check("qemu-img", ["info", "-U", "--output=json", "-f", format, file])
+        guard let info = try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any],
+              let size = (info["virtual-size"] as? NSNumber)?.uint64Value else {
+            throw VolumeDriverError("qemu-img cannot read \(file) as \(format)")
+        }
+        return size
     }
 }

@@ -55,6 +55,16 @@ public struct LVMVolumeDriver: VolumeDriver {
         throw VolumeDriverError("the lvm driver does not copy volumes yet (snapshots and clones read the data through the LV's device)")
     }
 
+    /// Writing an image into a logical volume, or reading one out, goes through the LV's device,
+    /// which only an activated LV has: refused, as `copy`.
+    public func importImage(_ file: String, format: String, to name: String, sizeGB: Int) async throws {
+        throw VolumeDriverError("the lvm driver does not write images into volumes yet (that goes through the LV's device)")
+    }
+
+    public func exportImage(_ name: String, format: String, to file: String) async throws {
+        throw VolumeDriverError("the lvm driver does not read volumes into images yet (that goes through the LV's device)")
+    }
+
     public func delete(_ name: String) async throws {
         try await lvm.removeLogicalVolume(name, in: volumeGroup)
     }

@@ -40,6 +40,13 @@ public protocol VolumeDriver: Sendable {
     /// Makes `name` a copy of `source` (a volume or a snapshot on this backend), grown to
     /// `sizeGB` when given; finds it already there when it exists.
     func copy(_ source: String, to name: String, sizeGB: Int?) async throws
+    /// Makes `name` from an image's bytes in `file` (of `format`, `raw` or `qcow2`, as the
+    /// image API says: never probed), converted to raw and sized to `sizeGB`; finds it already
+    /// there when it exists. An image whose virtual size exceeds `sizeGB` is refused.
+    func importImage(_ file: String, format: String, to name: String, sizeGB: Int) async throws
+    /// Writes the volume's bytes to `file` in `format` (`raw` or `qcow2`), also while a guest
+    /// uses the volume.
+    func exportImage(_ name: String, format: String, to file: String) async throws
     /// Removes the volume (or snapshot); one that does not exist is not an error.
     func delete(_ name: String) async throws
     /// The volume's size in bytes, nil when it does not exist.

@@ -35,12 +35,20 @@ public final class VolumeRole: NodeService {
     let capacities = Capacities()
     let capacityInterval: Duration = .seconds(10)
     let reconcileInterval: Duration
+    /// The image API as the node's service user: images into volumes, volumes into images
+    /// (nil without a `[service_user]`: both are refused with that reason).
+    let images: (any ImageTransfer)?
+    /// Where downloaded images and images being uploaded wait (emptied at start).
+    let scratchDirectory: String
 
-    public init(context: NodeServiceContext, backends: [Backend], reconcileInterval: Duration = .seconds(60)) {
+    public init(context: NodeServiceContext, backends: [Backend], images: (any ImageTransfer)? = nil,
+                scratchDirectory: String = NSTemporaryDirectory() + "petrel-volume-transfers", reconcileInterval: Duration = .seconds(60)) {
         host = context.host
         self.backends = Dictionary(backends.map { ($0.settings.name, $0) }) { a, _ in a }
         client = context.client
         logger = context.logger
+        self.images = images
+        self.scratchDirectory = scratchDirectory
         self.reconcileInterval = reconcileInterval
         server = RPCServer(link: context.link, topic: VolumeTopic.name, host: context.host, logger: context.logger)
     }
@@ -53,6 +61,9 @@ public final class VolumeRole: NodeService {
                 "volume_backend_name": "\(backend.settings.backendName)",
             ])
         }
+        try? FileManager.default.removeItem(atPath: scratchDirectory)
+        try FileManager.default.createDirectory(atPath: scratchDirectory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
         await measureCapacities()
         server.register(VolumeWork.self) { [self] work, context in
             // The message says which volume; the controller's database says what it should be
@@ -162,7 +173,9 @@ public final class VolumeRole: NodeService {
             switch spec.status {
             case "creating":
                 do {
-                    if let source = spec.source {
+                    if let source = spec.source, source.kind == "image" {
+                        try await fromImage(source, to: name, sizeGB: spec.sizeGB, driver: driver)
+                    } else if let source = spec.source {
                         try await driver.copy(source.name, to: name, sizeGB: spec.sizeGB)
                     } else {
                         try await driver.create(name, sizeGB: spec.sizeGB)
@@ -194,6 +207,20 @@ public final class VolumeRole: NodeService {
                 } catch {
                     logger.error("volume delete failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
                     await tell(spec, outcome: "error_deleting", reason: "\(error)", context: context)
+                }
+            case "uploading":
+                guard let upload = spec.upload else { return }
+                do {
+                    try await toImage(name, upload: upload, driver: driver)
+                    logger.info("volume uploaded to an image", metadata: metadata.merging([
+                        "image": "\(upload.imageID)", "disk_format": "\(upload.diskFormat)",
+                        "took_ms": "\(Self.microseconds(ContinuousClock.now - started) / 1000)",
+                    ]) { $1 })
+                    await tell(spec, outcome: "uploaded", context: context)
+                } catch {
+                    logger.error("volume upload to an image failed", metadata: metadata.merging([
+                        "image": "\(upload.imageID)", "error": "\(error)"]) { $1 })
+                    await tell(spec, outcome: "upload_failed", reason: "upload to image \(upload.imageID) failed: \(error)", context: context)
                 }
             case "available", "in-use":
                 if (try? await driver.size(name)) == .some(nil) {
@@ -245,6 +272,40 @@ public final class VolumeRole: NodeService {
                 break
             }
         }
+    }
+
+    /// Makes a volume from an image: downloaded into the scratch directory, its md5 checked,
+    /// converted onto the backend, the download removed.
+    func fromImage(_ source: VolumeSource, to name: String, sizeGB: Int, driver: any VolumeDriver) async throws {
+        if try await driver.size(name) != nil { return }
+        guard let images else {
+            throw VolumeDriverError("no [service_user] is configured: this node cannot download images")
+        }
+        guard let format = source.diskFormat, ["raw", "qcow2"].contains(format) else {
+            throw VolumeDriverError("image \(source.id) has disk format \(source.diskFormat ?? "none"): volumes are made from raw and qcow2 images")
+        }
+        let download = scratchFile("image-\(source.id)")
+        defer { unlink(download) }
+        let md5 = try await images.download(image: source.id, to: download)
+        if let expected = source.checksum, expected.lowercased() != md5 {
+            throw VolumeDriverError("image \(source.id) downloaded with md5 \(md5), but the image service says \(expected)")
+        }
+        try await driver.importImage(download, format: format, to: name, sizeGB: sizeGB)
+    }
+
+    /// Fills a queued image with a volume's bytes, converted to the image's disk format.
+    func toImage(_ name: String, upload: VolumeImageUpload, driver: any VolumeDriver) async throws {
+        guard let images else {
+            throw VolumeDriverError("no [service_user] is configured: this node cannot upload images")
+        }
+        let file = scratchFile("upload-\(upload.imageID)")
+        defer { unlink(file) }
+        try await driver.exportImage(name, format: upload.diskFormat, to: file)
+        try await images.upload(image: upload.imageID, from: file)
+    }
+
+    func scratchFile(_ label: String) -> String {
+        scratchDirectory + "/" + label + "." + UUID().uuidString.prefix(8)
     }
 
     static func microseconds(_ duration: Duration) -> Int64 {

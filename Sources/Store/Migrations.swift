@@ -484,5 +484,10 @@ public enum Schema {
             "CREATE INDEX snapshots_project ON snapshots (project_id, created_at, id)",
             "CREATE INDEX snapshots_volume ON snapshots (volume_id)",
         ]),
+        // A volume being uploaded to an image: which image and in which disk format (JSON), so
+        // a node restarted mid-upload finishes it.
+        Migration(version: 21, name: "volume uploads", statements: [
+            "ALTER TABLE volumes ADD COLUMN upload TEXT",
+        ]),
     ]
 }

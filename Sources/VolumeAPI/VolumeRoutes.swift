@@ -6,7 +6,7 @@ import PetrelHTTP
 import Volumes
 
 /// `/volumes`: create, list (summary and detail, filtered, sorted, paged), show, update,
-/// delete, the actions (`os-extend`, `os-reset_status`, `os-set_bootable`, `os-force_delete`)
+/// delete, the actions (`os-extend`, `os-reset_status`, `os-set_bootable`, `os-force_delete`, `os-volume_upload_image`)
 /// and metadata.
 extension VolumeAPI {
     func registerVolumes(on v3: RouterGroup<APIRequestContext>, prefix: String) {
@@ -235,8 +235,7 @@ extension VolumeAPI {
         let version = try await begin(request, context, "volume:create", target: ["project_id": project])
         let body = try await environment.body(request, schema: Self.createSchema, style: .nova)
         let volume = body["volume"]?.objectValue ?? [:]
-        for (key, what) in [("imageRef", "an image"), ("backup_id", "a backup"), ("consistencygroup_id", "a consistency group"),
-                            ("group_id", "a group")]
+        for (key, what) in [("backup_id", "a backup"), ("consistencygroup_id", "a consistency group"), ("group_id", "a group")]
         where volume[key] != nil && volume[key] != .null {
             throw APIFault(.badRequest, "Invalid input received: creating a volume from \(what) (\(key)) is not supported by this cloud yet")
         }
@@ -254,8 +253,11 @@ extension VolumeAPI {
         create.metadata = Self.metadata(volume["metadata"]) ?? [:]
         create.snapshotID = Self.text(volume["snapshot_id"])
         create.sourceVolumeID = Self.text(volume["source_volid"])
-        if create.snapshotID != nil && create.sourceVolumeID != nil {
-            throw APIFault(.badRequest, "Invalid input received: only one of snapshot_id and source_volid may be given")
+        // An image by its id or a URL ending in it, as Cinder takes `imageRef`.
+        create.imageID = Self.text(volume["imageRef"]).flatMap { $0.split(separator: "/").last.map(String.init) }
+        create.isAdmin = try context.allows("volume:get_all_tenants")
+        if [create.snapshotID, create.sourceVolumeID, create.imageID].compactMap({ $0 }).count > 1 {
+            throw APIFault(.badRequest, "Invalid input received: only one of snapshot_id, source_volid and imageRef may be given")
         }
         let created = try await volumes.create(create)
         return ok(["volume": volumeJSON(created, version, typeNames: try await typeNames(), admin: false)], version, status: .accepted)
@@ -308,7 +310,7 @@ extension VolumeAPI {
             guard let size = Self.integer(argument["new_size"]) else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute new_size. Value: \(argument["new_size"]?.pythonRepr ?? "None"). 'new_size' is a required property")
             }
-            try await volumes.extend(volume.id, projectID: nil, newSize: size)
+            try await volumes.extend(volume.id, projectID: nil, newSize: size, inUse: version >= Microversion(3, 42))
             return accepted
         case "os-reset_status":
             try context.enforce("volume_extension:volume_admin_actions:reset_status", target: target)
@@ -336,9 +338,55 @@ extension VolumeAPI {
             change.bootable = bootable
             _ = try await volumes.update(volume.id, projectID: nil, change)
             return Response(status: .ok, headers: version.headers(service: "volume", legacyHeader: nil))
+        case "os-volume_upload_image":
+            try context.enforce("volume_extension:volume_actions:upload_image", target: target)
+            return try await uploadToImage(volume, argument, version, context)
         default:
             throw APIFault(.badRequest, "There is no such action: \(name)")
         }
+    }
+
+    static let uploadSchema = Schema(types: [.object], properties: [
+        ("image_name", Schema(types: [.string], maxLength: 255)), ("force", Schema(types: [.boolean, .string])),
+        ("disk_format", Schema(types: [.string])), ("container_format", Schema(types: [.string])),
+        ("visibility", Schema(types: [.string], choices: ["public", "private", "shared", "community"])),
+        ("protected", Schema(types: [.boolean, .string])),
+    ], required: ["image_name"])
+
+    /// `os-volume_upload_image`: the volume's bytes into a new image (Cinder's answer: the
+    /// volume now `uploading` and the image's id).
+    func uploadToImage(_ volume: Volume, _ argument: JSON, _ version: Microversion, _ context: APIRequestContext) async throws -> Response {
+        if let violation = Self.uploadSchema.violation(argument, at: ["os-volume_upload_image"]) { throw violation.fault(.nova) }
+        guard let name = argument["image_name"]?.stringValue, !name.isEmpty else {
+            throw APIFault(.badRequest, "No image_name was specified in request.")
+        }
+        func flag(_ key: String) throws -> Bool {
+            switch argument[key] {
+            case nil, .null?: return false
+            case .bool(let value)?: return value
+            case .string(let text)? where ["true", "false", "1", "0", "yes", "no", "on", "off", "y", "n", "t", "f"].contains(text.lowercased()):
+                return ["true", "1", "yes", "on", "y", "t"].contains(text.lowercased())
+            case let other?: throw APIFault(.badRequest, "Invalid input received: Invalid value for '\(key)': \(other.pythonStr)")
+            }
+        }
+        var upload = VolumeService.ImageUpload(imageName: name)
+        upload.force = try flag("force")
+        upload.protected = try flag("protected")
+        upload.diskFormat = argument["disk_format"]?.stringValue ?? "raw"
+        upload.containerFormat = argument["container_format"]?.stringValue ?? "bare"
+        upload.visibility = argument["visibility"]?.stringValue ?? "private"
+        if upload.visibility == "public" {
+            try context.enforce("volume_extension:volume_actions:upload_public", target: ["project_id": volume.projectID])
+        }
+        let (uploading, image) = try await volumes.uploadToImage(volume.id, projectID: nil, upload)
+        return ok(["os-volume_upload_image": [
+            "id": .string(uploading.id), "updated_at": Self.time(uploading.updatedAt), "status": .string(uploading.status),
+            "display_description": uploading.description.map(JSON.string) ?? .null, "size": .number(Double(uploading.size)),
+            "volume_type": try await volumes.volumeTypes(projectID: nil).first { $0.id == uploading.volumeTypeID }
+                .map { typeJSON($0, admin: try context.allows("volume_extension:types_manage")) } ?? .null,
+            "image_id": .string(image.id), "container_format": .string(upload.containerFormat), "disk_format": .string(upload.diskFormat),
+            "image_name": .string(name), "protected": .bool(upload.protected), "visibility": .string(upload.visibility),
+        ]], version, status: .accepted)
     }
 
     // MARK: Metadata

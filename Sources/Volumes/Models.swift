@@ -1,3 +1,4 @@
+import Contracts
 import Foundation
 import Store
 
@@ -28,6 +29,10 @@ public struct Volume: Sendable, Equatable {
     public var fault: String?
     public var createdAt: Int64
     public var updatedAt: Int64
+    /// The status to go back to after an upload to image.
+    public var previousStatus: String? = nil
+    /// The image an `uploading` volume fills.
+    public var upload: VolumeImageUpload? = nil
 
     /// Cinder's `os-vol-host-attr:host`: `<node>@<backend>#<pool>`, nil until scheduled.
     public var cinderHost: String? {
@@ -85,7 +90,7 @@ public struct VolumeFailure: Error, Sendable, Equatable, CustomStringConvertible
 
 /// Statuses a volume is in while a node works on it.
 public enum VolumeStatus {
-    public static let creating = "creating", available = "available", inUse = "in-use", deleting = "deleting"
+    public static let creating = "creating", available = "available", inUse = "in-use", deleting = "deleting", uploading = "uploading"
     public static let extending = "extending", error = "error", errorDeleting = "error_deleting", errorExtending = "error_extending"
     /// What an administrator may set with `os-reset_status`.
     public static let resettable: Set<String> = ["available", "error", "creating", "deleting", "in-use", "attaching", "detaching",
@@ -114,10 +119,12 @@ struct VolumeRow: Codable, Sendable {
     var fault: String?
     var createdAt: Int64
     var updatedAt: Int64
+    var upload: String?
 
     init(_ volume: Volume) {
         id = volume.id; projectId = volume.projectID; userId = volume.userID; name = volume.name; description = volume.description
-        size = volume.size; status = volume.status; previousStatus = nil; host = volume.host; backend = volume.backend
+        size = volume.size; status = volume.status; previousStatus = volume.previousStatus; host = volume.host; backend = volume.backend
+        upload = volume.upload.flatMap { try? String(decoding: JSONEncoder().encode($0), as: UTF8.self) }
         volumeTypeId = volume.volumeTypeID; availabilityZone = volume.availabilityZone; bootable = volume.bootable
         metadata = Self.encode(volume.metadata); imageMetadata = Self.encode(volume.imageMetadata); sourceVolid = volume.sourceVolID
         snapshotId = volume.snapshotID; imageId = volume.imageID; fault = volume.fault; createdAt = volume.createdAt
@@ -128,7 +135,8 @@ struct VolumeRow: Codable, Sendable {
         Volume(id: id, projectID: projectId, userID: userId, name: name, description: description, size: size, status: status,
                host: host, backend: backend, volumeTypeID: volumeTypeId, availabilityZone: availabilityZone, bootable: bootable,
                metadata: Self.decode(metadata), imageMetadata: Self.decode(imageMetadata), sourceVolID: sourceVolid,
-               snapshotID: snapshotId, imageID: imageId, fault: fault, createdAt: createdAt, updatedAt: updatedAt)
+               snapshotID: snapshotId, imageID: imageId, fault: fault, createdAt: createdAt, updatedAt: updatedAt,
+               previousStatus: previousStatus, upload: upload.flatMap { try? JSONDecoder().decode(VolumeImageUpload.self, from: Data($0.utf8)) })
     }
 
     static func encode(_ map: [String: String]) -> String { JSONColumn.encode(map, fallback: "{}") }

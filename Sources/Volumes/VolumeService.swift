@@ -1,6 +1,7 @@
 import Contracts
 import Foundation
 import Hosts
+import Images
 import PetrelCore
 import SQLKit
 import Store
@@ -26,6 +27,8 @@ public struct VolumeService: Sendable {
     public let settings: Settings
     /// Which volume services are alive: a volume is placed only on a live one.
     let hosts: HostInventory
+    /// Glance: the images volumes are made from and uploaded to (nil: neither is offered).
+    let images: ImageService?
     /// Hands a node work on a volume (a cast to `volume.<host>`); throws when it cannot be delivered.
     let send: @Sendable (_ host: String, _ work: VolumeSpec) async throws -> Void
     /// Asks a node where a volume is (a call to `volume.<host>`).
@@ -35,13 +38,14 @@ public struct VolumeService: Sendable {
 
     public static let volumeBinary = "cinder-volume"
 
-    public init(database: Database, settings: Settings, hosts: HostInventory,
+    public init(database: Database, settings: Settings, hosts: HostInventory, images: ImageService? = nil,
                 connect: @escaping @Sendable (_ host: String, _ volume: VolumeSpec) async throws -> VolumeConnection.Result,
                 sendSnapshot: @escaping @Sendable (_ host: String, _ work: SnapshotSpec) async throws -> Void,
                 send: @escaping @Sendable (_ host: String, _ work: VolumeSpec) async throws -> Void) {
         self.database = database
         self.settings = settings
         self.hosts = hosts
+        self.images = images
         self.connect = connect
         self.sendSnapshot = sendSnapshot
         self.send = send
@@ -62,6 +66,10 @@ public struct VolumeService: Sendable {
         /// Start from a snapshot's or another volume's bytes (placed on its backend).
         public var snapshotID: String?
         public var sourceVolumeID: String?
+        /// Start from an image's bytes (Cinder's `imageRef`).
+        public var imageID: String?
+        /// Whether the caller is an administrator (who sees every image).
+        public var isAdmin = false
         public init(projectID: String, userID: String, size: Int) {
             self.projectID = projectID
             self.userID = userID
@@ -97,6 +105,12 @@ public struct VolumeService: Sendable {
             found = (source.host, source.backend, source.volumeTypeID, source.size)
         }
         let origin = found
+        let image: Image?
+        if let id = request.imageID {
+            image = try await imageForVolume(id, size: request.size, projectID: request.projectID, isAdmin: request.isAdmin)
+        } else {
+            image = nil
+        }
         if let origin, request.size < origin.size {
             throw VolumeFailure.invalid("Invalid input received: Volume size '\(request.size)'GB cannot be smaller than the \(request.snapshotID != nil ? "snapshot" : "source volume") size \(origin.size)GB. They must be >= original size.")
         }
@@ -115,9 +129,12 @@ public struct VolumeService: Sendable {
                 description: request.description, size: request.size,
                 status: backend == nil ? VolumeStatus.error : VolumeStatus.creating, host: backend?.host ?? "",
                 backend: backend?.name ?? "", volumeTypeID: type.id, availabilityZone: settings.availabilityZone, bootable: false,
-                metadata: request.metadata, imageMetadata: [:], sourceVolID: request.sourceVolumeID, snapshotID: request.snapshotID, imageID: nil,
+                metadata: request.metadata, imageMetadata: image.map(Self.imageMetadata) ?? [:], sourceVolID: request.sourceVolumeID,
+                snapshotID: request.snapshotID, imageID: image?.id,
                 fault: backend == nil ? "No valid backend was found. No weighed backends available" : nil,
                 createdAt: time, updatedAt: time)
+            // A volume made from an image is bootable, as Cinder marks it.
+            if image != nil { volume.bootable = true }
             volume.pool = backend?.backendName ?? ""
             try await Tables.volumes.insert(sql, VolumeRow(volume))
             return volume
@@ -130,20 +147,138 @@ public struct VolumeService: Sendable {
     /// be reached the volume goes to the status's error with the reason.
     func dispatch(_ volume: Volume, from status: String) async throws -> Volume {
         do {
-            try await send(volume.host, VolumeSpec(id: volume.id, backend: volume.backend, sizeGB: volume.size, status: status,
-                                                   source: Self.source(snapshotID: volume.snapshotID, sourceVolumeID: volume.sourceVolID)))
+            try await send(volume.host, Self.spec(volume, status: status))
             return volume
         } catch {
             let failed = status == VolumeStatus.deleting ? VolumeStatus.errorDeleting
-                : status == VolumeStatus.extending ? VolumeStatus.errorExtending : VolumeStatus.error
+                : status == VolumeStatus.extending ? VolumeStatus.errorExtending
+                : status == VolumeStatus.uploading ? "upload_failed" : VolumeStatus.error
             try await apply(VolumeUpdate.Arguments(volumeID: volume.id, host: volume.host, from: status, outcome: failed,
                                                    reason: "the volume service of \(volume.host) could not be reached: \(error)"))
             return try await self.volume(volume.id, projectID: nil)
         }
     }
 
-    static func source(snapshotID: String?, sourceVolumeID: String?) -> VolumeSource? {
-        snapshotID.map { VolumeSource(kind: "snapshot", id: $0) } ?? sourceVolumeID.map { VolumeSource(kind: "volume", id: $0) }
+    /// What a node is told of a volume.
+    static func spec(_ volume: Volume, status: String? = nil) -> VolumeSpec {
+        VolumeSpec(id: volume.id, backend: volume.backend, sizeGB: volume.size, status: status ?? volume.status, source: source(volume),
+                   upload: volume.upload)
+    }
+
+    /// Where a volume's first bytes come from: a snapshot, another volume, or an image.
+    static func source(_ volume: Volume) -> VolumeSource? {
+        if let id = volume.snapshotID { return VolumeSource(kind: "snapshot", id: id) }
+        if let id = volume.sourceVolID { return VolumeSource(kind: "volume", id: id) }
+        if let id = volume.imageID {
+            return VolumeSource(kind: "image", id: id, diskFormat: volume.imageMetadata["disk_format"], checksum: volume.imageMetadata["checksum"])
+        }
+        return nil
+    }
+
+    // MARK: Images
+
+    /// The image a volume is made from, by Cinder's rules: one the caller may see, active, and
+    /// fitting the volume (its size and its `min_disk`).
+    func imageForVolume(_ id: String, size: Int, projectID: String, isAdmin: Bool) async throws -> Image {
+        guard let images else { throw VolumeFailure.invalid("Invalid input received: this cloud has no image service to make volumes from") }
+        let invalid = VolumeFailure.invalid("Invalid image identifier or unable to access requested image.")
+        let image: Image
+        do {
+            image = try await images.get(id)
+        } catch ImageService.Failure.notFound {
+            throw invalid
+        }
+        guard isAdmin || image.visibility == "public" || image.visibility == "community" || image.owner == projectID else { throw invalid }
+        guard image.status == "active" else { throw VolumeFailure.invalid("Invalid input received: Image \(id) is not active.") }
+        let imageGB = Int(((image.virtualSize ?? image.size ?? 0) + (1 << 30) - 1) >> 30)
+        guard imageGB <= size else {
+            throw VolumeFailure.invalid("Invalid input received: Size of specified image \(imageGB)GB is larger than volume size \(size)GB.")
+        }
+        guard image.minDisk <= size else {
+            throw VolumeFailure.invalid("Invalid input received: Volume size \(size)GB cannot be smaller than the image minDisk size \(image.minDisk)GB.")
+        }
+        return image
+    }
+
+    /// Cinder's `volume_image_metadata` of a volume made from `image`: the image's own
+    /// properties and its core fields.
+    static func imageMetadata(_ image: Image) -> [String: String] {
+        var metadata = image.properties
+        metadata["image_id"] = image.id
+        metadata["image_name"] = image.name ?? ""
+        metadata["checksum"] = image.checksum
+        metadata["container_format"] = image.containerFormat
+        metadata["disk_format"] = image.diskFormat
+        metadata["min_disk"] = String(image.minDisk)
+        metadata["min_ram"] = String(image.minRam)
+        metadata["size"] = image.size.map { String($0) }
+        return metadata
+    }
+
+    /// The core fields of `volume_image_metadata`, which an uploaded image gets from Glance itself.
+    static let coreImageFields: Set<String> = ["image_id", "image_name", "checksum", "container_format", "disk_format", "min_disk",
+                                               "min_ram", "size", "os_hash_algo", "os_hash_value", "os_hidden"]
+
+    public struct ImageUpload: Sendable {
+        public var imageName: String
+        public var diskFormat = "raw"
+        public var containerFormat = "bare"
+        public var visibility = "private"
+        public var protected = false
+        /// Upload an in-use volume too.
+        public var force = false
+        public init(imageName: String) { self.imageName = imageName }
+    }
+
+    /// Cinder's upload to image: a queued image of the volume's project, then the volume goes to
+    /// `uploading` and its node writes its bytes into the image; the volume goes back to its
+    /// status when the node is done (the image then active), or failed (the image removed).
+    public func uploadToImage(_ id: String, projectID: String?, _ upload: ImageUpload) async throws -> (volume: Volume, image: Image) {
+        guard let images else { throw VolumeFailure.invalid("Invalid input received: this cloud has no image service to upload to") }
+        guard ImageService.diskFormats.contains(upload.diskFormat) else {
+            throw VolumeFailure.invalid("Invalid input received: Invalid disk-format '\(upload.diskFormat)' is specified. Allowed disk-formats are \(ImageService.diskFormats.sorted().joined(separator: ", ")).")
+        }
+        guard ImageService.containerFormats.contains(upload.containerFormat) else {
+            throw VolumeFailure.invalid("Invalid input received: Invalid container-format '\(upload.containerFormat)' is specified. Allowed container-formats are \(ImageService.containerFormats.sorted().joined(separator: ", ")).")
+        }
+        @Sendable func check(_ volume: Volume) throws {
+            guard volume.status == VolumeStatus.available || volume.status == VolumeStatus.inUse else {
+                throw VolumeFailure.invalidVolume("Volume status must be available/in-use.")
+            }
+            guard volume.status == VolumeStatus.available || upload.force else { throw VolumeFailure.invalidVolume("Volume status is in-use.") }
+        }
+        let current = try await volume(id, projectID: projectID)
+        try check(current)
+        var image = Image.queued(id: UUID().uuidString.lowercased(), name: upload.imageName, owner: current.projectID,
+                                 visibility: upload.visibility, diskFormat: upload.diskFormat, containerFormat: upload.containerFormat,
+                                 minDisk: current.size, properties: current.imageMetadata.filter { !Self.coreImageFields.contains($0.key) })
+        image.protected = upload.protected
+        image = try await images.create(image)
+        let imageID = image.id
+        let uploading: Volume
+        do {
+            uploading = try await database.transaction { sql in
+                var volume = try await self.volume(sql, id, projectID: projectID, locked: true)
+                try check(volume)
+                volume.previousStatus = volume.status
+                volume.status = VolumeStatus.uploading
+                volume.upload = VolumeImageUpload(imageID: imageID, diskFormat: upload.diskFormat)
+                volume.updatedAt = now()
+                try await Tables.volumes.update(sql, id: id, VolumeRow(volume))
+                return volume
+            }
+        } catch {
+            try? await removeImage(imageID)
+            throw error
+        }
+        return (try await dispatch(uploading, from: VolumeStatus.uploading), image)
+    }
+
+    /// Removes an image an upload did not fill (even a protected one: the user never got it).
+    func removeImage(_ id: String) async throws {
+        guard let images, let image = try? await images.get(id), image.status != "active" else { return }
+        if image.protected { _ = try await images.change(id) { $0.protected = false } }
+        try await images.delete(id)
     }
 
     /// The hosts whose volume service is up and enabled.
@@ -263,12 +398,16 @@ public struct VolumeService: Sendable {
         if let deleting { _ = try await dispatch(deleting, from: VolumeStatus.deleting) }
     }
 
-    /// Grows an available volume to `newSize` GB (Cinder's `os-extend`), within the quota.
-    public func extend(_ id: String, projectID: String?, newSize: Int) async throws {
+    /// Grows an available volume to `newSize` GB (Cinder's `os-extend`), within the quota; an
+    /// attached one too when `inUse` (microversion 3.42): once its backend grew it, the guest is
+    /// told (`VolumeExtended`) and the volume is in-use again.
+    public func extend(_ id: String, projectID: String?, newSize: Int, inUse: Bool = false) async throws {
         let extending: Volume = try await database.transaction { sql in
             var volume = try await self.volume(sql, id, projectID: projectID, locked: true)
-            guard volume.status == VolumeStatus.available else {
-                throw VolumeFailure.invalidVolume("Volume status must be 'available' to extend, but current status is: \(volume.status).")
+            guard volume.status == VolumeStatus.available || (inUse && volume.status == VolumeStatus.inUse) else {
+                throw VolumeFailure.invalidVolume(inUse
+                    ? "Volume status must be 'available' or 'in-use' to extend, but current status is: \(volume.status)."
+                    : "Volume status must be 'available' to extend, but current status is: \(volume.status).")
             }
             guard newSize > volume.size else {
                 throw VolumeFailure.invalid("Invalid input received: New size for extend must be greater than current size. (current: \(volume.size), extended: \(newSize)).")
@@ -277,6 +416,7 @@ public struct VolumeService: Sendable {
             try await checkQuota(sql, project: volume.projectID, type: type, volumes: 0, gigabytes: newSize - volume.size, perVolume: newSize)
             // The row holds the size asked for while the node works (a reconcile after a crash
             // reads it there); a failed extend puts back the size the node found.
+            volume.previousStatus = volume.status
             volume.status = VolumeStatus.extending
             volume.size = newSize
             volume.updatedAt = now()
@@ -306,29 +446,43 @@ public struct VolumeService: Sendable {
     /// status that work began from.
     @discardableResult
     public func apply(_ update: VolumeUpdate.Arguments) async throws -> Bool {
-        try await database.transaction { sql in
+        let (applied, upload): (Bool, VolumeImageUpload?) = try await database.transaction { sql in
             guard let row = try await Tables.volumes.lockedGet(sql, id: update.volumeID), row.status == update.from,
-                  row.host == update.host else { return false }
+                  row.host == update.host else { return (false, nil) }
             if update.outcome == "deleted" {
                 _ = try await Tables.volumes.delete(sql, where: [.equals("id", update.volumeID)])
-                return true
+                return (true, nil)
             }
             var volume = row.value
-            volume.status = update.outcome
+            let upload = volume.upload
+            if update.from == VolumeStatus.uploading {
+                // Uploaded or not, the volume itself is as it was.
+                guard ["uploaded", "upload_failed"].contains(update.outcome) else { return (false, nil) }
+                volume.status = volume.previousStatus ?? VolumeStatus.available
+                volume.previousStatus = nil
+                volume.upload = nil
+            } else if update.from == VolumeStatus.extending, update.outcome == VolumeStatus.available {
+                // An attached volume that grew is in-use again.
+                volume.status = volume.previousStatus == VolumeStatus.inUse ? VolumeStatus.inUse : VolumeStatus.available
+                volume.previousStatus = nil
+            } else {
+                volume.status = update.outcome
+            }
             if let size = update.sizeGB { volume.size = size }
             volume.fault = update.reason
             volume.updatedAt = now()
             try await Tables.volumes.update(sql, id: volume.id, VolumeRow(volume))
-            return true
+            return (true, upload)
         }
+        if applied, update.outcome == "upload_failed", let imageID = upload?.imageID { try? await removeImage(imageID) }
+        return applied
     }
 
     /// Every volume placed on `host` (or those of `ids`), for its node's reconcile.
     public func specs(host: String, ids: [String]? = nil) async throws -> [VolumeSpec] {
         try await database.withConnection { sql in
             try await Tables.volumes.all(sql, where: [.equals("host", host)] + (ids.map { [.inList("id", $0)] } ?? [])).map {
-                VolumeSpec(id: $0.id, backend: $0.backend, sizeGB: $0.size, status: $0.status,
-                           source: Self.source(snapshotID: $0.snapshotId, sourceVolumeID: $0.sourceVolid))
+                Self.spec($0.value)
             }
         }
     }

@@ -113,7 +113,7 @@ struct Serve: AsyncParsableCommand {
             database: database,
             settings: .init(quotaDefaults: config.quotaDefaults, defaultTypeName: config.defaultVolumeType,
                             availabilityZone: config.storageAvailabilityZone),
-            hosts: hosts,
+            hosts: hosts, images: images,
             connect: { host, volume in
                 try await volumeClient.call(VolumeConnection.self, volume, topic: RPCTopology.hostTopic(VolumeTopic.name, host: host),
                                             timeout: .seconds(30))
@@ -171,6 +171,9 @@ struct Serve: AsyncParsableCommand {
             let applied = try await volumes.apply(update)
             logger.info("volume update", metadata: ["volume": "\(update.volumeID)", "outcome": "\(update.outcome)", "applied": "\(applied)",
                                                     "request_id": "\(context.requestID)"])
+            if applied, update.from == "extending", update.outcome == "available" {
+                await conductor.volumeExtended(update.volumeID, context: context)
+            }
             return Nothing()
         }
         // The nodes' network services: what to wire and serve, and the ports they wired.

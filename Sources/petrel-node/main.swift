@@ -86,7 +86,12 @@ struct PetrelNode: AsyncParsableCommand {
         context.logger.info("starting the volume service", metadata: [
             "backends": "\(config.volumeBackends.map { "\($0.name) (\($0.driver))" }.joined(separator: ", "))",
         ])
-        return VolumeRole(context: context, backends: backends)
+        let images = config.serviceUser.map { CloudClient(user: $0, logger: context.logger) }
+        if images == nil {
+            context.logger.warning("no [service_user]: this node cannot make volumes from images nor upload volumes to images")
+        }
+        return VolumeRole(context: context, backends: backends, images: images,
+                          scratchDirectory: config.statePath + "/volume-transfers")
     }
 
     static func network(_ config: PetrelConfig, _ context: NodeServiceContext) throws -> any NodeService {

@@ -5,6 +5,7 @@ import Hosts
 import Hummingbird
 import HummingbirdTesting
 @testable import Identity
+import Images
 @testable import IdentityAPI
 import Logging
 import NIOCore
@@ -35,6 +36,12 @@ actor VolumeNodeDouble {
 
     func setUnreachable(_ value: Bool) { unreachable = value }
 
+    /// Drops the work handed out so far (a test that answered it itself).
+    func forget() {
+        pending = []
+        snapshots = []
+    }
+
     /// Answers every pending piece of work as done.
     func finish(_ volumes: VolumeService) async throws {
         let taken = snapshots
@@ -64,6 +71,7 @@ actor VolumeNodeDouble {
         let volumes: VolumeService
         let node: VolumeNodeDouble
         let store: ServiceStore
+        let images: ImageService
     }
 
     func withCloud(_ body: @Sendable (Cloud) async throws -> Void) async throws {
@@ -74,7 +82,10 @@ actor VolumeNodeDouble {
             let node = VolumeNodeDouble()
             var quotas = ["volumes": 10, "gigabytes": 1000, "snapshots": 10, "backups": 10, "backup_gigabytes": 1000, "per_volume_gigabytes": -1]
             quotas["instances"] = 10
-            let volumes = VolumeService(database: database, settings: .init(quotaDefaults: quotas), hosts: hosts,
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-volume-images-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let images = try ImageService(database: database, directory: directory, sizeCap: 1 << 30)
+            let volumes = VolumeService(database: database, settings: .init(quotaDefaults: quotas), hosts: hosts, images: images,
                                         connect: { _, volume in .init(path: "/volumes/volume-\(volume.id)", block: false) },
                                         sendSnapshot: { host, work in try await node.take(host, work) }) { host, work in
                 try await node.take(host, work)
@@ -93,7 +104,7 @@ actor VolumeNodeDouble {
             let (_, other) = try await addProjectUser(service, project: "vol-q", user: "vol-v")
             try await Application(router: router).test(.router) { client in
                 try await body(Cloud(client: client, admin: admin, member: member, memberProject: project, other: other, volumes: volumes,
-                                     node: node, store: store))
+                                     node: node, store: store, images: images))
             }
         }
     }
@@ -104,6 +115,80 @@ actor VolumeNodeDouble {
         if let version { headers[HTTPField.Name("OpenStack-API-Version")!] = "volume \(version)" }
         return try await cloud.client.execute(uri: path, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }) {
             ($0.status, JSON.parse(Array($0.body.readableBytesView)))
+        }
+    }
+
+    /// An active raw image of `owner` holding `bytes`.
+    func rawImage(_ images: ImageService, owner: String, bytes: Int, minDisk: Int = 0) async throws -> Image {
+        let queued = try await images.create(Image.queued(id: UUID().uuidString.lowercased(), name: "raw-\(bytes)", owner: owner,
+                                                          visibility: "private", diskFormat: "raw", containerFormat: "bare", minDisk: minDisk))
+        let upload = try await images.beginUpload(queued.id)
+        try [UInt8](repeating: 7, count: bytes).withUnsafeBytes { try upload.write($0) }
+        return try await upload.finish()
+    }
+
+    @Test func volumesFromAndToImages() async throws {
+        try await withCloud { cloud in
+            let base = "/volume/v3/\(cloud.memberProject)"
+            let image = try await rawImage(cloud.images, owner: cloud.memberProject, bytes: 1 << 20)
+            let created = try await call(cloud, "\(base)/volumes", method: .post,
+                                         body: #"{"volume": {"size": 1, "name": "vi", "imageRef": "http://glance/v2/images/\#(image.id)"}}"#)
+            #expect(created.status == .accepted, "\(String(describing: created.json))")
+            let volume = try #require(created.json?["volume"])
+            #expect(volume["bootable"] == "true" && volume["volume_image_metadata"]?["image_id"] == .string(image.id))
+            #expect(volume["volume_image_metadata"]?["disk_format"] == "raw" && volume["volume_image_metadata"]?["size"] == "1048576")
+            let id = try #require(volume["id"]?.stringValue)
+            let work = try #require(await cloud.node.pending.first { $0.work.id == id }?.work)
+            #expect(work.source == VolumeSource(kind: "image", id: image.id, diskFormat: "raw", checksum: image.checksum))
+            try await cloud.node.finish(cloud.volumes)
+
+            // Refusals, in Cinder's words, changing nothing.
+            let count = try await cloud.volumes.volumes(projectID: nil).count
+            let big = try await rawImage(cloud.images, owner: cloud.memberProject, bytes: 1 << 20, minDisk: 2)
+            let small = try await call(cloud, "\(base)/volumes", method: .post, body: #"{"volume": {"size": 1, "imageRef": "\#(big.id)"}}"#)
+            #expect(small.status == .badRequest && small.json?["badRequest"]?["message"]?.stringValue?.contains("minDisk size 2GB") == true)
+            let theirs = try await rawImage(cloud.images, owner: "someone-else", bytes: 512)
+            let hidden = try await call(cloud, "\(base)/volumes", method: .post, body: #"{"volume": {"size": 1, "imageRef": "\#(theirs.id)"}}"#)
+            #expect(hidden.status == .badRequest, "another project's private image is not to be used")
+            let both = try await call(cloud, "\(base)/volumes", method: .post,
+                                      body: #"{"volume": {"size": 1, "imageRef": "\#(image.id)", "source_volid": "\#(id)"}}"#)
+            #expect(both.status == .badRequest)
+            #expect(try await cloud.volumes.volumes(projectID: nil).count == count)
+
+            // Upload: a queued image of the volume's project, the volume uploading until its node says.
+            let action = "\(base)/volumes/\(id)/action"
+            #expect(try await call(cloud, action, method: .post, body: #"{"os-volume_upload_image": {"disk_format": "qcow2"}}"#).status == .badRequest)
+            let badFormat = try await call(cloud, action, method: .post, body: #"{"os-volume_upload_image": {"image_name": "u", "disk_format": "vmdk"}}"#)
+            #expect(badFormat.status == .badRequest && badFormat.json?["badRequest"]?["message"]?.stringValue?.contains("Invalid disk-format 'vmdk'") == true)
+            let publicImage = try await call(cloud, action, method: .post, body: #"{"os-volume_upload_image": {"image_name": "u", "visibility": "public"}}"#)
+            #expect(publicImage.status == .forbidden, "a public image is an administrator's to make")
+            let uploaded = try await call(cloud, action, method: .post,
+                                          body: #"{"os-volume_upload_image": {"image_name": "u", "disk_format": "qcow2", "force": false}}"#)
+            #expect(uploaded.status == .accepted, "\(String(describing: uploaded.json))")
+            let answer = try #require(uploaded.json?["os-volume_upload_image"])
+            #expect(Set(answer.objectValue?.keys.map { $0 } ?? []) == ["id", "updated_at", "status", "display_description", "size", "volume_type",
+                                                                         "image_id", "container_format", "disk_format", "image_name",
+                                                                         "protected", "visibility"])
+            #expect(answer["status"] == "uploading" && answer["id"] == .string(id) && answer["disk_format"] == "qcow2")
+            let imageID = try #require(answer["image_id"]?.stringValue)
+            let target = try await cloud.images.get(imageID)
+            #expect(target.status == "queued" && target.owner == cloud.memberProject && target.diskFormat == "qcow2" && target.name == "u")
+            let spec = try #require(await cloud.node.pending.first { $0.work.id == id }?.work)
+            #expect(spec.status == "uploading" && spec.upload == VolumeImageUpload(imageID: imageID, diskFormat: "qcow2"))
+            #expect(try await call(cloud, "\(base)/volumes/\(id)", method: .delete).status == .badRequest, "not while uploading")
+            let again = try await call(cloud, action, method: .post, body: #"{"os-volume_upload_image": {"image_name": "u2"}}"#)
+            #expect(again.status == .badRequest, "one upload at a time")
+            #expect(try await cloud.volumes.apply(.init(volumeID: id, host: "node1", from: "uploading", outcome: "uploaded")))
+            #expect(try await cloud.volumes.volume(id, projectID: nil).status == "available")
+            await cloud.node.forget()
+
+            // A failed upload: the volume as it was, the image it did not fill removed.
+            let failing = try await call(cloud, action, method: .post, body: #"{"os-volume_upload_image": {"image_name": "f"}}"#)
+            let failedID = try #require(failing.json?["os-volume_upload_image"]?["image_id"]?.stringValue)
+            #expect(try await cloud.volumes.apply(.init(volumeID: id, host: "node1", from: "uploading", outcome: "upload_failed", reason: "disk full")))
+            #expect(try await cloud.volumes.volume(id, projectID: nil).status == "available")
+            await #expect(throws: ImageService.Failure.notFound(failedID)) { try await cloud.images.get(failedID) }
+            #expect(try await cloud.images.get(imageID).status == "queued", "the successful upload's image is left alone")
         }
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import LibvirtDriver
 import Logging
 import NodeCompute
+import NodeCore
 import PetrelCore
 import ProcessDriver
 import TestSupport
@@ -106,6 +107,13 @@ final class HypervisorDouble: HypervisorDriver, @unchecked Sendable {
             calls.append("detach \(id)")
             guard guestsByID[id] != nil else { throw HypervisorError("no guest \(id)") }
             guestsByID[id]?.definition.devices.removeAll { $0 == device }
+        }
+    }
+
+    func resizeDisk(_ id: String, device: String, bytes: UInt64) async throws {
+        try lock.withLock {
+            calls.append("resize \(id) \(device) \(bytes)")
+            guard guestsByID[id] != nil else { throw HypervisorError("no guest \(id)") }
         }
     }
 

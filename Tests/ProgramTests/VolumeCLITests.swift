@@ -66,6 +66,7 @@ import Testing
             try await phase("api")
             try await phase("attach")
             try await phase("snapshot")
+            try await phase("images")
             try await phase("lvm")
             first.signal(SIGKILL)
             _ = await first.wait()

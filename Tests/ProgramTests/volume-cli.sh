@@ -3,9 +3,11 @@
 # backends file-1 (sparse files in $FILES) and lvm-1 (volume group $VG on a loop device):
 #   volume-cli.sh api         types, create/list/show/set, extend, quotas and limits, services and pools, delete (file-1)
 #   volume-cli.sh attach      a real guest (QEMU) gets a file-1 volume hot-plugged, writes a marker the host reads in the
-#                             volume's file, and lets go of it on detach; an lvm-1 volume (no device here) fails to attach
+#                             volume's file, sees it grow when extended while attached (3.42), and lets go of it on detach; an lvm-1 volume (no device here) fails to attach
 #                             and stays available; attached again, the server's delete frees it with its bytes intact
 #   volume-cli.sh snapshot    a snapshot of the guest's volume carries its marker; volumes from it and from the volume too
+#   volume-cli.sh images      a volume from the guest's image holds its bytes; uploaded back as a qcow2 image, the same
+#                             bytes; an image too large is refused; an upload the backend cannot do leaves nothing behind
 #   volume-cli.sh lvm         a volume on lvm-1: the logical volume made, grown and removed (lvs), capacity as vgs says
 #   volume-cli.sh while-down  (the node was killed -9) a volume deleted meanwhile waits in deleting; once the service is
 #                             reported down a new volume goes to error (no valid backend)
@@ -119,6 +121,12 @@ assert rows["volumes"] == 2 and rows["gigabytes"] == 4, rows' "$WORK/quota" || f
   while [ ! -b /dev/vdc ]; do sleep 0.5; done
   echo "PETREL-VOLUME-SEEN sectors=$(cat /sys/block/vdc/size) serial=$(cat /sys/block/vdc/serial 2>/dev/null)"
   printf 'petrel-volume-marker-%s' "$(hostname)" | dd of=/dev/vdc conv=notrunc,fsync 2>/dev/null && echo "PETREL-VOLUME-WRITTEN"
+  last=$(cat /sys/block/vdc/size)
+  while [ -b /dev/vdc ]; do
+    now=$(cat /sys/block/vdc/size 2>/dev/null)
+    if [ -n "$now" ] && [ "$now" != "$last" ]; then echo "PETREL-VOLUME-RESIZED sectors=$now"; last=$now; fi
+    sleep 0.5
+  done
 ) &
 DATA
     vm=$(os server create --image "img-$NODE" --flavor "fl-$NODE" --nic none --config-drive true --user-data "$WORK/user-data" \
@@ -147,6 +155,14 @@ assert sys.argv[1] in str(ids), s["volumes_attached"]' "$va" || fail "volumes_at
     os console log show "$vm" | contains "PETREL-VOLUME-SEEN sectors=2097152 serial=${va:0:20}" || fail "the guest saw a disk of another size: $(os console log show "$vm" | grep VOLUME)"
     waitfor 60 sh -c "head -c 64 '$FILES/volume-$va' | grep -q petrel-volume-marker" || fail "the marker is not in the volume's file"
     ok "server add volume: the running guest sees a 1 GiB vdc with the volume's id as serial (volume in-use, attachments, volumes_attached), writes a marker the host reads in the volume's file"
+
+    refuse "must be .available|3.42 or greater" os --os-volume-api-version 3.41 volume set --size 2 va
+    os --os-volume-api-version 3.42 volume set --size 2 va || fail "volume set --size 2 while attached (3.42)"
+    waitfor 120 sh -c "[ \"\$('$OSC' --os-cloud petrel volume show va -f value -c size -c status | sort | tr '\n' ' ')\" = '2 in-use ' ]" \
+      || fail "va after the extend: $(os volume show va -f value -c status -c size | tr '\n' ' ')"
+    [ "$(file_size "$va")" = "$((2 * GiB))" ] || fail "va's file is $(file_size "$va") bytes"
+    waitfor 60 console_has "$vm" "PETREL-VOLUME-RESIZED sectors=4194304" || fail "the guest did not see 2 GiB: $(os console log show "$vm" | grep VOLUME)"
+    ok "volume set --size 2 while attached (3.42): the file grew, the running guest sees 2 GiB, the volume is in-use again"
     refuse "status must be available" os volume delete va
 
     os server remove volume "vm-$NODE" va || fail "server remove volume"
@@ -202,6 +218,51 @@ assert sys.argv[1] in str(ids), s["volumes_attached"]' "$va" || fail "volumes_at
     os volume delete lsrc vb vc >/dev/null || fail "delete"
     ok "snapshot deleted with its file; an LVM snapshot (not copied by that driver yet) ends in error and deletes cleanly"
     echo "phase snapshot passed"
+    ;;
+
+  images)
+    image=$(os image show "img-$NODE" -f value -c id) || fail "the guest's image"
+    vi=$(os volume create --image "img-$NODE" --size 1 --type file vi -f json | field id) || fail "volume create --image"
+    waitfor 180 status_is vi available || fail "vi not available: $(os volume show vi -f json -c status 2>&1)"
+    qemu-img compare -q -f raw -F qcow2 "$FILES/volume-$vi" "$GUEST" || fail "vi's bytes differ from the image's"
+    [ "$(file_size "$vi")" = "$GiB" ] || fail "vi's file is $(file_size "$vi") bytes"
+    os volume show vi -f json | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+assert str(v["bootable"]).lower() == "true", v["bootable"]
+m = v["volume_image_metadata"]
+m = m if isinstance(m, dict) else {}
+assert m.get("image_id") == sys.argv[1] and m.get("disk_format") == "qcow2" and m.get("image_name") == sys.argv[2], v["volume_image_metadata"]' \
+      "$image" "img-$NODE" || fail "vi: $(os volume show vi -f json)"
+    ok "volume create --image: the image's bytes converted into the volume's raw file (qemu-img compare), bootable, volume_image_metadata"
+
+    qemu-img create -q -f qcow2 "$WORK/big.qcow2" 3G || fail "qemu-img create"
+    os image create --file "$WORK/big.qcow2" --disk-format qcow2 --container-format bare --min-disk 3 "big-$NODE" >/dev/null || fail "big image"
+    refuse "larger than volume size|minDisk size 3GB" os volume create --image "big-$NODE" --size 1 vbig
+    os volume show vbig >/dev/null 2>&1 && fail "a refused create left a volume"
+    os image delete "big-$NODE" || fail "image delete"
+    ok "volume create --image refused when the image does not fit the size asked for (Cinder's 400)"
+
+    start=$(date +%s%3N)
+    os image create --volume vi --disk-format qcow2 "up-$NODE" >/dev/null || fail "image create --volume: $(os image create --volume vi --disk-format qcow2 "up2-$NODE" 2>&1)"
+    waitfor 180 sh -c "[ \"\$('$OSC' --os-cloud petrel image show 'up-$NODE' -f value -c status)\" = active ]" \
+      || fail "the uploaded image is not active: $(os image show "up-$NODE" -f value -c status 2>&1); vi: $(os volume show vi -f value -c status)"
+    echo "figure: image create --volume active after $(( $(date +%s%3N) - start )) ms"
+    waitfor 60 status_is vi available || fail "vi is $(os volume show vi -f value -c status) after the upload"
+    os image save --file "$WORK/up.img" "up-$NODE" || fail "image save"
+    [ "$(qemu-img info --output=json "$WORK/up.img" | python3 -c 'import json, sys; print(json.load(sys.stdin)["format"])')" = qcow2 ] \
+      || fail "the uploaded image is not qcow2"
+    qemu-img compare -q -f qcow2 -F qcow2 "$WORK/up.img" "$GUEST" || fail "the uploaded image's bytes differ from the volume's"
+    os image delete "up-$NODE" || fail "image delete"
+    ok "image create --volume: a qcow2 image holding the volume's bytes; the volume available again"
+
+    os volume create --size 1 --type lvm lup >/dev/null && waitfor 180 status_is lup available || fail "lup"
+    os image create --volume lup "lup-$NODE" >/dev/null || fail "the upload of lup was not accepted"
+    waitfor 120 sh -c "! '$OSC' --os-cloud petrel image show 'lup-$NODE' >/dev/null 2>&1" || fail "the failed upload's image is left"
+    waitfor 60 status_is lup available || fail "lup is $(os volume show lup -f value -c status) after a failed upload"
+    os volume delete lup vi >/dev/null || fail "delete"
+    ok "an upload the backend cannot do (lvm here) leaves the volume available and no image behind"
+    echo "phase images passed"
     ;;
 
   lvm)

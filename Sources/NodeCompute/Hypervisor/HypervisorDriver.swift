@@ -106,6 +106,8 @@ public protocol HypervisorDriver: Sendable {
     /// Asks for a device's removal from the running guest (`live`: done once the guest lets
     /// go of it, which `liveDefinition` shows) and/or from its stored definition (at once).
     func detach(_ id: String, device: Device, live: Bool, config: Bool) async throws
+    /// Tells the running guest its disk `device` (a target such as `vdc`) grew to `bytes`.
+    func resizeDisk(_ id: String, device: String, bytes: UInt64) async throws
     /// Lifecycle events of every guest, until the consumer stops.
     func events() throws -> AsyncStream<GuestEvent>
 }

@@ -75,6 +75,10 @@ public final class LibvirtHypervisor: HypervisorDriver {
         try await onDomain(id) { try $0.detachDevice(xml: xml, live: live, config: config) }
     }
 
+    public func resizeDisk(_ id: String, device: String, bytes: UInt64) async throws {
+        try await onDomain(id) { try $0.blockResize(disk: device, bytes: bytes) }
+    }
+
     public func start(_ id: String) async throws { try await onDomain(id) { try $0.start() } }
     public func shutdown(_ id: String) async throws { try await onDomain(id) { try $0.shutdown() } }
     public func pause(_ id: String) async throws { try await onDomain(id) { try $0.suspend() } }
