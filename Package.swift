@@ -152,6 +152,7 @@ let package = Package(
         // The node's volume service (cinder-volume): file and LVM backends behind one driver protocol.
         .target(name: "NodeVolume", dependencies: [
             "NodeCore", "LVMDriver", "ProcessDriver", "RPC", "Contracts", "PetrelCore", .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "NodeNetwork", dependencies: [
             "NodeCore", "NetlinkDriver", "DnsmasqDriver", "ProcessDriver", "IptablesDriver", "RPC", "Contracts", "PetrelCore",

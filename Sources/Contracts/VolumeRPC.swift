@@ -106,6 +106,62 @@ public struct SnapshotSpec: Codable, Sendable, Equatable {
     }
 }
 
+/// What should be true of one backup on the node holding its volume: made (`creating`, from the
+/// volume's bytes; only the chunks that changed since `parentID` when incremental), written back
+/// (`restoring`, into `restoreVolumeID` on `restoreBackend`, made first when missing) or removed
+/// (`deleting`).
+public struct BackupSpec: Codable, Sendable, Equatable {
+    public var id: String
+    public var volumeID: String
+    /// The backend of the volume backed up.
+    public var backend: String
+    public var sizeGB: Int
+    public var status: String
+    public var parentID: String?
+    public var restoreVolumeID: String?
+    public var restoreBackend: String?
+    public var restoreSizeGB: Int?
+
+    public init(id: String, volumeID: String, backend: String, sizeGB: Int, status: String, parentID: String? = nil,
+                restoreVolumeID: String? = nil, restoreBackend: String? = nil, restoreSizeGB: Int? = nil) {
+        self.id = id; self.volumeID = volumeID; self.backend = backend; self.sizeGB = sizeGB; self.status = status
+        self.parentID = parentID; self.restoreVolumeID = restoreVolumeID; self.restoreBackend = restoreBackend
+        self.restoreSizeGB = restoreSizeGB
+    }
+}
+
+/// Asks a node to converge one backup with its spec. Repeating it changes nothing.
+public struct BackupWork: RPCMethod {
+    public typealias Arguments = BackupSpec
+    public typealias Result = Nothing
+    public static let name = "backup_work"
+    public static let version = RPCVersion(1, 0)
+}
+
+/// A node finished (or failed) the work on a backup; applies only while the backup is still in
+/// the status the work began from.
+public struct BackupUpdate: RPCMethod {
+    public struct Arguments: Codable, Sendable, Equatable {
+        public var backupID: String
+        public var host: String
+        public var from: String
+        /// `available`, `error`, `deleted`, `error_deleting`; from `restoring`: `restored` or
+        /// `restore_failed` (the backup is available again either way).
+        public var outcome: String
+        /// The chunks this backup wrote (Cinder's `object_count`).
+        public var objectCount: Int?
+        public var reason: String?
+        public init(backupID: String, host: String, from: String, outcome: String, objectCount: Int? = nil, reason: String? = nil) {
+            self.backupID = backupID; self.host = host; self.from = from; self.outcome = outcome
+            self.objectCount = objectCount; self.reason = reason
+        }
+    }
+    public typealias Result = Nothing
+    public static let name = "backup_update"
+    public static let version = RPCVersion(1, 0)
+    public static let topic = "conductor"
+}
+
 /// Asks a node to converge one snapshot with its spec (take it, or remove it).
 public struct SnapshotWork: RPCMethod {
     public typealias Arguments = SnapshotSpec
@@ -187,9 +243,12 @@ public struct VolumesOnHost: RPCMethod {
         public var volumes: [VolumeSpec]
         /// The snapshots kept on the host's backends (of `ids` when given); absent from older controllers.
         public var snapshots: [SnapshotSpec]?
-        public init(volumes: [VolumeSpec], snapshots: [SnapshotSpec]? = nil) {
+        /// The backups of the host's volumes (of `ids` when given); absent from older controllers.
+        public var backups: [BackupSpec]?
+        public init(volumes: [VolumeSpec], snapshots: [SnapshotSpec]? = nil, backups: [BackupSpec]? = nil) {
             self.volumes = volumes
             self.snapshots = snapshots
+            self.backups = backups
         }
     }
 

@@ -12,7 +12,8 @@ import RPC
 /// a lost message or a crash mid-work is finished by the next pass).
 public final class VolumeRole: NodeService {
     public let name = "volume"
-    public let reports = [ServiceReport(binary: "cinder-volume", topic: VolumeTopic.name)]
+    public let reports = [ServiceReport(binary: "cinder-volume", topic: VolumeTopic.name),
+                          ServiceReport(binary: "cinder-backup", topic: "backup")]
 
     public struct Backend: Sendable {
         public var settings: PetrelConfig.VolumeBackendSettings
@@ -40,15 +41,19 @@ public final class VolumeRole: NodeService {
     let images: (any ImageTransfer)?
     /// Where downloaded images and images being uploaded wait (emptied at start).
     let scratchDirectory: String
+    /// The backups of this node's volumes (`[backup] directory`).
+    let backups: BackupStore
 
     public init(context: NodeServiceContext, backends: [Backend], images: (any ImageTransfer)? = nil,
-                scratchDirectory: String = NSTemporaryDirectory() + "petrel-volume-transfers", reconcileInterval: Duration = .seconds(60)) {
+                scratchDirectory: String = NSTemporaryDirectory() + "petrel-volume-transfers",
+                backupDirectory: String = NSTemporaryDirectory() + "petrel-backups", reconcileInterval: Duration = .seconds(60)) {
         host = context.host
         self.backends = Dictionary(backends.map { ($0.settings.name, $0) }) { a, _ in a }
         client = context.client
         logger = context.logger
         self.images = images
         self.scratchDirectory = scratchDirectory
+        backups = BackupStore(directory: backupDirectory)
         self.reconcileInterval = reconcileInterval
         server = RPCServer(link: context.link, topic: VolumeTopic.name, host: context.host, logger: context.logger)
     }
@@ -64,6 +69,8 @@ public final class VolumeRole: NodeService {
         try? FileManager.default.removeItem(atPath: scratchDirectory)
         try FileManager.default.createDirectory(atPath: scratchDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(atPath: backups.directory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
         await measureCapacities()
         server.register(VolumeWork.self) { [self] work, context in
             // The message says which volume; the controller's database says what it should be
@@ -78,6 +85,13 @@ public final class VolumeRole: NodeService {
         server.register(SnapshotWork.self) { [self] work, context in
             let current = try await client.call(VolumesOnHost.self, .init(host: host, ids: [work.id]), topic: VolumesOnHost.topic,
                                                 context: context, timeout: .seconds(30)).snapshots ?? []
+            for spec in current { await converge(spec, context: context) }
+            await measureCapacities()
+            return Nothing()
+        }
+        server.register(BackupWork.self) { [self] work, context in
+            let current = try await client.call(VolumesOnHost.self, .init(host: host, ids: [work.id]), topic: VolumesOnHost.topic,
+                                                context: context, timeout: .seconds(30)).backups ?? []
             for spec in current { await converge(spec, context: context) }
             await measureCapacities()
             return Nothing()
@@ -105,6 +119,7 @@ public final class VolumeRole: NodeService {
         // Snapshots first: a volume being made from one needs it.
         for spec in state.snapshots ?? [] { await converge(spec, context: RequestContext()) }
         for spec in state.volumes { await converge(spec, context: RequestContext()) }
+        for spec in state.backups ?? [] { await converge(spec, context: RequestContext()) }
         await measureCapacities()
     }
 
@@ -306,6 +321,75 @@ public final class VolumeRole: NodeService {
 
     func scratchFile(_ label: String) -> String {
         scratchDirectory + "/" + label + "." + UUID().uuidString.prefix(8)
+    }
+
+    /// Brings one backup to what its status asks (made, written back, or removed) and tells
+    /// the controller. A backup reads its volume under the volume's lock (no extend or delete
+    /// meanwhile); a restore writes its target volume under that volume's.
+    func converge(_ spec: BackupSpec, context: RequestContext) async {
+        await locks.with("backup-" + spec.id) {
+            let metadata: Logger.Metadata = ["backup": "\(spec.id)", "volume": "\(spec.volumeID)", "status": "\(spec.status)",
+                                             "request_id": "\(context.requestID)"]
+            func tell(_ outcome: String, objects: Int? = nil, _ reason: String? = nil) async {
+                await deliver(BackupUpdate.self, .init(backupID: spec.id, host: host, from: spec.status, outcome: outcome, objectCount: objects,
+                                                       reason: reason),
+                              topic: BackupUpdate.topic, about: ["backup": "\(spec.id)"], context: context)
+            }
+            let started = ContinuousClock.now
+            switch spec.status {
+            case "creating":
+                do {
+                    guard let backend = backends[spec.backend] else { throw VolumeDriverError("backend \(spec.backend) is not enabled on \(host)") }
+                    let parent = try spec.parentID.map { id in
+                        guard let manifest = try backups.manifest(id) else { throw VolumeDriverError("the parent backup \(id) is not on \(host)") }
+                        return manifest
+                    }
+                    let objects = try await locks.with(spec.volumeID) {
+                        try await backups.create(spec.id, volumeID: spec.volumeID, from: backend.driver.path(VolumeNaming.name(spec.volumeID)),
+                                                 parent: parent)
+                    }
+                    logger.info("backup created", metadata: metadata.merging([
+                        "objects": "\(objects)", "incremental": "\(parent != nil)",
+                        "took_ms": "\(Self.microseconds(ContinuousClock.now - started) / 1000)"]) { $1 })
+                    await tell("available", objects: objects)
+                } catch {
+                    try? await backups.delete(spec.id)
+                    logger.error("backup failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+                    await tell("error", "\(error)")
+                }
+            case "restoring":
+                guard let target = spec.restoreVolumeID else { return }
+                do {
+                    guard let name = spec.restoreBackend, let backend = backends[name] else {
+                        throw VolumeDriverError("backend \(spec.restoreBackend ?? "none") is not enabled on \(host)")
+                    }
+                    try await locks.with(target) {
+                        let volume = VolumeNaming.name(target)
+                        if try await backend.driver.size(volume) == nil {
+                            try await backend.driver.create(volume, sizeGB: spec.restoreSizeGB ?? spec.sizeGB)
+                        }
+                        try await backups.restore(spec.id, to: backend.driver.path(volume))
+                    }
+                    logger.info("backup restored", metadata: metadata.merging([
+                        "target": "\(target)", "took_ms": "\(Self.microseconds(ContinuousClock.now - started) / 1000)"]) { $1 })
+                    await tell("restored")
+                } catch {
+                    logger.error("backup restore failed", metadata: metadata.merging(["target": "\(target)", "error": "\(error)"]) { $1 })
+                    await tell("restore_failed", "\(error)")
+                }
+            case "deleting":
+                do {
+                    try await backups.delete(spec.id)
+                    logger.info("backup deleted", metadata: metadata)
+                    await tell("deleted")
+                } catch {
+                    logger.error("backup delete failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+                    await tell("error_deleting", "\(error)")
+                }
+            default:
+                break
+            }
+        }
     }
 
     static func microseconds(_ duration: Duration) -> Int64 {

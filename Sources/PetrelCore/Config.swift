@@ -167,6 +167,8 @@ public struct PetrelConfig: Sendable {
 
     /// `[DEFAULT] enabled_backends`, each with its section's settings.
     public var volumeBackends: [VolumeBackendSettings]
+    /// `[backup] directory`: where the node's volume service keeps backups.
+    public var backupDirectory: String
     /// `[DEFAULT] default_volume_type`.
     public var defaultVolumeType: String
     /// `[DEFAULT] storage_availability_zone`.
@@ -337,6 +339,7 @@ public struct PetrelConfig: Sendable {
                 reservedPercentage: Int(try option("reserved_percentage")!)!,
                 maxOverSubscriptionRatio: Double(try option("max_over_subscription_ratio")!)!)
         }
+        backupDirectory = try string("backup", "directory") ?? "\(statePath)/backups"
         nodeServices = Self.list(try string("node", "services")!)
         if nodeServices.contains("volume"), volumeBackends.isEmpty {
             throw ConfigError(origin: "configuration", message: "[node] services includes volume, but [DEFAULT] enabled_backends names no backend")

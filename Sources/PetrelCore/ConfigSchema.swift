@@ -51,7 +51,7 @@ public enum NodeServiceNames {
 
 public enum ConfigSchema {
     public static let sections = ["DEFAULT", "database", "api", "token", "identity", "security_compliance", "oslo_policy", "image", "quota", "scheduler", "libvirt", "compute", "image_cache", "vnc", "service_user", "node",
-                                      "ml2", "ml2_type_vxlan", "ml2_type_vlan", "ml2_type_flat", "linux_bridge", "securitygroup", "vxlan", "dhcp", "metadata"]
+                                      "ml2", "ml2_type_vxlan", "ml2_type_vlan", "ml2_type_flat", "linux_bridge", "securitygroup", "vxlan", "dhcp", "metadata", "backup"]
 
     public static let options: [ConfigOption] = [
         .init("DEFAULT", "host", .hostname, default: nil,
@@ -201,6 +201,8 @@ public enum ConfigSchema {
               help: "The volume type a volume created without one gets (the controller's setting)."),
         .init("DEFAULT", "storage_availability_zone", .string, default: "nova",
               help: "The availability zone of the volumes this cloud's backends hold."),
+        .init("backup", "directory", .absolutePath, default: nil,
+              help: "Where this node's volume service keeps the backups of its volumes (cinder-backup's posix driver: each backup a directory of hashed chunks and a manifest; may be an NFS mount). Default: $state_path/backups."),
         .init("node", "metrics_listen", .hostPort, default: "127.0.0.1:9180",
               help: "Address of petrel-node's local listener serving Prometheus /metrics."),
 

@@ -489,5 +489,18 @@ public enum Schema {
         Migration(version: 21, name: "volume uploads", statements: [
             "ALTER TABLE volumes ADD COLUMN upload TEXT",
         ]),
+        // Volume backups, kept by the node holding the volume in its backup directory; an
+        // incremental one names its parent; a restore names the volume it writes.
+        Migration(version: 22, name: "volume backups", statements: [
+            """
+            CREATE TABLE backups (
+                id TEXT PRIMARY KEY, volume_id TEXT NOT NULL, project_id TEXT NOT NULL, user_id TEXT NOT NULL, name TEXT, description TEXT,
+                size INTEGER NOT NULL, status TEXT NOT NULL, host TEXT NOT NULL, backend TEXT NOT NULL, parent_id TEXT,
+                object_count INTEGER NOT NULL DEFAULT 0, restore_volume_id TEXT, metadata TEXT NOT NULL DEFAULT '{}', fail_reason TEXT,
+                availability_zone TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, data_timestamp BIGINT NOT NULL)
+            """,
+            "CREATE INDEX backups_project ON backups (project_id, created_at, id)",
+            "CREATE INDEX backups_volume ON backups (volume_id)",
+        ]),
     ]
 }

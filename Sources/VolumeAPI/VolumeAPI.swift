@@ -78,6 +78,19 @@ public struct VolumeAPI: Sendable {
         PolicyDefault("volume:update_snapshot", member, "Change a snapshot's name, description or metadata.",
                       ["PUT /volume/v3/snapshots/{id}", "PUT /volume/v3/snapshots/{id}/metadata", "POST /volume/v3/snapshots/{id}/metadata"]),
         PolicyDefault("volume:delete_snapshot", member, "Delete a snapshot.", ["DELETE /volume/v3/snapshots/{id}"]),
+        PolicyDefault("backup:create", member, "Back up a volume.", ["POST /volume/v3/backups"]),
+        PolicyDefault("backup:get_all", "rule:admin_api or role:reader", "List backups.",
+                      ["GET /volume/v3/backups", "GET /volume/v3/backups/detail"]),
+        PolicyDefault("backup:get", reader, "Show a backup.", ["GET /volume/v3/backups/{id}"]),
+        PolicyDefault("backup:update", member, "Change a backup's name, description or metadata.", ["PUT /volume/v3/backups/{id}"]),
+        PolicyDefault("backup:delete", member, "Delete a backup.", ["DELETE /volume/v3/backups/{id}"]),
+        PolicyDefault("backup:restore", member, "Restore a backup into a new or an existing volume.", ["POST /volume/v3/backups/{id}/restore"]),
+        PolicyDefault("backup:backup_project_attribute", admin, "See os-backup-project-attr:project_id in backup bodies.",
+                      ["GET /volume/v3/backups/{id}"]),
+        PolicyDefault("volume_extension:backup_admin_actions:reset_status", admin, "Reset a backup's status.",
+                      ["POST /volume/v3/backups/{id}/action (os-reset_status)"]),
+        PolicyDefault("volume_extension:backup_admin_actions:force_delete", admin, "Delete a backup whatever its status.",
+                      ["POST /volume/v3/backups/{id}/action (os-force_delete)"]),
         PolicyDefault("scheduler_extension:scheduler_stats:get_pools", admin, "List the backends' pools and their capacity.",
                       ["GET /volume/v3/scheduler-stats/get_pools"]),
     ]
@@ -121,6 +134,7 @@ public struct VolumeAPI: Sendable {
             registerVolumes(on: v3, prefix: prefix)
             registerTypes(on: v3, prefix: prefix)
             registerSnapshots(on: v3, prefix: prefix)
+            registerBackups(on: v3, prefix: prefix)
         }
     }
 

@@ -112,18 +112,27 @@ extension VolumeService {
     }
 
     public func snapshots(projectID: String?) async throws -> [Snapshot] {
-        try await database.withConnection { sql in
-            let condition: SQLQueryString = projectID.map { "project_id = \(bind: $0)" } ?? "1 = 1"
-            return try await Tables.snapshots.all(sql, where: condition, orderBy: "created_at DESC, id DESC").map(\.value)
-        }
+        try await ownedRows(Tables.snapshots, projectID: projectID).map(\.value)
     }
 
     public func snapshot(_ id: String, projectID: String?) async throws -> Snapshot {
+        try await ownedRow(Tables.snapshots, id, projectID: projectID, owner: \.projectId, missing: .snapshotNotFound(id)).value
+    }
+
+    /// A table's rows of `projectID` (all of them when nil), newest first.
+    func ownedRows<Row>(_ table: Table<Row>, projectID: String?) async throws -> [Row] {
         try await database.withConnection { sql in
-            guard let row = try await Tables.snapshots.get(sql, id: id), projectID == nil || row.projectId == projectID else {
-                throw VolumeFailure.snapshotNotFound(id)
-            }
-            return row.value
+            let condition: SQLQueryString = projectID.map { "project_id = \(bind: $0)" } ?? "1 = 1"
+            return try await table.all(sql, where: condition, orderBy: "created_at DESC, id DESC")
+        }
+    }
+
+    /// One row of `projectID` (of any project when nil); another project's is `missing`.
+    func ownedRow<Row>(_ table: Table<Row>, _ id: String, projectID: String?, owner: KeyPath<Row, String> & Sendable,
+                       missing: VolumeFailure) async throws -> Row {
+        try await database.withConnection { sql in
+            guard let row = try await table.get(sql, id: id), projectID == nil || row[keyPath: owner] == projectID else { throw missing }
+            return row
         }
     }
 

@@ -51,6 +51,10 @@ extension VolumeService {
                 usage["gigabytes_\(name)"] = size
             }
         }
+        if let row = try await sql.raw("SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS g FROM backups WHERE project_id = \(bind: project)").first() {
+            usage["backups"] = try row.decode(column: "n", as: Int.self)
+            usage["backup_gigabytes"] = try row.decode(column: "g", as: Int.self)
+        }
         let snapshots = try await sql.raw("""
             SELECT volume_type_id, COUNT(*) AS n, COALESCE(SUM(size), 0) AS g FROM snapshots WHERE project_id = \(bind: project)
             GROUP BY volume_type_id

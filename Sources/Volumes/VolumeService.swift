@@ -35,12 +35,15 @@ public struct VolumeService: Sendable {
     let connect: @Sendable (_ host: String, _ volume: VolumeSpec) async throws -> VolumeConnection.Result
     /// Hands a node work on a snapshot (a cast to `volume.<host>`).
     let sendSnapshot: @Sendable (_ host: String, _ work: SnapshotSpec) async throws -> Void
+    /// Hands a node work on a backup (a cast to `volume.<host>`).
+    let sendBackup: @Sendable (_ host: String, _ work: BackupSpec) async throws -> Void
 
     public static let volumeBinary = "cinder-volume"
 
     public init(database: Database, settings: Settings, hosts: HostInventory, images: ImageService? = nil,
                 connect: @escaping @Sendable (_ host: String, _ volume: VolumeSpec) async throws -> VolumeConnection.Result,
                 sendSnapshot: @escaping @Sendable (_ host: String, _ work: SnapshotSpec) async throws -> Void,
+                sendBackup: @escaping @Sendable (_ host: String, _ work: BackupSpec) async throws -> Void,
                 send: @escaping @Sendable (_ host: String, _ work: VolumeSpec) async throws -> Void) {
         self.database = database
         self.settings = settings
@@ -48,6 +51,7 @@ public struct VolumeService: Sendable {
         self.images = images
         self.connect = connect
         self.sendSnapshot = sendSnapshot
+        self.sendBackup = sendBackup
         self.send = send
     }
 

@@ -120,6 +120,9 @@ struct Serve: AsyncParsableCommand {
             },
             sendSnapshot: { host, work in
                 try await volumeClient.cast(SnapshotWork.self, work, topic: RPCTopology.hostTopic(VolumeTopic.name, host: host), patience: .seconds(10))
+            },
+            sendBackup: { host, work in
+                try await volumeClient.cast(BackupWork.self, work, topic: RPCTopology.hostTopic(VolumeTopic.name, host: host), patience: .seconds(10))
             }) { host, work in
             try await volumeClient.cast(VolumeWork.self, work, topic: RPCTopology.hostTopic(VolumeTopic.name, host: host), patience: .seconds(10))
         }
@@ -159,7 +162,14 @@ struct Serve: AsyncParsableCommand {
         // The nodes' volume services: what should be on their backends, and how their work went.
         reports.register(VolumesOnHost.self) { query, _ in
             VolumesOnHost.Result(volumes: try await volumes.specs(host: query.host, ids: query.ids),
-                                 snapshots: try await volumes.snapshotSpecs(host: query.host, ids: query.ids))
+                                 snapshots: try await volumes.snapshotSpecs(host: query.host, ids: query.ids),
+                                 backups: try await volumes.backupSpecs(host: query.host, ids: query.ids))
+        }
+        reports.register(BackupUpdate.self) { update, context in
+            let applied = try await volumes.applyBackup(update)
+            logger.info("backup update", metadata: ["backup": "\(update.backupID)", "outcome": "\(update.outcome)", "applied": "\(applied)",
+                                                    "request_id": "\(context.requestID)"])
+            return Nothing()
         }
         reports.register(SnapshotUpdate.self) { update, context in
             let applied = try await volumes.applySnapshot(update)

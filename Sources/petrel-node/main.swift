@@ -91,7 +91,7 @@ struct PetrelNode: AsyncParsableCommand {
             context.logger.warning("no [service_user]: this node cannot make volumes from images nor upload volumes to images")
         }
         return VolumeRole(context: context, backends: backends, images: images,
-                          scratchDirectory: config.statePath + "/volume-transfers")
+                          scratchDirectory: config.statePath + "/volume-transfers", backupDirectory: config.backupDirectory)
     }
 
     static func network(_ config: PetrelConfig, _ context: NodeServiceContext) throws -> any NodeService {

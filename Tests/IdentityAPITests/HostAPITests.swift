@@ -32,7 +32,8 @@ import Contracts
             let networking = NetworkService(database: database, settings: .defaults, quotaDefaults: [:], hosts: hosts)
             NetworkAPI(environment: identity.environment, hosts: hosts, service: networking, logger: Logger(label: "hosts-test")).register(on: router)
             let volumes = VolumeService(database: database, settings: .init(quotaDefaults: [:]), hosts: hosts,
-                                        connect: { _, _ in throw CancellationError() }, sendSnapshot: { _, _ in }) { _, _ in }
+                                        connect: { _, _ in throw CancellationError() }, sendSnapshot: { _, _ in },
+                                        sendBackup: { _, _ in }) { _, _ in }
             VolumeAPI(environment: identity.environment, hosts: hosts, volumes: volumes, logger: Logger(label: "hosts-test")).register(on: router)
             identity.register(on: router)
             let store = ServiceStore(database)

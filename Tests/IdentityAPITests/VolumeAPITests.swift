@@ -22,6 +22,7 @@ import Volumes
 actor VolumeNodeDouble {
     var pending: [(host: String, work: VolumeSpec)] = []
     var snapshots: [(host: String, work: SnapshotSpec)] = []
+    var backups: [(host: String, work: BackupSpec)] = []
     var unreachable = false
 
     func take(_ host: String, _ work: VolumeSpec) throws {
@@ -34,16 +35,28 @@ actor VolumeNodeDouble {
         snapshots.append((host, work))
     }
 
+    func take(_ host: String, _ work: BackupSpec) throws {
+        if unreachable { throw CancellationError() }
+        backups.append((host, work))
+    }
+
     func setUnreachable(_ value: Bool) { unreachable = value }
 
     /// Drops the work handed out so far (a test that answered it itself).
     func forget() {
         pending = []
         snapshots = []
+        backups = []
     }
 
     /// Answers every pending piece of work as done.
     func finish(_ volumes: VolumeService) async throws {
+        let made = backups
+        backups = []
+        for (host, spec) in made {
+            let outcome = spec.status == "deleting" ? "deleted" : spec.status == "restoring" ? "restored" : "available"
+            try await volumes.applyBackup(.init(backupID: spec.id, host: host, from: spec.status, outcome: outcome, objectCount: 1))
+        }
         let taken = snapshots
         snapshots = []
         for (host, spec) in taken {
@@ -87,7 +100,8 @@ actor VolumeNodeDouble {
             let images = try ImageService(database: database, directory: directory, sizeCap: 1 << 30)
             let volumes = VolumeService(database: database, settings: .init(quotaDefaults: quotas), hosts: hosts, images: images,
                                         connect: { _, volume in .init(path: "/volumes/volume-\(volume.id)", block: false) },
-                                        sendSnapshot: { host, work in try await node.take(host, work) }) { host, work in
+                                        sendSnapshot: { host, work in try await node.take(host, work) },
+                                        sendBackup: { host, work in try await node.take(host, work) }) { host, work in
                 try await node.take(host, work)
             }
             let router = Hummingbird.Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
@@ -189,6 +203,67 @@ actor VolumeNodeDouble {
             #expect(try await cloud.volumes.volume(id, projectID: nil).status == "available")
             await #expect(throws: ImageService.Failure.notFound(failedID)) { try await cloud.images.get(failedID) }
             #expect(try await cloud.images.get(imageID).status == "queued", "the successful upload's image is left alone")
+        }
+    }
+
+    @Test func backupsShapesAndRules() async throws {
+        try await withCloud { cloud in
+            let base = "/volume/v3/\(cloud.memberProject)"
+            let created = try await call(cloud, "\(base)/volumes", method: .post, body: #"{"volume": {"size": 1, "name": "vb"}}"#)
+            let volume = try #require(created.json?["volume"]?["id"]?.stringValue)
+            try await cloud.node.finish(cloud.volumes)
+            let refused = try await call(cloud, "\(base)/backups", method: .post, body: #"{"backup": {"volume_id": "\#(volume)"}}"#)
+            #expect(refused.status == .serviceUnavailable, "no cinder-backup runs yet: \(String(describing: refused.json))")
+            try await cloud.store.record(host: "node1", version: "1", services: [("cinder-volume", "volume"), ("cinder-backup", "backup")],
+                                         hypervisor: nil)
+
+            let made = try await call(cloud, "\(base)/backups", method: .post,
+                                      body: #"{"backup": {"volume_id": "\#(volume)", "name": "b1", "container": null, "incremental": false, "snapshot_id": null, "force": false}}"#)
+            #expect(made.status == .accepted, "\(String(describing: made.json))")
+            #expect(made.json?["backup"]?.objectValue?.keys.sorted() == ["id", "links", "name"])
+            let b1 = try #require(made.json?["backup"]?["id"]?.stringValue)
+            #expect(try await cloud.volumes.volume(volume, projectID: nil).status == "backing-up")
+            let busy = try await call(cloud, "\(base)/backups", method: .post, body: #"{"backup": {"volume_id": "\#(volume)"}}"#)
+            #expect(busy.status == .badRequest, "one backup of a volume at a time")
+            try await cloud.node.finish(cloud.volumes)
+            #expect(try await cloud.volumes.volume(volume, projectID: nil).status == "available")
+
+            let shown = try await call(cloud, "\(base)/backups/\(b1)", version: "3.56")
+            let sample: Set<String> = ["availability_zone", "container", "created_at", "data_timestamp", "description", "fail_reason",
+                                       "has_dependent_backups", "id", "is_incremental", "links", "metadata", "name", "object_count", "size",
+                                       "snapshot_id", "status", "updated_at", "user_id", "volume_id"]
+            #expect(Set(shown.json?["backup"]?.objectValue?.keys.map { $0 } ?? []) == sample, "the member sees no project attribute")
+            #expect(shown.json?["backup"]?["status"] == "available" && shown.json?["backup"]?["is_incremental"] == false)
+            let asAdmin = try await call(cloud, "/volume/v3/backups/\(b1)", token: cloud.admin, version: "3.56")
+            #expect(asAdmin.json?["backup"]?["os-backup-project-attr:project_id"] == .string(cloud.memberProject))
+
+            let incremental = try await call(cloud, "\(base)/backups", method: .post,
+                                             body: #"{"backup": {"volume_id": "\#(volume)", "name": "b2", "incremental": true}}"#)
+            let b2 = try #require(incremental.json?["backup"]?["id"]?.stringValue)
+            #expect(await cloud.node.backups.first { $0.work.id == b2 }?.work.parentID == b1)
+            try await cloud.node.finish(cloud.volumes)
+            let dependent = try await call(cloud, "\(base)/backups/\(b1)", method: .delete)
+            #expect(dependent.status == .badRequest && dependent.json?["badRequest"]?["message"]?.stringValue?.contains("Incremental backups exist") == true)
+            #expect(try await call(cloud, "\(base)/backups/\(b1)").json?["backup"]?["has_dependent_backups"] == true)
+
+            let restored = try await call(cloud, "\(base)/backups/\(b2)/restore", method: .post, body: #"{"restore": {"name": "vr"}}"#)
+            #expect(restored.status == .accepted && restored.json?["restore"]?["volume_name"] == "vr" && restored.json?["restore"]?["backup_id"] == .string(b2))
+            let target = try #require(restored.json?["restore"]?["volume_id"]?.stringValue)
+            #expect(try await cloud.volumes.volume(target, projectID: nil).status == "restoring-backup")
+            let spec = try #require(await cloud.node.backups.first { $0.work.id == b2 }?.work)
+            #expect(spec.status == "restoring" && spec.restoreVolumeID == target && spec.restoreBackend == "file-1")
+            try await cloud.node.finish(cloud.volumes)
+            #expect(try await cloud.volumes.volume(target, projectID: nil).status == "available")
+            #expect(try await cloud.volumes.backup(b2, projectID: nil).status == "available")
+
+            let listed = try await call(cloud, "\(base)/backups/detail?volume_id=\(volume)&with_count=true", version: "3.45")
+            #expect(listed.json?["backups"]?.arrayValue?.count == 2 && listed.json?["count"] == 2)
+            let limits = try await call(cloud, "\(base)/limits")
+            #expect(limits.json?["limits"]?["absolute"]?["totalBackupsUsed"] == 2 && limits.json?["limits"]?["absolute"]?["totalBackupGigabytesUsed"] == 2)
+            #expect(try await call(cloud, "\(base)/backups/\(b2)", method: .delete).status == .accepted)
+            try await cloud.node.finish(cloud.volumes)
+            #expect(try await call(cloud, "\(base)/backups/\(b2)").status == .notFound)
+            #expect(try await call(cloud, "\(base)/backups/\(b1)", token: cloud.other).status == .notFound, "another project's backup is not there")
         }
     }
 

@@ -30,6 +30,7 @@ import Testing
         let image = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-lvm-\(UUID().uuidString).img").path
         let files = cloud.directory.appendingPathComponent("volumes-file-1").path
         let work = cloud.directory.appendingPathComponent("volume-cli").path
+        let backups = cloud.directory.appendingPathComponent("backups").path
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         let config = try cloud.nodeConfig(host: node, uri: "qemu:///system", services: "compute,volume", extra: """
             [DEFAULT]
@@ -40,12 +41,14 @@ import Testing
             [lvm-1]
             volume_driver = lvm
             volume_group = \(group)
+            [backup]
+            directory = \(backups)
             """).config
         let lvm = LVM()
         var device: String?
         @Sendable func phase(_ name: String) async throws {
             let result = try await Command.run("env", [
-                "OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(cloud.clouds)", "NODE=\(node)", "VG=\(group)", "FILES=\(files)", "WORK=\(work)", "GUEST=\(guest)",
+                "OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(cloud.clouds)", "NODE=\(node)", "VG=\(group)", "FILES=\(files)", "WORK=\(work)", "GUEST=\(guest)", "BACKUPS=\(backups)",
                 "bash", Repository.root.appendingPathComponent("Tests/ProgramTests/volume-cli.sh").path, name])
             let passed = result.status == 0 && result.stdout.contains("phase \(name) passed")
             for line in result.stdout.split(separator: "\n") where line.hasPrefix("ok - ") || line.hasPrefix("figure: ") { print("volume-cli \(name): \(line)") }
@@ -67,6 +70,7 @@ import Testing
             try await phase("attach")
             try await phase("snapshot")
             try await phase("images")
+            try await phase("backup")
             try await phase("lvm")
             first.signal(SIGKILL)
             _ = await first.wait()

@@ -8,14 +8,17 @@
 #   volume-cli.sh snapshot    a snapshot of the guest's volume carries its marker; volumes from it and from the volume too
 #   volume-cli.sh images      a volume from the guest's image holds its bytes; uploaded back as a qcow2 image, the same
 #                             bytes; an image too large is refused; an upload the backend cannot do leaves nothing behind
+#   volume-cli.sh backup      a full and an incremental backup of the guest's volume, restored into a new volume and over
+#                             the volume (the bytes each saw come back); deleted in order
 #   volume-cli.sh lvm         a volume on lvm-1: the logical volume made, grown and removed (lvs), capacity as vgs says
 #   volume-cli.sh while-down  (the node was killed -9) a volume deleted meanwhile waits in deleting; once the service is
 #                             reported down a new volume goes to error (no valid backend)
 #   volume-cli.sh restarted   the restarted node finished the delete; new volumes are made again
 #   volume-cli.sh cleanup     every volume and type deleted: no file or logical volume left
-# Needs OSC, OS_CLIENT_CONFIG_FILE (cloud `petrel`, admin), NODE, VG, FILES, WORK, GUEST (the test guest's image).
+# Needs OSC, OS_CLIENT_CONFIG_FILE (cloud `petrel`, admin), NODE, VG, FILES, WORK, GUEST (the test guest's image),
+# BACKUPS (the node's [backup] directory).
 set -uo pipefail
-: "${OSC:?}" "${OS_CLIENT_CONFIG_FILE:?}" "${NODE:?}" "${VG:?}" "${FILES:?}" "${WORK:?}" "${GUEST:?}"
+: "${OSC:?}" "${OS_CLIENT_CONFIG_FILE:?}" "${NODE:?}" "${VG:?}" "${FILES:?}" "${WORK:?}" "${GUEST:?}" "${BACKUPS:?}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 contains() { grep "$@" >/dev/null; }
 ok() { echo "ok - $*"; }
@@ -263,6 +266,48 @@ assert m.get("image_id") == sys.argv[1] and m.get("disk_format") == "qcow2" and 
     os volume delete lup vi >/dev/null || fail "delete"
     ok "an upload the backend cannot do (lvm here) leaves the volume available and no image behind"
     echo "phase images passed"
+    ;;
+
+  backup)
+    va=$(os volume show va -f value -c id) || fail "va"
+    backup_status() { "$OSC" --os-cloud petrel volume backup show "$1" -f value -c status; }
+    backup_is() { [ "$(backup_status "$1")" = "$2" ]; }
+    os volume service list -f value -c Binary -c Host -c State | contains "cinder-backup $NODE up" \
+      || fail "cinder-backup is not listed up: $(os volume service list 2>&1)"
+    b1=$(os volume backup create --name b1 va -f json | field id) || fail "volume backup create"
+    waitfor 180 backup_is b1 available || fail "b1 is $(backup_status b1): $(os volume backup show b1 -f value -c fail_reason 2>&1)"
+    status_is va available || fail "va is $(os volume show va -c status -f value) after the backup"
+    [ -f "$BACKUPS/$b1/manifest.json" ] || fail "b1 has no manifest in $BACKUPS"
+    printf 'overwritten-by-the-test-overwritten-by-the-test' | dd of="$FILES/volume-$va" conv=notrunc 2>/dev/null
+    b2=$(os volume backup create --incremental --name b2 va -f json | field id) || fail "volume backup create --incremental"
+    waitfor 180 backup_is b2 available || fail "b2 is $(backup_status b2)"
+    os volume backup show b2 -f json | python3 -c '
+import json, sys
+b = json.load(sys.stdin)
+assert b["is_incremental"] is True and b["object_count"] == 1, (b["is_incremental"], b["object_count"])' || fail "b2: $(os volume backup show b2)"
+    os volume backup list -f value -c Name | sort | tr '\n' ' ' | contains -x "b1 b2 " || fail "backup list: $(os volume backup list)"
+    refuse "Incremental backups exist" os volume backup delete b1
+    ok "volume backup create (full, then incremental: one chunk of 4 MiB written, the rest from b1); b1 cannot go while b2 builds on it"
+
+    os volume backup restore b1 vr >/dev/null || fail "volume backup restore into a new volume"
+    waitfor 180 status_is vr available || fail "vr is $(os volume show vr -f value -c status 2>&1)"
+    vr=$(os volume show vr -f value -c id)
+    head -c 64 "$FILES/volume-$vr" | contains petrel-volume-marker || fail "the restored volume has no marker"
+    [ "$(file_size "$vr")" = "$((2 * GiB))" ] || fail "vr's file is $(file_size "$vr") bytes"
+    os volume backup restore --force b1 va >/dev/null || fail "volume backup restore --force into va"
+    waitfor 180 status_is va available || fail "va is $(os volume show va -f value -c status) after the restore"
+    waitfor 60 backup_is b1 available || fail "b1 is $(backup_status b1) after the restores"
+    head -c 64 "$FILES/volume-$va" | contains petrel-volume-marker || fail "the marker is not back in va"
+    os volume backup restore --force b2 va >/dev/null && waitfor 180 status_is va available || fail "restore of b2"
+    head -c 64 "$FILES/volume-$va" | contains overwritten-by-the-test || fail "va is not as b2 saw it"
+    ok "volume backup restore: into a new volume (the guest's marker in it), and over va twice (b1: the marker back; b2: the overwrite back)"
+
+    os volume backup delete b2 && waitfor 120 sh -c "! '$OSC' --os-cloud petrel volume backup show b2 >/dev/null 2>&1" || fail "b2 not deleted"
+    os volume backup delete b1 && waitfor 120 sh -c "! '$OSC' --os-cloud petrel volume backup show b1 >/dev/null 2>&1" || fail "b1 not deleted"
+    [ -e "$BACKUPS/$b1" ] || [ -e "$BACKUPS/$b2" ] && fail "a deleted backup's directory is left"
+    os volume delete vr >/dev/null || fail "delete vr"
+    ok "volume backup delete: the incremental first, then the full; their directories gone"
+    echo "phase backup passed"
     ;;
 
   lvm)
