@@ -72,30 +72,23 @@ public final class VolumeRole: NodeService {
         try FileManager.default.createDirectory(atPath: backups.directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         await measureCapacities()
-        server.register(VolumeWork.self) { [self] work, context in
-            // The message says which volume; the controller's database says what it should be
-            // (a late or repeated message cannot bring back a deleted volume).
-            let current = try await client.call(VolumesOnHost.self, .init(host: host, ids: [work.id]), topic: VolumesOnHost.topic,
-                                                context: context, timeout: .seconds(30)).volumes
-            for spec in current { await converge(spec, context: context) }
-            await measureCapacities()
-            return Nothing()
-        }
+        server.register(VolumeWork.self) { [self] work, context in try await converge(id: work.id, context: context) }
         server.register(VolumeConnection.self) { [self] volume, _ in try await connection(volume) }
-        server.register(SnapshotWork.self) { [self] work, context in
-            let current = try await client.call(VolumesOnHost.self, .init(host: host, ids: [work.id]), topic: VolumesOnHost.topic,
-                                                context: context, timeout: .seconds(30)).snapshots ?? []
-            for spec in current { await converge(spec, context: context) }
-            await measureCapacities()
-            return Nothing()
-        }
-        server.register(BackupWork.self) { [self] work, context in
-            let current = try await client.call(VolumesOnHost.self, .init(host: host, ids: [work.id]), topic: VolumesOnHost.topic,
-                                                context: context, timeout: .seconds(30)).backups ?? []
-            for spec in current { await converge(spec, context: context) }
-            await measureCapacities()
-            return Nothing()
-        }
+        server.register(SnapshotWork.self) { [self] work, context in try await converge(id: work.id, context: context) }
+        server.register(BackupWork.self) { [self] work, context in try await converge(id: work.id, context: context) }
+    }
+
+    /// Converges the volume, snapshot or backup a message names. The message says which; the
+    /// controller's database says what it should be (a late or repeated message cannot bring
+    /// back a deleted one).
+    func converge(id: String, context: RequestContext) async throws -> Nothing {
+        let current = try await client.call(VolumesOnHost.self, .init(host: host, ids: [id]), topic: VolumesOnHost.topic,
+                                            context: context, timeout: .seconds(30))
+        for spec in current.snapshots ?? [] { await converge(spec, context: context) }
+        for spec in current.volumes { await converge(spec, context: context) }
+        for spec in current.backups ?? [] { await converge(spec, context: context) }
+        await measureCapacities()
+        return Nothing()
     }
 
     /// Where a volume is on this host, for a guest here (Cinder's local connection).

@@ -360,18 +360,9 @@ extension VolumeAPI {
         guard let name = argument["image_name"]?.stringValue, !name.isEmpty else {
             throw APIFault(.badRequest, "No image_name was specified in request.")
         }
-        func flag(_ key: String) throws -> Bool {
-            switch argument[key] {
-            case nil, .null?: return false
-            case .bool(let value)?: return value
-            case .string(let text)? where ["true", "false", "1", "0", "yes", "no", "on", "off", "y", "n", "t", "f"].contains(text.lowercased()):
-                return ["true", "1", "yes", "on", "y", "t"].contains(text.lowercased())
-            case let other?: throw APIFault(.badRequest, "Invalid input received: Invalid value for '\(key)': \(other.pythonStr)")
-            }
-        }
         var upload = VolumeService.ImageUpload(imageName: name)
-        upload.force = try flag("force")
-        upload.protected = try flag("protected")
+        upload.force = try Self.flag(argument["force"], "force")
+        upload.protected = try Self.flag(argument["protected"], "protected")
         upload.diskFormat = argument["disk_format"]?.stringValue ?? "raw"
         upload.containerFormat = argument["container_format"]?.stringValue ?? "bare"
         upload.visibility = argument["visibility"]?.stringValue ?? "private"
