@@ -59,7 +59,10 @@ public final class LVM: Sendable {
         for argument in arguments where argument.isEmpty || argument.contains(where: { $0.isWhitespace || $0 == "\"" || $0 == "'" }) {
             throw LVMError(command: arguments.first ?? "", code: 3, messages: ["argument '\(argument)' is empty or contains spaces or quotes"])
         }
-        let commandLine = arguments.joined(separator: " ")
+        // LVM sets the process umask to its `global/umask` (077) for the length of a command:
+        // any thread of this process creating a directory meanwhile (dnsmasq's state, which
+        // dnsmasq reads as nobody) would get 0700. With 022, the process umask never changes.
+        let commandLine = (arguments + ["--config", "global/umask=022"]).joined(separator: " ")
         return try await LVMLibrary.thread.run { try LVMLibrary.run(commandLine) }
     }
 
