@@ -231,7 +231,7 @@ let package = Package(
         .testTarget(name: "IptablesDriverTests", dependencies: ["IptablesDriver", "TestSupport"]),
         .testTarget(name: "NodeNetworkTests", dependencies: ["NodeNetwork", "Contracts", "IptablesDriver", "NetlinkDriver", "ProcessDriver",
                                                              "TestSupport", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "DnsmasqDriverTests", dependencies: ["DnsmasqDriver", "NetlinkDriver", "ProcessDriver", "TestSupport",
+        .testTarget(name: "DnsmasqDriverTests", dependencies: ["DnsmasqDriver", "LVMDriver", "NetlinkDriver", "ProcessDriver", "TestSupport",
                                                               .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ProcessDriverTests", dependencies: ["ProcessDriver", "NetlinkDriver", "TestSupport"]),
         .testTarget(name: "GuestImageTests", dependencies: ["LibvirtDriver", "ProcessDriver", "TestSupport"]),

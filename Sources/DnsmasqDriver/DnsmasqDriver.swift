@@ -232,10 +232,22 @@ public final class DnsmasqDriver: Sendable {
 
     // MARK: files
 
-    private static func makeDirectory(_ path: String) throws {
-        // 0755: dnsmasq drops root for `nobody` and re-reads its files as that user on SIGHUP.
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o755])
+    /// Makes `path` and any missing parent 0755, whatever the process umask is at that moment.
+    /// dnsmasq drops root for `nobody` and re-reads its files as that user on SIGHUP, so each
+    /// directory on the way must be searchable by others. The mode is set by chmod, not left to
+    /// mkdir: liblvm2cmd (the volume role, in the same process) sets umask 077 for the length of
+    /// each LVM command, and a directory made by another thread meanwhile came out 0700.
+    public static func makeDirectory(_ path: String) throws {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            if mkdir(prefix, 0o755) == 0 {
+                guard chmod(prefix, 0o755) == 0 else { throw SystemCallError("chmod \(prefix)") }
+            } else if errno != EEXIST {
+                throw SystemCallError("mkdir \(prefix)")
+            }
+        }
+        guard chmod(path, 0o755) == 0 else { throw SystemCallError("chmod \(path)") }
     }
 
     /// Writes a temporary file beside `path` and renames it over `path`, so dnsmasq never

@@ -20,7 +20,10 @@ final class CloudUnderTest: @unchecked Sendable {
 
     init(transport: String, database: String? = nil, serviceDownTime: Int = 10, extra: String = "") async throws {
         self.transport = transport
+        // 0755 by chmod, not by the umask: the nodes' dnsmasq (as `nobody`) reads files below,
+        // and LVMTests in this process run liblvm2cmd, which holds umask 077 during each command.
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        guard chmod(directory.path, 0o755) == 0 else { throw SystemCallError("chmod \(directory.path)") }
         try """
             [DEFAULT]
             transport_url = \(transport)

@@ -48,7 +48,7 @@ struct DHCPServers: Sendable {
         let namespaceName = Self.namespacePrefix + state.network.id
         let directory = dnsmasq.paths(network: state.network.id).directory
         try await executor.run {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try DnsmasqDriver.makeDirectory(directory)
             let namespace = try NetworkNamespace(existing: namespaceName) ?? NetworkNamespace.create(namespaceName)
             let inside = try Netlink(namespace: namespace)
             let host = Self.hostSide(port), peer = Self.namespaceSide(port)
