@@ -16,6 +16,9 @@ public struct Conductor: Sendable {
     let client: RPCClient
     let maxAttempts: Int
     let logger: Logger
+    /// How long a build waits for the volumes it made to be available (Nova's
+    /// `block_device_allocate_retries` × interval, 60 × 3 s).
+    public var blockDeviceWait: Duration = .seconds(180)
 
     public init(servers: Servers, scheduler: Scheduler, client: RPCClient, maxAttempts: Int, logger: Logger) {
         self.servers = servers
@@ -38,7 +41,8 @@ public struct Conductor: Sendable {
             let properties = try await servers.spec(row).image?.properties ?? [:]
             let host: String
             do {
-                host = try await scheduler.schedule(instanceID: id, imageProperties: properties, excluding: tried)
+                host = try await scheduler.schedule(instanceID: id, imageProperties: properties,
+                                                    excluding: tried.union(try await hostsWithoutVolumes(row)))
             } catch let failure as Scheduler.Failure {
                 if case .instanceNotFound = failure { return }
                 let message = tried.isEmpty ? failure.description
@@ -56,6 +60,15 @@ public struct Conductor: Sendable {
                 log.warning("the server's ports could not be made", metadata: ["reason": "\(failure)"])
                 try await servers.fail(id, fault: InstanceFault(code: 500, message: "Build of instance \(id) aborted: \(failure.message)",
                                                                 details: failure.description))
+                return
+            }
+            do {
+                // Its volumes, made and attached on the host (Nova's _prep_block_device).
+                try await prepareBlockDevices(id, host: host, context: context)
+            } catch {
+                log.warning("the server's volumes could not be prepared", metadata: ["reason": "\(error)"])
+                let reason = (error as? Servers.Failure)?.description ?? "\(error)"
+                try await servers.fail(id, fault: InstanceFault(code: 500, message: "Build of instance \(id) aborted: \(reason)", details: reason))
                 return
             }
             do {

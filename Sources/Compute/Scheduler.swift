@@ -102,7 +102,7 @@ public struct Scheduler: Sendable {
                 freeRAMMB: Double(hypervisor.memoryMB) * options.ramAllocationRatio - Double(taken.memoryMB),
                 freeDiskGB: Double(hypervisor.localGB) * options.diskAllocationRatio - Double(taken.diskGB))
             guard candidate.freeVCPUs >= Double(instance.vcpus), candidate.freeRAMMB >= Double(instance.memoryMB),
-                  candidate.freeDiskGB >= Double(instance.rootGB + instance.ephemeralGB) else { continue }
+                  candidate.freeDiskGB >= Double((instance.rootOnVolume ? 0 : instance.rootGB) + instance.ephemeralGB) else { continue }
             result.append(candidate)
         }
         return result

@@ -8,13 +8,13 @@ extension Servers {
     /// The disks of the volumes attached to a server, for its host's definition of it.
     func volumeDisks(_ row: InstanceRow) async throws -> [VolumeDisk] {
         guard let volumes else { return [] }
-        return try await volumes.attachments(instanceIDs: [row.id]).filter { $0.status != "attaching" }.map(\.disk)
+        return try await volumes.attachments(instanceIDs: [row.id]).filter(\.isPlugged).map(\.disk)
     }
 
     /// The volumes attached to each of these servers, oldest attachment first.
     public func attachedVolumes(_ ids: [String]) async throws -> [String: [VolumeAttachment]] {
         guard let volumes, !ids.isEmpty else { return [:] }
-        return Dictionary(grouping: try await volumes.attachments(instanceIDs: ids).filter { $0.status != "attaching" }, by: \.instanceID)
+        return Dictionary(grouping: try await volumes.attachments(instanceIDs: ids).filter(\.isPlugged), by: \.instanceID)
     }
 
     /// The server and its host, when a volume may be attached or detached now.
@@ -27,10 +27,12 @@ extension Conductor {
     /// Attaches a volume (Nova's `attach_volume`): the volume is reserved for the server, its
     /// node says where it is, the server's host plugs the disk into the guest, and the volume is
     /// `in-use`. Any failure undoes the reservation (the volume is available again).
-    public func attachVolume(_ id: String, volumeID: String, by caller: ServerCaller, context: RequestContext) async throws -> VolumeAttachment {
+    public func attachVolume(_ id: String, volumeID: String, deleteOnTermination: Bool = false, by caller: ServerCaller,
+                             context: RequestContext) async throws -> VolumeAttachment {
         guard let volumes = servers.volumes else { throw Servers.Failure.badRequest("This cloud has no volume service.") }
         let (_, host) = try await servers.volumeTarget(id, by: caller, action: "attach_volume")
-        let (volume, attachment) = try await volumes.reserve(volumeID, projectID: caller.isAdmin ? nil : caller.projectID, instanceID: id, host: host)
+        let (volume, attachment) = try await volumes.reserve(volumeID, projectID: caller.isAdmin ? nil : caller.projectID, instanceID: id, host: host,
+                                                             deleteOnTermination: deleteOnTermination)
         let clock = ContinuousClock(), started = clock.now
         do {
             let connection = try await volumes.connection(volume)
@@ -62,7 +64,10 @@ extension Conductor {
     /// go of it), then the volume is available. A guest that keeps the disk keeps the volume in-use.
     public func detachVolume(_ id: String, volumeID: String, by caller: ServerCaller, context: RequestContext) async throws {
         guard let volumes = servers.volumes else { throw Servers.Failure.badRequest("This cloud has no volume service.") }
-        let (_, host) = try await servers.volumeTarget(id, by: caller, action: "detach_volume")
+        let (row, host) = try await servers.volumeTarget(id, by: caller, action: "detach_volume")
+        if row.rootOnVolume, try await volumes.attachments(instanceIDs: [id]).contains(where: { $0.volumeID == volumeID && $0.device == "vda" }) {
+            throw Servers.Failure.badRequest("Cannot detach a root device volume")
+        }
         let clock = ContinuousClock(), started = clock.now
         let attachment = try await volumes.beginDetach(volumeID, instanceID: id)
         let unplugging = clock.now
@@ -89,7 +94,7 @@ extension Conductor {
         guard let volumes = servers.volumes else { return }
         do {
             let volume = try await volumes.volume(volumeID, projectID: nil)
-            for attachment in try await volumes.attachments(volumeIDs: [volumeID]) where attachment.status == "attached" {
+            for attachment in try await volumes.attachments(volumeIDs: [volumeID]) where attachment.status == "attached" && !attachment.external {
                 do {
                     _ = try await client.call(VolumeExtended.self, .init(instanceID: attachment.instanceID, volumeID: volumeID,
                                                                          sizeBytes: UInt64(volume.size) << 30),

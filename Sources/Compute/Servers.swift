@@ -102,6 +102,9 @@ public struct ServerRequest: Sendable {
     /// to that host without the scheduler's filters, as Nova's forced host.
     public var forcedHost: String?
     public var forcedNode: String?
+    /// The volumes of `block_device_mapping_v2`; one with boot index 0 is the root disk (and
+    /// `imageRef` is then unused).
+    public var blockDevices: [BlockDeviceRequest] = []
 
     public init(name: String, flavorRef: String, imageRef: String, keyName: String? = nil, userData: String? = nil,
                 metadata: [String: String] = [:], availabilityZone: String? = nil, minCount: Int = 1, maxCount: Int = 1,
@@ -186,7 +189,10 @@ public struct Servers: Sendable {
             let allowed = try await flavors.projects(of: flavor.id).contains(caller.projectID)
             guard allowed else { throw Failure.badRequest("Flavor \(request.flavorRef) could not be found.") }
         }
-        let image = try await bootableImage(request.imageRef, rootGB: flavor.row.rootGB, memoryMB: flavor.row.memoryMB, caller: caller)
+        let plan = try await planBlockDevices(request.blockDevices, count: request.maxCount, caller: caller)
+        // A server whose root is a volume boots no image (Nova shows its `image` as "").
+        let image = plan.rootOnVolume ? nil
+            : try await bootableImage(request.imageRef, rootGB: flavor.row.rootGB, memoryMB: flavor.row.memoryMB, caller: caller)
         // The key pair is copied into the server, as Nova does: the guest keeps seeing the key
         // it was created with.
         let keyPair: KeyPair?
@@ -212,6 +218,9 @@ public struct Servers: Sendable {
                 throw Failure.badRequest("Compute host \(forcedHost) could not be found.")
             }
         }
+        if let volumeHost = plan.host, let forcedHost, volumeHost != forcedHost {
+            throw Failure.badRequest("Block Device Mapping is Invalid: the volumes are on \(volumeHost), not on the host asked for (\(forcedHost)).")
+        }
         let limits = try await quotas.limits(project: caller.projectID)
         try Self.checkMetadata(request.metadata, limit: limits["metadata_items"])
         let reservation = "r-" + String(UUID().uuidString.lowercased().prefix(8))
@@ -235,9 +244,11 @@ public struct Servers: Sendable {
                 var row = InstanceRow(id: UUID().uuidString.lowercased(), name: name, projectID: caller.projectID, userID: caller.userID,
                                       flavorID: flavor.id, vcpus: flavor.row.vcpus, memoryMB: flavor.row.memoryMB,
                                       rootGB: flavor.row.rootGB, ephemeralGB: flavor.row.ephemeralGB, swap: flavor.row.swap,
-                                      imageID: image.id, availabilityZone: request.availabilityZone, createdAt: now)
+                                      imageID: image?.id, availabilityZone: request.availabilityZone, createdAt: now)
                 row.metadata = JSONColumn.encode(request.metadata, fallback: "{}")
-                row.host = forcedHost  // the scheduler keeps a host already chosen
+                row.host = forcedHost ?? plan.host  // the scheduler keeps a host already chosen
+                row.blockDevices = JSONColumn.encode(plan.devices, fallback: "[]")
+                row.rootOnVolume = plan.rootOnVolume
                 row.keyName = request.keyName
                 row.keyData = keyPair?.publicKey
                 row.keyType = keyPair?.type
@@ -282,13 +293,19 @@ public struct Servers: Sendable {
 
     /// The image a rebuild of `server` asks for, checked as a create checks it.
     public func rebuildImage(_ ref: String, for server: Server, by caller: ServerCaller) async throws -> String {
-        try await bootableImage(ref, rootGB: server.row.rootGB, memoryMB: server.row.memoryMB, caller: caller).id
+        if server.row.rootOnVolume {
+            throw Failure.badRequest("Rebuilding a volume-backed server is not supported by this cloud: its root disk is a volume.")
+        }
+        return try await bootableImage(ref, rootGB: server.row.rootGB, memoryMB: server.row.memoryMB, caller: caller).id
     }
 
     /// Starts a snapshot: the `image_snapshot` task, and the image it fills (queued, owned by
     /// the server's project, with Nova's snapshot properties). Returns the image and the host.
     public func beginSnapshot(_ id: String, name: String, properties: [String: String], by caller: ServerCaller) async throws
         -> (imageID: String, host: String) {
+        if try await get(id, by: caller).row.rootOnVolume {
+            throw Failure.badRequest("Snapshots of volume-backed servers are not supported by this cloud yet; snapshot the root volume instead (openstack volume snapshot create --force).")
+        }
         let (server, host, _) = try await begin("createImage", on: id, by: caller)
         var inherited = properties
         inherited["image_type"] = "snapshot"

@@ -67,7 +67,7 @@ enum NovaTypes {
 /// The request schemas of the servers API, per microversion (Nova's `servers` schemas).
 enum ServerSchemas {
     /// A block device mapping (v2; `tag` where the microversion has it).
-    static func blockDeviceMapping(tagged: Bool) -> Schema {
+    static func blockDeviceMapping(tagged: Bool, typed: Bool = false) -> Schema {
         .object([
             ("virtual_name", .string(maxLength: 255)),
             ("volume_id", NovaTypes.uuid),
@@ -85,7 +85,7 @@ enum ServerSchemas {
             ("device_type", .string(maxLength: 255)),
             ("disk_bus", .string(maxLength: 255)),
             ("boot_index", Schema(types: [.integer, .string, .null], pattern: Schema.Rule(regex: "^-?[0-9]+$"))),
-        ] + (tagged ? [("tag", NovaTypes.tag)] : []))
+        ] + (tagged ? [("tag", NovaTypes.tag)] : []) + (typed ? [("volume_type", Schema(types: [.string, .null], maxLength: 255))] : []))
     }
 
     static let hints = Schema.object([], additional: true)
@@ -115,7 +115,8 @@ enum ServerSchemas {
             ("accessIPv4", NovaTypes.accessIPv4),
             ("accessIPv6", NovaTypes.accessIPv6),
             ("availability_zone", NovaTypes.name),
-            ("block_device_mapping_v2", .array(blockDeviceMapping(tagged: version >= Microversion(2, 42) || version == Microversion(2, 32)))),
+            ("block_device_mapping_v2", .array(blockDeviceMapping(tagged: version >= Microversion(2, 42) || version == Microversion(2, 32),
+                                                                   typed: version >= Microversion(2, 67)))),
             ("config_drive", NovaTypes.boolean),
             ("key_name", NovaTypes.name),
             ("min_count", NovaTypes.positiveInteger),

@@ -7,6 +7,7 @@ import Hummingbird
 import Images
 import PetrelCore
 import PetrelHTTP
+import Volumes
 
 /// A server as Nova shows it, per microversion.
 extension ComputeAPI {
@@ -32,7 +33,7 @@ extension ComputeAPI {
     }
 
     func serverJSON(_ server: Server, _ version: Microversion, admin: Bool, detail: Bool, hostUp: Bool?, listed: Bool = false,
-                    addresses: [ServerAddress] = [], securityGroups: [String] = [], volumes: [String] = []) -> JSON {
+                    addresses: [ServerAddress] = [], securityGroups: [String] = [], volumes: [VolumeAttachment] = []) -> JSON {
         let row = server
         var object: [String: JSON] = ["id": .string(row.id), "name": .string(row.name), "links": serverLinks(row.id)]
         guard detail else { return .object(object) }
@@ -70,8 +71,9 @@ extension ComputeAPI {
         object["OS-EXT-STS:vm_state"] = JSON.string(row.vmState?.rawValue)
         object["OS-EXT-STS:task_state"] = JSON.string(row.taskState?.rawValue)
         object["OS-EXT-STS:power_state"] = .number(Double(row.powerState.rawValue))
-        object["os-extended-volumes:volumes_attached"] = .array(volumes.map { id -> JSON in
-            version >= Microversion(2, 3) ? ["id": .string(id), "delete_on_termination": false] : ["id": .string(id)]
+        object["os-extended-volumes:volumes_attached"] = .array(volumes.map { volume -> JSON in
+            version >= Microversion(2, 3) ? ["id": .string(volume.volumeID), "delete_on_termination": .bool(volume.deleteOnTermination)]
+                : ["id": .string(volume.volumeID)]
         })
         if admin {
             object["OS-EXT-SRV-ATTR:host"] = JSON.string(row.host)

@@ -45,22 +45,31 @@ extension ComputeAPI {
             throw APIFault(.badRequest, "Invalid input for field/attribute flavorRef. 'flavorRef' is a required property.")
         }
         var imageRef = fields["imageRef"].flatMap(Self.reference)
+        var blockDevices: [BlockDeviceRequest] = []
         if let mappings = fields["block_device_mapping_v2"] {
-            // The mapping clients send for a boot from an image (an image copied to a local
-            // disk) is what Petrel does anyway; volumes wait for the block storage service.
             guard let list = mappings.arrayValue else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute block_device_mapping_v2. It is not of type 'array'")
             }
             for mapping in list {
-                guard let object = mapping.objectValue, object["source_type"]?.stringValue == "image",
-                      object["destination_type"]?.stringValue ?? "local" == "local", let uuid = object["uuid"]?.stringValue else {
-                    throw APIFault(.badRequest, "Block device mappings other than an image on the local disk are not supported yet.")
+                guard let object = mapping.objectValue else {
+                    throw APIFault(.badRequest, "Invalid input for field/attribute block_device_mapping_v2. It is not of type 'object'")
                 }
-                if imageRef == nil || imageRef == "" { imageRef = uuid }
+                switch try Self.blockDevice(object) {
+                case .localImage(let uuid):
+                    // An image copied to the local root disk: what a boot from an image is anyway.
+                    if imageRef == nil || imageRef == "" { imageRef = uuid }
+                case .volume(let device):
+                    blockDevices.append(device)
+                }
             }
         }
-        guard let imageRef, !imageRef.isEmpty else {
-            throw APIFault(.badRequest, "Invalid input for field/attribute imageRef. 'imageRef' is a required property.")
+        let rootOnVolume = blockDevices.contains(where: \.isRoot)
+        if rootOnVolume {
+            imageRef = ""
+        } else {
+            guard let imageRef, !imageRef.isEmpty else {
+                throw APIFault(.badRequest, "Invalid input for field/attribute imageRef. 'imageRef' is a required property.")
+            }
         }
         if fields["networks"] == nil, version >= Microversion(2, 37) {
             throw APIFault(.badRequest, "Invalid input for field/attribute server. 'networks' is a required property.")
@@ -101,12 +110,51 @@ extension ComputeAPI {
         }
         let metadata = try fields["metadata"].map(metadata) ?? [:]
         let configDrive = try Self.configDrive(fields["config_drive"])
-        var request = ServerRequest(name: name, flavorRef: flavorRef, imageRef: imageRef, keyName: keyName, userData: userData,
+        var request = ServerRequest(name: name, flavorRef: flavorRef, imageRef: imageRef ?? "", keyName: keyName, userData: userData,
                                     metadata: metadata, availabilityZone: zone, minCount: minCount, maxCount: maxCount,
                                     hostname: fields["hostname"]?.stringValue, configDrive: configDrive)
         request.forcedHost = forcedHost
         request.forcedNode = forcedNode
+        request.blockDevices = blockDevices
         return request
+    }
+
+    enum BlockDevice {
+        case localImage(String)
+        case volume(BlockDeviceRequest)
+    }
+
+    /// One entry of `block_device_mapping_v2` (shape checked by the schema), by Nova's rules.
+    static func blockDevice(_ object: [String: JSON]) throws -> BlockDevice {
+        let source = object["source_type"]?.stringValue ?? "blank"
+        let destination = object["destination_type"]?.stringValue ?? (source == "blank" ? "local" : "volume")
+        let uuid = object["uuid"]?.stringValue ?? object["volume_id"]?.stringValue ?? object["snapshot_id"]?.stringValue
+            ?? object["image_id"]?.stringValue
+        func integer(_ key: String, minimum: Int) throws -> Int? {
+            guard let value = object[key], !value.isNull else { return nil }
+            return try ComputeAPI.integer(value, key, minimum: minimum)
+        }
+        let bootIndex = try integer("boot_index", minimum: -2_147_483_647)
+        switch (source, destination) {
+        case ("image", "local"):
+            guard let uuid, bootIndex == 0 else {
+                throw APIFault(.badRequest, "Block Device Mapping is Invalid: Boot sequence for the instance and image/block device mapping combination is not valid.")
+            }
+            return .localImage(uuid)
+        case ("blank", "local"):
+            throw APIFault(.badRequest, "Block Device Mapping is Invalid: local blank disks (ephemeral, swap) come from the flavor on this cloud; give a flavor with the ephemeral or swap disk wanted.")
+        case (_, "volume"):
+            if source != "blank" && uuid == nil {
+                throw APIFault(.badRequest, "Block Device Mapping is Invalid: Missing device UUID.")
+            }
+            return .volume(BlockDeviceRequest(
+                source: source, uuid: source == "blank" ? nil : uuid, size: try integer("volume_size", minimum: 1),
+                bootIndex: bootIndex.flatMap { $0 < 0 ? nil : $0 },
+                deleteOnTermination: try novaBoolean(object["delete_on_termination"], field: "delete_on_termination"),
+                volumeType: object["volume_type"]?.stringValue))
+        default:
+            throw APIFault(.badRequest, "Block Device Mapping is Invalid: source_type \(source) with destination_type \(destination) is not valid.")
+        }
     }
 
     /// What `networks` asks for: nothing, Nova's automatic choice, or a list of networks/ports.

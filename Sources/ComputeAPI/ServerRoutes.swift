@@ -152,7 +152,7 @@ extension ComputeAPI {
         let volumes = detail ? try await servers.attachedVolumes(list.map(\.id)) : [:]
         body["servers"] = .array(list.map {
             serverJSON($0, version, admin: who.isAdmin, detail: detail, hostUp: $0.host.flatMap { up[$0] }, listed: true,
-                       addresses: addresses[$0.id] ?? [], securityGroups: groups[$0.id] ?? [], volumes: (volumes[$0.id] ?? []).map(\.volumeID))
+                       addresses: addresses[$0.id] ?? [], securityGroups: groups[$0.id] ?? [], volumes: volumes[$0.id] ?? [])
         })
         return answer(.ok, .object(body), version)
     }
@@ -225,7 +225,7 @@ extension ComputeAPI {
         let groups = try await servers.securityGroupNames([server.id])[server.id] ?? []
         let volumes = try await servers.attachedVolumes([server.id])[server.id] ?? []
         return answer(.ok, ["server": serverJSON(server, version, admin: who.isAdmin, detail: true, hostUp: up, addresses: addresses,
-                                                 securityGroups: groups, volumes: volumes.map(\.volumeID))], version)
+                                                 securityGroups: groups, volumes: volumes)], version)
     }
 
     /// `PUT /servers/{id}`: a new name.

@@ -53,12 +53,11 @@ extension ComputeAPI {
             if fields["tag"] != nil {
                 throw APIFault(.badRequest, "Tagged volume attach is not supported by this hypervisor.")
             }
-            if try Self.novaBoolean(fields["delete_on_termination"], field: "delete_on_termination") {
-                throw APIFault(.badRequest, "delete_on_termination is not supported by this cloud yet: the volume would stay after the server.")
-            }
+            let deleteOnTermination = try Self.novaBoolean(fields["delete_on_termination"], field: "delete_on_termination")
             let volumeID = (fields["volumeId"]?.stringValue ?? "").lowercased()
             let attachment = try await volumeCall {
-                try await serverConductor.attachVolume(id, volumeID: volumeID, by: who, context: rpcContext(caller, who))
+                try await serverConductor.attachVolume(id, volumeID: volumeID, deleteOnTermination: deleteOnTermination, by: who,
+                                                       context: rpcContext(caller, who))
             }
             return answer(.ok, ["volumeAttachment": attachmentJSON(attachment, version)], version)
         }
@@ -77,7 +76,7 @@ extension ComputeAPI {
             "device": attachment.device.map { .string("/dev/" + $0) } ?? .null,
         ]
         if version >= Microversion(2, 70) { object["tag"] = .null }
-        if version >= Microversion(2, 79) { object["delete_on_termination"] = false }
+        if version >= Microversion(2, 79) { object["delete_on_termination"] = .bool(attachment.deleteOnTermination) }
         return .object(object)
     }
 

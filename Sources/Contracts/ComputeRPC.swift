@@ -94,7 +94,11 @@ public struct InstanceSpec: Codable, Sendable, Equatable {
     }
 
     /// The volumes attached to the instance, as disks after its own; absent from older controllers.
+    /// One attached as `vda` is the root disk: the instance then has no local root disk.
     public var volumes: [VolumeDisk]?
+
+    /// The root disk's volume, when the instance boots from a volume.
+    public var rootVolume: VolumeDisk? { volumes?.first { $0.device == "vda" } }
 
     public init(id: String, name: String, projectID: String, userID: String, host: String?, flavor: Flavor, image: Image?,
                 vmState: VMState, taskState: TaskState?, stamp: Int64, configDrive: [ConfigDriveFile]? = nil, nics: [NIC] = [],

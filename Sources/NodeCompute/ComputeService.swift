@@ -159,10 +159,14 @@ public final class ComputeService: Sendable {
     /// Disks and the defined (not started) domain of `spec`, each step undone by `revert`
     /// when a later one fails.
     func create(_ spec: InstanceSpec, revert: Reverter) async throws {
-        guard let image = spec.image else {
-            throw Refused(description: "Image of instance \(spec.id) could not be found.", retryable: false)
+        // A server booted from a volume has no image and no local root disk.
+        var base: String?
+        if spec.rootVolume == nil {
+            guard let image = spec.image else {
+                throw Refused(description: "Image of instance \(spec.id) could not be found.", retryable: false)
+            }
+            base = try await cache.fetch(image)
         }
-        let base = try await cache.fetch(image)
         let files = self.files(spec.id)
         let existed = files.exists
         revert.add(existed ? "remove disks of \(spec.id)" : "remove \(files.directory)") {

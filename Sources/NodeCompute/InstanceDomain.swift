@@ -36,14 +36,20 @@ public struct InstanceDomain: Sendable {
         var devices: [Device] = []
         let realGuest = domainType != "test"
         if realGuest, let emulator { devices.append(.emulator(emulator)) }
-        devices.append(disk(files.disk, "qcow2"))
+        if let root = spec.rootVolume {
+            // Booted from a volume: the volume is the first disk, where the firmware boots from.
+            devices.append(Self.volume(root))
+            _ = letters.next()
+        } else {
+            devices.append(disk(files.disk, "qcow2"))
+        }
         if spec.flavor.ephemeralGB > 0 { devices.append(disk(files.ephemeral, "qcow2")) }
         if spec.flavor.swapMB > 0 { devices.append(disk(files.swap, "raw")) }
         // The config drive last, read-only, on the disks' bus (a disk rather than Nova's IDE
         // cdrom: guests find it by its label either way, and need no ATA driver).
         if spec.configDrive != nil { devices.append(disk(files.configDrive, "raw", readOnly: true)) }
         // The attached volumes, each where it was first plugged.
-        devices += (spec.volumes ?? []).filter { $0.device != nil }.map(Self.volume)
+        devices += (spec.volumes ?? []).filter { $0.device != nil && $0 != spec.rootVolume }.map(Self.volume)
         // One virtio NIC per port, its tap named as Neutron's agents expect, on the network's bridge.
         devices += spec.nics.map(Self.interface)
         if realGuest {

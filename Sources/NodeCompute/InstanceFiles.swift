@@ -24,13 +24,16 @@ public struct InstanceFiles: Sendable {
 
     public var exists: Bool { FileManager.default.fileExists(atPath: directory) }
 
-    /// Creates the directory and the disks for `spec` on `base`.
-    public func create(_ spec: InstanceSpec, base: String) async throws {
+    /// Creates the directory and the disks for `spec`: the root disk on `base` (none when
+    /// `base` is nil: the root is a volume), the flavor's ephemeral and swap disks, the config drive.
+    public func create(_ spec: InstanceSpec, base: String?) async throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        let format = spec.image?.diskFormat == "raw" ? "raw" : "qcow2"
-        var arguments = ["create", "-q", "-f", "qcow2", "-b", base, "-F", format, disk]
-        if spec.flavor.rootGB > 0 { arguments.append("\(spec.flavor.rootGB)G") }
-        try await Command.check("qemu-img", arguments)
+        if let base {
+            let format = spec.image?.diskFormat == "raw" ? "raw" : "qcow2"
+            var arguments = ["create", "-q", "-f", "qcow2", "-b", base, "-F", format, disk]
+            if spec.flavor.rootGB > 0 { arguments.append("\(spec.flavor.rootGB)G") }
+            try await Command.check("qemu-img", arguments)
+        }
         if spec.flavor.ephemeralGB > 0 {
             try await Command.check("qemu-img", ["create", "-q", "-f", "qcow2", ephemeral, "\(spec.flavor.ephemeralGB)G"])
         }

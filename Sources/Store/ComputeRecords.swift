@@ -102,6 +102,12 @@ public struct InstanceRow: Codable, Sendable, Equatable {
     public var configDrive: Bool = false
     /// JSON list of the networks and ports the server asked for (Compute's `RequestedNetwork`).
     public var requestedNetworks: String = "[]"
+    /// JSON list of the volumes the server asked for (Compute's `BlockDeviceRequest`), each
+    /// with the volume made for it once made.
+    public var blockDevices: String = "[]"
+    /// The root disk is a volume (`vda`), not a file on the host: the scheduler does not count
+    /// the flavor's root disk against the host.
+    public var rootOnVolume: Bool = false
 
     public init(id: String, name: String, projectID: String, userID: String, flavorID: String, vcpus: Int, memoryMB: Int,
                 rootGB: Int, ephemeralGB: Int = 0, swap: Int = 0, imageID: String?, availabilityZone: String?, createdAt: Int64) {

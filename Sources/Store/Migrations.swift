@@ -502,5 +502,17 @@ public enum Schema {
             "CREATE INDEX backups_project ON backups (project_id, created_at, id)",
             "CREATE INDEX backups_volume ON backups (volume_id)",
         ]),
+        // Boot from volume: the block devices a server asked for (JSON, with the volumes made
+        // for them once made), whether its root disk is a volume (not counted against its
+        // host's local disk), whether an attached volume goes with its server; attachments
+        // made through the volume API (for a consumer that connects the volume itself) and
+        // their mode.
+        Migration(version: 23, name: "block device mappings", statements: [
+            "ALTER TABLE instances ADD COLUMN block_devices TEXT NOT NULL DEFAULT '[]'",
+            "ALTER TABLE instances ADD COLUMN root_on_volume BOOLEAN NOT NULL DEFAULT FALSE",
+            "ALTER TABLE volume_attachments ADD COLUMN delete_on_termination BOOLEAN NOT NULL DEFAULT FALSE",
+            "ALTER TABLE volume_attachments ADD COLUMN external BOOLEAN NOT NULL DEFAULT FALSE",
+            "ALTER TABLE volume_attachments ADD COLUMN attach_mode TEXT NOT NULL DEFAULT 'rw'",
+        ]),
     ]
 }

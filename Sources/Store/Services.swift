@@ -111,7 +111,7 @@ public struct ServiceStore: Sendable {
     public static func usage(_ sql: any SQLDatabase, excluding: String? = nil) async throws -> [String: HostUsage] {
         var result: [String: HostUsage] = [:]
         for row in try await sql.raw("""
-            SELECT host, SUM(vcpus) AS vcpus, SUM(memory_mb) AS ram, SUM(root_gb + ephemeral_gb) AS disk,
+            SELECT host, SUM(vcpus) AS vcpus, SUM(memory_mb) AS ram, SUM(CASE WHEN root_on_volume THEN 0 ELSE root_gb END + ephemeral_gb) AS disk,
                    SUM(CASE WHEN task_state IS NULL THEN 0 ELSE 1 END) AS busy
             FROM instances WHERE host IS NOT NULL AND id <> \(bind: excluding ?? "") GROUP BY host
             """).all() {

@@ -77,7 +77,7 @@ extension VolumeAPI {
             "description": volume.description.map(JSON.string) ?? .null, "size": .number(Double(volume.size)),
             "status": .string(volume.status), "availability_zone": .string(volume.availabilityZone),
             "bootable": volume.bootable ? "true" : "false", "encrypted": false, "multiattach": false,
-            "attachments": .array(attachments.filter { $0.status != "attaching" }.map { attachment in
+            "attachments": .array(attachments.filter { $0.status == "attached" || $0.status == "detaching" }.map { attachment in
                 ["id": .string(attachment.volumeID), "attachment_id": .string(attachment.id), "volume_id": .string(attachment.volumeID),
                  "server_id": .string(attachment.instanceID), "host_name": .string(attachment.host),
                  "device": attachment.device.map { .string("/dev/" + $0) } ?? .null, "attached_at": Self.time(attachment.createdAt)]
@@ -342,6 +342,7 @@ extension VolumeAPI {
             try context.enforce("volume_extension:volume_actions:upload_image", target: target)
             return try await uploadToImage(volume, argument, version, context)
         default:
+            if let response = try await legacyAttachAction(name, argument, volume, version, context) { return response }
             throw APIFault(.badRequest, "There is no such action: \(name)")
         }
     }

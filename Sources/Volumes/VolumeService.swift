@@ -74,6 +74,9 @@ public struct VolumeService: Sendable {
         public var imageID: String?
         /// Whether the caller is an administrator (who sees every image).
         public var isAdmin = false
+        /// Only a backend of this node will do (a server's volume, on the server's host while
+        /// volumes are reachable only from their own node).
+        public var host: String?
         public init(projectID: String, userID: String, size: Int) {
             self.projectID = projectID
             self.userID = userID
@@ -91,7 +94,7 @@ public struct VolumeService: Sendable {
         if let zone = request.availabilityZone, zone != settings.availabilityZone {
             throw VolumeFailure.invalid("Invalid input received: Availability zone '\(zone)' is invalid.")
         }
-        let live = try await liveVolumeHosts()
+        let live = try await liveVolumeHosts().filter { host in request.host.map { $0 == host } ?? true }
         // A volume from a snapshot or a volume goes where its source is, with the source's type
         // unless one is named.
         var found: (host: String, backend: String, type: String, size: Int)?
@@ -286,7 +289,8 @@ public struct VolumeService: Sendable {
     }
 
     /// The hosts whose volume service is up and enabled.
-    func liveVolumeHosts() async throws -> Set<String> {
+    /// The nodes whose volume service is up and enabled.
+    public func liveVolumeHosts() async throws -> Set<String> {
         Set(try await hosts.services { $0.binary == Self.volumeBinary }.filter { $0.up && $0.enabled }.map(\.host))
     }
 

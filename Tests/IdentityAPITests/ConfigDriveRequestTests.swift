@@ -1,3 +1,4 @@
+import Compute
 @testable import ComputeAPI
 import PetrelHTTP
 import Testing
@@ -101,5 +102,53 @@ import Testing
         #expect(schema.violation(["flavor": ["name": "m1", "ram": 512, "vcpus": 1, "disk": 1, "os-flavor-access:is_public": "perhaps"]]) != nil)
         #expect(FlavorSchemas.create(Microversion(2, 54)).violation(["flavor": ["name": "m1", "ram": 1, "vcpus": 1, "disk": 1, "description": "d"]]) != nil)
         #expect(FlavorSchemas.update.violation(["flavor": ["name": "new"]]) != nil)
+    }
+}
+
+/// `block_device_mapping_v2` as the CLI sends it for `--volume`, `--boot-from-volume`,
+/// `--block-device` and `--snapshot`, read into the volumes a build makes or takes; what Nova
+/// refuses is refused in its words.
+@Suite struct BlockDeviceRequestTests {
+    let volume = "0c7f3b0e-4c52-4a57-9d2f-0b9a8f3b2e11"
+    let v287 = Microversion(2, 87)
+
+    func request(_ mappings: [JSON], imageRef: String? = nil) throws -> ServerRequest {
+        var fields: [String: JSON] = ["name": "vm", "flavorRef": "1", "networks": "none", "block_device_mapping_v2": .array(mappings)]
+        if let imageRef { fields["imageRef"] = .string(imageRef) }
+        return try ComputeAPI.serverRequest(fields, v287, project: "p")
+    }
+
+    @Test func whatTheCLISendsBecomesVolumes() throws {
+        let fromVolume = try request([["uuid": .string(volume), "boot_index": 0, "source_type": "volume", "destination_type": "volume"]])
+        #expect(fromVolume.imageRef == "")
+        #expect(fromVolume.blockDevices == [BlockDeviceRequest(source: "volume", uuid: volume, bootIndex: 0)])
+        #expect(fromVolume.blockDevices.first?.volumeID == volume, "an existing volume is its own volume")
+
+        // --block-device sends its values as strings.
+        let fromImage = try request([["uuid": .string(volume), "boot_index": "0", "source_type": "image", "destination_type": "volume",
+                                      "volume_size": "2", "delete_on_termination": "true"]])
+        #expect(fromImage.blockDevices == [BlockDeviceRequest(source: "image", uuid: volume, size: 2, bootIndex: 0, deleteOnTermination: true)])
+        #expect(fromImage.blockDevices.first?.volumeID == nil, "made by the build")
+
+        let extra = try request([["uuid": .string(volume), "boot_index": 0, "source_type": "image", "destination_type": "local"],
+                                 ["source_type": "blank", "destination_type": "volume", "volume_size": 1, "boot_index": -1]])
+        #expect(extra.imageRef == volume, "the local image is the root disk")
+        #expect(extra.blockDevices == [BlockDeviceRequest(source: "blank", uuid: nil, size: 1)])
+        #expect(extra.blockDevices.allSatisfy { !$0.isRoot })
+    }
+
+    @Test func whatNovaRefusesIsRefused() throws {
+        func message(_ mappings: [JSON], imageRef: String? = nil) -> String? {
+            do { _ = try request(mappings, imageRef: imageRef); return nil } catch let fault as APIFault { return fault.message } catch { return "\(error)" }
+        }
+        #expect(message([["source_type": "volume", "destination_type": "volume", "boot_index": 0]]) == "Block Device Mapping is Invalid: Missing device UUID.")
+        #expect(message([["source_type": "blank", "destination_type": "local", "volume_size": 1, "guest_format": "swap"]],
+                        imageRef: volume)?.contains("come from the flavor") == true)
+        #expect(message([["uuid": .string(volume), "source_type": "image", "destination_type": "local", "boot_index": 1]])?
+            .contains("Boot sequence") == true)
+        #expect(message([["uuid": .string(volume), "source_type": "volume", "destination_type": "volume", "volume_size": "x"]],
+                        imageRef: volume)?.contains("volume_size") == true)
+        #expect(message([["uuid": .string(volume), "source_type": "volume", "destination_type": "volume"]]) ==
+                "Invalid input for field/attribute imageRef. 'imageRef' is a required property.", "no root disk at all")
     }
 }

@@ -383,6 +383,90 @@ actor VolumeNodeDouble {
             #expect(forced.status == .badRequest && forced.json?["badRequest"]?["message"]?.stringValue?.contains("still attached") == true)
             try await cloud.volumes.releaseAll(instanceID: "server-1")
             #expect(try await call(cloud, "\(base)/volumes/\(id)").json?["volume"]?["status"] == "available")
+
+            // delete_on_termination: the server's delete deletes the volume, not only frees it.
+            let (boot, bootAttachment) = try await cloud.volumes.reserve(id, projectID: cloud.memberProject, instanceID: "server-3", host: "node1",
+                                                                         deleteOnTermination: true)
+            try await cloud.volumes.finishAttachment(bootAttachment.id, disk: VolumeDisk(volumeID: boot.id, path: "/volumes/volume-\(id)", block: false,
+                                                                                         device: "vda"))
+            #expect(try await cloud.volumes.attachments(instanceIDs: ["server-3"]).map(\.deleteOnTermination) == [true])
+            #expect(try await cloud.volumes.releaseAll(instanceID: "server-3").isEmpty)
+            #expect(await cloud.node.pending.map(\.work.status) == ["deleting"])
+            try await cloud.node.finish(cloud.volumes)
+            #expect(try await call(cloud, "\(base)/volumes/\(id)").status == .notFound)
+        }
+    }
+
+    /// Cinder's attachments API (3.27+, os-complete 3.44) and the legacy attach actions: the
+    /// volume's status follows each step; a connector on another node is refused; what the
+    /// compute service plugged is left to it.
+    @Test func attachmentsAPIAndLegacyActions() async throws {
+        try await withCloud { cloud in
+            let base = "/volume/v3/\(cloud.memberProject)"
+            func status(_ id: String) async throws -> String? {
+                try await call(cloud, "\(base)/volumes/\(id)").json?["volume"]?["status"]?.stringValue
+            }
+            let id = try #require(try await call(cloud, "\(base)/volumes", method: .post, body: #"{"volume": {"size": 1}}"#).json?["volume"]?["id"]?.stringValue)
+            try await cloud.node.finish(cloud.volumes)
+            let create = #"{"attachment": {"volume_uuid": "\#(id)", "instance_uuid": "462dcc2d-130d-4654-8db1-da0df2da6a0d"}}"#
+            #expect(try await call(cloud, "\(base)/attachments", method: .post, body: create, version: "3.26").status == .notFound)
+            let made = try await call(cloud, "\(base)/attachments", method: .post, body: create, version: "3.27")
+            #expect(made.status == .ok)
+            let attachment = try #require(made.json?["attachment"]?["id"]?.stringValue)
+            #expect(made.json?["attachment"]?["status"] == "reserved" && made.json?["attachment"]?["connection_info"] == .null)
+            #expect(try await status(id) == "reserved")
+            let elsewhere = try await call(cloud, "\(base)/attachments/\(attachment)", method: .put,
+                                           body: #"{"attachment": {"connector": {"host": "elsewhere", "mode": "rw"}}}"#, version: "3.27")
+            #expect(elsewhere.status == .badRequest, "\(String(describing: elsewhere.json))")
+            let connected = try await call(cloud, "\(base)/attachments/\(attachment)", method: .put,
+                                           body: #"{"attachment": {"connector": {"host": "node1", "initiator": "iqn.x", "mode": "rw"}}}"#, version: "3.27")
+            #expect(connected.json?["attachment"]?["status"] == "attaching")
+            #expect(connected.json?["attachment"]?["connection_info"]?["driver_volume_type"] == "local")
+            #expect(connected.json?["attachment"]?["connection_info"]?["data"]?["device_path"] == .string("/volumes/volume-\(id)"))
+            #expect(try await status(id) == "attaching")
+            #expect(try await call(cloud, "\(base)/attachments/\(attachment)/action", method: .post, body: #"{"os-complete": {}}"#,
+                                   version: "3.43").status == .badRequest)
+            #expect(try await call(cloud, "\(base)/attachments/\(attachment)/action", method: .post, body: #"{"os-complete": {}}"#,
+                                   version: "3.44").status == .noContent)
+            #expect(try await status(id) == "in-use")
+            let listed = try await call(cloud, "\(base)/attachments?volume_id=\(id)", version: "3.27")
+            #expect(listed.json?["attachments"]?.arrayValue?.map { $0["id"] } == [.string(attachment)])
+            #expect(try await call(cloud, "\(base)/attachments/\(attachment)", token: cloud.other, version: "3.27").status == .notFound)
+            #expect(try await call(cloud, "\(base)/attachments/\(attachment)", method: .delete, version: "3.27").status == .ok)
+            #expect(try await status(id) == "available")
+            #expect(try await call(cloud, "\(base)/attachments/\(attachment)", version: "3.27").status == .notFound)
+
+            // The legacy actions, step by step.
+            func action(_ body: String) async throws -> (status: HTTPResponse.Status, json: JSON?) {
+                try await call(cloud, "\(base)/volumes/\(id)/action", method: .post, body: body)
+            }
+            #expect(try await action(#"{"os-reserve": {}}"#).status == .accepted)
+            #expect(try await status(id) == "attaching")
+            #expect(try await action(#"{"os-reserve": {}}"#).status == .badRequest, "reserved twice")
+            #expect(try await action(#"{"os-unreserve": {}}"#).status == .accepted)
+            #expect(try await status(id) == "available")
+            #expect(try await action(#"{"os-reserve": {}}"#).status == .accepted)
+            let connection = try await action(#"{"os-initialize_connection": {"connector": {"host": "node1"}}}"#)
+            #expect(connection.json?["connection_info"]?["data"]?["device_path"] == .string("/volumes/volume-\(id)"))
+            #expect(try await action(#"{"os-attach": {"instance_uuid": "462dcc2d-130d-4654-8db1-da0df2da6a0d", "mountpoint": "/dev/vdb"}}"#).status == .accepted)
+            #expect(try await status(id) == "in-use")
+            let shown = try await call(cloud, "\(base)/volumes/\(id)")
+            #expect(shown.json?["volume"]?["attachments"]?.arrayValue?.first?["device"] == "/dev/vdb")
+            #expect(try await action(#"{"os-begin_detaching": {}}"#).status == .accepted)
+            #expect(try await status(id) == "detaching")
+            #expect(try await action(#"{"os-roll_detaching": {}}"#).status == .accepted)
+            #expect(try await status(id) == "in-use")
+            #expect(try await action(#"{"os-terminate_connection": {"connector": {"host": "node1"}}}"#).status == .accepted)
+            #expect(try await action(#"{"os-detach": {}}"#).status == .accepted)
+            #expect(try await status(id) == "available")
+
+            // What the compute service plugged is not the volume API's to take away.
+            let (volume, plugged) = try await cloud.volumes.reserve(id, projectID: nil, instanceID: "server-1", host: "node1")
+            try await cloud.volumes.finishAttachment(plugged.id, disk: VolumeDisk(volumeID: volume.id, path: "/p", block: false, device: "vdb"))
+            let refused = try await action(#"{"os-detach": {}}"#)
+            #expect(refused.status == .badRequest && refused.json?["badRequest"]?["message"]?.stringValue?.contains("server remove volume") == true)
+            #expect(try await call(cloud, "\(base)/attachments/\(plugged.id)", method: .delete, version: "3.27").status == .badRequest)
+            #expect(try await status(id) == "in-use")
         }
     }
 

@@ -2,7 +2,7 @@ import Contracts
 import Foundation
 import LibvirtDriver
 import Logging
-import NodeCompute
+@testable import NodeCompute
 import ProcessDriver
 import TestSupport
 import Testing
@@ -120,6 +120,31 @@ import Testing
             #expect(console().contains("PETREL-USERDATA-BEGIN\nconfig drive \(token) on drive-\(token)\nPETREL-USERDATA-END\n"),
                     "console:\n\(console())")
         }
+    }
+
+    /// Booted from a volume: the volume is the first disk (`vda`, where the firmware boots),
+    /// there is no local root disk, and the flavor's other disks follow from `vdb`.
+    @Test func aRootVolumeIsTheFirstDiskAndTheOnlyRoot() async throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let connection = try LibvirtConnection(uri: "test:///default")
+        var spec = spec(ephemeral: 1, swap: 0)
+        spec.image = nil
+        spec.volumes = [VolumeDisk(volumeID: "data-volume", path: "/volumes/data", block: false, device: "vdc"),
+                        VolumeDisk(volumeID: "root-volume", path: "/volumes/root", block: false, device: "vda")]
+        #expect(spec.rootVolume?.volumeID == "root-volume")
+        let files = InstanceFiles(root: directory, id: spec.id)
+        let xml = InstanceDomain(domainType: "test", cpuMode: "none", vncListen: "127.0.0.1", emulator: nil)
+            .definition(spec, files: files, host: "h").xml
+        let domain = try connection.define(xml: xml)
+        defer { try? domain.undefine() }
+        let stored = try domain.xml(inactive: true)
+        #expect(!stored.contains(files.disk + "'"), "no local root disk")
+        #expect(InstanceDomain.targets(in: stored) == ["vda", "vdb", "vdc"])
+        #expect(InstanceDomain.volumeTarget(stored, volumeID: "root-volume") == "vda")
+        #expect(InstanceDomain.volumeTarget(stored, volumeID: "data-volume") == "vdc")
+        #expect(stored.contains(files.ephemeral), "the flavor's ephemeral disk, as vdb")
+        let first = try #require(stored.range(of: "<disk"))
+        #expect(stored[first.lowerBound...].prefix(400).contains("/volumes/root"), "the root volume is the first disk")
     }
 
     @Test func qemuDefinesTheDomainWithConsoleAndVNC() async throws {

@@ -70,6 +70,7 @@ import Testing
             try await phase("attach")
             try await phase("snapshot")
             try await phase("images")
+            try await phase("boot")
             try await phase("backup")
             try await phase("lvm")
             first.signal(SIGKILL)

@@ -8,6 +8,9 @@
 #   volume-cli.sh snapshot    a snapshot of the guest's volume carries its marker; volumes from it and from the volume too
 #   volume-cli.sh images      a volume from the guest's image holds its bytes; uploaded back as a qcow2 image, the same
 #                             bytes; an image too large is refused; an upload the backend cannot do leaves nothing behind
+#   volume-cli.sh boot        servers booted from volumes (--volume; --block-device image→volume with delete_on_termination):
+#                             QEMU boots the volume as vda with no local disk; the root volume cannot be detached; deleting
+#                             the servers frees the one and deletes the other
 #   volume-cli.sh backup      a full and an incremental backup of the guest's volume, restored into a new volume and over
 #                             the volume (the bytes each saw come back); deleted in order
 #   volume-cli.sh lvm         a volume on lvm-1: the logical volume made, grown and removed (lvs), capacity as vgs says
@@ -266,6 +269,90 @@ assert m.get("image_id") == sys.argv[1] and m.get("disk_format") == "qcow2" and 
     os volume delete lup vi >/dev/null || fail "delete"
     ok "an upload the backend cannot do (lvm here) leaves the volume available and no image behind"
     echo "phase images passed"
+    ;;
+
+  boot)
+    image=$(os image show "img-$NODE" -f value -c id) || fail "the guest's image"
+    console_has() { "$OSC" --os-cloud petrel console log show "$1" | grep -q -- "$2"; }
+    server_is() { [ "$(os server show "$1" -f value -c status)" = "$2" ]; }
+    vb=$(os volume create --image "img-$NODE" --size 1 --type file vb -f json | field id) || fail "volume create --image"
+    vn=$(os volume create --size 1 --type file vn -f json | field id) || fail "volume create"
+    waitfor 180 status_is vb available || fail "vb not available: $(os volume show vb -f value -c status)"
+    waitfor 60 status_is vn available || fail "vn not available"
+    refuse "Block Device $vn is not bootable" os server create --volume vn --flavor "fl-$NODE" --nic none "bvn-$NODE"
+    refuse "need to have a non-zero size" os server create --flavor "fl-$NODE" --nic none \
+      --block-device "source_type=image,uuid=$image,destination_type=volume,boot_index=0" "bvz-$NODE"
+    os server show "bvn-$NODE" >/dev/null 2>&1 && fail "a refused create left a server"
+    status_is vn available || fail "vn is $(os volume show vn -f value -c status) after a refused create"
+    ok "server create refuses a root volume that is not bootable, and an image-to-volume mapping without a size (Nova's 400s)"
+
+    start=$(date +%s%3N)
+    b1=$(os server create --volume vb --flavor "fl-$NODE" --nic none "bv1-$NODE" -f json | field id) || fail "server create --volume"
+    b2=$(os server create --flavor "fl-$NODE" --nic none "bv2-$NODE" -f json \
+      --block-device "source_type=image,uuid=$image,destination_type=volume,volume_size=1,boot_index=0,delete_on_termination=true" \
+      | field id) || fail "server create --block-device"
+    waitfor 240 server_is "$b1" ACTIVE || fail "bv1 is $(os server show "$b1" -f json -c status -c fault)"
+    echo "figure: server create --volume ACTIVE after $(( $(date +%s%3N) - start )) ms"
+    waitfor 240 server_is "$b2" ACTIVE || fail "bv2 is $(os server show "$b2" -f json -c status -c fault)"
+    echo "figure: server create --volume and --block-device image→volume both ACTIVE after $(( $(date +%s%3N) - start )) ms"
+    v2=$(os server show "$b2" -f json | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+assert s["image"] in ("", None) or "N/A" in str(s["image"]) or "booted from volume" in str(s["image"]).lower(), s["image"]
+v = s["volumes_attached"]
+assert len(v) == 1 and str(v[0]["delete_on_termination"]).lower() == "true", v
+print(v[0]["id"])') || fail "bv2: $(os server show "$b2" -f json -c image -c volumes_attached)"
+    os server show "$b1" -f json | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+v = s["volumes_attached"]
+assert [a["id"] for a in v] == [sys.argv[1]] and str(v[0]["delete_on_termination"]).lower() == "false", v' "$vb" \
+      || fail "bv1: $(os server show "$b1" -f json -c volumes_attached)"
+    for pair in "$b1:$vb" "$b2:$v2"; do
+      server=${pair%%:*} volume=${pair##*:}
+      blk=$(virsh -c qemu:///system domblklist "petrel-$server")
+      echo "$blk" | contains "vda .*$FILES/volume-$volume" || fail "$server's vda is not its volume: $blk"
+      echo "$blk" | contains "/$server/disk\b" && fail "$server has a local root disk: $blk"
+      status_is "$volume" in-use || fail "$volume is $(os volume show "$volume" -f value -c status)"
+    done
+    waitfor 240 console_has "$b1" PETREL-GUEST-READY || fail "bv1's guest did not boot: $(os console log show "$b1" | tail -5)"
+    waitfor 240 console_has "$b2" PETREL-GUEST-READY || fail "bv2's guest did not boot: $(os console log show "$b2" | tail -5)"
+    echo "figure: both guests booted from their volumes after $(( $(date +%s%3N) - start )) ms"
+    [ "$(os volume show "$v2" -f value -c bootable | tr A-Z a-z)" = "true" ] || fail "the volume made from the image is not bootable"
+    ok "server create --volume and --block-device source_type=image,destination_type=volume: ACTIVE, QEMU boots each volume as vda (no local disk), the guests come up; volumes in-use, volumes_attached with delete_on_termination"
+
+    # Cinder's attachments API, as a consumer that connects volumes itself drives it (3.27+).
+    at=$(os --os-volume-api-version 3.54 volume attachment create --connect --host "$NODE" --initiator iqn.2026-12.dev.petrel:test \
+      --mode rw vn "bv1-$NODE" -f json | field ID) || fail "volume attachment create"
+    status_is vn attaching || fail "vn is $(os volume show vn -f value -c status) after the attachment create"
+    os --os-volume-api-version 3.27 volume attachment show "$at" -f json | python3 -c '
+import json, sys
+a = json.load(sys.stdin)
+p = a["Properties"]
+assert a["Status"] == "attaching" and a["Attach Mode"] == "rw", a
+assert "device_path" in str(p) and sys.argv[1] in str(p), p' "$FILES/volume-$vn" || fail "the attachment: $(os --os-volume-api-version 3.27 volume attachment show "$at")"
+    os --os-volume-api-version 3.44 volume attachment complete "$at" || fail "volume attachment complete"
+    status_is vn in-use || fail "vn is $(os volume show vn -f value -c status) after the attachment completed"
+    os --os-volume-api-version 3.27 volume attachment list --volume-id "$vn" -f value -c ID | contains "$at" || fail "volume attachment list"
+    virsh -c qemu:///system domblklist "petrel-$b1" | contains "volume-$vn" && fail "an API attachment plugged a disk"
+    os --os-volume-api-version 3.27 volume attachment delete "$at" || fail "volume attachment delete"
+    status_is vn available || fail "vn is $(os volume show vn -f value -c status) after the attachment delete"
+    ok "volume attachment create --connect / show / complete / list / delete (3.27-3.54): reserved and connected (the volume's path as connection_info), in-use, available again; no disk plugged by it"
+
+    refuse "Cannot detach a root device volume" os server remove volume "bv1-$NODE" vb
+    status_is vb in-use || fail "vb is $(os volume show vb -f value -c status) after a refused detach"
+    refuse "volume-backed" os server image create --name "snap-$NODE" "bv1-$NODE"
+    refuse "volume-backed" os server rebuild --image "img-$NODE" "bv1-$NODE"
+    ok "the root volume is not detached; snapshot and rebuild of a volume-backed server refused (400) and change nothing"
+
+    os server delete --wait "bv1-$NODE" "bv2-$NODE" || fail "server delete"
+    waitfor 120 status_is vb available || fail "vb is $(os volume show vb -f value -c status) after its server was deleted"
+    waitfor 120 gone "$v2" || fail "the delete_on_termination volume is left: $(os volume show "$v2" -f value -c status)"
+    [ -e "$FILES/volume-$v2" ] && fail "its file is left"
+    qemu-img compare -q -f raw -F qcow2 "$FILES/volume-$vb" "$GUEST" >/dev/null 2>&1 && echo "note: vb unchanged by its guest"
+    os volume delete vb vn >/dev/null || fail "volume delete"
+    ok "server delete: vb available again, the delete_on_termination volume deleted with its file"
+    echo "phase boot passed"
     ;;
 
   backup)
