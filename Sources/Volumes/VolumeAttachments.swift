@@ -223,26 +223,35 @@ extension VolumeService {
     /// `reserved`); with a connector also connects it (both `attaching`) and says how.
     public func createAttachment(volumeID: String, projectID: String?, instanceID: String?, connectorHost: String?, connected: Bool,
                                  mode: String) async throws -> (VolumeAttachment, ConnectionInfo?) {
-        let (volume, row) = try await database.transaction { sql -> (Volume, AttachmentRow) in
-            var volume = try await self.volume(sql, volumeID, projectID: projectID, locked: true)
-            guard volume.status == VolumeStatus.available else {
-                throw VolumeFailure.invalidVolume("Volume \(volumeID) status must be available or downloading to reserve, but the current status is \(volume.status).")
-            }
-            volume.status = "reserved"
-            volume.updatedAt = now()
-            try await Tables.volumes.update(sql, id: volume.id, VolumeRow(volume))
-            let row = AttachmentRow(id: UUID().uuidString.lowercased(), volumeId: volume.id, instanceId: instanceID ?? "",
-                                    host: connectorHost ?? "", device: nil, path: "", block: false, status: "reserved", createdAt: now(),
-                                    external: true, attachMode: mode)
-            try await Tables.attachments.insert(sql, row)
-            return (volume, row)
-        }
+        let (volume, row) = try await hold(volumeID, projectID: projectID, instanceID: instanceID, host: connectorHost, mode: mode,
+                                           volumeStatus: "reserved")
         guard connected else { return (row.value, nil) }
         do {
             return try await connectAttachment(row.id, projectID: projectID, connectorHost: connectorHost, mode: mode, volume: volume)
         } catch {
             try? await dropAttachment(row.id)
             throw error
+        }
+    }
+
+    /// Holds an available volume for an external consumer: a `reserved` attachment, and the
+    /// volume in `volumeStatus` (`reserved` for the attachments API, `attaching` for
+    /// `os-reserve`), in one transaction.
+    private func hold(_ volumeID: String, projectID: String?, instanceID: String?, host: String?, mode: String,
+                      volumeStatus: String) async throws -> (Volume, AttachmentRow) {
+        try await database.transaction { sql -> (Volume, AttachmentRow) in
+            var volume = try await self.volume(sql, volumeID, projectID: projectID, locked: true)
+            guard volume.status == VolumeStatus.available else {
+                throw VolumeFailure.invalidVolume("Volume \(volumeID) status must be available or downloading to reserve, but the current status is \(volume.status).")
+            }
+            volume.status = volumeStatus
+            volume.updatedAt = now()
+            try await Tables.volumes.update(sql, id: volume.id, VolumeRow(volume))
+            let row = AttachmentRow(id: UUID().uuidString.lowercased(), volumeId: volume.id, instanceId: instanceID ?? "",
+                                    host: host ?? "", device: nil, path: "", block: false, status: "reserved", createdAt: now(),
+                                    external: true, attachMode: mode)
+            try await Tables.attachments.insert(sql, row)
+            return (volume, row)
         }
     }
 
@@ -302,8 +311,7 @@ extension VolumeService {
 
     /// `os-reserve`: an available volume is held for an attach (`attaching`).
     public func legacyReserve(_ volumeID: String) async throws {
-        _ = try await createAttachment(volumeID: volumeID, projectID: nil, instanceID: nil, connectorHost: nil, connected: false, mode: "rw")
-        try await database.transaction { sql in try await setStatus(sql, volumeID, "attaching") }
+        _ = try await hold(volumeID, projectID: nil, instanceID: nil, host: nil, mode: "rw", volumeStatus: "attaching")
     }
 
     /// `os-unreserve`: the hold of `os-reserve` is let go (available again).
@@ -336,7 +344,7 @@ extension VolumeService {
     public func legacyAttach(_ volumeID: String, instanceID: String?, hostName: String?, mountpoint: String?, mode: String) async throws {
         try await database.transaction { sql in
             let volume = try await self.volume(sql, volumeID, projectID: nil, locked: true)
-            var row = try await Tables.attachments.first(sql, where: [.equals("volume_id", volumeID)])
+            let row = try await Tables.attachments.first(sql, where: [.equals("volume_id", volumeID)])
             if let existing = row, !existing.external { throw Self.pluggedByCompute(existing) }
             guard volume.status == "attaching" || (row == nil && volume.status == VolumeStatus.available) else {
                 throw VolumeFailure.invalidVolume("Volume \(volumeID) status must be attaching or available to attach, but the current status is \(volume.status).")
@@ -347,9 +355,9 @@ extension VolumeService {
                 existing.host = hostName ?? existing.host; existing.device = device; existing.attachMode = mode
                 try await Tables.attachments.update(sql, id: existing.id, existing)
             } else {
-                row = AttachmentRow(id: UUID().uuidString.lowercased(), volumeId: volumeID, instanceId: instanceID ?? "", host: hostName ?? "",
-                                    device: device, path: "", block: false, status: "attached", createdAt: now(), external: true, attachMode: mode)
-                try await Tables.attachments.insert(sql, row!)
+                try await Tables.attachments.insert(sql, AttachmentRow(
+                    id: UUID().uuidString.lowercased(), volumeId: volumeID, instanceId: instanceID ?? "", host: hostName ?? "", device: device,
+                    path: "", block: false, status: "attached", createdAt: now(), external: true, attachMode: mode))
             }
             try await setStatus(sql, volumeID, VolumeStatus.inUse)
         }
