@@ -151,7 +151,9 @@ final class Cloud: @unchecked Sendable {
             await #expect(throws: RPCError.timeout(method: "echo", topic: cloud.topic, after: .milliseconds(500))) {
                 try await cloud.client.call(Echo.self, .init(text: "x"), topic: cloud.topic, timeout: .milliseconds(500))
             }
-            #expect(ContinuousClock.now - started < .seconds(3))
+            // The call gives up rather than hanging; the bound leaves room for a loaded machine
+            // (3.97 s was seen for a 500 ms timeout with the whole suite running on 2 cores).
+            #expect(ContinuousClock.now - started < .seconds(10))
             await cloud.tearDown()
         }
     }

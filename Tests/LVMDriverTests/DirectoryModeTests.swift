@@ -9,7 +9,9 @@ import Testing
 /// `global/umask=022`, during its start), and the volume role runs it in the same process as
 /// the DHCP agent: measured here, about 1 in 70 directories made with FileManager meanwhile came
 /// out 0700 — the intermittent "no DHCP lease" of full test runs.
-@Suite struct DirectoryModeTests {
+/// Part of the serialized `LVMTests`: its LVM commands would otherwise overlap that suite's
+/// check that LVM's umask does not leak into the process.
+extension LVMTests {
     @Test func directoriesForDnsmasqStayOpenWhileLVMRuns() async throws {
         try Requirement.root()
         let lvm = LVM()
