@@ -2,7 +2,7 @@
 // Petrel: an OpenStack-compatible cloud for KVM/QEMU hosts.
 // `ls Sources` reads like the architecture (see ../shared/DESIGN.md):
 //   C*            system libraries, each imported by exactly one driver
-//   *Driver       one module per outside system (libvirt, netlink + netns, RabbitMQ, LVM, iptables, dnsmasq, processes)
+//   *Driver       one module per outside system (libvirt, netlink + netns, RabbitMQ, LVM, iptables, dnsmasq, tgt, processes)
 //   Contracts     the messages controller and nodes exchange;  RPC  call/cast/fanout over RabbitMQ
 //   Identity      Keystone's logic (tokens, revocation, roles, policy, passwords)
 //   Networking    Neutron's core: networks and segments, subnets, ports, IPAM, quotas
@@ -64,6 +64,7 @@ let package = Package(
         .target(name: "IptablesDriver", dependencies: ["ProcessDriver", "NetlinkDriver", "PetrelCore"]),
         .target(name: "ProcessDriver", dependencies: ["NetlinkDriver", "PetrelCore"]),
         .target(name: "CryptDriver", dependencies: ["CCrypt"]),
+        .target(name: "TgtDriver", dependencies: ["ProcessDriver", "PetrelCore"]),
         // One dnsmasq per network inside its qdhcp- namespace: rendering, start, adopt, reload.
         .target(name: "DnsmasqDriver", dependencies: [
             "ProcessDriver", "NetlinkDriver", "PetrelCore", .product(name: "Logging", package: "swift-log"),
@@ -149,9 +150,10 @@ let package = Package(
         ]),
         // The node's network service: the L2 agent (backends behind `L2Driver`; Linux bridge), the
         // DHCP agent (dnsmasq per network in its qdhcp- namespace), the ports' status.
-        // The node's volume service (cinder-volume): file and LVM backends behind one driver protocol.
+        // The node's volume service (cinder-volume): file and LVM backends behind one driver protocol,
+        // exported to other hosts over iSCSI (tgt).
         .target(name: "NodeVolume", dependencies: [
-            "NodeCore", "LVMDriver", "ProcessDriver", "RPC", "Contracts", "PetrelCore", .product(name: "Logging", package: "swift-log"),
+            "NodeCore", "LVMDriver", "TgtDriver", "ProcessDriver", "RPC", "Contracts", "PetrelCore", .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "NodeNetwork", dependencies: [
@@ -253,6 +255,7 @@ let package = Package(
                                                             .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Store", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "NodeVolumeTests", dependencies: ["NodeVolume", "PetrelCore"]),
+        .testTarget(name: "TgtDriverTests", dependencies: ["TgtDriver", "ProcessDriver", "TestSupport"]),
         .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "NetlinkDriver", "LVMDriver", "PetrelCore", "Store", "TestSupport"]),
     ]
 )

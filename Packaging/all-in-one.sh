@@ -67,10 +67,14 @@ services = compute, network, l3, volume
 [file-1]
 volume_driver = file
 volumes_dir = /var/lib/petrel/volumes/file-1
+# Servers on other hosts reach volumes over iSCSI at tgtd's portal (host-services.sh starts it
+# on \$PETREL_ISCSI_PORTAL, loopback by default: set both to the storage address to add hosts).
+target_ip_address = 127.0.0.1
 
 [lvm-1]
 volume_driver = lvm
 volume_group = $volume_group
+target_ip_address = 127.0.0.1
 
 [linux_bridge]
 # The flat external network \`public\` reaches the outside-world namespace through petrel-pub0

@@ -2,7 +2,7 @@
 # Petrel host services: installs the Debian packages Petrel builds and runs with
 # (only those missing; `apt-get update` at most once) and starts the services a
 # hypervisor host needs — libvirtd + virtlogd, RabbitMQ, ovsdb-server +
-# ovs-vswitchd, PostgreSQL — waiting until each one answers.
+# ovs-vswitchd, PostgreSQL, tgtd (iSCSI exports of volumes) — waiting until each one answers.
 # Re-running it when everything is up is a quick no-op.
 #
 #   Packaging/host-services.sh            install + start everything
@@ -31,8 +31,9 @@ PACKAGES=(
   busybox-static
   # dhcp_release: the DHCP driver frees leases of ports that went away (as Neutron does)
   dnsmasq-utils
-  # block storage
-  lvm2
+  # block storage; tgt: volumes exported over iSCSI to guests on other hosts, which QEMU's own
+  # initiator (qemu-block-extra's block-iscsi module) reaches
+  lvm2 tgt qemu-block-extra
   # test guest image (genisoimage: config drives)
   extlinux syslinux-common cpio e2fsprogs fdisk kmod genisoimage
   # benchmarks and end-to-end tests
@@ -152,12 +153,25 @@ ensure_postgres_role() {
     || su postgres -c "psql -qc \"CREATE ROLE petrel LOGIN PASSWORD 'petrel' CREATEDB\"" >/dev/null
 }
 
+# tgtd's portal: loopback unless the operator says otherwise (a multi-host cloud sets its
+# storage address, which volume backends name as target_ip_address).
+TGT_PORTAL=${PETREL_ISCSI_PORTAL:-127.0.0.1:3260}
+tgt_up() { tgtadm --lld iscsi --op show --mode sys >/dev/null 2>&1; }
+start_tgt() {
+  tgt_up && return 0
+  # tgtd daemonizes itself; its targets live in memory (petrel-node exports them again).
+  tgtd --iscsi "portal=$TGT_PORTAL"
+  wait_for 20 tgtd tgt_up
+  log "tgtd up on $TGT_PORTAL"
+}
+
 status() {
   local rc=0
   libvirt_up && echo "libvirtd: up" || { echo "libvirtd: down"; rc=1; }
   rabbit_up && echo "rabbitmq: up" || { echo "rabbitmq: down"; rc=1; }
   ovs_up && echo "openvswitch: up" || { echo "openvswitch: down"; rc=1; }
   pg_up && echo "postgresql: up" || { echo "postgresql: down"; rc=1; }
+  tgt_up && echo "tgtd: up" || { echo "tgtd: down"; rc=1; }
   return $rc
 }
 
@@ -170,6 +184,7 @@ start_all() {
   start_ovs
   start_postgres
   ensure_postgres_role
+  start_tgt
 }
 
 case "${1:-all}" in

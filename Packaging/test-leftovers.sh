@@ -2,7 +2,8 @@
 # What the test suite creates and must remove: links and namespaces (pt*/petrel-test-*),
 # iptables chains, libvirt domains, test clouds' directories, loop devices, LVM volume
 # groups, PostgreSQL databases and RabbitMQ virtual hosts, queues and exchanges named
-# petrel-test-*.
+# petrel-test-*, tgtd targets exporting a test cloud's volumes (and their CHAP accounts), and
+# libvirt's CHAP secrets (petrel-iscsi-*) no domain uses.
 #
 #   test-leftovers.sh --sweep   before the suite: removes what an earlier, interrupted run
 #                               left (a killed `swift test` runs no cleanup), saying what
@@ -23,6 +24,24 @@ loops() { losetup -a | grep 'petrel-lvm-'; }
 groups() { vgs --noheadings -o vg_name 2>/dev/null | tr -d ' ' | grep '^petrel-test-'; }
 databases() { su postgres -c "psql -qAtc 'SELECT datname FROM pg_database'" 2>/dev/null | grep '^petrel_test_'; }
 vhosts() { rabbitmqctl -q list_vhosts name 2>/dev/null | grep '^petrel-test-'; }
+tgt_targets() {
+  tgtadm --lld iscsi --op show --mode target 2>/dev/null | awk '
+    /^Target / { tid = $2; sub(":", "", tid); iqn = $3; if (iqn ~ /org\.petrel\.test:/) print tid }
+    /Backing store path:/ && $4 ~ /petrel-test-cloud-/ { print tid }' | sort -u
+}
+tgt_accounts() { # accounts no target binds
+  local bound
+  bound=$(tgtadm --lld iscsi --op show --mode target 2>/dev/null | awk '/^    Account information:/ {a = 1; next} /^    [A-Z]/ {a = 0} a {print $1}')
+  tgtadm --lld iscsi --op show --mode account 2>/dev/null | tail -n +2 | awk '{print $1}' | grep -E '^(petrel-|tgt-)' |
+    while read -r user; do echo "$bound" | grep -qx "$user" || echo "$user"; done
+}
+iscsi_secrets() { # uuids of petrel-iscsi-* secrets no defined domain names
+  local used
+  used=$(for d in $(virsh -c qemu:///system list --all --name 2>/dev/null); do virsh -c qemu:///system dumpxml --inactive "$d" 2>/dev/null; done |
+    grep -o "usage='petrel-iscsi-[^']*'" | cut -d"'" -f2 | sort -u)
+  virsh -c qemu:///system secret-list 2>/dev/null | awk '$3 ~ /^petrel-iscsi-/ {print $1, $3}' |
+    while read -r uuid usage; do echo "$used" | grep -qx "$usage" || echo "$uuid"; done
+}
 broker() { vhosts; rabbitmqctl -q list_queues name 2>/dev/null | grep '^petrel-test-'; rabbitmqctl -q list_exchanges name 2>/dev/null | grep '^petrel-test-'; }
 
 if [ "${1:-}" = "--sweep" ]; then
@@ -71,6 +90,15 @@ if [ "${1:-}" = "--sweep" ]; then
       done
     done
   done
+  found=$(tgt_targets)
+  note "tgtd targets" "$found"
+  for tid in $found; do tgtadm --lld iscsi --op delete --force --mode target --tid "$tid" >/dev/null 2>&1; done
+  found=$(tgt_accounts)
+  note "tgtd accounts" "$found"
+  for user in $found; do tgtadm --lld iscsi --op delete --mode account --user "$user" >/dev/null 2>&1; done
+  found=$(iscsi_secrets)
+  note "libvirt secrets" "$found"
+  for uuid in $found; do virsh -c qemu:///system secret-undefine "$uuid" >/dev/null 2>&1; done
   found=$(groups)
   note "volume groups" "$found"
   for name in $found; do vgremove -f "$name" >/dev/null 2>&1; done
@@ -105,6 +133,9 @@ add "loop devices" "$(loops)"
 add "volume groups" "$(groups)"
 add "postgresql databases" "$(databases)"
 add "rabbitmq" "$(broker)"
+add "tgtd targets" "$(tgt_targets)"
+add "tgtd accounts" "$(tgt_accounts)"
+add "libvirt secrets" "$(iscsi_secrets)"
 if ((${#left[@]})); then
   echo "test-leftovers: the tests left these behind:" >&2
   printf '  %s\n' "${left[@]}" >&2

@@ -35,8 +35,9 @@ extension Servers {
     /// What a create's volumes mean for the server, checked as Nova checks them: the volumes
     /// exist for the caller and are available (a root one bootable), images and snapshots
     /// exist and fit, sizes are given where a volume is made. `host` is the node the server
-    /// must go to: the node of the volumes (and snapshots) it uses, while a volume is
-    /// reachable only from its own node.
+    /// must go to: the node of the snapshots its volumes are made from (a snapshot is copied on
+    /// its own backend). Existing volumes leave the scheduler free: a server on another host
+    /// reaches them over iSCSI.
     struct BlockDevicePlan {
         var devices: [BlockDeviceRequest] = []
         var rootOnVolume = false
@@ -67,7 +68,7 @@ extension Servers {
                 if count > 1 {
                     throw Failure.badRequest("Block Device Mapping is Invalid: a volume can be attached to one of the servers only (min_count and max_count must be 1).")
                 }
-                hosts.insert(volume.host)
+                // The server may go to any host: one other than the volume's reaches it over iSCSI.
             case "snapshot":
                 guard let id = device.uuid, let snapshot = try? await volumes.snapshot(id, projectID: projectID) else {
                     throw Failure.badRequest("Block Device Mapping is Invalid: failed to get snapshot \(device.uuid ?? "").")
@@ -103,7 +104,7 @@ extension Servers {
             }
         }
         guard hosts.count <= 1 else {
-            throw Failure.badRequest("Block Device Mapping is Invalid: the volumes are on different nodes (\(hosts.sorted().joined(separator: ", "))); this cloud attaches a volume only to a server on the volume's own node.")
+            throw Failure.badRequest("Block Device Mapping is Invalid: the snapshots are on different nodes (\(hosts.sorted().joined(separator: ", "))); a volume from a snapshot is made on the snapshot's node, where the server then runs.")
         }
         plan.host = hosts.first
         return plan
@@ -176,9 +177,9 @@ extension Conductor {
             let (volume, attachment) = try await volumes.reserve(volumeID, projectID: nil, instanceID: id, host: host,
                                                                  deleteOnTermination: device.deleteOnTermination)
             do {
-                let connection = try await volumes.connection(volume)
-                try await volumes.finishAttachment(attachment.id, disk: VolumeDisk(volumeID: volumeID, path: connection.path,
-                                                                                   block: connection.block, device: target))
+                var disk = try await volumes.disk(for: volume, attachment: attachment, host: host)
+                disk.device = target
+                try await volumes.finishAttachment(attachment.id, disk: disk)
             } catch {
                 try? await volumes.dropAttachment(attachment.id)
                 throw error

@@ -25,8 +25,9 @@ extension Servers {
 
 extension Conductor {
     /// Attaches a volume (Nova's `attach_volume`): the volume is reserved for the server, its
-    /// node says where it is, the server's host plugs the disk into the guest, and the volume is
-    /// `in-use`. Any failure undoes the reservation (the volume is available again).
+    /// node says where it is (or, for a server on another host, exports it over iSCSI), the
+    /// server's host plugs the disk into the guest, and the volume is `in-use`. Any failure
+    /// undoes the reservation (the volume is available again, any export gone).
     public func attachVolume(_ id: String, volumeID: String, deleteOnTermination: Bool = false, by caller: ServerCaller,
                              context: RequestContext) async throws -> VolumeAttachment {
         guard let volumes = servers.volumes else { throw Servers.Failure.badRequest("This cloud has no volume service.") }
@@ -35,9 +36,8 @@ extension Conductor {
                                                              deleteOnTermination: deleteOnTermination)
         let clock = ContinuousClock(), started = clock.now
         do {
-            let connection = try await volumes.connection(volume)
+            var disk = try await volumes.disk(for: volume, attachment: attachment, host: host)
             let connected = clock.now
-            var disk = VolumeDisk(volumeID: volume.id, path: connection.path, block: connection.block)
             let result = try await client.call(AttachVolume.self, .init(instanceID: id, disk: disk), topic: Self.topic(host), context: context,
                                                timeout: .seconds(90))
             let plugged = clock.now
@@ -46,9 +46,10 @@ extension Conductor {
             var done = attachment
             done.device = result.device
             done.path = disk.path
+            done.iscsi = disk.iscsi
             done.status = "attached"
             logger.info("volume attached", metadata: [
-                "instance": "\(id)", "volume": "\(volumeID)", "device": "\(result.device)",
+                "instance": "\(id)", "volume": "\(volumeID)", "device": "\(result.device)", "iscsi": "\(disk.iscsi != nil)",
                 "connection_ms": "\(Self.milliseconds(connected - started))", "host_ms": "\(Self.milliseconds(plugged - connected))",
                 "total_ms": "\(Self.milliseconds(clock.now - started))",
             ])

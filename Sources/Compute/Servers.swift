@@ -219,7 +219,7 @@ public struct Servers: Sendable {
             }
         }
         if let volumeHost = plan.host, let forcedHost, volumeHost != forcedHost {
-            throw Failure.badRequest("Block Device Mapping is Invalid: the volumes are on \(volumeHost), not on the host asked for (\(forcedHost)).")
+            throw Failure.badRequest("Block Device Mapping is Invalid: the snapshots are on \(volumeHost), not on the host asked for (\(forcedHost)).")
         }
         let limits = try await quotas.limits(project: caller.projectID)
         try Self.checkMetadata(request.metadata, limit: limits["metadata_items"])

@@ -112,17 +112,21 @@ public struct InstanceSpec: Codable, Sendable, Equatable {
 }
 
 /// A volume as a disk of an instance: where it is on the host (a file or a block device, as the
-/// volume's backend serves it on the same host) and the guest's device name once attached.
+/// volume's backend serves it on the same host) or, for a volume on another host, the iSCSI
+/// target QEMU's own initiator logs in to; and the guest's device name once attached.
 public struct VolumeDisk: Codable, Sendable, Equatable {
     public var volumeID: String
+    /// The file or device on this host ("" for a volume reached over iSCSI).
     public var path: String
     /// A block device (an LV) rather than a file.
     public var block: Bool
     /// `vdb`, …: chosen by the node at attach time, kept so every later definition has it there.
     public var device: String?
+    /// The volume is on another host, exported there over iSCSI; absent from older controllers.
+    public var iscsi: ISCSITarget?
 
-    public init(volumeID: String, path: String, block: Bool, device: String? = nil) {
-        self.volumeID = volumeID; self.path = path; self.block = block; self.device = device
+    public init(volumeID: String, path: String, block: Bool, device: String? = nil, iscsi: ISCSITarget? = nil) {
+        self.volumeID = volumeID; self.path = path; self.block = block; self.device = device; self.iscsi = iscsi
     }
 }
 

@@ -4,7 +4,9 @@ import Foundation
 ///
 /// Controller → node, on `volume.<host>`: `VolumeWork` (a cast: create, delete or extend one
 /// volume on one backend; the node answers later with `VolumeUpdate`) and `VolumeConnection`
-/// (a call: where the volume is, for a guest on the same host). Node → controller, on
+/// (a call: where the volume is, for a guest on the same host), `ExportVolume` and
+/// `UnexportVolume` (calls: an iSCSI target with a CHAP account per attachment, for a guest on
+/// another host). Node → controller, on
 /// `conductor`: `VolumeUpdate` (a cast) and `VolumesOnHost` (a call: what should be on the
 /// host's backends, read at start and periodically so a lost message or a crash mid-work is
 /// finished by the next reconcile).
@@ -245,10 +247,14 @@ public struct VolumesOnHost: RPCMethod {
         public var snapshots: [SnapshotSpec]?
         /// The backups of the host's volumes (of `ids` when given); absent from older controllers.
         public var backups: [BackupSpec]?
-        public init(volumes: [VolumeSpec], snapshots: [SnapshotSpec]? = nil, backups: [BackupSpec]? = nil) {
+        /// Every iSCSI export the host's volumes should have (all of them, whatever `ids` says):
+        /// the node makes the missing ones and removes those of its volumes not listed.
+        public var exports: [VolumeExport]?
+        public init(volumes: [VolumeSpec], snapshots: [SnapshotSpec]? = nil, backups: [BackupSpec]? = nil, exports: [VolumeExport]? = nil) {
             self.volumes = volumes
             self.snapshots = snapshots
             self.backups = backups
+            self.exports = exports
         }
     }
 
@@ -270,5 +276,61 @@ public struct VolumeConnection: RPCMethod {
         }
     }
     public static let name = "volume_connection"
+    public static let version = RPCVersion(1, 0)
+}
+
+/// One attachment's access to a volume over iSCSI: the volume, and the CHAP account the
+/// controller made for the attachment (kept in its database, so the volume's node can make
+/// the export again after tgtd or the node restarted).
+public struct VolumeExport: Codable, Sendable, Equatable {
+    public var volume: VolumeSpec
+    public var attachmentID: String
+    public var username: String
+    public var password: String
+
+    public init(volume: VolumeSpec, attachmentID: String, username: String, password: String) {
+        self.volume = volume; self.attachmentID = attachmentID; self.username = username; self.password = password
+    }
+}
+
+/// Where a guest on another host reaches a volume: Cinder's iSCSI `connection_info` (target
+/// portal, IQN, LUN, CHAP account).
+public struct ISCSITarget: Codable, Sendable, Equatable {
+    /// `address:port` of the volume node's target daemon.
+    public var portal: String
+    public var iqn: String
+    public var lun: Int
+    public var username: String
+    public var password: String
+
+    public init(portal: String, iqn: String, lun: Int, username: String, password: String) {
+        self.portal = portal; self.iqn = iqn; self.lun = lun; self.username = username; self.password = password
+    }
+
+    /// The portal's address and port (an IPv6 address in brackets loses them).
+    public var address: (host: String, port: Int) {
+        guard let colon = portal.lastIndex(of: ":"), let port = Int(portal[portal.index(after: colon)...]) else { return (portal, 3260) }
+        var host = String(portal[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host, port)
+    }
+}
+
+/// Exports a volume over iSCSI for one attachment (Cinder's `initialize_connection` with a
+/// remote connector): the volume's target (made when missing) with the attachment's CHAP
+/// account bound to it. Repeating it changes nothing.
+public struct ExportVolume: RPCMethod {
+    public typealias Arguments = VolumeExport
+    public typealias Result = ISCSITarget
+    public static let name = "export_volume"
+    public static let version = RPCVersion(1, 0)
+}
+
+/// Ends one attachment's iSCSI access (Cinder's `terminate_connection`): its account goes, and
+/// the target with the last one. A volume no longer exported is not an error.
+public struct UnexportVolume: RPCMethod {
+    public typealias Arguments = VolumeExport
+    public typealias Result = Nothing
+    public static let name = "unexport_volume"
     public static let version = RPCVersion(1, 0)
 }

@@ -133,11 +133,24 @@ public struct Disk: Sendable, Equatable {
     public var readOnly: Bool
     /// The serial the guest sees (Nova puts the volume id there).
     public var serial: String?
+    /// For a network source: the CHAP user and the libvirt secret (by its usage name) holding
+    /// the password, which libvirt hands to QEMU's initiator.
+    public var auth: Auth?
+
+    public struct Auth: Sendable, Equatable {
+        public var username: String
+        /// `iscsi` (or `ceph`).
+        public var secretType: String
+        public var secretUsage: String
+        public init(username: String, secretType: String = "iscsi", secretUsage: String) {
+            self.username = username; self.secretType = secretType; self.secretUsage = secretUsage
+        }
+    }
 
     public init(source: Source, device: String = "disk", format: String, target: String, bus: String, readOnly: Bool = false,
-                serial: String? = nil) {
+                serial: String? = nil, auth: Auth? = nil) {
         self.source = source; self.device = device; self.format = format; self.target = target; self.bus = bus
-        self.readOnly = readOnly; self.serial = serial
+        self.readOnly = readOnly; self.serial = serial; self.auth = auth
     }
 
     var node: XMLNode {
@@ -148,7 +161,11 @@ public struct Disk: Sendable, Equatable {
         case .block(let path): type = "block"; source = XMLNode("source", ["dev": path])
         case .network(let proto, let name, let host, let port):
             type = "network"
-            source = XMLNode("source", ["protocol": proto, "name": name], [XMLNode("host", ["name": host, "port": String(port)])])
+            var inside = [XMLNode("host", ["name": host, "port": String(port)])]
+            if let auth {
+                inside.append(XMLNode("auth", ["username": auth.username], [XMLNode("secret", ["type": auth.secretType, "usage": auth.secretUsage])]))
+            }
+            source = XMLNode("source", ["protocol": proto, "name": name], inside)
         }
         var children = [XMLNode("driver", ["name": "qemu", "type": format]), source, XMLNode("target", ["dev": target, "bus": bus])]
         if readOnly { children.append(XMLNode("readonly")) }

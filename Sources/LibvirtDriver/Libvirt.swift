@@ -145,6 +145,51 @@ public final class LibvirtConnection: @unchecked Sendable {
         return result
     }
 
+    // MARK: Secrets (the CHAP passwords of disks QEMU reaches over iSCSI)
+
+    /// Stores `value` in the private, persistent iSCSI secret with this usage name (defined when
+    /// missing; its value replaced when present). Disks name it in `<auth><secret usage=…/>`.
+    public func setISCSISecret(usage: String, value: String) throws {
+        var secret = virSecretLookupByUsage(handle, Int32(VIR_SECRET_USAGE_TYPE_ISCSI.rawValue), usage)
+        if secret == nil {
+            let xml = "<secret ephemeral='no' private='yes'><description>\(XMLNode.escape(usage))</description>"
+                + "<usage type='iscsi'><target>\(XMLNode.escape(usage))</target></usage></secret>"
+            secret = virSecretDefineXML(handle, xml, 0)
+        }
+        guard let secret else { throw LibvirtError.last("define secret \(usage)") }
+        defer { virSecretFree(secret) }
+        let bytes = Array(value.utf8)
+        guard virSecretSetValue(secret, bytes, bytes.count, 0) == 0 else { throw LibvirtError.last("set secret \(usage)") }
+    }
+
+    /// Removes the iSCSI secret with this usage name; one that does not exist is not an error.
+    public func removeISCSISecret(usage: String) throws {
+        guard let secret = virSecretLookupByUsage(handle, Int32(VIR_SECRET_USAGE_TYPE_ISCSI.rawValue), usage) else {
+            let error = LibvirtError.last("look up secret \(usage)")
+            if error.code == Int32(VIR_ERR_NO_SECRET.rawValue) { return }
+            throw error
+        }
+        defer { virSecretFree(secret) }
+        guard virSecretUndefine(secret) == 0 else { throw LibvirtError.last("undefine secret \(usage)") }
+    }
+
+    /// The usage names of every iSCSI secret.
+    public func iscsiSecretUsages() throws -> [String] {
+        var list: UnsafeMutablePointer<OpaquePointer?>?
+        let count = virConnectListAllSecrets(handle, &list, 0)
+        guard count >= 0, let list else { throw LibvirtError.last("list secrets") }
+        defer { free(list) }
+        var usages: [String] = []
+        for index in 0..<Int(count) {
+            guard let secret = list[index] else { continue }
+            defer { virSecretFree(secret) }
+            if virSecretGetUsageType(secret) == Int32(VIR_SECRET_USAGE_TYPE_ISCSI.rawValue), let usage = virSecretGetUsageID(secret) {
+                usages.append(String(cString: usage))
+            }
+        }
+        return usages
+    }
+
     /// Lifecycle events of every domain on this connection, until the stream's consumer stops.
     /// Requires the event loop, which every connection starts.
     public func lifecycleEvents() throws -> AsyncStream<LifecycleEvent> {

@@ -181,15 +181,27 @@ public final class ComputeService: Sendable {
             for nic in spec.nics where !networks.contains(nic.networkID) { networks.append(nic.networkID) }
             try await vifs.plug(networks: networks)
         }
-        try await hypervisor.define(settings.domain.definition(spec, files: files, host: host))
+        try await defineDomain(spec, files: files)
         revert.add("undefine \(spec.id)") { try await self.hypervisor.undefine(spec.id) }
     }
 
-    /// Removes the domain (with its managed-save image) and the instance's files. Idempotent.
+    /// Defines the instance's domain, with the CHAP passwords of its volumes on other hosts
+    /// where libvirt hands them to QEMU.
+    func defineDomain(_ spec: InstanceSpec, files: InstanceFiles) async throws {
+        for volume in spec.volumes ?? [] {
+            if let iscsi = volume.iscsi { try await hypervisor.setDiskSecret(usage: InstanceDomain.secretUsage(iscsi), password: iscsi.password) }
+        }
+        try await hypervisor.define(settings.domain.definition(spec, files: files, host: host))
+    }
+
+    /// Removes the domain (with its managed-save image and the passwords of its iSCSI disks)
+    /// and the instance's files. Idempotent.
     func tearDown(_ id: String) async throws {
         if let state = try await hypervisor.state(id) {
+            let secrets = InstanceDomain.secretUsages(in: try await hypervisor.definition(id) ?? "")
             if state != .shutOff { try await hypervisor.destroy(id) }
             try await hypervisor.undefine(id)
+            for usage in secrets { try await hypervisor.removeDiskSecret(usage: usage) }
         }
         try files(id).remove()
     }
@@ -260,7 +272,7 @@ public final class ComputeService: Sendable {
         case .rebootHard:
             try await destroyDroppingSave(id)
             // A hard reboot recreates the domain from its definition, as Nova's does.
-            try await hypervisor.define(settings.domain.definition(spec, files: files(id), host: host))
+            try await defineDomain(spec, files: files(id))
             try await startIfOff(id)
             return .active
         case .stop:

@@ -50,6 +50,7 @@ extension ComputeService {
             var placed = disk
             placed.device = device
             let started = ContinuousClock.now
+            if let iscsi = disk.iscsi { try await hypervisor.setDiskSecret(usage: InstanceDomain.secretUsage(iscsi), password: iscsi.password) }
             try await hypervisor.attach(id, device: InstanceDomain.volume(placed), live: toLive, config: toConfig)
             logger.info("volume attached", metadata: ["instance": "\(id)", "volume": "\(disk.volumeID)", "device": "\(device)", "live": "\(toLive)",
                                                       "libvirt": "\(ContinuousClock.now - started)"])
@@ -80,6 +81,7 @@ extension ComputeService {
         if InstanceDomain.hasVolume(stored, volumeID: disk.volumeID) {
             try await hypervisor.detach(id, device: element, live: false, config: true)
         }
+        if let iscsi = disk.iscsi { try await hypervisor.removeDiskSecret(usage: InstanceDomain.secretUsage(iscsi)) }
         logger.info("volume detached", metadata: ["instance": "\(id)", "volume": "\(disk.volumeID)"])
     }
 }

@@ -85,8 +85,33 @@ public struct InstanceDomain: Sendable {
     /// A volume's disk: raw, virtio, the volume's id as its serial (the guest finds it under
     /// /dev/disk/by-id/virtio-<id[:20]>, as with Nova).
     public static func volume(_ disk: VolumeDisk) -> Device {
-        .disk(Disk(source: disk.block ? .block(disk.path) : .file(disk.path), format: "raw", target: disk.device ?? "vdz", bus: "virtio",
-                   serial: disk.volumeID))
+        if let iscsi = disk.iscsi {
+            // On another host: QEMU's own initiator logs in to the target with the attachment's
+            // CHAP account, its password in the libvirt secret named for the account.
+            let portal = iscsi.address
+            return .disk(Disk(source: .network(protocol: "iscsi", name: "\(iscsi.iqn)/\(iscsi.lun)", host: portal.host, port: portal.port),
+                              format: "raw", target: disk.device ?? "vdz", bus: "virtio", serial: disk.volumeID,
+                              auth: .init(username: iscsi.username, secretUsage: secretUsage(iscsi))))
+        }
+        return .disk(Disk(source: disk.block ? .block(disk.path) : .file(disk.path), format: "raw", target: disk.device ?? "vdz", bus: "virtio",
+                          serial: disk.volumeID))
+    }
+
+    /// The name of the libvirt secret holding an iSCSI disk's CHAP password.
+    public static func secretUsage(_ iscsi: ISCSITarget) -> String { secretPrefix + iscsi.username }
+    public static let secretPrefix = "petrel-iscsi-"
+
+    /// The disk secrets a domain's XML names.
+    static func secretUsages(in xml: String) -> [String] {
+        var found: [String] = []
+        var rest = xml[...]
+        while let range = rest.range(of: "usage='\(secretPrefix)") {
+            let after = rest[rest.index(range.lowerBound, offsetBy: 7)...]
+            guard let end = after.firstIndex(of: "'") else { break }
+            found.append(String(after[..<end]))
+            rest = after[end...]
+        }
+        return found
     }
 
     /// Whether a domain's XML has the disk of this volume.

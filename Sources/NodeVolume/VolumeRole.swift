@@ -4,6 +4,7 @@ import Logging
 import NodeCore
 import PetrelCore
 import RPC
+import TgtDriver
 
 /// The volume service as one of the node's services (cinder-volume): its RPC queue
 /// (`volume.<host>`), the backends of `[DEFAULT] enabled_backends`, and their capacity in the
@@ -43,11 +44,19 @@ public final class VolumeRole: NodeService {
     let scratchDirectory: String
     /// The backups of this node's volumes (`[backup] directory`).
     let backups: BackupStore
+    /// tgtd, which exports volumes to guests on other hosts.
+    let tgt: Tgt
+    /// The node's own address: the portal's when a backend names none.
+    let nodeAddress: String?
+    let wantedExports = WantedExports()
 
     public init(context: NodeServiceContext, backends: [Backend], images: (any ImageTransfer)? = nil,
                 scratchDirectory: String = NSTemporaryDirectory() + "petrel-volume-transfers",
-                backupDirectory: String = NSTemporaryDirectory() + "petrel-backups", reconcileInterval: Duration = .seconds(60)) {
+                backupDirectory: String = NSTemporaryDirectory() + "petrel-backups", reconcileInterval: Duration = .seconds(60),
+                nodeAddress: String? = nil, tgt: Tgt = Tgt()) {
         host = context.host
+        self.nodeAddress = nodeAddress
+        self.tgt = tgt
         self.backends = Dictionary(backends.map { ($0.settings.name, $0) }) { a, _ in a }
         client = context.client
         logger = context.logger
@@ -74,6 +83,11 @@ public final class VolumeRole: NodeService {
         await measureCapacities()
         server.register(VolumeWork.self) { [self] work, context in try await converge(id: work.id, context: context) }
         server.register(VolumeConnection.self) { [self] volume, _ in try await connection(volume) }
+        server.register(ExportVolume.self) { [self] export, _ in try await self.export(export) }
+        server.register(UnexportVolume.self) { [self] export, _ in
+            try await unexport(export)
+            return Nothing()
+        }
         server.register(SnapshotWork.self) { [self] work, context in try await converge(id: work.id, context: context) }
         server.register(BackupWork.self) { [self] work, context in try await converge(id: work.id, context: context) }
     }
@@ -108,11 +122,15 @@ public final class VolumeRole: NodeService {
     }
 
     func reconcileAll() async throws {
+        let asked = ContinuousClock.now
         let state = try await client.call(VolumesOnHost.self, .init(host: host), topic: VolumesOnHost.topic, timeout: .seconds(30))
         // Snapshots first: a volume being made from one needs it.
         for spec in state.snapshots ?? [] { await converge(spec, context: RequestContext()) }
         for spec in state.volumes { await converge(spec, context: RequestContext()) }
         for spec in state.backups ?? [] { await converge(spec, context: RequestContext()) }
+        if let exports = state.exports {
+            await convergeExports(await wantedExports.replace(with: exports, asOf: asked), removeOthers: true)
+        }
         await measureCapacities()
     }
 
@@ -136,6 +154,8 @@ public final class VolumeRole: NodeService {
                 while !Task.isCancelled {
                     try await Task.sleep(for: self.capacityInterval)
                     await self.measureCapacities()
+                    // A restarted tgtd has no targets: make the wanted ones again.
+                    await self.convergeExports(await self.wantedExports.all, removeOthers: false)
                 }
             }
             group.addTask {

@@ -337,7 +337,9 @@ public struct PetrelConfig: Sendable {
                 name: name, driver: try option("volume_driver")!, backendName: try option("volume_backend_name") ?? name,
                 volumesDirectory: try option("volumes_dir") ?? "\(statePath)/volumes/\(name)", volumeGroup: try option("volume_group")!,
                 reservedPercentage: Int(try option("reserved_percentage")!)!,
-                maxOverSubscriptionRatio: Double(try option("max_over_subscription_ratio")!)!)
+                maxOverSubscriptionRatio: Double(try option("max_over_subscription_ratio")!)!,
+                targetHelper: try option("target_helper")!, targetIPAddress: try option("target_ip_address"),
+                targetPort: Int(try option("target_port")!)!, targetPrefix: try option("target_prefix")!)
         }
         backupDirectory = try string("backup", "directory") ?? "\(statePath)/backups"
         nodeServices = Self.list(try string("node", "services")!)
@@ -365,11 +367,19 @@ public struct PetrelConfig: Sendable {
         public var volumeGroup: String
         public var reservedPercentage: Int
         public var maxOverSubscriptionRatio: Double
+        /// `tgtadm` or `none`: how volumes reach guests on other hosts.
+        public var targetHelper: String
+        /// The portal's address (nil: the node's own address).
+        public var targetIPAddress: String?
+        public var targetPort: Int
+        public var targetPrefix: String
 
         public init(name: String, driver: String, backendName: String, volumesDirectory: String, volumeGroup: String,
-                    reservedPercentage: Int, maxOverSubscriptionRatio: Double) {
+                    reservedPercentage: Int, maxOverSubscriptionRatio: Double, targetHelper: String = "tgtadm", targetIPAddress: String? = nil,
+                    targetPort: Int = 3260, targetPrefix: String = "iqn.2010-10.org.openstack:") {
             self.name = name; self.driver = driver; self.backendName = backendName; self.volumesDirectory = volumesDirectory
             self.volumeGroup = volumeGroup; self.reservedPercentage = reservedPercentage; self.maxOverSubscriptionRatio = maxOverSubscriptionRatio
+            self.targetHelper = targetHelper; self.targetIPAddress = targetIPAddress; self.targetPort = targetPort; self.targetPrefix = targetPrefix
         }
     }
 

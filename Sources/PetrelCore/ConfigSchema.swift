@@ -233,6 +233,14 @@ public enum ConfigSchema {
               help: "Percentage of the backend's capacity the scheduler leaves free."),
         .init(backendSection, "max_over_subscription_ratio", .number(1...1000), default: "20.0",
               help: "For thin backends (file): how many times its capacity the volumes placed on it may add up to."),
+        .init(backendSection, "target_helper", .choice(["tgtadm", "none"]), default: "tgtadm",
+              help: "How the backend's volumes reach guests on other hosts: tgtadm (an iSCSI target per volume in tgtd, a CHAP account per attachment) or none (only guests on this host)."),
+        .init(backendSection, "target_ip_address", .ipAddress, default: nil,
+              help: "The address of tgtd's portal that other hosts log in to. Defaults to [DEFAULT] my_ip, else the address of the interface of the default route."),
+        .init(backendSection, "target_port", .integer(1...65535), default: "3260",
+              help: "The port of tgtd's portal."),
+        .init(backendSection, "target_prefix", .string, default: "iqn.2010-10.org.openstack:",
+              help: "The start of each exported volume's IQN (followed by volume-<id>)."),
     ]
 
     public static func backendOption(key: String) -> ConfigOption? {

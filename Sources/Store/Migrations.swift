@@ -514,5 +514,13 @@ public enum Schema {
             "ALTER TABLE volume_attachments ADD COLUMN external BOOLEAN NOT NULL DEFAULT FALSE",
             "ALTER TABLE volume_attachments ADD COLUMN attach_mode TEXT NOT NULL DEFAULT 'rw'",
         ]),
+        // Volumes reached over iSCSI by a guest on another host: the CHAP account an
+        // attachment gets (kept so the volume's node can export it again after a restart of
+        // tgtd or of itself) and the target it was exported on (JSON).
+        Migration(version: 24, name: "iscsi exports", statements: [
+            "ALTER TABLE volume_attachments ADD COLUMN chap_user TEXT",
+            "ALTER TABLE volume_attachments ADD COLUMN chap_secret TEXT",
+            "ALTER TABLE volume_attachments ADD COLUMN target TEXT",
+        ]),
     ]
 }

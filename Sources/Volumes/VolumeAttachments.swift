@@ -23,11 +23,14 @@ public struct VolumeAttachment: Sendable, Equatable {
     public var external: Bool = false
     /// `rw` or `ro`.
     public var mode: String = "rw"
+    /// The iSCSI target the volume was exported on for this attachment (a server on another
+    /// host than the volume).
+    public var iscsi: ISCSITarget?
 
     /// Plugged into its server's guest by the compute service.
     public var isPlugged: Bool { !external && (status == "attached" || status == "detaching") }
 
-    public var disk: VolumeDisk { VolumeDisk(volumeID: volumeID, path: path, block: block, device: device) }
+    public var disk: VolumeDisk { VolumeDisk(volumeID: volumeID, path: path, block: block, device: device, iscsi: iscsi) }
 }
 
 struct AttachmentRow: Codable, Sendable {
@@ -43,10 +46,16 @@ struct AttachmentRow: Codable, Sendable {
     var deleteOnTermination: Bool = false
     var external: Bool = false
     var attachMode: String = "rw"
+    /// The CHAP account made for the attachment when its volume is exported over iSCSI.
+    var chapUser: String?
+    var chapSecret: String?
+    /// The target it was exported on (JSON of `ISCSITarget`).
+    var target: String?
 
     var value: VolumeAttachment {
         VolumeAttachment(id: id, volumeID: volumeId, instanceID: instanceId, host: host, device: device, path: path, block: block,
-                         status: status, createdAt: createdAt, deleteOnTermination: deleteOnTermination, external: external, mode: attachMode)
+                         status: status, createdAt: createdAt, deleteOnTermination: deleteOnTermination, external: external, mode: attachMode,
+                         iscsi: target.flatMap { try? JSONDecoder().decode(ISCSITarget.self, from: Data($0.utf8)) })
     }
 }
 
@@ -55,8 +64,8 @@ extension Tables {
 }
 
 /// Attaching volumes to servers (the Cinder side of Nova's os-volume_attachments): reserve,
-/// connect, finish or undo; detach the same way. A volume is reachable only by a guest on its
-/// own node until an export (iSCSI) exists.
+/// connect, finish or undo; detach the same way. A guest on the volume's own node gets its file
+/// or device; a guest on another host gets an iSCSI export with a CHAP account of its own.
 extension VolumeService {
     /// Reserves an available volume for `instanceID` on `host` (the volume goes `attaching`).
     public func reserve(_ volumeID: String, projectID: String?, instanceID: String, host: String,
@@ -66,8 +75,8 @@ extension VolumeService {
             guard volume.status == VolumeStatus.available else {
                 throw VolumeFailure.invalidVolume("volume \(volumeID) status must be available to reserve, but the status is \(volume.status).")
             }
-            guard volume.host == host else {
-                throw VolumeFailure.invalidVolume("volume \(volumeID) is on \(volume.host.isEmpty ? "no host" : volume.host) and the server on \(host): this cloud attaches a volume only to a server on the volume's own node (no iSCSI export yet).")
+            guard !volume.host.isEmpty else {
+                throw VolumeFailure.invalidVolume("volume \(volumeID) is on no host.")
             }
             volume.status = "attaching"
             volume.updatedAt = now()
@@ -84,22 +93,100 @@ extension VolumeService {
         try await connect(volume.host, VolumeSpec(id: volume.id, backend: volume.backend, sizeGB: volume.size, status: volume.status))
     }
 
+    /// The disk a guest on `host` gets for the volume of `attachment`: the volume's file or
+    /// device when it is on that host; otherwise the volume exported over iSCSI by its node,
+    /// with a CHAP account made for this attachment (recorded before the node is asked, so a
+    /// crash in between leaves an account the node's reconcile knows about).
+    public func disk(for volume: Volume, attachment: VolumeAttachment, host: String) async throws -> VolumeDisk {
+        if volume.host == host {
+            let connection = try await connection(volume)
+            return VolumeDisk(volumeID: volume.id, path: connection.path, block: connection.block)
+        }
+        return VolumeDisk(volumeID: volume.id, path: "", block: false, iscsi: try await exportVolume(volume, attachmentID: attachment.id))
+    }
+
+    /// Exports the volume for one attachment (its account made once and kept).
+    func exportVolume(_ volume: Volume, attachmentID: String) async throws -> ISCSITarget {
+        guard let export else { throw VolumeFailure.invalidVolume("volume \(volume.id) is on \(volume.host): this cloud exports no volumes to other hosts.") }
+        let account: (user: String, secret: String) = try await database.transaction { sql in
+            guard var row = try await Tables.attachments.lockedGet(sql, id: attachmentID) else {
+                throw VolumeFailure(404, "Attachment \(attachmentID) could not be found.")
+            }
+            if let user = row.chapUser, let secret = row.chapSecret { return (user, secret) }
+            row.chapUser = Self.chapUser(attachmentID)
+            row.chapSecret = Self.chapSecret()
+            try await Tables.attachments.update(sql, id: attachmentID, row)
+            return (row.chapUser!, row.chapSecret!)
+        }
+        let target = try await export(volume.host, VolumeExport(volume: Self.spec(volume), attachmentID: attachmentID,
+                                                               username: account.user, password: account.secret))
+        try await database.transaction { sql in
+            guard var row = try await Tables.attachments.lockedGet(sql, id: attachmentID) else { return }
+            row.target = Self.encodeTarget(target)
+            try await Tables.attachments.update(sql, id: attachmentID, row)
+        }
+        return target
+    }
+
+    /// A CHAP user name per attachment (tgtd's accounts are shared by all its targets).
+    static func chapUser(_ attachmentID: String) -> String { "petrel-" + attachmentID.replacingOccurrences(of: "-", with: "").prefix(24) }
+
+    /// 20 random letters and digits, as Cinder's generated CHAP secrets.
+    static func chapSecret() -> String {
+        let alphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<20).map { _ in alphabet[Int(generator.next(upperBound: UInt(alphabet.count)))] })
+    }
+
+    static func encodeTarget(_ target: ISCSITarget) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? encoder.encode(target)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    }
+
     /// The attach is done: the volume is `in-use`, the attachment holds the disk the guest got.
     public func finishAttachment(_ id: String, disk: VolumeDisk) async throws {
         try await database.transaction { sql in
             guard var row = try await Tables.attachments.lockedGet(sql, id: id) else { return }
             row.status = "attached"; row.device = disk.device; row.path = disk.path; row.block = disk.block
+            if let iscsi = disk.iscsi { row.target = Self.encodeTarget(iscsi) }
             try await Tables.attachments.update(sql, id: id, row)
             try await setStatus(sql, row.volumeId, "in-use")
         }
     }
 
-    /// An attach that failed (or a detach that finished): the attachment goes, the volume is available.
+    /// An attach that failed (or a detach that finished): the attachment goes, the volume is
+    /// available, and its iSCSI account (if any) is removed from the volume's node.
     public func dropAttachment(_ id: String) async throws {
-        try await database.transaction { sql in
-            guard let row = try await Tables.attachments.lockedGet(sql, id: id) else { return }
+        let dropped: AttachmentRow? = try await database.transaction { sql in
+            guard let row = try await Tables.attachments.lockedGet(sql, id: id) else { return nil }
             _ = try await Tables.attachments.delete(sql, where: [.equals("id", id)])
             try await setStatus(sql, row.volumeId, VolumeStatus.available)
+            return row
+        }
+        if let dropped { await unexport([dropped]) }
+    }
+
+    /// Ends the iSCSI access of attachments that are gone. A node that cannot be reached now
+    /// removes the account at its next reconcile, which no longer lists it.
+    func unexport(_ rows: [AttachmentRow]) async {
+        guard let unexport else { return }
+        for row in rows {
+            guard let user = row.chapUser, let secret = row.chapSecret,
+                  let volume = try? await database.withConnection({ sql in try await Tables.volumes.get(sql, id: row.volumeId) })?.value else { continue }
+            try? await unexport(volume.host, VolumeExport(volume: Self.spec(volume), attachmentID: row.id, username: user, password: secret))
+        }
+    }
+
+    /// The iSCSI exports the volumes of `host` should have: one per attachment given an account.
+    public func exports(host: String) async throws -> [VolumeExport] {
+        try await database.withConnection { sql in
+            let volumes = Dictionary(try await Tables.volumes.all(sql, where: [.equals("host", host)]).map { ($0.id, $0.value) }) { a, _ in a }
+            guard !volumes.isEmpty else { return [] }
+            return try await Tables.attachments.all(sql, where: [.inList("volume_id", Array(volumes.keys))], orderBy: "created_at").compactMap { row in
+                guard let user = row.chapUser, let secret = row.chapSecret, let volume = volumes[row.volumeId] else { return nil }
+                return VolumeExport(volume: Self.spec(volume), attachmentID: row.id, username: user, password: secret)
+            }
         }
     }
 
@@ -145,15 +232,17 @@ extension VolumeService {
     /// (they stay available, with the reason logged by the caller).
     @discardableResult
     public func releaseAll(instanceID: String) async throws -> [(volumeID: String, error: any Error)] {
-        let doomed: [String] = try await database.transaction { sql in
-            var doomed: [String] = []
+        let (doomed, released): ([String], [AttachmentRow]) = try await database.transaction { sql in
+            var doomed: [String] = [], released: [AttachmentRow] = []
             for row in try await Tables.attachments.all(sql, where: [.equals("instance_id", instanceID)]) where !row.external {
                 _ = try await Tables.attachments.delete(sql, where: [.equals("id", row.id)])
                 try await setStatus(sql, row.volumeId, VolumeStatus.available)
                 if row.deleteOnTermination { doomed.append(row.volumeId) }
+                released.append(row)
             }
-            return doomed
+            return (doomed, released)
         }
+        await unexport(released)
         var failed: [(volumeID: String, error: any Error)] = []
         for id in doomed {
             do { try await delete(id, projectID: nil) } catch { failed.append((id, error)) }
@@ -173,7 +262,8 @@ extension VolumeService {
 /// initialize_connection, attach, begin/roll detaching, detach, unreserve): the bookkeeping a
 /// consumer that connects volumes itself (another Nova, a bare-metal service) drives. The
 /// connection it gets is where the volume is on its node (`local`, a file or a block device);
-/// only a consumer on that node can use it until an export (iSCSI) exists.
+/// only a consumer on that node can use it (servers on other hosts get iSCSI exports through
+/// the compute API; this API does not hand them out yet).
 extension VolumeService {
     /// What a connector is told: Cinder's `connection_info`.
     public struct ConnectionInfo: Sendable, Equatable {
@@ -190,7 +280,7 @@ extension VolumeService {
     /// The connection to `volume` for a consumer on `connectorHost`, asked of the volume's node.
     func connectionInfo(_ volume: Volume, connectorHost: String?, mode: String) async throws -> ConnectionInfo {
         if let connectorHost, connectorHost != volume.host {
-            throw VolumeFailure.invalidVolume("volume \(volume.id) is on \(volume.host) and the connector on \(connectorHost): this cloud connects a volume only on its own node (no iSCSI export yet).")
+            throw VolumeFailure.invalidVolume("volume \(volume.id) is on \(volume.host) and the connector on \(connectorHost): the attachments API connects a volume only on its own node (servers on other hosts reach it over iSCSI through the compute API).")
         }
         let result = try await connection(volume)
         return ConnectionInfo(devicePath: result.path, block: result.block, mode: mode)

@@ -37,6 +37,10 @@ public struct VolumeService: Sendable {
     let sendSnapshot: @Sendable (_ host: String, _ work: SnapshotSpec) async throws -> Void
     /// Hands a node work on a backup (a cast to `volume.<host>`).
     let sendBackup: @Sendable (_ host: String, _ work: BackupSpec) async throws -> Void
+    /// Has a node export a volume over iSCSI for one attachment, and end that (calls to
+    /// `volume.<host>`); nil: volumes reach only guests on their own node.
+    let export: (@Sendable (_ host: String, _ export: VolumeExport) async throws -> ISCSITarget)?
+    let unexport: (@Sendable (_ host: String, _ export: VolumeExport) async throws -> Void)?
 
     public static let volumeBinary = "cinder-volume"
 
@@ -44,8 +48,12 @@ public struct VolumeService: Sendable {
                 connect: @escaping @Sendable (_ host: String, _ volume: VolumeSpec) async throws -> VolumeConnection.Result,
                 sendSnapshot: @escaping @Sendable (_ host: String, _ work: SnapshotSpec) async throws -> Void,
                 sendBackup: @escaping @Sendable (_ host: String, _ work: BackupSpec) async throws -> Void,
+                export: (@Sendable (_ host: String, _ export: VolumeExport) async throws -> ISCSITarget)? = nil,
+                unexport: (@Sendable (_ host: String, _ export: VolumeExport) async throws -> Void)? = nil,
                 send: @escaping @Sendable (_ host: String, _ work: VolumeSpec) async throws -> Void) {
         self.database = database
+        self.export = export
+        self.unexport = unexport
         self.settings = settings
         self.hosts = hosts
         self.images = images

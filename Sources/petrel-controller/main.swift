@@ -123,6 +123,14 @@ struct Serve: AsyncParsableCommand {
             },
             sendBackup: { host, work in
                 try await volumeClient.cast(BackupWork.self, work, topic: RPCTopology.hostTopic(VolumeTopic.name, host: host), patience: .seconds(10))
+            },
+            export: { host, export in
+                try await volumeClient.call(ExportVolume.self, export, topic: RPCTopology.hostTopic(VolumeTopic.name, host: host),
+                                            timeout: .seconds(30))
+            },
+            unexport: { host, export in
+                _ = try await volumeClient.call(UnexportVolume.self, export, topic: RPCTopology.hostTopic(VolumeTopic.name, host: host),
+                                                timeout: .seconds(30))
             }) { host, work in
             try await volumeClient.cast(VolumeWork.self, work, topic: RPCTopology.hostTopic(VolumeTopic.name, host: host), patience: .seconds(10))
         }
@@ -163,7 +171,8 @@ struct Serve: AsyncParsableCommand {
         reports.register(VolumesOnHost.self) { query, _ in
             VolumesOnHost.Result(volumes: try await volumes.specs(host: query.host, ids: query.ids),
                                  snapshots: try await volumes.snapshotSpecs(host: query.host, ids: query.ids),
-                                 backups: try await volumes.backupSpecs(host: query.host, ids: query.ids))
+                                 backups: try await volumes.backupSpecs(host: query.host, ids: query.ids),
+                                 exports: try await volumes.exports(host: query.host))
         }
         reports.register(BackupUpdate.self) { update, context in
             let applied = try await volumes.applyBackup(update)

@@ -91,7 +91,8 @@ struct PetrelNode: AsyncParsableCommand {
             context.logger.warning("no [service_user]: this node cannot make volumes from images nor upload volumes to images")
         }
         return VolumeRole(context: context, backends: backends, images: images,
-                          scratchDirectory: config.statePath + "/volume-transfers", backupDirectory: config.backupDirectory)
+                          scratchDirectory: config.statePath + "/volume-transfers", backupDirectory: config.backupDirectory,
+                          nodeAddress: config.myIP ?? (try? Netlink().defaultRouteAddress() ?? nil))
     }
 
     static func network(_ config: PetrelConfig, _ context: NodeServiceContext) throws -> any NodeService {

@@ -42,6 +42,21 @@ actor VolumeNodeDouble {
 
     func setUnreachable(_ value: Bool) { unreachable = value }
 
+    /// The iSCSI exports the node holds, by attachment.
+    var exports: [String: VolumeExport] = [:]
+
+    func export(_ host: String, _ export: VolumeExport) throws -> ISCSITarget {
+        if unreachable { throw CancellationError() }
+        exports[export.attachmentID] = export
+        return ISCSITarget(portal: "192.0.2.7:3260", iqn: "iqn.2010-10.org.openstack:volume-\(export.volume.id)", lun: 1,
+                           username: export.username, password: export.password)
+    }
+
+    func unexport(_ host: String, _ export: VolumeExport) throws {
+        if unreachable { throw CancellationError() }
+        exports[export.attachmentID] = nil
+    }
+
     /// Drops the work handed out so far (a test that answered it itself).
     func forget() {
         pending = []
@@ -101,7 +116,9 @@ actor VolumeNodeDouble {
             let volumes = VolumeService(database: database, settings: .init(quotaDefaults: quotas), hosts: hosts, images: images,
                                         connect: { _, volume in .init(path: "/volumes/volume-\(volume.id)", block: false) },
                                         sendSnapshot: { host, work in try await node.take(host, work) },
-                                        sendBackup: { host, work in try await node.take(host, work) }) { host, work in
+                                        sendBackup: { host, work in try await node.take(host, work) },
+                                        export: { host, export in try await node.export(host, export) },
+                                        unexport: { host, export in try await node.unexport(host, export) }) { host, work in
                 try await node.take(host, work)
             }
             let router = Hummingbird.Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
@@ -365,9 +382,22 @@ actor VolumeNodeDouble {
             let base = "/volume/v3/\(cloud.memberProject)"
             let id = try #require(try await call(cloud, "\(base)/volumes", method: .post, body: #"{"volume": {"size": 1}}"#).json?["volume"]?["id"]?.stringValue)
             try await cloud.node.finish(cloud.volumes)
-            await #expect(throws: VolumeFailure.self, "a server on another host") {
-                _ = try await cloud.volumes.reserve(id, projectID: nil, instanceID: "server-1", host: "elsewhere")
-            }
+            // A server on another host gets the volume exported over iSCSI, with a CHAP account of
+            // its own attachment, kept for the node's reconcile; dropping the attachment ends it.
+            let (remoteVolume, remote) = try await cloud.volumes.reserve(id, projectID: nil, instanceID: "server-0", host: "elsewhere")
+            let disk = try await cloud.volumes.disk(for: remoteVolume, attachment: remote, host: "elsewhere")
+            let iscsi = try #require(disk.iscsi)
+            #expect(disk.path == "" && iscsi.iqn.hasSuffix("volume-\(id)") && iscsi.username.hasPrefix("petrel-") && iscsi.password.count == 20)
+            let listed = try await cloud.volumes.exports(host: "node1")
+            #expect(listed.map(\.attachmentID) == [remote.id] && listed.first?.password == iscsi.password)
+            #expect(try await cloud.volumes.disk(for: remoteVolume, attachment: remote, host: "elsewhere").iscsi == iscsi, "the same account again")
+            #expect(await cloud.node.exports[remote.id]?.username == iscsi.username)
+            try await cloud.volumes.finishAttachment(remote.id, disk: VolumeDisk(volumeID: id, path: "", block: false, device: "vdc", iscsi: iscsi))
+            #expect(try await cloud.volumes.attachments(volumeIDs: [id]).first?.disk.iscsi == iscsi, "the target kept with the attachment")
+            try await cloud.volumes.dropAttachment(remote.id)
+            #expect(await cloud.node.exports.isEmpty)
+            #expect(try await cloud.volumes.exports(host: "node1").isEmpty)
+            #expect(try await cloud.volumes.volume(id, projectID: nil).status == "available")
             let (volume, attachment) = try await cloud.volumes.reserve(id, projectID: cloud.memberProject, instanceID: "server-1", host: "node1")
             #expect(volume.status == "attaching")
             #expect(try await cloud.volumes.connection(volume).path == "/volumes/volume-\(id)")

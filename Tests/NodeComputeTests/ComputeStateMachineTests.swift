@@ -118,6 +118,16 @@ final class HypervisorDouble: HypervisorDriver, @unchecked Sendable {
     }
 
     func events() throws -> AsyncStream<GuestEvent> { AsyncStream { $0.finish() } }
+
+    private var secrets: [String: String] = [:]
+    func setDiskSecret(usage: String, password: String) async throws {
+        lock.withLock { calls.append("secret \(usage)"); secrets[usage] = password }
+    }
+    func removeDiskSecret(usage: String) async throws {
+        lock.withLock { calls.append("forget \(usage)"); secrets[usage] = nil }
+    }
+    func diskSecrets() async throws -> [String] { lock.withLock { secrets.keys.sorted() } }
+    func secret(_ usage: String) -> String? { lock.withLock { secrets[usage] } }
 }
 
 /// The controller's side of the conversation, in memory.

@@ -147,6 +147,22 @@ import Testing
         #expect(stored[first.lowerBound...].prefix(400).contains("/volumes/root"), "the root volume is the first disk")
     }
 
+    /// A volume on another host is a network disk QEMU's initiator reaches, its CHAP password
+    /// named by a libvirt secret; the secrets a definition names are found again for teardown.
+    @Test func aVolumeOnAnotherHostIsAnISCSIDiskWithCHAP() throws {
+        let iscsi = ISCSITarget(portal: "192.0.2.9:3261", iqn: "iqn.2010-10.org.openstack:volume-v1", lun: 1, username: "petrel-abc",
+                                password: "secret-not-in-the-xml")
+        let xml = InstanceDomain.volume(VolumeDisk(volumeID: "v1", path: "", block: false, device: "vdc", iscsi: iscsi)).xml
+        #expect(xml.contains("<disk type='network' device='disk'>"))
+        #expect(xml.contains("<source protocol='iscsi' name='iqn.2010-10.org.openstack:volume-v1/1'>"))
+        #expect(xml.contains("<host name='192.0.2.9' port='3261'/>"))
+        #expect(xml.contains("<auth username='petrel-abc'>") && xml.contains("<secret type='iscsi' usage='petrel-iscsi-petrel-abc'/>"))
+        #expect(!xml.contains("secret-not-in-the-xml"), "the password stays in the secret")
+        #expect(InstanceDomain.secretUsages(in: "<domain>\(xml)\(xml)</domain>") == ["petrel-iscsi-petrel-abc", "petrel-iscsi-petrel-abc"])
+        let v6 = ISCSITarget(portal: "[2001:db8::5]:3260", iqn: "", lun: 1, username: "", password: "").address
+        #expect(v6.host == "2001:db8::5" && v6.port == 3260)
+    }
+
     @Test func qemuDefinesTheDomainWithConsoleAndVNC() async throws {
         try Requirement.root()
         try Requirement.libvirtd()

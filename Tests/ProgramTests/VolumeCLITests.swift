@@ -10,13 +10,16 @@ import Testing
 /// service on two backends: `file-1` (sparse files in a directory) and `lvm-1` (a volume group
 /// on a loop device; without device-mapper LVM changes only its metadata, which `lvs` reads).
 /// The same node runs compute on QEMU: a real guest gets a volume hot-plugged, writes to it, and
-/// lets go of it again.
+/// lets go of it again. A second node, compute only, runs guests that reach the first node's
+/// volumes over iSCSI (tgtd, CHAP): one boots from a volume there, and gets another hot-plugged;
+/// tgtd is restarted under it and the node exports both again.
 @Suite struct VolumeCLITests {
     @Test func volumesOnFileAndLVMBackends() async throws {
         try await withGuestSlots(1) {
             try Requirement.root()
             try Requirement.libvirtd()
             try Requirement.tool("losetup")
+            try Requirement.tgtd()
             try await withPrivateVirtualHost { transport in try await run(transport) }
         }
     }
@@ -26,6 +29,7 @@ import Testing
         let guest = try await KeystoneCLITests.guestImage()
         let cloud = try await CloudUnderTest(transport: transport, serviceDownTime: 10)
         let node = TestNames.unique("vol-")
+        let remote = TestNames.unique("volr-")
         let group = TestNames.unique("petrel-test-")
         let image = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-lvm-\(UUID().uuidString).img").path
         let files = cloud.directory.appendingPathComponent("volumes-file-1").path
@@ -38,17 +42,20 @@ import Testing
             [file-1]
             volume_driver = file
             volumes_dir = \(files)
+            target_ip_address = 127.0.0.1
             [lvm-1]
             volume_driver = lvm
             volume_group = \(group)
+            target_ip_address = 127.0.0.1
             [backup]
             directory = \(backups)
             """).config
+        let remoteConfig = try cloud.nodeConfig(host: remote, uri: "qemu:///system", services: "compute").config
         let lvm = LVM()
         var device: String?
         @Sendable func phase(_ name: String) async throws {
             let result = try await Command.run("env", [
-                "OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(cloud.clouds)", "NODE=\(node)", "VG=\(group)", "FILES=\(files)", "WORK=\(work)", "GUEST=\(guest)", "BACKUPS=\(backups)",
+                "OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(cloud.clouds)", "NODE=\(node)", "REMOTE=\(remote)", "VG=\(group)", "FILES=\(files)", "WORK=\(work)", "GUEST=\(guest)", "BACKUPS=\(backups)",
                 "bash", Repository.root.appendingPathComponent("Tests/ProgramTests/volume-cli.sh").path, name])
             let passed = result.status == 0 && result.stdout.contains("phase \(name) passed")
             for line in result.stdout.split(separator: "\n") where line.hasPrefix("ok - ") || line.hasPrefix("figure: ") { print("volume-cli \(name): \(line)") }
@@ -70,7 +77,20 @@ import Testing
             try await phase("attach")
             try await phase("snapshot")
             try await phase("images")
+            try cloud.node(config: remoteConfig).start()
             try await phase("boot")
+            // tgtd loses every target when it restarts: the volume node makes them again.
+            try await withTgtdAlone {
+                _ = try? await Command.run("pkill", ["-x", "tgtd"])
+                for _ in 0..<100 where try await Command.run("pgrep", ["-x", "tgtd"]).status == 0 {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                try await Command.check("tgtd", ["--iscsi", "portal=127.0.0.1:3260"])
+                for _ in 0..<100 where try await Command.run("tgtadm", ["--lld", "iscsi", "--op", "show", "--mode", "sys"]).status != 0 {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+            try await phase("boot-restored")
             try await phase("backup")
             try await phase("lvm")
             first.signal(SIGKILL)

@@ -9,8 +9,12 @@
 #   volume-cli.sh images      a volume from the guest's image holds its bytes; uploaded back as a qcow2 image, the same
 #                             bytes; an image too large is refused; an upload the backend cannot do leaves nothing behind
 #   volume-cli.sh boot        servers booted from volumes (--volume; --block-device image→volume with delete_on_termination):
-#                             QEMU boots the volume as vda with no local disk; the root volume cannot be detached; deleting
-#                             the servers frees the one and deletes the other
+#                             QEMU boots the volume as vda with no local disk; the --volume one runs on node $REMOTE and
+#                             reaches its volume on $NODE over iSCSI (tgtd, its own CHAP account), and gets va hot-plugged
+#                             the same way: its guest reads va's marker; the root volume cannot be detached
+#   volume-cli.sh boot-restored  (tgtd was restarted) $NODE exported both volumes again: the guest reads new bytes written
+#                             into va's file; va detached over iSCSI (its target and account gone, the secret on the
+#                             compute side too); deleting the servers frees the one and deletes the other, no target left
 #   volume-cli.sh backup      a full and an incremental backup of the guest's volume, restored into a new volume and over
 #                             the volume (the bytes each saw come back); deleted in order
 #   volume-cli.sh lvm         a volume on lvm-1: the logical volume made, grown and removed (lvs), capacity as vgs says
@@ -18,10 +22,10 @@
 #                             reported down a new volume goes to error (no valid backend)
 #   volume-cli.sh restarted   the restarted node finished the delete; new volumes are made again
 #   volume-cli.sh cleanup     every volume and type deleted: no file or logical volume left
-# Needs OSC, OS_CLIENT_CONFIG_FILE (cloud `petrel`, admin), NODE, VG, FILES, WORK, GUEST (the test guest's image),
-# BACKUPS (the node's [backup] directory).
+# Needs OSC, OS_CLIENT_CONFIG_FILE (cloud `petrel`, admin), NODE, REMOTE (a compute-only node), VG, FILES, WORK, GUEST
+# (the test guest's image), BACKUPS (the node's [backup] directory).
 set -uo pipefail
-: "${OSC:?}" "${OS_CLIENT_CONFIG_FILE:?}" "${NODE:?}" "${VG:?}" "${FILES:?}" "${WORK:?}" "${GUEST:?}" "${BACKUPS:?}"
+: "${OSC:?}" "${OS_CLIENT_CONFIG_FILE:?}" "${NODE:?}" "${REMOTE:?}" "${VG:?}" "${FILES:?}" "${WORK:?}" "${GUEST:?}" "${BACKUPS:?}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 contains() { grep "$@" >/dev/null; }
 ok() { echo "ok - $*"; }
@@ -35,6 +39,8 @@ status_is() { [ "$(os volume show "$1" -c status -f value)" = "$2" ]; }
 size_is() { [ "$(os volume show "$1" -c size -f value)" = "$2" ]; }
 gone() { ! os volume show "$1" >/dev/null 2>&1; }
 file_size() { stat -c %s "$FILES/volume-$1" 2>/dev/null; }
+targets() { tgtadm --lld iscsi --op show --mode target 2>/dev/null; }
+exported() { targets | grep -q "^Target [0-9]*: iqn.2010-10.org.openstack:volume-$1\$"; }
 lv_size() { lvs --noheadings -o lv_size --units b --nosuffix "$VG/volume-$1" 2>/dev/null | tr -d ' '; }
 refuse() { # refuse PATTERN COMMAND...
   local pattern=$1; shift
@@ -286,8 +292,24 @@ assert m.get("image_id") == sys.argv[1] and m.get("disk_format") == "qcow2" and 
     status_is vn available || fail "vn is $(os volume show vn -f value -c status) after a refused create"
     ok "server create refuses a root volume that is not bootable, and an image-to-volume mapping without a size (Nova's 400s)"
 
+    # bv1 runs on $REMOTE, its root volume on $NODE. Its guest (vda the volume, vdb its config
+    # drive) prints what the first sector of vdc holds whenever that changes.
+    cat > "$WORK/remote-data" <<'DATA'
+#!/bin/sh
+(
+  while [ ! -b /dev/vdc ]; do sleep 0.5; done
+  last=""
+  while [ -b /dev/vdc ]; do
+    echo 3 > /proc/sys/vm/drop_caches
+    now=$(dd if=/dev/vdc bs=512 count=1 2>/dev/null | tr -dc 'a-z0-9-' | head -c 48)
+    if [ -n "$now" ] && [ "$now" != "$last" ]; then echo "PETREL-REMOTE-READ $now"; last=$now; fi
+    sleep 1
+  done
+) &
+DATA
     start=$(date +%s%3N)
-    b1=$(os server create --volume vb --flavor "fl-$NODE" --nic none "bv1-$NODE" -f json | field id) || fail "server create --volume"
+    b1=$(os server create --volume vb --flavor "fl-$NODE" --nic none --availability-zone "nova:$REMOTE" --config-drive true \
+      --user-data "$WORK/remote-data" "bv1-$NODE" -f json | field id) || fail "server create --volume"
     b2=$(os server create --flavor "fl-$NODE" --nic none "bv2-$NODE" -f json \
       --block-device "source_type=image,uuid=$image,destination_type=volume,volume_size=1,boot_index=0,delete_on_termination=true" \
       | field id) || fail "server create --block-device"
@@ -308,18 +330,44 @@ s = json.load(sys.stdin)
 v = s["volumes_attached"]
 assert [a["id"] for a in v] == [sys.argv[1]] and str(v[0]["delete_on_termination"]).lower() == "false", v' "$vb" \
       || fail "bv1: $(os server show "$b1" -f json -c volumes_attached)"
-    for pair in "$b1:$vb" "$b2:$v2"; do
-      server=${pair%%:*} volume=${pair##*:}
+    [ "$(os server show "$b1" -f value -c OS-EXT-SRV-ATTR:host)" = "$REMOTE" ] || fail "bv1 is not on $REMOTE"
+    [ "$(os server show "$b2" -f value -c OS-EXT-SRV-ATTR:host)" = "$NODE" ] || fail "bv2 is not on $NODE"
+    for pair in "$b1:$vb:iqn.2010-10.org.openstack:volume-$vb/1" "$b2:$v2:$FILES/volume-$v2"; do
+      server=${pair%%:*} rest=${pair#*:}; volume=${rest%%:*} source=${rest#*:}
       blk=$(virsh -c qemu:///system domblklist "petrel-$server")
-      echo "$blk" | contains "vda .*$FILES/volume-$volume" || fail "$server's vda is not its volume: $blk"
-      echo "$blk" | contains "/$server/disk\b" && fail "$server has a local root disk: $blk"
+      echo "$blk" | contains "vda *$source" || fail "$server's vda is not its volume ($source): $blk"
+      echo "$blk" | contains -E "/$server/disk *$" && fail "$server has a local root disk: $blk"
       status_is "$volume" in-use || fail "$volume is $(os volume show "$volume" -f value -c status)"
     done
+    virsh -c qemu:///system dumpxml "petrel-$b1" | python3 -c '
+import sys, xml.etree.ElementTree as ET
+d = ET.parse(sys.stdin).getroot()
+disk = [x for x in d.iter("disk") if x.find("target").get("dev") == "vda"][0]
+s = disk.find("source")
+assert disk.get("type") == "network" and s.get("protocol") == "iscsi", ET.tostring(disk)
+assert s.find("host").get("name") == "127.0.0.1" and s.find("host").get("port") == "3260", ET.tostring(disk)
+auth = s.find("auth") if s.find("auth") is not None else disk.find("auth")
+assert auth.get("username").startswith("petrel-") and auth.find("secret").get("usage") == "petrel-iscsi-" + auth.get("username"), ET.tostring(disk)
+' || fail "bv1's vda is not an iSCSI disk with CHAP: $(virsh -c qemu:///system dumpxml "petrel-$b1" | grep -A8 "<disk type='network'")"
+    exported "$vb" || fail "no target exports vb: $(targets)"
+    targets | grep -A40 "volume-$vb\$" | contains "Backing store path: $FILES/volume-$vb" || fail "vb's target does not export its file: $(targets)"
     waitfor 240 console_has "$b1" PETREL-GUEST-READY || fail "bv1's guest did not boot: $(os console log show "$b1" | tail -5)"
     waitfor 240 console_has "$b2" PETREL-GUEST-READY || fail "bv2's guest did not boot: $(os console log show "$b2" | tail -5)"
     echo "figure: both guests booted from their volumes after $(( $(date +%s%3N) - start )) ms"
     [ "$(os volume show "$v2" -f value -c bootable | tr A-Z a-z)" = "true" ] || fail "the volume made from the image is not bootable"
     ok "server create --volume and --block-device source_type=image,destination_type=volume: ACTIVE, QEMU boots each volume as vda (no local disk), the guests come up; volumes in-use, volumes_attached with delete_on_termination"
+    ok "bv1 on $REMOTE boots from vb on $NODE over iSCSI: a network disk (portal 127.0.0.1:3260, CHAP user and libvirt secret), vb's file as LUN 1 of its tgtd target"
+
+    start=$(date +%s%3N)
+    os server add volume "bv1-$NODE" va || fail "server add volume across hosts"
+    echo "figure: server add volume across hosts (iSCSI) returned after $(( $(date +%s%3N) - start )) ms"
+    status_is va in-use || fail "va is $(os volume show va -c status -f value) after the remote attach"
+    exported "$(os volume show va -f value -c id)" || fail "no target exports va: $(targets)"
+    virsh -c qemu:///system domblklist "petrel-$b1" | contains "vdc *iqn.2010-10.org.openstack:volume-" || fail "bv1 has no iSCSI vdc: $(virsh -c qemu:///system domblklist "petrel-$b1")"
+    waitfor 120 console_has "$b1" "PETREL-REMOTE-READ petrel-volume-marker" \
+      || fail "bv1's guest did not read va's marker: $(os console log show "$b1" | tail -8)"
+    echo "figure: the remote guest read va's marker after $(( $(date +%s%3N) - start )) ms"
+    ok "server add volume: va (on $NODE) hot-plugged into bv1 (on $REMOTE) over iSCSI; the guest reads the marker the first guest wrote"
 
     # Cinder's attachments API, as a consumer that connects volumes itself drives it (3.27+).
     at=$(os --os-volume-api-version 3.54 volume attachment create --connect --host "$NODE" --initiator iqn.2026-12.dev.petrel:test \
@@ -345,14 +393,43 @@ assert "device_path" in str(p) and sys.argv[1] in str(p), p' "$FILES/volume-$vn"
     refuse "volume-backed" os server rebuild --image "img-$NODE" "bv1-$NODE"
     ok "the root volume is not detached; snapshot and rebuild of a volume-backed server refused (400) and change nothing"
 
+    echo "phase boot passed"
+    ;;
+
+  boot-restored)
+    console_has() { "$OSC" --os-cloud petrel console log show "$1" | grep -q -- "$2"; }
+    va=$(os volume show va -f value -c id) && vb=$(os volume show vb -f value -c id) && b1=$(os server show "bv1-$NODE" -f value -c id) \
+      || fail "va, vb, bv1"
+    v2=$(os server show "bv2-$NODE" -f json | python3 -c 'import json,sys; print(json.load(sys.stdin)["volumes_attached"][0]["id"])') || fail "bv2's volume"
+    start=$(date +%s%3N)
+    waitfor 60 sh -c "tgtadm --lld iscsi --op show --mode target | grep -q 'volume-$va\$' && tgtadm --lld iscsi --op show --mode target | grep -q 'volume-$vb\$'" \
+      || fail "the restarted tgtd did not get vb and va back: $(targets)"
+    echo "figure: both exports back $(( $(date +%s%3N) - start )) ms after the phase began (tgtd restarted just before)"
+    ok "tgtd restarted with no targets: $NODE exported vb and va again"
+    head -c 64 "$FILES/volume-$va" > "$WORK/va-head"
+    printf 'petrel-second-marker-after-restart' | dd of="$FILES/volume-$va" conv=notrunc,fsync 2>/dev/null
+    waitfor 120 console_has "$b1" "PETREL-REMOTE-READ petrel-second-marker-after-restart" \
+      || fail "bv1's guest did not read the new bytes through the restored export: $(os console log show "$b1" | tail -8)"
+    ok "the guest on $REMOTE reads bytes written into va's file on $NODE after the restart (QEMU's initiator logged in again)"
+
+    os server remove volume "bv1-$NODE" va || fail "server remove volume across hosts"
+    waitfor 60 status_is va available || fail "va is $(os volume show va -c status -f value) after the remote detach"
+    virsh -c qemu:///system domblklist "petrel-$b1" | contains vdc && fail "bv1 still has vdc"
+    waitfor 30 sh -c "! tgtadm --lld iscsi --op show --mode target | grep -q 'volume-$va\$'" || fail "va's target is left: $(targets)"
+    dd if="$WORK/va-head" of="$FILES/volume-$va" conv=notrunc,fsync 2>/dev/null  # the first guest's marker back, for the backups
+    virsh -c qemu:///system secret-list | grep -c petrel-iscsi- | contains -x 1 || fail "secrets: $(virsh -c qemu:///system secret-list)"
+    ok "server remove volume: va unplugged from bv1, its target and account gone from tgtd, its CHAP secret from libvirt (vb's stays)"
+
     os server delete --wait "bv1-$NODE" "bv2-$NODE" || fail "server delete"
     waitfor 120 status_is vb available || fail "vb is $(os volume show vb -f value -c status) after its server was deleted"
     waitfor 120 gone "$v2" || fail "the delete_on_termination volume is left: $(os volume show "$v2" -f value -c status)"
     [ -e "$FILES/volume-$v2" ] && fail "its file is left"
     qemu-img compare -q -f raw -F qcow2 "$FILES/volume-$vb" "$GUEST" >/dev/null 2>&1 && echo "note: vb unchanged by its guest"
     os volume delete vb vn >/dev/null || fail "volume delete"
-    ok "server delete: vb available again, the delete_on_termination volume deleted with its file"
-    echo "phase boot passed"
+    waitfor 30 sh -c "! tgtadm --lld iscsi --op show --mode target | grep -q 'volume-$vb\$'" || fail "vb's target is left after its server was deleted: $(targets)"
+    virsh -c qemu:///system secret-list | contains petrel-iscsi- && fail "a CHAP secret is left: $(virsh -c qemu:///system secret-list)"
+    ok "server delete: vb available again (its target and secret gone), the delete_on_termination volume deleted with its file"
+    echo "phase boot-restored passed"
     ;;
 
   backup)

@@ -45,3 +45,33 @@ public func withGuestSlots<T>(_ count: Int, _ body: () async throws -> T) async 
         throw error
     }
 }
+
+/// The host's one tgtd, shared by the suites that export volumes: a test that restarts it
+/// holds it alone, so no other test's export goes with the restart.
+public actor TgtdTurns {
+    public static let shared = TgtdTurns()
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    func acquire() async {
+        if !busy { busy = true; return }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
+    }
+}
+
+/// Runs `body` with tgtd to itself (see `TgtdTurns`).
+public func withTgtdAlone<T>(_ body: () async throws -> T) async throws -> T {
+    await TgtdTurns.shared.acquire()
+    do {
+        let result = try await body()
+        await TgtdTurns.shared.release()
+        return result
+    } catch {
+        await TgtdTurns.shared.release()
+        throw error
+    }
+}

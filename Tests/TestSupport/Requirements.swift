@@ -36,6 +36,11 @@ public enum Requirement {
                     "libvirtd is not running (run Packaging/host-services.sh)")
     }
 
+    /// tgtd (the iSCSI target daemon) listens on its portal, 127.0.0.1:3260.
+    public static func tgtd() throws {
+        try require(canConnect(port: 3260), "tgtd is not listening on 127.0.0.1:3260 (run Packaging/host-services.sh)")
+    }
+
     /// RabbitMQ listens on 127.0.0.1:5672.
     public static func rabbitmq() throws {
         try require(canConnect(port: 5672), "RabbitMQ is not listening on 127.0.0.1:5672 (run Packaging/host-services.sh)")

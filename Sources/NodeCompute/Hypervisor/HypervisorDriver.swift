@@ -110,6 +110,13 @@ public protocol HypervisorDriver: Sendable {
     func resizeDisk(_ id: String, device: String, bytes: UInt64) async throws
     /// Lifecycle events of every guest, until the consumer stops.
     func events() throws -> AsyncStream<GuestEvent>
+    /// Keeps the password of an iSCSI disk's CHAP account where the hypervisor hands it to its
+    /// initiator (a libvirt secret named `usage`); an existing one gets the new value.
+    func setDiskSecret(usage: String, password: String) async throws
+    /// Forgets a disk password; one that does not exist is not an error.
+    func removeDiskSecret(usage: String) async throws
+    /// The names of every disk password kept.
+    func diskSecrets() async throws -> [String]
 }
 
 /// The hypervisor backends by their configuration name.

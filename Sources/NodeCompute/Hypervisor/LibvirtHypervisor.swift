@@ -79,6 +79,18 @@ public final class LibvirtHypervisor: HypervisorDriver {
         try await onDomain(id) { try $0.blockResize(disk: device, bytes: bytes) }
     }
 
+    public func setDiskSecret(usage: String, password: String) async throws {
+        try await blocking { try $0.setISCSISecret(usage: usage, value: password) }
+    }
+
+    public func removeDiskSecret(usage: String) async throws {
+        try await blocking { try $0.removeISCSISecret(usage: usage) }
+    }
+
+    public func diskSecrets() async throws -> [String] {
+        try await blocking { try $0.iscsiSecretUsages() }
+    }
+
     public func start(_ id: String) async throws { try await onDomain(id) { try $0.start() } }
     public func shutdown(_ id: String) async throws { try await onDomain(id) { try $0.shutdown() } }
     public func pause(_ id: String) async throws { try await onDomain(id) { try $0.suspend() } }
