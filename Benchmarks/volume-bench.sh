@@ -9,6 +9,8 @@
 #   3. detach: the API's answer, the host's share (the guest letting go), until available;
 #   4. delete → gone;
 #   5. 100 volumes created at once: until all are available, then all deleted until gone.
+#   6. boot from a volume made from the image (`--boot-from-volume 1`) beside a boot from the
+#      image on local disk, in the same run: until ACTIVE and until the guest prints READY.
 # Usage: Benchmarks/volume-bench.sh [ROUNDS]   (default 5)
 set -euo pipefail
 rounds=${1:-5}
@@ -28,7 +30,7 @@ field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eva
 logged() { grep "$2" "$log/$1.log" | grep "$3" | tail -1 | sed -n "s/.* $4=\([^ ]*\).*/\1/p"; }
 work=$(mktemp -d /tmp/petrel-bench-volume.XXXXXX)
 cleanup() {
-  os server delete --wait "bench-vm-$$" >/dev/null 2>&1 || true
+  os server delete --wait "bench-vm-$$" "bench-blocal-$$" "bench-bvolume-$$" >/dev/null 2>&1 || true
   for v in $(os volume list -f value -c ID -c Name | awk '/ bench-/ {print $1}'); do os volume delete --force "$v" >/dev/null 2>&1 || os volume delete "$v" >/dev/null 2>&1 || true; done
   rm -rf "$work"
 }
@@ -81,6 +83,25 @@ for i in $(seq 1 "$rounds"); do
   api -X DELETE "$url/$project/volumes/$id" >/dev/null
 done
 os server delete --wait "bench-vm-$$" >/dev/null
+
+echo "== boot from a volume (made from the image) vs from the image on local disk, $rounds rounds"
+ready() { until os console log show "$1" 2>/dev/null | grep -q PETREL-GUEST-READY; do sleep 0.2; done; }
+for i in $(seq 1 "$rounds"); do
+  for kind in local volume; do
+    extra=(); [ "$kind" = volume ] && extra=(--boot-from-volume 1)
+    start=$(now_ms)
+    vm=$(os server create --image "$image" --flavor m1.tiny --nic none "${extra[@]}" "bench-b$kind-$$" -f value -c id)
+    answered=$(( $(now_ms) - start ))
+    until [ "$(os server show "$vm" -f value -c status)" = ACTIVE ]; do sleep 0.1; done
+    active=$(( $(now_ms) - start ))
+    ready "$vm"
+    echo "  round $i, $kind root: API answered in ${answered} ms, ACTIVE after ${active} ms, the guest READY after $(( $(now_ms) - start )) ms"
+    os server delete --wait "$vm" >/dev/null
+  done
+done
+for v in $(os volume list -f value -c ID -c Status | awk '$2 == "available" {print $1}'); do
+  [ -n "$(os volume show "$v" -f value -c description | grep 'Volume of server')" ] && os volume delete "$v" >/dev/null
+done
 
 echo "== 100 volumes created at once"
 os quota set --volumes 200 --gigabytes 2000 "$project" >/dev/null

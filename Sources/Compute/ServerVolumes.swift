@@ -88,6 +88,56 @@ extension Conductor {
         ])
     }
 
+    /// Swaps an attached volume for another (Nova's `swap_volume`, what Cinder's volume
+    /// migration drives): the new volume, at least as large, is reserved for the server and
+    /// connected on its host (or exported there); the host copies the running guest's disk into
+    /// it and switches over; the old volume is available again (with its bytes), the new one
+    /// in-use at the same device. A failure leaves the old volume attached and the new available.
+    public func swapVolume(_ id: String, from oldID: String, to newID: String, by caller: ServerCaller,
+                           context: RequestContext) async throws -> VolumeAttachment {
+        guard let volumes = servers.volumes else { throw Servers.Failure.badRequest("This cloud has no volume service.") }
+        let (row, host) = try await servers.volumeTarget(id, by: caller, action: "swap_volume")
+        guard let old = try await volumes.attachments(instanceIDs: [id]).first(where: { $0.volumeID == oldID && $0.isPlugged }) else {
+            throw VolumeFailure(404, "Volume \(oldID) is not attached to server \(id).")
+        }
+        if row.rootOnVolume && old.device == "vda" {
+            throw Servers.Failure.badRequest("Swapping the root volume of a server is not supported by this cloud.")
+        }
+        let oldVolume = try await volumes.volume(oldID, projectID: nil)
+        let newVolume = try await volumes.volume(newID, projectID: nil)
+        guard newVolume.size >= oldVolume.size else {
+            throw Servers.Failure.badRequest("Invalid volume: New volume must be the same size or larger than the old volume.")
+        }
+        let clock = ContinuousClock(), started = clock.now
+        let (reserved, attachment) = try await volumes.reserve(newID, projectID: nil, instanceID: id, host: host,
+                                                               deleteOnTermination: old.deleteOnTermination)
+        let leaving: VolumeAttachment
+        do {
+            leaving = try await volumes.beginDetach(oldID, instanceID: id)
+        } catch {
+            try? await volumes.dropAttachment(attachment.id)
+            throw error
+        }
+        do {
+            var disk = try await volumes.disk(for: reserved, attachment: attachment, host: host)
+            let result = try await client.call(SwapVolume.self, .init(instanceID: id, old: leaving.disk, new: disk), topic: Self.topic(host),
+                                               context: context, timeout: .seconds(1800))
+            disk.device = result.device
+            try await volumes.finishAttachment(attachment.id, disk: disk)
+            try await volumes.dropAttachment(leaving.id)
+            logger.info("volume swapped", metadata: ["instance": "\(id)", "old": "\(oldID)", "new": "\(newID)", "device": "\(result.device)",
+                                                     "total_ms": "\(Self.milliseconds(clock.now - started))"])
+            var done = attachment
+            done.device = result.device; done.path = disk.path; done.block = disk.block; done.iscsi = disk.iscsi; done.status = "attached"
+            return done
+        } catch {
+            logger.warning("volume swap failed", metadata: ["instance": "\(id)", "old": "\(oldID)", "new": "\(newID)", "error": "\(error)"])
+            try? await volumes.rollDetach(leaving.id)
+            try? await volumes.dropAttachment(attachment.id)
+            throw Servers.Failure.internalError("Failed to swap volume \(oldID) for \(newID) on \(id)")
+        }
+    }
+
     /// A volume grew (its backend is done): the hosts of the servers it is attached to tell
     /// their guests (Nova's `volume-extended` external event). A host that cannot be reached
     /// is logged: its guest sees the size at its next start.

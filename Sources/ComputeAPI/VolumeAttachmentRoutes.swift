@@ -17,6 +17,12 @@ extension ComputeAPI {
                       ["GET /compute/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}"]),
         PolicyDefault("os_compute_api:os-volumes-attachments:create", ownerMember, "Attach a volume to a server.",
                       ["POST /compute/v2.1/servers/{server_id}/os-volume_attachments"]),
+        PolicyDefault("os_compute_api:os-volumes-attachments:update", ownerMember,
+                      "Update a volume attachment (2.85: delete_on_termination). A request that also swaps the volume is checked against the swap policy only.",
+                      ["PUT /compute/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}"]),
+        PolicyDefault("os_compute_api:os-volumes-attachments:swap", "role:service",
+                      "Swap an attached volume for another (a volumeId other than the one in the path): what the volume service's migration asks.",
+                      ["PUT /compute/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}"]),
         PolicyDefault("os_compute_api:os-volumes-attachments:delete", ownerMember, "Detach a volume from a server.",
                       ["DELETE /compute/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}"]),
     ]
@@ -29,7 +35,55 @@ extension ComputeAPI {
         return .object([("volumeAttachment", .object(fields, required: ["volumeId"]))], required: ["volumeAttachment"])
     }
 
+    /// PUT's body: before 2.85 only the volume to swap in; from 2.85 also the attachment's
+    /// fields as GET shows them (only delete_on_termination may change).
+    static func updateSchema(_ version: Microversion) -> Schema {
+        var fields: [(String, Schema)] = [("volumeId", .string(format: .uuid))]
+        if version >= Microversion(2, 85) {
+            fields += [("device", Schema(types: [.string, .null], pattern: Schema.Rule(regex: "^(/dev/x{0,1}[a-z]{0,1}d{0,1})([a-z]+)[0-9]*$"))),
+                       ("tag", .string(minLength: 1, maxLength: 60)), ("delete_on_termination", NovaTypes.boolean),
+                       ("serverId", .string(format: .uuid)), ("id", .string(format: .uuid))]
+        }
+        return .object([("volumeAttachment", .object(fields, required: ["volumeId"]))], required: ["volumeAttachment"])
+    }
+
     func registerVolumeAttachments(on v21: RouterGroup<APIRequestContext>) {
+        v21.put("servers/:server_id/os-volume_attachments/:volume_id") { request, context in
+            let id = try context.parameters.require("server_id")
+            let oldID = try context.parameters.require("volume_id").lowercased()
+            let (caller, version) = try await authenticated(request, context)
+            let who = try serverCaller(caller, context)
+            let server = try await serverCall { try await servers.get(id, by: who) }
+            let body = try await environment.body(request, schema: Self.updateSchema(version), style: .nova)
+            let fields = body["volumeAttachment"]?.objectValue ?? [:]
+            let newID = (fields["volumeId"]?.stringValue ?? "").lowercased()
+            let swapOnly = version < Microversion(2, 85)
+            let swapping = swapOnly || newID != oldID
+            // As Nova: a request that swaps is checked against the swap policy alone.
+            try context.enforce(swapping ? "os_compute_api:os-volumes-attachments:swap" : "os_compute_api:os-volumes-attachments:update",
+                                target: swapping ? [:] : ["project_id": server.projectID])
+            if !swapOnly {
+                guard let current = (try await servers.attachedVolumes([id])[id] ?? []).first(where: { $0.volumeID == oldID }) else {
+                    throw APIFault(.notFound, "Volume \(oldID) is not attached to server \(id).")
+                }
+                if let given = fields["id"]?.stringValue, given.lowercased() != oldID { throw APIFault(.badRequest, "The id property is not mutable") }
+                if let given = fields["serverId"]?.stringValue, given.lowercased() != id { throw APIFault(.badRequest, "The serverId property is not mutable") }
+                if let given = fields["device"], given != (current.device.map { .string("/dev/" + $0) } ?? .null) {
+                    throw APIFault(.badRequest, "The device property is not mutable")
+                }
+                if fields["tag"] != nil { throw APIFault(.badRequest, "The tag property is not mutable") }
+                if fields["delete_on_termination"] != nil {
+                    let value = try Self.novaBoolean(fields["delete_on_termination"], field: "delete_on_termination")
+                    try await volumeCall { try await servers.volumes?.setDeleteOnTermination(oldID, instanceID: id, value) }
+                }
+            }
+            if swapping {
+                _ = try await volumeCall {
+                    try await serverConductor.swapVolume(id, from: oldID, to: newID, by: who, context: rpcContext(caller, who))
+                }
+            }
+            return Response(status: .accepted, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
+        }
         v21.get("servers/:server_id/os-volume_attachments") { request, context in
             let id = try context.parameters.require("server_id")
             let (_, _, version, _) = try await authorizedServer(request, context, id, "os_compute_api:os-volumes-attachments:index")

@@ -159,6 +159,23 @@ public struct DetachVolume: RPCMethod {
     public static let version = RPCVersion(1, 0)
 }
 
+/// Replaces one of an instance's volumes by another (Nova's `swap_volume`): a running guest's
+/// disk is copied into the new volume and switched over while it runs; a stopped instance's
+/// definition names the new volume. The new volume takes the old one's device.
+public struct SwapVolume: RPCMethod {
+    public struct Arguments: Codable, Sendable, Equatable {
+        public var instanceID: String
+        public var old: VolumeDisk
+        public var new: VolumeDisk
+        public init(instanceID: String, old: VolumeDisk, new: VolumeDisk) {
+            self.instanceID = instanceID; self.old = old; self.new = new
+        }
+    }
+    public typealias Result = AttachVolume.Result
+    public static let name = "swap_volume"
+    public static let version = RPCVersion(1, 0)
+}
+
 /// A volume attached to an instance on this host grew (Nova's `volume-extended` event): the
 /// running guest is told the disk's new size. A stopped guest sees it at its next start.
 public struct VolumeExtended: RPCMethod {

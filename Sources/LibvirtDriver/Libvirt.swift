@@ -313,6 +313,32 @@ public final class Domain: @unchecked Sendable {
         }
     }
 
+    /// Starts copying a running guest's disk (by its target, `vdc`) into the existing
+    /// destination a `<disk>` element describes (a volume's file, device or iSCSI LUN), then
+    /// mirroring writes to both; the guest keeps running. Allowed on a persistent domain as a
+    /// job that does not survive a restart of the guest.
+    public func blockCopy(disk: String, destinationXML: String) throws {
+        let flags = VIR_DOMAIN_BLOCK_COPY_REUSE_EXT.rawValue | VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB.rawValue
+        guard virDomainBlockCopy(handle, disk, destinationXML, nil, 0, flags) == 0 else {
+            throw LibvirtError.last("copy disk \(disk) of \(name)")
+        }
+    }
+
+    /// The disk's block job: nil when it has none; otherwise how far it is (`cur` of `end`).
+    public func blockJob(disk: String) throws -> (cur: UInt64, end: UInt64)? {
+        var info = virDomainBlockJobInfo()
+        let found = virDomainGetBlockJobInfo(handle, disk, &info, 0)
+        guard found >= 0 else { throw LibvirtError.last("read the block job of \(disk) of \(name)") }
+        return found == 0 ? nil : (UInt64(info.cur), UInt64(info.end))
+    }
+
+    /// Ends the disk's block job: `pivot` switches a finished copy's guest over to the destination.
+    public func endBlockJob(disk: String, pivot: Bool) throws {
+        guard virDomainBlockJobAbort(handle, disk, pivot ? VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT.rawValue : 0) == 0 else {
+            throw LibvirtError.last("end the block job of \(disk) of \(name)")
+        }
+    }
+
     static func affect(live: Bool, config: Bool) -> UInt32 {
         (live ? VIR_DOMAIN_AFFECT_LIVE.rawValue : 0) | (config ? VIR_DOMAIN_AFFECT_CONFIG.rawValue : 0)
     }

@@ -15,6 +15,9 @@ extension ComputeService {
             try await locks.with(arguments.instanceID) { try await self.detachVolume(arguments.instanceID, arguments.disk) }
             return Nothing()
         }
+        server.register(SwapVolume.self) { [self] arguments, _ in
+            try await locks.with(arguments.instanceID) { try await self.swapVolume(arguments.instanceID, old: arguments.old, new: arguments.new) }
+        }
         server.register(VolumeExtended.self) { [self] arguments, _ in
             try await locks.with(arguments.instanceID) {
                 try await self.volumeExtended(arguments.instanceID, volumeID: arguments.volumeID, bytes: arguments.sizeBytes)
@@ -26,8 +29,10 @@ extension ComputeService {
     /// Tells a running guest one of its volumes grew (the backend grew the file or LV already).
     /// A guest that is not running, or no longer has the volume, needs nothing.
     public func volumeExtended(_ id: String, volumeID: String, bytes: UInt64) async throws {
-        guard let state = try await hypervisor.state(id), Self.isLive(state), let live = try await hypervisor.liveDefinition(id),
-              let device = InstanceDomain.volumeTarget(live, volumeID: volumeID) else { return }
+        guard let state = try await hypervisor.state(id), Self.isLive(state), let live = try await hypervisor.liveDefinition(id) else { return }
+        let stored = try await hypervisor.definition(id) ?? ""
+        // (A swapped disk keeps its first volume's serial in the running guest.)
+        guard let device = InstanceDomain.volumeTarget(live, volumeID: volumeID) ?? InstanceDomain.volumeTarget(stored, volumeID: volumeID) else { return }
         try await hypervisor.resizeDisk(id, device: device, bytes: bytes)
         logger.info("volume extended in the guest", metadata: ["instance": "\(id)", "volume": "\(volumeID)", "device": "\(device)",
                                                                "bytes": "\(bytes)"])
@@ -67,10 +72,10 @@ extension ComputeService {
         var placed = disk
         placed.device = device
         let element = InstanceDomain.volume(placed)
-        if Self.isLive(state), let live = try await hypervisor.liveDefinition(id), InstanceDomain.hasVolume(live, volumeID: disk.volumeID) {
+        if Self.isLive(state), let live = try await hypervisor.liveDefinition(id), InstanceDomain.holds(live, placed) {
             try await hypervisor.detach(id, device: element, live: true, config: false)
             let deadline = ContinuousClock.now + Self.detachWait
-            while let xml = try await hypervisor.liveDefinition(id), InstanceDomain.hasVolume(xml, volumeID: disk.volumeID) {
+            while let xml = try await hypervisor.liveDefinition(id), InstanceDomain.holds(xml, placed) {
                 guard ContinuousClock.now < deadline else {
                     throw Refused(description: "the guest of instance \(id) did not release volume \(disk.volumeID) within \(Self.detachWait)",
                                   retryable: true)
@@ -83,5 +88,40 @@ extension ComputeService {
         }
         if let iscsi = disk.iscsi { try await hypervisor.removeDiskSecret(usage: InstanceDomain.secretUsage(iscsi)) }
         logger.info("volume detached", metadata: ["instance": "\(id)", "volume": "\(disk.volumeID)"])
+    }
+
+    /// Replaces a volume by another (Nova's `swap_volume`), the new one at the old one's device:
+    /// a running guest's disk is copied into the new volume and switched over while the guest
+    /// runs; the stored definition then names the new volume. Repeating it changes nothing.
+    public func swapVolume(_ id: String, old: VolumeDisk, new: VolumeDisk) async throws -> AttachVolume.Result {
+        guard try await lookup(id) != nil, let state = try await hypervisor.state(id) else {
+            throw Refused(description: "instance \(id) has no domain on \(host)", retryable: false)
+        }
+        let stored = try await hypervisor.definition(id) ?? ""
+        guard let device = InstanceDomain.volumeTarget(stored, volumeID: old.volumeID) ?? InstanceDomain.volumeTarget(stored, volumeID: new.volumeID)
+            ?? old.device else {
+            throw Refused(description: "instance \(id) has no disk of volume \(old.volumeID)", retryable: false)
+        }
+        var former = old, placed = new
+        former.device = device
+        placed.device = device
+        let started = ContinuousClock.now
+        if let iscsi = new.iscsi { try await hypervisor.setDiskSecret(usage: InstanceDomain.secretUsage(iscsi), password: iscsi.password) }
+        if Self.isLive(state), let live = try await hypervisor.liveDefinition(id), InstanceDomain.holds(live, former), !InstanceDomain.holds(live, placed) {
+            try await hypervisor.copyDisk(id, device: device, to: InstanceDomain.volume(placed))
+        }
+        let copied = ContinuousClock.now
+        if InstanceDomain.hasVolume(stored, volumeID: old.volumeID) {
+            try await hypervisor.detach(id, device: InstanceDomain.volume(former), live: false, config: true)
+        }
+        if !InstanceDomain.hasVolume(try await hypervisor.definition(id) ?? "", volumeID: new.volumeID) {
+            try await hypervisor.attach(id, device: InstanceDomain.volume(placed), live: false, config: true)
+        }
+        if let iscsi = old.iscsi, iscsi.username != new.iscsi?.username {
+            try await hypervisor.removeDiskSecret(usage: InstanceDomain.secretUsage(iscsi))
+        }
+        logger.info("volume swapped", metadata: ["instance": "\(id)", "old": "\(old.volumeID)", "new": "\(new.volumeID)", "device": "\(device)",
+                                                 "copy": "\(copied - started)"])
+        return AttachVolume.Result(device: device)
     }
 }

@@ -119,6 +119,15 @@ public struct InstanceDomain: Sendable {
         xml.contains("<serial>\(volumeID)</serial>")
     }
 
+    /// Whether a domain's XML has this volume's disk: by its serial, or by its source (a
+    /// running guest whose disk was swapped keeps the old volume's serial).
+    public static func holds(_ xml: String, _ disk: VolumeDisk) -> Bool {
+        if hasVolume(xml, volumeID: disk.volumeID) { return true }
+        if let iscsi = disk.iscsi { return xml.contains("name='\(iscsi.iqn)/\(iscsi.lun)'") }
+        guard !disk.path.isEmpty else { return false }
+        return xml.contains(disk.block ? "dev='\(disk.path)'" : "file='\(disk.path)'")
+    }
+
     /// The device of this volume's disk in a domain's XML.
     static func volumeTarget(_ xml: String, volumeID: String) -> String? {
         guard let serial = xml.range(of: "<serial>\(volumeID)</serial>") else { return nil }

@@ -81,10 +81,13 @@ extension VolumeRole {
     /// node's volumes that nobody wants (`removeOthers`: only with the controller's full list).
     func convergeExports(_ wanted: [VolumeExport], removeOthers: Bool) async {
         let exportingBackends = backends.values.filter { $0.settings.targetHelper == "tgtadm" }
-        guard !exportingBackends.isEmpty else { return }
+        guard !exportingBackends.isEmpty, !wanted.isEmpty || removeOthers else { return }
         let present: [TgtTarget]
         do { present = try await tgt.targets() } catch {
-            logger.warning("tgtd does not answer: volumes are not exported to other hosts", metadata: ["error": "\(error)"])
+            // Without tgtd nothing can be exported; that matters only when something should be.
+            if !wanted.isEmpty {
+                logger.warning("tgtd does not answer: volumes are not exported to other hosts", metadata: ["error": "\(error)"])
+            }
             return
         }
         for export in wanted {

@@ -97,16 +97,24 @@ extension VolumeAPI {
             object["attach_mode"] = .string(attachment.mode)
             object["attached_at"] = attachment.status == "attached" ? Self.time(attachment.createdAt) : .null
             object["detached_at"] = .null
-            object["connection_info"] = connection.map(Self.connectionJSON) ?? (attachment.path.isEmpty ? .null : Self.connectionJSON(
-                VolumeService.ConnectionInfo(devicePath: attachment.path, block: attachment.block, mode: attachment.mode)))
+            object["connection_info"] = connection.map(Self.connectionJSON)
+                ?? (attachment.path.isEmpty && attachment.iscsi == nil ? .null : Self.connectionJSON(
+                    VolumeService.ConnectionInfo(devicePath: attachment.path, block: attachment.block, mode: attachment.mode, iscsi: attachment.iscsi)))
         }
         return .object(object)
     }
 
-    /// Cinder's `connection_info` of a volume reached on its own node (os-brick's `local` connector).
+    /// Cinder's `connection_info`: os-brick's `local` connector for a volume reached on its own
+    /// node; its `iscsi` one (portal, IQN, LUN, CHAP) for a connector elsewhere.
     static func connectionJSON(_ info: VolumeService.ConnectionInfo) -> JSON {
-        ["driver_volume_type": .string(info.driverVolumeType),
-         "data": ["device_path": .string(info.devicePath), "access_mode": .string(info.mode), "block": .bool(info.block)]]
+        guard let iscsi = info.iscsi else {
+            return ["driver_volume_type": .string(info.driverVolumeType),
+                    "data": ["device_path": .string(info.devicePath), "access_mode": .string(info.mode), "block": .bool(info.block)]]
+        }
+        return ["driver_volume_type": .string(info.driverVolumeType),
+                "data": ["target_portal": .string(iscsi.portal), "target_iqn": .string(iscsi.iqn), "target_lun": .number(Double(iscsi.lun)),
+                         "target_discovered": false, "auth_method": "CHAP", "auth_username": .string(iscsi.username),
+                         "auth_password": .string(iscsi.password), "access_mode": .string(info.mode), "encrypted": false]]
     }
 
     func listAttachments(_ request: Request, _ context: APIRequestContext, detail: Bool) async throws -> Response {

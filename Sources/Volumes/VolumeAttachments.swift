@@ -204,6 +204,18 @@ extension VolumeService {
         }
     }
 
+    /// Sets whether the attached volume goes with its server (Nova 2.85's attachment update).
+    public func setDeleteOnTermination(_ volumeID: String, instanceID: String, _ value: Bool) async throws {
+        try await database.transaction { sql in
+            guard var row = try await Tables.attachments.first(sql, where: [.equals("volume_id", volumeID), .equals("instance_id", instanceID)]),
+                  !row.external, row.status == "attached" || row.status == "detaching" else {
+                throw VolumeFailure(404, "Volume \(volumeID) is not attached to server \(instanceID).")
+            }
+            row.deleteOnTermination = value
+            try await Tables.attachments.update(sql, id: row.id, row)
+        }
+    }
+
     /// A detach the guest refused: the volume stays attached.
     public func rollDetach(_ id: String) async throws {
         try await database.transaction { sql in
@@ -261,26 +273,35 @@ extension VolumeService {
 /// Cinder's attachments API (3.27+) and the legacy `os-volume_actions` (reserve,
 /// initialize_connection, attach, begin/roll detaching, detach, unreserve): the bookkeeping a
 /// consumer that connects volumes itself (another Nova, a bare-metal service) drives. The
-/// connection it gets is where the volume is on its node (`local`, a file or a block device);
-/// only a consumer on that node can use it (servers on other hosts get iSCSI exports through
-/// the compute API; this API does not hand them out yet).
+/// connection it gets is where the volume is on its node (`local`, a file or a block device)
+/// for a connector on that node, and an iSCSI export with a CHAP account of the attachment for
+/// a connector elsewhere (the legacy actions connect only on the volume's node).
 extension VolumeService {
     /// What a connector is told: Cinder's `connection_info`.
     public struct ConnectionInfo: Sendable, Equatable {
-        public var driverVolumeType = "local"
+        /// `local` (a file or device on the volume's node) or `iscsi`.
+        public var driverVolumeType: String { iscsi == nil ? "local" : "iscsi" }
         public var devicePath: String
         public var block: Bool
         public var mode: String
+        /// The export a connector on another host logs in to.
+        public var iscsi: ISCSITarget?
 
-        public init(devicePath: String, block: Bool, mode: String) {
-            self.devicePath = devicePath; self.block = block; self.mode = mode
+        public init(devicePath: String, block: Bool, mode: String, iscsi: ISCSITarget? = nil) {
+            self.devicePath = devicePath; self.block = block; self.mode = mode; self.iscsi = iscsi
         }
     }
 
-    /// The connection to `volume` for a consumer on `connectorHost`, asked of the volume's node.
-    func connectionInfo(_ volume: Volume, connectorHost: String?, mode: String) async throws -> ConnectionInfo {
+    /// The connection to `volume` for a consumer on `connectorHost`: its path when the consumer is
+    /// on the volume's node; otherwise an iSCSI export with a CHAP account of the attachment
+    /// (`attachmentID`; without one, as for the legacy `os-initialize_connection`, only the
+    /// volume's own node can connect).
+    func connectionInfo(_ volume: Volume, connectorHost: String?, mode: String, attachmentID: String? = nil) async throws -> ConnectionInfo {
         if let connectorHost, connectorHost != volume.host {
-            throw VolumeFailure.invalidVolume("volume \(volume.id) is on \(volume.host) and the connector on \(connectorHost): the attachments API connects a volume only on its own node (servers on other hosts reach it over iSCSI through the compute API).")
+            guard let attachmentID else {
+                throw VolumeFailure.invalidVolume("volume \(volume.id) is on \(volume.host) and the connector on \(connectorHost): os-initialize_connection connects a volume only on its own node; use the attachments API (3.27+), which exports it over iSCSI.")
+            }
+            return ConnectionInfo(devicePath: "", block: false, mode: mode, iscsi: try await exportVolume(volume, attachmentID: attachmentID))
         }
         let result = try await connection(volume)
         return ConnectionInfo(devicePath: result.path, block: result.block, mode: mode)
@@ -359,7 +380,7 @@ extension VolumeService {
 
     private func connectAttachment(_ id: String, projectID: String?, connectorHost: String?, mode: String, volume: Volume) async throws
         -> (VolumeAttachment, ConnectionInfo?) {
-        let info = try await connectionInfo(volume, connectorHost: connectorHost, mode: mode)
+        let info = try await connectionInfo(volume, connectorHost: connectorHost, mode: mode, attachmentID: id)
         let row = try await database.transaction { sql -> AttachmentRow in
             var row = try await self.attachment(sql, id, projectID: projectID, locked: true)
             row.status = "attaching"; row.path = info.devicePath; row.block = info.block; row.attachMode = mode

@@ -119,6 +119,13 @@ final class HypervisorDouble: HypervisorDriver, @unchecked Sendable {
 
     func events() throws -> AsyncStream<GuestEvent> { AsyncStream { $0.finish() } }
 
+    func copyDisk(_ id: String, device: String, to destination: Device) async throws {
+        try lock.withLock {
+            calls.append("copy \(id) \(device)")
+            guard guestsByID[id] != nil else { throw HypervisorError("no guest \(id)") }
+        }
+    }
+
     private var secrets: [String: String] = [:]
     func setDiskSecret(usage: String, password: String) async throws {
         lock.withLock { calls.append("secret \(usage)"); secrets[usage] = password }

@@ -90,9 +90,20 @@ import Testing
                     try await Task.sleep(for: .milliseconds(100))
                 }
             }
+            // The node's exports of the two attached volumes come back (boot-restored checks which).
+            let restarted = ContinuousClock.now
+            for _ in 0..<300 {
+                let shown = try await Command.run("tgtadm", ["--lld", "iscsi", "--op", "show", "--mode", "target"]).stdout
+                if shown.components(separatedBy: ": iqn.2010-10.org.openstack:volume-").count - 1 >= 2 {
+                    print("volume-cli: figure: 2 exports back \(restarted.duration(to: .now)) after tgtd restarted")
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
             try await phase("boot-restored")
             try await phase("backup")
             try await phase("lvm")
+            try await phase("inflight")
             first.signal(SIGKILL)
             _ = await first.wait()
             try await phase("while-down")

@@ -4,7 +4,8 @@
 #   volume-cli.sh api         types, create/list/show/set, extend, quotas and limits, services and pools, delete (file-1)
 #   volume-cli.sh attach      a real guest (QEMU) gets a file-1 volume hot-plugged, writes a marker the host reads in the
 #                             volume's file, sees it grow when extended while attached (3.42), and lets go of it on detach; an lvm-1 volume (no device here) fails to attach
-#                             and stays available; attached again, the server's delete frees it with its bytes intact
+#                             and stays available; attached again, its delete_on_termination updated (2.85), swapped for vs
+#                             under the running guest (a service's PUT), and the server's delete frees both, bytes intact
 #   volume-cli.sh snapshot    a snapshot of the guest's volume carries its marker; volumes from it and from the volume too
 #   volume-cli.sh images      a volume from the guest's image holds its bytes; uploaded back as a qcow2 image, the same
 #                             bytes; an image too large is refused; an upload the backend cannot do leaves nothing behind
@@ -18,9 +19,12 @@
 #   volume-cli.sh backup      a full and an incremental backup of the guest's volume, restored into a new volume and over
 #                             the volume (the bytes each saw come back); deleted in order
 #   volume-cli.sh lvm         a volume on lvm-1: the logical volume made, grown and removed (lvs), capacity as vgs says
+#   volume-cli.sh inflight    work the node is doing when it is killed -9 right after: a volume from an image, a
+#                             backup of va (256 MiB of data), and a volume extended
 #   volume-cli.sh while-down  (the node was killed -9) a volume deleted meanwhile waits in deleting; once the service is
 #                             reported down a new volume goes to error (no valid backend)
-#   volume-cli.sh restarted   the restarted node finished the delete; new volumes are made again
+#   volume-cli.sh restarted   the restarted node finished the delete and the work it was killed in (each volume and
+#                             the backup in a stable status, no partial file); new volumes are made again
 #   volume-cli.sh cleanup     every volume and type deleted: no file or logical volume left
 # Needs OSC, OS_CLIENT_CONFIG_FILE (cloud `petrel`, admin), NODE, REMOTE (a compute-only node), VG, FILES, WORK, GUEST
 # (the test guest's image), BACKUPS (the node's [backup] directory).
@@ -192,13 +196,54 @@ assert sys.argv[1] in str(ids), s["volumes_attached"]' "$va" || fail "volumes_at
     os volume delete lv-attach >/dev/null
     ok "an LVM volume without a device (no device-mapper here) fails to attach: still available, no disk left"
 
-    # Attached again, then the server deleted: the volume is available, its bytes intact.
+    # Attached again; its attachment updated (2.85), then swapped for another volume while the
+    # guest runs; then the server deleted: the volumes are available, their bytes intact.
     os server add volume "vm-$NODE" va || fail "second attach"
     status_is va in-use || fail "va not in-use after the second attach"
+    dot() { os --os-compute-api-version 2.87 server volume list "vm-$NODE" -f json | python3 -c '
+import json, sys
+print([str(a.get("Delete On Termination?", a.get("delete_on_termination"))).lower() for a in json.load(sys.stdin)][0])'; }
+    os --os-compute-api-version 2.85 server volume update --delete-on-termination "vm-$NODE" va || fail "server volume update"
+    [ "$(dot)" = true ] || fail "delete_on_termination is $(dot) after the update"
+    os --os-compute-api-version 2.85 server volume update --preserve-on-termination "vm-$NODE" va || fail "server volume update"
+    [ "$(dot)" = false ] || fail "delete_on_termination is $(dot) after the second update"
+    ok "server volume update --delete-on-termination / --preserve-on-termination (2.85)"
+
+    vs=$(os volume create --size 2 --type file vs -f json | field id) && waitfor 120 status_is vs available || fail "vs"
+    swap() { "$(dirname "$OSC")/python" - "$vm" "$va" "$vs" <<'PY'
+import sys, openstack
+server, old, new = sys.argv[1:4]
+c = openstack.connect(cloud="petrel")
+c.compute.update_volume_attachment(server, old, volume_id=new)
+PY
+    }
+    refuse "403|[Pp]olicy|not allowed|Forbidden" swap
+    status_is va in-use && status_is vs available || fail "a refused swap changed something"
+    os role show service >/dev/null 2>&1 || os role create service >/dev/null || fail "role create service"
+    os role add --user admin --project admin service || fail "role add service"
+    start=$(date +%s%3N)
+    swap > "$WORK/out" 2>&1 || fail "the swap as a service: $(cat "$WORK/out")"
+    echo "figure: swap of a 2 GB volume under a running guest returned after $(( $(date +%s%3N) - start )) ms"
+    os role remove --user admin --project admin service || fail "role remove service"
+    status_is va available && status_is vs in-use || fail "after the swap: va $(os volume show va -f value -c status), vs $(os volume show vs -f value -c status)"
+    os volume show vs -f json | python3 -c '
+import json, sys
+a = json.load(sys.stdin)["attachments"]
+assert len(a) == 1 and a[0]["server_id"] == sys.argv[1] and a[0]["device"] == "/dev/vdc", a' "$vm" || fail "vs's attachments: $(os volume show vs -c attachments)"
+    head -c 64 "$FILES/volume-$vs" | contains petrel-volume-marker || fail "the guest's bytes were not copied into vs"
+    virsh -c qemu:///system domblklist "petrel-$vm" | contains "vdc *$FILES/volume-$vs" || fail "the running guest's vdc is not vs: $(virsh -c qemu:///system domblklist "petrel-$vm")"
+    virsh -c qemu:///system dumpxml --inactive "petrel-$vm" | contains "volume-$va" && fail "the stored definition still has va"
+    os --os-volume-api-version 3.42 volume set --size 3 vs || fail "extend vs while attached"
+    waitfor 60 sh -c "virsh -c qemu:///system domblkinfo 'petrel-$vm' vdc | grep -q 'Capacity: *3221225472'" \
+      || fail "the running guest's vdc did not grow with vs: $(virsh -c qemu:///system domblkinfo "petrel-$vm" vdc)"
+    ok "swap (PUT os-volume_attachments, role service only; 403 without): the running guest's vdc copied into vs and switched over (vs in-use at /dev/vdc, the marker in its file; extended to 3 GB, QEMU's vdc grows with it); va available"
+
     os server delete --wait "vm-$NODE" || fail "server delete"
     waitfor 120 status_is va available || fail "va is $(os volume show va -c status -f value) after its server was deleted"
-    [ -z "$(os volume show va -f json | python3 -c 'import json,sys; print(json.load(sys.stdin)["attachments"] or "")')" ] || fail "va still has attachments"
-    head -c 64 "$FILES/volume-$va" | contains petrel-volume-marker || fail "the marker is gone"
+    waitfor 120 status_is vs available || fail "vs is $(os volume show vs -c status -f value) after its server was deleted"
+    [ -z "$(os volume show vs -f json | python3 -c 'import json,sys; print(json.load(sys.stdin)["attachments"] or "")')" ] || fail "vs still has attachments"
+    head -c 64 "$FILES/volume-$va" | contains petrel-volume-marker && head -c 64 "$FILES/volume-$vs" | contains petrel-volume-marker || fail "a marker is gone"
+    os volume delete vs >/dev/null || fail "delete vs"
     rm -f "$WORK/server"
     ok "server delete frees the attached volume (available, bytes intact)"
     echo "phase attach passed"
@@ -386,6 +431,20 @@ assert "device_path" in str(p) and sys.argv[1] in str(p), p' "$FILES/volume-$vn"
     os --os-volume-api-version 3.27 volume attachment delete "$at" || fail "volume attachment delete"
     status_is vn available || fail "vn is $(os volume show vn -f value -c status) after the attachment delete"
     ok "volume attachment create --connect / show / complete / list / delete (3.27-3.54): reserved and connected (the volume's path as connection_info), in-use, available again; no disk plugged by it"
+    at=$(os --os-volume-api-version 3.54 volume attachment create --connect --host "elsewhere-$NODE" --initiator iqn.2026-12.dev.petrel:far \
+      --mode rw vn "bv1-$NODE" -f json | field ID) || fail "volume attachment create with a connector on another host"
+    os --os-volume-api-version 3.27 volume attachment show "$at" -f json | python3 -c '
+import ast, json, sys
+p = json.load(sys.stdin)["Properties"]
+p = p if isinstance(p, dict) else ast.literal_eval(p)
+d = p["data"]
+assert p["driver_volume_type"] == "iscsi" and d["auth_method"] == "CHAP" and d["target_lun"] == 1, p
+print("iscsi://%s%%%s@%s/%s/%d" % (d["auth_username"], d["auth_password"], d["target_portal"], d["target_iqn"], d["target_lun"]))' > "$WORK/far" \
+      || fail "the remote attachment's connection_info: $(os --os-volume-api-version 3.27 volume attachment show "$at")"
+    qemu-img info "$(cat "$WORK/far")" | contains "virtual size: 1 GiB" || fail "the export does not answer: $(qemu-img info "$(cat "$WORK/far")" 2>&1)"
+    os --os-volume-api-version 3.27 volume attachment delete "$at" || fail "volume attachment delete"
+    waitfor 30 sh -c "! tgtadm --lld iscsi --op show --mode target | grep -q 'volume-$vn\$'" || fail "vn's target is left: $(targets)"
+    ok "volume attachment create --connect --host elsewhere: iSCSI connection_info (portal, IQN, LUN, CHAP) that QEMU's initiator logs in to; deleted with its target"
 
     refuse "Cannot detach a root device volume" os server remove volume "bv1-$NODE" vb
     status_is vb in-use || fail "vb is $(os volume show vb -f value -c status) after a refused detach"
@@ -401,10 +460,8 @@ assert "device_path" in str(p) and sys.argv[1] in str(p), p' "$FILES/volume-$vn"
     va=$(os volume show va -f value -c id) && vb=$(os volume show vb -f value -c id) && b1=$(os server show "bv1-$NODE" -f value -c id) \
       || fail "va, vb, bv1"
     v2=$(os server show "bv2-$NODE" -f json | python3 -c 'import json,sys; print(json.load(sys.stdin)["volumes_attached"][0]["id"])') || fail "bv2's volume"
-    start=$(date +%s%3N)
     waitfor 60 sh -c "tgtadm --lld iscsi --op show --mode target | grep -q 'volume-$va\$' && tgtadm --lld iscsi --op show --mode target | grep -q 'volume-$vb\$'" \
       || fail "the restarted tgtd did not get vb and va back: $(targets)"
-    echo "figure: both exports back $(( $(date +%s%3N) - start )) ms after the phase began (tgtd restarted just before)"
     ok "tgtd restarted with no targets: $NODE exported vb and va again"
     head -c 64 "$FILES/volume-$va" > "$WORK/va-head"
     printf 'petrel-second-marker-after-restart' | dd of="$FILES/volume-$va" conv=notrunc,fsync 2>/dev/null
@@ -499,6 +556,27 @@ assert abs(float(pool[\"total_capacity_gb\"]) - $vg_total) < 0.02 and abs(float(
     echo "phase lvm passed"
     ;;
 
+  inflight)
+    va=$(os volume show va -f value -c id) || fail "va"
+    image=$(os image show "img-$NODE" -f value -c id) || fail "the guest's image"
+    # 256 MiB of data for the backup to read, hash and write (the rest of va stays a hole).
+    dd if=/dev/urandom of="$FILES/volume-$va" bs=1M count=256 seek=8 conv=notrunc,fsync 2>/dev/null || fail "dd"
+    vx=$(os volume create --size 1 --type file vx -f json | field id) && waitfor 120 status_is vx available || fail "vx"
+    # The three requests go out together from one client (the CLI takes a second each), and
+    # the node is killed as soon as they are accepted.
+    "$(dirname "$OSC")/python" - "$image" "$va" "$vx" > "$WORK/inflight" <<'PY' || fail "the requests: $(cat "$WORK/inflight")"
+import sys, openstack
+image, va, vx = sys.argv[1:4]
+c = openstack.connect(cloud="petrel")
+vk = c.block_storage.create_volume(size=1, name="vk", image_id=image, volume_type="file")
+bk = c.block_storage.create_backup(volume_id=va, name="bk")
+c.block_storage.extend_volume(vx, 2)
+print(vk.id, bk.id, c.block_storage.get_volume(vk.id).status, c.block_storage.get_backup(bk.id).status, c.block_storage.get_volume(vx).status)
+PY
+    ok "a volume from an image, a backup of 256 MiB and an extend handed to the node (vk, bk, vx: $(cut -d' ' -f3- "$WORK/inflight")); it is killed now"
+    echo "phase inflight passed"
+    ;;
+
   while-down)
     os quota set --volumes 10 --gigabytes 100 admin || fail "quota set"
     v1=$(cat "$WORK/v1")
@@ -506,6 +584,9 @@ assert abs(float(pool[\"total_capacity_gb\"]) - $vg_total) < 0.02 and abs(float(
     status_is v1b deleting || fail "v1b is $(os volume show v1b -c status -f value) while its node is down"
     [ -e "$FILES/volume-$v1" ] || fail "v1b's file went without its node"
     ok "a volume deleted while its node is down waits in deleting (the node's queue keeps the work)"
+    if [ -s "$WORK/inflight" ]; then
+      echo "figure: the node was killed with vk $(os volume show vk -f value -c status), bk $(os volume backup show bk -f value -c status), vx $(os volume show vx -f value -c status)"
+    fi
     waitfor 120 sh -c "'$OSC' --os-cloud petrel volume service list -f value -c Host -c State | grep -q '^$NODE@file-1 down'" \
       || fail "cinder-volume of $NODE@file-1 not down: $(os volume service list 2>&1)"
     os volume create --size 1 --type file v3 >/dev/null || fail "volume create while the service is down"
@@ -522,6 +603,28 @@ assert abs(float(pool[\"total_capacity_gb\"]) - $vg_total) < 0.02 and abs(float(
     os volume create --size 1 --type file v4 >/dev/null || fail "volume create after the restart"
     waitfor 120 status_is v4 available || fail "v4 not available"
     ok "the restarted node finished the delete (file gone); new volumes are made again"
+
+    # What the node was killed in the middle of: finished by its reconcile, or failed with a reason.
+    settled() { case "$(os volume show "$1" -f value -c status)" in available|error) return 0 ;; *) return 1 ;; esac; }
+    backup_settled() { case "$("$OSC" --os-cloud petrel volume backup show bk -f value -c status)" in available|error) return 0 ;; *) return 1 ;; esac; }
+    waitfor 180 settled vk && waitfor 180 settled vx && waitfor 180 backup_settled && waitfor 60 status_is va available \
+      || fail "not settled: vk $(os volume show vk -f value -c status), vx $(os volume show vx -f value -c status), bk $(os volume backup show bk -f value -c status), va $(os volume show va -f value -c status)"
+    vk=$(os volume show vk -f value -c id); vx=$(os volume show vx -f value -c id); bk=$(os volume backup show bk -f value -c id)
+    status_is vk available && { qemu-img compare -q -f raw -F qcow2 "$FILES/volume-$vk" "$GUEST" || fail "vk's bytes differ from the image's"; }
+    status_is vk error && [ -e "$FILES/volume-$vk" ] && fail "vk is in error but its file is there"
+    status_is vx available && { size_is vx 2 || fail "vx is available at $(os volume show vx -f value -c size) GB"; [ "$(file_size "$vx")" = "$((2 * GiB))" ] || fail "vx's file is $(file_size "$vx") bytes"; }
+    if [ "$(os volume backup show bk -f value -c status)" = available ]; then
+      [ -f "$BACKUPS/$bk/manifest.json" ] || fail "bk is available without a manifest"
+    else
+      [ -e "$BACKUPS/$bk/manifest.json" ] && fail "bk failed but left a manifest"
+    fi
+    ls -A "$FILES" | grep -q '\.partial$' && fail "a partial file is left: $(ls -A "$FILES")"
+    for v in $(os volume list -f value -c Status | sort | uniq); do
+      case "$v" in available|in-use|error) ;; *) fail "a volume is still $v: $(os volume list --long)" ;; esac
+    done
+    ok "after the kill -9 every volume and the backup settled (vk $(os volume show vk -f value -c status), vx $(os volume show vx -f value -c status) at $(os volume show vx -f value -c size) GB, bk $(os volume backup show bk -f value -c status)); no partial file"
+    os volume backup delete bk >/dev/null && waitfor 120 sh -c "! '$OSC' --os-cloud petrel volume backup show bk >/dev/null 2>&1" || fail "bk delete"
+    os volume delete vk vx >/dev/null || fail "delete vk vx"
     echo "phase restarted passed"
     ;;
 

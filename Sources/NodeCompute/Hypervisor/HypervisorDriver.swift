@@ -108,6 +108,10 @@ public protocol HypervisorDriver: Sendable {
     func detach(_ id: String, device: Device, live: Bool, config: Bool) async throws
     /// Tells the running guest its disk `device` (a target such as `vdc`) grew to `bytes`.
     func resizeDisk(_ id: String, device: String, bytes: UInt64) async throws
+    /// Copies the running guest's disk `device` into the (existing, large enough) destination
+    /// `to` describes, then switches the guest over to it; the guest runs on throughout.
+    /// Returns once the guest uses the destination, or throws with the source still in use.
+    func copyDisk(_ id: String, device: String, to destination: Device) async throws
     /// Lifecycle events of every guest, until the consumer stops.
     func events() throws -> AsyncStream<GuestEvent>
     /// Keeps the password of an iSCSI disk's CHAP account where the hypervisor hands it to its

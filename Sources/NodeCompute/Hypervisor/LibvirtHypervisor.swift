@@ -79,6 +79,30 @@ public final class LibvirtHypervisor: HypervisorDriver {
         try await onDomain(id) { try $0.blockResize(disk: device, bytes: bytes) }
     }
 
+    public func copyDisk(_ id: String, device: String, to destination: Device) async throws {
+        let xml = destination.xml
+        try await onDomain(id) { try $0.blockCopy(disk: device, destinationXML: xml) }
+        do {
+            // Ready once the copy has caught up (cur == end); writes are mirrored from then on.
+            let deadline = ContinuousClock.now + .seconds(1800)
+            while true {
+                let job = try await onDomain(id) { try $0.blockJob(disk: device) }
+                guard let job else { throw HypervisorError("the copy of \(device) of \(id) ended before it was ready") }
+                if job.end > 0 && job.cur == job.end { break }
+                guard ContinuousClock.now < deadline else { throw HypervisorError("the copy of \(device) of \(id) was not ready within 30 minutes") }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try await onDomain(id) { try $0.endBlockJob(disk: device, pivot: true) }
+            while try await onDomain(id, { try $0.blockJob(disk: device) }) != nil {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        } catch {
+            // Leave the guest on its source disk.
+            try? await onDomain(id) { try $0.endBlockJob(disk: device, pivot: false) }
+            throw error
+        }
+    }
+
     public func setDiskSecret(usage: String, password: String) async throws {
         try await blocking { try $0.setISCSISecret(usage: usage, value: password) }
     }
