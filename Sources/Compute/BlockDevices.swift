@@ -155,6 +155,7 @@ extension Conductor {
             var volumeID = device.volumeID
             if volumeID == nil {
                 var create = VolumeService.VolumeCreate(projectID: row.projectID, userID: row.userID, size: device.size ?? 0)
+                create.requestID = context.requestID
                 create.host = host
                 create.type = device.volumeType
                 if device.source == "image" { create.imageID = device.uuid }

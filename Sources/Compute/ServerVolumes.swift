@@ -57,6 +57,8 @@ extension Conductor {
         } catch {
             logger.warning("volume attach failed", metadata: ["instance": "\(id)", "volume": "\(volumeID)", "error": "\(error)"])
             try? await volumes.dropAttachment(attachment.id)
+            try? await volumes.recordMessage(projectID: volume.projectID, resourceID: volume.id, action: .attachVolume, detail: .attachError,
+                                             requestID: context.requestID)
             throw Servers.Failure.internalError("Failed to attach volume \(volumeID) to \(id)")
         }
     }

@@ -173,6 +173,8 @@ public struct PetrelConfig: Sendable {
     public var defaultVolumeType: String
     /// `[DEFAULT] storage_availability_zone`.
     public var storageAvailabilityZone: String
+    /// `[DEFAULT] message_ttl`: seconds a volume user message is kept.
+    public var messageTTL: Int
 
     public static let defaultPath = "/etc/petrel/petrel.conf"
 
@@ -320,6 +322,7 @@ public struct PetrelConfig: Sendable {
         }) { $1 }
         defaultVolumeType = try string("DEFAULT", "default_volume_type")!
         storageAvailabilityZone = try string("DEFAULT", "storage_availability_zone")!
+        messageTTL = Int(try string("DEFAULT", "message_ttl")!)!
         let statePath = self.statePath
         volumeBackends = try Self.list(try string("DEFAULT", "enabled_backends") ?? "").map { name in
             func option(_ key: String) throws -> String? {

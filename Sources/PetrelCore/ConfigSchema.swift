@@ -199,6 +199,8 @@ public enum ConfigSchema {
               help: "The volume backends this node's volume service runs, comma-separated: each names a section of this file ([<name>]) whose keys are listed under [<backend>] below. Needed when [node] services includes volume."),
         .init("DEFAULT", "default_volume_type", .string, default: "__DEFAULT__",
               help: "The volume type a volume created without one gets (the controller's setting)."),
+        .init("DEFAULT", "message_ttl", .integer(1...315_360_000), default: "2592000",
+              help: "Seconds a user message of the volume API (/messages) is kept after the failure it tells of."),
         .init("DEFAULT", "storage_availability_zone", .string, default: "nova",
               help: "The availability zone of the volumes this cloud's backends hold."),
         .init("backup", "directory", .absolutePath, default: nil,

@@ -522,5 +522,23 @@ public enum Schema {
             "ALTER TABLE volume_attachments ADD COLUMN chap_secret TEXT",
             "ALTER TABLE volume_attachments ADD COLUMN target TEXT",
         ]),
+        // Cinder's user messages: what failed on a user's volume, snapshot or backup.
+        Migration(version: 25, name: "volume messages", statements: [
+            """
+            CREATE TABLE volume_messages (
+                id TEXT PRIMARY KEY,
+                project_id TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                resource_type TEXT NOT NULL,
+                resource_uuid TEXT,
+                event_id TEXT NOT NULL,
+                message_level TEXT NOT NULL,
+                user_message TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX volume_messages_project ON volume_messages (project_id)",
+        ]),
     ]
 }

@@ -93,7 +93,7 @@ public struct VolumeAPI: Sendable {
                       ["POST /volume/v3/backups/{id}/action (os-force_delete)"]),
         PolicyDefault("scheduler_extension:scheduler_stats:get_pools", admin, "List the backends' pools and their capacity.",
                       ["GET /volume/v3/scheduler-stats/get_pools"]),
-    ] + attachmentPolicies
+    ] + attachmentPolicies + messagePolicies
 
     public init(environment: APIEnvironment, hosts: HostInventory, volumes: VolumeService, logger: Logger) {
         self.environment = environment
@@ -136,6 +136,7 @@ public struct VolumeAPI: Sendable {
             registerSnapshots(on: v3, prefix: prefix)
             registerBackups(on: v3, prefix: prefix)
             registerAttachments(on: v3, prefix: prefix)
+            registerMessages(on: v3, prefix: prefix)
         }
     }
 

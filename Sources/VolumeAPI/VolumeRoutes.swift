@@ -65,9 +65,9 @@ extension VolumeAPI {
 
     // MARK: Rendering
 
-    func links(_ project: String, _ id: String) -> JSON {
-        [["rel": "self", "href": .string("\(environment.publicURL)/volume/v3/\(project)/volumes/\(id)")],
-         ["rel": "bookmark", "href": .string("\(environment.publicURL)/volume/\(project)/volumes/\(id)")]]
+    func links(_ project: String, _ id: String, collection: String = "volumes") -> JSON {
+        [["rel": "self", "href": .string("\(environment.publicURL)/volume/v3/\(project)/\(collection)/\(id)")],
+         ["rel": "bookmark", "href": .string("\(environment.publicURL)/volume/\(project)/\(collection)/\(id)")]]
     }
 
     func volumeJSON(_ volume: Volume, _ version: Microversion, typeNames: [String: String], admin: Bool,
@@ -151,17 +151,8 @@ extension VolumeAPI {
         }
         list = try sorted(list, request)
         let count = list.count
-        list = try Self.after(list, marker: request.query("marker"), id: \.id)
-        if let offset = try request.intQuery("offset", invalid: APIFault(.badRequest, "Invalid input received: offset must be an integer")) {
-            list = Array(list.dropFirst(offset))
-        }
         var body: [String: JSON] = [:]
-        if let limit = try request.intQuery("limit", invalid: APIFault(.badRequest, "Invalid input received: limit must be an integer")) {
-            if list.count > limit, let last = list.prefix(limit).last {
-                body["volumes_links"] = [["rel": "next", "href": .string("\(environment.publicURL)/volume/v3/\(projectID ?? "")/volumes\(detail ? "/detail" : "")?limit=\(limit)&marker=\(last.id)")]]
-            }
-            list = Array(list.prefix(limit))
-        }
+        (list, body["volumes_links"]) = try page(list, request, id: \.id, path: "\(projectID ?? "")/volumes\(detail ? "/detail" : "")")
         let attachments = detail ? Dictionary(grouping: try await volumes.attachments(volumeIDs: list.map(\.id)), by: \.volumeID) : [:]
         body["volumes"] = .array(list.map { volume in
             detail ? volumeJSON(volume, version, typeNames: types, admin: admin, attachments: attachments[volume.id] ?? [])
@@ -180,6 +171,22 @@ extension VolumeAPI {
         let admin = try context.allows("volume:get_all_tenants")
         if admin, let asked = request.query("project_id") { return asked }
         return admin && (request.boolQuery("all_tenants") ?? false) ? nil : try project(context)
+    }
+
+    /// One page of a sorted listing: after `marker`, past `offset`, at most `limit`; with the
+    /// link to the next page (`<path>?limit=…&marker=…` under the volume API) when more follow.
+    func page<T>(_ list: [T], _ request: Request, id: (T) -> String, path: String) throws -> ([T], JSON?) {
+        var list = try Self.after(list, marker: request.query("marker"), id: id)
+        if let offset = try request.intQuery("offset", invalid: APIFault(.badRequest, "Invalid input received: offset must be an integer")) {
+            list = Array(list.dropFirst(offset))
+        }
+        guard let limit = try request.intQuery("limit", invalid: APIFault(.badRequest, "Invalid input received: limit must be an integer")) else {
+            return (list, nil)
+        }
+        let next: JSON? = list.count > limit ? list.prefix(limit).last.map {
+            [["rel": "next", "href": .string("\(environment.publicURL)/volume/v3/\(path)?limit=\(limit)&marker=\(id($0))")]]
+        } : nil
+        return (Array(list.prefix(limit)), next)
     }
 
     /// What follows `marker` in a listing (all of it without one).
@@ -246,6 +253,7 @@ extension VolumeAPI {
             throw APIFault(.badRequest, "Invalid input received: Volume size '\(volume["size"]?.pythonStr ?? "None")' must be an integer and greater than 0")
         }
         var create = VolumeService.VolumeCreate(projectID: project, userID: try context.caller().userID, size: size)
+        create.requestID = APIRequest.id
         create.name = Self.text(volume["name"]) ?? Self.text(volume["display_name"])
         create.description = Self.text(volume["description"]) ?? Self.text(volume["display_description"])
         create.type = Self.text(volume["volume_type"])

@@ -284,10 +284,20 @@ extension VolumeService {
     /// A node's news about a backup: the backup's status, and its volume's (back from
     /// `backing-up`, or the restored one from `restoring-backup`).
     @discardableResult
-    public func applyBackup(_ update: BackupUpdate.Arguments) async throws -> Bool {
+    public func applyBackup(_ update: BackupUpdate.Arguments, requestID: String? = nil) async throws -> Bool {
         try await database.transaction { sql in
             guard var backup = try await Tables.backups.lockedGet(sql, id: update.backupID)?.value, backup.status == update.from,
                   backup.host == update.host else { return false }
+            let failure: (MessageAction, MessageDetail)? = switch (update.from, update.outcome) {
+            case ("creating", "error"): (.backupCreate, .backupCreateDriverError)
+            case ("deleting", "error_deleting"): (.backupDelete, .backupDeleteDriverError)
+            case ("restoring", let outcome) where outcome != "restored": (.backupRestore, .backupRestoreError)
+            default: nil
+            }
+            if let (action, detail) = failure {
+                try await recordMessage(sql, projectID: backup.projectID, resourceType: "VOLUME_BACKUP", resourceID: backup.id, action: action,
+                                        detail: detail, requestID: requestID)
+            }
             let time = now()
             switch (update.from, update.outcome) {
             case (_, "deleted"):

@@ -167,10 +167,19 @@ extension VolumeService {
     }
 
     @discardableResult
-    public func applySnapshot(_ update: SnapshotUpdate.Arguments) async throws -> Bool {
+    public func applySnapshot(_ update: SnapshotUpdate.Arguments, requestID: String? = nil) async throws -> Bool {
         try await database.transaction { sql in
             guard var snapshot = try await Tables.snapshots.lockedGet(sql, id: update.snapshotID)?.value, snapshot.status == update.from,
                   snapshot.host == update.host else { return false }
+            switch (update.from, update.outcome) {
+            case ("creating", "error"):
+                try await recordMessage(sql, projectID: snapshot.projectID, resourceType: "VOLUME_SNAPSHOT", resourceID: snapshot.id,
+                                        action: .snapshotCreate, detail: .snapshotCreateError, requestID: requestID)
+            case ("deleting", "error_deleting"):
+                try await recordMessage(sql, projectID: snapshot.projectID, resourceType: "VOLUME_SNAPSHOT", resourceID: snapshot.id,
+                                        action: .snapshotDelete, detail: .snapshotDeleteError, requestID: requestID)
+            default: break
+            }
             if update.outcome == "deleted" {
                 _ = try await Tables.snapshots.delete(sql, where: [.equals("id", snapshot.id)])
                 return true

@@ -381,14 +381,19 @@ extension VolumeService {
     private func connectAttachment(_ id: String, projectID: String?, connectorHost: String?, mode: String, volume: Volume) async throws
         -> (VolumeAttachment, ConnectionInfo?) {
         let info = try await connectionInfo(volume, connectorHost: connectorHost, mode: mode, attachmentID: id)
-        let row = try await database.transaction { sql -> AttachmentRow in
+        let (row, exported) = try await database.transaction { sql -> (AttachmentRow, AttachmentRow?) in
             var row = try await self.attachment(sql, id, projectID: projectID, locked: true)
+            let before = row
             row.status = "attaching"; row.path = info.devicePath; row.block = info.block; row.attachMode = mode
             if let connectorHost { row.host = connectorHost }
+            // Connected on the volume's node now: an export made for an earlier connector goes.
+            let stale = info.iscsi == nil && before.chapUser != nil ? before : nil
+            if stale != nil { row.chapUser = nil; row.chapSecret = nil; row.target = nil }
             try await Tables.attachments.update(sql, id: id, row)
             try await setStatus(sql, row.volumeId, "attaching")
-            return row
+            return (row, stale)
         }
+        if let exported { await unexport([exported]) }
         return (row.value, info)
     }
 

@@ -16,10 +16,14 @@ public struct VolumeService: Sendable {
         public var defaultTypeName: String
         /// `[DEFAULT] storage_availability_zone`.
         public var availabilityZone: String
-        public init(quotaDefaults: [String: Int], defaultTypeName: String = "__DEFAULT__", availabilityZone: String = "nova") {
+        /// `[DEFAULT] message_ttl`: seconds a user message is kept.
+        public var messageTTL: Int
+        public init(quotaDefaults: [String: Int], defaultTypeName: String = "__DEFAULT__", availabilityZone: String = "nova",
+                    messageTTL: Int = 2_592_000) {
             self.quotaDefaults = quotaDefaults
             self.defaultTypeName = defaultTypeName
             self.availabilityZone = availabilityZone
+            self.messageTTL = messageTTL
         }
     }
 
@@ -80,6 +84,8 @@ public struct VolumeService: Sendable {
         public var sourceVolumeID: String?
         /// Start from an image's bytes (Cinder's `imageRef`).
         public var imageID: String?
+        /// The API request asking (for the user messages a failure leaves).
+        public var requestID: String?
         /// Whether the caller is an administrator (who sees every image).
         public var isAdmin = false
         /// Only a backend of this node will do (a server's volume, on the server's host while
@@ -152,6 +158,10 @@ public struct VolumeService: Sendable {
             if image != nil { volume.bootable = true }
             volume.pool = backend?.backendName ?? ""
             try await Tables.volumes.insert(sql, VolumeRow(volume))
+            if backend == nil {
+                try await recordMessage(sql, projectID: volume.projectID, resourceID: volume.id, action: .scheduleAllocateVolume,
+                                        detail: .noBackendAvailable, requestID: request.requestID)
+            }
             return volume
         }
         guard volume.status == VolumeStatus.creating else { return volume }
@@ -460,8 +470,19 @@ public struct VolumeService: Sendable {
 
     /// A node's news about the work on a volume; applied only while the volume is still in the
     /// status that work began from.
+    /// The user message a failed piece of work on a volume leaves, as Cinder words it.
+    static func message(from status: String, outcome: String, fromImage: Bool) -> (MessageAction, MessageDetail)? {
+        switch (status, outcome) {
+        case (VolumeStatus.creating, VolumeStatus.error):
+            return fromImage ? (.copyImageToVolume, .unknownError) : (.createVolumeFromBackend, .driverFailedCreate)
+        case (VolumeStatus.extending, VolumeStatus.errorExtending): return (.extendVolume, .driverFailedExtend)
+        case (VolumeStatus.uploading, "upload_failed"): return (.copyVolumeToImage, .failedToUploadVolume)
+        default: return nil
+        }
+    }
+
     @discardableResult
-    public func apply(_ update: VolumeUpdate.Arguments) async throws -> Bool {
+    public func apply(_ update: VolumeUpdate.Arguments, requestID: String? = nil) async throws -> Bool {
         let (applied, upload): (Bool, VolumeImageUpload?) = try await database.transaction { sql in
             guard let row = try await Tables.volumes.lockedGet(sql, id: update.volumeID), row.status == update.from,
                   row.host == update.host else { return (false, nil) }
@@ -488,6 +509,10 @@ public struct VolumeService: Sendable {
             volume.fault = update.reason
             volume.updatedAt = now()
             try await Tables.volumes.update(sql, id: volume.id, VolumeRow(volume))
+            if let (action, detail) = Self.message(from: update.from, outcome: update.outcome, fromImage: volume.imageID != nil) {
+                try await recordMessage(sql, projectID: volume.projectID, resourceID: volume.id, action: action, detail: detail,
+                                        requestID: requestID)
+            }
             return (true, upload)
         }
         if applied, update.outcome == "upload_failed", let imageID = upload?.imageID { try? await removeImage(imageID) }

@@ -112,7 +112,7 @@ struct Serve: AsyncParsableCommand {
         let volumes = VolumeService(
             database: database,
             settings: .init(quotaDefaults: config.quotaDefaults, defaultTypeName: config.defaultVolumeType,
-                            availabilityZone: config.storageAvailabilityZone),
+                            availabilityZone: config.storageAvailabilityZone, messageTTL: config.messageTTL),
             hosts: hosts, images: images,
             connect: { host, volume in
                 try await volumeClient.call(VolumeConnection.self, volume, topic: RPCTopology.hostTopic(VolumeTopic.name, host: host),
@@ -175,19 +175,19 @@ struct Serve: AsyncParsableCommand {
                                  exports: try await volumes.exports(host: query.host))
         }
         reports.register(BackupUpdate.self) { update, context in
-            let applied = try await volumes.applyBackup(update)
+            let applied = try await volumes.applyBackup(update, requestID: context.requestID)
             logger.info("backup update", metadata: ["backup": "\(update.backupID)", "outcome": "\(update.outcome)", "applied": "\(applied)",
                                                     "request_id": "\(context.requestID)"])
             return Nothing()
         }
         reports.register(SnapshotUpdate.self) { update, context in
-            let applied = try await volumes.applySnapshot(update)
+            let applied = try await volumes.applySnapshot(update, requestID: context.requestID)
             logger.info("snapshot update", metadata: ["snapshot": "\(update.snapshotID)", "outcome": "\(update.outcome)", "applied": "\(applied)",
                                                       "request_id": "\(context.requestID)"])
             return Nothing()
         }
         reports.register(VolumeUpdate.self) { update, context in
-            let applied = try await volumes.apply(update)
+            let applied = try await volumes.apply(update, requestID: context.requestID)
             logger.info("volume update", metadata: ["volume": "\(update.volumeID)", "outcome": "\(update.outcome)", "applied": "\(applied)",
                                                     "request_id": "\(context.requestID)"])
             if applied, update.from == "extending", update.outcome == "available" {

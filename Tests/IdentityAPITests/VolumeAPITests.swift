@@ -447,11 +447,18 @@ actor VolumeNodeDouble {
             #expect(try await status(id) == "reserved")
             let elsewhere = try await call(cloud, "\(base)/attachments/\(attachment)", method: .put,
                                            body: #"{"attachment": {"connector": {"host": "elsewhere", "mode": "rw"}}}"#, version: "3.27")
-            #expect(elsewhere.status == .badRequest, "\(String(describing: elsewhere.json))")
+            // A connector on another host gets the volume exported over iSCSI for this attachment.
+            #expect(elsewhere.status == .ok, "\(String(describing: elsewhere.json))")
+            let far = elsewhere.json?["attachment"]?["connection_info"]
+            #expect(far?["driver_volume_type"] == "iscsi" && far?["data"]?["auth_method"] == "CHAP" && far?["data"]?["target_lun"] == 1)
+            #expect(far?["data"]?["target_iqn"]?.stringValue?.hasSuffix("volume-\(id)") == true && far?["data"]?["target_portal"] == "192.0.2.7:3260")
+            #expect(await cloud.node.exports[attachment]?.username == far?["data"]?["auth_username"]?.stringValue)
             let connected = try await call(cloud, "\(base)/attachments/\(attachment)", method: .put,
                                            body: #"{"attachment": {"connector": {"host": "node1", "initiator": "iqn.x", "mode": "rw"}}}"#, version: "3.27")
             #expect(connected.json?["attachment"]?["status"] == "attaching")
             #expect(connected.json?["attachment"]?["connection_info"]?["driver_volume_type"] == "local")
+            #expect(await cloud.node.exports.isEmpty, "connected on the volume's node: the export for elsewhere is gone")
+            #expect(try await call(cloud, "\(base)/attachments/\(attachment)", version: "3.27").json?["attachment"]?["connection_info"]?["driver_volume_type"] == "local")
             #expect(connected.json?["attachment"]?["connection_info"]?["data"]?["device_path"] == .string("/volumes/volume-\(id)"))
             #expect(try await status(id) == "attaching")
             #expect(try await call(cloud, "\(base)/attachments/\(attachment)/action", method: .post, body: #"{"os-complete": {}}"#,
@@ -556,6 +563,26 @@ actor VolumeNodeDouble {
             let lost = try await call(cloud, "\(base)/volumes", method: .post, body: #"{"volume": {"size": 1, "volume_type": "elsewhere"}}"#)
             #expect(lost.json?["volume"]?["status"] == "error", "no backend has that name")
             #expect(await cloud.node.pending.isEmpty)
+
+            // The failure left the project a user message (3.3+), in Cinder's words and numbers.
+            let lostID = try #require(lost.json?["volume"]?["id"]?.stringValue)
+            #expect(try await call(cloud, "\(base)/messages", version: "3.2").status == .notFound, "messages need 3.3")
+            let messages = try await call(cloud, "\(base)/messages", version: "3.3")
+            let message = try #require(messages.json?["messages"]?.arrayValue?.first)
+            #expect(messages.json?["messages"]?.arrayValue?.count == 1)
+            #expect(message["event_id"] == "VOLUME_VOLUME_001_003" && message["resource_type"] == "VOLUME"
+                && message["resource_uuid"] == .string(lostID) && message["message_level"] == "ERROR")
+            #expect(message["user_message"] == "schedule allocate volume: Could not find any available weighted backend.")
+            #expect(message["request_id"]?.stringValue?.hasPrefix("req-") == true && message["guaranteed_until"]?.stringValue != nil)
+            let messageID = try #require(message["id"]?.stringValue)
+            #expect(try await call(cloud, "\(base)/messages?resource_uuid=\(UUID().uuidString.lowercased())", version: "3.3")
+                .json?["messages"]?.arrayValue?.isEmpty == true)
+            #expect(try await call(cloud, "\(base)/messages?bogus=1", version: "3.3").status == .badRequest)
+            #expect(try await call(cloud, "/volume/v3/messages/\(messageID)", token: cloud.other, version: "3.3").status == .notFound,
+                    "another project's message")
+            #expect(try await call(cloud, "\(base)/messages/\(messageID)", version: "3.3").json?["message"]?["id"] == .string(messageID))
+            #expect(try await call(cloud, "\(base)/messages/\(messageID)", method: .delete, version: "3.3").status == .noContent)
+            #expect(try await call(cloud, "\(base)/messages/\(messageID)", version: "3.3").status == .notFound)
             let typeID = try #require(elsewhere.json?["volume_type"]?["id"]?.stringValue)
             #expect(try await call(cloud, "/volume/v3/types/\(typeID)", token: cloud.admin, method: .delete).status == .badRequest, "in use")
             let fileType = try await call(cloud, "/volume/v3/types/\(typeID)/extra_specs", token: cloud.admin, method: .post,
