@@ -96,7 +96,7 @@ extension Conductor {
     /// it and switches over; the old volume is available again (with its bytes), the new one
     /// in-use at the same device. A failure leaves the old volume attached and the new available.
     public func swapVolume(_ id: String, from oldID: String, to newID: String, by caller: ServerCaller,
-                           context: RequestContext) async throws -> VolumeAttachment {
+                           context: RequestContext) async throws {
         guard let volumes = servers.volumes else { throw Servers.Failure.badRequest("This cloud has no volume service.") }
         let (row, host) = try await servers.volumeTarget(id, by: caller, action: "swap_volume")
         guard let old = try await volumes.attachments(instanceIDs: [id]).first(where: { $0.volumeID == oldID && $0.isPlugged }) else {
@@ -129,9 +129,6 @@ extension Conductor {
             try await volumes.dropAttachment(leaving.id)
             logger.info("volume swapped", metadata: ["instance": "\(id)", "old": "\(oldID)", "new": "\(newID)", "device": "\(result.device)",
                                                      "total_ms": "\(Self.milliseconds(clock.now - started))"])
-            var done = attachment
-            done.device = result.device; done.path = disk.path; done.block = disk.block; done.iscsi = disk.iscsi; done.status = "attached"
-            return done
         } catch {
             logger.warning("volume swap failed", metadata: ["instance": "\(id)", "old": "\(oldID)", "new": "\(newID)", "error": "\(error)"])
             try? await volumes.rollDetach(leaving.id)

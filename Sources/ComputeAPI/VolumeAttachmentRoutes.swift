@@ -78,7 +78,7 @@ extension ComputeAPI {
                 }
             }
             if swapping {
-                _ = try await volumeCall {
+                try await volumeCall {
                     try await serverConductor.swapVolume(id, from: oldID, to: newID, by: who, context: rpcContext(caller, who))
                 }
             }

@@ -188,10 +188,21 @@ public final class ComputeService: Sendable {
     /// Defines the instance's domain, with the CHAP passwords of its volumes on other hosts
     /// where libvirt hands them to QEMU.
     func defineDomain(_ spec: InstanceSpec, files: InstanceFiles) async throws {
-        for volume in spec.volumes ?? [] {
-            if let iscsi = volume.iscsi { try await hypervisor.setDiskSecret(usage: InstanceDomain.secretUsage(iscsi), password: iscsi.password) }
-        }
+        for volume in spec.volumes ?? [] { try await storeSecret(of: volume) }
         try await hypervisor.define(settings.domain.definition(spec, files: files, host: host))
+    }
+
+    /// Keeps the CHAP password of a volume reached over iSCSI where libvirt finds it (a volume
+    /// on this host needs none).
+    func storeSecret(of disk: VolumeDisk) async throws {
+        guard let iscsi = disk.iscsi else { return }
+        try await hypervisor.setDiskSecret(usage: InstanceDomain.secretUsage(iscsi), password: iscsi.password)
+    }
+
+    /// Forgets the CHAP password of a volume reached over iSCSI.
+    func forgetSecret(of disk: VolumeDisk) async throws {
+        guard let iscsi = disk.iscsi else { return }
+        try await hypervisor.removeDiskSecret(usage: InstanceDomain.secretUsage(iscsi))
     }
 
     /// Removes the domain (with its managed-save image and the passwords of its iSCSI disks)

@@ -50,12 +50,12 @@ extension ComputeService {
             ?? InstanceDomain.freeTarget(in: [stored, live ?? ""])
         guard let device else { throw Refused(description: "instance \(id) has no free disk name left", retryable: false) }
         let toConfig = !InstanceDomain.hasVolume(stored, volumeID: disk.volumeID)
-        let toLive = live.map { !InstanceDomain.hasVolume($0, volumeID: disk.volumeID) } ?? false
+        let toLive = live.map { !InstanceDomain.holds($0, disk) } ?? false
         if toConfig || toLive {
             var placed = disk
             placed.device = device
             let started = ContinuousClock.now
-            if let iscsi = disk.iscsi { try await hypervisor.setDiskSecret(usage: InstanceDomain.secretUsage(iscsi), password: iscsi.password) }
+            try await storeSecret(of: disk)
             try await hypervisor.attach(id, device: InstanceDomain.volume(placed), live: toLive, config: toConfig)
             logger.info("volume attached", metadata: ["instance": "\(id)", "volume": "\(disk.volumeID)", "device": "\(device)", "live": "\(toLive)",
                                                       "libvirt": "\(ContinuousClock.now - started)"])
@@ -86,7 +86,7 @@ extension ComputeService {
         if InstanceDomain.hasVolume(stored, volumeID: disk.volumeID) {
             try await hypervisor.detach(id, device: element, live: false, config: true)
         }
-        if let iscsi = disk.iscsi { try await hypervisor.removeDiskSecret(usage: InstanceDomain.secretUsage(iscsi)) }
+        try await forgetSecret(of: disk)
         logger.info("volume detached", metadata: ["instance": "\(id)", "volume": "\(disk.volumeID)"])
     }
 
@@ -106,7 +106,7 @@ extension ComputeService {
         former.device = device
         placed.device = device
         let started = ContinuousClock.now
-        if let iscsi = new.iscsi { try await hypervisor.setDiskSecret(usage: InstanceDomain.secretUsage(iscsi), password: iscsi.password) }
+        try await storeSecret(of: new)
         if Self.isLive(state), let live = try await hypervisor.liveDefinition(id), InstanceDomain.holds(live, former), !InstanceDomain.holds(live, placed) {
             try await hypervisor.copyDisk(id, device: device, to: InstanceDomain.volume(placed))
         }
@@ -117,9 +117,7 @@ extension ComputeService {
         if !InstanceDomain.hasVolume(try await hypervisor.definition(id) ?? "", volumeID: new.volumeID) {
             try await hypervisor.attach(id, device: InstanceDomain.volume(placed), live: false, config: true)
         }
-        if let iscsi = old.iscsi, iscsi.username != new.iscsi?.username {
-            try await hypervisor.removeDiskSecret(usage: InstanceDomain.secretUsage(iscsi))
-        }
+        if old.iscsi?.username != new.iscsi?.username { try await forgetSecret(of: old) }
         logger.info("volume swapped", metadata: ["instance": "\(id)", "old": "\(old.volumeID)", "new": "\(new.volumeID)", "device": "\(device)",
                                                  "copy": "\(copied - started)"])
         return AttachVolume.Result(device: device)

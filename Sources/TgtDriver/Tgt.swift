@@ -37,31 +37,18 @@ public struct TgtExport: Sendable, Equatable {
 /// nodes on one machine): targets are found by IQN, never by a remembered tid, and a tid
 /// taken by someone else between our look and our create is retried with the next one.
 public struct Tgt: Sendable {
-    public let executable: String
-    /// tgtd's management port (`tgtadm -C`); nil: tgtd's default (0).
-    public let controlPort: Int?
-
-    public init(executable: String = "tgtadm", controlPort: Int? = nil) {
-        self.executable = executable
-        self.controlPort = controlPort
-    }
+    public init() {}
 
     /// The data LUN of every target this driver makes.
     public static let dataLUN = 1
 
     func tgtadm(_ arguments: [String]) async throws -> String {
-        let all = (controlPort.map { ["-C", "\($0)"] } ?? []) + ["--lld", "iscsi"] + arguments
-        let result = try await Command.run(executable, all)
+        let result = try await Command.run("tgtadm", ["--lld", "iscsi"] + arguments)
         guard result.status == 0 else {
             let message = (result.stderr + result.stdout).trimmingCharacters(in: .whitespacesAndNewlines)
             throw TgtError("tgtadm \(arguments.prefix(4).joined(separator: " ")): \(message.replacingOccurrences(of: "tgtadm: ", with: ""))")
         }
         return result.stdout
-    }
-
-    /// Whether tgtd answers.
-    public func isRunning() async -> Bool {
-        (try? await tgtadm(["--op", "show", "--mode", "sys"])) != nil
     }
 
     public func targets() async throws -> [TgtTarget] {
@@ -78,11 +65,9 @@ public struct Tgt: Sendable {
     /// allowed) and binds the CHAP account `user`/`password` to it (made when missing; an
     /// existing account keeps its password, so callers name accounts by what they guard).
     public func ensure(iqn: String, path: String, user: String, password: String) async throws -> TgtExport {
-        var target = try await targets().first { $0.iqn == iqn }
-        if target == nil {
-            target = try await create(iqn: iqn)
-        }
-        guard var target else { throw TgtError("target \(iqn) vanished while it was made") }
+        let present = try await targets()
+        var target: TgtTarget
+        if let found = present.first(where: { $0.iqn == iqn }) { target = found } else { target = try await create(iqn: iqn, present: present) }
         if let existing = target.luns[Self.dataLUN], existing != path {
             throw TgtError("target \(iqn) exports \(existing), not \(path)")
         }
@@ -97,21 +82,23 @@ public struct Tgt: Sendable {
             }
             target.luns[Self.dataLUN] = path
         }
-        if try await !accounts().contains(user) {
-            do {
-                _ = try await tgtadm(["--op", "new", "--mode", "account", "--user", user, "--password", password])
-            } catch let error as TgtError where error.description.contains("already exists") {}
-        }
         if !target.accounts.contains(user) {
+            if try await !accounts().contains(user) {
+                do {
+                    _ = try await tgtadm(["--op", "new", "--mode", "account", "--user", user, "--password", password])
+                } catch let error as TgtError where error.description.contains("already exists") {}
+            }
             _ = try await tgtadm(["--op", "bind", "--mode", "account", "--tid", "\(target.tid)", "--user", user])
         }
         return TgtExport(tid: target.tid, iqn: iqn, lun: Self.dataLUN)
     }
 
-    /// Makes the target at the lowest free tid, every initiator address allowed (CHAP guards it).
-    func create(iqn: String) async throws -> TgtTarget {
-        for _ in 0..<16 {
-            let present = try await targets()
+    /// Makes the target at the lowest free tid (of `present`, tgtd's targets as just read),
+    /// every initiator address allowed (CHAP guards it).
+    func create(iqn: String, present: [TgtTarget]) async throws -> TgtTarget {
+        var present = present
+        for attempt in 0..<16 {
+            if attempt > 0 { present = try await targets() }
             if let target = present.first(where: { $0.iqn == iqn }) { return target }
             let used = Set(present.map(\.tid))
             let tid = (1...).first { !used.contains($0) }!

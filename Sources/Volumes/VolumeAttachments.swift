@@ -55,7 +55,7 @@ struct AttachmentRow: Codable, Sendable {
     var value: VolumeAttachment {
         VolumeAttachment(id: id, volumeID: volumeId, instanceID: instanceId, host: host, device: device, path: path, block: block,
                          status: status, createdAt: createdAt, deleteOnTermination: deleteOnTermination, external: external, mode: attachMode,
-                         iscsi: target.flatMap { try? JSONDecoder().decode(ISCSITarget.self, from: Data($0.utf8)) })
+                         iscsi: target.flatMap { JSONColumn.decode($0, as: ISCSITarget?.self, fallback: nil) })
     }
 }
 
@@ -122,7 +122,7 @@ extension VolumeService {
                                                                username: account.user, password: account.secret))
         try await database.transaction { sql in
             guard var row = try await Tables.attachments.lockedGet(sql, id: attachmentID) else { return }
-            row.target = Self.encodeTarget(target)
+            row.target = JSONColumn.encode(target, fallback: "")
             try await Tables.attachments.update(sql, id: attachmentID, row)
         }
         return target
@@ -138,18 +138,12 @@ extension VolumeService {
         return String((0..<20).map { _ in alphabet[Int(generator.next(upperBound: UInt(alphabet.count)))] })
     }
 
-    static func encodeTarget(_ target: ISCSITarget) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return (try? encoder.encode(target)).map { String(decoding: $0, as: UTF8.self) } ?? ""
-    }
-
     /// The attach is done: the volume is `in-use`, the attachment holds the disk the guest got.
     public func finishAttachment(_ id: String, disk: VolumeDisk) async throws {
         try await database.transaction { sql in
             guard var row = try await Tables.attachments.lockedGet(sql, id: id) else { return }
             row.status = "attached"; row.device = disk.device; row.path = disk.path; row.block = disk.block
-            if let iscsi = disk.iscsi { row.target = Self.encodeTarget(iscsi) }
+            if let iscsi = disk.iscsi { row.target = JSONColumn.encode(iscsi, fallback: "") }
             try await Tables.attachments.update(sql, id: id, row)
             try await setStatus(sql, row.volumeId, "in-use")
         }

@@ -92,11 +92,15 @@ struct PetrelNode: AsyncParsableCommand {
         }
         return VolumeRole(context: context, backends: backends, images: images,
                           scratchDirectory: config.statePath + "/volume-transfers", backupDirectory: config.backupDirectory,
-                          nodeAddress: config.myIP ?? (try? Netlink().defaultRouteAddress() ?? nil))
+                          nodeAddress: ownAddress(config))
     }
 
+    /// This host's address as other hosts reach it: `[DEFAULT] my_ip`, else the address of the
+    /// interface of the default route.
+    static func ownAddress(_ config: PetrelConfig) -> String? { config.myIP ?? (try? Netlink().defaultRouteAddress() ?? nil) }
+
     static func network(_ config: PetrelConfig, _ context: NodeServiceContext) throws -> any NodeService {
-        let tunnelIP = config.networking.localIP ?? config.myIP ?? (try? Netlink().defaultRouteAddress() ?? nil)
+        let tunnelIP = config.networking.localIP ?? ownAddress(config)
         let l2 = try L2Drivers.make(config.networking.mechanismDriver,
                                     settings: .init(tunnelIP: tunnelIP, interfaceMappings: config.networking.interfaceMappings))
         context.logger.info("starting the network service", metadata: [
