@@ -5,10 +5,12 @@ import Volumes
 
 /// Nova's os-volume_attachments: volumes hot-plugged into a server on its host and unplugged.
 extension Servers {
-    /// The disks of the volumes attached to a server, for its host's definition of it.
-    func volumeDisks(_ row: InstanceRow) async throws -> [VolumeDisk] {
-        guard let volumes else { return [] }
-        return try await volumes.attachments(instanceIDs: [row.id]).filter(\.isPlugged).map(\.disk)
+    /// The disks of the volumes attached to a server, for its host's definition of it, and the
+    /// volumes being attached to it now (reserved, not plugged yet).
+    func volumeDisks(_ row: InstanceRow) async throws -> (plugged: [VolumeDisk], attaching: [String]) {
+        guard let volumes else { return ([], []) }
+        let attachments = try await volumes.attachments(instanceIDs: [row.id]).filter { !$0.external }
+        return (attachments.filter(\.isPlugged).map(\.disk), attachments.filter { !$0.isPlugged }.map(\.volumeID))
     }
 
     /// The volumes attached to each of these servers, oldest attachment first.

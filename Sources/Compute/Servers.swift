@@ -483,9 +483,10 @@ public struct Servers: Sendable {
                                availabilityZone: row.availabilityZone ?? defaultAvailabilityZone)
                 .configDriveFiles().map { InstanceSpec.ConfigDriveFile(path: $0.path, contents: $0.contents) }
             : nil
+        let volumes = try await volumeDisks(row)
         return InstanceSpec(id: row.id, name: row.name, projectID: row.projectID, userID: row.userID, host: row.host, flavor: flavor,
                             image: image, vmState: row.vm ?? .error, taskState: row.task, stamp: row.stateStamp, configDrive: drive,
-                            nics: try await nics(row), volumes: try await volumeDisks(row))
+                            nics: try await nics(row), volumes: volumes.plugged, attachingVolumes: volumes.attaching)
     }
 
     /// What should be on `host` (all of it, or the instances in `ids`).

@@ -96,18 +96,22 @@ public struct InstanceSpec: Codable, Sendable, Equatable {
     /// The volumes attached to the instance, as disks after its own; absent from older controllers.
     /// One attached as `vda` is the root disk: the instance then has no local root disk.
     public var volumes: [VolumeDisk]?
+    /// The volumes being attached to the instance right now (reserved for it, not yet plugged):
+    /// a disk of one of these on the domain is not a stray. Absent from older controllers.
+    public var attachingVolumes: [String]?
 
     /// The root disk's volume, when the instance boots from a volume.
     public var rootVolume: VolumeDisk? { volumes?.first { $0.device == "vda" } }
 
     public init(id: String, name: String, projectID: String, userID: String, host: String?, flavor: Flavor, image: Image?,
                 vmState: VMState, taskState: TaskState?, stamp: Int64, configDrive: [ConfigDriveFile]? = nil, nics: [NIC] = [],
-                volumes: [VolumeDisk]? = nil) {
+                volumes: [VolumeDisk]? = nil, attachingVolumes: [String]? = nil) {
         self.id = id; self.name = name; self.projectID = projectID; self.userID = userID; self.host = host
         self.flavor = flavor; self.image = image; self.vmState = vmState; self.taskState = taskState; self.stamp = stamp
         self.configDrive = configDrive
         self.nics = nics
         self.volumes = volumes
+        self.attachingVolumes = attachingVolumes
     }
 }
 

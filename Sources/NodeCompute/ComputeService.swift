@@ -444,7 +444,10 @@ public final class ComputeService: Sendable {
                     await converging(spec.id) { await self.perform(.init(instanceID: spec.id, action: action), context: context) }
                 }
             case nil:
-                await converging(spec.id) { await self.sync(spec) }
+                await converging(spec.id) {
+                    await self.sync(spec)
+                    try await self.removeStrayVolumes(spec.id)
+                }
             }
         }
     }
@@ -471,7 +474,14 @@ public final class ComputeService: Sendable {
             if let expected = try? await controller.instances(on: host, ids: nil) {
                 for spec in expected where spec.taskState == nil {
                     if await locks.isBusy(spec.id) { continue }
-                    await locks.with(spec.id) { await self.sync(spec) }
+                    await locks.with(spec.id) {
+                        await self.sync(spec)
+                        do {
+                            try await self.removeStrayVolumes(spec.id)
+                        } catch {
+                            self.logger.error("could not check an instance's volumes", metadata: ["instance": "\(spec.id)", "error": "\(error)"])
+                        }
+                    }
                 }
             }
             if ContinuousClock.now - lastSweep >= settings.imageCacheInterval {

@@ -41,8 +41,13 @@ extension ComputeService {
     /// Adds the disk where it is missing: to the running guest and to the stored definition (a
     /// stopped guest gets it at its next start). Answers with the guest's device name.
     public func attachVolume(_ id: String, _ disk: VolumeDisk) async throws -> AttachVolume.Result {
-        guard try await lookup(id) != nil, let state = try await hypervisor.state(id) else {
+        guard let spec = try await lookup(id), let state = try await hypervisor.state(id) else {
             throw Refused(description: "instance \(id) has no domain on \(host)", retryable: false)
+        }
+        // (A request the controller gave up on, delivered again after the node's restart.)
+        if let attaching = spec.attachingVolumes, !attaching.contains(disk.volumeID),
+           !(spec.volumes ?? []).contains(where: { $0.volumeID == disk.volumeID }) {
+            throw Refused(description: "volume \(disk.volumeID) is no longer being attached to instance \(id)", retryable: false)
         }
         let stored = try await hypervisor.definition(id) ?? ""
         let live = Self.isLive(state) ? try await hypervisor.liveDefinition(id) ?? "" : nil
@@ -88,6 +93,29 @@ extension ComputeService {
         }
         try await forgetSecret(of: disk)
         logger.info("volume detached", metadata: ["instance": "\(id)", "volume": "\(disk.volumeID)"])
+    }
+
+    /// Unplugs the volume disks the controller has no attachment for: an attach the node finished
+    /// after the controller gave up on it leaves one (the node killed between plugging the disk
+    /// and answering, and back after the call's deadline). The controller is asked afresh, under
+    /// the instance's lock, so a volume reserved for the instance (an attach finishing now) is
+    /// left alone, as is every disk while an action runs or when the controller is too old to
+    /// say which volumes are being attached.
+    func removeStrayVolumes(_ id: String) async throws {
+        guard let state = try await hypervisor.state(id), let stored = try await hypervisor.definition(id) else { return }
+        let live = Self.isLive(state) ? try await hypervisor.liveDefinition(id) ?? "" : ""
+        var plugged: [InstanceDomain.PluggedVolume] = []
+        for disk in InstanceDomain.pluggedVolumes(in: stored) + InstanceDomain.pluggedVolumes(in: live) where !plugged.contains(disk) {
+            plugged.append(disk)
+        }
+        guard !plugged.isEmpty, let spec = try await controller.instances(on: host, ids: [id]).first, spec.taskState == nil,
+              let wanted = spec.volumes, let attaching = spec.attachingVolumes else { return }
+        for disk in plugged where !attaching.contains(disk.serial) && !wanted.contains(where: disk.isDisk(of:)) {
+            logger.warning("unplugging a volume the controller has not attached to the instance", metadata: [
+                "instance": "\(id)", "volume": "\(disk.serial)", "device": "\(disk.target)"])
+            try await detachVolume(id, VolumeDisk(volumeID: disk.serial, path: disk.source, block: disk.block, device: disk.target))
+            if let usage = disk.secretUsage { try await hypervisor.removeDiskSecret(usage: usage) }
+        }
     }
 
     /// Replaces a volume by another (Nova's `swap_volume`), the new one at the old one's device:

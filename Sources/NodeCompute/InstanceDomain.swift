@@ -128,6 +128,49 @@ public struct InstanceDomain: Sendable {
         return xml.contains(disk.block ? "dev='\(disk.path)'" : "file='\(disk.path)'")
     }
 
+    /// A volume's disk as a domain's XML has it: any disk with a serial (the instance's own
+    /// disks have none).
+    struct PluggedVolume: Equatable {
+        var serial: String
+        var target: String
+        /// The file, the device, or the iSCSI `iqn/lun` it reads.
+        var source: String
+        var block: Bool
+        /// The libvirt secret holding its CHAP password.
+        var secretUsage: String?
+
+        /// Whether this is the disk of that volume: by serial, or by source (a running guest
+        /// whose disk was swapped keeps the old volume's serial).
+        func isDisk(of disk: VolumeDisk) -> Bool {
+            if serial == disk.volumeID { return true }
+            if let iscsi = disk.iscsi { return source == "\(iscsi.iqn)/\(iscsi.lun)" }
+            return !disk.path.isEmpty && source == disk.path
+        }
+    }
+
+    /// The volumes' disks in a domain's XML.
+    static func pluggedVolumes(in xml: String) -> [PluggedVolume] {
+        var found: [PluggedVolume] = []
+        var rest = xml[...]
+        while let open = rest.range(of: "<disk "), let close = rest[open.upperBound...].range(of: "</disk>") {
+            let element = String(rest[open.lowerBound..<close.upperBound])
+            rest = rest[close.upperBound...]
+            guard let serial = value(in: element, between: "<serial>", and: "</serial>"), let target = targets(in: element).first else { continue }
+            let source = value(in: element, between: "<source ", and: ">") ?? ""
+            let device = value(in: source, between: "dev='", and: "'")
+            let read = value(in: source, between: "file='", and: "'") ?? device ?? value(in: source, between: "name='", and: "'") ?? ""
+            found.append(PluggedVolume(serial: serial, target: target, source: read, block: device != nil,
+                                       secretUsage: secretUsages(in: element).first))
+        }
+        return found
+    }
+
+    /// The text between the first `start` and the next `end`.
+    private static func value(in text: String, between start: String, and end: String) -> String? {
+        guard let from = text.range(of: start), let to = text[from.upperBound...].range(of: end) else { return nil }
+        return String(text[from.upperBound..<to.lowerBound])
+    }
+
     /// The device of this volume's disk in a domain's XML.
     static func volumeTarget(_ xml: String, volumeID: String) -> String? {
         guard let serial = xml.range(of: "<serial>\(volumeID)</serial>") else { return nil }

@@ -349,6 +349,46 @@ final class ImagesDouble: ImageTransfer, @unchecked Sendable {
         #expect(rig.hypervisor.guest(kept)?.state == .running && rig.files(kept).exists)
     }
 
+    @Test func reconcileUnplugsOnlyVolumesTheControllerHasNotAttached() async throws {
+        let rig = try await Rig()
+        defer { rig.remove() }
+        let id = try await rig.built()
+        func disk(_ n: Int) -> VolumeDisk { VolumeDisk(volumeID: "vol-\(n)", path: rig.directory + "/volume-\(n)", block: false) }
+        for n in 1...4 { _ = try await rig.compute.attachVolume(id, disk(n)) }
+        func plugged() async throws -> [Int] {
+            let xml = try #require(try await rig.hypervisor.definition(id))
+            return (1...4).filter { InstanceDomain.hasVolume(xml, volumeID: "vol-\($0)") }
+        }
+        #expect(try await plugged() == [1, 2, 3, 4])
+        var spec = try #require(try await rig.controller.instances(on: "h", ids: [id]).first)
+        #expect(spec.taskState == nil)
+        // Volume 1 attached, 2 being attached, 3 swapped (the guest's disk reads the new volume's
+        // file under the old serial), 4 unknown to the controller (an attach it gave up on).
+        spec.volumes = [disk(1), VolumeDisk(volumeID: "vol-new", path: disk(3).path, block: false, device: "vdd")]
+        spec.attachingVolumes = ["vol-2"]
+        spec.taskState = .rebooting
+        rig.controller.place(spec)
+        try await rig.compute.reconcile()
+        #expect(try await plugged() == [1, 2, 3, 4], "nothing is unplugged while an action runs")
+        spec.taskState = nil
+        spec.attachingVolumes = nil
+        rig.controller.place(spec)
+        try await rig.compute.reconcile()
+        #expect(try await plugged() == [1, 2, 3, 4], "a controller that does not say what it is attaching changes nothing")
+        spec.attachingVolumes = ["vol-2"]
+        rig.controller.place(spec)
+        try await rig.compute.reconcile()
+        #expect(try await plugged() == [1, 2, 3])
+        spec.attachingVolumes = []
+        rig.controller.place(spec)
+        try await rig.compute.reconcile()
+        #expect(try await plugged() == [1, 3], "the controller gave up on attaching volume 2")
+        await #expect(throws: (any Error).self, "an attach the controller gave up on, delivered late") {
+            _ = try await rig.compute.attachVolume(id, disk(2))
+        }
+        #expect(try await plugged() == [1, 3])
+    }
+
     @Test func reverterUndoesNewestFirstAndOnlyOnFailure() async throws {
         let log = Logger(label: "test")
         let order = OrderLog()

@@ -19,12 +19,15 @@
 #   volume-cli.sh backup      a full and an incremental backup of the guest's volume, restored into a new volume and over
 #                             the volume (the bytes each saw come back); deleted in order
 #   volume-cli.sh lvm         a volume on lvm-1: the logical volume made, grown and removed (lvs), capacity as vgs says
-#   volume-cli.sh inflight    work the node is doing when it is killed -9 right after: a volume from an image, a
-#                             backup of va (256 MiB of data), and a volume extended
+#   volume-cli.sh inflight    work the node is doing when it is stopped and killed -9 right after: a volume from an
+#                             image, a backup of va (256 MiB of data), and a volume extended
+#   volume-cli.sh attach-stopped  (the node is stopped) vs's attach to server sk asked for: attaching, its client waits
 #   volume-cli.sh while-down  (the node was killed -9) a volume deleted meanwhile waits in deleting; once the service is
-#                             reported down a new volume goes to error (no valid backend), which a user message tells (3.3)
+#                             reported down a new volume goes to error (no valid backend), which a user message tells (3.3);
+#                             a stray disk of vz (no attachment) is plugged into sk behind the controller's back
 #   volume-cli.sh restarted   the restarted node finished the delete and the work it was killed in (each volume and
-#                             the backup in a stable status, no partial file); new volumes are made again
+#                             the backup in a stable status, no partial file; vs in sk's guest exactly when in-use);
+#                             it unplugged vz's stray disk; new volumes are made again
 #   volume-cli.sh cleanup     every volume and type deleted: no file or logical volume left
 # Needs OSC, OS_CLIENT_CONFIG_FILE (cloud `petrel`, admin), NODE, REMOTE (a compute-only node), VG, FILES, WORK, GUEST
 # (the test guest's image), BACKUPS (the node's [backup] directory).
@@ -562,8 +565,14 @@ assert abs(float(pool[\"total_capacity_gb\"]) - $vg_total) < 0.02 and abs(float(
     # 256 MiB of data for the backup to read, hash and write (the rest of va stays a hole).
     dd if=/dev/urandom of="$FILES/volume-$va" bs=1M count=256 seek=8 conv=notrunc,fsync 2>/dev/null || fail "dd"
     vx=$(os volume create --size 1 --type file vx -f json | field id) && waitfor 120 status_is vx available || fail "vx"
+    # A server on the node for vs to be attached to in attach-stopped (vz is for while-down).
+    os quota set --volumes 20 --gigabytes 100 admin || fail "quota set"
+    sk=$(os server create --image "img-$NODE" --flavor "fl-$NODE" --nic none --wait "sk-$NODE" -f json | field id) || fail "server create sk"
+    echo "$sk" > "$WORK/sk"
+    for v in vs vz; do os volume create --size 1 --type file "$v" >/dev/null || fail "volume create $v"; done
+    waitfor 120 status_is vs available && waitfor 120 status_is vz available || fail "vs, vz not available"
     # The three requests go out together from one client (the CLI takes a second each), and
-    # the node is killed as soon as they are accepted.
+    # the node is stopped (then killed) as soon as they are accepted.
     "$(dirname "$OSC")/python" - "$image" "$va" "$vx" > "$WORK/inflight" <<'PY' || fail "the requests: $(cat "$WORK/inflight")"
 import sys, openstack
 image, va, vx = sys.argv[1:4]
@@ -573,12 +582,42 @@ bk = c.block_storage.create_backup(volume_id=va, name="bk")
 c.block_storage.extend_volume(vx, 2)
 print(vk.id, bk.id, c.block_storage.get_volume(vk.id).status, c.block_storage.get_backup(bk.id).status, c.block_storage.get_volume(vx).status)
 PY
-    ok "a volume from an image, a backup of 256 MiB and an extend handed to the node (vk, bk, vx: $(cut -d' ' -f3- "$WORK/inflight")); it is killed now"
+    ok "a volume from an image, a backup of 256 MiB and an extend handed to the node (vk, bk, vx: $(cut -d' ' -f3- "$WORK/inflight")); it is stopped now"
     echo "phase inflight passed"
     ;;
 
+  attach-stopped)
+    # The node is stopped (SIGSTOP): vs's attach to sk is asked for by a client, forked off and
+    # left waiting for its answer ($WORK/attach); the node is killed once vs is attaching.
+    "$(dirname "$OSC")/python" - "$(cat "$WORK/sk")" "$(os volume show vs -f value -c id)" "$WORK/attach" > "$WORK/attaching" <<'PY' \
+      || fail "the attach: $(cat "$WORK/attaching")"
+import os, sys, time, openstack
+sk, vs, out = sys.argv[1:4]
+c = openstack.connect(cloud="petrel")
+sys.stdout.flush()
+if os.fork() == 0:
+    os.setsid()
+    log = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0); os.dup2(log, 1); os.dup2(log, 2)
+    try:
+        openstack.connect(cloud="petrel").compute.create_volume_attachment(sk, volume_id=vs)
+        print("exit 0", flush=True)
+    except Exception as e:
+        print("exit 1:", e, flush=True)
+    os._exit(0)
+deadline = time.monotonic() + 60
+while (status := c.block_storage.get_volume(vs).status) == "available" and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(status)
+PY
+    [ "$(cat "$WORK/attaching")" = attaching ] || fail "vs is $(cat "$WORK/attaching") while its host is stopped"
+    ok "server add volume sk vs while the node is stopped: vs attaching, the client waits; the node is killed now"
+    echo "phase attach-stopped passed"
+    ;;
+
   while-down)
-    os quota set --volumes 10 --gigabytes 100 admin || fail "quota set"
+    os quota set --volumes 20 --gigabytes 100 admin || fail "quota set"
     v1=$(cat "$WORK/v1")
     os volume delete v1b || fail "volume delete while the node is down"
     status_is v1b deleting || fail "v1b is $(os volume show v1b -c status -f value) while its node is down"
@@ -587,6 +626,12 @@ PY
     if [ -s "$WORK/inflight" ]; then
       echo "figure: the node was killed with vk $(os volume show vk -f value -c status), bk $(os volume backup show bk -f value -c status), vx $(os volume show vx -f value -c status)"
     fi
+    # What a node killed after plugging a disk leaves when the controller gave up on the attach:
+    # sk's guest holds vz's disk (under vz's serial), and vz has no attachment.
+    sk=$(cat "$WORK/sk"); vz=$(os volume show vz -f value -c id)
+    virsh -c qemu:///system attach-disk "petrel-$sk" "$FILES/volume-$vz" vdz --targetbus virtio --driver qemu --subdriver raw \
+      --serial "$vz" --live --config >/dev/null || fail "virsh attach-disk"
+    ok "a stray disk of vz (no attachment) plugged into sk behind the controller's back"
     waitfor 120 sh -c "'$OSC' --os-cloud petrel volume service list -f value -c Host -c State | grep -q '^$NODE@file-1 down'" \
       || fail "cinder-volume of $NODE@file-1 not down: $(os volume service list 2>&1)"
     os volume create --size 1 --type file v3 >/dev/null || fail "volume create while the service is down"
@@ -637,6 +682,26 @@ print(m[0]["ID"])' "$WORK/messages" "$v3" > "$WORK/message" || fail "no message 
       case "$v" in available|in-use|error) ;; *) fail "a volume is still $v: $(os volume list --long)" ;; esac
     done
     ok "after the kill -9 every volume and the backup settled (vk $(os volume show vk -f value -c status), vx $(os volume show vx -f value -c status) at $(os volume show vx -f value -c size) GB, bk $(os volume backup show bk -f value -c status)); no partial file"
+    # The attach the node was killed in: in-use with the disk in sk's guest, or available without it.
+    sk=$(cat "$WORK/sk"); vs=$(os volume show vs -f value -c id); vz=$(os volume show vz -f value -c id)
+    waitfor 180 grep -q '^exit' "$WORK/attach" || fail "server add volume sk vs still waits: $(cat "$WORK/attach")"
+    holds() { virsh -c qemu:///system domblklist ${2:-} "petrel-$sk" > "$WORK/blk" && contains "volume-$1 *\$" "$WORK/blk"; }
+    disks() { echo "live:"; virsh -c qemu:///system domblklist "petrel-$sk"; echo "stored:"; virsh -c qemu:///system domblklist --inactive "petrel-$sk"; }
+    case "$(os volume show vs -f value -c status)" in
+      in-use) grep -qx 'exit 0' "$WORK/attach" || fail "vs in-use but the client was told $(cat "$WORK/attach")"
+              holds "$vs" && holds "$vs" --inactive || fail "vs ($vs) in-use but not in sk: $(disks)" ;;
+      available) grep -qx 'exit 0' "$WORK/attach" && fail "vs available but the client was told it attached"
+                 waitfor 60 sh -c "! virsh -c qemu:///system domblklist 'petrel-$sk' | grep -q 'volume-$vs *\$'" \
+                   && ! holds "$vs" --inactive || fail "vs ($vs) available but sk holds it: $(disks)" ;;
+      *) fail "vs is $(os volume show vs -f value -c status)" ;;
+    esac
+    echo "figure: the attach the node was killed in ended $(os volume show vs -f value -c status) ($(tail -n 1 "$WORK/attach"))"
+    waitfor 120 sh -c "! virsh -c qemu:///system domblklist 'petrel-$sk' | grep -q 'volume-$vz *\$'" && ! holds "$vz" --inactive \
+      || fail "the stray disk of vz ($vz) is still in sk: $(disks)"
+    status_is vz available || fail "vz is $(os volume show vz -f value -c status)"
+    ok "the attach the node was killed in settled: vs $(os volume show vs -f value -c status), in sk's guest exactly when in-use; the restarted node unplugged vz's stray disk (live and stored)"
+    os server delete --wait "sk-$NODE" || fail "server delete sk"
+    waitfor 60 status_is vs available || fail "vs is $(os volume show vs -f value -c status) after sk's delete"
     os volume backup delete bk >/dev/null && waitfor 120 sh -c "! '$OSC' --os-cloud petrel volume backup show bk >/dev/null 2>&1" || fail "bk delete"
     os volume delete vk vx >/dev/null || fail "delete vk vx"
     echo "phase restarted passed"
