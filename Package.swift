@@ -245,7 +245,7 @@ let package = Package(
         .testTarget(name: "PetrelHTTPTests", dependencies: ["PetrelHTTP", .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "IdentityAPITests", dependencies: ["IdentityAPI", "Identity", "Store", "Contracts", "PetrelHTTP", "PetrelCore", "TestSupport",
                                                              "ComputeAPI", "NetworkAPI", "VolumeAPI", "Volumes", "Images", "ImageAPI", "Hosts", "Compute", "ProcessDriver", "Networking",
-                                                             "MetadataAPI", .product(name: "Crypto", package: "swift-crypto"),
+                                                             "MetadataAPI", "RPC", .product(name: "Crypto", package: "swift-crypto"),
                                                              .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "NodeComputeTests", dependencies: ["NodeCompute", "NodeCore", "LibvirtDriver", "Contracts", "PetrelCore", "ProcessDriver",
                                                             "TestSupport",

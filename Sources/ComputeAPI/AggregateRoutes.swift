@@ -54,7 +54,7 @@ extension ComputeAPI {
         return .some(zone)
     }
 
-    func registerAggregates(on v21: RouterGroup<APIRequestContext>) {
+    func registerAggregates(on v21: APIRoutes) {
         let aggregates = Aggregates(database: hosts.store.database)
         @Sendable func id(_ context: APIRequestContext) throws -> Int {
             let text = try context.parameters.require("aggregate_id")
@@ -68,9 +68,9 @@ extension ComputeAPI {
             let (_, version) = try await begin(request, context, "os_compute_api:os-aggregates:index")
             return answer(.ok, ["aggregates": .array(try await aggregates.list().map(aggregateJSON))], version)
         }
-        v21.post("os-aggregates") { request, context in
+        v21.post("os-aggregates", body: .json(AggregateSchemas.create, style: .nova)) { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-aggregates:create")
-            guard let fields = try await environment.body(request)["aggregate"]?.objectValue else {
+            guard let fields = try await environment.body(request, context)["aggregate"]?.objectValue else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute aggregate. 'aggregate' is a required property.")
             }
             let name = try aggregateName(fields["name"], required: true)!
@@ -83,9 +83,9 @@ extension ComputeAPI {
             let aggregate = try await run { try await aggregates.get(try id(context)) }
             return answer(.ok, ["aggregate": aggregateJSON(aggregate)], version)
         }
-        v21.put("os-aggregates/:aggregate_id") { request, context in
+        v21.put("os-aggregates/:aggregate_id", body: .json(AggregateSchemas.update, style: .nova)) { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-aggregates:update")
-            guard let fields = try await environment.body(request)["aggregate"]?.objectValue, !fields.isEmpty else {
+            guard let fields = try await environment.body(request, context)["aggregate"]?.objectValue, !fields.isEmpty else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute aggregate: name or availability_zone is required.")
             }
             let name = try aggregateName(fields["name"], required: false)
@@ -103,8 +103,8 @@ extension ComputeAPI {
             try await run { try await aggregates.delete(try id(context)) }
             return Response(status: .ok, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
         }
-        v21.post("os-aggregates/:aggregate_id/action") { request, context in
-            let body = try await environment.body(request)
+        v21.post("os-aggregates/:aggregate_id/action", body: .json(AggregateSchemas.action, style: .nova)) { request, context in
+            let body = try await environment.body(request, context)
             guard body.count == 1, let (action, argument) = body.first, let fields = argument.objectValue else {
                 throw APIFault(.badRequest, "The action body must hold exactly one of add_host, remove_host, set_metadata.")
             }

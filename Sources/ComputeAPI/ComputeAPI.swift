@@ -74,7 +74,7 @@ public struct ComputeAPI: Sendable {
     }
 
     public func register(on router: Router<APIRequestContext>) {
-        let compute = router.group("compute")
+        let compute = environment.routes(router, "compute")
             .add(middleware: OpenStackErrorMiddleware(style: .nova, publicURL: environment.publicURL, logger: logger,
                                                       extraRequestIDHeader: "X-Compute-Request-Id"))
             .add(middleware: environment.authentication)
@@ -99,6 +99,15 @@ public struct ComputeAPI: Sendable {
         let version = try Microversion.requested(by: request.headers, service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version",
                                                  minimum: Self.minimum, maximum: Self.maximum)
         return (try context.enforce(action), version)
+    }
+
+    /// A body checked against the schema of the request's microversion (the handler has
+    /// refused a microversion outside the range before it reads the body).
+    static func body(_ schema: @escaping @Sendable (Microversion) -> Schema) -> BodySchema {
+        .json(style: .nova) { request in
+            schema((try? Microversion.requested(by: request.headers, service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version",
+                                                minimum: minimum, maximum: maximum)) ?? minimum)
+        }
     }
 
     func answer(_ status: HTTPResponse.Status, _ json: JSON, _ version: Microversion) -> Response {

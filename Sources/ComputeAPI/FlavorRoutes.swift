@@ -77,7 +77,7 @@ extension ComputeAPI {
         return number
     }
 
-    func registerFlavors(on v21: RouterGroup<APIRequestContext>) {
+    func registerFlavors(on v21: APIRoutes) {
         @Sendable func run<T>(_ body: () async throws -> T) async throws -> T {
             do { return try await body() } catch let failure as Flavors.Failure { throw Self.fault(failure) }
         }
@@ -125,9 +125,9 @@ extension ComputeAPI {
             let showSpecs = try context.allows("os_compute_api:os-flavor-extra-specs:index")
             return answer(.ok, ["flavor": flavorJSON(flavor, version, detail: true, showSpecs: showSpecs)], version)
         }
-        v21.post("flavors") { request, context in
+        v21.post("flavors", body: Self.body { FlavorSchemas.create($0) }) { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-flavor-manage:create")
-            guard let fields = try await environment.body(request, schema: FlavorSchemas.create(version), style: .nova)["flavor"]?.objectValue else {
+            guard let fields = try await environment.body(request, context)["flavor"]?.objectValue else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute flavor. 'flavor' is a required property.")
             }
             guard let name = fields["name"]?.stringValue, !name.trimmingCharacters(in: .whitespaces).isEmpty, name.count <= 255 else {
@@ -184,10 +184,10 @@ extension ComputeAPI {
             let created = try await run { try await flavors.create(flavor) }
             return answer(.ok, ["flavor": flavorJSON(created, version, detail: true, showSpecs: true)], version)
         }
-        v21.put("flavors/:flavor_id") { request, context in
+        v21.put("flavors/:flavor_id", body: .json(FlavorSchemas.update, style: .nova)) { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-flavor-manage:update")
             guard version >= Microversion(2, 55) else { throw APIFault(.notFound, "Updating a flavor needs microversion 2.55 or later.") }
-            guard let fields = try await environment.body(request, schema: FlavorSchemas.update, style: .nova)["flavor"]?.objectValue,
+            guard let fields = try await environment.body(request, context)["flavor"]?.objectValue,
                   fields.keys.sorted() == ["description"] else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute flavor: only 'description' can be updated.")
             }
@@ -208,9 +208,9 @@ extension ComputeAPI {
             let flavor = try await visible(try context.parameters.require("flavor_id"), caller)
             return answer(.ok, ["extra_specs": .object(flavor.extraSpecs.mapValues(JSON.string))], version)
         }
-        v21.post("flavors/:flavor_id/os-extra_specs") { request, context in
+        v21.post("flavors/:flavor_id/os-extra_specs", body: .json(FlavorExtraSpecSchemas.create, style: .nova)) { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-flavor-extra-specs:create")
-            guard let specs = try await environment.body(request)["extra_specs"]?.objectValue else {
+            guard let specs = try await environment.body(request, context)["extra_specs"]?.objectValue else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute extra_specs. 'extra_specs' is a required property.")
             }
             var values: [String: String] = [:]
@@ -240,10 +240,10 @@ extension ComputeAPI {
             guard let value = flavor.extraSpecs[key] else { throw Self.fault(Flavors.Failure.specMissing(flavor: id, key: key)) }
             return answer(.ok, [key: .string(value)], version)
         }
-        v21.put("flavors/:flavor_id/os-extra_specs/:key") { request, context in
+        v21.put("flavors/:flavor_id/os-extra_specs/:key", body: .json(FlavorExtraSpecSchemas.specs, style: .nova)) { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-flavor-extra-specs:update")
             let id = try context.parameters.require("flavor_id"), key = try context.parameters.require("key")
-            let body = try await environment.body(request)
+            let body = try await environment.body(request, context)
             guard body.count == 1, let value = body[key]?.stringValue, value.count <= 255 else {
                 throw APIFault(.badRequest, "The request body must hold the one key of the URI, '\(key)', with a string value.")
             }
@@ -272,9 +272,9 @@ extension ComputeAPI {
             if flavor.isPublic { throw APIFault(.notFound, "Access list not available for public flavors.") }
             return answer(.ok, accessJSON(id, try await flavors.projects(of: id)), version)
         }
-        v21.post("flavors/:flavor_id/action") { request, context in
+        v21.post("flavors/:flavor_id/action", body: .json(FlavorExtraSpecSchemas.action, style: .nova)) { request, context in
             let id = try context.parameters.require("flavor_id")
-            let body = try await environment.body(request)
+            let body = try await environment.body(request, context)
             guard body.count == 1, let (action, argument) = body.first, ["addTenantAccess", "removeTenantAccess"].contains(action) else {
                 throw APIFault(.badRequest, "The action body must hold addTenantAccess or removeTenantAccess.")
             }

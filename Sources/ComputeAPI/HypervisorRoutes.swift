@@ -32,7 +32,7 @@ extension ComputeAPI {
         return .object(object)
     }
 
-    func registerHypervisors(on v21: RouterGroup<APIRequestContext>) {
+    func registerHypervisors(on v21: APIRoutes) {
         @Sendable func listed(_ request: Request, _ context: APIRequestContext) async throws -> [HypervisorStatus] {
             var all = try await hosts.hypervisors()
             if let pattern = request.query("hypervisor_hostname_pattern") {

@@ -27,7 +27,7 @@ extension ComputeAPI {
                       ["POST /compute/v2.1/servers/{server_id}/action (removeSecurityGroup)"]),
     ]
 
-    func registerInterfaces(on v21: RouterGroup<APIRequestContext>) {
+    func registerInterfaces(on v21: APIRoutes) {
         v21.get("servers/:server_id/os-security-groups") { request, context in
             let id = try context.parameters.require("server_id")
             let (server, _, version, _) = try await authorizedServer(request, context, id, "os_compute_api:os-security-groups:list")
@@ -62,10 +62,10 @@ extension ComputeAPI {
             }
             return answer(.ok, ["interfaceAttachment": interfaceJSON(port, version)], version)
         }
-        v21.post("servers/:server_id/os-interface") { request, context in
+        v21.post("servers/:server_id/os-interface", body: Self.body { InterfaceSchemas.create($0) }) { request, context in
             let id = try context.parameters.require("server_id")
             let (_, caller, version, who) = try await authorizedServer(request, context, id, "os_compute_api:os-attach-interfaces:create")
-            let asked = try Self.interfaceRequest(try await environment.body(request), version)
+            let asked = try Self.interfaceRequest(try await environment.body(request, context), version)
             var wanted = asked
             if asked.networkID == nil && asked.portID == nil {
                 // Nothing named: the one network the project may use, as Nova chooses it.

@@ -26,7 +26,7 @@ extension ComputeAPI {
         return .object(object)
     }
 
-    func registerKeyPairs(on v21: RouterGroup<APIRequestContext>) {
+    func registerKeyPairs(on v21: APIRoutes) {
         @Sendable func run<T>(_ body: () async throws -> T) async throws -> T {
             do {
                 return try await body()
@@ -64,9 +64,9 @@ extension ComputeAPI {
             if let limit = try Paging.novaLimit(request) { list = Array(list.prefix(limit)) }
             return answer(.ok, ["keypairs": .array(list.map { ["keypair": keyPairJSON($0, version, full: false)] })], version)
         }
-        v21.post("os-keypairs") { request, context in
+        v21.post("os-keypairs", body: Self.body { KeyPairSchemas.create($0) }) { request, context in
             let (caller, version) = try await authenticated(request, context)
-            guard let fields = try await environment.body(request, schema: KeyPairSchemas.create(version), style: .nova)["keypair"]?.objectValue else {
+            guard let fields = try await environment.body(request, context)["keypair"]?.objectValue else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute keypair. 'keypair' is a required property.")
             }
             let user = try owner(caller, version, request, context, "os_compute_api:os-keypairs:create", given: fields["user_id"]?.stringValue)

@@ -1,3 +1,4 @@
+import Compute
 import Foundation
 import PetrelHTTP
 
@@ -202,4 +203,61 @@ enum FlavorSchemas {
     }
 
     static let update = Schema.object([("flavor", .object([("description", description)], required: ["description"]))], required: ["flavor"])
+}
+
+/// Server metadata (`/servers/{id}/metadata`): the whole set, or one item.
+enum MetadataSchemas {
+    static let all = Schema.object([("metadata", NovaTypes.metadata)], required: ["metadata"])
+    static let item = Schema.object([("meta", NovaTypes.metadata)], required: ["meta"])
+}
+
+/// Host aggregates: create, update and the actions (each its own member; the route refuses
+/// an action it does not know).
+enum AggregateSchemas {
+    static let zone = Schema(types: [.string, .null], minLength: 1, maxLength: 255)
+    static let create = Schema.object([("aggregate", .object([("name", NovaTypes.name), ("availability_zone", zone)], required: ["name"]))],
+                                      required: ["aggregate"])
+    static let update = Schema.object([("aggregate", .object([("name", NovaTypes.name), ("availability_zone", zone)]))], required: ["aggregate"])
+    static let host = Schema.object([("host", .string(minLength: 1, maxLength: 255))], required: ["host"])
+    static let action = Schema.object([
+        ("add_host", host), ("remove_host", host),
+        ("set_metadata", .object([("metadata", Schema.map(keys: NovaTypes.metadataKey, values: Schema(types: [.string, .null], maxLength: 255)))],
+                                 required: ["metadata"])),
+    ], additional: true)
+}
+
+/// `PUT /os-quota-sets/{project}`: limits as integers (or their strings) from -1, and `force`.
+enum QuotaSchemas {
+    static let limit = Schema(types: [.integer, .string], pattern: Schema.Rule(regex: "^-?[0-9]+$"), minimum: -1, maximum: 2_147_483_647)
+    static let update = Schema.object([("quota_set", .object(Quotas.resources.map { ($0, limit) } + [("force", NovaTypes.boolean)]))],
+                                      required: ["quota_set"])
+}
+
+/// `PUT /os-services/{id}` (2.53+).
+enum ServiceSchemas {
+    static let update = Schema.object([
+        ("status", .choice(["enabled", "disabled"], types: [.string])), ("disabled_reason", .string(minLength: 1, maxLength: 255)),
+        ("forced_down", NovaTypes.boolean),
+    ])
+}
+
+/// `POST /servers/{id}/os-interface` (2.49 adds the device tag).
+enum InterfaceSchemas {
+    static func create(_ version: Microversion) -> Schema { creates[version] }
+    private static let creates = PerMicroversion { version in
+        let fixedIP = Schema.object([("ip_address", NovaTypes.ipAddress)], required: ["ip_address"])
+        var fields: [(String, Schema)] = [("net_id", NovaTypes.uuid), ("port_id", NovaTypes.uuid),
+                                          ("fixed_ips", .array(fixedIP, minItems: 1, maxItems: 1))]
+        if version >= Microversion(2, 49) { fields.append(("tag", NovaTypes.tag)) }
+        return .object([("interfaceAttachment", .object(fields))])
+    }
+}
+
+/// Flavor extra specs (before 2.86's per-spec validation) and the access actions.
+enum FlavorExtraSpecSchemas {
+    static let value = Schema(types: [.string, .number, .boolean], minLength: 1, maxLength: 255)
+    static let specs = Schema.map(keys: NovaTypes.metadataKey, values: value)
+    static let create = Schema.object([("extra_specs", specs)], required: ["extra_specs"])
+    static let access = Schema.object([("tenant", .string(minLength: 1, maxLength: 255))], required: ["tenant"])
+    static let action = Schema.object([("addTenantAccess", access), ("removeTenantAccess", access)], additional: true)
 }

@@ -25,7 +25,7 @@ extension ComputeAPI {
                       ["GET /compute/v2.1/os-availability-zone/detail"]),
     ]
 
-    func registerQuotas(on v21: RouterGroup<APIRequestContext>) {
+    func registerQuotas(on v21: APIRoutes) {
         @Sendable func check(_ request: Request, _ context: APIRequestContext, _ action: String, project: String) async throws -> (Caller, Microversion) {
             let (caller, version) = try await authenticated(request, context)
             try context.enforce(action, target: ["project_id": project])
@@ -57,10 +57,10 @@ extension ComputeAPI {
             }
             return answer(.ok, ["quota_set": .object(object)], version)
         }
-        v21.put("os-quota-sets/:project_id") { request, context in
+        v21.put("os-quota-sets/:project_id", body: .json(QuotaSchemas.update, style: .nova)) { request, context in
             let project = try context.parameters.require("project_id")
             let (caller, version) = try await check(request, context, "os_compute_api:os-quota-sets:update", project: project)
-            guard let fields = try await environment.body(request)["quota_set"]?.objectValue else {
+            guard let fields = try await environment.body(request, context)["quota_set"]?.objectValue else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute quota_set. 'quota_set' is a required property.")
             }
             var changes: [String: Int] = [:]

@@ -76,12 +76,12 @@ extension ComputeAPI {
         try await hosts.services { $0.host == host && $0.binary == "nova-compute" }.contains { $0.up }
     }
 
-    func registerServers(on v21: RouterGroup<APIRequestContext>) {
+    func registerServers(on v21: APIRoutes) {
         v21.get("servers") { request, context in try await listServers(request, context, detail: false) }
         v21.get("servers/detail") { request, context in try await listServers(request, context, detail: true) }
-        v21.post("servers") { request, context in try await createServer(request, context) }
+        v21.post("servers", body: Self.body { ServerSchemas.create($0) }) { request, context in try await createServer(request, context) }
         v21.get("servers/:server_id") { request, context in try await showServer(request, context) }
-        v21.put("servers/:server_id") { request, context in try await updateServer(request, context) }
+        v21.put("servers/:server_id", body: Self.body { ServerSchemas.update($0) }) { request, context in try await updateServer(request, context) }
         v21.delete("servers/:server_id") { request, context in try await deleteServer(request, context) }
         v21.post("servers/:server_id/action") { request, context in try await serverAction(request, context) }
         registerServerMetadata(on: v21)
@@ -162,7 +162,7 @@ extension ComputeAPI {
         let (caller, version) = try await authenticated(request, context)
         let who = try serverCaller(caller, context)
         try context.enforce("os_compute_api:servers:create", target: ["project_id": who.projectID])
-        guard let fields = try await environment.body(request, schema: ServerSchemas.create(version), style: .nova)["server"]?.objectValue else {
+        guard let fields = try await environment.body(request, context)["server"]?.objectValue else {
             throw APIFault(.badRequest, "Invalid input for field/attribute server. 'server' is a required property.")
         }
         var create = try Self.serverRequest(fields, version, project: who.projectID)
@@ -232,7 +232,7 @@ extension ComputeAPI {
     func updateServer(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.parameters.require("server_id")
         let (_, _, version, who) = try await authorizedServer(request, context, id, "os_compute_api:servers:update")
-        guard let fields = try await environment.body(request, schema: ServerSchemas.update(version), style: .nova)["server"]?.objectValue else {
+        guard let fields = try await environment.body(request, context)["server"]?.objectValue else {
             throw APIFault(.badRequest, "Invalid input for field/attribute server. 'server' is a required property.")
         }
         let name = try fields["name"].map { try Self.serverName($0) }
@@ -256,7 +256,7 @@ extension ComputeAPI {
         return Response(status: .noContent, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
     }
 
-    func registerServerMetadata(on v21: RouterGroup<APIRequestContext>) {
+    func registerServerMetadata(on v21: APIRoutes) {
         v21.get("servers/:server_id/metadata") { request, context in
             let (server, _, version, _) = try await authorizedServer(request, context, try context.parameters.require("server_id"),
                                                                     "os_compute_api:server-metadata:index")
@@ -271,19 +271,19 @@ extension ComputeAPI {
         }
         @Sendable func write(_ request: Request, _ context: APIRequestContext, _ id: String, replace: Bool) async throws -> Response {
             let (_, _, version, who) = try await authorizedServer(request, context, id, "os_compute_api:server-metadata:update")
-            guard let value = try await environment.body(request)["metadata"] else {
+            guard let value = try await environment.body(request, context)["metadata"] else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute metadata. 'metadata' is a required property.")
             }
             let items = try Self.metadata(value)
             let server = try await serverCall { try await servers.setMetadata(id, items, replace: replace, by: who) }
             return answer(.ok, ["metadata": .object(server.metadata.mapValues(JSON.string))], version)
         }
-        v21.post("servers/:server_id/metadata") { request, context in try await write(request, context, try context.parameters.require("server_id"), replace: false) }
-        v21.put("servers/:server_id/metadata") { request, context in try await write(request, context, try context.parameters.require("server_id"), replace: true) }
-        v21.put("servers/:server_id/metadata/:key") { request, context in
+        v21.post("servers/:server_id/metadata", body: .json(MetadataSchemas.all, style: .nova)) { request, context in try await write(request, context, try context.parameters.require("server_id"), replace: false) }
+        v21.put("servers/:server_id/metadata", body: .json(MetadataSchemas.all, style: .nova)) { request, context in try await write(request, context, try context.parameters.require("server_id"), replace: true) }
+        v21.put("servers/:server_id/metadata/:key", body: .json(MetadataSchemas.item, style: .nova)) { request, context in
             let id = try context.parameters.require("server_id"), key = try context.parameters.require("key")
             let (_, _, version, who) = try await authorizedServer(request, context, id, "os_compute_api:server-metadata:update")
-            guard let meta = try await environment.body(request)["meta"]?.objectValue, meta.count == 1, let item = meta[key] else {
+            guard let meta = try await environment.body(request, context)["meta"]?.objectValue, meta.count == 1, let item = meta[key] else {
                 throw APIFault(.badRequest, "Request body and URI mismatch")
             }
             let value = try Self.metadata([key: item])[key]!

@@ -17,7 +17,7 @@ extension ComputeAPI {
         return .object(object)
     }
 
-    func registerServices(on v21: RouterGroup<APIRequestContext>) {
+    func registerServices(on v21: APIRoutes) {
         v21.get("os-services") { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-services:list")
             let host = request.query("host"), binary = request.query("binary")
@@ -26,13 +26,13 @@ extension ComputeAPI {
             }
             return answer(.ok, ["services": .array(services.map { serviceJSON($0, version) })], version)
         }
-        v21.put("os-services/:service_id") { request, context in
+        v21.put("os-services/:service_id", body: .json(ServiceSchemas.update, style: .nova)) { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-services:update")
             guard version >= Microversion(2, 53) else {
                 throw APIFault(.notFound, "Updating a service by id needs microversion 2.53 or later.")
             }
             let id = try context.parameters.require("service_id")
-            let body = try await environment.body(request)
+            let body = try await environment.body(request, context)
             let known: Set<String> = ["status", "disabled_reason", "forced_down"]
             if let unknown = body.keys.first(where: { !known.contains($0) }) {
                 throw APIFault(.badRequest, "Invalid input for field/attribute \(unknown). Additional properties are not allowed.")

@@ -47,14 +47,14 @@ extension ComputeAPI {
         return .object([("volumeAttachment", .object(fields, required: ["volumeId"]))], required: ["volumeAttachment"])
     }
 
-    func registerVolumeAttachments(on v21: RouterGroup<APIRequestContext>) {
-        v21.put("servers/:server_id/os-volume_attachments/:volume_id") { request, context in
+    func registerVolumeAttachments(on v21: APIRoutes) {
+        v21.put("servers/:server_id/os-volume_attachments/:volume_id", body: Self.body { Self.updateSchema($0) }) { request, context in
             let id = try context.parameters.require("server_id")
             let oldID = try context.parameters.require("volume_id").lowercased()
             let (caller, version) = try await authenticated(request, context)
             let who = try serverCaller(caller, context)
             let server = try await serverCall { try await servers.get(id, by: who) }
-            let body = try await environment.body(request, schema: Self.updateSchema(version), style: .nova)
+            let body = try await environment.body(request, context)
             let fields = body["volumeAttachment"]?.objectValue ?? [:]
             let newID = (fields["volumeId"]?.stringValue ?? "").lowercased()
             let swapOnly = version < Microversion(2, 85)
@@ -99,10 +99,10 @@ extension ComputeAPI {
             }
             return answer(.ok, ["volumeAttachment": attachmentJSON(attachment, version)], version)
         }
-        v21.post("servers/:server_id/os-volume_attachments") { request, context in
+        v21.post("servers/:server_id/os-volume_attachments", body: Self.body { Self.attachSchema($0) }) { request, context in
             let id = try context.parameters.require("server_id")
             let (_, caller, version, who) = try await authorizedServer(request, context, id, "os_compute_api:os-volumes-attachments:create")
-            let body = try await environment.body(request, schema: Self.attachSchema(version), style: .nova)
+            let body = try await environment.body(request, context)
             let fields = body["volumeAttachment"]?.objectValue ?? [:]
             if fields["tag"] != nil {
                 throw APIFault(.badRequest, "Tagged volume attach is not supported by this hypervisor.")

@@ -8,7 +8,7 @@ extension KeystoneAPI {
     /// The routes Keystone serves without a caller: issuing a token (its credentials are in
     /// the body) and the gone PKI revocation list. Registered before the authentication
     /// middleware, so an `X-Auth-Token` sent along is not validated for nothing.
-    func registerOpenAuth(on router: Router<APIRequestContext>) {
+    func registerOpenAuth(on router: APIRoutes) {
         router.post("/v3/auth/tokens") { request, context in
             let auth = try await parseAuthRequest(try await body(request))
             let (token, info) = try await service.issue(auth)
@@ -20,7 +20,7 @@ extension KeystoneAPI {
         }
     }
 
-    func registerAuth(on router: Router<APIRequestContext>) {
+    func registerAuth(on router: APIRoutes) {
         router.get("/v3/auth/tokens") { request, context in
             let (subject, info) = try await subjectToken(request, context, action: "identity:validate_token")
             let catalog = request.flag("nocatalog") ? nil : try await encodedCatalog()

@@ -7,7 +7,7 @@ import PetrelHTTP
 extension KeystoneAPI {
     static let interfaces: Set<String> = ["public", "internal", "admin"]
 
-    func registerCatalog(on router: Router<APIRequestContext>) {
+    func registerCatalog(on router: APIRoutes) {
         // MARK: regions
         router.get("/v3/regions") { request, context in
             try context.enforce("identity:list_regions")
@@ -167,7 +167,7 @@ extension KeystoneAPI {
 
     // MARK: application credentials
 
-    func registerApplicationCredentials(on router: Router<APIRequestContext>) {
+    func registerApplicationCredentials(on router: APIRoutes) {
         let base = "/v3/users/:user_id/application_credentials"
         router.get(RouterPath(base)) { request, context in
             let userID = try context.parameters.require("user_id")

@@ -21,6 +21,8 @@ public struct KeystoneAPI: Sendable {
     public let maxBodySize: Int
     let logger: Logger
     let catalogBytes = EncodedCatalog()
+    /// The body of every write route of every API sharing this one's environment.
+    public let schemas = RouteSchemas()
 
     public init(service: IdentityService, policy: Policy, publicURL: String, maxBodySize: Int = 114_688, logger: Logger) {
         self.service = service
@@ -35,14 +37,16 @@ public struct KeystoneAPI: Sendable {
     public func register(on router: Router<APIRequestContext>) {
         router.add(middleware: OpenStackErrorMiddleware(style: .keystone, publicURL: publicURL, logger: logger))
         registerDiscovery(on: router)
-        registerOpenAuth(on: router)
+        // (A group without middleware of its own: each route gets the router's as it is now.)
+        let routes = APIRoutes(router, "", schemas: schemas)
+        registerOpenAuth(on: routes)
         router.add(middleware: AuthenticationMiddleware(self))
-        registerAuth(on: router)
-        registerProjectsAndDomains(on: router)
-        registerUsersAndGroups(on: router)
-        registerRoles(on: router)
-        registerCatalog(on: router)
-        registerApplicationCredentials(on: router)
+        registerAuth(on: routes)
+        registerProjectsAndDomains(on: routes)
+        registerUsersAndGroups(on: routes)
+        registerRoles(on: routes)
+        registerCatalog(on: routes)
+        registerApplicationCredentials(on: routes)
     }
 
     // MARK: discovery
@@ -94,7 +98,7 @@ public struct KeystoneAPI: Sendable {
 
     /// The environment the other APIs share with this one: its URL, body limit and token checks.
     public var environment: APIEnvironment {
-        APIEnvironment(publicURL: publicURL, maxBodySize: maxBodySize, validator: self)
+        APIEnvironment(publicURL: publicURL, maxBodySize: maxBodySize, validator: self, schemas: schemas)
     }
 }
 

@@ -9,7 +9,7 @@ extension KeystoneAPI {
         caller.domain?.id ?? caller.project?.domain.id ?? Bootstrap.defaultDomainID
     }
 
-    func registerProjectsAndDomains(on router: Router<APIRequestContext>) {
+    func registerProjectsAndDomains(on router: APIRoutes) {
         // MARK: domains
         router.get("/v3/domains") { request, context in
             let caller = try authenticate(context)

@@ -4,7 +4,7 @@ import Identity
 import PetrelHTTP
 
 extension KeystoneAPI {
-    func registerRoles(on router: Router<APIRequestContext>) {
+    func registerRoles(on router: APIRoutes) {
         // MARK: roles
         router.get("/v3/roles") { request, context in
             let domain = request.query("domain_id")
@@ -68,7 +68,7 @@ extension KeystoneAPI {
             return (prior, implied, exists)
         }
         let impliedPath = "/v3/roles/:role_id/implies/:implied_role_id"
-        router.put(RouterPath(impliedPath)) { request, context in
+        router.put(RouterPath(impliedPath), body: .none) { request, context in
             let (prior, implied, _) = try await pair(request, context, "identity:create_implied_role")
             try await service.addImpliedRole(prior: prior.id, implied: implied.id)
             return respond(.created, ["role_inference": inference(prior, implied),
@@ -125,7 +125,7 @@ extension KeystoneAPI {
     // MARK: grants
 
     /// `/v3/{projects|domains}/{id}/{users|groups}/{id}/roles[/{role_id}]` and `/v3/system/{users|groups}/{id}/roles[/{role_id}]`.
-    func registerGrants(on router: Router<APIRequestContext>) {
+    func registerGrants(on router: APIRoutes) {
         struct Grant {
             let assignment: RoleAssignment
             let target: [String: String]
@@ -166,7 +166,7 @@ extension KeystoneAPI {
                 }
                 let createAction = action("create"), checkAction = action("check"), revokeAction = action("revoke")
                 let listAction = action("list")
-                router.put(RouterPath(base + "/:role_id")) { request, context in
+                router.put(RouterPath(base + "/:role_id"), body: .none) { request, context in
                     let (_, row, target) = try await resolve(request, context, roleID: try context.parameters.require("role_id"))
                     try context.enforce(createAction, target: target)
                     try await service.grant(row)
@@ -200,7 +200,7 @@ extension KeystoneAPI {
 
     // MARK: role assignments
 
-    func registerRoleAssignments(on router: Router<APIRequestContext>) {
+    func registerRoleAssignments(on router: APIRoutes) {
         router.get("/v3/role_assignments") { request, context in
             _ = try context.caller()
             var filter = IdentityService.AssignmentQuery()

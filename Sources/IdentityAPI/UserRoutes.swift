@@ -21,7 +21,7 @@ extension KeystoneAPI {
         return String(decoding: JSON.object(merged).encoded(), as: UTF8.self)
     }
 
-    func registerUsersAndGroups(on router: Router<APIRequestContext>) {
+    func registerUsersAndGroups(on router: APIRoutes) {
         // MARK: users
         router.get("/v3/users") { request, context in
             let domain = request.query("domain_id")
@@ -180,7 +180,7 @@ extension KeystoneAPI {
             try context.enforce(action, target: ["target.group.domain_id": group.domainID, "target.user.domain_id": user.domainID])
             return (group, user)
         }
-        router.put("/v3/groups/:group_id/users/:user_id") { request, context in
+        router.put("/v3/groups/:group_id/users/:user_id", body: .none) { request, context in
             let (group, user) = try await membership(request, context, "identity:add_user_to_group")
             try await service.addUserToGroup(userID: user.id, groupID: group.id)
             return noContent()

@@ -42,7 +42,7 @@ public struct ImageAPI: Sendable {
     }
 
     public func register(on router: Router<APIRequestContext>) {
-        let group = router.group("image")
+        let group = environment.routes(router, "image")
             .add(middleware: OpenStackErrorMiddleware(style: .glance, publicURL: environment.publicURL, logger: logger))
             .add(middleware: environment.authentication)
         let versions: JSON = ["versions": [["id": "v2.16", "status": "CURRENT",

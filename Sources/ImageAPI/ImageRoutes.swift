@@ -84,7 +84,9 @@ extension ImageAPI {
         }
     }
 
-    func registerImages(on v2: RouterGroup<APIRequestContext>) {
+    static let patchTypes = ["application/openstack-images-v2.1-json-patch", "application/openstack-images-v2.0-json-patch"]
+
+    func registerImages(on v2: APIRoutes) {
         v2.post("images") { request, context in
             let caller = try context.caller()
             guard let project = caller.project?.id else { throw APIFault(.forbidden, "Creating an image needs a project-scoped token.") }
@@ -162,11 +164,11 @@ extension ImageAPI {
             return respond(.ok, imageJSON(try await visible(try context.parameters.require("image_id"), context)))
         }
 
-        v2.patch("images/:image_id") { request, context in
+        v2.patch("images/:image_id", body: .jsonPatch(mediaTypes: Self.patchTypes)) { request, context in
             _ = try context.caller()
             let existing = try await visible(try context.parameters.require("image_id"), context)
             try context.enforce("modify_image", target: target(existing))
-            try request.requireMediaType(["application/openstack-images-v2.1-json-patch", "application/openstack-images-v2.0-json-patch"])
+            try request.requireMediaType(Set(Self.patchTypes))
             guard let operations = try await request.json(maxSize: environment.maxBodySize).arrayValue else {
                 throw APIFault(.badRequest, "The request body must be a JSON-patch list of operations.")
             }
@@ -229,7 +231,7 @@ extension ImageAPI {
             return noContent()
         }
 
-        v2.put("images/:image_id/file") { request, context -> Response in
+        v2.put("images/:image_id/file", body: .bytes(mediaType: "application/octet-stream")) { request, context -> Response in
             _ = try context.caller()
             let image = try await visible(try context.parameters.require("image_id"), context)
             try context.enforce("upload_image", target: target(image))
@@ -273,7 +275,7 @@ extension ImageAPI {
             }
             return noContent()
         }
-        v2.put("images/:image_id/tags/:tag") { request, context in try await tagRoute(request, context, add: true) }
+        v2.put("images/:image_id/tags/:tag", body: .none) { request, context in try await tagRoute(request, context, add: true) }
         v2.delete("images/:image_id/tags/:tag") { request, context in try await tagRoute(request, context, add: false) }
     }
 

@@ -63,7 +63,7 @@ public struct NetworkAPI: Sendable {
                             "floatingip": "floatingips"]
 
     public func register(on router: Hummingbird.Router<APIRequestContext>) {
-        let network = router.group("networking")
+        let network = environment.routes(router, "networking")
             .add(middleware: OpenStackErrorMiddleware(style: .neutron, publicURL: environment.publicURL, logger: logger))
             .add(middleware: NetworkingFailureMiddleware())
             .add(middleware: environment.authentication)
@@ -115,7 +115,7 @@ public struct NetworkAPI: Sendable {
                 "heartbeat_timestamp": neutronTime(service.record.lastSeenAt)]
     }
 
-    func registerAgents(on v20: RouterGroup<APIRequestContext>) {
+    func registerAgents(on v20: APIRoutes) {
         v20.get("agents") { request, context in
             _ = try await begin(request, context, "get_agent")
             let filters = ["host", "binary", "agent_type", "admin_state_up", "alive", "id", "topic"].compactMap { key in

@@ -60,7 +60,7 @@ extension NetworkAPI {
         return network
     }
 
-    func registerNetworks(on v20: RouterGroup<APIRequestContext>) {
+    func registerNetworks(on v20: APIRoutes) {
         v20.get("networks") { request, context in
             let (_, viewer) = try viewer(context)
             let networks = try await service.networks(visibleTo: viewer)

@@ -120,7 +120,7 @@ func strings(_ values: [String]) -> JSON { .array(values.map(JSON.string)) }
 
 /// The tag sub-resource of networks, subnets and ports: `GET/PUT/DELETE …/{id}/tags[/{tag}]`.
 extension NetworkAPI {
-    func registerTags(on v20: RouterGroup<APIRequestContext>, _ collection: String, kind: NetworkService.TaggedKind, resource: String? = nil,
+    func registerTags(on v20: APIRoutes, _ collection: String, kind: NetworkService.TaggedKind, resource: String? = nil,
                       find: @escaping @Sendable (String, Viewer) async throws -> (project: String, tags: [String])) {
         let resource = resource ?? String(collection.dropLast())
         @Sendable func target(_ request: Request, _ context: APIRequestContext, _ action: String) async throws -> String {
@@ -162,7 +162,7 @@ extension NetworkAPI {
             let updated = try await service.editTags(kind, id) { _ in tags }
             return respond(.ok, ["tags": strings(updated)])
         }
-        v20.put("\(collection)/:id/tags/:tag") { request, context in
+        v20.put("\(collection)/:id/tags/:tag", body: .none) { request, context in
             let id = try await target(request, context, "update_\(resource)_tags")
             let tag = try validTag(try context.parameters.require("tag"))
             _ = try await service.editTags(kind, id) { $0 + [tag] }

@@ -136,7 +136,7 @@ extension NetworkAPI {
         "security_groups",
     ]
 
-    func registerPorts(on v20: RouterGroup<APIRequestContext>) {
+    func registerPorts(on v20: APIRoutes) {
         v20.get("ports") { request, context in
             let (_, viewer) = try viewer(context)
             let ports = try await service.ports(visibleTo: viewer)

@@ -8,7 +8,7 @@ extension NetworkAPI {
     /// An integer that may exceed what a double holds exactly (an IPv6 subnet's address count).
     static func exact(_ value: UInt128) -> JSON { .raw(Array(String(value).utf8)) }
 
-    func registerQuotas(on v20: RouterGroup<APIRequestContext>) {
+    func registerQuotas(on v20: APIRoutes) {
         @Sendable func quotaJSON(_ limits: [String: Int]) -> JSON {
             .object(limits.mapValues { .number(Double($0)) })
         }

@@ -162,7 +162,7 @@ extension NetworkAPI {
         }
     }
 
-    func registerRouters(on v20: RouterGroup<APIRequestContext>) {
+    func registerRouters(on v20: APIRoutes) {
         v20.get("routers") { request, context in
             let (_, viewer) = try viewer(context)
             let routers = try await service.routers(visibleTo: viewer).filter { try context.allows("get_router", target: ["project_id": $0.projectID]) }
@@ -276,7 +276,7 @@ extension NetworkAPI {
         registerFloatingIPs(on: v20)
     }
 
-    func registerFloatingIPs(on v20: RouterGroup<APIRequestContext>) {
+    func registerFloatingIPs(on v20: APIRoutes) {
         v20.get("floatingips") { request, context in
             let (_, viewer) = try viewer(context)
             let fips = try await service.floatingIPs(visibleTo: viewer).filter { try context.allows("get_floatingip", target: ["project_id": $0.projectID]) }

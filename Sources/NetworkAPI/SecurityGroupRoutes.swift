@@ -103,7 +103,7 @@ extension NetworkAPI {
         }
     }
 
-    func registerSecurityGroups(on v20: RouterGroup<APIRequestContext>) {
+    func registerSecurityGroups(on v20: APIRoutes) {
         v20.get("security-groups") { request, context in
             let (_, viewer) = try viewer(context)
             let groups = try await service.securityGroups(visibleTo: viewer)
@@ -153,7 +153,7 @@ extension NetworkAPI {
         registerAddressGroups(on: v20)
     }
 
-    func registerRules(on v20: RouterGroup<APIRequestContext>) {
+    func registerRules(on v20: APIRoutes) {
         v20.get("security-group-rules") { request, context in
             let (_, viewer) = try viewer(context)
             let rules = try await service.securityGroupRules(visibleTo: viewer).filter { try context.allows("get_security_group_rule", target: ruleTarget($0)) }
@@ -229,7 +229,7 @@ extension NetworkAPI {
         }
     }
 
-    func registerAddressGroups(on v20: RouterGroup<APIRequestContext>) {
+    func registerAddressGroups(on v20: APIRoutes) {
         @Sendable func visible(_ context: APIRequestContext) async throws -> AddressGroup {
             let (_, viewer) = try viewer(context)
             let id = try context.parameters.require("id")

@@ -67,7 +67,7 @@ extension NetworkAPI {
         }
     }
 
-    func registerSubnets(on v20: RouterGroup<APIRequestContext>) {
+    func registerSubnets(on v20: APIRoutes) {
         v20.get("subnets") { request, context in
             let (_, viewer) = try viewer(context)
             let subnets = try await service.subnets(visibleTo: viewer)

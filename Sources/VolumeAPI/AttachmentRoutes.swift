@@ -25,7 +25,7 @@ extension VolumeAPI {
                       ["POST /volume/v3/volumes/{id}/action (os-\($0))"])
     }
 
-    func registerAttachments(on v3: RouterGroup<APIRequestContext>, prefix: String) {
+    func registerAttachments(on v3: APIRoutes, prefix: String) {
         v3.get(RouterPath(prefix + "attachments")) { request, context in try await listAttachments(request, context, detail: false) }
         v3.get(RouterPath(prefix + "attachments/detail")) { request, context in try await listAttachments(request, context, detail: true) }
         v3.get(RouterPath(prefix + "attachments/:id")) { request, context in

@@ -8,22 +8,22 @@ import Volumes
 /// `/backups`: create (full or incremental), list (summary and detail), show, update (3.9),
 /// delete, restore, and the administrators' `os-reset_status` and `os-force_delete`.
 extension VolumeAPI {
-    func registerBackups(on v3: RouterGroup<APIRequestContext>, prefix: String) {
+    func registerBackups(on v3: APIRoutes, prefix: String) {
         v3.get(RouterPath(prefix + "backups")) { request, context in try await listBackups(request, context, detail: false) }
         v3.get(RouterPath(prefix + "backups/detail")) { request, context in try await listBackups(request, context, detail: true) }
-        v3.post(RouterPath(prefix + "backups")) { request, context in try await createBackup(request, context) }
+        v3.post(RouterPath(prefix + "backups"), body: .json(Self.backupCreateSchema, style: .nova)) { request, context in try await createBackup(request, context) }
         v3.get(RouterPath(prefix + "backups/:id")) { request, context in
             let (backup, version) = try await backupTarget(request, context, "backup:get")
             let parents = try await volumes.backupParents([backup.id])
             return ok(["backup": backupJSON(backup, version, dependents: parents, context: context)], version)
         }
-        v3.put(RouterPath(prefix + "backups/:id")) { request, context in try await updateBackup(request, context) }
+        v3.put(RouterPath(prefix + "backups/:id"), body: .json(Self.backupUpdateSchema, style: .nova)) { request, context in try await updateBackup(request, context) }
         v3.delete(RouterPath(prefix + "backups/:id")) { request, context in
             let (backup, version) = try await backupTarget(request, context, "backup:delete")
             try await volumes.deleteBackup(backup.id, projectID: nil)
             return Response(status: .accepted, headers: version.headers(service: "volume", legacyHeader: nil))
         }
-        v3.post(RouterPath(prefix + "backups/:id/restore")) { request, context in try await restoreBackup(request, context) }
+        v3.post(RouterPath(prefix + "backups/:id/restore"), body: .json(Self.restoreSchema, style: .nova)) { request, context in try await restoreBackup(request, context) }
         v3.post(RouterPath(prefix + "backups/:id/action")) { request, context in try await backupAction(request, context) }
     }
 
@@ -109,7 +109,7 @@ extension VolumeAPI {
     func createBackup(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let project = try project(context)
         let version = try await begin(request, context, "backup:create", target: ["project_id": project])
-        let body = try await environment.body(request, schema: Self.backupCreateSchema, style: .nova)
+        let body = try await environment.body(request, context)
         let fields = body["backup"]?.objectValue ?? [:]
         if let snapshot = Self.text(fields["snapshot_id"]) {
             throw APIFault(.badRequest, "Invalid input received: backups from a snapshot (\(snapshot)) are not supported by this cloud yet")
@@ -133,7 +133,7 @@ extension VolumeAPI {
     func updateBackup(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let (backup, version) = try await backupTarget(request, context, "backup:update")
         guard version >= Microversion(3, 9) else { throw APIFault(.notFound, "The resource could not be found.") }
-        let body = try await environment.body(request, schema: Self.backupUpdateSchema, style: .nova)
+        let body = try await environment.body(request, context)
         let fields = body["backup"]?.objectValue ?? [:]
         guard !fields.isEmpty else { throw APIFault(.badRequest, "Missing required element 'backup' in request body.") }
         let updated = try await volumes.updateBackup(
@@ -149,7 +149,7 @@ extension VolumeAPI {
 
     func restoreBackup(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let (backup, version) = try await backupTarget(request, context, "backup:restore")
-        let body = try await environment.body(request, schema: Self.restoreSchema, style: .nova)
+        let body = try await environment.body(request, context)
         let fields = body["restore"]?.objectValue ?? [:]
         let volumeID = Self.text(fields["volume_id"]), name = Self.text(fields["name"])
         if volumeID != nil, name != nil {

@@ -19,7 +19,7 @@ extension VolumeAPI {
     static let messageFilters: Set<String> = ["event_id", "resource_uuid", "resource_type", "request_id", "message_level",
                                               "all_tenants", "project_id", "limit", "marker", "sort", "sort_key", "sort_dir", "offset"]
 
-    func registerMessages(on v3: RouterGroup<APIRequestContext>, prefix: String) {
+    func registerMessages(on v3: APIRoutes, prefix: String) {
         v3.get(RouterPath(prefix + "messages")) { request, context in
             let version = try messagesVersion(request)
             try context.enforce("message:get_all")

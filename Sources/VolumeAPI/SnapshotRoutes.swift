@@ -7,15 +7,15 @@ import Volumes
 
 /// `/snapshots`: create, list (summary and detail), show, update, delete, metadata.
 extension VolumeAPI {
-    func registerSnapshots(on v3: RouterGroup<APIRequestContext>, prefix: String) {
+    func registerSnapshots(on v3: APIRoutes, prefix: String) {
         v3.get(RouterPath(prefix + "snapshots")) { request, context in try await listSnapshots(request, context, detail: false) }
         v3.get(RouterPath(prefix + "snapshots/detail")) { request, context in try await listSnapshots(request, context, detail: true) }
-        v3.post(RouterPath(prefix + "snapshots")) { request, context in try await createSnapshot(request, context) }
+        v3.post(RouterPath(prefix + "snapshots"), body: .json(Self.snapshotCreateSchema, style: .nova)) { request, context in try await createSnapshot(request, context) }
         v3.get(RouterPath(prefix + "snapshots/:id")) { request, context in
             let (snapshot, version) = try await snapshotTarget(request, context, "volume:get_snapshot")
             return ok(["snapshot": snapshotJSON(snapshot, version)], version)
         }
-        v3.put(RouterPath(prefix + "snapshots/:id")) { request, context in try await updateSnapshot(request, context) }
+        v3.put(RouterPath(prefix + "snapshots/:id"), body: .json(Self.snapshotUpdateSchema, style: .nova)) { request, context in try await updateSnapshot(request, context) }
         v3.delete(RouterPath(prefix + "snapshots/:id")) { request, context in
             let (snapshot, version) = try await snapshotTarget(request, context, "volume:delete_snapshot")
             try await volumes.deleteSnapshot(snapshot.id, projectID: nil)
@@ -26,9 +26,9 @@ extension VolumeAPI {
             return ok(["metadata": .object(snapshot.metadata.mapValues(JSON.string))], version)
         }
         for (method, replace) in [(HTTPRequest.Method.put, true), (.post, false)] {
-            v3.on(RouterPath(prefix + "snapshots/:id/metadata"), method: method) { request, context in
+            v3.on(RouterPath(prefix + "snapshots/:id/metadata"), method: method, body: .json(Self.metadataBody, style: .nova)) { request, context in
                 let (snapshot, version) = try await snapshotTarget(request, context, "volume:update_snapshot")
-                let body = try await environment.body(request, schema: Self.metadataBody, style: .nova)
+                let body = try await environment.body(request, context)
                 let given = Self.metadata(body["metadata"]) ?? [:]
                 let updated = try await volumes.updateSnapshot(snapshot.id, projectID: nil, name: nil, description: nil,
                                                                metadata: replace ? given : snapshot.metadata.merging(given) { $1 })
@@ -90,7 +90,7 @@ extension VolumeAPI {
     func createSnapshot(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let project = try project(context)
         let version = try await begin(request, context, "volume:create_snapshot", target: ["project_id": project])
-        let body = try await environment.body(request, schema: Self.snapshotCreateSchema, style: .nova)
+        let body = try await environment.body(request, context)
         let fields = body["snapshot"]?.objectValue ?? [:]
         var create = VolumeService.SnapshotCreate(volumeID: fields["volume_id"]?.stringValue ?? "", projectID: try scope(context),
                                                   userID: try context.caller().userID)
@@ -116,7 +116,7 @@ extension VolumeAPI {
 
     func updateSnapshot(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let (snapshot, version) = try await snapshotTarget(request, context, "volume:update_snapshot")
-        let body = try await environment.body(request, schema: Self.snapshotUpdateSchema, style: .nova)
+        let body = try await environment.body(request, context)
         let fields = body["snapshot"]?.objectValue ?? [:]
         guard !fields.isEmpty else { throw APIFault(.badRequest, "Missing required element 'snapshot' in request body.") }
         let name: String?? = (fields["name"] ?? fields["display_name"]).map { Self.text($0) }

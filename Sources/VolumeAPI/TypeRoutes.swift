@@ -7,16 +7,16 @@ import Volumes
 
 /// `/types`: volume types, their extra specs, the default type and private types' access.
 extension VolumeAPI {
-    func registerTypes(on v3: RouterGroup<APIRequestContext>, prefix: String) {
+    func registerTypes(on v3: APIRoutes, prefix: String) {
         v3.get(RouterPath(prefix + "types")) { request, context in try await listTypes(request, context) }
-        v3.post(RouterPath(prefix + "types")) { request, context in try await createType(request, context) }
+        v3.post(RouterPath(prefix + "types"), body: .json(Self.createTypeSchema, style: .nova)) { request, context in try await createType(request, context) }
         v3.get(RouterPath(prefix + "types/:type")) { request, context in try await showType(request, context) }
-        v3.put(RouterPath(prefix + "types/:type")) { request, context in try await updateType(request, context) }
+        v3.put(RouterPath(prefix + "types/:type"), body: .json(Self.updateTypeSchema, style: .nova)) { request, context in try await updateType(request, context) }
         v3.delete(RouterPath(prefix + "types/:type")) { request, context in try await deleteType(request, context) }
         v3.get(RouterPath(prefix + "types/:type/extra_specs")) { request, context in try await extraSpecs(request, context) }
-        v3.post(RouterPath(prefix + "types/:type/extra_specs")) { request, context in try await setExtraSpecs(request, context) }
+        v3.post(RouterPath(prefix + "types/:type/extra_specs"), body: .json(Schema.object([("extra_specs", Self.specs)], required: ["extra_specs"]), style: .nova)) { request, context in try await setExtraSpecs(request, context) }
         v3.get(RouterPath(prefix + "types/:type/extra_specs/:key")) { request, context in try await extraSpec(request, context) }
-        v3.put(RouterPath(prefix + "types/:type/extra_specs/:key")) { request, context in try await setExtraSpec(request, context) }
+        v3.put(RouterPath(prefix + "types/:type/extra_specs/:key"), body: .json(Self.specs, style: .nova)) { request, context in try await setExtraSpec(request, context) }
         v3.delete(RouterPath(prefix + "types/:type/extra_specs/:key")) { request, context in try await deleteExtraSpec(request, context) }
         v3.get(RouterPath(prefix + "types/:type/os-volume-type-access")) { request, context in try await typeAccess(request, context) }
         v3.post(RouterPath(prefix + "types/:type/action")) { request, context in try await typeAction(request, context) }
@@ -84,7 +84,7 @@ extension VolumeAPI {
 
     func createType(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let version = try await begin(request, context, "volume_extension:types_manage")
-        let body = try await environment.body(request, schema: Self.createTypeSchema, style: .nova)
+        let body = try await environment.body(request, context)
         let fields = body["volume_type"]?.objectValue ?? [:]
         let isPublic = try Self.flag(fields["os-volume-type-access:is_public"]) ?? Self.flag(fields["is_public"]) ?? true
         let type = try await volumes.createVolumeType(name: fields["name"]?.stringValue ?? "", description: fields["description"]?.stringValue,
@@ -95,7 +95,7 @@ extension VolumeAPI {
     func updateType(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let version = try await begin(request, context, "volume_extension:types_manage")
         let id = try context.parameters.require("type")
-        let body = try await environment.body(request, schema: Self.updateTypeSchema, style: .nova)
+        let body = try await environment.body(request, context)
         let fields = body["volume_type"]?.objectValue ?? [:]
         let name = fields["name"]?.stringValue, isPublic = try Self.flag(fields["is_public"])
         let description: String?? = fields["description"].map { $0.stringValue }
@@ -120,7 +120,7 @@ extension VolumeAPI {
 
     func setExtraSpecs(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let version = try await begin(request, context, "volume_extension:types_manage")
-        let body = try await environment.body(request, schema: Schema.object([("extra_specs", Self.specs)], required: ["extra_specs"]), style: .nova)
+        let body = try await environment.body(request, context)
         let given = body["extra_specs"]?.objectValue?.compactMapValues { $0.stringValue } ?? [:]
         _ = try await volumes.editExtraSpecs(try context.parameters.require("type"), set: given)
         return ok(["extra_specs": .object(given.mapValues(JSON.string))], version)
@@ -137,7 +137,7 @@ extension VolumeAPI {
     func setExtraSpec(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let version = try await begin(request, context, "volume_extension:types_manage")
         let id = try context.parameters.require("type"), key = try context.parameters.require("key")
-        let body = try await environment.body(request)
+        let body = try await environment.body(request, context)
         guard body.count == 1, let value = body[key]?.stringValue, value.count <= 255 else {
             throw APIFault(.badRequest, body.count == 1 && body[key] == nil ? "Request body and URI mismatch"
                                                                            : "Request body contains too many items.")

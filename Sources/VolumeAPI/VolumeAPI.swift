@@ -111,7 +111,7 @@ public struct VolumeAPI: Sendable {
     }
 
     public func register(on router: Router<APIRequestContext>) {
-        let volume = router.group("volume")
+        let volume = environment.routes(router, "volume")
             .add(middleware: OpenStackErrorMiddleware(style: .nova, publicURL: environment.publicURL, logger: logger))
             .add(middleware: VolumeFailureMiddleware())
             .add(middleware: environment.authentication)
@@ -121,14 +121,16 @@ public struct VolumeAPI: Sendable {
         // With or without the project id in the path (both forms are in use in catalogs).
         for prefix in ["", ":project_id/"] {
             v3.get(RouterPath(prefix + "os-services")) { request, context in try await services(request, context) }
-            v3.put(RouterPath(prefix + "os-services/:action")) { request, context in
+            v3.put(RouterPath(prefix + "os-services/:action"), body: .json(style: .nova) { request in
+                request.uri.path.hasSuffix("/disable-log-reason") ? Self.serviceReasonSchema : Self.serviceSchema
+            }) { request, context in
                 try await update(request, context, action: try context.parameters.require("action"))
             }
             v3.get(RouterPath(prefix + "os-availability-zone")) { request, context in try await zones(request, context) }
             v3.get(RouterPath(prefix + "limits")) { request, context in try await limits(request, context) }
             v3.get(RouterPath(prefix + "os-quota-sets/:target")) { request, context in try await showQuota(request, context) }
             v3.get(RouterPath(prefix + "os-quota-sets/:target/defaults")) { request, context in try await quotaDefaults(request, context) }
-            v3.put(RouterPath(prefix + "os-quota-sets/:target")) { request, context in try await updateQuota(request, context) }
+            v3.put(RouterPath(prefix + "os-quota-sets/:target"), body: .json(Self.quotaSchema, style: .nova)) { request, context in try await updateQuota(request, context) }
             v3.delete(RouterPath(prefix + "os-quota-sets/:target")) { request, context in try await deleteQuota(request, context) }
             v3.get(RouterPath(prefix + "scheduler-stats/get_pools")) { request, context in try await pools(request, context) }
             registerVolumes(on: v3, prefix: prefix)
@@ -206,13 +208,21 @@ public struct VolumeAPI: Sendable {
         return ok(["services": .array(list.map { serviceJSON($0.service, backend: $0.backend, version) })], version)
     }
 
+    static let serviceFields: [(String, Schema)] = [
+        ("binary", .string(minLength: 1, maxLength: 255)), ("host", .string(minLength: 1, maxLength: 255)),
+        ("cluster", Schema(types: [.string, .null])), ("service", .string(minLength: 1, maxLength: 255)),
+    ]
+    static let serviceSchema = Schema.object(serviceFields)
+    static let serviceReasonSchema = Schema.object(serviceFields + [("disabled_reason", .string(minLength: 1, maxLength: 255))])
+    static let quotaSchema = Schema.object([("quota_set", Schema(types: [.object]))], required: ["quota_set"])
+
     /// `PUT /os-services/enable|disable|disable-log-reason` with `{"host", "binary"[, "disabled_reason"]}`.
     func update(_ request: Request, _ context: APIRequestContext, action: String) async throws -> Response {
         let version = try await begin(request, context, "volume_extension:services:update")
         guard ["enable", "disable", "disable-log-reason"].contains(action) else {
             throw APIFault(.notFound, "Unknown action")
         }
-        let body = try await environment.body(request)
+        let body = try await environment.body(request, context)
         guard let host = body["host"]?.stringValue else { throw APIFault(.badRequest, "Missing required element 'host' in request body.") }
         let binary = body["binary"]?.stringValue ?? VolumeService.volumeBinary
         let reason = body["disabled_reason"]?.stringValue
@@ -302,7 +312,7 @@ public struct VolumeAPI: Sendable {
     func updateQuota(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let target = try quotaTarget(context)
         let version = try await begin(request, context, "volume_extension:quotas:update", target: ["project_id": target])
-        let body = try await environment.body(request)
+        let body = try await environment.body(request, context)
         guard let set = body["quota_set"]?.objectValue else {
             throw APIFault(.badRequest, "Missing required element 'quota_set' in request body.")
         }

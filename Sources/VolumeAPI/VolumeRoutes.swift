@@ -9,19 +9,19 @@ import Volumes
 /// delete, the actions (`os-extend`, `os-reset_status`, `os-set_bootable`, `os-force_delete`, `os-volume_upload_image`)
 /// and metadata.
 extension VolumeAPI {
-    func registerVolumes(on v3: RouterGroup<APIRequestContext>, prefix: String) {
+    func registerVolumes(on v3: APIRoutes, prefix: String) {
         v3.get(RouterPath(prefix + "volumes")) { request, context in try await list(request, context, detail: false) }
         v3.get(RouterPath(prefix + "volumes/detail")) { request, context in try await list(request, context, detail: true) }
-        v3.post(RouterPath(prefix + "volumes")) { request, context in try await create(request, context) }
+        v3.post(RouterPath(prefix + "volumes"), body: .json(Self.createSchema, style: .nova)) { request, context in try await create(request, context) }
         v3.get(RouterPath(prefix + "volumes/:id")) { request, context in try await show(request, context) }
-        v3.put(RouterPath(prefix + "volumes/:id")) { request, context in try await updateVolume(request, context) }
+        v3.put(RouterPath(prefix + "volumes/:id"), body: .json(Self.updateSchema, style: .nova)) { request, context in try await updateVolume(request, context) }
         v3.delete(RouterPath(prefix + "volumes/:id")) { request, context in try await deleteVolume(request, context) }
         v3.post(RouterPath(prefix + "volumes/:id/action")) { request, context in try await action(request, context) }
         v3.get(RouterPath(prefix + "volumes/:id/metadata")) { request, context in try await metadata(request, context) }
-        v3.post(RouterPath(prefix + "volumes/:id/metadata")) { request, context in try await setMetadata(request, context, replace: false) }
-        v3.put(RouterPath(prefix + "volumes/:id/metadata")) { request, context in try await setMetadata(request, context, replace: true) }
+        v3.post(RouterPath(prefix + "volumes/:id/metadata"), body: .json(Self.metadataBody, style: .nova)) { request, context in try await setMetadata(request, context, replace: false) }
+        v3.put(RouterPath(prefix + "volumes/:id/metadata"), body: .json(Self.metadataBody, style: .nova)) { request, context in try await setMetadata(request, context, replace: true) }
         v3.get(RouterPath(prefix + "volumes/:id/metadata/:key")) { request, context in try await metadataItem(request, context) }
-        v3.put(RouterPath(prefix + "volumes/:id/metadata/:key")) { request, context in try await setMetadataItem(request, context) }
+        v3.put(RouterPath(prefix + "volumes/:id/metadata/:key"), body: .json(Self.metadataItemBody, style: .nova)) { request, context in try await setMetadataItem(request, context) }
         v3.delete(RouterPath(prefix + "volumes/:id/metadata/:key")) { request, context in try await deleteMetadataItem(request, context) }
     }
 
@@ -240,7 +240,7 @@ extension VolumeAPI {
     func create(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let project = try project(context)
         let version = try await begin(request, context, "volume:create", target: ["project_id": project])
-        let body = try await environment.body(request, schema: Self.createSchema, style: .nova)
+        let body = try await environment.body(request, context)
         let volume = body["volume"]?.objectValue ?? [:]
         for (key, what) in [("backup_id", "a backup"), ("consistencygroup_id", "a consistency group"), ("group_id", "a group")]
         where volume[key] != nil && volume[key] != .null {
@@ -280,7 +280,7 @@ extension VolumeAPI {
 
     func updateVolume(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let (volume, version) = try await target(request, context, "volume:update")
-        let body = try await environment.body(request, schema: Self.updateSchema, style: .nova)
+        let body = try await environment.body(request, context)
         let fields = body["volume"]?.objectValue ?? [:]
         guard !fields.isEmpty else { throw APIFault(.badRequest, "Missing required element 'volume' in request body.") }
         var change = VolumeService.VolumeChange()
@@ -401,9 +401,14 @@ extension VolumeAPI {
                                                                            .string(maxLength: 255))))],
                                             required: ["metadata"])
 
+    static let metadataItemBody = Schema.object([("meta", Schema(types: [.object],
+                                                             keyRule: (Schema.Rule("^.{1,255}$") { !$0.isEmpty && $0.count <= 255 },
+                                                                       .string(maxLength: 255))))],
+                                                required: ["meta"])
+
     func setMetadata(_ request: Request, _ context: APIRequestContext, replace: Bool) async throws -> Response {
         let (volume, version) = try await target(request, context, "volume:update_volume_metadata")
-        let body = try await environment.body(request, schema: Self.metadataBody, style: .nova)
+        let body = try await environment.body(request, context)
         let given = Self.metadata(body["metadata"]) ?? [:]
         var change = VolumeService.VolumeChange()
         change.metadata = replace ? given : volume.metadata.merging(given) { $1 }
@@ -421,7 +426,7 @@ extension VolumeAPI {
     func setMetadataItem(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let (volume, version) = try await target(request, context, "volume:update_volume_metadata")
         let key = try context.parameters.require("key")
-        let body = try await environment.body(request)
+        let body = try await environment.body(request, context)
         guard let meta = body["meta"]?.objectValue, meta.count == 1, let (given, value) = meta.first, let text = value.stringValue,
               text.count <= 255 else {
             throw APIFault(.badRequest, "Malformed request body: 'meta' must hold one key and its string value")
