@@ -4,11 +4,14 @@ import HummingbirdTesting
 import PetrelHTTP
 import Testing
 
-/// Generated bodies against every write route the in-process APIs serve (Keystone, Nova without
-/// servers, Neutron, Cinder): mutations of a valid body (a field dropped, retyped, set to an
-/// edge value, an unknown field added) and wholly random JSON. None may get a 5xx, and every
-/// refusal must be in its API's error shape. Seeded, so a failure replays; bounded to a few
-/// thousand requests (seconds in-process).
+/// Generated bodies against the write routes of the in-process APIs (Keystone, Nova without
+/// servers, Neutron, Cinder): their creates, and the updates, actions and sub-resources of
+/// resources made for the purpose (an aggregate, a flavor, a project, a user, a network, …).
+/// Each body is a mutation of a valid one (a member dropped, retyped, set to an edge value, an
+/// unknown one added) or wholly random JSON. None may get a 5xx, every refusal must be in its
+/// API's error shape, and a refused request must leave what it aimed at as it was (the
+/// resource, or the collection a create would have added to, read before and after). Seeded,
+/// so a failure replays; bounded to a few thousand requests.
 @Suite struct FuzzTests {
     /// A small deterministic generator (SplitMix64).
     struct Seeded: RandomNumberGenerator {
@@ -96,15 +99,97 @@ import Testing
         }
     }
 
+    /// The resources the update, action and sub-resource routes act on, made through the APIs.
+    struct Made {
+        var ids: [String: String] = [:]
+
+        func path(_ template: String) -> String {
+            ids.reduce(template) { $0.replacingOccurrences(of: "{\($1.key)}", with: $1.value) }
+        }
+
+        /// A body with the made ids in place of their `{name}`s.
+        func filled(_ body: JSON) -> JSON { JSON.parse(Array(path(String(decoding: body.encoded(), as: UTF8.self)).utf8)) ?? body }
+    }
+
+    static func make(_ client: any TestClientProtocol, _ token: String) async throws -> Made {
+        var made = Made()
+        func create(_ name: String, _ path: String, _ body: String, _ key: String) async throws {
+            let (status, _, json) = try await HostAPITests().get(client, made.path(path), token: token, method: .post, body: made.path(body))
+            var given = json?[key]?["id"]?.stringValue
+            if case .number(let number)? = json?[key]?["id"] { given = String(Int(number)) }
+            let id = try #require(given, "\(name): \(status) \(String(describing: json))")
+            made.ids[name] = id
+        }
+        try await create("aggregate", "/compute/v2.1/os-aggregates", #"{"aggregate": {"name": "fz"}}"#, "aggregate")
+        try await create("flavor", "/compute/v2.1/flavors", #"{"flavor": {"name": "fz", "ram": 64, "vcpus": 1, "disk": 1, "id": "fz-1"}}"#, "flavor")
+        try await create("project", "/v3/projects", #"{"project": {"name": "fz"}}"#, "project")
+        try await create("user", "/v3/users", #"{"user": {"name": "fz"}}"#, "user")
+        try await create("group", "/v3/groups", #"{"group": {"name": "fz"}}"#, "group")
+        try await create("role", "/v3/roles", #"{"role": {"name": "fz"}}"#, "role")
+        try await create("region", "/v3/regions", #"{"region": {"id": "FZ"}}"#, "region")
+        try await create("network", "/networking/v2.0/networks", #"{"network": {"name": "fz"}}"#, "network")
+        try await create("subnet", "/networking/v2.0/subnets",
+                         #"{"subnet": {"network_id": "{network}", "cidr": "198.18.7.0/24", "ip_version": 4}}"#, "subnet")
+        try await create("port", "/networking/v2.0/ports", #"{"port": {"network_id": "{network}"}}"#, "port")
+        try await create("group_sg", "/networking/v2.0/security-groups", #"{"security_group": {"name": "fz"}}"#, "security_group")
+        try await create("router", "/networking/v2.0/routers", #"{"router": {"name": "fz"}}"#, "router")
+        try await create("type", "/volume/v3/types", #"{"volume_type": {"name": "fz"}}"#, "volume_type")
+        return made
+    }
+
+    /// (method, path, a valid body, the error style, what a refused request must leave as it was):
+    /// updates, actions and sub-resources of the resources `make` made.
+    static let changes: [(HTTPRequest.Method, String, JSON, FaultStyle, String)] = [
+        (.put, "/compute/v2.1/os-aggregates/{aggregate}", ["aggregate": ["name": "fz2"]], .nova, "/compute/v2.1/os-aggregates/{aggregate}"),
+        (.post, "/compute/v2.1/os-aggregates/{aggregate}/action", ["set_metadata": ["metadata": ["k": "v"]]], .nova,
+         "/compute/v2.1/os-aggregates/{aggregate}"),
+        (.post, "/compute/v2.1/flavors/{flavor}/os-extra_specs", ["extra_specs": ["k": "v"]], .nova, "/compute/v2.1/flavors/{flavor}/os-extra_specs"),
+        (.put, "/compute/v2.1/flavors/{flavor}/os-extra_specs/k", ["k": "w"], .nova, "/compute/v2.1/flavors/{flavor}/os-extra_specs"),
+        (.post, "/compute/v2.1/flavors/{flavor}/action", ["addTenantAccess": ["tenant": "{project}"]], .nova,
+         "/compute/v2.1/flavors/{flavor}/os-flavor-access"),
+        (.put, "/compute/v2.1/os-quota-sets/{project}", ["quota_set": ["cores": 10]], .nova, "/compute/v2.1/os-quota-sets/{project}"),
+        (.patch, "/v3/projects/{project}", ["project": ["description": "d"]], .keystone, "/v3/projects/{project}"),
+        (.patch, "/v3/users/{user}", ["user": ["email": "fz@example.org"]], .keystone, "/v3/users/{user}"),
+        (.patch, "/v3/groups/{group}", ["group": ["description": "d"]], .keystone, "/v3/groups/{group}"),
+        (.patch, "/v3/roles/{role}", ["role": ["description": "d"]], .keystone, "/v3/roles/{role}"),
+        (.patch, "/v3/regions/{region}", ["region": ["description": "d"]], .keystone, "/v3/regions/{region}"),
+        (.put, "/networking/v2.0/networks/{network}", ["network": ["name": "fz2"]], .neutron, "/networking/v2.0/networks/{network}"),
+        (.put, "/networking/v2.0/networks/{network}/tags", ["tags": ["a", "b"]], .neutron, "/networking/v2.0/networks/{network}"),
+        (.put, "/networking/v2.0/subnets/{subnet}", ["subnet": ["name": "fz2"]], .neutron, "/networking/v2.0/subnets/{subnet}"),
+        (.put, "/networking/v2.0/ports/{port}", ["port": ["name": "fz2"]], .neutron, "/networking/v2.0/ports/{port}"),
+        (.put, "/networking/v2.0/security-groups/{group_sg}", ["security_group": ["name": "fz2"]], .neutron,
+         "/networking/v2.0/security-groups/{group_sg}"),
+        (.put, "/networking/v2.0/routers/{router}", ["router": ["name": "fz2"]], .neutron, "/networking/v2.0/routers/{router}"),
+        (.put, "/networking/v2.0/quotas/{project}", ["quota": ["network": 10]], .neutron, "/networking/v2.0/quotas/{project}"),
+        (.put, "/volume/v3/types/{type}", ["volume_type": ["description": "d"]], .nova, "/volume/v3/types/{type}"),
+        (.post, "/volume/v3/types/{type}/extra_specs", ["extra_specs": ["k": "v"]], .nova, "/volume/v3/types/{type}/extra_specs"),
+        (.put, "/volume/v3/os-quota-sets/{project}", ["quota_set": ["volumes": 10]], .nova, "/volume/v3/os-quota-sets/{project}"),
+    ]
+
+    /// What a refused create must leave as it was: the collection it would have added to.
+    static let collections: [String: String] = [
+        "/v3/projects": "/v3/projects", "/v3/users": "/v3/users", "/v3/groups": "/v3/groups", "/v3/domains": "/v3/domains",
+        "/v3/roles": "/v3/roles", "/v3/regions": "/v3/regions", "/v3/services": "/v3/services",
+        "/compute/v2.1/os-aggregates": "/compute/v2.1/os-aggregates", "/compute/v2.1/flavors": "/compute/v2.1/flavors/detail?is_public=None",
+        "/compute/v2.1/os-keypairs": "/compute/v2.1/os-keypairs", "/networking/v2.0/networks": "/networking/v2.0/networks",
+        "/networking/v2.0/security-groups": "/networking/v2.0/security-groups", "/networking/v2.0/routers": "/networking/v2.0/routers",
+        "/networking/v2.0/address-groups": "/networking/v2.0/address-groups",
+    ]
+
     @Test func generatedBodiesNeverGetA5xxAndAlwaysTheAPIsErrorShape() async throws {
         try await HostAPITests().withAPIs { client, token, _ in
+            let made = try await Self.make(client, token)
+            let routes: [(HTTPRequest.Method, String, JSON, FaultStyle, String?)] =
+                Self.routes.map { ($0.0, $0.1, $0.2, $0.3, Self.collections[$0.1]) }
+                + Self.changes.map { ($0.0, made.path($0.1), made.filled($0.2), $0.3, made.path($0.4)) }
             var random = Seeded(state: 0x5EED_2026_1204)
-            var sent = 0, refused = 0, accepted = 0
+            var sent = 0, refused = 0, accepted = 0, checked = 0
             var failures: [String] = []
-            for round in 0..<6000 {
-                let (method, path, valid, style) = Self.routes[round % Self.routes.count]
+            for round in 0..<3000 {
+                let (method, path, valid, style, probe) = routes[round % routes.count]
                 let body: JSON = round % 5 == 0 ? Self.random(&random) : Self.mutate(valid, &random)
                 let text = String(decoding: body.encoded(), as: UTF8.self)
+                let before = try await probe.asyncMap { try await HostAPITests().get(client, $0, token: token).2 }
                 let answer = try await HostAPITests().get(client, path, token: path == "/v3/auth/tokens" ? nil : token, method: method, body: text)
                 sent += 1
                 if answer.0.code >= 500 {
@@ -112,12 +197,24 @@ import Testing
                 } else if answer.0.code >= 400 {
                     refused += 1
                     if !shapeIsRight(style, answer.0, answer.2) { failures.append("shape \(answer.0.code) \(path) \(text) → \(String(describing: answer.2))") }
+                    if let probe {
+                        let after = try await HostAPITests().get(client, probe, token: token).2
+                        checked += 1
+                        if after != before { failures.append("changed by a refused \(method) \(path) \(text): \(probe)") }
+                    }
                 } else {
                     accepted += 1
                 }
             }
-            print("fuzz: \(sent) requests, \(refused) refused, \(accepted) accepted, \(failures.count) failures")
+            print("fuzz: \(sent) requests to \(routes.count) routes, \(refused) refused (\(checked) checked for no change), \(accepted) accepted, \(failures.count) failures")
             #expect(failures.isEmpty, "\(failures.prefix(10).joined(separator: "\n"))")
         }
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let self else { return nil }
+        return try await transform(self)
     }
 }
