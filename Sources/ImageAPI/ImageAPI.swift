@@ -11,6 +11,8 @@ import PetrelHTTP
 public struct ImageAPI: Sendable {
     public let environment: APIEnvironment
     public let images: ImageService
+    /// Glance's `image_property_quota`: additional properties on one image (-1: unlimited).
+    let propertyQuota: Int
     let logger: Logger
 
     static let adminOrMember = "role:admin or (role:member and project_id:%(project_id)s)"
@@ -35,8 +37,9 @@ public struct ImageAPI: Sendable {
                                     "locations", "direct_url", "stores"]
     static let visibilities: Set<String> = ["private", "shared", "community", "public"]
 
-    public init(environment: APIEnvironment, images: ImageService, logger: Logger) {
+    public init(environment: APIEnvironment, images: ImageService, propertyQuota: Int = 128, logger: Logger) {
         self.environment = environment
+        self.propertyQuota = propertyQuota
         self.images = images
         self.logger = logger
     }

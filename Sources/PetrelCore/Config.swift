@@ -146,6 +146,8 @@ public struct PetrelConfig: Sendable {
     /// `[quota]` defaults by Nova's resource names.
     public var quotaDefaults: [String: Int]
     public var imageSizeCap: Int
+    /// `[image] image_property_quota`: additional properties per image (-1: unlimited).
+    public var imagePropertyQuota: Int
     public var libvirtURI: String
     public var virtType: String
     public var cpuMode: String
@@ -270,6 +272,7 @@ public struct PetrelConfig: Sendable {
         }
         quotaDefaults = quotas
         imageSizeCap = Int(try string("image", "image_size_cap")!)!
+        imagePropertyQuota = Int(try string("image", "image_property_quota")!)!
         libvirtURI = try string("libvirt", "uri")!
         computeDriver = try string("DEFAULT", "compute_driver")!
         virtType = try string("libvirt", "virt_type")!

@@ -98,6 +98,8 @@ public enum ConfigSchema {
               help: "Directory of the image service's data: one file per image, named by its id."),
         .init("image", "image_size_cap", .integer(1...Int.max), default: "1099511627776",
               help: "Largest image (bytes) an upload may store; larger uploads are refused with 413 (Glance's default, 1 TiB)."),
+        .init("image", "image_property_quota", .integer(-1...1_000_000), default: "128",
+              help: "Additional properties one image may have (Glance's image_property_quota; -1: unlimited); more are refused with 413."),
         .init("quota", "instances", .integer(-1...1_000_000), default: "10",
               help: "Servers a project may have (-1: unlimited), unless its quota says otherwise."),
         .init("quota", "cores", .integer(-1...100_000_000), default: "20",

@@ -144,7 +144,7 @@ struct Serve: AsyncParsableCommand {
             .register(on: router)
         NetworkAPI(environment: identity.environment, hosts: hosts, service: networking, logger: logger).register(on: router)
         VolumeAPI(environment: identity.environment, hosts: hosts, volumes: volumes, logger: logger).register(on: router)
-        ImageAPI(environment: identity.environment, images: images, logger: logger).register(on: router)
+        ImageAPI(environment: identity.environment, images: images, propertyQuota: config.imagePropertyQuota, logger: logger).register(on: router)
         MetadataAPI(metadata: MetadataService(database: database, interfaces: { try await servers.guestInterfaces($0) }), sharedSecret: config.metadataSharedSecret, logger: logger)
             .register(on: router)
         identity.register(on: router)
