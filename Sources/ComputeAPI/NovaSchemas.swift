@@ -261,3 +261,38 @@ enum FlavorExtraSpecSchemas {
     static let access = Schema.object([("tenant", .string(minLength: 1, maxLength: 255))], required: ["tenant"])
     static let action = Schema.object([("addTenantAccess", access), ("removeTenantAccess", access)], additional: true)
 }
+
+/// `POST /servers/{id}/action`: Nova's schema of each action this cloud runs, as the member
+/// naming it (the route refuses an action it does not know, and more than one). The actions
+/// without arguments take anything, as Nova's still do.
+enum ServerActionSchemas {
+    static func action(_ version: Microversion) -> Schema { actions[version] }
+    private static let actions = PerMicroversion(build)
+
+    private static func build(_ version: Microversion) -> Schema {
+        var rebuild: [(String, Schema)] = [
+            ("name", NovaTypes.name), ("imageRef", NovaTypes.uuid), ("adminPass", .string()), ("metadata", NovaTypes.metadata),
+            ("preserve_ephemeral", NovaTypes.boolean), ("OS-DCF:diskConfig", NovaTypes.diskConfig),
+            ("accessIPv4", NovaTypes.accessIPv4), ("accessIPv6", NovaTypes.accessIPv6),
+        ]
+        if version < Microversion(2, 57) {
+            rebuild.append(("personality", .array(.object([("path", .string()), ("contents", .string(format: .base64))]))))
+        }
+        if version >= Microversion(2, 19) { rebuild.append(("description", NovaTypes.description)) }
+        if version >= Microversion(2, 54) {
+            rebuild.append(("key_name", .oneOf(.string(minLength: 1, maxLength: 255), .null)))
+        }
+        if version >= Microversion(2, 57) {
+            rebuild.append(("user_data", Schema(types: [.string, .null], maxLength: 65_535, format: .base64)))
+        }
+        let securityGroup = Schema.object([("name", .string(minLength: 1))], required: ["name"])
+        return .object([
+            ("reboot", .object([("type", .choice(["HARD", "Hard", "hard", "SOFT", "Soft", "soft"], types: [.string]))], required: ["type"])),
+            ("rebuild", .object(rebuild, required: ["imageRef"])),
+            ("createImage", .object([("name", NovaTypes.name), ("metadata", NovaTypes.metadata)], required: ["name"])),
+            ("os-getConsoleOutput", .object([("length", Schema(types: [.integer, .string, .null], pattern: Schema.Rule(regex: "^-?[0-9]+$"),
+                                                                minimum: -1))])),
+            ("addSecurityGroup", securityGroup), ("removeSecurityGroup", securityGroup),
+        ], additional: true)
+    }
+}

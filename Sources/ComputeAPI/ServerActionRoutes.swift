@@ -14,7 +14,7 @@ extension ComputeAPI {
     /// `POST /servers/{id}/action`: one action, named by the body's only key.
     func serverAction(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.parameters.require("server_id")
-        let body = try await environment.body(request)
+        let body = try await environment.body(request, context)
         guard body.count == 1, let (name, argument) = body.first else {
             throw APIFault(.badRequest, "The server action body must name exactly one action.")
         }

@@ -83,7 +83,7 @@ extension ComputeAPI {
         v21.get("servers/:server_id") { request, context in try await showServer(request, context) }
         v21.put("servers/:server_id", body: Self.body { ServerSchemas.update($0) }) { request, context in try await updateServer(request, context) }
         v21.delete("servers/:server_id") { request, context in try await deleteServer(request, context) }
-        v21.post("servers/:server_id/action") { request, context in try await serverAction(request, context) }
+        v21.post("servers/:server_id/action", body: Self.body { ServerActionSchemas.action($0) }) { request, context in try await serverAction(request, context) }
         registerServerMetadata(on: v21)
     }
 

@@ -74,7 +74,6 @@ import Volumes
         "PATCH /v3/roles/{role_id}",
         "PATCH /v3/services/{service_id}",
         "PATCH /v3/users/{user_id}",
-        "POST /compute/v2.1/servers/{server_id}/action",
         "POST /image/v2/images",
         "POST /networking/v2.0/address-groups",
         "POST /networking/v2.0/floatingips",
