@@ -96,8 +96,7 @@ public struct ComputeAPI: Sendable {
 
     /// The caller (authenticated), the microversion asked for, and the headers that echo it.
     func begin(_ request: Request, _ context: APIRequestContext, _ action: String) async throws -> (Caller, Microversion) {
-        let version = try Microversion.requested(by: request.headers, service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version",
-                                                 minimum: Self.minimum, maximum: Self.maximum)
+        let version = try Self.microversion(request)
         return (try context.enforce(action), version)
     }
 
@@ -105,9 +104,14 @@ public struct ComputeAPI: Sendable {
     /// refused a microversion outside the range before it reads the body).
     static func body(_ schema: @escaping @Sendable (Microversion) -> Schema) -> BodySchema {
         .json(style: .nova) { request in
-            schema((try? Microversion.requested(by: request.headers, service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version",
-                                                minimum: minimum, maximum: maximum)) ?? minimum)
+            schema((try? microversion(request)) ?? minimum)
         }
+    }
+
+    /// The microversion the request asks for (406 outside the range this API serves).
+    static func microversion(_ request: Request) throws -> Microversion {
+        try Microversion.requested(by: request.headers, service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version",
+                                   minimum: minimum, maximum: maximum)
     }
 
     func answer(_ status: HTTPResponse.Status, _ json: JSON, _ version: Microversion) -> Response {

@@ -290,8 +290,7 @@ extension ComputeAPI {
 
     /// The caller and the microversion, for routes any authenticated user may call.
     func authenticated(_ request: Request, _ context: APIRequestContext) async throws -> (Caller, Microversion) {
-        let version = try Microversion.requested(by: request.headers, service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version",
-                                                 minimum: Self.minimum, maximum: Self.maximum)
+        let version = try Self.microversion(request)
         return (try context.caller(), version)
     }
 }

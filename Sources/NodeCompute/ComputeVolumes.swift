@@ -108,7 +108,7 @@ extension ComputeService {
         for disk in InstanceDomain.pluggedVolumes(in: stored) + InstanceDomain.pluggedVolumes(in: live) where !plugged.contains(disk) {
             plugged.append(disk)
         }
-        guard !plugged.isEmpty, let spec = try await controller.instances(on: host, ids: [id]).first, spec.taskState == nil,
+        guard !plugged.isEmpty, let spec = try await lookup(id), spec.taskState == nil,
               let wanted = spec.volumes, let attaching = spec.attachingVolumes else { return }
         for disk in plugged where !attaching.contains(disk.serial) && !wanted.contains(where: disk.isDisk(of:)) {
             logger.warning("unplugging a volume the controller has not attached to the instance", metadata: [

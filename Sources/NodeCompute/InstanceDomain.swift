@@ -122,10 +122,7 @@ public struct InstanceDomain: Sendable {
     /// Whether a domain's XML has this volume's disk: by its serial, or by its source (a
     /// running guest whose disk was swapped keeps the old volume's serial).
     public static func holds(_ xml: String, _ disk: VolumeDisk) -> Bool {
-        if hasVolume(xml, volumeID: disk.volumeID) { return true }
-        if let iscsi = disk.iscsi { return xml.contains("name='\(iscsi.iqn)/\(iscsi.lun)'") }
-        guard !disk.path.isEmpty else { return false }
-        return xml.contains(disk.block ? "dev='\(disk.path)'" : "file='\(disk.path)'")
+        pluggedVolumes(in: xml).contains { $0.isDisk(of: disk) }
     }
 
     /// A volume's disk as a domain's XML has it: any disk with a serial (the instance's own

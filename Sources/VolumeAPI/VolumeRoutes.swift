@@ -31,8 +31,9 @@ extension VolumeAPI {
     static let nullableID = Schema(types: [.string, .null])
     static let sizeSchema = Schema(types: [.integer, .string, .null], pattern: Schema.Rule(regex: "^[0-9]+$"), minimum: 1,
                                    maximum: 2_147_483_647)
-    static let metadataSchema = Schema(types: [.object, .null],
-                                       keyRule: (Schema.Rule("^.{1,255}$") { !$0.isEmpty && $0.count <= 255 }, .string(maxLength: 255)))
+    /// Cinder's metadata: keys of 1 to 255 characters, string values of at most 255.
+    static let metadataKey = Schema.Rule("^.{1,255}$") { !$0.isEmpty && $0.count <= 255 }
+    static let metadataSchema = Schema(types: [.object, .null], keyRule: (metadataKey, .string(maxLength: 255)))
     static let createSchema = Schema.object([
         ("volume", Schema(types: [.object], properties: [
             ("name", nullableText), ("description", nullableText), ("display_name", nullableText), ("display_description", nullableText),
@@ -396,15 +397,9 @@ extension VolumeAPI {
         return ok(["metadata": .object(volume.metadata.mapValues(JSON.string))], version)
     }
 
-    static let metadataBody = Schema.object([("metadata", Schema(types: [.object],
-                                                                 keyRule: (Schema.Rule("^.{1,255}$") { !$0.isEmpty && $0.count <= 255 },
-                                                                           .string(maxLength: 255))))],
-                                            required: ["metadata"])
-
-    static let metadataItemBody = Schema.object([("meta", Schema(types: [.object],
-                                                             keyRule: (Schema.Rule("^.{1,255}$") { !$0.isEmpty && $0.count <= 255 },
-                                                                       .string(maxLength: 255))))],
-                                                required: ["meta"])
+    static let metadataMap = Schema(types: [.object], keyRule: (metadataKey, .string(maxLength: 255)))
+    static let metadataBody = Schema.object([("metadata", metadataMap)], required: ["metadata"])
+    static let metadataItemBody = Schema.object([("meta", metadataMap)], required: ["meta"])
 
     func setMetadata(_ request: Request, _ context: APIRequestContext, replace: Bool) async throws -> Response {
         let (volume, version) = try await target(request, context, "volume:update_volume_metadata")
