@@ -29,19 +29,24 @@ public final class Schema: Sendable {
     let format: Format?
     let minimum: Double?, maximum: Double?
     let oneOf: [Schema]
+    let minProperties: Int?
     /// A check beyond JSON Schema (a name's printable characters, …): a message, or nil when fine.
     let check: (@Sendable (JSON) -> String?)?
+    /// A check whose refusal is the API's own, answered as it is (Neutron's "Unrecognized
+    /// attribute(s)", Keystone's 403 on a moved project): run after the keywords above.
+    let fault: (@Sendable (JSON) -> APIFault?)?
 
     public init(types: [Kind] = [], choices: [JSON]? = nil, properties: [(String, Schema)] = [], required: [String] = [],
                 additional: Schema?? = nil, keyRule: (rule: Rule, schema: Schema)? = nil, items: Schema? = nil,
                 minItems: Int? = nil, maxItems: Int? = nil, uniqueItems: Bool = false, minLength: Int? = nil, maxLength: Int? = nil,
                 pattern: Rule? = nil, format: Format? = nil, minimum: Double? = nil, maximum: Double? = nil,
-                oneOf: [Schema] = [], check: (@Sendable (JSON) -> String?)? = nil) {
+                oneOf: [Schema] = [], minProperties: Int? = nil, check: (@Sendable (JSON) -> String?)? = nil,
+                fault: (@Sendable (JSON) -> APIFault?)? = nil) {
         self.types = types; self.choices = choices; self.properties = properties; self.required = required
         self.additional = additional; self.keyRule = keyRule; self.items = items; self.minItems = minItems
         self.maxItems = maxItems; self.uniqueItems = uniqueItems; self.minLength = minLength; self.maxLength = maxLength
         self.pattern = pattern; self.format = format; self.minimum = minimum; self.maximum = maximum
-        self.oneOf = oneOf; self.check = check
+        self.oneOf = oneOf; self.minProperties = minProperties; self.check = check; self.fault = fault
     }
 
     /// A string rule: its pattern as messages print it, and the test.
@@ -66,8 +71,10 @@ public final class Schema: Sendable {
     // MARK: building
 
     /// A closed object (no properties beyond `properties`, as the APIs' schemas mostly are).
-    public static func object(_ properties: [(String, Schema)], required: [String] = [], additional: Bool = false) -> Schema {
-        Schema(types: [.object], properties: properties, required: required, additional: additional ? nil : .some(nil))
+    public static func object(_ properties: [(String, Schema)], required: [String] = [], additional: Bool = false,
+                              minProperties: Int? = nil) -> Schema {
+        Schema(types: [.object], properties: properties, required: required, additional: additional ? nil : .some(nil),
+               minProperties: minProperties)
     }
 
     /// An object whose keys follow `keys` and whose values follow `values` (Nova's metadata).
@@ -119,6 +126,9 @@ public final class Schema: Sendable {
             }
             for name in required where object[name] == nil {
                 return fail("required", "'\(name)' is a required property")
+            }
+            if let minProperties, object.count < minProperties {
+                return fail("minProperties", "\(value.pythonRepr) does not have enough properties")
             }
             if let keyRule {
                 for key in object.keys.sorted() where !properties.contains(where: { $0.0 == key }) && keyRule.rule.test(key) {
@@ -176,6 +186,9 @@ public final class Schema: Sendable {
             if passing > 1 { return fail("oneOf", "\(value.pythonRepr) is valid under each of the given schemas") }
         }
         if let check, let message = check(value) { return fail("check", message) }
+        if let fault, let refusal = fault(value) {
+            return SchemaViolation(path: path, value: value, message: refusal.message, keyword: "fault", exact: refusal)
+        }
         return nil
     }
 
@@ -235,11 +248,18 @@ public struct SchemaViolation: Error, Sendable, CustomStringConvertible {
     public let value: JSON
     public let message: String
     public let keyword: String
+    /// The API's own refusal (a `fault` check), answered as it is in every style.
+    public let exact: APIFault?
+
+    public init(path: [String], value: JSON, message: String, keyword: String, exact: APIFault? = nil) {
+        self.path = path; self.value = value; self.message = message; self.keyword = keyword; self.exact = exact
+    }
 
     public var description: String { fault(.keystone).message }
 
     /// The 400 the API of `style` answers with, in its words.
     public func fault(_ style: FaultStyle) -> APIFault {
+        if let exact { return exact }
         switch style {
         case .nova:
             // Nova (and Cinder): "Invalid input for field/attribute <last path element>. Value: <value>. <message>";
