@@ -37,9 +37,13 @@ public enum JSON: Sendable, Equatable, Codable {
         }
     }
 
-    /// Parses a request body; nil when it is not JSON.
+    /// Parses a request body; nil when it is not strict JSON (RFC 8259: no trailing commas,
+    /// comments, NaN or unpaired surrogates) in UTF-8, or nests deeper than 512 levels. Of a
+    /// key given twice in one object the last value counts, as with Python's `json.loads`,
+    /// which the OpenStack APIs read their bodies with.
     public static func parse(_ bytes: [UInt8]) -> JSON? {
-        try? JSONDecoder().decode(JSON.self, from: Data(bytes))
+        var parser = JSONParser(bytes)
+        return parser.document()
     }
 
     /// Compact JSON text with sorted keys. Written by hand: Foundation's JSONEncoder costs
@@ -127,4 +131,177 @@ extension JSON: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, Express
         self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
     }
     public init(nilLiteral: ()) { self = .null }
+}
+
+/// A strict JSON reader over bytes (see `JSON.parse`).
+struct JSONParser {
+    let bytes: [UInt8]
+    var index = 0
+    var depth = 0
+    static let maxDepth = 512
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    mutating func document() -> JSON? {
+        guard let value = value() else { return nil }
+        skipSpace()
+        guard index == bytes.count else { return nil }  // (not a ternary: `nil` would be JSON's null)
+        return value
+    }
+
+    mutating func skipSpace() {
+        while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+    }
+
+    mutating func literal(_ word: String, _ value: JSON) -> JSON? {
+        let utf8 = Array(word.utf8)
+        guard bytes.count - index >= utf8.count, Array(bytes[index..<index + utf8.count]) == utf8 else { return nil }
+        index += utf8.count
+        return value
+    }
+
+    mutating func value() -> JSON? {
+        skipSpace()
+        guard index < bytes.count else { return nil }
+        switch bytes[index] {
+        case UInt8(ascii: "{"): return object()
+        case UInt8(ascii: "["): return array()
+        case UInt8(ascii: "\""): return string().map(JSON.string)
+        case UInt8(ascii: "t"): return literal("true", .bool(true))
+        case UInt8(ascii: "f"): return literal("false", .bool(false))
+        case UInt8(ascii: "n"): return literal("null", .null)
+        default: return number()
+        }
+    }
+
+    mutating func object() -> JSON? {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= Self.maxDepth else { return nil }
+        index += 1
+        var members: [String: JSON] = [:]
+        skipSpace()
+        if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
+        while true {
+            skipSpace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\""), let key = string() else { return nil }
+            skipSpace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return nil }
+            index += 1
+            guard let member = value() else { return nil }
+            members[key] = member
+            skipSpace()
+            guard index < bytes.count else { return nil }
+            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+            guard bytes[index] == UInt8(ascii: "}") else { return nil }
+            index += 1
+            return .object(members)
+        }
+    }
+
+    mutating func array() -> JSON? {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= Self.maxDepth else { return nil }
+        index += 1
+        var items: [JSON] = []
+        skipSpace()
+        if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1; return .array(items) }
+        while true {
+            guard let item = value() else { return nil }
+            items.append(item)
+            skipSpace()
+            guard index < bytes.count else { return nil }
+            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+            guard bytes[index] == UInt8(ascii: "]") else { return nil }
+            index += 1
+            return .array(items)
+        }
+    }
+
+    /// A string from its opening quote: escapes decoded, raw bytes checked as UTF-8, control
+    /// characters refused.
+    mutating func string() -> String? {
+        index += 1
+        var out: [UInt8] = []
+        while index < bytes.count {
+            let byte = bytes[index]
+            switch byte {
+            case UInt8(ascii: "\""):
+                index += 1
+                return String(validating: out, as: UTF8.self)
+            case UInt8(ascii: "\\"):
+                guard index + 1 < bytes.count else { return nil }
+                let escape = bytes[index + 1]
+                index += 2
+                switch escape {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(escape)
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "u"):
+                    guard var code = hex4() else { return nil }
+                    if (0xD800..<0xDC00).contains(code) {
+                        // A high surrogate is half of a pair: the low half must follow.
+                        guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else { return nil }
+                        index += 2
+                        guard let low = hex4(), (0xDC00..<0xE000).contains(low) else { return nil }
+                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    } else if (0xDC00..<0xE000).contains(code) {
+                        return nil
+                    }
+                    guard let scalar = Unicode.Scalar(code) else { return nil }
+                    out.append(contentsOf: Array(String(Character(scalar)).utf8))
+                default: return nil
+                }
+            case 0..<0x20:
+                return nil
+            default:
+                out.append(byte)
+                index += 1
+            }
+        }
+        return nil
+    }
+
+    mutating func hex4() -> UInt32? {
+        guard bytes.count - index >= 4 else { return nil }
+        var code: UInt32 = 0
+        for byte in bytes[index..<index + 4] {
+            guard let digit = Character(Unicode.Scalar(byte)).hexDigitValue else { return nil }
+            code = code * 16 + UInt32(digit)
+        }
+        index += 4
+        return code
+    }
+
+    /// A number as RFC 8259 writes one: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+    mutating func number() -> JSON? {
+        let start = index
+        func digits() -> Int {
+            let from = index
+            while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
+            return index - from
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+        guard index < bytes.count else { return nil }
+        if bytes[index] == UInt8(ascii: "0") {
+            index += 1
+        } else if digits() == 0 {
+            return nil
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            guard digits() > 0 else { return nil }
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+            index += 1
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+            guard digits() > 0 else { return nil }
+        }
+        guard let number = Double(String(decoding: bytes[start..<index], as: UTF8.self)) else { return nil }
+        return .number(number)
+    }
 }

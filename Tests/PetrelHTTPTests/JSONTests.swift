@@ -26,5 +26,25 @@ import Testing
         #expect(JSON.parse(Array("{\"a\": ".utf8)) == nil)
         #expect(JSON.parse(Array("".utf8)) == nil)
         #expect(JSON.parse(Array("[1, 2]".utf8)) == [1, 2])
+        for text in ["[1, 2,]", "{\"a\": 1,}", "[1] // c", "NaN", "[Infinity]", "01", "1.", ".5", "-", "+1", "1e", "'a'",
+                     "{a: 1}", "\"tab\tinside\"", "\"\\ud800\"", "\"\\udc00\\ud800\"", "\"\\x41\"", "[1 2]", "{\"a\" 1}", "tru", "[]]"] {
+            #expect(JSON.parse(Array(text.utf8)) == nil, "\(text)")
+        }
+        #expect(JSON.parse([0x22, 0xC3, 0x28, 0x22]) == nil, "bytes that are not UTF-8")
+        let nested = String(repeating: "[", count: 513) + String(repeating: "]", count: 513)
+        #expect(JSON.parse(Array(nested.utf8)) == nil, "nested past 512 levels")
+        let deepest = String(repeating: "[", count: 512) + String(repeating: "]", count: 512)
+        #expect(JSON.parse(Array(deepest.utf8)) != nil)
+    }
+
+    /// What Python's json.loads makes of a body is what Petrel reads: the last of a repeated
+    /// key, escapes and surrogate pairs decoded, numbers as written.
+    @Test func parseReadsAsPythonDoes() {
+        #expect(JSON.parse(Array(#"{"a": 1, "b": {"c": true}, "a": 2}"#.utf8)) == ["a": 2, "b": ["c": true]])
+        #expect(JSON.parse(Array(#" "\u00e9\ud83d\ude42\n\/\"\\" "#.utf8)) == .string("é🙂\n/\"\\"))
+        #expect(JSON.parse(Array("\"é漢\"".utf8)) == .string("é漢"))
+        #expect(JSON.parse(Array("[-0, 0.5, -1.25e2, 1E+3, 12]".utf8)) == [.number(0), .number(0.5), .number(-125), .number(1000), 12])
+        #expect(JSON.parse(Array(" null ".utf8)) == .null)
+        #expect(JSON.parse(Array("{}".utf8)) == [:])
     }
 }
