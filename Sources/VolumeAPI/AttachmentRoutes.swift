@@ -32,11 +32,12 @@ extension VolumeAPI {
             let (attachment, version) = try await attachmentTarget(request, context, "volume:get")
             return ok(["attachment": attachmentJSON(attachment, detail: true)], version)
         }
-        v3.post(RouterPath(prefix + "attachments")) { request, context in try await createAttachment(request, context) }
-        v3.put(RouterPath(prefix + "attachments/:id")) { request, context in
+        v3.post(RouterPath(prefix + "attachments"), body: .json(style: .nova) { request in
+            AttachmentSchemas.create(Self.requestedVersion(request))
+        }) { request, context in try await createAttachment(request, context) }
+        v3.put(RouterPath(prefix + "attachments/:id"), body: .json(AttachmentSchemas.update, style: .nova)) { request, context in
             let (attachment, version) = try await attachmentTarget(request, context, "volume:attachment_update")
-            let body = JSON.object(try await environment.body(request))
-            if let violation = Self.attachmentUpdateSchema.violation(body) { throw violation.fault(.nova) }
+            let body = try await environment.body(request, context)
             let connector = body["attachment"]?["connector"]
             let (updated, info) = try await volumes.updateAttachment(attachment.id, projectID: nil, connectorHost: connector?["host"]?.stringValue,
                                                                      mode: connector?["mode"]?.stringValue)
@@ -47,9 +48,9 @@ extension VolumeAPI {
             try await volumes.deleteAttachment(attachment.id, projectID: nil)
             return ok(["attachments": []], version)
         }
-        v3.post(RouterPath(prefix + "attachments/:id/action")) { request, context in
+        v3.post(RouterPath(prefix + "attachments/:id/action"), body: .json(AttachmentSchemas.action, style: .nova)) { request, context in
             let (attachment, version) = try await attachmentTarget(request, context, "volume:attachment_complete")
-            let body = try await environment.body(request)
+            let body = try await environment.body(request, context)
             guard version >= Microversion(3, 44), body.keys.sorted() == ["os-complete"] else {
                 throw APIFault(.badRequest, "There is no such action: \(body.keys.sorted().first ?? "") (os-complete needs 3.44)")
             }
@@ -57,19 +58,6 @@ extension VolumeAPI {
             return Response(status: .noContent, headers: version.headers(service: "volume", legacyHeader: nil))
         }
     }
-
-    static let connectorSchema = Schema(types: [.object, .null], properties: [
-        ("host", Schema(types: [.string, .null])), ("mode", Schema(types: [.string, .null], choices: ["rw", "ro", nil])),
-    ])  // os-brick's connectors carry more (initiator, ip, platform, …): other keys are allowed
-    static let attachmentCreateSchema = Schema(types: [.object], properties: [
-        ("attachment", Schema(types: [.object], properties: [
-            ("volume_uuid", Schema(types: [.string], format: .uuid)), ("instance_uuid", Schema(types: [.string, .null], format: .uuid)),
-            ("connector", connectorSchema), ("mode", Schema(types: [.string], choices: ["rw", "ro"])),
-        ], required: ["volume_uuid"])),
-    ], required: ["attachment"])
-    static let attachmentUpdateSchema = Schema(types: [.object], properties: [
-        ("attachment", Schema(types: [.object], properties: [("connector", connectorSchema)], required: ["connector"])),
-    ], required: ["attachment"])
 
     /// The attachment of the path, as the caller may see it, after the version and policy checks.
     func attachmentTarget(_ request: Request, _ context: APIRequestContext, _ action: String) async throws -> (VolumeAttachment, Microversion) {
@@ -137,8 +125,7 @@ extension VolumeAPI {
 
     func createAttachment(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let version = try attachmentsVersion(request)
-        let body = JSON.object(try await environment.body(request))
-        if let violation = Self.attachmentCreateSchema.violation(body) { throw violation.fault(.nova) }
+        let body = try await environment.body(request, context)
         let fields = body["attachment"]?.objectValue ?? [:]
         let volumeID = fields["volume_uuid"]?.stringValue ?? ""
         let volume = try await volumes.volume(volumeID, projectID: try scope(context))

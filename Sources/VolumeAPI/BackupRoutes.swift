@@ -24,7 +24,9 @@ extension VolumeAPI {
             return Response(status: .accepted, headers: version.headers(service: "volume", legacyHeader: nil))
         }
         v3.post(RouterPath(prefix + "backups/:id/restore"), body: .json(Self.restoreSchema, style: .nova)) { request, context in try await restoreBackup(request, context) }
-        v3.post(RouterPath(prefix + "backups/:id/action")) { request, context in try await backupAction(request, context) }
+        v3.post(RouterPath(prefix + "backups/:id/action"), body: .json(BackupActionSchemas.action, style: .nova)) { request, context in
+            try await backupAction(request, context)
+        }
     }
 
     func backupLinks(_ project: String, _ id: String) -> JSON {
@@ -163,7 +165,7 @@ extension VolumeAPI {
 
     func backupAction(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let version = try microversion(request)
-        let body = try await environment.body(request)
+        let body = try await environment.body(request, context)
         guard body.count == 1, let (name, argument) = body.first else {
             throw APIFault(.badRequest, "Malformed request body: exactly one action is expected")
         }
@@ -172,7 +174,8 @@ extension VolumeAPI {
         switch name {
         case "os-reset_status":
             try context.enforce("volume_extension:backup_admin_actions:reset_status", target: target)
-            guard let status = argument["status"]?.stringValue, ["available", "error"].contains(status) else {
+            // The schema took available or error, in any case; Cinder stores it in lower case.
+            guard let status = argument["status"]?.stringValue?.lowercased(), ["available", "error"].contains(status) else {
                 throw APIFault(.badRequest, "Invalid input received: Must specify a valid status (available or error)")
             }
             try await volumes.resetBackupStatus(backup.id, status: status)

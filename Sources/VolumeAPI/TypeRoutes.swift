@@ -19,7 +19,9 @@ extension VolumeAPI {
         v3.put(RouterPath(prefix + "types/:type/extra_specs/:key"), body: .json(Self.specs, style: .nova)) { request, context in try await setExtraSpec(request, context) }
         v3.delete(RouterPath(prefix + "types/:type/extra_specs/:key")) { request, context in try await deleteExtraSpec(request, context) }
         v3.get(RouterPath(prefix + "types/:type/os-volume-type-access")) { request, context in try await typeAccess(request, context) }
-        v3.post(RouterPath(prefix + "types/:type/action")) { request, context in try await typeAction(request, context) }
+        v3.post(RouterPath(prefix + "types/:type/action"), body: .json(TypeActionSchemas.action, style: .nova)) { request, context in
+            try await typeAction(request, context)
+        }
     }
 
     func typeJSON(_ type: VolumeType, admin: Bool) -> JSON {
@@ -162,7 +164,7 @@ extension VolumeAPI {
     func typeAction(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let version = try microversion(request)
         let id = try context.parameters.require("type")
-        let body = try await environment.body(request)
+        let body = try await environment.body(request, context)
         guard body.count == 1, let (name, argument) = body.first, ["addProjectAccess", "removeProjectAccess"].contains(name) else {
             throw APIFault(.badRequest, "There is no such action: \(body.keys.sorted().joined(separator: ","))")
         }

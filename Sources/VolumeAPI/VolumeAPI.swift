@@ -152,6 +152,12 @@ public struct VolumeAPI: Sendable {
         try Microversion.requested(by: request.headers, service: "volume", legacyHeader: nil, minimum: Self.minimum, maximum: Self.maximum)
     }
 
+    /// The version whose request schema a body is checked against: the one asked for (the
+    /// handlers refuse one out of range before they read the body), else the minimum.
+    static func requestedVersion(_ request: Request) -> Microversion {
+        (try? Microversion.requested(by: request.headers, service: "volume", legacyHeader: nil, minimum: minimum, maximum: maximum)) ?? minimum
+    }
+
     func ok(_ json: JSON, _ version: Microversion, status: HTTPResponse.Status = .ok) -> Response {
         respond(status, json, headers: version.headers(service: "volume", legacyHeader: nil))
     }

@@ -16,7 +16,9 @@ extension VolumeAPI {
         v3.get(RouterPath(prefix + "volumes/:id")) { request, context in try await show(request, context) }
         v3.put(RouterPath(prefix + "volumes/:id"), body: .json(Self.updateSchema, style: .nova)) { request, context in try await updateVolume(request, context) }
         v3.delete(RouterPath(prefix + "volumes/:id")) { request, context in try await deleteVolume(request, context) }
-        v3.post(RouterPath(prefix + "volumes/:id/action")) { request, context in try await action(request, context) }
+        v3.post(RouterPath(prefix + "volumes/:id/action"), body: .json(style: .nova) { VolumeActionSchemas.action(Self.requestedVersion($0)) }) { request, context in
+            try await action(request, context)
+        }
         v3.get(RouterPath(prefix + "volumes/:id/metadata")) { request, context in try await metadata(request, context) }
         v3.post(RouterPath(prefix + "volumes/:id/metadata"), body: .json(Self.metadataBody, style: .nova)) { request, context in try await setMetadata(request, context, replace: false) }
         v3.put(RouterPath(prefix + "volumes/:id/metadata"), body: .json(Self.metadataBody, style: .nova)) { request, context in try await setMetadata(request, context, replace: true) }
@@ -305,7 +307,7 @@ extension VolumeAPI {
 
     func action(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let version = try microversion(request)
-        let body = try await environment.body(request)
+        let body = try await environment.body(request, context)
         guard body.count == 1, let (name, argument) = body.first else {
             throw APIFault(.badRequest, "Malformed request body: exactly one action is expected")
         }
@@ -323,10 +325,11 @@ extension VolumeAPI {
             return accepted
         case "os-reset_status":
             try context.enforce("volume_extension:volume_admin_actions:reset_status", target: target)
-            guard let status = argument["status"]?.stringValue else {
+            // Cinder also takes attach_status or migration_status alone; only a status is acted on here.
+            guard let status = argument["status"]?.stringValue, !status.isEmpty else {
                 throw APIFault(.badRequest, "Invalid input received: Must specify 'status'")
             }
-            try await volumes.resetStatus(volume.id, status: status)
+            try await volumes.resetStatus(volume.id, status: status.lowercased())
             return accepted
         case "os-force_delete":
             try context.enforce("volume_extension:volume_admin_actions:force_delete", target: target)
@@ -334,17 +337,9 @@ extension VolumeAPI {
             return accepted
         case "os-set_bootable":
             try context.enforce("volume_extension:volume_actions:update_bootable", target: target)
-            let value = argument["bootable"]
-            let bootable: Bool
-            switch value {
-            case .bool(let flag)?: bootable = flag
-            case .string(let text)? where ["true", "false", "1", "0", "yes", "no", "on", "off"].contains(text.lowercased()):
-                bootable = ["true", "1", "yes", "on"].contains(text.lowercased())
-            default:
-                throw APIFault(.badRequest, "Invalid input received: Invalid value for bootable: \(value?.pythonStr ?? "None")")
-            }
+            // The schema took a boolean or one of its spellings (`y`, `t`, … too, as Cinder's strutils reads them).
             var change = VolumeService.VolumeChange()
-            change.bootable = bootable
+            change.bootable = try Self.flag(argument["bootable"], "bootable")
             _ = try await volumes.update(volume.id, projectID: nil, change)
             return Response(status: .ok, headers: version.headers(service: "volume", legacyHeader: nil))
         case "os-volume_upload_image":
@@ -356,17 +351,9 @@ extension VolumeAPI {
         }
     }
 
-    static let uploadSchema = Schema(types: [.object], properties: [
-        ("image_name", Schema(types: [.string], maxLength: 255)), ("force", Schema(types: [.boolean, .string])),
-        ("disk_format", Schema(types: [.string])), ("container_format", Schema(types: [.string])),
-        ("visibility", Schema(types: [.string], choices: ["public", "private", "shared", "community"])),
-        ("protected", Schema(types: [.boolean, .string])),
-    ], required: ["image_name"])
-
     /// `os-volume_upload_image`: the volume's bytes into a new image (Cinder's answer: the
     /// volume now `uploading` and the image's id).
     func uploadToImage(_ volume: Volume, _ argument: JSON, _ version: Microversion, _ context: APIRequestContext) async throws -> Response {
-        if let violation = Self.uploadSchema.violation(argument, at: ["os-volume_upload_image"]) { throw violation.fault(.nova) }
         guard let name = argument["image_name"]?.stringValue, !name.isEmpty else {
             throw APIFault(.badRequest, "No image_name was specified in request.")
         }

@@ -191,7 +191,10 @@ actor VolumeNodeDouble {
             #expect(try await call(cloud, action, method: .post, body: #"{"os-volume_upload_image": {"disk_format": "qcow2"}}"#).status == .badRequest)
             let badFormat = try await call(cloud, action, method: .post, body: #"{"os-volume_upload_image": {"image_name": "u", "disk_format": "vmdk"}}"#)
             #expect(badFormat.status == .badRequest && badFormat.json?["badRequest"]?["message"]?.stringValue?.contains("Invalid disk-format 'vmdk'") == true)
-            let publicImage = try await call(cloud, action, method: .post, body: #"{"os-volume_upload_image": {"image_name": "u", "visibility": "public"}}"#)
+            let visibilityAt30 = try await call(cloud, action, method: .post, body: #"{"os-volume_upload_image": {"image_name": "u", "visibility": "public"}}"#)
+            #expect(visibilityAt30.status == .badRequest, "visibility is Cinder's from 3.1")
+            let publicImage = try await call(cloud, action, method: .post, body: #"{"os-volume_upload_image": {"image_name": "u", "visibility": "public"}}"#,
+                                             version: "3.1")
             #expect(publicImage.status == .forbidden, "a public image is an administrator's to make")
             let uploaded = try await call(cloud, action, method: .post,
                                           body: #"{"os-volume_upload_image": {"image_name": "u", "disk_format": "qcow2", "force": false}}"#)
