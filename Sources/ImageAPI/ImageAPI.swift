@@ -36,6 +36,35 @@ public struct ImageAPI: Sendable {
                                     "min_disk", "min_ram", "tags", "created_at", "updated_at", "self", "file", "schema",
                                     "locations", "direct_url", "stores"]
     static let visibilities: Set<String> = ["private", "shared", "community", "public"]
+    /// The attributes a client never sets: Glance refuses them (403) before its schema.
+    static let readOnly: Set<String> = ["status", "size", "checksum", "virtual_size", "os_hash_algo", "os_hash_value", "created_at",
+                                        "updated_at", "self", "file", "schema", "direct_url"]
+
+    /// Glance's image schema for a create: its base properties, and any other property a
+    /// string (Glance's permissive schema); refusals read "Provided object does not match
+    /// schema 'image': …". Read-only attributes are refused first, with Glance's 403.
+    static let imageCreate: Schema = {
+        let uuid = Schema.Rule(regex: "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$")
+        func formats(_ names: Set<String>) -> Schema {
+            Schema(types: [.null, .string], choices: [.null] + names.sorted().map(JSON.string))
+        }
+        let image = Schema(types: [.object], properties: [
+            ("id", .string(pattern: uuid)), ("name", Schema(types: [.null, .string], maxLength: 255)),
+            ("visibility", .choice(visibilities.sorted().map(JSON.string), types: [.string])),
+            ("protected", .boolean), ("os_hidden", .boolean), ("owner", Schema(types: [.null, .string], maxLength: 255)),
+            ("container_format", formats(ImageService.containerFormats)), ("disk_format", formats(ImageService.diskFormats)),
+            ("tags", .array(.string(maxLength: 255))), ("min_ram", .integer()), ("min_disk", .integer()),
+            ("kernel_id", Schema(types: [.null, .string], pattern: uuid)), ("ramdisk_id", Schema(types: [.null, .string], pattern: uuid)),
+            ("locations", .array(.any)), ("stores", .any),
+        ], additional: .some(.string()))
+        return Schema(types: [.object], fault: { body in
+            if let key = body.objectValue?.keys.sorted().first(where: readOnly.contains) {
+                return APIFault(.forbidden, "Attribute '\(key)' is read-only.")
+            }
+            guard let violation = image.violation(body) else { return nil }
+            return APIFault(.badRequest, "Provided object does not match schema 'image': \(violation.message)")
+        })
+    }()
 
     public init(environment: APIEnvironment, images: ImageService, propertyQuota: Int = 128, logger: Logger) {
         self.environment = environment

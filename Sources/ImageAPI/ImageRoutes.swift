@@ -85,11 +85,12 @@ extension ImageAPI {
     static let patchTypes = ["application/openstack-images-v2.1-json-patch", "application/openstack-images-v2.0-json-patch"]
 
     func registerImages(on v2: APIRoutes) {
-        v2.post("images") { request, context in
+        v2.post("images", body: .json(Self.imageCreate, style: .glance)) { request, context in
             let caller = try context.caller()
+            // Glance reads the body (read-only attributes, then its image schema) before policy.
+            let body = try await environment.body(request, context)
             guard let project = caller.project?.id else { throw APIFault(.forbidden, "Creating an image needs a project-scoped token.") }
             try context.enforce("add_image", target: ["project_id": project])
-            let body = try await environment.body(request)
             var id = UUID().uuidString.lowercased()
             if let given = body["id"] {
                 guard let text = given.stringValue,

@@ -170,4 +170,29 @@ import Testing
             #expect(try await call(client, .post, "/image/v2/images", setup.memberToken, body: Array(#"{"name": "mine"}"#.utf8)).0 == .created)
         }
     }
+
+    /// An image create is held to Glance's image schema (read-only attributes first, with its
+    /// 403), in Glance's words, and a refused one makes nothing.
+    @Test func createFollowsGlancesSchema() async throws {
+        try await withImages { client, setup in
+            let longTag = String(repeating: "t", count: 256)
+            for (body, status, message) in [
+                (#"{"name": "a", "tags": ["\#(longTag)"]}"#, HTTPResponse.Status.badRequest,
+                 "Provided object does not match schema 'image': '\(longTag)' is too long"),
+                (#"{"name": "a", "disk_format": "vmdk"}"#, .badRequest,
+                 "Provided object does not match schema 'image': 'vmdk' is not one of [None, 'qcow2', 'raw']"),
+                (#"{"name": "a", "min_ram": "512"}"#, .badRequest, "Provided object does not match schema 'image': '512' is not of type 'integer'"),
+                (#"{"name": "a", "hypervisor_type": 1}"#, .badRequest, "Provided object does not match schema 'image': 1 is not of type 'string'"),
+                (#"{"name": "a", "id": "not-a-uuid"}"#, .badRequest,
+                 "Provided object does not match schema 'image': 'not-a-uuid' does not match '^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$'"),
+                (#"{"name": "a", "size": 1, "min_ram": "x"}"#, .forbidden, "Attribute 'size' is read-only."),
+            ] {
+                let answer = try await call(client, .post, "/image/v2/images", setup.adminToken, body: Array(body.utf8))
+                #expect(answer.0 == status, "\(body)")
+                #expect(json(answer.2)?["message"]?.stringValue == message, "\(body)")
+            }
+            let listed = try #require(json(try await call(client, .get, "/image/v2/images", setup.adminToken).2))
+            #expect(listed["images"]?.arrayValue?.isEmpty == true, "nothing was made by the refused requests")
+        }
+    }
 }
