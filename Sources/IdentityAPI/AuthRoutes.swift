@@ -9,8 +9,8 @@ extension KeystoneAPI {
     /// the body) and the gone PKI revocation list. Registered before the authentication
     /// middleware, so an `X-Auth-Token` sent along is not validated for nothing.
     func registerOpenAuth(on router: APIRoutes) {
-        router.post("/v3/auth/tokens") { request, context in
-            let auth = try await parseAuthRequest(try await body(request))
+        router.post("/v3/auth/tokens", body: .json(KeystoneSchemas.tokenIssue, style: .keystone)) { request, context in
+            let auth = try parseAuthRequest(try await environment.body(request, context))
             let (token, info) = try await service.issue(auth)
             let catalog = request.flag("nocatalog") ? nil : try await encodedCatalog()
             return respond(.created, tokenBody(info, catalog: catalog), headers: [.subjectToken: token])

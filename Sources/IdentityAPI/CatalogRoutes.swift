@@ -9,7 +9,7 @@ extension KeystoneAPI {
 
     func registerCatalog(on router: APIRoutes) {
         // MARK: regions
-        router.get("/v3/regions") { request, context in
+        router.get("/v3/regions", query: KeystoneSchemas.regionsQuery) { request, context in
             try context.enforce("identity:list_regions")
             var filters: [(String, any Encodable & Sendable)] = []
             if let parent = request.query("parent_region_id") { filters.append(("parent_region_id", parent)) }
@@ -18,7 +18,7 @@ extension KeystoneAPI {
         }
         @Sendable func createRegion(_ request: Request, _ context: APIRequestContext, id: String?) async throws -> Response {
             try context.enforce("identity:create_region")
-            let fields = try await resource(request, "region")
+            let fields = try await resource(request, context, "region")
             if let id, let bodyID = try fields.string("id"), bodyID != id {
                 throw IdentityError.badRequest("Conflicting region IDs specified: \"\(id)\" and \"\(bodyID)\".")
             }
@@ -29,18 +29,18 @@ extension KeystoneAPI {
             try await service.createRegion(row)
             return respond(.created, ["region": regionJSON(row)])
         }
-        router.post("/v3/regions") { request, context in try await createRegion(request, context, id: nil) }
-        router.put("/v3/regions/:region_id") { request, context in
+        router.post("/v3/regions", body: .json(KeystoneSchemas.regionCreate, style: .nova)) { request, context in try await createRegion(request, context, id: nil) }
+        router.put("/v3/regions/:region_id", body: .json(KeystoneSchemas.regionCreate, style: .nova)) { request, context in
             try await createRegion(request, context, id: try context.parameters.require("region_id"))
         }
         router.get("/v3/regions/:region_id") { request, context in
             try context.enforce("identity:get_region")
             return respond(.ok, ["region": regionJSON(try await service.regions.get(try context.parameters.require("region_id")))])
         }
-        router.patch("/v3/regions/:region_id") { request, context in
+        router.patch("/v3/regions/:region_id", body: .json(KeystoneSchemas.regionUpdate, style: .nova)) { request, context in
             try context.enforce("identity:update_region")
             var row = try await service.regions.get(try context.parameters.require("region_id"))
-            let fields = try await resource(request, "region")
+            let fields = try await resource(request, context, "region")
             try fields.refuseIDChange(row.id)
             if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
             if fields.has("parent_region_id") {
@@ -59,7 +59,7 @@ extension KeystoneAPI {
         }
 
         // MARK: services
-        router.get("/v3/services") { request, context in
+        router.get("/v3/services", query: KeystoneSchemas.servicesQuery) { request, context in
             try context.enforce("identity:list_services")
             var filters: [(String, any Encodable & Sendable)] = []
             if let type = request.query("type") { filters.append(("type", type)) }
@@ -67,9 +67,9 @@ extension KeystoneAPI {
             let rows = try await service.catalogServices.list(where: filters, orderBy: "type")
             return respond(.ok, ["services": .array(rows.map(serviceJSON)), "links": listLinks(request)])
         }
-        router.post("/v3/services") { request, context in
+        router.post("/v3/services", body: .json(KeystoneSchemas.serviceCreate, style: .nova)) { request, context in
             try context.enforce("identity:create_service")
-            let fields = try await resource(request, "service")
+            let fields = try await resource(request, context, "service")
             let row = CatalogService(id: IdentityService.makeID(), type: try fields.string("type", required: true)!,
                                      name: try fields.string("name", nullable: true) ?? "",
                                      description: try fields.string("description", maxLength: 65_535, nullable: true) ?? "",
@@ -81,10 +81,10 @@ extension KeystoneAPI {
             try context.enforce("identity:get_service")
             return respond(.ok, ["service": serviceJSON(try await service.catalogServices.get(try context.parameters.require("service_id")))])
         }
-        router.patch("/v3/services/:service_id") { request, context in
+        router.patch("/v3/services/:service_id", body: .json(KeystoneSchemas.serviceUpdate, style: .nova)) { request, context in
             try context.enforce("identity:update_service")
             var row = try await service.catalogServices.get(try context.parameters.require("service_id"))
-            let fields = try await resource(request, "service")
+            let fields = try await resource(request, context, "service")
             try fields.refuseIDChange(row.id)
             if fields.has("type") { row.type = try fields.string("type", required: true)! }
             if fields.has("name") { row.name = try fields.string("name", nullable: true) ?? "" }
@@ -102,7 +102,7 @@ extension KeystoneAPI {
         }
 
         // MARK: endpoints
-        router.get("/v3/endpoints") { request, context in
+        router.get("/v3/endpoints", query: KeystoneSchemas.endpointsQuery) { request, context in
             try context.enforce("identity:list_endpoints")
             var filters: [(String, any Encodable & Sendable)] = []
             if let interface = request.query("interface") { filters.append(("interface", interface)) }
@@ -132,9 +132,9 @@ extension KeystoneAPI {
             }
             if let enabled = try fields.bool("enabled") { row.enabled = enabled }
         }
-        router.post("/v3/endpoints") { request, context in
+        router.post("/v3/endpoints", body: .json(KeystoneSchemas.endpointCreate, style: .nova)) { request, context in
             try context.enforce("identity:create_endpoint")
-            let fields = try await resource(request, "endpoint")
+            let fields = try await resource(request, context, "endpoint")
             for required in ["interface", "url", "service_id"] where !fields.has(required) {
                 throw Fields.invalid(required, "'\(required)' is a required property.")
             }
@@ -148,10 +148,10 @@ extension KeystoneAPI {
             try context.enforce("identity:get_endpoint")
             return respond(.ok, ["endpoint": endpointJSON(try await service.endpoints.get(try context.parameters.require("endpoint_id")))])
         }
-        router.patch("/v3/endpoints/:endpoint_id") { request, context in
+        router.patch("/v3/endpoints/:endpoint_id", body: .json(KeystoneSchemas.endpointUpdate, style: .nova)) { request, context in
             try context.enforce("identity:update_endpoint")
             var row = try await service.endpoints.get(try context.parameters.require("endpoint_id"))
-            let fields = try await resource(request, "endpoint")
+            let fields = try await resource(request, context, "endpoint")
             try fields.refuseIDChange(row.id)
             try checkEndpoint(fields, &row)
             try await service.saveEndpoint(row, create: false)
@@ -179,8 +179,10 @@ extension KeystoneAPI {
             for row in rows { list.append(applicationCredentialJSON(row, roles: try await service.applicationCredentialRoles(row.id))) }
             return respond(.ok, ["application_credentials": .array(list), "links": listLinks(request)])
         }
-        router.post(RouterPath(base)) { request, context in
+        router.post(RouterPath(base), body: .json(KeystoneSchemas.applicationCredentialCreate, style: .nova)) { request, context in
             let caller = try authenticate(context)
+            // Keystone checks the body before the caller's rights.
+            let fields = try await resource(request, context, "application_credential")
             let userID = try context.parameters.require("user_id")
             try context.enforce("identity:create_application_credential", target: ["user_id": userID])
             guard caller.user.id == userID, let project = caller.project else {
@@ -189,7 +191,6 @@ extension KeystoneAPI {
             if caller.applicationCredential?.restricted == true {
                 throw IdentityError.forbidden("A restricted application credential cannot create application credentials.")
             }
-            let fields = try await resource(request, "application_credential")
             var expiresAt: Int64?
             if let text = try fields.string("expires_at", nullable: true) {
                 guard let date = UTCTime.parse(text) else { throw Fields.invalid("expires_at", "'\(text)' is not a timestamp.") }

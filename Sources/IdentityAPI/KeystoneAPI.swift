@@ -73,19 +73,12 @@ public struct KeystoneAPI: Sendable {
         return token
     }
 
-    /// The request body as a JSON object (400 if it is not one, 413 if too large).
-    public func body(_ request: Request) async throws -> [String: JSON] {
-        try await request.jsonObject(maxSize: maxBodySize)
-    }
-
-    /// `body[key]` as an object: the resource of a create or update request.
-    func resource(_ request: Request, _ key: String) async throws -> Fields {
-        let object = try await body(request)
-        guard let value = object[key] else {
+    /// `body[key]`, the resource of a create or update request, once the body passed the
+    /// schema its route declared (which requires it to be an object).
+    func resource(_ request: Request, _ context: APIRequestContext, _ key: String) async throws -> Fields {
+        let object = try await environment.body(request, context)
+        guard let fields = object[key]?.objectValue else {
             throw IdentityError.badRequest("Invalid input for field '\(key)': '\(key)' is a required property.")
-        }
-        guard let fields = value.objectValue else {
-            throw IdentityError.badRequest("Invalid input for field '\(key)': expected an object.")
         }
         return Fields(fields)
     }
@@ -148,10 +141,15 @@ struct Fields: Sendable {
         return text
     }
 
+    /// A boolean field: JSON's, or one of the strings Keystone's schema lets through (oslo's
+    /// reading of them: "1", "y", "on", "yes" and "true" in any case are true, the rest false).
     func bool(_ key: String) throws -> Bool? {
         guard let value = object[key] else { return nil }
-        guard let flag = value.boolValue else { throw Self.invalid(key, "\(String(decoding: value.encoded(), as: UTF8.self)) is not of type 'boolean'.") }
-        return flag
+        switch value {
+        case .bool(let flag): return flag
+        case .string(let text): return ["1", "y", "on", "yes", "true"].contains(text.lowercased())
+        default: throw Self.invalid(key, "\(value.pythonRepr) is not of type 'boolean'.")
+        }
     }
 
     /// Keys of the object not in `known`: Keystone keeps them as extra attributes.

@@ -11,7 +11,7 @@ extension KeystoneAPI {
 
     func registerProjectsAndDomains(on router: APIRoutes) {
         // MARK: domains
-        router.get("/v3/domains") { request, context in
+        router.get("/v3/domains", query: KeystoneSchemas.domainsQuery) { request, context in
             let caller = try authenticate(context)
             try context.enforce("identity:list_domains", target: caller.domain.map { ["target.domain.id": $0.id] } ?? [:])
             var filters: [(String, any Encodable & Sendable)] = []
@@ -24,13 +24,12 @@ extension KeystoneAPI {
             }
             return respond(.ok, ["domains": .array(rows.map(domainJSON)), "links": listLinks(request)])
         }
-        router.post("/v3/domains") { request, context in
+        router.post("/v3/domains", body: .json(KeystoneSchemas.domainCreate, style: .nova)) { request, context in
             try context.enforce("identity:create_domain")
-            let fields = try await resource(request, "domain")
-            let explicitID = try fields.string("id", maxLength: 64)
-            if let explicitID, explicitID.isEmpty || !explicitID.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) || !explicitID.allSatisfy(\.isASCII) {
-                throw Fields.invalid("id", "letters, digits, '_' and '-' only.")
-            }
+            let fields = try await resource(request, context, "domain")
+            // Keystone's way to choose a domain's id (its schema holds it to letters, digits and
+            // dashes); an `id` in the body is an extra attribute, as Keystone ignores it.
+            let explicitID = try fields.string("explicit_domain_id", maxLength: 64)
             let row = Domain(id: explicitID ?? IdentityService.makeID(), name: try fields.string("name", required: true, maxLength: 64)!,
                              description: try fields.string("description", maxLength: 65_535, nullable: true) ?? "",
                              enabled: try fields.bool("enabled") ?? true, createdAt: IdentityService.timestamp())
@@ -42,10 +41,10 @@ extension KeystoneAPI {
             try context.enforce("identity:get_domain", target: ["target.domain.id": id])
             return respond(.ok, ["domain": domainJSON(try await service.domains.get(id))])
         }
-        router.patch("/v3/domains/:domain_id") { request, context in
+        router.patch("/v3/domains/:domain_id", body: .json(KeystoneSchemas.domainUpdate, style: .nova)) { request, context in
             let id = try context.parameters.require("domain_id")
             try context.enforce("identity:update_domain", target: ["target.domain.id": id])
-            let fields = try await resource(request, "domain")
+            let fields = try await resource(request, context, "domain")
             try fields.refuseIDChange(id)
             @Sendable func apply(_ row: inout Domain) throws {
                 if fields.has("name") { row.name = try fields.string("name", required: true, maxLength: 64)! }
@@ -65,7 +64,7 @@ extension KeystoneAPI {
         }
 
         // MARK: projects
-        router.get("/v3/projects") { request, context in
+        router.get("/v3/projects", query: KeystoneSchemas.projectsQuery) { request, context in
             let domain = request.query("domain_id")
             try context.enforce("identity:list_projects", target: domain.map { ["target.domain_id": $0] } ?? [:])
             var filters: [(String, any Encodable & Sendable)] = []
@@ -79,9 +78,9 @@ extension KeystoneAPI {
             let rows = try await service.projects.list(where: filters, orderBy: "name")
             return respond(.ok, ["projects": .array(rows.map(projectJSON)), "links": listLinks(request)])
         }
-        router.post("/v3/projects") { request, context in
+        router.post("/v3/projects", body: .json(KeystoneSchemas.projectCreate, style: .nova)) { request, context in
             let caller = try authenticate(context)
-            let fields = try await resource(request, "project")
+            let fields = try await resource(request, context, "project")
             let name = try fields.string("name", required: true, maxLength: 64)!
             let parentID = try fields.string("parent_id", maxLength: 64, nullable: true)
             if try fields.bool("is_domain") == true {
@@ -111,12 +110,12 @@ extension KeystoneAPI {
             try context.enforce("identity:get_project", target: ["target.project.id": id, "target.project.domain_id": row.domainID])
             return respond(.ok, ["project": projectJSON(row)])
         }
-        router.patch("/v3/projects/:project_id") { request, context in
+        router.patch("/v3/projects/:project_id", body: .json(KeystoneSchemas.projectUpdate, style: .nova)) { request, context in
             _ = try context.caller()
             let id = try context.parameters.require("project_id")
             var check = try await service.projects.get(id)
             try context.enforce("identity:update_project", target: ["target.project.id": id, "target.project.domain_id": check.domainID])
-            let fields = try await resource(request, "project")
+            let fields = try await resource(request, context, "project")
             try fields.refuseIDChange(id)
             @Sendable func apply(_ row: inout Project) throws {
                 // Keystone: the tree and the domain are fixed once a project exists.

@@ -6,7 +6,7 @@ import PetrelHTTP
 extension KeystoneAPI {
     func registerRoles(on router: APIRoutes) {
         // MARK: roles
-        router.get("/v3/roles") { request, context in
+        router.get("/v3/roles", query: KeystoneSchemas.rolesQuery) { request, context in
             let domain = request.query("domain_id")
             try context.enforce(domain == nil ? "identity:list_roles" : "identity:list_domain_roles",
                         target: domain.map { ["target.role.domain_id": $0] } ?? [:])
@@ -15,9 +15,9 @@ extension KeystoneAPI {
             let rows = try await service.roles.list(where: filters, orderBy: "name")
             return respond(.ok, ["roles": .array(rows.map(roleJSON)), "links": listLinks(request)])
         }
-        router.post("/v3/roles") { request, context in
+        router.post("/v3/roles", body: .json(KeystoneSchemas.roleCreate, style: .nova)) { request, context in
             _ = try context.caller()
-            let fields = try await resource(request, "role")
+            let fields = try await resource(request, context, "role")
             let domain = try fields.string("domain_id", maxLength: 64, nullable: true)
             try context.enforce(domain == nil ? "identity:create_role" : "identity:create_domain_role",
                         target: domain.map { ["target.role.domain_id": $0] } ?? [:])
@@ -31,9 +31,9 @@ extension KeystoneAPI {
             let row = try await authorizedRole(request, context, "get")
             return respond(.ok, ["role": roleJSON(row)])
         }
-        router.patch("/v3/roles/:role_id") { request, context in
+        router.patch("/v3/roles/:role_id", body: .json(KeystoneSchemas.roleUpdate, style: .nova)) { request, context in
             var row = try await authorizedRole(request, context, "update")
-            let fields = try await resource(request, "role")
+            let fields = try await resource(request, context, "role")
             try fields.refuseIDChange(row.id)
             if let given = fields.object["domain_id"], given != JSON.string(row.domainID) {
                 throw IdentityError.badRequest("Update of `domain_id` is not allowed.")

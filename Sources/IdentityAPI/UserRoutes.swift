@@ -23,7 +23,7 @@ extension KeystoneAPI {
 
     func registerUsersAndGroups(on router: APIRoutes) {
         // MARK: users
-        router.get("/v3/users") { request, context in
+        router.get("/v3/users", query: KeystoneSchemas.usersQuery) { request, context in
             let domain = request.query("domain_id")
             try context.enforce("identity:list_users", target: domain.map { ["target.domain_id": $0] } ?? [:])
             var filters: [(String, any Encodable & Sendable)] = []
@@ -33,9 +33,9 @@ extension KeystoneAPI {
             let rows = try await service.users.list(where: filters, orderBy: "name")
             return respond(.ok, ["users": .array(rows.map(userJSON)), "links": listLinks(request)])
         }
-        router.post("/v3/users") { request, context in
+        router.post("/v3/users", body: .json(KeystoneSchemas.userCreate, style: .nova)) { request, context in
             let caller = try authenticate(context)
-            let fields = try await resource(request, "user")
+            let fields = try await resource(request, context, "user")
             let name = try fields.string("name", required: true)!
             let domain = try fields.string("domain_id", maxLength: 64, nullable: true) ?? defaultDomain(caller)
             try context.enforce("identity:create_user", target: ["target.user.domain_id": domain])
@@ -58,12 +58,12 @@ extension KeystoneAPI {
             try context.enforce("identity:get_user", target: ["target.user.id": id, "target.user.domain_id": row.domainID])
             return respond(.ok, ["user": userJSON(row)])
         }
-        router.patch("/v3/users/:user_id") { request, context in
+        router.patch("/v3/users/:user_id", body: .json(KeystoneSchemas.userUpdate, style: .nova)) { request, context in
             _ = try context.caller()
             let id = try context.parameters.require("user_id")
             var check = try await service.users.get(id)
             try context.enforce("identity:update_user", target: ["target.user.id": id, "target.user.domain_id": check.domainID])
-            let fields = try await resource(request, "user")
+            let fields = try await resource(request, context, "user")
             try fields.refuseIDChange(id)
             let extra = fields.extra(excluding: Self.userColumns)
             @Sendable func apply(_ row: inout User) throws {
@@ -95,9 +95,9 @@ extension KeystoneAPI {
             return noContent()
         }
         // Self-service: the original password is the credential, as in Keystone.
-        router.post("/v3/users/:user_id/password") { request, context in
+        router.post("/v3/users/:user_id/password", body: .json(KeystoneSchemas.passwordChange, style: .keystone)) { request, context in
             let id = try context.parameters.require("user_id")
-            let fields = try await resource(request, "user")
+            let fields = try await resource(request, context, "user")
             let original = try self.password(fields, "original_password", nullable: false)!
             let new = try self.password(fields, "password", nullable: false)!
             try await service.changePassword(userID: id, original: original, new: new)
@@ -121,7 +121,7 @@ extension KeystoneAPI {
         }
 
         // MARK: groups
-        router.get("/v3/groups") { request, context in
+        router.get("/v3/groups", query: KeystoneSchemas.groupsQuery) { request, context in
             let domain = request.query("domain_id")
             try context.enforce("identity:list_groups", target: domain.map { ["target.group.domain_id": $0] } ?? [:])
             var filters: [(String, any Encodable & Sendable)] = []
@@ -130,9 +130,9 @@ extension KeystoneAPI {
             let rows = try await service.groups.list(where: filters, orderBy: "name")
             return respond(.ok, ["groups": .array(rows.map(groupJSON)), "links": listLinks(request)])
         }
-        router.post("/v3/groups") { request, context in
+        router.post("/v3/groups", body: .json(KeystoneSchemas.groupCreate, style: .nova)) { request, context in
             let caller = try authenticate(context)
-            let fields = try await resource(request, "group")
+            let fields = try await resource(request, context, "group")
             let domain = try fields.string("domain_id", maxLength: 64, nullable: true) ?? defaultDomain(caller)
             try context.enforce("identity:create_group", target: ["target.group.domain_id": domain])
             let row = Group(id: IdentityService.makeID(), name: try fields.string("name", required: true, maxLength: 64)!,
@@ -147,11 +147,11 @@ extension KeystoneAPI {
             try context.enforce("identity:get_group", target: ["target.group.domain_id": row.domainID])
             return respond(.ok, ["group": groupJSON(row)])
         }
-        router.patch("/v3/groups/:group_id") { request, context in
+        router.patch("/v3/groups/:group_id", body: .json(KeystoneSchemas.groupUpdate, style: .nova)) { request, context in
             _ = try context.caller()
             var row = try await service.groups.get(try context.parameters.require("group_id"))
             try context.enforce("identity:update_group", target: ["target.group.domain_id": row.domainID])
-            let fields = try await resource(request, "group")
+            let fields = try await resource(request, context, "group")
             try fields.refuseIDChange(row.id)
             if fields.has("name") { row.name = try fields.string("name", required: true, maxLength: 64)! }
             if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }

@@ -29,7 +29,7 @@ public final class Schema: Sendable {
     let format: Format?
     let minimum: Double?, maximum: Double?
     let oneOf: [Schema]
-    let minProperties: Int?
+    let minProperties: Int?, maxProperties: Int?
     /// A check beyond JSON Schema (a name's printable characters, …): a message, or nil when fine.
     let check: (@Sendable (JSON) -> String?)?
     /// A check whose refusal is the API's own, answered as it is (Neutron's "Unrecognized
@@ -40,13 +40,13 @@ public final class Schema: Sendable {
                 additional: Schema?? = nil, keyRule: (rule: Rule, schema: Schema)? = nil, items: Schema? = nil,
                 minItems: Int? = nil, maxItems: Int? = nil, uniqueItems: Bool = false, minLength: Int? = nil, maxLength: Int? = nil,
                 pattern: Rule? = nil, format: Format? = nil, minimum: Double? = nil, maximum: Double? = nil,
-                oneOf: [Schema] = [], minProperties: Int? = nil, check: (@Sendable (JSON) -> String?)? = nil,
+                oneOf: [Schema] = [], minProperties: Int? = nil, maxProperties: Int? = nil, check: (@Sendable (JSON) -> String?)? = nil,
                 fault: (@Sendable (JSON) -> APIFault?)? = nil) {
         self.types = types; self.choices = choices; self.properties = properties; self.required = required
         self.additional = additional; self.keyRule = keyRule; self.items = items; self.minItems = minItems
         self.maxItems = maxItems; self.uniqueItems = uniqueItems; self.minLength = minLength; self.maxLength = maxLength
         self.pattern = pattern; self.format = format; self.minimum = minimum; self.maximum = maximum
-        self.oneOf = oneOf; self.minProperties = minProperties; self.check = check; self.fault = fault
+        self.oneOf = oneOf; self.minProperties = minProperties; self.maxProperties = maxProperties; self.check = check; self.fault = fault
     }
 
     /// A string rule: its pattern as messages print it, and the test.
@@ -72,9 +72,9 @@ public final class Schema: Sendable {
 
     /// A closed object (no properties beyond `properties`, as the APIs' schemas mostly are).
     public static func object(_ properties: [(String, Schema)], required: [String] = [], additional: Bool = false,
-                              minProperties: Int? = nil) -> Schema {
+                              minProperties: Int? = nil, maxProperties: Int? = nil) -> Schema {
         Schema(types: [.object], properties: properties, required: required, additional: additional ? nil : .some(nil),
-               minProperties: minProperties)
+               minProperties: minProperties, maxProperties: maxProperties)
     }
 
     /// An object whose keys follow `keys` and whose values follow `values` (Nova's metadata).
@@ -130,6 +130,9 @@ public final class Schema: Sendable {
             if let minProperties, object.count < minProperties {
                 return fail("minProperties", "\(value.pythonRepr) does not have enough properties")
             }
+            if let maxProperties, object.count > maxProperties {
+                return fail("maxProperties", "\(value.pythonRepr) has too many properties")
+            }
             if let keyRule {
                 for key in object.keys.sorted() where !properties.contains(where: { $0.0 == key }) && keyRule.rule.test(key) {
                     if let found = keyRule.schema.violation(object[key]!, at: path + [key]) { return found }
@@ -163,7 +166,7 @@ public final class Schema: Sendable {
         case .string(let text):
             if let minLength, text.count < minLength { return fail("minLength", "\(value.pythonRepr) is too short") }
             if let maxLength, text.count > maxLength { return fail("maxLength", "\(value.pythonRepr) is too long") }
-            if let pattern, !pattern.test(text) { return fail("pattern", "\(value.pythonRepr) does not match '\(pattern.text)'") }
+            if let pattern, !pattern.test(text) { return fail("pattern", "\(value.pythonRepr) does not match \(JSON.string(pattern.text).pythonRepr)") }
             if let format, !Self.conforms(text, to: format) { return fail("format", "\(value.pythonRepr) is not a '\(format.rawValue)'") }
         case .number(let number):
             if let minimum, number < minimum {
