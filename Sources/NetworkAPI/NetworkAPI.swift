@@ -105,6 +105,12 @@ public struct NetworkAPI: Sendable {
 
     static func isAgent(_ binary: String) -> Bool { agents[binary] != nil }
 
+    /// What an agent shows (`agentJSON`): none of it is set by a request but what `NeutronResource.agent` says.
+    static let agentAttributes: Set<String> = [
+        "id", "binary", "agent_type", "host", "topic", "admin_state_up", "alive", "availability_zone", "description", "configurations",
+        "resources_synced", "created_at", "started_at", "heartbeat_timestamp",
+    ]
+
     func agentJSON(_ service: ServiceStatus) -> JSON {
         let names = Self.agents[service.binary] ?? (type: service.binary, topic: "N/A")
         return ["id": .string(service.id), "binary": .string(service.binary), "agent_type": .string(names.type),
@@ -143,21 +149,14 @@ public struct NetworkAPI: Sendable {
             _ = try await begin(request, context, "get_agent")
             return respond(.ok, ["agent": agentJSON(try await agent(context))])
         }
-        v20.put("agents/:agent_id") { request, context in
+        v20.put("agents/:agent_id", body: NeutronResource.agent.body(.update)) { request, context in
+            _ = try context.caller()
+            let body = try NeutronBody(try await environment.body(request, context), .agent, .update)
             _ = try await begin(request, context, "update_agent")
             let existing = try await agent(context)
-            guard let fields = try await environment.body(request)["agent"]?.objectValue else {
-                throw APIFault(.badRequest, "Resource body required", type: "HTTPBadRequest")
-            }
-            if let unknown = fields.keys.first(where: { !["admin_state_up", "description"].contains($0) }) {
-                throw APIFault(.badRequest, "Cannot update read-only attribute \(unknown)", type: "HTTPBadRequest")
-            }
             var updated = existing
-            if let value = fields["admin_state_up"] {
-                guard let flag = value.boolValue else {
-                    throw APIFault(.badRequest, "Invalid input for admin_state_up. Reason: '\(String(decoding: value.encoded(), as: UTF8.self))' cannot be converted to boolean.", type: "HTTPBadRequest")
-                }
-                let description = fields["description"]?.stringValue ?? existing.record.disabledReason
+            if let flag = try body.bool("admin_state_up") {
+                let description = try body.nullableString("description") ?? existing.record.disabledReason
                 updated = try await hosts.setEnabled(id: existing.id, flag, reason: flag ? nil : description) ?? updated
             }
             return respond(.ok, ["agent": agentJSON(updated)])

@@ -75,12 +75,9 @@ extension NetworkAPI {
             let hidden = try hiddenAttributes(context, "get_network", Self.providerAttributes)
             return respond(.ok, ["network": NeutronListing.shown(networkJSON(network), request: request, hidden: hidden)])
         }
-        v20.post("networks") { request, context in
+        v20.post("networks", body: NeutronResource.network.body(.create)) { request, context in
             let (caller, _) = try viewer(context)
-            let body = try NeutronBody(try await environment.body(request), resource: "network", allowed: [
-                "name", "description", "admin_state_up", "shared", "router:external", "mtu", "port_security_enabled",
-                "availability_zone_hints", "dns_domain", "tags", "project_id", "tenant_id", "segments", "is_default",
-            ] + Self.providerAttributes)
+            let body = try NeutronBody(try await environment.body(request, context), .network, .create)
             var create = NetworkService.NetworkCreate(projectID: try owningProject(body, caller))
             create.name = try body.string("name") ?? ""
             create.description = try body.string("description") ?? ""
@@ -96,14 +93,14 @@ extension NetworkAPI {
             create.physicalNetwork = try body.string("provider:physical_network")
             create.segmentationID = try body.int("provider:segmentation_id")
             if let segments = try body.objects("segments") {
-                // The multi-provider form with one segment: the same three attributes.
+                // The multi-provider form with one segment: the same three attributes (their types checked with the body).
                 guard segments.count == 1, create.networkType == nil else {
                     throw APIFault(.badRequest, "Invalid input for operation: a network has exactly one segment here; give it either as segments or as the provider attributes.", type: "InvalidInput")
                 }
-                let segment = try NeutronBody(["segment": .object(segments[0])], resource: "segment", allowed: Self.providerAttributes)
-                create.networkType = try segment.string("provider:network_type")
-                create.physicalNetwork = try segment.string("provider:physical_network")
-                create.segmentationID = try segment.int("provider:segmentation_id")
+                let segment = segments[0]
+                create.networkType = segment["provider:network_type"]?.stringValue
+                create.physicalNetwork = segment["provider:physical_network"]?.stringValue
+                create.segmentationID = segment["provider:segmentation_id"].flatMap(NeutronValue.integer)
             }
             let target = ["project_id": create.projectID]
             try context.enforce("create_network", target: target)
@@ -120,11 +117,10 @@ extension NetworkAPI {
             logger.info("network created", metadata: ["network": "\(network.id)", "type": "\(network.networkType)"])
             return respond(.created, ["network": .object(networkJSON(network))])
         }
-        v20.put("networks/:id") { request, context in
+        v20.put("networks/:id", body: NeutronResource.network.body(.update)) { request, context in
+            _ = try context.caller()
+            let body = try NeutronBody(try await environment.body(request, context), .network, .update)
             let existing = try await visibleNetwork(try context.parameters.require("id"), context)
-            let body = try NeutronBody(try await environment.body(request), resource: "network", allowed: [
-                "name", "description", "admin_state_up", "shared", "router:external", "mtu", "port_security_enabled", "dns_domain",
-            ] + Self.providerAttributes, readOnly: ["id", "project_id", "tenant_id", "status", "subnets"])
             let target = Self.networkTarget(existing)
             try context.enforce("update_network", target: target)
             for attribute in ["shared", "router:external"] + Self.providerAttributes where body.has(attribute) {

@@ -98,7 +98,7 @@ extension NetworkAPI {
     func owningProject(_ body: NeutronBody, _ caller: Caller) throws -> String {
         let named = try body.string("project_id") ?? body.string("tenant_id")
         if let project = try body.string("project_id"), let tenant = try body.string("tenant_id"), project != tenant {
-            throw APIFault(.badRequest, "Invalid input for operation: 'project_id' and 'tenant_id' do not match.", type: "InvalidInput")
+            throw NeutronFault.projectMismatch
         }
         guard let project = named ?? caller.projectID else {
             throw APIFault(.badRequest, "Invalid input for operation: a project is required.", type: "InvalidInput")
@@ -131,9 +131,7 @@ extension NetworkAPI {
             return id
         }
         @Sendable func validTag(_ tag: String) throws -> String {
-            guard !tag.isEmpty, tag.count <= 255, !tag.contains(",") else {
-                throw APIFault(.badRequest, "Invalid input for operation: '\(tag)' is not a valid tag.", type: "InvalidInput")
-            }
+            if let reason = NeutronBodies.tagReason(tag) { throw NeutronFault.invalidInput(reason) }
             return tag
         }
         v20.get("\(collection)/:id/tags") { request, context in
@@ -150,15 +148,12 @@ extension NetworkAPI {
             }
             return noContent()
         }
-        v20.put("\(collection)/:id/tags") { request, context in
+        v20.put("\(collection)/:id/tags", body: .json(NeutronBodies.tags, style: .neutron)) { request, context in
+            // Neutron checks the tags before it looks for the resource.
+            _ = try context.caller()
+            let list = try await environment.body(request, context)["tags"]?.arrayValue ?? []
+            let tags = try list.map { item -> String in try validTag(item.stringValue ?? "") }
             let id = try await target(request, context, "update_\(resource)_tags")
-            guard let list = try await environment.body(request)["tags"]?.arrayValue else {
-                throw APIFault(.badRequest, "Invalid input for operation: tags must be a list.", type: "InvalidInput")
-            }
-            let tags = try list.map { item -> String in
-                guard let text = item.stringValue else { throw APIFault(.badRequest, "Invalid input for operation: tags must be strings.", type: "InvalidInput") }
-                return try validTag(text)
-            }
             let updated = try await service.editTags(kind, id) { _ in tags }
             return respond(.ok, ["tags": strings(updated)])
         }

@@ -92,49 +92,29 @@ extension NetworkAPI {
         return (port, network)
     }
 
+    /// The fixed IPs of a port body (`NeutronType.fixedIPs` checked their form).
     func fixedIPRequests(_ body: NeutronBody) throws -> [NetworkService.FixedIPRequest]? {
         try body.objects("fixed_ips")?.map { entry in
-            let unknown = entry.keys.filter { !["subnet_id", "ip_address"].contains($0) }
-            guard unknown.isEmpty else { throw body.invalid("fixed_ips", "Invalid data format for fixed IP: '\(NeutronBody.text(.object(entry)))'") }
-            let subnet = entry["subnet_id"]?.stringValue
-            let address = entry["ip_address"]?.stringValue
-            guard subnet != nil || address != nil else {
-                throw body.invalid("fixed_ips", "Invalid data format for fixed IP: '\(NeutronBody.text(.object(entry)))'")
-            }
-            return NetworkService.FixedIPRequest(subnetID: subnet, ipAddress: address)
+            NetworkService.FixedIPRequest(subnetID: entry["subnet_id"]?.stringValue, ipAddress: entry["ip_address"]?.stringValue)
         }
     }
 
+    /// The allowed address pairs of a port body (`NeutronType.addressPairs` checked their form).
     func addressPairs(_ body: NeutronBody) throws -> [AddressPair]? {
-        try body.objects("allowed_address_pairs")?.map { pair in
-            guard let address = pair["ip_address"]?.stringValue, pair.keys.allSatisfy({ ["ip_address", "mac_address"].contains($0) }) else {
-                throw APIFault(.badRequest, "Invalid input for operation: Allowed address pairs must be a list of dictionaries with an ip_address.", type: "InvalidInput")
-            }
-            return AddressPair(ipAddress: address, macAddress: pair["mac_address"]?.stringValue ?? "")
+        try body.objects("allowed_address_pairs")?.compactMap { pair in
+            pair["ip_address"]?.stringValue.map { AddressPair(ipAddress: $0, macAddress: pair["mac_address"]?.stringValue ?? "") }
         }
     }
 
+    /// The extra DHCP options of a port body (`NeutronType.dhcpOptions` checked their form); one
+    /// with a null value is one the port does not have.
     func dhcpOptions(_ body: NeutronBody) throws -> [DHCPOption]? {
-        try body.objects("extra_dhcp_opts")?.map { option in
-            guard let name = option["opt_name"]?.stringValue, let value = option["opt_value"]?.stringValue else {
-                throw APIFault(.badRequest, "Invalid input for operation: extra_dhcp_opts need an opt_name and an opt_value.", type: "InvalidInput")
-            }
-            let version: Int
-            switch option["ip_version"] {
-            case nil, .null?: version = 4
-            case .number(let number)?: version = Int(number)
-            case .string(let text)?: version = Int(text) ?? 0
-            default: version = 0
-            }
+        try body.objects("extra_dhcp_opts")?.compactMap { option in
+            guard let name = option["opt_name"]?.stringValue, let value = option["opt_value"]?.stringValue else { return nil }
+            let version = option["ip_version"].flatMap(NeutronValue.integer) ?? 4
             return DHCPOption(name: name, value: value, ipVersion: version)
         }
     }
-
-    static let writablePortAttributes = [
-        "name", "description", "admin_state_up", "mac_address", "fixed_ips", "device_owner", "device_id", "binding:host_id",
-        "binding:vnic_type", "binding:profile", "allowed_address_pairs", "extra_dhcp_opts", "dns_name", "port_security_enabled",
-        "security_groups",
-    ]
 
     func registerPorts(on v20: APIRoutes) {
         v20.get("ports") { request, context in
@@ -154,14 +134,10 @@ extension NetworkAPI {
             let hidden = try hiddenAttributes(context, "get_port", Self.bindingAttributes)
             return respond(.ok, ["port": NeutronListing.shown(portJSON(port, dnsDomain: network?.dnsDomain), request: request, hidden: hidden)])
         }
-        v20.post("ports") { request, context in
+        v20.post("ports", body: NeutronResource.port.body(.create)) { request, context in
             let (caller, _) = try viewer(context)
-            let body = try NeutronBody(try await environment.body(request), resource: "port",
-                                       allowed: Self.writablePortAttributes + ["network_id", "tags", "project_id", "tenant_id"])
-            guard let networkID = try body.string("network_id") else {
-                throw APIFault(.badRequest, "Failed to parse request. Required attribute 'network_id' not specified", type: "HTTPBadRequest")
-            }
-            let network = try await visibleNetwork(networkID, context)
+            let body = try NeutronBody(try await environment.body(request, context), .port, .create)
+            let network = try await visibleNetwork(try body.required("network_id"), context)
             var create = NetworkService.PortCreate(networkID: network.id, projectID: try owningProject(body, caller))
             let target = ["project_id": create.projectID, "network:project_id": network.projectID]
             try context.enforce("create_port", target: target)
@@ -197,10 +173,10 @@ extension NetworkAPI {
             let hidden = try hiddenAttributes(context, "get_port", Self.bindingAttributes)
             return respond(.created, ["port": NeutronListing.shown(portJSON(port, dnsDomain: network.dnsDomain), request: request, hidden: hidden)])
         }
-        v20.put("ports/:id") { request, context in
+        v20.put("ports/:id", body: NeutronResource.port.body(.update)) { request, context in
+            _ = try context.caller()
+            let body = try NeutronBody(try await environment.body(request, context), .port, .update)
             let (existing, network) = try await visiblePort(try context.parameters.require("id"), context)
-            let body = try NeutronBody(try await environment.body(request), resource: "port", allowed: Self.writablePortAttributes,
-                                       readOnly: ["id", "network_id", "project_id", "tenant_id", "status", "binding:vif_type", "binding:vif_details"])
             let target = Self.portTarget(existing, network)
             try context.enforce("update_port", target: target)
             var update = NetworkService.PortUpdate()

@@ -44,16 +44,13 @@ extension NetworkAPI {
             }
             return respond(.ok, ["quota": .object(details)])
         }
-        v20.put("quotas/:project_id") { request, context in
+        v20.put("quotas/:project_id", body: NeutronResource.quota.body(.update)) { request, context in
             let project = try context.parameters.require("project_id")
             try context.enforce("update_quota", target: ["project_id": project])
-            let body = try NeutronBody(try await environment.body(request), resource: "quota", allowed: NetworkService.quotaResources + ["force", "check_limit"])
+            let body = try NeutronBody(try await environment.body(request, context), .quota, .update)
             var changes: [String: Int] = [:]
-            for resource in NetworkService.quotaResources where body.has(resource) {
-                guard let limit = try body.int(resource), limit >= -1 else {
-                    throw APIFault(.badRequest, "Invalid input for \(resource). Reason: '\(NeutronBody.text(body.fields[resource]!))' should be an integer -1 or greater.", type: "HTTPBadRequest")
-                }
-                changes[resource] = limit
+            for resource in NetworkService.quotaResources {
+                if let limit = try body.int(resource) { changes[resource] = limit }
             }
             // check_limit (and no force): a limit below what the project already uses is refused.
             if try body.bool("check_limit") == true, try body.bool("force") != true {

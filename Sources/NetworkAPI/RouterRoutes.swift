@@ -119,46 +119,31 @@ extension NetworkAPI {
         return fip
     }
 
-    /// `external_gateway_info` of a request: absent (nil), null or {} (.some(nil)), or a gateway.
+    /// `external_gateway_info` of a request: absent (nil), null or {} (.some(nil)), or a gateway
+    /// (`NeutronType.gateway` checked its form); each part given is policy's to allow.
     func gatewayRequest(_ body: NeutronBody, action: String, _ context: APIRequestContext, project: String) throws -> NetworkService.GatewayRequest?? {
         guard let value = body.fields["external_gateway_info"] else { return nil }
         try context.enforce("\(action):external_gateway_info", target: ["project_id": project])
-        if value.isNull { return .some(nil) }
-        guard let info = value.objectValue else { throw body.invalid("external_gateway_info", "'\(NeutronBody.text(value))' is not a dictionary") }
-        if info.isEmpty { return .some(nil) }
-        if let unknown = info.keys.sorted().first(where: { !["network_id", "enable_snat", "external_fixed_ips"].contains($0) }) {
-            throw body.invalid("external_gateway_info", "Unexpected keys supplied: \(unknown)")
-        }
-        guard let network = info["network_id"]?.stringValue else {
-            throw body.invalid("external_gateway_info", "Missing key(s): network_id")
-        }
-        let inner = try NeutronBody(["gateway": .object(info)], resource: "gateway", allowed: ["network_id", "enable_snat", "external_fixed_ips"])
+        guard let info = value.objectValue, let network = info["network_id"]?.stringValue else { return .some(nil) }
         var request = NetworkService.GatewayRequest(networkID: network)
-        if inner.has("enable_snat") {
+        if let snat = info["enable_snat"] {
             try context.enforce("\(action):external_gateway_info:enable_snat", target: ["project_id": project])
-            request.enableSNAT = try inner.bool("enable_snat")
+            request.enableSNAT = NeutronValue.boolean(snat)
         }
-        if let ips = try inner.objects("external_fixed_ips") {
+        if let ips = info["external_fixed_ips"]?.arrayValue {
             try context.enforce("\(action):external_gateway_info:external_fixed_ips", target: ["project_id": project])
-            request.fixedIPs = try ips.map { entry in
-                guard entry.keys.allSatisfy({ ["subnet_id", "ip_address"].contains($0) }), entry["subnet_id"] != nil || entry["ip_address"] != nil else {
-                    throw body.invalid("external_fixed_ips", "Invalid data format for fixed IP: '\(NeutronBody.text(.object(entry)))'")
-                }
-                return NetworkService.FixedIPRequest(subnetID: entry["subnet_id"]?.stringValue, ipAddress: entry["ip_address"]?.stringValue)
+            request.fixedIPs = ips.compactMap(\.objectValue).map { entry in
+                NetworkService.FixedIPRequest(subnetID: entry["subnet_id"]?.stringValue, ipAddress: entry["ip_address"]?.stringValue)
             }
         }
         return .some(request)
     }
 
-    /// The `routes` of a router body (`{"router": {"routes": [...]}}`).
+    /// The `routes` of a router body (`{"router": {"routes": [...]}}`), in canonical form.
     func routes(_ body: NeutronBody) throws -> [HostRoute]? {
-        try body.objects("routes")?.map { route in
-            guard let destination = route["destination"]?.stringValue, let nexthop = route["nexthop"]?.stringValue, route.count == 2,
-                  IPNetwork(destination, strict: false) != nil, IPAddress(nexthop) != nil else {
-                throw APIFault(.badRequest, "Invalid input for routes. Reason: Invalid data format for hostroute: '\(NeutronBody.text(.object(route)))'.",
-                               type: "HTTPBadRequest")
-            }
-            return HostRoute(destination: IPNetwork(destination, strict: false)!.description, nexthop: IPAddress(nexthop)!.description)
+        try hostRoutes(body, "routes")?.compactMap { route in
+            guard let destination = IPNetwork(route.destination, strict: false), let nexthop = IPAddress(route.nexthop) else { return nil }
+            return HostRoute(destination: destination.description, nexthop: nexthop.description)
         }
     }
 
@@ -174,12 +159,9 @@ extension NetworkAPI {
             let router = try await visibleRouter(try context.parameters.require("id"), context)
             return respond(.ok, ["router": NeutronListing.shown(routerJSON(router), request: request)])
         }
-        v20.post("routers") { request, context in
+        v20.post("routers", body: NeutronResource.router.body(.create)) { request, context in
             let (caller, _) = try viewer(context)
-            let body = try NeutronBody(try await environment.body(request), resource: "router", allowed: [
-                "name", "description", "admin_state_up", "external_gateway_info", "distributed", "ha", "tags", "project_id", "tenant_id",
-                "availability_zone_hints",
-            ])
+            let body = try NeutronBody(try await environment.body(request, context), .router, .create)
             let project = try owningProject(body, caller)
             try context.enforce("create_router", target: ["project_id": project])
             if project != caller.projectID { try context.enforce("admin_only") }
@@ -199,11 +181,10 @@ extension NetworkAPI {
             logger.info("router created", metadata: ["router": "\(router.id)"])
             return respond(.created, ["router": NeutronListing.shown(routerJSON(router), request: request)])
         }
-        v20.put("routers/:id") { request, context in
+        v20.put("routers/:id", body: NeutronResource.router.body(.update)) { request, context in
+            _ = try context.caller()
+            let body = try NeutronBody(try await environment.body(request, context), .router, .update)
             let existing = try await visibleRouter(try context.parameters.require("id"), context)
-            let body = try NeutronBody(try await environment.body(request), resource: "router", allowed: [
-                "name", "description", "admin_state_up", "external_gateway_info", "routes", "distributed", "ha",
-            ], readOnly: ["id", "project_id", "tenant_id", "status"])
             try context.enforce("update_router", target: ["project_id": existing.projectID])
             for attribute in ["distributed", "ha"] where try body.bool(attribute) == true {
                 throw APIFault(.badRequest, "Invalid input for operation: \(attribute) routers are not supported by this cloud.", type: "InvalidInput")
@@ -224,16 +205,9 @@ extension NetworkAPI {
             logger.info("router deleted", metadata: ["router": "\(existing.id)"])
             return noContent()
         }
-        @Sendable func interfaceBody(_ request: Request) async throws -> (subnet: String?, port: String?) {
-            let body = try await environment.body(request)
-            if let unknown = body.keys.sorted().first(where: { !["subnet_id", "port_id"].contains($0) }) {
-                throw APIFault(.badRequest, "Unrecognized attribute(s) '\(unknown)'", type: "HTTPBadRequest")
-            }
-            for key in ["subnet_id", "port_id"] {
-                if let value = body[key], value.stringValue == nil {
-                    throw APIFault(.badRequest, "Invalid input for \(key). Reason: '\(NeutronBody.text(value))' is not a valid UUID.", type: "HTTPBadRequest")
-                }
-            }
+        /// The subnet and port of an interface body (`NeutronBodies.routerInterface` checked them).
+        @Sendable func interfaceBody(_ request: Request, _ context: APIRequestContext) async throws -> (subnet: String?, port: String?) {
+            let body = try await environment.body(request, context)
             return (body["subnet_id"]?.stringValue, body["port_id"]?.stringValue)
         }
         @Sendable func interfaceJSON(_ interface: NetworkService.RouterInterface) -> JSON {
@@ -241,28 +215,30 @@ extension NetworkAPI {
              "port_id": .string(interface.portID), "network_id": .string(interface.networkID),
              "subnet_id": .string(interface.subnetIDs.first), "subnet_ids": strings(interface.subnetIDs)]
         }
-        v20.put("routers/:id/add_router_interface") { request, context in
+        v20.put("routers/:id/add_router_interface", body: .json(NeutronBodies.routerInterface, style: .neutron)) { request, context in
             let existing = try await visibleRouter(try context.parameters.require("id"), context)
             try context.enforce("add_router_interface", target: ["project_id": existing.projectID])
-            let (subnet, port) = try await interfaceBody(request)
+            let (subnet, port) = try await interfaceBody(request, context)
             let (_, viewer) = try viewer(context)
             let interface = try await service.addRouterInterface(existing.id, subnetID: subnet, portID: port, viewer: viewer)
             logger.info("router interface added", metadata: ["router": "\(existing.id)", "port": "\(interface.portID)"])
             return respond(.ok, interfaceJSON(interface))
         }
-        v20.put("routers/:id/remove_router_interface") { request, context in
+        v20.put("routers/:id/remove_router_interface", body: .json(NeutronBodies.routerInterface, style: .neutron)) { request, context in
             let existing = try await visibleRouter(try context.parameters.require("id"), context)
             try context.enforce("remove_router_interface", target: ["project_id": existing.projectID])
-            let (subnet, port) = try await interfaceBody(request)
+            let (subnet, port) = try await interfaceBody(request, context)
             let interface = try await service.removeRouterInterface(existing.id, subnetID: subnet, portID: port)
             logger.info("router interface removed", metadata: ["router": "\(existing.id)", "port": "\(interface.portID)"])
             return respond(.ok, interfaceJSON(interface))
         }
         for (path, action) in [("add_extraroutes", "add_extraroutes"), ("remove_extraroutes", "remove_extraroutes")] {
-            v20.put("routers/:id/\(path)") { request, context in
+            v20.put("routers/:id/\(path)", body: NeutronResource.extraRoutes.body(.update)) { request, context in
+                // Neutron checks the body (as a router update's) before it looks for the router.
+                _ = try context.caller()
+                let body = try NeutronBody(try await environment.body(request, context), .extraRoutes, .update)
                 let existing = try await visibleRouter(try context.parameters.require("id"), context)
                 try context.enforce(action, target: ["project_id": existing.projectID])
-                let body = try NeutronBody(try await environment.body(request), resource: "router", allowed: ["routes"])
                 guard let routes = try routes(body) else { throw body.invalid("routes", "routes is required") }
                 let router = try await service.editRoutes(existing.id, adding: action == "add_extraroutes" ? routes : [],
                                                           removing: action == "remove_extraroutes" ? routes : [])
@@ -288,25 +264,18 @@ extension NetworkAPI {
             let fip = try await visibleFloatingIP(try context.parameters.require("id"), context)
             return respond(.ok, ["floatingip": NeutronListing.shown(try await floatingIPsJSON([fip])[0], request: request)])
         }
-        v20.post("floatingips") { request, context in
+        v20.post("floatingips", body: NeutronResource.floatingIP.body(.create)) { request, context in
             let (caller, viewer) = try viewer(context)
-            let body = try NeutronBody(try await environment.body(request), resource: "floatingip", allowed: [
-                "floating_network_id", "floating_ip_address", "subnet_id", "port_id", "fixed_ip_address", "description", "dns_name", "dns_domain",
-                "tags", "project_id", "tenant_id",
-            ])
+            let body = try NeutronBody(try await environment.body(request, context), .floatingIP, .create)
             let project = try owningProject(body, caller)
             try context.enforce("create_floatingip", target: ["project_id": project])
             if project != caller.projectID { try context.enforce("admin_only") }
-            guard let network = try body.string("floating_network_id") else {
-                throw APIFault(.badRequest, "Failed to parse request. Required attribute 'floating_network_id' not specified", type: "HTTPBadRequest")
-            }
-            var create = NetworkService.FloatingIPCreate(projectID: project, networkID: network)
-            if let address = try body.string("floating_ip_address") {
+            var create = NetworkService.FloatingIPCreate(projectID: project, networkID: try body.required("floating_network_id"))
+            if let address = try body.nullableString("floating_ip_address") ?? nil {
                 try context.enforce("create_floatingip:floating_ip_address", target: ["project_id": project])
-                guard IPAddress(address) != nil else { throw body.invalid("floating_ip_address", "'\(address)' is not a valid IP address") }
                 create.address = address
             }
-            create.subnetID = try body.string("subnet_id")
+            create.subnetID = try body.nullableString("subnet_id") ?? nil
             create.portID = try body.nullableString("port_id") ?? nil
             create.fixedIPAddress = try body.nullableString("fixed_ip_address") ?? nil
             create.description = try body.string("description") ?? ""
@@ -317,10 +286,10 @@ extension NetworkAPI {
             logger.info("floating IP allocated", metadata: ["floatingip": "\(fip.id)", "address": "\(fip.floatingIPAddress)"])
             return respond(.created, ["floatingip": NeutronListing.shown(try await floatingIPsJSON([fip])[0], request: request)])
         }
-        v20.put("floatingips/:id") { request, context in
+        v20.put("floatingips/:id", body: NeutronResource.floatingIP.body(.update)) { request, context in
+            _ = try context.caller()
+            let body = try NeutronBody(try await environment.body(request, context), .floatingIP, .update)
             let existing = try await visibleFloatingIP(try context.parameters.require("id"), context)
-            let body = try NeutronBody(try await environment.body(request), resource: "floatingip", allowed: ["port_id", "fixed_ip_address", "description"],
-                                       readOnly: ["id", "project_id", "tenant_id", "floating_ip_address", "floating_network_id", "router_id", "status"])
             try context.enforce("update_floatingip", target: ["project_id": existing.projectID])
             let (_, viewer) = try viewer(context)
             let fip = try await service.updateFloatingIP(existing.id, portID: try body.nullableString("port_id"),
@@ -348,12 +317,6 @@ extension NetworkAPI {
             guard let found = fip.portForwardings.first(where: { $0.id == id }) else { throw NetworkingFailure.portForwardingNotFound(id) }
             return found
         }
-        @Sendable func port(_ body: NeutronBody, _ key: String) throws -> Int? {
-            guard let value = body.fields[key] else { return nil }
-            if case .number(let number) = value, number.rounded() == number { return Int(number) }
-            if let text = value.stringValue, let number = Int(text) { return number }
-            throw body.invalid(key, "'\(NeutronBody.text(value))' is not an integer")
-        }
         v20.get("floatingips/:id/port_forwardings") { request, context in
             let fip = try await visibleFloatingIP(try context.parameters.require("id"), context)
             try context.enforce("get_floatingip_port_forwarding", target: ["project_id": fip.projectID])
@@ -366,14 +329,13 @@ extension NetworkAPI {
             try context.enforce("get_floatingip_port_forwarding", target: ["project_id": fip.projectID])
             return respond(.ok, ["port_forwarding": NeutronListing.shown(forwardingJSON(try forwarding(fip, context)), request: request)])
         }
-        v20.post("floatingips/:id/port_forwardings") { request, context in
+        v20.post("floatingips/:id/port_forwardings", body: NeutronResource.portForwarding.body(.create)) { request, context in
+            _ = try context.caller()
+            let body = try NeutronBody(try await environment.body(request, context), .portForwarding, .create)
             let fip = try await visibleFloatingIP(try context.parameters.require("id"), context)
             try context.enforce("create_floatingip_port_forwarding", target: ["project_id": fip.projectID])
-            let body = try NeutronBody(try await environment.body(request), resource: "port_forwarding", allowed: [
-                "internal_port_id", "internal_ip_address", "internal_port", "external_port", "protocol", "description",
-            ])
-            guard let internalPortID = try body.string("internal_port_id"), let internalPort = try port(body, "internal_port"),
-                  let externalPort = try port(body, "external_port"), let proto = try body.string("protocol") else {
+            guard let internalPortID = try body.string("internal_port_id"), let internalPort = try body.int("internal_port"),
+                  let externalPort = try body.int("external_port"), let proto = try body.string("protocol") else {
                 throw APIFault(.badRequest, "Failed to parse request. Required attributes 'internal_port_id', 'internal_port', 'external_port' and 'protocol' must be specified",
                                type: "HTTPBadRequest")
             }
@@ -384,15 +346,14 @@ extension NetworkAPI {
             let made = try await service.createPortForwarding(fip.id, create, viewer: Viewer(projectID: fip.projectID, isAdmin: viewer.isAdmin))
             return respond(.created, ["port_forwarding": NeutronListing.shown(forwardingJSON(made), request: request)])
         }
-        v20.put("floatingips/:id/port_forwardings/:forwarding_id") { request, context in
+        v20.put("floatingips/:id/port_forwardings/:forwarding_id", body: NeutronResource.portForwarding.body(.update)) { request, context in
+            _ = try context.caller()
+            let body = try NeutronBody(try await environment.body(request, context), .portForwarding, .update)
             let fip = try await visibleFloatingIP(try context.parameters.require("id"), context)
             try context.enforce("update_floatingip_port_forwarding", target: ["project_id": fip.projectID])
             let existing = try forwarding(fip, context)
-            let body = try NeutronBody(try await environment.body(request), resource: "port_forwarding",
-                                       allowed: ["internal_port", "external_port", "description"],
-                                       readOnly: ["id", "internal_port_id", "internal_ip_address", "protocol"])
-            let updated = try await service.updatePortForwarding(fip.id, existing.id, internalPort: try port(body, "internal_port"),
-                                                                 externalPort: try port(body, "external_port"), description: try body.string("description"))
+            let updated = try await service.updatePortForwarding(fip.id, existing.id, internalPort: try body.int("internal_port"),
+                                                                 externalPort: try body.int("external_port"), description: try body.string("description"))
             return respond(.ok, ["port_forwarding": NeutronListing.shown(forwardingJSON(updated), request: request)])
         }
         v20.delete("floatingips/:id/port_forwardings/:forwarding_id") { request, context in

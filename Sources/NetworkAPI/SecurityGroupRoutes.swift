@@ -91,15 +91,13 @@ extension NetworkAPI {
         ["project_id": rule.projectID, "security_group:project_id": rule.projectID]
     }
 
-    /// A rule's `protocol`: a name, a number (as JSON number or string), or null for any.
-    static func protocolText(_ body: NeutronBody) throws -> String? {
+    /// A rule's `protocol`: a name, a number (as JSON number or string), or null for any
+    /// (`NeutronType.ruleProtocol` refused anything else).
+    static func protocolText(_ body: NeutronBody) -> String? {
         switch body.fields["protocol"] {
-        case nil, .null?: return nil
-        case .number(let number)? where number.rounded() == number: return String(Int(number))
         case .string(let text)?: return text
-        case let value?:
-            throw APIFault(.badRequest, "Security group rule protocol \(NeutronBody.text(value)) not supported.",
-                           type: "SecurityGroupRuleInvalidProtocol")
+        case let value?: return NeutronValue.integer(value).map(String.init)
+        case nil: return nil
         }
     }
 
@@ -116,10 +114,9 @@ extension NetworkAPI {
             let group = try await visibleGroup(try context.parameters.require("id"), context)
             return respond(.ok, ["security_group": NeutronListing.shown(securityGroupJSON(group), request: request)])
         }
-        v20.post("security-groups") { request, context in
+        v20.post("security-groups", body: NeutronResource.securityGroup.body(.create)) { request, context in
             let (caller, _) = try viewer(context)
-            let body = try NeutronBody(try await environment.body(request), resource: "security_group",
-                                       allowed: ["name", "description", "stateful", "tags", "project_id", "tenant_id"])
+            let body = try NeutronBody(try await environment.body(request, context), .securityGroup, .create)
             let project = try owningProject(body, caller)
             try context.enforce("create_security_group", target: ["project_id": project])
             if project != caller.projectID { try context.enforce("admin_only") }
@@ -129,10 +126,10 @@ extension NetworkAPI {
             logger.info("security group created", metadata: ["security_group": "\(group.id)"])
             return respond(.created, ["security_group": NeutronListing.shown(securityGroupJSON(group), request: request)])
         }
-        v20.put("security-groups/:id") { request, context in
+        v20.put("security-groups/:id", body: NeutronResource.securityGroup.body(.update)) { request, context in
+            _ = try context.caller()
+            let body = try NeutronBody(try await environment.body(request, context), .securityGroup, .update)
             let existing = try await visibleGroup(try context.parameters.require("id"), context)
-            let body = try NeutronBody(try await environment.body(request), resource: "security_group", allowed: ["name", "description", "stateful"],
-                                       readOnly: ["id", "project_id", "tenant_id", "security_group_rules"])
             try context.enforce("update_security_group", target: ["project_id": existing.projectID])
             let group = try await service.updateSecurityGroup(existing.id, name: try body.string("name"), description: try body.string("description"),
                                                               stateful: try body.bool("stateful"))
@@ -168,33 +165,14 @@ extension NetworkAPI {
             guard try context.allows("get_security_group_rule", target: ruleTarget(rule)) else { throw NetworkingFailure.ruleNotFound(id) }
             return respond(.ok, ["security_group_rule": NeutronListing.shown(ruleJSON(rule), request: request)])
         }
-        v20.post("security-group-rules") { request, context in
+        v20.post("security-group-rules", body: .json(NeutronBodies.securityGroupRules, style: .neutron)) { request, context in
             let (caller, viewer) = try viewer(context)
-            let whole = try await environment.body(request)
+            let whole = try await environment.body(request, context)
             // One rule, or Neutron's bulk form {"security_group_rules": [...]}: all or none.
-            let bodies: [[String: JSON]]
-            if let list = whole["security_group_rules"]?.arrayValue {
-                bodies = try list.map { item in
-                    guard let object = item.objectValue else {
-                        throw APIFault(.badRequest, "Invalid input for operation: Body contains invalid data", type: "InvalidInput")
-                    }
-                    return ["security_group_rule": .object(object)]
-                }
-            } else {
-                bodies = [whole]
-            }
             var requests: [NetworkService.RuleCreate] = []
-            for item in bodies {
-                let body = try NeutronBody(item, resource: "security_group_rule", allowed: [
-                    "security_group_id", "direction", "ethertype", "protocol", "port_range_min", "port_range_max", "remote_ip_prefix",
-                    "remote_group_id", "remote_address_group_id", "description", "project_id", "tenant_id",
-                ])
-                guard let groupID = try body.string("security_group_id") else {
-                    throw APIFault(.badRequest, "Failed to parse request. Required attribute 'security_group_id' not specified", type: "HTTPBadRequest")
-                }
-                guard let direction = try body.string("direction") else {
-                    throw APIFault(.badRequest, "Failed to parse request. Required attribute 'direction' not specified", type: "HTTPBadRequest")
-                }
+            for body in try NeutronBodies.ruleItems(whole) {
+                let groupID = try body.required("security_group_id")
+                let direction = try body.required("direction")
                 let group = try await service.securityGroup(groupID, visibleTo: viewer)
                 try context.enforce("create_security_group_rule", target: ["project_id": group.projectID, "security_group:project_id": group.projectID])
                 var rule = NetworkService.RuleCreate(securityGroupID: group.id, projectID: group.projectID)
@@ -202,7 +180,7 @@ extension NetworkAPI {
                 rule.description = try body.string("description") ?? ""
                 rule.direction = direction
                 rule.ethertype = try body.string("ethertype") ?? "IPv4"
-                rule.protocol = try Self.protocolText(body)
+                rule.protocol = Self.protocolText(body)
                 rule.portRangeMin = try body.int("port_range_min")
                 rule.portRangeMax = try body.int("port_range_max")
                 rule.remoteIPPrefix = try body.nullableString("remote_ip_prefix") ?? nil
@@ -250,10 +228,9 @@ extension NetworkAPI {
         v20.get("address-groups/:id") { request, context in
             respond(.ok, ["address_group": NeutronListing.shown(addressGroupJSON(try await visible(context)), request: request)])
         }
-        v20.post("address-groups") { request, context in
+        v20.post("address-groups", body: NeutronResource.addressGroup.body(.create)) { request, context in
             let (caller, _) = try viewer(context)
-            let body = try NeutronBody(try await environment.body(request), resource: "address_group",
-                                       allowed: ["name", "description", "addresses", "project_id", "tenant_id"])
+            let body = try NeutronBody(try await environment.body(request, context), .addressGroup, .create)
             let project = try owningProject(body, caller)
             try context.enforce("create_address_group", target: ["project_id": project])
             if project != caller.projectID { try context.enforce("admin_only") }
@@ -262,28 +239,20 @@ extension NetworkAPI {
                                                              addresses: try body.strings("addresses") ?? [])
             return respond(.created, ["address_group": NeutronListing.shown(addressGroupJSON(group), request: request)])
         }
-        v20.put("address-groups/:id") { request, context in
+        v20.put("address-groups/:id", body: NeutronResource.addressGroup.body(.update)) { request, context in
+            _ = try context.caller()
+            let body = try NeutronBody(try await environment.body(request, context), .addressGroup, .update)
             let existing = try await visible(context)
-            let body = try NeutronBody(try await environment.body(request), resource: "address_group", allowed: ["name", "description"],
-                                       readOnly: ["id", "project_id", "tenant_id", "addresses"])
             try context.enforce("update_address_group", target: ["project_id": existing.projectID])
             let group = try await service.updateAddressGroup(existing.id, name: try body.string("name"), description: try body.string("description"))
             return respond(.ok, ["address_group": NeutronListing.shown(addressGroupJSON(group), request: request)])
         }
         for (action, adding) in [("add_addresses", true), ("remove_addresses", false)] {
-            v20.put("address-groups/:id/\(action)") { request, context in
+            v20.put("address-groups/:id/\(action)", body: .json(NeutronBodies.addresses, style: .neutron)) { request, context in
                 let existing = try await visible(context)
                 try context.enforce("update_address_group", target: ["project_id": existing.projectID])
-                let whole = try await environment.body(request)
-                guard let list = whole["addresses"]?.arrayValue, whole.count == 1 else {
-                    throw APIFault(.badRequest, "Invalid input for operation: the body must be {\"addresses\": [...]}.", type: "InvalidInput")
-                }
-                let addresses = try list.map { item -> String in
-                    guard let text = item.stringValue else {
-                        throw APIFault(.badRequest, "Invalid input for addresses. Reason: '\(NeutronBody.text(item))' is not a valid IP subnet.", type: "InvalidInput")
-                    }
-                    return text
-                }
+                // Neutron's member actions take their bodies as they are, after policy; the schema checked the form.
+                let addresses = (try await environment.body(request, context)["addresses"]?.arrayValue ?? []).compactMap(\.stringValue)
                 let group = try await service.updateAddressGroup(existing.id, adding: adding ? addresses : [], removing: adding ? [] : addresses)
                 return respond(.ok, ["address_group": .object(addressGroupJSON(group))])
             }

@@ -49,20 +49,19 @@ extension NetworkAPI {
         return (subnet, network)
     }
 
+    /// The allocation pools of a subnet body (`NeutronType.ipPools` checked their form).
     func allocationPools(_ body: NeutronBody) throws -> [AllocationPool]? {
-        try body.objects("allocation_pools")?.map { pool in
-            guard let start = pool["start"]?.stringValue, let end = pool["end"]?.stringValue, pool.count == 2 else {
-                throw body.invalid("allocation_pools", "Invalid data format for IP pool: '\(NeutronBody.text(.object(pool)))'")
-            }
+        try body.objects("allocation_pools")?.compactMap { pool in
+            guard let start = pool["start"]?.stringValue, let end = pool["end"]?.stringValue else { return nil }
             return AllocationPool(start: start, end: end)
         }
     }
 
-    func hostRoutes(_ body: NeutronBody) throws -> [HostRoute]? {
-        try body.objects("host_routes")?.map { route in
-            guard let destination = route["destination"]?.stringValue, let nexthop = route["nexthop"]?.stringValue, route.count == 2 else {
-                throw body.invalid("host_routes", "Invalid data format for hostroute: '\(NeutronBody.text(.object(route)))'")
-            }
+    /// The host routes of a subnet body, or the routes of a router body (`NeutronType.hostRoutes`
+    /// checked their form).
+    func hostRoutes(_ body: NeutronBody, _ key: String = "host_routes") throws -> [HostRoute]? {
+        try body.objects(key)?.compactMap { route in
+            guard let destination = route["destination"]?.stringValue, let nexthop = route["nexthop"]?.stringValue else { return nil }
             return HostRoute(destination: destination, nexthop: nexthop)
         }
     }
@@ -82,23 +81,17 @@ extension NetworkAPI {
             let (subnet, _) = try await visibleSubnet(try context.parameters.require("id"), context)
             return respond(.ok, ["subnet": NeutronListing.shown(subnetJSON(subnet), request: request)])
         }
-        v20.post("subnets") { request, context in
+        v20.post("subnets", body: NeutronResource.subnet.body(.create)) { request, context in
             let (caller, _) = try viewer(context)
-            let body = try NeutronBody(try await environment.body(request), resource: "subnet", allowed: [
-                "name", "description", "network_id", "ip_version", "cidr", "gateway_ip", "allocation_pools", "dns_nameservers",
-                "host_routes", "enable_dhcp", "ipv6_address_mode", "ipv6_ra_mode", "tags", "project_id", "tenant_id",
-                "subnetpool_id", "prefixlen", "use_default_subnetpool",
-            ])
-            guard let networkID = try body.string("network_id") else {
-                throw APIFault(.badRequest, "Failed to parse request. Required attribute 'network_id' not specified", type: "HTTPBadRequest")
-            }
+            let body = try NeutronBody(try await environment.body(request, context), .subnet, .create)
+            let networkID = try body.required("network_id")
             if let pool = body.fields["subnetpool_id"], !pool.isNull {
                 throw APIFault(.badRequest, "Invalid input for operation: subnet pools are not supported; give the subnet a cidr.", type: "InvalidInput")
             }
             guard let ipVersion = try body.int("ip_version") else {
                 throw APIFault(.badRequest, "Failed to parse request. Required attribute 'ip_version' not specified", type: "HTTPBadRequest")
             }
-            guard let cidr = try body.string("cidr") else {
+            guard let cidr = try body.nullableString("cidr") ?? nil else {
                 throw APIFault(.badRequest, "Bad subnets request: a cidr must be specified in the absence of a subnet pool.", type: "BadRequest")
             }
             let network = try await visibleNetwork(networkID, context)
@@ -119,11 +112,10 @@ extension NetworkAPI {
             logger.info("subnet created", metadata: ["subnet": "\(subnet.id)", "network": "\(network.id)", "cidr": "\(subnet.cidr)"])
             return respond(.created, ["subnet": .object(subnetJSON(subnet))])
         }
-        v20.put("subnets/:id") { request, context in
+        v20.put("subnets/:id", body: NeutronResource.subnet.body(.update)) { request, context in
+            _ = try context.caller()
+            let body = try NeutronBody(try await environment.body(request, context), .subnet, .update)
             let (existing, network) = try await visibleSubnet(try context.parameters.require("id"), context)
-            let body = try NeutronBody(try await environment.body(request), resource: "subnet", allowed: [
-                "name", "description", "gateway_ip", "allocation_pools", "dns_nameservers", "host_routes", "enable_dhcp",
-            ], readOnly: ["id", "network_id", "ip_version", "cidr", "project_id", "tenant_id", "ipv6_address_mode", "ipv6_ra_mode"])
             try context.enforce("update_subnet", target: subnetTarget(existing, network))
             var update = NetworkService.SubnetUpdate()
             update.name = try body.string("name")

@@ -196,6 +196,47 @@ import Testing
 
     /// Security groups in Neutron's shapes: the default group on first use, rule bodies as the
     /// API samples have them, NeutronError bodies, and another project's group hidden.
+    /// Each write route's body is checked before its handler, as Neutron's API layer checks it
+    /// (unknown attributes, what a POST or PUT may not set, then each value), in Neutron's words;
+    /// a refused request changes nothing.
+    @Test func bodiesAreCheckedAsNeutronChecksThem() async throws {
+        try await withNeutron { client, setup in
+            let (_, created) = try await call(client, .post, "/networks", setup.member, ["network": ["name": "kept"]])
+            let network = try #require(created["network"]?["id"]?.stringValue)
+            let (_, router) = try await call(client, .post, "/routers", setup.member, ["router": ["name": "r"]])
+            let routerID = try #require(router["router"]?["id"]?.stringValue)
+            for (method, path, body, type, message) in [
+                (HTTPRequest.Method.post, "/networks", ["network": ["name": "n", "colour": "red"]] as JSON, "HTTPBadRequest",
+                 "Unrecognized attribute(s) 'colour'"),
+                (.post, "/networks", ["network": ["admin_state_up": "maybe"]], "InvalidInput",
+                 "Invalid input for operation: 'maybe' cannot be converted to boolean."),
+                (.post, "/networks", ["network": ["name": " padded"]], "HTTPBadRequest",
+                 "Invalid input for name. Reason: ' padded' is not a valid string."),
+                (.post, "/networks", ["network": ["status": "DOWN"]], "HTTPBadRequest", "Attribute 'status' not allowed in POST"),
+                (.post, "/networks", ["networks": [["name": "a"]]], "HTTPBadRequest", "Bulk operation not supported"),
+                (.put, "/networks/\(network)", ["network": ["status": "DOWN"]], "HTTPBadRequest", "Cannot update read-only attribute status"),
+                (.put, "/networks/\(network)", ["network": "kept"], "HTTPBadRequest", "Object 'network' contains invalid data"),
+                (.post, "/subnets", ["subnet": ["network_id": .string(network), "cidr": "198.18.0.0/24", "ip_version": 5]],
+                 "HTTPBadRequest", "Invalid input for ip_version. Reason: 5 is not in valid_values."),
+                (.post, "/ports", ["port": ["network_id": .string(network), "fixed_ips": [["ip_address": "198.18.0.300"]]]],
+                 "HTTPBadRequest", "Invalid input for fixed_ips. Reason: '198.18.0.300' is not a valid IP address."),
+                (.put, "/networks/\(network)/tags", ["tags": ["a", "a"]], "InvalidInput",
+                 "Invalid input for operation: Duplicate items in the list: 'a'."),
+                (.put, "/routers/\(routerID)/add_router_interface", ["subnet_id": "nope"], "BadRequest",
+                 "Bad router request: 'nope' is not a valid UUID."),
+            ] {
+                let (status, answer) = try await call(client, method, path, setup.member, body)
+                #expect(status == .badRequest, "\(method) \(path) \(body)")
+                #expect(answer["NeutronError"]?["type"]?.stringValue == type, "\(method) \(path) \(body): \(answer)")
+                #expect(answer["NeutronError"]?["message"]?.stringValue == message, "\(method) \(path) \(body): \(answer)")
+            }
+            let (_, after) = try await call(client, .get, "/networks/\(network)", setup.member)
+            #expect(after["network"]?["name"] == "kept" && after["network"]?["tags"] == [])
+            #expect(ids(try await call(client, .get, "/networks", setup.member).1, "networks") == [network])
+            #expect(try await call(client, .get, "/subnets", setup.member).1["subnets"]?.arrayValue?.isEmpty == true)
+        }
+    }
+
     @Test func securityGroupsShapesPolicyAndErrors() async throws {
         try await withNeutron { client, setup in
             let listed = try await call(client, .get, "/security-groups", setup.member)
