@@ -128,10 +128,10 @@ public final class Schema: Sendable {
                 return fail("required", "'\(name)' is a required property")
             }
             if let minProperties, object.count < minProperties {
-                return fail("minProperties", "\(value.pythonRepr) does not have enough properties")
+                return fail("minProperties", "\(value.pythonRepr) \(minProperties == 1 ? "should be non-empty" : "does not have enough properties")")
             }
             if let maxProperties, object.count > maxProperties {
-                return fail("maxProperties", "\(value.pythonRepr) has too many properties")
+                return fail("maxProperties", "\(value.pythonRepr) \(maxProperties == 0 ? "is expected to be empty" : "has too many properties")")
             }
             if let keyRule {
                 for key in object.keys.sorted() where !properties.contains(where: { $0.0 == key }) && keyRule.rule.test(key) {
@@ -156,16 +156,16 @@ public final class Schema: Sendable {
                     if let found = items.violation(item, at: path + [String(index)]) { return found }
                 }
             }
-            if let minItems, list.count < minItems { return fail("minItems", "\(value.pythonRepr) is too short") }
-            if let maxItems, list.count > maxItems { return fail("maxItems", "\(value.pythonRepr) is too long") }
+            if let minItems, list.count < minItems { return fail("minItems", "\(value.pythonRepr) \(Self.tooShort(minItems))") }
+            if let maxItems, list.count > maxItems { return fail("maxItems", "\(value.pythonRepr) \(Self.tooLong(maxItems))") }
             if uniqueItems {
                 for (index, item) in list.enumerated() where list[..<index].contains(where: { Self.same($0, item) }) {
                     return fail("uniqueItems", "\(value.pythonRepr) has non-unique elements")
                 }
             }
         case .string(let text):
-            if let minLength, text.count < minLength { return fail("minLength", "\(value.pythonRepr) is too short") }
-            if let maxLength, text.count > maxLength { return fail("maxLength", "\(value.pythonRepr) is too long") }
+            if let minLength, text.unicodeScalars.count < minLength { return fail("minLength", "\(value.pythonRepr) \(Self.tooShort(minLength))") }
+            if let maxLength, text.unicodeScalars.count > maxLength { return fail("maxLength", "\(value.pythonRepr) \(Self.tooLong(maxLength))") }
             if let pattern, !pattern.test(text) { return fail("pattern", "\(value.pythonRepr) does not match \(JSON.string(pattern.text).pythonRepr)") }
             if let format, !Self.conforms(text, to: format) { return fail("format", "\(value.pythonRepr) is not a '\(format.rawValue)'") }
         case .number(let number):
@@ -194,6 +194,11 @@ public final class Schema: Sendable {
         }
         return nil
     }
+
+    /// jsonschema's words (4.21 and later) for a string or list under its minimum length…
+    static func tooShort(_ minimum: Int) -> String { minimum == 1 ? "should be non-empty" : "is too short" }
+    /// … and over its maximum.
+    static func tooLong(_ maximum: Int) -> String { maximum == 0 ? "is expected to be empty" : "is too long" }
 
     static func matches(_ value: JSON, _ kind: Kind) -> Bool {
         switch (kind, value) {
