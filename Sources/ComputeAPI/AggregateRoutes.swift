@@ -64,7 +64,7 @@ extension ComputeAPI {
         @Sendable func run<T>(_ body: () async throws -> T) async throws -> T {
             do { return try await body() } catch let failure as Aggregates.Failure { throw Self.fault(failure) }
         }
-        v21.get("os-aggregates") { request, context in
+        v21.get("os-aggregates", query: NovaQuerySchemas.open) { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-aggregates:index")
             return answer(.ok, ["aggregates": .array(try await aggregates.list().map(aggregateJSON))], version)
         }
@@ -78,7 +78,7 @@ extension ComputeAPI {
             let created = try await run { try await aggregates.create(name: name, availabilityZone: availabilityZone) }
             return answer(.ok, ["aggregate": aggregateJSON(created)], version)
         }
-        v21.get("os-aggregates/:aggregate_id") { request, context in
+        v21.get("os-aggregates/:aggregate_id", query: NovaQuerySchemas.open) { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-aggregates:show")
             let aggregate = try await run { try await aggregates.get(try id(context)) }
             return answer(.ok, ["aggregate": aggregateJSON(aggregate)], version)

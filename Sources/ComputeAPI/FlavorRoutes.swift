@@ -113,13 +113,13 @@ extension ComputeAPI {
             let showSpecs = try context.allows("os_compute_api:os-flavor-extra-specs:index")
             return answer(.ok, ["flavors": .array(list.map { flavorJSON($0, version, detail: detail, showSpecs: showSpecs) })], version)
         }
-        v21.get("flavors") { request, context in try await listed(request, context, detail: false) }
-        v21.get("flavors/detail") { request, context in try await listed(request, context, detail: true) }
+        v21.get("flavors", query: NovaQuerySchemas.flavors) { request, context in try await listed(request, context, detail: false) }
+        v21.get("flavors/detail", query: NovaQuerySchemas.flavors) { request, context in try await listed(request, context, detail: true) }
 
         @Sendable func visible(_ id: String, _ caller: Caller) async throws -> Flavor {
             try await run { try await flavors.get(id, visibleTo: caller.hasRole("admin") ? nil : caller.project?.id ?? "") }
         }
-        v21.get("flavors/:flavor_id") { request, context in
+        v21.get("flavors/:flavor_id", query: NovaQuerySchemas.open) { request, context in
             let (caller, version) = try await authenticated(request, context)
             let flavor = try await visible(try context.parameters.require("flavor_id"), caller)
             let showSpecs = try context.allows("os_compute_api:os-flavor-extra-specs:index")
@@ -203,7 +203,7 @@ extension ComputeAPI {
         }
 
         // MARK: extra specs
-        v21.get("flavors/:flavor_id/os-extra_specs") { request, context in
+        v21.get("flavors/:flavor_id/os-extra_specs", query: NovaQuerySchemas.open) { request, context in
             let (caller, version) = try await begin(request, context, "os_compute_api:os-flavor-extra-specs:index")
             let flavor = try await visible(try context.parameters.require("flavor_id"), caller)
             return answer(.ok, ["extra_specs": .object(flavor.extraSpecs.mapValues(JSON.string))], version)
@@ -233,7 +233,7 @@ extension ComputeAPI {
             }
             return answer(.ok, ["extra_specs": .object(flavor.extraSpecs.mapValues(JSON.string))], version)
         }
-        v21.get("flavors/:flavor_id/os-extra_specs/:key") { request, context in
+        v21.get("flavors/:flavor_id/os-extra_specs/:key", query: NovaQuerySchemas.open) { request, context in
             let (caller, version) = try await begin(request, context, "os_compute_api:os-flavor-extra-specs:show")
             let id = try context.parameters.require("flavor_id"), key = try context.parameters.require("key")
             let flavor = try await visible(id, caller)
@@ -265,7 +265,7 @@ extension ComputeAPI {
         @Sendable func accessJSON(_ id: String, _ projects: [String]) -> JSON {
             ["flavor_access": .array(projects.map { ["flavor_id": .string(id), "tenant_id": .string($0)] })]
         }
-        v21.get("flavors/:flavor_id/os-flavor-access") { request, context in
+        v21.get("flavors/:flavor_id/os-flavor-access", query: NovaQuerySchemas.open) { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-flavor-access")
             let id = try context.parameters.require("flavor_id")
             let flavor = try await run { try await flavors.get(id) }

@@ -47,18 +47,18 @@ extension ComputeAPI {
             if let limit = try Paging.novaLimit(request) { all = Array(all.prefix(limit)) }
             return all
         }
-        v21.get("os-hypervisors") { request, context in
+        v21.get("os-hypervisors", query: NovaQuerySchemas.hypervisors) { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-hypervisors:list")
             let list = try await listed(request, context)
             return answer(.ok, ["hypervisors": .array(list.map { .object(hypervisorSummary($0)) })], version)
         }
-        v21.get("os-hypervisors/detail") { request, context in
+        v21.get("os-hypervisors/detail", query: NovaQuerySchemas.hypervisors) { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-hypervisors:list-detail")
             let list = try await listed(request, context)
             let usage = try await hosts.store.usage()
             return answer(.ok, ["hypervisors": .array(list.map { hypervisorDetail($0, version, usage: usage[$0.host] ?? .init()) })], version)
         }
-        v21.get("os-hypervisors/statistics") { request, context in
+        v21.get("os-hypervisors/statistics", query: NovaQuerySchemas.anything) { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-hypervisors:statistics")
             let all = try await hosts.hypervisors().map(\.resources)
             let usage = try await hosts.store.usage().values
@@ -74,7 +74,7 @@ extension ComputeAPI {
                 "running_vms": number(sum(\.runningVMs)),
             ]], version)
         }
-        v21.get("os-hypervisors/:hypervisor_id/uptime") { request, context in
+        v21.get("os-hypervisors/:hypervisor_id/uptime", query: NovaQuerySchemas.anything) { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-hypervisors:uptime")
             let id = try context.parameters.require("hypervisor_id")
             guard let hypervisor = try await hosts.hypervisors().first(where: { $0.id == id }) else {
@@ -84,7 +84,7 @@ extension ComputeAPI {
             object["uptime"] = .string(hypervisor.resources.uptime)
             return answer(.ok, ["hypervisor": .object(object)], version)
         }
-        v21.get("os-hypervisors/:hypervisor_id") { request, context in
+        v21.get("os-hypervisors/:hypervisor_id", query: NovaQuerySchemas.hypervisor) { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-hypervisors:show")
             let id = try context.parameters.require("hypervisor_id")
             guard let hypervisor = try await hosts.hypervisors().first(where: { $0.id == id }) else {

@@ -28,7 +28,7 @@ extension ComputeAPI {
     ]
 
     func registerInterfaces(on v21: APIRoutes) {
-        v21.get("servers/:server_id/os-security-groups") { request, context in
+        v21.get("servers/:server_id/os-security-groups", query: NovaQuerySchemas.open) { request, context in
             let id = try context.parameters.require("server_id")
             let (server, _, version, _) = try await authorizedServer(request, context, id, "os_compute_api:os-security-groups:list")
             let groups = try await servers.securityGroups(of: server)
@@ -47,13 +47,13 @@ extension ComputeAPI {
                         "tenant_id": .string(group.projectID), "rules": .array(rules)]
             })], version)
         }
-        v21.get("servers/:server_id/os-interface") { request, context in
+        v21.get("servers/:server_id/os-interface", query: NovaQuerySchemas.open) { request, context in
             let id = try context.parameters.require("server_id")
             let (_, _, version, who) = try await authorizedServer(request, context, id, "os_compute_api:os-attach-interfaces:list")
             let ports = try await interfaceCall { try await servers.interfaces(id, by: who) }
             return answer(.ok, ["interfaceAttachments": .array(ports.map { interfaceJSON($0, version) })], version)
         }
-        v21.get("servers/:server_id/os-interface/:port_id") { request, context in
+        v21.get("servers/:server_id/os-interface/:port_id", query: NovaQuerySchemas.open) { request, context in
             let id = try context.parameters.require("server_id")
             let portID = try context.parameters.require("port_id")
             let (_, _, version, who) = try await authorizedServer(request, context, id, "os_compute_api:os-attach-interfaces:show")

@@ -54,7 +54,7 @@ extension ComputeAPI {
             let (caller, version) = try await authenticated(request, context)
             return (try owner(caller, version, request, context, action), version)
         }
-        v21.get("os-keypairs") { request, context in
+        v21.get("os-keypairs", query: NovaQuerySchemas.keyPairs) { request, context in
             let (user, version) = try await subject(request, context, "os_compute_api:os-keypairs:index")
             var list = try await keyPairs.list(userID: user)
             if let marker = request.query("marker") {
@@ -91,7 +91,7 @@ extension ComputeAPI {
             if let privateKey { object["private_key"] = .string(privateKey) }
             return answer(version >= Microversion(2, 2) ? .created : .ok, ["keypair": .object(object)], version)
         }
-        v21.get("os-keypairs/:name") { request, context in
+        v21.get("os-keypairs/:name", query: NovaQuerySchemas.keyPair) { request, context in
             let (user, version) = try await subject(request, context, "os_compute_api:os-keypairs:show")
             let row = try await run { try await keyPairs.get(userID: user, name: try context.parameters.require("name")) }
             return answer(.ok, ["keypair": keyPairJSON(row, version, full: true)], version)

@@ -36,17 +36,17 @@ extension ComputeAPI {
             if let id { object["id"] = .string(id) }
             return ["quota_set": .object(object)]
         }
-        v21.get("os-quota-sets/:project_id") { request, context in
+        v21.get("os-quota-sets/:project_id", query: NovaQuerySchemas.quotaSet) { request, context in
             let project = try context.parameters.require("project_id")
             let (_, version) = try await check(request, context, "os_compute_api:os-quota-sets:show", project: project)
             return answer(.ok, quotaSet(try await quotas.limits(project: project), id: project), version)
         }
-        v21.get("os-quota-sets/:project_id/defaults") { request, context in
+        v21.get("os-quota-sets/:project_id/defaults", query: NovaQuerySchemas.open) { request, context in
             let project = try context.parameters.require("project_id")
             let (_, version) = try await check(request, context, "os_compute_api:os-quota-sets:defaults", project: project)
             return answer(.ok, quotaSet(quotas.defaults, id: project), version)
         }
-        v21.get("os-quota-sets/:project_id/detail") { request, context in
+        v21.get("os-quota-sets/:project_id/detail", query: NovaQuerySchemas.quotaSet) { request, context in
             let project = try context.parameters.require("project_id")
             let (caller, version) = try await check(request, context, "os_compute_api:os-quota-sets:show", project: project)
             let limits = try await quotas.limits(project: project)
@@ -93,7 +93,7 @@ extension ComputeAPI {
             return Response(status: .accepted, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
         }
 
-        v21.get("limits") { request, context in
+        v21.get("limits", query: NovaQuerySchemas.limits) { request, context in
             let (caller, version) = try await authenticated(request, context)
             var project = caller.project?.id ?? ""
             if let other = request.query("tenant_id"), other != project {
@@ -131,11 +131,11 @@ extension ComputeAPI {
                         "hosts": detail ? .object(hostsJSON) : nil]
             })]
         }
-        v21.get("os-availability-zone") { request, context in
+        v21.get("os-availability-zone", query: NovaQuerySchemas.open) { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-availability-zone:list")
             return answer(.ok, try await zones(detail: false), version)
         }
-        v21.get("os-availability-zone/detail") { request, context in
+        v21.get("os-availability-zone/detail", query: NovaQuerySchemas.open) { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-availability-zone:detail")
             return answer(.ok, try await zones(detail: true), version)
         }

@@ -77,10 +77,10 @@ extension ComputeAPI {
     }
 
     func registerServers(on v21: APIRoutes) {
-        v21.get("servers") { request, context in try await listServers(request, context, detail: false) }
-        v21.get("servers/detail") { request, context in try await listServers(request, context, detail: true) }
+        v21.get("servers", query: NovaQuerySchemas.servers) { request, context in try await listServers(request, context, detail: false) }
+        v21.get("servers/detail", query: NovaQuerySchemas.servers) { request, context in try await listServers(request, context, detail: true) }
         v21.post("servers", body: Self.body { ServerSchemas.create($0) }) { request, context in try await createServer(request, context) }
-        v21.get("servers/:server_id") { request, context in try await showServer(request, context) }
+        v21.get("servers/:server_id", query: NovaQuerySchemas.open) { request, context in try await showServer(request, context) }
         v21.put("servers/:server_id", body: Self.body { ServerSchemas.update($0) }) { request, context in try await updateServer(request, context) }
         v21.delete("servers/:server_id") { request, context in try await deleteServer(request, context) }
         v21.post("servers/:server_id/action", body: Self.body { ServerActionSchemas.action($0) }) { request, context in try await serverAction(request, context) }
@@ -257,12 +257,12 @@ extension ComputeAPI {
     }
 
     func registerServerMetadata(on v21: APIRoutes) {
-        v21.get("servers/:server_id/metadata") { request, context in
+        v21.get("servers/:server_id/metadata", query: NovaQuerySchemas.open) { request, context in
             let (server, _, version, _) = try await authorizedServer(request, context, try context.parameters.require("server_id"),
                                                                     "os_compute_api:server-metadata:index")
             return answer(.ok, ["metadata": .object(server.metadata.mapValues(JSON.string))], version)
         }
-        v21.get("servers/:server_id/metadata/:key") { request, context in
+        v21.get("servers/:server_id/metadata/:key", query: NovaQuerySchemas.open) { request, context in
             let (server, _, version, _) = try await authorizedServer(request, context, try context.parameters.require("server_id"),
                                                                     "os_compute_api:server-metadata:index")
             let key = try context.parameters.require("key")

@@ -18,7 +18,7 @@ extension ComputeAPI {
     }
 
     func registerServices(on v21: APIRoutes) {
-        v21.get("os-services") { request, context in
+        v21.get("os-services", query: NovaQuerySchemas.services) { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-services:list")
             let host = request.query("host"), binary = request.query("binary")
             let services = try await hosts.services { record in

@@ -84,13 +84,13 @@ extension ComputeAPI {
             }
             return Response(status: .accepted, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
         }
-        v21.get("servers/:server_id/os-volume_attachments") { request, context in
+        v21.get("servers/:server_id/os-volume_attachments", query: NovaQuerySchemas.volumeAttachments) { request, context in
             let id = try context.parameters.require("server_id")
             let (_, _, version, _) = try await authorizedServer(request, context, id, "os_compute_api:os-volumes-attachments:index")
             let list = try await servers.attachedVolumes([id])[id] ?? []
             return answer(.ok, ["volumeAttachments": .array(list.map { attachmentJSON($0, version) })], version)
         }
-        v21.get("servers/:server_id/os-volume_attachments/:volume_id") { request, context in
+        v21.get("servers/:server_id/os-volume_attachments/:volume_id", query: NovaQuerySchemas.open) { request, context in
             let id = try context.parameters.require("server_id")
             let volumeID = try context.parameters.require("volume_id")
             let (_, _, version, _) = try await authorizedServer(request, context, id, "os_compute_api:os-volumes-attachments:show")

@@ -27,8 +27,8 @@ import Volumes
 /// the declarations.
 @Suite struct RouteSchemaTests {
     /// The controller's router with every API on it, and the declarations its routes made.
-    static func controllerRoutes() async throws -> (routes: [String], declared: Set<String>) {
-        let result = Mutex<(routes: [String], declared: Set<String>)>(([], []))
+    static func controllerRoutes() async throws -> (routes: [String], declared: Set<String>, queries: Set<String>) {
+        let result = Mutex<(routes: [String], declared: Set<String>, queries: Set<String>)>(([], [], []))
         try await withBootstrappedIdentity { database, service in
             let logger = Logger(label: "routes-test")
             let identity = KeystoneAPI(service: service, policy: try Policy(defaults: KeystonePolicy.defaults), publicURL: "http://controller:5000",
@@ -57,7 +57,7 @@ import Volumes
                         logger: logger).register(on: router)
             identity.register(on: router)
             let routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }
-            result.withLock { $0 = (routes, identity.schemas.declared) }
+            result.withLock { $0 = (routes, identity.schemas.declared, identity.schemas.declaredQueries) }
         }
         return result.withLock { $0 }
     }
@@ -69,7 +69,7 @@ import Volumes
     ]
 
     @Test func everyWriteRouteDeclaresItsBody() async throws {
-        let (routes, declared) = try await Self.controllerRoutes()
+        let (routes, declared, _) = try await Self.controllerRoutes()
         let writes = routes.filter { $0.hasPrefix("POST ") || $0.hasPrefix("PUT ") || $0.hasPrefix("PATCH ") }
             // The guests' metadata API (Nova's metadata service) is not an OpenStack client API:
             // its one write, a guest's password, is the raw body Nova's takes.
@@ -82,6 +82,20 @@ import Volumes
         #expect(Self.pending.subtracting(missing).isEmpty,
                 "declared now, so no longer pending:\n\(Self.pending.subtracting(missing).sorted().joined(separator: "\n"))")
         #expect(declared.subtracting(writes).isEmpty, "declared for no route: \(declared.subtracting(writes).sorted())")
+    }
+
+    /// The read routes of the APIs that check their queries with schemas (Nova's and
+    /// Keystone's; Cinder, Glance and Neutron check theirs in code) declare them.
+    @Test func readRoutesDeclareTheirQueries() async throws {
+        let (routes, _, queries) = try await Self.controllerRoutes()
+        let nova = Set(routes.filter { $0.hasPrefix("GET /compute/v2.1/") })
+        let keystone: Set<String> = ["GET /v3/domains", "GET /v3/projects", "GET /v3/users", "GET /v3/groups", "GET /v3/roles",
+                                     "GET /v3/regions", "GET /v3/services", "GET /v3/endpoints"]
+        print("routes: \(queries.count) read routes declare their query")
+        #expect(nova.count > 25, "\(nova.count) compute read routes: the router was not built whole")
+        #expect(nova.union(keystone).subtracting(queries).isEmpty,
+                "read routes without a declared query:\n\(nova.union(keystone).subtracting(queries).sorted().joined(separator: "\n"))")
+        #expect(queries.subtracting(routes).isEmpty, "declared for no route: \(queries.subtracting(routes).sorted())")
     }
 
     /// The schemas declared with the routes run before the handlers, in each API's words.
@@ -100,6 +114,21 @@ import Volumes
                 #expect(status == .badRequest, "\(method) \(path)")
                 #expect(json?.objectValue?.values.first?["message"]?.stringValue == message, "\(method) \(path): \(String(describing: json))")
             }
+            // Queries, as Nova's query schemas check them, per microversion.
+            let v275: HTTPFields = [HostAPITests().version: "compute 2.75"]
+            for (path, headers, message) in [
+                ("/compute/v2.1/flavors/detail?limit=-1", HTTPFields(), "Invalid input for query parameters limit. Value: -1. '-1' does not match '^[0-9]*$'"),
+                ("/compute/v2.1/flavors?sort_dir=up", HTTPFields(), "Invalid input for query parameters sort_dir. Value: up. 'up' is not one of ['asc', 'desc']"),
+                ("/compute/v2.1/os-services?colour=red", v275, "Additional properties are not allowed ('colour' was unexpected)"),
+                ("/compute/v2.1/flavors?colour=red", v275, "Additional properties are not allowed ('colour' was unexpected)"),
+            ] {
+                let (status, _, json) = try await HostAPITests().get(client, path, token: token, headers: headers)
+                #expect(status == .badRequest, "\(path)")
+                #expect(json?["badRequest"]?["message"]?.stringValue == message, "\(path): \(String(describing: json))")
+            }
+            // Before 2.75 Nova ignores what it does not know.
+            #expect(try await HostAPITests().get(client, "/compute/v2.1/os-services?colour=red", token: token).0 == .ok)
+            #expect(try await HostAPITests().get(client, "/compute/v2.1/flavors?colour=red", token: token).0 == .ok)
             let aggregates = try await HostAPITests().get(client, "/compute/v2.1/os-aggregates", token: token)
             #expect(aggregates.2?["aggregates"]?.arrayValue?.isEmpty == true, "nothing was made by the refused request")
         }
