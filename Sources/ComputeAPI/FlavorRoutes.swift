@@ -218,13 +218,13 @@ extension ComputeAPI {
                 guard !key.isEmpty, key.count <= 255, key.range(of: "^[\\w.:-]+$", options: .regularExpression) != nil else {
                     throw APIFault(.badRequest, "Invalid input for field/attribute extra_specs key '\(key)'.")
                 }
-                switch value {
-                case .string(let text) where text.count <= 255: values[key] = text
-                case .number(let number): values[key] = Int(exactly: number).map(String.init) ?? String(number)
-                case .bool(let flag): values[key] = flag ? "True" : "False"
-                default: throw APIFault(.badRequest, "Invalid input for field/attribute extra_specs value of '\(key)'.")
+                guard let text = NovaExtraSpecs.text(of: value), text.count <= 255 else {
+                    throw APIFault(.badRequest, "Invalid input for field/attribute extra_specs value of '\(key)'.")
                 }
+                values[key] = text
             }
+            // From 2.86 Nova holds each spec to its registry, before it looks the flavor up.
+            if version >= Microversion(2, 86), let message = NovaExtraSpecs.refusal(values) { throw APIFault(.badRequest, message) }
             let frozen = values
             let flavor = try await run {
                 try await flavors.change(try context.parameters.require("flavor_id")) { flavor in
@@ -240,15 +240,21 @@ extension ComputeAPI {
             guard let value = flavor.extraSpecs[key] else { throw Self.fault(Flavors.Failure.specMissing(flavor: id, key: key)) }
             return answer(.ok, [key: .string(value)], version)
         }
-        v21.put("flavors/:flavor_id/os-extra_specs/:key", body: .json(FlavorExtraSpecSchemas.specs, style: .nova)) { request, context in
+        v21.put("flavors/:flavor_id/os-extra_specs/:key", body: .json(FlavorExtraSpecSchemas.update, style: .nova)) { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-flavor-extra-specs:update")
             let id = try context.parameters.require("flavor_id"), key = try context.parameters.require("key")
             let body = try await environment.body(request, context)
-            guard body.count == 1, let value = body[key]?.stringValue, value.count <= 255 else {
-                throw APIFault(.badRequest, "The request body must hold the one key of the URI, '\(key)', with a string value.")
+            // The schema holds the body to one spec; Nova checks it (by its own name) before it
+            // compares that name with the URI's.
+            guard body.count == 1, let (name, given) = body.first, let value = NovaExtraSpecs.text(of: given), value.count <= 255 else {
+                throw APIFault(.badRequest, "The request body must hold one extra spec, '\(key)'.")
             }
+            if version >= Microversion(2, 86), let message = NovaExtraSpecs.refusal(name: name, value: value) {
+                throw APIFault(.badRequest, message)
+            }
+            guard name.unicodeScalars.elementsEqual(key.unicodeScalars) else { throw APIFault(.badRequest, "Request body and URI mismatch") }
             _ = try await run { try await flavors.change(id) { $0.extraSpecs[key] = value } }
-            return answer(.ok, [key: .string(value)], version)
+            return answer(.ok, [key: given], version)
         }
         v21.delete("flavors/:flavor_id/os-extra_specs/:key") { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-flavor-extra-specs:delete")

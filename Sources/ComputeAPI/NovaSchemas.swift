@@ -258,6 +258,8 @@ enum FlavorExtraSpecSchemas {
     static let value = Schema(types: [.string, .number, .boolean], minLength: 1, maxLength: 255)
     static let specs = Schema.map(keys: NovaTypes.metadataKey, values: value)
     static let create = Schema.object([("extra_specs", specs)], required: ["extra_specs"])
+    /// `PUT …/os-extra_specs/{key}`: one spec.
+    static let update = Schema(types: [.object], additional: .some(nil), keyRule: (NovaTypes.metadataKey, value), minProperties: 1, maxProperties: 1)
     static let access = Schema.object([("tenant", .string(minLength: 1, maxLength: 255))], required: ["tenant"])
     static let action = Schema.object([("addTenantAccess", access), ("removeTenantAccess", access)], additional: true)
 }

@@ -176,3 +176,30 @@ import Testing
         #expect(refusal(["addSecurityGroup": ["name": ""]]) != nil)
     }
 }
+
+/// Nova's registry of flavor extra specs (checked from 2.86): a registered spec's value, and a
+/// spec of a registered namespace that is not registered, refused in Nova's words; unknown
+/// namespaces and names without one pass.
+@Suite struct ExtraSpecRegistryTests {
+    @Test func registeredSpecsAreHeldToNovasValidators() {
+        for (name, value, message) in [
+            ("hw:cpu_policy", "bogus", "Validation failed; 'bogus' is not one of: dedicated, shared, mixed."),
+            ("hw:bogus", "1", "Validation failed; extra spec 'hw:bogus' does not appear to be a valid extra spec."),
+            ("hw:numa_nodes", "0", "Validation failed; '0' is less than the min value of '1'."),
+            ("hw:redirected_usb_ports", "16", "Validation failed; '16' is greater than the max value of '15'."),
+            ("hw:cpu_realtime", "maybe", "Validation failed; 'maybe' is not a valid boolean-like value."),
+            ("hw:mem_page_size", "huge", "Validation failed; 'huge' is not of the format '(large|small|any|\\d+([kKMGT]i?)?(b|bit|B)?)'."),
+            ("trait:HW_CPU_X86_AVX2", "maybe", "Validation failed; 'maybe' is not one of: required, forbidden."),
+            ("resources1:VCPU", "two", "Validation failed; 'two' is not a valid integer value."),
+            ("capabilities:hypervisor_type:x", "QEMU",
+             "Validation failed; extra spec 'capabilities:hypervisor_type:x' does not appear to be a valid extra spec."),
+        ] {
+            #expect(NovaExtraSpecs.refusal(name: name, value: value) == message, "\(name)=\(value)")
+        }
+        for (name, value) in [("hw:cpu_policy", "shared"), ("hw:numa_nodes", "1"), ("hw:numa_nodes", " 007 "), ("foo:bar", "x"), ("k", "v"),
+                              ("aggregate_instance_extra_specs:ssd", "anything"), ("hw:cpu_realtime", "True"), ("trait:CUSTOM_FOO", "required"),
+                              ("hw:numa_cpus.0", "0-3"), ("resources:VCPU", "2"), ("quota:cpu_shares", "1024")] {
+            #expect(NovaExtraSpecs.refusal(name: name, value: value) == nil, "\(name)=\(value)")
+        }
+    }
+}

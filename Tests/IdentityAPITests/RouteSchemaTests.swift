@@ -126,6 +126,23 @@ import Volumes
                 #expect(status == .badRequest, "\(path)")
                 #expect(json?["badRequest"]?["message"]?.stringValue == message, "\(path): \(String(describing: json))")
             }
+            // Flavor extra specs: held to Nova's registry from 2.86, not before.
+            let flavor = try await HostAPITests().get(client, "/compute/v2.1/flavors", token: token, method: .post,
+                                                      body: #"{"flavor": {"name": "specs", "ram": 64, "vcpus": 1, "disk": 1, "id": "specs-1"}}"#)
+            #expect(flavor.0 == .ok)
+            let specs = "/compute/v2.1/flavors/specs-1/os-extra_specs"
+            let bogus = #"{"extra_specs": {"hw:cpu_policy": "bogus"}}"#
+            let at286 = try await HostAPITests().get(client, specs, token: token, method: .post, body: bogus,
+                                                     headers: [HostAPITests().version: "compute 2.86"])
+            #expect(at286.0 == .badRequest)
+            #expect(at286.2?["badRequest"]?["message"] == "Validation failed; 'bogus' is not one of: dedicated, shared, mixed.")
+            let put = try await HostAPITests().get(client, specs + "/hw:numa_nodes", token: token, method: .put, body: #"{"hw:numa_nodes": "0"}"#,
+                                                   headers: [HostAPITests().version: "compute 2.86"])
+            #expect(put.2?["badRequest"]?["message"] == "Validation failed; '0' is less than the min value of '1'.")
+            #expect(try await HostAPITests().get(client, specs, token: token).2?["extra_specs"] == [:], "nothing was stored")
+            let at285 = try await HostAPITests().get(client, specs, token: token, method: .post, body: bogus,
+                                                     headers: [HostAPITests().version: "compute 2.85"])
+            #expect(at285.0 == .ok, "before 2.86 Nova takes any value")
             // Before 2.75 Nova ignores what it does not know.
             #expect(try await HostAPITests().get(client, "/compute/v2.1/os-services?colour=red", token: token).0 == .ok)
             #expect(try await HostAPITests().get(client, "/compute/v2.1/flavors?colour=red", token: token).0 == .ok)
