@@ -134,6 +134,7 @@ import Testing
         try await create("group_sg", "/networking/v2.0/security-groups", #"{"security_group": {"name": "fz"}}"#, "security_group")
         try await create("router", "/networking/v2.0/routers", #"{"router": {"name": "fz"}}"#, "router")
         try await create("type", "/volume/v3/types", #"{"volume_type": {"name": "fz"}}"#, "volume_type")
+        try await create("volume", "/volume/v3/volumes", #"{"volume": {"size": 1, "name": "fz"}}"#, "volume")
         return made
     }
 

@@ -22,6 +22,11 @@ import Contracts
 /// error shape, admin-only policy, and what a node report turns into.
 @Suite struct HostAPITests {
     func withAPIs(_ body: @Sendable (any TestClientProtocol, String, ServiceStore) async throws -> Void) async throws {
+        try await withAPIsAndSchemas { client, token, store, _ in try await body(client, token, store) }
+    }
+
+    /// The same, with the bodies and queries the routes declared.
+    func withAPIsAndSchemas(_ body: @Sendable (any TestClientProtocol, String, ServiceStore, RouteSchemas) async throws -> Void) async throws {
         try await withBootstrappedIdentity { database, service in
             let defaults = KeystonePolicy.defaults + ComputeAPI.policyDefaults + NetworkAPI.policyDefaults + VolumeAPI.policyDefaults
             let identity = KeystoneAPI(service: service, policy: try Policy(defaults: defaults), publicURL: "http://controller:5000",
@@ -49,7 +54,7 @@ import Contracts
                                    hypervisor: HypervisorRecord(type: "QEMU", version: 7_002_000, cpuModel: "x86_64", vcpus: 2,
                                                                 memoryMB: 4096, localGB: 50), at: Date().addingTimeInterval(-120))
             let token = try await adminToken(service)
-            try await Application(router: router).test(.router) { client in try await body(client, token, store) }
+            try await Application(router: router).test(.router) { client in try await body(client, token, store, identity.schemas) }
         }
     }
 
