@@ -255,7 +255,8 @@ enum InterfaceSchemas {
 
 /// Flavor extra specs (before 2.86's per-spec validation) and the access actions.
 enum FlavorExtraSpecSchemas {
-    static let value = Schema(types: [.string, .number, .boolean], minLength: 1, maxLength: 255)
+    /// A spec's value: a string of at most 255 characters (empty too) or a number, as Nova's.
+    static let value = Schema(types: [.string, .number], maxLength: 255)
     static let specs = Schema.map(keys: NovaTypes.metadataKey, values: value)
     static let create = Schema.object([("extra_specs", specs)], required: ["extra_specs"])
     /// `PUT …/os-extra_specs/{key}`: one spec.

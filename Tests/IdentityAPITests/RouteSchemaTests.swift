@@ -107,8 +107,8 @@ import Volumes
                 (.put, "/compute/v2.1/os-quota-sets/p", #"{"quota_set": {"cores": -2}}"#,
                  "Invalid input for field/attribute cores. Value: -2. -2 is less than the minimum of -1"),
                 (.put, "/volume/v3/os-quota-sets/p", #"{}"#, "'quota_set' is a required property"),
-                (.put, "/compute/v2.1/flavors/1/os-extra_specs/k", #"{"k": ""}"#,
-                 "Invalid input for field/attribute k. Value: . '' should be non-empty"),
+                (.put, "/compute/v2.1/flavors/1/os-extra_specs/k", #"{"k": true}"#,
+                 "Invalid input for field/attribute k. Value: True. True is not of type 'string', 'number'"),
             ] {
                 let (status, _, json) = try await HostAPITests().get(client, path, token: token, method: method, body: body)
                 #expect(status == .badRequest, "\(method) \(path)")
