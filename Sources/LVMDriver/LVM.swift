@@ -96,7 +96,8 @@ public final class LVM: Sendable {
     }
 
     public func createPhysicalVolume(_ device: String) async throws { _ = try await whileDeviceBusy { try await run(["pvcreate", "-y", device]) } }
-    public func removePhysicalVolume(_ device: String) async throws { _ = try await run(["pvremove", "-y", device]) }
+    /// (udev's probe after a pvcreate holds the device as a pvremove right after it wants it.)
+    public func removePhysicalVolume(_ device: String) async throws { _ = try await whileDeviceBusy { try await run(["pvremove", "-y", device]) } }
 
     public func createVolumeGroup(_ name: String, devices: [String]) async throws {
         try checkName(name)
@@ -104,7 +105,8 @@ public final class LVM: Sendable {
     }
 
     /// Runs `body` again (up to ~10 s) while LVM cannot open a device exclusively: right after
-    /// pvcreate, udev's probe of the device may still hold it open (over 3 s on a loaded CI host).
+    /// pvcreate, udev's probe of the device may still hold it open (over 3 s on a loaded CI host),
+    /// for a vgcreate or a pvremove alike.
     func whileDeviceBusy<T>(_ body: () async throws -> T) async throws -> T {
         var attempt = 0
         while true {
