@@ -10,14 +10,13 @@ import PetrelHTTP
 enum KeystoneSchemas {
     // MARK: the parts
 
-    /// Keystone's boolean: JSON's, or one of the strings oslo reads as one (null is refused).
-    static let boolean = Schema.choice(
-        [true, "True", "TRUE", "true", false, "False", "FALSE", "false", "", "1", "0", "y", "Y", "n", "N", "on", "ON", "off", "OFF",
-         "yes", "no"], types: [.boolean, .string, .null])
+    /// The values Keystone's boolean takes: JSON's, or the strings oslo reads as one.
+    static let booleanValues: [JSON] = [true, "True", "TRUE", "true", false, "False", "FALSE", "false", "", "1", "0", "y", "Y", "n", "N",
+                                        "on", "ON", "off", "OFF", "yes", "no"]
+    /// Keystone's boolean (null passes its type but not its values, so it is refused).
+    static let boolean = Schema.choice(booleanValues, types: [.boolean, .string, .null])
     /// The same, where null resets (resource options).
-    static let nullableBoolean = Schema.choice(
-        [true, "True", "TRUE", "true", false, "False", "FALSE", "false", "", "1", "0", "y", "Y", "n", "N", "on", "ON", "off", "OFF",
-         "yes", "no", nil], types: [.boolean, .string, .null])
+    static let nullableBoolean = Schema.choice(booleanValues + [nil], types: [.boolean, .string, .null])
 
     /// A name: something besides white space, within `maxLength`.
     static func name(maxLength: Int) -> Schema {

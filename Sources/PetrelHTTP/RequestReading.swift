@@ -60,18 +60,22 @@ extension Request {
         if let type = mediaType, !accepted.contains(type) { throw UnsupportedMediaType(type) }
     }
 
-    /// A query parameter, decoded as a form (`+` is a space, as Python's clients send it).
-    public func query(_ key: String) -> String? {
-        guard let raw = uri.query else { return nil }
+    /// The query's (name, value) pairs in order, decoded as a form (`+` is a space, as Python's
+    /// clients send it); a name without `=` has the empty value.
+    public var queryPairs: [(name: String, value: String)] {
         func decode(_ part: Substring) -> String {
             let text = part.replacingOccurrences(of: "+", with: " ")
             return text.removingPercentEncoding ?? text
         }
-        for pair in raw.split(separator: "&") {
+        return (uri.query ?? "").split(separator: "&").map { pair in
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            if decode(parts[0]) == key { return parts.count > 1 ? decode(parts[1]) : "" }
+            return (decode(parts[0]), parts.count > 1 ? decode(parts[1]) : "")
         }
-        return nil
+    }
+
+    /// A query parameter's first value.
+    public func query(_ key: String) -> String? {
+        queryPairs.first { $0.name == key }?.value
     }
 
     /// Every value of a repeated query parameter (`tag=a&tag=b`), in order.

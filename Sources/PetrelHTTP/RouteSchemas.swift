@@ -47,14 +47,7 @@ public struct QuerySchema: Sendable {
     /// The query of `request` as the schema sees it.
     public func parameters(_ request: Request) -> JSON {
         var values: [String: [JSON]] = [:]
-        for pair in (request.uri.query ?? "").split(separator: "&") where !pair.isEmpty {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ part: Substring) -> String {
-                let text = part.replacingOccurrences(of: "+", with: " ")
-                return text.removingPercentEncoding ?? text
-            }
-            values[decode(parts[0]), default: []].append(.string(parts.count > 1 ? decode(parts[1]) : ""))
-        }
+        for (name, value) in request.queryPairs { values[name, default: []].append(.string(value)) }
         switch reading {
         case .lists: return .object(values.mapValues(JSON.array))
         case .firstValues: return .object(values.compactMapValues(\.first))

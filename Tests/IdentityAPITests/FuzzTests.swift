@@ -177,6 +177,40 @@ import Testing
         "/networking/v2.0/address-groups": "/networking/v2.0/address-groups",
     ]
 
+    /// Sends generated bodies and keeps count: a 5xx is a failure, a refusal must be in its
+    /// API's error shape and leave `probe` (what the request aimed at) as it was.
+    struct Tally {
+        var sent = 0, refused = 0, accepted = 0, checked = 0
+        var failures: [String] = []
+
+        /// Sends one body; true when the API took it.
+        mutating func send(_ client: any TestClientProtocol, _ token: String, _ method: HTTPRequest.Method, _ path: String, _ body: JSON,
+                           style: FaultStyle, probe: String?, headers: HTTPFields = [:]) async throws -> Bool {
+            let text = String(decoding: body.encoded(), as: UTF8.self)
+            let before = try await probe.asyncMap { try await HostAPITests().get(client, $0, token: token).2 }
+            let answer = try await HostAPITests().get(client, path, token: path == "/v3/auth/tokens" ? nil : token, method: method, body: text,
+                                                      headers: headers)
+            sent += 1
+            if answer.0.code >= 500 {
+                failures.append("\(answer.0.code) \(method) \(path) \(text) → \(String(describing: answer.2))")
+            } else if answer.0.code >= 400 {
+                refused += 1
+                if !FuzzTests().shapeIsRight(style, answer.0, answer.2) {
+                    failures.append("shape \(answer.0.code) \(method) \(path) \(text) → \(String(describing: answer.2))")
+                }
+                if let probe {
+                    let after = try await HostAPITests().get(client, probe, token: token).2
+                    checked += 1
+                    if after != before { failures.append("changed by a refused \(method) \(path) \(text): \(probe)") }
+                }
+            } else {
+                accepted += 1
+                return true
+            }
+            return false
+        }
+    }
+
     @Test func generatedBodiesNeverGetA5xxAndAlwaysTheAPIsErrorShape() async throws {
         try await HostAPITests().withAPIs { client, token, _ in
             let made = try await Self.make(client, token)
@@ -184,30 +218,14 @@ import Testing
                 Self.routes.map { ($0.0, $0.1, $0.2, $0.3, Self.collections[$0.1]) }
                 + Self.changes.map { ($0.0, made.path($0.1), made.filled($0.2), $0.3, made.path($0.4)) }
             var random = Seeded(state: 0x5EED_2026_1204)
-            var sent = 0, refused = 0, accepted = 0, checked = 0
-            var failures: [String] = []
+            var tally = Tally()
             for round in 0..<3000 {
                 let (method, path, valid, style, probe) = routes[round % routes.count]
                 let body: JSON = round % 5 == 0 ? Self.random(&random) : Self.mutate(valid, &random)
-                let text = String(decoding: body.encoded(), as: UTF8.self)
-                let before = try await probe.asyncMap { try await HostAPITests().get(client, $0, token: token).2 }
-                let answer = try await HostAPITests().get(client, path, token: path == "/v3/auth/tokens" ? nil : token, method: method, body: text)
-                sent += 1
-                if answer.0.code >= 500 {
-                    failures.append("\(answer.0.code) \(method) \(path) \(text)")
-                } else if answer.0.code >= 400 {
-                    refused += 1
-                    if !shapeIsRight(style, answer.0, answer.2) { failures.append("shape \(answer.0.code) \(path) \(text) → \(String(describing: answer.2))") }
-                    if let probe {
-                        let after = try await HostAPITests().get(client, probe, token: token).2
-                        checked += 1
-                        if after != before { failures.append("changed by a refused \(method) \(path) \(text): \(probe)") }
-                    }
-                } else {
-                    accepted += 1
-                }
+                _ = try await tally.send(client, token, method, path, body, style: style, probe: probe)
             }
-            print("fuzz: \(sent) requests to \(routes.count) routes, \(refused) refused (\(checked) checked for no change), \(accepted) accepted, \(failures.count) failures")
+            print("fuzz: \(tally.sent) requests to \(routes.count) routes, \(tally.refused) refused (\(tally.checked) checked for no change), \(tally.accepted) accepted, \(tally.failures.count) failures")
+            let failures = tally.failures
             #expect(failures.isEmpty, "\(failures.prefix(10).joined(separator: "\n"))")
         }
     }

@@ -136,8 +136,7 @@ import Testing
             // Half the rounds at each API's oldest microversion, half at its latest.
             let latest: HTTPFields = [HTTPField.Name("OpenStack-API-Version")!: "compute latest, volume latest"]
             #expect(routes.count > 100, "\(routes.count) routes declare a JSON body")
-            var sent = 0, refused = 0, accepted = 0, checked = 0
-            var failures: [String] = []
+            var tally = FuzzTests.Tally()
             var acceptedRoutes: Set<String> = []
             for round in 0..<12 {
                 let headers = round % 2 == 1 ? latest : HTTPFields()
@@ -146,35 +145,14 @@ import Testing
                     var body = Self.generate(schema(headers), &random)
                     if round % 4 == 3 { body = FuzzTests.mutate(body, &random) }
                     if round % 6 == 5 { body = FuzzTests.random(&random) }
-                    let text = String(decoding: body.encoded(), as: UTF8.self)
-                    let probe = Self.probe(method, path)
-                    let before = try await probe.asyncMap { try await HostAPITests().get(client, $0, token: token).2 }
-                    let answer = try await HostAPITests().get(client, path, token: path == "/v3/auth/tokens" ? nil : token, method: method,
-                                                              body: text, headers: headers)
-                    sent += 1
-                    if answer.0.code >= 500 {
-                        failures.append("\(answer.0.code) \(method) \(path) \(text) → \(String(describing: answer.2))")
-                    } else if answer.0.code >= 400 {
-                        refused += 1
-                        if round < 2, ProcessInfo.processInfo.environment["SCHEMA_FUZZ_DEBUG"] != nil {
-                            print("refused \(answer.0.code) \(method) \(template) \(text) → \(String(describing: answer.2))")
-                        }
-                        if !FuzzTests().shapeIsRight(Self.style(path), answer.0, answer.2) {
-                            failures.append("shape \(answer.0.code) \(method) \(path) \(text) → \(String(describing: answer.2))")
-                        }
-                        if let probe {
-                            let after = try await HostAPITests().get(client, probe, token: token).2
-                            checked += 1
-                            if after != before { failures.append("changed by a refused \(method) \(path) \(text): \(probe)") }
-                        }
-                    } else {
-                        accepted += 1
+                    if try await tally.send(client, token, method, path, body, style: Self.style(path), probe: Self.probe(method, path),
+                                            headers: headers) {
                         acceptedRoutes.insert("\(method) \(template)")
                     }
                 }
             }
-            print("schema fuzz: \(sent) requests to \(routes.count) routes, \(refused) refused (\(checked) checked for no change), \(accepted) accepted on \(acceptedRoutes.count) routes, \(failures.count) failures")
-            #expect(failures.isEmpty, "\(failures.prefix(10).joined(separator: "\n"))")
+            print("schema fuzz: \(tally.sent) requests to \(routes.count) routes, \(tally.refused) refused (\(tally.checked) checked for no change), \(tally.accepted) accepted on \(acceptedRoutes.count) routes, \(tally.failures.count) failures")
+            #expect(tally.failures.isEmpty, "\(tally.failures.prefix(10).joined(separator: "\n"))")
             // The generator makes bodies the APIs take, not only ones they refuse.
             #expect(acceptedRoutes.count > 30, "accepted on \(acceptedRoutes.count) routes only")
         }
