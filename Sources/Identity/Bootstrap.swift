@@ -3,7 +3,7 @@ import SQLKit
 import Store
 
 /// `keystone-manage bootstrap` for Petrel: the Default domain, an admin project and user,
-/// the roles admin ⇒ member ⇒ reader, the admin's role on its project and on the system, a
+/// the roles admin ⇒ manager ⇒ member ⇒ reader (and service), the admin's role on its project and on the system, a
 /// region, and the catalog entries of every API the controller serves. Re-running it is
 /// safe and changes nothing that exists (an existing admin keeps its password).
 public struct Bootstrap: Sendable {
@@ -56,7 +56,7 @@ public struct Bootstrap: Sendable {
                 \(bind: options.adminProject), \(bind: Self.defaultDomainID), 'Bootstrap project', \(bind: now))
                 ON CONFLICT DO NOTHING RETURNING id
                 """, "project \(options.adminProject)")
-            for role in ["admin", "member", "reader"] {
+            for role in ["admin", "manager", "member", "reader", "service"] {
                 try await inserted("""
                     INSERT INTO roles (id, name, domain_id, created_at) VALUES (\(bind: newID()), \(bind: role), '', \(bind: now))
                     ON CONFLICT DO NOTHING RETURNING id
@@ -66,8 +66,12 @@ public struct Bootstrap: Sendable {
                 try await sql.raw("SELECT id FROM roles WHERE name = \(bind: name) AND domain_id = ''").first()!
                     .decode(column: "id", as: String.self)
             }
-            let admin = try await roleID("admin"), member = try await roleID("member"), reader = try await roleID("reader")
-            for (prior, implied, label) in [(admin, member, "admin implies member"), (member, reader, "member implies reader")] {
+            let admin = try await roleID("admin"), manager = try await roleID("manager")
+            let member = try await roleID("member"), reader = try await roleID("reader")
+            // Keystone's chain since 2024.2: admin ⇒ manager ⇒ member ⇒ reader. A database
+            // bootstrapped before keeps its admin ⇒ member as well, which changes nothing.
+            for (prior, implied, label) in [(admin, manager, "admin implies manager"), (manager, member, "manager implies member"),
+                                            (member, reader, "member implies reader")] {
                 try await inserted("""
                     INSERT INTO implied_roles (prior_role_id, implied_role_id) VALUES (\(bind: prior), \(bind: implied))
                     ON CONFLICT DO NOTHING RETURNING prior_role_id

@@ -59,6 +59,14 @@ public struct FernetKeyRepository: Sendable {
         return Keys(primary: keys[0], all: keys)
     }
 
+    /// The staged key: the primary the next rotation makes.
+    public func stagedKey() throws -> FernetKey {
+        guard try indices().contains(0) else {
+            throw ConfigError(origin: directory, message: "no staged key here; run the setup command first")
+        }
+        return try read(0)
+    }
+
     /// The key numbers present (0 is the staged key).
     public func indices() throws -> [Int] {
         guard FileManager.default.fileExists(atPath: directory) else { return [] }

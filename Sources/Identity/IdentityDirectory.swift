@@ -81,8 +81,22 @@ extension IdentityService {
     }
 
     /// A user or a group lives in a domain that exists.
+    /// A password given at creation was set by an administrator: it expires as the rules say.
     public func createUser(_ row: User) async throws {
-        try await create(row, in: IdentityTables.users, requiring: row.domainID, kind: "domain", of: IdentityTables.domains)
+        try await write { sql in
+            guard try await IdentityTables.domains.get(sql, id: row.domainID) != nil else {
+                throw IdentityError.notFound(kind: "domain", id: row.domainID)
+            }
+            var row = row
+            let now = Self.now()
+            if let hash = row.passwordHash {
+                row.passwordExpiresAt = self.passwordExpiry(selfService: false, options: UserOptionValues(json: row.options), now: now)
+                try await IdentityTables.users.insert(sql, row)
+                try await self.recordPassword(hash, userID: row.id, selfService: false, at: now, sql)
+            } else {
+                try await IdentityTables.users.insert(sql, row)
+            }
+        }
     }
 
     public func createGroup(_ row: Group) async throws {
@@ -197,7 +211,7 @@ extension IdentityService {
     static func matching(_ row: RoleAssignment, role: Bool) -> [Table<RoleAssignment>.Condition] {
         var conditions: [Table<RoleAssignment>.Condition] = [
             .equals("actor_type", row.actorType), .equals("actor_id", row.actorID), .equals("target_type", row.targetType),
-            .equals("target_id", row.targetID)]
+            .equals("target_id", row.targetID), .equals("inherited", row.inherited)]
         if role { conditions.append(.equals("role_id", row.roleID)) }
         return conditions
     }

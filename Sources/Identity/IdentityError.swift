@@ -9,12 +9,15 @@ public enum IdentityError: Error, Equatable, Sendable, CustomStringConvertible {
     case forbidden(String)
     /// 404: "Could not find <kind>: <id>."
     case notFound(kind: String, id: String)
+    /// 404 in words of its own.
+    case missing(String)
     /// 409: a duplicate.
     case conflict(String)
 
     public var description: String {
         switch self {
-        case .badRequest(let message), .unauthorized(let message), .forbidden(let message), .conflict(let message):
+        case .badRequest(let message), .unauthorized(let message), .forbidden(let message), .conflict(let message),
+             .missing(let message):
             return message
         case .notFound(let kind, let id): return "Could not find \(kind): \(id)."
         }

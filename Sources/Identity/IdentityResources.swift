@@ -51,8 +51,9 @@ extension IdentityService {
     /// Changes a user inside one transaction (on the row as it is now, so concurrent changes
     /// are not lost); disabling the user or changing its password revokes its tokens.
     /// `passwordHash` `.some(x)` sets the password (nil removes it).
+    /// A password set here by an administrator (`selfService` false) expires as the rules say.
     @discardableResult
-    public func updateUser(_ id: String, passwordHash: String?? = .none,
+    public func updateUser(_ id: String, passwordHash: String?? = .none, selfService: Bool = false,
                            _ change: @escaping @Sendable (inout UserRow) throws -> Void = { _ in }) async throws -> UserRow {
         try await write { sql in
             guard let before = try await IdentityTables.users.get(sql, id: id) else {
@@ -62,10 +63,14 @@ extension IdentityService {
             try change(&row)
             row.id = before.id
             if let passwordHash {
+                let now = Self.now()
                 row.passwordHash = passwordHash
-                row.passwordChangedAt = Self.now()
+                row.passwordChangedAt = now
+                row.passwordExpiresAt = passwordHash == nil
+                    ? nil : self.passwordExpiry(selfService: selfService, options: UserOptionValues(json: row.options), now: now)
                 row.failedAuthCount = 0
                 row.lastFailedAuthAt = nil
+                if let hash = passwordHash { try await self.recordPassword(hash, userID: row.id, selfService: selfService, at: now, sql) }
             }
             try await IdentityTables.users.update(sql, id: row.id, row)
             if passwordHash != nil || (before.enabled && !row.enabled) {
@@ -76,19 +81,39 @@ extension IdentityService {
     }
 
     /// `POST /v3/users/{id}/password`: the user proves the old password and sets a new one.
+    /// `lock_password` forbids it; `minimum_password_age`, the regular expression and the
+    /// history apply; an expired password may be changed (that is what it asks for).
     public func changePassword(userID: String, original: String, new: String) async throws {
-        guard try await read({ sql in try await IdentityTables.users.get(sql, id: userID) }) != nil else {
+        guard let user = try await read({ sql in try await IdentityTables.users.get(sql, id: userID) }) else {
             throw IdentityError.notFound(kind: "user", id: userID)
         }
-        _ = try await checkPassword(.id(userID), original)
+        _ = try await checkPassword(.id(userID), original, allowExpired: true)
+        if UserOptionValues(json: user.options).lockPassword {
+            throw IdentityError.badRequest("You cannot change your password at this time due to password policy disallowing password changes. Please contact your administrator to reset your password.")
+        }
+        try await read { sql in try await self.checkMinimumAge(userID: userID, sql) }
+        try await validateNewPassword(new, userID: userID)
         let hash = await hashPassword(new)
-        try await updateUser(userID, passwordHash: .some(hash))
+        try await updateUser(userID, passwordHash: .some(hash), selfService: true)
+    }
+
+    /// Checks a new password against `[security_compliance]` (the regular expression, and the
+    /// user's last passwords when `userID` is given); a 400 in Keystone's words otherwise.
+    public func validateNewPassword(_ password: String, userID: String?) async throws {
+        try await read { sql in try await self.checkNewPassword(password, userID: userID, sql) }
     }
 
     public func deleteUser(_ id: String) async throws {
         try await write { sql in
             guard try await IdentityTables.users.get(sql, id: id) != nil else { throw IdentityError.notFound(kind: "user", id: id) }
             try await IdentityTables.assignments.delete(sql, where: [.equals("actor_type", "user"), .equals("actor_id", id)])
+            // What the user delegated or was delegated goes with them (SQLite does not cascade).
+            try await IdentityTables.credentials.delete(sql, where: [.equals("user_id", id)])
+            let now = Self.now()
+            for column in ["trustor_user_id", "trustee_user_id"] {
+                try await sql.update("trusts").set("deleted_at", to: now).where(SQLIdentifier(column), .equal, SQLBind(id))
+                    .where("deleted_at", .is, SQLLiteral.null).run()
+            }
             try await IdentityTables.users.delete(sql, where: [.equals("id", id)])
             try await self.revoke(self.revocationEvent(userID: id), on: sql)
         }
@@ -143,6 +168,7 @@ extension IdentityService {
             }
             try await IdentityTables.assignments.delete(sql, where: [.equals("target_type", "project"), .equals("target_id", id)])
             try await IdentityTables.applicationCredentials.delete(sql, where: [.equals("project_id", id)])
+            try await IdentityTables.projectTags.delete(sql, where: [.equals("project_id", id)])
             try await IdentityTables.projects.delete(sql, where: [.equals("id", id)])
             try await self.revoke(self.revocationEvent(projectID: id), on: sql)
         }
@@ -200,10 +226,12 @@ extension IdentityService {
             for project in projects {
                 try await IdentityTables.assignments.delete(sql, where: [.equals("target_type", "project"), .equals("target_id", project.id)])
                 try await IdentityTables.applicationCredentials.delete(sql, where: [.equals("project_id", project.id)])
+                try await IdentityTables.projectTags.delete(sql, where: [.equals("project_id", project.id)])
             }
             try await IdentityTables.assignments.delete(sql, where: [.equals("target_type", "domain"), .equals("target_id", id)])
             for user in users {
                 try await IdentityTables.assignments.delete(sql, where: [.equals("actor_type", "user"), .equals("actor_id", user.id)])
+                try await IdentityTables.credentials.delete(sql, where: [.equals("user_id", user.id)])
             }
             for group in groups {
                 try await IdentityTables.assignments.delete(sql, where: [.equals("actor_type", "group"), .equals("actor_id", group.id)])
@@ -232,7 +260,7 @@ extension IdentityService {
             let removed = try await IdentityTables.assignments.delete(sql, where: [
                 .equals("actor_type", assignment.actorType), .equals("actor_id", assignment.actorID),
                 .equals("target_type", assignment.targetType), .equals("target_id", assignment.targetID),
-                .equals("role_id", assignment.roleID)])
+                .equals("role_id", assignment.roleID), .equals("inherited", assignment.inherited)])
             guard removed > 0 else {
                 throw IdentityError.notFound(kind: "role assignment", id: "\(assignment.roleID)")
             }
@@ -240,6 +268,11 @@ extension IdentityService {
                 ? [assignment.actorID]
                 : try await IdentityTables.groupMembers.all(sql, where: [.equals("group_id", assignment.actorID)]).map(\.userID)
             for user in users {
+                // An inherited role reached every project below the target.
+                if assignment.inherited {
+                    try await self.revoke(self.revocationEvent(userID: user), on: sql)
+                    continue
+                }
                 switch assignment.targetType {
                 case "project": try await self.revoke(self.revocationEvent(userID: user, projectID: assignment.targetID), on: sql)
                 case "domain": try await self.revoke(self.revocationEvent(userID: user, domainID: assignment.targetID), on: sql)
@@ -263,33 +296,57 @@ extension IdentityService {
     }
 
     /// An assignment as listed: for an effective one from a group, `viaGroup` names the group;
-    /// for one implied by another role, `priorRoleID` names the prior role.
+    /// for one implied by another role, `priorRoleID` names the prior role; for one a project
+    /// inherits, `inheritedFrom` is the OS-INHERIT assignment it comes from.
     public struct ListedAssignment: Sendable, Hashable {
         public var row: AssignmentRow
         public var viaGroup: String?
         public var priorRoleID: String?
+        public var inheritedFrom: AssignmentRow?
     }
 
     public func roleAssignments(_ query: AssignmentQuery) async throws -> [ListedAssignment] {
         try await read { sql in
-            var conditions: [Table<AssignmentRow>.Condition] = []
-            if let project = query.projectID { conditions += [.equals("target_type", "project"), .equals("target_id", project)] }
-            if let domain = query.domainID { conditions += [.equals("target_type", "domain"), .equals("target_id", domain)] }
-            if query.system { conditions += [.equals("target_type", "system")] }
-            let rows = try await IdentityTables.assignments.all(sql, where: conditions, orderBy: "actor_id")
+            func matchesTarget(_ row: AssignmentRow) -> Bool {
+                if let project = query.projectID, !(row.targetType == "project" && row.targetID == project) { return false }
+                if let domain = query.domainID, !(row.targetType == "domain" && row.targetID == domain) { return false }
+                if query.system && row.targetType != "system" { return false }
+                return true
+            }
+            let rows = try await IdentityTables.assignments.all(sql, orderBy: "actor_id")
             var listed: [ListedAssignment]
             if query.effective {
-                listed = []
+                // Inherited assignments count on each project below their target, not on it.
+                var expanded: [ListedAssignment] = []
+                var projects: [ProjectRow]?
                 for row in rows {
+                    guard row.inherited else {
+                        expanded.append(ListedAssignment(row: row))
+                        continue
+                    }
+                    if projects == nil { projects = try await IdentityTables.projects.all(sql) }
+                    let below = Self.projects(under: row, in: projects ?? [])
+                    for project in below {
+                        var each = row
+                        each.targetType = "project"
+                        each.targetID = project
+                        each.inherited = false
+                        expanded.append(ListedAssignment(row: each, inheritedFrom: row))
+                    }
+                }
+                listed = []
+                for assignment in expanded where matchesTarget(assignment.row) {
+                    let row = assignment.row
                     if row.actorType == "group" {
                         for member in try await IdentityTables.groupMembers.all(sql, where: [.equals("group_id", row.actorID)]) {
-                            var each = row
-                            each.actorType = "user"
-                            each.actorID = member.userID
-                            listed.append(ListedAssignment(row: each, viaGroup: row.actorID))
+                            var each = assignment
+                            each.row.actorType = "user"
+                            each.row.actorID = member.userID
+                            each.viaGroup = row.actorID
+                            listed.append(each)
                         }
                     } else {
-                        listed.append(ListedAssignment(row: row))
+                        listed.append(assignment)
                     }
                 }
                 let rules = try await IdentityTables.impliedRoles.all(sql)
@@ -305,7 +362,7 @@ extension IdentityService {
                     index += 1
                 }
             } else {
-                listed = rows.map { ListedAssignment(row: $0) }
+                listed = rows.filter(matchesTarget).map { ListedAssignment(row: $0) }
             }
             return listed.filter { assignment in
                 if let user = query.userID, !(assignment.row.actorType == "user" && assignment.row.actorID == user) { return false }
@@ -314,6 +371,23 @@ extension IdentityService {
                 return true
             }
         }
+    }
+
+    /// The projects an inherited assignment reaches: every project of its domain, or every
+    /// project below its project.
+    static func projects(under assignment: AssignmentRow, in projects: [ProjectRow]) -> [String] {
+        if assignment.targetType == "domain" {
+            return projects.filter { $0.domainID == assignment.targetID }.map(\.id).sorted()
+        }
+        var found: [String] = []
+        var frontier = [assignment.targetID]
+        while let next = frontier.popLast() {
+            for child in projects where child.parentID == next && !found.contains(child.id) {
+                found.append(child.id)
+                frontier.append(child.id)
+            }
+        }
+        return found.sorted()
     }
 
     // MARK: application credentials
@@ -382,18 +456,22 @@ extension IdentityService {
         }
     }
 
-    /// The projects a user has any role on (directly or through a group).
+    /// The projects a user has any role on (directly, through a group, or inherited from a
+    /// domain or a project above).
     public func projectsOf(userID: String) async throws -> [ProjectRow] {
         try await read { sql in
             let groups = try await IdentityTables.groupMembers.all(sql, where: [.equals("user_id", userID)]).map(\.groupID)
-            var assignments = try await IdentityTables.assignments.all(sql, where: [
-                .equals("actor_type", "user"), .equals("actor_id", userID), .equals("target_type", "project")])
+            var assignments = try await IdentityTables.assignments.all(sql, where: [.equals("actor_type", "user"), .equals("actor_id", userID)])
             if !groups.isEmpty {
-                assignments += try await IdentityTables.assignments.all(sql, where: [
-                    .equals("actor_type", "group"), .inList("actor_id", groups), .equals("target_type", "project")])
+                assignments += try await IdentityTables.assignments.all(sql, where: [.equals("actor_type", "group"), .inList("actor_id", groups)])
             }
-            return try await IdentityTables.projects.all(sql, where: [.inList("id", Array(Set(assignments.map(\.targetID))))],
-                                                         orderBy: "name")
+            var ids = Set(assignments.filter { $0.targetType == "project" && !$0.inherited }.map(\.targetID))
+            let inherited = assignments.filter(\.inherited)
+            if !inherited.isEmpty {
+                let projects = try await IdentityTables.projects.all(sql)
+                for assignment in inherited { ids.formUnion(Self.projects(under: assignment, in: projects)) }
+            }
+            return try await IdentityTables.projects.all(sql, where: [.inList("id", Array(ids))], orderBy: "name")
         }
     }
 
@@ -402,10 +480,12 @@ extension IdentityService {
         try await read { sql in
             let groups = try await IdentityTables.groupMembers.all(sql, where: [.equals("user_id", userID)]).map(\.groupID)
             var assignments = try await IdentityTables.assignments.all(sql, where: [
-                .equals("actor_type", "user"), .equals("actor_id", userID), .equals("target_type", "domain")])
+                .equals("actor_type", "user"), .equals("actor_id", userID), .equals("target_type", "domain"),
+                .equals("inherited", false)])
             if !groups.isEmpty {
                 assignments += try await IdentityTables.assignments.all(sql, where: [
-                    .equals("actor_type", "group"), .inList("actor_id", groups), .equals("target_type", "domain")])
+                    .equals("actor_type", "group"), .inList("actor_id", groups), .equals("target_type", "domain"),
+                    .equals("inherited", false)])
             }
             return try await IdentityTables.domains.all(sql, where: [.inList("id", Array(Set(assignments.map(\.targetID))))],
                                                         orderBy: "name")

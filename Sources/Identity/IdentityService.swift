@@ -19,6 +19,15 @@ public struct IdentityOptions: Sendable {
     public var validationCacheLifetime: TimeInterval = 60
     /// How often revocation events written by other controllers (and rotated keys) are picked up.
     public var refreshInterval: TimeInterval = 2
+    /// `[credential] key_repository`: the keys that encrypt credential blobs (nil: none set up).
+    public var credentialKeyRepository: String?
+    /// `[credential] auth_ttl`: how old (seconds) a signed EC2 request's timestamp may be.
+    public var ec2AuthTTL: TimeInterval = 900
+    public var passwordRules = PasswordRules()
+    /// `[totp] included_previous_windows`: earlier 30 s steps whose passcodes still count.
+    public var totpPreviousWindows = 1
+    /// `[receipt] expiration`: seconds a multi-factor receipt stays usable.
+    public var receiptExpiration: TimeInterval = 300
 
     public init(keyRepository: String) { self.keyRepository = keyRepository }
 }
@@ -50,6 +59,8 @@ public struct AuthRequest: Sendable {
         case password(UserReference, password: String)
         case token(String)
         case applicationCredential(ApplicationCredentialReference, secret: String)
+        /// A TOTP passcode of the user (RFC 6238), checked against their `totp` credentials.
+        case totp(UserReference, passcode: String)
     }
 
     public enum ScopeRequest: Sendable, Equatable {
@@ -59,14 +70,22 @@ public struct AuthRequest: Sendable {
         case project(ProjectReference)
         case domain(DomainReference)
         case system
+        /// `{"OS-TRUST:trust": {"id": …}}`: the trust's project, with the trust's roles.
+        case trust(String)
     }
 
     public var method: Method
+    /// Further methods of the same request (multi-factor: password and totp).
+    public var additional: [Method] = []
+    /// `Openstack-Auth-Receipt`: the methods an earlier, incomplete attempt already proved.
+    public var receipt: String?
     public var scope: ScopeRequest
 
-    public init(method: Method, scope: ScopeRequest) {
+    public init(method: Method, scope: ScopeRequest, additional: [Method] = [], receipt: String? = nil) {
         self.method = method
         self.scope = scope
+        self.additional = additional
+        self.receipt = receipt
     }
 }
 
@@ -97,6 +116,14 @@ public struct TokenInfo: Sendable {
     public var system: Bool { payload.scope == .system }
     public let roles: [Named]
     public let applicationCredential: ApplicationCredential?
+    public let trust: Trust?
+
+    public struct Trust: Sendable {
+        public let id: String
+        public let impersonation: Bool
+        public let trusteeUserID: String
+        public let trustorUserID: String
+    }
 
     public var issuedAt: Date { payload.issuedAt }
     public var expiresAt: Date { payload.expiresAt }
@@ -150,6 +177,8 @@ public final class IdentityService: Sendable {
         var catalogUntil = Date.distantPast
         /// Bumped whenever a newly read catalog is kept (what encoded copies are keyed by).
         var catalogVersion: UInt64 = 0
+        /// OS-EP-FILTER: the projects whose catalog is filtered (CatalogExtensions.swift).
+        var catalogFilters: CatalogFilters?
         var lastForcedKeyLoad = Date.distantPast
         /// The shared generation (identity_generation) last read; nil before the first read.
         var sharedGeneration: Int64?
@@ -339,6 +368,7 @@ public final class IdentityService: Sendable {
             var domain: TokenInfo.Named?
             var roles: [RoleRow] = []
             var credential: TokenInfo.ApplicationCredential?
+            var trust: TokenInfo.Trust?
             switch payload.scope {
             case .unscoped: break
             case .project(let id):
@@ -364,12 +394,25 @@ public final class IdentityService: Sendable {
                 roles = roles.filter { grantedWithImplied.contains($0.id) }
                 credential = .init(id: row.id, name: row.name, restricted: !row.unrestricted)
             }
+            if let trustID = payload.trustID {
+                guard let row = try await IdentityTables.trusts.get(sql, id: trustID), row.deletedAt == nil,
+                      row.expiresAt.map({ $0 > Self.now() }) ?? true, case .project(let id) = payload.scope, row.projectID == id,
+                      let granted = try await self.trustRoles(sql, row) else {
+                    throw IdentityError.unauthorized("The trust \(trustID) is no longer valid.")
+                }
+                // Both ends of the trust must still be enabled users.
+                _ = try await self.enabledUser(sql, id: row.trustorUserID)
+                _ = try await self.enabledUser(sql, id: row.trusteeUserID)
+                roles = granted
+                trust = .init(id: row.id, impersonation: row.impersonation, trusteeUserID: row.trusteeUserID,
+                              trustorUserID: row.trustorUserID)
+            }
             if payload.scope != .unscoped && roles.isEmpty {
                 throw IdentityError.unauthorized("The user \(user.id) has no role on the requested scope.")
             }
             return TokenInfo(payload: payload, user: .init(id: user.id, name: user.name),
                              userDomain: .init(id: userDomain.id, name: userDomain.name), project: project, domain: domain,
-                             roles: roles.map { .init(id: $0.id, name: $0.name) }, applicationCredential: credential)
+                             roles: roles.map { .init(id: $0.id, name: $0.name) }, applicationCredential: credential, trust: trust)
         }
     }
 
@@ -415,6 +458,9 @@ public final class IdentityService: Sendable {
             if original.applicationCredential != nil {
                 throw IdentityError.forbidden("A token created from an application credential cannot be rescoped.")
             }
+            if original.trust != nil {
+                throw IdentityError.forbidden("You are not authorized to perform the requested action: Trust-scoped tokens cannot be rescoped.")
+            }
             userID = original.user.id
             methods = original.payload.methods.union(.token)
             expiresAt = original.expiresAt
@@ -435,23 +481,70 @@ public final class IdentityService: Sendable {
                 throw IdentityError.unauthorized("An application credential token is scoped to the credential's project only.")
             }
             scope = .project(.id(credential.projectID))
+        case .totp(let reference, let passcode):
+            userID = try await checkTOTP(reference, passcode: passcode)
+            methods = .totp
+        }
+        // The other factors of a multi-factor request name the same user.
+        for method in request.additional {
+            let (other, proved): (String, TokenPayload.Methods)
+            switch method {
+            case .password(let reference, let password): (other, proved) = (try await checkPassword(reference, password), .password)
+            case .totp(let reference, let passcode): (other, proved) = (try await checkTOTP(reference, passcode: passcode), .totp)
+            default: throw IdentityError.unauthorized("Attempted to authenticate with an unsupported method.")
+            }
+            guard other == userID else { throw IdentityError.authenticationRequired }
+            methods.formUnion(proved)
+        }
+        if let receipt = request.receipt {
+            let (receiptUser, proved) = try openReceipt(receipt)
+            guard receiptUser == userID else { throw IdentityError.unauthorized("The receipt is for another user.") }
+            methods.formUnion(proved)
+        }
+        if !methods.isDisjoint(with: [.password, .totp]) && !methods.contains(.token) {
+            try await enforceMultiFactorRules(userID: userID, methods: methods)
         }
 
-        let payloadScope = try await resolveScope(scope, userID: userID)
+        var trustID: String?
+        if case .trust(let id) = scope {
+            if credentialID != nil {
+                throw IdentityError.forbidden("You are not authorized to perform the requested action: Application credentials cannot use trusts.")
+            }
+            let trust: TrustRow
+            do {
+                trust = try await read { sql in try await self.usableTrust(sql, id: id) }
+            } catch IdentityError.notFound {
+                throw IdentityError.unauthorized("The trust \(id) is not valid.")
+            }
+            guard trust.trusteeUserID == userID else {
+                throw IdentityError.forbidden("You are not authorized to perform the requested action: The user is not the trustee of this trust.")
+            }
+            guard let project = trust.projectID else {
+                throw IdentityError.forbidden("You are not authorized to perform the requested action: A trust without a project cannot scope a token.")
+            }
+            if trust.impersonation { userID = trust.trustorUserID }
+            if let expiry = trust.expiresAt { expiresAt = min(expiresAt, Date(timeIntervalSince1970: TimeInterval(expiry) / 1000)) }
+            trustID = trust.id
+            scope = .project(.id(project))
+        }
+        let payloadScope = try await resolveScope(scope, userID: trustID == nil ? userID : nil)
         let payload = TokenPayload(userID: userID, methods: methods, scope: payloadScope, expiresAt: expiresAt,
-                                   auditIDs: auditIDs, applicationCredentialID: credentialID, issuedAt: now)
+                                   auditIDs: auditIDs, applicationCredentialID: credentialID, trustID: trustID, issuedAt: now)
         let info = try await resolve(payload)
+        if let trustID { try await consumeTrustUse(trustID) }
         let token = try state.withLock { $0.sealer }.seal(payload)
         return (token, info)
     }
 
-    func resolveScope(_ scope: AuthRequest.ScopeRequest, userID: String) async throws -> TokenPayload.Scope {
+    /// The scope a request names; `userID` nil for a trust's own project (any user's default is not asked).
+    func resolveScope(_ scope: AuthRequest.ScopeRequest, userID: String?) async throws -> TokenPayload.Scope {
         try await database.withConnection { sql in
             switch scope {
+            case .trust: return .unscoped
             case .unscoped: return .unscoped
             case .system: return .system
             case .unspecified:
-                guard let user = try await IdentityTables.users.get(sql, id: userID), let project = user.defaultProjectID,
+                guard let userID, let user = try await IdentityTables.users.get(sql, id: userID), let project = user.defaultProjectID,
                       !(try await self.effectiveRoles(sql, userID: userID, targetType: "project", targetID: project)).isEmpty
                 else { return .unscoped }
                 return .project(project)
@@ -505,8 +598,9 @@ public final class IdentityService: Sendable {
         }
     }
 
-    /// Checks a password; counts failures for lockout. Returns the user's id.
-    func checkPassword(_ reference: UserReference, _ password: String) async throws -> String {
+    /// Checks a password; counts failures for lockout. Returns the user's id. An expired
+    /// password is refused unless `allowExpired` (changing it is what the user must do).
+    func checkPassword(_ reference: UserReference, _ password: String, allowExpired: Bool = false) async throws -> String {
         // No stored password is longer; refused before any hashing (a cheap way to burn CPU otherwise).
         guard password.count <= options.maxPasswordLength else { throw IdentityError.authenticationRequired }
         guard let user = try await database.withConnection({ sql in try await self.findUser(sql, reference) }) else {
@@ -517,7 +611,8 @@ public final class IdentityService: Sendable {
         let lockoutState = LockoutPolicy.State(
             failures: user.failedAuthCount,
             lastFailure: user.lastFailedAuthAt.map { Date(timeIntervalSince1970: TimeInterval($0) / 1000) })
-        if options.lockout.isLocked(lockoutState) {
+        let userOptions = UserOptionValues(json: user.options)
+        if !userOptions.ignoreLockout && options.lockout.isLocked(lockoutState) {
             throw IdentityError.unauthorized("The account is locked for user: \(user.id).")
         }
         guard let hash = user.passwordHash, await PasswordHasher.verify(password, against: hash) else {
@@ -536,6 +631,9 @@ public final class IdentityService: Sendable {
             throw IdentityError.authenticationRequired
         }
         guard user.enabled else { throw IdentityError.unauthorized("The user \(user.id) is disabled.") }
+        if !allowExpired, let expiry = user.passwordExpiresAt, expiry <= Self.now() {
+            throw IdentityError.unauthorized("The password is expired and needs to be changed for user: \(user.id).")
+        }
         if user.failedAuthCount > 0 {
             try await database.withConnection { sql in
                 try await sql.update("users").set("failed_auth_count", to: 0).set("last_failed_auth_at", to: SQLLiteral.null)
@@ -587,19 +685,41 @@ public final class IdentityService: Sendable {
     // MARK: roles
 
     /// The roles a user has on a target, directly or through a group, with implied roles added.
+    /// On a project this includes the roles inherited (OS-INHERIT) from its domain and from
+    /// the projects above it.
     public func effectiveRoles(_ sql: any SQLDatabase, userID: String, targetType: String, targetID: String) async throws -> [RoleRow] {
         let groups = try await IdentityTables.groupMembers.all(sql, where: [.equals("user_id", userID)]).map(\.groupID)
-        var direct = try await IdentityTables.assignments.all(sql, where: [
-            .equals("actor_type", "user"), .equals("actor_id", userID), .equals("target_type", targetType),
-            .equals("target_id", targetID)])
-        if !groups.isEmpty {
-            direct += try await IdentityTables.assignments.all(sql, where: [
-                .equals("actor_type", "group"), .inList("actor_id", groups), .equals("target_type", targetType),
-                .equals("target_id", targetID)])
+        func assignments(_ type: String, _ ids: [String], inherited: Bool) async throws -> [AssignmentRow] {
+            var rows = try await IdentityTables.assignments.all(sql, where: [
+                .equals("actor_type", "user"), .equals("actor_id", userID), .equals("target_type", type),
+                .inList("target_id", ids), .equals("inherited", inherited)])
+            if !groups.isEmpty {
+                rows += try await IdentityTables.assignments.all(sql, where: [
+                    .equals("actor_type", "group"), .inList("actor_id", groups), .equals("target_type", type),
+                    .inList("target_id", ids), .equals("inherited", inherited)])
+            }
+            return rows
+        }
+        var direct = try await assignments(targetType, [targetID], inherited: false)
+        if targetType == "project", let project = try await IdentityTables.projects.get(sql, id: targetID) {
+            let ancestors = try await projectAncestors(sql, project)
+            direct += try await assignments("domain", [project.domainID], inherited: true)
+            if !ancestors.isEmpty { direct += try await assignments("project", ancestors, inherited: true) }
         }
         let ids = try await expandImplied(sql, roleIDs: Set(direct.map(\.roleID)))
         // Domain-specific roles only ever imply global ones; they never reach a token (as Keystone).
         return try await IdentityTables.roles.all(sql, where: [.inList("id", Array(ids))], orderBy: "name").filter { $0.domainID.isEmpty }
+    }
+
+    /// The ids of the projects above `project`, nearest first.
+    func projectAncestors(_ sql: any SQLDatabase, _ project: ProjectRow) async throws -> [String] {
+        var ancestors: [String] = []
+        var next = project.parentID
+        while let id = next, !ancestors.contains(id), let parent = try await IdentityTables.projects.get(sql, id: id) {
+            ancestors.append(parent.id)
+            next = parent.parentID
+        }
+        return ancestors
     }
 
     /// The roles plus every role they imply, transitively.

@@ -8,7 +8,11 @@ import PetrelCore
 /// Keystone's secure-RBAC defaults (project-scoped admins are cloud admins; system, domain
 /// and project readers; domain managers), the built-in policy of Petrel's identity API.
 public enum KeystonePolicy {
-    public static let defaults: [PolicyDefault] = [
+    /// Every default: the core resources' below, then each extension's (OS-TRUST, OS-EP-FILTER, …)
+    /// from its own file.
+    public static let defaults: [PolicyDefault] = core + delegationDefaults + projectTagDefaults + catalogExtensionDefaults
+
+    static let core: [PolicyDefault] = [
         // MARK: Base rules other rules refer to
         PolicyDefault("admin_required", "role:admin or is_admin:1", "Whoever has the admin role."),
         PolicyDefault("service_role", "role:service", "Whoever has the service role."),

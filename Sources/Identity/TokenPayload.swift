@@ -17,6 +17,8 @@ public struct TokenPayload: Sendable, Equatable {
         public static let password = Methods(rawValue: 1)
         public static let token = Methods(rawValue: 2)
         public static let applicationCredential = Methods(rawValue: 4)
+        public static let ec2Credential = Methods(rawValue: 8)
+        public static let totp = Methods(rawValue: 16)
 
         /// Keystone's names, in its order.
         public var names: [String] {
@@ -24,6 +26,8 @@ public struct TokenPayload: Sendable, Equatable {
             if contains(.password) { result.append("password") }
             if contains(.token) { result.append("token") }
             if contains(.applicationCredential) { result.append("application_credential") }
+            if contains(.ec2Credential) { result.append("ec2credential") }
+            if contains(.totp) { result.append("totp") }
             return result
         }
     }
@@ -38,16 +42,21 @@ public struct TokenPayload: Sendable, Equatable {
     /// This token's audit id first, then the audit id of the token it was made from (if any).
     public var auditIDs: [String]
     public var applicationCredentialID: String?
+    /// The OS-TRUST trust this token acts under, if any.
+    public var trustID: String?
 
     public init(userID: String, methods: Methods, scope: Scope, expiresAt: Date, auditIDs: [String],
-                applicationCredentialID: String? = nil, issuedAt: Date = Date()) {
+                applicationCredentialID: String? = nil, trustID: String? = nil, issuedAt: Date = Date()) {
         self.userID = userID
         self.issuedAt = Date(timeIntervalSince1970: (issuedAt.timeIntervalSince1970 * 1000).rounded(.down) / 1000)
         self.methods = methods
         self.scope = scope
-        self.expiresAt = expiresAt
+        // Whole milliseconds, as the token carries it: the body of a new token, of its validation
+        // and of a token rescoped from it print the same expires_at.
+        self.expiresAt = Date(timeIntervalSince1970: (expiresAt.timeIntervalSince1970 * 1000).rounded(.down) / 1000)
         self.auditIDs = auditIDs
         self.applicationCredentialID = applicationCredentialID
+        self.trustID = trustID
     }
 
     /// A new random audit id, as Keystone makes them (16 random bytes, urlsafe base64, unpadded).
@@ -57,11 +66,13 @@ public struct TokenPayload: Sendable, Equatable {
         return String(Base64URL.encode(bytes).prefix { $0 != "=" })
     }
 
+    /// Version 2, or 3 when a trust follows (so tokens without one stay readable by older controllers).
     static let formatVersion: UInt8 = 2
+    static let trustFormatVersion: UInt8 = 3
 
     /// A compact binary form (ids that are 32 hex digits take 16 bytes), so tokens stay short.
     public func encoded() -> [UInt8] {
-        var out: [UInt8] = [Self.formatVersion, methods.rawValue]
+        var out: [UInt8] = [trustID == nil ? Self.formatVersion : Self.trustFormatVersion, methods.rawValue]
         switch scope {
         case .unscoped: out.append(0)
         case .project(let id): out.append(1); Self.appendID(id, to: &out)
@@ -81,12 +92,14 @@ public struct TokenPayload: Sendable, Equatable {
         } else {
             out.append(0)
         }
+        if let trustID { Self.appendID(trustID, to: &out) }
         return out
     }
 
     public init(decoding bytes: [UInt8]) throws {
         var reader = Reader(bytes: bytes)
-        guard try reader.byte() == Self.formatVersion else { throw FernetError.unsupportedVersion }
+        let version = try reader.byte()
+        guard version == Self.formatVersion || version == Self.trustFormatVersion else { throw FernetError.unsupportedVersion }
         methods = Methods(rawValue: try reader.byte())
         switch try reader.byte() {
         case 0: scope = .unscoped
@@ -102,6 +115,7 @@ public struct TokenPayload: Sendable, Equatable {
         issuedAt = Date(timeIntervalSince1970: TimeInterval(issued) / 1000)
         auditIDs = try (0..<Int(try reader.byte())).map { _ in try reader.string() }
         applicationCredentialID = try reader.byte() == 1 ? try reader.id() : nil
+        trustID = version == Self.trustFormatVersion ? try reader.id() : nil
         guard reader.atEnd else { throw FernetError.malformedToken }
     }
 

@@ -10,9 +10,24 @@ extension KeystoneAPI {
     /// middleware, so an `X-Auth-Token` sent along is not validated for nothing.
     func registerOpenAuth(on router: APIRoutes) {
         router.post("/v3/auth/tokens", body: .json(KeystoneSchemas.tokenIssue, style: .keystone)) { request, context in
-            let auth = try parseAuthRequest(try await environment.body(request, context))
-            let (token, info) = try await service.issue(auth)
-            let catalog = request.flag("nocatalog") ? nil : try await encodedCatalog()
+            var auth = try parseAuthRequest(try await environment.body(request, context))
+            auth.receipt = request.headers[.authReceipt]
+            let token: String, info: TokenInfo
+            do {
+                (token, info) = try await service.issue(auth)
+            } catch let needed as AuthReceiptRequired {
+                // Keystone's answer to a factor short of the user's rules: 401, a receipt in a
+                // header and the rules in the body, to send back with the missing methods.
+                let body: JSON = [
+                    "receipt": ["methods": .array(needed.methods.map(JSON.string)),
+                                "user": ["id": .string(needed.userID), "name": .string(needed.userName),
+                                         "domain": ["id": .string(needed.userDomain.id), "name": .string(needed.userDomain.name)]],
+                                "expires_at": timestamp(needed.expiresAt), "issued_at": timestamp(needed.issuedAt)],
+                    "required_auth_methods": .array(needed.requiredMethods.map { .array($0.map(JSON.string)) }),
+                ]
+                return respond(.unauthorized, body, headers: [.authReceipt: needed.receipt])
+            }
+            let catalog = request.flag("nocatalog") ? nil : try await encodedCatalog(for: info)
             return respond(.created, tokenBody(info, catalog: catalog), headers: [.subjectToken: token])
         }
         router.get("/v3/auth/tokens/OS-PKI/revoked") { _, _ -> Response in
@@ -23,7 +38,7 @@ extension KeystoneAPI {
     func registerAuth(on router: APIRoutes) {
         router.get("/v3/auth/tokens") { request, context in
             let (subject, info) = try await subjectToken(request, context, action: "identity:validate_token")
-            let catalog = request.flag("nocatalog") ? nil : try await encodedCatalog()
+            let catalog = request.flag("nocatalog") ? nil : try await encodedCatalog(for: info)
             return respond(.ok, tokenBody(info, catalog: catalog), headers: [.subjectToken: subject])
         }
         router.head("/v3/auth/tokens") { request, context in
@@ -41,13 +56,13 @@ extension KeystoneAPI {
             guard caller.payload.scope != .unscoped else {
                 throw IdentityError.forbidden("A scoped token is required to see the catalog.")
             }
-            return respond(.ok, ["catalog": try await encodedCatalog(), "links": listLinks(request)])
+            return respond(.ok, ["catalog": try await encodedCatalog(for: caller), "links": listLinks(request)])
         }
         router.get("/v3/auth/projects") { request, context in
             let caller = try authenticate(context)
             try context.enforce("identity:get_auth_projects")
             let projects = try await service.projectsOf(userID: caller.user.id).filter(\.enabled)
-            return respond(.ok, ["projects": .array(projects.map(projectJSON)), "links": listLinks(request)])
+            return respond(.ok, ["projects": try await projectsJSON(projects), "links": listLinks(request)])
         }
         router.get("/v3/auth/domains") { request, context in
             let caller = try authenticate(context)
@@ -105,6 +120,11 @@ extension KeystoneAPI {
             token["roles"] = .array(info.roles.map { ["id": .string($0.id), "name": .string($0.name)] })
             if let catalog { token["catalog"] = catalog }
         }
+        if let trust = info.trust {
+            token["OS-TRUST:trust"] = ["id": .string(trust.id), "impersonation": .bool(trust.impersonation),
+                                       "trustee_user": ["id": .string(trust.trusteeUserID)],
+                                       "trustor_user": ["id": .string(trust.trustorUserID)]]
+        }
         if let credential = info.applicationCredential {
             token["application_credential"] = ["id": .string(credential.id), "name": .string(credential.name),
                                                "restricted": .bool(credential.restricted)]
@@ -133,13 +153,36 @@ extension KeystoneAPI {
         guard let methods = identity["methods"]?.arrayValue?.compactMap(\.stringValue), !methods.isEmpty else {
             throw missing("methods", in: "identity")
         }
-        // Each method named must be verified: one of password, token, application_credential.
-        // Several at once (Keystone's multi-factor rules) are not available, and naming one
-        // that is not checked must not let a request through on the others.
+        // Each method named is verified (password, token, application_credential, totp); naming
+        // one that is not checked never lets a request through on the others. Several name
+        // the factors of one user (Keystone's multi-factor rules).
         let unsupported = IdentityError.unauthorized("Attempted to authenticate with an unsupported method.")
-        guard Set(methods).count == 1 else { throw unsupported }
+        var parsed: [AuthRequest.Method] = []
+        for name in methods where !parsed.contains(where: { Self.methodName($0) == name }) {
+            parsed.append(try authMethod(name, identity, unsupported: unsupported))
+        }
+        return AuthRequest(method: parsed[0], scope: try scope(auth["scope"]), additional: Array(parsed.dropFirst()))
+    }
+
+    static func methodName(_ method: AuthRequest.Method) -> String {
+        switch method {
+        case .password: "password"
+        case .token: "token"
+        case .applicationCredential: "application_credential"
+        case .totp: "totp"
+        }
+    }
+
+    func authMethod(_ name: String, _ identity: [String: JSON], unsupported: IdentityError) throws -> AuthRequest.Method {
+        func missing(_ what: String, in place: String) -> IdentityError {
+            .badRequest("Expecting to find \(what) in \(place). The server could not comply with the request since it is either malformed or otherwise incorrect.")
+        }
         let method: AuthRequest.Method
-        switch methods[0] {
+        switch name {
+        case "totp":
+            guard let totp = identity["totp"]?.objectValue, let user = totp["user"]?.objectValue else { throw missing("user", in: "totp") }
+            guard let passcode = user["passcode"]?.stringValue else { throw missing("passcode", in: "user") }
+            method = .totp(try userReference(user), passcode: passcode)
         case "password":
             guard let password = identity["password"]?.objectValue, let user = password["user"]?.objectValue else {
                 throw missing("user", in: "password")
@@ -166,7 +209,7 @@ extension KeystoneAPI {
         default:
             throw unsupported
         }
-        return AuthRequest(method: method, scope: try scope(auth["scope"]))
+        return method
     }
 
     func domainReference(_ object: [String: JSON]?) throws -> DomainReference {
@@ -202,7 +245,15 @@ extension KeystoneAPI {
             guard system["all"]?.boolValue == true else { throw IdentityError.badRequest("Only the system scope 'all' exists.") }
             return .system
         }
-        if scope["OS-TRUST:trust"] != nil { throw IdentityError.forbidden("Trusts are not supported.") }
+        if let trust = scope["OS-TRUST:trust"]?.objectValue {
+            guard let id = trust["id"]?.stringValue else { throw IdentityError.badRequest("Expecting to find id in OS-TRUST:trust.") }
+            return .trust(id)
+        }
         throw IdentityError.badRequest("Invalid scope: expected project, domain or system.")
     }
+}
+
+extension HTTPField.Name {
+    /// Keystone's multi-factor receipt (`Openstack-Auth-Receipt`).
+    static let authReceipt = HTTPField.Name("Openstack-Auth-Receipt")!
 }

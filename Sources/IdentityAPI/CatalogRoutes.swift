@@ -194,7 +194,7 @@ extension KeystoneAPI {
             var expiresAt: Int64?
             if let text = try fields.string("expires_at", nullable: true) {
                 guard let date = UTCTime.parse(text) else { throw Fields.invalid("expires_at", "'\(text)' is not a timestamp.") }
-                expiresAt = Int64(date.timeIntervalSince1970 * 1000)
+                expiresAt = milliseconds(date)
             }
             var roleIDs: [String]?
             if let roles = fields.object["roles"], !roles.isNull {

@@ -40,6 +40,7 @@ public struct KeystoneAPI: Sendable {
         // (A group without middleware of its own: each route gets the router's as it is now.)
         let routes = APIRoutes(router, "", schemas: schemas)
         registerOpenAuth(on: routes)
+        registerEC2Tokens(on: routes)
         router.add(middleware: AuthenticationMiddleware(self))
         registerAuth(on: routes)
         registerProjectsAndDomains(on: routes)
@@ -47,6 +48,11 @@ public struct KeystoneAPI: Sendable {
         registerRoles(on: routes)
         registerCatalog(on: routes)
         registerApplicationCredentials(on: routes)
+        registerPolicies(on: routes)
+        registerDomainConfig(on: routes)
+        registerEndpointFilter(on: routes)
+        registerCredentials(on: routes)
+        registerTrusts(on: routes)
     }
 
     // MARK: discovery
@@ -184,7 +190,7 @@ extension IdentityError: HTTPDescribedError {
         case .badRequest: return .badRequest
         case .unauthorized: return .unauthorized
         case .forbidden: return .forbidden
-        case .notFound: return .notFound
+        case .notFound, .missing: return .notFound
         case .conflict: return .conflict
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Identity
+import PetrelCore
 import PetrelHTTP
 
 /// Each identity resource in Keystone's JSON shape.
@@ -9,10 +10,12 @@ extension KeystoneAPI {
          "enabled": .bool(row.enabled), "tags": [], "options": [:], "links": ["self": link("/v3/domains/\(row.id)")]]
     }
 
-    func projectJSON(_ row: Project) -> JSON {
+    func projectJSON(_ row: Project) -> JSON { projectJSON(row, tags: []) }
+
+    func projectJSON(_ row: Project, tags: [String]) -> JSON {
         ["id": .string(row.id), "name": .string(row.name), "domain_id": .string(row.domainID),
          "parent_id": .string(row.parentID ?? row.domainID), "description": .string(row.description),
-         "enabled": .bool(row.enabled), "is_domain": false, "tags": [], "options": [:],
+         "enabled": .bool(row.enabled), "is_domain": false, "tags": .array(tags.map(JSON.string)), "options": [:],
          "links": ["self": link("/v3/projects/\(row.id)")]]
     }
 
@@ -22,8 +25,8 @@ extension KeystoneAPI {
         object["name"] = .string(row.name)
         object["domain_id"] = .string(row.domainID)
         object["enabled"] = .bool(row.enabled)
-        object["password_expires_at"] = JSON.null
-        object["options"] = [:]
+        object["password_expires_at"] = row.passwordExpiresAt.map { .string(Self.isoMicroseconds(milliseconds: $0)) } ?? JSON.null
+        object["options"] = JSON.parse(Array(row.options.utf8)) ?? [:]
         object["links"] = ["self": link("/v3/users/\(row.id)")]
         if let project = row.defaultProjectID { object["default_project_id"] = .string(project) }
         if !row.description.isEmpty { object["description"] = .string(row.description) }
@@ -61,7 +64,7 @@ extension KeystoneAPI {
         var object: [String: JSON] = [
             "id": .string(row.id), "name": .string(row.name), "description": .string(row.description),
             "user_id": .string(row.userID), "project_id": .string(row.projectID),
-            "expires_at": row.expiresAt.map { timestamp(milliseconds: $0) } ?? nil,
+            "expires_at": row.expiresAt.map { .string(Self.isoMicroseconds(milliseconds: $0)) } ?? nil,
             "unrestricted": .bool(row.unrestricted), "access_rules": [],
             "roles": .array(roles.map { ["id": .string($0.id), "name": .string($0.name),
                                          "domain_id": $0.domainID.isEmpty ? nil : .string($0.domainID)] }),
@@ -69,5 +72,29 @@ extension KeystoneAPI {
         ]
         if let secret { object["secret"] = .string(secret) }
         return .object(object)
+    }
+
+    /// Keystone's form of an application credential's expiry (Python's `isoformat` of a naive
+    /// UTC time with microseconds, no zone), from whole milliseconds, so no digit moves.
+    static func isoMicroseconds(milliseconds: Int64) -> String {
+        let seconds = milliseconds.quotient(dividingBy: 1000)
+        let fraction = milliseconds - seconds * 1000
+        let whole = UTCTime.format(Date(timeIntervalSince1970: TimeInterval(seconds)), fractionDigits: 0)
+        return whole.replacingOccurrences(of: "Z", with: "") + "." + String(format: "%03d", fraction) + "000"
+    }
+}
+
+/// A parsed time as whole milliseconds, rounded at the microsecond first (a given ".123" is
+/// 0.12299999… as a double).
+func milliseconds(_ date: Date) -> Int64 {
+    let micro = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+    return micro.quotient(dividingBy: 1000)
+}
+
+extension Int64 {
+    /// Floor division (times before 1970 stay in their second).
+    func quotient(dividingBy divisor: Int64) -> Int64 {
+        let (q, r) = quotientAndRemainder(dividingBy: divisor)
+        return r < 0 ? q - 1 : q
     }
 }

@@ -130,9 +130,13 @@ extension KeystoneAPI {
             let assignment: RoleAssignment
             let target: [String: String]
         }
+        // Direct grants, and OS-INHERIT's grants inherited by the projects below the target.
+        for inherited in [false, true] {
         for (targetType, targetPath) in [("project", "projects/:project_id"), ("domain", "domains/:domain_id"), ("system", "system")] {
+            if inherited && targetType == "system" { continue }
             for (actorType, actorPath) in [("user", "users/:user_id"), ("group", "groups/:group_id")] {
-                let base = "/v3/\(targetPath)/\(actorPath)/roles"
+                let base = inherited ? "/v3/OS-INHERIT/\(targetPath)/\(actorPath)/roles" : "/v3/\(targetPath)/\(actorPath)/roles"
+                let rolePath = inherited ? base + "/:role_id/inherited_to_projects" : base + "/:role_id"
                 let system = targetType == "system"
                 @Sendable func resolve(_ request: Request, _ context: APIRequestContext, roleID: String?) async throws
                     -> (TokenInfo, RoleAssignment, [String: String]) {
@@ -158,7 +162,7 @@ extension KeystoneAPI {
                         target["target.role.name"] = role.name
                     }
                     let row = RoleAssignment(actorType: actorType, actorID: actorID, targetType: targetType, targetID: targetID,
-                                             roleID: roleID ?? "")
+                                             roleID: roleID ?? "", inherited: inherited)
                     return (caller, row, target)
                 }
                 @Sendable func action(_ verb: String) -> String {
@@ -166,7 +170,7 @@ extension KeystoneAPI {
                 }
                 let createAction = action("create"), checkAction = action("check"), revokeAction = action("revoke")
                 let listAction = action("list")
-                router.put(RouterPath(base + "/:role_id"), body: .none) { request, context in
+                router.put(RouterPath(rolePath), body: .none) { request, context in
                     let (_, row, target) = try await resolve(request, context, roleID: try context.parameters.require("role_id"))
                     try context.enforce(createAction, target: target)
                     try await service.grant(row)
@@ -180,21 +184,24 @@ extension KeystoneAPI {
                     }
                     return noContent()
                 }
-                router.head(RouterPath(base + "/:role_id"), use: check)
-                router.get(RouterPath(base + "/:role_id"), use: check)
-                router.delete(RouterPath(base + "/:role_id")) { request, context in
+                router.head(RouterPath(rolePath), use: check)
+                router.get(RouterPath(rolePath), use: check)
+                router.delete(RouterPath(rolePath)) { request, context in
                     let (_, row, target) = try await resolve(request, context, roleID: try context.parameters.require("role_id"))
                     try context.enforce(revokeAction, target: target)
                     try await service.revokeGrant(row)
                     return noContent()
                 }
-                router.get(RouterPath(base)) { request, context in
+                // OS-INHERIT lists inherited grants on domains only, as Keystone does.
+                if inherited && targetType != "domain" { continue }
+                router.get(RouterPath(inherited ? base + "/inherited_to_projects" : base)) { request, context in
                     let (_, row, target) = try await resolve(request, context, roleID: nil)
                     try context.enforce(listAction, target: target)
                     let roles = try await service.grantedRoles(row)
                     return respond(.ok, ["roles": .array(roles.map(roleJSON)), "links": listLinks(request)])
                 }
             }
+        }
         }
     }
 
@@ -271,18 +278,23 @@ extension KeystoneAPI {
         case "domain":
             var domain: [String: JSON] = ["id": .string(row.targetID)]
             if let names { domain["name"] = .string(names.domains[row.targetID]?.name) }
-            object["scope"] = ["domain": .object(domain)]
+            object["scope"] = row.inherited ? ["domain": .object(domain), "OS-INHERIT:inherited_to": "projects"] : ["domain": .object(domain)]
         default:
             var project: [String: JSON] = ["id": .string(row.targetID)]
             if let names, let found = names.projects[row.targetID] {
                 project["name"] = .string(found.name)
                 project["domain"] = names.domain(found.domainID)
             }
-            object["scope"] = ["project": .object(project)]
+            object["scope"] = row.inherited ? ["project": .object(project), "OS-INHERIT:inherited_to": "projects"] : ["project": .object(project)]
         }
-        let targetPath = row.targetType == "system" ? "system" : "\(row.targetType)s/\(row.targetID)"
+        // The link names the assignment as made: the group's, the prior role's, the inherited one's.
+        let source = listed.inheritedFrom ?? row
+        let targetPath = source.targetType == "system" ? "system" : "\(source.targetType)s/\(source.targetID)"
         let actorPath = listed.viaGroup.map { "groups/\($0)" } ?? "\(row.actorType)s/\(row.actorID)"
-        var links: [String: JSON] = ["assignment": link("/v3/\(targetPath)/\(actorPath)/roles/\(listed.priorRoleID ?? row.roleID)")]
+        let assignmentPath = source.inherited
+            ? "/v3/OS-INHERIT/\(targetPath)/\(actorPath)/roles/\(listed.priorRoleID ?? row.roleID)/inherited_to_projects"
+            : "/v3/\(targetPath)/\(actorPath)/roles/\(listed.priorRoleID ?? row.roleID)"
+        var links: [String: JSON] = ["assignment": link(assignmentPath)]
         if let group = listed.viaGroup { links["membership"] = link("/v3/groups/\(group)/users/\(row.actorID)") }
         if let prior = listed.priorRoleID { links["prior_role"] = link("/v3/roles/\(prior)") }
         object["links"] = .object(links)

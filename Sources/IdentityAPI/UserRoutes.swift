@@ -21,6 +21,24 @@ extension KeystoneAPI {
         return String(decoding: JSON.object(merged).encoded(), as: UTF8.self)
     }
 
+    /// A user's `options` merged over the stored ones: booleans as oslo reads Keystone's
+    /// boolean strings, the MFA rules as lists, null removing an option.
+    func userOptionsJSON(_ fields: Fields, over existing: String = "{}") throws -> String {
+        var merged = JSON.parse(Array(existing.utf8))?.objectValue ?? [:]
+        guard let given = fields.object["options"]?.objectValue else { return existing }
+        let options = Fields(given)
+        for (key, value) in given {
+            if value.isNull {
+                merged[key] = nil
+            } else if key == "multi_factor_auth_rules" {
+                merged[key] = value
+            } else {
+                merged[key] = try options.bool(key).map(JSON.bool) ?? value
+            }
+        }
+        return JSON.object(merged).encodedText
+    }
+
     func registerUsersAndGroups(on router: APIRoutes) {
         // MARK: users
         router.get("/v3/users", query: KeystoneSchemas.usersQuery) { request, context in
@@ -44,11 +62,14 @@ extension KeystoneAPI {
             let enabled = try fields.bool("enabled") ?? true
             let description = try fields.string("description", maxLength: 65_535, nullable: true) ?? ""
             let email = try fields.string("email", nullable: true)
+            if let password { try await service.validateNewPassword(password, userID: nil) }
             let hash: String? = if let password { await service.hashPassword(password) } else { nil }
-            let row = User(id: IdentityService.makeID(), name: name, domainID: domain, passwordHash: hash, enabled: enabled,
+            var row = User(id: IdentityService.makeID(), name: name, domainID: domain, passwordHash: hash, enabled: enabled,
                            defaultProjectID: defaultProject, description: description, email: email,
                            extra: extraJSON(fields.extra(excluding: Self.userColumns)), createdAt: IdentityService.timestamp())
+            row.options = try userOptionsJSON(fields)
             try await service.createUser(row)
+            row = try await service.users.get(row.id)
             return respond(.created, ["user": userJSON(row)])
         }
         router.get("/v3/users/:user_id") { request, context in
@@ -76,11 +97,13 @@ extension KeystoneAPI {
                 if fields.has("description") { row.description = try fields.string("description", maxLength: 65_535, nullable: true) ?? "" }
                 if fields.has("email") { row.email = try fields.string("email", nullable: true) }
                 row.extra = extraJSON(extra, over: row.extra)
+                row.options = try userOptionsJSON(fields, over: row.options)
             }
             try apply(&check)
             var hash: String?? = .none
             if fields.has("password") {
                 let password = try self.password(fields, "password", nullable: true)
+                if let password { try await service.validateNewPassword(password, userID: id) }
                 hash = .some(password == nil ? nil : await service.hashPassword(password!))
             }
             let row = try await service.updateUser(id, passwordHash: hash) { try apply(&$0) }
@@ -117,7 +140,7 @@ extension KeystoneAPI {
             let user = try await service.users.get(id)
             try context.enforce("identity:list_user_projects", target: ["target.user.id": id, "target.user.domain_id": user.domainID])
             let projects = try await service.projectsOf(userID: id)
-            return respond(.ok, ["projects": .array(projects.map(projectJSON)), "links": listLinks(request)])
+            return respond(.ok, ["projects": try await projectsJSON(projects), "links": listLinks(request)])
         }
 
         // MARK: groups

@@ -22,8 +22,11 @@ public enum UTCTime {
             let digits = min(fractionDigits, 6)
             var scale = 1
             for _ in 0..<digits { scale *= 10 }
-            // Truncated, not rounded: a time never moves into the next second.
-            let fraction = min(Int((date.timeIntervalSince1970 - seconds) * Double(scale)), scale - 1)
+            // Read to the microsecond (a whole millisecond such as .927 is 0.92699… as a double),
+            // then truncated to `digits`: a time never moves into the next second.
+            let micro = min(Int(((date.timeIntervalSince1970 - seconds) * 1_000_000).rounded()), 999_999)
+            var fraction = micro
+            for _ in digits..<6 { fraction /= 10 }
             text += "." + String(String(fraction + scale).dropFirst())
         }
         return text + "Z"

@@ -47,6 +47,10 @@ public struct UserRow: Codable, Sendable, Equatable {
     public var failedAuthCount: Int
     public var lastFailedAuthAt: Int64?
     public var passwordChangedAt: Int64?
+    /// Unix milliseconds after which the password no longer authenticates; nil: never.
+    public var passwordExpiresAt: Int64?
+    /// Keystone's resource options (`lock_password`, `multi_factor_auth_rules`, …), as a JSON object.
+    public var options: String
     public var createdAt: Int64
 
     public init(id: String, name: String, domainID: String, passwordHash: String? = nil, enabled: Bool = true,
@@ -55,7 +59,8 @@ public struct UserRow: Codable, Sendable, Equatable {
         self.id = id; self.name = name; self.domainID = domainID; self.passwordHash = passwordHash
         self.enabled = enabled; self.defaultProjectID = defaultProjectID; self.description = description
         self.email = email; self.extra = extra; self.failedAuthCount = 0; self.lastFailedAuthAt = nil
-        self.passwordChangedAt = passwordHash == nil ? nil : createdAt; self.createdAt = createdAt
+        self.passwordChangedAt = passwordHash == nil ? nil : createdAt; self.passwordExpiresAt = nil; self.options = "{}"
+        self.createdAt = createdAt
     }
 }
 

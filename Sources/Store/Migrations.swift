@@ -540,5 +540,115 @@ public enum Schema {
             """,
             "CREATE INDEX volume_messages_project ON volume_messages (project_id)",
         ]),
+        // The rest of Keystone v3: credentials (blobs encrypted with their own key repository),
+        // trusts, project tags, domain-specific configuration, policies and their endpoint
+        // associations, endpoint groups and project endpoint filters, application-credential
+        // access rules, user options and password history. Empty strings stand for "none" in
+        // key columns, where NULLs would not be unique.
+        Migration(version: 26, name: "identity complete", statements: [
+            """
+            CREATE TABLE credentials (
+                id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE, project_id TEXT,
+                type TEXT NOT NULL, encrypted_blob TEXT NOT NULL, key_hash TEXT NOT NULL,
+                extra TEXT NOT NULL DEFAULT '{}', created_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX credentials_user ON credentials (user_id)",
+            """
+            CREATE TABLE trusts (
+                id TEXT PRIMARY KEY, trustor_user_id TEXT NOT NULL, trustee_user_id TEXT NOT NULL, project_id TEXT,
+                impersonation BOOLEAN NOT NULL, expires_at BIGINT, remaining_uses INTEGER,
+                allow_redelegation BOOLEAN NOT NULL DEFAULT FALSE, redelegation_count INTEGER NOT NULL DEFAULT 0,
+                redelegated_trust_id TEXT, extra TEXT NOT NULL DEFAULT '{}', deleted_at BIGINT, created_at BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE trust_roles (
+                trust_id TEXT NOT NULL REFERENCES trusts(id) ON DELETE CASCADE, role_id TEXT NOT NULL,
+                PRIMARY KEY (trust_id, role_id))
+            """,
+            """
+            CREATE TABLE project_tags (
+                project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE, name TEXT NOT NULL,
+                PRIMARY KEY (project_id, name))
+            """,
+            "ALTER TABLE projects ADD COLUMN options TEXT NOT NULL DEFAULT '{}'",
+            """
+            CREATE TABLE domain_config (
+                domain_id TEXT NOT NULL REFERENCES domains(id) ON DELETE CASCADE, group_name TEXT NOT NULL,
+                option_name TEXT NOT NULL, value TEXT NOT NULL, sensitive BOOLEAN NOT NULL DEFAULT FALSE,
+                PRIMARY KEY (domain_id, group_name, option_name))
+            """,
+            """
+            CREATE TABLE policies (
+                id TEXT PRIMARY KEY, type TEXT NOT NULL, blob TEXT NOT NULL, extra TEXT NOT NULL DEFAULT '{}',
+                created_at BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE policy_associations (
+                id TEXT PRIMARY KEY, policy_id TEXT NOT NULL REFERENCES policies(id) ON DELETE CASCADE,
+                endpoint_id TEXT REFERENCES endpoints(id) ON DELETE CASCADE,
+                service_id TEXT REFERENCES catalog_services(id) ON DELETE CASCADE,
+                region_id TEXT REFERENCES regions(id) ON DELETE CASCADE)
+            """,
+            // One policy per endpoint, service, or service in a region (NULL: not part of the target).
+            """
+            CREATE UNIQUE INDEX policy_associations_target ON policy_associations (
+                COALESCE(endpoint_id, ''), COALESCE(service_id, ''), COALESCE(region_id, ''))
+            """,
+            """
+            CREATE TABLE endpoint_groups (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT, filters TEXT NOT NULL,
+                created_at BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE project_endpoints (
+                project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+                endpoint_id TEXT NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE, PRIMARY KEY (project_id, endpoint_id))
+            """,
+            """
+            CREATE TABLE project_endpoint_groups (
+                endpoint_group_id TEXT NOT NULL REFERENCES endpoint_groups(id) ON DELETE CASCADE,
+                project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE, PRIMARY KEY (endpoint_group_id, project_id))
+            """,
+            """
+            CREATE TABLE access_rules (
+                id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                service TEXT NOT NULL, path TEXT NOT NULL, method TEXT NOT NULL, created_at BIGINT NOT NULL,
+                UNIQUE (user_id, service, path, method))
+            """,
+            """
+            CREATE TABLE application_credential_access_rules (
+                application_credential_id TEXT NOT NULL REFERENCES application_credentials(id) ON DELETE CASCADE,
+                access_rule_id TEXT NOT NULL REFERENCES access_rules(id),
+                PRIMARY KEY (application_credential_id, access_rule_id))
+            """,
+            // OS-INHERIT: a role may be assigned on a target both directly and as inherited by
+            // the projects below it, so `inherited` joins the key (a table rebuilt, as SQLite
+            // cannot change a primary key in place).
+            """
+            CREATE TABLE role_assignments_v26 (
+                actor_type TEXT NOT NULL, actor_id TEXT NOT NULL, target_type TEXT NOT NULL, target_id TEXT NOT NULL,
+                role_id TEXT NOT NULL REFERENCES roles(id) ON DELETE CASCADE, inherited BOOLEAN NOT NULL DEFAULT FALSE,
+                PRIMARY KEY (actor_type, actor_id, target_type, target_id, role_id, inherited))
+            """,
+            """
+            INSERT INTO role_assignments_v26 (actor_type, actor_id, target_type, target_id, role_id, inherited)
+            SELECT actor_type, actor_id, target_type, target_id, role_id, inherited FROM role_assignments
+            """,
+            "DROP TABLE role_assignments",
+            "ALTER TABLE role_assignments_v26 RENAME TO role_assignments",
+            "CREATE INDEX role_assignments_target ON role_assignments (target_type, target_id)",
+            // Keystone's resource options of a user (lock_password, multi_factor_auth_rules, …), as JSON.
+            "ALTER TABLE users ADD COLUMN options TEXT NOT NULL DEFAULT '{}'",
+            // When the password stops working ([security_compliance] password_expires_days,
+            // change_password_upon_first_use); NULL: never.
+            "ALTER TABLE users ADD COLUMN password_expires_at BIGINT",
+            // Every password a user had (unique_last_password_count), and whether the user set it
+            // (minimum_password_age counts only from a password the user chose).
+            """
+            CREATE TABLE password_history (
+                user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE, password_hash TEXT NOT NULL,
+                self_service BOOLEAN NOT NULL DEFAULT FALSE, created_at BIGINT NOT NULL, PRIMARY KEY (user_id, created_at))
+            """,
+        ]),
     ]
 }

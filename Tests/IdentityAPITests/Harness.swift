@@ -18,7 +18,9 @@ func withBootstrappedIdentity(_ body: @Sendable (Database, IdentityService) asyn
         bootstrap.passwordCost = 4
         try await bootstrap.run(on: database)
         try FernetKeyRepository(directory: keys).setup()
+        try FernetKeyRepository(directory: keys + "-credentials").setup()
         var options = IdentityOptions(keyRepository: keys)
+        options.credentialKeyRepository = keys + "-credentials"
         options.passwordCost = 4
         options.maxPasswordLength = 100  // small enough to test under the harness's body limit
         try await body(database, try IdentityService(database: database, options: options, logger: logger))
@@ -26,6 +28,7 @@ func withBootstrappedIdentity(_ body: @Sendable (Database, IdentityService) asyn
         await database.shutdown()
         await drop()
         try? FileManager.default.removeItem(atPath: keys)
+        try? FileManager.default.removeItem(atPath: keys + "-credentials")
     }
 }
 

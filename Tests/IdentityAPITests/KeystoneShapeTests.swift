@@ -90,6 +90,11 @@ import Testing
                                            headers: [HTTPField.Name("X-Subject-Token")!: token])
             #expect(validated.status == .ok)
             try expectShape(try #require(validated.json), like: "auth-password-project-scoped-response.json")
+            // Validation answers the issue's body exactly; a rescoped token keeps its parent's expiry
+            // to the printed digit.
+            #expect(validated.json == body)
+            let rescoped = try await call(client, .post, "/v3/auth/tokens", body: #"{"auth": {"identity": {"methods": ["token"], "token": {"id": "\#(token)"}}, "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}"#)
+            #expect(rescoped.status == .created && rescoped.json?["token"]?["expires_at"]?.stringValue == expires)
 
             let domain = try await call(client, .post, "/v3/domains", token: token, body: #"{"domain": {"name": "d1", "description": "x"}}"#)
             #expect(domain.status == .created)
@@ -123,6 +128,10 @@ import Testing
             #expect(try await call(client, .head, "/v3/projects/\(projectID)/users/\(userID)/roles/\(memberID)", token: token).status == .noContent)
             let inference = try await call(client, .get, "/v3/roles/\(memberID)/implies", token: token)
             try expectShape(try #require(inference.json), like: "list-implied-roles-for-role-response.json")
+            let readerID = try #require(roles.json?["roles"]?.arrayValue?.first { $0["name"] == "reader" }?["id"]?.stringValue)
+            let rule = try await call(client, .get, "/v3/roles/\(memberID)/implies/\(readerID)", token: token)
+            try expectShape(try #require(rule.json), like: "create-role-inferences-response.json")
+            #expect(rule.json?["links"]?["self"]?.stringValue?.hasSuffix("/v3/roles/\(memberID)/implies/\(readerID)") == true)
             let assignments = try await call(client, .get, "/v3/role_assignments?effective&include_names&user.id=\(userID)", token: token)
             try expectShape(try #require(assignments.json), like: "role-assignments-list-response.json",
                             except: ["role_assignments.[].scope.domain"])  // the sample's first entry is on a domain
@@ -135,6 +144,8 @@ import Testing
             let credential = try await call(client, .post, "/v3/users/\(userID)/application_credentials", token: userToken,
                                             body: #"{"application_credential": {"name": "c1", "expires_at": "2099-01-01T00:00:00.000000"}}"#)
             #expect(credential.status == .created)
+            #expect(credential.json?["application_credential"]?["expires_at"]?.stringValue == "2099-01-01T00:00:00.000000",
+                    "expires_at round-trips as given, in Keystone's form")
             try expectShape(try #require(credential.json), like: "application-credential-create-response.json",
                             except: ["application_credential.access_rules."])
             let credentialID = try #require(credential.json?["application_credential"]?["id"]?.stringValue)

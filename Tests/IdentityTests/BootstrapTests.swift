@@ -30,7 +30,7 @@ import Testing
             let created = try await bootstrap.run(on: database)
             #expect(created.contains("user admin") && created.contains("role reader") && created.contains("admin role on system"))
             let first = try await counts(database)
-            #expect(first == ["domains": 1, "projects": 1, "users": 1, "roles": 3, "implied_roles": 2, "role_assignments": 2,
+            #expect(first == ["domains": 1, "projects": 1, "users": 1, "roles": 5, "implied_roles": 3, "role_assignments": 2,
                               "regions": 1, "catalog_services": 6, "endpoints": 18])
             // identity, compute, network, image, and the volume API under both of its types; 3 interfaces each.
             #expect(Set(Bootstrap.catalog.map(\.type)) == ["identity", "compute", "network", "block-storage", "volumev3", "image"])
@@ -53,7 +53,7 @@ import Testing
                     JOIN roles p ON p.id = r.prior_role_id JOIN roles i ON i.id = r.implied_role_id ORDER BY p.name
                     """).all().map { "\(try $0.decode(column: "prior", as: String.self))⇒\(try $0.decode(column: "implied", as: String.self))" }
             }
-            #expect(implied == ["admin⇒member", "member⇒reader"])
+            #expect(implied == ["admin⇒manager", "manager⇒member", "member⇒reader"])
         } cleanup: {
             await database.shutdown()
             await drop()

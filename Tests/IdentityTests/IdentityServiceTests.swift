@@ -60,7 +60,7 @@ import Testing
             let token = try await login(first)
             let info = try await second.validate(token)
             #expect(info.project?.id == cloud.adminProject && info.user.name == "admin")
-            #expect(Set(info.roles.map(\.name)) == ["admin", "member", "reader"], "admin implies member implies reader")
+            #expect(Set(info.roles.map(\.name)) == ["admin", "manager", "member", "reader"], "admin implies manager implies member implies reader")
             try await first.revoke(token: token)
             await #expect(throws: IdentityError.self) { try await first.validate(token) }
             // The other controller learns of it at its next refresh (every 2 s when serving).

@@ -7,7 +7,10 @@ import Testing
         let date = Date(timeIntervalSince1970: 1_795_186_800.123_9)  // 2026-11-20T15:00:00.1239Z
         #expect(UTCTime.format(date) == "2026-11-20T15:00:00.123Z")
         #expect(UTCTime.format(date, fractionDigits: 0) == "2026-11-20T15:00:00Z")
-        #expect(UTCTime.format(date, fractionDigits: 6).hasPrefix("2026-11-20T15:00:00.1238"))
+        // Read to the microsecond: .1239 is 0.12389999… as a double, and a whole millisecond such
+        // as .927 is 0.92699…; neither loses its last digit.
+        #expect(UTCTime.format(date, fractionDigits: 6) == "2026-11-20T15:00:00.123900Z")
+        #expect(UTCTime.format(Date(timeIntervalSince1970: 1_795_186_800_927 / 1000)) == "2026-11-20T15:00:00.927Z")
         #expect(UTCTime.format(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
         // The same text Foundation's ISO 8601 style writes.
         for seconds in [0.0, 951_782_400.5, 1_795_100_400.999, 4_102_444_799.25] {

@@ -87,6 +87,37 @@ ok "project create/list/show/set/delete"
 demo_id=$(os project show demo -f value -c id)
 other_id=$(os project show --domain clidom other -f value -c id)
 
+# --- project tags and projects acting as domains --------------------------------------------
+os project create --tag blue --tag green tagged >/dev/null || fail "project create --tag"
+os project list --tags blue -f value -c Name | grep -x tagged >/dev/null || fail "project list --tags"
+os project list --tags-any red,green -f value -c Name | grep -x tagged >/dev/null || fail "project list --tags-any"
+os project list --not-tags blue -f value -c Name | grep -x tagged >/dev/null && fail "project list --not-tags kept the project"
+os project list --not-tags-any red -f value -c Name | grep -x tagged >/dev/null || fail "project list --not-tags-any"
+os project set --tag red tagged || fail "project set --tag"
+[ "$(os project show tagged -f json | python3 -c 'import json,sys; print(",".join(sorted(json.load(sys.stdin)["tags"])))')" = blue,green,red ] || fail "project set --tag did not add red"
+ok "project create --tag, project list --tags/--tags-any/--not-tags/--not-tags-any, project set --tag"
+tagged_id=$(os project show tagged -f value -c id)
+[ "$(http PUT "/projects/$tagged_id/tags/yellow" "$admin_token" | cut -c1-3)" = 201 ] || fail "PUT a project tag"
+[ "$(http GET "/projects/$tagged_id/tags/yellow" "$admin_token" | cut -c1-3)" = 204 ] || fail "check a project tag"
+[ "$(http DELETE "/projects/$tagged_id/tags/blue" "$admin_token" | cut -c1-3)" = 204 ] || fail "DELETE a project tag"
+expect_error 404 "$(http GET "/projects/$tagged_id/tags/blue" "$admin_token")" "checking a removed project tag"
+expect_error 400 "$(http PUT "/projects/$tagged_id/tags" "$admin_token" '{"tags": ["a,b"]}')" "a tag with a comma"
+[ "$(http GET "/projects/$tagged_id/tags" "$admin_token")" = '200 {"tags":["green","red","yellow"]}' ] || fail "GET project tags: $(http GET "/projects/$tagged_id/tags" "$admin_token")"
+listed=$(http GET "/projects?name=tagged" "$admin_token" | cut -c5- | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["projects"][0], sort_keys=True))')
+shown=$(http GET "/projects/$tagged_id" "$admin_token" | cut -c5- | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["project"], sort_keys=True))')
+[ "$listed" = "$shown" ] || fail "a listed project differs from GET on it: $listed vs $shown"
+ok "project tag routes; a listed project has the same fields as GET on it"
+http GET "/projects?is_domain=true" "$admin_token" | cut -c5- | python3 -c '
+import json, sys
+projects = json.load(sys.stdin)["projects"]
+assert any(p["id"] == "default" and p["is_domain"] is True and p["domain_id"] is None for p in projects), projects' || fail "projects?is_domain=true"
+http GET /projects "$admin_token" | cut -c5- | python3 -c '
+import json, sys
+assert not any(p["is_domain"] for p in json.load(sys.stdin)["projects"])' || fail "a plain project list shows domains"
+[ "$(http POST /projects "$admin_token" '{"project": {"name": "project-domain", "is_domain": true}}' | cut -c1-3)" = 201 ] || fail "creating a project acting as a domain"
+os domain show project-domain >/dev/null || fail "a project created with is_domain is not a domain"
+ok "projects acting as domains: listed with is_domain=true, created with is_domain, shown as domains"
+
 # --- users, groups, roles -------------------------------------------------------------
 os user create --password alice-pw --project demo --email alice@example.com alice >/dev/null || fail "user create alice"
 os user create --password bob-pw bob >/dev/null || fail "user create bob"
@@ -102,7 +133,7 @@ os group add user readers bob || fail "group add user"
 os group contains user readers bob >/dev/null || fail "group contains user"
 ok "group create, group add user"
 os role create auditor >/dev/null || fail "role create"
-os role list -f value -c Name | sort | tr '\n' ' ' | grep "admin auditor member reader" >/dev/null || fail "role list"
+os role list -f value -c Name | sort | tr '\n' ' ' | grep "admin auditor manager member reader service" >/dev/null || fail "role list"
 ok "role create/list"
 os role add --user alice --project demo member || fail "role add member"
 os role add --group readers --project demo reader || fail "role add to group"
@@ -125,6 +156,32 @@ assert not any(r["Group"] for r in rows), "effective assignments name users, not
 PY
 rm -f /tmp/petrel-cli-ra.$$
 ok "role assignment list --effective --names (implied roles, group members)"
+
+# --- inherited role assignments (OS-INHERIT) ----------------------------------------------
+os project create --parent demo demo-child >/dev/null || fail "project create --parent"
+os role add --inherited --user alice --project demo auditor || fail "role add --inherited on a project"
+os role add --inherited --user bob --domain clidom auditor || fail "role add --inherited on a domain"
+os role assignment list --effective --names -f json > /tmp/petrel-cli-inh.$$ || fail "role assignment list --effective"
+python3 - /tmp/petrel-cli-inh.$$ <<'PY' || fail "inherited roles in role assignment list --effective --names"
+import json, sys
+rows = json.load(open(sys.argv[1]))
+have = {(r["Role"], r["User"], r["Project"]) for r in rows}
+assert ("auditor", "alice@Default", "demo-child@Default") in have, sorted(have)
+assert ("auditor", "bob@Default", "other@clidom") in have, sorted(have)
+# Inherited by the projects below, not held on the target itself.
+assert ("auditor", "alice@Default", "demo@Default") not in have, sorted(have)
+PY
+os role assignment list --user alice --project demo --names -f json | python3 -c '
+import json, sys
+rows = json.load(sys.stdin)
+assert any(r["Role"] == "auditor" and r["Inherited"] for r in rows), rows' || fail "the inherited assignment is not listed as inherited"
+rm -f /tmp/petrel-cli-inh.$$
+child_roles=$(os_as alice alice-pw demo-child token issue -f value -c project_id) || fail "alice cannot scope to demo-child through the inherited role"
+ok "role add --inherited: effective on the child project (and on the domain's projects), listed as inherited, usable in a token"
+os role remove --inherited --user alice --project demo auditor || fail "role remove --inherited"
+os_as alice alice-pw demo-child token issue >/dev/null 2>&1 && fail "alice still scopes to demo-child after the inherited role was removed"
+os role remove --inherited --user bob --domain clidom auditor || fail "role remove --inherited on a domain"
+ok "role remove --inherited"
 
 # --- a member's view ----------------------------------------------------------------------
 os_as alice alice-pw demo token issue -f value -c id >/dev/null || fail "alice cannot log in"
@@ -196,5 +253,174 @@ os_as alice alice-pw2 demo application credential list -f value -c Name | grep -
 os_as alice alice-pw2 demo application credential delete ci-cred || fail "application credential delete"
 "${app_auth[@]}" token issue >/dev/null 2>&1 && fail "a deleted application credential still authenticates"
 ok "application credential list/delete; a deleted one no longer authenticates"
+
+# --- credentials ----------------------------------------------------------------------------
+# (Users, projects and roles by id: a member may not list them, so the CLI cannot look names up.)
+alice_id=$(os user show alice -f value -c id)
+bob_id=$(os user show bob -f value -c id)
+member_id=$(os role show member -f value -c id)
+admin_role_id=$(os role show admin -f value -c id)
+cred_id=$(os_as alice alice-pw2 demo credential create --type cert --project "$demo_id" "$alice_id" cert-blob-1 -f value -c id) || fail "credential create"
+[ "$(os credential show "$cred_id" -f value -c blob)" = cert-blob-1 ] || fail "credential show (admin)"
+os_as alice alice-pw2 demo credential list -f value -c ID | grep -x "$cred_id" >/dev/null || fail "credential list (owner)"
+os_as alice alice-pw2 demo credential set --user "$alice_id" --type cert --data cert-blob-2 "$cred_id" || fail "credential set"
+[ "$(os_as alice alice-pw2 demo credential show "$cred_id" -f value -c blob)" = cert-blob-2 ] || fail "credential set did not change the blob"
+ok "credential create/list/show/set"
+bob_token=$(password_token bob bob-pw demo)
+[ -n "$bob_token" ] || fail "bob cannot log in"
+expect_error 403 "$(http GET "/credentials/$cred_id" "$bob_token")" "another user reading a credential"
+expect_error 403 "$(http PATCH "/credentials/$cred_id" "$bob_token" '{"credential": {"blob": "x"}}')" "another user changing a credential"
+[ "$(http GET /credentials "$bob_token" | python3 -c 'import json,sys; s=sys.stdin.read(); print(len(json.loads(s[4:])["credentials"]))')" = 0 ] || fail "bob lists alice's credential"
+ok "another user's list leaves the credential out"
+expect_error 400 "$(http POST /credentials "$admin_token" '{"credential": {"type": "ec2", "user_id": "x", "blob": "not json", "project_id": "p"}}')" "an EC2 credential whose blob is not JSON"
+expect_error 400 "$(http POST /credentials "$admin_token" '{"credential": {"type": "cert", "blob": 5}}')" "a credential without a user"
+os_as alice alice-pw2 demo credential delete "$cred_id" || fail "credential delete"
+os credential show "$cred_id" >/dev/null 2>&1 && fail "a deleted credential is still shown"
+ok "credential delete"
+
+# --- EC2 credentials and /v3/ec2tokens ---------------------------------------------------------
+ec2=$(os_as alice alice-pw2 demo ec2 credentials create -f json) || fail "ec2 credentials create"
+access=$(echo "$ec2" | field access)
+ec2_secret=$(echo "$ec2" | field secret)
+[ "$(echo "$ec2" | field project_id)" = "$demo_id" ] || fail "the EC2 credential is not for demo: $ec2"
+os_as alice alice-pw2 demo ec2 credentials list -f value -c Access | grep -x "$access" >/dev/null || fail "ec2 credentials list"
+[ "$(os_as alice alice-pw2 demo ec2 credentials show "$access" -f value -c secret)" = "$ec2_secret" ] || fail "ec2 credentials show"
+ok "ec2 credentials create/list/show"
+# ec2_request VERSION ACCESS SECRET: a request signed as an EC2 client signs it, as /v3/ec2tokens takes it.
+ec2_request() {
+  python3 - "$@" <<'PY'
+import base64, datetime, hashlib, hmac, json, sys, urllib.parse
+version, access, secret = sys.argv[1:]
+now = datetime.datetime.now(datetime.timezone.utc)
+host, verb, path = "ec2.example.test:8773", "GET", "/"
+def quote(s): return urllib.parse.quote(s, safe="-_~")
+def canonical(params): return "&".join(quote(k) + "=" + quote(params[k]) for k in sorted(params))
+if version == "2":
+    params = {"Action": "DescribeInstances", "AWSAccessKeyId": access, "SignatureVersion": "2",
+              "SignatureMethod": "HmacSHA256", "Timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    text = "%s\n%s\n%s\n%s" % (verb, host, path, canonical(params))
+    signature = base64.b64encode(hmac.new(secret.encode(), text.encode(), hashlib.sha256).digest()).decode()
+    headers, body_hash = {}, ""
+else:
+    params = {"Action": "DescribeInstances"}
+    stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    headers = {"Host": host, "X-Amz-Date": stamp}
+    body_hash = hashlib.sha256(b"").hexdigest()
+    signed = "host;x-amz-date"
+    request = "\n".join([verb, path, canonical(params), "host:%s\nx-amz-date:%s\n" % (host, stamp), signed, body_hash])
+    scope = "%s/RegionOne/ec2/aws4_request" % day
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(request.encode()).hexdigest()])
+    key = ("AWS4" + secret).encode()
+    for part in [day, "RegionOne", "ec2", "aws4_request"]:
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s" % (access, scope, signed, signature)
+print(json.dumps({"credentials": {"access": access, "signature": signature, "host": host, "verb": verb, "path": path,
+                                  "params": params, "headers": headers, "body_hash": body_hash}}))
+PY
+}
+for version in 2 4; do
+  result=$(http POST /ec2tokens "" "$(ec2_request $version "$access" "$ec2_secret")")
+  [ "${result%% *}" = 200 ] || fail "ec2tokens (signature v$version): $result"
+  echo "${result#* }" | python3 -c '
+import json, sys
+t = json.load(sys.stdin)["token"]
+assert t["project"]["id"] == sys.argv[1] and t["user"]["name"] == "alice" and t["methods"] == ["ec2credential"], t
+assert any(r["name"] == "member" for r in t["roles"]) and t["catalog"], t' "$demo_id" || fail "ec2tokens v$version token body"
+  ok "ec2tokens: a request signed with signature v$version → a demo-scoped token for alice"
+  expect_error 401 "$(http POST /ec2tokens "" "$(ec2_request $version "$access" wrong-secret)")" "ec2tokens with a wrong secret (v$version)"
+done
+expect_error 404 "$(http POST /ec2tokens "" "$(ec2_request 4 unknown-access "$ec2_secret")")" "ec2tokens with an unknown access key"
+os_as alice alice-pw2 demo ec2 credentials delete "$access" || fail "ec2 credentials delete"
+expect_error 404 "$(http POST /ec2tokens "" "$(ec2_request 4 "$access" "$ec2_secret")")" "ec2tokens with a deleted credential"
+ok "ec2 credentials delete"
+
+# --- trusts -----------------------------------------------------------------------------------
+trust=$(os_as alice alice-pw2 demo trust create --project "$demo_id" --role "$member_id" --impersonate "$alice_id" "$bob_id" -f json) || fail "trust create"
+trust_id=$(echo "$trust" | field id)
+os_as alice alice-pw2 demo trust list --trustor "$alice_id" -f value -c ID | grep -x "$trust_id" >/dev/null || fail "trust list"
+[ "$(os_as alice alice-pw2 demo trust show "$trust_id" -f value -c trustee_user_id)" = "$bob_id" ] || fail "trust show"
+ok "trust create/list/show"
+os_as alice alice-pw2 demo trust create --project "$demo_id" --role "$admin_role_id" "$alice_id" "$bob_id" >/dev/null 2>&1 && fail "a trust of a role the trustor lacks"
+ok "a trust of a role the trustor does not have is refused"
+trust_token=$(env OS_CLIENT_CONFIG_FILE="$no_clouds" "$OSC" --os-auth-url "$V3" --os-identity-api-version 3 --os-username bob \
+  --os-password bob-pw --os-user-domain-name Default --os-trust-id "$trust_id" token issue -f json) || fail "token issue --os-trust-id"
+[ "$(echo "$trust_token" | field project_id)" = "$demo_id" ] || fail "the trust token is not scoped to demo: $trust_token"
+[ "$(echo "$trust_token" | field user_id)" = "$alice_id" ] || fail "an impersonating trust token is not alice's: $trust_token"
+trust_token_id=$(echo "$trust_token" | field id)
+http GET /auth/tokens "$admin_token" >/dev/null
+trust_body=$(curl -s -H "X-Auth-Token: $admin_token" -H "X-Subject-Token: $trust_token_id" "$V3/auth/tokens")
+echo "$trust_body" | python3 -c '
+import json, sys
+t = json.load(sys.stdin)["token"]
+trust = t["OS-TRUST:trust"]
+assert trust["id"] == sys.argv[1] and trust["impersonation"] is True and trust["trustee_user"]["id"] == sys.argv[2], t
+assert {r["name"] for r in t["roles"]} == {"member", "reader"}, t["roles"]' "$trust_id" "$bob_id" || fail "trust token body: $trust_body"
+ok "token issue --os-trust-id: a demo-scoped token with the trust's roles and OS-TRUST:trust"
+expect_error 403 "$(http DELETE "/OS-TRUST/trusts/$trust_id" "$bob_token")" "the trustee deleting the trust"
+os_as alice alice-pw2 demo trust delete "$trust_id" || fail "trust delete"
+status=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Auth-Token: $admin_token" -H "X-Subject-Token: $trust_token_id" "$V3/auth/tokens")
+[ "$status" = 404 ] || fail "a token of a deleted trust validates with $status"
+ok "trust delete: its tokens stop validating"
+
+# --- multi-factor authentication (TOTP, rules, receipts) ----------------------------------------
+os user create --password carol-pw carol >/dev/null || fail "user create carol"
+os role add --user carol --project demo member || fail "role add carol"
+carol_id=$(os user show carol -f value -c id)
+totp_secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ
+os credential create --type totp "$carol_id" "$totp_secret" >/dev/null || fail "credential create --type totp"
+os user set --enable-multi-factor-auth --multi-factor-auth-rule password,totp carol || fail "user set --multi-factor-auth-rule"
+os user show carol -f json | python3 -c '
+import json, sys
+o = json.load(sys.stdin)["options"]
+assert o["multi_factor_auth_enabled"] is True and o["multi_factor_auth_rules"] == [["password", "totp"]], o' || fail "the user's options do not show the rules"
+ok "user set --enable-multi-factor-auth --multi-factor-auth-rule password,totp: stored and shown"
+totp_code() { python3 - "$totp_secret" "${1:-0}" <<'PY'
+import base64, hashlib, hmac, struct, sys, time
+key = base64.b32decode(sys.argv[1])
+counter = int(time.time()) // 30 + int(sys.argv[2])
+mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+offset = mac[-1] & 15
+print("%06d" % ((struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7fffffff) % 1000000))
+PY
+}
+mfa_body() { # mfa_body METHODS PASSCODE
+  python3 -c '
+import json, sys
+methods, passcode = sys.argv[1].split(","), sys.argv[2]
+user = {"name": "carol", "domain": {"id": "default"}}
+identity = {"methods": methods}
+if "password" in methods: identity["password"] = {"user": dict(user, password="carol-pw")}
+if "totp" in methods: identity["totp"] = {"user": dict(user, passcode=passcode)}
+print(json.dumps({"auth": {"identity": identity, "scope": {"project": {"name": "demo", "domain": {"id": "default"}}}}}))' "$1" "$2"
+}
+headers=$(mktemp /tmp/petrel-cli-h.XXXXXX)
+status=$(curl -s -D "$headers" -o /tmp/petrel-cli-r.$$ -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "$(mfa_body password x)" "$V3/auth/tokens")
+[ "$status" = 401 ] || fail "the password alone gave $status, not 401"
+receipt=$(sed -n 's/^[Oo]penstack-[Aa]uth-[Rr]eceipt: *//p' "$headers" | tr -d '\r')
+[ -n "$receipt" ] || fail "no Openstack-Auth-Receipt header: $(cat "$headers")"
+python3 -c '
+import json, sys
+b = json.load(open(sys.argv[1]))
+assert b["receipt"]["methods"] == ["password"] and b["required_auth_methods"] == [["password", "totp"]], b' /tmp/petrel-cli-r.$$ || fail "receipt body: $(cat /tmp/petrel-cli-r.$$)"
+ok "the password alone → 401 with a receipt (Openstack-Auth-Receipt) and the required methods"
+status=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -H "Openstack-Auth-Receipt: $receipt" --data-binary "$(mfa_body totp "$(totp_code)")" "$V3/auth/tokens")
+[ "$status" = 201 ] || fail "receipt + TOTP gave $status"
+ok "the receipt plus the current TOTP code → a token"
+status=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "$(mfa_body password,totp "$(totp_code)")" "$V3/auth/tokens")
+[ "$status" = 201 ] || fail "password + TOTP in one request gave $status"
+wrong=$(totp_code 5)
+expect_error 401 "$(http POST /auth/tokens "" "$(mfa_body password,totp "$wrong")")" "password + a wrong TOTP code"
+ok "password + the current TOTP code in one request → a token"
+env OS_CLIENT_CONFIG_FILE="$no_clouds" "$OSC" --os-auth-url "$V3" --os-identity-api-version 3 --os-auth-type v3multifactor \
+  --os-auth-methods v3password,v3totp --os-username carol --os-password carol-pw --os-passcode "$(totp_code)" \
+  --os-user-domain-name Default --os-project-name demo --os-project-domain-name Default token issue >/dev/null || fail "the CLI's v3multifactor"
+env OS_CLIENT_CONFIG_FILE="$no_clouds" "$OSC" --os-auth-url "$V3" --os-identity-api-version 3 --os-username carol --os-password carol-pw \
+  --os-user-domain-name Default --os-project-name demo --os-project-domain-name Default token issue >/dev/null 2>&1 && fail "the CLI got a token with the password alone"
+ok "openstack --os-auth-type v3multifactor (password + totp) gets a token; the password alone does not"
+rm -f "$headers" /tmp/petrel-cli-r.$$
+os user set --enable-lock-password alice || fail "user set --enable-lock-password"
+os_as alice alice-pw2 demo user password set --password alice-pw3 --original-password alice-pw2 >/dev/null 2>&1 && fail "a user with lock_password changed their password"
+ok "lock_password: the user cannot change their own password"
 
 echo "all $checks CLI checks passed"
