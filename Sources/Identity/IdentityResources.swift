@@ -109,6 +109,12 @@ extension IdentityService {
             try await IdentityTables.assignments.delete(sql, where: [.equals("actor_type", "user"), .equals("actor_id", id)])
             // What the user delegated or was delegated goes with them (SQLite does not cascade).
             try await IdentityTables.credentials.delete(sql, where: [.equals("user_id", id)])
+            for credential in try await IdentityTables.applicationCredentials.all(sql, where: [.equals("user_id", id)]) {
+                try await IdentityTables.applicationCredentialAccessRules.delete(sql, where: [.equals("application_credential_id", credential.id)])
+                try await IdentityTables.applicationCredentialRoles.delete(sql, where: [.equals("application_credential_id", credential.id)])
+            }
+            try await IdentityTables.applicationCredentials.delete(sql, where: [.equals("user_id", id)])
+            try await IdentityTables.accessRules.delete(sql, where: [.equals("user_id", id)])
             let now = Self.now()
             for column in ["trustor_user_id", "trustee_user_id"] {
                 try await sql.update("trusts").set("deleted_at", to: now).where(SQLIdentifier(column), .equal, SQLBind(id))
@@ -396,13 +402,14 @@ extension IdentityService {
     /// (each must be one the user has there). Returns the row and its secret, shown once.
     public func createApplicationCredential(userID: String, projectID: String, name: String, secret: String?,
                                             description: String, expiresAt: Int64?, unrestricted: Bool,
-                                            roleIDs: [String]?) async throws -> (ApplicationCredentialRow, [RoleRow], String) {
+                                            roleIDs: [String]?, accessRules: [AccessRuleRequest] = [])
+        async throws -> (ApplicationCredentialRow, [RoleRow], [AccessRuleRow], String) {
         if let expiresAt, expiresAt <= Self.now() {
             throw IdentityError.badRequest("The expiration time of an application credential must be in the future.")
         }
         let secret = secret ?? Self.newSecret()
         let hash = await hashPassword(secret)
-        let (row, roles) = try await write { sql in
+        let (row, roles, rules) = try await write { sql in
             let held = try await self.effectiveRoles(sql, userID: userID, targetType: "project", targetID: projectID)
             var chosen = held
             if let roleIDs, !roleIDs.isEmpty {
@@ -424,9 +431,13 @@ extension IdentityService {
             for role in chosen {
                 try await IdentityTables.applicationCredentialRoles.insert(sql, .init(applicationCredentialID: row.id, roleID: role.id))
             }
-            return (row, chosen)
+            let rules = try await self.resolveAccessRules(accessRules, userID: userID, sql)
+            for rule in Set(rules.map(\.id)) {
+                try await IdentityTables.applicationCredentialAccessRules.insert(sql, .init(applicationCredentialID: row.id, accessRuleID: rule))
+            }
+            return (row, chosen, rules)
         }
-        return (row, roles, secret)
+        return (row, roles, rules, secret)
     }
 
     public func applicationCredentialRoles(_ id: String) async throws -> [RoleRow] {
@@ -441,6 +452,7 @@ extension IdentityService {
         try await write { sql in
             let removed = try await IdentityTables.applicationCredentials.delete(sql, where: [.equals("id", id), .equals("user_id", userID)])
             guard removed > 0 else { throw IdentityError.notFound(kind: "application credential", id: id) }
+            try await IdentityTables.applicationCredentialAccessRules.delete(sql, where: [.equals("application_credential_id", id)])
             try await self.revoke(self.revocationEvent(applicationCredentialID: id), on: sql)
         }
     }

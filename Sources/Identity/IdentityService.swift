@@ -106,6 +106,8 @@ public struct TokenInfo: Sendable {
         public let id: String
         public let name: String
         public let restricted: Bool
+        /// The calls the credential may make; empty: any.
+        public let accessRules: [AccessRuleRow]
     }
 
     public let payload: TokenPayload
@@ -392,7 +394,8 @@ public final class IdentityService: Sendable {
                     .all(sql, where: [.equals("application_credential_id", row.id)]).map(\.roleID))
                 let grantedWithImplied = try await self.expandImplied(sql, roleIDs: granted)
                 roles = roles.filter { grantedWithImplied.contains($0.id) }
-                credential = .init(id: row.id, name: row.name, restricted: !row.unrestricted)
+                credential = .init(id: row.id, name: row.name, restricted: !row.unrestricted,
+                                   accessRules: try await self.accessRules(ofCredential: row.id, sql))
             }
             if let trustID = payload.trustID {
                 guard let row = try await IdentityTables.trusts.get(sql, id: trustID), row.deletedAt == nil,

@@ -20,6 +20,11 @@ extension KeystonePolicy {
         PolicyDefault("identity:ec2_delete_credential", "(rule:admin_required) or (role:member and user_id:%(target.credential.user_id)s)", "Delete an EC2 credential.", ["DELETE /v3/users/{user_id}/credentials/OS-EC2/{credential_id}"]),
         PolicyDefault("identity:ec2tokens_validate", "", "Authenticate with a request signed by an EC2 credential.", ["POST /v3/ec2tokens"]),
 
+        // MARK: Access rules of application credentials
+        PolicyDefault("identity:get_access_rule", "(role:reader and system_scope:all) or user_id:%(target.user.id)s", "Show an access rule.", ["GET /v3/users/{user_id}/access_rules/{access_rule_id}", "HEAD /v3/users/{user_id}/access_rules/{access_rule_id}"]),
+        PolicyDefault("identity:list_access_rules", "(role:reader and system_scope:all) or user_id:%(target.user.id)s", "List a user's access rules.", ["GET /v3/users/{user_id}/access_rules", "HEAD /v3/users/{user_id}/access_rules"]),
+        PolicyDefault("identity:delete_access_rule", "(role:admin and system_scope:all) or user_id:%(target.user.id)s", "Delete an access rule no application credential uses.", ["DELETE /v3/users/{user_id}/access_rules/{access_rule_id}"]),
+
         // MARK: Trusts
         PolicyDefault("identity:create_trust", "user_id:%(trust.trustor_user_id)s", "Create a trust (as its trustor).", ["POST /v3/OS-TRUST/trusts"]),
         PolicyDefault("identity:list_trusts", "rule:admin_required or (role:reader and system_scope:all)", "List every trust.", ["GET /v3/OS-TRUST/trusts", "HEAD /v3/OS-TRUST/trusts"]),

@@ -126,8 +126,14 @@ extension KeystoneAPI {
                                        "trustor_user": ["id": .string(trust.trustorUserID)]]
         }
         if let credential = info.applicationCredential {
-            token["application_credential"] = ["id": .string(credential.id), "name": .string(credential.name),
-                                               "restricted": .bool(credential.restricted)]
+            var object: [String: JSON] = ["id": .string(credential.id), "name": .string(credential.name),
+                                          "restricted": .bool(credential.restricted)]
+            if !credential.accessRules.isEmpty {
+                object["access_rules"] = .array(credential.accessRules.map {
+                    ["id": .string($0.id), "service": .string($0.service), "path": .string($0.path), "method": .string($0.method)]
+                })
+            }
+            token["application_credential"] = .object(object)
         }
         return ["token": .object(token)]
     }

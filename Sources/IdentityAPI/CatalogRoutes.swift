@@ -176,7 +176,10 @@ extension KeystoneAPI {
             if let name = request.query("name") { filters.append(("name", name)) }
             let rows = try await service.applicationCredentials.list(where: filters, orderBy: "name")
             var list: [JSON] = []
-            for row in rows { list.append(applicationCredentialJSON(row, roles: try await service.applicationCredentialRoles(row.id))) }
+            for row in rows {
+                list.append(applicationCredentialJSON(row, roles: try await service.applicationCredentialRoles(row.id),
+                                                      accessRules: try await service.applicationCredentialAccessRules(row.id)))
+            }
             return respond(.ok, ["application_credentials": .array(list), "links": listLinks(request)])
         }
         router.post(RouterPath(base), body: .json(KeystoneSchemas.applicationCredentialCreate, style: .nova)) { request, context in
@@ -214,15 +217,20 @@ extension KeystoneAPI {
             } else {
                 roleIDs = caller.roles.map(\.id)
             }
-            if fields.has("access_rules"), fields.object["access_rules"]?.arrayValue?.isEmpty == false {
-                throw IdentityError.badRequest("Access rules are not supported.")
+            let accessRules: [IdentityService.AccessRuleRequest] = (fields.object["access_rules"]?.arrayValue ?? []).compactMap { rule in
+                if let service = rule["service"]?.stringValue, let path = rule["path"]?.stringValue, let method = rule["method"]?.stringValue {
+                    return .rule(service: service, path: path, method: method)
+                }
+                return rule["id"]?.stringValue.map { .id($0) }
             }
-            let (row, roles, secret) = try await service.createApplicationCredential(
+            let (row, roles, rules, secret) = try await service.createApplicationCredential(
                 userID: userID, projectID: project.id, name: try fields.string("name", required: true)!,
                 secret: try self.password(fields, "secret", nullable: true),
                 description: try fields.string("description", maxLength: 65_535, nullable: true) ?? "",
-                expiresAt: expiresAt, unrestricted: try fields.bool("unrestricted") ?? false, roleIDs: roleIDs)
-            return respond(.created, ["application_credential": applicationCredentialJSON(row, roles: roles, secret: secret)])
+                expiresAt: expiresAt, unrestricted: try fields.bool("unrestricted") ?? false, roleIDs: roleIDs,
+                accessRules: accessRules)
+            return respond(.created, ["application_credential": applicationCredentialJSON(row, roles: roles, accessRules: rules,
+                                                                                          secret: secret)])
         }
         router.get(RouterPath(base + "/:credential_id")) { request, context in
             let userID = try context.parameters.require("user_id")
@@ -230,7 +238,8 @@ extension KeystoneAPI {
             let id = try context.parameters.require("credential_id")
             let row = try await service.applicationCredentials.get(id)
             guard row.userID == userID else { throw IdentityError.notFound(kind: "application credential", id: id) }
-            return respond(.ok, ["application_credential": applicationCredentialJSON(row, roles: try await service.applicationCredentialRoles(id))])
+            return respond(.ok, ["application_credential": applicationCredentialJSON(
+                row, roles: try await service.applicationCredentialRoles(id), accessRules: try await service.applicationCredentialAccessRules(id))])
         }
         router.delete(RouterPath(base + "/:credential_id")) { request, context in
             let caller = try authenticate(context)

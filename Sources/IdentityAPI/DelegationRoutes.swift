@@ -126,6 +126,33 @@ extension KeystoneAPI {
             return noContent()
         }
         registerEC2Credentials(on: router)
+        registerAccessRules(on: router)
+    }
+
+    /// `/v3/users/{id}/access_rules`: the rules a user's application credentials use.
+    func registerAccessRules(on router: APIRoutes) {
+        router.get("/v3/users/:user_id/access_rules") { request, context in
+            let userID = try context.parameters.require("user_id")
+            try context.enforce("identity:list_access_rules", target: ["target.user.id": userID])
+            _ = try await service.users.get(userID)
+            var rules = try await service.accessRules(userID: userID)
+            if let filter = request.query("service") { rules = rules.filter { $0.service == filter } }
+            if let filter = request.query("path") { rules = rules.filter { $0.path == filter } }
+            if let filter = request.query("method") { rules = rules.filter { $0.method == filter } }
+            return respond(.ok, ["access_rules": .array(rules.map(accessRuleJSON)), "links": listLinks(request)])
+        }
+        router.get("/v3/users/:user_id/access_rules/:access_rule_id") { _, context in
+            let userID = try context.parameters.require("user_id")
+            try context.enforce("identity:get_access_rule", target: ["target.user.id": userID])
+            let rule = try await service.accessRule(userID: userID, id: try context.parameters.require("access_rule_id"))
+            return respond(.ok, ["access_rule": accessRuleJSON(rule)])
+        }
+        router.delete("/v3/users/:user_id/access_rules/:access_rule_id") { _, context in
+            let userID = try context.parameters.require("user_id")
+            try context.enforce("identity:delete_access_rule", target: ["target.user.id": userID])
+            try await service.deleteAccessRule(userID: userID, id: try context.parameters.require("access_rule_id"))
+            return noContent()
+        }
     }
 
     // MARK: EC2 credentials

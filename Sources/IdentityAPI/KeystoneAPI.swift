@@ -41,7 +41,7 @@ public struct KeystoneAPI: Sendable {
         let routes = APIRoutes(router, "", schemas: schemas)
         registerOpenAuth(on: routes)
         registerEC2Tokens(on: routes)
-        router.add(middleware: AuthenticationMiddleware(self))
+        router.add(middleware: AuthenticationMiddleware(self, mounts: Self.serviceMounts))
         registerAuth(on: routes)
         registerProjectsAndDomains(on: routes)
         registerUsersAndGroups(on: routes)
@@ -54,6 +54,14 @@ public struct KeystoneAPI: Sendable {
         registerCredentials(on: routes)
         registerTrusts(on: routes)
     }
+
+    /// Where each API is served, for application credentials' access rules: a rule's path is
+    /// relative to its service's mount (`/v2.1/servers` for compute), Keystone's is `/v3/…`.
+    static let serviceMounts: [AuthenticationMiddleware.ServiceMount] = [
+        .init(prefix: "", types: ["identity"]), .init(prefix: "/compute", types: ["compute"]),
+        .init(prefix: "/networking", types: ["network"]), .init(prefix: "/volume", types: ["block-storage", "volumev3", "volume"]),
+        .init(prefix: "/image", types: ["image"]),
+    ]
 
     // MARK: discovery
 
@@ -97,7 +105,7 @@ public struct KeystoneAPI: Sendable {
 
     /// The environment the other APIs share with this one: its URL, body limit and token checks.
     public var environment: APIEnvironment {
-        APIEnvironment(publicURL: publicURL, maxBodySize: maxBodySize, validator: self, schemas: schemas)
+        APIEnvironment(publicURL: publicURL, maxBodySize: maxBodySize, validator: self, schemas: schemas, mounts: Self.serviceMounts)
     }
 }
 
@@ -175,7 +183,11 @@ extension KeystoneAPI: TokenValidator {
         return Caller(user: .init(id: info.user.id, name: info.user.name), userDomainID: info.userDomain.id,
                       project: info.project.map { .init(id: $0.id, name: $0.name) }, projectDomainID: info.project?.domain.id,
                       domain: info.domain.map { .init(id: $0.id, name: $0.name) }, roles: info.roles.map(\.name),
-                      system: info.system, auditIDs: info.payload.auditIDs, token: info)
+                      system: info.system, auditIDs: info.payload.auditIDs, token: info,
+                      accessRules: info.applicationCredential.flatMap { credential in
+                          credential.accessRules.isEmpty ? nil
+                              : credential.accessRules.map { .init(service: $0.service, path: $0.path, method: $0.method) }
+                      })
     }
 
     public func allows(_ action: String, for caller: Caller, target: [String: String]) -> Bool {

@@ -60,12 +60,20 @@ extension KeystoneAPI {
          "enabled": .bool(row.enabled), "links": ["self": link("/v3/endpoints/\(row.id)")]]
     }
 
-    func applicationCredentialJSON(_ row: ApplicationCredentialRecord, roles: [Role], secret: String? = nil) -> JSON {
+    func accessRuleJSON(_ rule: AccessRule) -> JSON {
+        ["id": .string(rule.id), "service": .string(rule.service), "path": .string(rule.path), "method": .string(rule.method),
+         "links": ["self": link("/v3/access_rules/\(rule.id)")]]
+    }
+
+    func applicationCredentialJSON(_ row: ApplicationCredentialRecord, roles: [Role], accessRules: [AccessRule] = [],
+                                   secret: String? = nil) -> JSON {
         var object: [String: JSON] = [
             "id": .string(row.id), "name": .string(row.name), "description": .string(row.description),
             "user_id": .string(row.userID), "project_id": .string(row.projectID),
             "expires_at": row.expiresAt.map { .string(Self.isoMicroseconds(milliseconds: $0)) } ?? nil,
-            "unrestricted": .bool(row.unrestricted), "access_rules": [],
+            "unrestricted": .bool(row.unrestricted),
+            "access_rules": .array(accessRules.map { ["id": .string($0.id), "service": .string($0.service),
+                                                      "path": .string($0.path), "method": .string($0.method)] }),
             "roles": .array(roles.map { ["id": .string($0.id), "name": .string($0.name),
                                          "domain_id": $0.domainID.isEmpty ? nil : .string($0.domainID)] }),
             "links": ["self": link("/v3/users/\(row.userID)/application_credentials/\(row.id)")],

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 
 /// Who is calling: the user their token names, its scope and roles. Built by the identity
@@ -28,11 +29,52 @@ public struct Caller: Sendable {
     /// The validator's own record of the token (the identity service's), for the routes of
     /// the identity API that show or act on the token itself.
     public let token: any Sendable
+    /// An application credential's access rules: the only calls the token may make (nil: any).
+    public let accessRules: [AccessRule]?
+
+    /// One call an application credential allows: a service type, a path pattern relative to
+    /// the service (`*` one segment, `**` one or more, `{name}` one), an HTTP method.
+    public struct AccessRule: Sendable, Equatable {
+        public let service: String
+        public let path: String
+        public let method: String
+
+        public init(service: String, path: String, method: String) {
+            self.service = service; self.path = path; self.method = method
+        }
+
+        /// Whether `path` (relative to the service) matches this rule's pattern, as keystonemiddleware
+        /// matches it: `{name}` and `*` stand for one segment's text, `**` for anything.
+        public func matches(path requestPath: String) -> Bool {
+            var regex = "^"
+            let characters = Array(self.path)
+            var index = 0
+            while index < characters.count {
+                let character = characters[index]
+                if character == "{", let close = characters[index...].firstIndex(of: "}") {
+                    regex += "[^/]+"
+                    index = close + 1
+                } else if character == "*" && index + 1 < characters.count && characters[index + 1] == "*" {
+                    regex += ".*"
+                    index += 2
+                } else if character == "*" {
+                    regex += "[^/]+"
+                    index += 1
+                } else {
+                    regex += NSRegularExpression.escapedPattern(for: String(character))
+                    index += 1
+                }
+            }
+            guard let expression = try? NSRegularExpression(pattern: regex + "$") else { return false }
+            return expression.firstMatch(in: requestPath, range: NSRange(requestPath.startIndex..., in: requestPath)) != nil
+        }
+    }
 
     public init(user: Named, userDomainID: String, project: Named?, projectDomainID: String?, domain: Named?, roles: [String],
-                system: Bool, auditIDs: [String], token: any Sendable) {
+                system: Bool, auditIDs: [String], token: any Sendable, accessRules: [AccessRule]? = nil) {
         self.user = user; self.userDomainID = userDomainID; self.project = project; self.projectDomainID = projectDomainID
         self.domain = domain; self.roles = roles; self.system = system; self.auditIDs = auditIDs; self.token = token
+        self.accessRules = accessRules
     }
 
     public var userID: String { user.id }
@@ -93,9 +135,32 @@ public struct APIRequestContext: RequestContext {
 public struct AuthenticationMiddleware: RouterMiddleware {
     public typealias Context = APIRequestContext
     let validator: any TokenValidator
+    let mounts: [ServiceMount]
 
-    public init(_ validator: any TokenValidator) {
+    /// Where each service's API is served (for access rules): its path prefix and catalog types.
+    public struct ServiceMount: Sendable {
+        public let prefix: String
+        public let types: Set<String>
+
+        public init(prefix: String, types: Set<String>) { self.prefix = prefix; self.types = types }
+    }
+
+    public init(_ validator: any TokenValidator, mounts: [ServiceMount] = []) {
         self.validator = validator
+        self.mounts = mounts
+    }
+
+    /// A token limited by access rules may make only the calls they name: anything else is a
+    /// 401, as keystonemiddleware answers it.
+    func permits(_ caller: Caller, _ request: Request) -> Bool {
+        guard let rules = caller.accessRules, !rules.isEmpty else { return true }
+        let path = request.uri.path
+        guard let mount = mounts.filter({ $0.prefix.isEmpty || path == $0.prefix || path.hasPrefix($0.prefix + "/") })
+            .max(by: { $0.prefix.count < $1.prefix.count }) else { return false }
+        let relative = String(path.dropFirst(mount.prefix.count))
+        return rules.contains { rule in
+            mount.types.contains(rule.service) && rule.method == request.method.rawValue && rule.matches(path: relative)
+        }
     }
 
     public func handle(_ request: Request, context: APIRequestContext,
@@ -104,7 +169,15 @@ public struct AuthenticationMiddleware: RouterMiddleware {
         context.validator = validator
         if let token = request.headers[.authToken], !token.isEmpty {
             do {
-                context.authentication = .success(try await validator.validate(token: token))
+                let caller = try await validator.validate(token: token)
+                // A call its access rules do not allow is refused before any route, whatever
+                // the path (as keystonemiddleware refuses it in front of the service).
+                guard permits(caller, request) else {
+                    throw AccessRuleRefusal()
+                }
+                context.authentication = .success(caller)
+            } catch is AccessRuleRefusal {
+                throw APIFault(.unauthorized, "The request you have made requires authentication.")
             } catch {
                 context.authentication = .failure(error)
             }
@@ -113,6 +186,8 @@ public struct AuthenticationMiddleware: RouterMiddleware {
     }
 }
 
+struct AccessRuleRefusal: Error {}
+
 /// What every API of the controller shares: its public URL, the largest request body it
 /// reads, who checks tokens and policy, and the body each write route declared.
 public struct APIEnvironment: Sendable {
@@ -120,12 +195,16 @@ public struct APIEnvironment: Sendable {
     public let maxBodySize: Int
     public let validator: any TokenValidator
     public let schemas: RouteSchemas
+    /// Where each service is served, for application credentials' access rules.
+    public let mounts: [AuthenticationMiddleware.ServiceMount]
 
-    public init(publicURL: String, maxBodySize: Int, validator: any TokenValidator, schemas: RouteSchemas = RouteSchemas()) {
+    public init(publicURL: String, maxBodySize: Int, validator: any TokenValidator, schemas: RouteSchemas = RouteSchemas(),
+                mounts: [AuthenticationMiddleware.ServiceMount] = []) {
         self.publicURL = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
         self.maxBodySize = maxBodySize
         self.validator = validator
         self.schemas = schemas
+        self.mounts = mounts
     }
 
     /// The routes of an API under `path`, declaring their bodies in this environment.
@@ -150,5 +229,5 @@ public struct APIEnvironment: Sendable {
     }
 
     /// The authentication middleware for this environment's validator.
-    public var authentication: AuthenticationMiddleware { AuthenticationMiddleware(validator) }
+    public var authentication: AuthenticationMiddleware { AuthenticationMiddleware(validator, mounts: mounts) }
 }

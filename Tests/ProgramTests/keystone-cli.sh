@@ -253,6 +253,26 @@ os_as alice alice-pw2 demo application credential list -f value -c Name | grep -
 os_as alice alice-pw2 demo application credential delete ci-cred || fail "application credential delete"
 "${app_auth[@]}" token issue >/dev/null 2>&1 && fail "a deleted application credential still authenticates"
 ok "application credential list/delete; a deleted one no longer authenticates"
+limited=$(os_as alice alice-pw2 demo application credential create \
+  --access-rules '[{"service": "compute", "method": "GET", "path": "/v2.1/servers"}]' limited-cred -f json) || fail "application credential create --access-rules"
+limited_id=$(echo "$limited" | field ID)
+limited_secret=$(echo "$limited" | field Secret)
+rule_id=$(os_as alice alice-pw2 demo access rule list -f value -c ID) || fail "access rule list"
+[ -n "$rule_id" ] || fail "access rule list is empty"
+[ "$(os_as alice alice-pw2 demo access rule show "$rule_id" -f value -c path)" = /v2.1/servers ] || fail "access rule show"
+limited_token=$(env OS_CLIENT_CONFIG_FILE="$no_clouds" "$OSC" --os-auth-url "$V3" --os-identity-api-version 3 \
+  --os-auth-type v3applicationcredential --os-application-credential-id "$limited_id" \
+  --os-application-credential-secret "$limited_secret" token issue -f value -c id) || fail "a token from the limited credential"
+call() { curl -s -o /dev/null -w '%{http_code}' -X "$1" -H "X-Auth-Token: $limited_token" "$PETREL_URL$2"; }
+[ "$(call GET /compute/v2.1/servers)" = 200 ] || fail "the limited credential cannot GET /compute/v2.1/servers: $(call GET /compute/v2.1/servers)"
+for refused in "GET /compute/v2.1/flavors" "GET /compute/v2.1/servers/detail" "DELETE /compute/v2.1/servers" "GET /v3/users" "GET /image/v2/images" "GET /networking/v2.0/networks"; do
+  [ "$(call $refused)" = 401 ] || fail "the limited credential made $refused: $(call $refused)"
+done
+ok "application credential create --access-rules: GET /compute/v2.1/servers answers, every other call is a 401"
+os_as alice alice-pw2 demo access rule delete "$rule_id" >/dev/null 2>&1 && fail "an access rule in use was deleted"
+os_as alice alice-pw2 demo application credential delete limited-cred || fail "application credential delete limited-cred"
+os_as alice alice-pw2 demo access rule delete "$rule_id" || fail "access rule delete"
+ok "access rule list/show/delete (refused while a credential uses it)"
 
 # --- credentials ----------------------------------------------------------------------------
 # (Users, projects and roles by id: a member may not list them, so the CLI cannot look names up.)
