@@ -38,6 +38,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-kit", from: "2.17.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // MARK: C libraries (Debian -dev packages)
@@ -135,7 +136,7 @@ let package = Package(
             "Contracts", "RPC", "PetrelCore",
             .product(name: "Logging", package: "swift-log"),
             // The cloud's image API as the node's service user (images in, snapshots and volume uploads out).
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOFoundationCompat", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -197,6 +198,9 @@ let package = Package(
         .target(name: "PetrelHTTP", dependencies: [
             "PetrelCore",
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
+            // HTTPS on the controller's listener: the certificate re-read on SIGHUP.
+            .product(name: "HummingbirdCore", package: "hummingbird"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
 
         // MARK: programs
@@ -256,6 +260,6 @@ let package = Package(
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Store", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "NodeVolumeTests", dependencies: ["NodeVolume", "PetrelCore"]),
         .testTarget(name: "TgtDriverTests", dependencies: ["TgtDriver", "ProcessDriver", "TestSupport"]),
-        .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "NetlinkDriver", "LVMDriver", "PetrelCore", "Store", "TestSupport"]),
+        .testTarget(name: "ProgramTests", dependencies: ["ProcessDriver", "NetlinkDriver", "LVMDriver", "PetrelCore", "Store", "TestSupport", "NodeCore"]),
     ]
 )

@@ -6,7 +6,12 @@
 # State:  /var/lib/petrel      Logs: /var/log/petrel/{controller,node}.log
 # Config: /etc/petrel/petrel.conf (written once; edit it freely afterwards)
 # Admin:  /etc/petrel/admin-password (generated once); clouds.yaml entry `petrel` in
-#         ~/.config/openstack/clouds.yaml (admin, project-scoped), rewritten on every start
+#         ~/.config/openstack/clouds.yaml (admin, project-scoped, with `cacert`), rewritten
+#         on every start
+# TLS:    /etc/petrel/tls: a CA of this cloud and the controller's certificate signed by it
+#         (127.0.0.1, localhost, this host's name and address), made once and made again when
+#         it nears its end or the host's address changes; the controller serves HTTPS with it
+#         and re-reads it on SIGHUP. `[api] tls = false` in the configuration keeps plain HTTP.
 # PETREL_BIN=DIR runs the programs in DIR instead of the debug build (the benchmarks use
 # .build-release/release, from Packaging/release-build.sh).
 set -euo pipefail
@@ -41,7 +46,11 @@ connection = sqlite:////var/lib/petrel/petrel.db
 
 [api]
 listen = 0.0.0.0:5000
-public_url = http://127.0.0.1:5000
+public_url = https://127.0.0.1:5000
+# HTTPS with a certificate of this cloud's own CA ($tls_dir/ca.pem), made by \`make run\`
+# and re-read on SIGHUP; tls = false serves plain HTTP (behind a TLS-terminating balancer).
+tls_cert_file = $tls_dir/controller.pem
+tls_key_file = $tls_dir/controller-key.pem
 
 [token]
 key_repository = /etc/petrel/fernet-keys
@@ -53,7 +62,9 @@ virt_type = $virt_type
 
 [service_user]
 # The node downloads images and uploads snapshots as this user (created by \`make run\`).
-auth_url = http://127.0.0.1:5000/v3
+auth_url = https://127.0.0.1:5000/v3
+# The controller's certificate is verified against this cloud's CA.
+cafile = $tls_dir/ca.pem
 username = petrel-node
 password = $(cat "$node_password_file")
 project_name = service
@@ -110,6 +121,83 @@ upgrade_config() {
   if ! grep -q '^shared_secret *=' "$config"; then
     printf '\n[metadata]\nshared_secret = %s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >> "$config" && log "$config: [metadata] shared_secret"
   fi
+  # HTTPS, unless the file already says how the listener runs (tls_cert_file, or tls = …).
+  if ! grep -Eq '^(tls|tls_cert_file) *=' "$config"; then
+    sed -i -e "/^\[api\]/a tls_key_file = $tls_dir/controller-key.pem" -e "/^\[api\]/a tls_cert_file = $tls_dir/controller.pem" \
+      -e 's#^\(public_url *= *\)http://#\1https://#' -e 's#^\(auth_url *= *\)http://#\1https://#' "$config"
+    grep -q '^cafile *=' "$config" || sed -i "/^\[service_user\]/a cafile = $tls_dir/ca.pem" "$config"
+    log "$config: HTTPS on the controller's listener ([api] tls_cert_file), verified by the node against [service_user] cafile"
+  fi
+}
+
+# The cloud's CA and the controller's certificate (see the top of this file). Sets tls_changed=1
+# when the certificate was (re)made, so that a running controller is told to re-read it.
+tls_dir=/etc/petrel/tls
+tls_changed=0
+tls_up() {
+  mkdir -p "$tls_dir" && chmod 755 "$tls_dir"
+  local ca=$tls_dir/ca.pem ca_key=$tls_dir/ca-key.pem cert=$tls_dir/controller.pem key=$tls_dir/controller-key.pem
+  if [ ! -s "$ca" ] || [ ! -s "$ca_key" ] || ! openssl x509 -in "$ca" -noout -checkend $((90 * 86400)) >/dev/null 2>&1; then
+    (umask 077; openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -sha256 -days 3650 \
+      -subj "/O=Petrel/CN=Petrel all-in-one CA $(hostname)" -keyout "$ca_key" -out "$ca.new" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -addext "subjectKeyIdentifier=hash" 2>/dev/null) || die "openssl cannot make the CA in $tls_dir"
+    chmod 644 "$ca.new" && mv "$ca.new" "$ca"
+    rm -f "$cert"
+    log "made this cloud's CA: $ca"
+  fi
+  # The names clients use: loopback, localhost, this host's name and the address of its default route.
+  local dev address san
+  dev=$(ip -4 route show default 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "dev") {print $(i + 1); exit}}')
+  address=$([ -n "$dev" ] && ip -4 -o addr show dev "$dev" scope global | awk '{split($4, a, "/"); print a[1]; exit}')
+  san="IP:127.0.0.1,DNS:localhost,DNS:$(hostname)${address:+,IP:$address}"
+  if [ -s "$cert" ] && [ -s "$key" ] && [ "$(cat "$tls_dir/controller.san" 2>/dev/null)" = "$san" ] &&
+     openssl verify -CAfile "$ca" "$cert" >/dev/null 2>&1 && openssl x509 -in "$cert" -noout -checkend $((30 * 86400)) >/dev/null 2>&1; then
+    return 0
+  fi
+  local scratch
+  scratch=$(mktemp -d "$tls_dir/.new.XXXXXX")
+  printf 'basicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = serverAuth\nsubjectAltName = %s\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n' \
+    "$san" > "$scratch/extensions"
+  (umask 077; openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/O=Petrel/CN=$(hostname)" \
+      -keyout "$scratch/key.pem" -out "$scratch/request.pem" 2>/dev/null &&
+    openssl x509 -req -sha256 -days 397 -in "$scratch/request.pem" -CA "$ca" -CAkey "$ca_key" -set_serial "0x$(openssl rand -hex 12)" \
+      -extfile "$scratch/extensions" -out "$scratch/cert.pem" 2>/dev/null) || { rm -rf "$scratch"; die "openssl cannot make the controller's certificate"; }
+  chmod 644 "$scratch/cert.pem"
+  # The key first, then the certificate: a reload in between finds a pair that does not match
+  # and keeps serving the old one.
+  mv "$scratch/key.pem" "$key" && mv "$scratch/cert.pem" "$cert" && echo "$san" > "$tls_dir/controller.san"
+  rm -rf "$scratch"
+  tls_changed=1
+  log "made the controller's certificate $cert ($san), signed by $ca"
+}
+
+# How the configuration has the listener run: https (tls_cert_file set and tls not false) or http.
+listener_scheme() {
+  if grep -Eiq '^tls *= *(false|no|off|0) *$' "$config"; then echo http
+  elif grep -Eq '^tls_cert_file *=' "$config"; then echo https
+  else echo http
+  fi
+}
+
+# Endpoints an earlier run registered under the other scheme (http:// before this cloud had
+# TLS) move to the public URL's: bootstrap leaves existing endpoints as they are.
+align_endpoints() { # align_endpoints VENV PUBLIC_URL PASSWORD CACERT
+  "$1/bin/python" - "$2" "$3" "$4" <<'PY'
+import sys
+from keystoneauth1 import session
+from keystoneauth1.identity import v3
+url, password, cacert = sys.argv[1:]
+other = ("http://" + url[len("https://"):]) if url.startswith("https://") else ("https://" + url[len("http://"):])
+auth = v3.Password(auth_url=url + "/v3", username="admin", password=password, project_name="admin",
+                   user_domain_name="Default", project_domain_name="Default")
+http = session.Session(auth=auth, verify=cacert or True)
+for endpoint in http.get(url + "/v3/endpoints").json()["endpoints"]:
+    if endpoint["url"] == other or endpoint["url"].startswith(other + "/"):
+        new = url + endpoint["url"][len(other):]
+        http.patch(url + "/v3/endpoints/" + endpoint["id"], json={"endpoint": {"url": new}})
+        print("all-in-one: %s endpoint %s now %s" % (endpoint["interface"], endpoint["url"], new), file=sys.stderr)
+PY
 }
 
 node_password_file=/etc/petrel/node-password
@@ -154,23 +242,23 @@ start_one() { # start_one NAME BINARY
   echo $! > "$run/$name.pid"
 }
 
-wait_http() { # wait_http NAME URL
-  local i
+wait_http() { # wait_http NAME URL [CURL-ARGS…]
+  local i name=$1 url=$2; shift 2
   for ((i = 0; i < 100; i++)); do
-    curl -sf -o /dev/null "$2" && return 0
-    running "$1" || die "$1 exited; see $logs/$1.log: $(tail -3 "$logs/$1.log")"
+    curl -sf -o /dev/null "$@" "$url" && return 0
+    running "$name" || die "$name exited; see $logs/$name.log: $(tail -3 "$logs/$name.log")"
     sleep 0.1
   done
-  die "$1 did not answer on $2 within 10 s; see $logs/$1.log"
+  die "$name did not answer on $url within 10 s; see $logs/$name.log"
 }
 
 # The `petrel` entry of the standard clouds.yaml, merged with any other clouds there.
-write_clouds_yaml() { # write_clouds_yaml PUBLIC_URL PASSWORD
-  local venv=$1 url=$2 password=$3 file=${XDG_CONFIG_HOME:-$HOME/.config}/openstack/clouds.yaml
+write_clouds_yaml() { # write_clouds_yaml VENV PUBLIC_URL PASSWORD [CACERT]
+  local venv=$1 url=$2 password=$3 cacert=${4:-} file=${XDG_CONFIG_HOME:-$HOME/.config}/openstack/clouds.yaml
   mkdir -p "$(dirname "$file")"
-  "$venv/bin/python" - "$file" "$url" "$password" <<'PY'
+  "$venv/bin/python" - "$file" "$url" "$password" "$cacert" <<'PY'
 import os, sys, yaml
-path, url, password = sys.argv[1:]
+path, url, password, cacert = sys.argv[1:]
 document = {}
 if os.path.exists(path):
     with open(path) as f:
@@ -180,6 +268,8 @@ document.setdefault("clouds", {})["petrel"] = {
              "user_domain_name": "Default", "project_domain_name": "Default"},
     "region_name": "RegionOne", "identity_api_version": 3, "interface": "public",
 }
+if cacert:
+    document["clouds"]["petrel"]["cacert"] = cacert
 old = os.umask(0o077)
 with open(path + ".tmp", "w") as f:
     yaml.safe_dump(document, f, default_flow_style=False, sort_keys=False)
@@ -262,8 +352,20 @@ case "${1:-start}" in
   start)
     mkdir -p "$run" "$logs" /var/lib/petrel
     write_config
+    scheme=$(listener_scheme)
+    cacert=
+    if [ "$scheme" = https ]; then
+      command -v openssl >/dev/null || die "openssl is missing (apt-get install openssl)"
+      tls_up
+      cacert=$tls_dir/ca.pem
+      # A running controller serves a remade certificate to new connections after SIGHUP.
+      if [ "$tls_changed" = 1 ] && running controller; then
+        kill -HUP "$(cat "$run/controller.pid")" && log "told the running controller to re-read its certificate (SIGHUP)"
+      fi
+    fi
     "$bin/petrel-controller" --config "$config" db-sync >&2 || die "db-sync failed"
     "$bin/petrel-controller" --config "$config" token-keys setup >&2 || die "token-keys setup failed"
+    "$bin/petrel-controller" --config "$config" credential-keys setup >&2 || die "credential-keys setup failed"
     password_file=/etc/petrel/admin-password
     if [ ! -s "$password_file" ]; then
       (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$password_file")
@@ -273,9 +375,11 @@ case "${1:-start}" in
     start_one controller "$bin/petrel-controller"
     listen=$(sed -n 's/^listen *= *//p' "$config" | head -1); port=${listen##*:}
     metrics=$(sed -n 's/^metrics_listen *= *//p' "$config" | head -1)
-    wait_http controller "http://127.0.0.1:$port/healthcheck"
+    wait_http controller "$scheme://127.0.0.1:$port/healthcheck" ${cacert:+--cacert "$cacert"}
     public_url=$(sed -n 's/^public_url *= *//p' "$config" | head -1)
-    write_clouds_yaml "$venv" "${public_url:-http://127.0.0.1:$port}" "$(cat "$password_file")"
+    public_url=${public_url:-$scheme://127.0.0.1:$port}
+    write_clouds_yaml "$venv" "$public_url" "$(cat "$password_file")" "$cacert"
+    align_endpoints "$venv" "${public_url%/}" "$(cat "$password_file")" "$cacert" || die "cannot list or update the catalog's endpoints"
     # The node's service user, once (its password is in the configuration's [service_user]).
     node_user=$(sed -n '/^\[service_user\]/,/^\[/s/^username *= *//p' "$config" | head -1)
     node_project=$(sed -n '/^\[service_user\]/,/^\[/s/^project_name *= *//p' "$config" | head -1)
@@ -291,7 +395,7 @@ case "${1:-start}" in
     volume_group_up
     start_one node "$bin/petrel-node"
     wait_http node "http://$metrics/metrics"
-    log "petrel-controller: http://127.0.0.1:$port (metrics at /metrics)  log: $logs/controller.log"
+    log "petrel-controller: $scheme://127.0.0.1:$port (metrics at /metrics)${cacert:+, CA $cacert}  log: $logs/controller.log"
     log "petrel-node:       http://$metrics/metrics  log: $logs/node.log"
     # The test guest as the public image petrel-tiny, once.
     guest=$(test_guest)

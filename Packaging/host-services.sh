@@ -38,6 +38,8 @@ PACKAGES=(
   extlinux syslinux-common cpio e2fsprogs fdisk kmod genisoimage
   # benchmarks and end-to-end tests
   wrk curl python3-venv iputils-ping openssh-client
+  # make run's CA and server certificate, and the TLS test's
+  openssl
   # the two-host network test: node B reaches the broker on loopback through a socat relay
   socat
 )

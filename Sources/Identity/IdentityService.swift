@@ -19,6 +19,9 @@ public struct IdentityOptions: Sendable {
     public var validationCacheLifetime: TimeInterval = 60
     /// How often revocation events written by other controllers (and rotated keys) are picked up.
     public var refreshInterval: TimeInterval = 2
+    /// `[token] allow_expired_window`: how long after expiry a user token still validates when a
+    /// valid service token (`X-Service-Token`, with the service role) comes with it.
+    public var allowExpiredWindow: TimeInterval = 172_800
     /// `[credential] key_repository`: the keys that encrypt credential blobs (nil: none set up).
     public var credentialKeyRepository: String?
     /// `[credential] auth_ttl`: how old (seconds) a signed EC2 request's timestamp may be.
@@ -304,12 +307,14 @@ public final class IdentityService: Sendable {
     /// Validates a token: its signature with any key of the repository, its expiry, that it
     /// was not revoked and that its user, scope and roles still stand.
     /// Throws `.notFound(kind: "token")` when it is not valid.
-    public func validate(_ token: String) async throws -> TokenInfo {
-        let now = Date()
+    public func validate(_ token: String, allowExpired: Bool = false) async throws -> TokenInfo {
+        // A user token sent with a service token may have expired within the window: its
+        // expiry is judged as if it were that much earlier.
+        let now = allowExpired ? Date().addingTimeInterval(-options.allowExpiredWindow) : Date()
         let (sealer, cached) = state.withLock { state -> (TokenSealer, Cached?) in
             (state.sealer, state.tokens[token])
         }
-        if let cached, cached.until > now, cached.info.expiresAt > now {
+        if let cached, cached.until > Date(), cached.info.expiresAt > now {
             let revoked = state.withLock { Self.isRevoked(cached.info, by: $0.revocations.values) }
             if revoked { throw IdentityError.notFound(kind: "token", id: Self.shortened(token)) }
             return cached.info
@@ -344,7 +349,7 @@ public final class IdentityService: Sendable {
             if Self.isRevoked(info, by: state.revocations.values) { return true }
             if state.generation == generation {
                 if state.tokens.count >= Self.maxCachedTokens { state.tokens.removeAll(keepingCapacity: true) }
-                state.tokens[token] = Cached(info: info, until: now.addingTimeInterval(options.validationCacheLifetime))
+                state.tokens[token] = Cached(info: info, until: Date().addingTimeInterval(options.validationCacheLifetime))
             }
             return false
         }

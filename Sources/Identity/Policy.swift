@@ -49,10 +49,14 @@ public struct PolicyCredentials: Sendable {
     public var roles: Set<String>
     /// Other attributes: `user_id`, `project_id`, `domain_id`, `system_scope` ("all"), …
     public var attributes: [String: String]
+    /// Attributes with several values (`service_roles`): a check holds when any value matches, as
+    /// oslo.policy checks a list.
+    public var lists: [String: Set<String>]
 
-    public init(roles: Set<String>, attributes: [String: String] = [:]) {
+    public init(roles: Set<String>, attributes: [String: String] = [:], lists: [String: Set<String>] = [:]) {
         self.roles = roles
         self.attributes = attributes
+        self.lists = lists
     }
 }
 
@@ -107,6 +111,12 @@ public struct Policy: Sendable {
             // compares the constant with the target, `None:%(target.x)s` holds when the target has no value.
             if case .target(let path) = value, let constant = Self.constant(attribute) {
                 return constant == nil ? target[path] == nil : target[path] == constant
+            }
+            if let list = credentials.lists[attribute] {
+                switch value {
+                case .literal(let literal): return list.contains(literal.lowercased()) || list.contains(literal)
+                case .target(let path): return target[path].map(list.contains) ?? false
+                }
             }
             // `domain_id:None` holds when the credentials have no such attribute.
             if case .literal("None") = value { return credentials.attributes[attribute] == nil }

@@ -174,9 +174,27 @@ struct Fields: Sendable {
 
 extension KeystoneAPI: TokenValidator {
     public func validate(token: String) async throws -> Caller {
+        try await caller(token, serviceToken: nil)
+    }
+
+    /// keystonemiddleware's service tokens: the service token must be valid; when it carries
+    /// the service role, the user's token may have expired within `[token] allow_expired_window`
+    /// (a long operation started with it does not fail halfway). Policy sees `service_roles`.
+    public func validate(token: String, serviceToken: String) async throws -> Caller {
+        let service: TokenInfo
+        do {
+            service = try await self.service.validate(serviceToken)
+        } catch IdentityError.notFound {
+            throw IdentityError.unauthorized("The request you have made requires authentication.")
+        }
+        return try await caller(token, serviceToken: service)
+    }
+
+    func caller(_ token: String, serviceToken: TokenInfo?) async throws -> Caller {
+        let serviceRoles = serviceToken?.roles.map(\.name) ?? []
         let info: TokenInfo
         do {
-            info = try await service.validate(token)
+            info = try await service.validate(token, allowExpired: serviceRoles.contains { $0.lowercased() == "service" })
         } catch IdentityError.notFound {
             throw IdentityError.unauthorized("The request you have made requires authentication.")
         }
@@ -187,12 +205,14 @@ extension KeystoneAPI: TokenValidator {
                       accessRules: info.applicationCredential.flatMap { credential in
                           credential.accessRules.isEmpty ? nil
                               : credential.accessRules.map { .init(service: $0.service, path: $0.path, method: $0.method) }
-                      })
+                      }, serviceRoles: serviceRoles)
     }
 
     public func allows(_ action: String, for caller: Caller, target: [String: String]) -> Bool {
         guard let token = caller.token as? TokenInfo else { return false }
-        return policy.enforce(action, credentials: token.credentials, target: target)
+        var credentials = token.credentials
+        credentials.lists["service_roles"] = Set(caller.serviceRoles.map { $0.lowercased() })
+        return policy.enforce(action, credentials: credentials, target: target)
     }
 }
 

@@ -21,10 +21,12 @@ public actor CloudClient {
     /// The authentication under way: callers that find the token expired together share one.
     private var authenticating: Task<Session, any Error>?
 
-    public init(user: PetrelConfig.ServiceUser, logger: Logger) {
+    /// `http` reaches the controller (`ControllerHTTPClient.shared(cafile:)` verifies it against
+    /// `[service_user] cafile`).
+    public init(user: PetrelConfig.ServiceUser, http: HTTPClient = .shared, logger: Logger) {
         self.user = user
         self.logger = logger
-        http = HTTPClient.shared
+        self.http = http
     }
 
     /// A valid token and the image API's base URL.

@@ -51,7 +51,11 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
     public struct MetadataSettings: Sendable {
         public var controllerURL: String
         public var sharedSecret: String
-        public init(controllerURL: String, sharedSecret: String) { self.controllerURL = controllerURL; self.sharedSecret = sharedSecret }
+        /// `[service_user] cafile`: what an https controller URL is verified against (nil: the system's trust store).
+        public var cafile: String?
+        public init(controllerURL: String, sharedSecret: String, cafile: String? = nil) {
+            self.controllerURL = controllerURL; self.sharedSecret = sharedSecret; self.cafile = cafile
+        }
     }
 
     public init(context: NodeServiceContext, l2: any L2Driver, tunnelIP: String?, stateDirectory: String, leaseDuration: Int,
@@ -61,7 +65,9 @@ public final class NetworkRole: NodeService, VIFPlugging, @unchecked Sendable {
         routerRecord = WiredRecord(path: stateDirectory + "/network/routers")
         wired = WiredRecord(path: stateDirectory + "/network/wired")
         let dhcpStateDirectory = stateDirectory + "/dhcp"
-        self.metadata = metadata.map { MetadataProxy(controllerURL: $0.controllerURL, secret: $0.sharedSecret, logger: context.logger) }
+        self.metadata = try metadata.map {
+            try MetadataProxy(controllerURL: $0.controllerURL, secret: $0.sharedSecret, cafile: $0.cafile, logger: context.logger)
+        }
         host = context.host
         self.l2 = l2
         dhcp = try DHCPServers(stateDirectory: dhcpStateDirectory, leaseDuration: leaseDuration, logger: context.logger)

@@ -133,15 +133,29 @@ public struct PetrelConfig: Sendable {
     public var databaseConnection: DatabaseURL
     public var apiListen: HostPort
     public var publicURL: String
+    /// `[api] tls_cert_file` and `tls_key_file` when the listener serves HTTPS (nil: plain HTTP).
+    public var apiTLS: ListenerTLS?
     public var maxRequestBodySize: Int
     public var policyFile: String
     public var tokenExpiration: Int
     public var tokenKeyRepository: String
     public var tokenMaxActiveKeys: Int
+    public var tokenAllowExpiredWindow: Int
+    public var credentialKeyRepository: String
+    /// `[credential] auth_ttl`, in minutes.
+    public var credentialAuthTTL: Int
     public var passwordHashRounds: Int
     public var maxPasswordLength: Int
     public var lockoutFailureAttempts: Int
     public var lockoutDuration: Int
+    public var passwordRegex: String?
+    public var passwordRegexDescription: String?
+    public var uniqueLastPasswordCount: Int
+    public var minimumPasswordAge: Int
+    public var passwordExpiresDays: Int
+    public var changePasswordUponFirstUse: Bool
+    public var totpPreviousWindows: Int
+    public var receiptExpiration: Int
     public var imageStorePath: String
     /// `[quota]` defaults by Nova's resource names.
     public var quotaDefaults: [String: Int]
@@ -154,6 +168,8 @@ public struct PetrelConfig: Sendable {
     public var scheduler: SchedulerSettings
     public var compute: ComputeSettings
     public var serviceUser: ServiceUser?
+    /// `[service_user] cafile`: the CA bundle a node verifies the controller with (nil: the system's).
+    public var serviceCAFile: String?
     public var nodeMetricsListen: HostPort
     /// `[DEFAULT] my_ip`, when set.
     public var myIP: String?
@@ -261,10 +277,21 @@ public struct PetrelConfig: Sendable {
         tokenExpiration = Int(try string("token", "expiration")!)!
         tokenKeyRepository = try string("token", "key_repository")!
         tokenMaxActiveKeys = Int(try string("token", "max_active_keys")!)!
+        tokenAllowExpiredWindow = Int(try string("token", "allow_expired_window")!)!
+        credentialKeyRepository = try string("credential", "key_repository")!
+        credentialAuthTTL = Int(try string("credential", "auth_ttl")!)!
         passwordHashRounds = Int(try string("identity", "password_hash_rounds")!)!
         maxPasswordLength = Int(try string("identity", "max_password_length")!)!
         lockoutFailureAttempts = Int(try string("security_compliance", "lockout_failure_attempts")!)!
         lockoutDuration = Int(try string("security_compliance", "lockout_duration")!)!
+        passwordRegex = try string("security_compliance", "password_regex")
+        passwordRegexDescription = try string("security_compliance", "password_regex_description")
+        uniqueLastPasswordCount = Int(try string("security_compliance", "unique_last_password_count")!)!
+        minimumPasswordAge = Int(try string("security_compliance", "minimum_password_age")!)!
+        passwordExpiresDays = Int(try string("security_compliance", "password_expires_days")!)!
+        changePasswordUponFirstUse = Self.boolean(try string("security_compliance", "change_password_upon_first_use")!)!
+        totpPreviousWindows = Int(try string("totp", "included_previous_windows")!)!
+        receiptExpiration = Int(try string("receipt", "expiration")!)!
         imageStorePath = try string("image", "store_path")!
         var quotas: [String: Int] = [:]
         for resource in ["instances", "cores", "ram", "key_pairs", "metadata_items", "network", "subnet", "port", "router", "floatingip", "security_group", "security_group_rule"] {
@@ -355,12 +382,32 @@ public struct PetrelConfig: Sendable {
         if nodeServices.contains("l3"), !nodeServices.contains("network") {
             throw ConfigError(origin: "configuration", message: "[node] services = '\(nodeServices.joined(separator: ","))': l3 needs network (routers' ports are wired by the network service)")
         }
+        serviceCAFile = try string("service_user", "cafile")
+        // HTTPS when asked for, or when a certificate is configured and TLS is not turned off.
+        let certificateFile = try string("api", "tls_cert_file"), keyFile = try string("api", "tls_key_file")
+        switch try string("api", "tls").map({ Self.boolean($0)! }) {
+        case false?:
+            apiTLS = nil
+        case true?:
+            guard let certificateFile, let keyFile else {
+                throw ConfigError(origin: "[api] tls", message: "tls = true needs both tls_cert_file and tls_key_file (PEM files); "
+                                  + "missing: \([certificateFile == nil ? "tls_cert_file" : nil, keyFile == nil ? "tls_key_file" : nil].compactMap { $0 }.joined(separator: ", "))")
+            }
+            apiTLS = ListenerTLS(certificateFile: certificateFile, keyFile: keyFile)
+        case nil:
+            switch (certificateFile, keyFile) {
+            case let (certificateFile?, keyFile?): apiTLS = ListenerTLS(certificateFile: certificateFile, keyFile: keyFile)
+            case (nil, nil): apiTLS = nil
+            case (_?, nil): throw ConfigError(origin: "[api] tls_cert_file", message: "is set but tls_key_file is not: HTTPS needs both (or tls = false for plain HTTP)")
+            case (nil, _?): throw ConfigError(origin: "[api] tls_key_file", message: "is set but tls_cert_file is not: HTTPS needs both (or tls = false for plain HTTP)")
+            }
+        }
         if let url = try string("api", "public_url") {
             publicURL = url.hasSuffix("/") ? String(url.dropLast()) : url
         } else {
             let wildcard = ["0.0.0.0", "::", "*"].contains(apiListen.host)
             let reachable = HostPort(host: wildcard ? host : apiListen.host, port: apiListen.port)
-            publicURL = "http://\(reachable)"
+            publicURL = "\(apiTLS == nil ? "http" : "https")://\(reachable)"
         }
     }
 
@@ -405,6 +452,17 @@ public struct PetrelConfig: Sendable {
         public var unusedImageAge: Int
         public var imageCacheInterval: Int
         public var vncListen: String
+    }
+
+    /// The certificate and key of the controller's HTTPS listener (PEM files).
+    public struct ListenerTLS: Sendable, Equatable {
+        public var certificateFile: String
+        public var keyFile: String
+
+        public init(certificateFile: String, keyFile: String) {
+            self.certificateFile = certificateFile
+            self.keyFile = keyFile
+        }
     }
 
     /// The identity a node acts as towards the APIs (image download, snapshot upload).

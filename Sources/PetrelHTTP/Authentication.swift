@@ -31,6 +31,9 @@ public struct Caller: Sendable {
     public let token: any Sendable
     /// An application credential's access rules: the only calls the token may make (nil: any).
     public let accessRules: [AccessRule]?
+    /// The roles of the service token (`X-Service-Token`) that came with the user's, if any
+    /// (oslo.policy's `service_roles`).
+    public let serviceRoles: [String]
 
     /// One call an application credential allows: a service type, a path pattern relative to
     /// the service (`*` one segment, `**` one or more, `{name}` one), an HTTP method.
@@ -71,10 +74,12 @@ public struct Caller: Sendable {
     }
 
     public init(user: Named, userDomainID: String, project: Named?, projectDomainID: String?, domain: Named?, roles: [String],
-                system: Bool, auditIDs: [String], token: any Sendable, accessRules: [AccessRule]? = nil) {
+                system: Bool, auditIDs: [String], token: any Sendable, accessRules: [AccessRule]? = nil,
+                serviceRoles: [String] = []) {
         self.user = user; self.userDomainID = userDomainID; self.project = project; self.projectDomainID = projectDomainID
         self.domain = domain; self.roles = roles; self.system = system; self.auditIDs = auditIDs; self.token = token
         self.accessRules = accessRules
+        self.serviceRoles = serviceRoles
     }
 
     public var userID: String { user.id }
@@ -88,8 +93,15 @@ public struct Caller: Sendable {
 public protocol TokenValidator: Sendable {
     /// The caller a token (`X-Auth-Token`) names; throws a 401 for an invalid or expired one.
     func validate(token: String) async throws -> Caller
+    /// The caller of a user token sent with a service token (`X-Service-Token`): both are
+    /// checked; a valid service token lets a recently expired user token through.
+    func validate(token: String, serviceToken: String) async throws -> Caller
     /// Whether policy allows `action` to the caller on `target`.
     func allows(_ action: String, for caller: Caller, target: [String: String]) -> Bool
+}
+
+extension TokenValidator {
+    public func validate(token: String, serviceToken: String) async throws -> Caller { try await validate(token: token) }
 }
 
 /// The request context of every API router: the caller, once the authentication middleware
@@ -169,7 +181,12 @@ public struct AuthenticationMiddleware: RouterMiddleware {
         context.validator = validator
         if let token = request.headers[.authToken], !token.isEmpty {
             do {
-                let caller = try await validator.validate(token: token)
+                let caller: Caller
+                if let service = request.headers[.serviceToken], !service.isEmpty {
+                    caller = try await validator.validate(token: token, serviceToken: service)
+                } else {
+                    caller = try await validator.validate(token: token)
+                }
                 // A call its access rules do not allow is refused before any route, whatever
                 // the path (as keystonemiddleware refuses it in front of the service).
                 guard permits(caller, request) else {

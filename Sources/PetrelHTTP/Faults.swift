@@ -18,6 +18,7 @@ public func noContent(_ status: HTTPResponse.Status = .noContent) -> Response {
 extension HTTPField.Name {
     public static let authToken = HTTPField.Name("X-Auth-Token")!
     public static let subjectToken = HTTPField.Name("X-Subject-Token")!
+    public static let serviceToken = HTTPField.Name("X-Service-Token")!
     public static let requestID = HTTPField.Name("X-Openstack-Request-Id")!
 }
 

@@ -1,4 +1,5 @@
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import PetrelCore
@@ -19,11 +20,20 @@ public enum PetrelHTTPListener {
         return router
     }
 
-    /// An application (a swift-service-lifecycle service) listening on `address`.
+    /// An application (a swift-service-lifecycle service) listening on `address`: HTTP/1.1,
+    /// over TLS 1.2+ with `tls`'s current certificate when given.
     public static func application<Context: RequestContext>(router: Router<Context>, address: HostPort, serverName: String,
-                                   logger: Logger) -> some ApplicationProtocol where Context.Source == ApplicationRequestContextSource {
-        Application(router: router,
-                    configuration: .init(address: .hostname(address.host, port: address.port), serverName: serverName),
-                    logger: logger)
+                                                            tls: ListenerCertificate? = nil,
+                                                            logger: Logger) -> some ApplicationProtocol where Context.Source == ApplicationRequestContextSource {
+        let server: HTTPServerBuilder = if let tls {
+            HTTPServerBuilder { responder in
+                ReloadableTLSChannel(base: HTTP1Channel(responder: responder, configuration: .init()), certificate: tls)
+            }
+        } else {
+            .http1()
+        }
+        return Application(router: router, server: server,
+                           configuration: .init(address: .hostname(address.host, port: address.port), serverName: serverName),
+                           logger: logger)
     }
 }

@@ -26,7 +26,7 @@ struct PetrelController: AsyncParsableCommand {
         commandName: "petrel-controller",
         abstract: "Petrel's controller: identity, catalog, scheduler and the OpenStack APIs.",
         version: PetrelVersion.current,
-        subcommands: [Serve.self, DBSync.self, BootstrapCommand.self, TokenKeys.self, SampleConfig.self, SamplePolicy.self],
+        subcommands: [Serve.self, DBSync.self, BootstrapCommand.self, TokenKeys.self, CredentialKeys.self, SampleConfig.self, SamplePolicy.self],
         defaultSubcommand: Serve.self)
 
     @OptionGroup var options: ConfigFileOptions
@@ -62,13 +62,21 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let config = try controller.options.load()
         let logger = PetrelProgram.prepare("petrel-controller", config: config)
+        // HTTPS: the certificate and key must load before anything starts.
+        let certificate: ListenerCertificate?
+        do {
+            certificate = try config.apiTLS.map { try ListenerCertificate(certificateFile: $0.certificateFile, keyFile: $0.keyFile) }
+        } catch {
+            logger.critical("cannot serve HTTPS: \(error)")
+            throw ExitCode.failure
+        }
         try await withDatabase(config, logger: logger, "serve") { database in
             try await Migrator().requireCurrent(database)
-            try await serve(config, database: database, logger: logger)
+            try await serve(config, certificate: certificate, database: database, logger: logger)
         }
     }
 
-    func serve(_ config: PetrelConfig, database: Database, logger: Logger) async throws {
+    func serve(_ config: PetrelConfig, certificate: ListenerCertificate?, database: Database, logger: Logger) async throws {
         let identity = try makeIdentity(config, database: database, logger: logger)
         try await identity.service.refreshRevocations()
         let router = PetrelHTTPListener.observabilityRouter(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
@@ -149,8 +157,9 @@ struct Serve: AsyncParsableCommand {
             .register(on: router)
         identity.register(on: router)
         let api = PetrelHTTPListener.application(router: router, address: config.apiListen, serverName: "petrel-controller",
-                                                 logger: logger)
+                                                 tls: certificate, logger: logger)
         logger.info("starting", metadata: ["listen": "\(config.apiListen)", "public_url": "\(config.publicURL)",
+                                            "tls": "\(certificate.map { "\($0.summary)" } ?? "off (plain HTTP)")",
                                             "database": "\(database.backend.rawValue)", "version": "\(PetrelVersion.current)"])
         let reports = RPCServer(link: link, topic: ReportState.topic, host: config.host, logger: logger)
         conductor.register(on: reports)
@@ -225,7 +234,7 @@ struct Serve: AsyncParsableCommand {
             try await networking.portsStatus(host: request.host, active: request.active, down: request.down)
             return Nothing()
         }
-        try await PetrelProgram.run([api, BackgroundTask { await reports.run() }, BackgroundTask { await neutron.run() }, BackgroundTask { await identity.service.runRefresh() },
+        try await PetrelProgram.run([api, ListenerReload(certificate: certificate, logger: logger), BackgroundTask { await reports.run() }, BackgroundTask { await neutron.run() }, BackgroundTask { await identity.service.runRefresh() },
                                      BackgroundTask(once: true) { await conductor.resumeWaitingBuilds() },
                                      BackgroundTask { await conductor.watchBuilds(every: .seconds(max(1, min(15, config.serviceDownTime / 2)))) }],
                                     logger: logger)
@@ -245,6 +254,21 @@ func makeIdentity(_ config: PetrelConfig, database: Database, logger: Logger) th
     options.passwordCost = config.passwordHashRounds
     options.maxPasswordLength = config.maxPasswordLength
     options.lockout = LockoutPolicy(failureAttempts: config.lockoutFailureAttempts, duration: TimeInterval(config.lockoutDuration))
+    options.credentialKeyRepository = config.credentialKeyRepository
+    options.allowExpiredWindow = TimeInterval(config.tokenAllowExpiredWindow)
+    options.passwordRules.regex = config.passwordRegex
+    options.passwordRules.regexDescription = config.passwordRegexDescription
+    options.passwordRules.uniqueLastPasswordCount = config.uniqueLastPasswordCount
+    options.passwordRules.minimumPasswordAgeDays = config.minimumPasswordAge
+    options.passwordRules.expiresDays = config.passwordExpiresDays > 0 ? config.passwordExpiresDays : nil
+    options.passwordRules.changePasswordUponFirstUse = config.changePasswordUponFirstUse
+    options.totpPreviousWindows = config.totpPreviousWindows
+    options.receiptExpiration = TimeInterval(config.receiptExpiration)
+    options.ec2AuthTTL = TimeInterval(config.credentialAuthTTL * 60)
+    if (try? FernetKeyRepository(directory: config.credentialKeyRepository).load()) == nil {
+        logger.warning("no credential keys: /v3/credentials and EC2 credentials will fail until `petrel-controller credential-keys setup` runs",
+                       metadata: ["key_repository": "\(config.credentialKeyRepository)"])
+    }
     let service: IdentityService
     do {
         service = try IdentityService(database: database, options: options, logger: logger)
@@ -306,6 +330,49 @@ struct BootstrapCommand: AsyncParsableCommand {
             bootstrap.passwordCost = config.passwordHashRounds
             let created = try await bootstrap.run(on: database)
             print(created.isEmpty ? "bootstrap: everything already existed" : "bootstrap created: " + created.joined(separator: ", "))
+        }
+    }
+}
+
+struct CredentialKeys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "credential-keys",
+        abstract: "Set up or rotate the credential encryption keys ([credential] key_repository).",
+        discussion: """
+            setup   create the repository with a staged and a primary key (nothing if keys exist)
+            rotate  re-encrypt every stored credential with the staged key, then promote it to
+                    primary and stage a new one; keys beyond [token] max_active_keys are dropped
+                    (no credential needs them any more). Copy the repository to every controller
+                    afterwards.
+            """)
+
+    @ParentCommand var controller: PetrelController
+    @Argument(help: "setup or rotate") var action: TokenKeys.Action
+
+    func run() async throws {
+        let config = try controller.options.load()
+        let repository = FernetKeyRepository(directory: config.credentialKeyRepository, maxActiveKeys: config.tokenMaxActiveKeys)
+        do {
+            switch action {
+            case .setup:
+                try repository.setup()
+            case .rotate:
+                let logger = PetrelProgram.prepare("petrel-controller", config: config)
+                let staged = try repository.stagedKey()
+                try await withDatabase(config, logger: logger, "credential-keys rotate") { database in
+                    try await Migrator().requireCurrent(database)
+                    let count = try await IdentityService.reencryptCredentials(
+                        database: database, cipher: CredentialCipher(repository: repository), with: staged)
+                    print("re-encrypted \(count) credential\(count == 1 ? "" : "s") with the staged key")
+                }
+                try repository.rotate()
+            }
+            let keys = try repository.indices().sorted()
+            print("\(config.credentialKeyRepository): keys \(keys.map(String.init).joined(separator: ", ")) (primary \(keys.max() ?? 0), staged 0)")
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            throw ValidationError("credential-keys \(action.rawValue): \(error)")
         }
     }
 }

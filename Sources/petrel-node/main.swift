@@ -41,6 +41,14 @@ struct PetrelNode: AsyncParsableCommand {
             "version": "\(PetrelVersion.current)", "services": "\(config.nodeServices.joined(separator: ","))",
             "metrics": "\(config.nodeMetricsListen)",
         ])
+        // The controller's HTTPS certificate is verified against [service_user] cafile: a bundle
+        // that cannot be read stops the node here rather than at its first image download.
+        do {
+            _ = try ControllerHTTPClient.shared(cafile: config.serviceCAFile)
+        } catch {
+            logger.critical("cannot set up HTTPS to the controller: \(error)")
+            throw ExitCode.failure
+        }
         let metrics = PetrelHTTPListener.application(router: PetrelHTTPListener.observabilityRouter(),
                                                      address: config.nodeMetricsListen, serverName: "petrel-node",
                                                      logger: logger)
@@ -86,7 +94,7 @@ struct PetrelNode: AsyncParsableCommand {
         context.logger.info("starting the volume service", metadata: [
             "backends": "\(config.volumeBackends.map { "\($0.name) (\($0.driver))" }.joined(separator: ", "))",
         ])
-        let images = config.serviceUser.map { CloudClient(user: $0, logger: context.logger) }
+        let images = try config.serviceUser.map { CloudClient(user: $0, http: try ControllerHTTPClient.shared(cafile: config.serviceCAFile), logger: context.logger) }
         if images == nil {
             context.logger.warning("no [service_user]: this node cannot make volumes from images nor upload volumes to images")
         }
@@ -109,7 +117,7 @@ struct PetrelNode: AsyncParsableCommand {
         ])
         var metadata: NetworkRole.MetadataSettings?
         if let secret = config.metadataSharedSecret, let url = config.metadataURL {
-            metadata = .init(controllerURL: url, sharedSecret: secret)
+            metadata = .init(controllerURL: url, sharedSecret: secret, cafile: config.serviceCAFile)
         } else {
             context.logger.warning("no metadata proxy: [metadata] shared_secret and a controller URL ([metadata] nova_metadata_url or [service_user] auth_url) are needed")
         }
@@ -127,7 +135,7 @@ struct PetrelNode: AsyncParsableCommand {
             "compute_driver": "\(hypervisor.info.name)", "libvirt_uri": "\(config.libvirtURI)", "hypervisor": "\(host.type)",
             "domain_type": "\(hypervisor.info.domainType)", "cpus": "\(host.cpus)", "memory_mib": "\(host.memoryMiB)",
         ])
-        let cloud = config.serviceUser.map { CloudClient(user: $0, logger: context.logger) }
+        let cloud = try config.serviceUser.map { CloudClient(user: $0, http: try ControllerHTTPClient.shared(cafile: config.serviceCAFile), logger: context.logger) }
         if cloud == nil {
             context.logger.warning("no [service_user]: this node cannot download images, so it cannot build servers")
         }

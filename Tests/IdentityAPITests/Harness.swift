@@ -7,7 +7,8 @@ import TestSupport
 
 /// A freshly bootstrapped cloud on a throw-away SQLite database (admin / admin-pw on project
 /// admin, bcrypt cost 4) with its identity service, removed afterwards.
-func withBootstrappedIdentity(_ body: @Sendable (Database, IdentityService) async throws -> Void) async throws {
+func withBootstrappedIdentity(tokenExpiration: TimeInterval = 3600,
+                              _ body: @Sendable (Database, IdentityService) async throws -> Void) async throws {
     let (url, drop) = try await TestDatabase.sqlite.makeDatabase()
     let logger = Logger(label: "api-test")
     let database = try Database(url, logger: logger)
@@ -21,6 +22,7 @@ func withBootstrappedIdentity(_ body: @Sendable (Database, IdentityService) asyn
         try FernetKeyRepository(directory: keys + "-credentials").setup()
         var options = IdentityOptions(keyRepository: keys)
         options.credentialKeyRepository = keys + "-credentials"
+        options.tokenExpiration = tokenExpiration
         options.passwordCost = 4
         options.maxPasswordLength = 100  // small enough to test under the harness's body limit
         try await body(database, try IdentityService(database: database, options: options, logger: logger))

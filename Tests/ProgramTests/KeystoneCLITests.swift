@@ -27,51 +27,12 @@ import Testing
     @Test(arguments: TestDatabase.allCases)
     func theOpenStackCLIDrivesIdentity(backend: TestDatabase) async throws {
         let openstack = try KeystoneCLITests.openstack()
-        let controller = Repository.binDirectory.appendingPathComponent("petrel-controller").path
-        try Requirement.require(FileManager.default.isExecutableFile(atPath: controller), "\(controller) is not built")
-        let (databaseURL, dropDatabase) = try await backend.makeDatabase()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let port = TestPorts.free()
-        let url = "http://127.0.0.1:\(port)"
-        let connection = switch databaseURL {
-        case .sqlite(let path): "sqlite:///\(path)"
-        case .postgresql(let text): text
-        }
-        let config = directory.appendingPathComponent("petrel.conf").path
-        try """
-            [database]
-            connection = \(connection)
-            [api]
-            listen = 127.0.0.1:\(port)
-            public_url = \(url)
-            [token]
-            key_repository = \(directory.path)/keys
-            [image]
-            store_path = \(directory.path)/images
-            [identity]
-            password_hash_rounds = 4
+        let lockout = """
             [security_compliance]
             lockout_failure_attempts = 3
             lockout_duration = 5
-            """.write(toFile: config, atomically: true, encoding: .utf8)
-        let clouds = directory.appendingPathComponent("clouds.yaml").path
-        try """
-            clouds:
-              petrel:
-                auth: {auth_url: "\(url)/v3", username: admin, password: admin-pw, project_name: admin,
-                       user_domain_name: Default, project_domain_name: Default}
-                identity_api_version: 3
-            """.write(toFile: clouds, atomically: true, encoding: .utf8)
-        try await Command.check(controller, ["--config", config, "db-sync"])
-        try await Command.check(controller, ["--config", config, "token-keys", "setup"])
-        try await Command.check(controller, ["--config", config, "bootstrap", "--admin-password", "admin-pw"])
-        let child = try ChildProcess(name: "controller", executable: controller, arguments: ["--config", config],
-                                     logger: Logger(label: "test"))
-        try child.start()
-        try await withCleanup {
-            let up = await eventually { (try? await Command.run("curl", ["-sf", "\(url)/healthcheck"]))?.stdout == "OK" }
-            try #require(up, "\(child.recentOutput)")
+            """
+        try await Self.withIdentityController(backend, extraConfig: lockout) { url, clouds, child in
             let script = Repository.root.appendingPathComponent("Tests/ProgramTests/keystone-cli.sh").path
             let result = try await Command.run("env", [
                 "OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(clouds)", "PETREL_URL=\(url)", "ADMIN_PASSWORD=admin-pw",
@@ -95,6 +56,77 @@ import Testing
                     "\(network.stdout.suffix(1500))\n\(network.stderr.suffix(1500))")
             // No request ended in a server error.
             #expect(!child.recentOutput.contains { $0.contains("request failed") }, "\(child.recentOutput.filter { $0.contains("failed") })")
+        }
+    }
+}
+
+/// Stored policies, endpoint groups, project endpoint filters (the catalog a filtered
+/// project's token shows) and domain-specific configuration, through keystone-extensions-cli.sh.
+extension KeystoneCLITests {
+    @Test(arguments: TestDatabase.allCases)
+    func theOpenStackCLIDrivesPoliciesEndpointFiltersAndDomainConfig(backend: TestDatabase) async throws {
+        try await Self.withIdentityController(backend) { url, clouds, child in
+            let script = Repository.root.appendingPathComponent("Tests/ProgramTests/keystone-extensions-cli.sh").path
+            let result = try await Command.run("env", ["OSC=\(try KeystoneCLITests.openstack())", "OS_CLIENT_CONFIG_FILE=\(clouds)",
+                                                       "PETREL_URL=\(url)", "bash", script])
+            #expect(result.status == 0, "\(result.stdout.suffix(1500))\n\(result.stderr.suffix(1500))\ncontroller: \(child.recentOutput.suffix(10))")
+            #expect(result.stdout.contains("extension CLI checks passed"), "\(result.stdout.suffix(500))")
+            #expect(!child.recentOutput.contains { $0.contains("request failed") }, "\(child.recentOutput.filter { $0.contains("failed") })")
+        }
+    }
+
+    /// A controller on a freshly bootstrapped database of `backend` (admin / admin-pw; its config
+    /// ends with `extraConfig`), with a clouds.yaml naming it `petrel`; stopped with SIGTERM
+    /// (which must end it cleanly) afterwards.
+    static func withIdentityController(_ backend: TestDatabase, extraConfig: String = "",
+                                       _ body: (_ url: String, _ clouds: String, _ child: ChildProcess) async throws -> Void) async throws {
+        let controller = Repository.binDirectory.appendingPathComponent("petrel-controller").path
+        try Requirement.require(FileManager.default.isExecutableFile(atPath: controller), "\(controller) is not built")
+        let (databaseURL, dropDatabase) = try await backend.makeDatabase()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let port = TestPorts.free()
+        let url = "http://127.0.0.1:\(port)"
+        let connection = switch databaseURL {
+        case .sqlite(let path): "sqlite:///\(path)"
+        case .postgresql(let text): text
+        }
+        let config = directory.appendingPathComponent("petrel.conf").path
+        try """
+            [database]
+            connection = \(connection)
+            [api]
+            listen = 127.0.0.1:\(port)
+            public_url = \(url)
+            [token]
+            key_repository = \(directory.path)/keys
+            [credential]
+            key_repository = \(directory.path)/credential-keys
+            [image]
+            store_path = \(directory.path)/images
+            [identity]
+            password_hash_rounds = 4
+            \(extraConfig)
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let clouds = directory.appendingPathComponent("clouds.yaml").path
+        try """
+            clouds:
+              petrel:
+                auth: {auth_url: "\(url)/v3", username: admin, password: admin-pw, project_name: admin,
+                       user_domain_name: Default, project_domain_name: Default}
+                identity_api_version: 3
+            """.write(toFile: clouds, atomically: true, encoding: .utf8)
+        try await Command.check(controller, ["--config", config, "db-sync"])
+        try await Command.check(controller, ["--config", config, "token-keys", "setup"])
+        try await Command.check(controller, ["--config", config, "credential-keys", "setup"])
+        try await Command.check(controller, ["--config", config, "bootstrap", "--admin-password", "admin-pw"])
+        let child = try ChildProcess(name: "controller", executable: controller, arguments: ["--config", config],
+                                     logger: Logger(label: "test"))
+        try child.start()
+        try await withCleanup {
+            let up = await eventually { (try? await Command.run("curl", ["-sf", "\(url)/healthcheck"]))?.stdout == "OK" }
+            try #require(up, "\(child.recentOutput)")
+            try await body(url, clouds, child)
             child.signal(SIGTERM)
             #expect(await child.wait() == .exited(0))
         } cleanup: {

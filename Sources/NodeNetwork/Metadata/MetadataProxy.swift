@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Crypto
 import Foundation
 import Logging
+import NodeCore
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -29,11 +30,13 @@ final class MetadataProxy: @unchecked Sendable {
     /// network → (address → guest), replaced at each sync of the network.
     private var guests: [String: [String: Guest]] = [:]
 
-    init(controllerURL: String, secret: String, logger: Logger) {
+    /// `cafile` verifies an https controller (`[service_user] cafile`; nil: the system's trust store).
+    init(controllerURL: String, secret: String, cafile: String? = nil, logger: Logger) throws {
         self.controllerURL = controllerURL.hasSuffix("/") ? String(controllerURL.dropLast()) : controllerURL
         self.secret = secret
         self.logger = logger
-        client = HTTPClient(eventLoopGroupProvider: .singleton)
+        client = HTTPClient(eventLoopGroupProvider: .singleton,
+                            configuration: .init(tlsConfiguration: try ControllerHTTPClient.tlsConfiguration(cafile: cafile)))
     }
 
     func setGuests(_ network: String, _ table: [String: Guest]) {
