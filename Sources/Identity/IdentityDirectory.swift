@@ -179,10 +179,21 @@ extension IdentityService {
     }
 
     /// Makes `prior` imply `implied` (nothing if it already does); a role cannot imply itself.
+    /// Keystone's rules: `admin` is never implied (`[assignment] prohibited_implied_role`), and a
+    /// global role cannot imply a domain-specific one.
     public func addImpliedRole(prior: String, implied: String) async throws {
         guard try await !implies(prior, implied) else { return }
         if prior == implied { throw IdentityError.badRequest("A role cannot imply itself.") }
         try await write { sql in
+            if let impliedRole = try await IdentityTables.roles.get(sql, id: implied),
+               let priorRole = try await IdentityTables.roles.get(sql, id: prior) {
+                if impliedRole.name == "admin" && impliedRole.domainID.isEmpty {
+                    throw IdentityError.forbidden("\(implied) cannot be an implied roles.")
+                }
+                if priorRole.domainID.isEmpty && !impliedRole.domainID.isEmpty {
+                    throw IdentityError.forbidden("Global role cannot imply a domain-specific role")
+                }
+            }
             try await IdentityTables.impliedRoles.insert(sql, ImpliedRoleRow(priorRoleID: prior, impliedRoleID: implied))
         }
     }
@@ -221,9 +232,16 @@ extension IdentityService {
     }
 
     /// Records a grant (nothing if it exists).
+    /// A domain-specific role is granted on projects of its own domain only, as in Keystone.
     public func grant(_ row: RoleAssignment) async throws {
         guard try await !grantExists(row) else { return }
-        try await write { sql in try await IdentityTables.assignments.insert(sql, row) }
+        try await write { sql in
+            if row.targetType == "project", let role = try await IdentityTables.roles.get(sql, id: row.roleID), !role.domainID.isEmpty,
+               let project = try await IdentityTables.projects.get(sql, id: row.targetID), project.domainID != role.domainID {
+                throw IdentityError.forbidden("Project \(project.id) must be in the same domain as the role \(role.id) being assigned.")
+            }
+            try await IdentityTables.assignments.insert(sql, row)
+        }
     }
 
     /// The roles granted directly to the actor on the target of `row` (its role is ignored), by name.

@@ -47,18 +47,8 @@ import Testing
 
     @Test(arguments: TestDatabase.allCases)
     func credentialsAreEncryptedAtRestAndSurviveARotation(backend: TestDatabase) async throws {
-        let (url, drop) = try await backend.makeDatabase()
-        let database = try Database(url, logger: Logger(label: "credential-test"))
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-cred-\(UUID().uuidString)").path
-        try await withCleanup {
-            try await Migrator().migrate(database)
-            var bootstrap = Bootstrap(adminPassword: "admin-pw", publicURL: "http://controller:5000")
-            bootstrap.passwordCost = 4
-            try await bootstrap.run(on: database)
-            try FernetKeyRepository(directory: base + "/tokens").setup()
-            var options = IdentityOptions(keyRepository: base + "/tokens")
-            options.passwordCost = 4
-            let service = try IdentityService(database: database, options: options, logger: Logger(label: "credential-test"))
+        try await withBootstrappedService(backend) { database, service, base in
+            let options = service.options
             let (admin, project) = try await database.withConnection { sql in
                 (try await IdentityTables.users.first(sql, where: [.equals("name", "admin")])!.id,
                  try await IdentityTables.projects.first(sql, where: [.equals("name", "admin")])!.id)
@@ -94,10 +84,72 @@ import Testing
             let rotated = try #require(try await database.withConnection { sql in try await IdentityTables.credentials.get(sql, id: created.id) })
             #expect(rotated.keyHash == CredentialCipher.hash(of: staged) && rotated.encryptedBlob != row.encryptedBlob)
             #expect(try await keyed.credential(created.id).blob == blob)
-        } cleanup: {
-            await database.shutdown()
-            await drop()
-            try? FileManager.default.removeItem(atPath: base)
+        }
+    }
+}
+
+/// OS-TRUST on the service: uses counted, redelegation narrowed step by step, deletion
+/// reaching the redelegated trusts and their tokens.
+@Suite struct TrustTests {
+    @Test(arguments: TestDatabase.allCases)
+    func redelegationNarrowsAndDeletionReachesTheChain(backend: TestDatabase) async throws {
+        try await withBootstrappedService(backend) { _, service, _ in
+            let project = try await service.projects.list(where: [("name", "admin")], orderBy: "name")[0].id
+            var users: [String] = []
+            for name in ["trustee", "second"] {
+                let user = User(id: IdentityService.makeID(), name: name, domainID: "default",
+                                passwordHash: await service.hashPassword("\(name)-pw"), createdAt: IdentityService.timestamp())
+                try await service.createUser(user)
+                users.append(user.id)
+            }
+            let scope = AuthRequest.ScopeRequest.project(.id(project))
+            let admin = try await service.issue(AuthRequest(method: .password(.name("admin", domain: .id("default")), password: "admin-pw"),
+                                                            scope: scope)).info
+            let member = try #require(try await service.globalRole(named: "member"))
+            let reader = try #require(try await service.globalRole(named: "reader"))
+            // Limited uses: two tokens, then none.
+            let counted = try await service.createTrust(TrustRequest(
+                trustorUserID: admin.user.id, trusteeUserID: users[0], projectID: project, impersonation: false, roles: [.id(member.id)],
+                expiresAt: nil, remainingUses: 2, allowRedelegation: false, redelegationCount: nil), caller: admin)
+            let asTrustee = AuthRequest(method: .password(.id(users[0]), password: "trustee-pw"), scope: .trust(counted.row.id))
+            let first = try await service.issue(asTrustee)
+            #expect(first.info.trust?.id == counted.row.id && Set(first.info.roles.map(\.name)) == ["member", "reader"])
+            _ = try await service.issue(asTrustee)
+            await #expect(throws: IdentityError.self) { _ = try await service.issue(asTrustee) }
+            // The counted trust's tokens still validate: uses limit issuing, not validating.
+            _ = try await service.validate(first.token)
+
+            // Redelegation: allowed twice, each step narrower.
+            let parent = try await service.createTrust(TrustRequest(
+                trustorUserID: admin.user.id, trusteeUserID: users[0], projectID: project, impersonation: false,
+                roles: [.id(member.id), .id(reader.id)], expiresAt: nil, remainingUses: nil, allowRedelegation: true,
+                redelegationCount: 2), caller: admin)
+            let parentToken = try await service.issue(AuthRequest(method: .password(.id(users[0]), password: "trustee-pw"),
+                                                                   scope: .trust(parent.row.id)))
+            // Wider roles or impersonation are refused.
+            let admins = try #require(try await service.globalRole(named: "admin"))
+            await #expect(throws: IdentityError.self) {
+                _ = try await service.createTrust(TrustRequest(
+                    trustorUserID: users[0], trusteeUserID: users[1], projectID: project, impersonation: false, roles: [.id(admins.id)],
+                    expiresAt: nil, remainingUses: nil, allowRedelegation: false, redelegationCount: nil), caller: parentToken.info)
+            }
+            await #expect(throws: IdentityError.self) {
+                _ = try await service.createTrust(TrustRequest(
+                    trustorUserID: users[0], trusteeUserID: users[1], projectID: project, impersonation: true, roles: [.id(reader.id)],
+                    expiresAt: nil, remainingUses: nil, allowRedelegation: false, redelegationCount: nil), caller: parentToken.info)
+            }
+            let child = try await service.createTrust(TrustRequest(
+                trustorUserID: users[0], trusteeUserID: users[1], projectID: project, impersonation: false, roles: [.id(reader.id)],
+                expiresAt: nil, remainingUses: nil, allowRedelegation: true, redelegationCount: nil), caller: parentToken.info)
+            #expect(child.row.redelegatedTrustID == parent.row.id && child.row.redelegationCount == 1)
+            let childToken = try await service.issue(AuthRequest(method: .password(.id(users[1]), password: "second-pw"),
+                                                                 scope: .trust(child.row.id)))
+            #expect(childToken.info.roles.map(\.name) == ["reader"])
+            // Deleting the parent deletes the redelegated trust; both tokens stop validating.
+            try await service.deleteTrust(parent.row.id)
+            await #expect(throws: IdentityError.self) { _ = try await service.validate(parentToken.token) }
+            await #expect(throws: IdentityError.self) { _ = try await service.validate(childToken.token) }
+            await #expect(throws: IdentityError.self) { _ = try await service.trust(child.row.id) }
         }
     }
 }

@@ -19,28 +19,14 @@ import Testing
 
     func withService(_ rules: PasswordRules, lockout: LockoutPolicy = LockoutPolicy(failureAttempts: 0, duration: 1),
                      _ body: @Sendable (IdentityService, String) async throws -> Void) async throws {
-        let (url, drop) = try await TestDatabase.sqlite.makeDatabase()
-        let database = try Database(url, logger: Logger(label: "password-test"))
-        let keys = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-pw-\(UUID().uuidString)").path
-        try await withCleanup {
-            try await Migrator().migrate(database)
-            var bootstrap = Bootstrap(adminPassword: "admin-pw", publicURL: "http://controller:5000")
-            bootstrap.passwordCost = 4
-            try await bootstrap.run(on: database)
-            try FernetKeyRepository(directory: keys).setup()
-            var options = IdentityOptions(keyRepository: keys)
-            options.passwordCost = 4
+        try await withBootstrappedService(.sqlite, configure: { options in
             options.passwordRules = rules
             options.lockout = lockout
-            let service = try IdentityService(database: database, options: options, logger: Logger(label: "password-test"))
+        }) { _, service, _ in
             let user = User(id: IdentityService.makeID(), name: "dana", domainID: "default",
                             passwordHash: await service.hashPassword("first-pw"), createdAt: IdentityService.timestamp())
             try await service.createUser(user)
             try await body(service, user.id)
-        } cleanup: {
-            await database.shutdown()
-            await drop()
-            try? FileManager.default.removeItem(atPath: keys)
         }
     }
 

@@ -157,6 +157,25 @@ PY
 rm -f /tmp/petrel-cli-ra.$$
 ok "role assignment list --effective --names (implied roles, group members)"
 
+# --- domain-specific roles -------------------------------------------------------------------
+os role create --domain clidom clidom-role >/dev/null || fail "role create --domain"
+clidom_role_id=$(os role show --domain clidom clidom-role -f value -c id)
+member_role_id=$(os role show member -f value -c id)
+# (The CLI's role add exits 0 even when refused: the refusals are checked on the API.)
+expect_error 403 "$(http PUT "/projects/$demo_id/users/$(os user show alice -f value -c id)/roles/$clidom_role_id" "$admin_token")" "a domain role granted on a project of another domain"
+expect_error 403 "$(http PUT "/roles/$member_role_id/implies/$clidom_role_id" "$admin_token")" "a global role implying a domain role"
+implied=$(http PUT "/roles/$clidom_role_id/implies/$(os role show reader -f value -c id)" "$admin_token")
+[ "${implied%% *}" = 201 ] || fail "a domain role implying a global role: $implied"
+os role add --user bob --project other --role-domain clidom clidom-role || fail "role add of a domain role in its domain"
+bob_other=$(curl -s -H 'Content-Type: application/json' --data-binary \
+  "{\"auth\": {\"identity\": {\"methods\": [\"password\"], \"password\": {\"user\": {\"name\": \"bob\", \"domain\": {\"id\": \"default\"}, \"password\": \"bob-pw\"}}}, \"scope\": {\"project\": {\"id\": \"$other_id\"}}}}" "$V3/auth/tokens")
+echo "$bob_other" | python3 -c '
+import json, sys
+names = {r["name"] for r in json.load(sys.stdin)["token"]["roles"]}
+assert names == {"reader"}, names' || fail "a domain role's token roles: $bob_other"
+os role remove --user bob --project other --role-domain clidom clidom-role || fail "role remove of a domain role"
+ok "domain roles: granted only in their domain, imply global roles (never the reverse), reach tokens only through what they imply"
+
 # --- inherited role assignments (OS-INHERIT) ----------------------------------------------
 os project create --parent demo demo-child >/dev/null || fail "project create --parent"
 os role add --inherited --user alice --project demo auditor || fail "role add --inherited on a project"
