@@ -138,12 +138,20 @@ start_ovs() {
 }
 
 pg_up() { su postgres -c "psql -qAtc 'select 1'" >/dev/null 2>&1; }
+# The suite runs many controllers and test databases at once (each controller pools several
+# connections per event loop): PostgreSQL's default of 100 connections runs out.
+pg_max_connections=400
 start_postgres() {
-  pg_up && return 0
   local ver
   ver=$(ls /usr/lib/postgresql | sort -V | tail -1)
   [ -n "$ver" ] || die "postgresql is not installed"
   if ! pg_lsclusters -h 2>/dev/null | grep -q .; then pg_createcluster "$ver" main >/dev/null; fi
+  if [ "$(pg_conftool -s "$ver" main show max_connections 2>/dev/null)" != "$pg_max_connections" ]; then
+    pg_conftool "$ver" main set max_connections "$pg_max_connections"
+    # A running server reads it only at start.
+    if pg_up; then pg_ctlcluster "$ver" main restart 2>/dev/null || true; fi
+  fi
+  pg_up && return 0
   pg_ctlcluster "$ver" main start 2>/dev/null || true
   wait_for 30 postgresql pg_up
   log "postgresql up"
