@@ -548,7 +548,9 @@ public final class IdentityService: Sendable {
     func resolveScope(_ scope: AuthRequest.ScopeRequest, userID: String?) async throws -> TokenPayload.Scope {
         try await database.withConnection { sql in
             switch scope {
-            case .trust: return .unscoped
+            case .trust(let id):
+                // issue() resolves a trust into its project first; a trust here is a caller's mistake.
+                throw IdentityError.unauthorized("The trust \(id) is not valid.")
             case .unscoped: return .unscoped
             case .system: return .system
             case .unspecified:

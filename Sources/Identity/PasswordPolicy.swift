@@ -117,15 +117,10 @@ extension IdentityService {
         for secret in secrets {
             for window in 0...max(0, options.totpPreviousWindows) {
                 let at = now.addingTimeInterval(-30 * Double(window))
-                if let expected = TOTP.code(secret: secret, at: at), Self.sameText(expected, passcode) { return user.id }
+                if let expected = TOTP.code(secret: secret, at: at), EC2SignedRequest.constantTimeEqual(expected, passcode) { return user.id }
             }
         }
         throw IdentityError.authenticationRequired
-    }
-
-    static func sameText(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        return x.count == y.count && zip(x, y).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
     }
 
     // MARK: multi-factor rules and receipts

@@ -20,6 +20,16 @@ extension KeystoneAPI {
         return .object(object)
     }
 
+    /// The credential with this id, or nil when there is none. Only absence is nil: a
+    /// credential that cannot be decrypted (no keys) stays the server error it is.
+    func storedCredential(_ id: String) async throws -> Credential? {
+        do {
+            return try await service.credential(id)
+        } catch IdentityError.notFound {
+            return nil
+        }
+    }
+
     static let credentialAttributes: Set<String> = ["id", "user_id", "project_id", "type", "blob", "links"]
 
     /// Keystone's boundary for delegated tokens (trusts, application credentials): they reach
@@ -84,7 +94,7 @@ extension KeystoneAPI {
         @Sendable func existing(_ context: APIRequestContext, _ action: String) async throws -> (TokenInfo, Credential) {
             let caller = try authenticate(context)
             let id = try context.parameters.require("credential_id")
-            let found = try? await service.credential(id)
+            let found = try await storedCredential(id)
             try context.enforce(action, target: ["target.credential.user_id": found?.userID ?? ""])
             guard let found else { throw IdentityError.notFound(kind: "credential", id: id) }
             try checkDelegatedScope(caller, projectID: found.projectID)
@@ -198,7 +208,7 @@ extension KeystoneAPI {
             let userID = try context.parameters.require("user_id")
             let access = try context.parameters.require("credential_id")
             let id = IdentityService.ec2CredentialID(access: access)
-            let found = try? await service.credential(id)
+            let found = try await storedCredential(id)
             try context.enforce(action, target: ["target.credential.user_id": found?.userID ?? userID])
             _ = try await service.users.get(userID)
             guard let found, found.type == "ec2", found.userID == userID else {

@@ -7,9 +7,9 @@ import TestSupport
 
 /// A freshly bootstrapped cloud on a throw-away SQLite database (admin / admin-pw on project
 /// admin, bcrypt cost 4) with its identity service, removed afterwards.
-func withBootstrappedIdentity(tokenExpiration: TimeInterval = 3600,
+func withBootstrappedIdentity(_ backend: TestDatabase = .sqlite, tokenExpiration: TimeInterval = 3600,
                               _ body: @Sendable (Database, IdentityService) async throws -> Void) async throws {
-    let (url, drop) = try await TestDatabase.sqlite.makeDatabase()
+    let (url, drop) = try await backend.makeDatabase()
     let logger = Logger(label: "api-test")
     let database = try Database(url, logger: logger)
     let keys = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-keys-\(UUID().uuidString)").path

@@ -70,19 +70,8 @@ import Testing
 
     /// A bootstrapped cloud on `backend`, its Keystone API in-process, and an admin token.
     func withAPI(_ backend: TestDatabase, _ body: @Sendable (API) async throws -> Void) async throws {
-        let (url, drop) = try await backend.makeDatabase()
-        let logger = Logger(label: "extension-test")
-        let database = try Database(url, logger: logger)
-        let keys = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-test-keys-\(UUID().uuidString)").path
-        try await withCleanup {
-            try await Migrator().migrate(database)
-            var bootstrap = Bootstrap(adminPassword: "admin-pw", publicURL: "http://controller:5000")
-            bootstrap.passwordCost = 4
-            try await bootstrap.run(on: database)
-            try FernetKeyRepository(directory: keys).setup()
-            var options = IdentityOptions(keyRepository: keys)
-            options.passwordCost = 4
-            let service = try IdentityService(database: database, options: options, logger: logger)
+        try await withBootstrappedIdentity(backend) { database, service in
+            let logger = Logger(label: "extension-test")
             let api = KeystoneAPI(service: service, policy: try Policy(defaults: KeystonePolicy.defaults),
                                   publicURL: "http://controller:5000", maxBodySize: 8192, logger: logger)
             let router = Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
@@ -91,10 +80,6 @@ import Testing
             try await Application(router: router).test(.router) { client in
                 try await body(API(client: client, service: service, database: database, admin: admin))
             }
-        } cleanup: {
-            await database.shutdown()
-            await drop()
-            try? FileManager.default.removeItem(atPath: keys)
         }
     }
 
