@@ -39,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
     ],
     targets: [
         // MARK: C libraries (Debian -dev packages)
@@ -108,9 +109,13 @@ let package = Package(
         .target(name: "Images", dependencies: ["Store", .product(name: "SQLKit", package: "sql-kit"),
                                                .product(name: "Crypto", package: "swift-crypto")]),
 
+        // Placement's logic: resource providers, inventories, allocations, traits, aggregates,
+        // allocation candidates; the compute nodes' providers and the scheduler's claims.
+        .target(name: "Placement", dependencies: ["Store", .product(name: "SQLKit", package: "sql-kit")]),
+
         // Nova's logic on the controller: flavors, key pairs, the scheduler (servers to come).
         .target(name: "Compute", dependencies: [
-            "Store", "Hosts", "Images", "Networking", "Volumes", "RPC", "Contracts", .product(name: "SQLKit", package: "sql-kit"),
+            "Store", "Hosts", "Placement", "Images", "Networking", "Volumes", "RPC", "Contracts", .product(name: "SQLKit", package: "sql-kit"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
@@ -173,6 +178,11 @@ let package = Package(
             "Hosts", "Networking", "PetrelHTTP", "PetrelCore",
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
+        // Placement under /placement (microversions 1.0 to PlacementAPI.maximum).
+        .target(name: "PlacementAPI", dependencies: [
+            "Placement", "PetrelHTTP", "PetrelCore",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
         .target(name: "VolumeAPI", dependencies: [
             "Hosts", "Volumes", "PetrelHTTP", "PetrelCore",
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -191,6 +201,14 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
         ]),
 
+        // The console proxy (nova-novncproxy and nova-serialproxy in one listener): WebSockets
+        // authorised by single-use console tokens, bridged to the nodes' VNC and serial ports.
+        .target(name: "ConsoleAPI", dependencies: [
+            "Compute", "PetrelHTTP", "PetrelCore",
+            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+
         // MARK: HTTP listeners
         // What every listener of both programs serves: /metrics, /healthcheck; and the API kit:
         // request bodies and queries, paging and sorting, OpenStack error bodies, the request
@@ -206,7 +224,8 @@ let package = Package(
         // MARK: programs
         .executableTarget(name: "petrel-controller", dependencies: [
             "PetrelCore", "PetrelHTTP", "Store", "RPC", "Contracts", "Identity", "IdentityAPI", "Hosts",
-            "ComputeAPI", "NetworkAPI", "VolumeAPI", "Volumes", "Images", "ImageAPI", "Compute", "Networking", "MetadataAPI",
+            "ComputeAPI", "NetworkAPI", "VolumeAPI", "Volumes", "Images", "ImageAPI", "Compute", "Networking", "MetadataAPI", "ConsoleAPI",
+            "Placement", "PlacementAPI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -223,6 +242,8 @@ let package = Package(
         ], path: "Benchmarks/RPCBenchmark"),
         .executableTarget(name: "petrel-bench-firewall", dependencies: ["NodeNetwork", "Contracts", "IptablesDriver", "NetlinkDriver"],
                           path: "Benchmarks/FirewallBenchmark"),
+        .executableTarget(name: "petrel-bench-placement", dependencies: ["Compute", "Placement", "Hosts", "Store", "PetrelCore", .product(name: "Logging", package: "swift-log")],
+                          path: "Benchmarks/PlacementBenchmark"),
         .executableTarget(name: "petrel-bench-router", dependencies: [
             "NodeNetwork", "Contracts", "NetlinkDriver", "ProcessDriver", .product(name: "Logging", package: "swift-log"),
         ], path: "Benchmarks/RouterBenchmark"),
@@ -249,12 +270,13 @@ let package = Package(
         .testTarget(name: "PetrelHTTPTests", dependencies: ["PetrelHTTP", .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "IdentityAPITests", dependencies: ["IdentityAPI", "Identity", "Store", "Contracts", "PetrelHTTP", "PetrelCore", "TestSupport",
                                                              "ComputeAPI", "NetworkAPI", "VolumeAPI", "Volumes", "Images", "ImageAPI", "Hosts", "Compute", "ProcessDriver", "Networking",
-                                                             "MetadataAPI", "RPC", .product(name: "Crypto", package: "swift-crypto"),
+                                                             "MetadataAPI", "RPC", "Placement", "PlacementAPI", .product(name: "Crypto", package: "swift-crypto"),
                                                              .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "NodeComputeTests", dependencies: ["NodeCompute", "NodeCore", "LibvirtDriver", "Contracts", "PetrelCore", "ProcessDriver",
                                                             "TestSupport",
                                                             .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "ComputeTests", dependencies: ["Compute", "Hosts", "Images", "Store", "PetrelCore", "TestSupport"]),
+        .testTarget(name: "ComputeTests", dependencies: ["Compute", "Hosts", "Images", "Store", "PetrelCore", "TestSupport", "Placement",
+                                                         .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "NetworkingTests", dependencies: ["Networking", "Contracts", "Hosts", "Store", "PetrelCore", "TestSupport",
                                                             .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Store", "TestSupport", .product(name: "Logging", package: "swift-log")]),

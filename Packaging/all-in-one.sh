@@ -95,6 +95,13 @@ physical_interface_mappings = public:petrel-pub0
 [metadata]
 # The node's metadata proxy signs instance ids with it; the controller's metadata API checks them.
 shared_secret = $(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+
+[console]
+# The console proxy: noVNC's page and the VNC and serial WebSockets (openstack console url show).
+proxy_listen = 0.0.0.0:6080
+
+[serial_console]
+enabled = true
 CONF
   chmod 600 "$config"  # it holds the service user's password and the metadata secret
   log "wrote $config"
@@ -120,6 +127,9 @@ upgrade_config() {
   fi
   if ! grep -q '^shared_secret *=' "$config"; then
     printf '\n[metadata]\nshared_secret = %s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >> "$config" && log "$config: [metadata] shared_secret"
+  fi
+  if ! grep -q '^proxy_listen *=' "$config"; then
+    printf '\n[console]\nproxy_listen = 0.0.0.0:6080\n\n[serial_console]\nenabled = true\n' >> "$config" && log "$config: the console proxy on :6080, serial consoles"
   fi
   # HTTPS, unless the file already says how the listener runs (tls_cert_file, or tls = …).
   if ! grep -Eq '^(tls|tls_cert_file) *=' "$config"; then

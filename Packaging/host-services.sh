@@ -42,6 +42,9 @@ PACKAGES=(
   openssl
   # the two-host network test: node B reaches the broker on loopback through a socat relay
   socat
+  # noVNC's page and files, which the controller's console proxy serves ([console] web), and
+  # the browser the end-to-end test opens a console URL in
+  novnc chromium
 )
 
 missing_packages() {

@@ -14,5 +14,11 @@ if ! "$venv/bin/openstack" --version >/dev/null 2>&1 || [ "$(cat "$venv/.petrel-
   "$venv/bin/pip" install --quiet --disable-pip-version-check "python-openstackclient==$version" >&2
   echo "$version" > "$venv/.petrel-osc-version"
 fi
+# The Placement plugin (`openstack resource provider list`, `allocation candidate list`, …).
+placement_version=${PETREL_OSC_PLACEMENT_VERSION:-4.9.1}
+if [ "$("$venv/bin/pip" show osc-placement 2>/dev/null | sed -n 's/^Version: //p')" != "$placement_version" ]; then
+  echo "openstack-client: installing osc-placement $placement_version into $venv" >&2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "osc-placement==$placement_version" >&2
+fi
 ln -sf "$venv/bin/openstack" /usr/local/bin/openstack
 echo "$venv"

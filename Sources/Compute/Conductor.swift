@@ -36,7 +36,7 @@ public struct Conductor: Sendable {
         log[metadataKey: "instance"] = "\(id)"
         do {
             guard let row = try await servers.database.withConnection({ sql in try await ComputeTables.instances.get(sql, id: id) }),
-                  row.vmState == VMState.building.rawValue, row.taskState == TaskState.scheduling.rawValue else { return }
+                  (row.vm == .building && row.task == .scheduling) || (row.vm == .shelvedOffloaded && row.task == .unshelving) else { return }
             let tried = Set(JSONColumn.decode(row.triedHosts, fallback: [String]()))
             let properties = try await servers.spec(row).image?.properties ?? [:]
             let host: String
@@ -45,6 +45,12 @@ public struct Conductor: Sendable {
                                                     excluding: tried.union(try await hostsWithoutVolumes(row)))
             } catch let failure as Scheduler.Failure {
                 if case .instanceNotFound = failure { return }
+                if row.vm == .shelvedOffloaded {
+                    // As Nova's: an unshelve with no host to go to leaves the server shelved.
+                    log.warning("no host to unshelve the server on", metadata: ["reason": "\(failure)"])
+                    try await servers.clearTask(id, .unshelving)
+                    return
+                }
                 let message = tried.isEmpty ? failure.description
                     : "Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures for instance \(id)."
                 log.warning("no host for the server", metadata: ["reason": "\(failure)"])
@@ -116,6 +122,8 @@ public struct Conductor: Sendable {
                 let building = try await servers.database.withConnection { sql in
                     try await ComputeTables.instances.all(sql, where: [.equals("vm_state", VMState.building.rawValue),
                                                                        .equals("task_state", TaskState.spawning.rawValue)])
+                        + ComputeTables.instances.all(sql, where: [.equals("vm_state", VMState.shelvedOffloaded.rawValue),
+                                                                   .equals("task_state", TaskState.spawning.rawValue)])
                 }
                 guard !building.isEmpty else { continue }
                 let up = Set(try await scheduler.hosts.services { $0.binary == "nova-compute" }.filter(\.up).map(\.host))

@@ -6,14 +6,16 @@ import Store
 /// the project uses now (its instances, cores, RAM; a user's key pairs).
 public struct Quotas: Sendable {
     /// The resources, in Nova's names.
-    public static let resources = ["instances", "cores", "ram", "key_pairs", "metadata_items"]
+    public static let resources = ["instances", "cores", "ram", "key_pairs", "metadata_items", "server_groups", "server_group_members"]
+    /// Nova's defaults for the resources a configuration may leave out.
+    public static let builtInDefaults = ["server_groups": 10, "server_group_members": 10]
 
     let database: Database
     public let defaults: [String: Int]
 
     public init(database: Database, defaults: [String: Int]) {
         self.database = database
-        self.defaults = defaults
+        self.defaults = Self.builtInDefaults.merging(defaults) { _, given in given }
     }
 
     /// The limits of `project`: its own where set, the defaults otherwise (-1: unlimited).
@@ -52,6 +54,10 @@ public struct Quotas: Sendable {
             var usage = try await Self.instanceUsage(sql, project: project)
             usage["metadata_items"] = 0
             usage["key_pairs"] = 0
+            // (Members are limited per group, so the project uses none of that quota as such.)
+            usage["server_group_members"] = 0
+            usage["server_groups"] = try await sql.raw("SELECT COUNT(*) AS n FROM server_groups WHERE project_id = \(bind: project)").first()!
+                .decode(column: "n", as: Int.self)
             if let user {
                 usage["key_pairs"] = try await sql.raw("SELECT COUNT(*) AS n FROM key_pairs WHERE user_id = \(bind: user)").first()!
                     .decode(column: "n", as: Int.self)

@@ -1,5 +1,6 @@
 import Foundation
 import Hosts
+import Placement
 import SQLKit
 import Store
 
@@ -14,13 +15,20 @@ public struct SchedulerOptions: Sendable {
     public var defaultAvailabilityZone = "nova"
 
     public init() {}
+
+    /// The allocation ratios the compute nodes' Placement inventories carry.
+    public var inventoryRatios: InventoryRatios {
+        InventoryRatios(cpu: cpuAllocationRatio, ram: ramAllocationRatio, disk: diskAllocationRatio)
+    }
 }
 
-/// Picks a host for an instance and claims its resources, in one transaction: two requests
-/// (or two controllers) never overbook a host. Filters as Nova's: the compute service is
-/// enabled and up, the availability zone matches, vCPUs, RAM and disk fit after the
-/// allocation ratios and the claims of the instances already there, the image's
-/// `hw_architecture` and `hypervisor_type` match; the free-RAM weigher picks among the rest.
+/// Picks a host for an instance and claims its resources through Placement, in one
+/// transaction: two requests (or two controllers) never overbook a host. Filters as Nova's:
+/// the compute service is enabled and up, the availability zone matches, vCPUs, RAM and disk
+/// fit the host's Placement inventory (with its allocation ratios) after the allocations
+/// already there, the image's `hw_architecture` and `hypervisor_type` match; the free-RAM
+/// weigher picks among the rest. The claim is the instance's allocation (consumer = its
+/// uuid) written with its `host`; `PlacementStore.release` gives it back.
 public struct Scheduler: Sendable {
     public enum Failure: Error, Equatable, CustomStringConvertible {
         case instanceNotFound(String)
@@ -46,6 +54,8 @@ public struct Scheduler: Sendable {
     /// A host the scheduler considered, with what is left of it.
     public struct Candidate: Sendable, Equatable {
         public let host: String
+        /// The uuid of the host's resource provider in Placement.
+        public let provider: String
         public let freeVCPUs: Double
         public let freeRAMMB: Double
         public let freeDiskGB: Double
@@ -63,47 +73,67 @@ public struct Scheduler: Sendable {
             guard var instance = try await ComputeTables.instances.lockedGet(sql, id: instanceID) else {
                 throw Failure.instanceNotFound(instanceID)
             }
-            if let host = instance.host, !excluding.contains(host) { return host }
-            let candidates = try await self.candidates(sql, for: instance, imageProperties: imageProperties, excluding: excluding)
+            if let host = instance.host, !excluding.contains(host) {
+                // Placed already (or forced onto a host by an admin): its allocation is there too.
+                if try await PlacementStore.allocations(sql, consumer: instance.id).isEmpty,
+                   let provider = try await PlacementStore.syncComputeProviders(sql, ratios: options.inventoryRatios)[host] {
+                    try await PlacementStore.claim(sql, instance: instance, providerUUID: provider)
+                }
+                return host
+            }
+            var candidates = try await self.candidates(sql, for: instance, imageProperties: imageProperties, excluding: excluding)
+            // Its server group's filter, then its weigher before the free-RAM one.
+            let group = try await GroupPlacement.of(sql, instanceID: instance.id)
+            if let group {
+                let fitting = !candidates.isEmpty
+                candidates = candidates.filter { group.allows($0.host) }
+                if fitting && candidates.isEmpty { throw Failure.noValidHost(group.refusal) }
+            }
             guard let best = candidates.max(by: { left, right in
+                let groupLeft = group?.weight(left.host) ?? 0, groupRight = group?.weight(right.host) ?? 0
+                if groupLeft != groupRight { return groupLeft < groupRight }
                 let a = left.freeRAMMB * options.ramWeightMultiplier, b = right.freeRAMMB * options.ramWeightMultiplier
                 return a != b ? a < b : left.host > right.host
             }) else { throw Failure.noValidHost("There are not enough hosts available.") }
             instance.host = best.host
             instance.updatedAt = Int64(Date().timeIntervalSince1970 * 1000)
             try await ComputeTables.instances.update(sql, id: instance.id, instance)
+            try await PlacementStore.claim(sql, instance: instance, providerUUID: best.provider)
             return best.host
         }
     }
 
-    /// The hosts that pass every filter for `instance`, read on `sql`.
+    /// The hosts that pass every filter for `instance`, read on `sql`: what is free of each is
+    /// its provider's inventory less the allocations on it (the instance's own left out).
     public func candidates(_ sql: any SQLDatabase, for instance: InstanceRow, imageProperties: [String: String] = [:],
                            excluding: Set<String> = []) async throws -> [Candidate] {
         let now = Date()
         let services = try await sql.raw("\(ServiceStore.serviceColumns) WHERE service_binary = 'nova-compute'").all()
             .map(ServiceStore.serviceRecord).map { hosts.status($0, now: now) }
-        let hypervisors = Dictionary(try await ServiceStore.hypervisors(sql).map { ($0.host, $0) }, uniquingKeysWith: { first, _ in first })
+        let architecture = imageProperties["hw_architecture"] ?? imageProperties["architecture"], hypervisorType = imageProperties["hypervisor_type"]
+        // The hypervisors themselves only for the image filters (Placement knows their resources).
+        let hypervisors = architecture == nil && hypervisorType == nil ? [:]
+            : Dictionary(try await ServiceStore.hypervisors(sql).map { ($0.host, $0) }, uniquingKeysWith: { first, _ in first })
         let aggregates = try await AggregateTables.aggregates.all(sql).map(Aggregates.decode)
-        let used = try await ServiceStore.usage(sql, excluding: instance.id)
+        // A node that reported for the first time gets its provider now; the reports keep the rest current.
+        if try await PlacementStore.providersMissing(sql) {
+            try await PlacementStore.syncComputeProviders(sql, ratios: options.inventoryRatios)
+        }
+        let room = try await PlacementStore.room(sql, for: PlacementStore.resources(of: instance), excluding: instance.id)
         var result: [Candidate] = []
         for service in services where service.up && service.enabled && !excluding.contains(service.host) {
-            guard let hypervisor = hypervisors[service.host]?.resources else { continue }
+            guard let room = room[service.host], room.fits else { continue }
             if let zone = instance.availabilityZone {
                 let zones = aggregates.filter { $0.hosts.contains(service.host) }.compactMap(\.availabilityZone)
                 guard (zones.isEmpty ? [options.defaultAvailabilityZone] : zones).contains(zone) else { continue }
             }
-            if let architecture = imageProperties["hw_architecture"] ?? imageProperties["architecture"],
-               architecture.lowercased() != hypervisor.cpuModel.lowercased() { continue }
-            if let type = imageProperties["hypervisor_type"], type.lowercased() != hypervisor.type.lowercased() { continue }
-            let taken = used[service.host] ?? ServiceStore.HostUsage()
-            let candidate = Candidate(
-                host: service.host,
-                freeVCPUs: Double(hypervisor.vcpus) * options.cpuAllocationRatio - Double(taken.vcpus),
-                freeRAMMB: Double(hypervisor.memoryMB) * options.ramAllocationRatio - Double(taken.memoryMB),
-                freeDiskGB: Double(hypervisor.localGB) * options.diskAllocationRatio - Double(taken.diskGB))
-            guard candidate.freeVCPUs >= Double(instance.vcpus), candidate.freeRAMMB >= Double(instance.memoryMB),
-                  candidate.freeDiskGB >= Double((instance.rootOnVolume ? 0 : instance.rootGB) + instance.ephemeralGB) else { continue }
-            result.append(candidate)
+            if let architecture, architecture.lowercased() != hypervisors[service.host]?.resources.cpuModel.lowercased() { continue }
+            if let hypervisorType, hypervisorType.lowercased() != hypervisors[service.host]?.resources.type.lowercased() { continue }
+            // Placement's capacity check passed (`room.fits`): each class asked for fits its
+            // inventory's units and what is left of it.
+            func free(_ resourceClass: String) -> Double { Double(room.free[resourceClass] ?? 0) }
+            result.append(Candidate(host: service.host, provider: room.provider, freeVCPUs: free("VCPU"), freeRAMMB: free("MEMORY_MB"),
+                                    freeDiskGB: free("DISK_GB")))
         }
         return result
     }

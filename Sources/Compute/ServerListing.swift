@@ -24,6 +24,14 @@ public struct ServerListQuery: Sendable {
     public var userID: String?
     /// `changes-since`, in Unix milliseconds: servers updated at or after it.
     public var changedSince: Int64?
+    /// Nova's tag filters (2.26): every tag of `tags`, at least one of `tagsAny`, not every
+    /// one of `notTags`, none of `notTagsAny`.
+    public var tags: [String]?
+    public var tagsAny: [String]?
+    public var notTags: [String]?
+    public var notTagsAny: [String]?
+    /// Nova's `locked` filter (2.73).
+    public var locked: Bool?
     /// nil: newest first.
     public var sortKey: SortKey?
     public var ascending = false
@@ -51,6 +59,18 @@ extension Servers {
         let backend = database.backend
         // A name that is not a regular expression matches nothing (as Nova's filter in Python).
         let nameFilter = query.name.map { try? NSRegularExpression(pattern: $0) }
+        // What SQL does not test: the name (a regular expression) and the tags (a JSON list).
+        let testsRows = nameFilter != nil || query.tags != nil || query.tagsAny != nil || query.notTags != nil || query.notTagsAny != nil
+        @Sendable func kept(_ row: InstanceRow) -> Bool {
+            if let nameFilter, !Self.matches(nameFilter, row.name) { return false }
+            guard testsRows else { return true }
+            let tags = Set(JSONColumn.decode(row.tags, as: [String].self, fallback: []))
+            if let all = query.tags, !Set(all).isSubset(of: tags) { return false }
+            if let any = query.tagsAny, tags.isDisjoint(with: any) { return false }
+            if let all = query.notTags, !all.isEmpty, Set(all).isSubset(of: tags) { return false }
+            if let any = query.notTagsAny, !tags.isDisjoint(with: any) { return false }
+            return true
+        }
         return try await database.withConnection { sql in
             let listing = ServerListing(query: query, backend: backend)
             guard let filters = listing.filters() else {
@@ -63,7 +83,7 @@ extension Servers {
             if let marker = query.marker {
                 let found = try await ComputeTables.instances.all(sql, where: filters + " AND id = \(bind: marker)").first
                 rowsRead += found == nil ? 0 : 1
-                guard let found, nameFilter.map({ Self.matches($0, found.name) }) ?? true else {
+                guard let found, kept(found) else {
                     throw Failure.badRequest("marker [\(marker)] not found")
                 }
                 after = found
@@ -71,13 +91,13 @@ extension Servers {
             // One row past the page tells whether more follow. A name (a regular expression,
             // which SQL cannot test the same way on both backends) is tested here, on batches.
             let wanted = query.limit.map { $0 == .max ? $0 : $0 + 1 }
-            let batch = nameFilter == nil ? wanted : wanted.map { max($0, 200) }
+            let batch = testsRows ? wanted.map { max($0, 200) } : wanted
             var found: [Server] = []
             while true {
                 let condition = after.map { filters + " AND " + listing.after($0) } ?? filters
                 let rows = try await ComputeTables.instances.all(sql, where: condition, orderBy: listing.order, limit: batch)
                 rowsRead += rows.count
-                for row in rows where nameFilter.map({ Self.matches($0, row.name) }) ?? true { found.append(Server(row)) }
+                for row in rows where kept(row) { found.append(Server(row)) }
                 if let wanted, found.count >= wanted { break }
                 guard let batch, rows.count == batch, let last = rows.last else { break }
                 after = last
@@ -114,6 +134,7 @@ struct ServerListing {
                                                ("user_id", query.userID)]
         for (column, value) in equalities { if let value { parts.append("\(ident: column) = \(bind: value)") } }
         if let since = query.changedSince { parts.append("updated_at >= \(bind: since)") }
+        if let locked = query.locked { parts.append(locked ? "locked_by IS NOT NULL" : "locked_by IS NULL") }
         return parts.joined(separator: " AND ")
     }
 
@@ -136,6 +157,8 @@ struct ServerListing {
         case .suspended: return vm([.suspended])
         case .error: return "(" + vm([.error]) + " AND " + noTask([.rebuilding]) + ")"
         case .deleted: return vm([.deleted])
+        case .shelved: return vm([.shelved])
+        case .shelvedOffloaded: return vm([.shelvedOffloaded])
         case .unknown: return "vm_state NOT IN (\(binds: VMState.allCases.map(\.rawValue)))"
         }
     }

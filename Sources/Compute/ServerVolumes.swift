@@ -21,7 +21,10 @@ extension Servers {
 
     /// The server and its host, when a volume may be attached or detached now.
     func volumeTarget(_ id: String, by caller: ServerCaller, action: String) async throws -> (InstanceRow, String) {
-        try await interfaceTarget(id, by: caller, action: action)
+        let (row, host) = try await interfaceTarget(id, by: caller, action: action)
+        // Nova refuses to attach, detach or swap volumes of a locked server (except for admins).
+        try Self.checkLock(row, caller)
+        return (row, host)
     }
 }
 

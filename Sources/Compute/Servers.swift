@@ -4,6 +4,7 @@ import Hosts
 import Images
 import SQLKit
 import Networking
+import Placement
 import Store
 import Volumes
 
@@ -58,7 +59,10 @@ public struct Server: Sendable, Equatable {
     public var keyName: String? { row.keyName }
     public var userData: String? { row.userData }
     public var reservationID: String? { row.reservationID }
-    public var hostname: String? { row.hostname }
+    public var hostname: String? {
+        get { row.hostname }
+        set { row.hostname = newValue }
+    }
     /// Its index among the servers one request created.
     public var launchIndex: Int { row.launchIndex }
     /// The key pair's public key and type as they were at creation (nil: none, or created
@@ -73,6 +77,28 @@ public struct Server: Sendable, Equatable {
     public var createdAt: Int64 { row.createdAt }
     public var updatedAt: Int64 { row.updatedAt }
     public var launchedAt: Int64? { row.launchedAt }
+    public var accessIPv4: String? {
+        get { row.accessIPv4 }
+        set { row.accessIPv4 = newValue }
+    }
+    public var accessIPv6: String? {
+        get { row.accessIPv6 }
+        set { row.accessIPv6 = newValue }
+    }
+    public var description: String? {
+        get { row.description }
+        set { row.description = newValue }
+    }
+    /// Who locked it ("owner" or "admin"); nil: unlocked.
+    public var lockedBy: String? { row.lockedBy }
+    public var locked: Bool { row.lockedBy != nil }
+    public var lockedReason: String? { row.lockedReason }
+    public var tags: [String] {
+        get { JSONColumn.decode(row.tags, fallback: []) }
+        set { row.tags = JSONColumn.encode(newValue, fallback: "[]") }
+    }
+    /// The `os:scheduler_hints` it was created with, as JSON text (an object).
+    public var schedulerHintsText: String { row.schedulerHints }
 }
 
 struct StoredFault: Codable {
@@ -105,6 +131,14 @@ public struct ServerRequest: Sendable {
     /// The volumes of `block_device_mapping_v2`; one with boot index 0 is the root disk (and
     /// `imageRef` is then unused).
     public var blockDevices: [BlockDeviceRequest] = []
+    public var accessIPv4: String?
+    public var accessIPv6: String?
+    public var description: String?
+    public var tags: [String] = []
+    /// `os:scheduler_hints` as JSON text (an object), kept to be shown from 2.100.
+    public var schedulerHints = "{}"
+    /// The server group to join (the `group` hint).
+    public var groupID: String?
 
     public init(name: String, flavorRef: String, imageRef: String, keyName: String? = nil, userData: String? = nil,
                 metadata: [String: String] = [:], availabilityZone: String? = nil, minCount: Int = 1, maxCount: Int = 1,
@@ -226,6 +260,14 @@ public struct Servers: Sendable {
         let reservation = "r-" + String(UUID().uuidString.lowercased().prefix(8))
         let now = Self.now()
         return try await database.transaction { sql in
+            // The group to join, seen by the caller (checked again in the transaction that joins it).
+            var group: ServerGroupRow?
+            if let groupID = request.groupID {
+                guard let row = try await ComputeTables.serverGroups.get(sql, id: groupID), caller.isAdmin || row.projectID == caller.projectID else {
+                    throw Failure.badRequest("Server group \(groupID) could not be found.")
+                }
+                group = row
+            }
             // Quotas are counted and the rows written in one transaction.
             let used = try await Quotas.instanceUsage(sql, project: caller.projectID)
             let each = ["instances": 1, "cores": flavor.row.vcpus, "ram": flavor.row.memoryMB]
@@ -257,11 +299,24 @@ public struct Servers: Sendable {
                 row.requestedNetworks = JSONColumn.encode(request.networks, fallback: "[]")
                 row.userData = request.userData
                 row.reservationID = reservation
-                row.hostname = Self.hostname(request.hostname ?? name, index: count > 1 ? index + 1 : nil)
+                // A hostname the user gives (2.90) is taken as it is; one server only.
+                row.hostname = request.hostname ?? Self.hostname(name, index: count > 1 ? index + 1 : nil)
                 row.flavorName = flavor.row.name
                 row.flavorExtraSpecs = JSONColumn.encode(flavor.extraSpecs, fallback: "{}")
+                row.accessIPv4 = request.accessIPv4
+                row.accessIPv6 = request.accessIPv6
+                row.description = request.description
+                row.tags = JSONColumn.encode(request.tags, fallback: "[]")
+                row.schedulerHints = request.schedulerHints
                 try await ComputeTables.instances.insert(sql, row)
                 created.append(Server(row))
+            }
+            if let group {
+                do {
+                    try await ServerGroups.join(sql, group: group, instances: created.map(\.id), limit: limits["server_group_members"] ?? -1)
+                } catch ServerGroups.Failure.quota(let message) {
+                    throw Failure.quota(message)
+                }
             }
             return created
         }
@@ -323,7 +378,7 @@ public struct Servers: Sendable {
     }
 
     /// The image with this id, or nil if there is none (other failures are thrown).
-    func existingImage(_ id: String) async throws -> Image? {
+    public func existingImage(_ id: String) async throws -> Image? {
         do {
             return try await images.get(id)
         } catch ImageService.Failure.notFound {
@@ -386,6 +441,7 @@ public struct Servers: Sendable {
     public func setMetadata(_ id: String, _ items: [String: String], replace: Bool, by caller: ServerCaller) async throws -> Server {
         let limit = try await quotas.limits(project: caller.projectID)["metadata_items"]
         return try await change(id, by: caller) { server in
+            try Self.checkLock(server.row, caller)
             let merged = replace ? items : server.metadata.merging(items) { $1 }
             try Self.checkMetadata(merged, limit: limit)
             server.metadata = merged
@@ -413,6 +469,9 @@ public struct Servers: Sendable {
         "resume": Transition(name: "resume", allowed: [.suspended], action: .resume),
         "rebuild": Transition(name: "rebuild", allowed: [.active, .stopped, .error], action: .rebuild),
         "createImage": Transition(name: "createImage", allowed: [.active, .stopped, .paused, .suspended], action: .snapshot),
+        "shelve": Transition(name: "shelve", allowed: [.active, .stopped, .paused, .suspended], action: .shelve),
+        "shelveOffload": Transition(name: "shelveOffload", allowed: [.shelved], action: .shelveOffload),
+        "unshelve": Transition(name: "unshelve", allowed: [.shelved], action: .unshelve),
     ]
 
     /// Starts an action: checks the state, sets the task (atomically: a second action while
@@ -423,6 +482,8 @@ public struct Servers: Sendable {
         -> (Server, String, InstanceAction.Action) {
         guard let transition = Self.transitions[key] else { throw Failure.badRequest("Unknown action \(key).") }
         let server = try await change(id, by: caller) { server in
+            // A snapshot is the one action Nova allows on a locked server.
+            if transition.action != .snapshot { try Self.checkLock(server.row, caller) }
             guard let state = server.row.vm, transition.allowed.contains(state), server.row.taskState == nil else {
                 throw Self.stateConflict(transition.name, server.row)
             }
@@ -450,13 +511,21 @@ public struct Servers: Sendable {
 
     public func beginDelete(_ server: Server, by caller: ServerCaller, hostIsUp: @escaping @Sendable (String) async throws -> Bool) async throws -> DeleteRoute {
         let id = server.id
+        try Self.checkLock(server.row, caller)
         if let host = server.row.host, try await hostIsUp(host) {
             try await change(id, by: caller) { $0.row.set(task: .deleting) }
             return .host(host)
         }
-        try await database.withConnection { sql in try await ComputeTables.instances.delete(sql, where: [.equals("id", id)]) }
+        try await database.transaction { sql in
+            try await ComputeTables.instances.delete(sql, where: [.equals("id", id)])
+            try await PlacementStore.release(sql, consumer: id)
+            try await Self.forgetActions(sql, instanceID: id)
+            try await ServerGroups.leave(sql, instanceID: id)
+        }
         await releasePorts(server.row)
         try await volumes?.releaseAll(instanceID: id)
+        // A shelved server's disk image goes with it, as Nova's.
+        if let image = server.row.shelvedImageID { try? await images.delete(image) }
         return .removed
     }
 
@@ -465,7 +534,7 @@ public struct Servers: Sendable {
     /// The spec a node builds from. `known` holds images already read (by id; nil: deleted).
     public func spec(_ row: InstanceRow, known: [String: InstanceSpec.Image?] = [:]) async throws -> InstanceSpec {
         var image: InstanceSpec.Image?
-        if let imageID = row.imageID {
+        if let imageID = Self.bootImage(row) {
             if let cached = known[imageID] {
                 image = cached
             } else if let found = try await existingImage(imageID) {
@@ -484,9 +553,18 @@ public struct Servers: Sendable {
                 .configDriveFiles().map { InstanceSpec.ConfigDriveFile(path: $0.path, contents: $0.contents) }
             : nil
         let volumes = try await volumeDisks(row)
-        return InstanceSpec(id: row.id, name: row.name, projectID: row.projectID, userID: row.userID, host: row.host, flavor: flavor,
-                            image: image, vmState: row.vm ?? .error, taskState: row.task, stamp: row.stateStamp, configDrive: drive,
-                            nics: try await nics(row), volumes: volumes.plugged, attachingVolumes: volumes.attaching)
+        var spec = InstanceSpec(id: row.id, name: row.name, projectID: row.projectID, userID: row.userID, host: row.host, flavor: flavor,
+                                image: image, vmState: row.vm ?? .error, taskState: row.task, stamp: row.stateStamp, configDrive: drive,
+                                nics: try await nics(row), volumes: volumes.plugged, attachingVolumes: volumes.attaching)
+        spec.shelvedImageID = row.shelvedImageID
+        return spec
+    }
+
+    /// The image a node builds the instance from: its shelved snapshot while it is unshelved
+    /// from offload, else the image it was created (or rebuilt) with.
+    static func bootImage(_ row: InstanceRow) -> String? {
+        if row.vm == .shelvedOffloaded, let shelved = row.shelvedImageID { return shelved }
+        return row.imageID
     }
 
     /// What should be on `host` (all of it, or the instances in `ids`).
@@ -499,7 +577,7 @@ public struct Servers: Sendable {
         var known: [String: InstanceSpec.Image?] = [:]  // one image read per image, not per instance
         for row in rows {
             let spec = try await spec(row, known: known)
-            if let imageID = row.imageID { known[imageID] = .some(spec.image) }
+            if let imageID = Self.bootImage(row) { known[imageID] = .some(spec.image) }
             result.append(spec)
         }
         return result
@@ -509,12 +587,18 @@ public struct Servers: Sendable {
     /// Returns whether it changed anything.
     @discardableResult
     public func apply(_ update: InstanceUpdate.Arguments) async throws -> Bool {
-        let (changed, deleted) = try await database.transaction { sql -> (Bool, InstanceRow?) in
-            guard var row = try await ComputeTables.instances.lockedGet(sql, id: update.instanceID), row.host == update.host else { return (false, nil) }
+        let (changed, deleted, shelving) = try await database.transaction { sql -> (Bool, InstanceRow?, (InstanceRow, InstanceRow)?) in
+            guard var row = try await ComputeTables.instances.lockedGet(sql, id: update.instanceID), row.host == update.host else {
+                return (false, nil, nil)
+            }
+            let before = row
             if update.kind == .deleted {
-                guard row.task == .deleting else { return (false, nil) }
+                guard row.task == .deleting else { return (false, nil, nil) }
                 try await ComputeTables.instances.delete(sql, where: [.equals("id", row.id)])
-                return (true, row)
+                try await PlacementStore.release(sql, consumer: row.id)
+                try await Self.forgetActions(sql, instanceID: row.id)
+                try await ServerGroups.leave(sql, instanceID: row.id)
+                return (true, row, nil)
             }
             // Messages are handled concurrently, so they may arrive out of order: the power
             // state is taken only from a message newer than the last applied; a task's end
@@ -528,11 +612,22 @@ public struct Servers: Sendable {
             case .taskDone, .taskFailed:
                 guard let task = update.endsTask, row.task == task else {
                     // The task this ends is over (or another began): keep only the power state.
-                    guard newer else { return (false, nil) }
+                    guard newer else { return (false, nil, nil) }
                     break
                 }
                 if let state = update.vmState { row.set(state) }
                 row.taskState = nil
+                try await Self.finishEvents(sql, instanceID: row.id, succeeded: update.kind == .taskDone, host: update.host,
+                                            details: update.fault?.message)
+                // A failed shelve leaves no image behind (the node deleted it).
+                if update.kind == .taskFailed && task == .shelving { row.shelvedImageID = nil }
+                if row.vm == .shelvedOffloaded {
+                    // Offloaded: the server leaves its host, and the host's resources are free.
+                    row.host = nil
+                    try await PlacementStore.release(sql, consumer: row.id)
+                } else if row.vm == .active {
+                    row.shelvedImageID = nil
+                }
                 if update.kind == .taskDone && row.vm == .active && row.launchedAt == nil { row.launchedAt = Self.now() }
                 if let fault = update.fault {
                     row.fault = JSONColumn.encode(StoredFault(code: fault.code, message: fault.message, details: fault.details,
@@ -542,7 +637,7 @@ public struct Servers: Sendable {
                 }
             case .powerChanged:
                 // Nova's power-state sync: without a task running, the hypervisor is right.
-                guard newer else { return (false, nil) }
+                guard newer else { return (false, nil, nil) }
                 guard row.taskState == nil else { break }
                 switch (row.vm, update.powerState) {
                 case (.active?, .shutdown), (.active?, .crashed): row.set(.stopped)
@@ -555,9 +650,11 @@ public struct Servers: Sendable {
             }
             row.updatedAt = Self.now()
             try await ComputeTables.instances.update(sql, id: row.id, row)
-            return (true, nil)
+            return (true, nil, (before, row))
         }
+        if let (before, after) = shelving { await finishShelving(before, after) }
         if let deleted {
+            if let image = deleted.shelvedImageID { try? await images.delete(image) }
             await releasePorts(deleted)
             // Its volumes are available again (the domain, and with it the disks, is gone).
             try await volumes?.releaseAll(instanceID: deleted.id)
@@ -573,6 +670,7 @@ public struct Servers: Sendable {
             row.taskState = nil
             row.fault = JSONColumn.encode(StoredFault(code: fault.code, message: fault.message, details: fault.details, created: Self.now()),
                                           fallback: "null")
+            try await Self.finishEvents(sql, instanceID: id, succeeded: false, host: row.host, details: fault.message)
             row.updatedAt = Self.now()
             try await ComputeTables.instances.update(sql, id: id, row)
         }
@@ -583,15 +681,16 @@ public struct Servers: Sendable {
     /// building there.
     public func releaseFailedBuild(_ id: String, host: String) async throws -> Int? {
         try await database.transaction { sql in
-            guard var row = try await ComputeTables.instances.lockedGet(sql, id: id), row.host == host, row.vm == .building,
-                  row.task != .deleting else { return nil }
+            guard var row = try await ComputeTables.instances.lockedGet(sql, id: id), row.host == host,
+                  row.vm == .building || row.vm == .shelvedOffloaded, row.task != .deleting else { return nil }
             var tried = JSONColumn.decode(row.triedHosts, fallback: [String]())
             if !tried.contains(host) { tried.append(host) }
             row.triedHosts = JSONColumn.encode(tried, fallback: "[]")
             row.host = nil
-            row.set(task: .scheduling)
+            row.set(task: row.vm == .shelvedOffloaded ? .unshelving : .scheduling)
             row.updatedAt = Self.now()
             try await ComputeTables.instances.update(sql, id: id, row)
+            try await PlacementStore.release(sql, consumer: id)
             return tried.count
         }
     }
@@ -602,7 +701,9 @@ public struct Servers: Sendable {
         try await database.withConnection { sql in
             try await sql.raw("""
                 UPDATE instances SET task_state = 'spawning', updated_at = \(bind: Self.now())
-                WHERE id = \(bind: id) AND vm_state = 'building' AND task_state = 'scheduling' AND host IS NOT NULL RETURNING id
+                WHERE id = \(bind: id) AND host IS NOT NULL
+                  AND ((vm_state = 'building' AND task_state = 'scheduling') OR (vm_state = 'shelved_offloaded' AND task_state = 'unshelving'))
+                RETURNING id
                 """).all().count == 1
         }
     }
@@ -619,6 +720,8 @@ public struct Servers: Sendable {
         try await database.withConnection { sql in
             try await ComputeTables.instances.all(sql, where: [.equals("vm_state", VMState.building.rawValue),
                                                                 .equals("task_state", TaskState.scheduling.rawValue)])
+                + ComputeTables.instances.all(sql, where: [.equals("vm_state", VMState.shelvedOffloaded.rawValue),
+                                                           .equals("task_state", TaskState.unshelving.rawValue)])
         }
     }
 }

@@ -18,6 +18,8 @@ public struct ComputeAPI: Sendable {
     let quotas: Quotas
     /// Servers need the conductor (RPC to the nodes); without it the servers API is not served.
     let conductor: Conductor?
+    /// The console proxy's URLs and tokens; without them no remote console is served.
+    public var consoles: ConsoleAccess?
     var servers: Servers { conductor!.servers }
     /// Only used by the servers routes, which are registered when there is one.
     var serverConductor: Conductor { conductor! }
@@ -26,13 +28,15 @@ public struct ComputeAPI: Sendable {
     let logger: Logger
 
     /// Nova's default quotas, used when the configuration gives none.
-    public static let defaultQuotas = ["instances": 10, "cores": 20, "ram": 51200, "key_pairs": 100, "metadata_items": 128]
+    public static let defaultQuotas = ["instances": 10, "cores": 20, "ram": 51200, "key_pairs": 100, "metadata_items": 128,
+                                       "server_groups": 10, "server_group_members": 10]
 
-    /// The microversions served. The top stays below 2.88 on purpose: from 2.88 Nova moves the
-    /// hypervisors' resources to the Placement API, which Petrel does not run, so they would
-    /// vanish from `openstack hypervisor show`.
+    /// The microversions served. Each version up to the top has its change: 2.88 moves the
+    /// hypervisors' resources to Placement, 2.89 gives attachment ids, 2.90 a hostname users set,
+    /// 2.91 unshelves onto a named host, 2.92 stops generating key pairs. The top stops below
+    /// 2.93, whose change (rebuilding volume-backed servers) Petrel does not have yet.
     public static let minimum = Microversion(2, 1)
-    public static let maximum = Microversion(2, 87)
+    public static let maximum = Microversion(2, 92)
 
     public static let policyDefaults: [PolicyDefault] = [
         PolicyDefault("context_is_admin", "role:admin", "Whoever has the admin role is an administrator of Nova and Neutron."),
@@ -50,7 +54,12 @@ public struct ComputeAPI: Sendable {
                       ["GET /compute/v2.1/os-hypervisors/statistics"]),
         PolicyDefault("os_compute_api:os-hypervisors:uptime", "rule:context_is_admin", "Show a hypervisor's uptime.",
                       ["GET /compute/v2.1/os-hypervisors/{hypervisor_id}/uptime"]),
-    ] + aggregatePolicies + flavorPolicies + keyPairPolicies + quotaPolicies + serverPolicies + interfacePolicies + volumeAttachmentPolicies
+        PolicyDefault("os_compute_api:os-hypervisors:search", "rule:context_is_admin", "Find hypervisors by host name (before 2.53).",
+                      ["GET /compute/v2.1/os-hypervisors/{hypervisor_hostname_pattern}/search"]),
+        PolicyDefault("os_compute_api:os-hypervisors:servers", "rule:context_is_admin",
+                      "List the servers of hypervisors found by host name (before 2.53).",
+                      ["GET /compute/v2.1/os-hypervisors/{hypervisor_hostname_pattern}/servers"]),
+    ] + aggregatePolicies + flavorPolicies + keyPairPolicies + quotaPolicies + serverPolicies + instanceActionPolicies + serverPasswordPolicies + serverGroupPolicies + interfacePolicies + volumeAttachmentPolicies + consolePolicies
 
     public init(environment: APIEnvironment, hosts: HostInventory, quotaDefaults: [String: Int] = ComputeAPI.defaultQuotas,
                 conductor: Conductor? = nil, logger: Logger) {
@@ -91,6 +100,7 @@ public struct ComputeAPI: Sendable {
             registerServers(on: v21)
             registerInterfaces(on: v21)
             registerVolumeAttachments(on: v21)
+            registerConsoles(on: v21)
         }
     }
 

@@ -70,9 +70,13 @@ extension ComputeAPI {
                 throw APIFault(.badRequest, "Invalid input for field/attribute keypair. 'keypair' is a required property.")
             }
             let user = try owner(caller, version, request, context, "os_compute_api:os-keypairs:create", given: fields["user_id"]?.stringValue)
+            // 2.92 lets '@' and '.' into names (and stops generating keys: the schema requires one).
+            let allowed = version >= Microversion(2, 92) ? "^[a-zA-Z0-9 _.@-]+$" : "^[a-zA-Z0-9 _-]+$"
             guard let name = fields["name"]?.stringValue, !name.isEmpty, name.count <= 255,
-                  name.range(of: "^[a-zA-Z0-9 _.@-]+$", options: .regularExpression) != nil, name.trimmingCharacters(in: .whitespaces) == name else {
-                throw APIFault(.badRequest, "Keypair data is invalid: the name must be 1 to 255 letters, digits, spaces, '_', '.', '@' or '-'.")
+                  name.range(of: allowed, options: .regularExpression) != nil, name.trimmingCharacters(in: .whitespaces) == name else {
+                throw APIFault(.badRequest, version >= Microversion(2, 92)
+                               ? "Keypair data is invalid: the name must be 1 to 255 letters, digits, spaces, '_', '.', '@' or '-'."
+                               : "Keypair data is invalid: the name must be 1 to 255 letters, digits, spaces, '_' or '-'.")
             }
             let type = fields["type"]?.stringValue ?? "ssh"
             guard type == "ssh" || (type == "x509" && version >= Microversion(2, 2)) else {

@@ -54,6 +54,14 @@ enum NovaTypes {
     static let diskConfig = Schema.choice(["AUTO", "MANUAL"], types: [.string])
     static let accessIPv4 = Schema.string(format: .ipv4)
     static let accessIPv6 = Schema.string(format: .ipv6)
+    /// A hostname a user gives (2.90): letters, digits and '-' (Nova's `hostname`); from 2.94
+    /// a fully qualified domain name (Nova's `fqdn`: dots and underscores too).
+    static func hostname(_ version: Microversion) -> Schema {
+        version >= Microversion(2, 94)
+            ? .string(minLength: 1, maxLength: 255, pattern: Schema.Rule(regex: "^[a-zA-Z0-9-._]*$"))
+            : .string(minLength: 2, maxLength: 63, pattern: Schema.Rule(regex: "^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$"))
+    }
+
     static let tag = Schema.string(maxLength: 60, pattern: Schema.Rule("^[^,/]*$") { !$0.contains(",") && !$0.contains("/") })
 
     /// Metadata: keys of letters, digits and `-_:. `, 1 to 255 of them; string values of at most 255.
@@ -137,6 +145,11 @@ enum ServerSchemas {
         }
         if version >= Microversion(2, 19) { server.append(("description", NovaTypes.description)) }
         if version >= Microversion(2, 52) { server.append(("tags", .array(NovaTypes.tag, maxItems: 50))) }
+        if version >= Microversion(2, 63) {
+            server.append(("trusted_image_certificates", Schema(types: [.array, .null], items: .string(minLength: 1), minItems: 1,
+                                                                maxItems: 50, uniqueItems: true)))
+        }
+        if version >= Microversion(2, 90) { server.append(("hostname", NovaTypes.hostname(version))) }
         return .object([("server", .object(server, required: required)),
                         ("os:scheduler_hints", hints), ("OS-SCH-HNT:scheduler_hints", hints)], required: ["server"])
     }
@@ -153,6 +166,7 @@ enum ServerSchemas {
             ("accessIPv6", NovaTypes.accessIPv6),
         ]
         if version >= Microversion(2, 19) { server.append(("description", NovaTypes.description)) }
+        if version >= Microversion(2, 90) { server.append(("hostname", NovaTypes.hostname(version))) }
         return .object([("server", .object(server))], required: ["server"])
     }
 }
@@ -167,7 +181,9 @@ enum KeyPairSchemas {
         var keypair: [(String, Schema)] = [("name", .string(minLength: 1, maxLength: 255)), ("public_key", .string())]
         if version >= Microversion(2, 2) { keypair.append(("type", .choice(["ssh", "x509"], types: [.string]))) }
         if version >= Microversion(2, 10) { keypair.append(("user_id", .string())) }
-        return .object([("keypair", .object(keypair, required: ["name"]))], required: ["keypair"])
+        // From 2.92 Nova no longer makes key pairs: the public key must be given.
+        let required = version >= Microversion(2, 92) ? ["name", "public_key"] : ["name"]
+        return .object([("keypair", .object(keypair, required: required))], required: ["keypair"])
     }
 }
 
@@ -288,6 +304,27 @@ enum ServerActionSchemas {
         if version >= Microversion(2, 57) {
             rebuild.append(("user_data", Schema(types: [.string, .null], maxLength: 65_535, format: .base64)))
         }
+        if version >= Microversion(2, 63) {
+            rebuild.append(("trusted_image_certificates", Schema(types: [.array, .null], items: .string(minLength: 1), minItems: 1,
+                                                                 maxItems: 50, uniqueItems: true)))
+        }
+        if version >= Microversion(2, 90) { rebuild.append(("hostname", NovaTypes.hostname(version))) }
+        // `unshelve`: null (anything before 2.77), then a zone (2.77), then a host and a null zone (2.91).
+        let unshelve: Schema
+        if version >= Microversion(2, 91) {
+            unshelve = Schema(types: [.object, .null], properties: [("availability_zone", Schema(types: [.string, .null])),
+                                                                     ("host", NovaTypes.hostname(Microversion(2, 94)))],
+                              additional: .some(nil), minProperties: 1)
+        } else if version >= Microversion(2, 77) {
+            unshelve = Schema(types: [.object, .null], properties: [("availability_zone", .string())], required: ["availability_zone"],
+                              additional: .some(nil))
+        } else {
+            unshelve = Schema()
+        }
+        // `lock` takes anything before 2.73, then null or a reason; `unlock` anything.
+        let lock = version >= Microversion(2, 73)
+            ? Schema(types: [.object, .null], properties: [("locked_reason", .string(minLength: 1, maxLength: 255))], additional: .some(nil))
+            : Schema()
         let securityGroup = Schema.object([("name", .string(minLength: 1))], required: ["name"])
         return .object([
             ("reboot", .object([("type", .choice(["HARD", "Hard", "hard", "SOFT", "Soft", "soft"], types: [.string]))], required: ["type"])),
@@ -296,6 +333,8 @@ enum ServerActionSchemas {
             ("os-getConsoleOutput", .object([("length", Schema(types: [.integer, .string, .null], pattern: Schema.Rule(regex: "^-?[0-9]+$"),
                                                                 minimum: -1))])),
             ("addSecurityGroup", securityGroup), ("removeSecurityGroup", securityGroup),
+            ("lock", lock), ("unlock", Schema()),
+            ("shelve", Schema()), ("shelveOffload", Schema()), ("unshelve", unshelve),
         ], additional: true)
     }
 }

@@ -102,14 +102,18 @@ extension ComputeAPI {
             }
             let limits = try await quotas.limits(project: project)
             let usage = try await quotas.usage(project: project, user: caller.user.id)
-            let absolute: JSON = [
+            var absolute: [String: JSON] = [
                 "maxTotalInstances": .number(Double(limits["instances"] ?? -1)), "maxTotalCores": .number(Double(limits["cores"] ?? -1)),
                 "maxTotalRAMSize": .number(Double(limits["ram"] ?? -1)), "maxTotalKeypairs": .number(Double(limits["key_pairs"] ?? -1)),
                 "maxServerMeta": .number(Double(limits["metadata_items"] ?? -1)),
+                "maxServerGroups": .number(Double(limits["server_groups"] ?? -1)),
+                "maxServerGroupMembers": .number(Double(limits["server_group_members"] ?? -1)),
                 "totalInstancesUsed": .number(Double(usage["instances"] ?? 0)), "totalCoresUsed": .number(Double(usage["cores"] ?? 0)),
-                "totalRAMUsed": .number(Double(usage["ram"] ?? 0)),
+                "totalRAMUsed": .number(Double(usage["ram"] ?? 0)), "totalServerGroupsUsed": .number(Double(usage["server_groups"] ?? 0)),
             ]
-            return answer(.ok, ["limits": ["absolute": absolute, "rate": []]], version)
+            // Until 2.39 the image metadata limit is shown too (Nova takes it from metadata_items).
+            if version < Microversion(2, 39) { absolute["maxImageMeta"] = .number(Double(limits["metadata_items"] ?? -1)) }
+            return answer(.ok, ["limits": ["absolute": .object(absolute), "rate": []]], version)
         }
 
         @Sendable func zones(detail: Bool) async throws -> JSON {

@@ -18,7 +18,15 @@ extension ComputeAPI {
         guard body.count == 1, let (name, argument) = body.first else {
             throw APIFault(.badRequest, "The server action body must name exactly one action.")
         }
-        let policy = name == "os-getConsoleOutput" ? "os_compute_api:os-console-output" : "os_compute_api:servers:action"
+        let policy = switch name {
+        case "os-getConsoleOutput": "os_compute_api:os-console-output"
+        case "lock": "os_compute_api:os-lock-server:lock"
+        case "unlock": "os_compute_api:os-lock-server:unlock"
+        case "shelve": "os_compute_api:os-shelve:shelve"
+        case "shelveOffload": "os_compute_api:os-shelve:shelve_offload"
+        case "unshelve": "os_compute_api:os-shelve:unshelve"
+        default: "os_compute_api:servers:action"
+        }
         let (server, caller, version, who) = try await authorizedServer(request, context, id, policy)
         let messageContext = rpcContext(caller, who)
         func accepted() -> Response {
@@ -43,6 +51,8 @@ extension ComputeAPI {
             }
             let output = try await serverConductor.consoleOutput(id, on: host, length: length, context: messageContext)
             return answer(.ok, ["output": .string(output)], version)
+        case "os-getVNCConsole", "os-getSerialConsole":
+            return try await consoleAction(name, argument, server: server, caller: caller, who: who, context: context, version: version)
         case "reboot":
             guard let type = argument.objectValue?["type"]?.stringValue, ["SOFT", "HARD"].contains(type.uppercased()) else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute type. Value: None. It must be SOFT or HARD.")
@@ -59,14 +69,20 @@ extension ComputeAPI {
             }
             let newName = try fields["name"].map { try Self.serverName($0) }
             let metadata = try fields["metadata"].map { try Self.metadata($0) }
+            try Self.refuseTrustedCertificates(fields["trusted_image_certificates"])
+            let changes = ServerFieldChanges(fields)
             if let metadata { try await serverCall { try await servers.checkMetadata(metadata, by: who) } }
             let image = try await serverCall { try await servers.rebuildImage(imageRef, for: server, by: who) }
             let changed = try await run("rebuild", server.id, who, messageContext) { server in
                 server.imageID = image
                 if let newName { server.name = newName }
                 if let metadata { server.metadata = metadata }
+                changes.apply(to: &server)
             }
-            var json = serverJSON(changed, version, admin: who.isAdmin, detail: true, hostUp: nil)
+            let addresses = try await servers.addresses([changed.id])[changed.id] ?? []
+            var json = serverJSON(changed, version, admin: who.isAdmin, detail: true, hostUp: nil, addresses: addresses,
+                                  imageProperties: try await imageProperties(changed, version),
+                                  serverGroups: try await serverGroups.groups(of: changed.id))
             if case .object(var object) = json {
                 object["adminPass"] = .string(Self.password())
                 if version >= Microversion(2, 57) { object["user_data"] = JSON.string(changed.userData) }
@@ -98,6 +114,35 @@ extension ComputeAPI {
                 throw APIFault(failure.status == 404 ? .notFound : .badRequest, failure.message)
             }
             return accepted()
+        case "lock":
+            // From 2.73 a reason may come with it (an object with `locked_reason`, or null).
+            let reason = version >= Microversion(2, 73) ? argument.objectValue?["locked_reason"]?.stringValue : nil
+            try await serverCall { _ = try await servers.lock(server.id, reason: reason, by: who) }
+            await recordAction(server.id, "lock", host: server.host, messageContext)
+            return accepted()
+        case "unlock":
+            if !Servers.unlocksOwnLock(server, who) {
+                try context.enforce("os_compute_api:os-lock-server:unlock:unlock_override", target: ["project_id": server.projectID])
+            }
+            try await serverCall { _ = try await servers.unlock(server.id, by: who) }
+            await recordAction(server.id, "unlock", host: server.host, messageContext)
+            return accepted()
+        case "shelve":
+            let (_, host, imageID) = try await serverCall { try await servers.beginShelve(server.id, by: who) }
+            await recordAction(server.id, "shelve", host: host, messageContext)
+            do {
+                try await serverConductor.send(.init(instanceID: server.id, action: .shelve, imageID: imageID), to: host, context: messageContext)
+            } catch {
+                try? await servers.images.delete(imageID)
+                throw error
+            }
+            return accepted()
+        case "shelveOffload":
+            try await run("shelveOffload", server.id, who, messageContext)
+            return accepted()
+        case "unshelve":
+            try await unshelve(server, argument, version, context, who, messageContext)
+            return accepted()
         default:
             throw APIFault(.badRequest, "There is no such action: \(name)")
         }
@@ -107,6 +152,7 @@ extension ComputeAPI {
     func run(_ key: String, _ id: String, _ who: ServerCaller, _ context: Contracts.RequestContext,
              prepare: @escaping @Sendable (inout Server) throws -> Void = { _ in }) async throws -> Server {
         let (server, host, action) = try await serverCall { try await servers.begin(key, on: id, by: who, prepare: prepare) }
+        await recordAction(id, Self.actionName(key), host: host, context)
         try await serverConductor.send(.init(instanceID: id, action: action), to: host, context: context)
         return server
     }
@@ -115,6 +161,7 @@ extension ComputeAPI {
     func snapshot(_ server: Server, name: String, properties: [String: String], caller: ServerCaller, context: Contracts.RequestContext)
         async throws -> String {
         let (imageID, host) = try await serverCall { try await servers.beginSnapshot(server.id, name: name, properties: properties, by: caller) }
+        await recordAction(server.id, "createImage", host: host, context)
         do {
             // The conductor ends the task if the host cannot be asked; the image goes too.
             try await serverConductor.send(.init(instanceID: server.id, action: .snapshot, imageID: imageID), to: host, context: context)
@@ -123,5 +170,33 @@ extension ComputeAPI {
             throw error
         }
         return imageID
+    }
+
+    /// `unshelve`: a shelved server is powered on where it is; an offloaded one is scheduled
+    /// again (2.77: into an availability zone; 2.91: onto a host an admin names, or unpinned
+    /// with a null zone) and built from its snapshot.
+    func unshelve(_ server: Server, _ argument: JSON, _ version: Microversion, _ context: APIRequestContext, _ who: ServerCaller,
+                  _ messageContext: Contracts.RequestContext) async throws {
+        let options = argument.objectValue ?? [:]
+        var zone: String??
+        if version >= Microversion(2, 77), let value = options["availability_zone"] {
+            zone = .some(value.stringValue)
+        }
+        var host: String?
+        if version >= Microversion(2, 91), let value = options["host"]?.stringValue {
+            try context.enforce("os_compute_api:os-shelve:unshelve_to_host", target: ["project_id": server.projectID])
+            host = value
+        }
+        if server.vmState == .shelved {
+            guard zone == nil, host == nil else {
+                throw APIFault(.conflict, "The server \(server.id) is shelved but not offloaded: it can only be unshelved where it is.")
+            }
+            try await run("unshelve", server.id, who, messageContext)
+            return
+        }
+        let waiting = try await serverCall { try await servers.beginUnshelve(server.id, host: host, zone: zone, by: who) }
+        await recordAction(server.id, "unshelve", host: nil, messageContext)
+        let conductor = serverConductor
+        Task { await conductor.build(waiting.id, context: messageContext) }
     }
 }

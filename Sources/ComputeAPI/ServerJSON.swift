@@ -33,7 +33,8 @@ extension ComputeAPI {
     }
 
     func serverJSON(_ server: Server, _ version: Microversion, admin: Bool, detail: Bool, hostUp: Bool?, listed: Bool = false,
-                    addresses: [ServerAddress] = [], securityGroups: [String] = [], volumes: [VolumeAttachment] = []) -> JSON {
+                    addresses: [ServerAddress] = [], securityGroups: [String] = [], volumes: [VolumeAttachment] = [],
+                    imageProperties: [String: String]? = nil, serverGroups: [String] = []) -> JSON {
         let row = server
         var object: [String: JSON] = ["id": .string(row.id), "name": .string(row.name), "links": serverLinks(row.id)]
         guard detail else { return .object(object) }
@@ -43,7 +44,12 @@ extension ComputeAPI {
         object["user_id"] = .string(row.userID)
         object["metadata"] = .object(server.metadata.mapValues(JSON.string))
         object["hostId"] = .string(Self.hostID(project: row.projectID, host: row.host))
-        object["image"] = row.imageID.map { ["id": .string($0), "links": [["rel": "bookmark", "href": .string(base + "/images/" + $0)]]] } ?? ""
+        object["image"] = row.imageID.map { id -> JSON in
+            var image: [String: JSON] = ["id": .string(id), "links": [["rel": "bookmark", "href": .string(base + "/images/" + id)]]]
+            // 2.98: the image's properties as the server booted it.
+            if version >= Microversion(2, 98) { image["properties"] = .object((imageProperties ?? [:]).mapValues(JSON.string)) }
+            return .object(image)
+        } ?? ""
         if version >= Microversion(2, 47) {
             var flavor: [String: JSON] = ["vcpus": .number(Double(row.vcpus)), "ram": .number(Double(row.memoryMB)),
                                           "disk": .number(Double(row.rootGB)), "ephemeral": .number(Double(row.ephemeralGB)),
@@ -58,8 +64,8 @@ extension ComputeAPI {
         object["addresses"] = Self.addressesJSON(addresses)
         // Nova lists the groups of the server's ports, and leaves the key out when there are none.
         if !securityGroups.isEmpty { object["security_groups"] = .array(securityGroups.map { ["name": .string($0)] }) }
-        object["accessIPv4"] = ""
-        object["accessIPv6"] = ""
+        object["accessIPv4"] = .string(row.accessIPv4 ?? "")
+        object["accessIPv6"] = .string(row.accessIPv6 ?? "")
         object["OS-DCF:diskConfig"] = "MANUAL"
         if status == "BUILD" || status == "ACTIVE" { object["progress"] = 0 }
         object["OS-EXT-AZ:availability_zone"] = .string(row.availabilityZone ?? (row.host == nil ? "" : defaultAvailabilityZone))
@@ -89,14 +95,20 @@ extension ComputeAPI {
                 object["OS-EXT-SRV-ATTR:user_data"] = JSON.string(row.userData)
             }
         }
-        if version >= Microversion(2, 9) { object["locked"] = false }
+        // 2.90: the hostname is every user's to see (and set).
+        if version >= Microversion(2, 90), !admin { object["OS-EXT-SRV-ATTR:hostname"] = JSON.string(row.hostname) }
+        if version >= Microversion(2, 9) { object["locked"] = .bool(row.locked) }
         if version >= Microversion(2, 16), admin, let hostUp { object["host_status"] = hostUp ? "UP" : "DOWN" }
-        if version >= Microversion(2, 19) { object["description"] = .null }
-        if version >= Microversion(2, 26) { object["tags"] = [] }
+        if version >= Microversion(2, 19) { object["description"] = JSON.string(row.description) }
+        if version >= Microversion(2, 26) { object["tags"] = .array(row.tags.map(JSON.string)) }
         if version >= Microversion(2, 63) { object["trusted_image_certificates"] = .null }
         // Nova shows a server's groups when showing, updating or rebuilding it, not in lists.
-        if version >= Microversion(2, 71), !listed { object["server_groups"] = [] }
-        if version >= Microversion(2, 73) { object["locked_reason"] = .null }
+        if version >= Microversion(2, 71), !listed { object["server_groups"] = .array(serverGroups.map(JSON.string)) }
+        if version >= Microversion(2, 73) { object["locked_reason"] = JSON.string(row.lockedReason) }
+        // 2.96: the zone the server is pinned to (the one it was created in, if any).
+        if version >= Microversion(2, 96) { object["pinned_availability_zone"] = JSON.string(row.availabilityZone) }
+        // 2.100: the scheduler hints it was created with.
+        if version >= Microversion(2, 100) { object["scheduler_hints"] = JSON.parse(Array(row.schedulerHintsText.utf8)) ?? [:] }
         if let fault = server.fault, status == "ERROR" || status == "DELETED" {
             var body: [String: JSON] = ["code": .number(Double(fault.code)), "message": .string(fault.message),
                                         "created": .string(Self.isoTime(server.faultCreated ?? row.updatedAt))]
@@ -111,4 +123,21 @@ extension ComputeAPI {
         UTCTime.format(Date(timeIntervalSince1970: TimeInterval(milliseconds) / 1000), fractionDigits: 0)
     }
 
+}
+
+extension ComputeAPI {
+    /// The properties of the images `servers` booted, by image id, when `version` shows them
+    /// (2.98); empty below it. A deleted image has none left to show.
+    func imageProperties(_ servers: [Server], _ version: Microversion) async throws -> [String: [String: String]] {
+        guard version >= Microversion(2, 98) else { return [:] }
+        var result: [String: [String: String]] = [:]
+        for id in Set(servers.compactMap(\.imageID)) {
+            result[id] = try await self.servers.existingImage(id)?.properties ?? [:]
+        }
+        return result
+    }
+
+    func imageProperties(_ server: Server, _ version: Microversion) async throws -> [String: String]? {
+        try await imageProperties([server], version)[server.imageID ?? ""]
+    }
 }

@@ -31,6 +31,30 @@ extension ComputeAPI {
                       ["POST /compute/v2.1/servers/{server_id}/action"]),
         PolicyDefault("os_compute_api:os-console-output", ownerMember, "Read a server's serial console log.",
                       ["POST /compute/v2.1/servers/{server_id}/action (os-getConsoleOutput)"]),
+        PolicyDefault("os_compute_api:os-lock-server:lock", ownerMember, "Lock a server: only admins may then change it.",
+                      ["POST /compute/v2.1/servers/{server_id}/action (lock)"]),
+        PolicyDefault("os_compute_api:os-lock-server:unlock", ownerMember, "Unlock a server one locked oneself.",
+                      ["POST /compute/v2.1/servers/{server_id}/action (unlock)"]),
+        PolicyDefault("os_compute_api:os-lock-server:unlock:unlock_override", "rule:context_is_admin",
+                      "Unlock a server someone else locked (its owner or an admin of another project).",
+                      ["POST /compute/v2.1/servers/{server_id}/action (unlock)"]),
+        PolicyDefault("os_compute_api:os-shelve:shelve", ownerMember, "Shelve a server: its disk goes to an image, it leaves its host.",
+                      ["POST /compute/v2.1/servers/{server_id}/action (shelve)"]),
+        PolicyDefault("os_compute_api:os-shelve:shelve_offload", "rule:context_is_admin", "Offload a shelved server from its host.",
+                      ["POST /compute/v2.1/servers/{server_id}/action (shelveOffload)"]),
+        PolicyDefault("os_compute_api:os-shelve:unshelve", ownerMember, "Unshelve a server.",
+                      ["POST /compute/v2.1/servers/{server_id}/action (unshelve)"]),
+        PolicyDefault("os_compute_api:os-shelve:unshelve_to_host", "rule:context_is_admin", "Unshelve a server onto a named host (2.91).",
+                      ["POST /compute/v2.1/servers/{server_id}/action (unshelve)"]),
+        PolicyDefault("os_compute_api:os-server-tags:index", ownerReader, "List a server's tags.", ["GET /compute/v2.1/servers/{server_id}/tags"]),
+        PolicyDefault("os_compute_api:os-server-tags:show", ownerReader, "Check one tag of a server.",
+                      ["GET /compute/v2.1/servers/{server_id}/tags/{tag}"]),
+        PolicyDefault("os_compute_api:os-server-tags:update", ownerMember, "Add a tag to a server.", ["PUT /compute/v2.1/servers/{server_id}/tags/{tag}"]),
+        PolicyDefault("os_compute_api:os-server-tags:update_all", ownerMember, "Replace a server's tags.", ["PUT /compute/v2.1/servers/{server_id}/tags"]),
+        PolicyDefault("os_compute_api:os-server-tags:delete", ownerMember, "Remove a tag from a server.",
+                      ["DELETE /compute/v2.1/servers/{server_id}/tags/{tag}"]),
+        PolicyDefault("os_compute_api:os-server-tags:delete_all", ownerMember, "Remove every tag of a server.",
+                      ["DELETE /compute/v2.1/servers/{server_id}/tags"]),
         PolicyDefault("os_compute_api:server-metadata:index", ownerReader, "Read a server's metadata.",
                       ["GET /compute/v2.1/servers/{server_id}/metadata", "GET /compute/v2.1/servers/{server_id}/metadata/{key}"]),
         PolicyDefault("os_compute_api:server-metadata:update", ownerMember, "Change a server's metadata.",
@@ -85,6 +109,10 @@ extension ComputeAPI {
         v21.delete("servers/:server_id") { request, context in try await deleteServer(request, context) }
         v21.post("servers/:server_id/action", body: Self.body { ServerActionSchemas.action($0) }) { request, context in try await serverAction(request, context) }
         registerServerMetadata(on: v21)
+        registerServerTags(on: v21)
+        registerInstanceActions(on: v21)
+        registerServerPassword(on: v21)
+        registerServerGroups(on: v21)
     }
 
     /// `GET /servers` and `GET /servers/detail`, with Nova's filters, sort key and paging.
@@ -109,6 +137,21 @@ extension ComputeAPI {
         query.reservationID = request.query("reservation_id")
         query.availabilityZone = request.query("availability_zone")
         query.userID = request.query("user_id")
+        if version >= Microversion(2, 26) {
+            func list(_ name: String) -> [String]? {
+                request.query(name).map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+            }
+            query.tags = list("tags")
+            query.tagsAny = list("tags-any")
+            query.notTags = list("not-tags")
+            query.notTagsAny = list("not-tags-any")
+        }
+        if version >= Microversion(2, 73), let text = request.query("locked") {
+            guard let locked = try? Self.novaBoolean(.string(text), field: "locked") else {
+                throw APIFault(.badRequest, "Unrecognized value '\(text)', acceptable values are: '1', 't', 'true', 'on', 'y', 'yes', '0', 'f', 'false', 'off', 'n', 'no'")
+            }
+            query.locked = locked
+        }
         if let since = request.query("changes-since") {
             guard let date = UTCTime.parse(since) else { throw APIFault(.badRequest, "Invalid input for query parameters changes-since.") }
             query.changedSince = Int64(date.timeIntervalSince1970 * 1000)
@@ -150,9 +193,11 @@ extension ComputeAPI {
         let addresses = detail ? try await servers.addresses(list.map(\.id)) : [:]
         let groups = detail ? try await servers.securityGroupNames(list.map(\.id)) : [:]
         let volumes = detail ? try await servers.attachedVolumes(list.map(\.id)) : [:]
+        let images = detail ? try await imageProperties(list, version) : [:]
         body["servers"] = .array(list.map {
             serverJSON($0, version, admin: who.isAdmin, detail: detail, hostUp: $0.host.flatMap { up[$0] }, listed: true,
-                       addresses: addresses[$0.id] ?? [], securityGroups: groups[$0.id] ?? [], volumes: volumes[$0.id] ?? [])
+                       addresses: addresses[$0.id] ?? [], securityGroups: groups[$0.id] ?? [], volumes: volumes[$0.id] ?? [],
+                       imageProperties: images[$0.imageID ?? ""])
         })
         return answer(.ok, .object(body), version)
     }
@@ -162,10 +207,21 @@ extension ComputeAPI {
         let (caller, version) = try await authenticated(request, context)
         let who = try serverCaller(caller, context)
         try context.enforce("os_compute_api:servers:create", target: ["project_id": who.projectID])
-        guard let fields = try await environment.body(request, context)["server"]?.objectValue else {
+        let whole = try await environment.body(request, context)
+        guard let fields = whole["server"]?.objectValue else {
             throw APIFault(.badRequest, "Invalid input for field/attribute server. 'server' is a required property.")
         }
         var create = try Self.serverRequest(fields, version, project: who.projectID)
+        if let hints = whole["os:scheduler_hints"] ?? whole["OS-SCH-HNT:scheduler_hints"], !hints.isNull {
+            create.schedulerHints = String(decoding: hints.encoded(), as: UTF8.self)
+            // `group`: the server group the servers join (a string, or a list of one as some clients send).
+            if let group = hints["group"] {
+                guard let id = group.stringValue ?? group.arrayValue?.first?.stringValue, UUID(uuidString: id) != nil else {
+                    throw APIFault(.badRequest, "Invalid input for field/attribute group. Value: \(String(decoding: group.encoded(), as: UTF8.self)). It is not a valid UUID")
+                }
+                create.groupID = id.lowercased()
+            }
+        }
         if create.forcedHost != nil || create.forcedNode != nil {
             try context.enforce("os_compute_api:servers:create:forced_host", target: ["project_id": who.projectID])
         }
@@ -201,9 +257,10 @@ extension ComputeAPI {
         let created = try await serverCall { try await servers.create(create, by: who) }
         let messageContext = rpcContext(caller, who)
         for server in created {
+            await recordAction(server.id, "create", host: nil, messageContext)
             Task { await serverConductor.build(server.id, context: messageContext) }
         }
-        if fields["return_reservation_id"]?.boolValue == true {
+        if try Self.novaBoolean(fields["return_reservation_id"], field: "return_reservation_id") {
             return answer(.accepted, ["reservation_id": JSON.string(created.first?.reservationID)], version)
         }
         let first = created[0]
@@ -224,8 +281,10 @@ extension ComputeAPI {
         let addresses = try await servers.addresses([server.id])[server.id] ?? []
         let groups = try await servers.securityGroupNames([server.id])[server.id] ?? []
         let volumes = try await servers.attachedVolumes([server.id])[server.id] ?? []
+        let image = try await imageProperties(server, version)
         return answer(.ok, ["server": serverJSON(server, version, admin: who.isAdmin, detail: true, hostUp: up, addresses: addresses,
-                                                 securityGroups: groups, volumes: volumes)], version)
+                                                 securityGroups: groups, volumes: volumes, imageProperties: image,
+                                                 serverGroups: try await serverGroups.groups(of: server.id))], version)
     }
 
     /// `PUT /servers/{id}`: a new name.
@@ -236,13 +295,20 @@ extension ComputeAPI {
             throw APIFault(.badRequest, "Invalid input for field/attribute server. 'server' is a required property.")
         }
         let name = try fields["name"].map { try Self.serverName($0) }
+        let changes = ServerFieldChanges(fields)
         let server = try await serverCall {
             try await servers.change(id, by: who) { server in
                 if let name { server.name = name }
+                changes.apply(to: &server)
             }
         }
         let addresses = try await servers.addresses([server.id])[server.id] ?? []
-        return answer(.ok, ["server": serverJSON(server, version, admin: who.isAdmin, detail: true, hostUp: nil, addresses: addresses)], version)
+        let groups = try await servers.securityGroupNames([server.id])[server.id] ?? []
+        let volumes = try await servers.attachedVolumes([server.id])[server.id] ?? []
+        let image = try await imageProperties(server, version)
+        return answer(.ok, ["server": serverJSON(server, version, admin: who.isAdmin, detail: true, hostUp: nil, addresses: addresses,
+                                                 securityGroups: groups, volumes: volumes, imageProperties: image,
+                                                 serverGroups: try await serverGroups.groups(of: server.id))], version)
     }
 
     /// `DELETE /servers/{id}`
@@ -294,7 +360,7 @@ extension ComputeAPI {
             let id = try context.parameters.require("server_id"), key = try context.parameters.require("key")
             let (server, _, version, who) = try await authorizedServer(request, context, id, "os_compute_api:server-metadata:update")
             guard server.metadata[key] != nil else { throw APIFault(.notFound, "Metadata item was not found") }
-            _ = try await serverCall { try await servers.change(id, by: who) { $0.metadata[key] = nil } }
+            try await serverCall { try await servers.deleteMetadata(id, key: key, by: who) }
             return Response(status: .noContent, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
         }
     }

@@ -8,7 +8,7 @@ extension ComputeAPI {
 
     func serviceJSON(_ service: ServiceStatus, _ version: Microversion) -> JSON {
         var object: [String: JSON] = [
-            "id": .string(service.id), "binary": .string(service.binary), "host": .string(service.host),
+            "id": Self.serviceID(service, version), "binary": .string(service.binary), "host": .string(service.host),
             "zone": service.binary == "nova-compute" ? "nova" : "internal",
             "status": service.enabled ? "enabled" : "disabled", "state": service.up ? "up" : "down",
             "disabled_reason": .string(service.record.disabledReason), "updated_at": novaTime(service.record.lastSeenAt ?? service.record.updatedAt),
@@ -57,10 +57,7 @@ extension ComputeAPI {
             }
             var forcedDown: Bool?
             if let value = body["forced_down"] {
-                guard let flag = value.boolValue else {
-                    throw APIFault(.badRequest, "Invalid input for field/attribute forced_down. It must be a boolean.")
-                }
-                forcedDown = flag
+                forcedDown = try Self.novaBoolean(value, field: "forced_down")
             }
             guard let existing = try await hosts.service(id: id), Self.isCompute(existing.record.binary) else {
                 throw APIFault(.notFound, "Service \(id) could not be found.")
@@ -72,7 +69,11 @@ extension ComputeAPI {
         }
         v21.delete("os-services/:service_id") { request, context in
             let (_, version) = try await begin(request, context, "os_compute_api:os-services:delete")
-            let id = try context.parameters.require("service_id")
+            let given = try context.parameters.require("service_id")
+            // Before 2.53 a service is named by its integer id.
+            let id = version >= Microversion(2, 53) ? given
+                : try await hosts.services { $0.number == Int(given) }.first?.id ?? given
+            if version >= Microversion(2, 53), UUID(uuidString: given) == nil { throw APIFault(.badRequest, "Invalid uuid \(given)") }
             guard let existing = try await hosts.service(id: id), Self.isCompute(existing.record.binary), try await hosts.delete(id: id) else {
                 throw APIFault(.notFound, "Service \(id) could not be found.")
             }

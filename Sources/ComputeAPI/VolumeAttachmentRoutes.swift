@@ -1,3 +1,4 @@
+import Crypto
 import Compute
 import Contracts
 import Foundation
@@ -113,7 +114,7 @@ extension ComputeAPI {
                 try await serverConductor.attachVolume(id, volumeID: volumeID, deleteOnTermination: deleteOnTermination, by: who,
                                                        context: rpcContext(caller, who))
             }
-            return answer(.ok, ["volumeAttachment": attachmentJSON(attachment, version)], version)
+            return answer(.ok, ["volumeAttachment": attachmentJSON(attachment, version, read: false)], version)
         }
         v21.delete("servers/:server_id/os-volume_attachments/:volume_id") { request, context in
             let id = try context.parameters.require("server_id")
@@ -124,14 +125,33 @@ extension ComputeAPI {
         }
     }
 
-    func attachmentJSON(_ attachment: VolumeAttachment, _ version: Microversion) -> JSON {
+    /// An attachment as Nova shows it. From 2.89 the reads (`listed`) drop the `id` (the
+    /// volume's id again) and give the volume service's attachment id and the block device
+    /// mapping's; an attach still answers in the older form, as Nova's does.
+    func attachmentJSON(_ attachment: VolumeAttachment, _ version: Microversion, read: Bool = true) -> JSON {
         var object: [String: JSON] = [
             "id": .string(attachment.volumeID), "serverId": .string(attachment.instanceID), "volumeId": .string(attachment.volumeID),
             "device": attachment.device.map { .string("/dev/" + $0) } ?? .null,
         ]
         if version >= Microversion(2, 70) { object["tag"] = .null }
         if version >= Microversion(2, 79) { object["delete_on_termination"] = .bool(attachment.deleteOnTermination) }
+        if read, version >= Microversion(2, 89) {
+            object["id"] = nil
+            object["attachment_id"] = .string(attachment.id)
+            object["bdm_uuid"] = .string(Self.blockDeviceMappingID(attachment.id))
+        }
         return .object(object)
+    }
+
+    /// Petrel keeps a volume's block device mapping in its attachment record, so the mapping's
+    /// id is derived from the attachment's: stable, and distinct from it.
+    static func blockDeviceMappingID(_ attachmentID: String) -> String {
+        var bytes = Array(SHA256.hash(data: Data(("block-device-mapping:" + attachmentID).utf8)).prefix(16))
+        bytes[6] = (bytes[6] & 0x0f) | 0x50  // version 5 (name-based), variant RFC 4122
+        bytes[8] = (bytes[8] & 0x3f) | 0x80
+        let hex = bytes.map { String(format: "%02x", $0) }.joined()
+        let parts = [hex.prefix(8), hex.dropFirst(8).prefix(4), hex.dropFirst(12).prefix(4), hex.dropFirst(16).prefix(4), hex.dropFirst(20)]
+        return parts.map(String.init).joined(separator: "-")
     }
 
     /// The volume service's refusals in Nova's words (a volume not found: 404; not available or

@@ -75,6 +75,8 @@ public struct InstanceSpec: Codable, Sendable, Equatable {
 
     /// The instance's network interfaces, in order: its Neutron ports bound to this host.
     public var nics: [NIC]
+    /// While it is shelved (or being shelved): the image holding its disk.
+    public var shelvedImageID: String?
 
     public struct NIC: Codable, Sendable, Equatable {
         public var portID: String
@@ -212,6 +214,12 @@ public struct BuildInstance: RPCMethod {
 public struct InstanceAction: RPCMethod {
     public enum Action: String, Codable, Sendable, CaseIterable {
         case rebootSoft = "reboot_soft", rebootHard = "reboot_hard", stop, start, pause, unpause, suspend, resume, rebuild, snapshot
+        /// Snapshot the disk into `imageID`, then remove the domain and its files (offload).
+        case shelve
+        /// Remove a shelved instance's domain and files.
+        case shelveOffload = "shelve_offload"
+        /// Power a shelved (not offloaded) instance on again.
+        case unshelve
 
         /// Nova's task state while the action runs: the controller sets it, the node's
         /// update ends it.
@@ -227,6 +235,9 @@ public struct InstanceAction: RPCMethod {
             case .resume: return .resuming
             case .rebuild: return .rebuilding
             case .snapshot: return .imageSnapshot
+            case .shelve: return .shelving
+            case .shelveOffload: return .shelvingOffloading
+            case .unshelve: return .unshelving
             }
         }
 
@@ -240,7 +251,7 @@ public struct InstanceAction: RPCMethod {
     public struct Arguments: Codable, Sendable, Equatable {
         public var instanceID: String
         public var action: Action
-        /// For `snapshot`: the (queued) image to upload the disk to.
+        /// For `snapshot` and `shelve`: the (queued) image to upload the disk to.
         public var imageID: String?
 
         public init(instanceID: String, action: Action, imageID: String? = nil) {

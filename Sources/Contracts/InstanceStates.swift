@@ -2,6 +2,8 @@
 /// On the wire and in the database they are Nova's own strings.
 public enum VMState: String, Codable, Sendable, CaseIterable {
     case building, active, stopped, paused, suspended, error, deleted
+    /// Shelved: a snapshot in the image service; offloaded: no domain and no host either.
+    case shelved, shelvedOffloaded = "shelved_offloaded"
 }
 
 /// Nova's task states (`OS-EXT-STS:task_state`): what is being done to an instance.
@@ -11,6 +13,7 @@ public enum TaskState: String, Codable, Sendable, CaseIterable {
     case poweringOff = "powering-off", poweringOn = "powering-on"
     case pausing, unpausing, suspending, resuming
     case imageSnapshot = "image_snapshot"
+    case shelving, shelvingOffloading = "shelving_offloading", unshelving
 }
 
 /// Nova's power states, as `OS-EXT-STS:power_state` shows them.
@@ -33,7 +36,7 @@ public enum PowerState: Int, Codable, Sendable {
 public enum ServerStatus: String, Codable, Sendable {
     case build = "BUILD", active = "ACTIVE", reboot = "REBOOT", hardReboot = "HARD_REBOOT", rebuild = "REBUILD",
          shutoff = "SHUTOFF", paused = "PAUSED", suspended = "SUSPENDED", error = "ERROR", deleted = "DELETED",
-         unknown = "UNKNOWN"
+         shelved = "SHELVED", shelvedOffloaded = "SHELVED_OFFLOADED", unknown = "UNKNOWN"
 
     public init(vmState: VMState?, taskState: TaskState?) {
         switch vmState {
@@ -50,6 +53,8 @@ public enum ServerStatus: String, Codable, Sendable {
         case .suspended: self = .suspended
         case .error: self = taskState == .rebuilding ? .rebuild : .error
         case .deleted: self = .deleted
+        case .shelved: self = .shelved
+        case .shelvedOffloaded: self = .shelvedOffloaded
         case nil: self = .unknown
         }
     }

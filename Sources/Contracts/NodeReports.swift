@@ -52,6 +52,9 @@ public struct HypervisorReport: Codable, Sendable, Equatable {
     public var uptime: String?
     /// Petrel's domains running on the host, as libvirt counts them; absent from older nodes.
     public var runningVMs: Int?
+    /// The standard traits (os-traits) of the host: its CPU's `HW_CPU_*` flags and the
+    /// `COMPUTE_*` capabilities of its driver; absent from older nodes.
+    public var traits: [String]?
 
     public init(type: String, version: Int, cpuModel: String, vcpus: Int, memoryMB: Int, localGB: Int, hostIP: String? = nil,
                 uptime: String? = nil, runningVMs: Int? = nil) {

@@ -24,6 +24,8 @@ public struct HypervisorStatus: Sendable, Equatable {
     public let compute: ServiceStatus?
 
     public var id: String { row.id }
+    /// Its integer id (Nova's before microversion 2.53).
+    public var number: Int { row.number }
     /// The host (and hypervisor host name) it is on.
     public var host: String { row.host }
     public var resources: HypervisorResources { row.resources }

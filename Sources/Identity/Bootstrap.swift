@@ -29,6 +29,7 @@ public struct Bootstrap: Sendable {
         ("block-storage", "cinder", "/volume/v3"),
         ("volumev3", "cinderv3", "/volume/v3"),
         ("image", "glance", "/image"),
+        ("placement", "placement", "/placement"),
     ]
 
     public static let defaultDomainID = "default"

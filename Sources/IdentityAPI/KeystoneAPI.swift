@@ -61,6 +61,7 @@ public struct KeystoneAPI: Sendable {
         .init(prefix: "", types: ["identity"]), .init(prefix: "/compute", types: ["compute"]),
         .init(prefix: "/networking", types: ["network"]), .init(prefix: "/volume", types: ["block-storage", "volumev3", "volume"]),
         .init(prefix: "/image", types: ["image"]),
+        .init(prefix: "/placement", types: ["placement"]),
     ]
 
     // MARK: discovery

@@ -84,6 +84,9 @@ public enum Device: Sendable, Equatable {
     case serial(path: String?, port: Int)
     /// The console on a serial port, writing to the same file.
     case console(path: String?, port: Int)
+    /// A serial port served over TCP (`host:port`, raw), its output also written to `log`
+    /// (Nova's serial console: a client reaches the guest's console through the proxy).
+    case tcpSerial(host: String, port: Int, log: String?, target: Int)
     case graphics(Graphics)
     case video(model: String)
     case memballoon(model: String)
@@ -103,6 +106,10 @@ public enum Device: Sendable, Equatable {
             return XMLNode("console", ["type": path == nil ? "pty" : "file"],
                            (path.map { [XMLNode("source", ["path": $0])] } ?? [])
                                + [XMLNode("target", ["type": "serial", "port": String(port)])])
+        case .tcpSerial(let host, let port, let log, let target):
+            return XMLNode("serial", ["type": "tcp"],
+                           [XMLNode("source", ["mode": "bind", "host": host, "service": String(port)]), XMLNode("protocol", ["type": "raw"])]
+                               + (log.map { [XMLNode("log", ["file": $0, "append": "off"])] } ?? []) + [XMLNode("target", ["port": String(target)])])
         case .graphics(let graphics): return graphics.node
         case .video(let model): return XMLNode("video", [:], [XMLNode("model", ["type": model])])
         case .memballoon(let model): return XMLNode("memballoon", ["model": model])

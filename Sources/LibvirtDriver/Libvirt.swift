@@ -102,6 +102,47 @@ public final class LibvirtConnection: @unchecked Sendable {
                         hypervisorType: type, hypervisorVersion: version, hostname: hostname)
     }
 
+    /// The host CPU's features (libvirt's names: `sse4.2`, `avx2`, `vmx`, …) and its
+    /// architecture, from the capabilities, expanded with the features its model implies
+    /// (`virConnectBaselineCPU` with `EXPAND_FEATURES`) where the hypervisor can.
+    public func hostCPUFeatures() throws -> (arch: String, features: [String]) {
+        guard let raw = virConnectGetCapabilities(handle) else { throw LibvirtError.last("capabilities") }
+        let capabilities = String(cString: raw)
+        free(raw)
+        guard let host = capabilities.range(of: "<host>"),
+              let start = capabilities.range(of: "<cpu>", range: host.upperBound..<capabilities.endIndex),
+              let end = capabilities.range(of: "</cpu>", range: start.upperBound..<capabilities.endIndex) else { return ("", []) }
+        let cpu = String(capabilities[start.lowerBound..<end.upperBound])
+        var xml = cpu
+        if let copy = strdup(cpu) {
+            defer { free(copy) }
+            var documents: [UnsafePointer<CChar>?] = [UnsafePointer(copy)]
+            if let expanded = virConnectBaselineCPU(handle, &documents, 1, UInt32(VIR_CONNECT_BASELINE_CPU_EXPAND_FEATURES.rawValue)) {
+                xml = String(cString: expanded) + cpu
+                free(expanded)
+            }
+        }
+        func attribute(_ name: String, in element: Substring) -> String? {
+            for quote in ["'", "\""] {
+                if let range = element.range(of: " \(name)=\(quote)"),
+                   let close = element[range.upperBound...].firstIndex(of: Character(quote)) {
+                    return String(element[range.upperBound..<close])
+                }
+            }
+            return nil
+        }
+        var features: Set<String> = []
+        for element in xml.components(separatedBy: "<feature ").dropFirst().map({ Substring($0.prefix { $0 != ">" }) }) {
+            guard let name = attribute("name", in: element) else { continue }
+            if let policy = attribute("policy", in: element), policy == "disable" || policy == "forbid" { continue }
+            features.insert(name)
+        }
+        let arch = cpu.range(of: "<arch>").flatMap { open in
+            cpu.range(of: "</arch>", range: open.upperBound..<cpu.endIndex).map { String(cpu[open.upperBound..<$0.lowerBound]) }
+        } ?? ""
+        return (arch, features.sorted())
+    }
+
     /// Defines (or redefines) a persistent domain from its XML.
     @discardableResult
     public func define(xml: String) throws -> Domain {

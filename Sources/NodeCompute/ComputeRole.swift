@@ -68,9 +68,28 @@ public final class ComputeRole: NodeService {
                                                  memoryMB: host.memoryMiB, localGB: Self.localGigabytes(facts.statePath),
                                                  hostIP: facts.myIP ?? Self.defaultRouteAddress(), uptime: Self.uptime(),
                                                  runningVMs: running.count)
+            report.hypervisor?.traits = Self.traits(host)
         } catch {
             logger.warning("hypervisor resources unavailable for the report", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// What the compute node's resource provider carries in Placement (os-traits names): what
+    /// Petrel's libvirt driver does for every guest (virtio disks and NICs, qcow2 and raw images,
+    /// BIOS boot, attaching interfaces and volumes, extending attached volumes) and the CPU's
+    /// flags as `HW_CPU_X86_*` (the controller keeps only names os-traits defines).
+    static func traits(_ host: HypervisorHost) -> [String] {
+        var traits = ["COMPUTE_NET_ATTACH_INTERFACE", "COMPUTE_VOLUME_ATTACH", "COMPUTE_VOLUME_EXTEND", "COMPUTE_IMAGE_TYPE_QCOW2",
+                      "COMPUTE_IMAGE_TYPE_RAW", "COMPUTE_NET_VIF_MODEL_VIRTIO", "COMPUTE_STORAGE_BUS_VIRTIO", "COMPUTE_FIRMWARE_BIOS"]
+        if host.cpuArch == "x86_64" {
+            traits += ["COMPUTE_ARCH_X86_64", "HW_ARCH_X86_64"]
+            // libvirt's names where os-traits names the flag otherwise (as Nova's libvirt driver maps them).
+            let renamed = ["aes": "AESNI", "bmi1": "BMI", "fma": "FMA3", "pclmuldq": "CLMUL", "sha-ni": "SHA", "pni": "SSE3"]
+            traits += host.cpuFeatures.map { feature in
+                "HW_CPU_X86_" + (renamed[feature] ?? feature.uppercased().replacingOccurrences(of: ".", with: "").replacingOccurrences(of: "-", with: "_"))
+            }
+        }
+        return traits
     }
 
     /// "16:40:01 up 3 days,  2:05,  load average: 0.10, 0.20, 0.30", from /proc, as `uptime` prints it.

@@ -86,6 +86,7 @@ public final class ComputeService: Sendable {
         }
         registerInterfaces(on: server)
         registerVolumes(on: server)
+        registerConsoles(on: server)
     }
 
     // MARK: controller
@@ -113,7 +114,9 @@ public final class ComputeService: Sendable {
         log[metadataKey: "request_id"] = "\(context.requestID)"
         let spec: InstanceSpec
         do {
-            guard let found = try await lookup(id), found.vmState == .building, found.taskState == .spawning else {
+            // A new server, or a shelved one built again from its snapshot (unshelve).
+            guard let found = try await lookup(id), found.vmState == .building || found.vmState == .shelvedOffloaded,
+                  found.taskState == .spawning else {
                 log.info("build skipped: the controller no longer has it building here")
                 return
             }
@@ -189,7 +192,8 @@ public final class ComputeService: Sendable {
     /// where libvirt hands them to QEMU.
     func defineDomain(_ spec: InstanceSpec, files: InstanceFiles) async throws {
         for volume in spec.volumes ?? [] { try await storeSecret(of: volume) }
-        try await hypervisor.define(settings.domain.definition(spec, files: files, host: host))
+        let serialPort = try await serialConsolePort(spec.id)
+        try await hypervisor.define(settings.domain.definition(spec, files: files, host: host, serialPort: serialPort))
     }
 
     /// Keeps the CHAP password of a volume reached over iSCSI where libvirt finds it (a volume
@@ -250,7 +254,7 @@ public final class ComputeService: Sendable {
             log.info("action done", metadata: ["action": "\(request.action.rawValue)", "vm_state": "\(vmState.rawValue)"])
         } catch {
             log.error("action failed", metadata: ["action": "\(request.action.rawValue)", "error": "\(error)"])
-            if request.action == .snapshot, let imageID = request.imageID, let cloud {
+            if request.action == .snapshot || request.action == .shelve, let imageID = request.imageID ?? spec.shelvedImageID, let cloud {
                 // As Nova: the image of a failed snapshot is not left queued.
                 do { try await cloud.deleteImage(imageID) } catch {
                     log.warning("could not delete the failed snapshot's image", metadata: ["image": "\(imageID)", "error": "\(error)"])
@@ -266,7 +270,9 @@ public final class ComputeService: Sendable {
     /// Runs one action and returns the VM state it ends in.
     func run(_ request: InstanceAction.Arguments, _ spec: InstanceSpec) async throws -> VMState {
         let id = spec.id
-        guard try await hypervisor.state(id) != nil else {
+        // Shelving may find the domain already gone (an offload interrupted and resumed).
+        let hasDomain = try await hypervisor.state(id) != nil
+        guard hasDomain || request.action == .shelve || request.action == .shelveOffload else {
             throw Refused(description: "instance \(id) has no domain on \(host)", retryable: false)
         }
         switch request.action {
@@ -327,7 +333,38 @@ public final class ComputeService: Sendable {
             try copied.get()
             try await cloud.upload(image: imageID, from: output)
             return spec.vmState
+        case .unshelve:
+            try await startIfOff(id)
+            return .active
+        case .shelve:
+            return try await shelve(request, spec)
+        case .shelveOffload:
+            try await tearDown(id)
+            return .shelvedOffloaded
         }
+    }
+
+    /// Shelves and offloads: the guest is powered off, its disk uploaded into the shelved
+    /// image, then its domain and files removed. A shelve interrupted after the upload (the
+    /// image is active) goes on with the removal.
+    func shelve(_ request: InstanceAction.Arguments, _ spec: InstanceSpec) async throws -> VMState {
+        let id = spec.id
+        guard let imageID = request.imageID ?? spec.shelvedImageID, let cloud else {
+            throw Refused(description: "no shelved image or no [service_user]: the node cannot upload the disk", retryable: false)
+        }
+        if try await cloud.imageStatus(imageID) != "active" {
+            guard try await hypervisor.state(id) != nil else {
+                throw Refused(description: "instance \(id) has no domain on \(host)", retryable: false)
+            }
+            try await powerOff(id)
+            if try await hypervisor.hasManagedSave(id) { try await hypervisor.removeManagedSave(id) }
+            let output = files(id).directory + "/shelve-\(imageID).qcow2"
+            defer { try? FileManager.default.removeItem(atPath: output) }
+            try await files(id).snapshot(to: output)
+            try await cloud.upload(image: imageID, from: output)
+        }
+        try await tearDown(id)
+        return .shelvedOffloaded
     }
 
     func startIfOff(_ id: String) async throws {
@@ -454,7 +491,7 @@ public final class ComputeService: Sendable {
 
     /// Reports an instance's power state when the hypervisor disagrees with the controller.
     func sync(_ spec: InstanceSpec) async {
-        guard spec.taskState == nil, spec.vmState != .building, spec.vmState != .error else { return }
+        guard spec.taskState == nil, ![.building, .error, .shelved, .shelvedOffloaded].contains(spec.vmState) else { return }
         guard let power = try? await power(of: spec.id) else { return }
         let implied = power.impliedVMState(managedSave: (try? await hypervisor.hasManagedSave(spec.id)) ?? false)
         if implied != spec.vmState {

@@ -13,6 +13,8 @@ public struct InstanceDomain: Sendable {
     public var cpuMode: String
     public var vncListen: String
     public var emulator: String?
+    /// Nova's `[vnc]` / `[serial_console]` options as this node applies them (ComputeConsoles.swift).
+    public var consoles = ConsoleOptions()
 
     public init(domainType: String, cpuMode: String, vncListen: String, emulator: String?) {
         self.domainType = domainType
@@ -25,7 +27,7 @@ public struct InstanceDomain: Sendable {
         self.init(domainType: info.domainType, cpuMode: cpuMode, vncListen: vncListen, emulator: info.emulator)
     }
 
-    public func definition(_ spec: InstanceSpec, files: InstanceFiles, host: String) -> DomainDefinition {
+    public func definition(_ spec: InstanceSpec, files: InstanceFiles, host: String, serialPort: Int? = nil) -> DomainDefinition {
         let properties = spec.image?.properties ?? [:]
         let bus = properties["hw_disk_bus"].map { ["virtio", "scsi", "ide", "sata"].contains($0) ? $0 : "virtio" } ?? "virtio"
         let prefix = bus == "virtio" ? "vd" : "sd"
@@ -53,8 +55,11 @@ public struct InstanceDomain: Sendable {
         // One virtio NIC per port, its tap named as Neutron's agents expect, on the network's bridge.
         devices += spec.nics.map(Self.interface)
         if realGuest {
-            devices += [.serial(path: files.console, port: 0), .console(path: files.console, port: 0),
-                        .graphics(Graphics(listen: vncListen)), .video(model: "virtio"), .memballoon(model: "virtio")]
+            // With a serial console the port is served over TCP (libvirt mirrors it as the
+            // console), its output still logged to the console file.
+            devices += serialPort.map { [.tcpSerial(host: consoles.serialListen, port: $0, log: files.console, target: 0)] }
+                ?? [.serial(path: files.console, port: 0), .console(path: files.console, port: 0)]
+            devices += [.graphics(Graphics(listen: vncListen)), .video(model: "virtio"), .memballoon(model: "virtio")]
         }
         let petrel = XMLNode("petrel:instance", ["xmlns:petrel": Self.namespace], [
             XMLNode("petrel:name", text: spec.name),

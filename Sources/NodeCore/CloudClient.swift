@@ -113,6 +113,21 @@ public actor CloudClient {
 }
 
 extension CloudClient {
+    /// An image's status (`queued`, `saving`, `active`, …), nil if there is no such image.
+    public nonisolated func imageStatus(_ id: String) async throws -> String? {
+        let (token, imageURL) = try await current()
+        var request = HTTPClientRequest(url: "\(imageURL)/v2/images/\(id)")
+        request.headers.add(name: "X-Auth-Token", value: token)
+        let response = try await http.execute(request, timeout: .seconds(60))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        if response.status == .notFound { return nil }
+        guard response.status == .ok,
+              let object = try JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any] else {
+            throw Failure(description: "reading image \(id) failed: HTTP \(response.status.code)")
+        }
+        return object["status"] as? String
+    }
+
     /// Deletes an image (a snapshot that failed); a missing image is not an error.
     public nonisolated func deleteImage(_ id: String) async throws {
         let (token, imageURL) = try await current()
@@ -154,6 +169,8 @@ public protocol ImageTransfer: Sendable {
     func download(image id: String, to path: String) async throws -> String
     func upload(image id: String, from path: String) async throws
     func deleteImage(_ id: String) async throws
+    /// An image's status, nil if there is no such image.
+    func imageStatus(_ id: String) async throws -> String?
 }
 
 extension CloudClient: ImageTransfer {}

@@ -167,6 +167,8 @@ public struct PetrelConfig: Sendable {
     public var cpuMode: String
     public var scheduler: SchedulerSettings
     public var compute: ComputeSettings
+    /// `[vnc]`, `[serial_console]`, `[consoleauth]`, `[console]`: the remote consoles.
+    public var consoles: ConsoleSettings
     public var serviceUser: ServiceUser?
     /// `[service_user] cafile`: the CA bundle a node verifies the controller with (nil: the system's).
     public var serviceCAFile: String?
@@ -409,6 +411,7 @@ public struct PetrelConfig: Sendable {
             let reachable = HostPort(host: wildcard ? host : apiListen.host, port: apiListen.port)
             publicURL = "\(apiTLS == nil ? "http" : "https")://\(reachable)"
         }
+        consoles = try ConsoleSettings(string, publicURL: publicURL, tls: apiTLS != nil)
     }
 
     /// One volume backend's section.

@@ -50,7 +50,7 @@ public enum NodeServiceNames {
 }
 
 public enum ConfigSchema {
-    public static let sections = ["DEFAULT", "database", "api", "token", "credential", "identity", "security_compliance", "totp", "receipt", "oslo_policy", "image", "quota", "scheduler", "libvirt", "compute", "image_cache", "vnc", "service_user", "node",
+    public static let sections = ["DEFAULT", "database", "api", "token", "credential", "identity", "security_compliance", "totp", "receipt", "oslo_policy", "image", "quota", "scheduler", "libvirt", "compute", "image_cache", "vnc", "serial_console", "consoleauth", "console", "service_user", "node",
                                       "ml2", "ml2_type_vxlan", "ml2_type_vlan", "ml2_type_flat", "linux_bridge", "securitygroup", "vxlan", "dhcp", "metadata", "backup"]
 
     public static let options: [ConfigOption] = [
@@ -245,7 +245,7 @@ public enum ConfigSchema {
               help: "Secret the nodes' metadata proxies sign instance ids with (HMAC-SHA256, Nova's metadata_proxy_shared_secret); the same value on the controller and every node. Keep it secret: whoever knows it can read any instance's metadata. Unset: the metadata API refuses every instance request."),
         .init("metadata", "nova_metadata_url", .httpURL, default: nil,
               help: "Where a node's metadata proxy forwards guests' requests: the controller's metadata API (its URL up to /metadata excluded). Defaults to the scheme, host and port of [service_user] auth_url."),
-    ]
+    ] + ConsoleSettings.options
 
     public static func option(section: String, key: String) -> ConfigOption? {
         options.first { $0.section == section && $0.key == key }

@@ -70,6 +70,9 @@ public enum FaultStyle: Sendable {
     case neutron
     /// `{"code": "404 Not Found", "title": "Not Found", "message"}` (Glance)
     case glance
+    /// `{"errors": [{"status", "title", "detail", "code", "request_id"}]}` (Placement; `APIFault.type`
+    /// carries its error code, `placement.undefined_code` when none)
+    case placement
 
     static func novaName(_ status: HTTPResponse.Status) -> String {
         switch status.code {
@@ -94,6 +97,7 @@ public enum FaultStyle: Sendable {
         case .nova: return APIFault(.forbidden, "Policy doesn't allow \(action) to be performed.")
         case .neutron: return APIFault(.forbidden, "(rule:\(action)) is disallowed by policy", type: "PolicyNotAuthorized")
         case .glance: return APIFault(.forbidden, "You are not authorized to complete \(action) action.")
+        case .placement: return APIFault(.forbidden, "Policy does not allow \(action) to be performed.")
         }
     }
 }
@@ -125,14 +129,14 @@ public struct OpenStackErrorMiddleware<Context: RequestContext>: RouterMiddlewar
         do {
             response = try await APIRequest.$id.withValue(requestID) { try await next(request, context) }
         } catch {
-            response = render(error, request: request)
+            response = render(error, request: request, requestID: requestID)
         }
         response.headers[.requestID] = requestID
         if let extraRequestIDHeader { response.headers[extraRequestIDHeader] = requestID }
         return response
     }
 
-    func render(_ error: any Error, request: Request) -> Response {
+    func render(_ error: any Error, request: Request, requestID: String = "") -> Response {
         let status: HTTPResponse.Status, message: String
         var type: String?
         switch error {
@@ -151,7 +155,7 @@ public struct OpenStackErrorMiddleware<Context: RequestContext>: RouterMiddlewar
                 (status, message) = (.badRequest, "Expecting to find application/json in Content-Type header. The server could not comply with the request since it is either malformed or otherwise incorrect. The client is assumed to be in error.")
             case .nova:
                 (status, message) = (.unsupportedMediaType, "Unsupported Content-Type")
-            case .neutron, .glance:
+            case .neutron, .glance, .placement:
                 (status, message) = (.unsupportedMediaType, "The request media type \(unsupported.given) is not supported by this server.")
             }
         case let error as HTTPError:
@@ -177,6 +181,11 @@ public struct OpenStackErrorMiddleware<Context: RequestContext>: RouterMiddlewar
         case .neutron:
             let neutronType = type ?? (status == .forbidden ? "PolicyNotAuthorized" : "HTTP" + status.reasonPhrase.replacingOccurrences(of: " ", with: ""))
             body = ["NeutronError": ["type": .string(neutronType), "message": .string(message), "detail": ""]]
+        case .placement:
+            // webob's detail: the status's explanation, a blank line, the message (what osc-placement prints).
+            body = ["errors": [["status": code, "title": .string(status.reasonPhrase),
+                                "detail": .string("\(status.reasonPhrase)\n\n \(message)  "),
+                                "code": .string(type ?? "placement.undefined_code"), "request_id": .string(requestID)]]]
         }
         return respond(status, body, headers: headers)
     }

@@ -283,6 +283,8 @@ public struct SchemaViolation: Error, Sendable, CustomStringConvertible {
         case .glance:
             guard !path.isEmpty else { return APIFault(.badRequest, "Provided object does not match schema: \(message)") }
             return APIFault(.badRequest, "Provided object does not match schema '\(path.first!)': \(message)")
+        case .placement:
+            return APIFault(.badRequest, "JSON does not validate: \(message)")
         }
     }
 }

@@ -108,6 +108,19 @@ public struct InstanceRow: Codable, Sendable, Equatable {
     /// The root disk is a volume (`vda`), not a file on the host: the scheduler does not count
     /// the flavor's root disk against the host.
     public var rootOnVolume: Bool = false
+    /// Nova's `accessIPv4`/`accessIPv6`: addresses the user records, never configured.
+    public var accessIPv4: String?
+    public var accessIPv6: String?
+    public var description: String?
+    /// 'owner' or 'admin' while locked (Nova's `locked_by`), and the reason given.
+    public var lockedBy: String?
+    public var lockedReason: String?
+    /// JSON array of the server's tags, in the order added.
+    public var tags: String = "[]"
+    /// JSON object: the `os:scheduler_hints` the server was created with.
+    public var schedulerHints: String = "{}"
+    /// The image holding a shelved server's disk.
+    public var shelvedImageID: String?
 
     public init(id: String, name: String, projectID: String, userID: String, flavorID: String, vcpus: Int, memoryMB: Int,
                 rootGB: Int, ephemeralGB: Int = 0, swap: Int = 0, imageID: String?, availabilityZone: String?, createdAt: Int64) {
@@ -121,4 +134,79 @@ public struct InstanceRow: Codable, Sendable, Equatable {
 
 extension ComputeTables {
     public static let instances = Table<InstanceRow>("instances")
+}
+
+/// A row of `instance_actions`: one thing asked of a server (Nova's instance action).
+public struct InstanceActionRow: Codable, Sendable, Equatable {
+    public var id: String
+    public var instanceID: String
+    public var action: String
+    public var requestID: String
+    public var userID: String
+    public var projectID: String
+    public var startTime: Int64
+    public var updatedAt: Int64
+    /// "Error" once one of its events failed (Nova's `message`).
+    public var message: String?
+
+    public init(id: String, instanceID: String, action: String, requestID: String, userID: String, projectID: String, startTime: Int64) {
+        self.id = id; self.instanceID = instanceID; self.action = action; self.requestID = requestID
+        self.userID = userID; self.projectID = projectID; self.startTime = startTime; self.updatedAt = startTime
+    }
+}
+
+/// A row of `instance_action_events`: what the compute host did for an action.
+public struct InstanceActionEventRow: Codable, Sendable, Equatable {
+    public var id: String
+    public var actionID: String
+    public var event: String
+    public var startTime: Int64
+    public var finishTime: Int64?
+    /// "Success" or "Error" once finished.
+    public var result: String?
+    public var host: String?
+    public var details: String?
+
+    public init(id: String, actionID: String, event: String, startTime: Int64, host: String?) {
+        self.id = id; self.actionID = actionID; self.event = event; self.startTime = startTime; self.host = host
+    }
+}
+
+extension ComputeTables {
+    public static let instanceActions = Table<InstanceActionRow>("instance_actions")
+    public static let instanceActionEvents = Table<InstanceActionEventRow>("instance_action_events")
+}
+
+/// A row of `server_groups`.
+public struct ServerGroupRow: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var projectID: String
+    public var userID: String
+    /// affinity, anti-affinity, soft-affinity or soft-anti-affinity.
+    public var policy: String
+    /// JSON object: `max_server_per_host` for anti-affinity (2.64).
+    public var rules: String
+    public var createdAt: Int64
+
+    public init(id: String, name: String, projectID: String, userID: String, policy: String, rules: String, createdAt: Int64) {
+        self.id = id; self.name = name; self.projectID = projectID; self.userID = userID; self.policy = policy
+        self.rules = rules; self.createdAt = createdAt
+    }
+}
+
+/// A row of `server_group_members`.
+public struct ServerGroupMemberRow: Codable, Sendable, Equatable {
+    public var groupID: String
+    public var instanceID: String
+
+    public init(groupID: String, instanceID: String) {
+        self.groupID = groupID
+        self.instanceID = instanceID
+    }
+}
+
+extension ComputeTables {
+    public static let serverGroups = Table<ServerGroupRow>("server_groups")
+    public static let serverGroupMembers = Table<ServerGroupMemberRow>("server_group_members")
 }

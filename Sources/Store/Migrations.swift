@@ -650,5 +650,113 @@ public enum Schema {
                 self_service BOOLEAN NOT NULL DEFAULT FALSE, created_at BIGINT NOT NULL, PRIMARY KEY (user_id, created_at))
             """,
         ]),
+        // What a server keeps beyond its build (Nova's access addresses, description, lock,
+        // tags, the scheduler hints it was created with), and the integer ids Nova's services
+        // and hypervisors had before microversion 2.53 (numbered in creation order, unique).
+        Migration(version: 27, name: "compute details", statements: [
+            "ALTER TABLE instances ADD COLUMN access_ipv4 TEXT",
+            "ALTER TABLE instances ADD COLUMN access_ipv6 TEXT",
+            "ALTER TABLE instances ADD COLUMN description TEXT",
+            // Who locked it ('owner' or 'admin', as Nova's locked_by) and why; NULL: unlocked.
+            "ALTER TABLE instances ADD COLUMN locked_by TEXT",
+            "ALTER TABLE instances ADD COLUMN locked_reason TEXT",
+            "ALTER TABLE instances ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'",
+            "ALTER TABLE instances ADD COLUMN scheduler_hints TEXT NOT NULL DEFAULT '{}'",
+            // The snapshot a shelved server's disk waits in until it is unshelved.
+            "ALTER TABLE instances ADD COLUMN shelved_image_id TEXT",
+            "ALTER TABLE services ADD COLUMN number INTEGER",
+            """
+            UPDATE services SET number = (SELECT COUNT(*) FROM services earlier
+                WHERE earlier.created_at < services.created_at OR (earlier.created_at = services.created_at AND earlier.id <= services.id))
+            """,
+            "CREATE UNIQUE INDEX services_number ON services (number)",
+            "ALTER TABLE hypervisors ADD COLUMN number INTEGER",
+            "UPDATE hypervisors SET number = (SELECT COUNT(*) FROM hypervisors earlier WHERE earlier.id <= hypervisors.id)",
+            "CREATE UNIQUE INDEX hypervisors_number ON hypervisors (number)",
+            // Nova's instance actions (what was asked of a server, by whom, under which request
+            // id) and their events (what the compute host did, and how it ended).
+            """
+            CREATE TABLE instance_actions (
+                id TEXT PRIMARY KEY, instance_id TEXT NOT NULL, action TEXT NOT NULL, request_id TEXT NOT NULL,
+                user_id TEXT NOT NULL, project_id TEXT NOT NULL, start_time BIGINT NOT NULL, updated_at BIGINT NOT NULL, message TEXT)
+            """,
+            "CREATE INDEX instance_actions_instance ON instance_actions (instance_id, start_time)",
+            """
+            CREATE TABLE instance_action_events (
+                id TEXT PRIMARY KEY, action_id TEXT NOT NULL REFERENCES instance_actions(id) ON DELETE CASCADE, event TEXT NOT NULL,
+                start_time BIGINT NOT NULL, finish_time BIGINT, result TEXT, host TEXT, details TEXT)
+            """,
+            "CREATE INDEX instance_action_events_action ON instance_action_events (action_id)",
+            // Nova's server groups (affinity, anti-affinity and their soft forms) and members.
+            """
+            CREATE TABLE server_groups (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, project_id TEXT NOT NULL, user_id TEXT NOT NULL, policy TEXT NOT NULL,
+                rules TEXT NOT NULL DEFAULT '{}', created_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX server_groups_project ON server_groups (project_id)",
+            """
+            CREATE TABLE server_group_members (
+                group_id TEXT NOT NULL REFERENCES server_groups(id) ON DELETE CASCADE, instance_id TEXT NOT NULL,
+                PRIMARY KEY (group_id, instance_id))
+            """,
+            "CREATE INDEX server_group_members_instance ON server_group_members (instance_id)",
+        ]),
+        // The Placement API: resource providers (one per compute node, uuid = the hypervisor's
+        // id; nested through parent/root), their inventories, traits and aggregates, custom
+        // resource classes and traits, consumers with their generations, and the allocations
+        // the scheduler claims with. Standard resource classes and traits live in code.
+        Migration(version: 28, name: "placement", statements: [
+            """
+            CREATE TABLE resource_providers (
+                uuid TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, generation INTEGER NOT NULL DEFAULT 0,
+                parent_uuid TEXT REFERENCES resource_providers(uuid), root_uuid TEXT NOT NULL,
+                created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX resource_providers_root ON resource_providers (root_uuid)",
+            """
+            CREATE TABLE placement_inventories (
+                provider_uuid TEXT NOT NULL REFERENCES resource_providers(uuid) ON DELETE CASCADE, resource_class TEXT NOT NULL,
+                total INTEGER NOT NULL, reserved INTEGER NOT NULL DEFAULT 0, min_unit INTEGER NOT NULL DEFAULT 1,
+                max_unit INTEGER NOT NULL, step_size INTEGER NOT NULL DEFAULT 1, allocation_ratio DOUBLE PRECISION NOT NULL DEFAULT 1.0,
+                PRIMARY KEY (provider_uuid, resource_class))
+            """,
+            "CREATE TABLE placement_resource_classes (name TEXT PRIMARY KEY, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+            "CREATE TABLE placement_traits (name TEXT PRIMARY KEY, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+            """
+            CREATE TABLE placement_provider_traits (
+                provider_uuid TEXT NOT NULL REFERENCES resource_providers(uuid) ON DELETE CASCADE, trait TEXT NOT NULL,
+                PRIMARY KEY (provider_uuid, trait))
+            """,
+            """
+            CREATE TABLE placement_provider_aggregates (
+                provider_uuid TEXT NOT NULL REFERENCES resource_providers(uuid) ON DELETE CASCADE, aggregate_uuid TEXT NOT NULL,
+                PRIMARY KEY (provider_uuid, aggregate_uuid))
+            """,
+            """
+            CREATE TABLE placement_consumers (
+                uuid TEXT PRIMARY KEY, project_id TEXT NOT NULL, user_id TEXT NOT NULL, generation INTEGER NOT NULL DEFAULT 0,
+                consumer_type TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX placement_consumers_project ON placement_consumers (project_id, user_id)",
+            """
+            CREATE TABLE placement_allocations (
+                provider_uuid TEXT NOT NULL REFERENCES resource_providers(uuid), consumer_uuid TEXT NOT NULL,
+                resource_class TEXT NOT NULL, used INTEGER NOT NULL, created_at BIGINT NOT NULL,
+                PRIMARY KEY (provider_uuid, consumer_uuid, resource_class))
+            """,
+            "CREATE INDEX placement_allocations_consumer ON placement_allocations (consumer_uuid)",
+        ]),
+        // Console tokens (Nova's console_auth_tokens): what a remote console URL's token opens,
+        // kept as its SHA-256 only, until it expires or its one connection took it.
+        Migration(version: 29, name: "console auth tokens", statements: [
+            """
+            CREATE TABLE console_auth_tokens (
+                token_hash TEXT PRIMARY KEY, instance_uuid TEXT NOT NULL, console_type TEXT NOT NULL,
+                compute_host TEXT NOT NULL, host TEXT NOT NULL, port INTEGER NOT NULL, internal_access_path TEXT,
+                access_url_base TEXT NOT NULL, expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX console_auth_tokens_instance ON console_auth_tokens (instance_uuid)",
+            "CREATE INDEX console_auth_tokens_expires ON console_auth_tokens (expires_at)",
+        ]),
     ]
 }

@@ -17,6 +17,8 @@ public struct ServiceRecord: Sendable, Equatable {
     /// Unix milliseconds.
     public var createdAt: Int64
     public var updatedAt: Int64
+    /// Its integer id (Nova's before microversion 2.53).
+    public var number: Int = 0
 }
 
 /// A hypervisor as stored: what its host last reported.
@@ -26,6 +28,8 @@ public struct HypervisorRow: Sendable, Equatable {
     public var resources: HypervisorRecord
     /// Unix milliseconds of the last report.
     public var updatedAt: Int64
+    /// Its integer id (Nova's before microversion 2.53).
+    public var number: Int = 0
 }
 
 /// One row of `hypervisors`: what a host's hypervisor offers.
@@ -68,12 +72,28 @@ public struct ServiceStore: Sendable {
     public func record(host: String, version: String, services: [(binary: String, topic: String)],
                        hypervisor: HypervisorRecord?, at date: Date = Date()) async throws {
         let now = Int64(date.timeIntervalSince1970 * 1000)
+        // A new service or hypervisor takes the next integer id (Nova's before 2.53); two
+        // controllers numbering at once collide on the unique index, and the loser tries again.
+        var attempt = 0
+        while true {
+            do {
+                try await record(host: host, version: version, services: services, hypervisor: hypervisor, now: now)
+                return
+            } catch where DatabaseError.isUniqueViolation(error) && attempt < 5 {
+                attempt += 1
+            }
+        }
+    }
+
+    private func record(host: String, version: String, services: [(binary: String, topic: String)],
+                        hypervisor: HypervisorRecord?, now: Int64) async throws {
         try await database.transaction { sql in
             for service in services {
                 try await sql.raw("""
-                    INSERT INTO services (id, host, service_binary, topic, version, report_count, last_seen_at, created_at, updated_at)
+                    INSERT INTO services (id, host, service_binary, topic, version, report_count, last_seen_at, created_at, updated_at, number)
                     VALUES (\(bind: UUID().uuidString.lowercased()), \(bind: host), \(bind: service.binary), \(bind: service.topic),
-                            \(bind: version), 1, \(bind: now), \(bind: now), \(bind: now))
+                            \(bind: version), 1, \(bind: now), \(bind: now), \(bind: now),
+                            (SELECT COALESCE(MAX(number), 0) + 1 FROM services))
                     ON CONFLICT (host, service_binary) DO UPDATE SET
                         report_count = services.report_count + 1, last_seen_at = excluded.last_seen_at,
                         version = excluded.version, topic = excluded.topic, updated_at = excluded.updated_at
@@ -82,10 +102,11 @@ public struct ServiceStore: Sendable {
             if let hypervisor {
                 try await sql.raw("""
                     INSERT INTO hypervisors (id, host, hypervisor_type, hypervisor_version, cpu_model, vcpus, memory_mb, local_gb,
-                                             host_ip, uptime, running_vms, updated_at)
+                                             host_ip, uptime, running_vms, updated_at, number)
                     VALUES (\(bind: UUID().uuidString.lowercased()), \(bind: host), \(bind: hypervisor.type), \(bind: hypervisor.version),
                             \(bind: hypervisor.cpuModel), \(bind: hypervisor.vcpus), \(bind: hypervisor.memoryMB), \(bind: hypervisor.localGB),
-                            \(bind: hypervisor.hostIP), \(bind: hypervisor.uptime), \(bind: hypervisor.runningVMs), \(bind: now))
+                            \(bind: hypervisor.hostIP), \(bind: hypervisor.uptime), \(bind: hypervisor.runningVMs), \(bind: now),
+                            (SELECT COALESCE(MAX(number), 0) + 1 FROM hypervisors))
                     ON CONFLICT (host) DO UPDATE SET
                         hypervisor_type = excluded.hypervisor_type, hypervisor_version = excluded.hypervisor_version,
                         cpu_model = excluded.cpu_model, vcpus = excluded.vcpus, memory_mb = excluded.memory_mb,
@@ -127,7 +148,7 @@ public struct ServiceStore: Sendable {
 
     public static let serviceColumns: SQLQueryString = """
         SELECT id, host, service_binary, topic, disabled, disabled_reason, forced_down, version, report_count, last_seen_at,
-               created_at, updated_at FROM services
+               created_at, updated_at, number FROM services
         """
 
     public static func serviceRecord(_ row: any SQLRow) throws -> ServiceRecord {
@@ -142,7 +163,8 @@ public struct ServiceStore: Sendable {
                       disabledReason: try row.decode(column: "disabled_reason", as: String?.self),
                       forcedDown: try row.decode(column: "forced_down", as: Bool.self),
                       createdAt: try row.decode(column: "created_at", as: Int64.self),
-                      updatedAt: try row.decode(column: "updated_at", as: Int64.self))
+                      updatedAt: try row.decode(column: "updated_at", as: Int64.self),
+                      number: try row.decode(column: "number", as: Int?.self) ?? 0)
     }
 
     /// Every service, by host and binary.
@@ -208,7 +230,7 @@ public struct ServiceStore: Sendable {
         do {
             return try await sql.raw("""
                 SELECT id, host, hypervisor_type, hypervisor_version, cpu_model, vcpus, memory_mb, local_gb, host_ip, uptime, running_vms,
-                       updated_at FROM hypervisors ORDER BY host
+                       updated_at, number FROM hypervisors ORDER BY host
                 """).all().map { row in
                 HypervisorRow(
                     id: try row.decode(column: "id", as: String.self), host: try row.decode(column: "host", as: String.self),
@@ -221,7 +243,8 @@ public struct ServiceStore: Sendable {
                                                 hostIP: try row.decode(column: "host_ip", as: String?.self),
                                                 uptime: try row.decode(column: "uptime", as: String?.self),
                                                 runningVMs: try row.decode(column: "running_vms", as: Int.self)),
-                    updatedAt: try row.decode(column: "updated_at", as: Int64.self))
+                    updatedAt: try row.decode(column: "updated_at", as: Int64.self),
+                    number: try row.decode(column: "number", as: Int?.self) ?? 0)
             }
         }
     }

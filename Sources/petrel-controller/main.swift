@@ -1,5 +1,6 @@
 import ArgumentParser
 import ComputeAPI
+import ConsoleAPI
 import Contracts
 import Foundation
 import Compute
@@ -14,6 +15,8 @@ import NetworkAPI
 import Networking
 import PetrelCore
 import PetrelHTTP
+import Placement
+import PlacementAPI
 import RPC
 import ServiceLifecycle
 import Store
@@ -91,6 +94,14 @@ struct Serve: AsyncParsableCommand {
         schedulerOptions.ramAllocationRatio = config.scheduler.ramAllocationRatio
         schedulerOptions.diskAllocationRatio = config.scheduler.diskAllocationRatio
         schedulerOptions.ramWeightMultiplier = config.scheduler.ramWeightMultiplier
+        // Placement: the compute nodes' providers current, and every placed instance's allocation
+        // there (an upgraded cloud gets its instances' allocations here, once).
+        let placement = PlacementService(database: database, ratios: schedulerOptions.inventoryRatios)
+        let reconciled = try await placement.reconcile()
+        if reconciled != (0, 0) {
+            logger.info("placement allocations reconciled with the instances",
+                        metadata: ["created": "\(reconciled.created)", "released": "\(reconciled.released)"])
+        }
 
         let networkClient = RPCClient(link: link, logger: logger)
         let networking = NetworkService(database: database, settings: config.networking, quotaDefaults: config.quotaDefaults, hosts: hosts) { changed in
@@ -148,11 +159,22 @@ struct Serve: AsyncParsableCommand {
                                   client: RPCClient(link: link, logger: logger), maxAttempts: config.scheduler.maxAttempts, logger: logger)
         // Each API under its prefix with its own error style; identity last, as its error
         // middleware applies to the routes added after it.
-        ComputeAPI(environment: identity.environment, hosts: hosts, quotaDefaults: config.quotaDefaults, conductor: conductor, logger: logger)
-            .register(on: router)
+        var compute = ComputeAPI(environment: identity.environment, hosts: hosts, quotaDefaults: config.quotaDefaults, conductor: conductor, logger: logger)
+        // Remote consoles: URLs with single-use tokens, taken by the console proxy's listener.
+        let consoleTokens = ConsoleTokens(database: database, ttl: config.consoles.tokenTTL)
+        let consoleProxy = config.consoles.proxyListen.map {
+            ConsoleProxy(tokens: consoleTokens, listen: $0, webDirectory: config.consoles.webDirectory,
+                         allowedOrigins: config.consoles.allowedOrigins, logger: logger)
+        }
+        if consoleProxy != nil {
+            compute.consoles = ConsoleAccess(tokens: consoleTokens, novncBaseURL: config.consoles.novncBaseURL,
+                                             serialBaseURL: config.consoles.serialBaseURL)
+        }
+        compute.register(on: router)
         NetworkAPI(environment: identity.environment, hosts: hosts, service: networking, logger: logger).register(on: router)
         VolumeAPI(environment: identity.environment, hosts: hosts, volumes: volumes, logger: logger).register(on: router)
         ImageAPI(environment: identity.environment, images: images, propertyQuota: config.imagePropertyQuota, logger: logger).register(on: router)
+        PlacementAPI(environment: identity.environment, service: placement, logger: logger).register(on: router)
         MetadataAPI(metadata: MetadataService(database: database, interfaces: { try await servers.guestInterfaces($0) }), sharedSecret: config.metadataSharedSecret, logger: logger)
             .register(on: router)
         identity.register(on: router)
@@ -172,6 +194,10 @@ struct Serve: AsyncParsableCommand {
                                      memoryMB: $0.memoryMB, localGB: $0.localGB, hostIP: $0.hostIP, uptime: $0.uptime,
                                      runningVMs: $0.runningVMs ?? 0)
                 })
+            if let hypervisor = report.hypervisor {
+                // Its resource provider's inventory, and the traits the node reports (CPU flags, COMPUTE_*).
+                try await placement.recordReportedTraits(host: report.host, traits: hypervisor.traits ?? [])
+            }
             if let backends = report.volumeBackends { try await volumes.recordBackends(host: report.host, backends) }
             logger.debug("node report", metadata: ["node": "\(report.host)", "request_id": "\(context.requestID)"])
             return Nothing()
@@ -234,7 +260,13 @@ struct Serve: AsyncParsableCommand {
             try await networking.portsStatus(host: request.host, active: request.active, down: request.down)
             return Nothing()
         }
-        try await PetrelProgram.run([api, ListenerReload(certificate: certificate, logger: logger), BackgroundTask { await reports.run() }, BackgroundTask { await neutron.run() }, BackgroundTask { await identity.service.runRefresh() },
+        var consoleServices: [any Service] = []
+        if let consoleProxy, let listen = config.consoles.proxyListen {
+            logger.info("console proxy", metadata: ["listen": "\(listen)", "novncproxy_base_url": "\(config.consoles.novncBaseURL)",
+                                                    "serial_base_url": "\(config.consoles.serialBaseURL)"])
+            consoleServices.append(consoleProxy.application(certificate: certificate))
+        }
+        try await PetrelProgram.run(consoleServices + [api, ListenerReload(certificate: certificate, logger: logger), BackgroundTask { await reports.run() }, BackgroundTask { await neutron.run() }, BackgroundTask { await identity.service.runRefresh() },
                                      BackgroundTask(once: true) { await conductor.resumeWaitingBuilds() },
                                      BackgroundTask { await conductor.watchBuilds(every: .seconds(max(1, min(15, config.serviceDownTime / 2)))) }],
                                     logger: logger)
@@ -244,6 +276,7 @@ struct Serve: AsyncParsableCommand {
 
 /// Every API's policy rules: one policy file for the controller, as one enforcement point.
 let allPolicyDefaults = KeystonePolicy.defaults + ComputeAPI.policyDefaults + NetworkAPI.policyDefaults + VolumeAPI.policyDefaults + ImageAPI.policyDefaults
+    + PlacementAPI.policyDefaults
 
 /// The identity service and its API from the configuration: the Fernet keys must exist, and
 /// a policy file (if present) overrides the built-in rules.

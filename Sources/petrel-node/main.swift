@@ -148,11 +148,21 @@ struct PetrelNode: AsyncParsableCommand {
     static func computeSettings(_ config: PetrelConfig, info: HypervisorInfo) -> ComputeService.Settings {
         ComputeService.Settings(
             host: config.host, instancesPath: config.compute.instancesPath,
-            domain: InstanceDomain(info: info, cpuMode: config.cpuMode, vncListen: config.compute.vncListen),
+            domain: InstanceDomain(info: info, cpuMode: config.cpuMode, vncListen: config.compute.vncListen).with(consoles: consoleOptions(config)),
             shutdownTimeout: .seconds(config.compute.shutdownTimeout), softRebootWait: .seconds(config.compute.softRebootWait),
             syncInterval: .seconds(config.compute.syncPowerStateInterval), unusedImageAge: TimeInterval(config.compute.unusedImageAge),
             imageCacheInterval: .seconds(config.compute.imageCacheInterval))
     }
+}
+
+/// The node's part of `[vnc]` and `[serial_console]`.
+func consoleOptions(_ config: PetrelConfig) -> ConsoleOptions {
+    var options = ConsoleOptions()
+    options.vncProxyClientAddress = config.consoles.vncProxyClientAddress
+    options.serialEnabled = config.consoles.serialEnabled
+    options.serialListen = config.consoles.serialProxyClientAddress
+    options.serialPorts = config.consoles.serialPorts
+    return options
 }
 
 /// Tells the controller, at start and every `report_interval`, which services this host

@@ -96,6 +96,8 @@ import Testing
         case .nova: return body.objectValue?.values.first?["code"] == .number(Double(status.code)) && body.objectValue?.values.first?["message"]?.stringValue != nil
         case .neutron: return body["NeutronError"]?["type"]?.stringValue != nil && body["NeutronError"]?["message"]?.stringValue != nil
         case .glance: return body["message"]?.stringValue != nil
+        case .placement: return body["errors"]?.arrayValue?.first?["status"] == .number(Double(status.code))
+            && body["errors"]?.arrayValue?.first?["detail"]?.stringValue != nil
         }
     }
 

@@ -70,6 +70,11 @@ import Contracts
 
     let version = HTTPField.Name("OpenStack-API-Version")!
 
+    func isInteger(_ value: JSON?) -> Bool {
+        guard case .number(let number)? = value else { return false }
+        return number == number.rounded()
+    }
+
     @Test func novaServicesAndHypervisorsFollowTheReports() async throws {
         try await withAPIs { client, token, _ in
             let (status, headers, json) = try await get(client, "/compute/v2.1/os-services", token: token, headers: [version: "compute 2.53"])
@@ -101,7 +106,29 @@ import Contracts
             #expect(fresh["vcpus"] == 4 && fresh["memory_mb"] == 8192 && fresh["host_ip"] == "10.0.0.1" && fresh["status"] == "disabled")
             #expect(fresh["cpu_info"]?.objectValue != nil, "2.28+ returns cpu_info as an object")
 
-            let tooNew = try await get(client, "/compute/v2.1/os-services", token: token, headers: [version: "compute 2.88"])
+            // Before 2.53 ids are integers (numbered as the services and hypervisors appeared).
+            let numbered = try #require(old.2?["services"]?.arrayValue)
+            #expect(numbered.allSatisfy { isInteger($0["id"]) }, "\(numbered)")
+            let oldHypervisors = try await get(client, "/compute/v2.1/os-hypervisors/detail", token: token)
+            let oldFresh = try #require(oldHypervisors.2?["hypervisors"]?.arrayValue?.first { $0["hypervisor_hostname"] == "fresh" })
+            guard case .number(let id)? = oldFresh["id"] else { Issue.record("hypervisor id \(String(describing: oldFresh["id"]))"); return }
+            let number = Int(id)
+            #expect(isInteger(oldFresh["service"]?["id"]))
+            #expect(try await get(client, "/compute/v2.1/os-hypervisors/\(number)", token: token).2?["hypervisor"]?["hypervisor_hostname"] == "fresh")
+            let search = try await get(client, "/compute/v2.1/os-hypervisors/fre/search", token: token)
+            #expect(search.0 == .ok && search.2?["hypervisors"]?.arrayValue?.map { $0["hypervisor_hostname"] } == ["fresh"])
+            #expect(try await get(client, "/compute/v2.1/os-hypervisors/fre/search", token: token, headers: [version: "compute 2.53"]).0 == .notFound)
+            #expect(try await get(client, "/compute/v2.1/os-hypervisors/nothing/search", token: token).0 == .notFound)
+            // 2.88: no resources in hypervisor bodies, the uptime in them, no statistics.
+            let placed = try await get(client, "/compute/v2.1/os-hypervisors/detail", token: token, headers: [version: "compute 2.88"])
+            let modern = try #require(placed.2?["hypervisors"]?.arrayValue?.first { $0["hypervisor_hostname"] == "fresh" })
+            #expect(modern["vcpus"] == nil && modern["memory_mb"] == nil && modern["cpu_info"] == nil && modern["running_vms"] == nil)
+            #expect(modern["uptime"] != nil && modern["id"]?.stringValue != nil)
+            #expect(try await get(client, "/compute/v2.1/os-hypervisors/statistics", token: token, headers: [version: "compute 2.88"]).0 == .notFound)
+            #expect(try await get(client, "/compute/v2.1/os-hypervisors/statistics", token: token, headers: [version: "compute 2.87"]).0 == .ok)
+
+            let tooNew = try await get(client, "/compute/v2.1/os-services", token: token,
+                                       headers: [version: "compute 2.\(ComputeAPI.maximum.minor + 1)"])
             #expect(tooNew.0 == .notAcceptable)
             let latest = try await get(client, "/compute/v2.1/os-services", token: token, headers: [version: "compute latest"])
             #expect(latest.1[version] == "compute \(ComputeAPI.maximum)")

@@ -14,6 +14,8 @@ import NetworkAPI
 import Networking
 import PetrelCore
 import PetrelHTTP
+import Placement
+import PlacementAPI
 import RPC
 import Store
 import Synchronization
@@ -53,6 +55,8 @@ import Volumes
             NetworkAPI(environment: identity.environment, hosts: hosts, service: networking, logger: logger).register(on: router)
             VolumeAPI(environment: identity.environment, hosts: hosts, volumes: volumes, logger: logger).register(on: router)
             ImageAPI(environment: identity.environment, images: images, logger: logger).register(on: router)
+            PlacementAPI(environment: identity.environment, service: PlacementService(database: database, ratios: InventoryRatios()),
+                         logger: logger).register(on: router)
             MetadataAPI(metadata: MetadataService(database: database, interfaces: { try await servers.guestInterfaces($0) }), sharedSecret: nil,
                         logger: logger).register(on: router)
             identity.register(on: router)

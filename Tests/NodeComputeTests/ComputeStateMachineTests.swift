@@ -194,6 +194,10 @@ final class ImagesDouble: ImageTransfer, @unchecked Sendable {
     }
 
     func deleteImage(_ id: String) async throws { lock.withLock { deleted.append(id) } }
+
+    func imageStatus(_ id: String) async throws -> String? {
+        lock.withLock { deleted.contains(id) ? nil : uploaded.contains(id) ? "active" : "queued" }
+    }
 }
 
 /// The compute service's state machine on a hypervisor double: every action from the state
@@ -291,6 +295,38 @@ final class ImagesDouble: ImageTransfer, @unchecked Sendable {
         #expect(rig.images.uploaded == ["snap-1"])
         #expect(rig.hypervisor.calls.contains("managedSave \(id)"))
         #expect(FileManager.default.fileExists(atPath: rig.files(id).disk), "a rebuild leaves a new disk")
+    }
+
+    /// Shelving uploads the disk into the shelved image, then removes the domain and files;
+    /// one interrupted after its upload goes on with the removal; unshelving builds the
+    /// server again from the image.
+    @Test func shelveOffloadsAndUnshelveBuildsAgain() async throws {
+        let rig = try await Rig()
+        defer { rig.remove() }
+        let id = try await rig.built()
+        let shelved = try await rig.act(id, .shelve, imageID: "shelf-1")
+        #expect(shelved.kind == .taskDone && shelved.vmState == .shelvedOffloaded, "\(shelved)")
+        #expect(rig.images.uploaded == ["shelf-1"])
+        #expect(rig.hypervisor.guest(id) == nil && !rig.files(id).exists, "an offloaded server left its domain or files")
+
+        // The same shelve asked again (a node restarted after the upload): nothing is uploaded twice.
+        let second = try await rig.built()
+        var spec = try #require(try await rig.controller.instances(on: "h", ids: [second]).first)
+        spec.shelvedImageID = "shelf-1"
+        rig.controller.place(spec)
+        let resumed = try await rig.act(second, .shelve)
+        #expect(resumed.kind == .taskDone && resumed.vmState == .shelvedOffloaded && rig.images.uploaded == ["shelf-1"])
+        #expect(rig.hypervisor.guest(second) == nil)
+
+        // Unshelve from offload: a build on the shelved image.
+        var back = rig.spec(id, vmState: .shelvedOffloaded, task: .spawning)
+        back.image = .init(id: "shelf-1", diskFormat: "qcow2", checksum: nil, size: nil, properties: [:])
+        back.shelvedImageID = "shelf-1"
+        rig.controller.place(back)
+        await rig.compute.build(id, context: RequestContext())
+        let update = try #require(rig.controller.lastUpdate)
+        #expect(update.kind == .taskDone && update.vmState == .active && rig.hypervisor.guest(id)?.state == .running)
+        #expect(FileManager.default.fileExists(atPath: rig.directory + "/instances/_base/shelf-1"))
     }
 
     @Test func aFailedActionReportsTheStateTheGuestIsIn() async throws {

@@ -187,17 +187,26 @@ final class CloudUnderTest: @unchecked Sendable {
             try Requirement.root()
             try Requirement.libvirtd()
             try Requirement.tool("qemu-img")
+            try Requirement.tool("chromium")  // opens the noVNC URL
             let openstack = try KeystoneCLITests.openstack()
             let guest = try await KeystoneCLITests.guestImage()
             try await withPrivateVirtualHost { transport in
-                let cloud = try await CloudUnderTest(transport: transport)
+                // Remote consoles: the console proxy on a port of its own, short-lived tokens, serial consoles on.
+                let cloud = try await CloudUnderTest(transport: transport, extra: """
+                    [console]
+                    proxy_listen = 127.0.0.1:\(TestPorts.free())
+                    [consoleauth]
+                    token_ttl = 4
+                    """)
                 let host = TestNames.unique("cmp-")
-                let (config, instances) = try cloud.nodeConfig(host: host, uri: "qemu:///system")
+                let (config, instances) = try cloud.nodeConfig(host: host, uri: "qemu:///system", extra: "[serial_console]\nenabled = true")
                 let script = Repository.root.appendingPathComponent("Tests/ProgramTests/servers-cli.sh").path
+                let consoleClient = Repository.root.appendingPathComponent("Tests/ProgramTests/console-client.py").path
                 let tag = TestNames.unique("t")
                 @Sendable func phase(_ arguments: String...) async throws -> CommandResult {
                     try await Command.run("env", ["OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(cloud.clouds)", "GUEST=\(guest)",
-                                                  "INSTANCES=\(instances)", "TAG=\(tag)", "bash", script] + arguments)
+                                                  "INSTANCES=\(instances)", "TAG=\(tag)", "CONSOLE_CLIENT=\(consoleClient)",
+                                                  "CONSOLE_TOKEN_TTL=4", "bash", script] + arguments)
                 }
                 try await withCleanup {
                     var controller = try cloud.controller()
@@ -208,6 +217,12 @@ final class CloudUnderTest: @unchecked Sendable {
 
                     let main = try await phase("main")
                     #expect(main.status == 0 && main.stdout.contains("phase main passed"), "\(main.stdout)\n\(main.stderr.suffix(3000))\n\(cloud.recentOutput())")
+                    let shelve = try await phase("shelve")
+                    #expect(shelve.status == 0 && shelve.stdout.contains("phase shelve passed"),
+                            "\(shelve.stdout)\n\(shelve.stderr.suffix(3000))\n\(cloud.recentOutput())")
+                    let details = try await phase("details")
+                    #expect(details.status == 0 && details.stdout.contains("phase details passed"),
+                            "\(details.stdout)\n\(details.stderr.suffix(3000))\n\(cloud.recentOutput())")
 
                     // kill -9 of the node while a server builds, then a restart: ACTIVE or ERROR, nothing leaked.
                     let started = try await phase("build-start")

@@ -98,7 +98,7 @@ print("spread:", dict(count))
 PY
 ok "the free-RAM weigher spread them 10/10/10"
 for host in $HOSTS; do
-  os hypervisor show "$host" -f json > "$work/hv-$host.json" || fail "hypervisor show $host"
+  os --os-compute-api-version 2.87 hypervisor show "$host" -f json > "$work/hv-$host.json" || fail "hypervisor show $host"
   python3 - "$work/hv-$host.json" <<'PY' || fail "capacity of $host: $(cat "$work/hv-$host.json")"
 import json, sys
 h = json.load(open(sys.argv[1]))
@@ -111,7 +111,7 @@ ok "no host over its capacity (vCPUs and RAM used as claimed)"
 running_vms_become() {
   local i
   for ((i = 0; i < 20; i++)); do
-    running=$(for host in $HOSTS; do os hypervisor show "$host" -f value -c running_vms; done | tr '\n' ' ')
+    running=$(for host in $HOSTS; do os --os-compute-api-version 2.87 hypervisor show "$host" -f value -c running_vms; done | tr '\n' ' ')
     [ "$running" = "$1" ] && return 0
     sleep 0.5
   done
@@ -121,10 +121,95 @@ running_vms_become() {
 running_vms_become "10 10 10 " || fail "libvirt's running domains per host: $running"
 ok "libvirt runs 10 domains on each host, as the servers' hosts say"
 
+# Placement (osc-placement): one provider per node, its inventory from the node's report, and
+# the scheduler's claims as allocations equal to what each server's flavor asks.
+os resource provider list -f json > "$work/providers.json" || fail "resource provider list"
+python3 - "$work/providers.json" "$HOSTS" <<'PY' || fail "providers: $(cat "$work/providers.json")"
+import json, sys
+providers = json.load(open(sys.argv[1]))
+assert sorted(p["name"] for p in providers) == sorted(sys.argv[2].split()), providers
+assert all(p["uuid"] == p["root_provider_uuid"] and p["parent_provider_uuid"] is None for p in providers), providers
+PY
+for host in $HOSTS; do
+  uuid=$(os resource provider list --name "$host" -f value -c uuid) && [ -n "$uuid" ] || fail "provider of $host"
+  os resource provider inventory list "$uuid" -f json > "$work/inventory.json" || fail "inventory list $host"
+  os --os-compute-api-version 2.87 hypervisor show "$host" -f json > "$work/hv.json" || fail "hypervisor show $host"
+  python3 - "$work/inventory.json" "$work/hv.json" <<'PY' || fail "inventory of $host: $(cat "$work/inventory.json")"
+import json, sys
+inventory = {i["resource_class"]: i for i in json.load(open(sys.argv[1]))}
+h = json.load(open(sys.argv[2]))
+assert inventory["VCPU"]["total"] == h["vcpus"] and inventory["VCPU"]["allocation_ratio"] == 16.0, inventory
+assert inventory["MEMORY_MB"]["total"] == h["memory_mb"] and inventory["MEMORY_MB"]["allocation_ratio"] == 1.5, inventory
+assert inventory["VCPU"]["max_unit"] == h["vcpus"] and inventory["VCPU"]["reserved"] == 0, inventory
+PY
+  os resource provider usage show "$uuid" -f json > "$work/usage.json" || fail "usage show $host"
+  python3 - "$work/usage.json" <<'PY' || fail "usages of $host: $(cat "$work/usage.json")"
+import json, sys
+usage = {u["resource_class"]: u["usage"] for u in json.load(open(sys.argv[1]))}
+assert usage["VCPU"] == 10 and usage["MEMORY_MB"] == 2560 and usage["DISK_GB"] == 10, usage
+PY
+  os resource provider trait list "$uuid" -f value > "$work/traits" || fail "trait list of $host"
+  grep -qx COMPUTE_NODE "$work/traits" && grep -qx COMPUTE_NET_ATTACH_INTERFACE "$work/traits" || fail "traits of $host: $(cat "$work/traits")"
+done
+ok "resource providers: one per node, inventory as the hypervisor reports, usages 10 VCPU / 2560 MB / 10 GB each"
+for id in $(os server list -f value -c ID | head -3); do
+  host=$(os server show "$id" -f value -c OS-EXT-SRV-ATTR:host)
+  uuid=$(os resource provider list --name "$host" -f value -c uuid)
+  os resource provider allocation show "$id" -f json > "$work/allocation.json" || fail "allocation show $id"
+  python3 - "$work/allocation.json" "$uuid" <<'PY' || fail "allocation of $id on $host: $(cat "$work/allocation.json")"
+import json, sys
+allocations = json.load(open(sys.argv[1]))
+assert len(allocations) == 1 and allocations[0]["resource_provider"] == sys.argv[2], allocations
+assert allocations[0]["resources"] == {"VCPU": 1, "MEMORY_MB": 256, "DISK_GB": 1}, allocations
+PY
+done
+ok "each server's allocation is its flavor on its host's provider"
+os allocation candidate list --resource VCPU=1 -f json > "$work/candidates.json" || fail "allocation candidate list"
+python3 - "$work/candidates.json" <<'PY' || fail "candidates: $(cat "$work/candidates.json")"
+import json, sys
+candidates = json.load(open(sys.argv[1]))
+assert len({c["resource provider"] for c in candidates}) == 3, candidates
+assert all(c["allocation"] == "VCPU=1" for c in candidates), candidates
+PY
+# More memory than any node has left (1.5 × RAM − 2560 MB) has no candidate.
+big=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["memory_mb"] * 1.5) - 2560 + 1)' "$work/hv.json")
+[ "$(os allocation candidate list --resource MEMORY_MB="$big" -f value | wc -l)" = 0 ] || fail "a candidate for $big MB"
+os trait create CUSTOM_PETREL_SCHED || fail "trait create"
+os trait list -f value > "$work/all-traits" || fail "trait list"
+grep -qx CUSTOM_PETREL_SCHED "$work/all-traits" || fail "custom trait not listed"
+grep -qx HW_CPU_X86_SSE42 "$work/all-traits" || fail "standard traits not listed"
+os trait delete CUSTOM_PETREL_SCHED || fail "trait delete"
+ok "allocation candidates fit what is left; traits standard and custom"
+
 ids=$(os server list -f value -c ID)
 os server delete --wait $ids || fail "server delete"
 running_vms_become "0 0 0 " || fail "domains left after delete: $running"
 ok "30 deleted; no domain left on any host"
+for uuid in $(os resource provider list -f value -c uuid); do
+  [ -z "$(os resource provider usage show "$uuid" -f value | awk '$2 != 0')" ] ||
+    fail "usages left on $uuid after delete: $(os resource provider usage show "$uuid" -f value)"
+done
+ok "the deleted servers' allocations are gone"
+
+# A server group with the anti-affinity policy: three servers on three hosts, a fourth refused
+# with the group filter's reason; with affinity, every member on one host.
+apart=$(os server group create --policy anti-affinity apart -f value -c id) || fail "server group create anti-affinity"
+for n in 1 2 3; do
+  os server create --image "$image" --flavor "$flavor" --nic none --hint group="$apart" --wait "apart-$n" >/dev/null || fail "apart-$n"
+done
+[ "$(os server list --name '^apart-' -f value -c ID | xargs -n1 sh -c "$OSC --os-cloud petrel server show -f value -c OS-EXT-SRV-ATTR:host \$0" | sort -u | wc -l)" = 3 ] ||
+  fail "the anti-affinity group's three servers are not on three hosts"
+os server create --image "$image" --flavor "$flavor" --nic none --hint group="$apart" --wait apart-4 >/dev/null 2>&1 &&
+  fail "a fourth anti-affinity server found a host"
+os server show apart-4 -c fault -f value | grep -q "ServerGroupAntiAffinityFilter" || fail "apart-4's fault: $(os server show apart-4 -c fault -f value)"
+together=$(os server group create --policy affinity together -f value -c id) || fail "server group create affinity"
+os server create --image "$image" --flavor "$flavor" --nic none --hint group="$together" --min 3 --max 3 --wait together >/dev/null ||
+  fail "three servers in an affinity group"
+[ "$(os server list --name '^together-' -f value -c ID | xargs -n1 sh -c "$OSC --os-cloud petrel server show -f value -c OS-EXT-SRV-ATTR:host \$0" | sort -u | wc -l)" = 1 ] ||
+  fail "the affinity group's servers are on more than one host"
+os server delete --wait $(os server list --name '^(apart|together)-' -f value -c ID) || fail "delete the groups' servers"
+os server group delete "$apart" "$together" || fail "server group delete"
+ok "anti-affinity: three servers on three hosts, a fourth refused (ServerGroupAntiAffinityFilter); affinity: three on one host"
 
 # min_count/max_count: as many as fit the quota, at least min.
 os server create --image "$image" --flavor "$flavor" --nic none --min 2 --max 3 --wait multi >/dev/null || fail "server create --min 2 --max 3"

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Servers on real libvirt/QEMU through the unmodified `openstack` CLI (issue 5's acceptance).
 # Needs OSC, OS_CLIENT_CONFIG_FILE (cloud `petrel`, admin), GUEST (the test guest's qcow2),
-# INSTANCES (the node's instances_path), TAG (unique names). Phases:
+# INSTANCES (the node's instances_path), TAG (unique names), CONSOLE_CLIENT (console-client.py),
+# CONSOLE_TOKEN_TTL (the controller's [consoleauth] token_ttl). Phases:
 #   main                 images, flavors, key pairs, a server through every action, failures, quotas
+#   shelve               shelve to SHELVED_OFFLOADED and unshelve, with the disk kept in an image
+#   details              description, tags, hostname, access addresses, lock; keys against Nova's samples
 #   build-start          creates a server without waiting; prints its id
 #   build-finish ID      waits until it is ACTIVE or ERROR (never stuck in BUILD), deletes it, no leftovers
 #   persist-create       a server, ACTIVE; prints its id
 #   persist-check ID     the server survived a controller restart: ACTIVE, stop/start work, delete
 set -uo pipefail
 : "${OSC:?}" "${OS_CLIENT_CONFIG_FILE:?}" "${GUEST:?}" "${INSTANCES:?}" "${TAG:?}"
+SAMPLE_KEYS=${SAMPLE_KEYS:-$(dirname "$0")/nova-server-keys.json}
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok - $*"; }
 os() { "$OSC" --os-cloud petrel "$@"; }
@@ -31,6 +35,14 @@ wait_status() {
   return 1
 }
 domain() { echo "petrel-$1"; }
+# action SERVER BODY → the HTTP status of POST /servers/SERVER/action (through openstacksdk)
+action() {
+  "$(dirname "$OSC")/python" -c '
+import json, sys, openstack
+r = openstack.connect(cloud="petrel").compute.post(f"/servers/{sys.argv[1]}/action", json=json.loads(sys.argv[2]), microversion="2.91")
+print(r.status_code)
+' "$1" "$2"
+}
 domstate() { virsh -q domstate "$(domain "$1")" 2>/dev/null | head -1; }
 # expect SERVER STATUS DOMSTATE WHAT
 expect() {
@@ -93,6 +105,34 @@ PY
     fail "the config drive's user data did not run: $(tail -8 "$work/console")"
   grep -q "PETREL-GUEST-CONFIGDRIVE-OK uuid=$id" "$work/console" || fail "the guest did not read its config drive"
   ok "--config-drive True: the guest read its metadata from the config drive and ran its user data"
+
+  # Remote consoles through the controller's console proxy (CONSOLE_CLIENT: console-client.py).
+  vnc_url=$(os console url show --novnc "$id" -f value -c url) || fail "console url show --novnc"
+  [[ "$vnc_url" =~ ^http://127\.0\.0\.1:[0-9]+/vnc_lite\.html\?path=%3Ftoken%3D[0-9a-f]{32}$ ]] || fail "noVNC URL: $vnc_url"
+  python3 "$CONSOLE_CLIENT" refused "$vnc_url" http://elsewhere.example > "$work/refused" 2>&1 ||
+    fail "a page of another origin opened a console: $(cat "$work/refused")"
+  python3 "$CONSOLE_CLIENT" vnc "$vnc_url" > "$work/vnc" 2>&1 || fail "RFB through the proxy: $(cat "$work/vnc")"
+  grep -q "FramebufferUpdate with" "$work/vnc" || fail "no framebuffer update: $(cat "$work/vnc")"
+  python3 "$CONSOLE_CLIENT" refused "$vnc_url" > "$work/refused" 2>&1 || fail "a used token opened a second connection: $(cat "$work/refused")"
+  curl -sf -o "$work/page.html" "${vnc_url%%\?*}" && grep -q "<title>noVNC</title>" "$work/page.html" ||
+    fail "the proxy does not serve noVNC's page at ${vnc_url%%\?*}"
+  curl -sf "${vnc_url%%/vnc_lite.html*}/core/rfb.js" > /dev/null || fail "the proxy does not serve noVNC's scripts"
+  ok "console url show --novnc: noVNC's page, and through the proxy $(cat "$work/vnc") (after a page of another origin was refused); the token's second use $(cat "$work/refused")"
+  browser_url=$(os console url show --novnc "$id" -f value -c url) || fail "console url show --novnc"
+  python3 "$CONSOLE_CLIENT" browser "$browser_url" "$work/novnc.png" > "$work/browser" 2>&1 || fail "noVNC in Chromium: $(cat "$work/browser")"
+  ok "the URL in headless Chromium: $(cat "$work/browser")"
+  old_url=$(os --os-compute-api-version 2.5 console url show --novnc "$id" -f value -c url) || fail "os-getVNCConsole (2.5)"
+  python3 "$CONSOLE_CLIENT" vnc "$old_url" > "$work/vnc" 2>&1 || fail "RFB through the proxy (2.5's URL): $(cat "$work/vnc")"
+  expired_url=$(os console url show --novnc "$id" -f value -c url) || fail "console url show --novnc"
+  sleep "$((CONSOLE_TOKEN_TTL + 1))"
+  python3 "$CONSOLE_CLIENT" refused "$expired_url" > "$work/refused" 2>&1 || fail "an expired token was taken: $(cat "$work/refused")"
+  ok "os-getVNCConsole (2.5) works too; a token older than token_ttl $(cat "$work/refused")"
+  serial_url=$(os console url show --serial "$id" -f value -c url) || fail "console url show --serial"
+  [[ "$serial_url" =~ ^ws://127\.0\.0\.1:[0-9]+/\?token=[0-9a-f]{32}$ ]] || fail "serial URL: $serial_url"
+  python3 "$CONSOLE_CLIENT" serial "$serial_url" > "$work/serial" 2>&1 || fail "serial console: $(tail -5 "$work/serial")"
+  virsh -q dumpxml "$(domain "$id")" > "$work/domain.xml" && grep -q "<serial type='tcp'>" "$work/domain.xml" || fail "the domain has no TCP serial port"
+  os console log show "$id" | grep -q PETREL-GUEST-BOOTED || fail "with the serial console on TCP the console log lost the boot text"
+  ok "console url show --serial: the guest's console shell answered through the proxy ($(grep -c . "$work/serial") lines); console log still kept"
   os server list -f value -c ID | grep -x "$id" >/dev/null || fail "server list"
   os server list --status ACTIVE --name "^vm-$TAG\$" -f value -c ID | grep -x "$id" >/dev/null || fail "server list --status --name"
   os server set --name "vm2-$TAG" "$id" && [ "$(os server show "$id" -f value -c name)" = "vm2-$TAG" ] || fail "server set --name"
@@ -105,6 +145,8 @@ PY
   os server stop "$id" || fail "server stop"
   expect "$id" SHUTOFF "shut off" "server stop"
   os server stop "$id" 2>"$work/err" && fail "stopping a stopped server was accepted"
+  os console url show --novnc "$id" 2>"$work/err" && fail "a stopped server's console URL was given"
+  grep -q "409" "$work/err" || fail "console url of a stopped server: $(cat "$work/err")"
   grep -q "409" "$work/err" || fail "stop when stopped: $(cat "$work/err")"
   os server start "$id" || fail "server start"
   expect "$id" ACTIVE running "server start"
@@ -174,6 +216,182 @@ assert i["properties"]["image_type"] == "snapshot" and i["properties"]["instance
   os keypair delete "key-$TAG" || fail "keypair delete"
   ok "server delete --wait leaves no domain and no directory; image delete"
   echo "phase main passed"
+  ;;
+details)
+  # What a server keeps and shows at Nova's newer microversions: description, tags, a
+  # hostname the user sets (2.90), access addresses, the lock (2.73) and who it stops; the
+  # bodies' keys against Nova's samples; 2.88's hypervisors; integer ids before 2.53.
+  setup
+  v=(--os-compute-api-version 2.90)
+  os "${v[@]}" server create --image "$image" --flavor "$flavor" --nic none --description "first of $TAG" --tag red --tag blue \
+    --hostname "host-$TAG" --wait "det-$TAG" -f json > "$work/det.json" || fail "server create at 2.90"
+  id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$work/det.json")
+  os "${v[@]}" server show "$id" -f json > "$work/det.json" || fail "server show at 2.90"
+  python3 - "$work/det.json" "host-$TAG" "first of $TAG" <<'PY' || fail "server show at 2.90: $(cat "$work/det.json")"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["description"] == sys.argv[3] and sorted(s["tags"]) == ["blue", "red"], s
+assert s["OS-EXT-SRV-ATTR:hostname"] == sys.argv[2] and s["locked"] is False, s
+PY
+  ok "server create --description --tag --hostname at 2.90: shown as given"
+  os "${v[@]}" server set --description "second" --tag green --hostname "renamed-$TAG" "$id" || fail "server set at 2.90"
+  os "${v[@]}" server unset --tag red "$id" || fail "server unset --tag"
+  [ "$(os "${v[@]}" server show "$id" -f json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["description"], sorted(s["tags"]), s["OS-EXT-SRV-ATTR:hostname"])')" = \
+    "second ['blue', 'green'] renamed-$TAG" ] || fail "server set/unset did not stick: $(os "${v[@]}" server show "$id" -f json)"
+  os "${v[@]}" server list --tags green -f value -c ID | grep -qx "$id" || fail "server list --tags green"
+  os "${v[@]}" server list --not-tags blue -f value -c ID | grep -qx "$id" && fail "server list --not-tags blue listed it"
+  ok "server set --description/--tag/--hostname, unset --tag, list --tags/--not-tags"
+
+  # Keys of the bodies against Nova's samples (admin at 2.73's set, a member at 2.90's).
+  os user create --password "pw-$TAG" "member-$TAG" >/dev/null || fail "user create"
+  os role add --user "member-$TAG" --project admin member || fail "role add member"
+  member=(--os-username "member-$TAG" --os-password "pw-$TAG")
+  "$(dirname "$OSC")/python" - "$id" "$SAMPLE_KEYS" "member-$TAG" "pw-$TAG" <<'PY' || fail "server bodies differ from Nova's samples"
+import json, sys
+import openstack
+import openstack.config
+server, keys, user, password = sys.argv[1], json.load(open(sys.argv[2])), sys.argv[3], sys.argv[4]
+admin = openstack.connect(cloud="petrel")
+auth = dict(openstack.config.OpenStackConfig().get_one("petrel").auth, username=user, password=password)
+member = openstack.connect(cloud="petrel", auth=auth)
+assert member.compute.get("/servers", microversion="2.90").status_code == 200
+# Access addresses are the user's to record: PUT at 2.90.
+r = admin.compute.put(f"/servers/{server}", json={"server": {"accessIPv4": "198.18.0.9", "accessIPv6": "2001:db8::9"}},
+                      microversion="2.90")
+assert r.status_code == 200, r.text
+for who, conn, sample in (("admin", admin, "2.73 admin"), ("member", member, "2.90 member")):
+    body = conn.compute.get(f"/servers/{server}", microversion="2.90").json()["server"]
+    # A server with no ports has no security groups to list (Nova leaves the key out too).
+    expected = set(keys[sample]) - {"security_groups"}
+    assert set(body) == expected, (who, sorted(set(body) - expected), sorted(expected - set(body)))
+    assert body["accessIPv4"] == "198.18.0.9" and body["accessIPv6"] == "2001:db8::9", body
+# Below 2.90 a member does not see the hostname; below 2.19 there is no description.
+old = member.compute.get(f"/servers/{server}", microversion="2.89").json()["server"]
+assert "OS-EXT-SRV-ATTR:hostname" not in old and "description" in old, sorted(old)
+assert "description" not in member.compute.get(f"/servers/{server}", microversion="2.18").json()["server"]
+# No guest posted a password (it has no network to the metadata service): an empty one; clearing works.
+r = member.compute.get(f"/servers/{server}/os-server-password")
+assert r.status_code == 200 and r.json() == {"password": ""}, r.text
+assert admin.compute.delete(f"/servers/{server}/os-server-password").status_code == 204
+# 2.93 is not served yet: the answer is Nova's 406.
+assert admin.compute.get(f"/servers/{server}", microversion="2.93").status_code == 406
+print("sample keys match")
+PY
+  ok "server bodies have exactly the keys of Nova's samples (admin, member); access addresses round-trip"
+
+  os "${v[@]}" server lock --reason "maintenance $TAG" "$id" || fail "server lock --reason"
+  [ "$(os "${v[@]}" server show "$id" -f json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["locked"], s["locked_reason"])')" = \
+    "True maintenance $TAG" ] || fail "locked/locked_reason not shown"
+  os "${v[@]}" server list --locked -f value -c ID | grep -qx "$id" || fail "server list --locked"
+  os "${member[@]}" server stop "$id" 2>"$work/err" && fail "a member stopped a locked server"
+  grep -q "is locked" "$work/err" || fail "stop of a locked server: $(cat "$work/err")"
+  os "${member[@]}" server delete "$id" 2>"$work/err" && fail "a member deleted a locked server"
+  os "${member[@]}" server unlock "$id" || fail "the owner's project could not unlock"
+  os "${member[@]}" server stop "$id" || fail "stop after unlock"
+  expect "$id" SHUTOFF "shut off" "a member stops the unlocked server"
+  ok "server lock --reason: shown, listed; a member's stop and delete refused (409 'is locked'); unlock, then stop"
+
+  # A server group: a server created into it is its member, shown from 2.71; an unknown group is refused.
+  group=$(os --os-compute-api-version 2.64 server group create --policy affinity "group-$TAG" -f value -c id) || fail "server group create"
+  os "${v[@]}" server create --image "$image" --flavor "$flavor" --nic none --hint group="$group" --wait "grouped-$TAG" -f value -c id \
+    > "$work/grouped" || fail "server create --hint group="
+  grouped=$(cat "$work/grouped")
+  os server group show "$group" -f json | python3 -c '
+import json, sys
+g = json.load(sys.stdin)
+assert g["members"] in ([sys.argv[1]], sys.argv[1]) and g["policy"] == "affinity", g
+' "$grouped" || fail "server group show: $(os server group show "$group" -f json)"
+  [ "$(os "${v[@]}" server show "$grouped" -f json | python3 -c 'import json,sys; print(json.load(sys.stdin)["server_groups"])')" = "['$group']" ] ||
+    fail "server show does not list the server's group"
+  os server create --image "$image" --flavor "$flavor" --nic none --hint group=00000000-0000-4000-8000-000000000000 "nogroup-$TAG" \
+    2>"$work/err" && fail "an unknown server group was accepted"
+  grep -q "could not be found" "$work/err" || fail "unknown group: $(cat "$work/err")"
+  os server delete --wait "$grouped" || fail "server delete (grouped)"
+  os server group show "$group" -f json | python3 -c 'import json,sys; m=json.load(sys.stdin)["members"]; assert m in ([], ""), m' ||
+    fail "a deleted server stayed in its group: $(os server group show "$group" -f json)"
+  os server group delete "$group" || fail "server group delete"
+  ok "server group create/show/delete; --hint group= makes a member (server_groups at 2.71); deletion leaves the group"
+
+  # 2.88: hypervisors without resources, with their uptime; statistics gone. Before 2.53: integer ids.
+  hv=$(os hypervisor list -f value -c "Hypervisor Hostname" | head -1)
+  os --os-compute-api-version 2.88 hypervisor show "$hv" -f json > "$work/hv.json" || fail "hypervisor show at 2.88"
+  python3 -c '
+import json, sys
+h = json.load(open(sys.argv[1]))
+assert "vcpus" not in h and "memory_mb" not in h and "running_vms" not in h and h["state"] == "up", h
+' "$work/hv.json" || fail "hypervisor show at 2.88: $(cat "$work/hv.json")"
+  # (The CLI does not print the uptime 2.88 adds to the body: read it from the API.)
+  "$(dirname "$OSC")/python" -c '
+import sys, openstack
+conn = openstack.connect(cloud="petrel")
+found = conn.compute.get("/os-hypervisors/detail", microversion="2.88").json()["hypervisors"]
+h = next(h for h in found if h["hypervisor_hostname"] == sys.argv[1])
+assert h.get("uptime") and "vcpus" not in h, h
+# The statistics are gone at 2.88 (the CLI asks them at an older version by itself).
+assert conn.compute.get("/os-hypervisors/statistics", microversion="2.88").status_code == 404
+' "$hv" || fail "the hypervisor body at 2.88 has no uptime"
+  os --os-compute-api-version 2.1 compute service list -f value -c ID | grep -qvE '^[0-9]+$' && fail "service ids are not integers at 2.1"
+  os --os-compute-api-version 2.53 compute service list -f value -c ID | grep -qE '^[0-9]+$' && fail "service ids are integers at 2.53"
+  ok "2.88 hypervisor show: uptime, no resources; statistics gone; service ids integers before 2.53, UUIDs from it"
+
+  os server delete --wait "$id" || fail "server delete"
+  no_leftovers "$id"
+  os user delete "member-$TAG" || fail "user delete"
+  echo "phase details passed"
+  ;;
+shelve)
+  # Shelve → SHELVED_OFFLOADED: the disk in an image, no domain, no files, no host; unshelve
+  # schedules it again and builds it from that image, which then goes.
+  setup
+  os server create --image "$image" --flavor "$flavor" --nic none --wait "shelf-$TAG" -f value -c id > "$work/id" || fail "server create"
+  id=$(cat "$work/id")
+  os server stop "$id" || fail "server stop"
+  expect "$id" SHUTOFF "shut off" "server stop before shelving"
+  qemu-img convert -O raw "$INSTANCES/$id/disk" "$work/before.raw" || fail "reading the disk"
+  # (The CLI skips servers in the wrong state by itself: the API is asked directly.)
+  [ "$(action "$id" '{"unshelve": null}')" = 409 ] || fail "unshelving a server that is not shelved was not refused with 409"
+  os server shelve --wait "$id" || fail "server shelve --wait"
+  wait_status "$id" SHELVED_OFFLOADED 180 || fail "server shelve: not SHELVED_OFFLOADED"
+  virsh -q dominfo "$(domain "$id")" >/dev/null 2>&1 && fail "an offloaded server kept its domain"
+  [ -e "$INSTANCES/$id" ] && fail "an offloaded server kept its directory"
+  [ -z "$(os server show "$id" -f value -c OS-EXT-SRV-ATTR:host | grep -v None)" ] || fail "an offloaded server kept its host"
+  shelved=$(os image show "shelf-$TAG-shelved" -f value -c id) || fail "no shelved image"
+  [ "$(os image show "$shelved" -f value -c status)" = active ] || fail "the shelved image is not active"
+  os image save --file "$work/shelved.qcow2" "$shelved" || fail "image save (shelved)"
+  qemu-img compare -q "$work/before.raw" "$work/shelved.qcow2" || fail "the shelved image differs from the server's disk"
+  [ "$(action "$id" '{"shelve": null}')" = 409 ] || fail "shelving a shelved server was not refused with 409"
+  ok "server shelve → SHELVED_OFFLOADED: no domain, no directory, no host; the image holds the disk as it was"
+  os server unshelve --wait "$id" || fail "server unshelve --wait"
+  expect "$id" ACTIVE running "server unshelve"
+  qemu-img info -U --output json "$INSTANCES/$id/disk" | python3 -c '
+import json, sys
+info = json.load(sys.stdin)
+assert info.get("backing-filename", "").endswith("/_base/" + sys.argv[1]), info
+' "$shelved" || fail "the unshelved disk is not built on the shelved image"
+  for ((i = 0; i < 60; i++)); do os image show "$shelved" >/dev/null 2>&1 || break; sleep 0.5; done
+  os image show "$shelved" >/dev/null 2>&1 && fail "the shelved image was kept after unshelving"
+  ok "server unshelve → ACTIVE on the shelved image (virsh: running); the image is deleted"
+  # What was asked of the server, newest first, and what its host did for each.
+  os server event list "$id" -f json > "$work/events.json" || fail "server event list"
+  python3 -c '
+import json, sys
+actions = [a["Action"] for a in json.load(open(sys.argv[1]))]
+assert actions == ["unshelve", "shelve", "stop", "create"], actions
+' "$work/events.json" || fail "server event list: $(cat "$work/events.json")"
+  request=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[1]["Request ID"])' "$work/events.json")
+  os --os-compute-api-version 2.84 server event show "$id" "$request" -f json > "$work/event.json" || fail "server event show"
+  python3 -c '
+import json, sys
+action = json.load(open(sys.argv[1]))
+events = action["events"]
+assert action["action"] == "shelve" and len(events) == 1, action
+assert events[0]["event"] == "compute_shelve_instance" and events[0]["result"] == "Success" and events[0]["finish_time"], events
+assert events[0]["host"] and (events[0].get("hostId") or events[0].get("host_id")), events
+' "$work/event.json" || fail "server event show: $(cat "$work/event.json")"
+  ok "server event list: unshelve, shelve, stop, create; event show: the shelve's host event ended in Success"
+  os server delete --wait "$id" || fail "server delete"
+  no_leftovers "$id"
+  echo "phase shelve passed"
   ;;
 build-start)
   setup

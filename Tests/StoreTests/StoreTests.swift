@@ -133,6 +133,34 @@ struct Explosion: Error {}
         }
     }
 
+    /// Version 27 numbers the services a cloud already has (Nova's integer ids before 2.53) in
+    /// the order they were created; a new service takes the next number, once.
+    @Test(arguments: TestDatabase.allCases)
+    func servicesGetIntegerIdsInCreationOrder(backend: TestDatabase) async throws {
+        let (url, drop) = try await backend.makeDatabase()
+        let database = try Database(url, logger: Logger(label: "store-test"))
+        try await withCleanup {
+            try await Migrator(Schema.migrations.filter { $0.version < 27 }).migrate(database)
+            for (host, created) in [("c-node", 300), ("a-node", 100), ("b-node", 200)] {
+                try await database.withConnection { sql in
+                    try await sql.raw("""
+                        INSERT INTO services (id, host, service_binary, topic, version, report_count, last_seen_at, created_at, updated_at)
+                        VALUES (\(bind: UUID().uuidString.lowercased()), \(bind: host), 'nova-compute', 'compute', '1', 1, 0, \(bind: created), 0)
+                        """).run()
+                }
+            }
+            try await Migrator().migrate(database)
+            let store = ServiceStore(database)
+            #expect(try await store.services().map { "\($0.host)=\($0.number)" } == ["a-node=1", "b-node=2", "c-node=3"])
+            try await store.record(host: "d-node", version: "1", services: [("nova-compute", "compute")], hypervisor: nil)
+            try await store.record(host: "d-node", version: "1", services: [("nova-compute", "compute")], hypervisor: nil)
+            #expect(try await store.services().first { $0.host == "d-node" }?.number == 4, "a new service numbered once")
+        } cleanup: {
+            await database.shutdown()
+            await drop()
+        }
+    }
+
     /// Version 13 drops the service rows older nodes reported for agents and cinder-volume
     /// whose code did not exist; nova-compute stays.
     @Test(arguments: TestDatabase.allCases)
@@ -141,14 +169,25 @@ struct Explosion: Error {}
         let database = try Database(url, logger: Logger(label: "store-test"))
         try await withCleanup {
             try await Migrator(Schema.migrations.filter { $0.version < 13 }).migrate(database)
-            let store = ServiceStore(database)
-            try await store.record(host: "old-node", version: "1", services: [
-                ("nova-compute", "compute"), ("neutron-linuxbridge-agent", "network"), ("neutron-dhcp-agent", "network"),
-                ("neutron-l3-agent", "network"), ("neutron-metadata-agent", "network"), ("cinder-volume", "volume"),
-            ], hypervisor: nil)
-            #expect(try await store.services().count == 6)
+            // Rows as a node of that time wrote them (today's store writes later columns too).
+            @Sendable func binaries() async throws -> [String] {
+                try await database.withConnection { sql in
+                    try await sql.raw("SELECT service_binary FROM services ORDER BY service_binary").all()
+                        .map { try $0.decode(column: "service_binary", as: String.self) }
+                }
+            }
+            for (binary, topic) in [("nova-compute", "compute"), ("neutron-linuxbridge-agent", "network"), ("neutron-dhcp-agent", "network"),
+                                    ("neutron-l3-agent", "network"), ("neutron-metadata-agent", "network"), ("cinder-volume", "volume")] {
+                try await database.withConnection { sql in
+                    try await sql.raw("""
+                        INSERT INTO services (id, host, service_binary, topic, version, report_count, last_seen_at, created_at, updated_at)
+                        VALUES (\(bind: UUID().uuidString.lowercased()), 'old-node', \(bind: binary), \(bind: topic), '1', 1, 0, 0, 0)
+                        """).run()
+                }
+            }
+            #expect(try await binaries().count == 6)
             #expect(try await Migrator(Schema.migrations.filter { $0.version <= 13 }).migrate(database) == [13])
-            #expect(try await store.services().map(\.binary) == ["nova-compute"])
+            #expect(try await binaries() == ["nova-compute"])
         } cleanup: {
             await database.shutdown()
             await drop()

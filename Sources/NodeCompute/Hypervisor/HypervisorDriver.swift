@@ -58,6 +58,9 @@ public struct HypervisorHost: Sendable, Equatable {
     public var type: String
     /// major * 1,000,000 + minor * 1,000 + release.
     public var version: Int
+    /// The host CPU's architecture (`x86_64`) and features in libvirt's names (`sse4.2`, `vmx`).
+    public var cpuArch: String = ""
+    public var cpuFeatures: [String] = []
 
     public init(cpuModel: String, cpus: Int, memoryMiB: Int, type: String, version: Int) {
         self.cpuModel = cpuModel; self.cpus = cpus; self.memoryMiB = memoryMiB; self.type = type; self.version = version

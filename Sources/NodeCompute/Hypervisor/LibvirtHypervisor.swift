@@ -37,8 +37,10 @@ public final class LibvirtHypervisor: HypervisorDriver {
     public func host() async throws -> HypervisorHost {
         try await blocking { connection in
             let host = try connection.hostInfo()
-            return HypervisorHost(cpuModel: host.cpuModel, cpus: host.cpus, memoryMiB: Int(host.memoryKiB / 1024),
-                                  type: host.hypervisorType, version: Int(host.hypervisorVersion))
+            var result = HypervisorHost(cpuModel: host.cpuModel, cpus: host.cpus, memoryMiB: Int(host.memoryKiB / 1024),
+                                        type: host.hypervisorType, version: Int(host.hypervisorVersion))
+            if let cpu = try? connection.hostCPUFeatures() { (result.cpuArch, result.cpuFeatures) = cpu }
+            return result
         }
     }
 
