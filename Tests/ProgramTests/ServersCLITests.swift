@@ -192,11 +192,13 @@ final class CloudUnderTest: @unchecked Sendable {
             let guest = try await KeystoneCLITests.guestImage()
             try await withPrivateVirtualHost { transport in
                 // Remote consoles: the console proxy on a port of its own, short-lived tokens, serial consoles on.
+                // (30 s, not less: a fresh-clone CI run on 2 busy cores took more than 4 s from
+                // `console url show` to the client's connection, and the token had expired.)
                 let cloud = try await CloudUnderTest(transport: transport, extra: """
                     [console]
                     proxy_listen = 127.0.0.1:\(TestPorts.free())
                     [consoleauth]
-                    token_ttl = 4
+                    token_ttl = 30
                     """)
                 let host = TestNames.unique("cmp-")
                 let (config, instances) = try cloud.nodeConfig(host: host, uri: "qemu:///system", extra: "[serial_console]\nenabled = true")
@@ -206,7 +208,7 @@ final class CloudUnderTest: @unchecked Sendable {
                 @Sendable func phase(_ arguments: String...) async throws -> CommandResult {
                     try await Command.run("env", ["OSC=\(openstack)", "OS_CLIENT_CONFIG_FILE=\(cloud.clouds)", "GUEST=\(guest)",
                                                   "INSTANCES=\(instances)", "TAG=\(tag)", "CONSOLE_CLIENT=\(consoleClient)",
-                                                  "CONSOLE_TOKEN_TTL=4", "bash", script] + arguments)
+                                                  "CONSOLE_TOKEN_TTL=30", "bash", script] + arguments)
                 }
                 try await withCleanup {
                     var controller = try cloud.controller()
