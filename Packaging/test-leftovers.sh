@@ -111,6 +111,11 @@ if [ "${1:-}" = "--sweep" ]; then
   found=$(vhosts)
   note "rabbitmq" "$found"
   for name in $found; do rabbitmqctl -q delete_vhost "$name" >/dev/null 2>&1; done
+  # Tests on the default vhost (RPCTests) name their queues petrel-test-…: the check reports
+  # them too, so the sweep removes them as well (rabbitmqctl cannot delete exchanges).
+  found=$(rabbitmqctl -q list_queues name 2>/dev/null | grep '^petrel-test-')
+  note "rabbitmq queues" "$found"
+  for name in $found; do rabbitmqctl -q delete_queue "$name" >/dev/null 2>&1; done
   found=$(clouds)
   note "test clouds" "$found"
   for name in $found; do rm -rf "$name"; done
