@@ -126,8 +126,9 @@ public struct GroupPlacement: Sendable {
               let row = try await ComputeTables.serverGroups.get(sql, id: membership.groupID) else { return nil }
         let group = ServerGroup(row: row, members: try await ServerGroups.members(sql, of: row.id))
         var onHost: [String: Int] = [:]
-        for member in group.members where member != instanceID {
-            if let host = try await ComputeTables.instances.get(sql, id: member)?.host { onHost[host, default: 0] += 1 }
+        let others = group.members.filter { $0 != instanceID }
+        for row in try await ComputeTables.instances.all(sql, where: [.inList("id", others)]) {
+            if let host = row.host { onHost[host, default: 0] += 1 }
         }
         return GroupPlacement(policy: row.policy, maxPerHost: group.maxServerPerHost ?? 1, membersOnHost: onHost)
     }

@@ -239,15 +239,11 @@ public struct Servers: Sendable {
         } else {
             keyPair = nil
         }
-        if let zone = request.availabilityZone, zone != defaultAvailabilityZone {
-            let known = try await Aggregates(database: database).list().compactMap(\.availabilityZone)
-            guard known.contains(zone) else { throw Failure.badRequest("The requested availability zone is not available") }
-        }
+        if let zone = request.availabilityZone { try await checkZone(zone) }
         // A host's one hypervisor is named as the host: a node given alone stands for its host.
         let forcedHost = request.forcedHost ?? request.forcedNode
         if let forcedHost {
-            let known = Set(try await ServiceStore(database).hypervisors().map(\.host))
-            guard known.contains(forcedHost) else { throw Failure.badRequest("Compute host \(forcedHost) could not be found.") }
+            try await checkHost(forcedHost)
             if let node = request.forcedNode, node != forcedHost {
                 throw Failure.badRequest("Compute host \(forcedHost) could not be found.")
             }
@@ -362,19 +358,38 @@ public struct Servers: Sendable {
             throw Failure.badRequest("Snapshots of volume-backed servers are not supported by this cloud yet; snapshot the root volume instead (openstack volume snapshot create --force).")
         }
         let (server, host, _) = try await begin("createImage", on: id, by: caller)
-        var inherited = properties
-        inherited["image_type"] = "snapshot"
-        inherited["instance_uuid"] = server.id
-        inherited["user_id"] = caller.userID
-        if let base = server.row.imageID { inherited["base_image_ref"] = base }
-        let snapshot = Image.queued(id: UUID().uuidString.lowercased(), name: name, owner: server.projectID, visibility: "private",
-                                    diskFormat: "qcow2", containerFormat: "bare", minDisk: server.rootGB, properties: inherited)
+        let snapshot = Self.snapshotImage(UUID().uuidString.lowercased(), name: name, of: server, properties: properties, by: caller)
         do {
             return (try await images.create(snapshot).id, host)
         } catch {
             try? await clearTask(id, InstanceAction.Action.snapshot.task)
             throw error
         }
+    }
+
+    /// The (queued) image a server's disk is uploaded into, with Nova's snapshot properties.
+    static func snapshotImage(_ id: String, name: String, of server: Server, properties: [String: String] = [:],
+                              by caller: ServerCaller) -> Image {
+        var inherited = properties
+        inherited["image_type"] = "snapshot"
+        inherited["instance_uuid"] = server.id
+        inherited["user_id"] = caller.userID
+        if let base = server.row.imageID { inherited["base_image_ref"] = base }
+        return Image.queued(id: id, name: name, owner: server.projectID, visibility: "private", diskFormat: "qcow2",
+                            containerFormat: "bare", minDisk: server.rootGB, properties: inherited)
+    }
+
+    /// Refuses an availability zone no aggregate has (the default zone always exists).
+    func checkZone(_ zone: String) async throws {
+        guard zone != defaultAvailabilityZone else { return }
+        let known = try await Aggregates(database: database).list().compactMap(\.availabilityZone)
+        guard known.contains(zone) else { throw Failure.badRequest("The requested availability zone is not available") }
+    }
+
+    /// Refuses a host no hypervisor reports.
+    func checkHost(_ host: String) async throws {
+        let known = Set(try await ServiceStore(database).hypervisors().map(\.host))
+        guard known.contains(host) else { throw Failure.badRequest("Compute host \(host) could not be found.") }
     }
 
     /// The image with this id, or nil if there is none (other failures are thrown).

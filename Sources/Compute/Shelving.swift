@@ -22,10 +22,7 @@ extension Servers {
         }
         let imageID = UUID().uuidString.lowercased()
         let (server, host, _) = try await begin("shelve", on: id, by: caller) { server in server.row.shelvedImageID = imageID }
-        var properties: [String: String] = ["image_type": "snapshot", "instance_uuid": server.id, "user_id": caller.userID]
-        if let base = server.row.imageID { properties["base_image_ref"] = base }
-        let image = Image.queued(id: imageID, name: server.name + "-shelved", owner: server.projectID, visibility: "private",
-                                 diskFormat: "qcow2", containerFormat: "bare", minDisk: server.rootGB, properties: properties)
+        let image = Self.snapshotImage(imageID, name: server.name + "-shelved", of: server, by: caller)
         do {
             _ = try await images.create(image)
         } catch {
@@ -41,14 +38,8 @@ extension Servers {
     /// Starts an unshelve of an offloaded server: it waits for a host again (`host`: the one
     /// an admin named, 2.91; `zone`: a new availability zone, `.some(nil)` to unpin).
     public func beginUnshelve(_ id: String, host: String?, zone: String??, by caller: ServerCaller) async throws -> Server {
-        if let host {
-            let known = Set(try await ServiceStore(database).hypervisors().map(\.host))
-            guard known.contains(host) else { throw Failure.badRequest("Compute host \(host) could not be found.") }
-        }
-        if let zone = zone ?? nil, zone != defaultAvailabilityZone {
-            let known = try await Aggregates(database: database).list().compactMap(\.availabilityZone)
-            guard known.contains(zone) else { throw Failure.badRequest("The requested availability zone is not available") }
-        }
+        if let host { try await checkHost(host) }
+        if let zone = zone ?? nil { try await checkZone(zone) }
         return try await change(id, by: caller) { server in
             try Self.checkLock(server.row, caller)
             guard server.row.vm == .shelvedOffloaded, server.row.task == nil else { throw Self.stateConflict("unshelve", server.row) }
