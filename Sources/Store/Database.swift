@@ -49,6 +49,8 @@ public final class Database: @unchecked Sendable {
     /// How long a request waits for a pooled connection: long enough for a burst of writers
     /// (fifty port creations at once queue on SQLite's one writer) on a loaded host.
     public static let connectionWait = TimeAmount.seconds(30)
+    /// How long `transaction` retries while the database is busy before it gives up.
+    public static let busyBudget = Duration.seconds(60)
 
     /// `connectionWait`: how long a request may wait for a pooled connection (tests that put
     /// fifty writers on a CI host running every suite at once give it more).
@@ -119,9 +121,12 @@ public final class Database: @unchecked Sendable {
 
     /// Runs `body` in one transaction: committed if it returns, rolled back if it throws.
     /// On SQLite the transaction takes the write lock at once (`BEGIN IMMEDIATE`), so two
-    /// writers queue instead of failing halfway.
+    /// writers queue instead of failing halfway. A busy database is retried for up to
+    /// `busyBudget` (a time, not a count of attempts: how many attempts fit in it depends on how
+    /// long the other writers' transactions take, which a loaded host stretches).
     public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         let begin = backend == .sqlite ? "BEGIN IMMEDIATE" : "BEGIN"
+        let clock = ContinuousClock(), start = clock.now
         var attempt = 0
         while true {
             do {
@@ -136,11 +141,11 @@ public final class Database: @unchecked Sendable {
                         throw error
                     }
                 }
-            } catch where attempt < 100 && DatabaseError.isBusy(error) {
+            } catch where clock.now - start < Database.busyBudget && DatabaseError.isBusy(error) {
                 // Another connection holds the write lock (or PostgreSQL undid the transaction for a
                 // concurrent one): wait off the thread pool and retry.
                 attempt += 1
-                try await Task.sleep(for: .milliseconds(Int.random(in: 5...(20 + attempt * 5))))
+                try await Task.sleep(for: .milliseconds(Int.random(in: 5...(20 + min(attempt, 40) * 5))))
             }
         }
     }
