@@ -18,11 +18,13 @@ public struct Quotas: Sendable {
         self.defaults = Self.builtInDefaults.merging(defaults) { _, given in given }
     }
 
-    /// The limits of `project`: its own where set, the defaults otherwise (-1: unlimited).
+    /// The limits of `project`: its own where set, else the `default` quota class's, else the
+    /// configured defaults (-1: unlimited), as Nova's DbQuotaDriver.
     public func limits(project: String) async throws -> [String: Int] {
         var limits = defaults
         let rows = try await database.withConnection { sql in
-            try await sql.raw("SELECT resource, hard_limit FROM quotas WHERE project_id = \(bind: project)").all()
+            try await sql.raw("SELECT resource, hard_limit FROM quota_classes WHERE class_name = \(bind: Self.defaultClass)").all()
+                + sql.raw("SELECT resource, hard_limit FROM quotas WHERE project_id = \(bind: project)").all()
         }
         for row in rows {
             limits[try row.decode(column: "resource", as: String.self)] = try row.decode(column: "hard_limit", as: Int.self)
@@ -41,6 +43,37 @@ public struct Quotas: Sendable {
             }
         }
         return try await limits(project: project)
+    }
+
+    /// The quota class whose limits every project without its own gets (Nova's only class that matters).
+    public static let defaultClass = "default"
+
+    /// The limits of the quota class `name`: the configured defaults, with what was set for the class.
+    public func classLimits(_ name: String) async throws -> [String: Int] {
+        var limits = defaults
+        let rows = try await database.withConnection { sql in
+            try await sql.raw("SELECT resource, hard_limit FROM quota_classes WHERE class_name = \(bind: name)").all()
+        }
+        for row in rows {
+            limits[try row.decode(column: "resource", as: String.self)] = try row.decode(column: "hard_limit", as: Int.self)
+        }
+        return limits
+    }
+
+    /// What a project without limits of its own gets: the `default` class's limits.
+    public func effectiveDefaults() async throws -> [String: Int] { try await classLimits(Self.defaultClass) }
+
+    /// Sets some limits of the quota class `name`; returns all of them.
+    public func setClass(_ name: String, _ changes: [String: Int]) async throws -> [String: Int] {
+        try await database.transaction { sql in
+            for (resource, limit) in changes {
+                try await sql.raw("""
+                    INSERT INTO quota_classes (class_name, resource, hard_limit) VALUES (\(bind: name), \(bind: resource), \(bind: limit))
+                    ON CONFLICT (class_name, resource) DO UPDATE SET hard_limit = excluded.hard_limit
+                    """).run()
+            }
+        }
+        return try await classLimits(name)
     }
 
     /// Back to the defaults.

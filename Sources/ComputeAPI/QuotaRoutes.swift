@@ -44,7 +44,7 @@ extension ComputeAPI {
         v21.get("os-quota-sets/:project_id/defaults", query: NovaQuerySchemas.open) { request, context in
             let project = try context.parameters.require("project_id")
             let (_, version) = try await check(request, context, "os_compute_api:os-quota-sets:defaults", project: project)
-            return answer(.ok, quotaSet(quotas.defaults, id: project), version)
+            return answer(.ok, quotaSet(try await quotas.effectiveDefaults(), id: project), version)
         }
         v21.get("os-quota-sets/:project_id/detail", query: NovaQuerySchemas.quotaSet) { request, context in
             let project = try context.parameters.require("project_id")

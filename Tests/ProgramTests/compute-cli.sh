@@ -73,4 +73,30 @@ curl -sf -X DELETE -H "X-Auth-Token: $token" "$PETREL_URL/compute/v2.1/os-quota-
 [ "$(os quota show --compute "$project" -f json | python3 -c 'import json,sys; print({r["Resource"]: r["Limit"] for r in json.load(sys.stdin)}["instances"])')" = 10 ] ||
   fail "the quota did not go back to the default"
 ok "quota set/show --compute, GET /limits, unknown resource refused, reset to defaults"
+
+# Usage (os-simple-tenant-usage): this cloud has no servers, so no project used anything.
+usage=$(os usage list -f json) || fail "usage list"
+[ "$(python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' <<<"$usage")" = 0 ] || fail "usage list: $usage"
+os usage show --project admin -f json > "$work/usage.json" || fail "usage show --project admin"
+python3 - "$work/usage.json" <<'PY' || fail "usage show: $(cat "$work/usage.json")"
+import json, sys
+u = json.load(open(sys.argv[1]))
+assert "Servers" in u or "server_usages" in u, u
+PY
+os usage list --start 2020-02-01 --end 2020-01-01 >/dev/null 2>&1 && fail "usage list with the start after the end was accepted"
+ok "usage list, usage show --project, a reversed period refused"
+
+# The default quota class is the defaults of every project without its own limits.
+os quota set --class --instances 20 default 2>/dev/null || fail "quota set --class"
+classes=$(curl -sf -H "X-Auth-Token: $token" "$PETREL_URL/compute/v2.1/os-quota-class-sets/default") || fail "GET os-quota-class-sets/default"
+python3 -c '
+import json, sys
+q = json.load(sys.stdin)["quota_class_set"]
+assert (q["id"], q["instances"], q["cores"]) == ("default", 20, 20), q' <<<"$classes" || fail "quota class: $classes"
+[ "$(os quota show --default --compute "$project" -f json | python3 -c 'import json,sys; print({r["Resource"]: r["Limit"] for r in json.load(sys.stdin)}["instances"])')" = 20 ] ||
+  fail "quota show --default does not show the default class"
+[ "$(os quota show --compute "$project" -f json | python3 -c 'import json,sys; print({r["Resource"]: r["Limit"] for r in json.load(sys.stdin)}["instances"])')" = 20 ] ||
+  fail "a project without its own limits does not get the default class's"
+os quota set --class --instances 10 default 2>/dev/null || fail "quota set --class (back)"
+ok "quota set --class default, GET os-quota-class-sets/default, quota show --default follows the class"
 echo "all compute CLI checks passed"
