@@ -124,6 +124,10 @@ public protocol HypervisorDriver: Sendable {
     func removeDiskSecret(usage: String) async throws
     /// The names of every disk password kept.
     func diskSecrets() async throws -> [String]
+    /// The running guest's counters (CPU, memory, disks, NICs), or nil when there is no such guest.
+    func statistics(_ id: String) async throws -> DomainStatistics?
+    /// Sends a non-maskable interrupt to the running guest (a guest set up for it writes a crash dump).
+    func injectNMI(_ id: String) async throws
 }
 
 /// The hypervisor backends by their configuration name.

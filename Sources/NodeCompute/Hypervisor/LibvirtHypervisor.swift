@@ -125,6 +125,21 @@ public final class LibvirtHypervisor: HypervisorDriver {
     public func hasManagedSave(_ id: String) async throws -> Bool { try await onDomain(id) { try $0.hasManagedSave() } }
     public func removeManagedSave(_ id: String) async throws { try await onDomain(id) { try $0.removeManagedSave() } }
 
+    public func statistics(_ id: String) async throws -> DomainStatistics? {
+        try await blocking { connection in try connection.domain(uuid: id)?.statistics() }
+    }
+
+    /// In Nova's words when libvirt refuses: the guest does not run, or the hypervisor cannot.
+    public func injectNMI(_ id: String) async throws {
+        do {
+            try await onDomain(id) { try $0.injectNMI() }
+        } catch let error as LibvirtError where error.isNotSupported {
+            throw HypervisorError("Triggering crash dump is not supported")
+        } catch let error as LibvirtError where error.isOperationInvalid {
+            throw HypervisorError("Instance \(id) is not running.")
+        }
+    }
+
     public func destroy(_ id: String) async throws {
         try await blocking { connection in
             guard let domain = try connection.domain(uuid: id) else { return }
