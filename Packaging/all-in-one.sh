@@ -36,6 +36,8 @@ write_config() {
 [DEFAULT]
 transport_url = rabbit://guest:guest@127.0.0.1:5672/
 state_path = /var/lib/petrel
+# One host: resizes and cold migrations stay on it (as devstack sets for a single node).
+allow_resize_to_same_host = true
 # The node's volume service: sparse files (file-1) and a loop-device volume group (lvm-1,
 # LVM metadata only where the kernel has no device-mapper). New volumes get the type \`file\`.
 enabled_backends = file-1, lvm-1

@@ -147,6 +147,47 @@ public struct Conductor: Sendable {
         }
     }
 
+    /// Claims a resize's (or cold migration's) host and resources and asks the host to do it
+    /// (Nova's conductor: the API has answered 202 already). No host: the server stays as it
+    /// was, the migration ends in error and the instance action says why.
+    public func resize(_ id: String, context: RequestContext = RequestContext()) async {
+        var log = logger
+        log[metadataKey: "request_id"] = "\(context.requestID)"
+        log[metadataKey: "instance"] = "\(id)"
+        let host: String
+        do {
+            guard let claimed = try await scheduler.claimResize(instanceID: id, allowSameHost: scheduler.options.allowResizeToSameHost) else { return }
+            host = claimed
+        } catch let failure as Scheduler.Failure {
+            log.warning("no host for the resize", metadata: ["reason": "\(failure)"])
+            if let migration = try? await servers.database.withConnection({ sql in
+                try await MigrationRecord.latest(sql, instanceID: id, statuses: ["pre-migrating"])
+            }) {
+                try? await servers.resizeUnscheduled(id, migrationID: migration.id, reason: failure.description)
+            }
+            return
+        } catch {
+            log.error("resize could not be scheduled", metadata: ["error": "\(error)"])
+            return
+        }
+        do {
+            try await client.cast(InstanceAction.self, .init(instanceID: id, action: .resize), topic: Self.topic(host), context: context,
+                                  patience: .seconds(10))
+            log.info("resize sent", metadata: ["host": "\(host)"])
+        } catch {
+            log.warning("the host could not be asked to resize", metadata: ["host": "\(host)", "error": "\(error)"])
+            try? await servers.resizeNotSent(id, reason: "the compute service of \(host) is unreachable: \(error)")
+        }
+    }
+
+    /// Resizes a controller left waiting for a host when it stopped.
+    public func resumeWaitingResizes() async {
+        for id in (try? await servers.waitingResizes()) ?? [] {
+            logger.info("resuming the resize of a server", metadata: ["instance": "\(id)"])
+            await resize(id)
+        }
+    }
+
     /// Asks a server's host to run an action begun with `Servers.begin`. If the host cannot
     /// be reached the task is cleared again and the error thrown.
     public func send(_ action: InstanceAction.Arguments, to host: String, context: RequestContext) async throws {

@@ -11,6 +11,9 @@ public struct SchedulerOptions: Sendable {
     public var diskAllocationRatio = 1.0
     /// Positive spreads instances to the hosts with the most free RAM; negative stacks them.
     public var ramWeightMultiplier = 1.0
+    /// Whether a resize or cold migration may stay on the server's host (Nova's
+    /// `allow_resize_to_same_host`; Petrel has no other host to move it to yet).
+    public var allowResizeToSameHost = false
     /// The availability zone of hosts in no aggregate with one.
     public var defaultAvailabilityZone = "nova"
 

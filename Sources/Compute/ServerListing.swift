@@ -151,8 +151,12 @@ struct ServerListing {
         case .reboot: return "(" + vm([.active]) + " AND " + task(.rebooting) + ")"
         case .hardReboot: return "(" + vm([.active]) + " AND " + task(.rebootingHard) + ")"
         case .rebuild: return "(" + vm([.active, .stopped, .error]) + " AND " + task(.rebuilding) + ")"
-        case .active: return "(" + vm([.active]) + " AND " + noTask([.rebooting, .rebootingHard, .rebuilding]) + ")"
-        case .shutoff: return "(" + vm([.stopped]) + " AND " + noTask([.rebuilding]) + ")"
+        case .active: return "(" + vm([.active]) + " AND " + noTask([.rebooting, .rebootingHard, .rebuilding, .resizePrep, .resizeMigrating]) + ")"
+        case .shutoff: return "(" + vm([.stopped]) + " AND " + noTask([.rebuilding, .resizePrep, .resizeMigrating]) + ")"
+        case .resize: return "(" + vm([.active, .stopped]) + " AND task_state IN ('resize_prep', 'resize_migrating'))"
+        case .verifyResize: return "(" + vm([.resized]) + " AND " + noTask([.resizeReverting]) + ")"
+        case .revertResize: return "(" + vm([.resized]) + " AND " + task(.resizeReverting) + ")"
+        case .rescue: return vm([.rescued])
         case .paused: return vm([.paused])
         case .suspended: return vm([.suspended])
         case .error: return "(" + vm([.error]) + " AND " + noTask([.rebuilding]) + ")"

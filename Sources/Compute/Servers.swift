@@ -487,6 +487,11 @@ public struct Servers: Sendable {
         "shelve": Transition(name: "shelve", allowed: [.active, .stopped, .paused, .suspended], action: .shelve),
         "shelveOffload": Transition(name: "shelveOffload", allowed: [.shelved], action: .shelveOffload),
         "unshelve": Transition(name: "unshelve", allowed: [.shelved], action: .unshelve),
+        "confirmResize": Transition(name: "confirmResize", allowed: [.resized], action: .confirmResize),
+        "revertResize": Transition(name: "revertResize", allowed: [.resized], action: .revertResize),
+        "createBackup": Transition(name: "createBackup", allowed: [.active, .stopped, .paused, .suspended], action: .backup),
+        "rescue": Transition(name: "rescue", allowed: [.active, .stopped, .error], action: .rescue),
+        "unrescue": Transition(name: "unrescue", allowed: [.rescued], action: .unrescue),
     ]
 
     /// Starts an action: checks the state, sets the task (atomically: a second action while
@@ -536,6 +541,7 @@ public struct Servers: Sendable {
             try await PlacementStore.release(sql, consumer: id)
             try await Self.forgetActions(sql, instanceID: id)
             try await ServerGroups.leave(sql, instanceID: id)
+            try await MigrationRecord.forget(sql, instanceID: id)
         }
         await releasePorts(server.row)
         try await volumes?.releaseAll(instanceID: id)
@@ -572,6 +578,10 @@ public struct Servers: Sendable {
                                 image: image, vmState: row.vm ?? .error, taskState: row.task, stamp: row.stateStamp, configDrive: drive,
                                 nics: try await nics(row), volumes: volumes.plugged, attachingVolumes: volumes.attaching)
         spec.shelvedImageID = row.shelvedImageID
+        spec.rescueImage = try await rescueImage(row)
+        if row.task == .resizeMigrating || row.task == .resizeReverting {
+            spec.resize = try await database.withConnection { sql in try await self.resizeSpec(sql, row) }
+        }
         return spec
     }
 
@@ -613,6 +623,7 @@ public struct Servers: Sendable {
                 try await PlacementStore.release(sql, consumer: row.id)
                 try await Self.forgetActions(sql, instanceID: row.id)
                 try await ServerGroups.leave(sql, instanceID: row.id)
+                try await MigrationRecord.forget(sql, instanceID: row.id)
                 return (true, row, nil)
             }
             // Messages are handled concurrently, so they may arrive out of order: the power
@@ -632,6 +643,11 @@ public struct Servers: Sendable {
                 }
                 if let state = update.vmState { row.set(state) }
                 row.taskState = nil
+                if [.resizeMigrating, .resizeConfirming, .resizeReverting].contains(task) {
+                    // A confirm or revert that failed half-way leaves the server for an admin to look at (Nova: ERROR).
+                    if update.kind == .taskFailed && task != .resizeMigrating { row.set(.error) }
+                    try await Self.finishResizeTask(sql, task, done: update.kind == .taskDone, row: &row)
+                }
                 try await Self.finishEvents(sql, instanceID: row.id, succeeded: update.kind == .taskDone, host: update.host,
                                             details: update.fault?.message)
                 // A failed shelve leaves no image behind (the node deleted it).
@@ -643,6 +659,9 @@ public struct Servers: Sendable {
                 } else if row.vm == .active {
                     row.shelvedImageID = nil
                 }
+                // Out of rescue (or a rescue that did not happen): no rescue image any more.
+                if row.vm != .rescued { row.rescueImageID = nil }
+                if task == .imageBackup { row.pendingBackup = nil }
                 if update.kind == .taskDone && row.vm == .active && row.launchedAt == nil { row.launchedAt = Self.now() }
                 if let fault = update.fault {
                     row.fault = JSONColumn.encode(StoredFault(code: fault.code, message: fault.message, details: fault.details,
@@ -668,6 +687,11 @@ public struct Servers: Sendable {
             return (true, nil, (before, row))
         }
         if let (before, after) = shelving { await finishShelving(before, after) }
+        // A backup uploaded: the oldest of its type beyond its rotation go.
+        if let (before, after) = shelving, update.kind == .taskDone, update.endsTask == .imageBackup, before.task == .imageBackup,
+           after.task == nil, let pending = JSONColumn.decode(before.pendingBackup ?? "null", as: PendingBackup?.self, fallback: nil) {
+            _ = try? await rotateBackups(of: after, pending)
+        }
         if let deleted {
             if let image = deleted.shelvedImageID { try? await images.delete(image) }
             await releasePorts(deleted)

@@ -59,7 +59,8 @@ public struct ComputeAPI: Sendable {
         PolicyDefault("os_compute_api:os-hypervisors:servers", "rule:context_is_admin",
                       "List the servers of hypervisors found by host name (before 2.53).",
                       ["GET /compute/v2.1/os-hypervisors/{hypervisor_hostname_pattern}/servers"]),
-    ] + aggregatePolicies + flavorPolicies + keyPairPolicies + quotaPolicies + serverPolicies + instanceActionPolicies + serverPasswordPolicies + serverGroupPolicies + interfacePolicies + volumeAttachmentPolicies + consolePolicies
+    ] + aggregatePolicies + flavorPolicies + keyPairPolicies + quotaPolicies + serverPolicies + instanceActionPolicies + serverPasswordPolicies + serverGroupPolicies + interfacePolicies + volumeAttachmentPolicies + consolePolicies + migrationPolicies + serverDiagnosticsPolicies
+        + usagePolicies + quotaClassPolicies + externalEventPolicies + extensionPolicies
 
     public init(environment: APIEnvironment, hosts: HostInventory, quotaDefaults: [String: Int] = ComputeAPI.defaultQuotas,
                 conductor: Conductor? = nil, logger: Logger) {
@@ -96,11 +97,16 @@ public struct ComputeAPI: Sendable {
         registerFlavors(on: v21)
         registerKeyPairs(on: v21)
         registerQuotas(on: v21)
+        registerUsage(on: v21)
+        registerQuotaClasses(on: v21)
+        registerExternalEvents(on: v21)
+        registerExtensions(on: v21)
         if conductor != nil {
             registerServers(on: v21)
             registerInterfaces(on: v21)
             registerVolumeAttachments(on: v21)
             registerConsoles(on: v21)
+            registerServerDiagnostics(on: v21)
         }
     }
 

@@ -326,7 +326,22 @@ enum ServerActionSchemas {
             ? Schema(types: [.object, .null], properties: [("locked_reason", .string(minLength: 1, maxLength: 255))], additional: .some(nil))
             : Schema()
         let securityGroup = Schema.object([("name", .string(minLength: 1))], required: ["name"])
+        // `migrate`: anything before 2.56 (ignored), then null or a host an admin names.
+        let migrate = version >= Microversion(2, 56)
+            ? Schema(types: [.object, .null], properties: [("host", Schema(types: [.string, .null], minLength: 1, maxLength: 255))],
+                     additional: .some(nil))
+            : Schema()
         return .object([
+            ("resize", Schema.object([("flavorRef", NovaTypes.flavorRef), ("OS-DCF:diskConfig", NovaTypes.diskConfig)],
+                                     required: ["flavorRef"], additional: false)),
+            ("confirmResize", Schema()), ("revertResize", Schema()), ("migrate", migrate),
+            ("rescue", Schema(types: [.object, .null], properties: [("adminPass", .string()), ("rescue_image_ref", NovaTypes.uuid)],
+                              additional: .some(nil))),
+            ("unrescue", Schema()),
+            ("createBackup", Schema.object([("name", NovaTypes.name), ("backup_type", .string()),
+                                            ("rotation", Schema(types: [.integer, .string], pattern: Schema.Rule(regex: "^[0-9]+$"), minimum: 0)),
+                                            ("metadata", NovaTypes.metadata)],
+                                           required: ["name", "backup_type", "rotation"], additional: false)),
             ("reboot", .object([("type", .choice(["HARD", "Hard", "hard", "SOFT", "Soft", "soft"], types: [.string]))], required: ["type"])),
             ("rebuild", .object(rebuild, required: ["imageRef"])),
             ("createImage", .object([("name", NovaTypes.name), ("metadata", NovaTypes.metadata)], required: ["name"])),

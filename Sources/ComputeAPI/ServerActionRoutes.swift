@@ -25,6 +25,13 @@ extension ComputeAPI {
         case "shelve": "os_compute_api:os-shelve:shelve"
         case "shelveOffload": "os_compute_api:os-shelve:shelve_offload"
         case "unshelve": "os_compute_api:os-shelve:unshelve"
+        case "resize": "os_compute_api:servers:resize"
+        case "confirmResize": "os_compute_api:servers:confirm_resize"
+        case "revertResize": "os_compute_api:servers:revert_resize"
+        case "migrate": "os_compute_api:os-migrate-server:migrate"
+        case "rescue": "os_compute_api:os-rescue"
+        case "createBackup": "os_compute_api:os-create-backup"
+        case "unrescue": "os_compute_api:os-unrescue"
         default: "os_compute_api:servers:action"
         }
         let (server, caller, version, who) = try await authorizedServer(request, context, id, policy)
@@ -46,7 +53,7 @@ extension ComputeAPI {
                 }
                 length = asked < 0 ? nil : asked
             }
-            guard let host = server.host, server.taskState != nil || [.active, .paused, .stopped, .suspended].contains(server.vmState) else {
+            guard let host = server.host, server.taskState != nil || [.active, .paused, .stopped, .suspended, .rescued, .resized].contains(server.vmState) else {
                 throw APIFault(.conflict, "Instance \(id) is not ready")
             }
             let output = try await serverConductor.consoleOutput(id, on: host, length: length, context: messageContext)
@@ -143,6 +150,33 @@ extension ComputeAPI {
         case "unshelve":
             try await unshelve(server, argument, version, context, who, messageContext)
             return accepted()
+        case "resize", "migrate":
+            try await resize(server, name, argument, version, context, who, messageContext)
+            return accepted()
+        case "rescue":
+            let options = argument.objectValue ?? [:]
+            let (_, host, action) = try await serverCall {
+                try await servers.beginRescue(server.id, imageRef: options["rescue_image_ref"]?.stringValue, by: who)
+            }
+            await recordAction(server.id, "rescue", host: host, messageContext)
+            try await serverConductor.send(.init(instanceID: server.id, action: action), to: host, context: messageContext)
+            // Nova answers with the password it would set (enable_instance_password).
+            return answer(.ok, ["adminPass": .string(options["adminPass"]?.stringValue ?? Self.password())], version)
+        case "unrescue":
+            try await run("unrescue", server.id, who, messageContext)
+            return accepted()
+        case "createBackup":
+            return try await backup(server, argument, version, who, messageContext)
+        case "confirmResize", "revertResize":
+            let (_, host, action) = try await serverCall { try await servers.beginResizeEnd(name, on: server.id, by: who) }
+            await recordAction(server.id, name, host: host, messageContext)
+            try await serverConductor.send(.init(instanceID: server.id, action: action), to: host, context: messageContext)
+            if name == "confirmResize" {
+                return Response(status: .noContent, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
+            }
+            return accepted()
+        case "trigger_crash_dump":
+            return try await triggerCrashDump(server, argument, version, context, who, messageContext)
         default:
             throw APIFault(.badRequest, "There is no such action: \(name)")
         }

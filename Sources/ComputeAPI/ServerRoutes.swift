@@ -113,6 +113,7 @@ extension ComputeAPI {
         registerInstanceActions(on: v21)
         registerServerPassword(on: v21)
         registerServerGroups(on: v21)
+        registerMigrations(on: v21)
     }
 
     /// `GET /servers` and `GET /servers/detail`, with Nova's filters, sort key and paging.

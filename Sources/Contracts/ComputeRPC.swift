@@ -77,6 +77,17 @@ public struct InstanceSpec: Codable, Sendable, Equatable {
     public var nics: [NIC]
     /// While it is shelved (or being shelved): the image holding its disk.
     public var shelvedImageID: String?
+    /// While a resize (or cold migration) runs or is reverted: the flavor the node gives the
+    /// domain, and whether the guest runs afterwards. Absent from older controllers.
+    public var resize: Resize?
+    /// While it is rescued (or being rescued): the image its rescue disk is made from.
+    public var rescueImage: Image?
+
+    public struct Resize: Codable, Sendable, Equatable {
+        public var flavor: Flavor
+        public var powerOn: Bool
+        public init(flavor: Flavor, powerOn: Bool) { self.flavor = flavor; self.powerOn = powerOn }
+    }
 
     public struct NIC: Codable, Sendable, Equatable {
         public var portID: String
@@ -220,6 +231,19 @@ public struct InstanceAction: RPCMethod {
         case shelveOffload = "shelve_offload"
         /// Power a shelved (not offloaded) instance on again.
         case unshelve
+        /// Resize (or cold-migrate, on the same host) to `InstanceSpec.resize`'s flavor,
+        /// keeping the disks as they were until it is confirmed or reverted.
+        case resize
+        /// Drop what a revert would have needed.
+        case confirmResize = "confirm_resize"
+        /// Go back to the disks and the flavor (`InstanceSpec.resize`) of before the resize.
+        case revertResize = "revert_resize"
+        /// Boot from a disk of `InstanceSpec.rescueImage`, the instance's own disk attached second.
+        case rescue
+        /// Boot from the instance's own disks again; the rescue disk goes.
+        case unrescue
+        /// A snapshot into `imageID` made as a backup (createBackup; the controller rotates).
+        case backup
 
         /// Nova's task state while the action runs: the controller sets it, the node's
         /// update ends it.
@@ -238,6 +262,12 @@ public struct InstanceAction: RPCMethod {
             case .shelve: return .shelving
             case .shelveOffload: return .shelvingOffloading
             case .unshelve: return .unshelving
+            case .resize: return .resizeMigrating
+            case .confirmResize: return .resizeConfirming
+            case .revertResize: return .resizeReverting
+            case .rescue: return .rescuing
+            case .unrescue: return .unrescuing
+            case .backup: return .imageBackup
             }
         }
 

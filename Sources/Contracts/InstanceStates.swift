@@ -4,6 +4,10 @@ public enum VMState: String, Codable, Sendable, CaseIterable {
     case building, active, stopped, paused, suspended, error, deleted
     /// Shelved: a snapshot in the image service; offloaded: no domain and no host either.
     case shelved, shelvedOffloaded = "shelved_offloaded"
+    /// Resized (or cold-migrated) and waiting for the user to confirm or revert it.
+    case resized
+    /// Booted from a rescue image, its own disk attached second.
+    case rescued
 }
 
 /// Nova's task states (`OS-EXT-STS:task_state`): what is being done to an instance.
@@ -12,8 +16,13 @@ public enum TaskState: String, Codable, Sendable, CaseIterable {
     case rebooting, rebootingHard = "rebooting_hard", rebuilding
     case poweringOff = "powering-off", poweringOn = "powering-on"
     case pausing, unpausing, suspending, resuming
-    case imageSnapshot = "image_snapshot"
+    case imageSnapshot = "image_snapshot", imageBackup = "image_backup"
     case shelving, shelvingOffloading = "shelving_offloading", unshelving
+    /// A resize or cold migration: waiting for a host (prep), then done on the host (migrating);
+    /// its confirmation and its revert.
+    case resizePrep = "resize_prep", resizeMigrating = "resize_migrating", resizeConfirming = "resize_confirming",
+         resizeReverting = "resize_reverting"
+    case rescuing, unrescuing
 }
 
 /// Nova's power states, as `OS-EXT-STS:power_state` shows them.
@@ -36,7 +45,8 @@ public enum PowerState: Int, Codable, Sendable {
 public enum ServerStatus: String, Codable, Sendable {
     case build = "BUILD", active = "ACTIVE", reboot = "REBOOT", hardReboot = "HARD_REBOOT", rebuild = "REBUILD",
          shutoff = "SHUTOFF", paused = "PAUSED", suspended = "SUSPENDED", error = "ERROR", deleted = "DELETED",
-         shelved = "SHELVED", shelvedOffloaded = "SHELVED_OFFLOADED", unknown = "UNKNOWN"
+         shelved = "SHELVED", shelvedOffloaded = "SHELVED_OFFLOADED", unknown = "UNKNOWN",
+         resize = "RESIZE", verifyResize = "VERIFY_RESIZE", revertResize = "REVERT_RESIZE", rescue = "RESCUE"
 
     public init(vmState: VMState?, taskState: TaskState?) {
         switch vmState {
@@ -46,9 +56,17 @@ public enum ServerStatus: String, Codable, Sendable {
             case .rebooting: self = .reboot
             case .rebootingHard: self = .hardReboot
             case .rebuilding: self = .rebuild
+            case .resizePrep, .resizeMigrating: self = .resize
             default: self = .active
             }
-        case .stopped: self = taskState == .rebuilding ? .rebuild : .shutoff
+        case .stopped:
+            switch taskState {
+            case .rebuilding: self = .rebuild
+            case .resizePrep, .resizeMigrating: self = .resize
+            default: self = .shutoff
+            }
+        case .resized: self = taskState == .resizeReverting ? .revertResize : .verifyResize
+        case .rescued: self = .rescue
         case .paused: self = .paused
         case .suspended: self = .suspended
         case .error: self = taskState == .rebuilding ? .rebuild : .error

@@ -87,6 +87,7 @@ public final class ComputeService: Sendable {
         registerInterfaces(on: server)
         registerVolumes(on: server)
         registerConsoles(on: server)
+        registerDiagnostics(on: server)
     }
 
     // MARK: controller
@@ -190,10 +191,10 @@ public final class ComputeService: Sendable {
 
     /// Defines the instance's domain, with the CHAP passwords of its volumes on other hosts
     /// where libvirt hands them to QEMU.
-    func defineDomain(_ spec: InstanceSpec, files: InstanceFiles) async throws {
+    func defineDomain(_ spec: InstanceSpec, files: InstanceFiles, rescue: Bool = false) async throws {
         for volume in spec.volumes ?? [] { try await storeSecret(of: volume) }
         let serialPort = try await serialConsolePort(spec.id)
-        try await hypervisor.define(settings.domain.definition(spec, files: files, host: host, serialPort: serialPort))
+        try await hypervisor.define(settings.domain.definition(spec, files: files, host: host, serialPort: serialPort, rescue: rescue))
     }
 
     /// Keeps the CHAP password of a volume reached over iSCSI where libvirt finds it (a volume
@@ -254,7 +255,7 @@ public final class ComputeService: Sendable {
             log.info("action done", metadata: ["action": "\(request.action.rawValue)", "vm_state": "\(vmState.rawValue)"])
         } catch {
             log.error("action failed", metadata: ["action": "\(request.action.rawValue)", "error": "\(error)"])
-            if request.action == .snapshot || request.action == .shelve, let imageID = request.imageID ?? spec.shelvedImageID, let cloud {
+            if [.snapshot, .backup, .shelve].contains(request.action), let imageID = request.imageID ?? spec.shelvedImageID, let cloud {
                 // As Nova: the image of a failed snapshot is not left queued.
                 do { try await cloud.deleteImage(imageID) } catch {
                     log.warning("could not delete the failed snapshot's image", metadata: ["image": "\(imageID)", "error": "\(error)"])
@@ -318,7 +319,7 @@ public final class ComputeService: Sendable {
             if wasStopped { return .stopped }
             try await startIfOff(id)
             return .active
-        case .snapshot:
+        case .snapshot, .backup:
             guard let imageID = request.imageID, let cloud else {
                 throw Refused(description: "no [service_user] is configured: the node cannot upload snapshots", retryable: false)
             }
@@ -341,6 +342,16 @@ public final class ComputeService: Sendable {
         case .shelveOffload:
             try await tearDown(id)
             return .shelvedOffloaded
+        case .resize:
+            return try await resize(spec)
+        case .confirmResize:
+            return try await confirmResize(spec)
+        case .revertResize:
+            return try await revertResize(spec)
+        case .rescue:
+            return try await rescue(spec)
+        case .unrescue:
+            return try await unrescue(spec)
         }
     }
 
@@ -491,7 +502,7 @@ public final class ComputeService: Sendable {
 
     /// Reports an instance's power state when the hypervisor disagrees with the controller.
     func sync(_ spec: InstanceSpec) async {
-        guard spec.taskState == nil, ![.building, .error, .shelved, .shelvedOffloaded].contains(spec.vmState) else { return }
+        guard spec.taskState == nil, ![.building, .error, .shelved, .shelvedOffloaded, .resized, .rescued].contains(spec.vmState) else { return }
         guard let power = try? await power(of: spec.id) else { return }
         let implied = power.impliedVMState(managedSave: (try? await hypervisor.hasManagedSave(spec.id)) ?? false)
         if implied != spec.vmState {
@@ -530,7 +541,7 @@ public final class ComputeService: Sendable {
 
     @discardableResult
     public func sweepImageCache() async -> [String] {
-        let inUse = Set(InstanceFiles.all(in: settings.instancesPath).compactMap { files($0).baseImage })
+        let inUse = Set(InstanceFiles.all(in: settings.instancesPath).flatMap { [files($0).baseImage, files($0).rescueBaseImage].compactMap { $0 } })
         return await cache.prune(inUse: inUse, unusedAge: settings.unusedImageAge)
     }
 }

@@ -27,7 +27,11 @@ public struct InstanceDomain: Sendable {
         self.init(domainType: info.domainType, cpuMode: cpuMode, vncListen: vncListen, emulator: info.emulator)
     }
 
-    public func definition(_ spec: InstanceSpec, files: InstanceFiles, host: String, serialPort: Int? = nil) -> DomainDefinition {
+    /// `rescue`: the domain of the rescued instance: it boots from the rescue disk, its own root
+    /// disk second (and its config drive), without its ephemeral, swap or volume disks (as Nova's
+    /// libvirt driver rescues).
+    public func definition(_ spec: InstanceSpec, files: InstanceFiles, host: String, serialPort: Int? = nil,
+                           rescue: Bool = false) -> DomainDefinition {
         let properties = spec.image?.properties ?? [:]
         let bus = properties["hw_disk_bus"].map { ["virtio", "scsi", "ide", "sata"].contains($0) ? $0 : "virtio" } ?? "virtio"
         let prefix = bus == "virtio" ? "vd" : "sd"
@@ -38,20 +42,23 @@ public struct InstanceDomain: Sendable {
         var devices: [Device] = []
         let realGuest = domainType != "test"
         if realGuest, let emulator { devices.append(.emulator(emulator)) }
-        if let root = spec.rootVolume {
+        if rescue {
+            devices.append(disk(files.rescueDisk, "qcow2"))
+            devices.append(disk(files.disk, "qcow2"))
+        } else if let root = spec.rootVolume {
             // Booted from a volume: the volume is the first disk, where the firmware boots from.
             devices.append(Self.volume(root))
             _ = letters.next()
         } else {
             devices.append(disk(files.disk, "qcow2"))
         }
-        if spec.flavor.ephemeralGB > 0 { devices.append(disk(files.ephemeral, "qcow2")) }
-        if spec.flavor.swapMB > 0 { devices.append(disk(files.swap, "raw")) }
+        if spec.flavor.ephemeralGB > 0 && !rescue { devices.append(disk(files.ephemeral, "qcow2")) }
+        if spec.flavor.swapMB > 0 && !rescue { devices.append(disk(files.swap, "raw")) }
         // The config drive last, read-only, on the disks' bus (a disk rather than Nova's IDE
         // cdrom: guests find it by its label either way, and need no ATA driver).
         if spec.configDrive != nil { devices.append(disk(files.configDrive, "raw", readOnly: true)) }
         // The attached volumes, each where it was first plugged.
-        devices += (spec.volumes ?? []).filter { $0.device != nil && $0 != spec.rootVolume }.map(Self.volume)
+        if !rescue { devices += (spec.volumes ?? []).filter { $0.device != nil && $0 != spec.rootVolume }.map(Self.volume) }
         // One virtio NIC per port, its tap named as Neutron's agents expect, on the network's bridge.
         devices += spec.nics.map(Self.interface)
         if realGuest {

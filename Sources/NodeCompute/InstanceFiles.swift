@@ -19,6 +19,8 @@ public struct InstanceFiles: Sendable {
     public var ephemeral: String { directory + "/disk.eph0" }
     public var swap: String { directory + "/disk.swap" }
     public var configDrive: String { directory + "/disk.config" }
+    /// A rescued instance's boot disk (Nova's name), a qcow2 overlay on the rescue image.
+    public var rescueDisk: String { directory + "/disk.rescue" }
     public var console: String { directory + "/console.log" }
     var imageMarker: String { directory + "/image" }
 
@@ -68,7 +70,7 @@ public struct InstanceFiles: Sendable {
     }
 
     public func removeDisks() {
-        for file in [disk, ephemeral, swap, configDrive] { try? FileManager.default.removeItem(atPath: file) }
+        for file in [disk, ephemeral, swap, configDrive, rescueDisk] { try? FileManager.default.removeItem(atPath: file) }
     }
 
     public func remove() throws {
@@ -78,6 +80,12 @@ public struct InstanceFiles: Sendable {
     /// The base image this instance's disk is on.
     public var baseImage: String? {
         (try? String(contentsOfFile: imageMarker, encoding: .utf8)).flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// While rescued: the base image the rescue disk is on (the cache keeps it).
+    var rescueImageMarker: String { directory + "/rescue-image" }
+    public var rescueBaseImage: String? {
+        (try? String(contentsOfFile: rescueImageMarker, encoding: .utf8)).flatMap { $0.isEmpty ? nil : $0 }
     }
 
     /// The last `lines` lines of the serial console log (all of it for nil).

@@ -311,7 +311,8 @@ public struct PetrelConfig: Sendable {
                                       cpuAllocationRatio: Double(try string("scheduler", "cpu_allocation_ratio")!)!,
                                       ramAllocationRatio: Double(try string("scheduler", "ram_allocation_ratio")!)!,
                                       diskAllocationRatio: Double(try string("scheduler", "disk_allocation_ratio")!)!,
-                                      ramWeightMultiplier: Double(try string("scheduler", "ram_weight_multiplier")!)!)
+                                      ramWeightMultiplier: Double(try string("scheduler", "ram_weight_multiplier")!)!,
+                                      allowResizeToSameHost: Self.boolean(try string("DEFAULT", "allow_resize_to_same_host")!)!)
         compute = ComputeSettings(
             instancesPath: try string("compute", "instances_path") ?? (statePath + "/instances"),
             shutdownTimeout: Int(try string("compute", "shutdown_timeout")!)!,
@@ -445,6 +446,8 @@ public struct PetrelConfig: Sendable {
         public var ramAllocationRatio: Double
         public var diskAllocationRatio: Double
         public var ramWeightMultiplier: Double
+        /// Nova's `[DEFAULT] allow_resize_to_same_host`.
+        public var allowResizeToSameHost: Bool
     }
 
     public struct ComputeSettings: Sendable {

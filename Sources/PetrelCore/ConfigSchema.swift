@@ -167,6 +167,8 @@ public enum ConfigSchema {
               help: "Root and ephemeral disk the scheduler places per GB of a host's instance storage."),
         .init("scheduler", "ram_weight_multiplier", .number(-1000...1000), default: "1.0",
               help: "Positive: new servers go to the hosts with the most free RAM (spread); negative: to the fullest (stack)."),
+        .init("DEFAULT", "allow_resize_to_same_host", .boolean, default: "false",
+              help: "Whether a resize or cold migration may stay on the server's host (Petrel moves servers within their host only for now: false refuses them)."),
         .init("libvirt", "uri", .string, default: "qemu:///system",
               help: "libvirt connection URI of this hypervisor host (test:///default for a simulated one)."),
         .init("DEFAULT", "compute_driver", .choice(["libvirt"]), default: "libvirt",

@@ -397,6 +397,14 @@ public enum PlacementStore {
         where !placed.contains(consumer.uuid) {
             if try await release(sql, consumer: consumer.uuid) { released += 1 }
         }
+        // What a resize kept for its revert (consumer = the migration) goes once the migration is over.
+        let open = Set(try await sql.raw("""
+            SELECT uuid FROM migrations WHERE status IN ('pre-migrating', 'migrating', 'finished', 'confirming', 'reverting')
+            """).all().map { try $0.decode(column: "uuid", as: String.self) })
+        for consumer in try await PlacementTables.consumers.all(sql, where: [.equals("consumer_type", "MIGRATION")])
+        where !open.contains(consumer.uuid) {
+            if try await release(sql, consumer: consumer.uuid) { released += 1 }
+        }
         return (created, released)
     }
 }

@@ -121,6 +121,11 @@ public struct InstanceRow: Codable, Sendable, Equatable {
     public var schedulerHints: String = "{}"
     /// The image holding a shelved server's disk.
     public var shelvedImageID: String?
+    /// The image a rescued server boots from (its rescue disk's), while it is rescued.
+    public var rescueImageID: String?
+    /// While a backup (createBackup) runs: JSON {"image", "type", "rotation"}, for the rotation
+    /// that follows it.
+    public var pendingBackup: String?
 
     public init(id: String, name: String, projectID: String, userID: String, flavorID: String, vcpus: Int, memoryMB: Int,
                 rootGB: Int, ephemeralGB: Int = 0, swap: Int = 0, imageID: String?, availabilityZone: String?, createdAt: Int64) {

@@ -758,5 +758,32 @@ public enum Schema {
             "CREATE INDEX console_auth_tokens_instance ON console_auth_tokens (instance_uuid)",
             "CREATE INDEX console_auth_tokens_expires ON console_auth_tokens (expires_at)",
         ]),
+        // Nova's migrations (`os-migrations`): each resize and cold migration, its hosts, its
+        // flavors before and after (as the JSON of the instance's flavor columns, for a revert),
+        // the VM state it started from, and its status. `id` is Nova's integer id. And a
+        // rescued server's rescue image, and the backup a server is writing.
+        Migration(version: 30, name: "migrations and rescue", statements: [
+            """
+            CREATE TABLE migrations (
+                id BIGINT PRIMARY KEY, uuid TEXT NOT NULL UNIQUE, instance_uuid TEXT NOT NULL, migration_type TEXT NOT NULL,
+                status TEXT NOT NULL, source_compute TEXT, dest_compute TEXT, source_node TEXT, dest_node TEXT, dest_host TEXT,
+                old_flavor TEXT NOT NULL, new_flavor TEXT NOT NULL, old_vm_state TEXT NOT NULL,
+                project_id TEXT NOT NULL, user_id TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX migrations_instance ON migrations (instance_uuid, created_at)",
+            "CREATE INDEX migrations_status ON migrations (status)",
+            // The image a rescued server boots from while it is rescued.
+            "ALTER TABLE instances ADD COLUMN rescue_image_id TEXT",
+            // The backup a server's createBackup is writing, with its type and rotation.
+            "ALTER TABLE instances ADD COLUMN pending_backup TEXT",
+        ]),
+        // Nova's quota classes (`quota_classes`): limits set per class name. Only the class
+        // `default` matters: its values replace the configured defaults of every project.
+        Migration(version: 31, name: "quota classes", statements: [
+            """
+            CREATE TABLE quota_classes (
+                class_name TEXT NOT NULL, resource TEXT NOT NULL, hard_limit BIGINT NOT NULL, PRIMARY KEY (class_name, resource))
+            """,
+        ]),
     ]
 }

@@ -94,6 +94,7 @@ struct Serve: AsyncParsableCommand {
         schedulerOptions.ramAllocationRatio = config.scheduler.ramAllocationRatio
         schedulerOptions.diskAllocationRatio = config.scheduler.diskAllocationRatio
         schedulerOptions.ramWeightMultiplier = config.scheduler.ramWeightMultiplier
+        schedulerOptions.allowResizeToSameHost = config.scheduler.allowResizeToSameHost
         // Placement: the compute nodes' providers current, and every placed instance's allocation
         // there (an upgraded cloud gets its instances' allocations here, once).
         let placement = PlacementService(database: database, ratios: schedulerOptions.inventoryRatios)
@@ -267,7 +268,7 @@ struct Serve: AsyncParsableCommand {
             consoleServices.append(consoleProxy.application(certificate: certificate))
         }
         try await PetrelProgram.run(consoleServices + [api, ListenerReload(certificate: certificate, logger: logger), BackgroundTask { await reports.run() }, BackgroundTask { await neutron.run() }, BackgroundTask { await identity.service.runRefresh() },
-                                     BackgroundTask(once: true) { await conductor.resumeWaitingBuilds() },
+                                     BackgroundTask(once: true) { await conductor.resumeWaitingBuilds(); await conductor.resumeWaitingResizes() },
                                      BackgroundTask { await conductor.watchBuilds(every: .seconds(max(1, min(15, config.serviceDownTime / 2)))) }],
                                     logger: logger)
         await link.close()

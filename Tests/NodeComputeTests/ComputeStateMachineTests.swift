@@ -329,6 +329,92 @@ final class ImagesDouble: ImageTransfer, @unchecked Sendable {
         #expect(FileManager.default.fileExists(atPath: rig.directory + "/instances/_base/shelf-1"))
     }
 
+    /// A resize keeps the disks for a revert, grows them and defines the new flavor; run again
+    /// (a node killed half-way) it starts from the kept disks; a revert puts them back; a
+    /// confirm drops them.
+    @Test func resizeRevertAndConfirm() async throws {
+        let rig = try await Rig()
+        defer { rig.remove() }
+        let id = try await rig.built()
+        let files = rig.files(id)
+        func virtualGB(_ path: String) async throws -> Int {
+            let info = try await Command.run("qemu-img", ["info", "-U", "--output", "json", path])
+            let object = try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any]
+            return ((object?["virtual-size"] as? Int) ?? 0) >> 30
+        }
+        let small = rig.spec(id).flavor
+        let big = InstanceSpec.Flavor(id: "g", name: "m1.big", vcpus: 2, memoryMB: 256, rootGB: 2, ephemeralGB: 2, swapMB: 32, extraSpecs: [:])
+        func ask(_ action: InstanceAction.Action, flavor: InstanceSpec.Flavor?, powerOn: Bool = true) async throws -> InstanceUpdate.Arguments {
+            var spec = try #require(try await rig.controller.instances(on: "h", ids: [id]).first)
+            spec.resize = flavor.map { InstanceSpec.Resize(flavor: $0, powerOn: powerOn) }
+            rig.controller.place(spec)
+            return try await rig.act(id, action)
+        }
+        var update = try await ask(.resize, flavor: big)
+        #expect(update.kind == .taskDone && update.vmState == .resized, "\(update)")
+        #expect(rig.hypervisor.guest(id)?.definition.vcpus == 2 && rig.hypervisor.guest(id)?.definition.memoryMiB == 256)
+        #expect(rig.hypervisor.guest(id)?.state == .running)
+        #expect(try await virtualGB(files.disk) == 2)
+        #expect(try await virtualGB(files.ephemeral) == 2)
+        #expect(files.hasResizeBackup)
+        // Asked again (redelivered after a crash): from the kept disks, the same result.
+        update = try await ask(.resize, flavor: big)
+        #expect(update.kind == .taskDone && update.vmState == .resized)
+        #expect(try await virtualGB(files.disk) == 2)
+
+        update = try await ask(.revertResize, flavor: small)
+        #expect(update.kind == .taskDone && update.vmState == .active, "\(update)")
+        #expect(rig.hypervisor.guest(id)?.definition.vcpus == 1 && rig.hypervisor.guest(id)?.definition.memoryMiB == 128)
+        #expect(try await virtualGB(files.disk) == 1)
+        #expect(try await virtualGB(files.ephemeral) == 1)
+        #expect(!files.hasResizeBackup)
+
+        // A stopped server stays off; the confirm drops the kept disks.
+        update = try await ask(.resize, flavor: big, powerOn: false)
+        #expect(update.vmState == .resized && rig.hypervisor.guest(id)?.state == .shutOff)
+        update = try await ask(.confirmResize, flavor: nil)
+        #expect(update.kind == .taskDone && update.vmState == .stopped && !files.hasResizeBackup)
+        #expect(try await virtualGB(files.disk) == 2)
+
+        // A resize that fails half-way leaves the server as it was.
+        rig.hypervisor.fail([.define])
+        update = try await ask(.resize, flavor: InstanceSpec.Flavor(id: "h", name: "m1.huge", vcpus: 4, memoryMB: 512, rootGB: 3,
+                                                                    ephemeralGB: 2, swapMB: 32, extraSpecs: [:]), powerOn: false)
+        #expect(update.kind == .taskFailed && update.vmState == .stopped)
+        rig.hypervisor.fail([])
+        #expect(try await virtualGB(files.disk) == 2)
+        #expect(!files.hasResizeBackup)
+    }
+
+    /// Rescue boots a fresh disk of the rescue image with the server's own disk second (no
+    /// ephemeral or swap); asked again it makes the rescue disk anew; unrescue goes back.
+    @Test func rescueAndUnrescue() async throws {
+        let rig = try await Rig()
+        defer { rig.remove() }
+        let id = try await rig.built()
+        let files = rig.files(id)
+        func disks() -> [String] {
+            (rig.hypervisor.guest(id)?.definition.devices ?? []).compactMap { device -> String? in
+                if case .disk(let disk) = device, case .file(let path) = disk.source { return (path as NSString).lastPathComponent }
+                return nil
+            }
+        }
+        var spec = try #require(try await rig.controller.instances(on: "h", ids: [id]).first)
+        spec.rescueImage = .init(id: "rescue-1", diskFormat: "qcow2", checksum: nil, size: nil, properties: [:])
+        rig.controller.place(spec)
+        for _ in 0..<2 {
+            let update = try await rig.act(id, .rescue)
+            #expect(update.kind == .taskDone && update.vmState == .rescued, "\(update)")
+            #expect(disks() == ["disk.rescue", "disk"] && rig.hypervisor.guest(id)?.state == .running, "\(disks())")
+            #expect(files.rescueBaseImage == "rescue-1")
+        }
+        #expect(await rig.compute.sweepImageCache().isEmpty, "the rescue image is in use")
+        let update = try await rig.act(id, .unrescue)
+        #expect(update.kind == .taskDone && update.vmState == .active)
+        #expect(disks() == ["disk", "disk.eph0", "disk.swap"] && rig.hypervisor.guest(id)?.state == .running, "\(disks())")
+        #expect(!FileManager.default.fileExists(atPath: files.rescueDisk) && files.rescueBaseImage == nil)
+    }
+
     @Test func aFailedActionReportsTheStateTheGuestIsIn() async throws {
         let rig = try await Rig()
         defer { rig.remove() }

@@ -199,6 +199,8 @@ final class CloudUnderTest: @unchecked Sendable {
                     proxy_listen = 127.0.0.1:\(TestPorts.free())
                     [consoleauth]
                     token_ttl = 30
+                    [DEFAULT]
+                    allow_resize_to_same_host = true
                     """)
                 let host = TestNames.unique("cmp-")
                 let (config, instances) = try cloud.nodeConfig(host: host, uri: "qemu:///system", extra: "[serial_console]\nenabled = true")
@@ -225,6 +227,28 @@ final class CloudUnderTest: @unchecked Sendable {
                     let details = try await phase("details")
                     #expect(details.status == 0 && details.stdout.contains("phase details passed"),
                             "\(details.stdout)\n\(details.stderr.suffix(3000))\n\(cloud.recentOutput())")
+                    let resize = try await phase("resize")
+                    #expect(resize.status == 0 && resize.stdout.contains("phase resize passed"),
+                            "\(resize.stdout)\n\(resize.stderr.suffix(3000))\n\(cloud.recentOutput())")
+                    let rescue = try await phase("rescue")
+                    #expect(rescue.status == 0 && rescue.stdout.contains("phase rescue passed"),
+                            "\(rescue.stdout)\n\(rescue.stderr.suffix(3000))\n\(cloud.recentOutput())")
+
+                    // kill -9 of the node during a resize, a rescue and a shelve, then a restart: a
+                    // stable state, nothing leaked.
+                    for action in ["resize", "rescue", "shelve"] {
+                        let started = try await phase("interrupt-start", action)
+                        let server = started.stdout.split(separator: "\n").last.map(String.init) ?? ""
+                        try #require(started.status == 0 && !server.isEmpty, "\(started.stdout)\n\(started.stderr.suffix(3000))")
+                        let victim = cloud.processes.last { $0.name == "node" }!
+                        try await Task.sleep(for: .milliseconds(700))
+                        victim.signal(SIGKILL)
+                        _ = await victim.wait()
+                        try cloud.node(config: config).start()
+                        let finished = try await phase("interrupt-finish", server, action)
+                        #expect(finished.status == 0 && finished.stdout.contains("phase interrupt-finish passed"),
+                                "\(action): \(finished.stdout)\n\(finished.stderr.suffix(3000))\n\(cloud.recentOutput())")
+                    }
 
                     // kill -9 of the node while a server builds, then a restart: ACTIVE or ERROR, nothing leaked.
                     let started = try await phase("build-start")

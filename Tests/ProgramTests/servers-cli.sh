@@ -6,6 +6,10 @@
 #   main                 images, flavors, key pairs, a server through every action, failures, quotas
 #   shelve               shelve to SHELVED_OFFLOADED and unshelve, with the disk kept in an image
 #   details              description, tags, hostname, access addresses, lock; keys against Nova's samples
+#   resize               resize with revert and confirm, a stopped server's disk kept, a cold migration
+#   rescue               backups with rotation; rescue from an image with the server's disk attached second, unrescue
+#   interrupt-start A    a server, then action A (resize, rescue, shelve) without waiting; prints its id
+#   interrupt-finish ID A after a kill -9 of the node during A: a stable state, undone or deleted, no leftovers
 #   build-start          creates a server without waiting; prints its id
 #   build-finish ID      waits until it is ACTIVE or ERROR (never stuck in BUILD), deletes it, no leftovers
 #   persist-create       a server, ACTIVE; prints its id
@@ -234,6 +238,10 @@ assert s["description"] == sys.argv[3] and sorted(s["tags"]) == ["blue", "red"],
 assert s["OS-EXT-SRV-ATTR:hostname"] == sys.argv[2] and s["locked"] is False, s
 PY
   ok "server create --description --tag --hostname at 2.90: shown as given"
+  os server show --diagnostics "$id" -f json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["state"] == "running" and d["driver"] == "libvirt" and d["num_cpus"] == 1 and d["disk_details"][0]["read_bytes"] > 0, d' || fail "server show --diagnostics (admin)"
+  os server dump create "$id" || fail "server dump create"
+  os server event list "$id" -f value -c Action > "$work/actions" || fail "server event list"
+  grep -qx trigger_crash_dump "$work/actions" || fail "server dump create: no trigger_crash_dump action in: $(tr '\n' ' ' < "$work/actions")"
   os "${v[@]}" server set --description "second" --tag green --hostname "renamed-$TAG" "$id" || fail "server set at 2.90"
   os "${v[@]}" server unset --tag red "$id" || fail "server unset --tag"
   [ "$(os "${v[@]}" server show "$id" -f json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["description"], sorted(s["tags"]), s["OS-EXT-SRV-ATTR:hostname"])')" = \
@@ -392,6 +400,181 @@ assert events[0]["host"] and (events[0].get("hostId") or events[0].get("host_id"
   os server delete --wait "$id" || fail "server delete"
   no_leftovers "$id"
   echo "phase shelve passed"
+  ;;
+resize)
+  # Resize and cold migration within the host (the test cloud allows it): VERIFY_RESIZE with the
+  # new flavor in the domain and on the disk, revert back to the old one, confirm keeps the new.
+  setup
+  big=big-$TAG
+  os flavor show "$big" >/dev/null 2>&1 || os flavor create --vcpus 2 --ram 192 --disk 2 "$big" >/dev/null || fail "flavor create ($big)"
+  os server create --image "$image" --flavor "$flavor" --nic none --wait "resize-$TAG" -f value -c id > "$work/id" || fail "server create"
+  id=$(cat "$work/id")
+  cpus() { virsh -q dominfo "$(domain "$id")" | awk -F: '/^CPU\(s\)/ {gsub(/ /, "", $2); print $2}'; }
+  memory() { virsh -q dominfo "$(domain "$id")" | awk -F: '/^Max memory/ {gsub(/ |KiB/, "", $2); print $2}'; }
+  gigabytes() { qemu-img info -U --output json "$INSTANCES/$id/disk" | python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"] // 2**30)'; }
+  shows() { os server show "$id" -f json | python3 -c 'import json,sys; f=json.load(sys.stdin)["flavor"]; print(f if isinstance(f, str) else f.get("original_name", f))'; }
+  migration() { os server migration list --server "$id" -f json | python3 -c '
+import json, sys
+rows = json.load(sys.stdin)
+print(rows[0]["Status"], rows[0]["Type"], len(rows))'; }
+  [ "$(action "$id" '{"confirmResize": null}')" = 409 ] || fail "confirming a server that was not resized was not refused with 409"
+  same=$(os flavor show "$flavor" -f value -c id)
+  [ "$(action "$id" "{\"resize\": {\"flavorRef\": \"$same\"}}")" = 400 ] || fail "a resize to the same flavor was not refused with 400"
+  [ "$(action "$id" '{"resize": {"flavorRef": "no-such-flavor"}}')" = 400 ] || fail "a resize to an unknown flavor was not refused with 400"
+  [ "$(cpus)/$(memory)/$(gigabytes)" = "1/131072/1" ] || fail "before the resize: $(cpus) CPUs, $(memory) KiB, $(gigabytes) GB"
+
+  os server resize --flavor "$big" --wait "$id" || fail "server resize --flavor"
+  expect "$id" VERIFY_RESIZE running "server resize --flavor $big"
+  [ "$(cpus)/$(memory)/$(gigabytes)" = "2/196608/2" ] || fail "resized: $(cpus) CPUs, $(memory) KiB, $(gigabytes) GB"
+  shows | grep -q "$big" || fail "a resized server does not show its new flavor: $(shows)"
+  [ "$(migration)" = "finished resize 1" ] || fail "server migration list: $(migration)"
+  ok "server resize → VERIFY_RESIZE: virsh dominfo 2 CPUs, 192 MiB; the disk 2 GB; migration finished"
+  os server resize revert "$id" || fail "server resize revert"
+  expect "$id" ACTIVE running "server resize revert"
+  [ "$(cpus)/$(memory)/$(gigabytes)" = "1/131072/1" ] || fail "reverted: $(cpus) CPUs, $(memory) KiB, $(gigabytes) GB"
+  shows | grep -q "$flavor" || fail "a reverted server does not show its old flavor: $(shows)"
+  [ "$(migration)" = "reverted resize 2" ] || [ "$(migration)" = "reverted resize 1" ] || fail "server migration list after the revert: $(migration)"
+  ok "server resize revert → ACTIVE: 1 CPU, 128 MiB, 1 GB again"
+
+  # A stopped server: resized with its disk's contents kept, and still off once confirmed.
+  os server stop "$id" || fail "server stop"
+  expect "$id" SHUTOFF "shut off" "server stop before resizing"
+  qemu-img convert -U -O raw "$INSTANCES/$id/disk" "$work/before.raw" || fail "reading the disk"
+  os server resize --flavor "$big" --wait "$id" || fail "server resize (stopped)"
+  expect "$id" VERIFY_RESIZE "shut off" "server resize of a stopped server"
+  os server resize confirm "$id" || fail "server resize confirm"
+  expect "$id" SHUTOFF "shut off" "server resize confirm"
+  [ "$(cpus)/$(memory)/$(gigabytes)" = "2/196608/2" ] || fail "confirmed: $(cpus) CPUs, $(memory) KiB, $(gigabytes) GB"
+  qemu-img compare -q "$work/before.raw" "$INSTANCES/$id/disk" || fail "the resized disk does not hold what it held"
+  [ -e "$INSTANCES/$id/resize-backup" ] && fail "a confirmed resize kept the disks of before"
+  [ "$(migration)" = "confirmed resize 2" ] || fail "server migration list after the confirm: $(migration)"
+  ok "server resize confirm → SHUTOFF with the new flavor; the disk holds what it held; nothing kept for a revert"
+  "$(dirname "$OSC")/python" -c '
+import sys, openstack
+c = openstack.connect(cloud="petrel")
+alloc = c.placement.get(f"/allocations/{sys.argv[1]}", microversion="1.28").json()["allocations"]
+assert len(alloc) == 1, alloc
+resources = list(alloc.values())[0]["resources"]
+assert resources == {"VCPU": 2, "MEMORY_MB": 192, "DISK_GB": 2}, resources
+' "$id" || fail "the server's Placement allocation is not the new flavor's"
+  ok "allocation show: VCPU 2, MEMORY_MB 192, DISK_GB 2"
+
+  # A cold migration (within the host), confirmed; then the server starts.
+  os server migrate --wait "$id" || fail "server migrate"
+  expect "$id" VERIFY_RESIZE "shut off" "server migrate"
+  [ "$(migration)" = "finished migration 3" ] || fail "server migration list after the migration: $(migration)"
+  os server migrate confirm "$id" || fail "server migrate confirm"
+  expect "$id" SHUTOFF "shut off" "server migrate confirm"
+  os server start "$id" || fail "server start"
+  expect "$id" ACTIVE running "server start after the migration"
+  os server event list "$id" -f json > "$work/events.json" || fail "server event list"
+  python3 -c '
+import json, sys
+actions = [a["Action"] for a in json.load(open(sys.argv[1]))]
+assert actions[:7] == ["start", "confirmResize", "migrate", "confirmResize", "resize", "stop", "revertResize"], actions
+' "$work/events.json" || fail "server event list: $(cat "$work/events.json")"
+  ok "server migrate → VERIFY_RESIZE, confirm → SHUTOFF; server event list has every step"
+  os server delete --wait "$id" || fail "server delete"
+  no_leftovers "$id"
+  os flavor delete "$big" || fail "flavor delete"
+  echo "phase resize passed"
+  ;;
+rescue)
+  # Rescue boots the server from a disk of the rescue image with its own disk attached second;
+  # unrescue boots it from its own disk again.
+  setup
+  os server create --image "$image" --flavor "$flavor" --nic none --wait "rescue-$TAG" -f value -c id > "$work/id" || fail "server create"
+  id=$(cat "$work/id")
+  disks() { virsh -q domblklist "$(domain "$id")" | awk '{printf "%s=%s ", $1, $2}'; }
+  # createBackup with a rotation of 2: the third daily backup deletes the first.
+  for n in 1 2 3; do
+    os server backup create --name "backup-$TAG-$n" --type daily --rotate 2 --wait "$id" >/dev/null || fail "server backup create ($n)"
+  done
+  backups() { os image list --private -f value -c Name | grep "^backup-$TAG-" | sort | tr '\n' ' '; }
+  for ((i = 0; i < 60; i++)); do [ "$(backups)" = "backup-$TAG-2 backup-$TAG-3 " ] && break; sleep 0.5; done
+  [ "$(backups)" = "backup-$TAG-2 backup-$TAG-3 " ] || fail "backups after a rotation of 2: $(backups)"
+  props=$(os image show "backup-$TAG-3" -f json -c properties)
+  echo "$props" | grep -q '"image_type": "backup"' && echo "$props" | grep -q '"backup_type": "daily"' || fail "backup image properties: $props"
+  ok "server backup create --rotate 2 (three times): the two newest daily backups are kept"
+  [ "$(action "$id" '{"unrescue": null}')" = 409 ] || fail "unrescuing a server that is not rescued was not refused with 409"
+  [ "$(action "$id" '{"rescue": {"rescue_image_ref": "8d0b47a4-5dcb-4d0e-a7d1-29d4a85b7bd8"}}')" = 400 ] ||
+    fail "a rescue with an unknown image was not refused with 400"
+  os server rescue --image "$image" "$id" || fail "server rescue"
+  expect "$id" RESCUE running "server rescue"
+  [ "$(disks)" = "vda=$INSTANCES/$id/disk.rescue vdb=$INSTANCES/$id/disk " ] || fail "a rescued domain's disks: $(disks)"
+  for ((i = 0; i < 240; i++)); do
+    os console log show "$id" > "$work/console" && grep -q PETREL-GUEST-READY "$work/console" && break
+    sleep 0.5
+  done
+  grep -q "PETREL-GUEST-DISKS=vda vdb " "$work/console" || fail "the rescued guest does not see two disks: $(grep PETREL-GUEST "$work/console")"
+  [ "$(action "$id" '{"rescue": null}')" = 409 ] || fail "rescuing a rescued server was not refused with 409"
+  [ "$(action "$id" '{"os-stop": null}')" = 409 ] || fail "stopping a rescued server was not refused with 409"
+  ok "server rescue → RESCUE: the guest boots the rescue disk and sees its own disk as vdb"
+  os server unrescue "$id" || fail "server unrescue"
+  expect "$id" ACTIVE running "server unrescue"
+  [ "$(disks)" = "vda=$INSTANCES/$id/disk " ] || fail "an unrescued domain's disks: $(disks)"
+  [ -e "$INSTANCES/$id/disk.rescue" ] && fail "the rescue disk was kept after unrescue"
+  os server event list "$id" -f value -c Action > "$work/actions" || fail "server event list"
+  [ "$(sed -n 1,2p "$work/actions" | tr '\n' ' ')" = "unrescue rescue " ] || fail "server event list: $(tr '\n' ' ' < "$work/actions")"
+  ok "server unrescue → ACTIVE on its own disk; the rescue disk is gone"
+  os server delete --wait "$id" || fail "server delete"
+  no_leftovers "$id"
+  os image delete "backup-$TAG-2" "backup-$TAG-3" || fail "image delete (backups)"
+  echo "phase rescue passed"
+  ;;
+interrupt-start)
+  # A server, ACTIVE, then ACTION (resize, rescue, shelve) asked without waiting: the test
+  # kills the node while it runs. Prints the server's id.
+  setup
+  big=big-$TAG
+  os flavor show "$big" >/dev/null 2>&1 || os flavor create --vcpus 2 --ram 192 --disk 2 "$big" >/dev/null || fail "flavor create ($big)"
+  os server create --image "$image" --flavor "$flavor" --nic none --wait "cut-$TAG-$2" -f value -c id > "$work/id" || fail "server create"
+  id=$(cat "$work/id")
+  case "$2" in
+    resize) os server resize --flavor "$big" "$id" || fail "server resize" ;;
+    rescue) os server rescue "$id" >/dev/null || fail "server rescue" ;;
+    shelve) os server shelve "$id" || fail "server shelve" ;;
+  esac
+  echo "$id"
+  ;;
+interrupt-finish)
+  # After the node was killed during ACTION and started again: the server ends where the
+  # action takes it (or back where it was, or ERROR with a fault), never stuck; then it can be
+  # taken back and deleted with nothing left behind.
+  id=${2:?id}
+  case "$3" in
+    resize) done_status=VERIFY_RESIZE ;;
+    rescue) done_status=RESCUE ;;
+    shelve) done_status=SHELVED_OFFLOADED ;;
+  esac
+  deadline=$((SECONDS + 240))
+  while ((SECONDS < deadline)); do
+    now=$(state "$id") || fail "server show"
+    case "$now" in "$done_status None" | "ACTIVE None" | "ERROR None") break ;; esac
+    sleep 1
+  done
+  case "$now" in
+    "$done_status None") ok "$3 interrupted by kill -9 of the node → $done_status after the restart" ;;
+    "ACTIVE None") ok "$3 interrupted by kill -9 of the node → ACTIVE (undone) after the restart" ;;
+    "ERROR None") [ -n "$(os server show "$id" -f value -c fault)" ] || fail "$3 interrupted: ERROR without a fault"
+                  ok "$3 interrupted by kill -9 of the node → ERROR with a fault" ;;
+    *) fail "$3 interrupted by kill -9 of the node: stuck in '$now'" ;;
+  esac
+  case "$now" in
+    "VERIFY_RESIZE None")
+      [ -e "$INSTANCES/$id/resize-backup/complete" ] || fail "a resize finished after the restart kept no disks for a revert"
+      os server resize revert "$id" || fail "server resize revert"
+      expect "$id" ACTIVE running "server resize revert after the interrupted resize" ;;
+    "RESCUE None")
+      os server unrescue "$id" || fail "server unrescue"
+      expect "$id" ACTIVE running "server unrescue after the interrupted rescue" ;;
+  esac
+  os server delete --wait "$id" || fail "server delete"
+  no_leftovers "$id"
+  for image in $(os image list --private -f value -c Name | grep "^cut-$TAG-$3-shelved$"); do
+    fail "the shelved image $image was left after the server was deleted"
+  done
+  echo "phase interrupt-finish passed"
   ;;
 build-start)
   setup

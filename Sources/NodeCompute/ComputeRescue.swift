@@ -1,0 +1,46 @@
+import Contracts
+import Foundation
+import ProcessDriver
+
+/// Rescue: the guest is powered off and booted again from a fresh disk of the rescue image,
+/// its own root disk attached second; unrescue boots it from its own disks and drops the
+/// rescue disk. Both can run again after a crash: the rescue disk is made anew each time.
+extension ComputeService {
+    func rescue(_ spec: InstanceSpec) async throws -> VMState {
+        guard let image = spec.rescueImage else {
+            throw Refused(description: "the controller gave no rescue image for instance \(spec.id)", retryable: false)
+        }
+        let id = spec.id, files = files(id)
+        try await powerOff(id)
+        if try await hypervisor.hasManagedSave(id) { try await hypervisor.removeManagedSave(id) }
+        try Data(image.id.utf8).write(to: URL(fileURLWithPath: files.rescueImageMarker))
+        let base = try await cache.fetch(image)
+        do {
+            try? FileManager.default.removeItem(atPath: files.rescueDisk)
+            let format = image.diskFormat == "raw" ? "raw" : "qcow2"
+            var arguments = ["create", "-q", "-f", "qcow2", "-b", base, "-F", format, files.rescueDisk]
+            if spec.flavor.rootGB > 0 { arguments.append("\(spec.flavor.rootGB)G") }
+            try await Command.check("qemu-img", arguments)
+            try await defineDomain(spec, files: files, rescue: true)
+            try await hypervisor.start(id)
+        } catch {
+            // Not rescued: the instance's own domain again, as it was (powered off).
+            try? await hypervisor.destroy(id)
+            try? await defineDomain(spec, files: files)
+            try? FileManager.default.removeItem(atPath: files.rescueDisk)
+            try? FileManager.default.removeItem(atPath: files.rescueImageMarker)
+            throw error
+        }
+        return .rescued
+    }
+
+    func unrescue(_ spec: InstanceSpec) async throws -> VMState {
+        let id = spec.id, files = files(id)
+        if try await hypervisor.state(id) != .shutOff { try await hypervisor.destroy(id) }
+        try await defineDomain(spec, files: files)
+        try? FileManager.default.removeItem(atPath: files.rescueDisk)
+        try? FileManager.default.removeItem(atPath: files.rescueImageMarker)
+        try await hypervisor.start(id)
+        return .active
+    }
+}
