@@ -112,10 +112,13 @@ import Testing
             let usages = json?["tenant_usages"]?.arrayValue ?? []
             #expect(usages.count == 2)
             let demo = try #require(usages.first { $0["tenant_id"]?.stringValue == cloud.project })
-            #expect(abs((number(demo["total_hours"]) ?? 0) - 3) < 0.01, "\(demo)")
-            #expect(abs((number(demo["total_vcpus_usage"]) ?? 0) - 6) < 0.01)
-            #expect(abs((number(demo["total_memory_mb_usage"]) ?? 0) - 1536) < 1)
-            #expect(abs((number(demo["total_local_gb_usage"]) ?? 0) - 9) < 0.01)
+            // The hours grow while the test runs (a fresh-clone CI run took seconds between writing
+            // the servers and asking): 3 h within 3 minutes, and the other sums in proportion to them.
+            let hours = number(demo["total_hours"]) ?? 0
+            #expect(abs(hours - 3) < 0.05, "\(demo)")
+            #expect(abs((number(demo["total_vcpus_usage"]) ?? 0) - 2 * hours) < 0.01)
+            #expect(abs((number(demo["total_memory_mb_usage"]) ?? 0) - 512 * hours) < 1)
+            #expect(abs((number(demo["total_local_gb_usage"]) ?? 0) - 3 * hours) < 0.01)
             #expect(demo["start"]?.stringValue == start + ".000000")
             let servers = demo["server_usages"]?.arrayValue ?? []
             #expect(Set(servers.compactMap { $0["instance_id"]?.stringValue }) == [cloud.recent, cloud.older], "never launched: no usage")
@@ -132,7 +135,7 @@ import Testing
             let recentStart = string(Date().addingTimeInterval(-1800))
             (status, json) = try await call(cloud, "/os-simple-tenant-usage/\(cloud.project)?start=\(recentStart)", token: cloud.member)
             #expect(status == .ok)
-            #expect(abs((number(json?["tenant_usage"]?["total_hours"]) ?? 0) - 1) < 0.01, "\(String(describing: json))")
+            #expect(abs((number(json?["tenant_usage"]?["total_hours"]) ?? 0) - 1) < 0.05, "\(String(describing: json))")
             #expect(json?["tenant_usage"]?["server_usages"]?.arrayValue?.count == 2)
             // A period before anything launched: an empty usage.
             (status, json) = try await call(cloud, "/os-simple-tenant-usage/\(cloud.project)?start=2020-01-01T00:00:00&end=2020-02-01T00:00:00",
