@@ -184,18 +184,9 @@ extension Servers {
         let current = try await get(id, by: caller)
         var newFlavor = FlavorColumns(current.row)
         if let flavorRef {
-            let flavors = Flavors(database: database)
-            let flavor: Flavor
-            do {
-                flavor = try await flavors.get(flavorRef)
-            } catch Flavors.Failure.notFound {
+            guard let flavor = try await visibleFlavor(flavorRef, to: caller) else {
                 throw Failure.badRequest("Unable to locate requested flavor.")
             }
-            var visible = !flavor.row.disabled
-            if visible && !flavor.row.isPublic && !caller.isAdmin {
-                visible = try await flavors.projects(of: flavor.id).contains(caller.projectID)
-            }
-            guard visible else { throw Failure.badRequest("Unable to locate requested flavor.") }
             guard flavor.id != current.row.flavorID else { throw Failure.badRequest("When resizing, instances must change flavor!") }
             if !current.row.rootOnVolume {
                 if flavor.row.rootGB == 0 && current.row.rootGB != 0 {

@@ -211,17 +211,8 @@ public struct Servers: Sendable {
     /// Checks the request against flavors, images, key pairs, zones and quotas and records
     /// the servers (BUILD, scheduling). Returns them; the caller starts their builds.
     public func create(_ request: ServerRequest, by caller: ServerCaller) async throws -> [Server] {
-        let flavors = Flavors(database: database)
-        let flavor: Flavor
-        do {
-            flavor = try await flavors.get(request.flavorRef)
-        } catch Flavors.Failure.notFound {
+        guard let flavor = try await visibleFlavor(request.flavorRef, to: caller) else {
             throw Failure.badRequest("Flavor \(request.flavorRef) could not be found.")
-        }
-        guard !flavor.row.disabled else { throw Failure.badRequest("Flavor \(request.flavorRef) could not be found.") }
-        if !flavor.row.isPublic && !caller.isAdmin {
-            let allowed = try await flavors.projects(of: flavor.id).contains(caller.projectID)
-            guard allowed else { throw Failure.badRequest("Flavor \(request.flavorRef) could not be found.") }
         }
         let plan = try await planBlockDevices(request.blockDevices, count: request.maxCount, caller: caller)
         // A server whose root is a volume boots no image (Nova shows its `image` as "").
@@ -316,6 +307,17 @@ public struct Servers: Sendable {
             }
             return created
         }
+    }
+
+    /// The flavor `ref` names if `caller` may use it (not disabled; public, or shared with the
+    /// caller's project, or the caller an admin); nil otherwise.
+    func visibleFlavor(_ ref: String, to caller: ServerCaller) async throws -> Flavor? {
+        let flavors = Flavors(database: database)
+        let flavor: Flavor
+        do { flavor = try await flavors.get(ref) } catch Flavors.Failure.notFound { return nil }
+        guard !flavor.row.disabled else { return nil }
+        if flavor.row.isPublic || caller.isAdmin { return flavor }
+        return try await flavors.projects(of: flavor.id).contains(caller.projectID) ? flavor : nil
     }
 
     /// The image a create or a rebuild boots (an id, or a URL ending in one), by Nova's rules:

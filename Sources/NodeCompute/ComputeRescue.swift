@@ -1,6 +1,5 @@
 import Contracts
 import Foundation
-import ProcessDriver
 
 /// Rescue: the guest is powered off and booted again from a fresh disk of the rescue image,
 /// its own root disk attached second; unrescue boots it from its own disks and drops the
@@ -11,16 +10,12 @@ extension ComputeService {
             throw Refused(description: "the controller gave no rescue image for instance \(spec.id)", retryable: false)
         }
         let id = spec.id, files = files(id)
-        try await powerOff(id)
-        if try await hypervisor.hasManagedSave(id) { try await hypervisor.removeManagedSave(id) }
+        try await powerOffDroppingSave(id)
         try Data(image.id.utf8).write(to: URL(fileURLWithPath: files.rescueImageMarker))
         let base = try await cache.fetch(image)
         do {
             try? FileManager.default.removeItem(atPath: files.rescueDisk)
-            let format = image.diskFormat == "raw" ? "raw" : "qcow2"
-            var arguments = ["create", "-q", "-f", "qcow2", "-b", base, "-F", format, files.rescueDisk]
-            if spec.flavor.rootGB > 0 { arguments.append("\(spec.flavor.rootGB)G") }
-            try await Command.check("qemu-img", arguments)
+            try await InstanceFiles.overlay(files.rescueDisk, on: base, of: image, rootGB: spec.flavor.rootGB)
             try await defineDomain(spec, files: files, rescue: true)
             try await hypervisor.start(id)
         } catch {

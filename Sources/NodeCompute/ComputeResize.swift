@@ -13,8 +13,7 @@ extension ComputeService {
             throw Refused(description: "the controller gave no flavor to resize instance \(spec.id) to", retryable: false)
         }
         let id = spec.id, files = files(id)
-        try await powerOff(id)
-        if try await hypervisor.hasManagedSave(id) { try await hypervisor.removeManagedSave(id) }
+        try await powerOffDroppingSave(id)
         // The disks as they were (kept once; a resize run again starts from them).
         if files.hasResizeBackup {
             try files.restoreResizeBackup(keeping: true)
@@ -49,8 +48,7 @@ extension ComputeService {
             throw Refused(description: "the controller gave no flavor to revert instance \(spec.id) to", retryable: false)
         }
         let id = spec.id, files = files(id)
-        try await powerOff(id)
-        if try await hypervisor.hasManagedSave(id) { try await hypervisor.removeManagedSave(id) }
+        try await powerOffDroppingSave(id)
         if files.hasResizeBackup { try files.restoreResizeBackup(keeping: false) }
         var reverted = spec
         reverted.flavor = resize.flavor

@@ -367,8 +367,7 @@ public final class ComputeService: Sendable {
             guard try await hypervisor.state(id) != nil else {
                 throw Refused(description: "instance \(id) has no domain on \(host)", retryable: false)
             }
-            try await powerOff(id)
-            if try await hypervisor.hasManagedSave(id) { try await hypervisor.removeManagedSave(id) }
+            try await powerOffDroppingSave(id)
             let output = files(id).directory + "/shelve-\(imageID).qcow2"
             defer { try? FileManager.default.removeItem(atPath: output) }
             try await files(id).snapshot(to: output)
@@ -384,6 +383,13 @@ public final class ComputeService: Sendable {
         case .paused: try await hypervisor.resume(id)
         default: break
         }
+    }
+
+    /// Powers the guest off (as `powerOff`) and drops any saved memory: what a shelve, a
+    /// resize, its revert and a rescue start from.
+    func powerOffDroppingSave(_ id: String) async throws {
+        try await powerOff(id)
+        if try await hypervisor.hasManagedSave(id) { try await hypervisor.removeManagedSave(id) }
     }
 
     /// Asks the guest to shut down, then pulls the plug after `shutdown_timeout`.

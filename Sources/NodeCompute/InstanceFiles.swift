@@ -30,11 +30,8 @@ public struct InstanceFiles: Sendable {
     /// `base` is nil: the root is a volume), the flavor's ephemeral and swap disks, the config drive.
     public func create(_ spec: InstanceSpec, base: String?) async throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        if let base {
-            let format = spec.image?.diskFormat == "raw" ? "raw" : "qcow2"
-            var arguments = ["create", "-q", "-f", "qcow2", "-b", base, "-F", format, disk]
-            if spec.flavor.rootGB > 0 { arguments.append("\(spec.flavor.rootGB)G") }
-            try await Command.check("qemu-img", arguments)
+        if let base, let image = spec.image {
+            try await Self.overlay(disk, on: base, of: image, rootGB: spec.flavor.rootGB)
         }
         if spec.flavor.ephemeralGB > 0 {
             try await Command.check("qemu-img", ["create", "-q", "-f", "qcow2", ephemeral, "\(spec.flavor.ephemeralGB)G"])
@@ -46,6 +43,14 @@ public struct InstanceFiles: Sendable {
         if let drive = spec.configDrive { try await writeConfigDrive(drive) }
         FileManager.default.createFile(atPath: console, contents: nil)
         try Data((spec.image?.id ?? "").utf8).write(to: URL(fileURLWithPath: imageMarker))
+    }
+
+    /// A qcow2 overlay at `path` on the cached `base` of `image`, sized to `rootGB` (0: the image's size).
+    static func overlay(_ path: String, on base: String, of image: InstanceSpec.Image, rootGB: Int) async throws {
+        let format = image.diskFormat == "raw" ? "raw" : "qcow2"
+        var arguments = ["create", "-q", "-f", "qcow2", "-b", base, "-F", format, path]
+        if rootGB > 0 { arguments.append("\(rootGB)G") }
+        try await Command.check("qemu-img", arguments)
     }
 
     /// Removes the disks (not the console log), for a rebuild.
