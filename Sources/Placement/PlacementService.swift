@@ -23,11 +23,14 @@ public struct ProviderFilter: Sendable {
     public var uuid: String?
     /// Each entry: the provider is in at least one of these aggregates (all entries must hold).
     public var memberOf: [Set<String>] = []
+    /// In none of these aggregates (1.32).
+    public var forbiddenAggregates: Set<String> = []
     /// Capacity left for each of these amounts.
     public var resources: [String: Int] = [:]
     /// In the tree of this provider.
     public var inTree: String?
-    public var required: Set<String> = []
+    /// Each entry: at least one of these traits (1.39's `in:`); every entry must hold.
+    public var required: [Set<String>] = []
     public var forbidden: Set<String> = []
 
     public init() {}
@@ -39,9 +42,12 @@ public struct ConsumerAllocations: Sendable, Equatable {
     public var projectID: String?
     public var userID: String?
     public var generation: Int?
+    /// The consumer's type (1.38); nil for consumers written without one (Placement's `unknown`).
+    public var consumerType: String?
 
     public static func == (left: Self, right: Self) -> Bool {
         left.projectID == right.projectID && left.userID == right.userID && left.generation == right.generation
+            && left.consumerType == right.consumerType
             && left.allocations.mapValues { "\($0.generation)\($0.resources.sorted { $0.key < $1.key })" }
             == right.allocations.mapValues { "\($0.generation)\($0.resources.sorted { $0.key < $1.key })" }
     }
@@ -55,9 +61,13 @@ public struct AllocationWrite: Sendable {
     /// From 1.28: nil when the client does not send it (older microversions); `.some(nil)`:
     /// the client expects a new consumer; `.some(n)`: the consumer's current generation.
     public var consumerGeneration: Int??
+    /// From 1.38: the consumer's type (`INSTANCE`, `MIGRATION`, …); nil keeps the type it has.
+    public var consumerType: String?
 
-    public init(allocations: [String: [String: Int]], projectID: String, userID: String, consumerGeneration: Int?? = nil) {
+    public init(allocations: [String: [String: Int]], projectID: String, userID: String, consumerGeneration: Int?? = nil,
+                consumerType: String? = nil) {
         self.allocations = allocations; self.projectID = projectID; self.userID = userID; self.consumerGeneration = consumerGeneration
+        self.consumerType = consumerType
     }
 }
 
@@ -192,15 +202,18 @@ public struct PlacementService: Sendable {
                 }
                 rows = rows.filter { $0.rootUUID == anchor.rootUUID }
             }
-            if !filter.memberOf.isEmpty {
+            if !filter.memberOf.isEmpty || !filter.forbiddenAggregates.isEmpty {
                 let aggregates = try await Self.aggregatesByProvider(sql)
-                rows = rows.filter { row in filter.memberOf.allSatisfy { !$0.isDisjoint(with: aggregates[row.uuid] ?? []) } }
+                rows = rows.filter { row in
+                    let have = aggregates[row.uuid] ?? []
+                    return filter.memberOf.allSatisfy { !$0.isDisjoint(with: have) } && filter.forbiddenAggregates.isDisjoint(with: have)
+                }
             }
             if !filter.required.isEmpty || !filter.forbidden.isEmpty {
                 let traits = try await Self.traitsByProvider(sql)
                 rows = rows.filter { row in
                     let have = traits[row.uuid] ?? []
-                    return filter.required.isSubset(of: have) && filter.forbidden.isDisjoint(with: have)
+                    return filter.required.allSatisfy { !$0.isDisjoint(with: have) } && filter.forbidden.isDisjoint(with: have)
                 }
             }
             if !filter.resources.isEmpty {
@@ -245,7 +258,8 @@ public struct PlacementService: Sendable {
     }
 
     /// Renames a provider and (from 1.14) sets its parent: a provider without one may get one;
-    /// changing or removing a parent is refused unless `reparent` (1.37).
+    /// changing or removing a parent is refused unless `reparent` (1.37). A new parent may not
+    /// be the provider or one of its descendants; the moved subtree takes its new root.
     public func updateProvider(_ uuid: String, name: String, parent: String??, reparent: Bool = false) async throws -> Provider {
         try await write { sql in
             var row = try await Self.providerOrFail(sql, uuid)
@@ -253,23 +267,26 @@ public struct PlacementService: Sendable {
                 throw PlacementFailure.conflict("Conflicting resource provider name: \(name) already exists.", code: "placement.duplicate_name")
             }
             row.name = name
-            if let parent, parent != row.parentUUID {
-                if row.parentUUID != nil && !reparent {
-                    throw PlacementFailure.badRequest("re-parenting a provider is not currently allowed.")
-                }
-                if let parent {
-                    guard let parentRow = try await PlacementStore.provider(sql, uuid: parent) else {
-                        throw PlacementFailure.badRequest("parent provider UUID \(parent) does not exist.")
+            var subtree: [String] = []
+            if case .some(let newParent) = parent, newParent != row.parentUUID {
+                let all = try await PlacementStore.providers(sql)
+                subtree = Self.subtree(of: uuid, in: all)
+                if let newParent {
+                    guard let parentRow = all.first(where: { $0.uuid == newParent }) else {
+                        throw PlacementFailure.badRequest("Unable to save resource provider \(uuid): parent provider UUID does not exist.")
                     }
-                    // No loops: the new parent may not be in this provider's subtree.
-                    var cursor: ResourceProviderRow? = parentRow
-                    while let current = cursor {
-                        if current.uuid == uuid { throw PlacementFailure.badRequest("creating loop in the provider tree is not allowed.") }
-                        cursor = try await current.parentUUID.asyncMap { try await PlacementStore.provider(sql, uuid: $0) } ?? nil
+                    if row.parentUUID != nil && !reparent {
+                        throw PlacementFailure.badRequest("Unable to save resource provider \(uuid): re-parenting a provider is not currently allowed.")
                     }
-                    row.parentUUID = parent
+                    if subtree.contains(newParent) {
+                        throw PlacementFailure.badRequest("Unable to save resource provider \(uuid): creating loop in the provider tree is not allowed.")
+                    }
+                    row.parentUUID = newParent
                     row.rootUUID = parentRow.rootUUID
                 } else {
+                    if !reparent {
+                        throw PlacementFailure.badRequest("Unable to save resource provider \(uuid): un-parenting a provider is not currently allowed.")
+                    }
                     row.parentUUID = nil
                     row.rootUUID = row.uuid
                 }
@@ -277,8 +294,24 @@ public struct PlacementService: Sendable {
             row.generation += 1
             row.updatedAt = Self.now()
             try await PlacementTables.providers.update(sql, whereColumn: "uuid", equals: uuid, row)
+            // The provider's descendants move with it.
+            for descendant in subtree where descendant != uuid {
+                try await sql.raw("UPDATE resource_providers SET root_uuid = \(bind: row.rootUUID) WHERE uuid = \(bind: descendant)").run()
+            }
             return Provider(row)
         }
+    }
+
+    /// `uuid` and every provider below it.
+    static func subtree(of uuid: String, in providers: [ResourceProviderRow]) -> [String] {
+        var children: [String: [String]] = [:]
+        for provider in providers { if let parent = provider.parentUUID { children[parent, default: []].append(provider.uuid) } }
+        var result = [uuid], index = 0
+        while index < result.count {
+            result += children[result[index]] ?? []
+            index += 1
+        }
+        return result
     }
 
     public func deleteProvider(_ uuid: String) async throws {
@@ -404,18 +437,57 @@ public struct PlacementService: Sendable {
 
     /// What a project (and one of its users) holds in all.
     public func totalUsages(projectID: String, userID: String?) async throws -> [String: Int] {
+        try await usageRows(projectID: projectID, userID: userID).reduce(into: [:]) { $0[$1.resourceClass, default: 0] += $1.used }
+    }
+
+    /// One group of `GET /usages` from 1.38: what the consumers of one type hold, and how many they are.
+    public struct TypedUsage: Sendable, Equatable {
+        public var usages: [String: Int] = [:]
+        public var consumerCount = 0
+    }
+
+    /// The name Placement gives consumers written without a type.
+    public static let unknownConsumerType = "unknown"
+
+    /// What a project (and one of its users) holds by consumer type (1.38): every type, or only
+    /// `consumerType`; `all` puts every consumer in one group, `unknown` the untyped ones.
+    public func typedUsages(projectID: String, userID: String?, consumerType: String?) async throws -> [String: TypedUsage] {
+        let rows = try await usageRows(projectID: projectID, userID: userID)
+        var result: [String: TypedUsage] = [:]
+        var consumers: [String: Set<String>] = [:]
+        for row in rows {
+            let type = row.consumerType ?? Self.unknownConsumerType
+            let group: String
+            switch consumerType {
+            case nil: group = type
+            case "all"?: group = "all"
+            case "unknown"?:
+                guard row.consumerType == nil else { continue }
+                group = Self.unknownConsumerType
+            case let wanted?:
+                guard row.consumerType == wanted else { continue }
+                group = wanted
+            }
+            result[group, default: TypedUsage()].usages[row.resourceClass, default: 0] += row.used
+            consumers[group, default: []].insert(row.consumer)
+        }
+        for (group, members) in consumers { result[group]?.consumerCount = members.count }
+        return result
+    }
+
+    /// Every allocation of a project's (and user's) consumers, with the consumer's type.
+    func usageRows(projectID: String, userID: String?) async throws
+        -> [(consumer: String, consumerType: String?, resourceClass: String, used: Int)] {
         try await read { sql in
             var query: SQLQueryString = """
-                SELECT a.resource_class, SUM(a.used) AS used FROM placement_allocations a
+                SELECT a.consumer_uuid, c.consumer_type, a.resource_class, a.used FROM placement_allocations a
                 JOIN placement_consumers c ON c.uuid = a.consumer_uuid WHERE c.project_id = \(bind: projectID)
                 """
             if let userID { query = query + " AND c.user_id = \(bind: userID)" }
-            query = query + " GROUP BY a.resource_class"
-            var result: [String: Int] = [:]
-            for row in try await sql.raw(query).all() {
-                result[try row.decode(column: "resource_class", as: String.self)] = try row.decode(column: "used", as: Int.self)
+            return try await sql.raw(query).all().map { row in
+                (try row.decode(column: "consumer_uuid", as: String.self), try row.decode(column: "consumer_type", as: String?.self),
+                 try row.decode(column: "resource_class", as: String.self), try row.decode(column: "used", as: Int.self))
             }
-            return result
         }
     }
 
@@ -436,6 +508,7 @@ public struct PlacementService: Sendable {
                 result.projectID = consumer.projectID
                 result.userID = consumer.userID
                 result.generation = consumer.generation
+                result.consumerType = consumer.consumerType
             }
             return result
         }
@@ -455,23 +528,90 @@ public struct PlacementService: Sendable {
 
     /// Writes the allocations of several consumers at once, all or nothing.
     public func writeAllocations(_ writes: [String: AllocationWrite]) async throws {
+        try await write(claims: true) { sql in try await Self.replaceAllocations(sql, writes) }
+    }
+
+    /// Replaces the allocations of every consumer of `writes` in the caller's transaction:
+    /// each consumer's generation checked (from 1.28), its classes known, and the new
+    /// allocations checked together against the inventories with the old ones of these
+    /// consumers no longer counting.
+    static func replaceAllocations(_ sql: any SQLDatabase, _ writes: [String: AllocationWrite]) async throws {
+        for (consumer, write) in writes.sorted(by: { $0.key < $1.key }) {
+            let current = try await PlacementStore.consumer(sql, uuid: consumer)
+            if case .some(let expected) = write.consumerGeneration {
+                if expected != current?.generation {
+                    throw PlacementFailure.concurrentUpdate(current == nil
+                        ? "consumer generation conflict - expected null but got \(expected.map(String.init) ?? "null")"
+                        : "consumer generation conflict - expected \(expected.map(String.init) ?? "null") but got \(current!.generation)")
+                }
+            }
+            for (_, resources) in write.allocations {
+                for resourceClass in resources.keys.sorted() where !(try await Self.classExists(sql, resourceClass)) {
+                    throw PlacementFailure.badRequest("Unable to allocate inventory: No such resource class \(resourceClass).")
+                }
+            }
+        }
+        let inventory = try await PlacementStore.inventories(sql)
+        var used = try await PlacementStore.usages(sql, excluding: Set(writes.keys))
+        for (_, write) in writes.sorted(by: { $0.key < $1.key }) {
+            for (provider, resources) in write.allocations.sorted(by: { $0.key < $1.key }) {
+                guard try await PlacementStore.provider(sql, uuid: provider) != nil else {
+                    throw PlacementFailure.badRequest("Allocation for resource provider '\(provider)' that does not exist.")
+                }
+                for (resourceClass, amount) in resources.sorted(by: { $0.key < $1.key }) {
+                    if let failure = PlacementStore.misfit(amount, of: resourceClass, on: provider, inventory: inventory[provider]?[resourceClass],
+                                                           used: used[provider]?[resourceClass] ?? 0) { throw failure }
+                    used[provider, default: [:]][resourceClass, default: 0] += amount
+                }
+            }
+        }
+        for (consumer, write) in writes.sorted(by: { $0.key < $1.key }) {
+            try await PlacementStore.replaceAllocations(sql, consumer: consumer, projectID: write.projectID, userID: write.userID,
+                                                        consumerType: write.consumerType, allocations: write.allocations, check: false)
+        }
+    }
+
+    /// `POST /reshaper` (1.30): in one transaction, providers' inventories replaced and
+    /// consumers' allocations moved. Each provider's generation must be the one given; the
+    /// inventories go first as the union of old and new (so allocations can leave old classes
+    /// and reach new ones), then the allocations are replaced and checked, then the inventories
+    /// become exactly the new ones (a class still allocated cannot go).
+    public func reshape(inventories: [String: (generation: Int, inventories: [InventoryRow])], allocations: [String: AllocationWrite],
+                        reservedMayEqualTotal: Bool = true) async throws {
         try await write(claims: true) { sql in
-            for (consumer, write) in writes.sorted(by: { $0.key < $1.key }) {
-                let current = try await PlacementStore.consumer(sql, uuid: consumer)
-                if case .some(let expected) = write.consumerGeneration {
-                    if expected != current?.generation {
-                        throw PlacementFailure.concurrentUpdate(current == nil
-                            ? "consumer generation conflict - expected null but got \(expected.map(String.init) ?? "null")"
-                            : "consumer generation conflict - expected \(expected.map(String.init) ?? "null") but got \(current!.generation)")
+            for (uuid, entry) in inventories.sorted(by: { $0.key < $1.key }) {
+                guard let provider = try await PlacementStore.provider(sql, uuid: uuid) else {
+                    throw PlacementFailure.badRequest("Resource provider \(uuid) in inventories not found: No resource provider with uuid \(uuid) found",
+                                                      code: "placement.resource_provider.not_found")
+                }
+                if entry.generation != provider.generation {
+                    throw PlacementFailure.concurrentUpdate("resource provider generation conflict for provider \(uuid): actual: "
+                                                            + "\(provider.generation), given: \(entry.generation)")
+                }
+                for row in entry.inventories {
+                    do {
+                        try await Self.validate(row, reservedMayEqualTotal: reservedMayEqualTotal, sql)
+                    } catch let failure as PlacementFailure {
+                        throw PlacementFailure.badRequest("malformed reshaper data: \(failure.message)")
                     }
                 }
-                for (_, resources) in write.allocations {
-                    for resourceClass in resources.keys.sorted() where !(try await Self.classExists(sql, resourceClass)) {
-                        throw PlacementFailure.badRequest("Unable to allocate inventory: No such resource class \(resourceClass).")
-                    }
+            }
+            // The interim inventories: what there was, with the new classes over it.
+            for (uuid, entry) in inventories.sorted(by: { $0.key < $1.key }) where !entry.inventories.isEmpty {
+                for row in entry.inventories { try await PlacementStore.upsert(sql, row) }
+                try await PlacementStore.bump(sql, providers: [uuid])
+            }
+            try await Self.replaceAllocations(sql, allocations)
+            // The final inventories: exactly the new ones.
+            for (uuid, entry) in inventories.sorted(by: { $0.key < $1.key }) {
+                let current = try await PlacementStore.inventories(sql, provider: uuid)[uuid] ?? [:]
+                let gone = Set(current.keys).subtracting(entry.inventories.map(\.resourceClass))
+                try await Self.inUse(sql, provider: uuid, classes: gone)
+                for resourceClass in gone.sorted() {
+                    try await PlacementTables.inventories.delete(sql, where: [.equals("provider_uuid", uuid), .equals("resource_class", resourceClass)])
                 }
-                try await PlacementStore.replaceAllocations(sql, consumer: consumer, projectID: write.projectID, userID: write.userID,
-                                                            allocations: write.allocations)
+                for row in entry.inventories { try await PlacementStore.upsert(sql, row) }
+                try await PlacementStore.bump(sql, providers: [uuid])
             }
         }
     }

@@ -144,8 +144,22 @@ extension PlacementAPI {
             properties.append(("consumer_generation", Schema(types: [.integer, .null])))
             required.append("consumer_generation")
         }
+        if version >= Microversion(1, 34) {
+            // Candidates' mappings may come back with them; they are ignored.
+            // (Keys are suffixes, "" for the unsuffixed group.)
+            properties.append(("mappings", Schema(types: [.object], additional: .some(.array(.string(format: .uuid), minItems: 1)),
+                                                  minProperties: 1)))
+        }
+        if version >= Microversion(1, 38) {
+            properties.append(("consumer_type", .string(minLength: 1, maxLength: 255, pattern: classRule)))
+            required.append("consumer_type")
+        }
         return .object(properties, required: required)
     }
+
+    /// A request group's suffix from 1.33 (before: a number).
+    static let suffixRule = Schema.Rule(regex: "^[a-zA-Z0-9_-]{1,64}$")
+    static let numberedSuffixRule = Schema.Rule(regex: "^[1-9][0-9]*$")
 
     static func write(_ body: [String: JSON], _ version: Microversion) -> AllocationWrite {
         var allocations: [String: [String: Int]] = [:]
@@ -164,7 +178,8 @@ extension PlacementAPI {
         var generation: Int?? = nil
         if version >= Microversion(1, 28) { generation = .some(body["consumer_generation"]?.numberValue.map { Int($0) }) }
         return AllocationWrite(allocations: allocations, projectID: body["project_id"]?.stringValue ?? PlacementService.incompleteConsumer,
-                               userID: body["user_id"]?.stringValue ?? PlacementService.incompleteConsumer, consumerGeneration: generation)
+                               userID: body["user_id"]?.stringValue ?? PlacementService.incompleteConsumer, consumerGeneration: generation,
+                               consumerType: version >= Microversion(1, 38) ? body["consumer_type"]?.stringValue : nil)
     }
 
     func registerAllocations(on routes: APIRoutes) {
@@ -180,6 +195,9 @@ extension PlacementAPI {
                 json["user_id"] = .string(user)
             }
             if version >= Microversion(1, 28), let generation = held.generation { json["consumer_generation"] = .int(generation) }
+            if version >= Microversion(1, 38), held.generation != nil {
+                json["consumer_type"] = .string(held.consumerType ?? PlacementService.unknownConsumerType)
+            }
             return Self.answer(request, .object(json))
         }
         routes.put("allocations/:consumer_uuid", body: Self.body { Self.allocationSchema($0) }) { request, context in
@@ -208,15 +226,55 @@ extension PlacementAPI {
             return noContent()
         }
         routes.get("usages") { request, context in
-            _ = try Self.require(request, 1, 9)
-            try Self.checkQuery(request, allowed: ["project_id", "user_id"])
+            let version = try Self.require(request, 1, 9)
+            let typed = version >= Microversion(1, 38)
+            try Self.checkQuery(request, allowed: typed ? ["project_id", "user_id", "consumer_type"] : ["project_id", "user_id"])
             guard let project = request.query("project_id") else {
                 _ = try context.caller()
                 throw APIFault(.badRequest, "Invalid query string parameters: 'project_id' is a required property")
             }
             try context.enforce("placement:usages", target: ["project_id": project])
+            let consumerType = typed ? request.query("consumer_type") : nil
+            if let consumerType, !(Self.classRule.test(consumerType) || consumerType == "all" || consumerType == "unknown") || consumerType.count > 255 {
+                throw APIFault(.badRequest, "Invalid query string parameters: '\(consumerType)' does not match '^[A-Z0-9_]+$|^all|^unknown$'")
+            }
+            if typed {
+                let usages = try await Self.run {
+                    try await service.typedUsages(projectID: project, userID: request.query("user_id"), consumerType: consumerType)
+                }
+                return Self.answer(request, ["usages": .object(usages.mapValues { group in
+                    var object = group.usages.mapValues(JSON.int)
+                    object["consumer_count"] = .int(group.consumerCount)
+                    return .object(object)
+                })])
+            }
             let usages = try await Self.run { try await service.totalUsages(projectID: project, userID: request.query("user_id")) }
             return Self.answer(request, ["usages": .object(usages.mapValues(JSON.int))])
+        }
+        routes.post("reshaper", body: Self.body { version in
+            .object([("inventories", Schema(types: [.object], additional: .some(nil), keyRule: (Self.uuidRule, Self.inventoriesSchema),
+                                            minProperties: 1)),
+                     ("allocations", Schema(types: [.object], additional: .some(nil),
+                                            keyRule: (Self.uuidRule, Self.allocationSchema(max(version, Microversion(1, 28)), post: true))))],
+                    required: ["inventories", "allocations"])
+        }) { request, context in
+            let version = try Self.require(request, 1, 30)
+            try context.enforce("placement:reshaper:reshape")
+            let body = try await environment.body(request, context)
+            var inventories: [String: (generation: Int, inventories: [Inventory])] = [:]
+            for (uuid, entry) in body["inventories"]?.objectValue ?? [:] {
+                let provider = uuid.lowercased()
+                let rows = (entry["inventories"]?.objectValue ?? [:]).map {
+                    Self.inventory($0.value.objectValue ?? [:], provider: provider, resourceClass: $0.key)
+                }
+                inventories[provider] = (Self.generation(entry.objectValue ?? [:]), rows)
+            }
+            var writes: [String: AllocationWrite] = [:]
+            for (consumer, entry) in body["allocations"]?.objectValue ?? [:] {
+                writes[consumer.lowercased()] = Self.write(entry.objectValue ?? [:], max(version, Microversion(1, 28)))
+            }
+            try await Self.run { try await service.reshape(inventories: inventories, allocations: writes) }
+            return noContent()
         }
         routes.get("allocation_candidates") { request, context in
             let version = try Self.require(request, 1, 10)
@@ -227,30 +285,24 @@ extension PlacementAPI {
         }
     }
 
+    /// A `GET /allocation_candidates` query: its request groups (`resources`, `required`,
+    /// `member_of`, `in_tree` with their suffixes) and the request-wide parameters, checked as
+    /// Placement checks them at `version`.
     static func candidateRequest(_ request: Request, _ version: Microversion) throws -> CandidateRequest {
-        var groups: [String: RequestGroup] = [:]
-        var limit: Int?, policy: String?
+        var prefixes = ["resources"]
+        if version >= Microversion(1, 17) { prefixes.append("required") }
+        if version >= Microversion(1, 21) { prefixes.append("member_of") }
+        if version >= Microversion(1, 31) { prefixes.append("in_tree") }
+        let suffixRule = version >= Microversion(1, 33) ? Self.suffixRule : Self.numberedSuffixRule
+        var values: [String: [String]] = [:]  // parameter → its values, in order
+        var suffixes: [String] = []
+        var limit: Int?, policy: String?, rootRequired: [String] = [], sameSubtree: [String] = []
         for (name, value) in request.queryPairs {
-            func group(_ prefix: String) -> String? {
-                guard name.hasPrefix(prefix) else { return nil }
-                let suffix = String(name.dropFirst(prefix.count))
-                if suffix.isEmpty { return "" }
-                guard version >= Microversion(1, 25), suffix.allSatisfy(\.isNumber) else { return nil }
-                return suffix
-            }
-            if let suffix = group("resources") {
-                groups[suffix, default: RequestGroup(suffix: suffix)].resources = try resources(value)
-            } else if version >= Microversion(1, 17), let suffix = group("required") {
-                let (required, forbidden) = try traits([value], version)
-                groups[suffix, default: RequestGroup(suffix: suffix)].required.formUnion(required)
-                groups[suffix, default: RequestGroup(suffix: suffix)].forbidden.formUnion(forbidden)
-            } else if version >= Microversion(1, 21), let suffix = group("member_of") {
-                let existing = groups[suffix]?.memberOf ?? []
-                let parsed = try memberOf([value], version)
-                if !existing.isEmpty, version < Microversion(1, 24) {
-                    throw APIFault(.badRequest, "Multiple member_of parameters are not supported until microversion 1.24.")
-                }
-                groups[suffix, default: RequestGroup(suffix: suffix)].memberOf = existing + parsed
+            if let prefix = prefixes.first(where: { name.hasPrefix($0) }),
+               case let suffix = String(name.dropFirst(prefix.count)),
+               suffix.isEmpty || (version >= Microversion(1, 25) && suffixRule.test(suffix)) {
+                values[name, default: []].append(value)
+                if !suffixes.contains(suffix) { suffixes.append(suffix) }
             } else if name == "limit", version >= Microversion(1, 16) {
                 guard let number = Int(value), number >= 1 else {
                     throw APIFault(.badRequest, "Invalid query string parameters: '\(value)' does not match '^[1-9][0-9]*$'")
@@ -261,29 +313,113 @@ extension PlacementAPI {
                     throw APIFault(.badRequest, "Invalid query string parameters: '\(value)' is not one of ['none', 'isolate']")
                 }
                 policy = value
+            } else if name == "root_required", version >= Microversion(1, 35) {
+                rootRequired.append(value)
+            } else if name == "same_subtree", version >= Microversion(1, 36) {
+                sameSubtree.append(value)
             } else {
                 throw APIFault(.badRequest, "Invalid query string parameters: Additional properties are not allowed ('\(name)' was unexpected)")
             }
         }
-        if version < Microversion(1, 25), groups[""]?.resources.isEmpty ?? true {
+        if version < Microversion(1, 25), values["resources"] == nil {
             throw APIFault(.badRequest, "Invalid query string parameters: 'resources' is a required property")
         }
-        if groups.values.allSatisfy({ $0.resources.isEmpty }) {
-            throw APIFault(.badRequest, "At least one request group (`resources` or `resources{$S}`) is required.")
+        var groups: [RequestGroup] = []
+        for suffix in suffixes {
+            var group = RequestGroup(suffix: suffix)
+            if let text = values["resources" + suffix]?.last { group.resources = try resources(text) }
+            if let list = values["required" + suffix] { (group.required, group.forbidden) = try traits(list, version, name: "required") }
+            if let list = values["member_of" + suffix] { (group.memberOf, group.forbiddenAggregates) = try memberOf(list, version, suffix: suffix) }
+            if let text = values["in_tree" + suffix]?.last {
+                let uuid = text.trimmingCharacters(in: .whitespaces)
+                guard uuidRule.test(uuid) else {
+                    throw APIFault(.badRequest, "Invalid query string parameters: Expected 'in_tree' parameter to be a format of uuid. Got: \(text)")
+                }
+                group.inTree = uuid.lowercased()
+            }
+            groups.append(group)
         }
-        for group in groups.values where !group.suffix.isEmpty && group.resources.isEmpty {
-            throw APIFault(.badRequest, "Resources required for suffixed request group \(group.suffix): a group with required traits or member_of has resources too.")
+        // `same_subtree` (1.36): sets of suffixes; resourceless groups only there.
+        var sameSubtrees: [Set<String>] = []
+        for value in sameSubtree {
+            let set = Set(value.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) })
+            if set.contains("") {
+                throw APIFault(.badRequest, "Empty string (unsuffixed group) can not be specified in `same_subtree` ")
+            }
+            sameSubtrees.append(set)
         }
-        if groups.keys.filter({ !$0.isEmpty }).count > 1, policy == nil {
+        if version >= Microversion(1, 36) {
+            let resourceless = groups.filter { $0.resources.isEmpty }.map(\.suffix)
+            let named = sameSubtrees.reduce(into: Set<String>()) { $0.formUnion($1) }
+            if resourceless.count == groups.count {
+                throw APIFault(.badRequest, "There must be at least one resources or resources[$S] parameter.")
+            }
+            let loose = resourceless.filter { !named.contains($0) }
+            if !loose.isEmpty {
+                throw APIFault(.badRequest, "Resourceless suffixed group request should be specified in `same_subtree` query param: bad group(s) - "
+                               + pythonList(loose) + ".")
+            }
+            let unknown = named.filter { !suffixes.contains($0) }.sorted()
+            if !unknown.isEmpty {
+                throw APIFault(.badRequest, "Real suffixes should be specified in `same_subtree`: \(pythonList(unknown)) not found in \(pythonList(suffixes)).")
+            }
+        } else {
+            let traitOrphans = groups.filter { !$0.required.isEmpty && $0.resources.isEmpty }.map { "required" + $0.suffix }
+            if !traitOrphans.isEmpty {
+                throw APIFault(.badRequest, "All traits parameters must be associated with resources.  Found the following orphaned traits keys: "
+                               + traitOrphans.joined(separator: ", "))
+            }
+            let memberOrphans = groups.filter { $0.resources.isEmpty && (!$0.memberOf.isEmpty || !$0.forbiddenAggregates.isEmpty) }
+                .map { "member_of" + $0.suffix }
+            if !memberOrphans.isEmpty {
+                throw APIFault(.badRequest, "All member_of parameters must be associated with resources. Found the following orphaned member_of keys: "
+                               + memberOrphans.joined(separator: ", "))
+            }
+            if groups.contains(where: { $0.resources.isEmpty }) { throw APIFault(.badRequest, "All request groups must specify resources.") }
+            if groups.isEmpty { throw APIFault(.badRequest, "At least one request group (`resources` or `resources{$S}`) is required.") }
+        }
+        if version >= Microversion(1, 22) {
+            let conflicting = groups.flatMap { group in
+                conflicts(group.required, group.forbidden).map { "required\(group.suffix): (\($0.sorted().joined(separator: ", ")))" }
+            }.sorted()
+            if !conflicting.isEmpty {
+                throw APIFault(.badRequest, "Conflicting required and forbidden traits found in the following traits keys: "
+                               + conflicting.joined(separator: ", "))
+            }
+        }
+        if policy == nil, groups.filter(\.sameProvider).count > 1 {
             throw APIFault(.badRequest, "The \"group_policy\" parameter is required when specifying more than one \"resources{N}\" parameter.")
         }
-        return CandidateRequest(groups: groups.values.sorted { $0.suffix < $1.suffix }, groupPolicy: policy, limit: limit)
+        var result = CandidateRequest(groups: groups.sorted { $0.suffix < $1.suffix }, groupPolicy: policy, limit: limit,
+                                      nested: version >= Microversion(1, 29))
+        if rootRequired.count > 1 { throw APIFault(.badRequest, "Query parameter 'root_required' may be specified only once.") }
+        if let value = rootRequired.first {
+            // No any-of syntax here: one trait per entry.
+            let (required, forbidden) = try traits([value], min(version, Microversion(1, 38)), name: "root_required")
+            let names = Set(required.flatMap { $0 })
+            if !names.isDisjoint(with: forbidden) {
+                throw APIFault(.badRequest, "Conflicting required and forbidden traits found in root_required: "
+                               + names.intersection(forbidden).sorted().joined(separator: ", "))
+            }
+            result.rootRequired = names
+            result.rootForbidden = forbidden
+        }
+        result.sameSubtrees = sameSubtrees
+        return result
+    }
+
+    /// A list as Python prints it in Placement's messages: `['a', 'b']`.
+    static func pythonList(_ items: [String]) -> String {
+        "[" + items.map { "'\($0)'" }.joined(separator: ", ") + "]"
     }
 
     static func candidatesJSON(_ result: CandidateResult, request: CandidateRequest, _ version: Microversion) -> JSON {
-        let requests: [JSON] = result.allocationRequests.map { allocation in
+        let requests: [JSON] = result.allocationRequests.map { candidate in
+            let allocation = candidate.allocations
             if version >= Microversion(1, 12) {
-                return ["allocations": .object(allocation.mapValues { ["resources": .object($0.mapValues(JSON.int))] })]
+                var object: [String: JSON] = ["allocations": .object(allocation.mapValues { ["resources": .object($0.mapValues(JSON.int))] })]
+                if version >= Microversion(1, 34) { object["mappings"] = .object(candidate.mappings.mapValues { .array($0.map(JSON.string)) }) }
+                return .object(object)
             }
             return ["allocations": .array(allocation.keys.sorted().map { uuid in
                 ["resource_provider": ["uuid": .string(uuid)], "resources": .object(allocation[uuid]!.mapValues(JSON.int))]
@@ -297,6 +433,10 @@ extension PlacementAPI {
             }
             var object: [String: JSON] = ["resources": .object(resources)]
             if version >= Microversion(1, 17) { object["traits"] = .array(summary.traits.map(JSON.string)) }
+            if version >= Microversion(1, 29) {
+                object["parent_provider_uuid"] = summary.parentUUID.map(JSON.string) ?? .null
+                object["root_provider_uuid"] = .string(summary.rootUUID)
+            }
             return .object(object)
         }
         return ["allocation_requests": .array(requests), "provider_summaries": .object(summaries)]

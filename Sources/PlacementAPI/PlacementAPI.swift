@@ -15,9 +15,11 @@ public struct PlacementAPI: Sendable {
     let logger: Logger
 
     public static let minimum = Microversion(1, 0)
-    /// Every change up to 1.28 (consumer generations) is served; 1.29 (nested allocation
-    /// candidates) and later are not.
-    public static let maximum = Microversion(1, 28)
+    /// Every change up to 1.39 is served: nested allocation candidates (1.29), the reshaper
+    /// (1.30), `in_tree` (1.31), forbidden aggregates (1.32), named group suffixes (1.33),
+    /// mappings (1.34), `root_required` (1.35), `same_subtree` (1.36), re-parenting (1.37),
+    /// consumer types (1.38) and any-of traits (1.39).
+    public static let maximum = Microversion(1, 39)
 
     static let adminOrService = "rule:admin_or_service_api"
     public static let policyDefaults: [PolicyDefault] = {
@@ -67,6 +69,7 @@ public struct PlacementAPI: Sendable {
             ("placement:allocation_candidates:list", "List allocation candidates.", ["GET \(base)/allocation_candidates"]),
         ]
         rules += operations.map { PolicyDefault($0.0, adminOrService, $0.1, $0.2) }
+        rules.append(PolicyDefault("placement:reshaper:reshape", "rule:service_api", "Reshape Inventory and Allocations.", ["POST \(base)/reshaper"]))
         rules.append(PolicyDefault("placement:usages", "rule:admin_or_project_reader_or_service_api", "Show a project's (or user's) usages.",
                                    ["GET \(base)/usages"]))
         return rules

@@ -63,40 +63,78 @@ extension PlacementAPI {
         return result
     }
 
-    /// `member_of` values: `in:a,b` (or one uuid) each; several parameters from 1.24.
-    static func memberOf(_ values: [String], _ version: Microversion) throws -> [Set<String>] {
+    /// `member_of` values: one aggregate or `in:a,b` (any of them) each, several parameters from
+    /// 1.24; from 1.32 `!a` and `!in:a,b` (none of them).
+    static func memberOf(_ values: [String], _ version: Microversion, suffix: String = "") throws
+        -> (required: [Set<String>], forbidden: Set<String>) {
         if values.count > 1, version < Microversion(1, 24) {
-            throw APIFault(.badRequest, "Multiple member_of parameters are not supported until microversion 1.24.")
+            throw APIFault(.badRequest, "Multiple member_of\(suffix) parameters are not supported")
         }
-        return try values.map { value in
-            let list = value.hasPrefix("in:") ? String(value.dropFirst(3)) : value
-            let uuids = list.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            guard !uuids.isEmpty, uuids.allSatisfy({ uuidRule.test($0) }) else {
-                throw APIFault(.badRequest, "Invalid query string parameters: Expected 'member_of' parameter to contain valid UUID(s). Got: \(value)")
-            }
-            return Set(uuids.map { $0.lowercased() })
-        }
-    }
-
-    /// `required=A,!B`: required and (from 1.22) forbidden traits.
-    static func traits(_ values: [String], _ version: Microversion) throws -> (required: Set<String>, forbidden: Set<String>) {
-        var required = Set<String>(), forbidden = Set<String>()
+        var required: [Set<String>] = [], forbidden = Set<String>()
         for value in values {
-            for name in value.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
-                if name.hasPrefix("!"), version >= Microversion(1, 22) {
-                    forbidden.insert(String(name.dropFirst()))
-                } else {
-                    guard !name.isEmpty else {
-                        throw APIFault(.badRequest, "Invalid query string parameters: Expected 'required' parameter value of the form: HW_CPU_X86_VMX,CUSTOM_MAGIC. Got: \(value)")
-                    }
-                    required.insert(name)
-                }
+            if value.contains(","), !value.hasPrefix("in:"), !value.hasPrefix("!in:") {
+                throw APIFault(.badRequest, "Multiple values for 'member_of' must be prefixed with the 'in:' or '!in:' keyword using the valid microversion. Got: \(value)")
             }
-        }
-        if !required.isDisjoint(with: forbidden) {
-            throw APIFault(.badRequest, "Conflicting required and forbidden traits found in the following traits keys: \(required.intersection(forbidden).sorted().joined(separator: ", "))")
+            let negative = value.hasPrefix("!")
+            var list = negative ? String(value.dropFirst()) : value
+            if list.hasPrefix("in:") { list = String(list.dropFirst(3)) }
+            let uuids = list.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            for uuid in uuids where !uuidRule.test(uuid) {
+                throw APIFault(.badRequest, "Invalid query string parameters: Expected 'member_of' parameter to contain valid UUID(s). Got: \(uuid)")
+            }
+            if negative {
+                guard version >= Microversion(1, 32) else {
+                    throw APIFault(.badRequest, "Forbidden member_of\(suffix) parameters are not supported in the specified microversion")
+                }
+                forbidden.formUnion(uuids.map { $0.lowercased() })
+            } else {
+                required.append(Set(uuids.map { $0.lowercased() }))
+            }
         }
         return (required, forbidden)
+    }
+
+    /// `required` values: `A,!B` (forbidden traits from 1.22); from 1.39 also `in:A,B` (any of
+    /// them) and repeated parameters, before which the last one counts. Each entry of
+    /// `required` is a set of which one trait must be there.
+    static func traits(_ values: [String], _ version: Microversion, name: String = "required") throws
+        -> (required: [Set<String>], forbidden: Set<String>) {
+        let anyOf = version >= Microversion(1, 39)
+        let allowForbidden = version >= Microversion(1, 22)
+        var required: [Set<String>] = [], forbidden = Set<String>()
+        for value in anyOf ? values : Array(values.suffix(1)) {
+            if value.hasPrefix("in:") {
+                guard anyOf else {
+                    throw APIFault(.badRequest, "Invalid query string parameters: The format 'in:HW_CPU_X86_VMX,CUSTOM_MAGIC' only supported since microversion 1.39. Got: \(value)")
+                }
+                let names = Set(value.dropFirst(3).split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) })
+                if names.contains("") {
+                    throw APIFault(.badRequest, "Invalid query string parameters: Expected '\(name)' parameter value of the form: in:HW_CPU_X86_VMX,CUSTOM_MAGIC. Got an empty trait in: \(value)")
+                }
+                if names.contains(where: { $0.hasPrefix("!") }) {
+                    throw APIFault(.badRequest, "Invalid query string parameters: The format 'in:HW_CPU_X86_VMX,CUSTOM_MAGIC' does not support forbidden traits. Got: \(value)")
+                }
+                required.append(names)
+                continue
+            }
+            let names = value.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            let negative = names.filter { $0.hasPrefix("!") }.map { String($0.drop { $0 == "!" }) }
+            if names.contains("") || negative.contains("") {
+                throw APIFault(.badRequest, "Invalid query string parameters: Expected '\(name)' parameter value of the form: "
+                               + (allowForbidden ? "HW_CPU_X86_VMX,!CUSTOM_MAGIC" : "HW_CPU_X86_VMX,CUSTOM_MAGIC") + ". Got an empty trait in: \(value)")
+            }
+            if !negative.isEmpty, !allowForbidden {
+                throw APIFault(.badRequest, "Invalid query string parameters: Expected '\(name)' parameter value of the form: HW_CPU_X86_VMX,CUSTOM_MAGIC. Got: \(value)")
+            }
+            required += names.filter { !$0.hasPrefix("!") }.map { [$0] }
+            forbidden.formUnion(negative)
+        }
+        return (required, forbidden)
+    }
+
+    /// The entries of `required` that forbidden traits make impossible (every trait of the entry forbidden).
+    static func conflicts(_ required: [Set<String>], _ forbidden: Set<String>) -> [Set<String>] {
+        required.filter { $0.isSubset(of: forbidden) }
     }
 
     func registerProviders(on routes: APIRoutes) {
@@ -115,15 +153,20 @@ extension PlacementAPI {
             if let uuid = filter.uuid, !Self.uuidRule.test(uuid) {
                 throw APIFault(.badRequest, "Invalid query string parameters: '\(uuid)' is not a 'uuid'")
             }
-            filter.memberOf = try Self.memberOf(request.queryList("member_of"), version)
+            (filter.memberOf, filter.forbiddenAggregates) = try Self.memberOf(request.queryList("member_of"), version)
             if let resources = request.query("resources") {
                 filter.resources = try Self.resources(resources)
                 try await Self.run { try await service.checkClasses(Set(filter.resources.keys)) }
             }
             filter.inTree = request.query("in_tree")
             let traits = try Self.traits(request.queryList("required"), version)
+            let impossible = Self.conflicts(traits.required, traits.forbidden)
+            if !impossible.isEmpty {
+                throw APIFault(.badRequest, "Conflicting required and forbidden traits found in the following traits keys: required: ("
+                               + impossible.map { $0.sorted().joined(separator: ", ") }.joined(separator: "), (") + ")")
+            }
             if request.query("required") != nil {
-                try await Self.run { try await service.checkTraits(traits.required.union(traits.forbidden)) }
+                try await Self.run { try await service.checkTraits(traits.forbidden.union(traits.required.flatMap { $0 })) }
             }
             (filter.required, filter.forbidden) = traits
             let providers = try await Self.run { try await service.providers(filter) }
@@ -155,7 +198,8 @@ extension PlacementAPI {
             let body = try await environment.body(request, context)
             let parent: String?? = body.keys.contains("parent_provider_uuid") ? .some(body["parent_provider_uuid"]?.stringValue?.lowercased()) : .none
             let provider = try await Self.run {
-                try await service.updateProvider(try context.parameters.require("uuid"), name: body["name"]!.stringValue!, parent: parent)
+                try await service.updateProvider(try context.parameters.require("uuid"), name: body["name"]!.stringValue!, parent: parent,
+                                                 reparent: version >= Microversion(1, 37))
             }
             return respond(.ok, Self.providerJSON(provider, version))
         }
@@ -187,6 +231,12 @@ extension PlacementAPI {
                             allocationRatio: object["allocation_ratio"]?.numberValue ?? 1.0)
     }
 
+    /// A provider's whole inventory at its generation (`PUT …/inventories`, each provider of `POST /reshaper`).
+    static let inventoriesSchema = Schema.object([("resource_provider_generation", .integer()),
+                                                  ("inventories", Schema(types: [.object], keyRule: (classRule,
+                                                      .object(inventoryFields, required: ["total"]))))],
+                                                 required: ["resource_provider_generation", "inventories"])
+
     static func generation(_ body: [String: JSON]) -> Int { Int(body["resource_provider_generation"]?.numberValue ?? -1) }
 
     func registerInventories(on routes: APIRoutes) {
@@ -197,10 +247,7 @@ extension PlacementAPI {
             return Self.answer(request, ["inventories": .object(inventories.mapValues(Self.inventoryJSON)),
                                          "resource_provider_generation": .int(generation)])
         }
-        let putAll = Schema.object([("resource_provider_generation", .integer()),
-                                    ("inventories", Schema(types: [.object], keyRule: (Self.classRule,
-                                        .object(Self.inventoryFields, required: ["total"]))))],
-                                   required: ["resource_provider_generation", "inventories"])
+        let putAll = Self.inventoriesSchema
         routes.put(RouterPath(path), body: .json(putAll, style: .placement)) { request, context in
             try context.enforce("placement:resource_providers:inventories:update")
             let uuid = try context.parameters.require("uuid")

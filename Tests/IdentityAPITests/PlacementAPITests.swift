@@ -29,6 +29,8 @@ func number(_ json: JSON?) -> Int? {
         let client: any TestClientProtocol
         let admin: String
         let member: String
+        /// A user with the `service` role (the reshaper's policy).
+        let service: String
         let database: Database
         let scheduler: Scheduler
         let hosts: [String: String]  // host → hypervisor id
@@ -77,8 +79,9 @@ func number(_ json: JSON?) -> Int? {
             let scheduler = Scheduler(hosts: HostInventory(database: database, serviceDownTime: 300), options: options)
             let admin = try await adminToken(service)
             let member = try await addProjectUser(service, project: "placement-member", user: "pm").token
+            let serviceUser = try await addProjectUser(service, project: "placement-service", user: "ps", role: "service").token
             try await Application(router: router).test(.router) { client in
-                try await body(Cloud(client: client, admin: admin, member: member, database: database, scheduler: scheduler, hosts: hosts))
+                try await body(Cloud(client: client, admin: admin, member: member, service: serviceUser, database: database, scheduler: scheduler, hosts: hosts))
             }
         }
     }
@@ -87,14 +90,14 @@ func number(_ json: JSON?) -> Int? {
         try await withCloud(.sqlite) { cloud in
             let root = try await cloud.call(.get, "", version: nil, token: .some(nil))
             #expect(root.status == .ok)
-            #expect(root.json?["versions"]?.arrayValue?.first?["max_version"] == "1.28")
+            #expect(root.json?["versions"]?.arrayValue?.first?["max_version"] == "1.39")
             #expect(root.json?["versions"]?.arrayValue?.first?["min_version"] == "1.0")
             #expect(root.headers[HTTPField.Name("OpenStack-API-Version")!] == "placement 1.0")
             // What osc-placement negotiates with: 406 naming the range.
-            let tooNew = try await cloud.call(.get, "", version: "1.29", token: .some(nil))
+            let tooNew = try await cloud.call(.get, "", version: "1.40", token: .some(nil))
             #expect(tooNew.status == .notAcceptable)
-            #expect(tooNew.json?["errors"]?.arrayValue?.first?["max_version"] == "1.28")
-            #expect(try await cloud.call(.get, "/resource_providers", version: "latest").headers[HTTPField.Name("OpenStack-API-Version")!] == "placement 1.28")
+            #expect(tooNew.json?["errors"]?.arrayValue?.first?["max_version"] == "1.39")
+            #expect(try await cloud.call(.get, "/resource_providers", version: "latest").headers[HTTPField.Name("OpenStack-API-Version")!] == "placement 1.39")
             #expect(try await cloud.call(.get, "/resource_providers", version: "1.x").status == .badRequest)
             // No token: 401; a member: 403 in Placement's shape.
             #expect(try await cloud.call(.get, "/resource_providers", token: .some(nil)).status == .unauthorized)
@@ -301,8 +304,16 @@ func number(_ json: JSON?) -> Int? {
             #expect(try await cloud.call(.delete, "/resource_providers/\(childID)/traits").status == .noContent)
             #expect(try await cloud.call(.delete, "/traits/CUSTOM_FAST").status == .noContent)
 
-            // Nested providers take no part in candidates before 1.29.
-            #expect(try await cloud.call(.get, "/allocation_candidates?resources=CUSTOM_IOPS:100").json?["allocation_requests"] == [])
+            // Before 1.29 a nested provider serves a request alone, and the summaries show only it;
+            // from 1.29 they show its whole tree, with parents and roots.
+            let alone = try await cloud.call(.get, "/allocation_candidates?resources=CUSTOM_IOPS:100")
+            #expect(alone.json?["allocation_requests"]?.arrayValue?.first?["allocations"]?.objectValue?.keys.sorted() == [childID])
+            #expect(alone.json?["provider_summaries"]?.objectValue?.keys.sorted() == [childID])
+            let tree = try await cloud.call(.get, "/allocation_candidates?resources=CUSTOM_IOPS:100", version: "1.29")
+            #expect(tree.json?["provider_summaries"]?.objectValue?.keys.sorted() == [childID, parentID].sorted())
+            #expect(tree.json?["provider_summaries"]?[childID]?["parent_provider_uuid"]?.stringValue == parentID)
+            #expect(tree.json?["provider_summaries"]?[parentID]?["parent_provider_uuid"] == .null)
+            #expect(tree.json?["provider_summaries"]?[parentID]?["root_provider_uuid"]?.stringValue == parentID)
             // Rename (PUT), then release and delete.
             #expect(try await cloud.call(.put, "/resource_providers/\(childID)", #"{"name": "rack-ssd"}"#).json?["name"] == "rack-ssd")
             #expect(try await cloud.call(.delete, "/allocations/\(consumer)").status == .noContent)
