@@ -51,11 +51,17 @@ public final class Database: @unchecked Sendable {
     public static let connectionWait = TimeAmount.seconds(30)
     /// How long `transaction` retries while the database is busy before it gives up.
     public static let busyBudget = Duration.seconds(60)
+    /// This database's `busyBudget`.
+    let busyBudget: Duration
 
-    /// `connectionWait`: how long a request may wait for a pooled connection (tests that put
-    /// fifty writers on a CI host running every suite at once give it more).
-    public init(_ url: DatabaseURL, logger: Logger, connectionWait: TimeAmount = Database.connectionWait) throws {
+    /// `connectionWait`: how long a request may wait for a pooled connection; `busyBudget`: how
+    /// long a transaction retries a busy SQLite file. Tests that put fifty writers of two
+    /// "controllers" on one file, on a CI host running every suite at once, give both more:
+    /// the writers of one pool can keep the file's lock from the other's for a long while.
+    public init(_ url: DatabaseURL, logger: Logger, connectionWait: TimeAmount = Database.connectionWait,
+                busyBudget: Duration = Database.busyBudget) throws {
         self.logger = logger
+        self.busyBudget = busyBudget
         switch url {
         case .sqlite(let path):
             let directory = (path as NSString).deletingLastPathComponent
@@ -141,7 +147,7 @@ public final class Database: @unchecked Sendable {
                         throw error
                     }
                 }
-            } catch where clock.now - start < Database.busyBudget && DatabaseError.isBusy(error) {
+            } catch where clock.now - start < busyBudget && DatabaseError.isBusy(error) {
                 // Another connection holds the write lock (or PostgreSQL undid the transaction for a
                 // concurrent one): wait off the thread pool and retry.
                 attempt += 1

@@ -14,8 +14,8 @@ import Testing
     @Test(arguments: TestDatabase.allCases)
     func concurrentCreationsAllLand(backend: TestDatabase) async throws {
         let (url, drop) = try await backend.makeDatabase()
-        let first = try Database(url, logger: Logger(label: "ids-test"), connectionWait: .seconds(120))
-        let second = try Database(url, logger: Logger(label: "ids-test-2"), connectionWait: .seconds(120))
+        let first = try Database(url, logger: Logger(label: "ids-test"), connectionWait: .seconds(120), busyBudget: .seconds(300))
+        let second = try Database(url, logger: Logger(label: "ids-test-2"), connectionWait: .seconds(120), busyBudget: .seconds(300))
         try await withCleanup {
             try await Migrator().migrate(first)
             let keyPairs = [KeyPairs(database: first), KeyPairs(database: second)]

@@ -15,7 +15,7 @@ import Testing
         let (url, drop) = try await backend.makeDatabase()
         // Thirty schedulers queue on a few pooled connections, each transaction waiting for the one
         // before it (every suite shares 2 cores in CI): they may wait longer than the default 30 s.
-        let database = try Database(url, logger: Logger(label: "scheduler-test"), connectionWait: .seconds(180))
+        let database = try Database(url, logger: Logger(label: "scheduler-test"), connectionWait: .seconds(180), busyBudget: .seconds(300))
         try await withCleanup {
             try await Migrator().migrate(database)
             let store = ServiceStore(database)
@@ -74,7 +74,7 @@ import Testing
         try await withHosts(backend) { url, database, hosts, _ in
             var options = SchedulerOptions()
             options.cpuAllocationRatio = 1.0
-            let second = try Database(url, logger: Logger(label: "second-controller"), connectionWait: .seconds(180))
+            let second = try Database(url, logger: Logger(label: "second-controller"), connectionWait: .seconds(180), busyBudget: .seconds(300))
             try await withCleanup {
                 let schedulers = [Scheduler(hosts: hosts, options: options),
                                   Scheduler(hosts: HostInventory(database: second, serviceDownTime: 300), options: options)]

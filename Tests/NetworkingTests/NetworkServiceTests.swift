@@ -13,8 +13,8 @@ import Testing
     func withService(_ backend: TestDatabase, settings: NetworkingSettings = .defaults, quotas: [String: Int] = [:],
                      _ body: @Sendable ([NetworkService]) async throws -> Void) async throws {
         let (url, drop) = try await backend.makeDatabase()
-        let first = try Database(url, logger: Logger(label: "net-test"), connectionWait: .seconds(120))
-        let second = try Database(url, logger: Logger(label: "net-test-2"), connectionWait: .seconds(120))
+        let first = try Database(url, logger: Logger(label: "net-test"), connectionWait: .seconds(120), busyBudget: .seconds(300))
+        let second = try Database(url, logger: Logger(label: "net-test-2"), connectionWait: .seconds(120), busyBudget: .seconds(300))
         try await withCleanup {
             try await Migrator().migrate(first)
             let services = [first, second].map {

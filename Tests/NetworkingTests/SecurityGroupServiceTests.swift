@@ -15,8 +15,8 @@ import Testing
     func withServices(_ backend: TestDatabase = .sqlite, quotas: [String: Int] = [:],
                       _ body: @Sendable ([NetworkService]) async throws -> Void) async throws {
         let (url, drop) = try await backend.makeDatabase()
-        let first = try Database(url, logger: Logger(label: "sg-test"), connectionWait: .seconds(120))
-        let second = try Database(url, logger: Logger(label: "sg-test-2"), connectionWait: .seconds(120))
+        let first = try Database(url, logger: Logger(label: "sg-test"), connectionWait: .seconds(120), busyBudget: .seconds(300))
+        let second = try Database(url, logger: Logger(label: "sg-test-2"), connectionWait: .seconds(120), busyBudget: .seconds(300))
         try await withCleanup {
             try await Migrator().migrate(first)
             try await body([first, second].map {
