@@ -100,11 +100,12 @@ public struct Quotas: Sendable {
     }
 
     /// The instances, cores and RAM of `project`'s servers, read on `sql` (creation counts
-    /// them in the transaction that records new servers).
+    /// them in the transaction that records new servers). Soft-deleted servers count for
+    /// nothing, as in Nova: restoring one checks the quota again.
     static func instanceUsage(_ sql: any SQLDatabase, project: String) async throws -> [String: Int] {
         let row = try await sql.raw("""
             SELECT COUNT(*) AS instances, COALESCE(SUM(vcpus), 0) AS cores, COALESCE(SUM(memory_mb), 0) AS ram FROM instances
-            WHERE project_id = \(bind: project)
+            WHERE project_id = \(bind: project) AND vm_state <> 'soft-delete'
             """).first()!
         return ["instances": try row.decode(column: "instances", as: Int.self), "cores": try row.decode(column: "cores", as: Int.self),
                 "ram": try row.decode(column: "ram", as: Int.self)]

@@ -32,6 +32,10 @@ public struct ServerListQuery: Sendable {
     public var notTagsAny: [String]?
     /// Nova's `locked` filter (2.73).
     public var locked: Bool?
+    /// Nova's `deleted` filter (admins): true lists the soft-deleted servers (a deleted one's
+    /// row is gone), false the others; nil, as false unless `changes-since` is given, which
+    /// lists soft-deleted servers too.
+    public var deleted: Bool?
     /// nil: newest first.
     public var sortKey: SortKey?
     public var ascending = false
@@ -135,6 +139,11 @@ struct ServerListing {
         for (column, value) in equalities { if let value { parts.append("\(ident: column) = \(bind: value)") } }
         if let since = query.changedSince { parts.append("updated_at >= \(bind: since)") }
         if let locked = query.locked { parts.append(locked ? "locked_by IS NOT NULL" : "locked_by IS NULL") }
+        switch query.deleted ?? (query.changedSince == nil ? false : nil) {
+        case true?: parts.append("vm_state = \(bind: VMState.softDeleted.rawValue)")
+        case false?: parts.append("vm_state <> \(bind: VMState.softDeleted.rawValue)")
+        case nil: break
+        }
         return parts.joined(separator: " AND ")
     }
 
@@ -163,6 +172,7 @@ struct ServerListing {
         case .deleted: return vm([.deleted])
         case .shelved: return vm([.shelved])
         case .shelvedOffloaded: return vm([.shelvedOffloaded])
+        case .softDeleted: return vm([.softDeleted])
         case .unknown: return "vm_state NOT IN (\(binds: VMState.allCases.map(\.rawValue)))"
         }
     }

@@ -193,6 +193,9 @@ public struct Servers: Sendable {
     public let networking: NetworkService?
     /// Cinder's side of the servers' volumes (nil: a cloud without one).
     public let volumes: VolumeService?
+    /// Nova's `reclaim_instance_interval` (seconds): above 0, a deleted server that ran is
+    /// soft-deleted and kept that long before it is deleted for good.
+    public var reclaimInstanceInterval = 0
 
     public init(database: Database, images: ImageService, quotas: Quotas, defaultAvailabilityZone: String = "nova",
                 networking: NetworkService? = nil, volumes: VolumeService? = nil) {
@@ -494,6 +497,7 @@ public struct Servers: Sendable {
         "createBackup": Transition(name: "createBackup", allowed: [.active, .stopped, .paused, .suspended], action: .backup),
         "rescue": Transition(name: "rescue", allowed: [.active, .stopped, .error], action: .rescue),
         "unrescue": Transition(name: "unrescue", allowed: [.rescued], action: .unrescue),
+        "restore": Transition(name: "restore", allowed: [.softDeleted], action: .restore),
     ]
 
     /// Starts an action: checks the state, sets the task (atomically: a second action while

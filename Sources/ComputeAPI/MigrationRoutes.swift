@@ -6,7 +6,8 @@ import PetrelCore
 import PetrelHTTP
 
 /// Resizes and cold migrations (`resize`, `migrate`, `confirmResize`, `revertResize`) and the
-/// `os-migrations` listing (`openstack server migration list`); the policies of rescue too.
+/// `os-migrations` listing (`openstack server migration list`); the policies of rescue,
+/// backups and deferred delete too.
 extension ComputeAPI {
     static let managerOrAdmin = "rule:context_is_admin or (role:manager and project_id:%(project_id)s)"
 
@@ -27,6 +28,10 @@ extension ComputeAPI {
                       ["POST /compute/v2.1/servers/{server_id}/action (unrescue)"]),
         PolicyDefault("os_compute_api:os-create-backup", ownerMember, "Back a server up into an image, rotating older backups.",
                       ["POST /compute/v2.1/servers/{server_id}/action (createBackup)"]),
+        PolicyDefault("os_compute_api:os-deferred-delete:restore", ownerMember, "Restore a soft-deleted server.",
+                      ["POST /compute/v2.1/servers/{server_id}/action (restore)"]),
+        PolicyDefault("os_compute_api:os-deferred-delete:force", ownerMember, "Delete a soft-deleted (or any) server for good at once.",
+                      ["POST /compute/v2.1/servers/{server_id}/action (forceDelete)"]),
         PolicyDefault("os_compute_api:os-migrations:index", managerOrAdmin, "List migrations.", ["GET /compute/v2.1/os-migrations"]),
         PolicyDefault("os_compute_api:os-migrations:index:all_projects", "rule:context_is_admin",
                       "List the migrations of every project.", ["GET /compute/v2.1/os-migrations"]),

@@ -337,7 +337,7 @@ enum ServerActionSchemas {
             ("confirmResize", Schema()), ("revertResize", Schema()), ("migrate", migrate),
             ("rescue", Schema(types: [.object, .null], properties: [("adminPass", .string()), ("rescue_image_ref", NovaTypes.uuid)],
                               additional: .some(nil))),
-            ("unrescue", Schema()),
+            ("unrescue", Schema()), ("restore", Schema()), ("forceDelete", Schema()),
             ("createBackup", Schema.object([("name", NovaTypes.name), ("backup_type", .string()),
                                             ("rotation", Schema(types: [.integer, .string], pattern: Schema.Rule(regex: "^[0-9]+$"), minimum: 0)),
                                             ("metadata", NovaTypes.metadata)],

@@ -32,6 +32,8 @@ extension ComputeAPI {
         case "rescue": "os_compute_api:os-rescue"
         case "createBackup": "os_compute_api:os-create-backup"
         case "unrescue": "os_compute_api:os-unrescue"
+        case "restore": "os_compute_api:os-deferred-delete:restore"
+        case "forceDelete": "os_compute_api:os-deferred-delete:force"
         default: "os_compute_api:servers:action"
         }
         let (server, caller, version, who) = try await authorizedServer(request, context, id, policy)
@@ -174,6 +176,17 @@ extension ComputeAPI {
             if name == "confirmResize" {
                 return Response(status: .noContent, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
             }
+            return accepted()
+        case "restore":
+            // Counted again: the quota must have room for it (403 otherwise, as Nova).
+            let (_, host, action) = try await serverCall { try await servers.beginRestore(server, by: who) }
+            await recordAction(server.id, "restore", host: host, messageContext)
+            try await serverConductor.send(.init(instanceID: server.id, action: action), to: host, context: messageContext)
+            return accepted()
+        case "forceDelete":
+            // Any VM state, no task running (Nova's force_delete).
+            if let task = server.taskState { throw APIFault(.conflict, "Cannot 'forceDelete' instance \(server.id) while it is in task_state \(task.rawValue)") }
+            try await hardDelete(server, caller, who)
             return accepted()
         case "trigger_crash_dump":
             return try await triggerCrashDump(server, argument, version, context, who, messageContext)

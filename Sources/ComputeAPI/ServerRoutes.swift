@@ -153,6 +153,10 @@ extension ComputeAPI {
             }
             query.locked = locked
         }
+        // Admins only (Nova drops the filter for others); anything but a true word is false.
+        if who.isAdmin, let text = request.query("deleted") {
+            query.deleted = ["1", "t", "true", "on", "y", "yes"].contains(text.lowercased())
+        }
         if let since = request.query("changes-since") {
             guard let date = UTCTime.parse(since) else { throw APIFault(.badRequest, "Invalid input for query parameters changes-since.") }
             query.changedSince = Int64(date.timeIntervalSince1970 * 1000)
@@ -316,11 +320,30 @@ extension ComputeAPI {
     func deleteServer(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.parameters.require("server_id")
         let (server, caller, version, who) = try await authorizedServer(request, context, id, "os_compute_api:servers:delete")
+        // With reclaim_instance_interval, a server that ran is only powered off and kept (SOFT_DELETED).
+        if servers.reclaimInstanceInterval > 0 {
+            switch try await serverCall({ try await servers.beginSoftDelete(server, by: who) { try await hostIsUp($0) } }) {
+            case .soft(let host):
+                let messageContext = rpcContext(caller, who)
+                await recordAction(id, "delete", host: host, messageContext)
+                try await serverConductor.send(.init(instanceID: id, action: .softDelete), to: host, context: messageContext)
+                return Response(status: .noContent, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
+            case .underWay:
+                return Response(status: .noContent, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
+            case .hard:
+                break
+            }
+        }
+        try await hardDelete(server, caller, who)
+        return Response(status: .noContent, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
+    }
+
+    /// Deletes a server for good: on its host, or here when it has none or it is down.
+    func hardDelete(_ server: Server, _ caller: Caller, _ who: ServerCaller) async throws {
         let route = try await serverCall { try await servers.beginDelete(server, by: who) { try await hostIsUp($0) } }
         if case .host(let host) = route {
-            try await serverConductor.delete(id, on: host, context: rpcContext(caller, who))
+            try await serverConductor.delete(server.id, on: host, context: rpcContext(caller, who))
         }
-        return Response(status: .noContent, headers: version.headers(service: "compute", legacyHeader: "X-OpenStack-Nova-API-Version"))
     }
 
     func registerServerMetadata(on v21: APIRoutes) {

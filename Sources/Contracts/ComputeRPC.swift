@@ -244,6 +244,10 @@ public struct InstanceAction: RPCMethod {
         case unrescue
         /// A snapshot into `imageID` made as a backup (createBackup; the controller rotates).
         case backup
+        /// Power a deleted server off, keeping it restorable (`reclaim_instance_interval`).
+        case softDelete = "soft_delete"
+        /// Power a soft-deleted server on again.
+        case restore
 
         /// Nova's task state while the action runs: the controller sets it, the node's
         /// update ends it.
@@ -268,6 +272,8 @@ public struct InstanceAction: RPCMethod {
             case .rescue: return .rescuing
             case .unrescue: return .unrescuing
             case .backup: return .imageBackup
+            case .softDelete: return .softDeleting
+            case .restore: return .restoring
             }
         }
 

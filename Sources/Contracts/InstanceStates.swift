@@ -8,6 +8,9 @@ public enum VMState: String, Codable, Sendable, CaseIterable {
     case resized
     /// Booted from a rescue image, its own disk attached second.
     case rescued
+    /// Deleted while `reclaim_instance_interval` keeps deleted servers: powered off, its
+    /// resources still held, restorable until it is reclaimed (Nova's `soft-delete`).
+    case softDeleted = "soft-delete"
 }
 
 /// Nova's task states (`OS-EXT-STS:task_state`): what is being done to an instance.
@@ -23,6 +26,8 @@ public enum TaskState: String, Codable, Sendable, CaseIterable {
     case resizePrep = "resize_prep", resizeMigrating = "resize_migrating", resizeConfirming = "resize_confirming",
          resizeReverting = "resize_reverting"
     case rescuing, unrescuing
+    /// Powering a deleted server off while it waits to be reclaimed, and back on.
+    case softDeleting = "soft-deleting", restoring
 }
 
 /// Nova's power states, as `OS-EXT-STS:power_state` shows them.
@@ -46,7 +51,8 @@ public enum ServerStatus: String, Codable, Sendable {
     case build = "BUILD", active = "ACTIVE", reboot = "REBOOT", hardReboot = "HARD_REBOOT", rebuild = "REBUILD",
          shutoff = "SHUTOFF", paused = "PAUSED", suspended = "SUSPENDED", error = "ERROR", deleted = "DELETED",
          shelved = "SHELVED", shelvedOffloaded = "SHELVED_OFFLOADED", unknown = "UNKNOWN",
-         resize = "RESIZE", verifyResize = "VERIFY_RESIZE", revertResize = "REVERT_RESIZE", rescue = "RESCUE"
+         resize = "RESIZE", verifyResize = "VERIFY_RESIZE", revertResize = "REVERT_RESIZE", rescue = "RESCUE",
+         softDeleted = "SOFT_DELETED"
 
     public init(vmState: VMState?, taskState: TaskState?) {
         switch vmState {
@@ -67,6 +73,7 @@ public enum ServerStatus: String, Codable, Sendable {
             }
         case .resized: self = taskState == .resizeReverting ? .revertResize : .verifyResize
         case .rescued: self = .rescue
+        case .softDeleted: self = .softDeleted
         case .paused: self = .paused
         case .suspended: self = .suspended
         case .error: self = taskState == .rebuilding ? .rebuild : .error

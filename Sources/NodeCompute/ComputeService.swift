@@ -352,6 +352,14 @@ public final class ComputeService: Sendable {
             return try await rescue(spec)
         case .unrescue:
             return try await unrescue(spec)
+        case .softDelete:
+            // Nova's libvirt driver has no soft delete of its own: the guest is powered off
+            // and kept, disks and all, until it is restored or reclaimed.
+            try await powerOff(id)
+            return .softDeleted
+        case .restore:
+            try await startIfOff(id)
+            return .active
         }
     }
 
@@ -508,7 +516,7 @@ public final class ComputeService: Sendable {
 
     /// Reports an instance's power state when the hypervisor disagrees with the controller.
     func sync(_ spec: InstanceSpec) async {
-        guard spec.taskState == nil, ![.building, .error, .shelved, .shelvedOffloaded, .resized, .rescued].contains(spec.vmState) else { return }
+        guard spec.taskState == nil, ![.building, .error, .shelved, .shelvedOffloaded, .resized, .rescued, .softDeleted].contains(spec.vmState) else { return }
         guard let power = try? await power(of: spec.id) else { return }
         let implied = power.impliedVMState(managedSave: (try? await hypervisor.hasManagedSave(spec.id)) ?? false)
         if implied != spec.vmState {

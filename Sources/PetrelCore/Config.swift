@@ -128,6 +128,8 @@ public struct PetrelConfig: Sendable {
     public var statePath: String
     public var reportInterval: Int
     public var serviceDownTime: Int
+    /// Nova's `[DEFAULT] reclaim_instance_interval` (seconds; 0: deletes are immediate).
+    public var reclaimInstanceInterval: Int
     public var logFormat: LogFormat
     public var debug: Bool
     public var databaseConnection: DatabaseURL
@@ -270,6 +272,7 @@ public struct PetrelConfig: Sendable {
         statePath = try string("DEFAULT", "state_path")!
         reportInterval = Int(try string("DEFAULT", "report_interval")!)!
         serviceDownTime = Int(try string("DEFAULT", "service_down_time")!)!
+        reclaimInstanceInterval = Int(try string("DEFAULT", "reclaim_instance_interval")!)!
         logFormat = LogFormat(rawValue: try string("DEFAULT", "log_format")!)!
         debug = Self.boolean(try string("DEFAULT", "debug")!)!
         databaseConnection = DatabaseURL(parsing: try string("database", "connection")!)!

@@ -167,6 +167,8 @@ public enum ConfigSchema {
               help: "Root and ephemeral disk the scheduler places per GB of a host's instance storage."),
         .init("scheduler", "ram_weight_multiplier", .number(-1000...1000), default: "1.0",
               help: "Positive: new servers go to the hosts with the most free RAM (spread); negative: to the fullest (stack)."),
+        .init("DEFAULT", "reclaim_instance_interval", .integer(0...Int(Int32.max)), default: "0",
+              help: "Seconds a deleted server is kept, powered off and restorable (SOFT_DELETED), before it is deleted for good; 0 deletes at once."),
         .init("DEFAULT", "allow_resize_to_same_host", .boolean, default: "false",
               help: "Whether a resize or cold migration may stay on the server's host (Petrel moves servers within their host only for now: false refuses them)."),
         .init("libvirt", "uri", .string, default: "qemu:///system",

@@ -126,6 +126,9 @@ public struct InstanceRow: Codable, Sendable, Equatable {
     /// While a backup (createBackup) runs: JSON {"image", "type", "rotation"}, for the rotation
     /// that follows it.
     public var pendingBackup: String?
+    /// When the server was soft-deleted (Nova's `deleted_at` of a `soft-delete` instance): it
+    /// is reclaimed `reclaim_instance_interval` later unless restored.
+    public var deletedAt: Int64?
 
     public init(id: String, name: String, projectID: String, userID: String, flavorID: String, vcpus: Int, memoryMB: Int,
                 rootGB: Int, ephemeralGB: Int = 0, swap: Int = 0, imageID: String?, availabilityZone: String?, createdAt: Int64) {

@@ -785,5 +785,10 @@ public enum Schema {
                 class_name TEXT NOT NULL, resource TEXT NOT NULL, hard_limit BIGINT NOT NULL, PRIMARY KEY (class_name, resource))
             """,
         ]),
+        // Nova's deferred delete: when a server was (soft-)deleted, for its reclaim after
+        // `reclaim_instance_interval`.
+        Migration(version: 32, name: "soft-deleted instances", statements: [
+            "ALTER TABLE instances ADD COLUMN deleted_at BIGINT",
+        ]),
     ]
 }

@@ -154,8 +154,12 @@ struct Serve: AsyncParsableCommand {
             }) { host, work in
             try await volumeClient.cast(VolumeWork.self, work, topic: RPCTopology.hostTopic(VolumeTopic.name, host: host), patience: .seconds(10))
         }
-        let servers = Servers(database: database, images: images, quotas: Quotas(database: database, defaults: config.quotaDefaults),
-                              networking: networking, volumes: volumes)
+        let servers = {
+            var servers = Servers(database: database, images: images, quotas: Quotas(database: database, defaults: config.quotaDefaults),
+                                  networking: networking, volumes: volumes)
+            servers.reclaimInstanceInterval = config.reclaimInstanceInterval
+            return servers
+        }()
         let conductor = Conductor(servers: servers, scheduler: Scheduler(hosts: hosts, options: schedulerOptions),
                                   client: RPCClient(link: link, logger: logger), maxAttempts: config.scheduler.maxAttempts, logger: logger)
         // Each API under its prefix with its own error style; identity last, as its error
@@ -269,7 +273,8 @@ struct Serve: AsyncParsableCommand {
         }
         try await PetrelProgram.run(consoleServices + [api, ListenerReload(certificate: certificate, logger: logger), BackgroundTask { await reports.run() }, BackgroundTask { await neutron.run() }, BackgroundTask { await identity.service.runRefresh() },
                                      BackgroundTask(once: true) { await conductor.resumeWaitingBuilds(); await conductor.resumeWaitingResizes() },
-                                     BackgroundTask { await conductor.watchBuilds(every: .seconds(max(1, min(15, config.serviceDownTime / 2)))) }],
+                                     BackgroundTask { await conductor.watchBuilds(every: .seconds(max(1, min(15, config.serviceDownTime / 2)))) },
+                                     BackgroundTask(once: true) { await conductor.reclaimSoftDeleted(interval: config.reclaimInstanceInterval) }],
                                     logger: logger)
         await link.close()
     }

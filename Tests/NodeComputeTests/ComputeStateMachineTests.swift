@@ -415,6 +415,24 @@ final class ImagesDouble: ImageTransfer, @unchecked Sendable {
         #expect(!FileManager.default.fileExists(atPath: files.rescueDisk) && files.rescueBaseImage == nil)
     }
 
+    /// A soft delete powers the guest off and keeps its domain and disks; a restore powers
+    /// it on again. Each may be asked twice (a redelivered message).
+    @Test func softDeleteAndRestore() async throws {
+        let rig = try await Rig()
+        defer { rig.remove() }
+        let id = try await rig.built()
+        for _ in 0..<2 {
+            let update = try await rig.act(id, .softDelete)
+            #expect(update.kind == .taskDone && update.vmState == .softDeleted && update.powerState == .shutdown, "\(update)")
+            #expect(rig.hypervisor.guest(id)?.state == .shutOff && FileManager.default.fileExists(atPath: rig.files(id).disk))
+        }
+        for _ in 0..<2 {
+            let update = try await rig.act(id, .restore)
+            #expect(update.kind == .taskDone && update.vmState == .active && update.powerState == .running, "\(update)")
+            #expect(rig.hypervisor.guest(id)?.state == .running)
+        }
+    }
+
     @Test func aFailedActionReportsTheStateTheGuestIsIn() async throws {
         let rig = try await Rig()
         defer { rig.remove() }
