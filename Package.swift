@@ -116,6 +116,8 @@ let package = Package(
         // Nova's logic on the controller: flavors, key pairs, the scheduler (servers to come).
         .target(name: "Compute", dependencies: [
             "Store", "Hosts", "Placement", "Images", "Networking", "Volumes", "RPC", "Contracts", .product(name: "SQLKit", package: "sql-kit"),
+            // openssl makes x509 key pairs, as Nova's crypto module does.
+            "ProcessDriver",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),

@@ -7,8 +7,8 @@ import Store
 /// A user's key pair as Nova keeps it.
 public typealias KeyPair = KeyPairRow
 
-/// Nova's key pairs: SSH public keys per user, imported or generated (the private key of a
-/// generated pair is returned once and never stored).
+/// Nova's key pairs: SSH public keys or x509 certificates (X509KeyPairs.swift) per user,
+/// imported or generated (the private key of a generated pair is returned once and never stored).
 public struct KeyPairs: Sendable {
     public enum Failure: Error, Equatable {
         case notFound(String)
@@ -78,7 +78,7 @@ public struct KeyPairs: Sendable {
     }
 
     public func create(userID: String, name: String, type: String, publicKey: String) async throws -> KeyPairRow {
-        let fingerprint = try Self.fingerprint(ofPublicKey: publicKey)
+        let fingerprint = try Self.fingerprint(of: publicKey, type: type)
         // Ids are MAX(id)+1: two controllers creating at once may pick the same one; the loser
         // sees a duplicate row that is not its name, and tries the next id.
         for _ in 0..<10 {

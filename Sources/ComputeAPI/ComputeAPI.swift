@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import Hosts
 import Hummingbird
+import Images
 import PetrelCore
 import Logging
 import PetrelHTTP
@@ -20,6 +21,9 @@ public struct ComputeAPI: Sendable {
     let conductor: Conductor?
     /// The console proxy's URLs and tokens; without them no remote console is served.
     public var consoles: ConsoleAccess?
+    /// Glance's service, for Nova's image proxy (`/images` before 2.36, their metadata before
+    /// 2.39); the servers' own when not given. Without either the proxy is not served.
+    public var images: ImageService?
     var servers: Servers { conductor!.servers }
     /// Only used by the servers routes, which are registered when there is one.
     var serverConductor: Conductor { conductor! }
@@ -101,6 +105,7 @@ public struct ComputeAPI: Sendable {
         registerQuotaClasses(on: v21)
         registerExternalEvents(on: v21)
         registerExtensions(on: v21)
+        if let imageService = images ?? conductor?.servers.images { registerImageProxy(on: v21, images: imageService) }
         if conductor != nil {
             registerServers(on: v21)
             registerInterfaces(on: v21)

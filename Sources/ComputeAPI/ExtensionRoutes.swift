@@ -55,6 +55,7 @@ extension ComputeAPI {
         ("os-config-drive", "ConfigDrive", "Config Drive Extension."),
         ("os-console-output", "ConsoleOutput", "Console log output support, with tailing ability."),
         ("os-create-backup", "CreateBackup", "Create a backup of a server."),
+        ("os-deferred-delete", "DeferredDelete", "Instance deferred delete."),
         ("os-extended-status", "ExtendedStatus", "Extended Status support."),
         ("os-extended-volumes", "ExtendedVolumes", "Extended Volumes support."),
         ("os-instance-actions", "InstanceActions", "View a log of actions and events taken on an instance."),
@@ -85,6 +86,8 @@ extension ComputeAPI {
         var records = Self.baseExtensions
         if conductor != nil { records += Self.serverExtensions }
         if conductor != nil && consoles != nil { records += Self.consoleExtensions }
+        // The image proxy's size field (ImageProxyRoutes.swift).
+        if images != nil || conductor != nil { records.append(("OS-EXT-IMG-SIZE", "ImageSize", "Adds image size to image listings.")) }
         return records.sorted { $0.alias.unicodeScalars.lexicographicallyPrecedes($1.alias.unicodeScalars) }.map { record in
             ["alias": .string(record.alias), "description": .string(record.description), "links": [], "name": .string(record.name),
              "namespace": "http://docs.openstack.org/compute/ext/fake_xml", "updated": "2014-12-03T00:00:00Z"]

@@ -82,12 +82,17 @@ extension ComputeAPI {
             guard type == "ssh" || (type == "x509" && version >= Microversion(2, 2)) else {
                 throw APIFault(.badRequest, "Invalid input for field/attribute type. Value: \(type). It must be 'ssh' or 'x509'.")
             }
-            guard type == "ssh" else { throw APIFault(.badRequest, "x509 key pairs are not supported.") }
             var privateKey: String?
             var publicKey = fields["public_key"]?.stringValue
             if publicKey == nil {
-                let generated = try KeyPairs.generate()
-                (publicKey, privateKey) = (generated.publicKey, generated.privateKey)
+                // Generated (before 2.92): an RSA key, or (x509) a self-signed certificate with its key as PKCS#12.
+                if type == "x509" {
+                    let generated = try await KeyPairs.generateX509(userID: user)
+                    (publicKey, privateKey) = (generated.certificate, generated.privateKey)
+                } else {
+                    let generated = try KeyPairs.generate()
+                    (publicKey, privateKey) = (generated.publicKey, generated.privateKey)
+                }
             }
             let row = try await run { try await keyPairs.create(userID: user, name: name, type: type, publicKey: publicKey!) }
             var object = keyPairJSON(row, version, full: false).objectValue ?? [:]

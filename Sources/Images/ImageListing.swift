@@ -23,6 +23,14 @@ public struct ImageListQuery: Sendable {
     public var tags: [String] = []
     public var sizeMin: Int64?
     public var sizeMax: Int64?
+    /// Additional properties the image must have, with exactly these values (Glance's filter by
+    /// any other query parameter, which Nova's image proxy uses for `server` and `type`).
+    public var properties: [String: String] = [:]
+    /// Only images updated at or after this time, Unix milliseconds (Glance's `updated_at=gte:`).
+    public var updatedSince: Int64?
+    /// `min_ram` and `min_disk` equal to these (Glance's filters on its columns).
+    public var minRam: Int?
+    public var minDisk: Int?
     /// (key, descending), in order; the id (descending) breaks ties.
     public var sort: [(key: SortKey, descending: Bool)] = [(.createdAt, true)]
     public var marker: String?
@@ -96,6 +104,14 @@ struct ImageListing {
         }
         if let minimum = query.sizeMin { parts.append("COALESCE(size, -1) >= \(bind: minimum)") }
         if let maximum = query.sizeMax { parts.append("COALESCE(size, \(literal: Int64.max)) <= \(bind: maximum)") }
+        for (key, value) in query.properties.sorted(by: { $0.key < $1.key }) {
+            parts.append(backend == .postgresql
+                ? "((properties::jsonb) ->> \(bind: key)) = \(bind: value)"
+                : "EXISTS (SELECT 1 FROM json_each(images.properties) WHERE json_each.key = \(bind: key) AND json_each.value = \(bind: value))")
+        }
+        if let since = query.updatedSince { parts.append("updated_at >= \(bind: since)") }
+        if let minRam = query.minRam { parts.append("min_ram = \(bind: minRam)") }
+        if let minDisk = query.minDisk { parts.append("min_disk = \(bind: minDisk)") }
         return parts.joined(separator: " AND ")
     }
 
