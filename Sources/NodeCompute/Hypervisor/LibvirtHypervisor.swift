@@ -51,11 +51,21 @@ public final class LibvirtHypervisor: HypervisorDriver {
     }
 
     public func state(_ id: String) async throws -> GuestState? {
-        try await blocking { connection in try connection.domain(uuid: id).map { Self.state(try $0.state()) } }
+        try await blocking { connection in try Self.unlessGone { try connection.domain(uuid: id).map { Self.state(try $0.state()) } } }
     }
 
     public func definition(_ id: String) async throws -> String? {
-        try await blocking { connection in try connection.domain(uuid: id)?.xml(inactive: true) }
+        try await blocking { connection in try Self.unlessGone { try connection.domain(uuid: id)?.xml(inactive: true) } }
+    }
+
+    /// A domain undefined between its lookup and the call on it (another node, a test or an
+    /// operator on the same libvirtd) reads as no domain, as one gone before the lookup does.
+    static func unlessGone<T>(_ body: () throws -> T?) throws -> T? {
+        do {
+            return try body()
+        } catch let error as LibvirtError where error.isNoDomain {
+            return nil
+        }
     }
 
     public func define(_ definition: DomainDefinition) async throws {
@@ -64,7 +74,7 @@ public final class LibvirtHypervisor: HypervisorDriver {
     }
 
     public func liveDefinition(_ id: String) async throws -> String? {
-        try await blocking { connection in try connection.domain(uuid: id)?.xml() }
+        try await blocking { connection in try Self.unlessGone { try connection.domain(uuid: id)?.xml() } }
     }
 
     public func attach(_ id: String, device: Device, live: Bool, config: Bool) async throws {
