@@ -38,7 +38,7 @@ import Volumes
             let defaults = KeystonePolicy.defaults + ComputeAPI.policyDefaults
             let identity = KeystoneAPI(service: service, policy: try Policy(defaults: defaults), publicURL: "http://controller:5000", logger: logger)
             let router = Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
-            let hosts = HostInventory(database: database, serviceDownTime: 60)
+            let hosts = HostInventory(database: database, serviceDownTime: 3600)
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-console-\(UUID().uuidString)").path
             defer { try? FileManager.default.removeItem(atPath: directory) }
             let images = try ImageService(database: database, directory: directory, sizeCap: 1 << 20)

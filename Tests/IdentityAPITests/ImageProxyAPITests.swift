@@ -43,7 +43,7 @@ import Testing
                 let identity = KeystoneAPI(service: service, policy: policy, publicURL: "http://controller:5000", logger: logger)
                 let router = Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
                 let images = try ImageService(database: database, directory: directory, sizeCap: 1 << 20)
-                var compute = ComputeAPI(environment: identity.environment, hosts: HostInventory(database: database, serviceDownTime: 60),
+                var compute = ComputeAPI(environment: identity.environment, hosts: HostInventory(database: database, serviceDownTime: 3600),
                                          logger: logger)
                 compute.images = images
                 compute.register(on: router)

@@ -33,7 +33,7 @@ import Testing
             let defaults = KeystonePolicy.defaults + ComputeAPI.policyDefaults + NetworkAPI.policyDefaults
             let identity = KeystoneAPI(service: service, policy: try Policy(defaults: defaults), publicURL: "http://controller:5000",
                                        logger: Logger(label: "neutron-test"))
-            let hosts = HostInventory(database: database, serviceDownTime: 60)
+            let hosts = HostInventory(database: database, serviceDownTime: 3600)
             let networking = NetworkService(database: database, settings: .defaults,
                                             quotaDefaults: ["network": 100, "subnet": 100, "port": 500], hosts: hosts)
             let router = Hummingbird.Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)

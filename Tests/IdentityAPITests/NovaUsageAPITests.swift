@@ -39,7 +39,7 @@ import Testing
             let defaults = KeystonePolicy.defaults + ComputeAPI.policyDefaults
             let identity = KeystoneAPI(service: service, policy: try Policy(defaults: defaults), publicURL: "http://controller:5000", logger: logger)
             let router = Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
-            let hosts = HostInventory(database: database, serviceDownTime: 60)
+            let hosts = HostInventory(database: database, serviceDownTime: 3600)
             ComputeAPI(environment: identity.environment, hosts: hosts, logger: logger).register(on: router)
             identity.register(on: router)
             let store = ServiceStore(database)

@@ -36,7 +36,7 @@ import Volumes
             let identity = KeystoneAPI(service: service, policy: try Policy(defaults: KeystonePolicy.defaults), publicURL: "http://controller:5000",
                                        logger: logger)
             let router = Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
-            let hosts = HostInventory(database: database, serviceDownTime: 60)
+            let hosts = HostInventory(database: database, serviceDownTime: 3600)
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("petrel-routes-\(UUID().uuidString)").path
             defer { try? FileManager.default.removeItem(atPath: directory) }
             let images = try ImageService(database: database, directory: directory, sizeCap: 1 << 20)

@@ -32,7 +32,7 @@ import Testing
             let identity = KeystoneAPI(service: service, policy: try Policy(defaults: KeystonePolicy.defaults + ComputeAPI.policyDefaults),
                                        publicURL: "http://controller:5000", logger: logger)
             let router = Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
-            ComputeAPI(environment: identity.environment, hosts: HostInventory(database: database, serviceDownTime: 60), logger: logger)
+            ComputeAPI(environment: identity.environment, hosts: HostInventory(database: database, serviceDownTime: 3600), logger: logger)
                 .register(on: router)
             identity.register(on: router)
             let (_, member) = try await addProjectUser(service, project: "demo", user: "alice")

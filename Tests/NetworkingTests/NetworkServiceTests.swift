@@ -18,7 +18,7 @@ import Testing
         try await withCleanup {
             try await Migrator().migrate(first)
             let services = [first, second].map {
-                NetworkService(database: $0, settings: settings, quotaDefaults: quotas, hosts: HostInventory(database: $0, serviceDownTime: 60))
+                NetworkService(database: $0, settings: settings, quotaDefaults: quotas, hosts: HostInventory(database: $0, serviceDownTime: 3600))
             }
             try await body(services)
         } cleanup: {

@@ -20,7 +20,7 @@ import Testing
         try await withCleanup {
             try await Migrator().migrate(first)
             try await body([first, second].map {
-                NetworkService(database: $0, settings: .defaults, quotaDefaults: quotas, hosts: HostInventory(database: $0, serviceDownTime: 60))
+                NetworkService(database: $0, settings: .defaults, quotaDefaults: quotas, hosts: HostInventory(database: $0, serviceDownTime: 3600))
             })
         } cleanup: {
             await first.shutdown()
