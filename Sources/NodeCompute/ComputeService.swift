@@ -248,11 +248,14 @@ public final class ComputeService: Sendable {
             return
         }
         do {
+            let started = ContinuousClock.now
             let vmState = try await run(request, spec)
+            let took = ContinuousClock.now - started
             // Done is done: a power state the hypervisor cannot tell now does not undo the action.
             await report(spec.id, .taskDone, vmState: vmState, power: (try? await power(of: spec.id)) ?? .noState, endsTask: task,
                          context: context)
-            log.info("action done", metadata: ["action": "\(request.action.rawValue)", "vm_state": "\(vmState.rawValue)"])
+            log.info("action done", metadata: ["action": "\(request.action.rawValue)", "vm_state": "\(vmState.rawValue)",
+                                               "took_ms": "\(Self.milliseconds(took))"])
         } catch {
             log.error("action failed", metadata: ["action": "\(request.action.rawValue)", "error": "\(error)"])
             if [.snapshot, .backup, .shelve].contains(request.action), let imageID = request.imageID ?? spec.shelvedImageID, let cloud {
