@@ -30,7 +30,8 @@ cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   for name in $(virsh -q list --all --name 2>/dev/null | grep '^petrel-'); do
-    virsh dumpxml "$name" 2>/dev/null | grep -q "$work" && { virsh destroy "$name" >/dev/null 2>&1; virsh undefine --managed-save "$name" >/dev/null 2>&1; }
+    # (Not `| grep -q`: with pipefail, virsh killed by SIGPIPE would make a match a miss.)
+    [[ "$(virsh dumpxml "$name" 2>/dev/null)" == *"$work"* ]] && { virsh destroy "$name" >/dev/null 2>&1; virsh undefine --managed-save "$name" >/dev/null 2>&1; }
   done
   rabbitmqctl -q delete_vhost "$vhost" >/dev/null 2>&1 || true
   [ -n "${KEEP:-}" ] && echo "kept $work" >&2 || rm -rf "$work"
