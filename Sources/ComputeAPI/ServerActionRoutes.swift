@@ -158,7 +158,8 @@ extension ComputeAPI {
         case "rescue":
             let options = argument.objectValue ?? [:]
             let (_, host, action) = try await serverCall {
-                try await servers.beginRescue(server.id, imageRef: options["rescue_image_ref"]?.stringValue, by: who)
+                try await servers.beginRescue(server.id, imageRef: options["rescue_image_ref"]?.stringValue,
+                                              allowVolumeBacked: version >= Microversion(2, 87), by: who)
             }
             await recordAction(server.id, "rescue", host: host, messageContext)
             try await serverConductor.send(.init(instanceID: server.id, action: action), to: host, context: messageContext)

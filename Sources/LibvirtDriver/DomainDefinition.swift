@@ -143,6 +143,8 @@ public struct Disk: Sendable, Equatable {
     /// For a network source: the CHAP user and the libvirt secret (by its usage name) holding
     /// the password, which libvirt hands to QEMU's initiator.
     public var auth: Auth?
+    /// The firmware's boot order (`<boot order='N'/>`); a domain with one has no `<os><boot dev>`.
+    public var bootOrder: Int?
 
     public struct Auth: Sendable, Equatable {
         public var username: String
@@ -177,6 +179,7 @@ public struct Disk: Sendable, Equatable {
         var children = [XMLNode("driver", ["name": "qemu", "type": format]), source, XMLNode("target", ["dev": target, "bus": bus])]
         if readOnly { children.append(XMLNode("readonly")) }
         if let serial { children.append(XMLNode("serial", text: serial)) }
+        if let bootOrder { children.append(XMLNode("boot", ["order": String(bootOrder)])) }
         return XMLNode("disk", ["type": type, "device": device], children)
     }
 }

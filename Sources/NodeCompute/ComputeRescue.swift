@@ -2,12 +2,19 @@ import Contracts
 import Foundation
 
 /// Rescue: the guest is powered off and booted again from a fresh disk of the rescue image,
-/// its own root disk attached second; unrescue boots it from its own disks and drops the
-/// rescue disk. Both can run again after a crash: the rescue disk is made anew each time.
+/// its own root disk attached second (legacy), or every disk of its own kept and the rescue
+/// disk last, booted first (stable rescue, asked by the image); unrescue boots it from its
+/// own disks and drops the rescue disk. Both can run again after a crash: the rescue disk is made anew each time.
 extension ComputeService {
     func rescue(_ spec: InstanceSpec) async throws -> VMState {
         guard let image = spec.rescueImage else {
             throw Refused(description: "the controller gave no rescue image for instance \(spec.id)", retryable: false)
+        }
+        // A device or bus this node cannot attach is refused before anything changes.
+        let stable: InstanceDomain.StableRescue?
+        do { stable = try InstanceDomain.stableRescue(image) } catch { throw Refused(description: "\(error)", retryable: false) }
+        if spec.rootVolume != nil && stable == nil {
+            throw Refused(description: "instance \(spec.id) is volume-backed: only a stable rescue can rescue it", retryable: false)
         }
         let id = spec.id, files = files(id)
         try await powerOffDroppingSave(id)

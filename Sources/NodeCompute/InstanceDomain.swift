@@ -27,11 +27,46 @@ public struct InstanceDomain: Sendable {
         self.init(domainType: info.domainType, cpuMode: cpuMode, vncListen: vncListen, emulator: info.emulator)
     }
 
-    /// `rescue`: the domain of the rescued instance: it boots from the rescue disk, its own root
-    /// disk second (and its config drive), without its ephemeral, swap or volume disks (as Nova's
-    /// libvirt driver rescues).
+    /// Nova's stable rescue (2.87), which a rescue image asks for with `hw_rescue_device` or
+    /// `hw_rescue_bus`: the instance keeps every disk where it is and the rescue disk comes
+    /// last, of that device type on that bus, first in the boot order.
+    public struct StableRescue: Sendable, Equatable {
+        /// `disk` or `cdrom`.
+        public var device: String
+        public var bus: String
+    }
+
+    /// A rescue image's device or bus this node cannot attach (Nova's UnsupportedRescueDevice/Bus).
+    public struct UnsupportedRescue: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// The stable rescue `image` asks for, nil for Nova's legacy rescue. The device defaults to a
+    /// disk; the bus to the image's `hw_disk_bus` (virtio) for a disk, `hw_cdrom_bus` (ide) for a cdrom.
+    public static func stableRescue(_ image: InstanceSpec.Image?) throws -> StableRescue? {
+        let properties = image?.properties ?? [:]
+        guard properties["hw_rescue_device"] != nil || properties["hw_rescue_bus"] != nil else { return nil }
+        let device = properties["hw_rescue_device"] ?? "disk"
+        // (Nova also knows floppy and lun; a QEMU guest here gets disks and cdroms.)
+        guard ["disk", "cdrom"].contains(device) else {
+            throw UnsupportedRescue(description: "Requested rescue device '\(device)' is not supported")
+        }
+        let bus = properties["hw_rescue_bus"] ?? (device == "cdrom" ? properties["hw_cdrom_bus"] ?? "ide" : properties["hw_disk_bus"] ?? "virtio")
+        guard ["virtio", "scsi", "ide", "usb", "sata"].contains(bus), !(device == "cdrom" && bus == "virtio") else {
+            throw UnsupportedRescue(description: "Requested rescue bus '\(bus)' is not supported by the qemu virt driver")
+        }
+        return StableRescue(device: device, bus: bus)
+    }
+
+    /// `rescue`: the domain of the rescued instance. Legacy rescue (Nova's libvirt driver
+    /// before 2.87, and whenever the rescue image asks for nothing): it boots from the rescue
+    /// disk, its own root disk second (and its config drive), without its ephemeral, swap or
+    /// volume disks. Stable rescue (`stableRescue`): every disk as it is, the rescue disk last
+    /// and booted first.
     public func definition(_ spec: InstanceSpec, files: InstanceFiles, host: String, serialPort: Int? = nil,
                            rescue: Bool = false) -> DomainDefinition {
+        let stable = rescue ? (try? Self.stableRescue(spec.rescueImage)) ?? nil : nil
+        let legacyRescue = rescue && stable == nil
         let properties = spec.image?.properties ?? [:]
         let bus = properties["hw_disk_bus"].map { ["virtio", "scsi", "ide", "sata"].contains($0) ? $0 : "virtio" } ?? "virtio"
         let prefix = bus == "virtio" ? "vd" : "sd"
@@ -42,7 +77,7 @@ public struct InstanceDomain: Sendable {
         var devices: [Device] = []
         let realGuest = domainType != "test"
         if realGuest, let emulator { devices.append(.emulator(emulator)) }
-        if rescue {
+        if legacyRescue {
             devices.append(disk(files.rescueDisk, "qcow2"))
             devices.append(disk(files.disk, "qcow2"))
         } else if let root = spec.rootVolume {
@@ -52,13 +87,26 @@ public struct InstanceDomain: Sendable {
         } else {
             devices.append(disk(files.disk, "qcow2"))
         }
-        if spec.flavor.ephemeralGB > 0 && !rescue { devices.append(disk(files.ephemeral, "qcow2")) }
-        if spec.flavor.swapMB > 0 && !rescue { devices.append(disk(files.swap, "raw")) }
+        if spec.flavor.ephemeralGB > 0 && !legacyRescue { devices.append(disk(files.ephemeral, "qcow2")) }
+        if spec.flavor.swapMB > 0 && !legacyRescue { devices.append(disk(files.swap, "raw")) }
         // The config drive last, read-only, on the disks' bus (a disk rather than Nova's IDE
         // cdrom: guests find it by its label either way, and need no ATA driver).
         if spec.configDrive != nil { devices.append(disk(files.configDrive, "raw", readOnly: true)) }
         // The attached volumes, each where it was first plugged.
-        if !rescue { devices += (spec.volumes ?? []).filter { $0.device != nil && $0 != spec.rootVolume }.map(Self.volume) }
+        if !legacyRescue { devices += (spec.volumes ?? []).filter { $0.device != nil && $0 != spec.rootVolume }.map(Self.volume) }
+        var bootDevices = ["hd"]
+        if let stable {
+            // The next free name of the bus's kind, after every disk the instance has.
+            let used = Set(devices.compactMap { device -> String? in if case .disk(let disk) = device { disk.target } else { nil } })
+            let kind = stable.bus == "virtio" ? "vd" : stable.bus == "ide" ? "hd" : "sd"
+            let target = "abcdefghijklmnopqrstuvwxyz".map { kind + String($0) }.first { !used.contains($0) } ?? kind + "z"
+            var rescueDisk = Disk(source: .file(files.rescueDisk), device: stable.device, format: "qcow2", target: target, bus: stable.bus,
+                                  readOnly: stable.device == "cdrom")
+            rescueDisk.bootOrder = 1
+            devices.append(.disk(rescueDisk))
+            // Per-device boot order replaces the domain's boot devices (libvirt takes one or the other).
+            bootDevices = []
+        }
         // One virtio NIC per port, its tap named as Neutron's agents expect, on the network's bridge.
         devices += spec.nics.map(Self.interface)
         if realGuest {
@@ -85,7 +133,7 @@ public struct InstanceDomain: Sendable {
             type: domainType, name: DomainNaming.name(spec.id), uuid: spec.id, title: spec.name, metadata: [petrel],
             memoryMiB: spec.flavor.memoryMB, vcpus: spec.flavor.vcpus,
             smbiosSystem: [("manufacturer", "Petrel"), ("product", "OpenStack Compute"), ("uuid", spec.id)],
-            os: .init(arch: "x86_64", bootDevices: ["hd"], smbiosFromSysinfo: realGuest), cpuMode: cpu, devices: devices)
+            os: .init(arch: "x86_64", bootDevices: bootDevices, smbiosFromSysinfo: realGuest), cpuMode: cpu, devices: devices)
     }
 
     /// The guest's NIC of a port: virtio, its tap named as Neutron's agents expect, on the

@@ -415,6 +415,44 @@ final class ImagesDouble: ImageTransfer, @unchecked Sendable {
         #expect(!FileManager.default.fileExists(atPath: files.rescueDisk) && files.rescueBaseImage == nil)
     }
 
+    /// Stable rescue (the rescue image has hw_rescue_device/hw_rescue_bus): every disk stays
+    /// where it was and the rescue disk comes last, of the asked device and bus, first in the
+    /// boot order; a device this node cannot attach is refused with the guest as it was.
+    @Test func stableRescueKeepsEveryDiskAndBootsTheRescueDisk() async throws {
+        let rig = try await Rig()
+        defer { rig.remove() }
+        let id = try await rig.built()
+        func disks() -> [(String, String, String, Int?)] {
+            (rig.hypervisor.guest(id)?.definition.devices ?? []).compactMap { device in
+                guard case .disk(let disk) = device, case .file(let path) = disk.source else { return nil }
+                return ((path as NSString).lastPathComponent, disk.target, disk.device, disk.bootOrder)
+            }
+        }
+        var spec = try #require(try await rig.controller.instances(on: "h", ids: [id]).first)
+        spec.rescueImage = .init(id: "rescue-2", diskFormat: "qcow2", checksum: nil, size: nil, properties: ["hw_rescue_device": "floppy"])
+        rig.controller.place(spec)
+        let refused = try await rig.act(id, .rescue)
+        #expect(refused.kind == .taskFailed && refused.vmState == .active && rig.hypervisor.guest(id)?.state == .running, "\(refused)")
+        #expect(disks().map(\.0) == ["disk", "disk.eph0", "disk.swap"])
+        spec.rescueImage?.properties = ["hw_rescue_device": "disk", "hw_rescue_bus": "virtio"]
+        rig.controller.place(spec)
+        let update = try await rig.act(id, .rescue)
+        #expect(update.kind == .taskDone && update.vmState == .rescued, "\(update)")
+        #expect(disks().map { "\($0.0) \($0.1) \($0.2) \($0.3.map(String.init) ?? "-")" }
+                    == ["disk vda disk -", "disk.eph0 vdb disk -", "disk.swap vdc disk -", "disk.rescue vdd disk 1"], "\(disks())")
+        #expect(rig.hypervisor.guest(id)?.definition.os.bootDevices == [] && rig.hypervisor.guest(id)?.state == .running)
+        let xml = try #require(rig.hypervisor.guest(id)?.definition.xml)
+        #expect(xml.contains("<boot order=\"1\"/>") || xml.contains("<boot order='1'/>"), "\(xml)")
+        // A cdrom on the IDE bus (the default for a cdrom) is named as IDE disks are.
+        spec.rescueImage?.properties = ["hw_rescue_device": "cdrom"]
+        rig.controller.place(spec)
+        #expect(try await rig.act(id, .rescue).kind == .taskDone)
+        #expect(disks().last.map { "\($0.0) \($0.1) \($0.2)" } == "disk.rescue hda cdrom", "\(disks())")
+        let back = try await rig.act(id, .unrescue)
+        #expect(back.kind == .taskDone && back.vmState == .active)
+        #expect(disks().map(\.0) == ["disk", "disk.eph0", "disk.swap"] && rig.hypervisor.guest(id)?.definition.os.bootDevices == ["hd"])
+    }
+
     /// A soft delete powers the guest off and keeps its domain and disks; a restore powers
     /// it on again. Each may be asked twice (a redelivered message).
     @Test func softDeleteAndRestore() async throws {

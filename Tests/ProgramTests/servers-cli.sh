@@ -7,7 +7,8 @@
 #   shelve               shelve to SHELVED_OFFLOADED and unshelve, with the disk kept in an image
 #   details              description, tags, hostname, access addresses, lock; keys against Nova's samples
 #   resize               resize with revert and confirm, a stopped server's disk kept, a cold migration
-#   rescue               backups with rotation; rescue from an image with the server's disk attached second, unrescue
+#   rescue               backups with rotation; rescue from an image with the server's disk attached second, unrescue;
+#                        stable rescue (the image asks: the server's disk stays first, the rescue disk last, booted)
 #   interrupt-start A    a server, then action A (resize, rescue, shelve) without waiting; prints its id
 #   interrupt-finish ID A after a kill -9 of the node during A: a stable state, undone or deleted, no leftovers
 #   build-start          creates a server without waiting; prints its id
@@ -517,9 +518,26 @@ rescue)
   os server event list "$id" -f value -c Action > "$work/actions" || fail "server event list"
   [ "$(sed -n 1,2p "$work/actions" | tr '\n' ' ')" = "unrescue rescue " ] || fail "server event list: $(tr '\n' ' ' < "$work/actions")"
   ok "server unrescue → ACTIVE on its own disk; the rescue disk is gone"
+  # Stable rescue (2.87): an image with hw_rescue_device/hw_rescue_bus keeps the server's disk
+  # where it is and adds the rescue disk last, booted first.
+  os image create --file "$GUEST" --disk-format qcow2 --property hw_rescue_device=disk --property hw_rescue_bus=virtio \
+    "stable-rescue-$TAG" -f value -c id > "$work/stable" || fail "image create (stable rescue)"
+  os server rescue --image "$(cat "$work/stable")" "$id" || fail "server rescue (stable)"
+  expect "$id" RESCUE running "server rescue with a stable-rescue image"
+  [ "$(disks)" = "vda=$INSTANCES/$id/disk vdb=$INSTANCES/$id/disk.rescue " ] || fail "a stably rescued domain's disks: $(disks)"
+  virsh -q dumpxml "$(domain "$id")" | grep -q "<boot order='1'/>" || fail "the rescue disk is not first in the boot order"
+  for ((i = 0; i < 240; i++)); do
+    os console log show "$id" > "$work/console" && grep -q PETREL-GUEST-READY "$work/console" && break
+    sleep 0.5
+  done
+  grep -q "PETREL-GUEST-DISKS=vda vdb " "$work/console" || fail "the stably rescued guest does not see two disks: $(grep PETREL-GUEST "$work/console")"
+  os server unrescue "$id" || fail "server unrescue (stable)"
+  expect "$id" ACTIVE running "server unrescue after a stable rescue"
+  [ "$(disks)" = "vda=$INSTANCES/$id/disk " ] || fail "an unrescued domain's disks: $(disks)"
+  ok "stable rescue: the server's disk stays vda, the rescue disk is vdb and boots; unrescue restores"
   os server delete --wait "$id" || fail "server delete"
   no_leftovers "$id"
-  os image delete "backup-$TAG-2" "backup-$TAG-3" || fail "image delete (backups)"
+  os image delete "backup-$TAG-2" "backup-$TAG-3" "stable-rescue-$TAG" || fail "image delete (backups)"
   echo "phase rescue passed"
   ;;
 interrupt-start)
