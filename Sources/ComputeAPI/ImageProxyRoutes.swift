@@ -121,21 +121,6 @@ extension ComputeAPI {
         }
     }
 
-    /// Python's `urlencode` of one value (`quote_plus`).
-    static func quotePlus(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "~"):
-                out.append(Character(Unicode.Scalar(byte)))
-            case UInt8(ascii: " "): out.append("+")
-            default: out += String(format: "%%%02X", byte)
-            }
-        }
-        return out
-    }
-
     /// Nova's `next` link: the request's parameters in the order of their names (of a name
     /// given twice, the last in that order), `marker` set to the last image's id (in its place
     /// when given, else last), encoded as Python's `urlencode`.
@@ -145,7 +130,7 @@ extension ComputeAPI {
             if let index = parameters.firstIndex(where: { $0.name == name }) { parameters[index].value = value } else { parameters.append((name, value)) }
         }
         if let index = parameters.firstIndex(where: { $0.name == "marker" }) { parameters[index].value = marker } else { parameters.append(("marker", marker)) }
-        let query = parameters.map { Self.quotePlus($0.name) + "=" + Self.quotePlus($0.value) }.joined(separator: "&")
+        let query = parameters.map { NovaTimes.quotePlus($0.name) + "=" + NovaTimes.quotePlus($0.value) }.joined(separator: "&")
         return [["rel": "next", "href": .string(base + "/v2.1/" + collection + "?" + query)]]
     }
 

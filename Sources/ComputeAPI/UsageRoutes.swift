@@ -4,6 +4,7 @@ import Hosts
 import Hummingbird
 import PetrelCore
 import PetrelHTTP
+import Synchronization
 
 /// `os-simple-tenant-usage` (what each project's servers used in a period) and
 /// `os-instance_usage_audit_log` (the instance usage audit task's log).
@@ -185,7 +186,17 @@ enum NovaTimes {
         }
     }
 
-    static func nowMicroseconds() -> Int64 { Int64((Date().timeIntervalSince1970 * 1_000_000).rounded()) }
+    /// Now, in microseconds, and later than any earlier answer: a usage request without `start`
+    /// and `end` reads now twice, as Nova's `utcnow()` calls, and must get a start before its end
+    /// even when the clock has not moved between the two reads.
+    static func nowMicroseconds() -> Int64 {
+        let clock = Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
+        return lastNow.withLock { last in
+            last = max(clock, last + 1)
+            return last
+        }
+    }
+    private static let lastNow = Mutex<Int64>(0)
 
     /// The first format that takes `text` (as Python's strptime: 1- or 2-digit fields, a real
     /// date, 0-23 h, 0-59 min and s), in microseconds since 1970.
